@@ -1,0 +1,83 @@
+# ngx_eas — build, test and demo.  See README.md.
+
+NGINX_SRC    ?= /usr/share/nginx/src
+PYTHON       ?= /usr/bin/python3
+CC           ?= cc
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 300
+SMOKE_SECONDS ?= 15
+PYTEST_ARGS  ?=
+
+MODULE      = build/ngx_http_eas_module.so
+PROTO_SRCS  = $(wildcard ngx_eas_module/proto/*.c)
+PROTO_HDRS  = $(wildcard ngx_eas_module/proto/*.h)
+GLUE_FILES  = $(wildcard ngx_eas_module/*.c ngx_eas_module/*.h)
+UNIT_TESTS  = $(patsubst tests/unit/%.c,build/%,$(wildcard tests/unit/test_*.c))
+FUZZERS     = $(patsubst tests/fuzz/fuzz_%.c,build/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+
+SANITIZE    = -fsanitize=address,undefined -fno-sanitize-recover=all
+UNIT_CFLAGS = -std=c99 -Wall -Wextra -Werror -g -O1 $(SANITIZE) \
+              -I ngx_eas_module/proto
+
+.PHONY: all deps test unit integration fuzz fuzz-smoke lint demo demo-stop \
+        clean
+
+all: $(MODULE)
+
+$(MODULE): config $(PROTO_SRCS) $(PROTO_HDRS) $(GLUE_FILES) \
+           tools/build-module.sh
+	tools/build-module.sh "$(NGINX_SRC)"
+
+deps:
+	tools/install-deps.sh
+
+# the one command: everything a change must pass
+test: deps
+	$(MAKE) all
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) fuzz-smoke
+	$(MAKE) integration
+
+build/test_%: tests/unit/test_%.c $(PROTO_SRCS) $(PROTO_HDRS)
+	@mkdir -p build
+	$(CC) $(UNIT_CFLAGS) $< $(PROTO_SRCS) -o $@
+
+unit: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do echo "== $$t"; $$t || exit 1; done
+
+build/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRCS) $(PROTO_HDRS)
+	@mkdir -p build
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -I ngx_eas_module/proto $< $(PROTO_SRCS) -o $@
+
+# replays the seed corpus, then explores for a bounded time; new inputs
+# go to build/, never into the committed seeds
+fuzz-smoke: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	    name=$${f#build/fuzz_eas_}; \
+	    mkdir -p build/corpus/$$name; \
+	    echo "== $$f ($(SMOKE_SECONDS) s)"; \
+	    $$f -max_total_time=$(SMOKE_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=build/ \
+	        -dict=tests/fuzz/$$name.dict \
+	        build/corpus/$$name tests/fuzz/corpus/$$name || exit 1; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-smoke SMOKE_SECONDS=$(FUZZ_SECONDS)
+
+integration: $(MODULE)
+	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+lint:
+	tools/lint.sh
+
+demo: deps $(MODULE)
+	tools/demo.sh start
+
+demo-stop:
+	tools/demo.sh stop
+
+clean:
+	rm -rf build

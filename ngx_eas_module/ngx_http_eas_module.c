@@ -1,0 +1,280 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+typedef struct {
+    ngx_str_t    name;
+    ngx_uint_t   mask;
+} ngx_http_eas_method_t;
+
+
+static ngx_int_t ngx_http_eas_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
+static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_eas_methods(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_eas_allow_header(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *elcf);
+
+
+/* the methods nginx itself recognises, in the order "Allow" lists them */
+static ngx_http_eas_method_t  ngx_http_eas_methods_table[] = {
+    { ngx_string("OPTIONS"), NGX_HTTP_OPTIONS },
+    { ngx_string("POST"), NGX_HTTP_POST },
+    { ngx_string("GET"), NGX_HTTP_GET },
+    { ngx_string("HEAD"), NGX_HTTP_HEAD },
+    { ngx_string("PUT"), NGX_HTTP_PUT },
+    { ngx_string("DELETE"), NGX_HTTP_DELETE },
+    { ngx_string("PATCH"), NGX_HTTP_PATCH },
+    { ngx_string("MKCOL"), NGX_HTTP_MKCOL },
+    { ngx_string("COPY"), NGX_HTTP_COPY },
+    { ngx_string("MOVE"), NGX_HTTP_MOVE },
+    { ngx_string("PROPFIND"), NGX_HTTP_PROPFIND },
+    { ngx_string("PROPPATCH"), NGX_HTTP_PROPPATCH },
+    { ngx_string("LOCK"), NGX_HTTP_LOCK },
+    { ngx_string("UNLOCK"), NGX_HTTP_UNLOCK },
+    { ngx_string("TRACE"), NGX_HTTP_TRACE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_eas_commands[] = {
+
+    { ngx_string("eas"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eas_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("eas_methods"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_methods,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_eas_module_ctx = {
+    ngx_http_eas_preconfiguration,         /* preconfiguration */
+    ngx_http_eas_init,                     /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_eas_create_loc_conf,          /* create location configuration */
+    ngx_http_eas_merge_loc_conf            /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_eas_module = {
+    NGX_MODULE_V1,
+    &ngx_http_eas_module_ctx,              /* module context */
+    ngx_http_eas_commands,                 /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_eas_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_eas_variables_add(cf);
+}
+
+
+/*
+ * Parsing joins the location's rewrite phase.  Handlers of a phase run
+ * last-registered first, and this module registers after the rewrite
+ * module, so the request is parsed before the location's own "if",
+ * "set" and "return" run: those can use $eas_* variables, and a
+ * malformed request is refused before anything else looks at it.
+ */
+
+static ngx_int_t
+ngx_http_eas_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_eas_parse_handler;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_eas_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->allow = { 0, NULL };
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->methods = NGX_CONF_UNSET_UINT;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_eas_loc_conf_t *prev = parent;
+    ngx_http_eas_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    if (conf->methods == NGX_CONF_UNSET_UINT) {
+        conf->methods = prev->methods;
+        conf->allow = prev->allow;
+    }
+
+    if (conf->methods == NGX_CONF_UNSET_UINT) {
+        conf->methods = NGX_HTTP_EAS_DEFAULT_METHODS;
+    }
+
+    if (conf->allow.len == 0) {
+        if (ngx_http_eas_allow_header(cf, conf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eas_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    ngx_str_t              *value;
+    ngx_uint_t              i;
+    ngx_http_eas_method_t  *m;
+
+    if (elcf->methods != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    elcf->methods = 0;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        for (m = ngx_http_eas_methods_table; m->name.len; m++) {
+            if (m->name.len == value[i].len
+                && ngx_strncmp(m->name.data, value[i].data, value[i].len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (m->name.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid method \"%V\" in \"%V\"",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (elcf->methods & m->mask) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate method \"%V\" in \"%V\"",
+                               &value[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        elcf->methods |= m->mask;
+    }
+
+    if (!(elcf->methods & NGX_HTTP_POST)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must include POST: every ActiveSync "
+                           "command is a POST", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the "Allow" header of a 405, built once per configuration */
+
+static ngx_int_t
+ngx_http_eas_allow_header(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
+{
+    size_t                  len;
+    u_char                 *p;
+    ngx_http_eas_method_t  *m;
+
+    len = 0;
+
+    for (m = ngx_http_eas_methods_table; m->name.len; m++) {
+        if (elcf->methods & m->mask) {
+            len += m->name.len + sizeof(", ") - 1;
+        }
+    }
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    elcf->allow.data = p;
+
+    for (m = ngx_http_eas_methods_table; m->name.len; m++) {
+        if (elcf->methods & m->mask) {
+            if (p != elcf->allow.data) {
+                p = ngx_cpymem(p, ", ", 2);
+            }
+
+            p = ngx_cpymem(p, m->name.data, m->name.len);
+        }
+    }
+
+    elcf->allow.len = p - elcf->allow.data;
+
+    return NGX_OK;
+}

@@ -1,0 +1,265 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+static ngx_http_eas_ctx_t *ngx_http_eas_create_ctx(ngx_http_request_t *r);
+static void ngx_http_eas_ctx_marker(void *data);
+static ngx_int_t ngx_http_eas_refuse_method(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
+static ngx_table_elt_t *ngx_http_eas_header(ngx_http_request_t *r,
+    ngx_str_t *name);
+
+
+static ngx_str_t  ngx_http_eas_version_header =
+    ngx_string("MS-ASProtocolVersion");
+static ngx_str_t  ngx_http_eas_policy_key_header =
+    ngx_string("X-MS-PolicyKey");
+static ngx_str_t  ngx_http_eas_multipart_header =
+    ngx_string("MS-ASAcceptMultiPart");
+static ngx_str_t  ngx_http_eas_method_reason =
+    ngx_string("method_not_allowed");
+
+
+/*
+ * Step 1 of the request flow (docs/requests.md): the query and the EAS
+ * headers become an eas_request_t kept in the request context.  A
+ * malformed request ends here with 400 and one log line.
+ */
+
+ngx_int_t
+ngx_http_eas_parse_handler(ngx_http_request_t *r)
+{
+    size_t                    size;
+    u_char                   *buf;
+    ngx_table_elt_t          *h;
+    eas_input_t               in;
+    ngx_http_eas_ctx_t       *ctx;
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    if (!elcf->enable || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    /* parsed once: an internal redirect keeps the first result */
+
+    if (ngx_http_eas_get_ctx(r) != NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_eas_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!(r->method & elcf->methods)) {
+        return ngx_http_eas_refuse_method(r, elcf, ctx);
+    }
+
+    ngx_memzero(&in, sizeof(eas_input_t));
+
+    in.query.data = r->args.data;
+    in.query.len = r->args.len;
+    in.options = (r->method == NGX_HTTP_OPTIONS);
+
+    h = ngx_http_eas_header(r, &ngx_http_eas_version_header);
+    if (h) {
+        in.version.data = h->value.data;
+        in.version.len = h->value.len;
+        in.has_version = 1;
+    }
+
+    h = ngx_http_eas_header(r, &ngx_http_eas_policy_key_header);
+    if (h) {
+        in.policy_key.data = h->value.data;
+        in.policy_key.len = h->value.len;
+        in.has_policy_key = 1;
+    }
+
+    h = ngx_http_eas_header(r, &ngx_http_eas_multipart_header);
+    if (h) {
+        in.accept_multipart.data = h->value.data;
+        in.accept_multipart.len = h->value.len;
+        in.has_accept_multipart = 1;
+    }
+
+    size = eas_request_buffer_size(r->args.len);
+
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (eas_request_parse(&in, &ctx->request, buf, size) == EAS_OK) {
+        ctx->parsed = 1;
+
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "eas request: cmd \"%s\" device \"%*s\" version %ui",
+                       ctx->request.command_name.len
+                       ? (char *) ctx->request.command_name.data : "",
+                       ctx->request.device_id.len,
+                       ctx->request.device_id.data,
+                       (ngx_uint_t) ctx->request.version_code);
+
+        return NGX_DECLINED;
+    }
+
+    /* a device that cannot run OPTIONS loses push: never refuse it */
+
+    if (r->method == NGX_HTTP_OPTIONS) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "eas OPTIONS with unreadable query: %s",
+                       eas_reason_text(ctx->request.reason));
+
+        ngx_memzero(&ctx->request, sizeof(eas_request_t));
+        return NGX_DECLINED;
+    }
+
+    ctx->reason.data = (u_char *) eas_reason_name(ctx->request.reason);
+    ctx->reason.len = ngx_strlen(ctx->reason.data);
+
+    if (ctx->request.reason_param) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: malformed request: %s \"%s\"",
+                      eas_reason_text(ctx->request.reason),
+                      ctx->request.reason_param);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: malformed request: %s",
+                      eas_reason_text(ctx->request.reason));
+    }
+
+    return NGX_HTTP_BAD_REQUEST;
+}
+
+
+/*
+ * The context must outlive an internal redirect (an error_page, say) so
+ * that the log phase still sees it; as the realip module does, a pool
+ * cleanup entry marks it and ngx_http_eas_get_ctx() finds it again.
+ */
+
+ngx_http_eas_ctx_t *
+ngx_http_eas_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_http_eas_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eas_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_eas_ctx_marker) {
+                ctx = cln->data;
+                break;
+            }
+        }
+
+        if (ctx) {
+            ngx_http_set_ctx(r, ctx, ngx_http_eas_module);
+        }
+    }
+
+    return ctx;
+}
+
+
+static ngx_http_eas_ctx_t *
+ngx_http_eas_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+    ngx_http_eas_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_eas_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_eas_ctx_t));
+
+    cln->handler = ngx_http_eas_ctx_marker;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_eas_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_eas_ctx_marker(void *data)
+{
+    /* nothing to release: the entry only lets the context be found */
+}
+
+
+static ngx_int_t
+ngx_http_eas_refuse_method(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx)
+{
+    ngx_table_elt_t  *allow;
+
+    ctx->reason = ngx_http_eas_method_reason;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "eas: method \"%V\" not allowed", &r->method_name);
+
+    allow = ngx_list_push(&r->headers_out.headers);
+    if (allow == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    allow->hash = 1;
+#if (nginx_version >= 1023000)
+    allow->next = NULL;
+#endif
+    ngx_str_set(&allow->key, "Allow");
+    allow->value = elcf->allow;
+
+    return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+/* the first request header of that name, compared case-insensitively */
+
+static ngx_table_elt_t *
+ngx_http_eas_header(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}

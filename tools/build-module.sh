@@ -1,0 +1,63 @@
+#!/bin/sh
+# Builds build/ngx_http_eas_module.so against an nginx tree.
+#
+#   tools/build-module.sh [NGINX_SRC]
+#
+# NGINX_SRC defaults to Debian's nginx-dev (/usr/share/nginx/src), whose
+# conf_flags match the nginx binary that will load the module.  Any other
+# directory is taken as an upstream nginx source tree and configured with
+# --with-compat --with-threads (the flags the module relies on); the
+# module then loads into an nginx built from that tree with the same flags.
+# The tree is copied into build/ first: nothing is written outside it.
+
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+src=${1:-/usr/share/nginx/src}
+build="$top/build"
+
+if [ ! -x "$src/configure" ]; then
+    echo "build-module: no nginx tree at $src" >&2
+    echo "build-module: install Debian's nginx-dev, or give NGINX_SRC=..." >&2
+    exit 1
+fi
+
+# our own files compile with -Wextra on top of nginx's -Wall -Werror
+cc_opt="-Wextra -Wno-unused-parameter"
+
+if [ -f "$src/conf_flags" ]; then
+    tree="$build/nginx-debian"
+else
+    tree="$build/nginx-upstream"
+fi
+
+stamp="$tree/.configured-from"
+want="$src $(cat "$top/config" "$0" | cksum)"
+
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    rm -rf "$tree"
+    mkdir -p "$tree"
+    cp -a "$src/." "$tree/"
+
+    cd "$tree"
+
+    if [ -f conf_flags ]; then
+        # conf_flags is bash (an array); read it without running it
+        flags=$(sed -n 's/^NGX_CONF_FLAGS=( *\(.*\) *)$/\1/p' conf_flags)
+        # shellcheck disable=SC2086
+        ./configure $flags --with-cc-opt="$cc_opt" \
+            --add-dynamic-module="$top" > "$tree/configure.log"
+    else
+        ./configure --with-compat --with-threads --with-debug \
+            --with-http_ssl_module --with-http_auth_request_module \
+            --with-cc-opt="$cc_opt" \
+            --add-dynamic-module="$top" > "$tree/configure.log"
+    fi
+
+    echo "$want" > "$stamp"
+fi
+
+cd "$tree"
+make -f objs/Makefile modules
+cp objs/ngx_http_eas_module.so "$build/ngx_http_eas_module.so"
+echo "build-module: $build/ngx_http_eas_module.so (from $src)"

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Installs the Debian packages ngx_eas needs to build, test and run its
+# demo; packages already present are left alone, so it is idempotent.
+#
+#   tools/install-deps.sh          everything (build, tests, demo)
+
+set -eu
+
+packages="
+    nginx
+    nginx-dev
+    gcc
+    make
+    clang
+    libpcre2-dev
+    libssl-dev
+    zlib1g-dev
+    openssl
+    python3
+    python3-pytest
+    libwbxml2-utils
+    apache2-utils
+    curl
+"
+
+missing=""
+
+for p in $packages; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+         | grep -q "install ok installed"
+    then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing Debian packages:$missing" >&2
+    echo "install-deps: run as root, or: sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq $missing
