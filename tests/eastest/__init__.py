@@ -1,0 +1,8 @@
+"""Test and demo helpers for ngx_eas (Python standard library only).
+
+nginx     run a real nginx with the module loaded (nginx-tests style)
+wbxml     WBXML encoder/decoder for the EAS code pages the tests use
+client    EAS device simulator, query-string codecs, raw-socket HTTP
+backends  EAS backend simulator and a silent backend, both loopback only
+certs     throwaway CA and server certificate made with the openssl CLI
+"""
