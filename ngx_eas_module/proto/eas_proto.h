@@ -115,8 +115,8 @@ typedef enum {
     EAS_PARAM_OCCURRENCE,
     EAS_PARAM_OPTIONS,          /* rendered "0x03" */
     EAS_PARAM_USER,
-    EAS_PARAM_SAVE_IN_SENT,     /* plain form only ("T"/"F") */
-    EAS_PARAM_ACCEPT_MULTIPART, /* header or base64 option bit */
+    EAS_PARAM_SAVE_IN_SENT,     /* "T"/"F": plain SaveInSent, option */
+    EAS_PARAM_ACCEPT_MULTIPART, /* "T"/"F": header, option */
     EAS_PARAM_COUNT
 } eas_param_e;
 
