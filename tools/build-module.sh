@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds build/ngx_http_eas_module.so against an nginx tree.
+# Builds ngx_http_eas_module.so against an nginx tree: Debian's into
+# build/, an upstream tree's into build/upstream/.
 #
 #   tools/build-module.sh [NGINX_SRC]
 #
@@ -16,7 +17,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 src=${1:-/usr/share/nginx/src}
 build="$top/build"
 
-if [ ! -x "$src/configure" ]; then
+# a release tarball has ./configure, a git checkout auto/configure
+if [ -x "$src/configure" ]; then
+    configure=./configure
+elif [ -x "$src/auto/configure" ]; then
+    configure=auto/configure
+else
     echo "build-module: no nginx tree at $src" >&2
     echo "build-module: install Debian's nginx-dev, or give NGINX_SRC=..." >&2
     exit 1
@@ -45,10 +51,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         # conf_flags is bash (an array); read it without running it
         flags=$(sed -n 's/^NGX_CONF_FLAGS=( *\(.*\) *)$/\1/p' conf_flags)
         # shellcheck disable=SC2086
-        ./configure $flags --with-cc-opt="$cc_opt" \
+        $configure $flags --with-cc-opt="$cc_opt" \
             --add-dynamic-module="$top" > "$tree/configure.log"
     else
-        ./configure --with-compat --with-threads --with-debug \
+        $configure --with-compat --with-threads --with-debug \
             --with-http_ssl_module --with-http_auth_request_module \
             --with-cc-opt="$cc_opt" \
             --add-dynamic-module="$top" > "$tree/configure.log"
@@ -59,5 +65,14 @@ fi
 
 cd "$tree"
 make -f objs/Makefile modules
-cp objs/ngx_http_eas_module.so "$build/ngx_http_eas_module.so"
-echo "build-module: $build/ngx_http_eas_module.so (from $src)"
+
+# the Debian build is the one the tests and the demo load
+if [ -f conf_flags ]; then
+    out="$build/ngx_http_eas_module.so"
+else
+    mkdir -p "$build/upstream"
+    out="$build/upstream/ngx_http_eas_module.so"
+fi
+
+cp objs/ngx_http_eas_module.so "$out"
+echo "build-module: $out (from $src)"

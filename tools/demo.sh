@@ -1,0 +1,171 @@
+#!/bin/bash
+# make demo / make demo-stop: a gateway on https://127.0.0.1:$DEMO_PORT
+# in front of the EAS backend simulator, and one device session through it.
+#
+#   tools/demo.sh start|stop
+#
+# Everything lives in demo/ (ignored by git): a throwaway CA and
+# certificate, the rendered nginx.conf, logs, pid files.  Only 127.0.0.1.
+
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+dir="$top/demo"
+port=${DEMO_PORT:-8443}
+backend_port=${DEMO_BACKEND_PORT:-9080}
+nginx=${NGINX_BIN:-/usr/sbin/nginx}
+url="https://127.0.0.1:$port/Microsoft-Server-ActiveSync"
+
+step() {
+    printf '\n== %s\n' "$*"
+}
+
+stop() {
+    if [ -f "$dir/nginx.pid" ]; then
+        kill -QUIT "$(cat "$dir/nginx.pid")" 2>/dev/null || true
+        rm -f "$dir/nginx.pid"
+        echo "demo: nginx stopped"
+    fi
+
+    if [ -f "$dir/backend.pid" ]; then
+        kill -TERM "$(cat "$dir/backend.pid")" 2>/dev/null || true
+        rm -f "$dir/backend.pid"
+        echo "demo: backend simulator stopped"
+    fi
+}
+
+make_certs() {
+    [ -f "$dir/server.pem" ] && return 0
+
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 \
+        -subj "/CN=ngx_eas demo CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$dir/san.ext"
+
+    openssl x509 -req -in "$dir/server.csr" -days 30 \
+        -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+        -extfile "$dir/san.ext" -out "$dir/server.pem" 2>/dev/null
+}
+
+render_conf() {
+    cat > "$dir/nginx.conf" <<CONF
+# rendered by tools/demo.sh; the included files are conf.example/'s
+load_module $top/build/ngx_http_eas_module.so;
+
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log info;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    include $top/conf.example/eas-log-formats.conf;
+
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+
+    upstream eas_backend {
+        server 127.0.0.1:$backend_port;
+        keepalive 8;
+    }
+
+    server {
+        listen 127.0.0.1:$port ssl;
+        server_name localhost;
+
+        ssl_certificate     $dir/server.pem;
+        ssl_certificate_key $dir/server.key;
+        include $top/conf.example/tls-modern.conf;
+
+        access_log $dir/access.log eas_text;
+
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            include $top/conf.example/eas-proxy.conf;
+            proxy_pass http://eas_backend;
+        }
+
+        location / {
+            return 404;
+        }
+    }
+}
+CONF
+}
+
+wait_port() {
+    i=0
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+        i=$((i + 1))
+        if [ $i -gt 50 ]; then
+            echo "demo: nothing listens on 127.0.0.1:$1" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+start() {
+    stop >/dev/null
+    mkdir -p "$dir/tmp"
+
+    step "Throwaway CA and certificate for 127.0.0.1 in demo/"
+    make_certs
+    echo "demo/ca.pem signs demo/server.pem (CN=localhost, IP 127.0.0.1)"
+
+    step "EAS backend simulator on 127.0.0.1:$backend_port"
+    "$top/tools/eas-backend" --listen "127.0.0.1:$backend_port" \
+        --pidfile "$dir/backend.pid" > "$dir/backend.log" 2>&1 &
+    wait_port "$backend_port"
+    echo "log: demo/backend.log"
+
+    step "nginx $("$nginx" -v 2>&1 | sed 's/.*: //') with ngx_eas on $url"
+    render_conf
+    "$nginx" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+    "$nginx" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+    wait_port "$port"
+
+    step "A device session: iPhone, plain query, protocol 16.1"
+    "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
+        --user 'CONTOSO\jdoe' --password demo \
+        --device-id ApplC39ZH2VJJCM3 --device-type iPhone \
+        --protocol 16.1 --form plain --heartbeat 3 session
+
+    step "A Windows Mail device: base64 query, binary DeviceId, 14.0"
+    "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
+        --user jdoe@contoso.com --password demo \
+        --device-id 6ff14b29fb6f64f0b33a6b300e79c819 --device-id-hex \
+        --device-type WindowsMail --user-agent "MSFT-WIN-3/10.0.19045" \
+        --protocol 14.0 --form base64 foldersync
+
+    step "A malformed request is refused at the edge (400)"
+    curl -sS --cacert "$dir/ca.pem" -o /dev/null -w 'HTTP %{http_code}\n' \
+        -X POST -H 'MS-ASProtocolVersion: 14.1' \
+        "$url?Cmd=Sync&DeviceId=AAA&DeviceId=BBB&DeviceType=iPhone"
+    grep 'eas: ' "$dir/error.log" | tail -n 1
+
+    step "What the gateway logged (demo/access.log, format eas_text)"
+    cat "$dir/access.log"
+
+    step "Running"
+    echo "gateway: $url  (CA: demo/ca.pem)"
+    echo "try:     tools/eas-client --url $url --cafile demo/ca.pem \\"
+    echo "             --user jdoe --password x --device-id MYDEVICE1 \\"
+    echo "             --device-type iPhone session"
+    echo "stop:    make demo-stop"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
