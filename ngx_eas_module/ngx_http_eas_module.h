@@ -29,13 +29,16 @@ typedef struct {
 /* what every step leaves for the later ones and for the log phase */
 typedef struct {
     eas_request_t         request;
+    ngx_str_t             user;           /* authenticated identity */
     ngx_str_t             reason;         /* $eas_reason; empty if none */
     unsigned              parsed:1;       /* request holds the fields */
+    unsigned              authenticated:1; /* user was verified */
 } ngx_http_eas_ctx_t;
 
 
 ngx_int_t ngx_http_eas_parse_handler(ngx_http_request_t *r);
 ngx_http_eas_ctx_t *ngx_http_eas_get_ctx(ngx_http_request_t *r);
+void ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user);
 ngx_int_t ngx_http_eas_variables_add(ngx_conf_t *cf);
 
 

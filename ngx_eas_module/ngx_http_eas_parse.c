@@ -176,6 +176,25 @@ ngx_http_eas_get_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * The user that later steps (device rules, per-device state) key on:
+ * the identity pre-authentication verified, else, where no
+ * pre-authentication is configured, the query's User= (empty if none).
+ */
+
+void
+ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user)
+{
+    if (ctx->authenticated) {
+        *user = ctx->user;
+        return;
+    }
+
+    user->data = (u_char *) ctx->request.user.data;
+    user->len = ctx->request.user.len;
+}
+
+
 static ngx_http_eas_ctx_t *
 ngx_http_eas_create_ctx(ngx_http_request_t *r)
 {
