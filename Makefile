@@ -19,8 +19,8 @@ SANITIZE    = -fsanitize=address,undefined -fno-sanitize-recover=all
 UNIT_CFLAGS = -std=c99 -Wall -Wextra -Werror -g -O1 $(SANITIZE) \
               -I ngx_eas_module/proto
 
-.PHONY: all deps test unit integration fuzz fuzz-smoke lint demo demo-stop \
-        clean
+.PHONY: all deps test test-asan unit integration fuzz fuzz-smoke lint demo \
+        demo-stop clean
 
 all: $(MODULE)
 
@@ -69,6 +69,20 @@ fuzz:
 
 integration: $(MODULE)
 	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+# the integration suite against Debian's nginx and the module, both built
+# with AddressSanitizer from the nginx source package; every dynamic module
+# repeats ngx_module_names, hence no ODR check; nginx frees its pools at
+# exit by ending the process, hence no leak check (the pools are checked
+# with NGX_DEBUG_PALLOC instead)
+ASAN_TREE = $(CURDIR)/build/asan/nginx-$(shell dpkg-query -W -f='$${Version}' nginx 2>/dev/null | sed 's/-.*//')
+
+test-asan: deps
+	tools/asan-nginx.sh
+	ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0 \
+	NGINX_BIN=$(ASAN_TREE)/objs/nginx \
+	EAS_MODULE=$(ASAN_TREE)/objs/ngx_http_eas_module.so \
+	    $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 lint:
 	tools/lint.sh

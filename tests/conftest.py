@@ -55,7 +55,8 @@ def repo_root():
 @pytest.fixture(scope="session")
 def module_path(repo_root):
     path = pathlib.Path(os.environ.get(
-        "EAS_MODULE", repo_root / "build" / "ngx_http_eas_module.so"))
+        "EAS_MODULE", repo_root / "build" / "ngx_http_eas_module.so")
+    ).resolve()
     if not path.is_file():
         pytest.fail("nginx module %s not found: build it first (make test "
                     "does), or point EAS_MODULE at it" % path, pytrace=False)
