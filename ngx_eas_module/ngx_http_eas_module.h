@@ -19,11 +19,23 @@
 #define NGX_HTTP_EAS_DEFAULT_METHODS  (NGX_HTTP_POST|NGX_HTTP_OPTIONS)
 
 
+/* device rules (ngx_http_eas_rules.c), per-user lists (..._lists.c) */
+typedef struct ngx_http_eas_rules_s        ngx_http_eas_rules_t;
+typedef struct ngx_http_eas_lists_s        ngx_http_eas_lists_t;
+
+
 typedef struct {
     ngx_flag_t            enable;
     ngx_uint_t            methods;        /* NGX_HTTP_* bit mask */
     ngx_str_t             allow;          /* "OPTIONS, POST" for 405 */
     ngx_shm_zone_t       *devices;        /* eas_devices: inventory zone */
+    ngx_http_eas_rules_t *device_rules;   /* eas_device_allow/block/rules */
+    ngx_http_eas_lists_t *device_lists;   /* eas_device_user_lists */
+    ngx_uint_t            device_default; /* eas_device_default */
+    ngx_uint_t            device_max;     /* eas_device_max, 0: none */
+    ngx_flag_t            device_user_match; /* eas_device_user_match */
+    ngx_uint_t            device_status;  /* eas_device_block_status */
+    ngx_flag_t            device_check;   /* the device step runs */
 } ngx_http_eas_loc_conf_t;
 
 
@@ -123,6 +135,71 @@ ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
 
 /* step 3 of the request flow (ngx_http_eas_access.c) */
 ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r);
+char *ngx_http_eas_access_merge(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
+char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+/* what device rules and per-user lists look at */
+#define NGX_HTTP_EAS_FIELD_DEVICE_ID    0
+#define NGX_HTTP_EAS_FIELD_DEVICE_TYPE  1
+#define NGX_HTTP_EAS_FIELD_USER         2
+#define NGX_HTTP_EAS_FIELD_USER_AGENT   3
+#define NGX_HTTP_EAS_FIELDS             4
+
+typedef struct {
+    ngx_str_t             value[NGX_HTTP_EAS_FIELDS];  /* as sent */
+    ngx_str_t             lower[NGX_HTTP_EAS_FIELDS];  /* lower-cased */
+} ngx_http_eas_device_values_t;
+
+
+/*
+ * A source of per-user allowed / blocked DeviceIds: a file now, a
+ * directory (msExchMobileAllowedDeviceIDs / ...BlockedDeviceIDs) later.
+ * lookup() sets *access to BLOCKED if the device is in the user's block
+ * list, else ALLOWED if in the allow list, else NONE, and *reason to the
+ * entry that decided; it returns NGX_OK, NGX_ERROR, or (for a source
+ * that must wait for an answer) NGX_AGAIN after arranging to resume the
+ * request.
+ */
+typedef ngx_int_t (*ngx_http_eas_list_lookup_pt)(ngx_http_request_t *r,
+    ngx_http_eas_lists_t *source, ngx_http_eas_device_values_t *values,
+    ngx_uint_t *access, ngx_str_t *reason);
+
+struct ngx_http_eas_lists_s {
+    ngx_http_eas_list_lookup_pt   lookup;
+    void                         *data;
+};
+
+
+/* one line of a list file, split into tokens (ngx_str_t) */
+typedef ngx_int_t (*ngx_http_eas_file_line_pt)(ngx_conf_t *cf, void *data,
+    ngx_str_t *file, ngx_uint_t line, ngx_array_t *tokens);
+
+ngx_int_t ngx_http_eas_file_read(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *directive, ngx_http_eas_file_line_pt handler, void *data);
+ngx_int_t ngx_http_eas_hash_build(ngx_conf_t *cf, ngx_hash_t *hash,
+    ngx_hash_keys_arrays_t *keys, size_t max, char *name);
+ngx_int_t ngx_http_eas_reason(ngx_http_request_t *r, ngx_str_t *source,
+    ngx_uint_t line, ngx_str_t *reason);
+ngx_str_t *ngx_http_eas_reason_source(ngx_conf_t *cf, ngx_str_t *directive,
+    ngx_str_t *file);
+
+char *ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_rules(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_eas_rules_merge(ngx_conf_t *cf,
+    ngx_http_eas_rules_t **conf, ngx_http_eas_rules_t *prev);
+ngx_int_t ngx_http_eas_rules_compile(ngx_conf_t *cf,
+    ngx_http_eas_rules_t *rules);
+ngx_int_t ngx_http_eas_rules_decide(ngx_http_request_t *r,
+    ngx_http_eas_rules_t *rules, ngx_http_eas_device_values_t *values,
+    ngx_uint_t *access, ngx_str_t *reason);
+
+char *ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 extern ngx_module_t  ngx_http_eas_module;

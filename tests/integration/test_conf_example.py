@@ -165,6 +165,14 @@ def test_example_publishes_activesync(example, certs, shared_backend):
     legacy_log = nginx.wait_for_access_log(1, name="eas-legacy.log")
     assert "device=WM6DEVICE01 type=PocketPC ver=12.1" in legacy_log[0]
 
+    # eas-devices.conf: an iOS 6.1 build is stopped at the edge
+    looping = EasClient("https://localhost:%d" % nginx.ports["modern"],
+                        user="jdoe", password="secret", protocol="14.1",
+                        device_id="ApplLOOP0001", cafile=certs.ca,
+                        user_agent="Apple-iPhone4C1/1002.141")
+    assert looping.foldersync().status == 403
+    assert len(backend.requests) == 3
+
 
 @pytest.fixture
 def shared_backend(certs):
@@ -186,5 +194,6 @@ def test_example_files_are_all_tested():
     shipped = {path.name for path in EXAMPLE.iterdir()}
     assert shipped == {"nginx.conf", "eas-log-formats.conf",
                        "tls-modern.conf", "tls-legacy.conf",
-                       "eas-proxy.conf", "eas-legacy-server.conf"}
+                       "eas-proxy.conf", "eas-legacy-server.conf",
+                       "eas-devices.conf"}
     assert shutil.which("nginx") or pathlib.Path("/usr/sbin/nginx").exists()

@@ -63,6 +63,35 @@ MISTAKES = [
      '"eas_devices" directive is duplicate'),
     ("inventory without a zone", "", "eas_device_inventory;",
      '"eas_device_inventory" needs a zone: add "eas_devices"'),
+    # device access (test_eas_device_access.py)
+    ("eas_device_block bad regex", "", "eas_device_block user_agent=~*(x;",
+     'pcre2_compile() failed: missing closing parenthesis in "(x" in '
+     '"user_agent=~*(x" in "eas_device_block"'),
+    ("eas_device_allow empty regex", "", "eas_device_allow user=~;",
+     'empty regular expression in "user=~" in "eas_device_allow"'),
+    ("eas_device_block unknown field", "", "eas_device_block model=X;",
+     'unknown device field in "model=X": use device_id, device_type, user '
+     'or user_agent in "eas_device_block"'),
+    ("eas_device_block without value", "", "eas_device_block device_id=;",
+     'invalid device condition "device_id=": use field=value in '
+     '"eas_device_block"'),
+    ("eas_device_block too many conditions", "",
+     "eas_device_block user=a user=b user=c user=d user=e;",
+     'too many conditions in one device rule in "eas_device_block"'),
+    ("eas_device_max without a zone", "", "eas_device_max 3;",
+     '"eas_device_max" needs a zone: add "eas_devices"'),
+    ("eas_device_max not a number", "", "eas_device_max many;",
+     '"eas_device_max" directive invalid number'),
+    ("eas_device_max too large", "", "eas_device_max 70000;",
+     '"eas_device_max" directive must be between 0 and 65535'),
+    ("eas_device_default value", "", "eas_device_default quarantine;",
+     'invalid value "quarantine" in "eas_device_default" directive, it '
+     'must be "allow" or "block"'),
+    ("eas_device_block_status range", "", "eas_device_block_status 200;",
+     '"eas_device_block_status" directive must be between 400 and 599'),
+    ("eas_device_user_lists twice", "",
+     "eas_device_user_lists /dev/null; eas_device_user_lists /dev/null;",
+     '"eas_device_user_lists" directive is duplicate'),
 ]
 
 
