@@ -4,12 +4,14 @@ match wins), default; the max-devices limit; a blocked request gets 403
 (or the configured status), one log line naming device, user and rule,
 $eas_access / $eas_reason, and never reaches the backend."""
 
+import base64
 import json
 import os
 import re
 
 import pytest
 
+from eastest import wbxml
 from eastest.backends import EasBackend
 from eastest.client import EasClient
 from eastest.nginx import free_port
@@ -58,6 +60,15 @@ http {
             proxy_pass http://backend/Microsoft-Server-ActiveSync;
         }
 
+        location /custom/Microsoft-Server-ActiveSync {
+            error_page 403 = @blocked;
+            proxy_pass http://backend/Microsoft-Server-ActiveSync;
+        }
+
+        location @blocked {
+            return 403 "device blocked: $eas_reason\n";
+        }
+
         location /limited/Microsoft-Server-ActiveSync {
             eas_devices devices;
             eas_device_max 2;
@@ -93,6 +104,7 @@ block user=mallory
 allow user=ceo device_type=~^iPhone$   # two conditions: both must match
 block user=ceo
 block user_agent="Android-Mail/7.5 (bad build)"
+block device_id=A81F31E18BC6F962B3674D98788A7C9A
 """
 
 USERS = """# user allow|block DeviceId ...
@@ -141,9 +153,10 @@ def conf_line(nginx, text):
 
 
 def request(nginx, path=EAS, port=None, user="jane", device_id="ApplNEW",
-            device_type="iPhone", user_agent="Apple-iPhone13C4/2307.71"):
+            device_type="iPhone", user_agent="Apple-iPhone13C4/2307.71",
+            form="plain"):
     client = EasClient("http://127.0.0.1:%d%s" % (port or nginx.port, path),
-                       user=user, device_id=device_id,
+                       user=user, device_id=device_id, form=form,
                        device_type=device_type, user_agent=user_agent)
     return client.foldersync()
 
@@ -188,6 +201,10 @@ CASES = [
     ("quoted User-Agent with blanks",
      dict(user_agent="Android-Mail/7.5 (bad build)"),
      403, "blocked", "eas_device_rules:{dir}/rules.txt:10"),
+    ("binary DeviceId of the base64 form, as hex",
+     dict(form="base64", device_type="WP",
+          device_id=bytes.fromhex("a81f31e18bc6f962b3674d98788a7c9a")),
+     403, "blocked", "eas_device_rules:{dir}/rules.txt:11"),
     ("~* is caseless, inline after the file",
      dict(device_type="BlackBerry"), 403, "blocked",
      "eas_device_block:{dir}/nginx.conf:{line:device_type=~*^blackberry}"),
@@ -246,6 +263,8 @@ def test_decision(gateway, backend, name, args, status, access, reason):
         assert len(refusals) == 1, refusals
         user = args.get("user", "jane")
         device = args.get("device_id", "ApplNEW")
+        if isinstance(device, bytes):
+            device = device.hex().upper()
         assert ('[info]' in refusals[0] and 'eas: device "%s" of user "%s" '
                 'blocked by %s' % (device, user, reason) in refusals[0]), \
             refusals
@@ -264,16 +283,35 @@ def test_options_is_not_subject_to_device_rules(gateway, backend):
     assert len(backend.requests) == 1
 
 
-def test_rules_file_is_read_again_on_reload(gateway, backend):
+def test_files_are_read_again_on_reload(gateway, backend):
     assert request(gateway, device_id="ApplRELOAD").status == 200
+    assert request(gateway, user="jdoe", device_id="ApplJDOEOLD").status \
+        == 403
 
     write(gateway, "rules.txt", RULES + "block device_id=ApplRELOAD\n")
+    write(gateway, "users.txt", "jdoe allow ApplJDOEOLD\n")
     gateway.reload()
 
     assert request(gateway, device_id="ApplRELOAD").status == 403
-    entry = json.loads(gateway.wait_for_access_log(2, name="dev.log")[-1])
-    assert entry["reason"] == "eas_device_rules:%s/rules.txt:11" % gateway.dir
-    assert len(backend.requests) == 1
+    assert request(gateway, user="jdoe", device_id="ApplJDOEOLD").status \
+        == 200
+    entries = [json.loads(line)
+               for line in gateway.wait_for_access_log(4, name="dev.log")]
+    assert [entry["reason"] for entry in entries[2:]] == [
+        "eas_device_rules:%s/rules.txt:12" % gateway.dir,
+        "eas_device_user_lists:%s/users.txt:1" % gateway.dir]
+    assert len(backend.requests) == 2
+
+
+def test_a_blocked_device_can_get_a_page_of_its_own(gateway, backend):
+    reply = request(gateway, "/custom" + EAS, device_id="ApplLOST0001")
+
+    assert reply.status == 403
+    assert reply.body == ("device blocked: eas_device_rules:%s/rules.txt:2\n"
+                          % gateway.dir).encode()
+    entry = json.loads(gateway.wait_for_access_log(1, name="dev.log")[-1])
+    assert (entry["status"], entry["access"]) == ("403", "blocked")
+    assert backend.requests == []
 
 
 def inventory(nginx):
@@ -319,31 +357,84 @@ def test_max_devices_blocks_a_new_device_past_the_limit(gateway, backend):
                          ("other", "ApplC")]
 
 
+USER_MATCH_CONFIG = """
+http {
+    ${temp_paths}
+    ${preauth_zone}
+    server {
+        listen 127.0.0.1:${port};
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            ${preauth}
+            eas_device_user_match on;
+            add_header X-Access $eas_access always;
+            add_header X-Reason $eas_reason always;
+            proxy_pass http://127.0.0.1:${backend_port};
+        }
+    }
+}
+"""
+
+PREAUTH = ('eas_preauth "ActiveSync"; eas_preauth_cache zone=auth; '
+           'eas_preauth_user_file users plain;')
+
+
 def test_user_match_without_pre_authentication_compares_nothing(
         nginx_factory, backend):
     # The identity is the query's User= when no pre-authentication ran,
     # so there is nothing else to compare it with: every device passes.
     port = free_port()
-    nginx = nginx_factory("""
-http {
-    ${temp_paths}
-    server {
-        listen 127.0.0.1:${port};
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_user_match on;
-            add_header X-Access $eas_access;
-            add_header X-Reason $eas_reason;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-    }
-}
-""", listen=(port,), port=port, backend_port=backend.port)
+    nginx = nginx_factory(USER_MATCH_CONFIG, listen=(port,), port=port,
+                          backend_port=backend.port, preauth="",
+                          preauth_zone="")
     nginx.port = port
     reply = request(nginx, user="CONTOSO\\jane")
     assert reply.status == 200
     assert reply.header("X-Access") == "allowed"
     assert reply.header("X-Reason") == "eas_device_default"
+
+
+# Basic user, query User= (None: none), status, $eas_reason
+USER_MATCH = [
+    ("jdoe", "jdoe", 200, "eas_device_default"),
+    ("jdoe", "CONTOSO\\JDoe", 200, "eas_device_default"),
+    ("jdoe", "jdoe@contoso.com", 200, "eas_device_default"),
+    ("jdoe", "mallory", 403, "eas_device_user_match"),
+    ("jdoe", "CONTOSO\\mallory", 403, "eas_device_user_match"),
+    ("jdoe", None, 200, "eas_device_default"),
+]
+
+
+@pytest.mark.parametrize("basic,query_user,status,reason", USER_MATCH)
+def test_user_match_with_pre_authentication(nginx_factory, backend, basic,
+                                            query_user, status, reason):
+    port = free_port()
+    nginx = nginx_factory(USER_MATCH_CONFIG, start=False, port=port,
+                          backend_port=backend.port, preauth=PREAUTH,
+                          preauth_zone="eas_preauth_zone zone=auth:1m;")
+    write(nginx, "users", "jdoe:{PLAIN}secret\n")
+    rc, output = nginx.test_config()
+    if 'unknown directive "eas_preauth_zone"' in output:
+        nginx.expected_alerts.append(r"unknown directive")
+        pytest.skip("pre-authentication is not in this build")
+    assert rc == 0, output
+    nginx.start(ports=(port,))
+
+    client = EasClient("http://127.0.0.1:%d%s" % (port, EAS),
+                       user=query_user, device_id="ApplMATCH",
+                       form="plain" if query_user else "base64")
+    token = base64.b64encode(("%s:secret" % basic).encode()).decode()
+    body = wbxml.encode(("FolderHierarchy:FolderSync",
+                         [("FolderHierarchy:SyncKey", "0")]))
+    reply = client.raw("POST", client.target("FolderSync"),
+                       [("Authorization", "Basic " + token),
+                        ("MS-ASProtocolVersion", "14.1"),
+                        ("Content-Type", "application/vnd.ms-sync.wbxml"),
+                        ("Content-Length", str(len(body)))], body)
+
+    assert reply.status == status
+    assert reply.header("X-Reason") == reason
+    assert len(backend.requests) == (1 if status == 200 else 0)
 
 
 CHECK_CONFIG = """
