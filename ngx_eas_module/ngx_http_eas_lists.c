@@ -32,9 +32,14 @@ typedef struct {
     ngx_str_t                  *source;     /* "eas_device_user_lists:/p" */
     ngx_hash_t                  block;
     ngx_hash_t                  allow;
-    ngx_hash_keys_arrays_t      keys[2];    /* block, allow: config time */
-    size_t                      max;        /* longest key */
 } ngx_http_eas_lists_file_t;
+
+
+/* while the file is read */
+typedef struct {
+    ngx_hash_keys_arrays_t      keys[2];    /* block, allow */
+    size_t                      max;        /* longest key */
+} ngx_http_eas_lists_read_t;
 
 
 static ngx_int_t ngx_http_eas_lists_file_line(ngx_conf_t *cf, void *data,
@@ -58,6 +63,7 @@ ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_uint_t                  i;
     ngx_http_eas_lists_t       *lists;
     ngx_http_eas_lists_file_t  *lf;
+    ngx_http_eas_lists_read_t   rd;
 
     if (elcf->device_lists != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
@@ -86,11 +92,13 @@ ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    for (i = 0; i < 2; i++) {
-        lf->keys[i].pool = cf->pool;
-        lf->keys[i].temp_pool = cf->temp_pool;
+    ngx_memzero(&rd, sizeof(ngx_http_eas_lists_read_t));
 
-        if (ngx_hash_keys_array_init(&lf->keys[i], NGX_HASH_LARGE)
+    for (i = 0; i < 2; i++) {
+        rd.keys[i].pool = cf->pool;
+        rd.keys[i].temp_pool = cf->temp_pool;
+
+        if (ngx_hash_keys_array_init(&rd.keys[i], NGX_HASH_LARGE)
             != NGX_OK)
         {
             return NGX_CONF_ERROR;
@@ -98,16 +106,16 @@ ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     if (ngx_http_eas_file_read(cf, &path, &cmd->name,
-                               ngx_http_eas_lists_file_line, lf)
+                               ngx_http_eas_lists_file_line, &rd)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_eas_hash_build(cf, &lf->block, &lf->keys[0], lf->max,
+    if (ngx_http_eas_hash_build(cf, &lf->block, &rd.keys[0], rd.max,
                                 "eas_device_user_lists_hash")
         != NGX_OK
-        || ngx_http_eas_hash_build(cf, &lf->allow, &lf->keys[1], lf->max,
+        || ngx_http_eas_hash_build(cf, &lf->allow, &rd.keys[1], rd.max,
                                    "eas_device_user_lists_hash")
            != NGX_OK)
     {
@@ -127,7 +135,7 @@ static ngx_int_t
 ngx_http_eas_lists_file_line(ngx_conf_t *cf, void *data, ngx_str_t *file,
     ngx_uint_t line, ngx_array_t *tokens)
 {
-    ngx_http_eas_lists_file_t *lf = data;
+    ngx_http_eas_lists_read_t *rd = data;
 
     u_char                      *p;
     ngx_int_t                    rc;
@@ -146,12 +154,12 @@ ngx_http_eas_lists_file_line(ngx_conf_t *cf, void *data, ngx_str_t *file,
     }
 
     if (token[1].len == 5 && ngx_strncmp(token[1].data, "block", 5) == 0) {
-        keys = &lf->keys[0];
+        keys = &rd->keys[0];
 
     } else if (token[1].len == 5
                && ngx_strncmp(token[1].data, "allow", 5) == 0)
     {
-        keys = &lf->keys[1];
+        keys = &rd->keys[1];
 
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -201,7 +209,7 @@ ngx_http_eas_lists_file_line(ngx_conf_t *cf, void *data, ngx_str_t *file,
             return NGX_ERROR;
         }
 
-        lf->max = ngx_max(lf->max, key.len);
+        rd->max = ngx_max(rd->max, key.len);
     }
 
     return NGX_OK;
