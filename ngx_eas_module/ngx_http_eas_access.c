@@ -146,7 +146,13 @@ ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         v[NGX_HTTP_EAS_FIELD_USER_AGENT] = r->headers_in.user_agent->value;
 
     } else {
-        ngx_str_null(&v[NGX_HTTP_EAS_FIELD_USER_AGENT]);
+        ngx_str_set(&v[NGX_HTTP_EAS_FIELD_USER_AGENT], "");
+    }
+
+    /* a field the request lacks is "" to a regex, never a NULL subject */
+
+    if (v[NGX_HTTP_EAS_FIELD_USER].data == NULL) {
+        ngx_str_set(&v[NGX_HTTP_EAS_FIELD_USER], "");
     }
 
     if (ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_DEVICE_ID],

@@ -283,6 +283,34 @@ def test_options_is_not_subject_to_device_rules(gateway, backend):
     assert len(backend.requests) == 1
 
 
+def test_no_user_agent_and_no_user_meet_regexes_as_empty(nginx_factory,
+                                                          backend):
+    # regexes on fields the request does not carry see an empty string
+    port = free_port()
+    nginx = nginx_factory(CHECK_CONFIG.replace(
+        "return 204;", "proxy_pass http://127.0.0.1:${backend_port};"),
+        listen=(port,), port=port, backend_port=backend.port,
+        directive="eas_device_block user_agent=~^$ user=~^$; "
+                  "add_header X-Reason $eas_reason always;")
+    client = EasClient("http://127.0.0.1:%d%s" % (port, EAS),
+                       device_id="ApplANON", user=None)
+    body = wbxml.encode(("FolderHierarchy:FolderSync",
+                         [("FolderHierarchy:SyncKey", "0")]))
+    reply = client.raw("POST", client.target("FolderSync"),
+                       [("MS-ASProtocolVersion", "14.1"),
+                        ("Content-Length", str(len(body)))], body)
+    assert reply.status == 403
+    assert reply.header("X-Reason").startswith("eas_device_block:")
+
+    reply = client.raw("POST", client.target("FolderSync"),
+                       [("MS-ASProtocolVersion", "14.1"),
+                        ("User-Agent", "Apple-iPhone13C4/2307.71"),
+                        ("Content-Length", str(len(body)))], body)
+    assert reply.status == 200
+    assert reply.header("X-Reason") == "eas_device_default"
+    assert len(backend.requests) == 1
+
+
 def test_files_are_read_again_on_reload(gateway, backend):
     assert request(gateway, device_id="ApplRELOAD").status == 200
     assert request(gateway, user="jdoe", device_id="ApplJDOEOLD").status \
