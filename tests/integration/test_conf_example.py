@@ -173,6 +173,16 @@ def test_example_publishes_activesync(example, certs, shared_backend):
     assert looping.foldersync().status == 403
     assert len(backend.requests) == 3
 
+    # one inventory for both servers, readable from 127.0.0.1
+    inventory = phone.raw("GET", "/eas/devices")
+    assert inventory.status == 200
+    devices = {device["device_id"]: device
+               for device in json.loads(inventory.body)["devices"]}
+    assert set(devices) == {"ApplC39ZH2VJJCM3", "WM6DEVICE01", "ApplLOOP0001"}
+    assert devices["WM6DEVICE01"]["protocol_version"] == "12.1"
+    assert devices["ApplLOOP0001"]["access"] == "blocked"
+    assert devices["ApplC39ZH2VJJCM3"]["user_devices"] == 2
+
 
 @pytest.fixture
 def shared_backend(certs):
