@@ -19,6 +19,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_eas_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_eas_access_handler(ngx_http_request_t *r);
 static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -26,6 +27,18 @@ static char *ngx_http_eas_methods(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_eas_allow_header(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *elcf);
+static char *ngx_http_eas_num_bounds(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+static ngx_conf_num_bounds_t  ngx_http_eas_device_max_bounds = {
+    ngx_http_eas_num_bounds, 0, 65535
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_eas_device_status_bounds = {
+    ngx_http_eas_num_bounds, 400, 599
+};
 
 
 /* the methods nginx itself recognises, in the order "Allow" lists them */
@@ -64,6 +77,85 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("eas_device_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_device_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("eas_devices"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_devices,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_device_inventory"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_eas_device_inventory,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* the offset of a rule directive is the access it gives */
+
+    { ngx_string("eas_device_allow"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_device_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EAS_ACCESS_ALLOWED,
+      NULL },
+
+    { ngx_string("eas_device_block"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_device_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_EAS_ACCESS_BLOCKED,
+      NULL },
+
+    { ngx_string("eas_device_rules"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_device_rules,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_device_user_lists"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_device_user_lists,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_device_default"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_device_default,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_device_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eas_loc_conf_t, device_max),
+      &ngx_http_eas_device_max_bounds },
+
+    { ngx_string("eas_device_user_match"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eas_loc_conf_t, device_user_match),
+      NULL },
+
+    { ngx_string("eas_device_block_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eas_loc_conf_t, device_status),
+      &ngx_http_eas_device_status_bounds },
 
       ngx_null_command
 };
@@ -130,7 +222,31 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_parse_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_eas_access_handler;
+
     return NGX_OK;
+}
+
+
+/*
+ * The access phase runs the steps in the order of the request flow
+ * (DESIGN.md): authentication, then device access.  Subrequests are
+ * not checked.
+ */
+
+static ngx_int_t
+ngx_http_eas_access_handler(ngx_http_request_t *r)
+{
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_eas_device_access(r);
 }
 
 
@@ -148,10 +264,18 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->allow = { 0, NULL };
+     *     conf->device_check = 0;
      */
 
     conf->enable = NGX_CONF_UNSET;
     conf->methods = NGX_CONF_UNSET_UINT;
+    conf->devices = NGX_CONF_UNSET_PTR;
+    conf->device_rules = NGX_CONF_UNSET_PTR;
+    conf->device_lists = NGX_CONF_UNSET_PTR;
+    conf->device_default = NGX_CONF_UNSET_UINT;
+    conf->device_max = NGX_CONF_UNSET_UINT;
+    conf->device_user_match = NGX_CONF_UNSET;
+    conf->device_status = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -178,6 +302,18 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         if (ngx_http_eas_allow_header(cf, conf) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (ngx_http_eas_devices_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_eas_access_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -277,4 +413,31 @@ ngx_http_eas_allow_header(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
     elcf->allow.len = p - elcf->allow.data;
 
     return NGX_OK;
+}
+
+
+/* ngx_conf_check_num_bounds() that names the directive in its error */
+
+static char *
+ngx_http_eas_num_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+
+    u_char  *p;
+
+    if (*np >= bounds->low && *np <= bounds->high) {
+        return NGX_CONF_OK;
+    }
+
+    p = ngx_pnalloc(cf->pool, sizeof("must be between  and ")
+                              + 2 * NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(p, "must be between %i and %i%Z", bounds->low,
+                bounds->high);
+
+    return (char *) p;
 }

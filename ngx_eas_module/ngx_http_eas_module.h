@@ -19,10 +19,23 @@
 #define NGX_HTTP_EAS_DEFAULT_METHODS  (NGX_HTTP_POST|NGX_HTTP_OPTIONS)
 
 
+/* device rules (ngx_http_eas_rules.c), per-user lists (..._lists.c) */
+typedef struct ngx_http_eas_rules_s        ngx_http_eas_rules_t;
+typedef struct ngx_http_eas_lists_s        ngx_http_eas_lists_t;
+
+
 typedef struct {
     ngx_flag_t            enable;
     ngx_uint_t            methods;        /* NGX_HTTP_* bit mask */
     ngx_str_t             allow;          /* "OPTIONS, POST" for 405 */
+    ngx_shm_zone_t       *devices;        /* eas_devices: inventory zone */
+    ngx_http_eas_rules_t *device_rules;   /* eas_device_allow/block/rules */
+    ngx_http_eas_lists_t *device_lists;   /* eas_device_user_lists */
+    ngx_uint_t            device_default; /* eas_device_default */
+    ngx_uint_t            device_max;     /* eas_device_max, 0: none */
+    ngx_flag_t            device_user_match; /* eas_device_user_match */
+    ngx_uint_t            device_status;  /* eas_device_block_status */
+    ngx_flag_t            device_check;   /* the device step runs */
 } ngx_http_eas_loc_conf_t;
 
 
@@ -31,6 +44,7 @@ typedef struct {
     eas_request_t         request;
     ngx_str_t             user;           /* authenticated identity */
     ngx_str_t             reason;         /* $eas_reason; empty if none */
+    ngx_uint_t            access;         /* $eas_access: ..._ACCESS_* */
     unsigned              parsed:1;       /* request holds the fields */
     unsigned              authenticated:1; /* user was verified */
 } ngx_http_eas_ctx_t;
@@ -40,6 +54,152 @@ ngx_int_t ngx_http_eas_parse_handler(ngx_http_request_t *r);
 ngx_http_eas_ctx_t *ngx_http_eas_get_ctx(ngx_http_request_t *r);
 void ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user);
 ngx_int_t ngx_http_eas_variables_add(ngx_conf_t *cf);
+
+
+/*
+ * The device inventory (ngx_http_eas_devices.c): one record per
+ * identity + DeviceId in an "eas_device_zone", serving the inventory,
+ * the max-devices rule, the remembered heartbeat and the status view.
+ * Strings longer than the record keeps are truncated.
+ */
+
+#define NGX_HTTP_EAS_DEVICE_TYPE_LEN    64
+#define NGX_HTTP_EAS_DEVICE_UA_LEN      128
+#define NGX_HTTP_EAS_DEVICE_REASON_LEN  128
+
+#define NGX_HTTP_EAS_ACCESS_NONE        0
+#define NGX_HTTP_EAS_ACCESS_ALLOWED     1
+#define NGX_HTTP_EAS_ACCESS_BLOCKED     2
+
+/* $eas_reason of a device over its user's eas_device_max */
+#define NGX_HTTP_EAS_REASON_MAX_DEVICES "eas_device_max"
+
+
+/* a record copied out of the zone: plain arrays, safe to copy */
+typedef struct {
+    time_t                first_seen;
+    time_t                last_seen;
+    ngx_uint_t            heartbeat;      /* seconds, 0 = none */
+    ngx_uint_t            version;        /* eas version code: 141 */
+    ngx_uint_t            command;        /* eas_command_e */
+    ngx_uint_t            access;         /* NGX_HTTP_EAS_ACCESS_* */
+    ngx_uint_t            user_devices;   /* devices counted for user */
+    size_t                user_len;
+    size_t                device_id_len;
+    size_t                device_type_len;
+    size_t                user_agent_len;
+    size_t                reason_len;
+    u_char                user[EAS_USER_MAX];
+    u_char                device_id[EAS_DEVICE_ID_MAX];
+    u_char                device_type[NGX_HTTP_EAS_DEVICE_TYPE_LEN];
+    u_char                user_agent[NGX_HTTP_EAS_DEVICE_UA_LEN];
+    u_char                reason[NGX_HTTP_EAS_DEVICE_REASON_LEN];
+} ngx_http_eas_device_t;
+
+
+/* what one request tells the inventory */
+typedef struct {
+    ngx_str_t             user;
+    ngx_str_t             device_id;
+    ngx_str_t             device_type;
+    ngx_str_t             user_agent;
+    ngx_str_t             reason;         /* of the rules' decision */
+    ngx_uint_t            version;
+    ngx_uint_t            command;
+    ngx_uint_t            access;         /* in: rules; out: final */
+    ngx_uint_t            max_devices;    /* 0: no limit */
+    ngx_uint_t            user_devices;   /* out */
+    unsigned              over_limit:1;   /* out: max_devices blocked */
+    unsigned              created:1;      /* out: first request seen */
+} ngx_http_eas_device_update_t;
+
+
+ngx_int_t ngx_http_eas_device_update(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_update_t *u, ngx_log_t *log);
+ngx_int_t ngx_http_eas_device_lookup(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_http_eas_device_t *copy);
+ngx_int_t ngx_http_eas_device_set_heartbeat(ngx_shm_zone_t *zone,
+    ngx_str_t *user, ngx_str_t *device_id, ngx_uint_t seconds);
+ngx_uint_t ngx_http_eas_device_list(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_t *out, ngx_uint_t n);
+ngx_uint_t ngx_http_eas_device_count(ngx_shm_zone_t *zone);
+char *ngx_http_eas_device_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_devices(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_devices_merge(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
+ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *conf);
+
+/* step 3 of the request flow (ngx_http_eas_access.c) */
+ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r);
+char *ngx_http_eas_access_merge(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
+char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+/* what device rules and per-user lists look at */
+#define NGX_HTTP_EAS_FIELD_DEVICE_ID    0
+#define NGX_HTTP_EAS_FIELD_DEVICE_TYPE  1
+#define NGX_HTTP_EAS_FIELD_USER         2
+#define NGX_HTTP_EAS_FIELD_USER_AGENT   3
+#define NGX_HTTP_EAS_FIELDS             4
+
+typedef struct {
+    ngx_str_t             value[NGX_HTTP_EAS_FIELDS];  /* as sent */
+    ngx_str_t             lower[NGX_HTTP_EAS_FIELDS];  /* lower-cased */
+} ngx_http_eas_device_values_t;
+
+
+/*
+ * A source of per-user allowed / blocked DeviceIds: a file now, a
+ * directory (msExchMobileAllowedDeviceIDs / ...BlockedDeviceIDs) later.
+ * lookup() sets *access to BLOCKED if the device is in the user's block
+ * list, else ALLOWED if in the allow list, else NONE, and *reason to the
+ * entry that decided; it returns NGX_OK, NGX_ERROR, or (for a source
+ * that must wait for an answer) NGX_AGAIN after arranging to resume the
+ * request.
+ */
+typedef ngx_int_t (*ngx_http_eas_list_lookup_pt)(ngx_http_request_t *r,
+    ngx_http_eas_lists_t *source, ngx_http_eas_device_values_t *values,
+    ngx_uint_t *access, ngx_str_t *reason);
+
+struct ngx_http_eas_lists_s {
+    ngx_http_eas_list_lookup_pt   lookup;
+    void                         *data;
+};
+
+
+/* one line of a list file, split into tokens (ngx_str_t) */
+typedef ngx_int_t (*ngx_http_eas_file_line_pt)(ngx_conf_t *cf, void *data,
+    ngx_str_t *file, ngx_uint_t line, ngx_array_t *tokens);
+
+ngx_int_t ngx_http_eas_file_read(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *directive, ngx_http_eas_file_line_pt handler, void *data);
+ngx_int_t ngx_http_eas_hash_build(ngx_conf_t *cf, ngx_hash_t *hash,
+    ngx_hash_keys_arrays_t *keys, size_t max, char *name);
+ngx_int_t ngx_http_eas_reason(ngx_http_request_t *r, ngx_str_t *source,
+    ngx_uint_t line, ngx_str_t *reason);
+ngx_str_t *ngx_http_eas_reason_source(ngx_conf_t *cf, ngx_str_t *directive,
+    ngx_str_t *file);
+
+char *ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_rules(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_eas_rules_merge(ngx_conf_t *cf,
+    ngx_http_eas_rules_t **conf, ngx_http_eas_rules_t *prev);
+ngx_int_t ngx_http_eas_rules_compile(ngx_conf_t *cf,
+    ngx_http_eas_rules_t *rules);
+ngx_int_t ngx_http_eas_rules_decide(ngx_http_request_t *r,
+    ngx_http_eas_rules_t *rules, ngx_http_eas_device_values_t *values,
+    ngx_uint_t *access, ngx_str_t *reason);
+
+char *ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 extern ngx_module_t  ngx_http_eas_module;

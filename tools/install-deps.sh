@@ -21,6 +21,7 @@ packages="
     libwbxml2-utils
     apache2-utils
     curl
+    wrk
 "
 
 missing=""

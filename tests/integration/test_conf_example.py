@@ -165,6 +165,24 @@ def test_example_publishes_activesync(example, certs, shared_backend):
     legacy_log = nginx.wait_for_access_log(1, name="eas-legacy.log")
     assert "device=WM6DEVICE01 type=PocketPC ver=12.1" in legacy_log[0]
 
+    # eas-devices.conf: an iOS 6.1 build is stopped at the edge
+    looping = EasClient("https://localhost:%d" % nginx.ports["modern"],
+                        user="jdoe", password="secret", protocol="14.1",
+                        device_id="ApplLOOP0001", cafile=certs.ca,
+                        user_agent="Apple-iPhone4C1/1002.141")
+    assert looping.foldersync().status == 403
+    assert len(backend.requests) == 3
+
+    # one inventory for both servers, readable from 127.0.0.1
+    inventory = phone.raw("GET", "/eas/devices")
+    assert inventory.status == 200
+    devices = {device["device_id"]: device
+               for device in json.loads(inventory.body)["devices"]}
+    assert set(devices) == {"ApplC39ZH2VJJCM3", "WM6DEVICE01", "ApplLOOP0001"}
+    assert devices["WM6DEVICE01"]["protocol_version"] == "12.1"
+    assert devices["ApplLOOP0001"]["access"] == "blocked"
+    assert devices["ApplC39ZH2VJJCM3"]["user_devices"] == 2
+
 
 @pytest.fixture
 def shared_backend(certs):
@@ -186,5 +204,6 @@ def test_example_files_are_all_tested():
     shipped = {path.name for path in EXAMPLE.iterdir()}
     assert shipped == {"nginx.conf", "eas-log-formats.conf",
                        "tls-modern.conf", "tls-legacy.conf",
-                       "eas-proxy.conf", "eas-legacy-server.conf"}
+                       "eas-proxy.conf", "eas-legacy-server.conf",
+                       "eas-devices.conf"}
     assert shutil.which("nginx") or pathlib.Path("/usr/sbin/nginx").exists()

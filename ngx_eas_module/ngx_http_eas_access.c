@@ -1,0 +1,358 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
+    ngx_http_eas_device_values_t *values);
+static ngx_int_t ngx_http_eas_device_lower(ngx_http_request_t *r,
+    ngx_str_t *value, ngx_str_t *lower);
+static ngx_uint_t ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx);
+static void ngx_http_eas_user_name(ngx_str_t *user, ngx_str_t *name);
+static void ngx_http_eas_device_record(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_device_values_t *values);
+
+
+static ngx_str_t  ngx_http_eas_reason_default =
+    ngx_string("eas_device_default");
+static ngx_str_t  ngx_http_eas_reason_user_match =
+    ngx_string("eas_device_user_match");
+static ngx_str_t  ngx_http_eas_reason_max =
+    ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
+
+
+/*
+ * Step 3 of the request flow, in Exchange's order (EAS-PROTOCOL.md
+ * 9.2): the user's block list, the user's allow list, the rules (first
+ * match wins), the default; then the inventory records the device and
+ * applies the user's device limit.  OPTIONS and anything without a
+ * DeviceId are not subject to it.  NGX_DECLINED lets the request go on.
+ */
+
+ngx_int_t
+ngx_http_eas_device_access(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      user;
+    ngx_uint_t                     access;
+    ngx_http_eas_ctx_t            *ctx;
+    ngx_http_eas_loc_conf_t       *elcf;
+    ngx_http_eas_device_values_t   values;
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    if (!elcf->enable || !elcf->device_check) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL || !ctx->parsed || ctx->request.device_id.len == 0
+        || ctx->access != NGX_HTTP_EAS_ACCESS_NONE)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_eas_identity(ctx, &user);
+
+    if (ngx_http_eas_device_values(r, ctx, &user, &values) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    access = NGX_HTTP_EAS_ACCESS_NONE;
+
+    if (elcf->device_user_match && !ngx_http_eas_user_match(ctx)) {
+        access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        ctx->reason = ngx_http_eas_reason_user_match;
+    }
+
+    if (access == NGX_HTTP_EAS_ACCESS_NONE && elcf->device_lists) {
+        rc = elcf->device_lists->lookup(r, elcf->device_lists, &values,
+                                        &access, &ctx->reason);
+        if (rc != NGX_OK) {
+            return (rc == NGX_AGAIN) ? NGX_AGAIN
+                                     : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (access == NGX_HTTP_EAS_ACCESS_NONE && elcf->device_rules) {
+        rc = ngx_http_eas_rules_decide(r, elcf->device_rules, &values,
+                                       &access, &ctx->reason);
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (access == NGX_HTTP_EAS_ACCESS_NONE) {
+        access = (elcf->device_default == NGX_HTTP_EAS_ACCESS_BLOCKED)
+                 ? NGX_HTTP_EAS_ACCESS_BLOCKED : NGX_HTTP_EAS_ACCESS_ALLOWED;
+        ctx->reason = ngx_http_eas_reason_default;
+    }
+
+    ctx->access = access;
+
+    if (elcf->devices) {
+        ngx_http_eas_device_record(r, elcf, ctx, &values);
+    }
+
+    if (ctx->access == NGX_HTTP_EAS_ACCESS_ALLOWED) {
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "eas device \"%V\" of \"%V\" allowed by %V",
+                       &values.value[NGX_HTTP_EAS_FIELD_DEVICE_ID], &user,
+                       &ctx->reason);
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "eas: device \"%V\" of user \"%V\" blocked by %V",
+                  &values.value[NGX_HTTP_EAS_FIELD_DEVICE_ID], &user,
+                  &ctx->reason);
+
+    return elcf->device_status;
+}
+
+
+/* the fields rules look at, and lower-cased copies for hash lookups */
+
+static ngx_int_t
+ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_str_t *user, ngx_http_eas_device_values_t *values)
+{
+    ngx_str_t  *v;
+
+    v = values->value;
+
+    v[NGX_HTTP_EAS_FIELD_DEVICE_ID].data =
+                                       (u_char *) ctx->request.device_id.data;
+    v[NGX_HTTP_EAS_FIELD_DEVICE_ID].len = ctx->request.device_id.len;
+
+    v[NGX_HTTP_EAS_FIELD_DEVICE_TYPE].data =
+                                     (u_char *) ctx->request.device_type.data;
+    v[NGX_HTTP_EAS_FIELD_DEVICE_TYPE].len = ctx->request.device_type.len;
+
+    v[NGX_HTTP_EAS_FIELD_USER] = *user;
+
+    if (r->headers_in.user_agent) {
+        v[NGX_HTTP_EAS_FIELD_USER_AGENT] = r->headers_in.user_agent->value;
+
+    } else {
+        ngx_str_set(&v[NGX_HTTP_EAS_FIELD_USER_AGENT], "");
+    }
+
+    /* a field the request lacks is "" to a regex, never a NULL subject */
+
+    if (v[NGX_HTTP_EAS_FIELD_USER].data == NULL) {
+        ngx_str_set(&v[NGX_HTTP_EAS_FIELD_USER], "");
+    }
+
+    if (ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_DEVICE_ID],
+                        &values->lower[NGX_HTTP_EAS_FIELD_DEVICE_ID])
+        != NGX_OK
+        || ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_DEVICE_TYPE],
+                        &values->lower[NGX_HTTP_EAS_FIELD_DEVICE_TYPE])
+           != NGX_OK
+        || ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_USER],
+                        &values->lower[NGX_HTTP_EAS_FIELD_USER])
+           != NGX_OK
+        || ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_USER_AGENT],
+                        &values->lower[NGX_HTTP_EAS_FIELD_USER_AGENT])
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eas_device_lower(ngx_http_request_t *r, ngx_str_t *value,
+    ngx_str_t *lower)
+{
+    lower->len = value->len;
+
+    if (value->len == 0) {
+        lower->data = value->data;
+        return NGX_OK;
+    }
+
+    lower->data = ngx_pnalloc(r->pool, value->len);
+    if (lower->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_strlow(lower->data, value->data, value->len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * eas_device_user_match: the query's User= must name the authenticated
+ * user.  Only the user part is compared ("CONTOSO\jdoe" and
+ * "jdoe@contoso.com" are the same user), without case: a NetBIOS domain
+ * cannot be compared with a DNS one without asking the directory.
+ * Nothing to compare without pre-authentication or without User=.
+ */
+
+static ngx_uint_t
+ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx)
+{
+    ngx_str_t  query, a, b;
+
+    if (!ctx->authenticated || ctx->request.user.len == 0) {
+        return 1;
+    }
+
+    query.data = (u_char *) ctx->request.user.data;
+    query.len = ctx->request.user.len;
+
+    ngx_http_eas_user_name(&query, &a);
+    ngx_http_eas_user_name(&ctx->user, &b);
+
+    return a.len == b.len && ngx_strncasecmp(a.data, b.data, a.len) == 0;
+}
+
+
+static void
+ngx_http_eas_user_name(ngx_str_t *user, ngx_str_t *name)
+{
+    u_char  *p, *last;
+
+    last = user->data + user->len;
+
+    p = ngx_strlchr(user->data, last, '\\');
+
+    if (p) {
+        name->data = p + 1;
+        name->len = last - name->data;
+        return;
+    }
+
+    p = ngx_strlchr(user->data, last, '@');
+
+    name->data = user->data;
+    name->len = (p ? p : last) - user->data;
+}
+
+
+/* the inventory, and the max-devices rule that needs it */
+
+static void
+ngx_http_eas_device_record(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_device_values_t *values)
+{
+    ngx_http_eas_device_update_t  u;
+
+    ngx_memzero(&u, sizeof(ngx_http_eas_device_update_t));
+
+    u.user = values->value[NGX_HTTP_EAS_FIELD_USER];
+    u.device_id = values->value[NGX_HTTP_EAS_FIELD_DEVICE_ID];
+    u.device_type = values->value[NGX_HTTP_EAS_FIELD_DEVICE_TYPE];
+    u.user_agent = values->value[NGX_HTTP_EAS_FIELD_USER_AGENT];
+    u.reason = ctx->reason;
+    u.version = ctx->request.version_code;
+    u.command = ctx->request.command;
+    u.access = ctx->access;
+    u.max_devices = elcf->device_max;
+
+    if (ngx_http_eas_device_update(elcf->devices, &u, r->connection->log)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    if (u.over_limit) {
+        ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        ctx->reason = ngx_http_eas_reason_max;
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "eas device \"%V\" of \"%V\": %ui devices for the user",
+                   &u.device_id, &u.user, u.user_devices);
+}
+
+
+char *
+ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
+    ngx_http_eas_loc_conf_t *conf)
+{
+    if (ngx_http_eas_rules_merge(cf, &conf->device_rules, prev->device_rules)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    /* like the rules, the lists are inherited only by a level without */
+
+    if (conf->device_lists == NGX_CONF_UNSET_PTR) {
+        conf->device_lists = (prev->device_lists == NGX_CONF_UNSET_PTR)
+                             ? NULL : prev->device_lists;
+    }
+
+    ngx_conf_merge_uint_value(conf->device_default, prev->device_default,
+                              NGX_HTTP_EAS_ACCESS_NONE);
+    ngx_conf_merge_uint_value(conf->device_max, prev->device_max, 0);
+    ngx_conf_merge_value(conf->device_user_match, prev->device_user_match,
+                         0);
+    ngx_conf_merge_uint_value(conf->device_status, prev->device_status,
+                              NGX_HTTP_FORBIDDEN);
+
+    if (conf->device_max && conf->devices == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_device_max\" needs a zone: "
+                           "add \"eas_devices\"");
+        return NGX_CONF_ERROR;
+    }
+
+    conf->device_check = (conf->devices || conf->device_rules
+                          || conf->device_lists
+                          || conf->device_default != NGX_HTTP_EAS_ACCESS_NONE
+                          || conf->device_user_match);
+
+    return NGX_CONF_OK;
+}
+
+
+/* eas_device_default allow | block; */
+
+char *
+ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    ngx_str_t  *value;
+
+    if (elcf->device_default != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "allow") == 0) {
+        elcf->device_default = NGX_HTTP_EAS_ACCESS_ALLOWED;
+
+    } else if (ngx_strcmp(value[1].data, "block") == 0) {
+        elcf->device_default = NGX_HTTP_EAS_ACCESS_BLOCKED;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be \"allow\" or \"block\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,971 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+/*
+ * Device rules: "eas_device_allow" / "eas_device_block" directives and
+ * "eas_device_rules" files, in configuration order, first match wins.
+ * A rule with one exact condition goes into a hash table of its field,
+ * so that a list of 100,000 DeviceIds costs one lookup; every other rule
+ * (regular expressions, several conditions) is tried in order, and only
+ * while it comes before the best hash hit.
+ */
+
+
+typedef struct {
+    ngx_uint_t                  field;
+    ngx_str_t                   value;      /* lower-cased if caseless */
+#if (NGX_PCRE)
+    ngx_regex_t                *regex;
+#endif
+} ngx_http_eas_cond_t;
+
+
+typedef struct {
+    ngx_uint_t                  index;      /* configuration order */
+    ngx_uint_t                  access;     /* NGX_HTTP_EAS_ACCESS_* */
+    ngx_str_t                  *source;     /* "eas_device_rules:/path" */
+    ngx_uint_t                  line;
+    ngx_uint_t                  nconds;
+    ngx_http_eas_cond_t         conds[1];
+} ngx_http_eas_rule_t;
+
+
+struct ngx_http_eas_rules_s {
+    ngx_array_t                 rules;      /* ngx_http_eas_rule_t * */
+    ngx_array_t                 scan;       /* ngx_http_eas_rule_t * */
+    ngx_hash_t                  exact[NGX_HTTP_EAS_FIELDS];
+    ngx_uint_t                  nexact[NGX_HTTP_EAS_FIELDS];
+    unsigned                    compiled:1;
+};
+
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_uint_t                  caseless;   /* exact values */
+} ngx_http_eas_field_t;
+
+
+/* what a rules file's lines are added to */
+typedef struct {
+    ngx_http_eas_rules_t       *rules;
+    ngx_str_t                  *source;     /* "eas_device_rules:/path" */
+} ngx_http_eas_rules_file_t;
+
+
+static ngx_http_eas_rules_t *ngx_http_eas_rules_get(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *elcf);
+static ngx_int_t ngx_http_eas_rules_file_line(ngx_conf_t *cf, void *data,
+    ngx_str_t *file, ngx_uint_t line, ngx_array_t *tokens);
+static ngx_int_t ngx_http_eas_rule_parse(ngx_conf_t *cf,
+    ngx_http_eas_rules_t *rules, ngx_uint_t access, ngx_str_t *tokens,
+    ngx_uint_t n, ngx_str_t *source, ngx_uint_t line, ngx_str_t *err);
+static ngx_int_t ngx_http_eas_cond_parse(ngx_conf_t *cf, ngx_str_t *token,
+    ngx_http_eas_cond_t *cond, ngx_str_t *err);
+static ngx_uint_t ngx_http_eas_rule_match(ngx_http_eas_rule_t *rule,
+    ngx_http_eas_device_values_t *values, ngx_log_t *log);
+static ngx_int_t ngx_http_eas_file_token(ngx_conf_t *cf, u_char **pos,
+    u_char *last, ngx_str_t *token);
+
+
+static ngx_http_eas_field_t  ngx_http_eas_fields[] = {
+    { ngx_string("device_id"), 1 },
+    { ngx_string("device_type"), 1 },
+    { ngx_string("user"), 1 },
+    { ngx_string("user_agent"), 0 },
+};
+
+
+/* eas_device_allow cond ...; eas_device_block cond ...; */
+
+char *
+ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    u_char                 errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t             *value, *source, err;
+    ngx_http_eas_rules_t  *rules;
+
+    rules = ngx_http_eas_rules_get(cf, elcf);
+    if (rules == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* the reason names the directive and where it is */
+
+    source = ngx_http_eas_reason_source(cf, &cmd->name,
+                                       &cf->conf_file->file.name);
+    if (source == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    err.len = NGX_MAX_CONF_ERRSTR;
+    err.data = errstr;
+
+    if (ngx_http_eas_rule_parse(cf, rules, cmd->offset, &value[1],
+                                cf->args->nelts - 1, source,
+                                cf->conf_file->line, &err)
+        != NGX_OK)
+    {
+        if (err.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V in \"%V\"", &err,
+                               &cmd->name);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* eas_device_rules file; */
+
+char *
+ngx_http_eas_device_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    ngx_str_t                  *value, path;
+    ngx_http_eas_rules_file_t   ctx;
+
+    ctx.rules = ngx_http_eas_rules_get(cf, elcf);
+    if (ctx.rules == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ctx.source = ngx_http_eas_reason_source(cf, &cmd->name, &path);
+    if (ctx.source == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_eas_file_read(cf, &path, &cmd->name,
+                               ngx_http_eas_rules_file_line, &ctx)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* "directive:file", the start of every reason a rule gives */
+
+ngx_str_t *
+ngx_http_eas_reason_source(ngx_conf_t *cf, ngx_str_t *directive,
+    ngx_str_t *file)
+{
+    u_char     *p;
+    ngx_str_t  *source;
+
+    source = ngx_palloc(cf->pool, sizeof(ngx_str_t));
+    if (source == NULL) {
+        return NULL;
+    }
+
+    source->len = directive->len + 1 + file->len;
+    source->data = ngx_pnalloc(cf->pool, source->len);
+    if (source->data == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(source->data, directive->data, directive->len);
+    *p++ = ':';
+    ngx_memcpy(p, file->data, file->len);
+
+    return source;
+}
+
+
+/* the rules of this level, created by its first rule directive */
+
+static ngx_http_eas_rules_t *
+ngx_http_eas_rules_get(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
+{
+    ngx_http_eas_rules_t  *rules;
+
+    if (elcf->device_rules != NGX_CONF_UNSET_PTR) {
+        return elcf->device_rules;
+    }
+
+    rules = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_rules_t));
+    if (rules == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&rules->rules, cf->pool, 16,
+                       sizeof(ngx_http_eas_rule_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    elcf->device_rules = rules;
+
+    return rules;
+}
+
+
+static ngx_int_t
+ngx_http_eas_rules_file_line(ngx_conf_t *cf, void *data, ngx_str_t *file,
+    ngx_uint_t line, ngx_array_t *tokens)
+{
+    ngx_http_eas_rules_file_t *ctx = data;
+
+    u_char       errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t   *token, err;
+    ngx_uint_t   access;
+
+    token = tokens->elts;
+
+    if (token[0].len == 5 && ngx_strncmp(token[0].data, "allow", 5) == 0) {
+        access = NGX_HTTP_EAS_ACCESS_ALLOWED;
+
+    } else if (token[0].len == 5
+               && ngx_strncmp(token[0].data, "block", 5) == 0)
+    {
+        access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rule \"%V\" in \"%V\" at line %ui: "
+                           "a rule starts with \"allow\" or \"block\"",
+                           &token[0], file, line);
+        return NGX_ERROR;
+    }
+
+    if (tokens->nelts < 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "rule without a condition in \"%V\" at line %ui",
+                           file, line);
+        return NGX_ERROR;
+    }
+
+    err.len = NGX_MAX_CONF_ERRSTR;
+    err.data = errstr;
+
+    if (ngx_http_eas_rule_parse(cf, ctx->rules, access, &token[1],
+                                tokens->nelts - 1, ctx->source, line, &err)
+        != NGX_OK)
+    {
+        if (err.len) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%V in \"%V\" at line %ui", &err, file, line);
+        }
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One rule from its condition tokens.  NGX_ERROR with a message in err
+ * (err->len 0 if memory ran out); the caller says where the rule is.
+ */
+
+static ngx_int_t
+ngx_http_eas_rule_parse(ngx_conf_t *cf, ngx_http_eas_rules_t *rules,
+    ngx_uint_t access, ngx_str_t *tokens, ngx_uint_t n, ngx_str_t *source,
+    ngx_uint_t line, ngx_str_t *err)
+{
+    ngx_uint_t            i, j;
+    ngx_http_eas_rule_t  *rule, **rp;
+
+    if (n > NGX_HTTP_EAS_FIELDS) {
+        err->len = ngx_snprintf(err->data, err->len,
+                                "too many conditions in one device rule")
+                   - err->data;
+        return NGX_ERROR;
+    }
+
+    rule = ngx_pcalloc(cf->pool, offsetof(ngx_http_eas_rule_t, conds)
+                                 + n * sizeof(ngx_http_eas_cond_t));
+    if (rule == NULL) {
+        err->len = 0;
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_eas_cond_parse(cf, &tokens[i], &rule->conds[i], err)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        for (j = 0; j < i; j++) {
+            if (rule->conds[j].field == rule->conds[i].field) {
+                err->len = ngx_snprintf(err->data, err->len,
+                                        "duplicate field in \"%V\" in one "
+                                        "device rule", &tokens[i])
+                           - err->data;
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    rule->nconds = n;
+    rule->access = access;
+    rule->source = source;
+    rule->line = line;
+    rule->index = rules->rules.nelts;
+
+    rp = ngx_array_push(&rules->rules);
+    if (rp == NULL) {
+        err->len = 0;
+        return NGX_ERROR;
+    }
+
+    *rp = rule;
+
+    return NGX_OK;
+}
+
+
+/* field=value, field=~regex, field=~*regex */
+
+static ngx_int_t
+ngx_http_eas_cond_parse(ngx_conf_t *cf, ngx_str_t *token,
+    ngx_http_eas_cond_t *cond, ngx_str_t *err)
+{
+    u_char               *eq;
+    ngx_str_t             value;
+    ngx_uint_t            i;
+#if (NGX_PCRE)
+    u_char                errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t   rc;
+#endif
+
+    eq = ngx_strlchr(token->data, token->data + token->len, '=');
+
+    if (eq == NULL || eq + 1 == token->data + token->len) {
+        err->len = ngx_snprintf(err->data, err->len,
+                                "invalid device condition \"%V\": "
+                                "use field=value", token)
+                   - err->data;
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_EAS_FIELDS; i++) {
+        if ((size_t) (eq - token->data) == ngx_http_eas_fields[i].name.len
+            && ngx_strncmp(token->data, ngx_http_eas_fields[i].name.data,
+                           ngx_http_eas_fields[i].name.len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_EAS_FIELDS) {
+        err->len = ngx_snprintf(err->data, err->len,
+                                "unknown device field in \"%V\": use "
+                                "device_id, device_type, user or user_agent",
+                                token)
+                   - err->data;
+        return NGX_ERROR;
+    }
+
+    cond->field = i;
+
+    value.data = eq + 1;
+    value.len = token->data + token->len - value.data;
+
+    /* the tokens of a rules file live in the temporary pool: copy */
+
+    cond->value.len = value.len;
+    cond->value.data = ngx_pnalloc(cf->pool, value.len);
+    if (cond->value.data == NULL) {
+        err->len = 0;
+        return NGX_ERROR;
+    }
+
+    if (value.data[0] != '~') {
+        if (ngx_http_eas_fields[i].caseless) {
+            ngx_strlow(cond->value.data, value.data, value.len);
+
+        } else {
+            ngx_memcpy(cond->value.data, value.data, value.len);
+        }
+
+        return NGX_OK;
+    }
+
+    ngx_memcpy(cond->value.data, value.data, value.len);
+
+#if (NGX_PCRE)
+
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+
+    rc.pattern.data = cond->value.data + 1;
+    rc.pattern.len = cond->value.len - 1;
+
+    if (rc.pattern.len && rc.pattern.data[0] == '*') {
+        rc.pattern.data++;
+        rc.pattern.len--;
+        rc.options = NGX_REGEX_CASELESS;
+    }
+
+    if (rc.pattern.len == 0) {
+        err->len = ngx_snprintf(err->data, err->len,
+                                "empty regular expression in \"%V\"", token)
+                   - err->data;
+        return NGX_ERROR;
+    }
+
+    rc.pool = cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        err->len = ngx_snprintf(err->data, err->len, "%V in \"%V\"",
+                                &rc.err, token)
+                   - err->data;
+        return NGX_ERROR;
+    }
+
+    cond->regex = rc.regex;
+
+    return NGX_OK;
+
+#else
+
+    err->len = ngx_snprintf(err->data, err->len,
+                            "using regex \"%V\" requires PCRE library",
+                            token)
+               - err->data;
+    return NGX_ERROR;
+
+#endif
+}
+
+
+/*
+ * Builds the hash tables once the level's rules are all read; called
+ * from merge for the level that defines them (and for the http level,
+ * which is never merged itself, when its first child is).
+ */
+
+ngx_int_t
+ngx_http_eas_rules_compile(ngx_conf_t *cf, ngx_http_eas_rules_t *rules)
+{
+    size_t                   max;
+    ngx_int_t                rc;
+    ngx_str_t                key;
+    ngx_uint_t               i, f, field;
+    ngx_http_eas_rule_t    **rule, **rp;
+    ngx_hash_keys_arrays_t   keys[NGX_HTTP_EAS_FIELDS];
+
+    if (rules->compiled) {
+        return NGX_OK;
+    }
+
+    rules->compiled = 1;
+
+    if (ngx_array_init(&rules->scan, cf->pool, 4,
+                       sizeof(ngx_http_eas_rule_t *))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(keys, sizeof(keys));
+
+    rule = rules->rules.elts;
+    max = 0;
+
+    for (i = 0; i < rules->rules.nelts; i++) {
+
+        if (rule[i]->nconds != 1
+#if (NGX_PCRE)
+            || rule[i]->conds[0].regex
+#endif
+           )
+        {
+            rp = ngx_array_push(&rules->scan);
+            if (rp == NULL) {
+                return NGX_ERROR;
+            }
+
+            *rp = rule[i];
+            continue;
+        }
+
+        field = rule[i]->conds[0].field;
+
+        if (keys[field].temp_pool == NULL) {
+            keys[field].pool = cf->pool;
+            keys[field].temp_pool = cf->temp_pool;
+
+            if (ngx_hash_keys_array_init(&keys[field], NGX_HASH_LARGE)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        /*
+         * ngx_hash_t keeps its keys lower-cased: a case-sensitive value
+         * goes in as a lower-cased copy, and a hit is checked against the
+         * value itself in ngx_http_eas_rules_decide()
+         */
+
+        key = rule[i]->conds[0].value;
+
+        if (!ngx_http_eas_fields[field].caseless) {
+            key.data = ngx_pnalloc(cf->temp_pool, key.len);
+            if (key.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_strlow(key.data, rule[i]->conds[0].value.data, key.len);
+        }
+
+        rc = ngx_hash_add_key(&keys[field], &key, rule[i],
+                              NGX_HASH_READONLY_KEY);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_BUSY && !ngx_http_eas_fields[field].caseless) {
+
+            /* the same value in another case: tried in order instead */
+
+            rp = ngx_array_push(&rules->scan);
+            if (rp == NULL) {
+                return NGX_ERROR;
+            }
+
+            *rp = rule[i];
+        }
+
+        /* NGX_BUSY of a caseless value: the first rule wins anyway */
+
+        max = ngx_max(max, key.len);
+    }
+
+    for (f = 0; f < NGX_HTTP_EAS_FIELDS; f++) {
+
+        if (keys[f].temp_pool == NULL || keys[f].keys.nelts == 0) {
+            continue;
+        }
+
+        if (ngx_http_eas_hash_build(cf, &rules->exact[f], &keys[f], max,
+                                    "eas_device_rules_hash")
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        rules->nexact[f] = keys[f].keys.nelts;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * An exact-match table of keys no longer than max.  Twice as many
+ * buckets as keys: ngx_hash_init() then starts its search where every
+ * bucket fits at the first try, so that 100,000 keys take no longer to
+ * build than ten.
+ */
+
+ngx_int_t
+ngx_http_eas_hash_build(ngx_conf_t *cf, ngx_hash_t *hash,
+    ngx_hash_keys_arrays_t *keys, size_t max, char *name)
+{
+    ngx_hash_init_t  hinit;
+
+    if (keys->keys.nelts == 0) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&hinit, sizeof(ngx_hash_init_t));
+
+    hinit.hash = hash;
+    hinit.key = ngx_hash_key;
+    hinit.max_size = 2 * keys->keys.nelts + 10000;
+    hinit.bucket_size = ngx_align(4 * (max + 2 + sizeof(void *))
+                                  + sizeof(void *), ngx_cacheline_size);
+    hinit.bucket_size = ngx_max(hinit.bucket_size, 256);
+    hinit.name = name;
+    hinit.pool = cf->pool;
+
+    return ngx_hash_init(&hinit, keys->keys.elts, keys->keys.nelts);
+}
+
+
+/*
+ * The first rule in configuration order that matches the request:
+ * NGX_OK with its access and reason ("source:line", from r->pool),
+ * NGX_DECLINED if none does.
+ */
+
+ngx_int_t
+ngx_http_eas_rules_decide(ngx_http_request_t *r, ngx_http_eas_rules_t *rules,
+    ngx_http_eas_device_values_t *values, ngx_uint_t *access,
+    ngx_str_t *reason)
+{
+    ngx_str_t             *v;
+    ngx_uint_t             f, i;
+    ngx_http_eas_rule_t   *best, *hit, **scan;
+
+    best = NULL;
+
+    for (f = 0; f < NGX_HTTP_EAS_FIELDS; f++) {
+
+        if (rules->nexact[f] == 0) {
+            continue;
+        }
+
+        v = &values->lower[f];
+
+        hit = ngx_hash_find(&rules->exact[f], ngx_hash_key(v->data, v->len),
+                            v->data, v->len);
+
+        if (hit && !ngx_http_eas_fields[f].caseless
+            && ngx_strncmp(values->value[f].data, hit->conds[0].value.data,
+                           v->len)
+               != 0)
+        {
+            hit = NULL;
+        }
+
+        if (hit && (best == NULL || hit->index < best->index)) {
+            best = hit;
+        }
+    }
+
+    scan = rules->scan.elts;
+
+    for (i = 0; i < rules->scan.nelts; i++) {
+
+        if (best && scan[i]->index > best->index) {
+            break;
+        }
+
+        if (ngx_http_eas_rule_match(scan[i], values, r->connection->log)) {
+            best = scan[i];
+            break;
+        }
+    }
+
+    if (best == NULL) {
+        return NGX_DECLINED;
+    }
+
+    *access = best->access;
+
+    return ngx_http_eas_reason(r, best->source, best->line, reason);
+}
+
+
+/* "source:line" in r->pool, the $eas_reason of a rule or list entry */
+
+ngx_int_t
+ngx_http_eas_reason(ngx_http_request_t *r, ngx_str_t *source,
+    ngx_uint_t line, ngx_str_t *reason)
+{
+    reason->data = ngx_pnalloc(r->pool, source->len + 1 + NGX_INT_T_LEN);
+    if (reason->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    reason->len = ngx_sprintf(reason->data, "%V:%ui", source, line)
+                  - reason->data;
+
+    return NGX_OK;
+}
+
+
+/* the rules are inherited only by a level that defines none */
+
+ngx_int_t
+ngx_http_eas_rules_merge(ngx_conf_t *cf, ngx_http_eas_rules_t **conf,
+    ngx_http_eas_rules_t *prev)
+{
+    if (*conf == NGX_CONF_UNSET_PTR) {
+        *conf = (prev == NGX_CONF_UNSET_PTR) ? NULL : prev;
+    }
+
+    if (*conf == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_eas_rules_compile(cf, *conf);
+}
+
+
+static ngx_uint_t
+ngx_http_eas_rule_match(ngx_http_eas_rule_t *rule,
+    ngx_http_eas_device_values_t *values, ngx_log_t *log)
+{
+    ngx_int_t             rc;
+    ngx_str_t            *v;
+    ngx_uint_t            i;
+    ngx_http_eas_cond_t  *cond;
+
+    for (i = 0; i < rule->nconds; i++) {
+        cond = &rule->conds[i];
+
+#if (NGX_PCRE)
+        if (cond->regex) {
+            v = &values->value[cond->field];
+
+            rc = ngx_regex_exec(cond->regex, v, NULL, 0);
+
+            if (rc == NGX_REGEX_NO_MATCHED) {
+                return 0;
+            }
+
+            if (rc < 0) {
+                ngx_log_error(NGX_LOG_ALERT, log, 0,
+                              ngx_regex_exec_n " failed: %i on \"%V\" "
+                              "using \"%V\"", rc, v, &cond->value);
+                return 0;
+            }
+
+            continue;
+        }
+#endif
+
+        v = ngx_http_eas_fields[cond->field].caseless
+            ? &values->lower[cond->field] : &values->value[cond->field];
+
+        if (v->len != cond->value.len
+            || ngx_strncmp(v->data, cond->value.data, v->len) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * Reads a list file (full path) at configuration time: one entry a
+ * line, tokens separated by blanks, "#" starts a comment, a token may be
+ * quoted with "..." (\" and \\ inside; other backslashes are kept for
+ * regular expressions).
+ * handler() gets each non-empty line's tokens; it logs its own error.
+ */
+
+ngx_int_t
+ngx_http_eas_file_read(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *directive,
+    ngx_http_eas_file_line_pt handler, void *data)
+{
+    u_char           *buf, *pos, *last, *eol;
+    ssize_t           n;
+    ngx_int_t         rc;
+    ngx_str_t        *token, *path;
+    ngx_uint_t        line;
+    ngx_file_t        file;
+    ngx_array_t       tokens;
+    ngx_file_info_t   fi;
+
+    path = name;
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+
+    file.name = *path;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(path->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"%V\": " ngx_open_file_n " \"%V\" failed",
+                           directive, path);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+    buf = NULL;
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", path);
+        goto done;
+    }
+
+    buf = ngx_alloc(ngx_file_size(&fi) + 1, cf->log);
+    if (buf == NULL) {
+        goto done;
+    }
+
+    n = ngx_read_file(&file, buf, ngx_file_size(&fi), 0);
+
+    if (n == NGX_ERROR) {
+        goto done;
+    }
+
+    if (ngx_array_init(&tokens, cf->temp_pool, 8, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        goto done;
+    }
+
+    pos = buf;
+    last = buf + n;
+
+    for (line = 1; pos < last; line++) {
+
+        eol = ngx_strlchr(pos, last, LF);
+        if (eol == NULL) {
+            eol = last;
+        }
+
+        tokens.nelts = 0;
+
+        for ( ;; ) {
+            token = ngx_array_push(&tokens);
+            if (token == NULL) {
+                goto done;
+            }
+
+            rc = ngx_http_eas_file_token(cf, &pos, eol, token);
+
+            if (rc == NGX_DONE) {
+                tokens.nelts--;
+                break;
+            }
+
+            if (rc == NGX_DECLINED) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unterminated quote in \"%V\" at "
+                                   "line %ui", path, line);
+            }
+
+            if (rc != NGX_OK) {
+                rc = NGX_ERROR;
+                goto done;
+            }
+        }
+
+        pos = eol + 1;
+
+        if (tokens.nelts == 0) {
+            continue;
+        }
+
+        rc = handler(cf, data, path, line, &tokens);
+
+        if (rc != NGX_OK) {
+            goto done;
+        }
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    if (buf) {
+        ngx_free(buf);
+    }
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", path);
+    }
+
+    return rc;
+}
+
+
+/*
+ * The next token of a line, in cf->temp_pool: NGX_OK, NGX_DONE at the
+ * end of the line or at a comment, NGX_DECLINED for an unterminated
+ * quote.
+ */
+
+static ngx_int_t
+ngx_http_eas_file_token(ngx_conf_t *cf, u_char **pos, u_char *last,
+    ngx_str_t *token)
+{
+    u_char      *p, *start, *d;
+    ngx_uint_t   quoted;
+
+    p = *pos;
+
+    while (p < last && (*p == ' ' || *p == '\t' || *p == CR)) {
+        p++;
+    }
+
+    if (p == last || *p == '#') {
+        *pos = last;
+        return NGX_DONE;
+    }
+
+    start = p;
+
+    d = ngx_pnalloc(cf->temp_pool, last - start);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    token->data = d;
+    quoted = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if (quoted) {
+            if (*p == '\\' && p + 1 < last && (p[1] == '"' || p[1] == '\\'))
+            {
+                *d++ = *++p;
+                continue;
+            }
+
+            if (*p == '"') {
+                quoted = 0;
+                continue;
+            }
+
+            *d++ = *p;
+            continue;
+        }
+
+        if (*p == ' ' || *p == '\t' || *p == CR) {
+            break;
+        }
+
+        if (*p == '"') {
+            quoted = 1;
+            continue;
+        }
+
+        *d++ = *p;
+    }
+
+    if (quoted) {
+        return NGX_DECLINED;
+    }
+
+    token->len = d - token->data;
+    *pos = p;
+
+    return NGX_OK;
+}
