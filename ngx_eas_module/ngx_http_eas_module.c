@@ -19,6 +19,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_eas_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_eas_access_handler(ngx_http_request_t *r);
 static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -61,6 +62,56 @@ static ngx_command_t  ngx_http_eas_commands[] = {
     { ngx_string("eas_methods"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_eas_methods,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_cache_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_preauth,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_preauth_cache,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_user_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+                        |NGX_CONF_TAKE12,
+      ngx_http_eas_preauth_user_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_preauth_request,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_preauth_thread_pool,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_lockout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_preauth_lockout,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -130,7 +181,33 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_parse_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_eas_access_handler;
+
     return NGX_OK;
+}
+
+
+/*
+ * Steps 2 and 3 of the request flow, in order: each returns
+ * NGX_DECLINED when the request may go on to the next.
+ */
+
+static ngx_int_t
+ngx_http_eas_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_eas_preauth_handler(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -152,6 +229,8 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->methods = NGX_CONF_UNSET_UINT;
+
+    ngx_http_eas_preauth_create_conf(&conf->preauth);
 
     return conf;
 }
@@ -180,7 +259,8 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_eas_preauth_merge_conf(cf, &prev->preauth,
+                                           &conf->preauth);
 }
 
 

@@ -126,6 +126,13 @@ def test_example_publishes_activesync(example, certs, shared_backend):
     assert phone.options().status == 200
     assert phone.foldersync().eas_status() == 1
 
+    # no credentials: refused at the edge, the backend never sees it
+    stranger = EasClient("https://localhost:%d" % nginx.ports["modern"],
+                         protocol="16.1", cafile=certs.ca)
+    refused = stranger.options()
+    assert refused.status == 401
+    assert refused.header("WWW-Authenticate") == 'Basic realm="ActiveSync"'
+
     # the modern server offers nothing below TLS 1.2
     with pytest.raises(ssl.SSLError):
         tls_handshake(nginx.ports["modern"], ssl.TLSVersion.TLSv1,
@@ -152,8 +159,12 @@ def test_example_publishes_activesync(example, certs, shared_backend):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200")
 
-    assert [r.eas.command for r in backend.wait_for(3)] == \
-        [None, "FolderSync", "FolderSync"]
+    # the first OPTIONS is the pre-authentication check, the phone's
+    # FolderSync is answered from the cache; the legacy server has none
+    assert [r.eas.command for r in backend.wait_for(4)] == \
+        [None, None, "FolderSync", "FolderSync"]
+    assert backend.requests[0].header("Authorization") == \
+        backend.requests[1].header("Authorization")
 
     text = nginx.wait_for_access_log(2, name="eas.log")
     assert "cmd=FolderSync user=jdoe" in text[1]
@@ -186,5 +197,6 @@ def test_example_files_are_all_tested():
     shipped = {path.name for path in EXAMPLE.iterdir()}
     assert shipped == {"nginx.conf", "eas-log-formats.conf",
                        "tls-modern.conf", "tls-legacy.conf",
-                       "eas-proxy.conf", "eas-legacy-server.conf"}
+                       "eas-proxy.conf", "eas-legacy-server.conf",
+                       "eas-preauth.conf"}
     assert shutil.which("nginx") or pathlib.Path("/usr/sbin/nginx").exists()
