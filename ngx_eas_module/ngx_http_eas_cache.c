@@ -9,7 +9,6 @@
 #include <ngx_http.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "ngx_http_eas_module.h"
@@ -53,6 +52,8 @@ static uint32_t ngx_http_eas_cache_hash(ngx_uint_t kind, u_char *key,
     size_t len);
 static time_t ngx_http_eas_cache_locked(ngx_http_eas_cache_node_t *node,
     time_t now);
+static ngx_int_t ngx_http_eas_cache_hmac_init(ngx_http_eas_cache_ctx_t *ctx);
+static void ngx_http_eas_cache_cleanup(void *data);
 
 
 /* any distinct address: zones of this module, told from other modules' */
@@ -70,6 +71,7 @@ ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                 *value, name, s;
     ngx_uint_t                 i;
     ngx_shm_zone_t            *shm_zone;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_eas_cache_ctx_t  *ctx;
 
     value = cf->args->elts;
@@ -144,6 +146,14 @@ ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     shm_zone->init = ngx_http_eas_cache_init_zone;
     shm_zone->data = ctx;
 
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_eas_cache_cleanup;
+    cln->data = ctx;
+
     return NGX_CONF_OK;
 }
 
@@ -172,7 +182,7 @@ ngx_http_eas_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         ctx->sh = octx->sh;
         ctx->shpool = octx->shpool;
 
-        return NGX_OK;
+        return ngx_http_eas_cache_hmac_init(ctx);
     }
 
     ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
@@ -180,7 +190,7 @@ ngx_http_eas_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     if (shm_zone->shm.exists) {
         ctx->sh = ctx->shpool->data;
 
-        return NGX_OK;
+        return ngx_http_eas_cache_hmac_init(ctx);
     }
 
     ctx->sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_eas_cache_sh_t));
@@ -217,7 +227,74 @@ ngx_http_eas_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ctx->shpool->log_nomem = 0;
 
+    return ngx_http_eas_cache_hmac_init(ctx);
+}
+
+
+/*
+ * HMAC (RFC 2104) with the key's two padded blocks hashed once: each
+ * request then copies a SHA-256 state instead of setting up a MAC,
+ * which OpenSSL 3 makes costly (a provider fetch per call).  The
+ * contexts are per process: the master makes them, workers inherit.
+ */
+
+static ngx_int_t
+ngx_http_eas_cache_hmac_init(ngx_http_eas_cache_ctx_t *ctx)
+{
+    ngx_uint_t     i;
+    EVP_MD_CTX    *inner, *outer;
+    const EVP_MD  *md;
+    u_char         ipad[64], opad[64];
+
+    md = EVP_sha256();
+
+    ctx->inner = EVP_MD_CTX_new();
+    ctx->outer = EVP_MD_CTX_new();
+    ctx->work = EVP_MD_CTX_new();
+
+    if (ctx->inner == NULL || ctx->outer == NULL || ctx->work == NULL) {
+        return NGX_ERROR;
+    }
+
+    inner = ctx->inner;
+    outer = ctx->outer;
+
+    ngx_memzero(ipad, sizeof(ipad));
+    ngx_memcpy(ipad, ctx->sh->key, sizeof(ctx->sh->key));
+    ngx_memcpy(opad, ipad, sizeof(ipad));
+
+    for (i = 0; i < sizeof(ipad); i++) {
+        ipad[i] ^= 0x36;
+        opad[i] ^= 0x5c;
+    }
+
+    if (EVP_DigestInit_ex(inner, md, NULL) != 1
+        || EVP_DigestUpdate(inner, ipad, sizeof(ipad)) != 1
+        || EVP_DigestInit_ex(outer, md, NULL) != 1
+        || EVP_DigestUpdate(outer, opad, sizeof(opad)) != 1)
+    {
+        ngx_explicit_memzero(ipad, sizeof(ipad));
+        ngx_explicit_memzero(opad, sizeof(opad));
+        return NGX_ERROR;
+    }
+
+    ngx_explicit_memzero(ipad, sizeof(ipad));
+    ngx_explicit_memzero(opad, sizeof(opad));
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_eas_cache_cleanup(void *data)
+{
+    ngx_http_eas_cache_ctx_t  *ctx = data;
+
+    /* EVP_MD_CTX_free(NULL) does nothing */
+
+    EVP_MD_CTX_free(ctx->inner);
+    EVP_MD_CTX_free(ctx->outer);
+    EVP_MD_CTX_free(ctx->work);
 }
 
 
@@ -234,13 +311,16 @@ ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
     ngx_str_t *user, ngx_str_t *password, u_char *digest)
 {
     u_char                     *p;
-    unsigned int                n;
+    ngx_int_t                   rc;
+    EVP_MD_CTX                 *work;
     ngx_http_eas_cache_ctx_t   *ctx;
     u_char                      buf[NGX_HTTP_EAS_DIGEST_LEN + 2
                                     + EAS_BASIC_USER_MAX
                                     + EAS_BASIC_PASSWORD_MAX];
+    u_char                      inner[NGX_HTTP_EAS_DIGEST_LEN];
 
     ctx = zone->data;
+    work = ctx->work;
 
     if (user->len > EAS_BASIC_USER_MAX
         || password->len > EAS_BASIC_PASSWORD_MAX)
@@ -256,19 +336,22 @@ ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
     p = ngx_cpymem(p, user->data, user->len);
     p = ngx_cpymem(p, password->data, password->len);
 
-    n = NGX_HTTP_EAS_DIGEST_LEN;
+    rc = NGX_ERROR;
 
-    if (HMAC(EVP_sha256(), ctx->sh->key, sizeof(ctx->sh->key), buf,
-             p - buf, digest, &n)
-        == NULL)
+    if (EVP_MD_CTX_copy_ex(work, ctx->inner) == 1
+        && EVP_DigestUpdate(work, buf, p - buf) == 1
+        && EVP_DigestFinal_ex(work, inner, NULL) == 1
+        && EVP_MD_CTX_copy_ex(work, ctx->outer) == 1
+        && EVP_DigestUpdate(work, inner, sizeof(inner)) == 1
+        && EVP_DigestFinal_ex(work, digest, NULL) == 1)
     {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        return NGX_ERROR;
+        rc = NGX_OK;
     }
 
-    ngx_explicit_memzero(buf, sizeof(buf));
+    ngx_explicit_memzero(buf, p - buf);
+    ngx_explicit_memzero(inner, sizeof(inner));
 
-    return NGX_OK;
+    return rc;
 }
 
 
@@ -716,6 +799,13 @@ static uint32_t
 ngx_http_eas_cache_hash(ngx_uint_t kind, u_char *key, size_t len)
 {
     uint32_t  crc;
+
+    /* a digest is uniformly distributed already: its first bytes do */
+
+    if (kind == NGX_HTTP_EAS_CACHE_CREDENTIALS) {
+        return ((uint32_t) key[0] << 24) | ((uint32_t) key[1] << 16)
+               | ((uint32_t) key[2] << 8) | key[3];
+    }
 
     ngx_crc32_init(crc);
     ngx_crc32_update(&crc, (u_char *) &kind, sizeof(ngx_uint_t));

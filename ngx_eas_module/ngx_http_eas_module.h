@@ -84,6 +84,9 @@ typedef struct {
 typedef struct {
     ngx_http_eas_cache_sh_t  *sh;
     ngx_slab_pool_t          *shpool;
+    void                     *inner;    /* EVP_MD_CTX: the HMAC key */
+    void                     *outer;    /* hashed in, per process */
+    void                     *work;
 } ngx_http_eas_cache_ctx_t;             /* shm_zone->data */
 
 
