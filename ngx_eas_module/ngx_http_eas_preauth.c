@@ -33,7 +33,7 @@ typedef struct {
     ngx_uint_t              unknown;       /* no such user in the file */
     ngx_str_t               user;          /* as sent */
     ngx_str_t               identity;      /* normalised */
-    ngx_thread_task_t      *task;
+    void                   *verify;        /* the password file's task */
     u_char                  digest[NGX_HTTP_EAS_DIGEST_LEN];
 } ngx_http_eas_preauth_ctx_t;
 
@@ -248,8 +248,11 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
     ngx_str_t *password)
 {
+    size_t               size;
     ngx_http_eas_ctx_t  *ctx;
+#if (NGX_THREADS)
     ngx_thread_task_t   *task;
+#endif
 
     ctx = ngx_http_eas_get_ctx(r);
 
@@ -257,16 +260,32 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
         return ngx_http_eas_preauth_subrequest(r, pcf, pctx);
     }
 
-    task = ngx_thread_task_alloc(r->pool,
-                                 ngx_http_eas_passwd_verify_size());
-    if (task == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    size = ngx_http_eas_passwd_verify_size();
+
+#if (NGX_THREADS)
+
+    task = NULL;
+
+    if (!pcf->inline_check) {
+        task = ngx_thread_task_alloc(r->pool, size);
+        if (task == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        pctx->verify = task->ctx;
     }
 
-    pctx->task = task;
+#endif
+
+    if (pctx->verify == NULL) {
+        pctx->verify = ngx_palloc(r->pool, size);
+        if (pctx->verify == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
 
     if (ngx_http_eas_passwd_find(pcf->file, &pctx->identity, password,
-                                 task->ctx)
+                                 pctx->verify)
         != NGX_OK)
     {
         pctx->unknown = 1;
@@ -277,9 +296,9 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
     }
 
     if (pcf->inline_check) {
-        ngx_http_eas_passwd_verify(task->ctx);
+        ngx_http_eas_passwd_verify(pctx->verify);
 
-        pctx->result = ngx_http_eas_passwd_result(task->ctx);
+        pctx->result = ngx_http_eas_passwd_result(pctx->verify);
         pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
 
         return ngx_http_eas_preauth_finish(r, ctx, pctx);
@@ -292,7 +311,7 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
     task->event.data = r;
 
     if (ngx_thread_task_post(pcf->thread_pool, task) != NGX_OK) {
-        ngx_explicit_memzero(task->ctx, ngx_http_eas_passwd_verify_size());
+        ngx_explicit_memzero(pctx->verify, size);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -339,7 +358,7 @@ ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
     ctx = ngx_http_eas_get_ctx(r);
     pctx = ctx->preauth;
 
-    pctx->result = ngx_http_eas_passwd_result(pctx->task->ctx);
+    pctx->result = ngx_http_eas_passwd_result(pctx->verify);
     pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,

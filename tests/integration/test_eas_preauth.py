@@ -33,6 +33,7 @@ http {
 
     eas_preauth_zone zone=auth:1m;
     eas_preauth_zone zone=short:1m;
+    eas_preauth_zone zone=tiny:32k;
 
     upstream backend {
         server 127.0.0.1:${backend_port};
@@ -62,6 +63,13 @@ http {
         location /expiry/Microsoft-Server-ActiveSync {
             eas on;
             eas_preauth_cache zone=short valid=1s invalid=1s;
+            proxy_pass http://backend/Microsoft-Server-ActiveSync;
+        }
+
+        location /tiny/Microsoft-Server-ActiveSync {
+            eas on;
+            eas_preauth_cache zone=tiny valid=1h;
+            eas_preauth_lockout user=off address=off;
             proxy_pass http://backend/Microsoft-Server-ActiveSync;
         }
 
@@ -459,6 +467,25 @@ def test_cache_entries_expire(gateway, backend):
         return json.loads(lines[-1])["auth"] == "ok" and len(lines) > 1
 
     poll(verified_again, "new verification after the 1 s lifetime")
+
+
+def test_full_zone_evicts_the_least_recently_used(gateway, backend):
+    """A 32 KB zone holds some two hundred credentials: 400 distinct valid
+    ones (one user, 400 domain spellings) push the oldest out, while one
+    kept in use stays; nothing is refused for want of room."""
+    def spelling(i):
+        return auth("D%d\\jdoe" % i, "secret")
+
+    for i in range(400):
+        assert send(gateway, [spelling(i)], "/tiny").status == 200
+        if i % 20 == 0:
+            assert send(gateway, [spelling(0)], "/tiny").status == 200
+
+    assert send(gateway, [spelling(399)], "/tiny").status == 200
+    assert send(gateway, [spelling(0)], "/tiny").status == 200
+    assert send(gateway, [spelling(1)], "/tiny").status == 200
+    logged = entries(gateway, 400 + 20 + 3)
+    assert [e["auth"] for e in logged[-3:]] == ["cached", "cached", "ok"]
 
 
 def test_changed_password_file_is_reloaded(gateway, backend, hash_lines):
