@@ -114,8 +114,13 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         case NGX_HTTP_EAS_PREAUTH_DONE:
             return ngx_http_eas_preauth_finish(r, ctx, pctx);
 
-        default: /* an internal redirect: decided once per request */
+        case NGX_HTTP_EAS_PREAUTH_DECIDED:
+            /* an internal redirect: decided once per request */
             return pctx->rc;
+
+        default:
+            /* failed half-way (500): an error page is not let through */
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
@@ -538,8 +543,8 @@ ngx_http_eas_preauth_refuse(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *auth, const char *reason,
     ngx_int_t status)
 {
-    ngx_table_elt_t              *h;
-    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_table_elt_t          *h;
+    ngx_http_eas_loc_conf_t  *elcf;
 
     ctx->auth = *auth;
     ctx->reason.data = (u_char *) reason;

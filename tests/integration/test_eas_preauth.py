@@ -110,6 +110,16 @@ http {
             proxy_pass http://backend/Microsoft-Server-ActiveSync;
         }
 
+        location /custom/Microsoft-Server-ActiveSync {
+            eas on;
+            error_page 401 = @sign_in;
+            proxy_pass http://backend/Microsoft-Server-ActiveSync;
+        }
+
+        location @sign_in {
+            return 401 "sign in\n";
+        }
+
         location /open/Microsoft-Server-ActiveSync {
             eas on;
             eas_preauth off;
@@ -355,6 +365,17 @@ def test_options_is_authenticated_too(gateway, backend):
     assert good.status == 200
     assert good.header("MS-ASProtocolVersions")
     assert [r.method for r in backend.wait_for(1)] == ["OPTIONS"]
+
+
+def test_refusal_survives_an_error_page_redirect(gateway, backend):
+    bare = send(gateway, [], "/custom")
+    bad = send(gateway, [auth("jdoe", "wrong")], "/custom")
+
+    assert (bare.status, bare.body) == (401, b"sign in\n")
+    assert (bad.status, bad.body) == (401, b"sign in\n")
+    assert [(e["auth"], e["reason"]) for e in entries(gateway, 2)] == \
+        [("missing", "auth_missing"), ("invalid", "auth_invalid")]
+    assert backend.requests == []
 
 
 def test_a_location_with_preauth_off_is_open(gateway, backend):
