@@ -157,6 +157,7 @@ ngx_int_t ngx_http_eas_passwd_find(ngx_http_eas_passwd_t *pw,
     ngx_str_t *user, ngx_str_t *password, void *data);
 void ngx_http_eas_passwd_verify(void *data);
 ngx_int_t ngx_http_eas_passwd_result(void *data);
+ngx_uint_t ngx_http_eas_passwd_unknown(void *data);
 
 
 extern ngx_module_t  ngx_http_eas_module;

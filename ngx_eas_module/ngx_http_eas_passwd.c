@@ -68,6 +68,7 @@ struct ngx_http_eas_passwd_s {
 
 typedef struct {
     ngx_uint_t              kind;
+    ngx_uint_t              unknown;       /* no such user: refuse */
     ngx_int_t               result;        /* NGX_OK, _DECLINED, _ERROR */
     size_t                  password_len;
     size_t                  hash_len;
@@ -208,7 +209,7 @@ ngx_http_eas_passwd_verify_size(void)
 /*
  * Copy what a verification needs into "data" (verify_size() bytes, a
  * thread task's context): the stored hash and the password.
- * NGX_DECLINED: no such user.
+ * NGX_DECLINED: nothing to verify against (an empty file).
  */
 
 ngx_int_t
@@ -243,8 +244,20 @@ ngx_http_eas_passwd_find(ngx_http_eas_passwd_t *pw, ngx_str_t *user,
         }
     }
 
-    if (e == NULL || password->len > EAS_BASIC_PASSWORD_MAX) {
+    if (password->len > EAS_BASIC_PASSWORD_MAX || pw->nentries == 0) {
         return NGX_DECLINED;
+    }
+
+    /*
+     * An unknown user costs the same hash as a known one (that of the
+     * first entry, whose answer is then ignored): the time of a refusal
+     * does not tell which names the file holds.
+     */
+
+    v->unknown = (e == NULL);
+
+    if (e == NULL) {
+        e = &pw->entries[0];
     }
 
     v->kind = e->kind;
@@ -319,7 +332,20 @@ ngx_http_eas_passwd_result(void *data)
 {
     ngx_http_eas_passwd_verify_t  *v = data;
 
+    if (v->unknown && v->result == NGX_OK) {
+        return NGX_DECLINED;
+    }
+
     return v->result;
+}
+
+
+ngx_uint_t
+ngx_http_eas_passwd_unknown(void *data)
+{
+    ngx_http_eas_passwd_verify_t  *v = data;
+
+    return v->unknown;
 }
 
 

@@ -300,6 +300,8 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
         return ngx_http_eas_preauth_finish(r, ctx, pctx);
     }
 
+    pctx->unknown = ngx_http_eas_passwd_unknown(pctx->verify);
+
     if (pcf->inline_check) {
         ngx_http_eas_passwd_verify(pctx->verify);
 

@@ -450,6 +450,7 @@ def test_passwords_and_headers_never_reach_the_log(gateway, backend):
     log = "\n".join(line for line in gateway.error_log().splitlines()
                     if "[debug]" not in line)
     assert 'invalid password for user "jdoe"' in log
+    assert 'unknown user "nobody"' in log
     for secret in ("Sup3r-Secret-Value", "Other-Secret-Value",
                    header[1].split()[1]):
         assert secret not in log
