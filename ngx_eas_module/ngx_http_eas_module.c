@@ -78,6 +78,58 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eas_preauth_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_cache_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_preauth,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_preauth_cache,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_user_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+                        |NGX_CONF_TAKE12,
+      ngx_http_eas_preauth_user_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_preauth_request,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_preauth_thread_pool,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_lockout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_preauth_lockout,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+
+
     { ngx_string("eas_device_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_eas_device_zone,
@@ -234,16 +286,23 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
 
 /*
- * The access phase runs the steps in the order of the request flow
- * (DESIGN.md): authentication, then device access.  Subrequests are
- * not checked.
+ * Steps 2 and 3 of the request flow (DESIGN.md), in order:
+ * authentication, then device access.  Each returns NGX_DECLINED when
+ * the request may go on to the next.  Subrequests are not checked.
  */
 
 static ngx_int_t
 ngx_http_eas_access_handler(ngx_http_request_t *r)
 {
+    ngx_int_t  rc;
+
     if (r != r->main) {
         return NGX_DECLINED;
+    }
+
+    rc = ngx_http_eas_preauth_handler(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     return ngx_http_eas_device_access(r);
@@ -277,6 +336,8 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
     conf->device_user_match = NGX_CONF_UNSET;
     conf->device_status = NGX_CONF_UNSET_UINT;
 
+    ngx_http_eas_preauth_create_conf(&conf->preauth);
+
     return conf;
 }
 
@@ -302,6 +363,12 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         if (ngx_http_eas_allow_header(cf, conf) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (ngx_http_eas_preauth_merge_conf(cf, &prev->preauth, &conf->preauth)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     if (ngx_http_eas_devices_merge(cf, prev, conf) != NGX_CONF_OK) {

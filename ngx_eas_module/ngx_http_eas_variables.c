@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_eas_request_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_eas_reason_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_eas_auth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_eas_access_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_eas_set_value(ngx_http_variable_value_t *v,
@@ -68,6 +70,12 @@ static ngx_http_variable_t  ngx_http_eas_vars[] = {
 
     { ngx_string("eas_reason"), NULL, ngx_http_eas_reason_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("eas_auth"), NULL, ngx_http_eas_auth_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("eas_auth_user"), NULL, ngx_http_eas_auth_variable,
+      1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("eas_access"), NULL, ngx_http_eas_access_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -202,6 +210,35 @@ ngx_http_eas_reason_variable(ngx_http_request_t *r,
     }
 
     ngx_http_eas_set_value(v, ctx->reason.data, ctx->reason.len);
+
+    return NGX_OK;
+}
+
+
+/* the pre-auth outcome (data 0) or the authenticated identity (1) */
+
+static ngx_int_t
+ngx_http_eas_auth_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t           *s;
+    ngx_http_eas_ctx_t  *ctx;
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = data ? (ctx->authenticated ? &ctx->user : NULL) : &ctx->auth;
+
+    if (s == NULL || s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    ngx_http_eas_set_value(v, s->data, s->len);
 
     return NGX_OK;
 }

@@ -20,6 +20,7 @@ packages="
     python3-pytest
     libwbxml2-utils
     apache2-utils
+    whois
     curl
     wrk
 "

@@ -126,6 +126,13 @@ def test_example_publishes_activesync(example, certs, shared_backend):
     assert phone.options().status == 200
     assert phone.foldersync().eas_status() == 1
 
+    # no credentials: refused at the edge, the backend never sees it
+    stranger = EasClient("https://localhost:%d" % nginx.ports["modern"],
+                         protocol="16.1", cafile=certs.ca)
+    refused = stranger.options()
+    assert refused.status == 401
+    assert refused.header("WWW-Authenticate") == 'Basic realm="ActiveSync"'
+
     # the modern server offers nothing below TLS 1.2
     with pytest.raises(ssl.SSLError):
         tls_handshake(nginx.ports["modern"], ssl.TLSVersion.TLSv1,
@@ -144,6 +151,7 @@ def test_example_publishes_activesync(example, certs, shared_backend):
                     b"HTTP/1.1\r\nHost: legacy\r\n"
                     b"MS-ASProtocolVersion: 12.1\r\n"
                     b"User-Agent: MSFT-PPC/5.2.1301\r\n"
+                    b"Authorization: Basic amRvZTpzZWNyZXQ=\r\n"
                     b"Content-Type: application/vnd.ms-sync.wbxml\r\n"
                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
                     % (len(body), body))
@@ -152,8 +160,13 @@ def test_example_publishes_activesync(example, certs, shared_backend):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200")
 
-    assert [r.eas.command for r in backend.wait_for(3)] == \
-        [None, "FolderSync", "FolderSync"]
+    # the first OPTIONS is the pre-authentication check; the phone's
+    # FolderSync and the legacy device's (same user, same password) are
+    # answered from the cache both servers share
+    assert [r.eas.command for r in backend.wait_for(4)] == \
+        [None, None, "FolderSync", "FolderSync"]
+    assert backend.requests[0].header("Authorization") == \
+        backend.requests[1].header("Authorization")
 
     text = nginx.wait_for_access_log(2, name="eas.log")
     assert "cmd=FolderSync user=jdoe" in text[1]
@@ -171,7 +184,7 @@ def test_example_publishes_activesync(example, certs, shared_backend):
                         device_id="ApplLOOP0001", cafile=certs.ca,
                         user_agent="Apple-iPhone4C1/1002.141")
     assert looping.foldersync().status == 403
-    assert len(backend.requests) == 3
+    assert len(backend.requests) == 4
 
     # one inventory for both servers, readable from 127.0.0.1
     inventory = phone.raw("GET", "/eas/devices")
@@ -205,5 +218,5 @@ def test_example_files_are_all_tested():
     assert shipped == {"nginx.conf", "eas-log-formats.conf",
                        "tls-modern.conf", "tls-legacy.conf",
                        "eas-proxy.conf", "eas-legacy-server.conf",
-                       "eas-devices.conf"}
+                       "eas-devices.conf", "eas-preauth.conf"}
     assert shutil.which("nginx") or pathlib.Path("/usr/sbin/nginx").exists()

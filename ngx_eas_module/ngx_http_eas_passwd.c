@@ -1,0 +1,1023 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_md5.h>
+#include <ngx_sha1.h>
+
+#include <crypt.h>
+#include <openssl/evp.h>
+
+#include "ngx_http_eas_module.h"
+
+
+/*
+ * The password-file credential source (docs/authentication.md): an
+ * htpasswd file read once into a sorted table, validated line by line
+ * at "nginx -t", re-read by each worker when the file changes (checked
+ * at most once a second) and by every reload.  Verification runs in a
+ * thread: it touches only its ngx_http_eas_passwd_verify_t.
+ */
+
+
+#define NGX_HTTP_EAS_PASSWD_MAX_SIZE  (64 * 1024 * 1024)
+#define NGX_HTTP_EAS_HASH_MAX         255
+
+#define NGX_HTTP_EAS_HASH_CRYPT       1   /* $2?$ $5$ $6$ $y$ $1$ */
+#define NGX_HTTP_EAS_HASH_APR1        2
+#define NGX_HTTP_EAS_HASH_SHA         3
+#define NGX_HTTP_EAS_HASH_SSHA        4
+#define NGX_HTTP_EAS_HASH_PLAIN       5
+
+
+/* two writes within a second are two changes, where the system says */
+#if (NGX_LINUX)
+#define ngx_http_eas_passwd_mtime(fi)                                        \
+    ((int64_t) (fi)->st_mtim.tv_sec * 1000000000 + (fi)->st_mtim.tv_nsec)
+#else
+#define ngx_http_eas_passwd_mtime(fi)  ((int64_t) ngx_file_mtime(fi))
+#endif
+
+
+typedef struct {
+    ngx_str_t               user;          /* normalised identity */
+    ngx_str_t               hash;          /* NUL-terminated */
+    ngx_uint_t              kind;
+    ngx_uint_t              line;
+} ngx_http_eas_passwd_entry_t;
+
+
+struct ngx_http_eas_passwd_s {
+    ngx_str_t               name;          /* NUL-terminated path */
+    ngx_flag_t              plain;         /* {PLAIN} lines allowed */
+    ngx_pool_t             *pool;          /* holds the current table */
+    ngx_http_eas_passwd_entry_t  *entries;
+    ngx_uint_t              nentries;
+    ngx_file_uniq_t         uniq;
+    int64_t                 mtime;         /* nanoseconds where known */
+    off_t                   size;
+    time_t                  checked;
+    u_char                  source[NGX_HTTP_EAS_DIGEST_LEN];
+};
+
+
+typedef struct {
+    ngx_uint_t              kind;
+    ngx_uint_t              unknown;       /* no such user: refuse */
+    ngx_int_t               result;        /* NGX_OK, _DECLINED, _ERROR */
+    size_t                  password_len;
+    size_t                  hash_len;
+    u_char                  password[EAS_BASIC_PASSWORD_MAX + 1];
+    u_char                  hash[NGX_HTTP_EAS_HASH_MAX + 1];
+    struct crypt_data       crypt;
+} ngx_http_eas_passwd_verify_t;
+
+
+static ngx_int_t ngx_http_eas_passwd_load(ngx_http_eas_passwd_t *pw,
+    ngx_conf_t *cf, ngx_log_t *log);
+static ngx_int_t ngx_http_eas_passwd_parse(ngx_http_eas_passwd_t *pw,
+    ngx_pool_t *pool, u_char *text, size_t size, ngx_array_t *entries,
+    ngx_conf_t *cf, ngx_log_t *log);
+static ngx_int_t ngx_http_eas_passwd_cmp(const void *one, const void *two);
+static const char *ngx_http_eas_passwd_kind(ngx_str_t *hash,
+    ngx_flag_t plain, ngx_uint_t *kind);
+static ngx_int_t ngx_http_eas_crypt64(u_char *p, size_t len);
+static size_t ngx_http_eas_crypt64_span(u_char *p, u_char *end);
+static ngx_int_t ngx_http_eas_passwd_check_modular(ngx_str_t *hash);
+static void ngx_http_eas_passwd_error(ngx_http_eas_passwd_t *pw,
+    ngx_conf_t *cf, ngx_log_t *log, ngx_uint_t line, const char *err,
+    ngx_str_t *value);
+static void ngx_http_eas_passwd_cleanup(void *data);
+static ngx_int_t ngx_http_eas_apr1(ngx_http_eas_passwd_verify_t *v);
+static ngx_int_t ngx_http_eas_sha(ngx_http_eas_passwd_verify_t *v,
+    ngx_uint_t salted);
+static u_char *ngx_http_eas_to64(u_char *p, uint32_t v, ngx_uint_t n);
+
+
+static u_char  ngx_http_eas_itoa64[] =
+    "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+
+/* eas_preauth_user_file: loaded and checked now, so "nginx -t" fails */
+
+ngx_http_eas_passwd_t *
+ngx_http_eas_passwd_open(ngx_conf_t *cf, ngx_str_t *name, ngx_flag_t plain)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_eas_passwd_t  *pw;
+
+    pw = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_passwd_t));
+    if (pw == NULL) {
+        return NULL;
+    }
+
+    pw->name = *name;
+    pw->plain = plain;
+
+    if (ngx_conf_full_name(cf->cycle, &pw->name, 1) != NGX_OK) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_eas_passwd_cleanup;
+    cln->data = pw;
+
+    if (ngx_http_eas_passwd_load(pw, cf, cf->log) != NGX_OK) {
+        return NULL;
+    }
+
+    pw->checked = ngx_time();
+
+    return pw;
+}
+
+
+/*
+ * Called before each verification: a file that changed since the last
+ * look (at most one stat() a second per worker) is read again; one that
+ * no longer reads or parses keeps the previous table, with an error.
+ */
+
+void
+ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
+{
+    time_t           now;
+    ngx_file_info_t  fi;
+
+    now = ngx_time();
+
+    if (pw->checked == now) {
+        return;
+    }
+
+    pw->checked = now;
+
+    if (ngx_file_info(pw->name.data, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      ngx_file_info_n " \"%s\" failed, eas_preauth_user_file "
+                      "keeps the previous contents", pw->name.data);
+        return;
+    }
+
+    if (ngx_file_uniq(&fi) == pw->uniq
+        && ngx_http_eas_passwd_mtime(&fi) == pw->mtime
+        && ngx_file_size(&fi) == pw->size)
+    {
+        return;
+    }
+
+    if (ngx_http_eas_passwd_load(pw, NULL, log) == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "eas: password file \"%s\" reloaded, %ui users",
+                      pw->name.data, pw->nentries);
+        return;
+    }
+
+    /* reported once: tried again when the file changes again */
+
+    pw->uniq = ngx_file_uniq(&fi);
+    pw->mtime = ngx_http_eas_passwd_mtime(&fi);
+    pw->size = ngx_file_size(&fi);
+}
+
+
+/* the identity of the current contents: part of every cache key */
+
+u_char *
+ngx_http_eas_passwd_source(ngx_http_eas_passwd_t *pw)
+{
+    return pw->source;
+}
+
+
+size_t
+ngx_http_eas_passwd_verify_size(void)
+{
+    return sizeof(ngx_http_eas_passwd_verify_t);
+}
+
+
+/*
+ * Copy what a verification needs into "data" (verify_size() bytes, a
+ * thread task's context): the stored hash and the password.
+ * NGX_DECLINED: nothing to verify against (an empty file).
+ */
+
+ngx_int_t
+ngx_http_eas_passwd_find(ngx_http_eas_passwd_t *pw, ngx_str_t *user,
+    ngx_str_t *password, void *data)
+{
+    ngx_int_t                      rc;
+    ngx_uint_t                     lo, hi, mid;
+    ngx_http_eas_passwd_entry_t   *e;
+    ngx_http_eas_passwd_verify_t  *v = data;
+
+    lo = 0;
+    hi = pw->nentries;
+    e = NULL;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        rc = ngx_memn2cmp(user->data, pw->entries[mid].user.data, user->len,
+                          pw->entries[mid].user.len);
+
+        if (rc == 0) {
+            e = &pw->entries[mid];
+            break;
+        }
+
+        if (rc < 0) {
+            hi = mid;
+
+        } else {
+            lo = mid + 1;
+        }
+    }
+
+    if (password->len > EAS_BASIC_PASSWORD_MAX || pw->nentries == 0) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * An unknown user costs the same hash as a known one (that of the
+     * first entry, whose answer is then ignored): the time of a refusal
+     * does not tell which names the file holds.
+     */
+
+    v->unknown = (e == NULL);
+
+    if (e == NULL) {
+        e = &pw->entries[0];
+    }
+
+    v->kind = e->kind;
+    v->result = NGX_ERROR;
+    v->hash_len = e->hash.len;
+    ngx_memcpy(v->hash, e->hash.data, e->hash.len + 1);
+    v->password_len = password->len;
+    ngx_memcpy(v->password, password->data, password->len);
+    v->password[password->len] = '\0';
+
+    return NGX_OK;
+}
+
+
+/*
+ * The thread part: hash the password as the stored hash says and
+ * compare in constant time.  Touches nothing but *data; wipes the
+ * password and crypt's scratch space before returning.
+ */
+
+void
+ngx_http_eas_passwd_verify(void *data)
+{
+    char                          *out;
+    ngx_http_eas_passwd_verify_t  *v = data;
+
+    switch (v->kind) {
+
+    case NGX_HTTP_EAS_HASH_CRYPT:
+        out = crypt_r((char *) v->password, (char *) v->hash, &v->crypt);
+
+        if (out == NULL || out[0] == '*') {
+            v->result = NGX_ERROR;
+            break;
+        }
+
+        v->result = eas_secret_equal((u_char *) out, ngx_strlen(out),
+                                     v->hash, v->hash_len)
+                    ? NGX_OK : NGX_DECLINED;
+        break;
+
+    case NGX_HTTP_EAS_HASH_APR1:
+        v->result = ngx_http_eas_apr1(v);
+        break;
+
+    case NGX_HTTP_EAS_HASH_SHA:
+        v->result = ngx_http_eas_sha(v, 0);
+        break;
+
+    case NGX_HTTP_EAS_HASH_SSHA:
+        v->result = ngx_http_eas_sha(v, 1);
+        break;
+
+    case NGX_HTTP_EAS_HASH_PLAIN:
+        v->result = eas_secret_equal(v->password, v->password_len,
+                                     v->hash + sizeof("{PLAIN}") - 1,
+                                     v->hash_len - (sizeof("{PLAIN}") - 1))
+                    ? NGX_OK : NGX_DECLINED;
+        break;
+
+    default:
+        v->result = NGX_ERROR;
+    }
+
+    ngx_explicit_memzero(v->password, sizeof(v->password));
+    ngx_explicit_memzero(&v->crypt, sizeof(struct crypt_data));
+}
+
+
+ngx_int_t
+ngx_http_eas_passwd_result(void *data)
+{
+    ngx_http_eas_passwd_verify_t  *v = data;
+
+    if (v->unknown && v->result == NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    return v->result;
+}
+
+
+ngx_uint_t
+ngx_http_eas_passwd_unknown(void *data)
+{
+    ngx_http_eas_passwd_verify_t  *v = data;
+
+    return v->unknown;
+}
+
+
+static ngx_int_t
+ngx_http_eas_passwd_load(ngx_http_eas_passwd_t *pw, ngx_conf_t *cf,
+    ngx_log_t *log)
+{
+    u_char           *text;
+    size_t            size;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_err_t         err;
+    ngx_uint_t        level;
+    ngx_file_t        file;
+    ngx_pool_t       *pool;
+    ngx_array_t       entries;
+    ngx_file_info_t   fi;
+
+    fd = ngx_open_file(pw->name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        err = ngx_errno;
+
+        if (cf) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, err,
+                               ngx_open_file_n " \"%s\" failed",
+                               pw->name.data);
+        } else {
+            ngx_log_error(NGX_LOG_ERR, log, err,
+                          ngx_open_file_n " \"%s\" failed, "
+                          "eas_preauth_user_file keeps the previous "
+                          "contents", pw->name.data);
+        }
+
+        return NGX_ERROR;
+    }
+
+    pool = NULL;
+    text = NULL;
+    size = 0;
+    level = cf ? NGX_LOG_EMERG : NGX_LOG_ERR;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(level, log, ngx_errno,
+                      ngx_fd_info_n " \"%s\" failed", pw->name.data);
+        goto failed;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    if (size > NGX_HTTP_EAS_PASSWD_MAX_SIZE) {
+        ngx_log_error(level, log, 0,
+                      "password file \"%s\" is too large", pw->name.data);
+        goto failed;
+    }
+
+    /* the table outlives the request that reloads it */
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE,
+                           cf ? cf->log : ngx_cycle->log);
+    if (pool == NULL) {
+        goto failed;
+    }
+
+    text = ngx_alloc(size + 1, log);
+    if (text == NULL) {
+        goto failed;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = pw->name;
+    file.log = log;
+
+    n = ngx_read_file(&file, text, size, 0);
+
+    if (n == NGX_ERROR) {
+        goto failed;
+    }
+
+    if ((size_t) n != size) {
+        ngx_log_error(level, log, 0,
+                      ngx_read_file_n " \"%s\" returned only %z bytes "
+                      "instead of %uz", pw->name.data, n, size);
+        goto failed;
+    }
+
+    if (ngx_array_init(&entries, pool, 64,
+                       sizeof(ngx_http_eas_passwd_entry_t))
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (ngx_http_eas_passwd_parse(pw, pool, text, size, &entries, cf, log)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (EVP_Digest(text, size, pw->source, NULL, EVP_sha256(), NULL) != 1) {
+        goto failed;
+    }
+
+    ngx_explicit_memzero(text, size);
+    ngx_free(text);
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      ngx_close_file_n " \"%s\" failed", pw->name.data);
+    }
+
+    if (pw->pool) {
+        ngx_destroy_pool(pw->pool);
+    }
+
+    pw->pool = pool;
+    pw->entries = entries.elts;
+    pw->nentries = entries.nelts;
+    pw->uniq = ngx_file_uniq(&fi);
+    pw->mtime = ngx_http_eas_passwd_mtime(&fi);
+    pw->size = ngx_file_size(&fi);
+
+    return NGX_OK;
+
+failed:
+
+    if (text) {
+        ngx_explicit_memzero(text, size);
+        ngx_free(text);
+    }
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      ngx_close_file_n " \"%s\" failed", pw->name.data);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * "user:hash" per line as htpasswd writes it; empty lines and lines
+ * starting with "#" are skipped, a final "\r" is dropped.  Every
+ * malformed line is reported; one is enough to refuse the file.
+ */
+
+static ngx_int_t
+ngx_http_eas_passwd_parse(ngx_http_eas_passwd_t *pw, ngx_pool_t *pool,
+    u_char *text, size_t size, ngx_array_t *entries, ngx_conf_t *cf,
+    ngx_log_t *log)
+{
+    u_char                        *p, *end, *eol, *colon;
+    size_t                         n;
+    ngx_str_t                      user, hash;
+    ngx_uint_t                     line, i, bad, kind;
+    const char                    *err;
+    ngx_http_eas_passwd_entry_t   *e;
+    u_char                         id[EAS_BASIC_USER_MAX];
+
+    bad = 0;
+    line = 0;
+    end = text + size;
+
+    for (p = text; p < end; p = eol + 1) {
+
+        line++;
+
+        eol = ngx_strlchr(p, end, '\n');
+        if (eol == NULL) {
+            eol = end;
+        }
+
+        n = eol - p;
+
+        if (n && p[n - 1] == '\r') {
+            n--;
+        }
+
+        if (n == 0 || p[0] == '#') {
+            continue;
+        }
+
+        colon = ngx_strlchr(p, p + n, ':');
+
+        if (colon == NULL) {
+            ngx_http_eas_passwd_error(pw, cf, log, line, "no colon", NULL);
+            bad++;
+            continue;
+        }
+
+        user.data = p;
+        user.len = colon - p;
+        hash.data = colon + 1;
+        hash.len = p + n - hash.data;
+
+        n = (user.len <= EAS_BASIC_USER_MAX)
+            ? eas_user_normalize(user.data, user.len, id, sizeof(id)) : 0;
+
+        if (n == 0) {
+            ngx_http_eas_passwd_error(pw, cf, log, line, "invalid user name",
+                                      NULL);
+            bad++;
+            continue;
+        }
+
+        err = ngx_http_eas_passwd_kind(&hash, pw->plain, &kind);
+
+        if (err) {
+            ngx_http_eas_passwd_error(pw, cf, log, line, err, NULL);
+            bad++;
+            continue;
+        }
+
+        e = ngx_array_push(entries);
+        if (e == NULL) {
+            return NGX_ERROR;
+        }
+
+        e->user.data = ngx_pnalloc(pool, n);
+        e->hash.data = ngx_pnalloc(pool, hash.len + 1);
+
+        if (e->user.data == NULL || e->hash.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(e->user.data, id, n);
+        e->user.len = n;
+        ngx_memcpy(e->hash.data, hash.data, hash.len);
+        e->hash.data[hash.len] = '\0';
+        e->hash.len = hash.len;
+        e->kind = kind;
+        e->line = line;
+    }
+
+    ngx_sort(entries->elts, entries->nelts,
+             sizeof(ngx_http_eas_passwd_entry_t), ngx_http_eas_passwd_cmp);
+
+    e = entries->elts;
+
+    for (i = 1; i < entries->nelts; i++) {
+        if (ngx_memn2cmp(e[i].user.data, e[i - 1].user.data, e[i].user.len,
+                         e[i - 1].user.len)
+            == 0)
+        {
+            ngx_http_eas_passwd_error(pw, cf, log,
+                                      ngx_max(e[i].line, e[i - 1].line),
+                                      "duplicate user", &e[i].user);
+            bad++;
+        }
+    }
+
+    return bad ? NGX_ERROR : NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eas_passwd_cmp(const void *one, const void *two)
+{
+    const ngx_http_eas_passwd_entry_t  *a = one;
+    const ngx_http_eas_passwd_entry_t  *b = two;
+
+    return ngx_memn2cmp(a->user.data, b->user.data, a->user.len,
+                        b->user.len);
+}
+
+
+/* the kind of a stored hash, or why it is refused */
+
+static const char *
+ngx_http_eas_passwd_kind(ngx_str_t *hash, ngx_flag_t plain, ngx_uint_t *kind)
+{
+    long     n;
+    u_char  *p;
+    u_char   buf[NGX_HTTP_EAS_HASH_MAX + 1];
+
+    if (hash->len == 0) {
+        return "empty password hash";
+    }
+
+    if (hash->len > NGX_HTTP_EAS_HASH_MAX) {
+        return "password hash too long";
+    }
+
+    p = hash->data;
+
+    if (ngx_strlchr(p, p + hash->len, '\0') != NULL) {
+        return "NUL byte in password hash";
+    }
+
+    if (hash->len >= 7 && ngx_strncmp(p, "{PLAIN}", 7) == 0) {
+        if (!plain) {
+            return "plain text password without the \"plain\" parameter";
+        }
+
+        *kind = NGX_HTTP_EAS_HASH_PLAIN;
+        return NULL;
+    }
+
+    if (hash->len >= 5 && ngx_strncmp(p, "{SHA}", 5) == 0) {
+        n = eas_base64_decode(p + 5, hash->len - 5, buf, sizeof(buf));
+
+        if (n != 20) {
+            return "invalid {SHA} hash";
+        }
+
+        *kind = NGX_HTTP_EAS_HASH_SHA;
+        return NULL;
+    }
+
+    if (hash->len >= 6 && ngx_strncmp(p, "{SSHA}", 6) == 0) {
+        n = eas_base64_decode(p + 6, hash->len - 6, buf, sizeof(buf));
+
+        if (n <= 20) {
+            return "invalid {SSHA} hash";
+        }
+
+        *kind = NGX_HTTP_EAS_HASH_SSHA;
+        return NULL;
+    }
+
+    if (p[0] != '$') {
+        return "unsupported password hash";
+    }
+
+    if (ngx_http_eas_passwd_check_modular(hash) != NGX_OK) {
+        return "invalid or unsupported password hash";
+    }
+
+    if (hash->len >= 6 && ngx_strncmp(p, "$apr1$", 6) == 0) {
+        *kind = NGX_HTTP_EAS_HASH_APR1;
+        return NULL;
+    }
+
+    /* the system's crypt must know the method ($y$ needs libxcrypt) */
+
+    ngx_memcpy(buf, p, hash->len);
+    buf[hash->len] = '\0';
+
+    switch (crypt_checksalt((char *) buf)) {
+
+    case CRYPT_SALT_OK:
+    case CRYPT_SALT_METHOD_LEGACY:
+    case CRYPT_SALT_TOO_CHEAP:
+        break;
+
+    default:
+        return "password hash method not enabled in the system's crypt";
+    }
+
+    *kind = NGX_HTTP_EAS_HASH_CRYPT;
+
+    return NULL;
+}
+
+
+/*
+ * The shapes of the modular crypt formats the module verifies:
+ *
+ *     $2a$, $2b$, $2y$ NN $ 53 chars              bcrypt
+ *     $5$ [rounds=N$] salt $ 43 chars             SHA-256-crypt
+ *     $6$ [rounds=N$] salt $ 86 chars             SHA-512-crypt
+ *     $y$ params $ salt $ 43 chars                yescrypt
+ *     $1$ salt $ 22 chars, $apr1$ salt $ 22       MD5-crypt, Apache's
+ */
+
+static ngx_int_t
+ngx_http_eas_passwd_check_modular(ngx_str_t *hash)
+{
+    u_char  *p, *end;
+    size_t   n, len;
+
+    p = hash->data;
+    end = p + hash->len;
+    len = hash->len;
+
+    if (len == 60 && p[1] == '2' && p[3] == '$'
+        && (p[2] == 'a' || p[2] == 'b' || p[2] == 'y')
+        && p[4] >= '0' && p[4] <= '3' && p[5] >= '0' && p[5] <= '9'
+        && p[6] == '$')
+    {
+        return ngx_http_eas_crypt64(p + 7, 53);
+    }
+
+    if (len > 3 && (p[1] == '5' || p[1] == '6') && p[2] == '$') {
+        n = (p[1] == '5') ? 43 : 86;
+        p += 3;
+
+        if (end - p > 7 && ngx_strncmp(p, "rounds=", 7) == 0) {
+            p += 7;
+
+            while (p < end && *p >= '0' && *p <= '9') {
+                p++;
+            }
+
+            if (p == end || *p++ != '$') {
+                return NGX_ERROR;
+            }
+        }
+
+        while (p < end && *p != '$') {
+            p++;
+        }
+
+        if (p == end || (size_t) (end - p - 1) != n) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_eas_crypt64(p + 1, n);
+    }
+
+    if (len > 3 && p[1] == 'y' && p[2] == '$') {
+        p += 3;
+
+        /* params and salt: crypt64, each followed by "$" */
+
+        for (n = 0; n < 2; n++) {
+            p += ngx_http_eas_crypt64_span(p, end);
+
+            if (p == end || *p++ != '$') {
+                return NGX_ERROR;
+            }
+        }
+
+        if (end - p != 43) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_eas_crypt64(p, 43);
+    }
+
+    if ((len > 3 && p[1] == '1' && p[2] == '$')
+        || (len > 6 && ngx_strncmp(p, "$apr1$", 6) == 0))
+    {
+        p += (p[1] == '1') ? 3 : 6;
+
+        n = ngx_http_eas_crypt64_span(p, end);
+
+        if (n == 0 || n > 8 || p + n == end || p[n] != '$') {
+            return NGX_ERROR;
+        }
+
+        p += n + 1;
+
+        if (end - p != 22) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_eas_crypt64(p, 22);
+    }
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_eas_crypt64(u_char *p, size_t len)
+{
+    return (ngx_http_eas_crypt64_span(p, p + len) == len) ? NGX_OK
+                                                          : NGX_ERROR;
+}
+
+
+static size_t
+ngx_http_eas_crypt64_span(u_char *p, u_char *end)
+{
+    u_char  *start;
+
+    for (start = p; p < end; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z')
+              || (*p >= 'A' && *p <= 'Z') || *p == '.' || *p == '/'))
+        {
+            break;
+        }
+    }
+
+    return p - start;
+}
+
+
+/* "file:line: what" as nginx -t or the error log shows it */
+
+static void
+ngx_http_eas_passwd_error(ngx_http_eas_passwd_t *pw, ngx_conf_t *cf,
+    ngx_log_t *log, ngx_uint_t line, const char *err, ngx_str_t *value)
+{
+    if (cf) {
+        if (value) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "eas_preauth_user_file \"%s:%ui\": %s \"%V\"",
+                               pw->name.data, line, err, value);
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "eas_preauth_user_file \"%s:%ui\": %s",
+                               pw->name.data, line, err);
+        }
+
+        return;
+    }
+
+    if (value) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "eas_preauth_user_file \"%s:%ui\": %s \"%V\", the "
+                      "previous contents stay in use", pw->name.data, line,
+                      err, value);
+    } else {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "eas_preauth_user_file \"%s:%ui\": %s, the previous "
+                      "contents stay in use", pw->name.data, line, err);
+    }
+}
+
+
+static void
+ngx_http_eas_passwd_cleanup(void *data)
+{
+    ngx_http_eas_passwd_t  *pw = data;
+
+    if (pw->pool) {
+        ngx_destroy_pool(pw->pool);
+        pw->pool = NULL;
+    }
+}
+
+
+/* Apache's MD5-crypt ("$apr1$"), as ngx_crypt_apr1() computes it */
+
+static ngx_int_t
+ngx_http_eas_apr1(ngx_http_eas_passwd_verify_t *v)
+{
+    u_char      *salt, *p, *last;
+    size_t       saltlen, keylen;
+    ngx_int_t    rc;
+    ngx_uint_t   i;
+    ngx_md5_t    md5, ctx1;
+    u_char       final[16], out[NGX_HTTP_EAS_HASH_MAX + 1];
+
+    salt = v->hash + sizeof("$apr1$") - 1;
+    last = (u_char *) ngx_strchr(salt, '$');
+    saltlen = last - salt;
+    keylen = v->password_len;
+
+    ngx_md5_init(&md5);
+    ngx_md5_update(&md5, v->password, keylen);
+    ngx_md5_update(&md5, (u_char *) "$apr1$", sizeof("$apr1$") - 1);
+    ngx_md5_update(&md5, salt, saltlen);
+
+    ngx_md5_init(&ctx1);
+    ngx_md5_update(&ctx1, v->password, keylen);
+    ngx_md5_update(&ctx1, salt, saltlen);
+    ngx_md5_update(&ctx1, v->password, keylen);
+    ngx_md5_final(final, &ctx1);
+
+    for (i = keylen; i > 0; i -= (i > 16 ? 16 : i)) {
+        ngx_md5_update(&md5, final, i > 16 ? 16 : i);
+    }
+
+    ngx_memzero(final, sizeof(final));
+
+    for (i = keylen; i; i >>= 1) {
+        if (i & 1) {
+            ngx_md5_update(&md5, final, 1);
+
+        } else {
+            ngx_md5_update(&md5, v->password, 1);
+        }
+    }
+
+    ngx_md5_final(final, &md5);
+
+    for (i = 0; i < 1000; i++) {
+        ngx_md5_init(&ctx1);
+
+        if (i & 1) {
+            ngx_md5_update(&ctx1, v->password, keylen);
+
+        } else {
+            ngx_md5_update(&ctx1, final, 16);
+        }
+
+        if (i % 3) {
+            ngx_md5_update(&ctx1, salt, saltlen);
+        }
+
+        if (i % 7) {
+            ngx_md5_update(&ctx1, v->password, keylen);
+        }
+
+        if (i & 1) {
+            ngx_md5_update(&ctx1, final, 16);
+
+        } else {
+            ngx_md5_update(&ctx1, v->password, keylen);
+        }
+
+        ngx_md5_final(final, &ctx1);
+    }
+
+    p = ngx_cpymem(out, v->hash, last + 1 - v->hash);
+
+    p = ngx_http_eas_to64(p, (final[0] << 16) | (final[6] << 8) | final[12],
+                          4);
+    p = ngx_http_eas_to64(p, (final[1] << 16) | (final[7] << 8) | final[13],
+                          4);
+    p = ngx_http_eas_to64(p, (final[2] << 16) | (final[8] << 8) | final[14],
+                          4);
+    p = ngx_http_eas_to64(p, (final[3] << 16) | (final[9] << 8) | final[15],
+                          4);
+    p = ngx_http_eas_to64(p, (final[4] << 16) | (final[10] << 8) | final[5],
+                          4);
+    p = ngx_http_eas_to64(p, final[11], 2);
+
+    rc = eas_secret_equal(out, p - out, v->hash, v->hash_len)
+         ? NGX_OK : NGX_DECLINED;
+
+    ngx_explicit_memzero(&md5, sizeof(ngx_md5_t));
+    ngx_explicit_memzero(&ctx1, sizeof(ngx_md5_t));
+    ngx_explicit_memzero(final, sizeof(final));
+
+    return rc;
+}
+
+
+/* {SHA}: base64(SHA-1(password)); {SSHA}: base64(SHA-1(pw salt) salt) */
+
+static ngx_int_t
+ngx_http_eas_sha(ngx_http_eas_passwd_verify_t *v, ngx_uint_t salted)
+{
+    long         n;
+    size_t       skip;
+    ngx_int_t    rc;
+    ngx_sha1_t   sha1;
+    u_char       stored[NGX_HTTP_EAS_HASH_MAX], digest[20];
+
+    skip = salted ? sizeof("{SSHA}") - 1 : sizeof("{SHA}") - 1;
+
+    n = eas_base64_decode(v->hash + skip, v->hash_len - skip, stored,
+                          sizeof(stored));
+
+    if (n < 20) {
+        return NGX_ERROR;
+    }
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, v->password, v->password_len);
+
+    if (salted) {
+        ngx_sha1_update(&sha1, stored + 20, n - 20);
+    }
+
+    ngx_sha1_final(digest, &sha1);
+
+    rc = eas_secret_equal(digest, 20, stored, 20) ? NGX_OK : NGX_DECLINED;
+
+    ngx_explicit_memzero(&sha1, sizeof(ngx_sha1_t));
+    ngx_explicit_memzero(digest, sizeof(digest));
+
+    return rc;
+}
+
+
+static u_char *
+ngx_http_eas_to64(u_char *p, uint32_t v, ngx_uint_t n)
+{
+    while (n--) {
+        *p++ = ngx_http_eas_itoa64[v & 0x3f];
+        v >>= 6;
+    }
+
+    return p;
+}

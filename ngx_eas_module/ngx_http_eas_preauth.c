@@ -1,0 +1,595 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+/*
+ * Step 2 of the request flow (docs/authentication.md): Basic
+ * credentials → cache → lockout → credential source.  The source is a
+ * password file checked in the thread pool, or a subrequest.  Nothing
+ * refused here reaches the backend.
+ */
+
+
+#define NGX_HTTP_EAS_PREAUTH_RUNNING  1   /* thread task or subrequest */
+#define NGX_HTTP_EAS_PREAUTH_DONE     2   /* the source answered */
+#define NGX_HTTP_EAS_PREAUTH_DECIDED  3   /* rc holds the answer */
+
+
+
+typedef struct {
+    ngx_uint_t              state;
+    ngx_int_t               rc;            /* once DECIDED */
+    ngx_int_t               result;        /* NGX_OK, _DECLINED, _ERROR */
+    ngx_uint_t              status;        /* of the subrequest */
+    ngx_uint_t              unknown;       /* no such user in the file */
+    ngx_str_t               user;          /* as sent */
+    ngx_str_t               identity;      /* normalised */
+    void                   *verify;        /* the password file's task */
+    u_char                  digest[NGX_HTTP_EAS_DIGEST_LEN];
+} ngx_http_eas_preauth_ctx_t;
+
+
+static ngx_int_t ngx_http_eas_preauth_verify(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *password);
+#if (NGX_THREADS)
+static void ngx_http_eas_preauth_thread(void *data, ngx_log_t *log);
+static void ngx_http_eas_preauth_thread_done(ngx_event_t *ev);
+#endif
+static ngx_int_t ngx_http_eas_preauth_subrequest(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_eas_preauth_finish(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_accept(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *auth);
+static ngx_int_t ngx_http_eas_preauth_refuse(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *auth, const char *reason, ngx_int_t status);
+static ngx_int_t ngx_http_eas_preauth_malformed(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx,
+    eas_basic_reason_e reason);
+
+
+static ngx_str_t  ngx_http_eas_auth_ok = ngx_string("ok");
+static ngx_str_t  ngx_http_eas_auth_cached = ngx_string("cached");
+static ngx_str_t  ngx_http_eas_auth_invalid = ngx_string("invalid");
+static ngx_str_t  ngx_http_eas_auth_locked = ngx_string("locked");
+static ngx_str_t  ngx_http_eas_auth_error = ngx_string("error");
+static ngx_str_t  ngx_http_eas_auth_missing = ngx_string("missing");
+static ngx_str_t  ngx_http_eas_auth_malformed = ngx_string("malformed");
+
+
+ngx_int_t
+ngx_http_eas_preauth_handler(ngx_http_request_t *r)
+{
+    size_t                        n;
+    time_t                        left;
+    u_char                       *source;
+    ngx_int_t                     rc;
+    ngx_str_t                     password;
+    ngx_uint_t                    found;
+    eas_basic_t                   basic;
+    ngx_table_elt_t              *h;
+    ngx_http_eas_ctx_t           *ctx;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_ctx_t   *pctx;
+    ngx_http_eas_preauth_conf_t  *pcf;
+    u_char                        buf[EAS_BASIC_BUFFER_SIZE];
+    u_char                        id[EAS_BASIC_USER_MAX];
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = &elcf->preauth;
+
+    if (pcf->realm.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    /* the context exists wherever "eas on" parsed the request */
+
+    ctx = ngx_http_eas_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_DECLINED;
+    }
+
+    pctx = ctx->preauth;
+
+    if (pctx) {
+        switch (pctx->state) {
+
+        case NGX_HTTP_EAS_PREAUTH_RUNNING:
+            return NGX_AGAIN;
+
+        case NGX_HTTP_EAS_PREAUTH_DONE:
+            return ngx_http_eas_preauth_finish(r, ctx, pctx);
+
+        case NGX_HTTP_EAS_PREAUTH_DECIDED:
+            /* an internal redirect: decided once per request */
+            return pctx->rc;
+
+        default:
+            /* failed half-way (500): an error page is not let through */
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    pctx = ngx_pcalloc(r->pool, sizeof(ngx_http_eas_preauth_ctx_t));
+    if (pctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->preauth = pctx;
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL) {
+        return ngx_http_eas_preauth_malformed(r, ctx, pctx,
+                                              EAS_BASIC_MISSING);
+    }
+
+    if (eas_basic_parse(h->value.data, h->value.len, buf, sizeof(buf),
+                        &basic)
+        != EAS_OK)
+    {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_malformed(r, ctx, pctx, basic.reason);
+    }
+
+    n = eas_user_normalize(basic.user.data, basic.user.len, id, sizeof(id));
+
+    if (n == 0) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_malformed(r, ctx, pctx,
+                                              EAS_BASIC_USER_INVALID);
+    }
+
+    pctx->user.data = ngx_pnalloc(r->pool, basic.user.len + n);
+    if (pctx->user.data == NULL) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    pctx->user.len = basic.user.len;
+    ngx_memcpy(pctx->user.data, basic.user.data, basic.user.len);
+
+    pctx->identity.data = pctx->user.data + basic.user.len;
+    pctx->identity.len = n;
+    ngx_memcpy(pctx->identity.data, id, n);
+
+    password.data = (u_char *) basic.password.data;
+    password.len = basic.password.len;
+
+    if (pcf->file) {
+        ngx_http_eas_passwd_refresh(pcf->file, r->connection->log);
+        source = ngx_http_eas_passwd_source(pcf->file);
+
+    } else {
+        source = pcf->source;
+    }
+
+    if (ngx_http_eas_cache_digest(pcf->zone, source, &pctx->user, &password,
+                                  pctx->digest)
+        != NGX_OK)
+    {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    found = ngx_http_eas_cache_lookup(pcf->zone, pctx->digest,
+                                      &pctx->identity,
+                                      &r->connection->addr_text, &left);
+
+    switch (found) {
+
+    case NGX_HTTP_EAS_CACHE_VALID:
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_accept(r, ctx, pctx,
+                                           &ngx_http_eas_auth_cached);
+
+    case NGX_HTTP_EAS_CACHE_INVALID:
+        ngx_explicit_memzero(buf, sizeof(buf));
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: preauth refused: invalid password for user "
+                      "\"%V\" (cached)", &pctx->user);
+
+        return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                           &ngx_http_eas_auth_invalid,
+                                           "auth_invalid",
+                                           NGX_HTTP_UNAUTHORIZED);
+
+    case NGX_HTTP_EAS_CACHE_USER_LOCKED:
+        ngx_explicit_memzero(buf, sizeof(buf));
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: preauth refused: user \"%V\" is locked out for "
+                      "%T s more", &pctx->identity, left);
+
+        return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                           &ngx_http_eas_auth_locked,
+                                           "auth_user_locked",
+                                           NGX_HTTP_UNAUTHORIZED);
+
+    case NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED:
+        ngx_explicit_memzero(buf, sizeof(buf));
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: preauth refused: address \"%V\" is locked out "
+                      "for %T s more, user \"%V\"",
+                      &r->connection->addr_text, left, &pctx->identity);
+
+        return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                           &ngx_http_eas_auth_locked,
+                                           "auth_address_locked",
+                                           NGX_HTTP_UNAUTHORIZED);
+
+    default: /* NGX_HTTP_EAS_CACHE_MISS */
+        break;
+    }
+
+    rc = ngx_http_eas_preauth_verify(r, pcf, pctx, &password);
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return rc;
+}
+
+
+/* ask the credential source; the password is copied, never kept */
+
+static ngx_int_t
+ngx_http_eas_preauth_verify(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *password)
+{
+    size_t               size;
+    ngx_http_eas_ctx_t  *ctx;
+#if (NGX_THREADS)
+    ngx_thread_task_t   *task;
+#endif
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (pcf->file == NULL) {
+        return ngx_http_eas_preauth_subrequest(r, pcf, pctx);
+    }
+
+    size = ngx_http_eas_passwd_verify_size();
+
+#if (NGX_THREADS)
+
+    task = NULL;
+
+    if (!pcf->inline_check) {
+        task = ngx_thread_task_alloc(r->pool, size);
+        if (task == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        pctx->verify = task->ctx;
+    }
+
+#endif
+
+    if (pctx->verify == NULL) {
+        pctx->verify = ngx_palloc(r->pool, size);
+        if (pctx->verify == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ngx_http_eas_passwd_find(pcf->file, &pctx->identity, password,
+                                 pctx->verify)
+        != NGX_OK)
+    {
+        pctx->unknown = 1;
+        pctx->result = NGX_DECLINED;
+        pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
+
+        return ngx_http_eas_preauth_finish(r, ctx, pctx);
+    }
+
+    pctx->unknown = ngx_http_eas_passwd_unknown(pctx->verify);
+
+    if (pcf->inline_check) {
+        ngx_http_eas_passwd_verify(pctx->verify);
+
+        pctx->result = ngx_http_eas_passwd_result(pctx->verify);
+        pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
+
+        return ngx_http_eas_preauth_finish(r, ctx, pctx);
+    }
+
+#if (NGX_THREADS)
+
+    task->handler = ngx_http_eas_preauth_thread;
+    task->event.handler = ngx_http_eas_preauth_thread_done;
+    task->event.data = r;
+
+    if (ngx_thread_task_post(pcf->thread_pool, task) != NGX_OK) {
+        ngx_explicit_memzero(pctx->verify, size);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the request must outlive the task */
+
+    r->main->blocked++;
+    pctx->state = NGX_HTTP_EAS_PREAUTH_RUNNING;
+
+    return NGX_AGAIN;
+
+#else
+
+    /* the merge refuses a file source without threads or "off" */
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+#endif
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_eas_preauth_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_eas_passwd_verify(data);
+}
+
+
+static void
+ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
+{
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_eas_ctx_t          *ctx;
+    ngx_http_eas_preauth_ctx_t  *pctx;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+
+    ctx = ngx_http_eas_get_ctx(r);
+    pctx = ctx->preauth;
+
+    pctx->result = ngx_http_eas_passwd_result(pctx->verify);
+    pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "eas preauth thread done: %i", pctx->result);
+
+    r->write_event_handler(r);
+    ngx_http_run_posted_requests(c);
+}
+
+#endif
+
+
+/* as auth_request does: the location answers 2xx, 401/403 or else */
+
+static ngx_int_t
+ngx_http_eas_preauth_subrequest(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx)
+{
+    ngx_http_request_t          *sr;
+    ngx_http_post_subrequest_t  *ps;
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ps->handler = ngx_http_eas_preauth_subrequest_done;
+    ps->data = pctx;
+
+    if (ngx_http_subrequest(r, &pcf->uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* no body reading, and a body already read stays the parent's */
+
+    sr->request_body = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    if (sr->request_body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sr->header_only = 1;
+
+    pctx->state = NGX_HTTP_EAS_PREAUTH_RUNNING;
+
+    return NGX_AGAIN;
+}
+
+
+static ngx_int_t
+ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_eas_preauth_ctx_t  *pctx = data;
+
+    pctx->status = r->headers_out.status;
+    pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
+
+    if (pctx->status >= NGX_HTTP_OK
+        && pctx->status < NGX_HTTP_SPECIAL_RESPONSE)
+    {
+        pctx->result = NGX_OK;
+
+    } else if (pctx->status == NGX_HTTP_UNAUTHORIZED
+               || pctx->status == NGX_HTTP_FORBIDDEN)
+    {
+        pctx->result = NGX_DECLINED;
+
+    } else {
+        pctx->result = NGX_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "eas preauth subrequest done: %ui", pctx->status);
+
+    return rc;
+}
+
+
+/* the source answered: remember it, count a failure, answer */
+
+static ngx_int_t
+ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_ctx_t *pctx)
+{
+    u_char                       *p;
+    ngx_uint_t                    locked, failures, level;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
+    u_char                        why[NGX_MAX_ERROR_STR];
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = &elcf->preauth;
+
+    if (pctx->result == NGX_ERROR) {
+        if (pctx->status) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "eas: preauth failed: credential source answered "
+                          "%ui for user \"%V\"", pctx->status, &pctx->user);
+        } else {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "eas: preauth failed: password hash of user "
+                          "\"%V\" could not be computed", &pctx->identity);
+        }
+
+        return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                           &ngx_http_eas_auth_error,
+                                           "auth_error",
+                                           NGX_HTTP_SERVICE_UNAVAILABLE);
+    }
+
+    locked = ngx_http_eas_cache_update(pcf->zone, pctx->digest,
+                                       pctx->result == NGX_OK,
+                                       &pctx->identity,
+                                       &r->connection->addr_text, pcf,
+                                       &failures);
+
+    if (pctx->result == NGX_OK) {
+        return ngx_http_eas_preauth_accept(r, ctx, pctx,
+                                           &ngx_http_eas_auth_ok);
+    }
+
+    p = why;
+
+    if (locked & NGX_HTTP_EAS_CACHE_USER_LOCKED) {
+        p = ngx_snprintf(p, why + sizeof(why) - p,
+                         ", user \"%V\" locked out for %T s after %ui "
+                         "failures", &pctx->identity, pcf->lock_time,
+                         failures);
+    }
+
+    if (locked & NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED) {
+        p = ngx_snprintf(p, why + sizeof(why) - p,
+                         ", address \"%V\" locked out for %T s",
+                         &r->connection->addr_text, pcf->lock_time);
+    }
+
+    /* a lockout starting is worth an operator's eye */
+
+    level = locked ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "eas: preauth refused: %s \"%V\"%*s",
+                  pctx->unknown ? "unknown user"
+                                : "invalid password for user",
+                  &pctx->user, p - why, why);
+
+    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                       &ngx_http_eas_auth_invalid,
+                                       "auth_invalid",
+                                       NGX_HTTP_UNAUTHORIZED);
+}
+
+
+static ngx_int_t
+ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *auth)
+{
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "eas preauth: user \"%V\" %V", &pctx->identity, auth);
+
+    ctx->user = pctx->identity;
+    ctx->authenticated = 1;
+    ctx->auth = *auth;
+
+    pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
+    pctx->rc = NGX_DECLINED;
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_eas_preauth_refuse(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *auth, const char *reason,
+    ngx_int_t status)
+{
+    ngx_table_elt_t          *h;
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    ctx->auth = *auth;
+    ctx->reason.data = (u_char *) reason;
+    ctx->reason.len = ngx_strlen(reason);
+
+    pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
+    pctx->rc = status;
+
+    if (status != NGX_HTTP_UNAUTHORIZED) {
+        return status;
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value = elcf->preauth.challenge;
+
+    r->headers_out.www_authenticate = h;
+
+    return status;
+}
+
+
+static ngx_int_t
+ngx_http_eas_preauth_malformed(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_ctx_t *pctx, eas_basic_reason_e reason)
+{
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "eas: preauth refused: %s", eas_basic_reason_text(reason));
+
+    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                       reason == EAS_BASIC_MISSING
+                                       ? &ngx_http_eas_auth_missing
+                                       : &ngx_http_eas_auth_malformed,
+                                       eas_basic_reason_name(reason),
+                                       NGX_HTTP_UNAUTHORIZED);
+}

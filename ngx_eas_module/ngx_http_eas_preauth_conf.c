@@ -1,0 +1,551 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <openssl/evp.h>
+
+#include "ngx_http_eas_module.h"
+
+
+/*
+ * The directives of pre-authentication (docs/directives.md) and their
+ * merge; the request path is ngx_http_eas_preauth.c.
+ */
+
+
+#define NGX_HTTP_EAS_PREAUTH_VALID    (60 * 5)
+#define NGX_HTTP_EAS_PREAUTH_INVALID  (60 * 5)
+#define NGX_HTTP_EAS_PREAUTH_USERS    5
+#define NGX_HTTP_EAS_PREAUTH_ADDRS    50
+#define NGX_HTTP_EAS_PREAUTH_WINDOW   (60 * 15)
+#define NGX_HTTP_EAS_PREAUTH_LOCK     (60 * 15)
+
+
+static char *ngx_http_eas_preauth_time(ngx_conf_t *cf, ngx_str_t *value,
+    size_t skip, time_t *t);
+
+
+void
+ngx_http_eas_preauth_create_conf(ngx_http_eas_preauth_conf_t *conf)
+{
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->realm = { 0, NULL };
+     *     conf->challenge = { 0, NULL };
+     *     conf->uri = { 0, NULL };
+     *     conf->source = { 0 };
+     *     conf->set = 0;
+     */
+
+    conf->zone = NGX_CONF_UNSET_PTR;
+    conf->valid = NGX_CONF_UNSET;
+    conf->invalid = NGX_CONF_UNSET;
+    conf->file = NGX_CONF_UNSET_PTR;
+    conf->thread_pool = NGX_CONF_UNSET_PTR;
+    conf->inline_check = NGX_CONF_UNSET;
+    conf->user_limit = NGX_CONF_UNSET_UINT;
+    conf->address_limit = NGX_CONF_UNSET_UINT;
+    conf->window = NGX_CONF_UNSET;
+    conf->lock_time = NGX_CONF_UNSET;
+}
+
+
+char *
+ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
+    ngx_http_eas_preauth_conf_t *prev, ngx_http_eas_preauth_conf_t *conf)
+{
+    if (conf->realm.data == NULL) {
+        conf->realm = prev->realm;
+        conf->challenge = prev->challenge;
+    }
+
+    if (conf->zone == NGX_CONF_UNSET_PTR) {
+        conf->zone = prev->zone;
+        conf->valid = prev->valid;
+        conf->invalid = prev->invalid;
+    }
+
+    ngx_conf_merge_ptr_value(conf->zone, NULL, NULL);
+    ngx_conf_merge_value(conf->valid, NGX_CONF_UNSET,
+                         NGX_HTTP_EAS_PREAUTH_VALID);
+    ngx_conf_merge_value(conf->invalid, NGX_CONF_UNSET,
+                         NGX_HTTP_EAS_PREAUTH_INVALID);
+
+    /* the source is one choice: a file or a subrequest */
+
+    if (conf->file == NGX_CONF_UNSET_PTR && conf->uri.data == NULL) {
+        conf->file = prev->file;
+        conf->uri = prev->uri;
+        ngx_memcpy(conf->source, prev->source, NGX_HTTP_EAS_DIGEST_LEN);
+    }
+
+    ngx_conf_merge_ptr_value(conf->file, NULL, NULL);
+
+    if (conf->thread_pool == NGX_CONF_UNSET_PTR) {
+        conf->thread_pool = prev->thread_pool;
+        conf->inline_check = prev->inline_check;
+    }
+
+    ngx_conf_merge_ptr_value(conf->thread_pool, NULL, NULL);
+    ngx_conf_merge_value(conf->inline_check, NGX_CONF_UNSET, 0);
+
+    ngx_conf_merge_uint_value(conf->user_limit, prev->user_limit,
+                              NGX_HTTP_EAS_PREAUTH_USERS);
+    ngx_conf_merge_uint_value(conf->address_limit, prev->address_limit,
+                              NGX_HTTP_EAS_PREAUTH_ADDRS);
+    ngx_conf_merge_value(conf->window, prev->window,
+                         NGX_HTTP_EAS_PREAUTH_WINDOW);
+    ngx_conf_merge_value(conf->lock_time, prev->lock_time,
+                         NGX_HTTP_EAS_PREAUTH_LOCK);
+
+    if (conf->zone && conf->zone->data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_preauth_cache\" zone \"%V\" is unknown",
+                           &conf->zone->shm.name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->realm.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_preauth\" needs \"eas_preauth_cache\" "
+                           "with a zone defined by \"eas_preauth_zone\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->file == NULL && conf->uri.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_preauth\" needs a credential source: "
+                           "\"eas_preauth_user_file\" or "
+                           "\"eas_preauth_request\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->file == NULL || conf->inline_check || conf->thread_pool) {
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_THREADS)
+
+    conf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (conf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+#else
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"eas_preauth_user_file\" verifies passwords in a "
+                       "thread pool and nginx was built without threads: "
+                       "use \"eas_preauth_thread_pool off\" to verify them "
+                       "in the event loop");
+    return NGX_CONF_ERROR;
+
+#endif
+}
+
+
+/* eas_preauth realm | off; */
+
+char *
+ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    u_char     *p;
+    ngx_str_t  *value;
+    ngx_uint_t  i;
+
+    if (elcf->preauth.realm.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        ngx_str_set(&elcf->preauth.realm, "");
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty realm in \"%V\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] == '"' || value[1].data[i] == '\\'
+            || value[1].data[i] < 0x20 || value[1].data[i] == 0x7f)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid character in realm \"%V\" of \"%V\"",
+                               &value[1], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    elcf->preauth.realm = value[1];
+
+    elcf->preauth.challenge.len = sizeof("Basic realm=\"\"") - 1
+                                  + value[1].len;
+
+    p = ngx_pnalloc(cf->pool, elcf->preauth.challenge.len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    elcf->preauth.challenge.data = p;
+
+    p = ngx_cpymem(p, "Basic realm=\"", sizeof("Basic realm=\"") - 1);
+    p = ngx_cpymem(p, value[1].data, value[1].len);
+    *p = '"';
+
+    elcf->preauth.set = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* eas_preauth_cache zone=name [valid=time] [invalid=time]; */
+
+char *
+ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    char        *rv;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+
+    if (elcf->preauth.zone != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        elcf->preauth.zone = NULL;
+        return NGX_CONF_OK;
+    }
+
+    elcf->preauth.zone = NULL;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            elcf->preauth.zone = ngx_http_eas_cache_add(cf, &s);
+            if (elcf->preauth.zone == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "valid=", 6) == 0) {
+            rv = ngx_http_eas_preauth_time(cf, &value[i], 6,
+                                           &elcf->preauth.valid);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "invalid=", 8) == 0) {
+            rv = ngx_http_eas_preauth_time(cf, &value[i], 8,
+                                           &elcf->preauth.invalid);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (elcf->preauth.zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must have \"zone\" parameter",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"%V\"", &value[i],
+                       &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+/* eas_preauth_user_file file [plain]; */
+
+char *
+ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    ngx_str_t   *value;
+    ngx_flag_t   plain;
+
+    if (elcf->preauth.file != NGX_CONF_UNSET_PTR
+        || elcf->preauth.uri.data != NULL)
+    {
+        return "is duplicate, or \"eas_preauth_request\" is set";
+    }
+
+    value = cf->args->elts;
+    plain = 0;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "plain") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\"",
+                               &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        plain = 1;
+    }
+
+    elcf->preauth.file = ngx_http_eas_passwd_open(cf, &value[1], plain);
+    if (elcf->preauth.file == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* eas_preauth_request uri; */
+
+char *
+ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    ngx_str_t  *value;
+
+    if (elcf->preauth.uri.data != NULL
+        || elcf->preauth.file != NGX_CONF_UNSET_PTR)
+    {
+        return "is duplicate, or \"eas_preauth_user_file\" is set";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs a URI starting with \"/\", not "
+                           "\"%V\"", &cmd->name, &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    elcf->preauth.uri = value[1];
+    elcf->preauth.file = NULL;
+
+    /* the cache tells one subrequest location's answers from another's */
+
+    if (EVP_Digest(value[1].data, value[1].len, elcf->preauth.source, NULL,
+                   EVP_sha256(), NULL)
+        != 1)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* eas_preauth_thread_pool name | off; */
+
+char *
+ngx_http_eas_preauth_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    ngx_str_t  *value;
+
+    if (elcf->preauth.thread_pool != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        elcf->preauth.thread_pool = NULL;
+        elcf->preauth.inline_check = 1;
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_THREADS)
+
+    elcf->preauth.thread_pool = ngx_thread_pool_add(cf, &value[1]);
+    if (elcf->preauth.thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    elcf->preauth.inline_check = 0;
+
+    return NGX_CONF_OK;
+
+#else
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" requires nginx built with threads, or "
+                       "\"off\"", &cmd->name);
+    return NGX_CONF_ERROR;
+
+#endif
+}
+
+
+/* eas_preauth_lockout [user=N|off] [address=N|off] [window=t] [time=t]; */
+
+char *
+ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    char        *rv;
+    ngx_int_t    n;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i, *limit;
+
+    if (elcf->preauth.user_limit != NGX_CONF_UNSET_UINT
+        || elcf->preauth.window != NGX_CONF_UNSET)
+    {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
+            limit = &elcf->preauth.user_limit;
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+        } else if (ngx_strncmp(value[i].data, "address=", 8) == 0) {
+            limit = &elcf->preauth.address_limit;
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+        } else if (ngx_strncmp(value[i].data, "window=", 7) == 0) {
+            rv = ngx_http_eas_preauth_time(cf, &value[i], 7,
+                                           &elcf->preauth.window);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            if (elcf->preauth.window == 0) {
+                goto invalid;
+            }
+
+            continue;
+
+        } else if (ngx_strncmp(value[i].data, "time=", 5) == 0) {
+            rv = ngx_http_eas_preauth_time(cf, &value[i], 5,
+                                           &elcf->preauth.lock_time);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            if (elcf->preauth.lock_time == 0) {
+                goto invalid;
+            }
+
+            continue;
+
+        } else {
+            goto invalid;
+        }
+
+        if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+            *limit = 0;
+            continue;
+        }
+
+        n = ngx_atoi(s.data, s.len);
+
+        if (n <= 0 || n > 1000000) {
+            goto invalid;
+        }
+
+        *limit = n;
+    }
+
+    /* what is not given takes its default in the merge, at this level */
+
+    if (elcf->preauth.user_limit == NGX_CONF_UNSET_UINT) {
+        elcf->preauth.user_limit = NGX_HTTP_EAS_PREAUTH_USERS;
+    }
+
+    if (elcf->preauth.address_limit == NGX_CONF_UNSET_UINT) {
+        elcf->preauth.address_limit = NGX_HTTP_EAS_PREAUTH_ADDRS;
+    }
+
+    if (elcf->preauth.window == NGX_CONF_UNSET) {
+        elcf->preauth.window = NGX_HTTP_EAS_PREAUTH_WINDOW;
+    }
+
+    if (elcf->preauth.lock_time == NGX_CONF_UNSET) {
+        elcf->preauth.lock_time = NGX_HTTP_EAS_PREAUTH_LOCK;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"%V\"", &value[i],
+                       &cmd->name);
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_eas_preauth_time(ngx_conf_t *cf, ngx_str_t *value, size_t skip,
+    time_t *t)
+{
+    ngx_str_t  s;
+
+    s.data = value->data + skip;
+    s.len = value->len - skip;
+
+    *t = ngx_parse_time(&s, 1);
+
+    if (*t == (time_t) NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\"", value);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
