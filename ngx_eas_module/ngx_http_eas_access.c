@@ -17,7 +17,6 @@ static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_device_lower(ngx_http_request_t *r,
     ngx_str_t *value, ngx_str_t *lower);
 static ngx_uint_t ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx);
-static void ngx_http_eas_user_name(ngx_str_t *user, ngx_str_t *name);
 static void ngx_http_eas_device_record(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_device_values_t *values);
@@ -208,41 +207,24 @@ ngx_http_eas_device_lower(ngx_http_request_t *r, ngx_str_t *value,
 static ngx_uint_t
 ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx)
 {
-    ngx_str_t  query, a, b;
+    eas_user_t  query;
 
     if (!ctx->authenticated || ctx->request.user.len == 0) {
         return 1;
     }
 
-    query.data = (u_char *) ctx->request.user.data;
-    query.len = ctx->request.user.len;
+    /* the identity is already the normalised name part (eas_basic.c) */
 
-    ngx_http_eas_user_name(&query, &a);
-    ngx_http_eas_user_name(&ctx->user, &b);
-
-    return a.len == b.len && ngx_strncasecmp(a.data, b.data, a.len) == 0;
-}
-
-
-static void
-ngx_http_eas_user_name(ngx_str_t *user, ngx_str_t *name)
-{
-    u_char  *p, *last;
-
-    last = user->data + user->len;
-
-    p = ngx_strlchr(user->data, last, '\\');
-
-    if (p) {
-        name->data = p + 1;
-        name->len = last - name->data;
-        return;
+    if (eas_user_split(ctx->request.user.data, ctx->request.user.len, &query)
+        != EAS_OK)
+    {
+        return 0;
     }
 
-    p = ngx_strlchr(user->data, last, '@');
-
-    name->data = user->data;
-    name->len = (p ? p : last) - user->data;
+    return query.name.len == ctx->user.len
+           && ngx_strncasecmp((u_char *) query.name.data, ctx->user.data,
+                              ctx->user.len)
+              == 0;
 }
 
 
