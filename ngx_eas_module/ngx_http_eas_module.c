@@ -27,6 +27,8 @@ static char *ngx_http_eas_methods(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_eas_allow_header(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *elcf);
+static ngx_int_t ngx_http_eas_zone_parameter(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_str_t *value, ngx_str_t *name, ssize_t *size);
 static char *ngx_http_eas_num_bounds(ngx_conf_t *cf, void *post,
     void *data);
 
@@ -507,4 +509,107 @@ ngx_http_eas_num_bounds(ngx_conf_t *cf, void *post, void *data)
                 bounds->high);
 
     return (char *) p;
+}
+
+
+/*
+ * The zone directives (eas_preauth_zone, eas_device_zone) take one
+ * parameter, "zone=name:size", read as limit_req_zone reads it.  Returns
+ * the new zone, or NULL after the error that names the directive.
+ */
+
+ngx_shm_zone_t *
+ngx_http_eas_zone_add(ngx_conf_t *cf, ngx_command_t *cmd, void *tag)
+{
+    ssize_t          size;
+    ngx_str_t       *value, name;
+    ngx_uint_t       i;
+    ngx_shm_zone_t  *shm_zone;
+
+    value = cf->args->elts;
+
+    size = 0;
+    name.len = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+
+            if (ngx_http_eas_zone_parameter(cf, cmd, &value[i], &name, &size)
+                != NGX_OK)
+            {
+                return NULL;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\"",
+                           &value[i], &cmd->name);
+        return NULL;
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must have \"zone\" parameter",
+                           &cmd->name);
+        return NULL;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size, tag);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "eas zone \"%V\" is already defined", &name);
+        return NULL;
+    }
+
+    return shm_zone;
+}
+
+
+static ngx_int_t
+ngx_http_eas_zone_parameter(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_str_t *value, ngx_str_t *name, ssize_t *size)
+{
+    u_char     *p;
+    ngx_str_t   s;
+
+    name->data = value->data + 5;
+
+    p = (u_char *) ngx_strchr(name->data, ':');
+
+    if (p == NULL || p == name->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" in \"%V\"",
+                           value, &cmd->name);
+        return NGX_ERROR;
+    }
+
+    name->len = p - name->data;
+
+    s.data = p + 1;
+    s.len = value->data + value->len - s.data;
+
+    *size = ngx_parse_size(&s);
+
+    if (*size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" in \"%V\"",
+                           value, &cmd->name);
+        return NGX_ERROR;
+    }
+
+    if (*size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small in \"%V\"",
+                           value, &cmd->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

@@ -132,6 +132,8 @@ ngx_int_t ngx_http_eas_parse_handler(ngx_http_request_t *r);
 ngx_http_eas_ctx_t *ngx_http_eas_get_ctx(ngx_http_request_t *r);
 void ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user);
 ngx_int_t ngx_http_eas_variables_add(ngx_conf_t *cf);
+ngx_shm_zone_t *ngx_http_eas_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *tag);
 
 ngx_int_t ngx_http_eas_preauth_handler(ngx_http_request_t *r);
 char *ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

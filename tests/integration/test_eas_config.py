@@ -63,6 +63,18 @@ MISTAKES = [
      '"eas_devices" directive is duplicate'),
     ("inventory without a zone", "", "eas_device_inventory;",
      '"eas_device_inventory" needs a zone: add "eas_devices"'),
+    # the pre-authentication zone reads its parameter the same way
+    ("eas_preauth_zone without size", "eas_preauth_zone zone=auth;", "",
+     'invalid zone size "zone=auth" in "eas_preauth_zone"'),
+    ("eas_preauth_zone too small", "eas_preauth_zone zone=auth:4k;", "",
+     'zone "zone=auth:4k" is too small in "eas_preauth_zone"'),
+    ("eas_preauth_zone defined twice",
+     "eas_preauth_zone zone=auth:1m; eas_preauth_zone zone=auth:1m;", "",
+     'eas zone "auth" is already defined'),
+    ("one name for two kinds of zone",
+     "eas_preauth_zone zone=eas:1m; eas_device_zone zone=eas:1m;", "",
+     'the shared memory zone "eas" is already declared for a different '
+     'use'),
     # device access (test_eas_device_access.py)
     ("eas_device_block bad regex", "", "eas_device_block user_agent=~*(x;",
      'pcre2_compile() failed: missing closing parenthesis in "(x" in '
