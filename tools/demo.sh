@@ -67,6 +67,9 @@ events {
 http {
     include $top/conf.example/eas-log-formats.conf;
 
+    eas_preauth_zone zone=eas_auth:1m;
+    eas_device_zone zone=eas_devices:1m;
+
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;
@@ -90,8 +93,24 @@ http {
 
         location /Microsoft-Server-ActiveSync {
             eas on;
+
+            # Basic credentials checked at the edge against a bcrypt file,
+            # in nginx's thread pool, cached in the shared zone
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=eas_auth valid=5m invalid=5m;
+            eas_preauth_user_file $dir/users.htpasswd;
+
+            # every device recorded; conf.example's rules
+            eas_devices eas_devices;
+            include $top/conf.example/eas-devices.conf;
+
             include $top/conf.example/eas-proxy.conf;
             proxy_pass http://eas_backend;
+        }
+
+        location = /eas/devices {
+            eas_devices eas_devices;
+            eas_device_inventory;
         }
 
         location / {
@@ -122,6 +141,9 @@ start() {
     make_certs
     echo "demo/ca.pem signs demo/server.pem (CN=localhost, IP 127.0.0.1)"
 
+    step "A password file: jdoe / demo (bcrypt, made by htpasswd)"
+    htpasswd -b -c -B -C 8 "$dir/users.htpasswd" jdoe demo 2>&1
+
     step "EAS backend simulator on 127.0.0.1:$backend_port"
     "$top/tools/eas-backend" --listen "127.0.0.1:$backend_port" \
         --pidfile "$dir/backend.pid" > "$dir/backend.log" 2>&1 &
@@ -130,6 +152,8 @@ start() {
 
     step "nginx $("$nginx" -v 2>&1 | sed 's/.*: //') with ngx_eas on $url"
     render_conf
+    : > "$dir/access.log"
+    : > "$dir/error.log"
     "$nginx" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
     "$nginx" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
     wait_port "$port"
@@ -147,6 +171,19 @@ start() {
         --device-type WindowsMail --user-agent "MSFT-WIN-3/10.0.19045" \
         --protocol 14.0 --form base64 foldersync
 
+    step "A wrong password is refused at the edge (401)"
+    "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
+        --user jdoe --password wrong --device-id ApplC39ZH2VJJCM3 \
+        --device-type iPhone --protocol 16.1 foldersync || true
+    grep 'eas: ' "$dir/error.log" | tail -n 1
+
+    step "An iOS 6.1 build (conf.example/eas-devices.conf) is blocked (403)"
+    "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
+        --user jdoe --password demo --device-id ApplLOOP0001 \
+        --device-type iPhone --user-agent Apple-iPhone4C1/1002.141 \
+        --protocol 14.1 foldersync || true
+    grep 'eas: ' "$dir/error.log" | tail -n 1
+
     step "A malformed request is refused at the edge (400)"
     curl -sS --cacert "$dir/ca.pem" -o /dev/null -w 'HTTP %{http_code}\n' \
         -X POST -H 'MS-ASProtocolVersion: 14.1' \
@@ -156,10 +193,14 @@ start() {
     step "What the gateway logged (demo/access.log, format eas_text)"
     cat "$dir/access.log"
 
+    step "The device inventory (GET /eas/devices)"
+    curl -sS --cacert "$dir/ca.pem" "https://127.0.0.1:$port/eas/devices"
+    echo
+
     step "Running"
     echo "gateway: $url  (CA: demo/ca.pem)"
     echo "try:     tools/eas-client --url $url --cafile demo/ca.pem \\"
-    echo "             --user jdoe --password x --device-id MYDEVICE1 \\"
+    echo "             --user jdoe --password demo --device-id MYDEVICE1 \\"
     echo "             --device-type iPhone session"
     echo "stop:    make demo-stop"
 }
