@@ -49,6 +49,10 @@ static ngx_int_t ngx_http_eas_longpoll_answer(ngx_http_request_t *r,
 static void ngx_http_eas_longpoll_unknown(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf,
     ngx_uint_t source);
+static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf);
+static void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
+    ngx_str_t *user, ngx_str_t *device_id);
 static ngx_int_t ngx_http_eas_upstream_init(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_eas_upstream_init_peer(ngx_http_request_t *r,
@@ -322,6 +326,8 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                            : (time_t) value * 60;
         ctx->heartbeat_source = NGX_HTTP_EAS_HB_BODY;
 
+        ngx_http_eas_longpoll_remember(r, ctx, elcf);
+
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "eas %s held for %T s (body)",
                        ngx_http_eas_command(ctx), ctx->heartbeat);
@@ -405,18 +411,84 @@ ngx_http_eas_longpoll_answer(ngx_http_request_t *r, u_char *data,
 }
 
 
-/* no interval in the body: the device's last one, else the maximum */
+/*
+ * No interval in the body: the backend replays the device's cached
+ * request, so the interval is the one the device asked for last,
+ * remembered in its record of the device zone (shared by every worker,
+ * kept over reloads); unknown means the maximum.  A malformed or unread
+ * body is never assumed to replay anything: the maximum.
+ */
 
 static void
 ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_loc_conf_t *elcf, ngx_uint_t source)
 {
+    ngx_str_t               user, device_id;
+    ngx_http_eas_device_t  *dev;
+
     ctx->heartbeat = elcf->heartbeat_max;
     ctx->heartbeat_source = source;
+
+    if (source == NGX_HTTP_EAS_HB_DEFAULT && elcf->devices) {
+
+        dev = ngx_palloc(r->pool, sizeof(ngx_http_eas_device_t));
+        if (dev == NULL) {
+            return;
+        }
+
+        ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+
+        if (ngx_http_eas_device_lookup(elcf->devices, &user, &device_id, dev)
+            == NGX_OK
+            && dev->heartbeat != 0)
+        {
+            /* remembered under other bounds: still within today's */
+
+            ctx->heartbeat = ngx_max((time_t) dev->heartbeat,
+                                     elcf->heartbeat_min);
+            ctx->heartbeat = ngx_min(ctx->heartbeat, elcf->heartbeat_max);
+            ctx->heartbeat_source = NGX_HTTP_EAS_HB_REMEMBERED;
+        }
+    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "eas %s held for up to %T s (no interval in the body)",
                    ngx_http_eas_command(ctx), ctx->heartbeat);
+}
+
+
+static void
+ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf)
+{
+    ngx_str_t  user, device_id;
+
+    if (elcf->devices == NULL) {
+        return;
+    }
+
+    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+
+    if (ngx_http_eas_device_set_heartbeat(elcf->devices, &user, &device_id,
+                                          (ngx_uint_t) ctx->heartbeat)
+        != NGX_OK)
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "eas heartbeat not remembered: no device record");
+    }
+}
+
+
+/* the key of the device record: identity + DeviceId */
+
+static void
+ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
+    ngx_str_t *device_id)
+{
+    ngx_http_eas_identity(ctx, user);
+
+    device_id->data = (u_char *) ctx->request.device_id.data;
+    device_id->len = ctx->request.device_id.len;
 }
 
 

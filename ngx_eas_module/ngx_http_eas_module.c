@@ -19,6 +19,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_eas_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_eas_access_handler(ngx_http_request_t *r);
 static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -116,6 +117,27 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eas_device_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_device_zone,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("eas_devices"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_devices,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_device_inventory"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_eas_device_inventory,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -181,6 +203,13 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_parse_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_eas_access_handler;
+
     /* after every access check: no body is read for a refused request */
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
@@ -198,6 +227,23 @@ ngx_http_eas_init(ngx_conf_t *cf)
     *h = ngx_http_eas_longpoll_log_check;
 
     return NGX_OK;
+}
+
+
+/*
+ * The access phase runs the steps in the order of the request flow
+ * (DESIGN.md): authentication, then device access.  Subrequests are
+ * not checked.
+ */
+
+static ngx_int_t
+ngx_http_eas_access_handler(ngx_http_request_t *r)
+{
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_eas_device_access(r);
 }
 
 
@@ -219,6 +265,7 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->methods = NGX_CONF_UNSET_UINT;
+    conf->devices = NGX_CONF_UNSET_PTR;
     conf->longpoll = NGX_CONF_UNSET;
     conf->heartbeat_min = NGX_CONF_UNSET;
     conf->heartbeat_max = NGX_CONF_UNSET;
@@ -251,6 +298,14 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         if (ngx_http_eas_allow_header(cf, conf) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (ngx_http_eas_devices_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     return ngx_http_eas_merge_longpoll(cf, prev, conf);

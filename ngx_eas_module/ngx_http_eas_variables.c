@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_eas_request_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_eas_reason_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_eas_access_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_eas_set_value(ngx_http_variable_value_t *v,
     const u_char *data, size_t len);
 
@@ -65,6 +67,9 @@ static ngx_http_variable_t  ngx_http_eas_vars[] = {
     ngx_http_eas_param_var("eas_accept_multipart", ACCEPT_MULTIPART),
 
     { ngx_string("eas_reason"), NULL, ngx_http_eas_reason_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("eas_access"), NULL, ngx_http_eas_access_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     /* ngx_http_eas_longpoll.c */
@@ -206,6 +211,32 @@ ngx_http_eas_reason_variable(ngx_http_request_t *r,
     }
 
     ngx_http_eas_set_value(v, ctx->reason.data, ctx->reason.len);
+
+    return NGX_OK;
+}
+
+
+/* the device access decision: "allowed" or "blocked" */
+
+static ngx_int_t
+ngx_http_eas_access_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_eas_ctx_t  *ctx;
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL || ctx->access == NGX_HTTP_EAS_ACCESS_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ctx->access == NGX_HTTP_EAS_ACCESS_ALLOWED) {
+        ngx_http_eas_set_value(v, (u_char *) "allowed", 7);
+
+    } else {
+        ngx_http_eas_set_value(v, (u_char *) "blocked", 7);
+    }
 
     return NGX_OK;
 }

@@ -1,9 +1,10 @@
 """Step 4 of the request flow (docs/directpush.md) through a real nginx:
 Ping and Sync bodies are read and scanned, out-of-range intervals are
 answered at the edge exactly as Exchange answers them (checked with
-libwbxml's wbxml2xml), in-range ones reach the backend byte for byte and
-are held for their interval while other commands to a silent backend
-fail fast.  Short intervals: the configured minimum is 2 s."""
+libwbxml's wbxml2xml), in-range ones reach the backend byte for byte, are
+remembered in the device record and held for their interval while other
+commands to a silent backend fail fast; held requests survive a reload
+and a superseding Ping.  Short intervals: the configured minimum is 2 s."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import re
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -28,7 +30,10 @@ http {
     log_format eas_longpoll escape=json '{"status":"$status",'
         '"cmd":"$eas_cmd","heartbeat":"$eas_heartbeat",'
         '"source":"$eas_heartbeat_source","reason":"$eas_reason",'
-        '"held":"$upstream_response_time","upstream":"$upstream_addr"}';
+        '"held":"$upstream_response_time","upstream":"$upstream_addr",'
+        '"pid":"$pid"}';
+
+    eas_device_zone zone=eas_devices:1m;
 
     upstream backend {
         server 127.0.0.1:${backend_port};
@@ -50,6 +55,7 @@ http {
         proxy_set_header Connection "";
 
         eas on;
+        eas_devices eas_devices;
         eas_longpoll on;
         eas_heartbeat_min 2s;
         eas_heartbeat_max 120s;
@@ -255,23 +261,15 @@ def test_held_ping_outlives_a_fast_failure(gateway, backend, silent):
     sync = device(gateway, path="/silent/Microsoft-Server-ActiveSync")
 
     started = time.monotonic()
-    import threading
-    result = {}
-    thread = threading.Thread(
-        target=lambda: result.setdefault("ping", ping.ping(heartbeat=3)))
-    thread.start()
-    try:
-        backend.wait_for(1)
-        failed = sync.foldersync()
-        failed_after = time.monotonic() - started
-    finally:
-        thread.join(timeout=15)
+    held, (failed, failed_after) = ping_in_background(
+        ping, 3, backend,
+        lambda: (sync.foldersync(), time.monotonic() - started))
 
     assert failed.status == 504
-    assert result["ping"].eas_status() == 1
-    assert result["ping"].elapsed >= 2.8
+    assert held.eas_status() == 1
+    assert held.elapsed >= 2.8
     # the fast failure came before the Ping ended
-    assert failed_after < result["ping"].elapsed
+    assert failed_after < held.elapsed
 
     entries = {e["cmd"]: e for e in log_entries(gateway, 2)}
     assert entries["FolderSync"]["status"] == "504"
@@ -367,6 +365,96 @@ def test_chunked_body_is_read_and_forwarded(gateway, backend):
     assert backend.requests[0].body == body
     entry = log_entries(gateway, 1)[0]
     assert (entry["heartbeat"], entry["source"]) == (str(MIN), "body")
+
+
+def give_up_after_forwarding(client, backend, count, cmd="Ping", body=b""):
+    """Send cmd, wait until the backend holds it, then hang up (499)."""
+    with pytest.raises(socket.timeout):
+        client.command(cmd, body, timeout=0.5)
+    backend.wait_for(count)
+
+
+def test_empty_ping_reuses_the_remembered_interval_in_every_worker(
+        gateway, backend):
+    """The interval of a Ping body is remembered in the device record;
+    later Pings without one are held for it, whichever worker takes
+    them (the zone is shared)."""
+    client = device(gateway, device_id="remember")
+    give_up_after_forwarding(
+        client, backend, 1, "Ping", client_body("Ping", dict(heartbeat=100)))
+
+    pids = set()
+    for attempt in range(40):
+        give_up_after_forwarding(client, backend, attempt + 2)
+        entry = log_entries(gateway, attempt + 2)[-1]
+        assert (entry["heartbeat"], entry["source"]) == ("100",
+                                                         "remembered")
+        pids.add(entry["pid"])
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2, "every empty Ping went to worker %s" % pids
+
+    # another device of the same user knows nothing (the backend has no
+    # cache for it either: Status 3 at once)
+    other = device(gateway, device_id="stranger")
+    assert other.ping(folders=()).eas_status() == 3
+    entry = log_entries(gateway, attempt + 3)[-1]
+    assert (entry["heartbeat"], entry["source"]) == (str(MAX), "default")
+
+
+def test_sync_without_wait_reuses_the_remembered_interval(gateway, backend):
+    client = device(gateway, device_id="syncmem")
+    give_up_after_forwarding(client, backend, 1, "Sync",
+                             client_body("Sync", dict(wait=1)))
+    give_up_after_forwarding(client, backend, 2, "Sync", b"")
+    entries = log_entries(gateway, 2)
+    assert [(e["heartbeat"], e["source"]) for e in entries] == [
+        ("60", "body"), ("60", "remembered")]
+
+
+def ping_in_background(client, heartbeat, backend, then):
+    """Hold a Ping of client, run then() once the backend holds it;
+    return (the Ping's response, what then() returned)."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "ping", client.ping(heartbeat=heartbeat)))
+    thread.start()
+    try:
+        backend.wait_for(1)
+        other = then()
+    finally:
+        thread.join(timeout=15)
+    return result["ping"], other
+
+
+def test_superseded_ping_ends_as_a_normal_answer(gateway, backend):
+    """A newer Ping of the same device: the backend ends the older one
+    with Status 1, which the gateway relays as any answer (200, no
+    error), and the newer one is held for its own interval."""
+    old, newer = ping_in_background(
+        device(gateway, device_id="twice"), 60, backend,
+        lambda: device(gateway, device_id="twice").ping(heartbeat=MIN))
+    assert old.eas_status() == 1
+    assert old.elapsed < 30
+    assert newer.eas_status() == 1
+    entries = log_entries(gateway, 2)
+    assert sorted((e["status"], e["heartbeat"]) for e in entries) == [
+        ("200", "2"), ("200", "60")]
+
+
+def test_reload_lets_held_requests_finish(gateway, backend):
+    """nginx -s reload while a Ping is held: the old worker keeps it
+    until the backend answers (Status 1 after its interval, no error),
+    and the interval stays remembered in the zone for the new workers."""
+    client = device(gateway, device_id="reloaded")
+    ping, _ = ping_in_background(client, 3, backend, gateway.reload)
+    assert ping.status == 200
+    assert ping.eas_status() == 1
+    assert ping.elapsed >= 2.8
+
+    give_up_after_forwarding(client, backend, 2)
+    entry = log_entries(gateway, 2)[-1]
+    assert (entry["heartbeat"], entry["source"]) == ("3", "remembered")
 
 
 def test_longpoll_off_forwards_without_reading(gateway, backend):

@@ -1,0 +1,249 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+/*
+ * "eas_device_inventory": the records of the location's device zone as
+ * one JSON document, most recently seen first.  Records are copied out
+ * under the zone lock, then formatted without it.
+ */
+
+
+static ngx_int_t ngx_http_eas_inventory_handler(ngx_http_request_t *r);
+static u_char *ngx_http_eas_inventory_record(u_char *p,
+    ngx_http_eas_device_t *d);
+static u_char *ngx_http_eas_inventory_string(u_char *p, const char *name,
+    u_char *data, size_t len);
+static size_t ngx_http_eas_inventory_string_size(u_char *data, size_t len);
+
+
+/* the fixed text of one record, without its values */
+#define NGX_HTTP_EAS_INVENTORY_RECORD                                         \
+    "{\"user\":\"\",\"device_id\":\"\",\"device_type\":\"\","                \
+    "\"user_agent\":\"\",\"protocol_version\":\"\",\"first_seen\":,"         \
+    "\"last_seen\":,\"last_command\":\"\",\"access\":\"\","                  \
+    "\"reason\":\"\",\"user_devices\":,\"heartbeat\":},\n"
+
+
+char *
+ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_eas_inventory_handler) {
+        return "is duplicate";
+    }
+
+    clcf->handler = ngx_http_eas_inventory_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the location must name a zone: checked once everything is merged */
+
+ngx_int_t
+ngx_http_eas_inventory_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_eas_inventory_handler
+        && conf->devices == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_device_inventory\" needs a zone: "
+                           "add \"eas_devices\"");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eas_inventory_handler(ngx_http_request_t *r)
+{
+    size_t                    size;
+    u_char                   *p;
+    ngx_int_t                 rc;
+    ngx_buf_t                *b;
+    ngx_uint_t                i, n;
+    ngx_chain_t               out;
+    ngx_http_eas_device_t    *devices;
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    /* records arriving between the two calls are left for next time */
+
+    n = ngx_http_eas_device_count(elcf->devices);
+
+    devices = NULL;
+
+    if (n) {
+        devices = ngx_palloc(r->pool, n * sizeof(ngx_http_eas_device_t));
+        if (devices == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        n = ngx_http_eas_device_list(elcf->devices, devices, n);
+    }
+
+    size = sizeof("{\"zone\":\"\",\"devices\":[\n]}\n")
+           + ngx_http_eas_inventory_string_size(elcf->devices->shm.name.data,
+                                                elcf->devices->shm.name.len);
+
+    for (i = 0; i < n; i++) {
+        size += sizeof(NGX_HTTP_EAS_INVENTORY_RECORD) + 4 * NGX_TIME_T_LEN
+                + 2 * NGX_INT_T_LEN + sizeof("blocked") + sizeof("16.1")
+                + sizeof("GetItemEstimate")
+                + ngx_http_eas_inventory_string_size(devices[i].user,
+                                                     devices[i].user_len)
+                + ngx_http_eas_inventory_string_size(devices[i].device_id,
+                                                devices[i].device_id_len)
+                + ngx_http_eas_inventory_string_size(devices[i].device_type,
+                                                devices[i].device_type_len)
+                + ngx_http_eas_inventory_string_size(devices[i].user_agent,
+                                                devices[i].user_agent_len)
+                + ngx_http_eas_inventory_string_size(devices[i].reason,
+                                                     devices[i].reason_len);
+    }
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(b->last, "{\"zone\":\"", sizeof("{\"zone\":\"") - 1);
+    p = (u_char *) ngx_escape_json(p, elcf->devices->shm.name.data,
+                                   elcf->devices->shm.name.len);
+    p = ngx_cpymem(p, "\",\"devices\":[\n",
+                   sizeof("\",\"devices\":[\n") - 1);
+
+    for (i = 0; i < n; i++) {
+        p = ngx_http_eas_inventory_record(p, &devices[i]);
+
+        if (i + 1 < n) {
+            *p++ = ',';
+        }
+
+        *p++ = '\n';
+    }
+
+    p = ngx_cpymem(p, "]}\n", sizeof("]}\n") - 1);
+
+    b->last = p;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static u_char *
+ngx_http_eas_inventory_record(u_char *p, ngx_http_eas_device_t *d)
+{
+    const char  *access, *command;
+
+    p = ngx_http_eas_inventory_string(p, "{\"user\":\"", d->user,
+                                      d->user_len);
+    p = ngx_http_eas_inventory_string(p, "\",\"device_id\":\"",
+                                      d->device_id, d->device_id_len);
+    p = ngx_http_eas_inventory_string(p, "\",\"device_type\":\"",
+                                      d->device_type, d->device_type_len);
+    p = ngx_http_eas_inventory_string(p, "\",\"user_agent\":\"",
+                                      d->user_agent, d->user_agent_len);
+
+    p = ngx_cpymem(p, "\",\"protocol_version\":\"",
+                   sizeof("\",\"protocol_version\":\"") - 1);
+
+    if (d->version) {
+        p = ngx_sprintf(p, "%ui.%ui", d->version / 10, d->version % 10);
+    }
+
+    command = (d->command == EAS_CMD_NONE)
+              ? "" : eas_command_name((eas_command_e) d->command);
+
+    switch (d->access) {
+
+    case NGX_HTTP_EAS_ACCESS_ALLOWED:
+        access = "allowed";
+        break;
+
+    case NGX_HTTP_EAS_ACCESS_BLOCKED:
+        access = "blocked";
+        break;
+
+    default:
+        access = "";
+    }
+
+    p = ngx_sprintf(p, "\",\"first_seen\":%T,\"last_seen\":%T,"
+                    "\"last_command\":\"%s\",\"access\":\"%s\"",
+                    d->first_seen, d->last_seen, command ? command : "",
+                    access);
+
+    p = ngx_http_eas_inventory_string(p, ",\"reason\":\"", d->reason,
+                                      d->reason_len);
+
+    return ngx_sprintf(p, "\",\"user_devices\":%ui,\"heartbeat\":%ui}",
+                       d->user_devices, d->heartbeat);
+}
+
+
+static u_char *
+ngx_http_eas_inventory_string(u_char *p, const char *name, u_char *data,
+    size_t len)
+{
+    p = ngx_cpymem(p, name, ngx_strlen(name));
+
+    return (u_char *) ngx_escape_json(p, data, len);
+}
+
+
+static size_t
+ngx_http_eas_inventory_string_size(u_char *data, size_t len)
+{
+    return len + ngx_escape_json(NULL, data, len);
+}
