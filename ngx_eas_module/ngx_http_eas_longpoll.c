@@ -29,6 +29,24 @@
 #define ngx_http_eas_command(ctx)  ((char *) (ctx)->request.command_name.data)
 
 
+/*
+ * Held long-polls of this worker, so that a worker that is shutting
+ * down (reload, SIGQUIT) can answer them at once.  Per process: each
+ * worker has its own copy after fork; the timer is armed lazily.
+ */
+typedef struct {
+    ngx_queue_t                       held;
+    ngx_event_t                       sweep;
+    unsigned                          initialized:1;
+} ngx_http_eas_longpoll_worker_t;
+
+
+typedef struct {
+    ngx_queue_t                       queue;
+    ngx_http_request_t               *request;
+} ngx_http_eas_held_t;
+
+
 typedef struct {
     ngx_flag_t                        enabled;
     ngx_http_upstream_init_pt         original_init_upstream;
@@ -49,6 +67,10 @@ static ngx_int_t ngx_http_eas_longpoll_answer(ngx_http_request_t *r,
 static void ngx_http_eas_longpoll_unknown(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf,
     ngx_uint_t source);
+static ngx_int_t ngx_http_eas_longpoll_hold(ngx_http_request_t *r);
+static void ngx_http_eas_longpoll_unhold(void *data);
+static void ngx_http_eas_longpoll_sweep(ngx_event_t *ev);
+static void ngx_http_eas_longpoll_release(ngx_http_request_t *r);
 static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf);
 static void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
@@ -71,6 +93,11 @@ static ngx_str_t  ngx_http_eas_heartbeat_sources[] = {
     ngx_string("malformed"),
     ngx_string("out_of_range")
 };
+
+
+#define NGX_HTTP_EAS_SWEEP_INTERVAL  1000
+
+static ngx_http_eas_longpoll_worker_t  ngx_http_eas_longpoll_worker;
 
 
 static ngx_str_t  ngx_http_eas_out_of_range_reason =
@@ -125,7 +152,8 @@ ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
         ngx_http_eas_longpoll_unknown(r, ctx, elcf,
                                       NGX_HTTP_EAS_HB_UNREAD);
         ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_DONE;
-        return NGX_DECLINED;
+
+        return ngx_http_eas_longpoll_hold(r);
     }
 
     ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_READING;
@@ -158,6 +186,10 @@ ngx_http_eas_longpoll_body_handler(ngx_http_request_t *r)
     r->preserve_body = 1;
 
     rc = ngx_http_eas_longpoll_decide(r, ctx, elcf);
+
+    if (rc == NGX_DECLINED && ctx->longpoll) {
+        rc = ngx_http_eas_longpoll_hold(r);
+    }
 
     if (rc != NGX_DECLINED) {
         ngx_http_finalize_request(r, rc);
@@ -489,6 +521,154 @@ ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
 
     device_id->data = (u_char *) ctx->request.device_id.data;
     device_id->len = ctx->request.device_id.len;
+}
+
+
+/*
+ * A forwarded long-poll joins the worker's list until the request is
+ * freed.  NGX_DECLINED: go on; else an HTTP status.
+ */
+
+static ngx_int_t
+ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_eas_held_t             *held;
+    ngx_http_eas_longpoll_worker_t  *w;
+
+    w = &ngx_http_eas_longpoll_worker;
+
+    if (!w->initialized) {
+        ngx_queue_init(&w->held);
+
+        w->sweep.handler = ngx_http_eas_longpoll_sweep;
+        w->sweep.log = ngx_cycle->log;
+        w->sweep.data = w;
+        w->sweep.cancelable = 1;
+
+        w->initialized = 1;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_eas_held_t));
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    held = cln->data;
+    held->request = r;
+
+    cln->handler = ngx_http_eas_longpoll_unhold;
+
+    ngx_queue_insert_tail(&w->held, &held->queue);
+
+    if (!w->sweep.timer_set) {
+        ngx_add_timer(&w->sweep, NGX_HTTP_EAS_SWEEP_INTERVAL);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_eas_longpoll_unhold(void *data)
+{
+    ngx_http_eas_held_t  *held = data;
+
+    ngx_queue_remove(&held->queue);
+}
+
+
+/*
+ * Once a second while long-polls are held: when the worker is shutting
+ * down (reload, graceful stop), every Ping not yet answered gets the
+ * answer of an expired heartbeat, Status 1, so the device reconnects at
+ * once, to a new worker, instead of waiting out its interval or seeing
+ * worker_shutdown_timeout cut it.  A held Sync is left to the backend:
+ * it may carry changes whose answer the device needs.
+ */
+
+static void
+ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
+{
+    ngx_queue_t                     *q;
+    ngx_http_eas_held_t             *held;
+    ngx_http_eas_longpoll_worker_t  *w;
+
+    w = ev->data;
+
+    if (ngx_exiting) {
+
+        while (!ngx_queue_empty(&w->held)) {
+            q = ngx_queue_head(&w->held);
+            held = ngx_queue_data(q, ngx_http_eas_held_t, queue);
+
+            /* off the list first: released or not, it is not ours now */
+
+            ngx_queue_remove(q);
+            ngx_queue_init(q);
+
+            ngx_http_eas_longpoll_release(held->request);
+        }
+
+        return;
+    }
+
+    if (!ngx_queue_empty(&w->held)) {
+        ngx_add_timer(ev, NGX_HTTP_EAS_SWEEP_INTERVAL);
+    }
+}
+
+
+/*
+ * Only a request still waiting for the backend's response header is
+ * answered.  The upstream is finished through its own cleanup handler
+ * (which closes the backend connection and finalizes the request with
+ * NGX_DONE); the extra reference taken first keeps the request alive
+ * for the answer that follows.
+ */
+
+static void
+ngx_http_eas_longpoll_release(ngx_http_request_t *r)
+{
+    size_t                len;
+    u_char               *out;
+    ngx_int_t             rc;
+    ngx_connection_t     *c;
+    ngx_http_eas_ctx_t   *ctx;
+    ngx_http_upstream_t  *u;
+
+    c = r->connection;
+    u = r->upstream;
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL || ctx->request.command != EAS_CMD_PING
+        || u == NULL || u->cleanup == NULL || u->header_sent
+        || r->header_sent)
+    {
+        return;
+    }
+
+    out = ngx_pnalloc(r->pool, EAS_WBXML_RESPONSE_MAX);
+    if (out == NULL) {
+        return;
+    }
+
+    len = eas_wbxml_ping_response(EAS_PING_STATUS_EXPIRED, 0, out,
+                                  EAS_WBXML_RESPONSE_MAX);
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "eas: held %s answered as expired: worker is shutting "
+                  "down", ngx_http_eas_command(ctx));
+
+    r->main->count++;
+
+    (*u->cleanup)(r);
+
+    rc = ngx_http_eas_longpoll_answer(r, out, len);
+
+    ngx_http_finalize_request(r, rc);
+
+    ngx_http_run_posted_requests(c);
 }
 
 

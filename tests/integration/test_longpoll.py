@@ -9,6 +9,7 @@ and a superseding Ping.  Short intervals: the configured minimum is 2 s."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -442,19 +443,58 @@ def test_superseded_ping_ends_as_a_normal_answer(gateway, backend):
         ("200", "2"), ("200", "60")]
 
 
-def test_reload_lets_held_requests_finish(gateway, backend):
-    """nginx -s reload while a Ping is held: the old worker keeps it
-    until the backend answers (Status 1 after its interval, no error),
-    and the interval stays remembered in the zone for the new workers."""
+def test_reload_answers_held_pings_at_once(gateway, backend):
+    """nginx -s reload while a Ping is held for 60 s: the old worker
+    answers it with Status 1 (an expired heartbeat, no error) within
+    about a second instead of holding it for the interval; the device's
+    next Ping reaches a new worker, and the interval is still remembered
+    in the zone."""
     client = device(gateway, device_id="reloaded")
-    ping, _ = ping_in_background(client, 3, backend, gateway.reload)
+    mark = gateway.mark()
+    ping, _ = ping_in_background(client, 60, backend, gateway.reload)
     assert ping.status == 200
     assert ping.eas_status() == 1
-    assert ping.elapsed >= 2.8
+    assert ping.elapsed < 10
+    lines = [line for line in gateway.error_lines_since(mark)
+             if "answered as expired" in line]
+    assert len(lines) == 1 and "[info]" in lines[0], lines
 
     give_up_after_forwarding(client, backend, 2)
-    entry = log_entries(gateway, 2)[-1]
-    assert (entry["heartbeat"], entry["source"]) == ("3", "remembered")
+    entries = log_entries(gateway, 2)
+    assert entries[0]["status"] == "200"
+    assert (entries[1]["heartbeat"], entries[1]["source"]) == (
+        "60", "remembered")
+    assert entries[1]["pid"] != entries[0]["pid"]
+
+
+def test_reload_leaves_held_sync_to_the_backend(gateway, backend):
+    """A held Sync may carry changes: the old worker keeps it until the
+    backend answers (here after its 3 s interval)."""
+    client = device(gateway, device_id="syncreload")
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "sync", client.sync(heartbeat=3)))
+    thread.start()
+    try:
+        backend.wait_for(1)
+        gateway.reload()
+    finally:
+        thread.join(timeout=15)
+    assert result["sync"].status == 200
+    assert result["sync"].elapsed >= 2.8
+
+
+def test_graceful_stop_answers_held_pings(gateway, backend):
+    """nginx -s quit with a Ping held for 60 s: Status 1 at once, and
+    nginx exits without waiting out the interval."""
+    client = device(gateway, device_id="stopping")
+    started = time.monotonic()
+    ping, _ = ping_in_background(
+        client, 60, backend,
+        lambda: gateway.process.send_signal(signal.SIGQUIT))
+    assert ping.eas_status() == 1
+    gateway.process.wait(10)
+    assert time.monotonic() - started < 15
 
 
 def test_longpoll_off_forwards_without_reading(gateway, backend):
