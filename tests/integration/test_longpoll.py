@@ -76,6 +76,16 @@ http {
             proxy_pass http://silent/Microsoft-Server-ActiveSync;
         }
 
+        location /denied/Microsoft-Server-ActiveSync {
+            deny all;
+            proxy_pass http://backend/Microsoft-Server-ActiveSync;
+        }
+
+        location = /devices {
+            eas off;
+            eas_device_inventory;
+        }
+
         location /off/Microsoft-Server-ActiveSync {
             eas_longpoll off;
             proxy_read_timeout 30s;
@@ -401,6 +411,33 @@ def test_empty_ping_reuses_the_remembered_interval_in_every_worker(
     assert other.ping(folders=()).eas_status() == 3
     entry = log_entries(gateway, attempt + 3)[-1]
     assert (entry["heartbeat"], entry["source"]) == (str(MAX), "default")
+
+
+def test_remembered_interval_is_in_the_device_inventory(gateway, backend):
+    """One record per device: the inventory shows the heartbeat."""
+    client = device(gateway, device_id="listed")
+    give_up_after_forwarding(
+        client, backend, 1, "Ping", client_body("Ping", dict(heartbeat=77)))
+    listing = EasClient("http://127.0.0.1:%d" % gateway.port).raw(
+        "GET", "/devices")
+    records = {d["device_id"]: d for d in json.loads(listing.body)["devices"]}
+    assert records["listed"]["heartbeat"] == 77
+    assert records["listed"]["user"] == "jdoe"
+
+
+def test_refused_request_never_has_its_body_read(gateway, backend):
+    """The long-poll step runs after the access phase: a request refused
+    there (here by "deny all") is never read, scanned or remembered."""
+    mark = gateway.mark()
+    client = device(gateway, path="/denied/Microsoft-Server-ActiveSync",
+                    device_id="denied")
+    response = client.ping(heartbeat=MIN - 1, timeout=10)
+    assert response.status == 403
+    entry = log_entries(gateway, 1)[0]
+    assert (entry["heartbeat"], entry["source"]) == ("", "")
+    assert not [line for line in gateway.error_lines_since(mark)
+                if "eas Ping held" in line or "out of range" in line]
+    assert backend.requests == []
 
 
 def test_sync_without_wait_reuses_the_remembered_interval(gateway, backend):
