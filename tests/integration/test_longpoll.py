@@ -76,6 +76,12 @@ http {
             proxy_pass http://silent/Microsoft-Server-ActiveSync;
         }
 
+        # proxy_pass with variables: checked at first use, not start-up
+        location /variable/Microsoft-Server-ActiveSync {
+            set $backend_addr 127.0.0.1:${backend_port};
+            proxy_pass http://$backend_addr/Microsoft-Server-ActiveSync$is_args$args;
+        }
+
         location /denied/Microsoft-Server-ActiveSync {
             deny all;
             proxy_pass http://backend/Microsoft-Server-ActiveSync;
@@ -532,6 +538,21 @@ def test_graceful_stop_answers_held_pings(gateway, backend):
     assert ping.eas_status() == 1
     gateway.process.wait(10)
     assert time.monotonic() - started < 15
+
+
+def test_first_use_warns_when_the_read_timeout_cannot_hold(gateway,
+                                                           backend):
+    """proxy_pass with variables reaches no eas_upstream_timeouts: the
+    Ping is cut at proxy_read_timeout (1 s) and nginx says why, loudly."""
+    mark = gateway.mark()
+    client = device(gateway, path="/variable/Microsoft-Server-ActiveSync",
+                    device_id="variable")
+    response = client.ping(heartbeat=MIN)
+    assert response.status == 504
+    lines = [line for line in gateway.error_lines_since(mark)
+             if "without \"eas_upstream_timeouts\"" in line]
+    assert len(lines) == 1 and "[warn]" in lines[0], lines
+    assert "Ping held for 2 s" in lines[0] and "1000ms" in lines[0]
 
 
 def test_longpoll_off_forwards_without_reading(gateway, backend):
