@@ -112,7 +112,25 @@ typedef struct {
     ngx_uint_t            device_status;  /* eas_device_block_status */
     ngx_flag_t            device_check;   /* the device step runs */
     ngx_http_eas_preauth_conf_t  preauth;
+
+    /* long-poll (ngx_http_eas_longpoll.c) */
+    ngx_flag_t            longpoll;
+    time_t                heartbeat_min;  /* seconds */
+    time_t                heartbeat_max;
+    ngx_msec_t            longpoll_margin;
+    ngx_msec_t            command_timeout;
+    size_t                longpoll_body_max;
 } ngx_http_eas_loc_conf_t;
+
+
+/* where $eas_heartbeat came from: $eas_heartbeat_source */
+#define NGX_HTTP_EAS_HB_NONE          0
+#define NGX_HTTP_EAS_HB_BODY          1
+#define NGX_HTTP_EAS_HB_REMEMBERED    2
+#define NGX_HTTP_EAS_HB_DEFAULT       3
+#define NGX_HTTP_EAS_HB_UNREAD        4
+#define NGX_HTTP_EAS_HB_MALFORMED     5
+#define NGX_HTTP_EAS_HB_OUT_OF_RANGE  6
 
 
 /* what every step leaves for the later ones and for the log phase */
@@ -125,6 +143,13 @@ typedef struct {
     unsigned              authenticated:1; /* user was verified */
     ngx_str_t             auth;           /* $eas_auth: ok, cached, ... */
     void                 *preauth;        /* state of the pre-auth step */
+
+    /* long-poll */
+    time_t                heartbeat;      /* seconds held, or asked for */
+    ngx_uint_t            heartbeat_source; /* NGX_HTTP_EAS_HB_* */
+    unsigned              longpoll:1;     /* held: interval + margin */
+    unsigned              longpoll_state:2;
+    unsigned              timeouts_set:1; /* eas_upstream_timeouts ran */
 } ngx_http_eas_ctx_t;
 
 
@@ -174,6 +199,19 @@ ngx_int_t ngx_http_eas_passwd_find(ngx_http_eas_passwd_t *pw,
 void ngx_http_eas_passwd_verify(void *data);
 ngx_int_t ngx_http_eas_passwd_result(void *data);
 ngx_uint_t ngx_http_eas_passwd_unknown(void *data);
+
+ngx_int_t ngx_http_eas_longpoll_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_longpoll_log_check(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_longpoll_check(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *elcf);
+ngx_msec_t ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_heartbeat_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_eas_heartbeat_source_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+char *ngx_http_eas_upstream_timeouts(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void *ngx_http_eas_create_srv_conf(ngx_conf_t *cf);
 
 
 /*

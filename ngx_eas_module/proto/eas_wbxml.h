@@ -1,0 +1,109 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#ifndef _EAS_WBXML_H_INCLUDED_
+#define _EAS_WBXML_H_INCLUDED_
+
+
+/*
+ * The long-poll facts of a Ping or Sync request body (EAS-PROTOCOL.md
+ * sections 5-7): a streaming WBXML scanner that keeps only the code page
+ * and the element path down to depth 2, and the two edge answers the
+ * gateway writes itself (Ping Status 5, Sync Status 14).
+ */
+
+#include "eas_proto.h"
+
+
+/* the code pages the scanner needs (MS-ASWBXML 2.1.2.1) */
+#define EAS_WBXML_PAGE_AIRSYNC         0x00
+#define EAS_WBXML_PAGE_PING            0x0d
+
+/* Ping page tokens */
+#define EAS_WBXML_PING_PING            0x05
+#define EAS_WBXML_PING_STATUS          0x07
+#define EAS_WBXML_PING_HEARTBEAT       0x08
+
+/* AirSync page tokens */
+#define EAS_WBXML_SYNC_SYNC            0x05
+#define EAS_WBXML_SYNC_STATUS          0x0e
+#define EAS_WBXML_SYNC_WAIT            0x24
+#define EAS_WBXML_SYNC_LIMIT           0x25
+#define EAS_WBXML_SYNC_HEARTBEAT       0x29
+
+/* the Ping and Sync statuses the gateway answers with */
+#define EAS_PING_STATUS_EXPIRED        1
+#define EAS_PING_STATUS_OUT_OF_RANGE   5
+#define EAS_SYNC_STATUS_OUT_OF_RANGE   14
+
+/* a response written by eas_wbxml_*_response() never exceeds this */
+#define EAS_WBXML_RESPONSE_MAX         48
+
+/* a value with more digits than this saturates at EAS_WBXML_VALUE_MAX */
+#define EAS_WBXML_VALUE_MAX            0xffffffffUL
+
+
+typedef enum {
+    EAS_WBXML_ROOT_NONE = 0,
+    EAS_WBXML_ROOT_PING,
+    EAS_WBXML_ROOT_SYNC
+} eas_wbxml_root_e;
+
+
+/* why a body was not understood; eas_wbxml_error_name() */
+typedef enum {
+    EAS_WBXML_OK = 0,
+    EAS_WBXML_TRUNCATED,            /* input ends inside a token/element */
+    EAS_WBXML_VERSION,              /* version byte not 1.1 - 1.3 */
+    EAS_WBXML_CHARSET,              /* charset not 106 (UTF-8) */
+    EAS_WBXML_MB_INT,               /* mb_u_int32 longer than 32 bits */
+    EAS_WBXML_ATTRIBUTES,           /* attributes or PI: never in EAS */
+    EAS_WBXML_UNBALANCED,           /* END without an open element */
+    EAS_WBXML_TRAILING,             /* bytes after the root element */
+    EAS_WBXML_ROOT,                 /* root is not the expected element */
+    EAS_WBXML_VALUE,                /* interval not decimal digits */
+    EAS_WBXML_DUPLICATE,            /* the same interval element twice */
+    EAS_WBXML_LAST
+} eas_wbxml_error_e;
+
+
+typedef struct {
+    eas_wbxml_root_e      root;
+    uint32_t              heartbeat;     /* seconds, Ping or Sync */
+    uint32_t              wait;          /* minutes, Sync only */
+    unsigned              has_heartbeat:1;
+    unsigned              has_wait:1;
+    eas_wbxml_error_e     error;         /* set on EAS_ERROR */
+    size_t                offset;        /* where the error was found */
+} eas_longpoll_t;
+
+
+/*
+ * Scans a whole request body held in one buffer.  "expect" is the root
+ * the command requires (EAS_WBXML_ROOT_PING for Ping, _SYNC for Sync).
+ * EAS_OK: lp says which intervals the body carries (none is normal: an
+ * empty or Folders-only Ping, a Sync without a wait).  EAS_ERROR:
+ * lp->error and lp->offset say why; nothing is read past p + len.
+ */
+int eas_wbxml_scan(const unsigned char *p, size_t len,
+    eas_wbxml_root_e expect, eas_longpoll_t *lp);
+
+/*
+ * The gateway's own answers, byte for byte what Exchange sends:
+ * <Ping><Status/>[<HeartbeatInterval/>]</Ping> and
+ * <Sync><Status/>[<Limit/>]</Sync>; "value" is left out when 0.
+ * Return the length written, or 0 if size is too small.
+ */
+size_t eas_wbxml_ping_response(unsigned status, uint32_t heartbeat,
+    unsigned char *buf, size_t size);
+size_t eas_wbxml_sync_response(unsigned status, uint32_t limit,
+    unsigned char *buf, size_t size);
+
+/* stable token ("truncated") for logs and $eas_heartbeat_source */
+const char *eas_wbxml_error_name(eas_wbxml_error_e error);
+
+
+#endif /* _EAS_WBXML_H_INCLUDED_ */
