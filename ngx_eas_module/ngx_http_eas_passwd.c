@@ -402,10 +402,15 @@ ngx_http_eas_passwd_load(ngx_http_eas_passwd_t *pw, ngx_conf_t *cf,
         goto failed;
     }
 
-    /* the table outlives the request that reloads it */
+    /*
+     * The table outlives the request that reloads it, and a table read
+     * at configuration time lives as long as the new cycle: its pool logs
+     * to the new cycle's log, not to cf->log, which during a reload is
+     * the old cycle's and is freed with it.
+     */
 
     pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE,
-                           cf ? cf->log : ngx_cycle->log);
+                           cf ? &cf->cycle->new_log : ngx_cycle->log);
     if (pool == NULL) {
         goto failed;
     }

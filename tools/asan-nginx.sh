@@ -17,7 +17,11 @@ version=$(dpkg-query -W -f='${Version}' nginx)
 upstream=${version%%-*}
 tree="$out/nginx-$upstream"
 
-if [ ! -x "$tree/objs/nginx" ] || [ ! -f "$tree/.eas-configured" ]; then
+# the module's file list (config) decides the Makefile: configure again
+# whenever it changes
+want=$(cat "$top/config" "$0" | cksum)
+
+if [ ! -d "$tree" ]; then
 
     if ! grep -rqs "deb-src" /etc/apt/sources.list /etc/apt/sources.list.d/
     then
@@ -63,15 +67,23 @@ SRC
         exit 1
     fi
 
+fi
+
+if [ ! -f "$tree/.eas-configured" ] \
+   || [ "$(cat "$tree/.eas-configured")" != "$want" ]
+then
     cd "$tree"
     flags=$(sed -n 's/^NGX_CONF_FLAGS=( *\(.*\) *)$/\1/p' \
             /usr/share/nginx/src/conf_flags)
+    # libasan intercepts crypt_r(): configure then finds it "in libc" and
+    # links no libcrypt, and the interceptor has nothing to call (a jump
+    # to address 0 in the thread that verifies a password).  Link it.
     # shellcheck disable=SC2086
     ./configure $flags \
         --with-cc-opt="-g -O1 -fno-omit-frame-pointer -fsanitize=address -DNGX_DEBUG_PALLOC=1" \
-        --with-ld-opt="-fsanitize=address" \
+        --with-ld-opt="-fsanitize=address -Wl,--no-as-needed -lcrypt" \
         --add-dynamic-module="$top" > configure.log
-    touch .eas-configured
+    echo "$want" > .eas-configured
 fi
 
 cd "$tree"
