@@ -15,7 +15,7 @@ static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
     ngx_http_eas_device_values_t *values);
 static ngx_int_t ngx_http_eas_device_lower(ngx_http_request_t *r,
-    ngx_str_t *value, ngx_str_t *lower);
+    ngx_http_eas_device_values_t *values, ngx_str_t *value, ngx_str_t *lower);
 static ngx_uint_t ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx);
 static void ngx_http_eas_device_record(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
@@ -127,7 +127,8 @@ static ngx_int_t
 ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_str_t *user, ngx_http_eas_device_values_t *values)
 {
-    ngx_str_t  *v;
+    ngx_str_t   *v;
+    ngx_uint_t   i;
 
     v = values->value;
 
@@ -154,20 +155,14 @@ ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         ngx_str_set(&v[NGX_HTTP_EAS_FIELD_USER], "");
     }
 
-    if (ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_DEVICE_ID],
-                        &values->lower[NGX_HTTP_EAS_FIELD_DEVICE_ID])
-        != NGX_OK
-        || ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_DEVICE_TYPE],
-                        &values->lower[NGX_HTTP_EAS_FIELD_DEVICE_TYPE])
-           != NGX_OK
-        || ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_USER],
-                        &values->lower[NGX_HTTP_EAS_FIELD_USER])
-           != NGX_OK
-        || ngx_http_eas_device_lower(r, &v[NGX_HTTP_EAS_FIELD_USER_AGENT],
-                        &values->lower[NGX_HTTP_EAS_FIELD_USER_AGENT])
-           != NGX_OK)
-    {
-        return NGX_ERROR;
+    values->used = 0;
+
+    for (i = 0; i < NGX_HTTP_EAS_FIELDS; i++) {
+        if (ngx_http_eas_device_lower(r, values, &v[i], &values->lower[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -175,8 +170,8 @@ ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
 
 static ngx_int_t
-ngx_http_eas_device_lower(ngx_http_request_t *r, ngx_str_t *value,
-    ngx_str_t *lower)
+ngx_http_eas_device_lower(ngx_http_request_t *r,
+    ngx_http_eas_device_values_t *values, ngx_str_t *value, ngx_str_t *lower)
 {
     lower->len = value->len;
 
@@ -185,9 +180,15 @@ ngx_http_eas_device_lower(ngx_http_request_t *r, ngx_str_t *value,
         return NGX_OK;
     }
 
-    lower->data = ngx_pnalloc(r->pool, value->len);
-    if (lower->data == NULL) {
-        return NGX_ERROR;
+    if (value->len <= NGX_HTTP_EAS_VALUES_SCRATCH - values->used) {
+        lower->data = values->scratch + values->used;
+        values->used += value->len;
+
+    } else {
+        lower->data = ngx_pnalloc(r->pool, value->len);
+        if (lower->data == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     ngx_strlow(lower->data, value->data, value->len);

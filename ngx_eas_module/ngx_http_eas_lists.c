@@ -233,9 +233,17 @@ ngx_http_eas_lists_file_lookup(ngx_http_request_t *r,
     id = &values->lower[NGX_HTTP_EAS_FIELD_DEVICE_ID];
 
     key.len = user->len + 1 + id->len;
-    key.data = ngx_pnalloc(r->pool, key.len);
-    if (key.data == NULL) {
-        return NGX_ERROR;
+
+    /* the key is needed only here: the step's scratch space if it fits */
+
+    if (key.len <= NGX_HTTP_EAS_VALUES_SCRATCH - values->used) {
+        key.data = values->scratch + values->used;
+
+    } else {
+        key.data = ngx_pnalloc(r->pool, key.len);
+        if (key.data == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     p = ngx_cpymem(key.data, user->data, user->len);

@@ -306,9 +306,18 @@ char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
 #define NGX_HTTP_EAS_FIELD_USER_AGENT   3
 #define NGX_HTTP_EAS_FIELDS             4
 
+/*
+ * The lower-cased copies live only while the device step runs; they go
+ * to the scratch space (on the step's stack) when they fit, so that a
+ * request held for an hour does not keep them in its pool.
+ */
+#define NGX_HTTP_EAS_VALUES_SCRATCH     1024
+
 typedef struct {
     ngx_str_t             value[NGX_HTTP_EAS_FIELDS];  /* as sent */
     ngx_str_t             lower[NGX_HTTP_EAS_FIELDS];  /* lower-cased */
+    size_t                used;                        /* of scratch */
+    u_char                scratch[NGX_HTTP_EAS_VALUES_SCRATCH];
 } ngx_http_eas_device_values_t;
 
 
