@@ -37,6 +37,7 @@ typedef struct {
     time_t                        first_seen;
     time_t                        last_seen;
     ngx_uint_t                    heartbeat;
+    ngx_uint_t                    ping;           /* generation, 0: none */
     u_short                       version;
     u_short                       user_len;
     u_char                        command;
@@ -69,6 +70,7 @@ typedef struct {
     ngx_rbtree_node_t             sentinel;
     ngx_queue_t                   queue;
     ngx_uint_t                    devices;
+    ngx_atomic_t                  pings;          /* last generation */
 } ngx_http_eas_devices_shctx_t;
 
 
@@ -250,6 +252,56 @@ ngx_http_eas_device_set_heartbeat(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/*
+ * The device's Ping generation (0: none); with "newer", a Ping is held
+ * first: it becomes the next generation of the zone, so generations only
+ * grow, over every record and reload, and a record evicted and created
+ * again never looks newer than a Ping held before.  NGX_DECLINED if the
+ * device has no record.
+ */
+
+ngx_int_t
+ngx_http_eas_device_ping(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_uint_t newer, ngx_uint_t *generation)
+{
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+
+    dn = ngx_http_eas_devices_lock_record(ctx, user, device_id);
+    if (dn == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (newer) {
+        dn->ping = ++ctx->sh->pings;
+    }
+
+    *generation = dn->ping;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The last Ping generation of the zone, read without the lock: one word,
+ * written under the lock; a stale value only delays a check by a sweep.
+ */
+
+ngx_uint_t
+ngx_http_eas_device_pings(ngx_shm_zone_t *zone)
+{
+    ngx_http_eas_devices_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    return ctx->sh->pings;
 }
 
 
@@ -448,6 +500,7 @@ ngx_http_eas_devices_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&ctx->sh->queue);
 
     ctx->sh->devices = 0;
+    ctx->sh->pings = 0;
 
     len = sizeof(" in eas zone \"\"") + shm_zone->shm.name.len;
 
@@ -730,6 +783,7 @@ ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     dn->first_seen = ngx_time();
     dn->last_seen = dn->first_seen;
     dn->heartbeat = 0;
+    dn->ping = 0;
     dn->version = 0;
     dn->command = EAS_CMD_NONE;
     dn->access = NGX_HTTP_EAS_ACCESS_NONE;

@@ -31,8 +31,10 @@
 
 /*
  * Held long-polls of this worker, so that a worker that is shutting
- * down (reload, SIGQUIT) can answer them at once.  Per process: each
- * worker has its own copy after fork; the timer is armed lazily.
+ * down (reload, SIGQUIT) can answer them at once, and a Ping superseded
+ * by a newer one of the same device (on any worker) is ended.  Per
+ * process: each worker has its own copy after fork; the timer is armed
+ * lazily.
  */
 typedef struct {
     ngx_queue_t                       held;
@@ -44,6 +46,8 @@ typedef struct {
 typedef struct {
     ngx_queue_t                       queue;
     ngx_http_request_t               *request;
+    ngx_uint_t                        generation; /* of a Ping, 0: none */
+    ngx_uint_t                        checked;    /* zone's at last check */
 } ngx_http_eas_held_t;
 
 
@@ -69,8 +73,13 @@ static void ngx_http_eas_longpoll_unknown(ngx_http_request_t *r,
     ngx_uint_t source);
 static ngx_int_t ngx_http_eas_longpoll_hold(ngx_http_request_t *r);
 static void ngx_http_eas_longpoll_unhold(void *data);
+static void ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
+    ngx_http_eas_held_t *held);
 static void ngx_http_eas_longpoll_sweep(ngx_event_t *ev);
-static void ngx_http_eas_longpoll_release(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_eas_longpoll_superseded(
+    ngx_http_eas_held_t *held);
+static ngx_int_t ngx_http_eas_longpoll_release(ngx_http_request_t *r,
+    ngx_str_t *reason, const char *why);
 static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf);
 static void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
@@ -102,6 +111,10 @@ static ngx_http_eas_longpoll_worker_t  ngx_http_eas_longpoll_worker;
 
 static ngx_str_t  ngx_http_eas_out_of_range_reason =
     ngx_string("heartbeat_out_of_range");
+static ngx_str_t  ngx_http_eas_shutdown_reason =
+    ngx_string("worker_shutdown");
+static ngx_str_t  ngx_http_eas_superseded_reason =
+    ngx_string("ping_superseded");
 static ngx_str_t  ngx_http_eas_wbxml_type =
     ngx_string("application/vnd.ms-sync.wbxml");
 
@@ -556,10 +569,14 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
 
     held = cln->data;
     held->request = r;
+    held->generation = 0;
+    held->checked = 0;
 
     cln->handler = ngx_http_eas_longpoll_unhold;
 
     ngx_queue_insert_tail(&w->held, &held->queue);
+
+    ngx_http_eas_longpoll_generation(r, held);
 
     if (!w->sweep.timer_set) {
         ngx_add_timer(&w->sweep, NGX_HTTP_EAS_SWEEP_INTERVAL);
@@ -579,18 +596,65 @@ ngx_http_eas_longpoll_unhold(void *data)
 
 
 /*
+ * A Ping about to be held becomes the device's newest: its generation,
+ * taken from the device record, is what the sweeps compare.  A Ping
+ * whose body the gateway could not read or understand is not counted:
+ * the backend answers it at once and the device's held Ping stays.
+ */
+
+static void
+ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
+    ngx_http_eas_held_t *held)
+{
+    ngx_str_t                 user, device_id;
+    ngx_http_eas_ctx_t       *ctx;
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    ctx = ngx_http_eas_get_ctx(r);
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    if (ctx->request.command != EAS_CMD_PING || elcf->devices == NULL
+        || ctx->heartbeat_source == NGX_HTTP_EAS_HB_UNREAD
+        || ctx->heartbeat_source == NGX_HTTP_EAS_HB_MALFORMED)
+    {
+        return;
+    }
+
+    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+
+    if (ngx_http_eas_device_ping(elcf->devices, &user, &device_id, 1,
+                                 &held->generation)
+        != NGX_OK)
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "eas Ping generation not counted: no device record");
+        return;
+    }
+
+    held->checked = held->generation;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "eas Ping generation %ui", held->generation);
+}
+
+
+/*
  * Once a second while long-polls are held: when the worker is shutting
  * down (reload, graceful stop), every Ping not yet answered gets the
  * answer of an expired heartbeat, Status 1, so the device reconnects at
  * once, to a new worker, instead of waiting out its interval or seeing
  * worker_shutdown_timeout cut it.  A held Sync is left to the backend:
  * it may carry changes whose answer the device needs.
+ *
+ * Otherwise a held Ping superseded by a newer Ping of the same device,
+ * on this worker or another, gets the same answer: the device has moved
+ * on, and the backend may not end the older one itself.
  */
 
 static void
 ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
 {
-    ngx_queue_t                     *q;
+    ngx_queue_t                     *q, *prev, *next;
     ngx_http_eas_held_t             *held;
     ngx_http_eas_longpoll_worker_t  *w;
 
@@ -607,15 +671,101 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
             ngx_queue_remove(q);
             ngx_queue_init(q);
 
-            ngx_http_eas_longpoll_release(held->request);
+            ngx_http_eas_longpoll_release(held->request,
+                                          &ngx_http_eas_shutdown_reason,
+                                          "worker is shutting down");
         }
 
         return;
     }
 
+    for (q = ngx_queue_head(&w->held);
+         q != ngx_queue_sentinel(&w->held);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        held = ngx_queue_data(q, ngx_http_eas_held_t, queue);
+
+        if (!ngx_http_eas_longpoll_superseded(held)) {
+            continue;
+        }
+
+        /* off the list first: once answered, the request may be freed */
+
+        prev = ngx_queue_prev(q);
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        if (ngx_http_eas_longpoll_release(held->request,
+                                          &ngx_http_eas_superseded_reason,
+                                          "superseded by a newer Ping")
+            == NGX_OK)
+        {
+            continue;
+        }
+
+        /* kept where it was; not yet forwarded: looked at again later */
+
+        ngx_queue_insert_after(prev, q);
+
+        if (held->request->upstream && held->request->upstream->cleanup) {
+            held->generation = 0;
+
+        } else {
+            held->checked = 0;
+        }
+    }
+
     if (!ngx_queue_empty(&w->held)) {
         ngx_add_timer(ev, NGX_HTTP_EAS_SWEEP_INTERVAL);
     }
+}
+
+
+/*
+ * Has a newer Ping of the same device been held since?  The device
+ * record is looked up (under the zone lock) only when the zone has
+ * counted a Ping since this one was last checked: a quiet gateway costs
+ * a word read per held Ping and sweep.
+ */
+
+static ngx_uint_t
+ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held)
+{
+    ngx_str_t                 user, device_id;
+    ngx_uint_t                pings, generation;
+    ngx_http_eas_ctx_t       *ctx;
+    ngx_http_request_t       *r;
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    if (held->generation == 0) {
+        return 0;
+    }
+
+    r = held->request;
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    pings = ngx_http_eas_device_pings(elcf->devices);
+
+    if (pings == held->checked) {
+        return 0;
+    }
+
+    held->checked = pings;
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+
+    if (ngx_http_eas_device_ping(elcf->devices, &user, &device_id, 0,
+                                 &generation)
+        != NGX_OK)
+    {
+        /* record evicted: nothing tells of a newer Ping */
+        return 0;
+    }
+
+    return generation > held->generation;
 }
 
 
@@ -627,8 +777,9 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
  * for the answer that follows.
  */
 
-static void
-ngx_http_eas_longpoll_release(ngx_http_request_t *r)
+static ngx_int_t
+ngx_http_eas_longpoll_release(ngx_http_request_t *r, ngx_str_t *reason,
+    const char *why)
 {
     size_t                len;
     u_char               *out;
@@ -645,20 +796,22 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r)
         || u == NULL || u->cleanup == NULL || u->header_sent
         || r->header_sent)
     {
-        return;
+        return NGX_DECLINED;
     }
 
     out = ngx_pnalloc(r->pool, EAS_WBXML_RESPONSE_MAX);
     if (out == NULL) {
-        return;
+        return NGX_ERROR;
     }
 
     len = eas_wbxml_ping_response(EAS_PING_STATUS_EXPIRED, 0, out,
                                   EAS_WBXML_RESPONSE_MAX);
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "eas: held %s answered as expired: worker is shutting "
-                  "down", ngx_http_eas_command(ctx));
+                  "eas: held %s answered as expired: %s",
+                  ngx_http_eas_command(ctx), why);
+
+    ctx->reason = *reason;
 
     r->main->count++;
 
@@ -669,6 +822,8 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r)
     ngx_http_finalize_request(r, rc);
 
     ngx_http_run_posted_requests(c);
+
+    return NGX_OK;
 }
 
 
