@@ -77,6 +77,11 @@ typedef struct {
 typedef struct {
     ngx_http_eas_devices_shctx_t  *sh;
     ngx_slab_pool_t               *shpool;
+
+    /* this worker's, for ngx_http_eas_device_pings_changed() */
+    ngx_uint_t                     pings_seen;
+    ngx_uint_t                     pings_sweep;
+    ngx_uint_t                     pings_changed;
 } ngx_http_eas_devices_ctx_t;
 
 
@@ -290,18 +295,29 @@ ngx_http_eas_device_ping(ngx_shm_zone_t *zone, ngx_str_t *user,
 
 
 /*
- * The last Ping generation of the zone, read without the lock: one word,
- * written under the lock; a stale value only delays a check by a sweep.
+ * Has the zone counted a Ping since this worker's previous sweep?  The
+ * same answer for every call of one sweep.  The zone's last generation
+ * is read without the lock: one word, written under the lock; a stale
+ * value only delays a check by a sweep.
  */
 
 ngx_uint_t
-ngx_http_eas_device_pings(ngx_shm_zone_t *zone)
+ngx_http_eas_device_pings_changed(ngx_shm_zone_t *zone, ngx_uint_t sweep)
 {
+    ngx_uint_t                   pings;
     ngx_http_eas_devices_ctx_t  *ctx;
 
     ctx = zone->data;
 
-    return ctx->sh->pings;
+    if (ctx->pings_sweep != sweep) {
+        pings = ctx->sh->pings;
+
+        ctx->pings_changed = (pings != ctx->pings_seen);
+        ctx->pings_seen = pings;
+        ctx->pings_sweep = sweep;
+    }
+
+    return ctx->pings_changed;
 }
 
 

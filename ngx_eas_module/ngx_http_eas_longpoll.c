@@ -39,6 +39,7 @@
 typedef struct {
     ngx_queue_t                       held;
     ngx_event_t                       sweep;
+    ngx_uint_t                        sweeps;     /* counted */
     unsigned                          initialized:1;
 } ngx_http_eas_longpoll_worker_t;
 
@@ -46,8 +47,6 @@ typedef struct {
 typedef struct {
     ngx_queue_t                       queue;
     ngx_http_request_t               *request;
-    ngx_uint_t                        generation; /* of a Ping, 0: none */
-    ngx_uint_t                        checked;    /* zone's at last check */
 } ngx_http_eas_held_t;
 
 
@@ -73,11 +72,10 @@ static void ngx_http_eas_longpoll_unknown(ngx_http_request_t *r,
     ngx_uint_t source);
 static ngx_int_t ngx_http_eas_longpoll_hold(ngx_http_request_t *r);
 static void ngx_http_eas_longpoll_unhold(void *data);
-static void ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
-    ngx_http_eas_held_t *held);
+static void ngx_http_eas_longpoll_generation(ngx_http_request_t *r);
 static void ngx_http_eas_longpoll_sweep(ngx_event_t *ev);
-static ngx_uint_t ngx_http_eas_longpoll_superseded(
-    ngx_http_eas_held_t *held);
+static ngx_uint_t ngx_http_eas_longpoll_superseded(ngx_http_request_t *r,
+    ngx_uint_t sweep);
 static ngx_int_t ngx_http_eas_longpoll_release(ngx_http_request_t *r,
     ngx_str_t *reason, const char *why);
 static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
@@ -569,14 +567,12 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
 
     held = cln->data;
     held->request = r;
-    held->generation = 0;
-    held->checked = 0;
 
     cln->handler = ngx_http_eas_longpoll_unhold;
 
     ngx_queue_insert_tail(&w->held, &held->queue);
 
-    ngx_http_eas_longpoll_generation(r, held);
+    ngx_http_eas_longpoll_generation(r);
 
     if (!w->sweep.timer_set) {
         ngx_add_timer(&w->sweep, NGX_HTTP_EAS_SWEEP_INTERVAL);
@@ -600,13 +596,15 @@ ngx_http_eas_longpoll_unhold(void *data)
  * taken from the device record, is what the sweeps compare.  A Ping
  * whose body the gateway could not read or understand is not counted:
  * the backend answers it at once and the device's held Ping stays.
+ * The request keeps the low 32 bits, in what was padding of its
+ * context: a held request costs not a byte more.
  */
 
 static void
-ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
-    ngx_http_eas_held_t *held)
+ngx_http_eas_longpoll_generation(ngx_http_request_t *r)
 {
     ngx_str_t                 user, device_id;
+    ngx_uint_t                generation;
     ngx_http_eas_ctx_t       *ctx;
     ngx_http_eas_loc_conf_t  *elcf;
 
@@ -623,7 +621,7 @@ ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
     ngx_http_eas_longpoll_device(ctx, &user, &device_id);
 
     if (ngx_http_eas_device_ping(elcf->devices, &user, &device_id, 1,
-                                 &held->generation)
+                                 &generation)
         != NGX_OK)
     {
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -631,10 +629,10 @@ ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
         return;
     }
 
-    held->checked = held->generation;
+    ctx->ping_generation = (uint32_t) generation;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "eas Ping generation %ui", held->generation);
+                   "eas Ping generation %ui", generation);
 }
 
 
@@ -679,6 +677,8 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
         return;
     }
 
+    w->sweeps++;
+
     for (q = ngx_queue_head(&w->held);
          q != ngx_queue_sentinel(&w->held);
          q = next)
@@ -686,7 +686,7 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
         next = ngx_queue_next(q);
         held = ngx_queue_data(q, ngx_http_eas_held_t, queue);
 
-        if (!ngx_http_eas_longpoll_superseded(held)) {
+        if (!ngx_http_eas_longpoll_superseded(held->request, w->sweeps)) {
             continue;
         }
 
@@ -704,16 +704,11 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
             continue;
         }
 
-        /* kept where it was; not yet forwarded: looked at again later */
+        /* kept where it was; its answer has started: left alone now */
 
         ngx_queue_insert_after(prev, q);
 
-        if (held->request->upstream && held->request->upstream->cleanup) {
-            held->generation = 0;
-
-        } else {
-            held->checked = 0;
-        }
+        ngx_http_eas_get_ctx(held->request)->ping_generation = 0;
     }
 
     if (!ngx_queue_empty(&w->held)) {
@@ -725,35 +720,31 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
 /*
  * Has a newer Ping of the same device been held since?  The device
  * record is looked up (under the zone lock) only when the zone has
- * counted a Ping since this one was last checked: a quiet gateway costs
- * a word read per held Ping and sweep.
+ * counted a Ping since the previous sweep: a quiet gateway costs a
+ * pointer chase per held Ping and sweep.  The record keeps only the
+ * newest generation, so any other one is older; 0 is none (a record
+ * evicted and created again by another command).
  */
 
 static ngx_uint_t
-ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held)
+ngx_http_eas_longpoll_superseded(ngx_http_request_t *r, ngx_uint_t sweep)
 {
     ngx_str_t                 user, device_id;
-    ngx_uint_t                pings, generation;
+    ngx_uint_t                generation;
     ngx_http_eas_ctx_t       *ctx;
-    ngx_http_request_t       *r;
     ngx_http_eas_loc_conf_t  *elcf;
 
-    if (held->generation == 0) {
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL || ctx->ping_generation == 0) {
         return 0;
     }
 
-    r = held->request;
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
 
-    pings = ngx_http_eas_device_pings(elcf->devices);
-
-    if (pings == held->checked) {
+    if (!ngx_http_eas_device_pings_changed(elcf->devices, sweep)) {
         return 0;
     }
-
-    held->checked = pings;
-
-    ctx = ngx_http_eas_get_ctx(r);
 
     ngx_http_eas_longpoll_device(ctx, &user, &device_id);
 
@@ -765,7 +756,7 @@ ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held)
         return 0;
     }
 
-    return generation > held->generation;
+    return generation != 0 && (uint32_t) generation != ctx->ping_generation;
 }
 
 
