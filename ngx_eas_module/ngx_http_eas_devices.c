@@ -37,6 +37,7 @@ typedef struct {
     time_t                        first_seen;
     time_t                        last_seen;
     ngx_uint_t                    heartbeat;
+    ngx_uint_t                    ping;           /* generation, 0: none */
     u_short                       version;
     u_short                       user_len;
     u_char                        command;
@@ -69,12 +70,18 @@ typedef struct {
     ngx_rbtree_node_t             sentinel;
     ngx_queue_t                   queue;
     ngx_uint_t                    devices;
+    ngx_atomic_t                  pings;          /* last generation */
 } ngx_http_eas_devices_shctx_t;
 
 
 typedef struct {
     ngx_http_eas_devices_shctx_t  *sh;
     ngx_slab_pool_t               *shpool;
+
+    /* this worker's, for ngx_http_eas_device_pings_changed() */
+    ngx_uint_t                     pings_seen;
+    ngx_uint_t                     pings_sweep;
+    ngx_uint_t                     pings_changed;
 } ngx_http_eas_devices_ctx_t;
 
 
@@ -250,6 +257,67 @@ ngx_http_eas_device_set_heartbeat(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/*
+ * The device's Ping generation (0: none); with "newer", a Ping is held
+ * first: it becomes the next generation of the zone, so generations only
+ * grow, over every record and reload, and a record evicted and created
+ * again never looks newer than a Ping held before.  NGX_DECLINED if the
+ * device has no record.
+ */
+
+ngx_int_t
+ngx_http_eas_device_ping(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_uint_t newer, ngx_uint_t *generation)
+{
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+
+    dn = ngx_http_eas_devices_lock_record(ctx, user, device_id);
+    if (dn == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (newer) {
+        dn->ping = ++ctx->sh->pings;
+    }
+
+    *generation = dn->ping;
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Has the zone counted a Ping since this worker's previous sweep?  The
+ * same answer for every call of one sweep.  The zone's last generation
+ * is read without the lock: one word, written under the lock; a stale
+ * value only delays a check by a sweep.
+ */
+
+ngx_uint_t
+ngx_http_eas_device_pings_changed(ngx_shm_zone_t *zone, ngx_uint_t sweep)
+{
+    ngx_uint_t                   pings;
+    ngx_http_eas_devices_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    if (ctx->pings_sweep != sweep) {
+        pings = ctx->sh->pings;
+
+        ctx->pings_changed = (pings != ctx->pings_seen);
+        ctx->pings_seen = pings;
+        ctx->pings_sweep = sweep;
+    }
+
+    return ctx->pings_changed;
 }
 
 
@@ -448,6 +516,7 @@ ngx_http_eas_devices_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&ctx->sh->queue);
 
     ctx->sh->devices = 0;
+    ctx->sh->pings = 0;
 
     len = sizeof(" in eas zone \"\"") + shm_zone->shm.name.len;
 
@@ -730,6 +799,7 @@ ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     dn->first_seen = ngx_time();
     dn->last_seen = dn->first_seen;
     dn->heartbeat = 0;
+    dn->ping = 0;
     dn->version = 0;
     dn->command = EAS_CMD_NONE;
     dn->access = NGX_HTTP_EAS_ACCESS_NONE;

@@ -31,12 +31,15 @@
 
 /*
  * Held long-polls of this worker, so that a worker that is shutting
- * down (reload, SIGQUIT) can answer them at once.  Per process: each
- * worker has its own copy after fork; the timer is armed lazily.
+ * down (reload, SIGQUIT) can answer them at once, and a Ping superseded
+ * by a newer one of the same device (on any worker) is ended.  Per
+ * process: each worker has its own copy after fork; the timer is armed
+ * lazily.
  */
 typedef struct {
     ngx_queue_t                       held;
     ngx_event_t                       sweep;
+    ngx_uint_t                        sweeps;     /* counted */
     unsigned                          initialized:1;
 } ngx_http_eas_longpoll_worker_t;
 
@@ -69,8 +72,12 @@ static void ngx_http_eas_longpoll_unknown(ngx_http_request_t *r,
     ngx_uint_t source);
 static ngx_int_t ngx_http_eas_longpoll_hold(ngx_http_request_t *r);
 static void ngx_http_eas_longpoll_unhold(void *data);
+static void ngx_http_eas_longpoll_generation(ngx_http_request_t *r);
 static void ngx_http_eas_longpoll_sweep(ngx_event_t *ev);
-static void ngx_http_eas_longpoll_release(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_eas_longpoll_superseded(ngx_http_request_t *r,
+    ngx_uint_t sweep);
+static ngx_int_t ngx_http_eas_longpoll_release(ngx_http_request_t *r,
+    ngx_str_t *reason, const char *why);
 static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf);
 static void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
@@ -102,6 +109,10 @@ static ngx_http_eas_longpoll_worker_t  ngx_http_eas_longpoll_worker;
 
 static ngx_str_t  ngx_http_eas_out_of_range_reason =
     ngx_string("heartbeat_out_of_range");
+static ngx_str_t  ngx_http_eas_shutdown_reason =
+    ngx_string("worker_shutdown");
+static ngx_str_t  ngx_http_eas_superseded_reason =
+    ngx_string("ping_superseded");
 static ngx_str_t  ngx_http_eas_wbxml_type =
     ngx_string("application/vnd.ms-sync.wbxml");
 
@@ -561,6 +572,8 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
 
     ngx_queue_insert_tail(&w->held, &held->queue);
 
+    ngx_http_eas_longpoll_generation(r);
+
     if (!w->sweep.timer_set) {
         ngx_add_timer(&w->sweep, NGX_HTTP_EAS_SWEEP_INTERVAL);
     }
@@ -579,18 +592,67 @@ ngx_http_eas_longpoll_unhold(void *data)
 
 
 /*
+ * A Ping about to be held becomes the device's newest: its generation,
+ * taken from the device record, is what the sweeps compare.  A Ping
+ * whose body the gateway could not read or understand is not counted:
+ * the backend answers it at once and the device's held Ping stays.
+ * The request keeps the low 32 bits, in what was padding of its
+ * context: a held request costs not a byte more.
+ */
+
+static void
+ngx_http_eas_longpoll_generation(ngx_http_request_t *r)
+{
+    ngx_str_t                 user, device_id;
+    ngx_uint_t                generation;
+    ngx_http_eas_ctx_t       *ctx;
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    ctx = ngx_http_eas_get_ctx(r);
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    if (ctx->request.command != EAS_CMD_PING || elcf->devices == NULL
+        || ctx->heartbeat_source == NGX_HTTP_EAS_HB_UNREAD
+        || ctx->heartbeat_source == NGX_HTTP_EAS_HB_MALFORMED)
+    {
+        return;
+    }
+
+    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+
+    if (ngx_http_eas_device_ping(elcf->devices, &user, &device_id, 1,
+                                 &generation)
+        != NGX_OK)
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "eas Ping generation not counted: no device record");
+        return;
+    }
+
+    ctx->ping_generation = (uint32_t) generation;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "eas Ping generation %ui", generation);
+}
+
+
+/*
  * Once a second while long-polls are held: when the worker is shutting
  * down (reload, graceful stop), every Ping not yet answered gets the
  * answer of an expired heartbeat, Status 1, so the device reconnects at
  * once, to a new worker, instead of waiting out its interval or seeing
  * worker_shutdown_timeout cut it.  A held Sync is left to the backend:
  * it may carry changes whose answer the device needs.
+ *
+ * Otherwise a held Ping superseded by a newer Ping of the same device,
+ * on this worker or another, gets the same answer: the device has moved
+ * on, and the backend may not end the older one itself.
  */
 
 static void
 ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
 {
-    ngx_queue_t                     *q;
+    ngx_queue_t                     *q, *prev, *next;
     ngx_http_eas_held_t             *held;
     ngx_http_eas_longpoll_worker_t  *w;
 
@@ -607,15 +669,94 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
             ngx_queue_remove(q);
             ngx_queue_init(q);
 
-            ngx_http_eas_longpoll_release(held->request);
+            ngx_http_eas_longpoll_release(held->request,
+                                          &ngx_http_eas_shutdown_reason,
+                                          "worker is shutting down");
         }
 
         return;
     }
 
+    w->sweeps++;
+
+    for (q = ngx_queue_head(&w->held);
+         q != ngx_queue_sentinel(&w->held);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        held = ngx_queue_data(q, ngx_http_eas_held_t, queue);
+
+        if (!ngx_http_eas_longpoll_superseded(held->request, w->sweeps)) {
+            continue;
+        }
+
+        /* off the list first: once answered, the request may be freed */
+
+        prev = ngx_queue_prev(q);
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        if (ngx_http_eas_longpoll_release(held->request,
+                                          &ngx_http_eas_superseded_reason,
+                                          "superseded by a newer Ping")
+            == NGX_OK)
+        {
+            continue;
+        }
+
+        /* kept where it was; its answer has started: left alone now */
+
+        ngx_queue_insert_after(prev, q);
+
+        ngx_http_eas_get_ctx(held->request)->ping_generation = 0;
+    }
+
     if (!ngx_queue_empty(&w->held)) {
         ngx_add_timer(ev, NGX_HTTP_EAS_SWEEP_INTERVAL);
     }
+}
+
+
+/*
+ * Has a newer Ping of the same device been held since?  The device
+ * record is looked up (under the zone lock) only when the zone has
+ * counted a Ping since the previous sweep: a quiet gateway costs a
+ * pointer chase per held Ping and sweep.  The record keeps only the
+ * newest generation, so any other one is older; 0 is none (a record
+ * evicted and created again by another command).
+ */
+
+static ngx_uint_t
+ngx_http_eas_longpoll_superseded(ngx_http_request_t *r, ngx_uint_t sweep)
+{
+    ngx_str_t                 user, device_id;
+    ngx_uint_t                generation;
+    ngx_http_eas_ctx_t       *ctx;
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL || ctx->ping_generation == 0) {
+        return 0;
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    if (!ngx_http_eas_device_pings_changed(elcf->devices, sweep)) {
+        return 0;
+    }
+
+    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+
+    if (ngx_http_eas_device_ping(elcf->devices, &user, &device_id, 0,
+                                 &generation)
+        != NGX_OK)
+    {
+        /* record evicted: nothing tells of a newer Ping */
+        return 0;
+    }
+
+    return generation != 0 && (uint32_t) generation != ctx->ping_generation;
 }
 
 
@@ -627,8 +768,9 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
  * for the answer that follows.
  */
 
-static void
-ngx_http_eas_longpoll_release(ngx_http_request_t *r)
+static ngx_int_t
+ngx_http_eas_longpoll_release(ngx_http_request_t *r, ngx_str_t *reason,
+    const char *why)
 {
     size_t                len;
     u_char               *out;
@@ -645,20 +787,22 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r)
         || u == NULL || u->cleanup == NULL || u->header_sent
         || r->header_sent)
     {
-        return;
+        return NGX_DECLINED;
     }
 
     out = ngx_pnalloc(r->pool, EAS_WBXML_RESPONSE_MAX);
     if (out == NULL) {
-        return;
+        return NGX_ERROR;
     }
 
     len = eas_wbxml_ping_response(EAS_PING_STATUS_EXPIRED, 0, out,
                                   EAS_WBXML_RESPONSE_MAX);
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                  "eas: held %s answered as expired: worker is shutting "
-                  "down", ngx_http_eas_command(ctx));
+                  "eas: held %s answered as expired: %s",
+                  ngx_http_eas_command(ctx), why);
+
+    ctx->reason = *reason;
 
     r->main->count++;
 
@@ -669,6 +813,8 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r)
     ngx_http_finalize_request(r, rc);
 
     ngx_http_run_posted_requests(c);
+
+    return NGX_OK;
 }
 
 

@@ -150,6 +150,7 @@ typedef struct {
     unsigned              longpoll:1;     /* held: interval + margin */
     unsigned              longpoll_state:2;
     unsigned              timeouts_set:1; /* eas_upstream_timeouts ran */
+    uint32_t              ping_generation; /* held Ping's; 0: none */
 } ngx_http_eas_ctx_t;
 
 
@@ -217,7 +218,8 @@ void *ngx_http_eas_create_srv_conf(ngx_conf_t *cf);
 /*
  * The device inventory (ngx_http_eas_devices.c): one record per
  * identity + DeviceId in an "eas_device_zone", serving the inventory,
- * the max-devices rule, the remembered heartbeat and the status view.
+ * the max-devices rule, the remembered heartbeat, the Ping generation
+ * (a superseded Ping is ended) and the status view.
  * Strings longer than the record keeps are truncated.
  */
 
@@ -278,6 +280,10 @@ ngx_int_t ngx_http_eas_device_lookup(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_str_t *device_id, ngx_http_eas_device_t *copy);
 ngx_int_t ngx_http_eas_device_set_heartbeat(ngx_shm_zone_t *zone,
     ngx_str_t *user, ngx_str_t *device_id, ngx_uint_t seconds);
+ngx_int_t ngx_http_eas_device_ping(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_uint_t newer, ngx_uint_t *generation);
+ngx_uint_t ngx_http_eas_device_pings_changed(ngx_shm_zone_t *zone,
+    ngx_uint_t sweep);
 ngx_uint_t ngx_http_eas_device_list(ngx_shm_zone_t *zone,
     ngx_http_eas_device_t *out, ngx_uint_t n);
 ngx_uint_t ngx_http_eas_device_count(ngx_shm_zone_t *zone);

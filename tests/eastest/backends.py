@@ -15,7 +15,9 @@ case-insensitively, as IIS does):
                 and the folder list.  An empty body (or one without a
                 heartbeat) reuses the values cached for the DeviceId; no
                 cache -> Status 3; undecodable body -> Status 4.  A newer
-                Ping of the same device ends the older one with Status 1.
+                Ping of the same device ends the older one with Status 1
+                (not with supersede=False: each is held for its own
+                interval, as a backend that leaves it to the gateway).
     Sync        no Wait/HeartbeatInterval -> the empty Sync response (200,
                 no body); with one (Wait in minutes), held like Ping; a
                 notify() of a listed collection ends it early with a Sync
@@ -178,10 +180,13 @@ class EasBackend:
     hold_cap    upper bound in seconds for any Ping/Sync hold (None: the
                 requested heartbeat is honoured as is)
     on_request  callable(RecordedRequest), called as each request arrives
+    supersede   a newer Ping/Sync of a device ends its older one (False:
+                both are held for their intervals)
     """
 
     def __init__(self, port=None, host="127.0.0.1", tls_cert=None,
-                 tls_key=None, hold_cap=None, on_request=None):
+                 tls_key=None, hold_cap=None, on_request=None,
+                 supersede=True):
         self.host = host
         self.requested_port = port or 0
         self.port = None
@@ -189,6 +194,7 @@ class EasBackend:
         self.tls_cert, self.tls_key = tls_cert, tls_key
         self.hold_cap = hold_cap
         self.on_request = on_request
+        self.supersede = supersede
         self._cond = threading.Condition()
         self._requests = []
         self._stopping = False
@@ -389,7 +395,8 @@ class EasBackend:
         """Wait up to seconds for a change in folders (all if empty).
 
         Returns the changed folders, or [] when the time ran out, a newer
-        poll of the same device took over, or the backend is stopping.
+        poll of the same device took over (if supersede), or the backend
+        is stopping.
         """
         if self.hold_cap is not None:
             seconds = min(seconds, self.hold_cap)
@@ -403,7 +410,9 @@ class EasBackend:
                            and (not folders or f in folders)), key=_folder_key)
 
         self._cond.wait_for(lambda: (changed() or self._stopping
-                                     or self._poll_seq[poll] != sequence),
+                                     or (self.supersede
+                                         and self._poll_seq[poll]
+                                         != sequence)),
                             timeout=seconds)
         result = changed()
         if result:

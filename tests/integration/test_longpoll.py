@@ -19,7 +19,7 @@ import time
 import pytest
 
 from eastest import wbxml
-from eastest.backends import SilentBackend
+from eastest.backends import EasBackend, SilentBackend
 from eastest.client import EasClient, raw_http
 from eastest.nginx import free_port
 
@@ -484,6 +484,126 @@ def test_superseded_ping_ends_as_a_normal_answer(gateway, backend):
     entries = log_entries(gateway, 2)
     assert sorted((e["status"], e["heartbeat"]) for e in entries) == [
         ("200", "2"), ("200", "60")]
+
+
+@pytest.fixture
+def holding(nginx_factory, silent):
+    """A gateway in front of a backend that never ends an older Ping of
+    a device itself: each is held for its own interval."""
+    with EasBackend(supersede=False) as server:
+        port = free_port()
+        nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+                              backend_port=server.port,
+                              silent_port=silent.port)
+        nginx.port = port
+        nginx.backend = server
+        yield nginx
+
+
+class HeldPing:
+    """A Ping (or Sync) sent in the background, timed from the moment
+    the backend got it."""
+
+    def __init__(self, gateway, device_id, heartbeat, cmd="ping"):
+        self.result = {}
+        client = device(gateway, device_id=device_id)
+        send = getattr(client, cmd)
+        count = len(gateway.backend.requests)
+        self.thread = threading.Thread(target=lambda: self.result.setdefault(
+            "response", send(heartbeat=heartbeat)))
+        self.thread.start()
+        gateway.backend.wait_for(count + 1)
+        self.forwarded = time.monotonic()
+
+    def pending(self):
+        return self.thread.is_alive()
+
+    def response(self, timeout=15):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "no answer in %d s" % timeout
+        self.answered = time.monotonic()
+        return self.result["response"]
+
+
+def superseded_lines(gateway, mark):
+    return [line for line in gateway.error_lines_since(mark)
+            if "superseded by a newer Ping" in line]
+
+
+def test_gateway_ends_a_superseded_ping_on_any_worker(holding):
+    """Pings of one device, each sent while the previous one is held by
+    a backend that does not end it: the gateway answers the older one
+    with Status 1 within about a sweep (200, $eas_reason
+    ping_superseded, one info line), the newer one stays held, whether
+    both are on one worker or not; another device's Ping of the same
+    user is left alone."""
+    mark = holding.mark()
+    stranger = HeldPing(holding, "stranger", 60)
+    pings = [HeldPing(holding, "chain", 60)]
+    pids, pairs = [], set()
+    for attempt in range(30):
+        pings.append(HeldPing(holding, "chain", 60))
+        older = pings[-2]
+        response = older.response(timeout=10)
+        assert (response.status, response.eas_status()) == (200, 1)
+        assert older.answered - pings[-1].forwarded < 3.0
+        assert pings[-1].pending()
+        entry = log_entries(holding, len(pings) - 1)[-1]
+        assert (entry["status"], entry["reason"], entry["heartbeat"]) == (
+            "200", "ping_superseded", "60")
+        pids.append(entry["pid"])
+        if len(pids) >= 2:
+            pairs.add(pids[-2] == pids[-1])
+        if len(pairs) == 2:
+            break
+    assert pairs == {True, False}, "workers of the chain: %s" % pids
+
+    # the last one ends when the backend answers it: held, not ended
+    last = HeldPing(holding, "chain", MIN)
+    assert pings[-1].response().eas_status() == 1
+    answer = last.response()
+    assert answer.eas_status() == 1
+    assert answer.elapsed >= MIN - 0.2
+
+    assert stranger.pending()
+    lines = superseded_lines(holding, mark)
+    assert len(lines) == len(pings)
+    assert all("[info]" in line for line in lines), lines
+    entries = log_entries(holding, len(pings) + 1)
+    assert entries[-1]["reason"] != "ping_superseded"
+    newest = HeldPing(holding, "stranger", MIN)
+    assert stranger.response().eas_status() == 1
+    assert newest.response().eas_status() == 1
+
+
+def test_a_ping_never_ends_a_sync(holding):
+    """A Sync of the device held while its Pings supersede each other is
+    answered by the backend after its interval."""
+    sync = HeldPing(holding, "syncing", 4, cmd="sync")
+    older = HeldPing(holding, "syncing", 60)
+    newer = HeldPing(holding, "syncing", MIN)
+    assert older.response().eas_status() == 1
+    assert older.answered - newer.forwarded < 3.0
+    assert newer.response().eas_status() == 1
+    response = sync.response()
+    assert response.status == 200
+    assert response.elapsed >= 3.8
+    entries = log_entries(holding, 3)
+    assert sorted((e["cmd"], e["heartbeat"], e["reason"] == "ping_superseded")
+                  for e in entries) == [
+        ("Ping", "2", False), ("Ping", "60", True), ("Sync", "4", False)]
+
+
+def test_an_unheld_ping_supersedes_nothing(holding):
+    """A Ping answered at the edge (out of range) or one whose body is
+    not understood is not the device's held Ping: the older one stays."""
+    mark = holding.mark()
+    older = HeldPing(holding, "kept", 3)
+    client = device(holding, device_id="kept")
+    assert client.ping(heartbeat=MAX + 1).eas_status() == 5
+    assert client.command("Ping", MALFORMED[0][2]).eas_status() == 4
+    assert older.response().elapsed >= 2.8
+    assert superseded_lines(holding, mark) == []
 
 
 def test_reload_answers_held_pings_at_once(gateway, backend):
