@@ -521,7 +521,19 @@ def test_changed_password_file_is_reloaded(gateway, backend, hash_lines):
                 lines + [htpasswd_line("amy", "pear")])
 
     poll(lambda: send(gateway, [new]).status == 200, "the new password")
-    # the old password's cache entry belonged to the old file
+
+    # each worker re-reads the file within a second of a request; once it
+    # has, the old password's cache entry (it belonged to the old file)
+    # no longer lets the old password through
+    refused_by = set()
+
+    def old_password_refused_by_both_workers():
+        response = send(gateway, [old])
+        if response.status == 401:
+            refused_by.add(response.header("X-Worker"))
+        return len(refused_by) == 2
+
+    poll(old_password_refused_by_both_workers, "the old password refused")
     assert send(gateway, [old]).status == 401
     assert any('password file "%s/users" reloaded' % gateway.dir in line
                for line in gateway.error_lines_since(mark))
