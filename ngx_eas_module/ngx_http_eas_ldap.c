@@ -10,15 +10,16 @@
 
 #include <pthread.h>
 #include <ldap.h>
-#include <openssl/evp.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_ldap.h"
 #include "eas_ldap.h"
 
 
 /*
- * The directory credential source (docs/authentication.md,
- * "Directory"): OpenLDAP's libldap, called only from the thread pool.
+ * The directory credential source at run time (docs/authentication.md,
+ * "Directory"; the directives are in ngx_http_eas_ldap_conf.c):
+ * OpenLDAP's libldap, called only from the thread pool.
  * Each pool thread keeps its own connection to each directory in
  * thread-specific data, reused from task to task, for the life of the
  * worker; the thread function touches only its task and the
@@ -28,7 +29,6 @@
  */
 
 
-#define NGX_HTTP_EAS_LDAP_URLS        8
 #define NGX_HTTP_EAS_LDAP_HANDLES     16      /* directories per thread */
 #define NGX_HTTP_EAS_LDAP_EXTRA_MAX   NGX_HTTP_EAS_EXTRA_MAX
 #define NGX_HTTP_EAS_LDAP_MESSAGE     256
@@ -45,42 +45,6 @@
 /* an entry of the encoded device lists: kind, length, DeviceId */
 #define NGX_HTTP_EAS_LDAP_ALLOWED     'a'
 #define NGX_HTTP_EAS_LDAP_BLOCKED     'b'
-
-
-typedef struct {
-    ngx_atomic_t            down;          /* 0, 1 */
-    ngx_atomic_t            probe;         /* a request may try after */
-    ngx_atomic_t            binds;         /* user binds attempted */
-} ngx_http_eas_ldap_sh_t;
-
-
-struct ngx_http_eas_ldap_s {
-    ngx_str_t               name;
-    ngx_str_t               urls[NGX_HTTP_EAS_LDAP_URLS]; /* with NUL */
-    ngx_uint_t              nurls;
-    ngx_flag_t              starttls;
-    ngx_flag_t              verify;
-    ngx_str_t               ca;            /* NUL-terminated, or empty */
-    ngx_str_t               bind;          /* DN template */
-    ngx_str_t               base;
-    ngx_str_t               filter;        /* filter template */
-    int                     scope;
-    ngx_str_t               bind_dn;       /* service account */
-    ngx_str_t               bind_password;
-    ngx_str_t               group;
-    ngx_str_t               member;        /* attribute of the group */
-    ngx_str_t               domain;        /* %d of a bare user name */
-    ngx_str_t               allowed;       /* device list attributes */
-    ngx_str_t               blocked;
-    ngx_flag_t              devices;       /* read them */
-    ngx_msec_t              connect_timeout;
-    ngx_msec_t              timeout;
-    time_t                  grace;
-    time_t                  retry;
-    ngx_shm_zone_t         *zone;
-    ngx_http_eas_ldap_sh_t *sh;
-    u_char                  source[NGX_HTTP_EAS_DIGEST_LEN];
-};
 
 
 /* one verification: everything the thread reads or writes */
@@ -113,12 +77,6 @@ typedef struct {
 } ngx_http_eas_ldap_thread_t;
 
 
-static ngx_int_t ngx_http_eas_ldap_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
-static char *ngx_http_eas_ldap_parameter(ngx_conf_t *cf,
-    ngx_http_eas_ldap_t *ldap, ngx_str_t *value);
-static char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
-    ngx_command_t *cmd, ngx_http_eas_ldap_t *ldap);
 static void ngx_http_eas_ldap_key_create(void);
 static ngx_http_eas_ldap_handle_t *ngx_http_eas_ldap_handle(
     ngx_http_eas_ldap_t *ldap);
@@ -132,6 +90,10 @@ static ngx_uint_t ngx_http_eas_ldap_read(LDAP *ld,
     ngx_http_eas_ldap_task_t *t, char *dn);
 static ngx_uint_t ngx_http_eas_ldap_member(LDAP *ld,
     ngx_http_eas_ldap_task_t *t, char *dn);
+static int ngx_http_eas_ldap_search(LDAP *ld, ngx_http_eas_ldap_task_t *t,
+    char *base, int scope, char *filter, int limit, LDAPMessage **res);
+static void ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
+    ngx_http_eas_ldap_task_t *t);
 static void ngx_http_eas_ldap_values(LDAP *ld, LDAPMessage *e,
     ngx_http_eas_ldap_task_t *t, ngx_str_t *attr, u_char kind);
 static int ngx_http_eas_ldap_bind(LDAP *ld, char *dn, u_char *password,
@@ -145,570 +107,14 @@ static ngx_int_t ngx_http_eas_ldap_lists_lookup(ngx_http_request_t *r,
     ngx_uint_t *access, ngx_str_t *reason);
 
 
-static u_char          ngx_http_eas_ldap_tag_data;
 static pthread_key_t   ngx_http_eas_ldap_key;
 static pthread_once_t  ngx_http_eas_ldap_once = PTHREAD_ONCE_INIT;
 static ngx_int_t       ngx_http_eas_ldap_key_error;
-
-static ngx_str_t  ngx_http_eas_ldap_prefix = ngx_string("eas_ldap:");
 
 static ngx_str_t  ngx_http_eas_ldap_reason_allowed =
     ngx_string("directory:allowed");
 static ngx_str_t  ngx_http_eas_ldap_reason_blocked =
     ngx_string("directory:blocked");
-
-
-/*
- * eas_ldap_server name url=URL [url=URL] [starttls] [ca=file]
- *     [verify=on|off] [bind=template] [base=dn] [filter=template]
- *     [scope=base|one|sub] [bind_dn=dn] [bind_password=secret]
- *     [group=dn] [group_attribute=member] [domain=name]
- *     [devices=on|off] [allowed_attribute=a] [blocked_attribute=a]
- *     [connect_timeout=t] [timeout=t] [retry=t] [grace=t];
- */
-
-char *
-ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    char                 *rv;
-    ngx_str_t            *value, name;
-    ngx_uint_t            i;
-    ngx_shm_zone_t       *zone;
-    ngx_http_eas_ldap_t  *ldap;
-
-    value = cf->args->elts;
-
-    ldap = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_ldap_t));
-    if (ldap == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ldap->name = value[1];
-    ldap->starttls = NGX_CONF_UNSET;
-    ldap->verify = NGX_CONF_UNSET;
-    ldap->devices = NGX_CONF_UNSET;
-    ldap->scope = -1;
-    ldap->connect_timeout = NGX_CONF_UNSET_MSEC;
-    ldap->timeout = NGX_CONF_UNSET_MSEC;
-    ldap->grace = NGX_CONF_UNSET;
-    ldap->retry = NGX_CONF_UNSET;
-
-    if (value[1].len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "empty name in \"%V\"", &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 2; i < cf->args->nelts; i++) {
-        rv = ngx_http_eas_ldap_parameter(cf, ldap, &value[i]);
-
-        if (rv == NGX_CONF_OK) {
-            continue;
-        }
-
-        if (rv != NGX_CONF_ERROR) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s \"%V\" in \"%V\"", rv, &value[i],
-                               &cmd->name);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    rv = ngx_http_eas_ldap_finish_conf(cf, cmd, ldap);
-    if (rv != NGX_CONF_OK) {
-        return rv;
-    }
-
-    name.len = ngx_http_eas_ldap_prefix.len + ldap->name.len;
-    name.data = ngx_pnalloc(cf->pool, name.len);
-    if (name.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(ngx_cpymem(name.data, ngx_http_eas_ldap_prefix.data,
-                          ngx_http_eas_ldap_prefix.len),
-               ldap->name.data, ldap->name.len);
-
-    zone = ngx_shared_memory_add(cf, &name, 8 * ngx_pagesize,
-                                 &ngx_http_eas_ldap_tag_data);
-    if (zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "directory \"%V\" is already defined",
-                           &ldap->name);
-        return NGX_CONF_ERROR;
-    }
-
-    zone->init = ngx_http_eas_ldap_init_zone;
-    zone->data = ldap;
-    ldap->zone = zone;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
-    ngx_str_t *value)
-{
-    u_char          *p;
-    ngx_str_t        v, *s;
-    ngx_flag_t      *flag;
-    ngx_msec_t      *ms;
-    time_t          *t;
-    LDAPURLDesc     *lud;
-    ngx_file_info_t  fi;
-
-    if (value->len == 8 && ngx_strncmp(value->data, "starttls", 8) == 0) {
-        ldap->starttls = 1;
-        return NGX_CONF_OK;
-    }
-
-    p = (u_char *) ngx_strchr(value->data, '=');
-    if (p == NULL) {
-        return "invalid parameter";
-    }
-
-    v.data = p + 1;
-    v.len = value->data + value->len - v.data;
-
-    s = NULL;
-    flag = NULL;
-    ms = NULL;
-    t = NULL;
-
-#define ngx_http_eas_ldap_is(key)                                            \
-    ((size_t) (p - value->data) == sizeof(key) - 1                           \
-     && ngx_strncmp(value->data, key, sizeof(key) - 1) == 0)
-
-    if (ngx_http_eas_ldap_is("url")) {
-        if (ldap->nurls == NGX_HTTP_EAS_LDAP_URLS) {
-            return "too many urls at";
-        }
-
-        if (ldap_url_parse((char *) v.data, &lud) != LDAP_URL_SUCCESS) {
-            return "invalid url";
-        }
-
-        if (ngx_strcmp(lud->lud_scheme, "ldap") != 0
-            && ngx_strcmp(lud->lud_scheme, "ldaps") != 0)
-        {
-            ldap_free_urldesc(lud);
-            return "url must be ldap:// or ldaps://, not";
-        }
-
-        ldap_free_urldesc(lud);
-
-        /* config strings are NUL-terminated */
-        ldap->urls[ldap->nurls++] = v;
-        return NGX_CONF_OK;
-
-    } else if (ngx_http_eas_ldap_is("ca")) {
-        s = &ldap->ca;
-
-        if (v.len && ngx_conf_full_name(cf->cycle, &v, 1) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (v.len && ngx_file_info(v.data, &fi) == NGX_FILE_ERROR) {
-            return "cannot read CA file of";
-        }
-
-    } else if (ngx_http_eas_ldap_is("verify")) {
-        flag = &ldap->verify;
-
-    } else if (ngx_http_eas_ldap_is("devices")) {
-        flag = &ldap->devices;
-
-    } else if (ngx_http_eas_ldap_is("bind")) {
-        s = &ldap->bind;
-
-    } else if (ngx_http_eas_ldap_is("base")) {
-        s = &ldap->base;
-
-    } else if (ngx_http_eas_ldap_is("filter")) {
-        s = &ldap->filter;
-
-    } else if (ngx_http_eas_ldap_is("bind_dn")) {
-        s = &ldap->bind_dn;
-
-    } else if (ngx_http_eas_ldap_is("bind_password")) {
-        s = &ldap->bind_password;
-
-    } else if (ngx_http_eas_ldap_is("group")) {
-        s = &ldap->group;
-
-    } else if (ngx_http_eas_ldap_is("group_attribute")) {
-        s = &ldap->member;
-
-    } else if (ngx_http_eas_ldap_is("domain")) {
-        s = &ldap->domain;
-
-    } else if (ngx_http_eas_ldap_is("allowed_attribute")) {
-        s = &ldap->allowed;
-
-    } else if (ngx_http_eas_ldap_is("blocked_attribute")) {
-        s = &ldap->blocked;
-
-    } else if (ngx_http_eas_ldap_is("scope")) {
-        if (v.len == 4 && ngx_strncmp(v.data, "base", 4) == 0) {
-            ldap->scope = LDAP_SCOPE_BASE;
-
-        } else if (v.len == 3 && ngx_strncmp(v.data, "one", 3) == 0) {
-            ldap->scope = LDAP_SCOPE_ONELEVEL;
-
-        } else if (v.len == 3 && ngx_strncmp(v.data, "sub", 3) == 0) {
-            ldap->scope = LDAP_SCOPE_SUBTREE;
-
-        } else {
-            return "invalid scope";
-        }
-
-        return NGX_CONF_OK;
-
-    } else if (ngx_http_eas_ldap_is("connect_timeout")) {
-        ms = &ldap->connect_timeout;
-
-    } else if (ngx_http_eas_ldap_is("timeout")) {
-        ms = &ldap->timeout;
-
-    } else if (ngx_http_eas_ldap_is("retry")) {
-        t = &ldap->retry;
-
-    } else if (ngx_http_eas_ldap_is("grace")) {
-        t = &ldap->grace;
-
-    } else {
-        return "invalid parameter";
-    }
-
-#undef ngx_http_eas_ldap_is
-
-    if (s) {
-        if (s->data) {
-            return "duplicate parameter";
-        }
-
-        *s = v;
-        return NGX_CONF_OK;
-    }
-
-    if (flag) {
-        if (v.len == 2 && ngx_strncmp(v.data, "on", 2) == 0) {
-            *flag = 1;
-
-        } else if (v.len == 3 && ngx_strncmp(v.data, "off", 3) == 0) {
-            *flag = 0;
-
-        } else {
-            return "invalid value, use \"on\" or \"off\":";
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (ms) {
-        *ms = ngx_parse_time(&v, 0);
-
-        if (*ms == (ngx_msec_t) NGX_ERROR || *ms == 0) {
-            return "invalid time";
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    *t = ngx_parse_time(&v, 1);
-
-    if (*t == (time_t) NGX_ERROR) {
-        return "invalid time";
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
-    ngx_http_eas_ldap_t *ldap)
-{
-    ngx_uint_t   i;
-    EVP_MD_CTX  *md;
-
-    if (ldap->nurls == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" must have \"url\" parameter", &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    /* either a DN template, or a search (as a service account) */
-
-    if ((ldap->bind.len && ldap->bind_dn.len)
-        || (ldap->bind.len == 0 && ldap->filter.len == 0))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" needs either \"bind\" (a DN template) "
-                           "or \"filter\" and \"base\" (search then bind, "
-                           "as \"bind_dn\" if given)", &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ldap->bind.len
-        && eas_ldap_template_check(ldap->bind.data, ldap->bind.len)
-           != EAS_OK)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"bind\" template \"%V\" in \"%V\": it "
-                           "needs %%u and may hold %%d and %%%%",
-                           &ldap->bind, &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ldap->filter.len) {
-        if (eas_ldap_template_check(ldap->filter.data, ldap->filter.len)
-            != EAS_OK
-            || ldap->filter.data[0] != '(')
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid \"filter\" template \"%V\" in "
-                               "\"%V\": it is \"(...)\" with %%u",
-                               &ldap->filter, &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-
-        if (ldap->base.len == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"filter\" needs \"base\" in \"%V\"",
-                               &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    if (ldap->bind_dn.len && ldap->bind_password.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"bind_dn\" needs \"bind_password\" in \"%V\": "
-                           "an empty password is an anonymous bind",
-                           &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ldap->starttls == NGX_CONF_UNSET) {
-        ldap->starttls = 0;
-    }
-
-    if (ldap->starttls) {
-        for (i = 0; i < ldap->nurls; i++) {
-            if (ngx_strncasecmp(ldap->urls[i].data, (u_char *) "ldaps:", 6)
-                == 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"starttls\" with the ldaps:// url "
-                                   "\"%V\" in \"%V\"", &ldap->urls[i],
-                                   &cmd->name);
-                return NGX_CONF_ERROR;
-            }
-        }
-    }
-
-    if (ldap->verify == NGX_CONF_UNSET) {
-        ldap->verify = 1;
-    }
-
-    if (ldap->devices == NGX_CONF_UNSET) {
-        ldap->devices = 1;
-    }
-
-    if (ldap->scope == -1) {
-        ldap->scope = LDAP_SCOPE_SUBTREE;
-    }
-
-    if (ldap->member.len == 0) {
-        ngx_str_set(&ldap->member, "member");
-    }
-
-    if (ldap->allowed.len == 0) {
-        ngx_str_set(&ldap->allowed, "msExchMobileAllowedDeviceIDs");
-    }
-
-    if (ldap->blocked.len == 0) {
-        ngx_str_set(&ldap->blocked, "msExchMobileBlockedDeviceIDs");
-    }
-
-    if (ldap->domain.data == NULL) {
-        ngx_str_set(&ldap->domain, "");
-    }
-
-    if (ldap->connect_timeout == NGX_CONF_UNSET_MSEC) {
-        ldap->connect_timeout = 5000;
-    }
-
-    if (ldap->timeout == NGX_CONF_UNSET_MSEC) {
-        ldap->timeout = 10000;
-    }
-
-    if (ldap->retry == NGX_CONF_UNSET) {
-        ldap->retry = 10;
-    }
-
-    if (ldap->retry == 0) {
-        ldap->retry = 1;
-    }
-
-    if (ldap->grace == NGX_CONF_UNSET) {
-        ldap->grace = 0;
-    }
-
-    /* the cache tells one directory's answers from another's */
-
-    md = EVP_MD_CTX_new();
-    if (md == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
-        || EVP_DigestUpdate(md, "ldap", sizeof("ldap")) != 1
-        || EVP_DigestUpdate(md, ldap->name.data, ldap->name.len + 1) != 1
-        || EVP_DigestUpdate(md, ldap->bind.data, ldap->bind.len) != 1
-        || EVP_DigestUpdate(md, "", 1) != 1
-        || EVP_DigestUpdate(md, ldap->filter.data, ldap->filter.len) != 1
-        || EVP_DigestUpdate(md, "", 1) != 1
-        || EVP_DigestUpdate(md, ldap->group.data, ldap->group.len) != 1
-        || EVP_DigestFinal_ex(md, ldap->source, NULL) != 1)
-    {
-        EVP_MD_CTX_free(md);
-        return NGX_CONF_ERROR;
-    }
-
-    EVP_MD_CTX_free(md);
-
-    return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
-ngx_http_eas_ldap_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    ngx_http_eas_ldap_t  *oldldap = data;
-
-    ngx_slab_pool_t      *shpool;
-    ngx_http_eas_ldap_t  *ldap;
-
-    ldap = shm_zone->data;
-
-    if (oldldap) {
-        ldap->sh = oldldap->sh;
-        return NGX_OK;
-    }
-
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        ldap->sh = shpool->data;
-        return NGX_OK;
-    }
-
-    ldap->sh = ngx_slab_calloc(shpool, sizeof(ngx_http_eas_ldap_sh_t));
-    if (ldap->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    shpool->data = ldap->sh;
-
-    return NGX_OK;
-}
-
-
-/* eas_preauth_ldap name; */
-
-char *
-ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_eas_loc_conf_t *elcf = conf;
-
-    ngx_str_t       *value, name;
-    ngx_shm_zone_t  *zone;
-
-    if (elcf->preauth.ldap != NGX_CONF_UNSET_PTR
-        || elcf->preauth.file != NGX_CONF_UNSET_PTR
-        || elcf->preauth.uri.data != NULL)
-    {
-        return "is duplicate, or another credential source is set";
-    }
-
-    value = cf->args->elts;
-
-    name.len = ngx_http_eas_ldap_prefix.len + value[1].len;
-    name.data = ngx_pnalloc(cf->pool, name.len);
-    if (name.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(ngx_cpymem(name.data, ngx_http_eas_ldap_prefix.data,
-                          ngx_http_eas_ldap_prefix.len),
-               value[1].data, value[1].len);
-
-    zone = ngx_shared_memory_add(cf, &name, 0, &ngx_http_eas_ldap_tag_data);
-    if (zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (zone->data == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "unknown directory \"%V\" in \"%V\": define it "
-                           "before with \"eas_ldap_server\"", &value[1],
-                           &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    elcf->preauth.ldap = zone->data;
-    elcf->preauth.file = NULL;
-    ngx_str_null(&elcf->preauth.uri);
-
-    return NGX_CONF_OK;
-}
-
-
-/* from the merge of a level with a directory source */
-
-ngx_int_t
-ngx_http_eas_ldap_check(ngx_conf_t *cf, ngx_http_eas_preauth_conf_t *pcf)
-{
-    if (pcf->inline_check) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"eas_preauth_ldap\" asks the directory in a "
-                           "thread pool only: \"eas_preauth_thread_pool "
-                           "off\" cannot be used with it");
-        return NGX_ERROR;
-    }
-
-    pcf->grace = pcf->ldap->grace;
-
-    return NGX_OK;
-}
-
-
-u_char *
-ngx_http_eas_ldap_source(ngx_http_eas_ldap_t *ldap)
-{
-    return ldap->source;
-}
-
-
-ngx_str_t *
-ngx_http_eas_ldap_name(ngx_http_eas_ldap_t *ldap)
-{
-    return &ldap->name;
-}
-
-
-time_t
-ngx_http_eas_ldap_retry(ngx_http_eas_ldap_t *ldap)
-{
-    return ldap->retry;
-}
 
 
 /*
@@ -952,8 +358,6 @@ ngx_http_eas_ldap_key_create(void)
         ngx_http_eas_ldap_key_error = 1;
     }
 }
-
-
 
 
 static ngx_http_eas_ldap_handle_t *
@@ -1209,11 +613,9 @@ ngx_http_eas_ldap_find(LDAP *ld, ngx_http_eas_ldap_task_t *t,
     eas_user_t *user, char **dn)
 {
     int                   rc, count;
-    char                 *attrs[3];
     size_t                n;
     eas_str_t             domain;
     LDAPMessage          *res, *e;
-    struct timeval        tv;
     ngx_http_eas_ldap_t  *ldap;
     u_char                filter[EAS_LDAP_STRING_MAX];
 
@@ -1239,22 +641,8 @@ ngx_http_eas_ldap_find(LDAP *ld, ngx_http_eas_ldap_task_t *t,
         }
     }
 
-    attrs[0] = (char *) ldap->allowed.data;
-    attrs[1] = (char *) ldap->blocked.data;
-    attrs[2] = NULL;
-
-    if (!ldap->devices) {
-        attrs[0] = LDAP_NO_ATTRS;
-        attrs[1] = NULL;
-    }
-
-    ngx_http_eas_ldap_timeval(ldap->timeout, &tv);
-
-    res = NULL;
-
-    rc = ldap_search_ext_s(ld, (char *) ldap->base.data, ldap->scope,
-                           (char *) filter, attrs, 0, NULL, NULL, &tv, 2,
-                           &res);
+    rc = ngx_http_eas_ldap_search(ld, t, (char *) ldap->base.data,
+                                  ldap->scope, (char *) filter, 2, &res);
 
     if (rc == LDAP_SIZELIMIT_EXCEEDED) {
         ldap_msgfree(res);
@@ -1283,12 +671,7 @@ ngx_http_eas_ldap_find(LDAP *ld, ngx_http_eas_ldap_task_t *t,
         return ngx_http_eas_ldap_error(ld, t, LDAP_NO_MEMORY, "entry");
     }
 
-    if (ldap->devices) {
-        ngx_http_eas_ldap_values(ld, e, t, &ldap->blocked,
-                                 NGX_HTTP_EAS_LDAP_BLOCKED);
-        ngx_http_eas_ldap_values(ld, e, t, &ldap->allowed,
-                                 NGX_HTTP_EAS_LDAP_ALLOWED);
-    }
+    ngx_http_eas_ldap_lists_read(ld, e, t);
 
     ldap_msgfree(res);
 
@@ -1301,24 +684,11 @@ ngx_http_eas_ldap_find(LDAP *ld, ngx_http_eas_ldap_task_t *t,
 static ngx_uint_t
 ngx_http_eas_ldap_read(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
 {
-    int                   rc;
-    char                 *attrs[3];
-    LDAPMessage          *res, *e;
-    struct timeval        tv;
-    ngx_http_eas_ldap_t  *ldap;
+    int           rc;
+    LDAPMessage  *res, *e;
 
-    ldap = t->ldap;
-
-    attrs[0] = (char *) ldap->allowed.data;
-    attrs[1] = (char *) ldap->blocked.data;
-    attrs[2] = NULL;
-
-    ngx_http_eas_ldap_timeval(ldap->timeout, &tv);
-
-    res = NULL;
-
-    rc = ldap_search_ext_s(ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs,
-                           0, NULL, NULL, &tv, 1, &res);
+    rc = ngx_http_eas_ldap_search(ld, t, dn, LDAP_SCOPE_BASE,
+                                  "(objectClass=*)", 1, &res);
 
     if (rc == LDAP_NO_SUCH_OBJECT || rc == LDAP_INVALID_DN_SYNTAX) {
         /* a UPN or down-level bind name is not an entry: no lists */
@@ -1334,10 +704,7 @@ ngx_http_eas_ldap_read(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
     e = ldap_first_entry(ld, res);
 
     if (e) {
-        ngx_http_eas_ldap_values(ld, e, t, &ldap->blocked,
-                                 NGX_HTTP_EAS_LDAP_BLOCKED);
-        ngx_http_eas_ldap_values(ld, e, t, &ldap->allowed,
-                                 NGX_HTTP_EAS_LDAP_ALLOWED);
+        ngx_http_eas_ldap_lists_read(ld, e, t);
     }
 
     ldap_msgfree(res);
@@ -1403,6 +770,56 @@ ngx_http_eas_ldap_member(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
     ldap_msgfree(res);
 
     return count == 1 ? NGX_HTTP_EAS_LDAP_OK : NGX_HTTP_EAS_LDAP_NOT_MEMBER;
+}
+
+
+/* the device list attributes are asked for with every user entry */
+
+static int
+ngx_http_eas_ldap_search(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *base,
+    int scope, char *filter, int limit, LDAPMessage **res)
+{
+    char                 *attrs[3];
+    struct timeval        tv;
+    ngx_http_eas_ldap_t  *ldap;
+
+    ldap = t->ldap;
+
+    if (ldap->devices) {
+        attrs[0] = (char *) ldap->allowed.data;
+        attrs[1] = (char *) ldap->blocked.data;
+        attrs[2] = NULL;
+
+    } else {
+        attrs[0] = LDAP_NO_ATTRS;
+        attrs[1] = NULL;
+    }
+
+    ngx_http_eas_ldap_timeval(ldap->timeout, &tv);
+
+    *res = NULL;
+
+    return ldap_search_ext_s(ld, base, scope, filter, attrs, 0, NULL, NULL,
+                             &tv, limit, res);
+}
+
+
+static void
+ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
+    ngx_http_eas_ldap_task_t *t)
+{
+    ngx_http_eas_ldap_t  *ldap;
+
+    ldap = t->ldap;
+
+    if (!ldap->devices) {
+        return;
+    }
+
+    ngx_http_eas_ldap_values(ld, e, t, &ldap->blocked,
+                             NGX_HTTP_EAS_LDAP_BLOCKED);
+    ngx_http_eas_ldap_values(ld, e, t, &ldap->allowed,
+                             NGX_HTTP_EAS_LDAP_ALLOWED);
 }
 
 

@@ -44,6 +44,9 @@ static ngx_int_t ngx_http_eas_preauth_verify(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
     ngx_str_t *password);
 #if (NGX_THREADS)
+static ngx_int_t ngx_http_eas_preauth_post(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_thread_task_t *task, size_t size);
 static void ngx_http_eas_preauth_thread(void *data, ngx_log_t *log);
 static void ngx_http_eas_preauth_thread_done(ngx_event_t *ev);
 #endif
@@ -345,20 +348,8 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
 #if (NGX_THREADS)
 
     task->handler = ngx_http_eas_preauth_thread;
-    task->event.handler = ngx_http_eas_preauth_thread_done;
-    task->event.data = r;
 
-    if (ngx_thread_task_post(pcf->thread_pool, task) != NGX_OK) {
-        ngx_explicit_memzero(pctx->verify, size);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the request must outlive the task */
-
-    r->main->blocked++;
-    pctx->state = NGX_HTTP_EAS_PREAUTH_RUNNING;
-
-    return NGX_AGAIN;
+    return ngx_http_eas_preauth_post(r, pcf, pctx, task, size);
 
 #else
 
@@ -370,6 +361,30 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
 
 
 #if (NGX_THREADS)
+
+/* the task's ctx holds a copy of the password: wiped if not posted */
+
+static ngx_int_t
+ngx_http_eas_preauth_post(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_thread_task_t *task, size_t size)
+{
+    task->event.handler = ngx_http_eas_preauth_thread_done;
+    task->event.data = r;
+
+    if (ngx_thread_task_post(pcf->thread_pool, task) != NGX_OK) {
+        ngx_explicit_memzero(task->ctx, size);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the request must outlive the task */
+
+    r->main->blocked++;
+    pctx->state = NGX_HTTP_EAS_PREAUTH_RUNNING;
+
+    return NGX_AGAIN;
+}
+
 
 static void
 ngx_http_eas_preauth_thread(void *data, ngx_log_t *log)
@@ -712,18 +727,8 @@ ngx_http_eas_preauth_directory(ngx_http_request_t *r,
     }
 
     task->handler = ngx_http_eas_ldap_verify;
-    task->event.handler = ngx_http_eas_preauth_thread_done;
-    task->event.data = r;
 
-    if (ngx_thread_task_post(pcf->thread_pool, task) != NGX_OK) {
-        ngx_explicit_memzero(task->ctx, size);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->main->blocked++;
-    pctx->state = NGX_HTTP_EAS_PREAUTH_RUNNING;
-
-    return NGX_AGAIN;
+    return ngx_http_eas_preauth_post(r, pcf, pctx, task, size);
 
 #else
 

@@ -74,7 +74,7 @@ TLSCertificateKeyFile {key}
 sizelimit 500
 
 database mdb
-maxsize 10485760
+maxsize 1073741824
 suffix "{suffix}"
 rootdn "{admin}"
 rootpw {admin_password}
@@ -196,8 +196,12 @@ class Slapd:
         ldif = os.path.join(self.dir, "data.ldif")
         with open(ldif, "w") as f:
             f.write("\n\n".join("\n".join(e) for e in self.entries) + "\n")
-        subprocess.run([SLAPADD, "-q", "-f", conf, "-l", ldif], check=True,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        added = subprocess.run([SLAPADD, "-q", "-f", conf, "-l", ldif],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+        if added.returncode:
+            raise RuntimeError("slapadd failed: %s" % added.stdout.decode(
+                "utf-8", "replace")[-2000:])
 
     def _log_tail(self):
         try:
