@@ -9,6 +9,9 @@
 #       logins per second (default 100), each a user not seen before
 #       (cold cache: a service bind, a search and a user bind in slapd,
 #       in nginx's thread pool)
+#   (c) the control: the same warm traffic while the same storm goes to
+#       a second, identical gateway on CPU 0: the storm's load on the
+#       machine, without its load on the gateway wrk measures
 #   then the storm alone, unpaced: the most binds per second achieved
 #
 # (a) and (b) alternate ROUNDS times; the medians are reported.  Prints
@@ -55,9 +58,11 @@ work=$(mktemp -d /tmp/eas-ldap-bench.XXXXXX)
 chmod 755 "$work"
 
 stop() {
-    if [ -f "$work/nginx.pid" ]; then
-        kill -QUIT "$(cat "$work/nginx.pid")" 2> /dev/null || true
-    fi
+    for pid in "$work/nginx.pid" "$work/control/nginx.pid"; do
+        if [ -f "$pid" ]; then
+            kill -QUIT "$(cat "$pid")" 2> /dev/null || true
+        fi
+    done
     if [ -f "$work/slapd/slapd.pid" ]; then
         kill -TERM "$(cat "$work/slapd/slapd.pid")" 2> /dev/null || true
     fi
@@ -88,12 +93,12 @@ ldap_url=$(cat "$work/ldap.url")
 
 ports=$(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))')
 set -- $ports
-port=$1 port_backend=$2
+port=$1 port_backend=$2 port_control=$3 port_control_backend=$4
 
 cpus=$(nproc)
 last=$((cpus - 1))
@@ -162,6 +167,17 @@ http {
 }
 CONF
 
+# the control: the same gateway in a second nginx on CPU 0, where the
+# storm's clients and slapd are; a storm sent to it loads CPU 0 as in
+# (b) without touching the nginx that wrk measures
+mkdir -p "$work/control"
+sed -e "s|^worker_cpu_affinity .*|worker_cpu_affinity 1;|" \
+    -e "s|$work/nginx.pid|$work/control/nginx.pid|" \
+    -e "s|$work/error.log|$work/control/error.log|" \
+    -e "s|127.0.0.1:$port_backend|127.0.0.1:$port_control_backend|" \
+    -e "s|127.0.0.1:$port ssl|127.0.0.1:$port_control ssl|" \
+    "$work/nginx.conf" > "$work/control/nginx.conf"
+
 cat > "$work/request.lua" <<'LUA'
 wrk.method = "POST"
 wrk.path = "/Microsoft-Server-ActiveSync?Cmd=Sync&User=jdoe&DeviceId=BENCH01&DeviceType=iPhone"
@@ -171,6 +187,8 @@ wrk.headers["Content-Length"] = "0"
 LUA
 
 "$nginx" -p "$work" -c "$work/nginx.conf" -e "$work/error.log"
+"$nginx" -p "$work/control" -c "$work/control/nginx.conf" \
+         -e "$work/control/error.log"
 
 i=0
 until curl -skf -o /dev/null -u jdoe:secret -X POST \
@@ -256,7 +274,7 @@ echo "$(nproc) cores, $(nginx -v 2>&1 | sed 's/.*: //'), slapd" \
 # the directory and the storm's clients are other machines in real life:
 # here they share CPU 0 with wrk, and nginx has the last CPU
 next=0
-slice=$((users / (rounds + 1)))
+slice=$((users / (2 * rounds + 1)))
 r=1
 while [ $r -le "$rounds" ]; do
     run_warm a
@@ -267,6 +285,13 @@ while [ $r -le "$rounds" ]; do
     run_warm b
     wait $storm
     cat "$work/storm.out" >> "$work/all-storm.out"
+    next=$((next + slice))
+    taskset -c 0 python3 "$work/storm.py" "$port_control" "$storm_clients" \
+            "$duration" "$next" "$slice" "$storm_rate" > /dev/null &
+    storm=$!
+    sleep 0.3
+    run_warm c
+    wait $storm
     next=$((next + slice))
     r=$((r + 1))
 done
@@ -294,6 +319,7 @@ def to_ms(value, unit):
 
 a_rps, a_p99 = runs("a")
 b_rps, b_p99 = runs("b")
+c_rps, c_p99 = runs("c")
 storms = [line.split() for line in open("%s/all-storm.out" % work)]
 logins = [int(s[0]) for s in storms]
 seconds = [float(s[1]) for s in storms]
@@ -309,6 +335,13 @@ print("%-34s %10.0f %10.2f" % ("(a) warm traffic alone",
 print("%-34s %10.0f %10.2f" % ("(b) warm traffic during the storm",
                                statistics.median(b_rps),
                                statistics.median(b_p99)))
+print("%-34s %10.0f %10.2f" % ("(c) warm, storm sent to the control",
+                               statistics.median(c_rps),
+                               statistics.median(c_p99)))
+print("p99 (b)/(c), median of rounds: %.2f  (what the storm costs the"
+      " gateway itself; rounds: %s)"
+      % (statistics.median([b / c for b, c in zip(b_p99, c_p99)]),
+         " ".join("%.2f" % (b / c) for b, c in zip(b_p99, c_p99))))
 print("p99 (b)/(a), median of rounds: %.2f  (target <= 1.2; rounds: %s)"
       % (statistics.median(ratios),
          " ".join("%.2f" % r for r in ratios)))
