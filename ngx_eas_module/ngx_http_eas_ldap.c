@@ -959,6 +959,13 @@ ngx_http_eas_ldap_lists(ngx_conf_t *cf)
 }
 
 
+ngx_uint_t
+ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists)
+{
+    return lists && lists->lookup == ngx_http_eas_ldap_lists_lookup;
+}
+
+
 static ngx_int_t
 ngx_http_eas_ldap_lists_lookup(ngx_http_request_t *r,
     ngx_http_eas_lists_t *lists, ngx_http_eas_device_values_t *values,

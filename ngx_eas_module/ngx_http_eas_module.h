@@ -227,6 +227,7 @@ ngx_int_t ngx_http_eas_ldap_result(void *data, ngx_log_t *log,
 const char *ngx_http_eas_ldap_refusal(void *data);
 ngx_uint_t ngx_http_eas_ldap_unknown(void *data);
 ngx_http_eas_lists_t *ngx_http_eas_ldap_lists(ngx_conf_t *cf);
+ngx_uint_t ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists);
 
 ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);

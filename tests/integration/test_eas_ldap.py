@@ -598,3 +598,17 @@ def test_the_active_directory_example_works(nginx_factory, backend, slapd,
     assert post("CORP\\jdoe", "secret") == 200      # group member, failover
     assert post("jdoe@corp.example.com", "secret", "ApplBLOCK1") == 403
     assert post("amy", "apple") == 401              # not in the group
+
+
+def test_directory_lists_need_a_directory_source(nginx_factory):
+    nginx = nginx_factory("http {\n ${temp_paths}\n eas_preauth_zone "
+                          "zone=a:1m;\n server {\n location / {\n eas on;\n"
+                          " eas_preauth x;\n eas_preauth_cache zone=a;\n"
+                          " eas_preauth_request /auth;\n"
+                          " eas_device_user_lists directory;\n }\n }\n}\n",
+                          start=False)
+    nginx.expected_alerts.append(r"\[emerg\]")
+    code, output = nginx.test_config()
+    assert code != 0
+    assert ('"eas_device_user_lists directory" needs "eas_preauth" with '
+            '"eas_preauth_ldap"') in output
