@@ -612,3 +612,17 @@ def test_directory_lists_need_a_directory_source(nginx_factory):
     assert code != 0
     assert ('"eas_device_user_lists directory" needs "eas_preauth" with '
             '"eas_preauth_ldap"') in output
+
+
+def test_reload_keeps_the_directory_state(gateway, backend, slapd):
+    assert send(gateway, "wrongca", "jdoe", "secret").status == 503
+    mark = gateway.mark()
+
+    gateway.reload()
+
+    # still down after the reload: no second "is down" line, and the
+    # other directories answer through the new workers' connections
+    assert send(gateway, "wrongca", "jdoe", "secret").status == 503
+    assert send(gateway, "search", "jdoe", "secret").status == 200
+    assert not any('eas: directory "wrongca" is down' in line
+                   for line in eas_lines(gateway, mark))
