@@ -292,6 +292,17 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
     ngx_conf_merge_uint_value(conf->device_status, prev->device_status,
                               NGX_HTTP_FORBIDDEN);
 
+    /* the directory's lists come only with a directory's answer */
+
+    if (conf->enable && ngx_http_eas_ldap_lists_used(conf->device_lists)
+        && (conf->preauth.realm.len == 0 || conf->preauth.ldap == NULL))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_device_user_lists directory\" needs "
+                           "\"eas_preauth\" with \"eas_preauth_ldap\"");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->device_max && conf->devices == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_device_max\" needs a zone: "

@@ -324,6 +324,13 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone, u_char *digest,
         ngx_queue_remove(&node->queue);
         ngx_queue_insert_head(&ctx->sh->credentials, &node->queue);
 
+        /* past "fresh", a valid answer only serves while the source is down */
+
+        if (node->valid && node->fresh <= now) {
+            rc = NGX_HTTP_EAS_CACHE_STALE;
+            goto done;
+        }
+
         rc = node->valid ? NGX_HTTP_EAS_CACHE_VALID
                          : NGX_HTTP_EAS_CACHE_INVALID;
         goto done;
@@ -412,7 +419,8 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone, u_char *digest,
                                       digest, NGX_HTTP_EAS_DIGEST_LEN, now);
         if (node) {
             node->valid = valid ? 1 : 0;
-            node->expire = now + ttl;
+            node->fresh = now + ttl;
+            node->expire = node->fresh + (valid ? pcf->grace : 0);
         }
     }
 
@@ -492,6 +500,104 @@ ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return node ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * What a credential source said about the user besides "valid" (the
+ * directory's device lists), kept in the credentials node after the
+ * digest.  NGX_DECLINED: no such node, it was evicted.
+ */
+
+ngx_int_t
+ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,
+    u_char *buf, size_t size, size_t *len)
+{
+    ngx_int_t                   rc;
+    ngx_http_eas_cache_ctx_t   *ctx;
+    ngx_http_eas_cache_node_t  *node;
+
+    ctx = zone->data;
+    rc = NGX_DECLINED;
+    *len = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_CREDENTIALS,
+               digest, NGX_HTTP_EAS_DIGEST_LEN,
+               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                       digest, NGX_HTTP_EAS_DIGEST_LEN));
+
+    if (node && node->valid && node->extra <= size) {
+        *len = node->extra;
+        ngx_memcpy(buf, node->data + node->len, node->extra);
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
+    u_char *data, size_t len)
+{
+    size_t                      size;
+    ngx_http_eas_cache_ctx_t   *ctx;
+    ngx_http_eas_cache_node_t  *node, *copy;
+
+    ctx = zone->data;
+
+    if (len > 0xffff) {
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_CREDENTIALS,
+               digest, NGX_HTTP_EAS_DIGEST_LEN,
+               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                       digest, NGX_HTTP_EAS_DIGEST_LEN));
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    if (node->extra != len) {
+
+        /* another size: a new node takes the old one's place */
+
+        size = offsetof(ngx_http_eas_cache_node_t, data) + node->len + len;
+
+        copy = ngx_slab_alloc_locked(ctx->shpool, size);
+
+        if (copy == NULL) {
+            /* the answer goes rather than be served without its data */
+            ngx_http_eas_cache_free(ctx, node);
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        ngx_memcpy(copy, node, offsetof(ngx_http_eas_cache_node_t, data)
+                               + node->len);
+        copy->extra = (u_short) len;
+
+        ngx_http_eas_cache_free(ctx, node);
+
+        ngx_rbtree_insert(&ctx->sh->rbtree, &copy->rbnode);
+        ngx_queue_insert_head(&ctx->sh->credentials, &copy->queue);
+
+        node = copy;
+    }
+
+    ngx_memcpy(node->data + node->len, data, len);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
 }
 
 

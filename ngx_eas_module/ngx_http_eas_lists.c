@@ -71,6 +71,11 @@ ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = cf->args->elts;
 
+    if (ngx_strcmp(value[1].data, "directory") == 0) {
+        elcf->device_lists = ngx_http_eas_ldap_lists(cf);
+        return elcf->device_lists ? NGX_CONF_OK : NGX_CONF_ERROR;
+    }
+
     path = value[1];
 
     if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {

@@ -118,6 +118,20 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eas_ldap_server"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_eas_ldap_server,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("eas_preauth_ldap"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_eas_preauth_ldap,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("eas_preauth_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_eas_preauth_thread_pool,

@@ -19,8 +19,12 @@
 /* a SHA-256 digest: cache keys, password-file and source identities */
 #define NGX_HTTP_EAS_DIGEST_LEN  32
 
+/* what a credential source may keep with a credential: device lists */
+#define NGX_HTTP_EAS_EXTRA_MAX   4096
+
 
 typedef struct ngx_http_eas_passwd_s  ngx_http_eas_passwd_t;
+typedef struct ngx_http_eas_ldap_s    ngx_http_eas_ldap_t;
 
 
 /* pre-authentication (ngx_http_eas_preauth.c, docs/authentication.md) */
@@ -38,6 +42,8 @@ typedef struct {
     ngx_uint_t              address_limit; /* 0: no address lockout */
     time_t                  window;        /* failures are counted in */
     time_t                  lock_time;
+    ngx_http_eas_ldap_t    *ldap;          /* eas_preauth_ldap */
+    time_t                  grace;         /* of the directory, 0: none */
     u_char                  source[NGX_HTTP_EAS_DIGEST_LEN]; /* of uri */
     unsigned                set:1;         /* eas_preauth at this level */
 } ngx_http_eas_preauth_conf_t;
@@ -53,19 +59,24 @@ typedef struct {
 #define NGX_HTTP_EAS_CACHE_INVALID         2
 #define NGX_HTTP_EAS_CACHE_USER_LOCKED     4
 #define NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED  8
+#define NGX_HTTP_EAS_CACHE_STALE          16  /* valid, in the grace time */
 
 
 typedef struct {
     ngx_rbtree_node_t       rbnode;        /* key: crc32 of kind and data */
     ngx_queue_t             queue;
     time_t                  expire;        /* the node may go after it */
+    time_t                  fresh;         /* credentials: valid until,
+                                              then stale (grace) */
     time_t                  window_start;  /* user, address */
     time_t                  locked_until;  /* user, address; 0: not */
     ngx_uint_t              failures;      /* user, address */
     u_char                  kind;          /* NGX_HTTP_EAS_CACHE_USER... */
     u_char                  valid;         /* credentials */
     u_short                 len;
-    u_char                  data[1];       /* digest, user or address */
+    u_short                 extra;         /* bytes after the key */
+    u_char                  data[1];       /* digest, user or address,
+                                              then extra: directory data */
 } ngx_http_eas_cache_node_t;
 
 
@@ -143,6 +154,9 @@ typedef struct {
     unsigned              authenticated:1; /* user was verified */
     ngx_str_t             auth;           /* $eas_auth: ok, cached, ... */
     void                 *preauth;        /* state of the pre-auth step */
+    ngx_str_t             directory;      /* device lists of the user's
+                                             directory entry, encoded */
+    unsigned              directory_set:1; /* the directory answered */
 
     /* long-poll */
     time_t                heartbeat;      /* seconds held, or asked for */
@@ -189,6 +203,32 @@ ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone, u_char *digest,
     ngx_http_eas_preauth_conf_t *pcf, ngx_uint_t *failures);
 ngx_int_t ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key);
+ngx_int_t ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,
+    u_char *buf, size_t size, size_t *len);
+ngx_int_t ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
+    u_char *data, size_t len);
+
+/* the directory credential source (ngx_http_eas_ldap.c) */
+char *ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_eas_ldap_check(ngx_conf_t *cf,
+    ngx_http_eas_preauth_conf_t *pcf);
+u_char *ngx_http_eas_ldap_source(ngx_http_eas_ldap_t *ldap);
+ngx_str_t *ngx_http_eas_ldap_name(ngx_http_eas_ldap_t *ldap);
+time_t ngx_http_eas_ldap_retry(ngx_http_eas_ldap_t *ldap);
+ngx_int_t ngx_http_eas_ldap_available(ngx_http_eas_ldap_t *ldap);
+size_t ngx_http_eas_ldap_verify_size(void);
+ngx_int_t ngx_http_eas_ldap_prepare(ngx_http_eas_ldap_t *ldap,
+    ngx_str_t *user, ngx_str_t *password, void *data);
+void ngx_http_eas_ldap_verify(void *data, ngx_log_t *log);
+ngx_int_t ngx_http_eas_ldap_result(void *data, ngx_log_t *log,
+    ngx_str_t *extra);
+const char *ngx_http_eas_ldap_refusal(void *data);
+ngx_uint_t ngx_http_eas_ldap_unknown(void *data);
+ngx_http_eas_lists_t *ngx_http_eas_ldap_lists(ngx_conf_t *cf);
+ngx_uint_t ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists);
 
 ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);

@@ -31,6 +31,8 @@ typedef struct {
     ngx_int_t               result;        /* NGX_OK, _DECLINED, _ERROR */
     ngx_uint_t              status;        /* of the subrequest */
     ngx_uint_t              unknown;       /* no such user in the file */
+    ngx_uint_t              stale;         /* a valid answer in grace */
+    ngx_str_t               extra;         /* the directory's lists */
     ngx_str_t               user;          /* as sent */
     ngx_str_t               identity;      /* normalised */
     void                   *verify;        /* the password file's task */
@@ -42,6 +44,9 @@ static ngx_int_t ngx_http_eas_preauth_verify(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
     ngx_str_t *password);
 #if (NGX_THREADS)
+static ngx_int_t ngx_http_eas_preauth_post(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_thread_task_t *task, size_t size);
 static void ngx_http_eas_preauth_thread(void *data, ngx_log_t *log);
 static void ngx_http_eas_preauth_thread_done(ngx_event_t *ev);
 #endif
@@ -60,6 +65,13 @@ static ngx_int_t ngx_http_eas_preauth_refuse(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_preauth_malformed(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx,
     eas_basic_reason_e reason);
+static ngx_int_t ngx_http_eas_preauth_directory(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *password);
+static ngx_int_t ngx_http_eas_preauth_extra(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_down(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
 
 
 static ngx_str_t  ngx_http_eas_auth_ok = ngx_string("ok");
@@ -69,6 +81,8 @@ static ngx_str_t  ngx_http_eas_auth_locked = ngx_string("locked");
 static ngx_str_t  ngx_http_eas_auth_error = ngx_string("error");
 static ngx_str_t  ngx_http_eas_auth_missing = ngx_string("missing");
 static ngx_str_t  ngx_http_eas_auth_malformed = ngx_string("malformed");
+static ngx_str_t  ngx_http_eas_auth_grace = ngx_string("grace");
+static ngx_str_t  ngx_http_eas_auth_down = ngx_string("down");
 
 
 ngx_int_t
@@ -174,6 +188,9 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         ngx_http_eas_passwd_refresh(pcf->file, r->connection->log);
         source = ngx_http_eas_passwd_source(pcf->file);
 
+    } else if (pcf->ldap) {
+        source = ngx_http_eas_ldap_source(pcf->ldap);
+
     } else {
         source = pcf->source;
     }
@@ -193,9 +210,22 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     switch (found) {
 
     case NGX_HTTP_EAS_CACHE_VALID:
-        ngx_explicit_memzero(buf, sizeof(buf));
-        return ngx_http_eas_preauth_accept(r, ctx, pctx,
-                                           &ngx_http_eas_auth_cached);
+
+        /* the directory's lists come with its answer, or it is asked */
+
+        if (pcf->ldap == NULL
+            || ngx_http_eas_preauth_extra(r, pcf, pctx) == NGX_OK)
+        {
+            ngx_explicit_memzero(buf, sizeof(buf));
+            return ngx_http_eas_preauth_accept(r, ctx, pctx,
+                                               &ngx_http_eas_auth_cached);
+        }
+
+        break;
+
+    case NGX_HTTP_EAS_CACHE_STALE:
+        pctx->stale = 1;
+        break;
 
     case NGX_HTTP_EAS_CACHE_INVALID:
         ngx_explicit_memzero(buf, sizeof(buf));
@@ -261,6 +291,10 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
 
     ctx = ngx_http_eas_get_ctx(r);
 
+    if (pcf->ldap) {
+        return ngx_http_eas_preauth_directory(r, pcf, pctx, password);
+    }
+
     if (pcf->file == NULL) {
         return ngx_http_eas_preauth_subrequest(r, pcf, pctx);
     }
@@ -314,20 +348,8 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
 #if (NGX_THREADS)
 
     task->handler = ngx_http_eas_preauth_thread;
-    task->event.handler = ngx_http_eas_preauth_thread_done;
-    task->event.data = r;
 
-    if (ngx_thread_task_post(pcf->thread_pool, task) != NGX_OK) {
-        ngx_explicit_memzero(pctx->verify, size);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the request must outlive the task */
-
-    r->main->blocked++;
-    pctx->state = NGX_HTTP_EAS_PREAUTH_RUNNING;
-
-    return NGX_AGAIN;
+    return ngx_http_eas_preauth_post(r, pcf, pctx, task, size);
 
 #else
 
@@ -340,6 +362,30 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
 
 #if (NGX_THREADS)
 
+/* the task's ctx holds a copy of the password: wiped if not posted */
+
+static ngx_int_t
+ngx_http_eas_preauth_post(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_thread_task_t *task, size_t size)
+{
+    task->event.handler = ngx_http_eas_preauth_thread_done;
+    task->event.data = r;
+
+    if (ngx_thread_task_post(pcf->thread_pool, task) != NGX_OK) {
+        ngx_explicit_memzero(task->ctx, size);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the request must outlive the task */
+
+    r->main->blocked++;
+    pctx->state = NGX_HTTP_EAS_PREAUTH_RUNNING;
+
+    return NGX_AGAIN;
+}
+
+
 static void
 ngx_http_eas_preauth_thread(void *data, ngx_log_t *log)
 {
@@ -350,10 +396,11 @@ ngx_http_eas_preauth_thread(void *data, ngx_log_t *log)
 static void
 ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
 {
-    ngx_connection_t            *c;
-    ngx_http_request_t          *r;
-    ngx_http_eas_ctx_t          *ctx;
-    ngx_http_eas_preauth_ctx_t  *pctx;
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_eas_ctx_t           *ctx;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_ctx_t   *pctx;
 
     r = ev->data;
     c = r->connection;
@@ -365,7 +412,17 @@ ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
     ctx = ngx_http_eas_get_ctx(r);
     pctx = ctx->preauth;
 
-    pctx->result = ngx_http_eas_passwd_result(pctx->verify);
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    if (elcf->preauth.ldap) {
+        pctx->result = ngx_http_eas_ldap_result(pctx->verify, c->log,
+                                                &pctx->extra);
+        pctx->unknown = ngx_http_eas_ldap_unknown(pctx->verify);
+
+    } else {
+        pctx->result = ngx_http_eas_passwd_result(pctx->verify);
+    }
+
     pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
@@ -462,6 +519,10 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
     pcf = &elcf->preauth;
 
+    if (pctx->result == NGX_ERROR && pcf->ldap) {
+        return ngx_http_eas_preauth_down(r, ctx, pctx);
+    }
+
     if (pctx->result == NGX_ERROR) {
         if (pctx->status) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -486,6 +547,13 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                        &failures);
 
     if (pctx->result == NGX_OK) {
+        if (pcf->ldap) {
+            /* kept with the credential; evicted, it is asked again */
+            (void) ngx_http_eas_cache_set_extra(pcf->zone, pctx->digest,
+                                                pctx->extra.data,
+                                                pctx->extra.len);
+        }
+
         return ngx_http_eas_preauth_accept(r, ctx, pctx,
                                            &ngx_http_eas_auth_ok);
     }
@@ -511,8 +579,10 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     ngx_log_error(level, r->connection->log, 0,
                   "eas: preauth refused: %s \"%V\"%*s",
-                  pctx->unknown ? "unknown user"
-                                : "invalid password for user",
+                  (pcf->ldap && pctx->verify)
+                  ? ngx_http_eas_ldap_refusal(pctx->verify)
+                  : pctx->unknown ? "unknown user"
+                                  : "invalid password for user",
                   &pctx->user, p - why, why);
 
     return ngx_http_eas_preauth_refuse(r, ctx, pctx,
@@ -526,12 +596,21 @@ static ngx_int_t
 ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *auth)
 {
+    ngx_http_eas_loc_conf_t  *elcf;
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "eas preauth: user \"%V\" %V", &pctx->identity, auth);
 
     ctx->user = pctx->identity;
     ctx->authenticated = 1;
     ctx->auth = *auth;
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    if (elcf->preauth.ldap) {
+        ctx->directory = pctx->extra;
+        ctx->directory_set = 1;
+    }
 
     pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
     pctx->rc = NGX_DECLINED;
@@ -592,4 +671,160 @@ ngx_http_eas_preauth_malformed(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                        : &ngx_http_eas_auth_malformed,
                                        eas_basic_reason_name(reason),
                                        NGX_HTTP_UNAUTHORIZED);
+}
+
+
+/*
+ * The directory source: an empty password is refused here, before any
+ * bind (an LDAP simple bind without a password is an anonymous bind,
+ * and "succeeds"); a directory known to be down is not waited for.
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_directory(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *password)
+{
+    ngx_http_eas_ctx_t  *ctx;
+#if (NGX_THREADS)
+    size_t               size;
+    ngx_thread_task_t   *task;
+#endif
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (password->len == 0) {
+        pctx->result = NGX_DECLINED;
+        pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
+
+        return ngx_http_eas_preauth_finish(r, ctx, pctx);
+    }
+
+    if (ngx_http_eas_ldap_available(pcf->ldap) != NGX_OK) {
+        pctx->result = NGX_ERROR;
+        pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
+
+        return ngx_http_eas_preauth_finish(r, ctx, pctx);
+    }
+
+#if (NGX_THREADS)
+
+    size = ngx_http_eas_ldap_verify_size();
+
+    task = ngx_thread_task_alloc(r->pool, size);
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    pctx->verify = task->ctx;
+
+    if (ngx_http_eas_ldap_prepare(pcf->ldap, &pctx->user, password,
+                                  task->ctx)
+        != NGX_OK)
+    {
+        ngx_explicit_memzero(task->ctx, size);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    task->handler = ngx_http_eas_ldap_verify;
+
+    return ngx_http_eas_preauth_post(r, pcf, pctx, task, size);
+
+#else
+
+    /* the merge refuses a directory source without threads */
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+#endif
+}
+
+
+/* the lists the directory gave with a cached credential */
+
+static ngx_int_t
+ngx_http_eas_preauth_extra(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx)
+{
+    size_t  len;
+    u_char  buf[NGX_HTTP_EAS_EXTRA_MAX];
+
+    if (ngx_http_eas_cache_get_extra(pcf->zone, pctx->digest, buf,
+                                     sizeof(buf), &len)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    pctx->extra.len = len;
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    pctx->extra.data = ngx_pnalloc(r->pool, len);
+    if (pctx->extra.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(pctx->extra.data, buf, len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The directory did not answer: a credential known good within the
+ * grace time keeps working, anything else is a 503 with Retry-After.
+ * The state change itself was logged once (ngx_http_eas_ldap_result).
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_ctx_t *pctx)
+{
+    ngx_table_elt_t              *h;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = &elcf->preauth;
+
+    if (pctx->stale && ngx_http_eas_preauth_extra(r, pcf, pctx) == NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: preauth: directory \"%V\" is down, user \"%V\" "
+                      "accepted in the grace time",
+                      ngx_http_eas_ldap_name(pcf->ldap), &pctx->user);
+
+        return ngx_http_eas_preauth_accept(r, ctx, pctx,
+                                           &ngx_http_eas_auth_grace);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "eas: preauth refused: directory \"%V\" is down, user "
+                  "\"%V\"", ngx_http_eas_ldap_name(pcf->ldap), &pctx->user);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "Retry-After");
+
+    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (h->value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->value.len = ngx_sprintf(h->value.data, "%T",
+                               ngx_http_eas_ldap_retry(pcf->ldap))
+                   - h->value.data;
+
+    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                       &ngx_http_eas_auth_down,
+                                       "auth_directory_down",
+                                       NGX_HTTP_SERVICE_UNAVAILABLE);
 }

@@ -41,6 +41,7 @@ ngx_http_eas_preauth_create_conf(ngx_http_eas_preauth_conf_t *conf)
      *     conf->challenge = { 0, NULL };
      *     conf->uri = { 0, NULL };
      *     conf->source = { 0 };
+     *     conf->grace = 0;
      *     conf->set = 0;
      */
 
@@ -48,6 +49,7 @@ ngx_http_eas_preauth_create_conf(ngx_http_eas_preauth_conf_t *conf)
     conf->valid = NGX_CONF_UNSET;
     conf->invalid = NGX_CONF_UNSET;
     conf->file = NGX_CONF_UNSET_PTR;
+    conf->ldap = NGX_CONF_UNSET_PTR;
     conf->thread_pool = NGX_CONF_UNSET_PTR;
     conf->inline_check = NGX_CONF_UNSET;
     conf->user_limit = NGX_CONF_UNSET_UINT;
@@ -78,15 +80,19 @@ ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_value(conf->invalid, NGX_CONF_UNSET,
                          NGX_HTTP_EAS_PREAUTH_INVALID);
 
-    /* the source is one choice: a file or a subrequest */
+    /* the source is one choice: a file, a directory or a subrequest */
 
-    if (conf->file == NGX_CONF_UNSET_PTR && conf->uri.data == NULL) {
+    if (conf->file == NGX_CONF_UNSET_PTR && conf->uri.data == NULL
+        && conf->ldap == NGX_CONF_UNSET_PTR)
+    {
         conf->file = prev->file;
+        conf->ldap = prev->ldap;
         conf->uri = prev->uri;
         ngx_memcpy(conf->source, prev->source, NGX_HTTP_EAS_DIGEST_LEN);
     }
 
     ngx_conf_merge_ptr_value(conf->file, NULL, NULL);
+    ngx_conf_merge_ptr_value(conf->ldap, NULL, NULL);
 
     if (conf->thread_pool == NGX_CONF_UNSET_PTR) {
         conf->thread_pool = prev->thread_pool;
@@ -123,15 +129,22 @@ ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    if (conf->file == NULL && conf->uri.len == 0) {
+    if (conf->file == NULL && conf->uri.len == 0 && conf->ldap == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_preauth\" needs a credential source: "
-                           "\"eas_preauth_user_file\" or "
+                           "\"eas_preauth_user_file\", "
+                           "\"eas_preauth_ldap\" or "
                            "\"eas_preauth_request\"");
         return NGX_CONF_ERROR;
     }
 
-    if (conf->file == NULL || conf->inline_check || conf->thread_pool) {
+    if (conf->ldap && ngx_http_eas_ldap_check(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if ((conf->file == NULL && conf->ldap == NULL) || conf->inline_check
+        || conf->thread_pool)
+    {
         return NGX_CONF_OK;
     }
 
@@ -145,6 +158,13 @@ ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
     return NGX_CONF_OK;
 
 #else
+
+    if (conf->ldap) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_preauth_ldap\" requires nginx built "
+                           "with threads");
+        return NGX_CONF_ERROR;
+    }
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "\"eas_preauth_user_file\" verifies passwords in a "
@@ -313,9 +333,10 @@ ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_flag_t   plain;
 
     if (elcf->preauth.file != NGX_CONF_UNSET_PTR
-        || elcf->preauth.uri.data != NULL)
+        || elcf->preauth.uri.data != NULL
+        || elcf->preauth.ldap != NGX_CONF_UNSET_PTR)
     {
-        return "is duplicate, or \"eas_preauth_request\" is set";
+        return "is duplicate, or another credential source is set";
     }
 
     value = cf->args->elts;
@@ -337,6 +358,8 @@ ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    elcf->preauth.ldap = NULL;
+
     return NGX_CONF_OK;
 }
 
@@ -351,9 +374,10 @@ ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t  *value;
 
     if (elcf->preauth.uri.data != NULL
-        || elcf->preauth.file != NGX_CONF_UNSET_PTR)
+        || elcf->preauth.file != NGX_CONF_UNSET_PTR
+        || elcf->preauth.ldap != NGX_CONF_UNSET_PTR)
     {
-        return "is duplicate, or \"eas_preauth_user_file\" is set";
+        return "is duplicate, or another credential source is set";
     }
 
     value = cf->args->elts;
@@ -367,6 +391,7 @@ ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     elcf->preauth.uri = value[1];
     elcf->preauth.file = NULL;
+    elcf->preauth.ldap = NULL;
 
     /* the cache tells one subrequest location's answers from another's */
 

@@ -23,6 +23,9 @@ packages="
     whois
     curl
     wrk
+    libldap-dev
+    slapd
+    ldap-utils
 "
 
 missing=""

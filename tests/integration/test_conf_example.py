@@ -218,5 +218,6 @@ def test_example_files_are_all_tested():
     assert shipped == {"nginx.conf", "eas-log-formats.conf",
                        "tls-modern.conf", "tls-legacy.conf",
                        "eas-proxy.conf", "eas-legacy-server.conf",
-                       "eas-devices.conf", "eas-preauth.conf"}
+                       "eas-devices.conf", "eas-preauth.conf",
+                       "eas-ldap-ad.conf"}
     assert shutil.which("nginx") or pathlib.Path("/usr/sbin/nginx").exists()

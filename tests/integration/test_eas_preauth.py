@@ -722,12 +722,12 @@ CONFIG_ERRORS = [
      "eas_preauth_user_file ${dir}/users;",
      '"eas_preauth_cache" zone "nope" is unknown'),
     ("no source", "eas_preauth x; eas_preauth_cache zone=auth;",
-     '"eas_preauth" needs a credential source: "eas_preauth_user_file" or '
-     '"eas_preauth_request"'),
+     '"eas_preauth" needs a credential source: "eas_preauth_user_file", '
+     '"eas_preauth_ldap" or "eas_preauth_request"'),
     ("two sources", "eas_preauth_user_file ${dir}/users; "
      "eas_preauth_request /auth;",
-     '"eas_preauth_request" directive is duplicate, or '
-     '"eas_preauth_user_file" is set'),
+     '"eas_preauth_request" directive is duplicate, or another '
+     'credential source is set'),
     ("quote in realm", "eas_preauth 'a\"b';",
      'invalid character in realm "a"b" of "eas_preauth"'),
     ("bad lockout", "eas_preauth_lockout user=many;",

@@ -1,0 +1,64 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#ifndef _NGX_HTTP_EAS_LDAP_H_INCLUDED_
+#define _NGX_HTTP_EAS_LDAP_H_INCLUDED_
+
+
+/*
+ * A directory of eas_ldap_server, shared by its directives
+ * (ngx_http_eas_ldap_conf.c) and the code that asks it
+ * (ngx_http_eas_ldap.c).  Read-only once the configuration is read:
+ * pool threads read it.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "ngx_http_eas_module.h"
+
+
+#define NGX_HTTP_EAS_LDAP_URLS        8
+
+
+typedef struct {
+    ngx_atomic_t            down;          /* 0, 1 */
+    ngx_atomic_t            probe;         /* a request may try after */
+    ngx_atomic_t            binds;         /* user binds attempted */
+} ngx_http_eas_ldap_sh_t;
+
+
+struct ngx_http_eas_ldap_s {
+    ngx_str_t               name;
+    ngx_str_t               urls[NGX_HTTP_EAS_LDAP_URLS]; /* with NUL */
+    ngx_uint_t              nurls;
+    ngx_flag_t              starttls;
+    ngx_flag_t              verify;
+    ngx_str_t               ca;            /* NUL-terminated, or empty */
+    ngx_str_t               bind;          /* DN template */
+    ngx_str_t               base;
+    ngx_str_t               filter;        /* filter template */
+    int                     scope;
+    ngx_str_t               bind_dn;       /* service account */
+    ngx_str_t               bind_password;
+    ngx_str_t               group;
+    ngx_str_t               member;        /* attribute of the group */
+    ngx_str_t               domain;        /* %d of a bare user name */
+    ngx_str_t               allowed;       /* device list attributes */
+    ngx_str_t               blocked;
+    ngx_flag_t              devices;       /* read them */
+    ngx_msec_t              connect_timeout;
+    ngx_msec_t              timeout;
+    time_t                  grace;
+    time_t                  retry;
+    ngx_shm_zone_t         *zone;
+    ngx_http_eas_ldap_sh_t *sh;
+    u_char                  source[NGX_HTTP_EAS_DIGEST_LEN];
+};
+
+
+#endif /* _NGX_HTTP_EAS_LDAP_H_INCLUDED_ */

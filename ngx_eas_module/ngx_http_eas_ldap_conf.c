@@ -1,0 +1,590 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <ldap.h>
+#include <openssl/evp.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_ldap.h"
+#include "eas_ldap.h"
+
+
+/*
+ * The directives of the directory credential source
+ * (docs/directives.md): eas_ldap_server declares a directory, checked
+ * whole at "nginx -t", with a small zone for its up / down state;
+ * eas_preauth_ldap refers to it by name.
+ */
+
+
+static ngx_int_t ngx_http_eas_ldap_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static char *ngx_http_eas_ldap_parameter(ngx_conf_t *cf,
+    ngx_http_eas_ldap_t *ldap, ngx_str_t *value);
+static char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_http_eas_ldap_t *ldap);
+
+
+static u_char     ngx_http_eas_ldap_tag_data;
+
+static ngx_str_t  ngx_http_eas_ldap_prefix = ngx_string("eas_ldap:");
+
+
+/*
+ * eas_ldap_server name url=URL [url=URL] [starttls] [ca=file]
+ *     [verify=on|off] [bind=template] [base=dn] [filter=template]
+ *     [scope=base|one|sub] [bind_dn=dn] [bind_password=secret]
+ *     [group=dn] [group_attribute=member] [domain=name]
+ *     [devices=on|off] [allowed_attribute=a] [blocked_attribute=a]
+ *     [connect_timeout=t] [timeout=t] [retry=t] [grace=t];
+ */
+
+char *
+ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                 *rv;
+    ngx_str_t            *value, name;
+    ngx_uint_t            i;
+    ngx_shm_zone_t       *zone;
+    ngx_http_eas_ldap_t  *ldap;
+
+    value = cf->args->elts;
+
+    ldap = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_ldap_t));
+    if (ldap == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ldap->name = value[1];
+    ldap->starttls = NGX_CONF_UNSET;
+    ldap->verify = NGX_CONF_UNSET;
+    ldap->devices = NGX_CONF_UNSET;
+    ldap->scope = -1;
+    ldap->connect_timeout = NGX_CONF_UNSET_MSEC;
+    ldap->timeout = NGX_CONF_UNSET_MSEC;
+    ldap->grace = NGX_CONF_UNSET;
+    ldap->retry = NGX_CONF_UNSET;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty name in \"%V\"", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        rv = ngx_http_eas_ldap_parameter(cf, ldap, &value[i]);
+
+        if (rv == NGX_CONF_OK) {
+            continue;
+        }
+
+        if (rv != NGX_CONF_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s \"%V\" in \"%V\"", rv, &value[i],
+                               &cmd->name);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    rv = ngx_http_eas_ldap_finish_conf(cf, cmd, ldap);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    name.len = ngx_http_eas_ldap_prefix.len + ldap->name.len;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(name.data, ngx_http_eas_ldap_prefix.data,
+                          ngx_http_eas_ldap_prefix.len),
+               ldap->name.data, ldap->name.len);
+
+    zone = ngx_shared_memory_add(cf, &name, 8 * ngx_pagesize,
+                                 &ngx_http_eas_ldap_tag_data);
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "directory \"%V\" is already defined",
+                           &ldap->name);
+        return NGX_CONF_ERROR;
+    }
+
+    zone->init = ngx_http_eas_ldap_init_zone;
+    zone->data = ldap;
+    ldap->zone = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
+    ngx_str_t *value)
+{
+    u_char          *p;
+    ngx_str_t        v, *s;
+    ngx_flag_t      *flag;
+    ngx_msec_t      *ms;
+    time_t          *t;
+    LDAPURLDesc     *lud;
+    ngx_file_info_t  fi;
+
+    if (value->len == 8 && ngx_strncmp(value->data, "starttls", 8) == 0) {
+        ldap->starttls = 1;
+        return NGX_CONF_OK;
+    }
+
+    p = (u_char *) ngx_strchr(value->data, '=');
+    if (p == NULL) {
+        return "invalid parameter";
+    }
+
+    v.data = p + 1;
+    v.len = value->data + value->len - v.data;
+
+    s = NULL;
+    flag = NULL;
+    ms = NULL;
+    t = NULL;
+
+#define ngx_http_eas_ldap_is(key)                                            \
+    ((size_t) (p - value->data) == sizeof(key) - 1                           \
+     && ngx_strncmp(value->data, key, sizeof(key) - 1) == 0)
+
+    if (ngx_http_eas_ldap_is("url")) {
+        if (ldap->nurls == NGX_HTTP_EAS_LDAP_URLS) {
+            return "too many urls at";
+        }
+
+        if (ldap_url_parse((char *) v.data, &lud) != LDAP_URL_SUCCESS) {
+            return "invalid url";
+        }
+
+        if (ngx_strcmp(lud->lud_scheme, "ldap") != 0
+            && ngx_strcmp(lud->lud_scheme, "ldaps") != 0)
+        {
+            ldap_free_urldesc(lud);
+            return "url must be ldap:// or ldaps://, not";
+        }
+
+        ldap_free_urldesc(lud);
+
+        /* config strings are NUL-terminated */
+        ldap->urls[ldap->nurls++] = v;
+        return NGX_CONF_OK;
+
+    } else if (ngx_http_eas_ldap_is("ca")) {
+        s = &ldap->ca;
+
+        if (v.len && ngx_conf_full_name(cf->cycle, &v, 1) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (v.len && ngx_file_info(v.data, &fi) == NGX_FILE_ERROR) {
+            return "cannot read CA file of";
+        }
+
+    } else if (ngx_http_eas_ldap_is("verify")) {
+        flag = &ldap->verify;
+
+    } else if (ngx_http_eas_ldap_is("devices")) {
+        flag = &ldap->devices;
+
+    } else if (ngx_http_eas_ldap_is("bind")) {
+        s = &ldap->bind;
+
+    } else if (ngx_http_eas_ldap_is("base")) {
+        s = &ldap->base;
+
+    } else if (ngx_http_eas_ldap_is("filter")) {
+        s = &ldap->filter;
+
+    } else if (ngx_http_eas_ldap_is("bind_dn")) {
+        s = &ldap->bind_dn;
+
+    } else if (ngx_http_eas_ldap_is("bind_password")) {
+        s = &ldap->bind_password;
+
+    } else if (ngx_http_eas_ldap_is("group")) {
+        s = &ldap->group;
+
+    } else if (ngx_http_eas_ldap_is("group_attribute")) {
+        s = &ldap->member;
+
+    } else if (ngx_http_eas_ldap_is("domain")) {
+        s = &ldap->domain;
+
+    } else if (ngx_http_eas_ldap_is("allowed_attribute")) {
+        s = &ldap->allowed;
+
+    } else if (ngx_http_eas_ldap_is("blocked_attribute")) {
+        s = &ldap->blocked;
+
+    } else if (ngx_http_eas_ldap_is("scope")) {
+        if (v.len == 4 && ngx_strncmp(v.data, "base", 4) == 0) {
+            ldap->scope = LDAP_SCOPE_BASE;
+
+        } else if (v.len == 3 && ngx_strncmp(v.data, "one", 3) == 0) {
+            ldap->scope = LDAP_SCOPE_ONELEVEL;
+
+        } else if (v.len == 3 && ngx_strncmp(v.data, "sub", 3) == 0) {
+            ldap->scope = LDAP_SCOPE_SUBTREE;
+
+        } else {
+            return "invalid scope";
+        }
+
+        return NGX_CONF_OK;
+
+    } else if (ngx_http_eas_ldap_is("connect_timeout")) {
+        ms = &ldap->connect_timeout;
+
+    } else if (ngx_http_eas_ldap_is("timeout")) {
+        ms = &ldap->timeout;
+
+    } else if (ngx_http_eas_ldap_is("retry")) {
+        t = &ldap->retry;
+
+    } else if (ngx_http_eas_ldap_is("grace")) {
+        t = &ldap->grace;
+
+    } else {
+        return "invalid parameter";
+    }
+
+#undef ngx_http_eas_ldap_is
+
+    if (s) {
+        if (s->data) {
+            return "duplicate parameter";
+        }
+
+        *s = v;
+        return NGX_CONF_OK;
+    }
+
+    if (flag) {
+        if (v.len == 2 && ngx_strncmp(v.data, "on", 2) == 0) {
+            *flag = 1;
+
+        } else if (v.len == 3 && ngx_strncmp(v.data, "off", 3) == 0) {
+            *flag = 0;
+
+        } else {
+            return "invalid value, use \"on\" or \"off\":";
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (ms) {
+        *ms = ngx_parse_time(&v, 0);
+
+        if (*ms == (ngx_msec_t) NGX_ERROR || *ms == 0) {
+            return "invalid time";
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    *t = ngx_parse_time(&v, 1);
+
+    if (*t == (time_t) NGX_ERROR) {
+        return "invalid time";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_http_eas_ldap_t *ldap)
+{
+    ngx_uint_t   i;
+    EVP_MD_CTX  *md;
+
+    if (ldap->nurls == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must have \"url\" parameter", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    /* either a DN template, or a search (as a service account) */
+
+    if ((ldap->bind.len && ldap->bind_dn.len)
+        || (ldap->bind.len == 0 && ldap->filter.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs either \"bind\" (a DN template) "
+                           "or \"filter\" and \"base\" (search then bind, "
+                           "as \"bind_dn\" if given)", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ldap->bind.len
+        && eas_ldap_template_check(ldap->bind.data, ldap->bind.len)
+           != EAS_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"bind\" template \"%V\" in \"%V\": it "
+                           "needs %%u and may hold %%d and %%%%",
+                           &ldap->bind, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ldap->filter.len) {
+        if (eas_ldap_template_check(ldap->filter.data, ldap->filter.len)
+            != EAS_OK
+            || ldap->filter.data[0] != '(')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"filter\" template \"%V\" in "
+                               "\"%V\": it is \"(...)\" with %%u",
+                               &ldap->filter, &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ldap->base.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"filter\" needs \"base\" in \"%V\"",
+                               &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ldap->bind_dn.len && ldap->bind_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bind_dn\" needs \"bind_password\" in \"%V\": "
+                           "an empty password is an anonymous bind",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ldap->starttls == NGX_CONF_UNSET) {
+        ldap->starttls = 0;
+    }
+
+    if (ldap->starttls) {
+        for (i = 0; i < ldap->nurls; i++) {
+            if (ngx_strncasecmp(ldap->urls[i].data, (u_char *) "ldaps:", 6)
+                == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"starttls\" with the ldaps:// url "
+                                   "\"%V\" in \"%V\"", &ldap->urls[i],
+                                   &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    if (ldap->verify == NGX_CONF_UNSET) {
+        ldap->verify = 1;
+    }
+
+    if (ldap->devices == NGX_CONF_UNSET) {
+        ldap->devices = 1;
+    }
+
+    if (ldap->scope == -1) {
+        ldap->scope = LDAP_SCOPE_SUBTREE;
+    }
+
+    if (ldap->member.len == 0) {
+        ngx_str_set(&ldap->member, "member");
+    }
+
+    if (ldap->allowed.len == 0) {
+        ngx_str_set(&ldap->allowed, "msExchMobileAllowedDeviceIDs");
+    }
+
+    if (ldap->blocked.len == 0) {
+        ngx_str_set(&ldap->blocked, "msExchMobileBlockedDeviceIDs");
+    }
+
+    if (ldap->domain.data == NULL) {
+        ngx_str_set(&ldap->domain, "");
+    }
+
+    if (ldap->connect_timeout == NGX_CONF_UNSET_MSEC) {
+        ldap->connect_timeout = 5000;
+    }
+
+    if (ldap->timeout == NGX_CONF_UNSET_MSEC) {
+        ldap->timeout = 10000;
+    }
+
+    if (ldap->retry == NGX_CONF_UNSET) {
+        ldap->retry = 10;
+    }
+
+    if (ldap->retry == 0) {
+        ldap->retry = 1;
+    }
+
+    if (ldap->grace == NGX_CONF_UNSET) {
+        ldap->grace = 0;
+    }
+
+    /* the cache tells one directory's answers from another's */
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(md, "ldap", sizeof("ldap")) != 1
+        || EVP_DigestUpdate(md, ldap->name.data, ldap->name.len + 1) != 1
+        || EVP_DigestUpdate(md, ldap->bind.data, ldap->bind.len) != 1
+        || EVP_DigestUpdate(md, "", 1) != 1
+        || EVP_DigestUpdate(md, ldap->filter.data, ldap->filter.len) != 1
+        || EVP_DigestUpdate(md, "", 1) != 1
+        || EVP_DigestUpdate(md, ldap->group.data, ldap->group.len) != 1
+        || EVP_DigestFinal_ex(md, ldap->source, NULL) != 1)
+    {
+        EVP_MD_CTX_free(md);
+        return NGX_CONF_ERROR;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eas_ldap_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_eas_ldap_t  *oldldap = data;
+
+    ngx_slab_pool_t      *shpool;
+    ngx_http_eas_ldap_t  *ldap;
+
+    ldap = shm_zone->data;
+
+    if (oldldap) {
+        ldap->sh = oldldap->sh;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        ldap->sh = shpool->data;
+        return NGX_OK;
+    }
+
+    ldap->sh = ngx_slab_calloc(shpool, sizeof(ngx_http_eas_ldap_sh_t));
+    if (ldap->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = ldap->sh;
+
+    return NGX_OK;
+}
+
+
+/* eas_preauth_ldap name; */
+
+char *
+ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_loc_conf_t *elcf = conf;
+
+    ngx_str_t       *value, name;
+    ngx_shm_zone_t  *zone;
+
+    if (elcf->preauth.ldap != NGX_CONF_UNSET_PTR
+        || elcf->preauth.file != NGX_CONF_UNSET_PTR
+        || elcf->preauth.uri.data != NULL)
+    {
+        return "is duplicate, or another credential source is set";
+    }
+
+    value = cf->args->elts;
+
+    name.len = ngx_http_eas_ldap_prefix.len + value[1].len;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(name.data, ngx_http_eas_ldap_prefix.data,
+                          ngx_http_eas_ldap_prefix.len),
+               value[1].data, value[1].len);
+
+    zone = ngx_shared_memory_add(cf, &name, 0, &ngx_http_eas_ldap_tag_data);
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (zone->data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown directory \"%V\" in \"%V\": define it "
+                           "before with \"eas_ldap_server\"", &value[1],
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    elcf->preauth.ldap = zone->data;
+    elcf->preauth.file = NULL;
+    ngx_str_null(&elcf->preauth.uri);
+
+    return NGX_CONF_OK;
+}
+
+
+/* from the merge of a level with a directory source */
+
+ngx_int_t
+ngx_http_eas_ldap_check(ngx_conf_t *cf, ngx_http_eas_preauth_conf_t *pcf)
+{
+    if (pcf->inline_check) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_preauth_ldap\" asks the directory in a "
+                           "thread pool only: \"eas_preauth_thread_pool "
+                           "off\" cannot be used with it");
+        return NGX_ERROR;
+    }
+
+    pcf->grace = pcf->ldap->grace;
+
+    return NGX_OK;
+}
+
+
+u_char *
+ngx_http_eas_ldap_source(ngx_http_eas_ldap_t *ldap)
+{
+    return ldap->source;
+}
+
+
+ngx_str_t *
+ngx_http_eas_ldap_name(ngx_http_eas_ldap_t *ldap)
+{
+    return &ldap->name;
+}
+
+
+time_t
+ngx_http_eas_ldap_retry(ngx_http_eas_ldap_t *ldap)
+{
+    return ldap->retry;
+}

@@ -1,0 +1,270 @@
+"""A real OpenLDAP directory for tests: Debian's slapd, started by the test
+with its own configuration and database in a temporary directory, on
+127.0.0.1 high ports, plain ldap:// (StartTLS offered) and ldaps://.
+
+    Slapd(dir, certs).start()   loads the entries, starts slapd -d 0
+    .kill() / .restart()        SIGKILL, then start again on the same ports
+    .stop()                     SIGTERM, then SIGKILL after a deadline
+    .url / .ldaps_url           ldap://127.0.0.1:P, ldaps://127.0.0.1:Q
+
+The schema is the stock core / cosine / inetorgperson plus a small one
+for Exchange's two device list attributes and sAMAccountName, so that
+filters and attribute names are those of an Active Directory.
+
+BlackHole() is a server that accepts TCP connections and never answers
+(a hung directory): it holds each one for at most `hold` seconds.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from .nginx import free_port
+
+SLAPD = "/usr/sbin/slapd"
+SLAPADD = "/usr/sbin/slapadd"
+SCHEMA_DIR = "/etc/ldap/schema"
+MODULE_DIR = "/usr/lib/ldap"
+
+SUFFIX = "dc=example,dc=org"
+ADMIN_DN = "cn=admin," + SUFFIX
+ADMIN_PASSWORD = "admin-secret"
+SERVICE_DN = "cn=eas-gateway,ou=services," + SUFFIX
+SERVICE_PASSWORD = "service-secret"
+GROUP_DN = "cn=mobile,ou=groups," + SUFFIX
+
+EAS_SCHEMA = """
+attributetype ( 1.3.6.1.4.1.4203.666.11.77.1
+    NAME 'msExchMobileAllowedDeviceIDs'
+    EQUALITY caseIgnoreMatch
+    SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )
+attributetype ( 1.3.6.1.4.1.4203.666.11.77.2
+    NAME 'msExchMobileBlockedDeviceIDs'
+    EQUALITY caseIgnoreMatch
+    SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )
+attributetype ( 1.3.6.1.4.1.4203.666.11.77.3
+    NAME 'sAMAccountName'
+    EQUALITY caseIgnoreMatch
+    SUBSTR caseIgnoreSubstringsMatch
+    SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.4203.666.11.77.4
+    NAME 'easMobileUser' AUXILIARY
+    MAY ( msExchMobileAllowedDeviceIDs $ msExchMobileBlockedDeviceIDs $
+          sAMAccountName ) )
+"""
+
+SLAPD_CONF = """
+include {schema}/core.schema
+include {schema}/cosine.schema
+include {schema}/inetorgperson.schema
+include {dir}/eas.schema
+
+pidfile {dir}/slapd.pid
+modulepath {modules}
+moduleload back_mdb
+
+TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+
+sizelimit 500
+
+database mdb
+maxsize 1073741824
+suffix "{suffix}"
+rootdn "{admin}"
+rootpw {admin_password}
+directory {dir}/db
+
+access to attrs=userPassword
+    by anonymous auth
+    by self read
+    by * none
+access to *
+    by * read
+"""
+
+
+def person(uid, password, cn=None, allowed=(), blocked=(), sam=None,
+           ou="people"):
+    """One user entry as LDIF lines."""
+    lines = ["dn: uid=%s,ou=%s,%s" % (uid, ou, SUFFIX),
+             "objectClass: inetOrgPerson", "objectClass: easMobileUser",
+             "uid: %s" % uid, "cn: %s" % (cn or uid), "sn: %s" % uid,
+             "userPassword: %s" % password,
+             "sAMAccountName: %s" % (sam or uid)]
+    lines += ["msExchMobileAllowedDeviceIDs: %s" % d for d in allowed]
+    lines += ["msExchMobileBlockedDeviceIDs: %s" % d for d in blocked]
+    return lines
+
+
+def base_entries(people, members):
+    """The tree: the suffix, people, services, groups and one group."""
+    entries = [
+        ["dn: " + SUFFIX, "objectClass: dcObject",
+         "objectClass: organization", "o: example", "dc: example"],
+        ["dn: ou=people," + SUFFIX, "objectClass: organizationalUnit",
+         "ou: people"],
+        ["dn: ou=admins," + SUFFIX, "objectClass: organizationalUnit",
+         "ou: admins"],
+        ["dn: ou=services," + SUFFIX, "objectClass: organizationalUnit",
+         "ou: services"],
+        ["dn: ou=groups," + SUFFIX, "objectClass: organizationalUnit",
+         "ou: groups"],
+        ["dn: " + SERVICE_DN, "objectClass: person", "cn: eas-gateway",
+         "sn: gateway", "userPassword: " + SERVICE_PASSWORD],
+        ["dn: " + GROUP_DN, "objectClass: groupOfNames", "cn: mobile"]
+        + ["member: uid=%s,ou=people,%s" % (uid, SUFFIX) for uid in members],
+    ]
+    return entries + list(people)
+
+
+class Slapd:
+    def __init__(self, dir, certs, entries):
+        self.dir = os.path.abspath(dir)
+        self.certs = certs
+        self.entries = entries
+        self.port = free_port()
+        self.ldaps_port = free_port()
+        self.process = None
+        self.url = "ldap://127.0.0.1:%d" % self.port
+        self.ldaps_url = "ldaps://127.0.0.1:%d" % self.ldaps_port
+
+    def start(self, timeout=20.0):
+        conf = os.path.join(self.dir, "slapd.conf")
+        if not os.path.exists(conf):
+            self._configure(conf)
+        log = open(os.path.join(self.dir, "slapd.log"), "ab")
+        self.process = subprocess.Popen(
+            [SLAPD, "-d", "0", "-f", conf, "-h",
+             "%s/ %s/" % (self.url, self.ldaps_url)],
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not (_accepts(self.port) and _accepts(self.ldaps_port)):
+            if self.process.poll() is not None:
+                raise RuntimeError("slapd exited %s: %s" % (
+                    self.process.returncode, self._log_tail()))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("slapd did not listen: " +
+                                   self._log_tail())
+            time.sleep(0.05)
+        return self
+
+    def kill(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def stop(self, timeout=10.0):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _configure(self, conf):
+        os.makedirs(os.path.join(self.dir, "db"), exist_ok=True)
+        with open(os.path.join(self.dir, "eas.schema"), "w") as f:
+            f.write(EAS_SCHEMA)
+        with open(conf, "w") as f:
+            f.write(SLAPD_CONF.format(
+                schema=SCHEMA_DIR, dir=self.dir, modules=MODULE_DIR,
+                ca=self.certs.ca, cert=self.certs.cert, key=self.certs.key,
+                suffix=SUFFIX, admin=ADMIN_DN,
+                admin_password=ADMIN_PASSWORD))
+        ldif = os.path.join(self.dir, "data.ldif")
+        with open(ldif, "w") as f:
+            f.write("\n\n".join("\n".join(e) for e in self.entries) + "\n")
+        added = subprocess.run([SLAPADD, "-q", "-f", conf, "-l", ldif],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+        if added.returncode:
+            raise RuntimeError("slapadd failed: %s" % added.stdout.decode(
+                "utf-8", "replace")[-2000:])
+
+    def _log_tail(self):
+        try:
+            with open(os.path.join(self.dir, "slapd.log"), "rb") as f:
+                return f.read()[-2000:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class BlackHole:
+    """Accepts connections and never says a word; each is closed after
+    `hold` seconds at most, and all of them on close()."""
+
+    def __init__(self, hold=30.0):
+        self.hold = hold
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = "ldap://127.0.0.1:%d" % self.port
+        self.accepted = 0
+        self.closing = threading.Event()
+        self.held = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self.closing.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                self._expire()
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            self.held.append((time.monotonic() + self.hold, conn))
+            self._expire()
+
+    def _expire(self):
+        now = time.monotonic()
+        for item in list(self.held):
+            if item[0] <= now:
+                item[1].close()
+                self.held.remove(item)
+
+    def close(self):
+        self.closing.set()
+        self.thread.join(5)
+        for _, conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+def _accepts(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def available():
+    return os.path.exists(SLAPD) and shutil.which("ldapwhoami") is not None
