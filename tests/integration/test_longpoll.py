@@ -669,8 +669,16 @@ def test_first_use_warns_when_the_read_timeout_cannot_hold(gateway,
                     device_id="variable")
     response = client.ping(heartbeat=MIN)
     assert response.status == 504
-    lines = [line for line in gateway.error_lines_since(mark)
-             if "without \"eas_upstream_timeouts\"" in line]
+
+    # the warning is written in the log phase, after the response is sent
+    def warnings():
+        return [line for line in gateway.error_lines_since(mark)
+                if "without \"eas_upstream_timeouts\"" in line]
+
+    deadline = time.monotonic() + 5
+    while not warnings() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    lines = warnings()
     assert len(lines) == 1 and "[warn]" in lines[0], lines
     assert "Ping held for 2 s" in lines[0] and "1000ms" in lines[0]
 
