@@ -68,7 +68,7 @@ fuzz:
 	$(MAKE) fuzz-smoke SMOKE_SECONDS=$(FUZZ_SECONDS)
 
 integration: $(MODULE)
-	$(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q tests/integration tests/adversarial $(PYTEST_ARGS)
 
 # the integration suite against Debian's nginx and the module, both built
 # with AddressSanitizer from the nginx source package; every dynamic module
@@ -82,7 +82,7 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0 \
 	NGINX_BIN=$(ASAN_TREE)/objs/nginx \
 	EAS_MODULE=$(ASAN_TREE)/objs/ngx_http_eas_module.so \
-	    $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+	    $(PYTHON) -m pytest -q tests/integration tests/adversarial $(PYTEST_ARGS)
 
 lint:
 	tools/lint.sh
