@@ -26,6 +26,9 @@ packages="
     libldap-dev
     slapd
     ldap-utils
+    debhelper
+    dpkg-dev
+    lintian
 "
 
 missing=""
