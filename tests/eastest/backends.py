@@ -369,6 +369,17 @@ class EasBackend:
             collections = wbxml.find_all(
                 tree, "AirSync:Sync/AirSync:Collections/AirSync:Collection/"
                       "AirSync:CollectionId")
+            keys = wbxml.find_all(
+                tree, "AirSync:Sync/AirSync:Collections/AirSync:Collection/"
+                      "AirSync:SyncKey")
+            if "0" in keys:
+                # the first Sync of a folder: a new SyncKey, at once
+                return _wbxml_reply(("AirSync:Sync", [("AirSync:Collections", [
+                    ("AirSync:Collection", [
+                        ("AirSync:SyncKey", "1"),
+                        ("AirSync:CollectionId", collection),
+                        ("AirSync:Status", "1")])
+                    for collection in collections])]))
             if wbxml.find_all(tree, "AirSync:Sync/AirSync:Partial"):
                 # <Partial/>: what is not given is as in the cached request.
                 cached_hold, cached_collections = self._sync_cache.get(

@@ -4,6 +4,7 @@ loaded through the snippet dh_nginx enables in /etc/nginx/modules-enabled,
 a request through it, then removed and purged without a trace."""
 
 import glob
+import json
 import os
 import subprocess
 
@@ -84,6 +85,8 @@ def test_package_has_the_debian_module_shape(package):
     for path in ("." + MODULE_SO, "." + AVAILABLE,
                  "./usr/share/doc/%s/copyright" % PACKAGE,
                  "./usr/share/doc/%s/README.md.gz" % PACKAGE,
+                 "./usr/bin/eas-probe",
+                 "./usr/share/libnginx-mod-http-eas/python/eastest/client.py",
                  "." + EXAMPLES + "/nginx.conf"):
         assert path in files, path
 
@@ -118,6 +121,16 @@ def test_install_load_request_remove_purge(package, nginx_factory, backend,
     folders = client.foldersync()
     assert folders.status == 200 and folders.eas_status() == 1
     assert backend.wait_for(1)[0].eas.device_id == "DEB0001"
+
+    # the probe, as installed: this gateway has no pre-authentication,
+    # and the probe says so
+    result = _run("/usr/bin/eas-probe", "http://127.0.0.1:%d" % port,
+                  "--json", timeout=60)
+    report = json.loads(result.stdout)
+    http = [c for c in report["checks"] if c["check"] == "http"][0]
+    assert result.returncode == 2
+    assert http["summary"].endswith("answers 200 without credentials")
+
     nginx.stop()
     with open(os.path.join(nginx.dir, "eas.log")) as log:
         assert "DEB0001" in log.read()
@@ -125,6 +138,7 @@ def test_install_load_request_remove_purge(package, nginx_factory, backend,
     result = _run("apt-get", "remove", "-y", PACKAGE)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert not os.path.exists(MODULE_SO)
+    assert not os.path.exists("/usr/bin/eas-probe")
     assert not os.path.lexists(ENABLED)
 
     result = _run("apt-get", "purge", "-y", PACKAGE)
