@@ -29,6 +29,7 @@ packages="
     debhelper
     dpkg-dev
     lintian
+    valgrind
 "
 
 missing=""
