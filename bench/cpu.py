@@ -23,8 +23,9 @@ shutdown cancel out.  The fronts:
     auth_basic  nginx's auth_basic with a {SHA} file (no module)
 
 Prints one table with the ratio of each to plain.  With --annotate NAME
-it also prints callgrind_annotate's per-function profile of that front's
-N2 run.  Not a test: the figures are for comparing builds.
+it also prints that front's per-function profile of the warm path: each
+function's instructions in the N2 run minus those in the N1 run (from
+callgrind_annotate), divided by N2 - N1.  Not a test: the figures are for comparing builds.
 """
 
 import argparse
@@ -257,6 +258,28 @@ def measure(work, name, conf, port, count):
     raise RuntimeError("no totals in %s" % out)
 
 
+def functions(profile):
+    """{function: self instructions} from callgrind_annotate."""
+    text = run("callgrind_annotate", "--inclusive=no", "--threshold=100",
+               profile).decode("utf-8", "replace")
+    counts = {}
+    for line in text.splitlines():
+        match = re.match(r"^\s*([\d,]+) \([^)]*\)\s+(\S.*)$", line)
+        if match and "PROGRAM TOTALS" not in line:
+            name = re.sub(r" \[[^]]*\]$", "", match.group(2))
+            counts[name] = counts.get(name, 0) + int(
+                match.group(1).replace(",", ""))
+    return counts
+
+
+def per_request_profile(first, second, requests):
+    """[(function, instructions per request)], most first."""
+    before, after = functions(first), functions(second)
+    delta = [(name, (after[name] - before.get(name, 0)) / requests)
+             for name in after]
+    return sorted((d for d in delta if d[1] >= 1), key=lambda d: -d[1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n1", type=int, default=200)
@@ -288,15 +311,14 @@ def main():
         for name in args.fronts.split(","):
             port = free_port()
             conf = front_conf(work, name, port, backend_port)
-            first, _ = measure(work, name, conf, port, args.n1)
-            second, profile = measure(work, name, conf, port, args.n2)
+            first, first_out = measure(work, name, conf, port, args.n1)
+            second, second_out = measure(work, name, conf, port, args.n2)
             results[name] = (second - first) / (args.n2 - args.n1)
             print("cpu: %-11s %9.0f instructions/request" % (
                 name, results[name]), file=sys.stderr)
             if name == args.annotate:
-                annotated = run("callgrind_annotate", "--inclusive=no",
-                                profile).decode()
-                results["_profile"] = annotated
+                results["_profile"] = per_request_profile(
+                    first_out, second_out, args.n2 - args.n1)
 
         base = results.get("plain")
         print("| front | instructions/request | ratio to plain |")
@@ -306,8 +328,10 @@ def main():
             print("| %s | %.1fk | %s |" % (name, results[name] / 1000, ratio))
         if "_profile" in results:
             print()
-            lines = results["_profile"].splitlines()
-            print("\n".join(lines[:60]))
+            print("per request, %s (self instructions, top functions):"
+                  % args.annotate)
+            for function, count in results["_profile"][:45]:
+                print("%9.0f  %s" % (count, function))
     finally:
         pid_file = os.path.join(work, "backend.pid")
         if os.path.exists(pid_file):
