@@ -26,6 +26,7 @@ packages="
     libldap-dev
     slapd
     ldap-utils
+    php-cli
 "
 
 missing=""
