@@ -749,6 +749,13 @@ eas_target_check(const eas_str_t *target, const eas_str_t *uri,
     int                   c;
     const unsigned char  *p, *end, *path_end, *seg, *next;
 
+    if (target->len == 0) {
+        *reason = (uri != NULL && uri->len != 0)
+                  ? EAS_REASON_PATH_NOT_CANONICAL : EAS_REASON_NONE;
+
+        return *reason == EAS_REASON_NONE ? EAS_OK : EAS_ERROR;
+    }
+
     end = target->data + target->len;
 
     path_end = memchr(target->data, '?', target->len);

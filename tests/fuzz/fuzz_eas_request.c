@@ -666,6 +666,10 @@ eas_fuzz_target(const eas_str_t *target)
         return;
     }
 
+    if (target->len == 0) {
+        return;
+    }
+
     q = memchr(target->data, '?', target->len);
     path = q ? (size_t) (q - target->data) : target->len;
 

@@ -1661,7 +1661,9 @@ static eas_test_target_t  eas_test_target_cases[] = {
       "path_not_canonical" },
     { "/Microsoft%2DServer-ActiveSync?Cmd=Sync",
       "/Microsoft-Server-ActiveSync", "path_not_canonical" },
-    { "/Microsoft-Server-ActiveSync/...", NULL, "none" }
+    { "/Microsoft-Server-ActiveSync/...", NULL, "none" },
+    { "", NULL, "none" },
+    { "", "/", "path_not_canonical" }
 };
 
 
