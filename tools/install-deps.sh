@@ -27,6 +27,7 @@ packages="
     slapd
     ldap-utils
     php-cli
+    python3-h2
 "
 
 missing=""

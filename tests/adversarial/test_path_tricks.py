@@ -5,13 +5,19 @@ the target as the client sent it, where a backend finds another path
 on" location must refuse such a target whatever the method; the shipped
 Autodiscover location (taken from conf.example/nginx.conf as it is) must
 forward only a normalized URI.  Asserted from the recording backend,
-which keeps each target exactly as it came on the wire.  Raw sockets:
-clients would normalize these targets before sending."""
+which keeps each target exactly as it came on the wire.  Raw sockets, and
+h2 frames built with python3-h2 for HTTP/2: clients would normalize these
+targets before sending."""
 
 import json
 import pathlib
 import re
+import socket
+import time
 
+import h2.config
+import h2.connection
+import h2.events
 import pytest
 
 from eastest.client import raw_http
@@ -52,6 +58,7 @@ http {
 
     server {
         listen 127.0.0.1:${port};
+        listen 127.0.0.1:${h2_port} http2;
         access_log ${dir}/path.log path;
 
         location /Microsoft-Server-ActiveSync {
@@ -72,11 +79,12 @@ ${autodiscover}
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port,
+    port, h2_port = free_port(), free_port()
+    nginx = nginx_factory(NGINX_CONFIG, listen=(port, h2_port), port=port,
+                          h2_port=h2_port, backend_port=backend.port,
                           autodiscover=shipped_autodiscover())
     nginx.port = port
+    nginx.h2_port = h2_port
     return nginx
 
 
@@ -91,6 +99,44 @@ def send(nginx, method, target):
     assert reply.startswith(b"HTTP/1.1 "), reply[:200]
     lines = nginx.wait_for_access_log(before + 1, name="path.log")
     return int(reply[9:12]), json.loads(lines[-1])
+
+
+def send_h2(nginx, method, path, timeout=5.0):
+    """One request over h2c (prior knowledge) with :path exactly as given;
+    return (status or None if the stream was reset, new log entries)."""
+    before = len(nginx.access_log("path.log"))
+    config = h2.config.H2Configuration(client_side=True,
+                                       validate_outbound_headers=False,
+                                       normalize_outbound_headers=False)
+    conn = h2.connection.H2Connection(config=config)
+    conn.initiate_connection()
+    stream = conn.get_next_available_stream_id()
+    conn.send_headers(stream, [(":method", method), (":scheme", "http"),
+                               (":authority", "mail.example.org"),
+                               (":path", path),
+                               ("ms-asprotocolversion", "14.1"),
+                               ("content-length", "0")], end_stream=True)
+    status = None
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", nginx.h2_port),
+                                  timeout=timeout) as sock:
+        sock.sendall(conn.data_to_send())
+        done = False
+        while not done and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = int(dict(event.headers)[b":status"])
+                done = done or isinstance(event, (h2.events.StreamEnded,
+                                                  h2.events.StreamReset))
+            sock.sendall(conn.data_to_send())
+    entries = []
+    if status is not None:
+        lines = nginx.wait_for_access_log(before + 1, name="path.log")
+        entries = [json.loads(line) for line in lines[before:]]
+    return status, entries
 
 
 # (id, method, target, $eas_reason): targets that reached the backend
@@ -185,3 +231,29 @@ def test_plain_target_still_forwarded_byte_for_byte(gateway, backend):
     status, entry = send(gateway, "POST", target)
     assert status == 200, entry
     assert [r.target for r in backend.requests] == [target]
+
+
+# Over HTTP/2 the target is the :path header, parsed by nginx apart from
+# the HTTP/1 request line (a space there is still refused by nginx).
+H2_VECTORS = [
+    ("fragment-second-deviceid", EAS + "?" + QUERY + "#&DeviceId=" + LOST,
+     "target_fragment"),
+    ("backslash-to-owa", EAS + "\\..\\owa?" + QUERY, "path_backslash"),
+    ("encoded-slash-dot-dot", EAS + "/a/..%2Fb?" + QUERY,
+     "path_encoded_slash"),
+    ("double-slash", "/" + EAS + "?" + QUERY, "path_not_canonical"),
+]
+
+
+@pytest.mark.parametrize("path, reason", [v[1:] for v in H2_VECTORS],
+                         ids=[v[0] for v in H2_VECTORS])
+def test_eas_location_refuses_target_over_h2(gateway, backend, path,
+                                             reason):
+    status, entries = send_h2(gateway, "POST", path)
+
+    assert [r.target for r in backend.requests] == [], \
+        "the backend got a tricked target"
+    if status is None:
+        return      # nginx reset the stream itself: nothing went through
+    assert status == 400
+    assert entries[-1]["reason"] == reason
