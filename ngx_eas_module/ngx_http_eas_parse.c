@@ -15,6 +15,8 @@ static ngx_http_eas_ctx_t *ngx_http_eas_create_ctx(ngx_http_request_t *r);
 static void ngx_http_eas_ctx_marker(void *data);
 static ngx_int_t ngx_http_eas_refuse_method(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
+static ngx_int_t ngx_http_eas_check_target(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx);
 static ngx_table_elt_t *ngx_http_eas_header(ngx_http_request_t *r,
     ngx_str_t *name);
 
@@ -64,6 +66,10 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
 
     if (!(r->method & elcf->methods)) {
         return ngx_http_eas_refuse_method(r, elcf, ctx);
+    }
+
+    if (ngx_http_eas_check_target(r, ctx) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     ngx_memzero(&in, sizeof(eas_input_t));
@@ -248,6 +254,45 @@ ngx_http_eas_refuse_method(ngx_http_request_t *r,
     allow->value = elcf->allow;
 
     return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+/*
+ * The target as the backend will get it, checked for every method: with
+ * an unchanged URI proxy_pass forwards r->unparsed_uri, which must say
+ * what the normalized r->uri that chose this location says; after a
+ * rewrite it forwards r->uri itself (escaped) and r->args.
+ */
+
+static ngx_int_t
+ngx_http_eas_check_target(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
+{
+    eas_str_t     target, uri;
+    eas_reason_e  reason;
+
+    uri.data = r->uri.data;
+    uri.len = r->uri.len;
+
+    if (r->valid_unparsed_uri) {
+        target.data = r->unparsed_uri.data;
+        target.len = r->unparsed_uri.len;
+
+        if (eas_target_check(&target, &uri, &reason) == EAS_OK) {
+            return NGX_OK;
+        }
+
+    } else if (eas_target_check(&uri, NULL, &reason) == EAS_OK) {
+        return NGX_OK;
+    }
+
+    ctx->request.reason = reason;
+    ctx->reason.data = (u_char *) eas_reason_name(reason);
+    ctx->reason.len = ngx_strlen(ctx->reason.data);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "eas: malformed request: %s", eas_reason_text(reason));
+
+    return NGX_ERROR;
 }
 
 

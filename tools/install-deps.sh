@@ -30,6 +30,8 @@ packages="
     dpkg-dev
     lintian
     valgrind
+    php-cli
+    python3-h2
 "
 
 missing=""

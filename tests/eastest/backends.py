@@ -97,7 +97,7 @@ def parse_query(query):
 
     The rules follow docs/requests.md: base64 when there is no "&" and
     any "=" is trailing padding (after percent-decoding); plain names are
-    case-insensitive, the first occurrence wins, "+" stays "+".
+    case-insensitive, the first occurrence wins, "+" is a space.
     """
     if not query:
         return EasQuery("none")
@@ -116,7 +116,7 @@ def parse_query(query):
     for part in query.split("&"):
         name, _, value = part.partition("=")
         if name:
-            values.setdefault(name.lower(), urllib.parse.unquote(value))
+            values.setdefault(name.lower(), urllib.parse.unquote_plus(value))
     cmd = values.get("cmd")
     return EasQuery("plain", canonical_command(cmd) if cmd else None,
                     values.get("deviceid"), values.get("devicetype"),
