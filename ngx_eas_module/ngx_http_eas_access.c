@@ -112,7 +112,7 @@ ngx_http_eas_device_access(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: device \"%V\" of user \"%V\" blocked by %V",
                   &values.value[NGX_HTTP_EAS_FIELD_DEVICE_ID], &user,
                   &ctx->reason);

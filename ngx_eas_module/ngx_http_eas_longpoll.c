@@ -251,7 +251,7 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
          * no longer than an unknown interval.
          */
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: %s body not understood (%s at byte %uz), "
                       "forwarded", ngx_http_eas_command(ctx),
                       eas_wbxml_error_name(lp.error), lp.offset);
@@ -394,7 +394,7 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         len = eas_wbxml_ping_response(EAS_PING_STATUS_OUT_OF_RANGE, bound,
                                       out, EAS_WBXML_RESPONSE_MAX);
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: Ping HeartbeatInterval %uD out of range "
                       "%uD..%uD, answered Status 5 with %uD",
                       value, min, max, bound);
@@ -403,7 +403,7 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         len = eas_wbxml_sync_response(EAS_SYNC_STATUS_OUT_OF_RANGE, bound,
                                       out, EAS_WBXML_RESPONSE_MAX);
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: Sync %s %uD out of range %uD..%uD, "
                       "answered Status 14 with Limit %uD",
                       lp->has_heartbeat ? "HeartbeatInterval" : "Wait",
@@ -798,7 +798,7 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r, ngx_str_t *reason,
     len = eas_wbxml_ping_response(EAS_PING_STATUS_EXPIRED, 0, out,
                                   EAS_WBXML_RESPONSE_MAX);
 
-    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), c->log, 0,
                   "eas: held %s answered as expired: %s",
                   ngx_http_eas_command(ctx), why);
 

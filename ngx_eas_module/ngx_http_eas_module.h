@@ -123,6 +123,7 @@ typedef struct {
     ngx_uint_t            device_status;  /* eas_device_block_status */
     ngx_flag_t            device_check;   /* the device step runs */
     ngx_http_eas_preauth_conf_t  preauth;
+    ngx_uint_t            log_level;      /* eas_log_level */
 
     /* long-poll (ngx_http_eas_longpoll.c) */
     ngx_flag_t            longpoll;
@@ -132,6 +133,17 @@ typedef struct {
     ngx_msec_t            command_timeout;
     size_t                longpoll_body_max;
 } ngx_http_eas_loc_conf_t;
+
+
+/*
+ * The level of every line the module writes about one client's request
+ * (a refusal, an answer made at the edge): "eas_log_level", notice by
+ * default, so that an error_log at notice shows them without nginx's own
+ * info lines, some of which quote request headers (Authorization) whole.
+ */
+#define NGX_HTTP_EAS_LOG_LEVEL(r)                                             \
+    (((ngx_http_eas_loc_conf_t *)                                             \
+      ngx_http_get_module_loc_conf(r, ngx_http_eas_module))->log_level)
 
 
 /* where $eas_heartbeat came from: $eas_heartbeat_source */

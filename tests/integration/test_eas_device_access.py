@@ -265,7 +265,7 @@ def test_decision(gateway, backend, name, args, status, access, reason):
         device = args.get("device_id", "ApplNEW")
         if isinstance(device, bytes):
             device = device.hex().upper()
-        assert ('[info]' in refusals[0] and 'eas: device "%s" of user "%s" '
+        assert ('[notice]' in refusals[0] and 'eas: device "%s" of user "%s" '
                 'blocked by %s' % (device, user, reason) in refusals[0]), \
             refusals
         assert backend.requests == []

@@ -285,7 +285,7 @@ def test_refusals_name_the_reason_in_one_line(gateway):
     assert 'not in the required group: user "amy"' in lines[0]
     assert 'unknown user "nobody"' in lines[1]
     assert 'invalid password for user "jdoe"' in lines[2]
-    assert all("[info]" in line for line in lines)
+    assert all("[notice]" in line for line in lines)
     assert not any("secret" in line or "bad" in line.split('"jdoe"')[-1]
                    for line in lines)
 
@@ -387,7 +387,7 @@ def test_directory_killed_and_restarted(gateway, backend, slapd):
     up = [l for l in lines if 'eas: directory "restart" is up again' in l]
     assert len(up) == 1 and "[notice]" in up[0]
     refused = [l for l in lines if "preauth refused: directory" in l]
-    assert len(refused) >= 5 and all("[info]" in l for l in refused)
+    assert len(refused) >= 5 and all("[notice]" in l for l in refused)
 
 
 def test_a_hung_directory_times_out(gateway, backend, hole):
