@@ -113,8 +113,6 @@ static ngx_str_t  ngx_http_eas_shutdown_reason =
     ngx_string("worker_shutdown");
 static ngx_str_t  ngx_http_eas_superseded_reason =
     ngx_string("ping_superseded");
-static ngx_str_t  ngx_http_eas_wbxml_type =
-    ngx_string("application/vnd.ms-sync.wbxml");
 
 
 /*
@@ -420,37 +418,7 @@ static ngx_int_t
 ngx_http_eas_longpoll_answer(ngx_http_request_t *r, u_char *data,
     size_t len)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = len;
-    r->headers_out.content_type = ngx_http_eas_wbxml_type;
-    r->headers_out.content_type_len = ngx_http_eas_wbxml_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = data;
-    b->last = data + len;
-    b->memory = 1;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_eas_answer_wbxml(r, data, len);
 }
 
 

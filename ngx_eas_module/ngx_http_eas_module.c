@@ -378,7 +378,7 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_longpoll_log_check;
 
-    return NGX_OK;
+    return ngx_http_eas_answer_init(cf);
 }
 
 

@@ -179,12 +179,15 @@ def test_example_publishes_activesync(example, certs, shared_backend):
     legacy_log = nginx.wait_for_access_log(1, name="eas-legacy.log")
     assert "device=WM6DEVICE01 type=PocketPC ver=12.1" in legacy_log[0]
 
-    # eas-devices.conf: an iOS 6.1 build is stopped at the edge
+    # eas-devices.conf: an iOS 6.1 build is stopped at the edge, as
+    # Exchange's device access answers it (FolderSync Status 129)
     looping = EasClient("https://localhost:%d" % nginx.ports["modern"],
                         user="jdoe", password="secret", protocol="14.1",
                         device_id="ApplLOOP0001", cafile=certs.ca,
                         user_agent="Apple-iPhone4C1/1002.141")
-    assert looping.foldersync().status == 403
+    blocked = looping.foldersync()
+    assert (blocked.status, blocked.eas_status()) == (200, 129)
+    assert blocked.header("MS-Server-ActiveSync")
     assert len(backend.requests) == 4
 
     # one inventory for both servers, readable from 127.0.0.1

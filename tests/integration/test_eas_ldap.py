@@ -73,6 +73,7 @@ http {
 
         eas_preauth "ActiveSync";
         eas_preauth_cache zone=auth;
+        eas_device_block_status 403;
         eas_preauth_lockout user=off address=off;
         eas_preauth_ldap search;
 
@@ -596,7 +597,11 @@ def test_the_active_directory_example_works(nginx_factory, backend, slapd,
                           + [("Content-Length", "0")]).status
 
     assert post("CORP\\jdoe", "secret") == 200      # group member, failover
-    assert post("jdoe@corp.example.com", "secret", "ApplBLOCK1") == 403
+    # blocked as Exchange blocks a 14.1 device: Sync Status 129
+    blocked = client.raw("POST", EAS + query % "ApplBLOCK1",
+                         [auth("jdoe@corp.example.com", "secret")] + V141
+                         + [("Content-Length", "0")])
+    assert (blocked.status, blocked.eas_status()) == (200, 129)
     assert post("amy", "apple") == 401              # not in the group
 
 

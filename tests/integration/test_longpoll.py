@@ -11,8 +11,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 
@@ -129,13 +127,7 @@ def log_entries(nginx, count):
 
 def wbxml2xml(body):
     """libwbxml's reading of a response body (an independent decoder)."""
-    with tempfile.NamedTemporaryFile(suffix=".wbxml") as f:
-        f.write(body)
-        f.flush()
-        out = subprocess.run(["wbxml2xml", "-l", "ACTIVESYNC", "-m", "0",
-                              "-o", "-", f.name], check=True,
-                             capture_output=True).stdout.decode()
-    return out[out.index("<Ping") if "<Ping" in out else out.index("<Sync"):]
+    return wbxml.libwbxml_xml(body)
 
 
 # Out of range: the gateway answers, the backend never sees the request.
