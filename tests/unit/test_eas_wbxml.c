@@ -546,6 +546,7 @@ static void
 eas_test_statuses(void)
 {
     size_t                          n, len;
+    unsigned                        c;
     unsigned char                  *expect;
     unsigned char                   buf[EAS_WBXML_RESPONSE_MAX];
     const eas_wbxml_status_test_t  *t;
@@ -591,6 +592,24 @@ eas_test_statuses(void)
         }
 
         free(expect);
+    }
+
+    /* every command code, the longest status: 0 or a whole answer */
+
+    for (c = 0; c < 256; c++) {
+        n = eas_wbxml_command_status(c, 4294967295U, buf, sizeof(buf));
+
+        if (n == 0
+            || (n <= sizeof(buf)
+                && memcmp(buf, "\x03\x01\x6a\x00", 4) == 0
+                && buf[n - 1] == 0x01))
+        {
+            eas_test_passed++;
+
+        } else {
+            eas_test_failed++;
+            printf("FAIL command %u: %zu bytes\n", c, n);
+        }
     }
 }
 
