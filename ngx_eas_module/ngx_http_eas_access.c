@@ -112,12 +112,12 @@ ngx_http_eas_device_access(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: device \"%V\" of user \"%V\" blocked by %V",
                   &values.value[NGX_HTTP_EAS_FIELD_DEVICE_ID], &user,
                   &ctx->reason);
 
-    return elcf->device_status;
+    return ngx_http_eas_answer_blocked(r, elcf, ctx);
 }
 
 
@@ -289,8 +289,7 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
     ngx_conf_merge_uint_value(conf->device_max, prev->device_max, 0);
     ngx_conf_merge_value(conf->device_user_match, prev->device_user_match,
                          0);
-    ngx_conf_merge_uint_value(conf->device_status, prev->device_status,
-                              NGX_HTTP_FORBIDDEN);
+    ngx_conf_merge_uint_value(conf->device_status, prev->device_status, 0);
 
     /* the directory's lists come only with a directory's answer */
 

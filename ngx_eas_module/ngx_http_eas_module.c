@@ -45,6 +45,15 @@ static char *ngx_http_eas_merge_longpoll(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
 
 
+static ngx_conf_enum_t  ngx_http_eas_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
 /* the methods nginx itself recognises, in the order "Allow" lists them */
 static ngx_http_eas_method_t  ngx_http_eas_methods_table[] = {
     { ngx_string("OPTIONS"), NGX_HTTP_OPTIONS },
@@ -81,6 +90,13 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("eas_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eas_loc_conf_t, log_level),
+      &ngx_http_eas_log_levels },
 
     { ngx_string("eas_preauth_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -362,7 +378,7 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_longpoll_log_check;
 
-    return NGX_OK;
+    return ngx_http_eas_answer_init(cf);
 }
 
 
@@ -416,6 +432,7 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
     conf->device_max = NGX_CONF_UNSET_UINT;
     conf->device_user_match = NGX_CONF_UNSET;
     conf->device_status = NGX_CONF_UNSET_UINT;
+    conf->log_level = NGX_CONF_UNSET_UINT;
 
     ngx_http_eas_preauth_create_conf(&conf->preauth);
     conf->longpoll = NGX_CONF_UNSET;
@@ -436,6 +453,8 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_eas_loc_conf_t *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
+                              NGX_LOG_NOTICE);
 
     if (conf->methods == NGX_CONF_UNSET_UINT) {
         conf->methods = prev->methods;

@@ -120,9 +120,11 @@ typedef struct {
     ngx_uint_t            device_default; /* eas_device_default */
     ngx_uint_t            device_max;     /* eas_device_max, 0: none */
     ngx_flag_t            device_user_match; /* eas_device_user_match */
-    ngx_uint_t            device_status;  /* eas_device_block_status */
+    ngx_uint_t            device_status;  /* eas_device_block_status,
+                                             0: as Exchange */
     ngx_flag_t            device_check;   /* the device step runs */
     ngx_http_eas_preauth_conf_t  preauth;
+    ngx_uint_t            log_level;      /* eas_log_level */
 
     /* long-poll (ngx_http_eas_longpoll.c) */
     ngx_flag_t            longpoll;
@@ -132,6 +134,17 @@ typedef struct {
     ngx_msec_t            command_timeout;
     size_t                longpoll_body_max;
 } ngx_http_eas_loc_conf_t;
+
+
+/*
+ * The level of every line the module writes about one client's request
+ * (a refusal, an answer made at the edge): "eas_log_level", notice by
+ * default, so that an error_log at notice shows them without nginx's own
+ * info lines, some of which quote request headers (Authorization) whole.
+ */
+#define NGX_HTTP_EAS_LOG_LEVEL(r)                                             \
+    (((ngx_http_eas_loc_conf_t *)                                             \
+      ngx_http_get_module_loc_conf(r, ngx_http_eas_module))->log_level)
 
 
 /* where $eas_heartbeat came from: $eas_heartbeat_source */
@@ -336,6 +349,13 @@ char *ngx_http_eas_devices_merge(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
 ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *conf);
+
+/* the gateway's own answers (ngx_http_eas_answer.c) */
+ngx_int_t ngx_http_eas_answer_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_eas_answer_blocked(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
+ngx_int_t ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data,
+    size_t len);
 
 /* step 3 of the request flow (ngx_http_eas_access.c) */
 ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r);

@@ -135,13 +135,13 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     ctx->reason.len = ngx_strlen(ctx->reason.data);
 
     if (ctx->request.reason_param) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: malformed request: %s \"%s\"",
                       eas_reason_text(ctx->request.reason),
                       ctx->request.reason_param);
 
     } else {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: malformed request: %s",
                       eas_reason_text(ctx->request.reason));
     }
@@ -238,7 +238,7 @@ ngx_http_eas_refuse_method(ngx_http_request_t *r,
 
     ctx->reason = ngx_http_eas_method_reason;
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: method \"%V\" not allowed", &r->method_name);
 
     allow = ngx_list_push(&r->headers_out.headers);

@@ -230,7 +230,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     case NGX_HTTP_EAS_CACHE_INVALID:
         ngx_explicit_memzero(buf, sizeof(buf));
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: invalid password for user "
                       "\"%V\" (cached)", &pctx->user);
 
@@ -242,7 +242,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     case NGX_HTTP_EAS_CACHE_USER_LOCKED:
         ngx_explicit_memzero(buf, sizeof(buf));
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: user \"%V\" is locked out for "
                       "%T s more", &pctx->identity, left);
 
@@ -254,7 +254,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     case NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED:
         ngx_explicit_memzero(buf, sizeof(buf));
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: address \"%V\" is locked out "
                       "for %T s more, user \"%V\"",
                       &r->connection->addr_text, left, &pctx->identity);
@@ -575,7 +575,8 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     /* a lockout starting is worth an operator's eye */
 
-    level = locked ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+    level = NGX_HTTP_EAS_LOG_LEVEL(r);
+    level = locked ? ngx_min(level, NGX_LOG_NOTICE) : level;
 
     ngx_log_error(level, r->connection->log, 0,
                   "eas: preauth refused: %s \"%V\"%*s",
@@ -662,7 +663,7 @@ static ngx_int_t
 ngx_http_eas_preauth_malformed(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx, eas_basic_reason_e reason)
 {
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: preauth refused: %s", eas_basic_reason_text(reason));
 
     return ngx_http_eas_preauth_refuse(r, ctx, pctx,
@@ -790,7 +791,7 @@ ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     pcf = &elcf->preauth;
 
     if (pctx->stale && ngx_http_eas_preauth_extra(r, pcf, pctx) == NGX_OK) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth: directory \"%V\" is down, user \"%V\" "
                       "accepted in the grace time",
                       ngx_http_eas_ldap_name(pcf->ldap), &pctx->user);
@@ -799,7 +800,7 @@ ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                            &ngx_http_eas_auth_grace);
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: preauth refused: directory \"%V\" is down, user "
                   "\"%V\"", ngx_http_eas_ldap_name(pcf->ldap), &pctx->user);
 

@@ -39,6 +39,9 @@ http {
         access_log ${dir}/dev.log dev;
 
         eas on;
+        # these tests look at decisions; test_edge_answers.py at the
+        # default answer (Status 129 from protocol 14.0 on)
+        eas_device_block_status 403;
 
         # server level: inherited by every location without rules
         eas_device_user_lists ${dir}/users.txt;
@@ -88,6 +91,7 @@ http {
 
         location /Microsoft-Server-ActiveSync {
             eas on;
+            eas_device_block_status 403;
             proxy_pass http://backend;
         }
     }
@@ -265,7 +269,7 @@ def test_decision(gateway, backend, name, args, status, access, reason):
         device = args.get("device_id", "ApplNEW")
         if isinstance(device, bytes):
             device = device.hex().upper()
-        assert ('[info]' in refusals[0] and 'eas: device "%s" of user "%s" '
+        assert ('[notice]' in refusals[0] and 'eas: device "%s" of user "%s" '
                 'blocked by %s' % (device, user, reason) in refusals[0]), \
             refusals
         assert backend.requests == []
@@ -393,6 +397,7 @@ http {
         listen 127.0.0.1:${port};
         location /Microsoft-Server-ActiveSync {
             eas on;
+            eas_device_block_status 403;
             ${preauth}
             eas_device_user_match on;
             add_header X-Access $eas_access always;
@@ -472,6 +477,7 @@ http {
         listen 127.0.0.1:${port};
         location /Microsoft-Server-ActiveSync {
             eas on;
+            eas_device_block_status 403;
             ${directive}
             return 204;
         }

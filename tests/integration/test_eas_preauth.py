@@ -435,7 +435,7 @@ def test_bad_input_is_refused_with_one_line(gateway, backend, name, headers,
     assert entry["user"] == ""
     lines = eas_lines(gateway, mark)
     assert len(lines) == 1, lines
-    assert "[info]" in lines[0]
+    assert "[notice]" in lines[0]
     assert "eas: preauth refused: %s, client: 127.0.0.1" % text in lines[0]
     assert backend.requests == []
 
