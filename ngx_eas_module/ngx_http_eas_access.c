@@ -11,6 +11,9 @@
 #include "ngx_http_eas_module.h"
 
 
+static ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
+static ngx_uint_t ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
     ngx_http_eas_device_values_t *values);
@@ -28,6 +31,128 @@ static ngx_str_t  ngx_http_eas_reason_user_match =
     ngx_string("eas_device_user_match");
 static ngx_str_t  ngx_http_eas_reason_max =
     ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
+static ngx_str_t  ngx_http_eas_reason_method =
+    ngx_string("method_not_allowed");
+
+
+/*
+ * The precontent phase, for every main request, before the long-poll
+ * handler and try_files.  Access modules can admit a request under
+ * "satisfy any", and an error_page, X-Accel-Redirect, try_files or
+ * "rewrite ... last" can take a request to another location after the
+ * edge refused it, or before its checks ran; nothing of that may let a
+ * refused request reach a content handler (proxy_pass, fastcgi_pass,
+ * grpc_pass...), which would forward it.  So, here:
+ *
+ *   - a request the edge refused (malformed, pre-authentication,
+ *     device) is refused again with the same status in any location
+ *     with a content handler; a static error page or "return" still
+ *     answers it.  A pre-authentication 401 under "satisfy any" that
+ *     another access module overrode in the same location is no
+ *     refusal (the "either" of satisfy any); a lockout always is;
+ *   - a request that an "eas on" location parsed but that left it
+ *     before its checks ran ("rewrite ... last") is refused (403) in a
+ *     location without "eas on" that has a content handler;
+ *   - in an "eas on" location, the device decision (step 3).
+ *
+ * The context survives internal redirects (ngx_http_eas_get_ctx).
+ */
+
+ngx_int_t
+ngx_http_eas_enforce_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_eas_ctx_t        *ctx;
+    ngx_http_eas_loc_conf_t   *elcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->refused && ctx->refused_soft
+        && ctx->refused_pass == r->uri_changes)
+    {
+        /* satisfy any: another access module admitted it right here */
+        ctx->refused = 0;
+        ctx->refused_soft = 0;
+    }
+
+    if (ctx->refused == 0) {
+        ctx->refused = ngx_http_eas_parse_refusal(ctx);
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (ctx->refused) {
+        if (clcf->handler == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: request refused with %ui is not passed to "
+                      "location \"%V\"", ctx->refused, &clcf->name);
+
+        return ctx->refused;
+    }
+
+    if (!elcf->enable) {
+        if (ctx->checked || clcf->handler == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: request left its \"eas on\" location before "
+                      "its checks, not passed to location \"%V\"",
+                      &clcf->name);
+
+        ctx->refused = NGX_HTTP_FORBIDDEN;
+
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    rc = ngx_http_eas_device_access(r, elcf, ctx);
+
+    if (rc == NGX_DECLINED) {
+        ctx->checked = 1;
+
+    } else if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ctx->refused = rc;
+    }
+
+    return rc;
+}
+
+
+/*
+ * A request the parse step refused (in the rewrite phase) has a reason
+ * and no parsed fields; an OPTIONS with an unreadable query has neither.
+ */
+
+static ngx_uint_t
+ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx)
+{
+    if (ctx->parsed || ctx->reason.len == 0) {
+        return 0;
+    }
+
+    if (ctx->reason.len == ngx_http_eas_reason_method.len
+        && ngx_strncmp(ctx->reason.data, ngx_http_eas_reason_method.data,
+                       ctx->reason.len)
+           == 0)
+    {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    return NGX_HTTP_BAD_REQUEST;
+}
 
 
 /*
@@ -38,25 +163,20 @@ static ngx_str_t  ngx_http_eas_reason_max =
  * DeviceId are not subject to it.  NGX_DECLINED lets the request go on.
  */
 
-ngx_int_t
-ngx_http_eas_device_access(ngx_http_request_t *r)
+static ngx_int_t
+ngx_http_eas_device_access(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx)
 {
     ngx_int_t                      rc;
     ngx_str_t                      user;
     ngx_uint_t                     access;
-    ngx_http_eas_ctx_t            *ctx;
-    ngx_http_eas_loc_conf_t       *elcf;
     ngx_http_eas_device_values_t   values;
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-
-    if (!elcf->enable || !elcf->device_check) {
+    if (!elcf->device_check) {
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_eas_get_ctx(r);
-
-    if (ctx == NULL || !ctx->parsed || ctx->request.device_id.len == 0
+    if (!ctx->parsed || ctx->request.device_id.len == 0
         || ctx->access != NGX_HTTP_EAS_ACCESS_NONE)
     {
         return NGX_DECLINED;

@@ -150,6 +150,11 @@ typedef struct {
     ngx_str_t             user;           /* authenticated identity */
     ngx_str_t             reason;         /* $eas_reason; empty if none */
     ngx_uint_t            access;         /* $eas_access: ..._ACCESS_* */
+    ngx_uint_t            refused;        /* the edge's refusal status */
+    ngx_uint_t            refused_pass;   /* r->uri_changes when refused */
+    unsigned              refused_soft:1; /* satisfy any may admit it */
+    unsigned              checked:1;      /* every check of an "eas on"
+                                             location passed */
     unsigned              parsed:1;       /* request holds the fields */
     unsigned              authenticated:1; /* user was verified */
     ngx_str_t             auth;           /* $eas_auth: ok, cached, ... */
@@ -338,7 +343,7 @@ ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *conf);
 
 /* step 3 of the request flow (ngx_http_eas_access.c) */
-ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_enforce_handler(ngx_http_request_t *r);
 char *ngx_http_eas_access_merge(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
 char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
