@@ -387,6 +387,73 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
 }
 
 
+/*
+ * A security directive written in a location where "eas" is off would
+ * do nothing: no request there is parsed, authenticated or checked, and
+ * everything would be forwarded.  So it fails "nginx -t": this names
+ * the directive, or is NULL.  Called in the merge, once "eas" is merged
+ * and before the rest: the fields still say what this level set
+ * itself.  Only a location is checked: at the
+ * http and server levels the directives are defaults for the locations
+ * below, and a location without "eas" (Autodiscover, the credential
+ * check's internal location) may inherit them without effect.  An
+ * inventory location names its zone with "eas_devices" without "eas".
+ */
+
+char *
+ngx_http_eas_inert_directive(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
+{
+    char                      *name;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (conf->enable) {
+        return NULL;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->name.len == 0) {
+        return NULL;
+    }
+
+    if (conf->preauth.set) {
+        name = "eas_preauth";
+
+    } else if (conf->device_rules != NGX_CONF_UNSET_PTR
+               && conf->device_rules != NULL)
+    {
+        name = "eas_device_allow\", \"eas_device_block\" or "
+               "\"eas_device_rules";
+
+    } else if (conf->device_lists != NGX_CONF_UNSET_PTR
+               && conf->device_lists != NULL)
+    {
+        name = "eas_device_user_lists";
+
+    } else if (conf->device_default != NGX_CONF_UNSET_UINT) {
+        name = "eas_device_default";
+
+    } else if (conf->device_max != NGX_CONF_UNSET_UINT
+               && conf->device_max != 0)
+    {
+        name = "eas_device_max";
+
+    } else if (conf->device_user_match == 1) {
+        name = "eas_device_user_match";
+
+    } else if (conf->devices != NGX_CONF_UNSET_PTR && conf->devices != NULL
+               && !ngx_http_eas_inventory_location(cf))
+    {
+        name = "eas_devices";
+
+    } else {
+        name = NULL;
+    }
+
+    return name;
+}
+
+
 char *
 ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
     ngx_http_eas_loc_conf_t *conf)

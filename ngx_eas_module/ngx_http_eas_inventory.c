@@ -52,6 +52,19 @@ ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* is the location being configured an inventory? */
+
+ngx_uint_t
+ngx_http_eas_inventory_location(ngx_conf_t *cf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    return clcf->handler == ngx_http_eas_inventory_handler;
+}
+
+
 /* the location must name a zone: checked once everything is merged */
 
 ngx_int_t

@@ -480,7 +480,12 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_eas_loc_conf_t *prev = parent;
     ngx_http_eas_loc_conf_t *conf = child;
 
+    char                      *inert;
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    inert = ngx_http_eas_inert_directive(cf, conf);
 
     if (conf->methods == NGX_CONF_UNSET_UINT) {
         conf->methods = prev->methods;
@@ -512,6 +517,16 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (inert) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" has no effect in location \"%V\" "
+                           "where \"eas\" is off: add \"eas on\" to it",
+                           inert, &clcf->name);
         return NGX_CONF_ERROR;
     }
 

@@ -344,6 +344,9 @@ ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
 
 /* step 3 of the request flow (ngx_http_eas_access.c) */
 ngx_int_t ngx_http_eas_enforce_handler(ngx_http_request_t *r);
+char *ngx_http_eas_inert_directive(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *conf);
+ngx_uint_t ngx_http_eas_inventory_location(ngx_conf_t *cf);
 char *ngx_http_eas_access_merge(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
 char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
