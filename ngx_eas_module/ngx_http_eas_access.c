@@ -33,6 +33,10 @@ static ngx_str_t  ngx_http_eas_reason_max =
     ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
 static ngx_str_t  ngx_http_eas_reason_method =
     ngx_string("method_not_allowed");
+static ngx_str_t  ngx_http_eas_reason_full =
+    ngx_string(NGX_HTTP_EAS_REASON_ZONE_FULL);
+static ngx_str_t  ngx_http_eas_reason_unauthenticated =
+    ngx_string("eas_device_max_unauthenticated");
 
 
 /*
@@ -349,7 +353,15 @@ ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx)
 }
 
 
-/* the inventory, and the max-devices rule that needs it */
+/*
+ * The inventory, and the max-devices rule that needs it.  State keyed
+ * on a user changes only for an authenticated one: where pre-
+ * authentication is configured and did not authenticate the request
+ * (another module admitted it under "satisfy any"), the zone is not
+ * written, and a device that would need a counted place is refused
+ * (the limit cannot be kept for nobody).  eas_device_max without
+ * pre-authentication is refused at nginx -t.
+ */
 
 static void
 ngx_http_eas_device_record(ngx_http_request_t *r,
@@ -357,6 +369,16 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     ngx_http_eas_device_values_t *values)
 {
     ngx_http_eas_device_update_t  u;
+
+    if (elcf->preauth.realm.len && !ctx->authenticated) {
+
+        if (elcf->device_max && ctx->access == NGX_HTTP_EAS_ACCESS_ALLOWED) {
+            ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+            ctx->reason = ngx_http_eas_reason_unauthenticated;
+        }
+
+        return;
+    }
 
     ngx_memzero(&u, sizeof(ngx_http_eas_device_update_t));
 
@@ -373,7 +395,17 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     if (ngx_http_eas_device_update(elcf->devices, &u, r->connection->log)
         != NGX_OK)
     {
+        if (u.zone_full) {
+            ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+            ctx->reason = ngx_http_eas_reason_full;
+        }
+
         return;
+    }
+
+    if (u.zone_full) {
+        ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        ctx->reason = ngx_http_eas_reason_full;
     }
 
     if (u.over_limit) {
@@ -494,6 +526,15 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_device_max\" needs a zone: "
                            "add \"eas_devices\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the query's User= is anyone's to send: nothing to count on */
+
+    if (conf->enable && conf->device_max && conf->preauth.realm.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_device_max\" counts the devices of "
+                           "authenticated users: add \"eas_preauth\"");
         return NGX_CONF_ERROR;
     }
 

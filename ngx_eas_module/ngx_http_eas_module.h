@@ -278,6 +278,8 @@ void *ngx_http_eas_create_srv_conf(ngx_conf_t *cf);
 
 /* $eas_reason of a device over its user's eas_device_max */
 #define NGX_HTTP_EAS_REASON_MAX_DEVICES "eas_device_max"
+/* ... of a device refused because the zone cannot count it */
+#define NGX_HTTP_EAS_REASON_ZONE_FULL   "eas_device_zone_full"
 
 
 /* a record copied out of the zone: plain arrays, safe to copy */
@@ -315,6 +317,7 @@ typedef struct {
     ngx_uint_t            max_devices;    /* 0: no limit */
     ngx_uint_t            user_devices;   /* out */
     unsigned              over_limit:1;   /* out: max_devices blocked */
+    unsigned              zone_full:1;    /* out: no room to count it */
     unsigned              created:1;      /* out: first request seen */
 } ngx_http_eas_device_update_t;
 
