@@ -1016,14 +1016,34 @@ ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
 }
 
 
-/* writes value into a fixed slot, truncated to its size */
+/*
+ * Writes value into a fixed slot, truncated to its size, never inside a
+ * UTF-8 sequence: a cut before a continuation byte moves back to the
+ * start of its sequence (at most 3 bytes; what is not UTF-8 anyway is
+ * escaped byte by byte when listed).
+ */
 
 static size_t
 ngx_http_eas_devices_set(u_char *slot, size_t size, ngx_str_t *value)
 {
-    size_t  len;
+    size_t  len, k;
 
     len = ngx_min(value->len, size);
+
+    if (len < value->len && (value->data[len] & 0xc0) == 0x80) {
+
+        for (k = len;
+             k > 0 && len - k < 3 && (value->data[k] & 0xc0) == 0x80;
+             k--)
+        {
+            /* void */
+        }
+
+        if (value->data[k] >= 0xc0) {
+            len = k;
+        }
+    }
+
     ngx_memcpy(slot, value->data, len);
 
     return len;
