@@ -12,7 +12,6 @@ import os
 
 import pytest
 
-from eastest.backends import EasBackend
 from eastest.client import EasClient
 from eastest.nginx import free_port
 
@@ -52,12 +51,6 @@ http {
     }
 }
 """
-
-
-@pytest.fixture
-def backend():
-    with EasBackend(hold_cap=0) as server:
-        yield server
 
 
 @pytest.fixture

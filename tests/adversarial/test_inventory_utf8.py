@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from eastest.backends import EasBackend
 from eastest.client import EasClient
 from eastest.nginx import free_port
 
@@ -49,12 +48,6 @@ AGENTS = [
     (b"B" * 126 + "\U0001f600".encode(), "B" * 126),
     (b"C" * 128 + "\u00e9".encode(), "C" * 128),
 ]
-
-
-@pytest.fixture
-def backend():
-    with EasBackend(hold_cap=0) as server:
-        yield server
 
 
 @pytest.fixture
