@@ -180,8 +180,14 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    /*
+     * decided once per location: an internal redirect to a location
+     * with other rules (an error_page, X-Accel-Redirect) decides again,
+     * with that location's rules
+     */
+
     if (!ctx->parsed || ctx->request.device_id.len == 0
-        || ctx->access != NGX_HTTP_EAS_ACCESS_NONE)
+        || ctx->device_conf == elcf)
     {
         return NGX_DECLINED;
     }
@@ -223,6 +229,7 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
     }
 
     ctx->access = access;
+    ctx->device_conf = elcf;
 
     if (elcf->devices) {
         ngx_http_eas_device_record(r, elcf, ctx, &values);

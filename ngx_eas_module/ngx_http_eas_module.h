@@ -155,6 +155,8 @@ typedef struct {
     unsigned              refused_soft:1; /* satisfy any may admit it */
     unsigned              checked:1;      /* every check of an "eas on"
                                              location passed */
+    void                 *device_conf;    /* the location whose device
+                                             rules decided, if any */
     unsigned              parsed:1;       /* request holds the fields */
     unsigned              authenticated:1; /* user was verified */
     ngx_str_t             auth;           /* $eas_auth: ok, cached, ... */

@@ -152,6 +152,21 @@ http {
             proxy_pass http://backend/;
         }
 
+        # an application answers X-Accel-Redirect into a stricter
+        # location: its rules decide again
+        location /xaccel/ {
+            eas on;
+            eas_device_default allow;
+            proxy_pass http://127.0.0.1:${app_port};
+        }
+
+        location /strict/ {
+            internal;
+            eas on;
+            eas_device_block device_id=${lost};
+            proxy_pass http://backend/;
+        }
+
         # malformed requests ---------------------------------------------
 
         location /malformed/ {
@@ -207,20 +222,30 @@ http {
             proxy_pass http://backend/;
         }
     }
+
+    server {
+        listen 127.0.0.1:${app_port};
+
+        location / {
+            add_header X-Accel-Redirect
+                       /strict/Microsoft-Server-ActiveSync?$args;
+            return 200;
+        }
+    }
 }
 """
 
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
+    port, app_port = free_port(), free_port()
     nginx = nginx_factory(NGINX_CONFIG, start=False, port=port, lost=LOST,
-                          backend_port=backend.port)
+                          app_port=app_port, backend_port=backend.port)
     write(nginx, "users", "jdoe:{PLAIN}secret\nvictim:{PLAIN}victim-pw\n")
     # auth_basic's own file: the same user, another password
     write(nginx, "basic-users", "jdoe:{PLAIN}basic-pw\n")
     write(nginx, "blocked.html", "custom blocked page\n")
-    nginx.start(ports=(port,))
+    nginx.start(ports=(port, app_port))
     nginx.port = port
     return nginx
 
@@ -260,6 +285,7 @@ BLOCKED = [
     ("rewrite", 403),
     ("tryfiles", 403),
     ("status", 449),
+    ("xaccel", 403),
 ]
 
 
