@@ -375,6 +375,7 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_device_values_t *values)
 {
+    ngx_int_t                     rc;
     ngx_http_eas_device_update_t  u;
 
     if (elcf->preauth.realm.len && !ctx->authenticated) {
@@ -399,20 +400,17 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     u.access = ctx->access;
     u.max_devices = elcf->device_max;
 
-    if (ngx_http_eas_device_update(elcf->devices, &u, r->connection->log)
-        != NGX_OK)
-    {
-        if (u.zone_full) {
-            ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
-            ctx->reason = ngx_http_eas_reason_full;
-        }
+    rc = ngx_http_eas_device_update(elcf->devices, &u, r->connection->log);
 
-        return;
-    }
+    /* no room to count the device: fail closed */
 
     if (u.zone_full) {
         ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
         ctx->reason = ngx_http_eas_reason_full;
+    }
+
+    if (rc != NGX_OK) {
+        return;
     }
 
     if (u.over_limit) {

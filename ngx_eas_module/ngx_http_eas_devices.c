@@ -133,6 +133,8 @@ static void ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_devices_key_t *key,
     ngx_http_eas_device_update_t *u);
 static ngx_uint_t ngx_http_eas_devices_full(ngx_http_eas_devices_ctx_t *ctx);
+static void ngx_http_eas_devices_alert(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_update_t *u, ngx_log_t *log);
 static ngx_queue_t *ngx_http_eas_devices_queue(
     ngx_http_eas_devices_ctx_t *ctx, ngx_http_eas_devices_node_t *dn);
 static void ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
@@ -162,6 +164,7 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
 {
     u_char                       *p;
     ngx_str_t                    *reason;
+    ngx_uint_t                    alert;
     ngx_rbtree_node_t            *node;
     ngx_http_eas_devices_ctx_t   *ctx;
     ngx_http_eas_devices_key_t    key;
@@ -197,19 +200,13 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
                 u->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
             }
 
-            if (ngx_http_eas_devices_full(ctx)) {
-                ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-                ngx_log_error(NGX_LOG_ALERT, log, 0,
-                              "eas zone \"%V\" is full: new devices are "
-                              "%s", &zone->shm.name,
-                              u->max_devices ? "refused where "
-                                               "\"eas_device_max\" applies"
-                                             : "not recorded");
-                return NGX_ERROR;
-            }
+            alert = ngx_http_eas_devices_full(ctx);
 
             ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+            if (alert) {
+                ngx_http_eas_devices_alert(zone, u, log);
+            }
 
             return NGX_ERROR;
         }
@@ -243,9 +240,27 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
                                             NGX_HTTP_EAS_DEVICE_REASON_LEN,
                                             reason);
 
+    alert = u->zone_full && ngx_http_eas_devices_full(ctx);
+
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
+    if (alert) {
+        ngx_http_eas_devices_alert(zone, u, log);
+    }
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_eas_devices_alert(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_update_t *u, ngx_log_t *log)
+{
+    ngx_log_error(NGX_LOG_ALERT, log, 0,
+                  "eas zone \"%V\" is full: new devices are %s",
+                  &zone->shm.name,
+                  u->max_devices ? "refused where \"eas_device_max\" applies"
+                                 : "not recorded");
 }
 
 
