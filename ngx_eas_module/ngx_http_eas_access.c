@@ -495,6 +495,8 @@ char *
 ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
     ngx_http_eas_loc_conf_t *conf)
 {
+    ngx_http_core_loc_conf_t  *clcf;
+
     if (ngx_http_eas_rules_merge(cf, &conf->device_rules, prev->device_rules)
         != NGX_OK)
     {
@@ -534,9 +536,17 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
         return NGX_CONF_ERROR;
     }
 
-    /* the query's User= is anyone's to send: nothing to count on */
+    /*
+     * the query's User= is anyone's to send: nothing to count on (checked
+     * in locations, where requests are; a server-level limit may rely on
+     * each location's eas_preauth)
+     */
 
-    if (conf->enable && conf->device_max && conf->preauth.realm.len == 0) {
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->enable && conf->device_max && conf->preauth.realm.len == 0
+        && clcf->name.len)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_device_max\" counts the devices of "
                            "authenticated users: add \"eas_preauth\"");

@@ -116,6 +116,37 @@ def test_device_max_without_preauth_fails_nginx_t(nginx_factory):
             'users: add "eas_preauth"') in output
 
 
+SERVER_LEVEL = """
+http {
+    ${temp_paths}
+    eas_device_zone zone=devices:1m;
+    eas_preauth_zone zone=auth:1m;
+
+    server {
+        listen 127.0.0.1:${port};
+        eas on;
+        eas_devices devices;
+        eas_device_max 3;
+
+        location /Microsoft-Server-ActiveSync {
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth;
+            eas_preauth_user_file /dev/null;
+            proxy_pass http://127.0.0.1:1;
+        }
+    }
+}
+"""
+
+
+def test_server_level_limit_with_location_preauth_passes(nginx_factory):
+    nginx = nginx_factory(SERVER_LEVEL, start=False, port=1)
+
+    rc, output = nginx.test_config()
+
+    assert rc == 0, output
+
+
 def test_unauthenticated_requests_do_not_fill_a_victims_devices(gateway,
                                                                backend):
     for i in range(3):
