@@ -163,6 +163,13 @@ typedef struct {
     ngx_str_t             user;           /* authenticated identity */
     ngx_str_t             reason;         /* $eas_reason; empty if none */
     ngx_uint_t            access;         /* $eas_access: ..._ACCESS_* */
+    ngx_uint_t            refused;        /* the edge's refusal status */
+    ngx_uint_t            refused_pass;   /* r->uri_changes when refused */
+    unsigned              refused_soft:1; /* satisfy any may admit it */
+    unsigned              checked:1;      /* every check of an "eas on"
+                                             location passed */
+    void                 *device_conf;    /* the location whose device
+                                             rules decided, if any */
     unsigned              parsed:1;       /* request holds the fields */
     unsigned              authenticated:1; /* user was verified */
     ngx_str_t             auth;           /* $eas_auth: ok, cached, ... */
@@ -286,6 +293,8 @@ void *ngx_http_eas_create_srv_conf(ngx_conf_t *cf);
 
 /* $eas_reason of a device over its user's eas_device_max */
 #define NGX_HTTP_EAS_REASON_MAX_DEVICES "eas_device_max"
+/* ... of a device refused because the zone cannot count it */
+#define NGX_HTTP_EAS_REASON_ZONE_FULL   "eas_device_zone_full"
 
 
 /* a record copied out of the zone: plain arrays, safe to copy */
@@ -323,6 +332,7 @@ typedef struct {
     ngx_uint_t            max_devices;    /* 0: no limit */
     ngx_uint_t            user_devices;   /* out */
     unsigned              over_limit:1;   /* out: max_devices blocked */
+    unsigned              zone_full:1;    /* out: no room to count it */
     unsigned              created:1;      /* out: first request seen */
 } ngx_http_eas_device_update_t;
 
@@ -358,7 +368,10 @@ ngx_int_t ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data,
     size_t len);
 
 /* step 3 of the request flow (ngx_http_eas_access.c) */
-ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_enforce_handler(ngx_http_request_t *r);
+char *ngx_http_eas_inert_directive(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *conf);
+ngx_uint_t ngx_http_eas_inventory_location(ngx_conf_t *cf);
 char *ngx_http_eas_access_merge(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
 char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -613,10 +613,12 @@ ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         ctx->directory_set = 1;
     }
 
-    pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
-    pctx->rc = NGX_DECLINED;
+    /* as auth_basic: enough on its own under "satisfy any" */
 
-    return NGX_DECLINED;
+    pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
+    pctx->rc = NGX_OK;
+
+    return NGX_OK;
 }
 
 
