@@ -40,11 +40,12 @@ def write_lines(path, lines):
 
 def send(port, user, password, device="PHONE1", source="127.0.0.1",
          prefix=""):
-    """One Sync from source (a 127.0.0.x address) as device; returns
-    (status, headers)."""
+    """One Sync from source (a 127.0.0.x address, or ::1) as device;
+    returns (status, headers)."""
     query = "?Cmd=Sync&User=%s&DeviceId=%s&DeviceType=iPhone" % (
         "x", device)
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+    host = "::1" if ":" in source else "127.0.0.1"
+    connection = http.client.HTTPConnection(host, port, timeout=10,
                                             source_address=(source, 0))
     try:
         connection.request("POST", prefix + EAS + query, body=b"", headers={

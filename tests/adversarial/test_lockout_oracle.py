@@ -28,6 +28,7 @@ NGINX_CONFIG = HTTP_PROLOGUE + """
 
     server {
         listen 127.0.0.1:${port};
+        listen [::1]:${port};
         access_log ${dir}/eas.log preauth;
 
         eas_preauth "ActiveSync";
@@ -245,3 +246,20 @@ def test_address_lock_spares_the_known_good_phones_behind_it(gateway,
     assert asked(gateway, "amy") == []
     assert {r.header("Authorization") for r in backend.requests} == \
         {auth("user7", "pw7")}
+
+
+def test_ipv6_clients_are_counted_by_their_64(gateway, backend):
+    """An IPv6 attacker has a whole /64 to send from: the address counter
+    is the prefix's (here ::1's, "::/64"), and the log names it."""
+    mark = gateway.mark()
+    for i in range(10):
+        assert send(gateway.port, "ghost%d" % i, "x", "S%d" % i,
+                    "::1")[0] == 401
+    assert send(gateway.port, "amy", "apple", "AMY6", "::1")[0] == 401
+    assert last_entry(gateway, "AMY6")["reason"] == "auth_address_locked"
+    lines = gateway.error_lines_since(mark)
+    assert any('address "::/64" locked out for 600 s' in line
+               for line in lines)
+    assert any('address "::/64" is locked out for' in line
+               and 'user "amy"' in line for line in lines)
+    assert backend.requests == []
