@@ -13,9 +13,10 @@
 
 /*
  * Step 2 of the request flow (docs/authentication.md): Basic
- * credentials → cache → lockout → credential source.  The source is a
- * password file checked in the thread pool, or a subrequest.  Nothing
- * refused here reaches the backend.
+ * credentials → lockout (known-good devices pass) → cache → room for
+ * the failure counters → credential source.  The source is a password
+ * file checked in the thread pool, a directory, or a subrequest.
+ * Nothing refused here reaches the backend.
  */
 
 
