@@ -42,6 +42,7 @@ typedef struct {
     ngx_uint_t              address_limit; /* 0: no address lockout */
     time_t                  window;        /* failures are counted in */
     time_t                  lock_time;
+    time_t                  known;         /* a known-good device lasts */
     ngx_http_eas_ldap_t    *ldap;          /* eas_preauth_ldap */
     time_t                  grace;         /* of the directory, 0: none */
     u_char                  source[NGX_HTTP_EAS_DIGEST_LEN]; /* of uri */
@@ -53,6 +54,7 @@ typedef struct {
 #define NGX_HTTP_EAS_CACHE_CREDENTIALS     0   /* node kinds */
 #define NGX_HTTP_EAS_CACHE_USER            1
 #define NGX_HTTP_EAS_CACHE_ADDRESS         2
+#define NGX_HTTP_EAS_CACHE_KNOWN           3   /* known-good device */
 
 #define NGX_HTTP_EAS_CACHE_MISS            0   /* lookup answers */
 #define NGX_HTTP_EAS_CACHE_VALID           1
@@ -60,6 +62,7 @@ typedef struct {
 #define NGX_HTTP_EAS_CACHE_USER_LOCKED     4
 #define NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED  8
 #define NGX_HTTP_EAS_CACHE_STALE          16  /* valid, in the grace time */
+#define NGX_HTTP_EAS_CACHE_FULL           32  /* no room for a counter */
 
 
 typedef struct {
@@ -70,14 +73,15 @@ typedef struct {
                                               then stale (grace) */
     time_t                  window_start;  /* user, address */
     time_t                  locked_until;  /* user, address; 0: not */
-    ngx_uint_t              failures;      /* user, address */
+    u_short                 failures;      /* user, address: < 65536 */
     u_char                  kind;          /* NGX_HTTP_EAS_CACHE_USER... */
     u_char                  valid;         /* credentials */
     u_short                 len;
     u_short                 extra;         /* bytes after the key */
     u_char                  data[1];       /* digest, user or address,
                                               then extra: directory data */
-} ngx_http_eas_cache_node_t;
+} ngx_http_eas_cache_node_t;            /* 96 bytes before data on LP64:
+                                           a credential fills 128 */
 
 
 typedef struct {
@@ -85,11 +89,29 @@ typedef struct {
     ngx_rbtree_node_t       sentinel;
     ngx_queue_t             credentials;   /* LRU, most recent first */
     ngx_queue_t             counters;      /* users and addresses */
+    ngx_queue_t             known;         /* known-good devices */
+    size_t                  size;          /* of the zone */
+    size_t                  used[4];       /* slab bytes, per kind */
+    time_t                  full_logged;   /* the last "zone is full" */
     u_char                  key[NGX_HTTP_EAS_DIGEST_LEN]; /* HMAC key */
     ngx_atomic_t            hits;
     ngx_atomic_t            misses;
     ngx_atomic_t            lockouts;
 } ngx_http_eas_cache_sh_t;
+
+
+/* one request's question to the zone, and what it says back */
+typedef struct {
+    u_char                 *digest;        /* source, user, password */
+    ngx_str_t              *user;          /* identity */
+    ngx_str_t              *addr;          /* address, IPv6 by /64 */
+    u_char                 *device;        /* key of identity + DeviceId */
+    u_char                 *secret;        /* of identity + password */
+    time_t                  left;          /* of the lockout */
+    ngx_uint_t              failures;      /* the user's, after update */
+    unsigned                known:1;       /* a known-good device */
+    unsigned                log_full:1;    /* say the zone is full */
+} ngx_http_eas_cache_query_t;
 
 
 typedef struct {
@@ -216,11 +238,14 @@ char *ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_shm_zone_t *ngx_http_eas_cache_add(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
     ngx_str_t *user, ngx_str_t *password, u_char *digest);
-ngx_uint_t ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone, u_char *digest,
-    ngx_str_t *user, ngx_str_t *addr, time_t *left);
-ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone, u_char *digest,
-    ngx_uint_t valid, ngx_str_t *user, ngx_str_t *addr,
-    ngx_http_eas_preauth_conf_t *pcf, ngx_uint_t *failures);
+ngx_int_t ngx_http_eas_cache_device(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_str_t *password, u_char *device,
+    u_char *secret);
+ngx_uint_t ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf);
+ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
+    ngx_http_eas_cache_query_t *q, ngx_uint_t valid,
+    ngx_http_eas_preauth_conf_t *pcf);
 ngx_int_t ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key);
 ngx_int_t ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,
