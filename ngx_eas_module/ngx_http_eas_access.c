@@ -100,7 +100,7 @@ ngx_http_eas_enforce_handler(ngx_http_request_t *r)
             return NGX_DECLINED;
         }
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: request refused with %ui is not passed to "
                       "location \"%V\"", ctx->refused, &clcf->name);
 
@@ -112,7 +112,7 @@ ngx_http_eas_enforce_handler(ngx_http_request_t *r)
             return NGX_DECLINED;
         }
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: request left its \"eas on\" location before "
                       "its checks, not passed to location \"%V\"",
                       &clcf->name);

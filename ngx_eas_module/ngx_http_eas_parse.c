@@ -289,7 +289,7 @@ ngx_http_eas_check_target(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
     ctx->reason.data = (u_char *) eas_reason_name(reason);
     ctx->reason.len = ngx_strlen(ctx->reason.data);
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: malformed request: %s", eas_reason_text(reason));
 
     return NGX_ERROR;
