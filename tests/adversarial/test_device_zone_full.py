@@ -20,6 +20,9 @@ USERS = 400
 
 NGINX_CONFIG = """
 http {
+    # decisions as plain statuses (the 200 + Status 129 answer of
+    # protocol 14.0+ is tested in test_edge_answers.py)
+    eas_device_block_status 403;
     ${temp_paths}
 
     eas_preauth_zone zone=auth:4m;

@@ -19,6 +19,9 @@ CRAFTED = "a" * 40 + "!"
 
 NGINX_CONFIG = """
 http {
+    # decisions as plain statuses (the 200 + Status 129 answer of
+    # protocol 14.0+ is tested in test_edge_answers.py)
+    eas_device_block_status 403;
     ${temp_paths}
 
     upstream backend {

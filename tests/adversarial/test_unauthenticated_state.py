@@ -18,6 +18,9 @@ EAS = "/Microsoft-Server-ActiveSync"
 
 NGINX_CONFIG = """
 http {
+    # decisions as plain statuses (the 200 + Status 129 answer of
+    # protocol 14.0+ is tested in test_edge_answers.py)
+    eas_device_block_status 403;
     ${temp_paths}
 
     eas_preauth_zone zone=auth:1m;
@@ -64,6 +67,9 @@ http {
 
 MINIMAL = """
 http {
+    # decisions as plain statuses (the 200 + Status 129 answer of
+    # protocol 14.0+ is tested in test_edge_answers.py)
+    eas_device_block_status 403;
     ${temp_paths}
     eas_device_zone zone=devices:1m;
 
@@ -118,6 +124,9 @@ def test_device_max_without_preauth_fails_nginx_t(nginx_factory):
 
 SERVER_LEVEL = """
 http {
+    # decisions as plain statuses (the 200 + Status 129 answer of
+    # protocol 14.0+ is tested in test_edge_answers.py)
+    eas_device_block_status 403;
     ${temp_paths}
     eas_device_zone zone=devices:1m;
     eas_preauth_zone zone=auth:1m;
