@@ -12,7 +12,8 @@ for Exchange's two device list attributes and sAMAccountName, so that
 filters and attribute names are those of an Active Directory.
 
 BlackHole() is a server that accepts TCP connections and never answers
-(a hung directory): it holds each one for at most `hold` seconds.
+(a hung directory): it holds each one for at most `hold` seconds, or
+until release().
 """
 
 import os
@@ -226,6 +227,7 @@ class BlackHole:
         self.accepted = 0
         self.closing = threading.Event()
         self.held = []
+        self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -239,16 +241,26 @@ class BlackHole:
                 continue
             except OSError:
                 return
-            self.accepted += 1
-            self.held.append((time.monotonic() + self.hold, conn))
+            with self.lock:
+                self.accepted += 1
+                self.held.append((time.monotonic() + self.hold, conn))
             self._expire()
 
     def _expire(self):
         now = time.monotonic()
-        for item in list(self.held):
-            if item[0] <= now:
-                item[1].close()
-                self.held.remove(item)
+        with self.lock:
+            for item in list(self.held):
+                if item[0] <= now:
+                    item[1].close()
+                    self.held.remove(item)
+
+    def release(self):
+        """Close the connections held now: a waiting client sees the
+        server go away."""
+        with self.lock:
+            for _, conn in self.held:
+                conn.close()
+            self.held = []
 
     def close(self):
         self.closing.set()
