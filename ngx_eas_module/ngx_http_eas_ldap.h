@@ -23,6 +23,7 @@
 
 
 #define NGX_HTTP_EAS_LDAP_URLS        8
+#define NGX_HTTP_EAS_LDAP_PASSWORD_MAX  1024   /* bind_password_file */
 
 
 typedef struct {

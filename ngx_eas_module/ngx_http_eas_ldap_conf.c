@@ -28,6 +28,8 @@ static ngx_int_t ngx_http_eas_ldap_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static char *ngx_http_eas_ldap_parameter(ngx_conf_t *cf,
     ngx_http_eas_ldap_t *ldap, ngx_str_t *value);
+static char *ngx_http_eas_ldap_password_file(ngx_conf_t *cf,
+    ngx_http_eas_ldap_t *ldap, ngx_str_t *path);
 static char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_http_eas_ldap_t *ldap);
 
@@ -40,7 +42,8 @@ static ngx_str_t  ngx_http_eas_ldap_prefix = ngx_string("eas_ldap:");
 /*
  * eas_ldap_server name url=URL [url=URL] [starttls] [ca=file]
  *     [verify=on|off] [bind=template] [base=dn] [filter=template]
- *     [scope=base|one|sub] [bind_dn=dn] [bind_password=secret]
+ *     [scope=base|one|sub] [bind_dn=dn]
+ *     [bind_password=secret | bind_password_file=file]
  *     [group=dn] [group_attribute=member] [domain=name]
  *     [devices=on|off] [allowed_attribute=a] [blocked_attribute=a]
  *     [connect_timeout=t] [timeout=t] [retry=t] [grace=t];
@@ -50,7 +53,7 @@ char *
 ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char                 *rv;
-    ngx_str_t            *value, name;
+    ngx_str_t            *value, name, arg;
     ngx_uint_t            i;
     ngx_shm_zone_t       *zone;
     ngx_http_eas_ldap_t  *ldap;
@@ -86,8 +89,20 @@ ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (rv != NGX_CONF_ERROR) {
+            arg = value[i];
+
+            /* a password is never written to a log */
+
+            if (arg.len > sizeof("bind_password=") - 1
+                && ngx_strncmp(arg.data, "bind_password=",
+                               sizeof("bind_password=") - 1)
+                   == 0)
+            {
+                arg.len = sizeof("bind_password") - 1;
+            }
+
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s \"%V\" in \"%V\"", rv, &value[i],
+                               "%s \"%V\" in \"%V\"", rv, &arg,
                                &cmd->name);
         }
 
@@ -216,7 +231,18 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
         s = &ldap->bind_dn;
 
     } else if (ngx_http_eas_ldap_is("bind_password")) {
+        if (ldap->bind_password.data) {
+            return "duplicate bind password, or one in a file too:";
+        }
+
         s = &ldap->bind_password;
+
+    } else if (ngx_http_eas_ldap_is("bind_password_file")) {
+        if (ldap->bind_password.data) {
+            return "duplicate bind password, or one in the text too:";
+        }
+
+        return ngx_http_eas_ldap_password_file(cf, ldap, &v);
 
     } else if (ngx_http_eas_ldap_is("group")) {
         s = &ldap->group;
@@ -310,6 +336,127 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
 }
 
 
+/*
+ * The service account's password from a file, so that it need not sit
+ * in nginx.conf (world-readable on Debian): read now, by the master
+ * process, which reads the configuration as root at start and at
+ * every reload, so the file may be root's alone (0600).  One line; the
+ * line end is not part of the password.  Never logged.
+ */
+
+static char *
+ngx_http_eas_ldap_password_file(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
+    ngx_str_t *path)
+{
+    char             *rv;
+    u_char           *p;
+    size_t            len;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         name;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+    u_char            buf[NGX_HTTP_EAS_LDAP_PASSWORD_MAX + 2];
+
+    name = *path;
+
+    if (name.len == 0) {
+        return "empty file name in";
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed, "
+                           "\"bind_password_file\" of \"eas_ldap_server\" "
+                           "\"%V\"", name.data, &ldap->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = NGX_CONF_OK;
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = name;
+    file.log = cf->log;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", name.data);
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bind_password_file\" \"%s\" of "
+                           "\"eas_ldap_server\" \"%V\" is not a file",
+                           name.data, &ldap->name);
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+
+    if (n == NGX_ERROR) {
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    len = n;
+
+    if (len && buf[len - 1] == LF) {
+        len--;
+
+        if (len && buf[len - 1] == CR) {
+            len--;
+        }
+    }
+
+    if (len == 0 || len > NGX_HTTP_EAS_LDAP_PASSWORD_MAX
+        || ngx_strlchr(buf, buf + len, LF) != NULL
+        || ngx_strlchr(buf, buf + len, '\0') != NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bind_password_file\" \"%s\" of "
+                           "\"eas_ldap_server\" \"%V\" must hold the "
+                           "password on one line, 1 to %d bytes (an empty "
+                           "password is an anonymous bind)", name.data,
+                           &ldap->name, NGX_HTTP_EAS_LDAP_PASSWORD_MAX);
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    ngx_memcpy(p, buf, len);
+    p[len] = '\0';
+
+    ldap->bind_password.data = p;
+    ldap->bind_password.len = len;
+
+done:
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%s\" failed", name.data);
+    }
+
+    return rv;
+}
+
+
 static char *
 ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_eas_ldap_t *ldap)
@@ -368,8 +515,9 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (ldap->bind_dn.len && ldap->bind_password.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"bind_dn\" needs \"bind_password\" in \"%V\": "
-                           "an empty password is an anonymous bind",
+                           "\"bind_dn\" needs \"bind_password\" or "
+                           "\"bind_password_file\" in \"%V\": an empty "
+                           "password is an anonymous bind",
                            &cmd->name);
         return NGX_CONF_ERROR;
     }

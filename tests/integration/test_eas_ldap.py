@@ -616,7 +616,7 @@ def test_the_active_directory_example_works(nginx_factory, backend, slapd,
         ("/etc/nginx/eas/corp-ca.pem", certs.ca),
         ("cn=eas-gateway,ou=service,dc=corp,dc=example,dc=com",
          directory.SERVICE_DN),
-        ("CHANGE-ME", directory.SERVICE_PASSWORD),
+        ("/etc/nginx/eas/ldap-bind.secret", "${dir}/ldap-bind.secret"),
         ("dc=corp,dc=example,dc=com", BASE),
     ]
     for old, new in swaps:
@@ -626,7 +626,9 @@ def test_the_active_directory_example_works(nginx_factory, backend, slapd,
     nginx = nginx_factory(EXAMPLE_CONFIG, start=False, port=port,
                           backend_port=backend.port)
     with open(os.path.join(nginx.dir, "eas-ldap-ad.conf"), "w") as f:
-        f.write(text)
+        f.write(text.replace("${dir}", nginx.dir))
+    with open(os.path.join(nginx.dir, "ldap-bind.secret"), "w") as f:
+        f.write(directory.SERVICE_PASSWORD + "\n")
     nginx.start(ports=(port,))
     nginx.port = port
 
