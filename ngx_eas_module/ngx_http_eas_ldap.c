@@ -32,6 +32,7 @@
 #define NGX_HTTP_EAS_LDAP_HANDLES     16      /* directories per thread */
 #define NGX_HTTP_EAS_LDAP_EXTRA_MAX   NGX_HTTP_EAS_EXTRA_MAX
 #define NGX_HTTP_EAS_LDAP_MESSAGE     256
+#define NGX_HTTP_EAS_LDAP_GROUPS_MAX  1024    /* nested groups visited */
 
 /* what the directory said */
 #define NGX_HTTP_EAS_LDAP_OK          0
@@ -90,6 +91,10 @@ static ngx_uint_t ngx_http_eas_ldap_read(LDAP *ld,
     ngx_http_eas_ldap_task_t *t, char *dn);
 static ngx_uint_t ngx_http_eas_ldap_member(LDAP *ld,
     ngx_http_eas_ldap_task_t *t, char *dn);
+static ngx_uint_t ngx_http_eas_ldap_group_has(LDAP *ld,
+    ngx_http_eas_ldap_task_t *t, const char *rule, char **dns, ngx_uint_t n);
+static u_char *ngx_http_eas_ldap_or_filter(ngx_str_t *attr, const char *rule,
+    char **dns, ngx_uint_t n);
 static int ngx_http_eas_ldap_search(LDAP *ld, ngx_http_eas_ldap_task_t *t,
     char *base, int scope, char *filter, int limit, LDAPMessage **res);
 static void ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
@@ -713,36 +718,170 @@ ngx_http_eas_ldap_read(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
 }
 
 
-/* the group entry has the user's DN in its member attribute */
+/*
+ * The required group: its entry lists the user's DN in its member
+ * attribute (a direct member).  With group_nested=, a member of a
+ * member group counts too: first AD's LDAP_MATCHING_RULE_IN_CHAIN
+ * (one search; other directories find nothing with it, slapd answers
+ * success with no entry), then, with "on", a search that any directory
+ * answers: the groups that list the user, then the groups that list
+ * those, level by level up to group_depth=, each group once (a cycle
+ * ends), asking at each level whether the required group lists one of
+ * them.  Anything over the bounds is "not a member": fail closed.
+ */
 
 static ngx_uint_t
 ngx_http_eas_ldap_member(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
 {
-    int                   rc, count;
+    int                   rc;
+    char                **members, *d;
     char                 *attrs[2];
-    size_t                n;
-    u_char               *p, *last;
-    LDAPMessage          *res;
+    u_char               *filter;
+    ngx_uint_t            kind, depth, i, n, first, nvisited, over;
+    LDAPMessage          *res, *e;
     struct timeval        tv;
     ngx_http_eas_ldap_t  *ldap;
-    u_char                filter[EAS_LDAP_STRING_MAX + 128];
+    char                 *visited[NGX_HTTP_EAS_LDAP_GROUPS_MAX];
 
     ldap = t->ldap;
 
-    last = filter + sizeof(filter);
+    kind = ngx_http_eas_ldap_group_has(ld, t, "", &dn, 1);
 
-    p = ngx_snprintf(filter, last - filter, "(%V=", &ldap->member);
-
-    if (eas_ldap_escape(EAS_LDAP_FILTER, (u_char *) dn, ngx_strlen(dn), p,
-                        last - p - 2, &n)
-        != EAS_OK)
+    if (kind != NGX_HTTP_EAS_LDAP_NOT_MEMBER
+        || ldap->nested == NGX_HTTP_EAS_LDAP_NESTED_OFF)
     {
-        return NGX_HTTP_EAS_LDAP_NOT_MEMBER;
+        return kind;
     }
 
-    p += n;
-    *p++ = ')';
-    *p = '\0';
+    kind = ngx_http_eas_ldap_group_has(ld, t, ":1.2.840.113556.1.4.1941:",
+                                       &dn, 1);
+
+    if (kind != NGX_HTTP_EAS_LDAP_NOT_MEMBER
+        || ldap->nested == NGX_HTTP_EAS_LDAP_NESTED_IN_CHAIN)
+    {
+        return kind;
+    }
+
+    attrs[0] = LDAP_NO_ATTRS;
+    attrs[1] = NULL;
+
+    /* visited[first .. nvisited) is the level found last */
+
+    nvisited = 0;
+    first = 0;
+    over = 0;
+
+    for (depth = 2; depth <= ldap->group_depth; depth++) {
+
+        if (depth == 2) {
+            members = &dn;
+            n = 1;
+
+        } else {
+            members = &visited[first];
+            n = nvisited - first;
+        }
+
+        filter = ngx_http_eas_ldap_or_filter(&ldap->member, "", members, n);
+        if (filter == NULL) {
+            break;
+        }
+
+        ngx_http_eas_ldap_timeval(ldap->timeout, &tv);
+
+        res = NULL;
+
+        rc = ldap_search_ext_s(ld, (char *) ldap->group_base.data,
+                               LDAP_SCOPE_SUBTREE, (char *) filter, attrs, 0,
+                               NULL, NULL, &tv, NGX_HTTP_EAS_LDAP_GROUPS_MAX,
+                               &res);
+        free(filter);
+
+        if (rc == LDAP_SIZELIMIT_EXCEEDED) {
+            ldap_msgfree(res);
+            break;
+        }
+
+        if (rc != LDAP_SUCCESS) {
+            ldap_msgfree(res);
+            kind = ngx_http_eas_ldap_error(ld, t, rc, "nested group search");
+            break;
+        }
+
+        first = nvisited;
+
+        for (e = ldap_first_entry(ld, res); e; e = ldap_next_entry(ld, e)) {
+
+            d = ldap_get_dn(ld, e);
+            if (d == NULL) {
+                continue;
+            }
+
+            /* each group once: a cycle ends here */
+
+            for (i = 0; i < nvisited; i++) {
+                if (ngx_strcasecmp((u_char *) visited[i], (u_char *) d)
+                    == 0)
+                {
+                    break;
+                }
+            }
+
+            if (i < nvisited) {
+                ldap_memfree(d);
+                continue;
+            }
+
+            if (nvisited == NGX_HTTP_EAS_LDAP_GROUPS_MAX) {
+                ldap_memfree(d);
+                over = 1;
+                break;
+            }
+
+            visited[nvisited++] = d;
+        }
+
+        ldap_msgfree(res);
+
+        if (over || nvisited == first) {
+            break;
+        }
+
+        kind = ngx_http_eas_ldap_group_has(ld, t, "", &visited[first],
+                                           nvisited - first);
+
+        if (kind != NGX_HTTP_EAS_LDAP_NOT_MEMBER) {
+            break;
+        }
+    }
+
+    for (i = 0; i < nvisited; i++) {
+        ldap_memfree(visited[i]);
+    }
+
+    return kind;
+}
+
+
+/* whether the group lists one of the DNs, with the matching rule */
+
+static ngx_uint_t
+ngx_http_eas_ldap_group_has(LDAP *ld, ngx_http_eas_ldap_task_t *t,
+    const char *rule, char **dns, ngx_uint_t n)
+{
+    int                   rc, count;
+    char                 *attrs[2];
+    u_char               *filter;
+    LDAPMessage          *res;
+    struct timeval        tv;
+    ngx_http_eas_ldap_t  *ldap;
+
+    ldap = t->ldap;
+
+    filter = ngx_http_eas_ldap_or_filter(&ldap->member, rule, dns, n);
+    if (filter == NULL) {
+        return NGX_HTTP_EAS_LDAP_NOT_MEMBER;
+    }
 
     attrs[0] = LDAP_NO_ATTRS;
     attrs[1] = NULL;
@@ -754,11 +893,7 @@ ngx_http_eas_ldap_member(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
     rc = ldap_search_ext_s(ld, (char *) ldap->group.data, LDAP_SCOPE_BASE,
                            (char *) filter, attrs, 0, NULL, NULL, &tv, 1,
                            &res);
-
-    if (rc == LDAP_NO_SUCH_OBJECT) {
-        ldap_msgfree(res);
-        return ngx_http_eas_ldap_error(ld, t, rc, "group search");
-    }
+    free(filter);
 
     if (rc != LDAP_SUCCESS) {
         ldap_msgfree(res);
@@ -770,6 +905,64 @@ ngx_http_eas_ldap_member(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
     ldap_msgfree(res);
 
     return count == 1 ? NGX_HTTP_EAS_LDAP_OK : NGX_HTTP_EAS_LDAP_NOT_MEMBER;
+}
+
+
+/*
+ * "(attr<rule>=dn)", or "(|(attr<rule>=dn1)(attr<rule>=dn2)...)", each
+ * DN escaped per RFC 4515; from libc, freed by the caller.
+ */
+
+static u_char *
+ngx_http_eas_ldap_or_filter(ngx_str_t *attr, const char *rule, char **dns,
+    ngx_uint_t n)
+{
+    size_t       size, len, rlen;
+    u_char      *filter, *p, *last;
+    ngx_uint_t   i;
+
+    rlen = ngx_strlen(rule);
+    size = sizeof("(|)");
+
+    for (i = 0; i < n; i++) {
+        size += sizeof("(=)") + attr->len + rlen + 3 * ngx_strlen(dns[i]);
+    }
+
+    filter = malloc(size);
+    if (filter == NULL) {
+        return NULL;
+    }
+
+    p = filter;
+    last = filter + size;
+
+    if (n > 1) {
+        *p++ = '(';
+        *p++ = '|';
+    }
+
+    for (i = 0; i < n; i++) {
+        p = ngx_snprintf(p, last - p, "(%V%s=", attr, rule);
+
+        if (eas_ldap_escape(EAS_LDAP_FILTER, (u_char *) dns[i],
+                            ngx_strlen(dns[i]), p, last - p, &len)
+            != EAS_OK)
+        {
+            free(filter);
+            return NULL;
+        }
+
+        p += len;
+        *p++ = ')';
+    }
+
+    if (n > 1) {
+        *p++ = ')';
+    }
+
+    *p = '\0';
+
+    return filter;
 }
 
 

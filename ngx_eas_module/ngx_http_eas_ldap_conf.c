@@ -44,7 +44,9 @@ static ngx_str_t  ngx_http_eas_ldap_prefix = ngx_string("eas_ldap:");
  *     [verify=on|off] [bind=template] [base=dn] [filter=template]
  *     [scope=base|one|sub] [bind_dn=dn]
  *     [bind_password=secret | bind_password_file=file]
- *     [group=dn] [group_attribute=member] [domain=name]
+ *     [group=dn] [group_attribute=member]
+ *     [group_nested=off|on|in_chain] [group_depth=n] [group_base=dn]
+ *     [domain=name]
  *     [devices=on|off] [allowed_attribute=a] [blocked_attribute=a]
  *     [connect_timeout=t] [timeout=t] [retry=t] [grace=t];
  */
@@ -74,6 +76,8 @@ ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ldap->timeout = NGX_CONF_UNSET_MSEC;
     ldap->grace = NGX_CONF_UNSET;
     ldap->retry = NGX_CONF_UNSET;
+    ldap->nested = NGX_CONF_UNSET_UINT;
+    ldap->group_depth = NGX_CONF_UNSET_UINT;
 
     if (value[1].len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -150,6 +154,7 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
     ngx_str_t *value)
 {
     u_char          *p;
+    ngx_int_t        n;
     ngx_str_t        v, *s;
     ngx_flag_t      *flag;
     ngx_msec_t      *ms;
@@ -249,6 +254,44 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
 
     } else if (ngx_http_eas_ldap_is("group_attribute")) {
         s = &ldap->member;
+
+    } else if (ngx_http_eas_ldap_is("group_base")) {
+        s = &ldap->group_base;
+
+    } else if (ngx_http_eas_ldap_is("group_nested")) {
+        if (ldap->nested != NGX_CONF_UNSET_UINT) {
+            return "duplicate parameter";
+        }
+
+        if (v.len == 3 && ngx_strncmp(v.data, "off", 3) == 0) {
+            ldap->nested = NGX_HTTP_EAS_LDAP_NESTED_OFF;
+
+        } else if (v.len == 2 && ngx_strncmp(v.data, "on", 2) == 0) {
+            ldap->nested = NGX_HTTP_EAS_LDAP_NESTED_ON;
+
+        } else if (v.len == 8 && ngx_strncmp(v.data, "in_chain", 8) == 0) {
+            ldap->nested = NGX_HTTP_EAS_LDAP_NESTED_IN_CHAIN;
+
+        } else {
+            return "invalid value, use \"off\", \"on\" or \"in_chain\":";
+        }
+
+        return NGX_CONF_OK;
+
+    } else if (ngx_http_eas_ldap_is("group_depth")) {
+        if (ldap->group_depth != NGX_CONF_UNSET_UINT) {
+            return "duplicate parameter";
+        }
+
+        n = ngx_atoi(v.data, v.len);
+
+        if (n < 1 || n > NGX_HTTP_EAS_LDAP_DEPTH_MAX) {
+            return "invalid depth, use 1 to 32:";
+        }
+
+        ldap->group_depth = n;
+
+        return NGX_CONF_OK;
 
     } else if (ngx_http_eas_ldap_is("domain")) {
         s = &ldap->domain;
@@ -556,6 +599,55 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
         ngx_str_set(&ldap->member, "member");
     }
 
+    if (ldap->group.len == 0
+        && (ldap->nested != NGX_CONF_UNSET_UINT
+            || ldap->group_depth != NGX_CONF_UNSET_UINT
+            || ldap->group_base.data))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"group_nested\", \"group_depth\" and "
+                           "\"group_base\" need \"group\" in \"%V\"",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ldap->nested == NGX_CONF_UNSET_UINT) {
+        ldap->nested = NGX_HTTP_EAS_LDAP_NESTED_OFF;
+    }
+
+    if (ldap->group_depth == NGX_CONF_UNSET_UINT) {
+        ldap->group_depth = 8;
+    }
+
+    if (ldap->group_base.len == 0) {
+        if (ldap->base.len) {
+            ldap->group_base = ldap->base;
+
+        } else {
+            /* the group's parent: after the first unescaped comma */
+
+            for (i = 0; i < ldap->group.len; i++) {
+                if (ldap->group.data[i] == '\\') {
+                    i++;
+                    continue;
+                }
+
+                if (ldap->group.data[i] == ',') {
+                    break;
+                }
+            }
+
+            if (i + 1 >= ldap->group.len) {
+                ldap->group_base = ldap->group;
+
+            } else {
+                /* a suffix of a NUL-terminated config string */
+                ldap->group_base.data = ldap->group.data + i + 1;
+                ldap->group_base.len = ldap->group.len - i - 1;
+            }
+        }
+    }
+
     if (ldap->allowed.len == 0) {
         ngx_str_set(&ldap->allowed, "msExchMobileAllowedDeviceIDs");
     }
@@ -603,6 +695,10 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
         || EVP_DigestUpdate(md, ldap->filter.data, ldap->filter.len) != 1
         || EVP_DigestUpdate(md, "", 1) != 1
         || EVP_DigestUpdate(md, ldap->group.data, ldap->group.len) != 1
+        || EVP_DigestUpdate(md, &ldap->nested, sizeof(ngx_uint_t)) != 1
+        || EVP_DigestUpdate(md, &ldap->group_depth, sizeof(ngx_uint_t)) != 1
+        || EVP_DigestUpdate(md, ldap->group_base.data, ldap->group_base.len)
+           != 1
         || EVP_DigestFinal_ex(md, ldap->source, NULL) != 1)
     {
         EVP_MD_CTX_free(md);

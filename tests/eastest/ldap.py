@@ -3,6 +3,7 @@ with its own configuration and database in a temporary directory, on
 127.0.0.1 high ports, plain ldap:// (StartTLS offered) and ldaps://.
 
     Slapd(dir, certs).start()   loads the entries, starts slapd -d 0
+                                (stats=True: -d 256, operations_since())
     .kill() / .restart()        SIGKILL, then start again on the same ports
     .stop()                     SIGTERM, then SIGKILL after a deadline
     .url / .ldaps_url           ldap://127.0.0.1:P, ldaps://127.0.0.1:Q
@@ -125,8 +126,9 @@ def base_entries(people, members):
 
 
 class Slapd:
-    def __init__(self, dir, certs, entries):
+    def __init__(self, dir, certs, entries, stats=False):
         self.dir = os.path.abspath(dir)
+        self.stats = stats
         self.certs = certs
         self.entries = entries
         self.port = free_port()
@@ -141,7 +143,7 @@ class Slapd:
             self._configure(conf)
         log = open(os.path.join(self.dir, "slapd.log"), "ab")
         self.process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", conf, "-h",
+            [SLAPD, "-d", "256" if self.stats else "0", "-f", conf, "-h",
              "%s/ %s/" % (self.url, self.ldaps_url)],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -156,6 +158,19 @@ class Slapd:
                                    self._log_tail())
             time.sleep(0.05)
         return self
+
+    def log_size(self):
+        """Where slapd.log ends now: pass it to operations_since()."""
+        return os.path.getsize(os.path.join(self.dir, "slapd.log"))
+
+    def operations_since(self, mark, what="SRCH"):
+        """With stats=True: the operations logged after mark, such as
+        'SRCH base="..." scope=2 deref=0 filter="..."'."""
+        with open(os.path.join(self.dir, "slapd.log"), "rb") as f:
+            f.seek(mark)
+            text = f.read().decode("utf-8", "replace")
+        return [line.split(" " + what + " ", 1)[1]
+                for line in text.splitlines() if " %s " % what in line]
 
     def kill(self):
         if self.process and self.process.poll() is None:
