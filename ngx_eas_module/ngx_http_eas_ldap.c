@@ -22,8 +22,9 @@
  * OpenLDAP's libldap, called only from the thread pool.
  * Each pool thread keeps its own connection to each directory in
  * thread-specific data, reused from task to task, for the life of the
- * worker; the thread function touches only its task and the
- * read-only configuration.  Whether a directory is down is kept in a
+ * worker, and unbound when the worker exits; the thread function
+ * touches only its task, its own thread data and the read-only
+ * configuration.  Whether a directory is down is kept in a
  * small zone, so that all workers log one line per change and, while
  * it is down, only one request per "retry" time waits for it.
  */
@@ -72,15 +73,20 @@ typedef struct {
 } ngx_http_eas_ldap_handle_t;
 
 
-typedef struct {
+typedef struct ngx_http_eas_ldap_thread_s  ngx_http_eas_ldap_thread_t;
+
+struct ngx_http_eas_ldap_thread_s {
     ngx_http_eas_ldap_handle_t  handles[NGX_HTTP_EAS_LDAP_HANDLES];
     ngx_uint_t                  next;      /* replaced when all are used */
-} ngx_http_eas_ldap_thread_t;
+    pthread_mutex_t             mutex;     /* held during a task */
+    ngx_http_eas_ldap_thread_t *link;      /* every thread's, for exit */
+};
 
 
 static void ngx_http_eas_ldap_key_create(void);
+static ngx_http_eas_ldap_thread_t *ngx_http_eas_ldap_thread(void);
 static ngx_http_eas_ldap_handle_t *ngx_http_eas_ldap_handle(
-    ngx_http_eas_ldap_t *ldap);
+    ngx_http_eas_ldap_thread_t *th, ngx_http_eas_ldap_t *ldap);
 static ngx_uint_t ngx_http_eas_ldap_connect(ngx_http_eas_ldap_handle_t *h,
     ngx_http_eas_ldap_task_t *t);
 static ngx_uint_t ngx_http_eas_ldap_check_user(LDAP *ld,
@@ -115,6 +121,11 @@ static ngx_int_t ngx_http_eas_ldap_lists_lookup(ngx_http_request_t *r,
 static pthread_key_t   ngx_http_eas_ldap_key;
 static pthread_once_t  ngx_http_eas_ldap_once = PTHREAD_ONCE_INIT;
 static ngx_int_t       ngx_http_eas_ldap_key_error;
+
+/* the data of every pool thread, unbound when the worker exits */
+static pthread_mutex_t              ngx_http_eas_ldap_threads_mutex =
+    PTHREAD_MUTEX_INITIALIZER;
+static ngx_http_eas_ldap_thread_t  *ngx_http_eas_ldap_threads;
 
 static ngx_str_t  ngx_http_eas_ldap_reason_allowed =
     ngx_string("directory:allowed");
@@ -206,18 +217,23 @@ ngx_http_eas_ldap_verify(void *data, ngx_log_t *log)
 
     ngx_uint_t                   tries, reused;
     ngx_http_eas_ldap_t         *ldap;
+    ngx_http_eas_ldap_thread_t  *th;
     ngx_http_eas_ldap_handle_t  *h;
 
     ldap = t->ldap;
 
-    h = ngx_http_eas_ldap_handle(ldap);
+    th = ngx_http_eas_ldap_thread();
 
-    if (h == NULL) {
+    if (th == NULL) {
         t->kind = NGX_HTTP_EAS_LDAP_FAILED;
         ngx_cpystrn(t->message, (u_char *) "no thread data",
                     NGX_HTTP_EAS_LDAP_MESSAGE);
         goto done;
     }
+
+    (void) pthread_mutex_lock(&th->mutex);
+
+    h = ngx_http_eas_ldap_handle(th, ldap);
 
     (void) ngx_atomic_fetch_add(&ldap->sh->binds, 1);
 
@@ -262,6 +278,8 @@ ngx_http_eas_ldap_verify(void *data, ngx_log_t *log)
 
         h->url = (h->url + 1) % ldap->nurls;
     }
+
+    (void) pthread_mutex_unlock(&th->mutex);
 
 done:
 
@@ -349,27 +367,63 @@ ngx_http_eas_ldap_unknown(void *data)
 }
 
 
+/*
+ * Connections end with an unbind when the worker exits, from its exit
+ * hook: that runs after nginx's thread pools have stopped (the thread
+ * pool module is a core module, its exit hook comes first, and it
+ * returns once every pool thread has taken its exit task), so no pool
+ * thread is in a task any more.  A thread still in one (a pool whose
+ * exit could not be posted) holds its mutex and keeps its connections
+ * to the end of the process.  Not a thread-specific data destructor:
+ * that would run while nginx's main thread goes on to exit(), racing
+ * libldap's and the TLS library's own teardown.
+ */
+
+void
+ngx_http_eas_ldap_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                   i, n;
+    ngx_http_eas_ldap_thread_t  *th;
+
+    n = 0;
+
+    (void) pthread_mutex_lock(&ngx_http_eas_ldap_threads_mutex);
+
+    for (th = ngx_http_eas_ldap_threads; th; th = th->link) {
+
+        if (pthread_mutex_trylock(&th->mutex) != 0) {
+            continue;
+        }
+
+        for (i = 0; i < NGX_HTTP_EAS_LDAP_HANDLES; i++) {
+            if (th->handles[i].ld) {
+                ngx_http_eas_ldap_close(&th->handles[i]);
+                n++;
+            }
+        }
+
+        (void) pthread_mutex_unlock(&th->mutex);
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_eas_ldap_threads_mutex);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_CORE, cycle->log, 0,
+                   "eas ldap: %ui connections unbound at exit", n);
+}
+
+
 static void
 ngx_http_eas_ldap_key_create(void)
 {
-    /*
-     * No destructor: pool threads end only when the worker exits, and
-     * then nginx's main thread goes on to exit() while they unwind, so
-     * an unbind here would race libldap's and the TLS library's own
-     * teardown.  The connections end with the process.
-     */
-
     if (pthread_key_create(&ngx_http_eas_ldap_key, NULL) != 0) {
         ngx_http_eas_ldap_key_error = 1;
     }
 }
 
 
-static ngx_http_eas_ldap_handle_t *
-ngx_http_eas_ldap_handle(ngx_http_eas_ldap_t *ldap)
+static ngx_http_eas_ldap_thread_t *
+ngx_http_eas_ldap_thread(void)
 {
-    ngx_uint_t                   i;
-    ngx_http_eas_ldap_handle_t  *h;
     ngx_http_eas_ldap_thread_t  *th;
 
     if (pthread_once(&ngx_http_eas_ldap_once, ngx_http_eas_ldap_key_create)
@@ -381,18 +435,45 @@ ngx_http_eas_ldap_handle(ngx_http_eas_ldap_t *ldap)
 
     th = pthread_getspecific(ngx_http_eas_ldap_key);
 
-    if (th == NULL) {
-        /* thread data outlives any pool: libc, as libldap's own is */
-        th = calloc(1, sizeof(ngx_http_eas_ldap_thread_t));
-        if (th == NULL) {
-            return NULL;
-        }
-
-        if (pthread_setspecific(ngx_http_eas_ldap_key, th) != 0) {
-            free(th);
-            return NULL;
-        }
+    if (th) {
+        return th;
     }
+
+    /* thread data outlives any pool: libc, as libldap's own is */
+
+    th = calloc(1, sizeof(ngx_http_eas_ldap_thread_t));
+    if (th == NULL) {
+        return NULL;
+    }
+
+    if (pthread_mutex_init(&th->mutex, NULL) != 0) {
+        free(th);
+        return NULL;
+    }
+
+    if (pthread_setspecific(ngx_http_eas_ldap_key, th) != 0) {
+        (void) pthread_mutex_destroy(&th->mutex);
+        free(th);
+        return NULL;
+    }
+
+    (void) pthread_mutex_lock(&ngx_http_eas_ldap_threads_mutex);
+
+    th->link = ngx_http_eas_ldap_threads;
+    ngx_http_eas_ldap_threads = th;
+
+    (void) pthread_mutex_unlock(&ngx_http_eas_ldap_threads_mutex);
+
+    return th;
+}
+
+
+static ngx_http_eas_ldap_handle_t *
+ngx_http_eas_ldap_handle(ngx_http_eas_ldap_thread_t *th,
+    ngx_http_eas_ldap_t *ldap)
+{
+    ngx_uint_t                   i;
+    ngx_http_eas_ldap_handle_t  *h;
 
     for (i = 0; i < NGX_HTTP_EAS_LDAP_HANDLES; i++) {
         if (th->handles[i].ldap == ldap) {

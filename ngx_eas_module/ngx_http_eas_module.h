@@ -229,6 +229,7 @@ const char *ngx_http_eas_ldap_refusal(void *data);
 ngx_uint_t ngx_http_eas_ldap_unknown(void *data);
 ngx_http_eas_lists_t *ngx_http_eas_ldap_lists(ngx_conf_t *cf);
 ngx_uint_t ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists);
+void ngx_http_eas_ldap_exit_process(ngx_cycle_t *cycle);
 
 ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);

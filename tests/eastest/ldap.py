@@ -17,6 +17,7 @@ BlackHole() is a server that accepts TCP connections and never answers
 until release().
 """
 
+import base64
 import os
 import shutil
 import signal
@@ -89,6 +90,25 @@ access to attrs=userPassword
 access to *
     by * read
 """
+
+
+# search then bind as the service account: eas_ldap_server parameters
+SEARCH_PARAMS = ("base=" + SUFFIX + " filter=(sAMAccountName=%u) bind_dn="
+                 + SERVICE_DN + " bind_password=" + SERVICE_PASSWORD)
+
+
+def sync(port, prefix, user, password, device="DEV1", timeout=30):
+    """An empty Sync to /<prefix>/Microsoft-Server-ActiveSync on
+    127.0.0.1:port with Basic credentials; the Response."""
+    from .client import EasClient
+    token = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8"))
+    client = EasClient("http://127.0.0.1:%d" % port)
+    return client.raw(
+        "POST", "/%s/Microsoft-Server-ActiveSync?Cmd=Sync&User=u"
+        "&DeviceId=%s&DeviceType=iPhone" % (prefix, device),
+        [("Authorization", "Basic " + token.decode("ascii")),
+         ("MS-ASProtocolVersion", "14.1"), ("Content-Length", "0")],
+        timeout=timeout)
 
 
 def person(uid, password, cn=None, allowed=(), blocked=(), sam=None,

@@ -10,10 +10,8 @@ import time
 import pytest
 
 from eastest import ldap as directory
-from eastest.client import EasClient
 from eastest.nginx import free_port
 
-EAS = "/Microsoft-Server-ActiveSync"
 BASE = directory.SUFFIX
 
 pytestmark = pytest.mark.skipif(not directory.available(),
@@ -32,13 +30,13 @@ http {
     server {
         listen 127.0.0.1:${port};
 
-        location / {
+        location /s/ {
             eas on;
             eas_preauth "ActiveSync";
             eas_preauth_cache zone=auth valid=0 invalid=0;
             eas_preauth_lockout user=off address=off;
             eas_preauth_ldap ad;
-            proxy_pass http://127.0.0.1:${backend_port};
+            proxy_pass http://127.0.0.1:${backend_port}/;
         }
     }
 }
@@ -73,14 +71,7 @@ def gateway(nginx_factory, slapd, backend, secret):
 
 
 def sync(nginx, user="jdoe", password="secret"):
-    import base64
-    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-    client = EasClient("http://127.0.0.1:%d" % nginx.port)
-    return client.raw("POST", EAS + "?Cmd=Sync&User=u&DeviceId=DEV1"
-                      "&DeviceType=iPhone",
-                      [("Authorization", "Basic " + token),
-                       ("MS-ASProtocolVersion", "14.1"),
-                       ("Content-Length", "0")], timeout=30)
+    return directory.sync(nginx.port, "s", user, password)
 
 
 @pytest.mark.parametrize("secret", [

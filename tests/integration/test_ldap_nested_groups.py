@@ -6,15 +6,11 @@ reaches nested ones through its level-by-level search, which the test
 reads back from slapd's own log: bounded by group_depth, each group
 asked once, so a cycle of groups ends."""
 
-import base64
-
 import pytest
 
 from eastest import ldap as directory
-from eastest.client import EasClient
 from eastest.nginx import free_port
 
-EAS = "/Microsoft-Server-ActiveSync"
 BASE = directory.SUFFIX
 GROUPS = "ou=groups," + BASE
 PEOPLE = "ou=people," + BASE
@@ -22,9 +18,7 @@ PEOPLE = "ou=people," + BASE
 pytestmark = pytest.mark.skipif(not directory.available(),
                                 reason="slapd not installed: make deps")
 
-SEARCH = ("base=" + BASE + " filter=(sAMAccountName=%u) bind_dn="
-          + directory.SERVICE_DN + " bind_password="
-          + directory.SERVICE_PASSWORD + " group=" + directory.GROUP_DN)
+SEARCH = directory.SEARCH_PARAMS + " group=" + directory.GROUP_DN
 
 NGINX_CONFIG = """
 http {
@@ -131,14 +125,8 @@ def gateway(nginx_factory, slapd, backend):
 
 
 def sync(nginx, prefix, uid, password=None):
-    token = base64.b64encode(("%s:%s" % (uid, password or uid + "-pw"))
-                             .encode()).decode()
-    client = EasClient("http://127.0.0.1:%d" % nginx.port)
-    return client.raw("POST", "/" + prefix + EAS + "?Cmd=Sync&User=u"
-                      "&DeviceId=DEV1&DeviceType=iPhone",
-                      [("Authorization", "Basic " + token),
-                       ("MS-ASProtocolVersion", "14.1"),
-                       ("Content-Length", "0")], timeout=30).status
+    return directory.sync(nginx.port, prefix, uid,
+                          password or uid + "-pw").status
 
 
 MEMBERSHIP = [
