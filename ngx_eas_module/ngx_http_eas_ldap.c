@@ -584,6 +584,7 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
     int                   rc;
     char                 *dn;
     size_t                n;
+    ngx_str_t            *d;
     ngx_uint_t            kind;
     eas_user_t            user;
     eas_str_t             domain;
@@ -600,6 +601,22 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
 
     if (eas_user_split(t->user, t->user_len, &user) != EAS_OK) {
         return NGX_HTTP_EAS_LDAP_UNKNOWN;
+    }
+
+    /*
+     * %d: the directory's name of the domain sent (checked before the
+     * task was posted), never the client's spelling of it
+     */
+
+    if (ldap->aliases) {
+        d = ngx_http_eas_ldap_domain(ldap, (u_char *) user.domain.data,
+                                     user.domain.len);
+        if (d == NULL) {
+            return NGX_HTTP_EAS_LDAP_UNKNOWN;
+        }
+
+        user.domain.data = d->data;
+        user.domain.len = d->len;
     }
 
     domain.data = ldap->domain.data;

@@ -32,6 +32,13 @@
 #define NGX_HTTP_EAS_LDAP_NESTED_IN_CHAIN  2   /* AD's rule only */
 
 
+/* a domain name a user may send, and the domain it stands for */
+typedef struct {
+    ngx_str_t               name;          /* lower case */
+    ngx_str_t              *domain;        /* as %d has it */
+} ngx_http_eas_ldap_alias_t;
+
+
 typedef struct {
     ngx_atomic_t            down;          /* 0, 1 */
     ngx_atomic_t            probe;         /* a request may try after */
@@ -58,6 +65,8 @@ struct ngx_http_eas_ldap_s {
     ngx_uint_t              group_depth;   /* levels, direct is 1 */
     ngx_str_t               group_base;    /* where nested groups are */
     ngx_str_t               domain;        /* %d of a bare user name */
+    ngx_array_t            *aliases;       /* ngx_http_eas_ldap_alias_t */
+    ngx_uint_t              ndomains;      /* domain= parameters */
     ngx_str_t               allowed;       /* device list attributes */
     ngx_str_t               blocked;
     ngx_flag_t              devices;       /* read them */

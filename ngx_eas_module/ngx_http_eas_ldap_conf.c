@@ -28,6 +28,8 @@ static ngx_int_t ngx_http_eas_ldap_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static char *ngx_http_eas_ldap_parameter(ngx_conf_t *cf,
     ngx_http_eas_ldap_t *ldap, ngx_str_t *value);
+static char *ngx_http_eas_ldap_domain_parameter(ngx_conf_t *cf,
+    ngx_http_eas_ldap_t *ldap, ngx_str_t *value);
 static char *ngx_http_eas_ldap_password_file(ngx_conf_t *cf,
     ngx_http_eas_ldap_t *ldap, ngx_str_t *path);
 static char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
@@ -46,7 +48,7 @@ static ngx_str_t  ngx_http_eas_ldap_prefix = ngx_string("eas_ldap:");
  *     [bind_password=secret | bind_password_file=file]
  *     [group=dn] [group_attribute=member]
  *     [group_nested=off|on|in_chain] [group_depth=n] [group_base=dn]
- *     [domain=name]
+ *     [domain=name[,alias...] ...]
  *     [devices=on|off] [allowed_attribute=a] [blocked_attribute=a]
  *     [connect_timeout=t] [timeout=t] [retry=t] [grace=t];
  */
@@ -294,7 +296,7 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
         return NGX_CONF_OK;
 
     } else if (ngx_http_eas_ldap_is("domain")) {
-        s = &ldap->domain;
+        return ngx_http_eas_ldap_domain_parameter(cf, ldap, &v);
 
     } else if (ngx_http_eas_ldap_is("allowed_attribute")) {
         s = &ldap->allowed;
@@ -376,6 +378,185 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * domain=name[,alias...]: a domain the directory serves, as %d is to
+ * have it, and the other names a user may send for it (NetBIOS name,
+ * UPN suffixes); compared without case.  The first domain= is that of
+ * a bare user name.
+ */
+
+static char *
+ngx_http_eas_ldap_domain_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
+    ngx_str_t *value)
+{
+    u_char                     *p, *last, *comma;
+    ngx_str_t                   name, *domain;
+    ngx_uint_t                  i;
+    ngx_http_eas_ldap_alias_t  *a, *alias;
+
+    if (ldap->aliases == NULL) {
+        ldap->aliases = ngx_array_create(cf->pool, 4,
+                                         sizeof(ngx_http_eas_ldap_alias_t));
+        if (ldap->aliases == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    domain = NULL;
+    p = value->data;
+    last = value->data + value->len;
+
+    for ( ;; ) {
+        comma = ngx_strlchr(p, last, ',');
+
+        name.data = p;
+        name.len = (comma ? comma : last) - p;
+
+        if (name.len == 0 || name.len > EAS_BASIC_USER_MAX
+            || ngx_strlchr(name.data, name.data + name.len, '\\')
+            || ngx_strlchr(name.data, name.data + name.len, '@'))
+        {
+            return "invalid domain";
+        }
+
+        if (domain == NULL) {
+            /* config strings are NUL-terminated, this part not */
+            domain = ngx_palloc(cf->pool, sizeof(ngx_str_t));
+            if (domain == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            domain->data = ngx_pstrdup(cf->pool, &name);
+            if (domain->data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            domain->len = name.len;
+        }
+
+        a = ldap->aliases->elts;
+
+        for (i = 0; i < ldap->aliases->nelts; i++) {
+            if (a[i].name.len == name.len
+                && ngx_strncasecmp(a[i].name.data, name.data, name.len) == 0)
+            {
+                return "domain named twice in";
+            }
+        }
+
+        alias = ngx_array_push(ldap->aliases);
+        if (alias == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        alias->name.data = ngx_pnalloc(cf->pool, name.len);
+        if (alias->name.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_strlow(alias->name.data, name.data, name.len);
+        alias->name.len = name.len;
+        alias->domain = domain;
+
+        if (comma == NULL) {
+            break;
+        }
+
+        p = comma + 1;
+    }
+
+    if (ldap->ndomains++ == 0) {
+        ldap->domain = *domain;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the domain %d stands for: of the name sent, or the first; NULL: none */
+
+ngx_str_t *
+ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name, size_t len)
+{
+    ngx_uint_t                  i;
+    ngx_http_eas_ldap_alias_t  *a;
+
+    if (ldap->aliases == NULL) {
+        return NULL;
+    }
+
+    if (len == 0) {
+        return &ldap->domain;
+    }
+
+    a = ldap->aliases->elts;
+
+    for (i = 0; i < ldap->aliases->nelts; i++) {
+        if (a[i].name.len == len
+            && ngx_strncasecmp(a[i].name.data, name, len) == 0)
+        {
+            return a[i].domain;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The identity a user name stands for (docs/authentication.md,
+ * "Identity"): the name part in lower case, as password files have it;
+ * with a directory that serves several domains, "name@domain" with the
+ * domain as its domain= declares it, in lower case, so that the same
+ * name in two domains is two identities.  NGX_DECLINED: a domain the
+ * directory does not serve; NGX_ERROR: a malformed or too long name.
+ * The one normalisation of pre-authentication and per-user list files.
+ */
+
+ngx_int_t
+ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
+    size_t len, u_char *dst, size_t size, size_t *n)
+{
+    u_char      *p;
+    ngx_str_t   *domain;
+    eas_user_t   u;
+
+    *n = eas_user_normalize(user, len, dst, size);
+
+    if (*n == 0) {
+        return NGX_ERROR;
+    }
+
+    if (ldap == NULL || ldap->aliases == NULL) {
+        return NGX_OK;
+    }
+
+    (void) eas_user_split(user, len, &u);
+
+    domain = ngx_http_eas_ldap_domain(ldap, (u_char *) u.domain.data,
+                                      u.domain.len);
+    if (domain == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ldap->ndomains == 1) {
+        return NGX_OK;
+    }
+
+    if (*n + 1 + domain->len > size) {
+        return NGX_ERROR;
+    }
+
+    p = dst + *n;
+    *p++ = '@';
+    ngx_strlow(p, domain->data, domain->len);
+
+    *n += 1 + domain->len;
+
+    return NGX_OK;
 }
 
 
@@ -660,6 +841,21 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
         ngx_str_set(&ldap->domain, "");
     }
 
+    /* %d is the domain the user is in, never one a client made up */
+
+    if (ldap->ndomains == 0
+        && (eas_ldap_template_has(ldap->bind.data, ldap->bind.len, 'd')
+            || eas_ldap_template_has(ldap->filter.data, ldap->filter.len,
+                                     'd')))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%%d in a template of \"%V\" \"%V\" needs "
+                           "\"domain\": the domains the directory serves, "
+                           "so that %%d is never a domain a client made up",
+                           &cmd->name, &ldap->name);
+        return NGX_CONF_ERROR;
+    }
+
     if (ldap->connect_timeout == NGX_CONF_UNSET_MSEC) {
         ldap->connect_timeout = 5000;
     }
@@ -695,6 +891,8 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
         || EVP_DigestUpdate(md, ldap->filter.data, ldap->filter.len) != 1
         || EVP_DigestUpdate(md, "", 1) != 1
         || EVP_DigestUpdate(md, ldap->group.data, ldap->group.len) != 1
+        || EVP_DigestUpdate(md, ldap->domain.data, ldap->domain.len) != 1
+        || EVP_DigestUpdate(md, &ldap->ndomains, sizeof(ngx_uint_t)) != 1
         || EVP_DigestUpdate(md, &ldap->nested, sizeof(ngx_uint_t)) != 1
         || EVP_DigestUpdate(md, &ldap->group_depth, sizeof(ngx_uint_t)) != 1
         || EVP_DigestUpdate(md, ldap->group_base.data, ldap->group_base.len)

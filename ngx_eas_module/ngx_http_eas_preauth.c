@@ -160,9 +160,25 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         return ngx_http_eas_preauth_malformed(r, ctx, pctx, basic.reason);
     }
 
-    n = eas_user_normalize(basic.user.data, basic.user.len, id, sizeof(id));
+    /* the identity, as the source knows it: ngx_http_eas_ldap_conf.c */
 
-    if (n == 0) {
+    rc = ngx_http_eas_user_identity(pcf->ldap, (u_char *) basic.user.data,
+                                    basic.user.len, id, sizeof(id), &n);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: preauth refused: the domain of user \"%*s\" is "
+                      "not one of directory \"%V\"", basic.user.len,
+                      basic.user.data, ngx_http_eas_ldap_name(pcf->ldap));
+
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                           &ngx_http_eas_auth_invalid,
+                                           "auth_unknown_domain",
+                                           NGX_HTTP_UNAUTHORIZED);
+    }
+
+    if (rc != NGX_OK) {
         ngx_explicit_memzero(buf, sizeof(buf));
         return ngx_http_eas_preauth_malformed(r, ctx, pctx,
                                               EAS_BASIC_USER_INVALID);

@@ -112,13 +112,14 @@ def sync(port, prefix, user, password, device="DEV1", timeout=30):
 
 
 def person(uid, password, cn=None, allowed=(), blocked=(), sam=None,
-           ou="people"):
+           ou="people", mail=None):
     """One user entry as LDIF lines."""
     lines = ["dn: uid=%s,ou=%s,%s" % (uid, ou, SUFFIX),
              "objectClass: inetOrgPerson", "objectClass: easMobileUser",
              "uid: %s" % uid, "cn: %s" % (cn or uid), "sn: %s" % uid,
              "userPassword: %s" % password,
              "sAMAccountName: %s" % (sam or uid)]
+    lines += ["mail: %s" % mail] if mail else []
     lines += ["msExchMobileAllowedDeviceIDs: %s" % d for d in allowed]
     lines += ["msExchMobileBlockedDeviceIDs: %s" % d for d in blocked]
     return lines
