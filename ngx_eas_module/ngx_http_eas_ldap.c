@@ -43,10 +43,12 @@
 #define NGX_HTTP_EAS_LDAP_NOT_MEMBER  4       /* not in the group */
 #define NGX_HTTP_EAS_LDAP_DOWN        5       /* no server answered */
 #define NGX_HTTP_EAS_LDAP_FAILED      6       /* an answer we cannot use */
+#define NGX_HTTP_EAS_LDAP_NO_IDENTITY 7       /* no identity= attribute */
 
 /* an entry of the encoded device lists: kind, length, DeviceId */
 #define NGX_HTTP_EAS_LDAP_ALLOWED     'a'
 #define NGX_HTTP_EAS_LDAP_BLOCKED     'b'
+#define NGX_HTTP_EAS_LDAP_IDENTITY    'i'     /* first, if any */
 
 
 /* one verification: everything the thread reads or writes */
@@ -58,6 +60,7 @@ typedef struct {
     size_t                  password_len;
     size_t                  extra_len;
     unsigned                truncated:1;   /* lists over the limit */
+    unsigned                identity:1;    /* read from the entry */
     u_char                  user[EAS_BASIC_USER_MAX + 1];
     u_char                  password[EAS_BASIC_PASSWORD_MAX + 1];
     u_char                  message[NGX_HTTP_EAS_LDAP_MESSAGE];
@@ -104,6 +107,8 @@ static u_char *ngx_http_eas_ldap_or_filter(ngx_str_t *attr, const char *rule,
 static int ngx_http_eas_ldap_search(LDAP *ld, ngx_http_eas_ldap_task_t *t,
     char *base, int scope, char *filter, int limit, LDAPMessage **res);
 static void ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
+    ngx_http_eas_ldap_task_t *t);
+static void ngx_http_eas_ldap_identity_read(LDAP *ld, LDAPMessage *e,
     ngx_http_eas_ldap_task_t *t);
 static void ngx_http_eas_ldap_values(LDAP *ld, LDAPMessage *e,
     ngx_http_eas_ldap_task_t *t, ngx_str_t *attr, u_char kind);
@@ -188,6 +193,7 @@ ngx_http_eas_ldap_prepare(ngx_http_eas_ldap_t *ldap, ngx_str_t *user,
     t->url = 0;
     t->extra_len = 0;
     t->truncated = 0;
+    t->identity = 0;
     t->message[0] = '\0';
 
     t->user_len = user->len;
@@ -351,6 +357,9 @@ ngx_http_eas_ldap_refusal(void *data)
 
     case NGX_HTTP_EAS_LDAP_NOT_MEMBER:
         return "not in the required group: user";
+
+    case NGX_HTTP_EAS_LDAP_NO_IDENTITY:
+        return "no identity attribute in the directory entry of user";
 
     default:
         return "invalid password for user";
@@ -653,7 +662,7 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
             return ngx_http_eas_ldap_error(ld, t, rc, "bind");
         }
 
-        return NGX_HTTP_EAS_LDAP_OK;
+        goto identity;
     }
 
     /* a DN template: the user binds, then reads its own entry */
@@ -686,7 +695,7 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
     } else {
         dn = (char *) buf;
 
-        if (ldap->devices) {
+        if (ldap->devices || ldap->identity.len) {
             kind = ngx_http_eas_ldap_read(ld, t, dn);
 
             if (kind != NGX_HTTP_EAS_LDAP_OK) {
@@ -705,7 +714,19 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
         ldap_memfree(dn);
     }
 
-    return kind;
+    if (kind != NGX_HTTP_EAS_LDAP_OK) {
+        return kind;
+    }
+
+identity:
+
+    /* identity=: the directory names the user, or nobody passes */
+
+    if (ldap->identity.len && !t->identity) {
+        return NGX_HTTP_EAS_LDAP_NO_IDENTITY;
+    }
+
+    return NGX_HTTP_EAS_LDAP_OK;
 }
 
 
@@ -1070,21 +1091,29 @@ static int
 ngx_http_eas_ldap_search(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *base,
     int scope, char *filter, int limit, LDAPMessage **res)
 {
-    char                 *attrs[3];
+    char                 *attrs[4];
+    ngx_uint_t            n;
     struct timeval        tv;
     ngx_http_eas_ldap_t  *ldap;
 
     ldap = t->ldap;
 
-    if (ldap->devices) {
-        attrs[0] = (char *) ldap->allowed.data;
-        attrs[1] = (char *) ldap->blocked.data;
-        attrs[2] = NULL;
+    n = 0;
 
-    } else {
-        attrs[0] = LDAP_NO_ATTRS;
-        attrs[1] = NULL;
+    if (ldap->devices) {
+        attrs[n++] = (char *) ldap->allowed.data;
+        attrs[n++] = (char *) ldap->blocked.data;
     }
+
+    if (ldap->identity.len) {
+        attrs[n++] = (char *) ldap->identity.data;
+    }
+
+    if (n == 0) {
+        attrs[n++] = LDAP_NO_ATTRS;
+    }
+
+    attrs[n] = NULL;
 
     ngx_http_eas_ldap_timeval(ldap->timeout, &tv);
 
@@ -1103,6 +1132,10 @@ ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
 
     ldap = t->ldap;
 
+    if (ldap->identity.len) {
+        ngx_http_eas_ldap_identity_read(ld, e, t);
+    }
+
     if (!ldap->devices) {
         return;
     }
@@ -1111,6 +1144,62 @@ ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
                              NGX_HTTP_EAS_LDAP_BLOCKED);
     ngx_http_eas_ldap_values(ld, e, t, &ldap->allowed,
                              NGX_HTTP_EAS_LDAP_ALLOWED);
+}
+
+
+/*
+ * identity=: the attribute's first value, ASCII in lower case, as the
+ * first record of the encoded lists; a value that is no user name
+ * (empty, too long, a control byte) is none.
+ */
+
+static void
+ngx_http_eas_ldap_identity_read(LDAP *ld, LDAPMessage *e,
+    ngx_http_eas_ldap_task_t *t)
+{
+    u_char          *p, c;
+    size_t           i, len;
+    struct berval  **vals;
+
+    if (t->identity) {
+        return;
+    }
+
+    vals = ldap_get_values_len(ld, e, (char *) t->ldap->identity.data);
+
+    if (vals == NULL) {
+        return;
+    }
+
+    len = vals[0] ? vals[0]->bv_len : 0;
+
+    if (len == 0 || len > EAS_USER_MAX || len > 255
+        || t->extra_len + 2 + len > NGX_HTTP_EAS_LDAP_EXTRA_MAX)
+    {
+        ldap_value_free_len(vals);
+        return;
+    }
+
+    p = t->extra + t->extra_len;
+
+    for (i = 0; i < len; i++) {
+        c = (u_char) vals[0]->bv_val[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            ldap_value_free_len(vals);
+            return;
+        }
+
+        p[2 + i] = ngx_tolower(c);
+    }
+
+    p[0] = NGX_HTTP_EAS_LDAP_IDENTITY;
+    p[1] = (u_char) len;
+
+    t->extra_len += 2 + len;
+    t->identity = 1;
+
+    ldap_value_free_len(vals);
 }
 
 
@@ -1257,6 +1346,27 @@ ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists)
 }
 
 
+/*
+ * The identity the directory gave (identity=), from what it answered
+ * or from the cache: the first record of the encoded lists.
+ */
+
+ngx_int_t
+ngx_http_eas_ldap_identity(ngx_str_t *extra, ngx_str_t *identity)
+{
+    if (extra->len < 2 || extra->data[0] != NGX_HTTP_EAS_LDAP_IDENTITY
+        || (size_t) extra->data[1] + 2 > extra->len)
+    {
+        return NGX_DECLINED;
+    }
+
+    identity->data = extra->data + 2;
+    identity->len = extra->data[1];
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_eas_ldap_lists_lookup(ngx_http_request_t *r,
     ngx_http_eas_lists_t *lists, ngx_http_eas_device_values_t *values,
@@ -1298,7 +1408,7 @@ ngx_http_eas_ldap_lists_lookup(ngx_http_request_t *r,
                 return NGX_OK;
             }
 
-            allowed = 1;
+            allowed |= (kind == NGX_HTTP_EAS_LDAP_ALLOWED);
         }
 
         p += len;

@@ -66,6 +66,7 @@ struct ngx_http_eas_ldap_s {
     ngx_str_t               group_base;    /* where nested groups are */
     ngx_str_t               domain;        /* %d of a bare user name */
     ngx_array_t            *aliases;       /* ngx_http_eas_ldap_alias_t */
+    ngx_str_t               identity;      /* attribute, or empty */
     ngx_uint_t              ndomains;      /* domain= parameters */
     ngx_str_t               allowed;       /* device list attributes */
     ngx_str_t               blocked;

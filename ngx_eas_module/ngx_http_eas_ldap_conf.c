@@ -48,7 +48,7 @@ static ngx_str_t  ngx_http_eas_ldap_prefix = ngx_string("eas_ldap:");
  *     [bind_password=secret | bind_password_file=file]
  *     [group=dn] [group_attribute=member]
  *     [group_nested=off|on|in_chain] [group_depth=n] [group_base=dn]
- *     [domain=name[,alias...] ...]
+ *     [domain=name[,alias...] ...] [identity=attribute]
  *     [devices=on|off] [allowed_attribute=a] [blocked_attribute=a]
  *     [connect_timeout=t] [timeout=t] [retry=t] [grace=t];
  */
@@ -297,6 +297,9 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
 
     } else if (ngx_http_eas_ldap_is("domain")) {
         return ngx_http_eas_ldap_domain_parameter(cf, ldap, &v);
+
+    } else if (ngx_http_eas_ldap_is("identity")) {
+        s = &ldap->identity;
 
     } else if (ngx_http_eas_ldap_is("allowed_attribute")) {
         s = &ldap->allowed;
@@ -893,6 +896,8 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
         || EVP_DigestUpdate(md, ldap->group.data, ldap->group.len) != 1
         || EVP_DigestUpdate(md, ldap->domain.data, ldap->domain.len) != 1
         || EVP_DigestUpdate(md, &ldap->ndomains, sizeof(ngx_uint_t)) != 1
+        || EVP_DigestUpdate(md, ldap->identity.data, ldap->identity.len) != 1
+        || EVP_DigestUpdate(md, "", 1) != 1
         || EVP_DigestUpdate(md, &ldap->nested, sizeof(ngx_uint_t)) != 1
         || EVP_DigestUpdate(md, &ldap->group_depth, sizeof(ngx_uint_t)) != 1
         || EVP_DigestUpdate(md, ldap->group_base.data, ldap->group_base.len)

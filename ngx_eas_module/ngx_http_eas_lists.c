@@ -260,7 +260,8 @@ ngx_http_eas_lists_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
     lf = elcf->device_lists->data;
 
     ldap = (elcf->preauth.realm.len && elcf->preauth.ldap
-            && elcf->preauth.ldap->aliases)
+            && (elcf->preauth.ldap->aliases
+                || elcf->preauth.ldap->identity.len))
            ? elcf->preauth.ldap : NULL;
 
     if (!lf->built) {
@@ -271,9 +272,9 @@ ngx_http_eas_lists_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_device_user_lists\" \"%V\" is used "
                            "where user names stand for different "
-                           "identities (a directory with \"domain\" "
-                           "parameters, and another source): use one file "
-                           "for each", &lf->path);
+                           "identities (a directory with \"domain\" or "
+                           "\"identity\" parameters, and another "
+                           "source): use one file for each", &lf->path);
         return NGX_ERROR;
     }
 
@@ -310,8 +311,19 @@ ngx_http_eas_lists_build(ngx_conf_t *cf, ngx_http_eas_lists_file_t *lf,
 
     for (i = 0; i < lf->lines.nelts; i++) {
 
-        rc = ngx_http_eas_user_identity(ldap, l[i].user.data, l[i].user.len,
-                                        id, sizeof(id), &n);
+        if (ldap && ldap->identity.len) {
+
+            /* identity=: the attribute's value, written whole */
+
+            n = l[i].user.len;
+            ngx_strlow(id, l[i].user.data, n);
+            rc = NGX_OK;
+
+        } else {
+            rc = ngx_http_eas_user_identity(ldap, l[i].user.data,
+                                            l[i].user.len, id, sizeof(id),
+                                            &n);
+        }
 
         if (rc != NGX_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

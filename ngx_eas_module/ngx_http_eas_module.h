@@ -230,6 +230,7 @@ ngx_uint_t ngx_http_eas_ldap_unknown(void *data);
 ngx_http_eas_lists_t *ngx_http_eas_ldap_lists(ngx_conf_t *cf);
 ngx_uint_t ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists);
 void ngx_http_eas_ldap_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_eas_ldap_identity(ngx_str_t *extra, ngx_str_t *identity);
 ngx_str_t *ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name,
     size_t len);
 ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,

@@ -626,6 +626,9 @@ ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     if (elcf->preauth.ldap) {
         ctx->directory = pctx->extra;
         ctx->directory_set = 1;
+
+        /* identity=: the user as the directory names it */
+        (void) ngx_http_eas_ldap_identity(&pctx->extra, &ctx->user);
     }
 
     pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;

@@ -43,6 +43,12 @@ http {
     eas_ldap_server multi url=${url} """ + MULTI + """;
     eas_ldap_server pinned url=${url} bind=uid=%u,ou=people,""" + BASE + """
                     domain=example.org,EXAMPLE;
+    eas_ldap_server readback url=${url} base=""" + BASE + """
+                    filter=(uid=%u) bind_dn=""" + directory.SERVICE_DN + """
+                    bind_password=""" + directory.SERVICE_PASSWORD + """
+                    identity=mail;
+    eas_ldap_server readbackdn url=${url} bind=uid=%u,ou=people,""" + BASE \
+    + """ identity=sAMAccountName;
 
     server {
         listen 127.0.0.1:${port};
@@ -74,6 +80,20 @@ http {
         location /lists/ {
             eas on;
             eas_device_user_lists ${dir}/multi-lists;
+            proxy_pass http://127.0.0.1:${backend_port}/;
+        }
+
+        location /readback/ {
+            eas on;
+            eas_preauth_cache zone=auth valid=1h invalid=0;
+            eas_preauth_ldap readback;
+            eas_device_user_lists ${dir}/readback-lists;
+            proxy_pass http://127.0.0.1:${backend_port}/;
+        }
+
+        location /readbackdn/ {
+            eas on;
+            eas_preauth_ldap readbackdn;
             proxy_pass http://127.0.0.1:${backend_port}/;
         }
 
@@ -125,6 +145,8 @@ PEOPLE_ENTRIES = [
     directory.person("jdoe-c", "contoso-pw", mail="jdoe@contoso.com"),
     directory.person("jdoe-f", "fabrikam-pw", mail="jdoe@fabrikam.com"),
     directory.person("amy", "apple"),
+    directory.person("jsmith", "smith-pw", sam="JSmith.Sales",
+                     mail="John.Smith@Contoso.com"),
 ]
 
 MULTI_LISTS = "CONTOSO\\jdoe block ApplLOST\njdoe@fabrikam.com allow Any\n"
@@ -152,6 +174,7 @@ def start(nginx_factory, config, backend, **variables):
                           backend_port=backend.port, **variables)
     write(nginx, "multi-lists", MULTI_LISTS)
     write(nginx, "file-lists", FILE_LISTS)
+    write(nginx, "readback-lists", "John.Smith@contoso.com block ApplLOST\n")
     write(nginx, "users", "jdoe:{PLAIN}file-pw\n")
     nginx.start(ports=(port,))
     nginx.port = port
@@ -283,6 +306,45 @@ def test_a_pinned_domain(gateway, user, status, identity):
 
     assert got == status
     assert entry["user"] == identity
+
+
+# identity=: what the directory says --------------------------------------
+
+def test_the_identity_is_the_attribute_the_directory_gives(gateway,
+                                                           backend):
+    first = send(gateway, "readback", "CONTOSO\\jsmith", "smith-pw")
+    again = send(gateway, "readback", "CONTOSO\\jsmith", "smith-pw")
+    other = send(gateway, "readback", "jsmith", "smith-pw")
+
+    assert (first[0], first[1]["auth"]) == (200, "ok")
+    assert (again[0], again[1]["auth"]) == (200, "cached")
+    assert other[0] == 200
+    assert first[1]["user"] == again[1]["user"] == other[1]["user"] \
+        == "john.smith@contoso.com"
+
+    # and list lines name that identity
+    assert send(gateway, "readback", "jsmith", "smith-pw",
+                device="ApplLOST")[0] == 403
+
+
+def test_a_dn_bind_reads_the_identity_from_the_entry(gateway, backend):
+    status, entry = send(gateway, "readbackdn", "jsmith", "smith-pw")
+
+    assert (status, entry["user"]) == (200, "jsmith.sales")
+
+
+def test_no_identity_attribute_is_a_refusal(gateway, backend):
+    mark = gateway.mark()
+
+    # amy's entry has no mail
+    status, entry = send(gateway, "readback", "amy", "apple")
+
+    assert (status, entry["reason"]) == (401, "auth_invalid")
+    lines = [l for l in gateway.error_lines_since(mark) if "eas: " in l]
+    assert len(lines) == 1
+    assert 'no identity attribute in the directory entry of user "amy"' \
+        in lines[0]
+    assert backend.requests == []
 
 
 # Password file and no pre-authentication: the name part --------------------
