@@ -339,23 +339,27 @@ ngx_http_eas_device_lower(ngx_http_request_t *r,
 static ngx_uint_t
 ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx)
 {
-    eas_user_t  query;
+    eas_user_t  query, id;
 
     if (!ctx->authenticated || ctx->request.user.len == 0) {
         return 1;
     }
 
-    /* the identity is already the normalised name part (eas_basic.c) */
+    /*
+     * the identity is the normalised name part, "name@domain" with a
+     * directory of several domains (ngx_http_eas_user_identity())
+     */
 
     if (eas_user_split(ctx->request.user.data, ctx->request.user.len, &query)
-        != EAS_OK)
+        != EAS_OK
+        || eas_user_split(ctx->user.data, ctx->user.len, &id) != EAS_OK)
     {
         return 0;
     }
 
-    return query.name.len == ctx->user.len
-           && ngx_strncasecmp((u_char *) query.name.data, ctx->user.data,
-                              ctx->user.len)
+    return query.name.len == id.name.len
+           && ngx_strncasecmp((u_char *) query.name.data,
+                              (u_char *) id.name.data, id.name.len)
               == 0;
 }
 
@@ -525,6 +529,12 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_device_user_lists directory\" needs "
                            "\"eas_preauth\" with \"eas_preauth_ldap\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* list files name identities as this level's source makes them */
+
+    if (conf->enable && ngx_http_eas_lists_check(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -274,6 +274,14 @@ const char *ngx_http_eas_ldap_refusal(void *data);
 ngx_uint_t ngx_http_eas_ldap_unknown(void *data);
 ngx_http_eas_lists_t *ngx_http_eas_ldap_lists(ngx_conf_t *cf);
 ngx_uint_t ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists);
+void ngx_http_eas_ldap_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_eas_ldap_identity(ngx_str_t *extra, ngx_str_t *identity);
+ngx_str_t *ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name,
+    size_t len);
+ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *elcf);
+ngx_int_t ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
+    size_t len, u_char *dst, size_t size, size_t *n);
 
 ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);

@@ -172,9 +172,25 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         return ngx_http_eas_preauth_malformed(r, ctx, pctx, basic.reason);
     }
 
-    n = eas_user_normalize(basic.user.data, basic.user.len, id, sizeof(id));
+    /* the identity, as the source knows it: ngx_http_eas_ldap_conf.c */
 
-    if (n == 0) {
+    rc = ngx_http_eas_user_identity(pcf->ldap, (u_char *) basic.user.data,
+                                    basic.user.len, id, sizeof(id), &n);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: preauth refused: the domain of user \"%*s\" is "
+                      "not one of directory \"%V\"", basic.user.len,
+                      basic.user.data, ngx_http_eas_ldap_name(pcf->ldap));
+
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                           &ngx_http_eas_auth_invalid,
+                                           "auth_unknown_domain",
+                                           NGX_HTTP_UNAUTHORIZED);
+    }
+
+    if (rc != NGX_OK) {
         ngx_explicit_memzero(buf, sizeof(buf));
         return ngx_http_eas_preauth_malformed(r, ctx, pctx,
                                               EAS_BASIC_USER_INVALID);
@@ -634,6 +650,9 @@ ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     if (elcf->preauth.ldap) {
         ctx->directory = pctx->extra;
         ctx->directory_set = 1;
+
+        /* identity=: the user as the directory names it */
+        (void) ngx_http_eas_ldap_identity(&pctx->extra, &ctx->user);
     }
 
     /* as auth_basic: enough on its own under "satisfy any" */

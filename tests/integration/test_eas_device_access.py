@@ -272,7 +272,8 @@ def test_decision(gateway, backend, name, args, status, access, reason):
                 if "eas: device" in line]
     if access == "blocked":
         assert len(refusals) == 1, refusals
-        user = args.get("user", "jane")
+        # the identity: User= normalised as a verified name would be
+        user = args.get("user", "jane").lower()
         device = args.get("device_id", "ApplNEW")
         if isinstance(device, bytes):
             device = device.hex().upper()
