@@ -15,28 +15,72 @@
  * The upstream read timeout of each request of an "eas_longpoll on"
  * location (docs/longpoll-timeouts.md): what
  * ngx_http_eas_longpoll_read_timeout() says the request needs.
+ *
+ * Every upstream of the http block, named or implicit, proxy, fastcgi,
+ * uwsgi, scgi or grpc alike, gets its peer.init wrapped after the
+ * upstream module has initialized it (postconfiguration), so whatever
+ * balancer and "keepalive" the block has, in whatever order, the wrapper
+ * runs once per request, before the connection is made and the read
+ * timer armed.  Only public interfaces are used: the upstream main
+ * configuration at start-up, r->upstream->conf at run time.
+ *
+ * The request's upstream then points at a copy of the location's
+ * upstream settings with the read timeout it needs.  The copies are
+ * shared by every request of the worker that needs the same location
+ * and timeout (a phone asks for one of a few intervals), so a held
+ * request costs no copy of its own; the configuration itself is never
+ * written.
  */
 
 
 /* the canonical command name is static and NUL-terminated */
 #define ngx_http_eas_command(ctx)  ((char *) (ctx)->request.command_name.data)
 
+/* copies of upstream settings a worker keeps, then one per request */
+#define NGX_HTTP_EAS_UPSTREAM_BUCKETS  256
+#define NGX_HTTP_EAS_UPSTREAM_COPIES   1024
+
 
 typedef struct {
-    ngx_flag_t                        enabled;
-    ngx_http_upstream_init_pt         original_init_upstream;
+    ngx_flag_t                        enabled;    /* obsolete directive */
     ngx_http_upstream_init_peer_pt    original_init_peer;
 } ngx_http_eas_upstream_srv_conf_t;
 
 
-static ngx_int_t ngx_http_eas_upstream_init(ngx_conf_t *cf,
-    ngx_http_upstream_srv_conf_t *us);
+typedef struct ngx_http_eas_upstream_copy_s  ngx_http_eas_upstream_copy_t;
+
+struct ngx_http_eas_upstream_copy_s {
+    ngx_http_eas_upstream_copy_t     *next;
+    ngx_http_upstream_conf_t         *original;
+    ngx_http_upstream_conf_t          conf;
+};
+
+
+/* per process: each worker fills its own after fork */
+typedef struct {
+    ngx_cycle_t                      *cycle;
+    ngx_uint_t                        count;
+    ngx_http_eas_upstream_copy_t     *buckets[NGX_HTTP_EAS_UPSTREAM_BUCKETS];
+} ngx_http_eas_upstream_copies_t;
+
+
 static ngx_int_t ngx_http_eas_upstream_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_eas_upstream_init_rr_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_eas_upstream_set_timeout(ngx_http_request_t *r);
+static ngx_http_upstream_conf_t *ngx_http_eas_upstream_copy(
+    ngx_http_request_t *r, ngx_http_upstream_conf_t *original,
+    ngx_msec_t timeout);
 
 
-extern ngx_module_t  ngx_http_proxy_module;
+static ngx_http_eas_upstream_copies_t  ngx_http_eas_upstream_copies;
 
+
+/*
+ * Kept so that configurations written for the wrapper of earlier
+ * versions still load: every upstream is covered now, in any order.
+ */
 
 char *
 ngx_http_eas_upstream_timeouts(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -44,21 +88,11 @@ ngx_http_eas_upstream_timeouts(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_eas_upstream_srv_conf_t *escf = conf;
 
-    ngx_http_upstream_srv_conf_t  *uscf;
-
     if (escf->enabled) {
         return "is duplicate";
     }
 
     escf->enabled = 1;
-
-    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
-
-    escf->original_init_upstream = uscf->peer.init_upstream
-                                   ? uscf->peer.init_upstream
-                                   : ngx_http_upstream_init_round_robin;
-
-    uscf->peer.init_upstream = ngx_http_eas_upstream_init;
 
     return NGX_CONF_OK;
 }
@@ -78,7 +112,6 @@ ngx_http_eas_create_srv_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->enabled = 0;
-     *     conf->original_init_upstream = NULL;
      *     conf->original_init_peer = NULL;
      */
 
@@ -86,40 +119,61 @@ ngx_http_eas_create_srv_conf(ngx_conf_t *cf)
 }
 
 
-static ngx_int_t
-ngx_http_eas_upstream_init(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
+/*
+ * Postconfiguration: the upstream module's init_main_conf has run
+ * every block's init_upstream (its balancer, keepalive, zone), so
+ * peer.init is final whatever the order of the directives.  An implicit
+ * upstream (proxy_pass to an address, no block) has no server
+ * configuration to keep the original in; its peer.init can only be
+ * round robin's, else it is left alone.
+ */
+
+ngx_int_t
+ngx_http_eas_upstream_wrap(ngx_conf_t *cf)
 {
-    ngx_http_eas_upstream_srv_conf_t  *escf;
+    ngx_uint_t                          i;
+    ngx_http_upstream_srv_conf_t      **uscfp;
+    ngx_http_upstream_main_conf_t      *umcf;
+    ngx_http_eas_upstream_srv_conf_t   *escf;
 
-    escf = ngx_http_conf_upstream_srv_conf(us, ngx_http_eas_module);
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
 
-    if (escf->original_init_upstream(cf, us) != NGX_OK) {
-        return NGX_ERROR;
+    if (umcf == NULL) {
+        return NGX_OK;
     }
 
-    escf->original_init_peer = us->peer.init;
+    uscfp = umcf->upstreams.elts;
 
-    us->peer.init = ngx_http_eas_upstream_init_peer;
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+
+        if (uscfp[i]->peer.init == NULL
+            || uscfp[i]->peer.init == ngx_http_eas_upstream_init_peer
+            || uscfp[i]->peer.init == ngx_http_eas_upstream_init_rr_peer)
+        {
+            continue;
+        }
+
+        if (uscfp[i]->srv_conf) {
+            escf = ngx_http_conf_upstream_srv_conf(uscfp[i],
+                                                   ngx_http_eas_module);
+            escf->original_init_peer = uscfp[i]->peer.init;
+            uscfp[i]->peer.init = ngx_http_eas_upstream_init_peer;
+            continue;
+        }
+
+        if (uscfp[i]->peer.init == ngx_http_upstream_init_round_robin_peer) {
+            uscfp[i]->peer.init = ngx_http_eas_upstream_init_rr_peer;
+        }
+    }
 
     return NGX_OK;
 }
 
 
-/*
- * Runs as the upstream is set up, before the connection is made and the
- * read timer armed: the request gets its own copy of the upstream
- * settings with the read timeout it needs (the configuration itself is
- * never written at run time).
- */
-
 static ngx_int_t
 ngx_http_eas_upstream_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us)
 {
-    ngx_msec_t                         timeout;
-    ngx_http_eas_ctx_t                *ctx;
-    ngx_http_upstream_t               *u;
-    ngx_http_upstream_conf_t          *conf;
     ngx_http_eas_upstream_srv_conf_t  *escf;
 
     escf = ngx_http_conf_upstream_srv_conf(us, ngx_http_eas_module);
@@ -127,6 +181,30 @@ ngx_http_eas_upstream_init_peer(ngx_http_request_t *r,
     if (escf->original_init_peer(r, us) != NGX_OK) {
         return NGX_ERROR;
     }
+
+    return ngx_http_eas_upstream_set_timeout(r);
+}
+
+
+static ngx_int_t
+ngx_http_eas_upstream_init_rr_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    if (ngx_http_upstream_init_round_robin_peer(r, us) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_eas_upstream_set_timeout(r);
+}
+
+
+static ngx_int_t
+ngx_http_eas_upstream_set_timeout(ngx_http_request_t *r)
+{
+    ngx_msec_t                 timeout;
+    ngx_http_eas_ctx_t        *ctx;
+    ngx_http_upstream_t       *u;
+    ngx_http_upstream_conf_t  *conf;
 
     timeout = ngx_http_eas_longpoll_read_timeout(r);
 
@@ -143,14 +221,11 @@ ngx_http_eas_upstream_init_peer(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    conf = ngx_palloc(r->pool, sizeof(ngx_http_upstream_conf_t));
+    conf = ngx_http_eas_upstream_copy(r, u->conf, timeout);
     if (conf == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(conf, u->conf, sizeof(ngx_http_upstream_conf_t));
-
-    conf->read_timeout = timeout;
     u->conf = conf;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -161,74 +236,80 @@ ngx_http_eas_upstream_init_peer(ngx_http_request_t *r,
 
 
 /*
- * At start-up: a long-poll location whose proxy_pass names an upstream
- * without "eas_upstream_timeouts" keeps proxy_read_timeout, which must
- * then hold the maximum interval plus the margin.  proxy_pass with
- * variables is checked at first use (ngx_http_eas_longpoll_log_check()).
- * The proxy module's location configuration starts with its
- * ngx_http_upstream_conf_t, as every nginx version has it.
+ * The worker's copy of the location's upstream settings with this read
+ * timeout, made at first need from the cycle's pool.  Past
+ * NGX_HTTP_EAS_UPSTREAM_COPIES (intervals are any second from 1 to
+ * 3540, so the number is bounded anyway) a request gets its own copy.
  */
 
-ngx_int_t
-ngx_http_eas_longpoll_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
+static ngx_http_upstream_conf_t *
+ngx_http_eas_upstream_copy(ngx_http_request_t *r,
+    ngx_http_upstream_conf_t *original, ngx_msec_t timeout)
 {
-    ngx_msec_t                         need;
-    ngx_http_upstream_conf_t          *ucf;
-    ngx_http_core_loc_conf_t          *clcf;
-    ngx_http_upstream_srv_conf_t      *uscf;
-    ngx_http_eas_upstream_srv_conf_t  *escf;
+    ngx_uint_t                       key;
+    ngx_http_upstream_conf_t        *conf;
+    ngx_http_eas_upstream_copy_t    *copy;
+    ngx_http_eas_upstream_copies_t  *copies;
 
-    if (!elcf->enable || !elcf->longpoll) {
-        return NGX_OK;
+    copies = &ngx_http_eas_upstream_copies;
+
+    if (copies->cycle != ngx_cycle) {
+        /* a new cycle (single-process reload): the old one's are gone */
+        ngx_memzero(copies, sizeof(ngx_http_eas_upstream_copies_t));
+        copies->cycle = (ngx_cycle_t *) ngx_cycle;
     }
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    ucf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_proxy_module);
+    key = (((uintptr_t) original >> 4) ^ timeout)
+          % NGX_HTTP_EAS_UPSTREAM_BUCKETS;
 
-    if (clcf == NULL || ucf == NULL || clcf->handler == NULL) {
-        return NGX_OK;
-    }
-
-    uscf = ucf->upstream;
-
-    if (uscf == NULL) {
-        return NGX_OK;
-    }
-
-    if (uscf->srv_conf) {
-        escf = ngx_http_conf_upstream_srv_conf(uscf, ngx_http_eas_module);
-
-        if (escf->enabled) {
-            return NGX_OK;
+    for (copy = copies->buckets[key]; copy; copy = copy->next) {
+        if (copy->original == original && copy->conf.read_timeout == timeout)
+        {
+            return &copy->conf;
         }
     }
 
-    need = (ngx_msec_t) elcf->heartbeat_max * 1000 + elcf->longpoll_margin;
+    if (copies->count >= NGX_HTTP_EAS_UPSTREAM_COPIES) {
+        conf = ngx_palloc(r->pool, sizeof(ngx_http_upstream_conf_t));
+        if (conf == NULL) {
+            return NULL;
+        }
 
-    if (ucf->read_timeout < need) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "eas: \"proxy_read_timeout\" %Mms in location "
-                           "\"%V\" cannot hold \"eas_heartbeat_max\" %Ts "
-                           "plus \"eas_longpoll_margin\" %Mms: held Pings "
-                           "will be cut with 504; add "
-                           "\"eas_upstream_timeouts\" to upstream \"%V\"",
-                           ucf->read_timeout, &clcf->name,
-                           elcf->heartbeat_max, elcf->longpoll_margin,
-                           &uscf->host);
+        ngx_memcpy(conf, original, sizeof(ngx_http_upstream_conf_t));
+        conf->read_timeout = timeout;
+
+        return conf;
     }
 
-    return NGX_OK;
+    copy = ngx_palloc(ngx_cycle->pool, sizeof(ngx_http_eas_upstream_copy_t));
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(&copy->conf, original, sizeof(ngx_http_upstream_conf_t));
+
+    copy->conf.read_timeout = timeout;
+    copy->original = original;
+    copy->next = copies->buckets[key];
+
+    copies->buckets[key] = copy;
+    copies->count++;
+
+    return &copy->conf;
 }
 
 
-/* at first use, for what the start-up check could not see */
+/*
+ * At the end of a long-poll, for what no wrapper could reach: a
+ * proxy_pass with variables that resolves to no upstream block creates
+ * its peers without peer.init.
+ */
 
 ngx_int_t
 ngx_http_eas_longpoll_log_check(ngx_http_request_t *r)
 {
-    ngx_msec_t                need;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_msec_t           need;
+    ngx_http_eas_ctx_t  *ctx;
 
     ctx = ngx_http_eas_get_ctx(r);
 
@@ -238,15 +319,14 @@ ngx_http_eas_longpoll_log_check(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    need = ngx_http_eas_longpoll_read_timeout(r);
 
-    need = (ngx_msec_t) ctx->heartbeat * 1000 + elcf->longpoll_margin;
-
-    if (r->upstream->conf->read_timeout < need) {
+    if (need != 0 && r->upstream->conf->read_timeout < need) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "eas: %s held for %T s went through an upstream "
-                      "without \"eas_upstream_timeouts\" and its read "
-                      "timeout %Mms cannot hold it",
+                      "whose read timeout the module could not set "
+                      "(an address in variables) and its read timeout "
+                      "%Mms cannot hold it",
                       ngx_http_eas_command(ctx), ctx->heartbeat,
                       r->upstream->conf->read_timeout);
     }
