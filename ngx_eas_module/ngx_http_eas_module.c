@@ -392,7 +392,13 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_longpoll_log_check;
 
-    return ngx_http_eas_answer_init(cf);
+    if (ngx_http_eas_answer_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the upstream module has set every balancer: wrap its peer.init */
+
+    return ngx_http_eas_upstream_wrap(cf);
 }
 
 
@@ -594,10 +600,6 @@ ngx_http_eas_merge_longpoll(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
     if (conf->command_timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_command_timeout\" must not be 0");
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_eas_longpoll_check(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

@@ -205,7 +205,7 @@ typedef struct {
     ngx_uint_t            heartbeat_source; /* NGX_HTTP_EAS_HB_* */
     unsigned              longpoll:1;     /* held: interval + margin */
     unsigned              longpoll_state:2;
-    unsigned              timeouts_set:1; /* eas_upstream_timeouts ran */
+    unsigned              timeouts_set:1; /* the read timeout was set */
     uint32_t              ping_generation; /* held Ping's; 0: none */
 } ngx_http_eas_ctx_t;
 
@@ -296,8 +296,7 @@ ngx_uint_t ngx_http_eas_passwd_unknown(void *data);
 
 ngx_int_t ngx_http_eas_longpoll_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_longpoll_log_check(ngx_http_request_t *r);
-ngx_int_t ngx_http_eas_longpoll_check(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *elcf);
+ngx_int_t ngx_http_eas_upstream_wrap(ngx_conf_t *cf);
 ngx_msec_t ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_heartbeat_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
