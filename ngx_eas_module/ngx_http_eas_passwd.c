@@ -58,6 +58,7 @@ struct ngx_http_eas_passwd_s {
     ngx_pool_t             *pool;          /* holds the current table */
     ngx_http_eas_passwd_entry_t  *entries;
     ngx_uint_t              nentries;
+    ngx_uint_t              costliest;     /* entry an unknown user costs */
     ngx_file_uniq_t         uniq;
     int64_t                 mtime;         /* nanoseconds where known */
     off_t                   size;
@@ -84,6 +85,9 @@ static ngx_int_t ngx_http_eas_passwd_parse(ngx_http_eas_passwd_t *pw,
     ngx_pool_t *pool, u_char *text, size_t size, ngx_array_t *entries,
     ngx_conf_t *cf, ngx_log_t *log);
 static ngx_int_t ngx_http_eas_passwd_cmp(const void *one, const void *two);
+static ngx_uint_t ngx_http_eas_passwd_costliest(
+    ngx_http_eas_passwd_entry_t *e, ngx_uint_t n);
+static uint64_t ngx_http_eas_passwd_cost(ngx_http_eas_passwd_entry_t *e);
 static const char *ngx_http_eas_passwd_kind(ngx_str_t *hash,
     ngx_flag_t plain, ngx_uint_t *kind);
 static ngx_int_t ngx_http_eas_crypt64(u_char *p, size_t len);
@@ -249,15 +253,19 @@ ngx_http_eas_passwd_find(ngx_http_eas_passwd_t *pw, ngx_str_t *user,
     }
 
     /*
-     * An unknown user costs the same hash as a known one (that of the
-     * first entry, whose answer is then ignored): the time of a refusal
-     * does not tell which names the file holds.
+     * An unknown user costs the costliest hash of the file (whose answer
+     * is then ignored): the time of a refusal does not tell which names
+     * the file holds, whatever order its schemes come in.
      */
 
     v->unknown = (e == NULL);
 
     if (e == NULL) {
-        e = &pw->entries[0];
+        e = &pw->entries[pw->costliest];
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "eas passwd: unknown user verified against the "
+                       "costliest hash, line %ui", e->line);
     }
 
     v->kind = e->kind;
@@ -470,6 +478,8 @@ ngx_http_eas_passwd_load(ngx_http_eas_passwd_t *pw, ngx_conf_t *cf,
     pw->pool = pool;
     pw->entries = entries.elts;
     pw->nentries = entries.nelts;
+    pw->costliest = ngx_http_eas_passwd_costliest(entries.elts,
+                                                  entries.nelts);
     pw->uniq = ngx_file_uniq(&fi);
     pw->mtime = ngx_http_eas_passwd_mtime(&fi);
     pw->size = ngx_file_size(&fi);
@@ -619,6 +629,109 @@ ngx_http_eas_passwd_cmp(const void *one, const void *two)
 
     return ngx_memn2cmp(a->user.data, b->user.data, a->user.len,
                         b->user.len);
+}
+
+
+static ngx_uint_t
+ngx_http_eas_passwd_costliest(ngx_http_eas_passwd_entry_t *e, ngx_uint_t n)
+{
+    uint64_t    cost, max;
+    ngx_uint_t  i, costliest;
+
+    max = 0;
+    costliest = 0;
+
+    for (i = 0; i < n; i++) {
+        cost = ngx_http_eas_passwd_cost(&e[i]);
+
+        if (cost > max) {
+            max = cost;
+            costliest = i;
+        }
+    }
+
+    return costliest;
+}
+
+
+/*
+ * The work a hash takes, in rough microseconds of one core (measured
+ * with libxcrypt): only the order matters.  $5$/$6$ cost their rounds,
+ * bcrypt 2^cost, yescrypt N * r (one crypt64 digit each after the
+ * flavor; a longer encoding is beyond any default and ranks first).
+ */
+
+static uint64_t
+ngx_http_eas_passwd_cost(ngx_http_eas_passwd_entry_t *e)
+{
+    u_char    *p, *q;
+    uint64_t   rounds;
+
+    p = e->hash.data;
+
+    switch (e->kind) {
+
+    case NGX_HTTP_EAS_HASH_PLAIN:
+        return 0;
+
+    case NGX_HTTP_EAS_HASH_SHA:
+    case NGX_HTTP_EAS_HASH_SSHA:
+        return 1;
+
+    case NGX_HTTP_EAS_HASH_APR1:
+        return 120;
+
+    default: /* NGX_HTTP_EAS_HASH_CRYPT */
+        break;
+    }
+
+    if (p[1] == '1') {
+        return 120;
+    }
+
+    if (p[1] == '2') {
+        return (uint64_t) 50 << ((p[4] - '0') * 10 + p[5] - '0');
+    }
+
+    if (p[1] == '5' || p[1] == '6') {
+        rounds = 5000;
+
+        if (ngx_strncmp(p + 3, "rounds=", 7) == 0) {
+            rounds = 0;
+
+            for (q = p + 10; *q >= '0' && *q <= '9'; q++) {
+                if (rounds < 1000000000) {
+                    rounds = rounds * 10 + *q - '0';
+                }
+            }
+
+            /* crypt clamps the rounds to 1000 .. 999999999 */
+
+            rounds = ngx_max(rounds, 1000);
+        }
+
+        return (p[1] == '5') ? rounds / 4 : rounds / 3;
+    }
+
+    /* $y$: flavor, N_log2 - 1, r - 1 */
+
+    q = (u_char *) ngx_strchr(ngx_http_eas_itoa64, p[4]);
+
+    if (q == NULL || p[4] == '\0' || p[5] == '$' || p[6] != '$'
+        || q - ngx_http_eas_itoa64 >= 47)
+    {
+        return (uint64_t) -1;
+    }
+
+    rounds = (uint64_t) 1 << (q - ngx_http_eas_itoa64 + 1);
+
+    q = (u_char *) ngx_strchr(ngx_http_eas_itoa64, p[5]);
+
+    if (q == NULL || p[5] == '\0' || q - ngx_http_eas_itoa64 >= 47) {
+        return (uint64_t) -1;
+    }
+
+    return rounds * (q - ngx_http_eas_itoa64 + 1) / 10;
 }
 
 
