@@ -112,10 +112,17 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       NULL },
 
     { ngx_string("eas_preauth_request"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_eas_preauth_request,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("eas_preauth_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eas_loc_conf_t, preauth.timeout),
       NULL },
 
     { ngx_string("eas_ldap_server"),
@@ -361,6 +368,13 @@ ngx_http_eas_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_eas_longpoll_log_check;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_eas_preauth_log_check;
 
     return NGX_OK;
 }

@@ -36,6 +36,8 @@ typedef struct {
     time_t                  invalid;       /* negative cache lifetime */
     ngx_http_eas_passwd_t  *file;          /* eas_preauth_user_file */
     ngx_str_t               uri;           /* eas_preauth_request */
+    ngx_flag_t              any_answer;    /* answer=status */
+    ngx_msec_t              timeout;       /* eas_preauth_timeout */
     void                   *thread_pool;   /* ngx_thread_pool_t */
     ngx_flag_t              inline_check;  /* eas_preauth_thread_pool off */
     ngx_uint_t              user_limit;    /* 0: no user lockout */
@@ -176,6 +178,7 @@ ngx_shm_zone_t *ngx_http_eas_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
     void *tag);
 
 ngx_int_t ngx_http_eas_preauth_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_preauth_log_check(ngx_http_request_t *r);
 char *ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

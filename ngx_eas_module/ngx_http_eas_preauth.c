@@ -8,6 +8,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/evp.h>
+
 #include "ngx_http_eas_module.h"
 
 
@@ -23,6 +25,9 @@
 #define NGX_HTTP_EAS_PREAUTH_DONE     2   /* the source answered */
 #define NGX_HTTP_EAS_PREAUTH_DECIDED  3   /* rc holds the answer */
 
+/* at most one "stores disagree" warning per worker in this time */
+#define NGX_HTTP_EAS_PREAUTH_DISAGREE_LOG  10
+
 
 
 typedef struct {
@@ -32,6 +37,7 @@ typedef struct {
     ngx_uint_t              status;        /* of the subrequest */
     ngx_uint_t              unknown;       /* no such user in the file */
     ngx_uint_t              stale;         /* a valid answer in grace */
+    ngx_uint_t              foreign;       /* 2xx, not from ActiveSync */
     ngx_str_t               extra;         /* the directory's lists */
     ngx_str_t               user;          /* as sent */
     ngx_str_t               identity;      /* normalised */
@@ -50,10 +56,13 @@ static ngx_int_t ngx_http_eas_preauth_post(ngx_http_request_t *r,
 static void ngx_http_eas_preauth_thread(void *data, ngx_log_t *log);
 static void ngx_http_eas_preauth_thread_done(ngx_event_t *ev);
 #endif
+static u_char *ngx_http_eas_preauth_request_source(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf);
 static ngx_int_t ngx_http_eas_preauth_subrequest(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx);
 static ngx_int_t ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
+static ngx_uint_t ngx_http_eas_preauth_activesync(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_preauth_finish(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
 static ngx_int_t ngx_http_eas_preauth_accept(ngx_http_request_t *r,
@@ -83,6 +92,10 @@ static ngx_str_t  ngx_http_eas_auth_missing = ngx_string("missing");
 static ngx_str_t  ngx_http_eas_auth_malformed = ngx_string("malformed");
 static ngx_str_t  ngx_http_eas_auth_grace = ngx_string("grace");
 static ngx_str_t  ngx_http_eas_auth_down = ngx_string("down");
+
+/* per worker: when the last "stores disagree" warning was written */
+static time_t      ngx_http_eas_preauth_disagree_logged;
+static ngx_uint_t  ngx_http_eas_preauth_disagree_skipped;
 
 
 ngx_int_t
@@ -192,7 +205,11 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         source = ngx_http_eas_ldap_source(pcf->ldap);
 
     } else {
-        source = pcf->source;
+        source = ngx_http_eas_preauth_request_source(r, pcf);
+        if (source == NULL) {
+            ngx_explicit_memzero(buf, sizeof(buf));
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     if (ngx_http_eas_cache_digest(pcf->zone, source, &pctx->user, &password,
@@ -273,6 +290,74 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     ngx_explicit_memzero(buf, sizeof(buf));
 
     return rc;
+}
+
+
+/*
+ * The log phase: the edge accepted the credentials and the backend
+ * refused them.  The two credential stores disagree (a source answering
+ * yes to everyone, a password changed in one store only): a warning an
+ * operator sees, with the user and the source, at most one per worker
+ * every NGX_HTTP_EAS_PREAUTH_DISAGREE_LOG seconds.
+ */
+
+ngx_int_t
+ngx_http_eas_preauth_log_check(ngx_http_request_t *r)
+{
+    time_t                        now;
+    ngx_str_t                     source;
+    ngx_http_eas_ctx_t           *ctx;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
+
+    if (r != r->main || r->upstream == NULL
+        || r->upstream->headers_in.status_n != NGX_HTTP_UNAUTHORIZED)
+    {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL || !ctx->authenticated) {
+        return NGX_OK;
+    }
+
+    now = ngx_time();
+
+    if (now - ngx_http_eas_preauth_disagree_logged
+        < NGX_HTTP_EAS_PREAUTH_DISAGREE_LOG)
+    {
+        ngx_http_eas_preauth_disagree_skipped++;
+        return NGX_OK;
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = &elcf->preauth;
+
+    if (pcf->file) {
+        ngx_str_set(&source, "eas_preauth_user_file");
+
+    } else if (pcf->ldap) {
+        source = *ngx_http_eas_ldap_name(pcf->ldap);
+
+    } else if (pcf->uri.len) {
+        source = pcf->uri;
+
+    } else {
+        ngx_str_set(&source, "none");
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "eas: backend answered 401 to user \"%V\" accepted at "
+                  "the edge (auth=%V, credential source \"%V\"): the "
+                  "credential stores disagree (%ui more not logged)",
+                  &ctx->user, &ctx->auth, &source,
+                  ngx_http_eas_preauth_disagree_skipped);
+
+    ngx_http_eas_preauth_disagree_logged = now;
+    ngx_http_eas_preauth_disagree_skipped = 0;
+
+    return NGX_OK;
 }
 
 
@@ -435,6 +520,44 @@ ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
 #endif
 
 
+/*
+ * The subrequest forwards the request's Host (the shipped location sets
+ * it), and a backend may tell tenants by it: the server's identity
+ * (ngx_http_eas_preauth_request_source() in the configuration) and the
+ * Host name the source whose answers the cache keeps.
+ */
+
+static u_char *
+ngx_http_eas_preauth_request_source(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf)
+{
+    u_char     *p, *source;
+    ngx_str_t  *host;
+
+    host = &r->headers_in.server;
+
+    p = ngx_pnalloc(r->pool, NGX_HTTP_EAS_DIGEST_LEN + host->len
+                             + NGX_HTTP_EAS_DIGEST_LEN);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    source = p + NGX_HTTP_EAS_DIGEST_LEN + host->len;
+
+    ngx_memcpy(p, pcf->source, NGX_HTTP_EAS_DIGEST_LEN);
+    ngx_memcpy(p + NGX_HTTP_EAS_DIGEST_LEN, host->data, host->len);
+
+    if (EVP_Digest(p, NGX_HTTP_EAS_DIGEST_LEN + host->len, source, NULL,
+                   EVP_sha256(), NULL)
+        != 1)
+    {
+        return NULL;
+    }
+
+    return source;
+}
+
+
 /* as auth_request does: the location answers 2xx, 401/403 or else */
 
 static ngx_int_t
@@ -480,11 +603,23 @@ ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r, void *data,
 {
     ngx_http_eas_preauth_ctx_t  *pctx = data;
 
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    elcf = ngx_http_get_module_loc_conf(r->main, ngx_http_eas_module);
+
     pctx->status = r->headers_out.status;
     pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
 
     if (pctx->status >= NGX_HTTP_OK
-        && pctx->status < NGX_HTTP_SPECIAL_RESPONSE)
+        && pctx->status < NGX_HTTP_SPECIAL_RESPONSE
+        && !elcf->preauth.any_answer
+        && !ngx_http_eas_preauth_activesync(r))
+    {
+        pctx->foreign = 1;
+        pctx->result = NGX_ERROR;
+
+    } else if (pctx->status >= NGX_HTTP_OK
+               && pctx->status < NGX_HTTP_SPECIAL_RESPONSE)
     {
         pctx->result = NGX_OK;
 
@@ -501,6 +636,43 @@ ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r, void *data,
                    "eas preauth subrequest done: %ui", pctx->status);
 
     return rc;
+}
+
+
+/* an ActiveSync server's OPTIONS answer names its protocol versions */
+
+static ngx_uint_t
+ngx_http_eas_preauth_activesync(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].value.len != 0
+            && h[i].key.len == sizeof("MS-ASProtocolVersions") - 1
+            && ngx_strncasecmp(h[i].key.data,
+                               (u_char *) "MS-ASProtocolVersions",
+                               h[i].key.len)
+               == 0)
+        {
+            return 1;
+        }
+    }
 }
 
 
@@ -524,7 +696,15 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     }
 
     if (pctx->result == NGX_ERROR) {
-        if (pctx->status) {
+        if (pctx->foreign) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "eas: preauth failed: credential source \"%V\" "
+                          "answered %ui without \"MS-ASProtocolVersions\", "
+                          "not an ActiveSync server's answer, for user "
+                          "\"%V\" (\"answer=status\" takes any 2xx)",
+                          &pcf->uri, pctx->status, &pctx->user);
+
+        } else if (pctx->status) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "eas: preauth failed: credential source answered "
                           "%ui for user \"%V\"", pctx->status, &pctx->user);

@@ -13,10 +13,9 @@ import subprocess
 
 import pytest
 
-from eastest.client import EasClient
 from eastest.nginx import free_port
+from preauth_client import send_basic
 
-EAS = "/Microsoft-Server-ActiveSync"
 QUERY = "?Cmd=Sync&User=u&DeviceId=DEV1&DeviceType=iPhone"
 
 NGINX_CONFIG = """
@@ -53,12 +52,7 @@ def sha1_line(user, password):
 
 
 def send(port, user, password):
-    token = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-    client = EasClient("http://127.0.0.1:%d" % port)
-    return client.raw("POST", EAS + QUERY,
-                      [("Authorization", "Basic " + token),
-                       ("MS-ASProtocolVersion", "14.1"),
-                       ("Content-Length", "0")])
+    return send_basic(port, user, password, QUERY)
 
 
 # The file's lines, in file order; the legacy ones sort first by name.
