@@ -20,6 +20,7 @@ typedef struct {
 static ngx_int_t ngx_http_eas_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_eas_init_module(ngx_cycle_t *cycle);
 static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -306,7 +307,7 @@ ngx_module_t  ngx_http_eas_module = {
     ngx_http_eas_commands,                 /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_eas_init_module,              /* init module */
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -375,6 +376,17 @@ ngx_http_eas_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_eas_preauth_log_check;
+
+    return NGX_OK;
+}
+
+
+/* run by "nginx -t" too, once the whole configuration is known */
+
+static ngx_int_t
+ngx_http_eas_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_eas_passwd_check_user(cycle);
 
     return NGX_OK;
 }

@@ -11,6 +11,7 @@
 #include <ngx_sha1.h>
 
 #include <crypt.h>
+#include <grp.h>
 #include <openssl/evp.h>
 
 #include "ngx_http_eas_module.h"
@@ -39,9 +40,15 @@
 #if (NGX_LINUX)
 #define ngx_http_eas_passwd_mtime(fi)                                        \
     ((int64_t) (fi)->st_mtim.tv_sec * 1000000000 + (fi)->st_mtim.tv_nsec)
+#define ngx_http_eas_passwd_ctime(fi)                                        \
+    ((int64_t) (fi)->st_ctim.tv_sec * 1000000000 + (fi)->st_ctim.tv_nsec)
 #else
 #define ngx_http_eas_passwd_mtime(fi)  ((int64_t) ngx_file_mtime(fi))
+#define ngx_http_eas_passwd_ctime(fi)  ((int64_t) (fi)->st_ctime)
 #endif
+
+/* supplementary groups of the worker user looked at by "nginx -t" */
+#define NGX_HTTP_EAS_PASSWD_GROUPS  256
 
 
 typedef struct {
@@ -61,8 +68,12 @@ struct ngx_http_eas_passwd_s {
     ngx_uint_t              costliest;     /* entry an unknown user costs */
     ngx_file_uniq_t         uniq;
     int64_t                 mtime;         /* nanoseconds where known */
+    int64_t                 ctime;         /* chmod, chown change it */
     off_t                   size;
     time_t                  checked;
+    ngx_err_t               stat_err;      /* last stat() failure, logged */
+    ngx_uint_t              stale;         /* changed, could not re-read */
+    ngx_http_eas_passwd_t  *next;          /* of this configuration */
     u_char                  source[NGX_HTTP_EAS_DIGEST_LEN];
 };
 
@@ -97,6 +108,11 @@ static void ngx_http_eas_passwd_error(ngx_http_eas_passwd_t *pw,
     ngx_conf_t *cf, ngx_log_t *log, ngx_uint_t line, const char *err,
     ngx_str_t *value);
 static void ngx_http_eas_passwd_cleanup(void *data);
+static void ngx_http_eas_passwd_files_cleanup(void *data);
+static ngx_int_t ngx_http_eas_passwd_reachable(u_char *path, ngx_uid_t uid,
+    gid_t *groups, int ngroups, ngx_err_t *err);
+static ngx_uint_t ngx_http_eas_passwd_may(ngx_file_info_t *fi, ngx_uid_t uid,
+    gid_t *groups, int ngroups, ngx_uint_t bit);
 static ngx_int_t ngx_http_eas_apr1(ngx_http_eas_passwd_verify_t *v);
 static ngx_int_t ngx_http_eas_sha(ngx_http_eas_passwd_verify_t *v,
     ngx_uint_t salted);
@@ -105,6 +121,10 @@ static u_char *ngx_http_eas_to64(u_char *p, uint32_t v, ngx_uint_t n);
 
 static u_char  ngx_http_eas_itoa64[] =
     "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/* the files of the configuration being read, for the worker user check */
+static ngx_http_eas_passwd_t  *ngx_http_eas_passwd_files;
+static ngx_pool_t             *ngx_http_eas_passwd_files_pool;
 
 
 /* eas_preauth_user_file: loaded and checked now, so "nginx -t" fails */
@@ -141,7 +161,155 @@ ngx_http_eas_passwd_open(ngx_conf_t *cf, ngx_str_t *name, ngx_flag_t plain)
 
     pw->checked = ngx_time();
 
+    if (ngx_http_eas_passwd_files_pool != cf->pool) {
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+
+        cln->handler = ngx_http_eas_passwd_files_cleanup;
+        cln->data = cf->pool;
+
+        ngx_http_eas_passwd_files_pool = cf->pool;
+        ngx_http_eas_passwd_files = NULL;
+    }
+
+    pw->next = ngx_http_eas_passwd_files;
+    ngx_http_eas_passwd_files = pw;
+
     return pw;
+}
+
+
+/*
+ * From init_module, for "nginx -t" and each start: the master reads the
+ * file as root, a worker re-reads it as the "user" of nginx.conf.  A file
+ * that user cannot read keeps its first contents until the next reload,
+ * whatever is written to it: say so now.  (Mode bits only: an ACL that
+ * grants more is not seen, and the warning is then a false one.)
+ */
+
+void
+ngx_http_eas_passwd_check_user(ngx_cycle_t *cycle)
+{
+    int                     ngroups;
+    char                   *group;
+    ngx_err_t               err;
+    struct group           *gr;
+    ngx_core_conf_t        *ccf;
+    ngx_http_eas_passwd_t  *pw;
+    gid_t                   groups[NGX_HTTP_EAS_PASSWD_GROUPS];
+
+    if (ngx_http_eas_passwd_files_pool != cycle->pool
+        || ngx_http_eas_passwd_files == NULL || geteuid() != 0)
+    {
+        return;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT || ccf->user == 0) {
+        return;
+    }
+
+    ngroups = NGX_HTTP_EAS_PASSWD_GROUPS;
+
+    if (ccf->username == NULL
+        || getgrouplist(ccf->username, ccf->group, groups, &ngroups) < 0)
+    {
+        groups[0] = ccf->group;
+        ngroups = 1;
+    }
+
+    gr = getgrgid(ccf->group);
+    group = gr ? gr->gr_name : "?";
+
+    for (pw = ngx_http_eas_passwd_files; pw; pw = pw->next) {
+
+        if (ngx_http_eas_passwd_reachable(pw->name.data, ccf->user, groups,
+                                          ngroups, &err)
+            == NGX_OK)
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, err,
+                      "eas_preauth_user_file \"%s\" cannot be read by the "
+                      "worker user \"%s\": a change to it is not seen "
+                      "until nginx is reloaded (owner root, group \"%s\", "
+                      "mode 0640)", pw->name.data,
+                      ccf->username ? ccf->username : "?", group);
+    }
+}
+
+
+/* search permission on every directory of the path, read on the file */
+
+static ngx_int_t
+ngx_http_eas_passwd_reachable(u_char *path, ngx_uid_t uid, gid_t *groups,
+    int ngroups, ngx_err_t *err)
+{
+    u_char           *p;
+    u_char            c;
+    ngx_file_info_t   fi;
+
+    *err = 0;
+
+    for (p = path + 1; *p; p++) {
+        if (*p != '/') {
+            continue;
+        }
+
+        c = *p;
+        *p = '\0';
+
+        if (ngx_file_info(path, &fi) == NGX_FILE_ERROR) {
+            *err = ngx_errno;
+            *p = c;
+            return NGX_ERROR;
+        }
+
+        *p = c;
+
+        if (!ngx_http_eas_passwd_may(&fi, uid, groups, ngroups, 1)) {
+            *err = NGX_EACCES;
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_file_info(path, &fi) == NGX_FILE_ERROR) {
+        *err = ngx_errno;
+        return NGX_ERROR;
+    }
+
+    if (!ngx_http_eas_passwd_may(&fi, uid, groups, ngroups, 4)) {
+        *err = NGX_EACCES;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* as the kernel decides: owner, else group, else other (bit: 4 r, 1 x) */
+
+static ngx_uint_t
+ngx_http_eas_passwd_may(ngx_file_info_t *fi, ngx_uid_t uid, gid_t *groups,
+    int ngroups, ngx_uint_t bit)
+{
+    int  i;
+
+    if (fi->st_uid == uid) {
+        return (fi->st_mode >> 6) & bit;
+    }
+
+    for (i = 0; i < ngroups; i++) {
+        if (fi->st_gid == groups[i]) {
+            return (fi->st_mode >> 3) & bit;
+        }
+    }
+
+    return fi->st_mode & bit;
 }
 
 
@@ -155,6 +323,7 @@ void
 ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 {
     time_t           now;
+    ngx_err_t        err;
     ngx_file_info_t  fi;
 
     now = ngx_time();
@@ -165,21 +334,37 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 
     pw->checked = now;
 
+    /* a file that cannot be seen or read is reported once per change */
+
     if (ngx_file_info(pw->name.data, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      ngx_file_info_n " \"%s\" failed, eas_preauth_user_file "
-                      "keeps the previous contents", pw->name.data);
+        err = ngx_errno;
+        pw->stale = 1;
+
+        if (err != pw->stat_err) {
+            pw->stat_err = err;
+
+            ngx_log_error(NGX_LOG_ERR, log, err,
+                          ngx_file_info_n " \"%s\" failed, "
+                          "eas_preauth_user_file keeps the previous "
+                          "contents", pw->name.data);
+        }
+
         return;
     }
 
+    pw->stat_err = 0;
+
     if (ngx_file_uniq(&fi) == pw->uniq
         && ngx_http_eas_passwd_mtime(&fi) == pw->mtime
+        && ngx_http_eas_passwd_ctime(&fi) == pw->ctime
         && ngx_file_size(&fi) == pw->size)
     {
         return;
     }
 
     if (ngx_http_eas_passwd_load(pw, NULL, log) == NGX_OK) {
+        pw->stale = 0;
+
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "eas: password file \"%s\" reloaded, %ui users",
                       pw->name.data, pw->nentries);
@@ -188,9 +373,20 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 
     /* reported once: tried again when the file changes again */
 
+    pw->stale = 1;
     pw->uniq = ngx_file_uniq(&fi);
     pw->mtime = ngx_http_eas_passwd_mtime(&fi);
+    pw->ctime = ngx_http_eas_passwd_ctime(&fi);
     pw->size = ngx_file_size(&fi);
+}
+
+
+/* the file changed and its new contents are not in use: $eas_auth_... */
+
+ngx_uint_t
+ngx_http_eas_passwd_stale(ngx_http_eas_passwd_t *pw)
+{
+    return pw->stale;
 }
 
 
@@ -482,6 +678,7 @@ ngx_http_eas_passwd_load(ngx_http_eas_passwd_t *pw, ngx_conf_t *cf,
                                                   entries.nelts);
     pw->uniq = ngx_file_uniq(&fi);
     pw->mtime = ngx_http_eas_passwd_mtime(&fi);
+    pw->ctime = ngx_http_eas_passwd_ctime(&fi);
     pw->size = ngx_file_size(&fi);
 
     return NGX_OK;
@@ -977,6 +1174,16 @@ ngx_http_eas_passwd_error(ngx_http_eas_passwd_t *pw, ngx_conf_t *cf,
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "eas_preauth_user_file \"%s:%ui\": %s, the previous "
                       "contents stay in use", pw->name.data, line, err);
+    }
+}
+
+
+static void
+ngx_http_eas_passwd_files_cleanup(void *data)
+{
+    if (ngx_http_eas_passwd_files_pool == data) {
+        ngx_http_eas_passwd_files_pool = NULL;
+        ngx_http_eas_passwd_files = NULL;
     }
 }
 

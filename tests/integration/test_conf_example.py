@@ -27,8 +27,9 @@ def adapt(texts, work, module_path, certs, ports, legacy):
     swaps = [
         (r"load_module \S+;",
          "load_module %s;\n"
-         "daemon off;\nuser root;\npid %s/nginx.pid;\n"
+         "daemon off;\npid %s/nginx.pid;\n"
          "error_log %s/error.log info;" % (module_path, work, work)),
+        (r"(?m)^user www-data;", "user root;"),
         (r"worker_processes auto;", "worker_processes 2;"),
         # a test machine may not let even root raise the hard limit
         (r"worker_rlimit_nofile \d+;", "worker_rlimit_nofile %d;"
