@@ -237,6 +237,7 @@ ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);
 void ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log);
 ngx_uint_t ngx_http_eas_passwd_stale(ngx_http_eas_passwd_t *pw);
+ngx_str_t *ngx_http_eas_passwd_name(ngx_http_eas_passwd_t *pw);
 void ngx_http_eas_passwd_check_user(ngx_cycle_t *cycle);
 u_char *ngx_http_eas_passwd_source(ngx_http_eas_passwd_t *pw);
 size_t ngx_http_eas_passwd_verify_size(void);

@@ -390,6 +390,13 @@ ngx_http_eas_passwd_stale(ngx_http_eas_passwd_t *pw)
 }
 
 
+ngx_str_t *
+ngx_http_eas_passwd_name(ngx_http_eas_passwd_t *pw)
+{
+    return &pw->name;
+}
+
+
 /* the identity of the current contents: part of every cache key */
 
 u_char *

@@ -338,7 +338,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
  * refused them.  The two credential stores disagree (a source answering
  * yes to everyone, a password changed in one store only): a warning an
  * operator sees, with the user and the source, at most one per worker
- * every NGX_HTTP_EAS_PREAUTH_DISAGREE_LOG seconds.
+ * every NGX_HTTP_EAS_PREAUTH_LOG_EVERY seconds.
  */
 
 ngx_int_t
@@ -371,7 +371,7 @@ ngx_http_eas_preauth_log_check(ngx_http_request_t *r)
     pcf = &elcf->preauth;
 
     if (pcf->file) {
-        ngx_str_set(&source, "eas_preauth_user_file");
+        source = *ngx_http_eas_passwd_name(pcf->file);
 
     } else if (pcf->ldap) {
         source = *ngx_http_eas_ldap_name(pcf->ldap);
