@@ -71,7 +71,7 @@ struct ngx_http_eas_passwd_s {
     int64_t                 ctime;         /* chmod, chown change it */
     off_t                   size;
     time_t                  checked;
-    ngx_err_t               stat_err;      /* last stat() failure, logged */
+    ngx_err_t               stat_err;      /* stat() fails now, logged */
     ngx_uint_t              stale;         /* changed, could not re-read */
     ngx_http_eas_passwd_t  *next;          /* of this configuration */
     u_char                  source[NGX_HTTP_EAS_DIGEST_LEN];
@@ -338,7 +338,6 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 
     if (ngx_file_info(pw->name.data, &fi) == NGX_FILE_ERROR) {
         err = ngx_errno;
-        pw->stale = 1;
 
         if (err != pw->stat_err) {
             pw->stat_err = err;
@@ -381,12 +380,15 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 }
 
 
-/* the file changed and its new contents are not in use: $eas_auth_... */
+/*
+ * $eas_auth_source_state: the file changed and its new contents are not
+ * in use, or it cannot be looked at (a change would not be seen)
+ */
 
 ngx_uint_t
 ngx_http_eas_passwd_stale(ngx_http_eas_passwd_t *pw)
 {
-    return pw->stale;
+    return pw->stale || pw->stat_err;
 }
 
 
