@@ -11,6 +11,7 @@ command."""
 
 import pytest
 
+from eastest import ldap as directory
 from eastest.backends import CredentialBackend
 from eastest.nginx import free_port
 from preauth_client import send_basic
@@ -150,3 +151,60 @@ def test_the_source_identity_survives_a_reload(nginx_factory, backends):
     lines = nginx.wait_for_access_log(2, name="auth.log")
     assert sorted(line.split()[-1] for line in lines[:2]) == \
         ["cached", "ok"]
+
+
+# The directory source: the answer depends on the servers asked and where
+# the user is looked up, not only on the directory's name, bind template,
+# filter and group, which were all the key held.
+
+LDAP_CONFIG = """
+http {
+    ${temp_paths}
+    log_format auth '$status $eas_auth';
+    eas_preauth_zone zone=auth:1m;
+    eas_ldap_server corp url=${url} bind=uid=%u,ou=people,${suffix}
+                    connect_timeout=1s timeout=1s;
+
+    server {
+        listen 127.0.0.1:${port};
+        access_log ${dir}/auth.log auth;
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth valid=1h;
+            eas_preauth_lockout user=off address=off;
+            eas_preauth_ldap corp;
+            proxy_pass http://127.0.0.1:${backend_port};
+        }
+    }
+}
+"""
+
+
+@pytest.mark.skipif(not directory.available(), reason="slapd not installed")
+def test_a_directory_moved_elsewhere_does_not_reuse_answers(
+        nginx_factory, backend, certs, tmp_path_factory):
+    server = directory.Slapd(
+        str(tmp_path_factory.mktemp("slapd")), certs,
+        directory.base_entries([directory.person("jdoe", "secret")],
+                               members=["jdoe"]))
+    server.start()
+    try:
+        port = free_port()
+        nginx = nginx_factory(LDAP_CONFIG, listen=(port,), port=port,
+                              url=server.url, suffix=directory.SUFFIX,
+                              backend_port=backend.port)
+        assert send_basic(port, "jdoe", "secret", QUERY).status == 200
+
+        # the same name, template and filter, another server (down)
+        nginx.render(LDAP_CONFIG, port=port, suffix=directory.SUFFIX,
+                     url="ldap://127.0.0.1:%d" % free_port(),
+                     backend_port=backend.port)
+        nginx.reload()
+        backend.clear()
+        refused = send_basic(port, "jdoe", "secret", QUERY)
+    finally:
+        server.stop()
+
+    assert refused.status == 503            # asked, and it is down
+    assert backend.requests == []
