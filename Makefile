@@ -20,7 +20,7 @@ UNIT_CFLAGS = -std=c99 -Wall -Wextra -Werror -g -O1 $(SANITIZE) \
               -I ngx_eas_module/proto
 
 .PHONY: all deps test test-asan unit integration fuzz fuzz-smoke lint demo \
-        demo-stop clean
+        demo-stop clean deb
 
 all: $(MODULE)
 
@@ -86,6 +86,12 @@ test-asan: deps
 
 lint:
 	tools/lint.sh
+
+# the Debian package libnginx-mod-http-eas, built with dh_nginx from a
+# copy of the tree in build/deb/src; the .deb lands in build/deb/ and is
+# checked with lintian
+deb: deps
+	tools/build-deb.sh
 
 demo: deps $(MODULE)
 	tools/demo.sh start

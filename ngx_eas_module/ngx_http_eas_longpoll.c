@@ -113,8 +113,6 @@ static ngx_str_t  ngx_http_eas_shutdown_reason =
     ngx_string("worker_shutdown");
 static ngx_str_t  ngx_http_eas_superseded_reason =
     ngx_string("ping_superseded");
-static ngx_str_t  ngx_http_eas_wbxml_type =
-    ngx_string("application/vnd.ms-sync.wbxml");
 
 
 /*
@@ -251,7 +249,7 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
          * no longer than an unknown interval.
          */
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: %s body not understood (%s at byte %uz), "
                       "forwarded", ngx_http_eas_command(ctx),
                       eas_wbxml_error_name(lp.error), lp.offset);
@@ -394,7 +392,7 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         len = eas_wbxml_ping_response(EAS_PING_STATUS_OUT_OF_RANGE, bound,
                                       out, EAS_WBXML_RESPONSE_MAX);
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: Ping HeartbeatInterval %uD out of range "
                       "%uD..%uD, answered Status 5 with %uD",
                       value, min, max, bound);
@@ -403,7 +401,7 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         len = eas_wbxml_sync_response(EAS_SYNC_STATUS_OUT_OF_RANGE, bound,
                                       out, EAS_WBXML_RESPONSE_MAX);
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: Sync %s %uD out of range %uD..%uD, "
                       "answered Status 14 with Limit %uD",
                       lp->has_heartbeat ? "HeartbeatInterval" : "Wait",
@@ -420,37 +418,7 @@ static ngx_int_t
 ngx_http_eas_longpoll_answer(ngx_http_request_t *r, u_char *data,
     size_t len)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = len;
-    r->headers_out.content_type = ngx_http_eas_wbxml_type;
-    r->headers_out.content_type_len = ngx_http_eas_wbxml_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = data;
-    b->last = data + len;
-    b->memory = 1;
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_eas_answer_wbxml(r, data, len);
 }
 
 
@@ -798,7 +766,7 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r, ngx_str_t *reason,
     len = eas_wbxml_ping_response(EAS_PING_STATUS_EXPIRED, 0, out,
                                   EAS_WBXML_RESPONSE_MAX);
 
-    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), c->log, 0,
                   "eas: held %s answered as expired: %s",
                   ngx_http_eas_command(ctx), why);
 

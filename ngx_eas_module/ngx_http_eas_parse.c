@@ -13,8 +13,12 @@
 
 static ngx_http_eas_ctx_t *ngx_http_eas_create_ctx(ngx_http_request_t *r);
 static void ngx_http_eas_ctx_marker(void *data);
+static ngx_int_t ngx_http_eas_query_identity(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_refuse_method(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
+static ngx_int_t ngx_http_eas_check_target(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx);
 static ngx_table_elt_t *ngx_http_eas_header(ngx_http_request_t *r,
     ngx_str_t *name);
 
@@ -66,6 +70,10 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
         return ngx_http_eas_refuse_method(r, elcf, ctx);
     }
 
+    if (ngx_http_eas_check_target(r, ctx) != NGX_OK) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
     ngx_memzero(&in, sizeof(eas_input_t));
 
     in.query.data = r->args.data;
@@ -103,6 +111,12 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     if (eas_request_parse(&in, &ctx->request, buf, size) == EAS_OK) {
         ctx->parsed = 1;
 
+        /* until pre-authentication verifies one: User= as an identity */
+
+        if (ngx_http_eas_query_identity(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "eas request: cmd \"%s\" device \"%*s\" version %ui",
                        ctx->request.command_name.len
@@ -129,13 +143,13 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     ctx->reason.len = ngx_strlen(ctx->reason.data);
 
     if (ctx->request.reason_param) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: malformed request: %s \"%s\"",
                       eas_reason_text(ctx->request.reason),
                       ctx->request.reason_param);
 
     } else {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: malformed request: %s",
                       eas_reason_text(ctx->request.reason));
     }
@@ -179,19 +193,46 @@ ngx_http_eas_get_ctx(ngx_http_request_t *r)
 /*
  * The user that later steps (device rules, per-device state) key on:
  * the identity pre-authentication verified, else, where no
- * pre-authentication is configured, the query's User= (empty if none).
+ * pre-authentication is configured, the query's User= normalised as
+ * a verified name would be (the name part, lower case; empty if none
+ * or if it is no user name).
  */
 
 void
 ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user)
 {
-    if (ctx->authenticated) {
-        *user = ctx->user;
-        return;
+    *user = ctx->user;
+}
+
+
+static ngx_int_t
+ngx_http_eas_query_identity(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
+{
+    size_t  n;
+    u_char  id[EAS_BASIC_USER_MAX];
+
+    if (ctx->authenticated || ctx->request.user.len == 0) {
+        return NGX_OK;
     }
 
-    user->data = (u_char *) ctx->request.user.data;
-    user->len = ctx->request.user.len;
+    if (ngx_http_eas_user_identity(NULL, (u_char *) ctx->request.user.data,
+                                   ctx->request.user.len, id, sizeof(id),
+                                   &n)
+        != NGX_OK)
+    {
+        ngx_str_null(&ctx->user);
+        return NGX_OK;
+    }
+
+    ctx->user.data = ngx_pnalloc(r->pool, n);
+    if (ctx->user.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->user.data, id, n);
+    ctx->user.len = n;
+
+    return NGX_OK;
 }
 
 
@@ -232,7 +273,7 @@ ngx_http_eas_refuse_method(ngx_http_request_t *r,
 
     ctx->reason = ngx_http_eas_method_reason;
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: method \"%V\" not allowed", &r->method_name);
 
     allow = ngx_list_push(&r->headers_out.headers);
@@ -248,6 +289,45 @@ ngx_http_eas_refuse_method(ngx_http_request_t *r,
     allow->value = elcf->allow;
 
     return NGX_HTTP_NOT_ALLOWED;
+}
+
+
+/*
+ * The target as the backend will get it, checked for every method: with
+ * an unchanged URI proxy_pass forwards r->unparsed_uri, which must say
+ * what the normalized r->uri that chose this location says; after a
+ * rewrite it forwards r->uri itself (escaped) and r->args.
+ */
+
+static ngx_int_t
+ngx_http_eas_check_target(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
+{
+    eas_str_t     target, uri;
+    eas_reason_e  reason;
+
+    uri.data = r->uri.data;
+    uri.len = r->uri.len;
+
+    if (r->valid_unparsed_uri) {
+        target.data = r->unparsed_uri.data;
+        target.len = r->unparsed_uri.len;
+
+        if (eas_target_check(&target, &uri, &reason) == EAS_OK) {
+            return NGX_OK;
+        }
+
+    } else if (eas_target_check(&uri, NULL, &reason) == EAS_OK) {
+        return NGX_OK;
+    }
+
+    ctx->request.reason = reason;
+    ctx->reason.data = (u_char *) eas_reason_name(reason);
+    ctx->reason.len = ngx_strlen(ctx->reason.data);
+
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
+                  "eas: malformed request: %s", eas_reason_text(reason));
+
+    return NGX_ERROR;
 }
 
 

@@ -15,9 +15,10 @@
 
 /*
  * Step 2 of the request flow (docs/authentication.md): Basic
- * credentials → cache → lockout → credential source.  The source is a
- * password file checked in the thread pool, or a subrequest.  Nothing
- * refused here reaches the backend.
+ * credentials → lockout (known-good devices pass) → cache → room for
+ * the failure counters → credential source.  The source is a password
+ * file checked in the thread pool, a directory, or a subrequest.
+ * Nothing refused here reaches the backend.
  */
 
 
@@ -50,11 +51,15 @@ typedef struct {
     ngx_str_t               extra;         /* the directory's lists */
     ngx_str_t               user;          /* as sent */
     ngx_str_t               identity;      /* normalised */
+    ngx_str_t               addr;          /* counted: IPv6 by /64 */
     void                   *verify;        /* the source's task data */
     void                   *job;           /* ngx_http_eas_preauth_job_t */
     const char             *refusal;       /* the directory's reason */
     ngx_uint_t              busy;          /* QUEUE_FULL, TIMED_OUT */
+    ngx_http_eas_cache_query_t  query;
     u_char                  digest[NGX_HTTP_EAS_DIGEST_LEN];
+    u_char                  device[NGX_HTTP_EAS_DIGEST_LEN];
+    u_char                  secret[NGX_HTTP_EAS_DIGEST_LEN];
 } ngx_http_eas_preauth_ctx_t;
 
 
@@ -91,8 +96,6 @@ static void ngx_http_eas_preauth_timeout(ngx_event_t *ev);
 #endif
 static ngx_int_t ngx_http_eas_preauth_busy(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
-static ngx_int_t ngx_http_eas_preauth_retry_after(ngx_http_request_t *r,
-    time_t retry);
 static ngx_int_t ngx_http_eas_preauth_throttle(
     ngx_http_eas_preauth_throttle_t *t);
 static u_char *ngx_http_eas_preauth_request_source(ngx_http_request_t *r,
@@ -120,6 +123,13 @@ static ngx_int_t ngx_http_eas_preauth_extra(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx);
 static ngx_int_t ngx_http_eas_preauth_down(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_query(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_conf_t *pcf,
+    ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *password);
+static ngx_int_t ngx_http_eas_preauth_full(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_retry_after(ngx_http_request_t *r,
+    time_t t);
 
 
 static ngx_str_t  ngx_http_eas_auth_ok = ngx_string("ok");
@@ -131,6 +141,7 @@ static ngx_str_t  ngx_http_eas_auth_missing = ngx_string("missing");
 static ngx_str_t  ngx_http_eas_auth_malformed = ngx_string("malformed");
 static ngx_str_t  ngx_http_eas_auth_grace = ngx_string("grace");
 static ngx_str_t  ngx_http_eas_auth_down = ngx_string("down");
+static ngx_str_t  ngx_http_eas_auth_full = ngx_string("full");
 static ngx_str_t  ngx_http_eas_auth_busy = ngx_string("busy");
 
 /* per worker: when a warning of each kind was last written */
@@ -142,7 +153,6 @@ ngx_int_t
 ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 {
     size_t                        n;
-    time_t                        left;
     u_char                       *source;
     ngx_int_t                     rc;
     ngx_str_t                     password;
@@ -213,9 +223,25 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         return ngx_http_eas_preauth_malformed(r, ctx, pctx, basic.reason);
     }
 
-    n = eas_user_normalize(basic.user.data, basic.user.len, id, sizeof(id));
+    /* the identity, as the source knows it: ngx_http_eas_ldap_conf.c */
 
-    if (n == 0) {
+    rc = ngx_http_eas_user_identity(pcf->ldap, (u_char *) basic.user.data,
+                                    basic.user.len, id, sizeof(id), &n);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: preauth refused: the domain of user \"%*s\" is "
+                      "not one of directory \"%V\"", basic.user.len,
+                      basic.user.data, ngx_http_eas_ldap_name(pcf->ldap));
+
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                           &ngx_http_eas_auth_invalid,
+                                           "auth_unknown_domain",
+                                           NGX_HTTP_UNAUTHORIZED);
+    }
+
+    if (rc != NGX_OK) {
         ngx_explicit_memzero(buf, sizeof(buf));
         return ngx_http_eas_preauth_malformed(r, ctx, pctx,
                                               EAS_BASIC_USER_INVALID);
@@ -260,9 +286,12 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    found = ngx_http_eas_cache_lookup(pcf->zone, pctx->digest,
-                                      &pctx->identity,
-                                      &r->connection->addr_text, &left);
+    if (ngx_http_eas_preauth_query(r, ctx, pcf, pctx, &password) != NGX_OK) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    found = ngx_http_eas_cache_lookup(pcf->zone, &pctx->query, pcf);
 
     switch (found) {
 
@@ -287,7 +316,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     case NGX_HTTP_EAS_CACHE_INVALID:
         ngx_explicit_memzero(buf, sizeof(buf));
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: invalid password for user "
                       "\"%V\" (cached)", &pctx->user);
 
@@ -299,9 +328,9 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     case NGX_HTTP_EAS_CACHE_USER_LOCKED:
         ngx_explicit_memzero(buf, sizeof(buf));
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: user \"%V\" is locked out for "
-                      "%T s more", &pctx->identity, left);
+                      "%T s more", &pctx->identity, pctx->query.left);
 
         return ngx_http_eas_preauth_refuse(r, ctx, pctx,
                                            &ngx_http_eas_auth_locked,
@@ -311,15 +340,19 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     case NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED:
         ngx_explicit_memzero(buf, sizeof(buf));
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: address \"%V\" is locked out "
                       "for %T s more, user \"%V\"",
-                      &r->connection->addr_text, left, &pctx->identity);
+                      &pctx->addr, pctx->query.left, &pctx->identity);
 
         return ngx_http_eas_preauth_refuse(r, ctx, pctx,
                                            &ngx_http_eas_auth_locked,
                                            "auth_address_locked",
                                            NGX_HTTP_UNAUTHORIZED);
+
+    case NGX_HTTP_EAS_CACHE_FULL:
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_full(r, ctx, pctx);
 
     default: /* NGX_HTTP_EAS_CACHE_MISS */
         break;
@@ -905,7 +938,7 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx)
 {
     u_char                       *p;
-    ngx_uint_t                    locked, failures, level;
+    ngx_uint_t                    locked, level;
     ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_conf_t  *pcf;
     u_char                        why[NGX_MAX_ERROR_STR];
@@ -946,11 +979,15 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                            NGX_HTTP_SERVICE_UNAVAILABLE);
     }
 
-    locked = ngx_http_eas_cache_update(pcf->zone, pctx->digest,
-                                       pctx->result == NGX_OK,
-                                       &pctx->identity,
-                                       &r->connection->addr_text, pcf,
-                                       &failures);
+    locked = ngx_http_eas_cache_update(pcf->zone, &pctx->query,
+                                       pctx->result == NGX_OK, pcf);
+
+    if (pctx->query.log_full) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "eas: zone \"%V\" is full: a failure of user \"%V\" "
+                      "from \"%V\" could not be counted",
+                      &pcf->zone->shm.name, &pctx->identity, &pctx->addr);
+    }
 
     if (pctx->result == NGX_OK) {
         if (pcf->ldap) {
@@ -970,18 +1007,19 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         p = ngx_snprintf(p, why + sizeof(why) - p,
                          ", user \"%V\" locked out for %T s after %ui "
                          "failures", &pctx->identity, pcf->lock_time,
-                         failures);
+                         pctx->query.failures);
     }
 
     if (locked & NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED) {
         p = ngx_snprintf(p, why + sizeof(why) - p,
                          ", address \"%V\" locked out for %T s",
-                         &r->connection->addr_text, pcf->lock_time);
+                         &pctx->addr, pcf->lock_time);
     }
 
     /* a lockout starting is worth an operator's eye */
 
-    level = locked ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+    level = NGX_HTTP_EAS_LOG_LEVEL(r);
+    level = locked ? ngx_min(level, NGX_LOG_NOTICE) : level;
 
     ngx_log_error(level, r->connection->log, 0,
                   "eas: preauth refused: %s \"%V\"%*s",
@@ -1015,12 +1053,17 @@ ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     if (elcf->preauth.ldap) {
         ctx->directory = pctx->extra;
         ctx->directory_set = 1;
+
+        /* identity=: the user as the directory names it */
+        (void) ngx_http_eas_ldap_identity(&pctx->extra, &ctx->user);
     }
 
-    pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
-    pctx->rc = NGX_DECLINED;
+    /* as auth_basic: enough on its own under "satisfy any" */
 
-    return NGX_DECLINED;
+    pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
+    pctx->rc = NGX_OK;
+
+    return NGX_OK;
 }
 
 
@@ -1067,7 +1110,7 @@ static ngx_int_t
 ngx_http_eas_preauth_malformed(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx, eas_basic_reason_e reason)
 {
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: preauth refused: %s", eas_basic_reason_text(reason));
 
     return ngx_http_eas_preauth_refuse(r, ctx, pctx,
@@ -1194,7 +1237,7 @@ ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     pcf = &elcf->preauth;
 
     if (pctx->stale && ngx_http_eas_preauth_extra(r, pcf, pctx) == NGX_OK) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth: directory \"%V\" is down, user \"%V\" "
                       "accepted in the grace time",
                       ngx_http_eas_ldap_name(pcf->ldap), &pctx->user);
@@ -1203,11 +1246,12 @@ ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                            &ngx_http_eas_auth_grace);
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: preauth refused: directory \"%V\" is down, user "
                   "\"%V\"", ngx_http_eas_ldap_name(pcf->ldap), &pctx->user);
 
-    if (ngx_http_eas_preauth_retry_after(r, ngx_http_eas_ldap_retry(pcf->ldap))
+    if (ngx_http_eas_preauth_retry_after(r,
+                                         ngx_http_eas_ldap_retry(pcf->ldap))
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1271,7 +1315,7 @@ ngx_http_eas_preauth_busy(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
 
 static ngx_int_t
-ngx_http_eas_preauth_retry_after(ngx_http_request_t *r, time_t retry)
+ngx_http_eas_preauth_retry_after(ngx_http_request_t *r, time_t t)
 {
     ngx_table_elt_t  *h;
 
@@ -1291,7 +1335,129 @@ ngx_http_eas_preauth_retry_after(ngx_http_request_t *r, time_t retry)
         return NGX_ERROR;
     }
 
-    h->value.len = ngx_sprintf(h->value.data, "%T", retry) - h->value.data;
+    h->value.len = ngx_sprintf(h->value.data, "%T", t) - h->value.data;
 
     return NGX_OK;
+}
+
+
+/*
+ * What the zone is asked: the credentials' digest, the address counted
+ * (an IPv6 client by its /64, which one subscriber or host is given
+ * whole) and, with a lockout, the device's record key and the
+ * password's secret (docs/authentication.md, "The lockout model").
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_query(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *password)
+{
+    ngx_str_t                   device_id;
+    ngx_http_eas_cache_query_t *q;
+#if (NGX_HAVE_INET6)
+    u_char                     *p;
+    size_t                      n;
+    struct in6_addr             a6;
+    struct sockaddr_in6        *sin6;
+#endif
+
+    q = &pctx->query;
+
+    pctx->addr = r->connection->addr_text;
+
+#if (NGX_HAVE_INET6)
+
+    if (r->connection->sockaddr->sa_family == AF_INET6) {
+        sin6 = (struct sockaddr_in6 *) r->connection->sockaddr;
+
+        if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            a6 = sin6->sin6_addr;
+            ngx_memzero(&a6.s6_addr[8], 8);
+
+            p = ngx_pnalloc(r->pool, NGX_INET6_ADDRSTRLEN + 3);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            n = ngx_inet6_ntop(a6.s6_addr, p, NGX_INET6_ADDRSTRLEN);
+
+            pctx->addr.data = p;
+            pctx->addr.len = ngx_cpymem(p + n, "/64", 3) - p;
+        }
+    }
+
+#endif
+
+    q->digest = pctx->digest;
+    q->user = &pctx->identity;
+    q->addr = &pctx->addr;
+    q->device = NULL;
+    q->secret = NULL;
+
+    if (pcf->user_limit == 0 && pcf->address_limit == 0) {
+        return NGX_OK;
+    }
+
+    /* no DeviceId (OPTIONS) is a device of its own */
+
+    device_id.len = 0;
+    device_id.data = NULL;
+
+    if (ctx->parsed) {
+        device_id.data = (u_char *) ctx->request.device_id.data;
+        device_id.len = ctx->request.device_id.len;
+    }
+
+    if (ngx_http_eas_cache_device(pcf->zone, &pctx->identity, &device_id,
+                                  password, pctx->device, pctx->secret)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    q->device = pctx->device;
+    q->secret = pctx->secret;
+
+    return NGX_OK;
+}
+
+
+/*
+ * No room in the zone for the counters a refusal would need: the source
+ * is not asked, the request is refused (never let through uncounted).
+ * One alert per zone a minute says so; each request its info line.
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_full(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_ctx_t *pctx)
+{
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = &elcf->preauth;
+
+    if (pctx->query.log_full) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "eas: zone \"%V\" is full: no room for the failure "
+                      "counters of new users and addresses, their "
+                      "verifications are refused until counters expire",
+                      &pcf->zone->shm.name);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "eas: preauth refused: zone \"%V\" is full, user \"%V\" "
+                  "from \"%V\"", &pcf->zone->shm.name, &pctx->identity,
+                  &pctx->addr);
+
+    if (ngx_http_eas_preauth_retry_after(r, pcf->window) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                       &ngx_http_eas_auth_full,
+                                       "auth_zone_full",
+                                       NGX_HTTP_SERVICE_UNAVAILABLE);
 }

@@ -28,8 +28,11 @@ else
     exit 1
 fi
 
-# our own files compile with -Wextra on top of nginx's -Wall -Werror
-cc_opt="-Wextra -Wno-unused-parameter"
+# our own files compile with -Wextra on top of nginx's -Wall -Werror;
+# EAS_CC_OPT / EAS_LD_OPT add flags (the Debian package passes
+# dpkg-buildflags' hardening flags through them)
+cc_opt="-Wextra -Wno-unused-parameter ${EAS_CC_OPT:-}"
+ld_opt="${EAS_LD_OPT:-}"
 
 if [ -f "$src/conf_flags" ]; then
     tree="$build/nginx-debian"
@@ -38,7 +41,7 @@ else
 fi
 
 stamp="$tree/.configured-from"
-want="$src $(cat "$top/config" "$0" | cksum)"
+want="$src $(printf '%s\n' "$cc_opt" "$ld_opt" | cat "$top/config" "$0" - | cksum)"
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     rm -rf "$tree"
@@ -51,12 +54,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         # conf_flags is bash (an array); read it without running it
         flags=$(sed -n 's/^NGX_CONF_FLAGS=( *\(.*\) *)$/\1/p' conf_flags)
         # shellcheck disable=SC2086
-        $configure $flags --with-cc-opt="$cc_opt" \
+        $configure $flags --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
             --add-dynamic-module="$top" > "$tree/configure.log"
     else
         $configure --with-compat --with-threads --with-debug \
             --with-http_ssl_module --with-http_auth_request_module \
-            --with-cc-opt="$cc_opt" \
+            --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
             --add-dynamic-module="$top" > "$tree/configure.log"
     fi
 

@@ -26,6 +26,12 @@ packages="
     libldap-dev
     slapd
     ldap-utils
+    debhelper
+    dpkg-dev
+    lintian
+    valgrind
+    php-cli
+    python3-h2
 "
 
 missing=""

@@ -31,6 +31,9 @@
 #define EAS_POLICY_KEY_MAX     64
 #define EAS_PARAM_MAX          1024
 
+/* parameters in a plain-form query (real clients send at most ten) */
+#define EAS_QUERY_PARAMS_MAX   64
+
 
 typedef struct {
     const unsigned char  *data;
@@ -100,6 +103,18 @@ typedef enum {
     EAS_REASON_VERSION_INVALID,
     EAS_REASON_POLICY_KEY_INVALID,
     EAS_REASON_BUFFER_TOO_SMALL,
+    EAS_REASON_PARAM_NAME_INVALID,
+    EAS_REASON_PARAM_NAME_ENCODED,
+    EAS_REASON_PARAM_TOO_MANY,
+    EAS_REASON_QUERY_SEMICOLON,
+    EAS_REASON_DOUBLE_ENCODING,
+    EAS_REASON_UTF8_INVALID,
+    EAS_REASON_TARGET_FRAGMENT,
+    EAS_REASON_TARGET_CHARACTER,
+    EAS_REASON_PATH_DOT_SEGMENT,
+    EAS_REASON_PATH_ENCODED_SLASH,
+    EAS_REASON_PATH_BACKSLASH,
+    EAS_REASON_PATH_NOT_CANONICAL,
     EAS_REASON_LAST
 } eas_reason_e;
 
@@ -170,6 +185,14 @@ typedef struct {
 
 int eas_request_parse(const eas_input_t *in, eas_request_t *req,
     unsigned char *buf, size_t size);
+
+/*
+ * The request target as sent ("/path?query") against the path nginx
+ * normalized ($uri; NULL data: not compared).  EAS_ERROR and *reason
+ * when a backend could read the target otherwise than the edge.
+ */
+int eas_target_check(const eas_str_t *target, const eas_str_t *uri,
+    eas_reason_e *reason);
 
 /* a ProtocolVersion string ("14.1") → 141; EAS_ERROR if unknown */
 int eas_version_parse(const unsigned char *p, size_t len, unsigned *code);

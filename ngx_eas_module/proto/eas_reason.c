@@ -38,7 +38,22 @@ static const eas_reason_entry_t  eas_reasons[] = {
     { "version_missing", "no MS-ASProtocolVersion header" },
     { "version_invalid", "unsupported MS-ASProtocolVersion" },
     { "policy_key_invalid", "invalid X-MS-PolicyKey header" },
-    { "buffer_too_small", "parser buffer too small" }
+    { "buffer_too_small", "parser buffer too small" },
+    { "param_name_invalid",
+      "parameter name empty or not made of letters, digits, \"-\", \"_\","
+      " \".\"" },
+    { "param_name_encoded", "parameter name written with \"%\" or \"+\"" },
+    { "param_too_many", "too many query parameters" },
+    { "query_semicolon", "\";\" in query" },
+    { "double_encoding", "percent-escape left in a decoded value" },
+    { "utf8_invalid", "value is not valid UTF-8" },
+    { "target_fragment", "\"#\" in request target" },
+    { "target_character",
+      "space, control, non-ASCII or \";\" in request target" },
+    { "path_dot_segment", "\".\" or \"..\" segment in path" },
+    { "path_encoded_slash", "encoded slash or backslash in path" },
+    { "path_backslash", "backslash in path" },
+    { "path_not_canonical", "path differs from its normalized form" }
 };
 
 

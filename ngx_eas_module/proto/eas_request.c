@@ -55,11 +55,21 @@ static int eas_request_check_headers(const eas_input_t *in,
     eas_request_t *req);
 static int eas_request_fail(eas_request_t *req, eas_reason_e reason,
     int field);
+static int eas_request_check_value(eas_request_t *req,
+    const eas_str_t *v, int field);
 static int eas_percent_decode(const unsigned char *p, size_t len,
-    eas_buf_t *buf, eas_str_t *out);
+    eas_buf_t *buf, eas_str_t *out, int plus);
+static int eas_base64_escapes(const eas_str_t *query);
+static int eas_escape_value(const unsigned char *p,
+    const unsigned char *end);
 static int eas_hex_value(unsigned char c);
 static int eas_is_visible(const eas_str_t *s);
+static int eas_is_name(const eas_str_t *s);
+static int eas_is_utf8(const eas_str_t *s);
+static int eas_has_escape(const eas_str_t *s);
 static int eas_has_control(const eas_str_t *s);
+static int eas_is_dot_segment(const unsigned char *p, size_t len);
+static int eas_plain_field(const eas_str_t *name);
 static int eas_name_equals(const unsigned char *p, size_t len,
     const char *lower);
 static const char *eas_field_name(int field);
@@ -178,18 +188,35 @@ eas_request_form_is_base64(const eas_str_t *query)
 }
 
 
+/*
+ * One reading of the query, the one PHP ($_GET), ASP.NET (QueryString)
+ * and Python (parse_qs) apply: split on "&", name and value at the first
+ * "=", then "%XX" and "+" (a space) decoded in both.  Whatever those
+ * readers could take otherwise is refused rather than guessed:
+ * docs/requests.md lists each case.
+ */
+
 static int
 eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
     eas_fields_t *fields, eas_buf_t *buf)
 {
-    int                      field;
-    size_t                   name_len;
-    eas_str_t                value;
-    const unsigned char     *p, *end, *amp, *eq;
-    const eas_plain_name_t  *n;
+    int                   field, encoded, encoded_field;
+    size_t                count;
+    eas_str_t             name, value, raw;
+    const unsigned char  *p, *end, *amp, *eq;
 
     p = in->query.data;
     end = p + in->query.len;
+
+    /* older Python and some frameworks split on ";" as well */
+
+    if (memchr(p, ';', in->query.len) != NULL) {
+        return eas_request_fail(req, EAS_REASON_QUERY_SEMICOLON, -1);
+    }
+
+    count = 0;
+    encoded = 0;
+    encoded_field = -1;
 
     for ( /* void */ ; p < end; p = amp + 1) {
 
@@ -198,27 +225,59 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
             amp = end;
         }
 
-        eq = memchr(p, '=', amp - p);
-        name_len = (eq ? eq : amp) - p;
+        /* empty segments ("&&", a trailing "&") name nothing anywhere */
 
-        field = -1;
-
-        for (n = eas_plain_names; n->name; n++) {
-            if (eas_name_equals(p, name_len, n->name)) {
-                field = n->field;
-                break;
-            }
-        }
-
-        /* unknown parameters and empty segments travel on untouched */
-
-        if (field < 0) {
+        if (amp == p) {
             continue;
         }
+
+        if (++count > EAS_QUERY_PARAMS_MAX) {
+            return eas_request_fail(req, EAS_REASON_PARAM_TOO_MANY, -1);
+        }
+
+        eq = memchr(p, '=', amp - p);
+
+        raw.data = p;
+        raw.len = (eq ? eq : amp) - p;
+
+        if (eas_percent_decode(raw.data, raw.len, buf, &name, 1) != EAS_OK) {
+            return eas_request_fail(req, EAS_REASON_PERCENT_ENCODING, -1);
+        }
+
+        if (!eas_is_name(&name)) {
+            return eas_request_fail(req, EAS_REASON_PARAM_NAME_INVALID, -1);
+        }
+
+        field = eas_plain_field(&name);
+
+        /* each reader treats a name without "=" its own way */
 
         if (eq == NULL) {
             return eas_request_fail(req, EAS_REASON_PARAM_NO_VALUE, field);
         }
+
+        if (!encoded
+            && (memchr(raw.data, '%', raw.len) != NULL
+                || memchr(raw.data, '+', raw.len) != NULL))
+        {
+            encoded = 1;
+            encoded_field = field;
+        }
+
+        if (eas_percent_decode(eq + 1, amp - eq - 1, buf, &value, 1)
+            != EAS_OK)
+        {
+            return eas_request_fail(req, EAS_REASON_PERCENT_ENCODING, field);
+        }
+
+        /* unknown parameters travel on untouched */
+
+        if (field < 0) {
+            buf->pos = (unsigned char *) name.data;
+            continue;
+        }
+
+        /* a known name twice, in any spelling, whatever the values */
 
         if (fields->seen[field]) {
             return eas_request_fail(req, EAS_REASON_PARAM_DUPLICATE, field);
@@ -226,13 +285,18 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
 
         fields->seen[field] = 1;
 
-        if (eas_percent_decode(eq + 1, amp - eq - 1, buf, &value)
-            != EAS_OK)
-        {
-            return eas_request_fail(req, EAS_REASON_PERCENT_ENCODING, field);
+        if (eas_has_escape(&value)) {
+            return eas_request_fail(req, EAS_REASON_DOUBLE_ENCODING, field);
         }
 
         fields->value[field] = value;
+    }
+
+    /* real clients never escape a name: the duplicates are found first */
+
+    if (encoded) {
+        return eas_request_fail(req, EAS_REASON_PARAM_NAME_ENCODED,
+                                encoded_field);
     }
 
     return EAS_OK;
@@ -252,10 +316,15 @@ eas_request_parse_base64(const eas_input_t *in, eas_request_t *req,
 
     src = in->query;
 
-    /* some clients percent-encode "+", "/" and "="; decode in place */
+    /*
+     * Some clients percent-encode "+", "/" and "="; nothing else may be
+     * escaped, and "+" stays a base64 digit.
+     */
 
     if (memchr(src.data, '%', src.len) != NULL) {
-        if (eas_percent_decode(src.data, src.len, buf, &src) != EAS_OK) {
+        if (eas_base64_escapes(&src) != EAS_OK
+            || eas_percent_decode(src.data, src.len, buf, &src, 0) != EAS_OK)
+        {
             return eas_request_fail(req, EAS_REASON_PERCENT_ENCODING, -1);
         }
 
@@ -546,6 +615,11 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
                                 EAS_PARAM_USER);
     }
 
+    if (!eas_is_utf8(v)) {
+        return eas_request_fail(req, EAS_REASON_UTF8_INVALID,
+                                EAS_PARAM_USER);
+    }
+
     req->user = *v;
 
     /* the other parameters */
@@ -553,8 +627,8 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
     for (i = 0; i < EAS_PARAM_COUNT; i++) {
         v = &fields->value[i];
 
-        if (v->len > EAS_PARAM_MAX || eas_has_control(v)) {
-            return eas_request_fail(req, EAS_REASON_PARAM_INVALID, i);
+        if (eas_request_check_value(req, v, i) != EAS_OK) {
+            return EAS_ERROR;
         }
 
         req->params[i] = *v;
@@ -570,6 +644,28 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
     }
 
     return eas_request_check_headers(in, req);
+}
+
+
+/*
+ * Text values (User and the parameters): a decoder in a backend must
+ * read the same characters, so overlong or otherwise invalid UTF-8,
+ * which .NET and Python replace and older decoders fold into ASCII, is
+ * refused.
+ */
+
+static int
+eas_request_check_value(eas_request_t *req, const eas_str_t *v, int field)
+{
+    if (v->len > EAS_PARAM_MAX || eas_has_control(v)) {
+        return eas_request_fail(req, EAS_REASON_PARAM_INVALID, field);
+    }
+
+    if (!eas_is_utf8(v)) {
+        return eas_request_fail(req, EAS_REASON_UTF8_INVALID, field);
+    }
+
+    return EAS_OK;
 }
 
 
@@ -639,6 +735,130 @@ policy_key:
 }
 
 
+/*
+ * nginx picks the location on the normalized path ($uri) and proxy_pass
+ * without a URI part forwards the target as sent, where a backend can
+ * read "..", an encoded slash, a backslash (IIS) or text after "#"
+ * otherwise.  A target is accepted only when every reading agrees.
+ */
+
+int
+eas_target_check(const eas_str_t *target, const eas_str_t *uri,
+    eas_reason_e *reason)
+{
+    int                   c;
+    const unsigned char  *p, *end, *path_end, *seg, *next;
+
+    if (target->len == 0) {
+        *reason = (uri != NULL && uri->len != 0)
+                  ? EAS_REASON_PATH_NOT_CANONICAL : EAS_REASON_NONE;
+
+        return *reason == EAS_REASON_NONE ? EAS_OK : EAS_ERROR;
+    }
+
+    end = target->data + target->len;
+
+    path_end = memchr(target->data, '?', target->len);
+    if (path_end == NULL) {
+        path_end = end;
+    }
+
+    for (p = target->data; p < end; p++) {
+
+        if (*p == '#') {
+            *reason = EAS_REASON_TARGET_FRAGMENT;
+            return EAS_ERROR;
+        }
+
+        if (*p <= 0x20 || *p == 0x7f) {
+            *reason = EAS_REASON_TARGET_CHARACTER;
+            return EAS_ERROR;
+        }
+
+        if (p >= path_end) {
+            continue;
+        }
+
+        if (*p == '\\') {
+            *reason = EAS_REASON_PATH_BACKSLASH;
+            return EAS_ERROR;
+        }
+
+        if (*p >= 0x80 || *p == ';') {
+            *reason = EAS_REASON_TARGET_CHARACTER;
+            return EAS_ERROR;
+        }
+
+        if (*p == '%') {
+            c = eas_escape_value(p, path_end);
+
+            if (c == '/' || c == '\\') {
+                *reason = EAS_REASON_PATH_ENCODED_SLASH;
+                return EAS_ERROR;
+            }
+        }
+    }
+
+    for (seg = target->data; seg < path_end; seg = next + 1) {
+        next = memchr(seg, '/', path_end - seg);
+        if (next == NULL) {
+            next = path_end;
+        }
+
+        if (eas_is_dot_segment(seg, next - seg)) {
+            *reason = EAS_REASON_PATH_DOT_SEGMENT;
+            return EAS_ERROR;
+        }
+    }
+
+    /* any other escape, "//": what nginx matched is not what is sent */
+
+    if (uri != NULL && uri->data != NULL
+        && ((size_t) (path_end - target->data) != uri->len
+            || memcmp(target->data, uri->data, uri->len) != 0))
+    {
+        *reason = EAS_REASON_PATH_NOT_CANONICAL;
+        return EAS_ERROR;
+    }
+
+    *reason = EAS_REASON_NONE;
+
+    return EAS_OK;
+}
+
+
+/* "." or "..", also written "%2E" */
+
+static int
+eas_is_dot_segment(const unsigned char *p, size_t len)
+{
+    size_t                dots;
+    const unsigned char  *end;
+
+    dots = 0;
+    end = p + len;
+
+    while (p < end) {
+
+        if (*p == '.') {
+            p++;
+
+        } else if (eas_escape_value(p, end) == '.') {
+            p += 3;
+
+        } else {
+            return 0;
+        }
+
+        if (++dots > 2) {
+            return 0;
+        }
+    }
+
+    return dots > 0;
+}
+
+
 int
 eas_version_parse(const unsigned char *p, size_t len, unsigned *code)
 {
@@ -701,15 +921,18 @@ eas_field_name(int field)
 
 
 /*
- * RFC 3986 percent-decoding.  "+" stays "+": the query is not an HTML
- * form, and base64 queries use "+" as a digit.  A decoded NUL is refused.
+ * Percent-decoding; with "plus", "+" is a space as in an HTML form (and
+ * as PHP, ASP.NET and Python read a query), without it "+" stays (a
+ * base64 digit).  A "%" not followed by two hex digits is an error (PHP
+ * keeps it, ASP.NET reads "%uXXXX"), and so is a decoded NUL (PHP cuts
+ * a name there).
  */
 
 static int
 eas_percent_decode(const unsigned char *p, size_t len, eas_buf_t *buf,
-    eas_str_t *out)
+    eas_str_t *out, int plus)
 {
-    int                   hi, lo;
+    int                   c;
     unsigned char        *d, *start;
     const unsigned char  *end;
 
@@ -719,23 +942,24 @@ eas_percent_decode(const unsigned char *p, size_t len, eas_buf_t *buf,
 
     while (p < end) {
 
+        if (*p == '+' && plus) {
+            *d++ = ' ';
+            p++;
+            continue;
+        }
+
         if (*p != '%') {
             *d++ = *p++;
             continue;
         }
 
-        if (end - p < 3) {
+        c = eas_escape_value(p, end);
+
+        if (c <= 0) {
             return EAS_ERROR;
         }
 
-        hi = eas_hex_value(p[1]);
-        lo = eas_hex_value(p[2]);
-
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            return EAS_ERROR;
-        }
-
-        *d++ = (unsigned char) (hi << 4 | lo);
+        *d++ = (unsigned char) c;
         p += 3;
     }
 
@@ -744,6 +968,55 @@ eas_percent_decode(const unsigned char *p, size_t len, eas_buf_t *buf,
     out->len = d - start;
 
     return EAS_OK;
+}
+
+
+/* the escapes a base64 query may carry: %2B, %2F, %3D */
+
+static int
+eas_base64_escapes(const eas_str_t *query)
+{
+    int                   c;
+    const unsigned char  *p, *end;
+
+    end = query->data + query->len;
+
+    for (p = query->data; p < end; p++) {
+
+        if (*p != '%') {
+            continue;
+        }
+
+        c = eas_escape_value(p, end);
+
+        if (c != '+' && c != '/' && c != '=') {
+            return EAS_ERROR;
+        }
+    }
+
+    return EAS_OK;
+}
+
+
+/* the byte of the "%XX" at p, or -1 */
+
+static int
+eas_escape_value(const unsigned char *p, const unsigned char *end)
+{
+    int  hi, lo;
+
+    if (end - p < 3) {
+        return -1;
+    }
+
+    hi = eas_hex_value(p[1]);
+    lo = eas_hex_value(p[2]);
+
+    if (hi < 0 || lo < 0) {
+        return -1;
+    }
+
+    return hi << 4 | lo;
 }
 
 
@@ -791,6 +1064,145 @@ eas_has_control(const eas_str_t *s)
     }
 
     return 0;
+}
+
+
+/* letters, digits, "-", "_", "." and at least one of them */
+
+static int
+eas_is_name(const eas_str_t *s)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (s->len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')
+        {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * Well-formed UTF-8 (RFC 3629): shortest form only, no surrogates,
+ * nothing above U+10FFFF.
+ */
+
+static int
+eas_is_utf8(const eas_str_t *s)
+{
+    size_t    i, n, k;
+    uint32_t  cp, min;
+
+    for (i = 0; i < s->len; i += n) {
+        cp = s->data[i];
+
+        if (cp < 0x80) {
+            n = 1;
+            continue;
+        }
+
+        if ((cp & 0xe0) == 0xc0) {
+            n = 2;
+            min = 0x80;
+            cp &= 0x1f;
+
+        } else if ((cp & 0xf0) == 0xe0) {
+            n = 3;
+            min = 0x800;
+            cp &= 0x0f;
+
+        } else if ((cp & 0xf8) == 0xf0) {
+            n = 4;
+            min = 0x10000;
+            cp &= 0x07;
+
+        } else {
+            return 0;
+        }
+
+        if (s->len - i < n) {
+            return 0;
+        }
+
+        for (k = 1; k < n; k++) {
+            if ((s->data[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+
+            cp = cp << 6 | (s->data[i + k] & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * An escape left after decoding ("%2544" read as "%44", or ASP.NET's
+ * "%u0044"): a backend that decodes twice would read another value.
+ */
+
+static int
+eas_has_escape(const eas_str_t *s)
+{
+    size_t                i;
+    const unsigned char  *end;
+
+    end = s->data + s->len;
+
+    for (i = 0; i < s->len; i++) {
+
+        if (s->data[i] != '%') {
+            continue;
+        }
+
+        if (eas_escape_value(s->data + i, end) >= 0) {
+            return 1;
+        }
+
+        if (s->len - i >= 6 && (s->data[i + 1] | 0x20) == 'u'
+            && eas_hex_value(s->data[i + 2]) >= 0
+            && eas_hex_value(s->data[i + 3]) >= 0
+            && eas_hex_value(s->data[i + 4]) >= 0
+            && eas_hex_value(s->data[i + 5]) >= 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+eas_plain_field(const eas_str_t *name)
+{
+    const eas_plain_name_t  *n;
+
+    for (n = eas_plain_names; n->name; n++) {
+        if (eas_name_equals(name->data, name->len, n->name)) {
+            return n->field;
+        }
+    }
+
+    return -1;
 }
 
 

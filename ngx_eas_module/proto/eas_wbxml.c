@@ -68,6 +68,35 @@ static size_t eas_wbxml_response(unsigned page, unsigned root,
 static unsigned char *eas_wbxml_put_text(unsigned char *p, uint32_t value);
 
 
+/*
+ * Each command whose response root has a top-level Status: the code
+ * page, the root and the Status tokens (MS-ASWBXML 2.1.2.1, checked
+ * against libwbxml's xml2wbxml in tests/integration/test_edge_answers.py).
+ */
+static const struct {
+    unsigned char         command;
+    unsigned char         page;
+    unsigned char         root;
+    unsigned char         status;
+} eas_wbxml_command_roots[] = {
+    { EAS_CMD_SYNC, 0x00, 0x05, 0x0e },                 /* AirSync */
+    { EAS_CMD_SEND_MAIL, 0x15, 0x05, 0x12 },            /* ComposeMail */
+    { EAS_CMD_SMART_FORWARD, 0x15, 0x06, 0x12 },
+    { EAS_CMD_SMART_REPLY, 0x15, 0x07, 0x12 },
+    { EAS_CMD_FOLDER_SYNC, 0x07, 0x16, 0x0c },          /* FolderHierarchy */
+    { EAS_CMD_FOLDER_CREATE, 0x07, 0x13, 0x0c },
+    { EAS_CMD_FOLDER_DELETE, 0x07, 0x14, 0x0c },
+    { EAS_CMD_FOLDER_UPDATE, 0x07, 0x15, 0x0c },
+    { EAS_CMD_SEARCH, 0x0f, 0x05, 0x0c },               /* Search */
+    { EAS_CMD_SETTINGS, 0x12, 0x05, 0x06 },             /* Settings */
+    { EAS_CMD_PING, 0x0d, 0x05, 0x07 },                 /* Ping */
+    { EAS_CMD_ITEM_OPERATIONS, 0x14, 0x05, 0x0d },      /* ItemOperations */
+    { EAS_CMD_PROVISION, 0x0e, 0x05, 0x0b },            /* Provision */
+    { EAS_CMD_RESOLVE_RECIPIENTS, 0x0a, 0x05, 0x07 },   /* ResolveRecipients */
+    { EAS_CMD_VALIDATE_CERT, 0x0b, 0x05, 0x0a }         /* ValidateCert */
+};
+
+
 static const char  *eas_wbxml_errors[EAS_WBXML_LAST] = {
     "ok",
     "truncated",
@@ -526,6 +555,27 @@ eas_wbxml_sync_response(unsigned status, uint32_t limit,
     return eas_wbxml_response(EAS_WBXML_PAGE_AIRSYNC, EAS_WBXML_SYNC_SYNC,
                               EAS_WBXML_SYNC_STATUS, status,
                               EAS_WBXML_SYNC_LIMIT, limit, buf, size);
+}
+
+
+size_t
+eas_wbxml_command_status(unsigned command, unsigned status,
+    unsigned char *buf, size_t size)
+{
+    size_t  i;
+
+    for (i = 0; i < sizeof(eas_wbxml_command_roots)
+                    / sizeof(eas_wbxml_command_roots[0]); i++)
+    {
+        if (eas_wbxml_command_roots[i].command == command) {
+            return eas_wbxml_response(eas_wbxml_command_roots[i].page,
+                                      eas_wbxml_command_roots[i].root,
+                                      eas_wbxml_command_roots[i].status,
+                                      status, 0, 0, buf, size);
+        }
+    }
+
+    return 0;
 }
 
 

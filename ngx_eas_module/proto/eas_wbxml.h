@@ -34,6 +34,9 @@
 #define EAS_WBXML_SYNC_LIMIT           0x25
 #define EAS_WBXML_SYNC_HEARTBEAT       0x29
 
+/* the common status of a device blocked for its user (MS-ASCMD 2.2.2) */
+#define EAS_STATUS_DEVICE_BLOCKED      129
+
 /* the Ping and Sync statuses the gateway answers with */
 #define EAS_PING_STATUS_EXPIRED        1
 #define EAS_PING_STATUS_OUT_OF_RANGE   5
@@ -100,6 +103,18 @@ int eas_wbxml_scan(const unsigned char *p, size_t len,
 size_t eas_wbxml_ping_response(unsigned status, uint32_t heartbeat,
     unsigned char *buf, size_t size);
 size_t eas_wbxml_sync_response(unsigned status, uint32_t limit,
+    unsigned char *buf, size_t size);
+
+/*
+ * The answer a server gives a command it refuses as a whole: the
+ * command's root element holding only its top-level Status, e.g.
+ * <FolderSync xmlns="FolderHierarchy:"><Status>129</Status></FolderSync>
+ * for a common status code (MS-ASCMD 2.2.2).  "command" is an
+ * eas_command_e.  Returns the length written; 0 if the command has no
+ * top-level Status (GetAttachment, MoveItems, MeetingResponse, Find,
+ * GetItemEstimate and the legacy commands) or size is too small.
+ */
+size_t eas_wbxml_command_status(unsigned command, unsigned status,
     unsigned char *buf, size_t size);
 
 /* stable token ("truncated") for logs and $eas_heartbeat_source */

@@ -104,7 +104,7 @@ def parse_query(query):
 
     The rules follow docs/requests.md: base64 when there is no "&" and
     any "=" is trailing padding (after percent-decoding); plain names are
-    case-insensitive, the first occurrence wins, "+" stays "+".
+    case-insensitive, the first occurrence wins, "+" is a space.
     """
     if not query:
         return EasQuery("none")
@@ -123,7 +123,7 @@ def parse_query(query):
     for part in query.split("&"):
         name, _, value = part.partition("=")
         if name:
-            values.setdefault(name.lower(), urllib.parse.unquote(value))
+            values.setdefault(name.lower(), urllib.parse.unquote_plus(value))
     cmd = values.get("cmd")
     return EasQuery("plain", canonical_command(cmd) if cmd else None,
                     values.get("deviceid"), values.get("devicetype"),
@@ -376,6 +376,17 @@ class EasBackend:
             collections = wbxml.find_all(
                 tree, "AirSync:Sync/AirSync:Collections/AirSync:Collection/"
                       "AirSync:CollectionId")
+            keys = wbxml.find_all(
+                tree, "AirSync:Sync/AirSync:Collections/AirSync:Collection/"
+                      "AirSync:SyncKey")
+            if "0" in keys:
+                # the first Sync of a folder: a new SyncKey, at once
+                return _wbxml_reply(("AirSync:Sync", [("AirSync:Collections", [
+                    ("AirSync:Collection", [
+                        ("AirSync:SyncKey", "1"),
+                        ("AirSync:CollectionId", collection),
+                        ("AirSync:Status", "1")])
+                    for collection in collections])]))
             if wbxml.find_all(tree, "AirSync:Sync/AirSync:Partial"):
                 # <Partial/>: what is not given is as in the cached request.
                 cached_hold, cached_collections = self._sync_cache.get(

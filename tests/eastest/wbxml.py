@@ -319,3 +319,21 @@ class _Reader:
         if opaque:
             return b"".join(opaque)
         return "".join(texts)
+
+
+def libwbxml_xml(body, root=None):
+    """libwbxml's own reading (wbxml2xml, from libwbxml2-utils) of a WBXML
+    body, as one line of XML from the root element (named root, or the
+    first element) on: an independent decoder to check answers against."""
+    import re
+    import subprocess
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix=".wbxml") as f:
+        f.write(body)
+        f.flush()
+        out = subprocess.run(["wbxml2xml", "-l", "ACTIVESYNC", "-m", "0",
+                              "-o", "-", f.name], check=True,
+                             capture_output=True).stdout.decode()
+    if root is None:
+        return out[re.search(r"<[A-Za-z]", out).start():].strip()
+    return out[out.index("<" + root):].strip()

@@ -58,6 +58,10 @@ static int eas_fuzz_inside(const eas_str_t *s, const eas_fuzz_region_t *r,
     size_t n);
 static int eas_fuzz_visible(const eas_str_t *s);
 static int eas_fuzz_controls(const eas_str_t *s);
+static int eas_fuzz_utf8(const eas_str_t *s);
+static int eas_fuzz_escape(const eas_str_t *s);
+static void eas_fuzz_plain_names(const eas_str_t *query);
+static void eas_fuzz_target(const eas_str_t *target);
 static void eas_fuzz_check(const eas_input_t *in, const eas_request_t *req,
     const unsigned char *buf, size_t size);
 static void eas_fuzz_helpers(const eas_input_t *in);
@@ -460,7 +464,21 @@ eas_fuzz_check(const eas_input_t *in, const eas_request_t *req,
                 eas_fuzz_assert(!eas_fuzz_controls(s),
                                 "control character in a parameter");
             }
+
+            eas_fuzz_assert(eas_fuzz_utf8(s), "parameter not UTF-8");
         }
+
+        /* one reading with PHP, ASP.NET and Python (docs/requests.md) */
+
+        eas_fuzz_assert(memchr(in->query.data, ';', in->query.len) == NULL,
+                        "\";\" in an accepted plain query");
+        eas_fuzz_assert(eas_fuzz_utf8(&req->user), "User not UTF-8");
+        eas_fuzz_assert(!eas_fuzz_escape(&req->user)
+                        && !eas_fuzz_escape(&req->device_id)
+                        && !eas_fuzz_escape(&req->device_type),
+                        "escape left in a decoded value");
+
+        eas_fuzz_plain_names(&in->query);
 
     } else {
         eas_fuzz_assert(req->has_locale, "no locale in base64 form");
@@ -498,6 +516,202 @@ eas_fuzz_check(const eas_input_t *in, const eas_request_t *req,
 }
 
 
+/*
+ * Well-formed UTF-8, written apart from the parser's own check: a code
+ * point's bytes are decoded and re-encoded at the shortest length.
+ */
+
+static int
+eas_fuzz_utf8(const eas_str_t *s)
+{
+    size_t    i, n, k, shortest;
+    uint32_t  cp;
+
+    for (i = 0; i < s->len; i += n) {
+        cp = s->data[i];
+
+        if (cp < 0x80) {
+            n = 1;
+            continue;
+        }
+
+        n = cp >= 0xf0 ? 4 : cp >= 0xe0 ? 3 : cp >= 0xc0 ? 2 : 0;
+
+        if (n == 0 || cp >= 0xf8 || s->len - i < n) {
+            return 0;
+        }
+
+        cp &= 0x7f >> n;
+
+        for (k = 1; k < n; k++) {
+            if (s->data[i + k] < 0x80 || s->data[i + k] > 0xbf) {
+                return 0;
+            }
+
+            cp = cp << 6 | (s->data[i + k] & 0x3f);
+        }
+
+        shortest = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+
+        if (shortest != n || cp > 0x10ffff
+            || (cp >= 0xd800 && cp <= 0xdfff))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* "%" and two hex digits */
+
+static int
+eas_fuzz_escape(const eas_str_t *s)
+{
+    size_t  i;
+
+    for (i = 0; i + 2 < s->len; i++) {
+        if (s->data[i] == '%'
+            && strchr("0123456789abcdefABCDEF", s->data[i + 1]) != NULL
+            && s->data[i + 1] != '\0'
+            && strchr("0123456789abcdefABCDEF", s->data[i + 2]) != NULL
+            && s->data[i + 2] != '\0')
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * An accepted plain query: every non-empty segment has a "=" and a name
+ * of letters, digits, "-", "_", "." written without "%" or "+"; each "%"
+ * elsewhere starts an escape.
+ */
+
+static void
+eas_fuzz_plain_names(const eas_str_t *query)
+{
+    int                   name;
+    const unsigned char  *p, *end, *seg;
+
+    end = query->data + query->len;
+    seg = query->data;
+    name = 1;
+
+    for (p = query->data; p <= end; p++) {
+
+        if (p == end || *p == '&') {
+            eas_fuzz_assert(p == seg || !name, "segment without \"=\"");
+            seg = p + 1;
+            name = 1;
+            continue;
+        }
+
+        if (*p == '=' && name) {
+            eas_fuzz_assert(p > seg, "empty name");
+            name = 0;
+            continue;
+        }
+
+        if (*p == '%') {
+            eas_fuzz_assert(end - p >= 3
+                            && strchr("0123456789abcdefABCDEF", p[1])
+                            && strchr("0123456789abcdefABCDEF", p[2])
+                            && p[1] != '\0' && p[2] != '\0'
+                            && (p[1] != '0' || p[2] != '0'),
+                            "bad escape in an accepted query");
+        }
+
+        if (name) {
+            eas_fuzz_assert((*p >= 'a' && *p <= 'z')
+                            || (*p >= 'A' && *p <= 'Z')
+                            || (*p >= '0' && *p <= '9')
+                            || *p == '-' || *p == '_' || *p == '.',
+                            "name character in an accepted query");
+        }
+    }
+}
+
+
+/*
+ * eas_target_check() over the query bytes taken as a target, with and
+ * without a normalized path: an accepted target has no "#", no space or
+ * control, no backslash or encoded slash in its path, and, compared with
+ * a path, the same path.
+ */
+
+static void
+eas_fuzz_target(const eas_str_t *target)
+{
+    int                   rc;
+    size_t                i, path;
+    eas_str_t             uri;
+    eas_reason_e          reason;
+    const unsigned char  *q;
+
+    reason = EAS_REASON_LAST;
+    rc = eas_target_check(target, NULL, &reason);
+
+    eas_fuzz_assert((rc == EAS_OK) == (reason == EAS_REASON_NONE),
+                    "target: reason does not match rc");
+
+    if (rc != EAS_OK) {
+        eas_fuzz_assert(reason > EAS_REASON_NONE && reason < EAS_REASON_LAST
+                        && eas_reason_name(reason) != NULL,
+                        "target: reason out of range");
+        return;
+    }
+
+    if (target->len == 0) {
+        return;
+    }
+
+    q = memchr(target->data, '?', target->len);
+    path = q ? (size_t) (q - target->data) : target->len;
+
+    for (i = 0; i < target->len; i++) {
+        eas_fuzz_assert(target->data[i] != '#' && target->data[i] > 0x20
+                        && target->data[i] != 0x7f,
+                        "target: accepted '#', space or control");
+
+        if (i < path) {
+            eas_fuzz_assert(target->data[i] != '\\'
+                            && target->data[i] < 0x80,
+                            "target: accepted backslash or non-ASCII");
+
+            if (target->data[i] == '%' && i + 2 < path) {
+                eas_fuzz_assert(!((target->data[i + 1] == '2'
+                                   && (target->data[i + 2] | 0x20) == 'f')
+                                  || (target->data[i + 1] == '5'
+                                      && (target->data[i + 2] | 0x20)
+                                         == 'c')),
+                                "target: accepted an encoded slash");
+            }
+        }
+    }
+
+    /* against its own path it passes, against a shorter one it fails */
+
+    uri.data = target->data;
+    uri.len = path;
+
+    eas_fuzz_assert(eas_target_check(target, &uri, &reason) == EAS_OK,
+                    "target: refused against its own path");
+
+    if (path > 0) {
+        uri.len = path - 1;
+
+        eas_fuzz_assert(eas_target_check(target, &uri, &reason) == EAS_ERROR
+                        && reason == EAS_REASON_PATH_NOT_CANONICAL,
+                        "target: accepted against another path");
+    }
+}
+
+
 /* the helpers on their own, over the same parts */
 
 static void
@@ -522,6 +736,8 @@ eas_fuzz_helpers(const eas_input_t *in)
         eas_fuzz_assert(n < sizeof(eas_fuzz_versions) / sizeof(unsigned),
                         "eas_version_parse() accepted an unknown version");
     }
+
+    eas_fuzz_target(&in->query);
 
     cmd = eas_command_by_name(in->query.data, in->query.len);
 

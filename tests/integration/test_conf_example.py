@@ -3,6 +3,7 @@
 must actually publish ActiveSync: modern TLS for phones, the legacy TLS 1.0
 server for Windows Mobile 6 era devices, the log formats."""
 
+import base64
 import json
 import pathlib
 import re
@@ -15,7 +16,7 @@ import pytest
 
 from eastest import wbxml
 from eastest.backends import EasBackend
-from eastest.client import EasClient
+from eastest.client import EasClient, raw_http
 from eastest.nginx import Nginx, free_port
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "conf.example"
@@ -181,12 +182,15 @@ def test_example_publishes_activesync(example, certs, shared_backend):
     legacy_log = nginx.wait_for_access_log(1, name="eas-legacy.log")
     assert "device=WM6DEVICE01 type=PocketPC ver=12.1" in legacy_log[0]
 
-    # eas-devices.conf: an iOS 6.1 build is stopped at the edge
+    # eas-devices.conf: an iOS 6.1 build is stopped at the edge, as
+    # Exchange's device access answers it (FolderSync Status 129)
     looping = EasClient("https://localhost:%d" % nginx.ports["modern"],
                         user="jdoe", password="secret", protocol="14.1",
                         device_id="ApplLOOP0001", cafile=certs.ca,
                         user_agent="Apple-iPhone4C1/1002.141")
-    assert looping.foldersync().status == 403
+    blocked = looping.foldersync()
+    assert (blocked.status, blocked.eas_status()) == (200, 129)
+    assert blocked.header("MS-Server-ActiveSync")
     assert len(backend.requests) == 5
 
     # one inventory for both servers, readable from 127.0.0.1
@@ -224,3 +228,66 @@ def test_example_files_are_all_tested():
                        "eas-devices.conf", "eas-preauth.conf",
                        "eas-ldap-ad.conf"}
     assert shutil.which("nginx") or pathlib.Path("/usr/sbin/nginx").exists()
+
+
+class CheckingBackend(EasBackend):
+    """The shipped pre-authentication asks the backend with an OPTIONS:
+    this one accepts only USER / PASSWORD, as Exchange's IIS would."""
+
+    def _answer(self, request):
+        if (request.method == "OPTIONS"
+                and request.header("Authorization") != "Basic " + TOKEN):
+            return 401, [("WWW-Authenticate", 'Basic realm="mail"')], b""
+        return super()._answer(request)
+
+
+USER, PASSWORD = "jdoe", "Tr0ub4dor&3-horse"
+TOKEN = base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+
+
+def test_shipped_error_log_holds_no_credentials(example, certs):
+    """Issue 10.14: the shipped error_log level shows the module's
+    refusals, and none of nginx's own lines that quote request headers
+    whole (a duplicate, over-long or invalid Authorization line)."""
+    nginx = example(legacy=False)
+    port = nginx.ports["modern"]
+    backend = CheckingBackend(port=nginx.ports["backend"],
+                              tls_cert=certs.cert, tls_key=certs.key)
+    backend.start()
+    try:
+        nginx.start(ports=(port,))
+        target = (b"POST /Microsoft-Server-ActiveSync?Cmd=FolderSync"
+                  b"&User=jdoe&DeviceId=ApplLOG00001&DeviceType=iPhone "
+                  b"HTTP/1.1\r\nHost: localhost\r\n"
+                  b"MS-ASProtocolVersion: 14.1\r\n")
+        auth = b"Authorization: Basic " + TOKEN.encode() + b"\r\n"
+        long_token = base64.b64encode(
+            ("%s:%s" % (USER, PASSWORD + "x" * 9000)).encode())
+        attempts = [
+            target + auth + auth + b"Content-Length: 0\r\n\r\n",
+            target + b"Authorization: Basic " + long_token
+            + b"\r\nContent-Length: 0\r\n\r\n",
+            target + b"Authorization: Basic " + TOKEN.encode()
+            + b"\x00\r\nContent-Length: 0\r\n\r\n",
+        ]
+        for data in attempts:
+            reply = raw_http("127.0.0.1", port, data, tls=True,
+                             cafile=certs.ca, server_hostname="localhost")
+            assert reply.startswith(b"HTTP/1.1 400"), reply[:100]
+
+        wrong = EasClient("https://localhost:%d" % port, user=USER,
+                          password="wrong-password", protocol="14.1",
+                          cafile=certs.ca)
+        assert wrong.foldersync().status == 401
+    finally:
+        nginx.stop()
+        backend.stop()
+
+    log = (pathlib.Path(nginx.dir) / "eas-error.log").read_text()
+    # the module's refusal is where admins read it...
+    assert re.search(r'\[notice\] .*eas: preauth refused: invalid password '
+                     r'for user "jdoe"', log), log
+    # ...and no part of the credentials is
+    for secret in (PASSWORD, TOKEN, TOKEN[:12], long_token[:12].decode(),
+                   "Authorization"):
+        assert secret not in log, "%r in the shipped error log" % secret

@@ -219,7 +219,7 @@ def test_good_request_reaches_backend_byte_for_byte(
 
 
 # Malformed requests: each is refused with 400, the reason token in
-# $eas_reason, one "info" line with the reason's sentence, nothing sent on.
+# $eas_reason, one "notice" line with the reason's sentence, nothing sent on.
 
 PLAIN_OK = "Cmd=Sync&User=jdoe&DeviceId=DEV1&DeviceType=iPhone"
 V141 = [("MS-ASProtocolVersion", "14.1")]
@@ -328,7 +328,7 @@ def test_malformed_request_is_refused_at_the_edge(
     lines = [line for line in gateway.error_lines_since(mark)
              if "eas: " in line]
     assert len(lines) == 1, lines
-    assert "[info]" in lines[0]
+    assert "[notice]" in lines[0]
     assert "eas: malformed request: " + text + ", client: 127.0.0.1" \
         in lines[0]
     assert backend.requests == []
@@ -386,7 +386,7 @@ def test_other_methods_are_refused_with_allow(gateway, backend, method):
     expect_fields(log_entries(gateway, 1)[0], reason="method_not_allowed")
     lines = [line for line in gateway.error_lines_since(mark)
              if "eas: " in line]
-    assert len(lines) == 1 and "[info]" in lines[0]
+    assert len(lines) == 1 and "[notice]" in lines[0]
     assert 'eas: method "%s" not allowed, client: 127.0.0.1' % method \
         in lines[0]
     assert backend.requests == []

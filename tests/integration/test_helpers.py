@@ -289,7 +289,7 @@ def test_target_recorded_as_sent(backend):
              b"Connection: close\r\n\r\n" % target.encode())
     recorded = backend.requests[0]
     assert recorded.target == target
-    assert (recorded.eas.command, recorded.eas.device_id) == ("Ping", "a+b+c")
+    assert (recorded.eas.command, recorded.eas.device_id) == ("Ping", "a+b c")
 
 
 def test_truncated_body_is_not_answered_nor_recorded(backend):
@@ -422,7 +422,7 @@ def test_base64_form_refused_for_old_protocols(backend):
     ("Cmd=Ping&User=dom%5Cjdoe&DeviceId=abc&DeviceType=iPhone",
      ("plain", "Ping", "abc", "iPhone", "dom\\jdoe")),
     ("user=a%40b&deviceid=x+y&DEVICETYPE=t&cmd=foldersync",
-     ("plain", "FolderSync", "x+y", "t", "a@b")),
+     ("plain", "FolderSync", "x y", "t", "a@b")),
     ("Cmd=Bogus&DeviceId=a&DeviceId=b&DeviceType=t",
      ("plain", None, "a", "t", None)),
     ("jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l",

@@ -114,6 +114,13 @@ typedef struct {
 } eas_test_command_t;
 
 
+typedef struct {
+    const char            *target;      /* as sent */
+    const char            *uri;         /* normalized; NULL: not compared */
+    const char            *expect;      /* reason token, "none" if good */
+} eas_test_target_t;
+
+
 static int eas_test_expand(const char *src, eas_test_buf_t *dst);
 static unsigned char *eas_test_copy(const eas_test_buf_t *src);
 static int eas_test_poisoned(const void *p);
@@ -141,6 +148,7 @@ static void eas_test_versions(void);
 static void eas_test_commands(void);
 static void eas_test_reasons(void);
 static void eas_test_params(void);
+static void eas_test_targets(void);
 
 
 static const char  *eas_test_reason_tokens[EAS_REASON_LAST] = {
@@ -166,7 +174,19 @@ static const char  *eas_test_reason_tokens[EAS_REASON_LAST] = {
     [EAS_REASON_VERSION_MISSING] = "version_missing",
     [EAS_REASON_VERSION_INVALID] = "version_invalid",
     [EAS_REASON_POLICY_KEY_INVALID] = "policy_key_invalid",
-    [EAS_REASON_BUFFER_TOO_SMALL] = "buffer_too_small"
+    [EAS_REASON_BUFFER_TOO_SMALL] = "buffer_too_small",
+    [EAS_REASON_PARAM_NAME_INVALID] = "param_name_invalid",
+    [EAS_REASON_PARAM_NAME_ENCODED] = "param_name_encoded",
+    [EAS_REASON_PARAM_TOO_MANY] = "param_too_many",
+    [EAS_REASON_QUERY_SEMICOLON] = "query_semicolon",
+    [EAS_REASON_DOUBLE_ENCODING] = "double_encoding",
+    [EAS_REASON_UTF8_INVALID] = "utf8_invalid",
+    [EAS_REASON_TARGET_FRAGMENT] = "target_fragment",
+    [EAS_REASON_TARGET_CHARACTER] = "target_character",
+    [EAS_REASON_PATH_DOT_SEGMENT] = "path_dot_segment",
+    [EAS_REASON_PATH_ENCODED_SLASH] = "path_encoded_slash",
+    [EAS_REASON_PATH_BACKSLASH] = "path_backslash",
+    [EAS_REASON_PATH_NOT_CANONICAL] = "path_not_canonical"
 };
 
 
@@ -565,9 +585,13 @@ static eas_test_t  eas_tests[] = {
       NULL, 0,
       "plain cmd=Sync/0 id=a type=b ver=14.1/141 user=jane@example.com" },
 
-    { "plain: '+' stays '+'",
-      "Cmd=Sync&User=a+b&DeviceId=x+y&DeviceType=b", "14.1", NULL, 0,
-      "plain cmd=Sync/0 id=x+y type=b ver=14.1/141 user=a+b" },
+    { "plain: '+' is a space, as PHP, ASP.NET and Python read it",
+      "Cmd=Sync&User=a+b&DeviceId=x&DeviceType=b", "14.1", NULL, 0,
+      "plain cmd=Sync/0 id=x type=b ver=14.1/141 user=a\\x20b" },
+
+    { "plain: '+' in DeviceId is a space, not visible ASCII",
+      "Cmd=Sync&User=a&DeviceId=x+y&DeviceType=b", "14.1", NULL, 0,
+      "error device_id_invalid param=DeviceId" },
 
     { "plain: %2B decodes to '+'",
       "Cmd=Sync&User=a%2Bb&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
@@ -578,8 +602,8 @@ static eas_test_t  eas_tests[] = {
       0,
       "plain cmd=Sync/0 id=a type=b ver=14.1/141 user=J\\xc3\\xbcrgen" },
 
-    { "plain: unknown parameters ignored, even twice or without '='",
-      "Cmd=Sync&Foo=bar&DeviceId=a&X&DeviceType=b&Foo=baz&Bar=", "14.1",
+    { "plain: unknown parameters ignored, even twice",
+      "Cmd=Sync&Foo=bar&DeviceId=a&DeviceType=b&Foo=baz&Bar=", "14.1",
       NULL, 0,
       "plain cmd=Sync/0 id=a type=b ver=14.1/141" },
 
@@ -680,6 +704,179 @@ static eas_test_t  eas_tests[] = {
     { "plain: policy key not decimal but visible ASCII",
       "Cmd=Sync&DeviceId=a&DeviceType=b", "14.1", "abc%31", 0,
       "plain cmd=Sync/0 id=a type=b key=abc%31 ver=14.1/141" },
+
+    /* plain form: one reading with PHP, ASP.NET and Python */
+
+    { "differential: escaped second DeviceId is a duplicate",
+      "Cmd=Sync&DeviceId=lost&Device%49d=ok&DeviceType=b", "14.1", NULL, 0,
+      "error param_duplicate param=DeviceId" },
+
+    { "differential: escaped DeviceId first, plain second",
+      "Cmd=Sync&Device%49d=ok&DeviceId=lost&DeviceType=b", "14.1", NULL, 0,
+      "error param_duplicate param=DeviceId" },
+
+    { "differential: escaped lower-case name is a duplicate",
+      "Cmd=Sync&DeviceId=lost&%64eviceid=ok&DeviceType=b", "14.1", NULL, 0,
+      "error param_duplicate param=DeviceId" },
+
+    { "differential: escaped Cmd beside Cmd",
+      "%43md=Ping&Cmd=Sync&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error param_duplicate param=Cmd" },
+
+    { "differential: a lone escaped known name",
+      "Cmd=Sync&Device%49d=ok&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_encoded param=DeviceId" },
+
+    { "differential: an escaped unknown name",
+      "Cmd=Sync&DeviceId=a&DeviceType=b&F%6Fo=1", "14.1", NULL, 0,
+      "error param_name_encoded" },
+
+    { "differential: fully escaped name",
+      "Cmd=Sync&DeviceId=a&DeviceType=b&%44%65%76%69%63%65%49%64=b", "14.1",
+      NULL, 0,
+      "error param_duplicate param=DeviceId" },
+
+    { "differential: '+' in a name decodes to a space",
+      "Cmd=Sync&DeviceId=a&Device+Id=b&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_invalid" },
+
+    { "differential: leading '+' (PHP strips leading spaces)",
+      "Cmd=Sync&DeviceId=a&+DeviceId=b&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_invalid" },
+
+    { "differential: leading %20",
+      "Cmd=Sync&DeviceId=a&%20DeviceId=b&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_invalid" },
+
+    { "differential: PHP array DeviceId[]",
+      "Cmd=Sync&DeviceId=a&DeviceId[]=b&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_invalid" },
+
+    { "differential: PHP array DeviceId[x] alone",
+      "Cmd=Sync&DeviceId[x]=b&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_invalid" },
+
+    { "differential: escaped brackets DeviceId%5B%5D",
+      "Cmd=Sync&DeviceId=a&DeviceId%5B%5D=b&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_invalid" },
+
+    { "differential: NUL in a name (PHP cuts the name there)",
+      "Cmd=Sync&DeviceId=a&DeviceId%00x=b&DeviceType=b", "14.1", NULL, 0,
+      "error percent_encoding" },
+
+    { "differential: empty name",
+      "Cmd=Sync&DeviceId=a&=b&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_invalid" },
+
+    { "differential: '.' in a name is another name (PHP reads '_')",
+      "Cmd=Sync&DeviceId=a&Device.Id=b&Device_Id=c&DeviceType=b", "14.1",
+      NULL, 0,
+      "plain cmd=Sync/0 id=a type=b ver=14.1/141" },
+
+    { "differential: non-ASCII name",
+      "Cmd=Sync&DeviceId=a&Devic%C3%A9Id=b&DeviceType=b", "14.1", NULL, 0,
+      "error param_name_invalid" },
+
+    { "differential: ';' separates for older Python",
+      "Cmd=Sync&DeviceId=ok;DeviceId=lost&DeviceType=b", "14.1", NULL, 0,
+      "error query_semicolon" },
+
+    { "differential: ';' alone",
+      "Cmd=Sync;DeviceId=a;DeviceType=b", "14.1", NULL, 0,
+      "error query_semicolon" },
+
+    { "differential: %3B is a value character",
+      "Cmd=Sync&User=a%3Bb&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "plain cmd=Sync/0 id=a type=b ver=14.1/141 user=a;b" },
+
+    { "differential: %zz in an unknown value",
+      "Cmd=Sync&DeviceId=a&DeviceType=b&Foo=%zz", "14.1", NULL, 0,
+      "error percent_encoding" },
+
+    { "differential: trailing % in an unknown value",
+      "Cmd=Sync&DeviceId=a&DeviceType=b&Foo=%", "14.1", NULL, 0,
+      "error percent_encoding" },
+
+    { "differential: ASP.NET %u escape in DeviceId",
+      "Cmd=Sync&DeviceId=%u0041&DeviceType=b", "14.1", NULL, 0,
+      "error percent_encoding param=DeviceId" },
+
+    { "differential: ASP.NET %u escape in a name",
+      "Cmd=Sync&DeviceId=a&DeviceType=b&%u0044eviceId=b", "14.1", NULL, 0,
+      "error percent_encoding" },
+
+    { "differential: double encoding %2544 in DeviceId",
+      "Cmd=Sync&DeviceId=%2544&DeviceType=b", "14.1", NULL, 0,
+      "error double_encoding param=DeviceId" },
+
+    { "differential: double encoding %25u0044 in User",
+      "Cmd=Sync&User=%25u0044&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error double_encoding param=User" },
+
+    { "differential: double encoding in Cmd",
+      "Cmd=Sy%256Ec&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error double_encoding param=Cmd" },
+
+    { "differential: a literal '%' is not an escape",
+      "Cmd=Sync&User=100%25&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "plain cmd=Sync/0 id=a type=b ver=14.1/141 user=100%" },
+
+    { "differential: double encoding in an unknown value travels",
+      "Cmd=Sync&DeviceId=a&DeviceType=b&Foo=%2541", "14.1", NULL, 0,
+      "plain cmd=Sync/0 id=a type=b ver=14.1/141" },
+
+    { "differential: overlong '.' in User",
+      "Cmd=Sync&User=j%C0%AEdoe&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error utf8_invalid param=User" },
+
+    { "differential: overlong three-byte '.' in User",
+      "Cmd=Sync&User=j%E0%80%AEdoe&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error utf8_invalid param=User" },
+
+    { "differential: surrogate in User",
+      "Cmd=Sync&User=%ED%A0%80&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error utf8_invalid param=User" },
+
+    { "differential: above U+10FFFF in User",
+      "Cmd=Sync&User=%F4%90%80%80&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error utf8_invalid param=User" },
+
+    { "differential: truncated sequence in User",
+      "Cmd=Sync&User=jdoe%C3&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error utf8_invalid param=User" },
+
+    { "differential: raw 0xFF in User",
+      "Cmd=Sync&User=j\xff&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "error utf8_invalid param=User" },
+
+    { "differential: overlong '/' in ItemId",
+      "Cmd=Sync&User=a&DeviceId=a&DeviceType=b&ItemId=5%C0%AF1", "14.1",
+      NULL, 0,
+      "error utf8_invalid param=ItemId" },
+
+    { "differential: four-byte UTF-8 in User",
+      "Cmd=Sync&User=%F0%9F%93%A7&DeviceId=a&DeviceType=b", "14.1", NULL, 0,
+      "plain cmd=Sync/0 id=a type=b ver=14.1/141 user=\\xf0\\x9f\\x93\\xa7" },
+
+    { "differential: 64 parameters",
+      "Cmd=Sync&DeviceId=a&DeviceType=b{61:&x=1}", "14.1", NULL, 0,
+      "plain cmd=Sync/0 id=a type=b ver=14.1/141" },
+
+    { "differential: 65 parameters (PHP drops past max_input_vars)",
+      "Cmd=Sync&DeviceId=a&DeviceType=b{62:&x=1}", "14.1", NULL, 0,
+      "error param_too_many" },
+
+    { "differential: empty segments are not counted",
+      "&&Cmd=Sync&&DeviceId=a&DeviceType=b{61:&x=1}{10:&}", "14.1", NULL, 0,
+      "plain cmd=Sync/0 id=a type=b ver=14.1/141" },
+
+    { "differential: unknown name without '='",
+      "Cmd=Sync&DeviceId=a&X&DeviceType=b", "14.1", NULL, 0,
+      "error param_no_value" },
+
+    { "differential: escaped known name without '='",
+      "Cmd=Sync&DeviceId=a&DeviceType=b&Device%49d", "14.1", NULL, 0,
+      "error param_no_value param=DeviceId" },
 
     /* plain form: every command name */
 
@@ -1102,8 +1299,12 @@ static eas_test_t  eas_tests[] = {
       "jAAJ=BAp2MTQwRGV2aWNlAApTbWFydFBob25l", "14.1", NULL, 0,
       "error cmd_missing" },
 
-    { "form: '&' makes it plain",
+    { "form: '&' makes it plain, and a name without '=' is refused",
       "jAAJBAp2MTQw&RGV2aWNlAApTbWFydFBob25l", "14.1", NULL, 0,
+      "error param_no_value" },
+
+    { "form: '&' makes it plain, Cmd missing",
+      "jAAJBAp2MTQw=&RGV2aWNlAApTbWFydFBob25l=", "14.1", NULL, 0,
       "error cmd_missing" },
 
     /* malformed base64: alphabet, length */
@@ -1121,9 +1322,17 @@ static eas_test_t  eas_tests[] = {
       "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25.", NULL, NULL, 0,
       "error base64_invalid" },
 
-    { "bad base64: %20",
+    { "bad base64: %20, not one of the three escapes",
       "jAAJBAp2MTQw%20RGV2aWNlAApTbWFydFBob25l", NULL, NULL, 0,
-      "error base64_invalid" },
+      "error percent_encoding" },
+
+    { "bad base64: %6C escapes a digit",
+      "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25%6C", NULL, NULL, 0,
+      "error percent_encoding" },
+
+    { "bad base64: a cut escape after the last digit",
+      "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l%2", NULL, NULL, 0,
+      "error percent_encoding" },
 
     { "bad base64: raw space",
       "jAAJBAp2MTQw RGV2aWNlAApTbWFydFBob25l", NULL, NULL, 0,
@@ -1400,6 +1609,64 @@ static eas_test_version_t  eas_test_version_cases[] = {
 };
 
 
+/* docs/requests.md, "The request target" */
+static eas_test_target_t  eas_test_target_cases[] = {
+    { "/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=a",
+      "/Microsoft-Server-ActiveSync", "none" },
+    { "/Microsoft-Server-ActiveSync", "/Microsoft-Server-ActiveSync",
+      "none" },
+    { "/Microsoft-Server-ActiveSync/default.eas?x=%2F..%5C",
+      "/Microsoft-Server-ActiveSync/default.eas", "none" },
+    { "/Microsoft-Server-ActiveSync?a=%C3%A9\xc3\xa9",
+      "/Microsoft-Server-ActiveSync", "none" },
+    { "/Microsoft-Server-ActiveSync/..file", "/Microsoft-Server-ActiveSync/"
+      "..file", "none" },
+    { "/Microsoft-Server-ActiveSync/x", NULL, "none" },
+
+    { "/Microsoft-Server-ActiveSync?Cmd=Sync#&DeviceId=b",
+      "/Microsoft-Server-ActiveSync", "target_fragment" },
+    { "/Microsoft-Server-ActiveSync#x", "/Microsoft-Server-ActiveSync",
+      "target_fragment" },
+    { "/Microsoft-Server-ActiveSync?Cmd=Sync &DeviceId=b",
+      "/Microsoft-Server-ActiveSync", "target_character" },
+    { "/Microsoft-Server-ActiveSync?Cmd=Sync\t", "/Microsoft-Server-"
+      "ActiveSync", "target_character" },
+    { "/Microsoft-Server-ActiveSync?a=\x7f", "/Microsoft-Server-ActiveSync",
+      "target_character" },
+    { "/Microsoft-Server-ActiveSync\xc3\xa9", NULL, "target_character" },
+    { "/Microsoft-Server-ActiveSync;jsessionid=1", NULL,
+      "target_character" },
+
+    { "/Microsoft-Server-ActiveSync\\..\\..\\owa", NULL, "path_backslash" },
+    { "/Microsoft-Server-ActiveSync/%5C..%5Cowa", NULL,
+      "path_encoded_slash" },
+    { "/Microsoft-Server-ActiveSync/%5c..%5cecp", NULL,
+      "path_encoded_slash" },
+    { "/Microsoft-Server-ActiveSync/..%2Fautodiscover/autodiscover.xml",
+      NULL, "path_encoded_slash" },
+    { "/Microsoft-Server-ActiveSync/..%2fautodiscover", NULL,
+      "path_encoded_slash" },
+
+    { "/Microsoft-Server-ActiveSync/../owa", NULL, "path_dot_segment" },
+    { "/Microsoft-Server-ActiveSync/..", NULL, "path_dot_segment" },
+    { "/Microsoft-Server-ActiveSync/./x", NULL, "path_dot_segment" },
+    { "/Microsoft-Server-ActiveSync/%2E%2E/owa", NULL, "path_dot_segment" },
+    { "/Microsoft-Server-ActiveSync/.%2e?x", NULL, "path_dot_segment" },
+    { "/x/../Microsoft-Server-ActiveSync", "/Microsoft-Server-ActiveSync",
+      "path_dot_segment" },
+
+    { "//Microsoft-Server-ActiveSync", "/Microsoft-Server-ActiveSync",
+      "path_not_canonical" },
+    { "/Microsoft-Server-ActiveSync%2D", "/Microsoft-Server-ActiveSync-",
+      "path_not_canonical" },
+    { "/Microsoft%2DServer-ActiveSync?Cmd=Sync",
+      "/Microsoft-Server-ActiveSync", "path_not_canonical" },
+    { "/Microsoft-Server-ActiveSync/...", NULL, "none" },
+    { "", NULL, "none" },
+    { "", "/", "path_not_canonical" }
+};
+
+
 static unsigned  eas_test_passed;
 static unsigned  eas_test_failed;
 
@@ -1413,6 +1680,7 @@ main(void)
     eas_test_commands();
     eas_test_reasons();
     eas_test_params();
+    eas_test_targets();
 
     printf("test_eas_request: %u passed, %u failed\n",
            eas_test_passed, eas_test_failed);
@@ -2406,5 +2674,60 @@ eas_test_params(void)
         if (q == p) {
             eas_test_pass();
         }
+    }
+}
+
+
+static void
+eas_test_targets(void)
+{
+    int                 rc;
+    char                msg[128];
+    size_t              i;
+    eas_str_t           target, uri;
+    eas_reason_e        reason;
+    unsigned char      *t, *u;
+    eas_test_target_t  *c;
+
+    for (i = 0;
+         i < sizeof(eas_test_target_cases) / sizeof(eas_test_target_cases[0]);
+         i++)
+    {
+        c = &eas_test_target_cases[i];
+
+        /* exact-size copies: AddressSanitizer sees a read past an end */
+
+        target.len = strlen(c->target);
+        t = malloc(target.len ? target.len : 1);
+        memcpy(t, c->target, target.len);
+        target.data = t;
+
+        u = NULL;
+        uri.data = NULL;
+        uri.len = 0;
+
+        if (c->uri) {
+            uri.len = strlen(c->uri);
+            u = malloc(uri.len ? uri.len : 1);
+            memcpy(u, c->uri, uri.len);
+            uri.data = u;
+        }
+
+        reason = EAS_REASON_BUFFER_TOO_SMALL;
+        rc = eas_target_check(&target, c->uri ? &uri : NULL, &reason);
+
+        snprintf(msg, sizeof(msg), "eas_target_check(%.100s)", c->target);
+
+        if ((rc == EAS_OK) != (strcmp(c->expect, "none") == 0)
+            || strcmp(eas_reason_name(reason), c->expect) != 0)
+        {
+            eas_test_fail(msg, "reason", c->expect, eas_reason_name(reason));
+
+        } else {
+            eas_test_pass();
+        }
+
+        free(t);
+        free(u);
     }
 }

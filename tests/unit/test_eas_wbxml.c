@@ -50,6 +50,14 @@ typedef struct {
 } eas_wbxml_response_test_t;
 
 
+typedef struct {
+    const char          *name;
+    unsigned             command;
+    unsigned             status;
+    const char          *hex;         /* NULL: no top-level Status */
+} eas_wbxml_status_test_t;
+
+
 static size_t eas_test_unhex(const char *hex, unsigned char **out);
 static void eas_test_format(int rc, const eas_longpoll_t *lp, char *line);
 static void eas_test_check(const char *name, const char *expect,
@@ -59,6 +67,7 @@ static void eas_test_prefixes(const eas_wbxml_test_t *t,
     const unsigned char *body, size_t len, const eas_longpoll_t *full,
     int rc);
 static void eas_test_responses(void);
+static void eas_test_statuses(void);
 static void eas_test_errors(void);
 
 
@@ -245,6 +254,53 @@ static const eas_wbxml_response_test_t  eas_wbxml_response_tests[] = {
 };
 
 
+/* the tokens after the header are what xml2wbxml writes for the XML */
+static const eas_wbxml_status_test_t  eas_wbxml_status_tests[] = {
+
+    { "FolderSync 129", EAS_CMD_FOLDER_SYNC, 129,
+      "03 01 6A 00 00 07 56 4C 03 31 32 39 00 01 01" },
+    { "FolderCreate 129", EAS_CMD_FOLDER_CREATE, 129,
+      "03 01 6A 00 00 07 53 4C 03 31 32 39 00 01 01" },
+    { "FolderDelete 129", EAS_CMD_FOLDER_DELETE, 129,
+      "03 01 6A 00 00 07 54 4C 03 31 32 39 00 01 01" },
+    { "FolderUpdate 129", EAS_CMD_FOLDER_UPDATE, 129,
+      "03 01 6A 00 00 07 55 4C 03 31 32 39 00 01 01" },
+    { "Sync 129", EAS_CMD_SYNC, 129,
+      "03 01 6A 00 45 4E 03 31 32 39 00 01 01" },
+    { "Ping 129", EAS_CMD_PING, 129,
+      "03 01 6A 00 00 0D 45 47 03 31 32 39 00 01 01" },
+    { "Provision 129", EAS_CMD_PROVISION, 129,
+      "03 01 6A 00 00 0E 45 4B 03 31 32 39 00 01 01" },
+    { "Settings 129", EAS_CMD_SETTINGS, 129,
+      "03 01 6A 00 00 12 45 46 03 31 32 39 00 01 01" },
+    { "Search 129", EAS_CMD_SEARCH, 129,
+      "03 01 6A 00 00 0F 45 4C 03 31 32 39 00 01 01" },
+    { "ItemOperations 129", EAS_CMD_ITEM_OPERATIONS, 129,
+      "03 01 6A 00 00 14 45 4D 03 31 32 39 00 01 01" },
+    { "ResolveRecipients 129", EAS_CMD_RESOLVE_RECIPIENTS, 129,
+      "03 01 6A 00 00 0A 45 47 03 31 32 39 00 01 01" },
+    { "ValidateCert 129", EAS_CMD_VALIDATE_CERT, 129,
+      "03 01 6A 00 00 0B 45 4A 03 31 32 39 00 01 01" },
+    { "SendMail 129", EAS_CMD_SEND_MAIL, 129,
+      "03 01 6A 00 00 15 45 52 03 31 32 39 00 01 01" },
+    { "SmartForward 129", EAS_CMD_SMART_FORWARD, 129,
+      "03 01 6A 00 00 15 46 52 03 31 32 39 00 01 01" },
+    { "SmartReply 129", EAS_CMD_SMART_REPLY, 129,
+      "03 01 6A 00 00 15 47 52 03 31 32 39 00 01 01" },
+    { "FolderSync 142", EAS_CMD_FOLDER_SYNC, 142,
+      "03 01 6A 00 00 07 56 4C 03 31 34 32 00 01 01" },
+    { "GetAttachment", EAS_CMD_GET_ATTACHMENT, 129, NULL },
+    { "MoveItems", EAS_CMD_MOVE_ITEMS, 129, NULL },
+    { "MeetingResponse", EAS_CMD_MEETING_RESPONSE, 129, NULL },
+    { "GetItemEstimate", EAS_CMD_GET_ITEM_ESTIMATE, 129, NULL },
+    { "Find", EAS_CMD_FIND, 129, NULL },
+    { "GetHierarchy", EAS_CMD_GET_HIERARCHY, 129, NULL },
+    { "none", EAS_CMD_NONE, 129, NULL },
+
+    { NULL, 0, 0, NULL }
+};
+
+
 static unsigned  eas_test_passed;
 static unsigned  eas_test_failed;
 
@@ -254,6 +310,7 @@ main(void)
 {
     eas_test_scans();
     eas_test_responses();
+    eas_test_statuses();
     eas_test_errors();
 
     printf("test_eas_wbxml: %u passed, %u failed\n",
@@ -481,6 +538,78 @@ eas_test_responses(void)
         }
 
         free(expect);
+    }
+}
+
+
+static void
+eas_test_statuses(void)
+{
+    size_t                          n, len;
+    unsigned                        c;
+    unsigned char                  *expect;
+    unsigned char                   buf[EAS_WBXML_RESPONSE_MAX];
+    const eas_wbxml_status_test_t  *t;
+
+    for (t = eas_wbxml_status_tests; t->name; t++) {
+        memset(buf, 0x5A, sizeof(buf));
+
+        if (t->hex == NULL) {
+            n = eas_wbxml_command_status(t->command, t->status, buf,
+                                         sizeof(buf));
+            if (n == 0 && buf[0] == 0x5A) {
+                eas_test_passed++;
+
+            } else {
+                eas_test_failed++;
+                printf("FAIL %s: wrote %zu bytes\n", t->name, n);
+            }
+
+            continue;
+        }
+
+        len = eas_test_unhex(t->hex, &expect);
+
+        n = eas_wbxml_command_status(t->command, t->status, buf, len);
+
+        if (n == len && memcmp(buf, expect, len) == 0) {
+            eas_test_passed++;
+
+        } else {
+            eas_test_failed++;
+            printf("FAIL %s: %zu bytes, expected %zu\n", t->name, n, len);
+        }
+
+        memset(buf, 0x5A, sizeof(buf));
+        n = eas_wbxml_command_status(t->command, t->status, buf, len - 1);
+
+        if (n != 0 || buf[0] != 0x5A) {
+            eas_test_failed++;
+            printf("FAIL %s: wrote into %zu bytes\n", t->name, len - 1);
+
+        } else {
+            eas_test_passed++;
+        }
+
+        free(expect);
+    }
+
+    /* every command code, the longest status: 0 or a whole answer */
+
+    for (c = 0; c < 256; c++) {
+        n = eas_wbxml_command_status(c, 4294967295U, buf, sizeof(buf));
+
+        if (n == 0
+            || (n <= sizeof(buf)
+                && memcmp(buf, "\x03\x01\x6a\x00", 4) == 0
+                && buf[n - 1] == 0x01))
+        {
+            eas_test_passed++;
+
+        } else {
+            eas_test_failed++;
+            printf("FAIL command %u: %zu bytes\n", c, n);
+        }
     }
 }
 
