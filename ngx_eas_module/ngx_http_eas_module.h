@@ -36,6 +36,8 @@ typedef struct {
     time_t                  invalid;       /* negative cache lifetime */
     ngx_http_eas_passwd_t  *file;          /* eas_preauth_user_file */
     ngx_str_t               uri;           /* eas_preauth_request */
+    ngx_flag_t              any_answer;    /* answer=status */
+    ngx_msec_t              timeout;       /* eas_preauth_timeout */
     void                   *thread_pool;   /* ngx_thread_pool_t */
     ngx_flag_t              inline_check;  /* eas_preauth_thread_pool off */
     ngx_uint_t              user_limit;    /* 0: no user lockout */
@@ -218,6 +220,7 @@ ngx_shm_zone_t *ngx_http_eas_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
     void *tag);
 
 ngx_int_t ngx_http_eas_preauth_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_preauth_log_check(ngx_http_request_t *r);
 char *ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -286,6 +289,9 @@ ngx_int_t ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
 ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);
 void ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log);
+ngx_uint_t ngx_http_eas_passwd_stale(ngx_http_eas_passwd_t *pw);
+ngx_str_t *ngx_http_eas_passwd_name(ngx_http_eas_passwd_t *pw);
+void ngx_http_eas_passwd_check_user(ngx_cycle_t *cycle);
 u_char *ngx_http_eas_passwd_source(ngx_http_eas_passwd_t *pw);
 size_t ngx_http_eas_passwd_verify_size(void);
 ngx_int_t ngx_http_eas_passwd_find(ngx_http_eas_passwd_t *pw,
