@@ -229,7 +229,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
                                     basic.user.len, id, sizeof(id), &n);
 
     if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: the domain of user \"%*s\" is "
                       "not one of directory \"%V\"", basic.user.len,
                       basic.user.data, ngx_http_eas_ldap_name(pcf->ldap));
@@ -1447,7 +1447,7 @@ ngx_http_eas_preauth_full(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                       &pcf->zone->shm.name);
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: preauth refused: zone \"%V\" is full, user \"%V\" "
                   "from \"%V\"", &pcf->zone->shm.name, &pctx->identity,
                   &pctx->addr);

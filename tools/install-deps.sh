@@ -58,6 +58,6 @@ fi
 
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+apt-get -o DPkg::Lock::Timeout=300 update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq $missing
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq $missing

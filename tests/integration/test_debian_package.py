@@ -19,6 +19,8 @@ MODULE_SO = "/usr/lib/nginx/modules/ngx_http_eas_module.so"
 AVAILABLE = "/usr/share/nginx/modules-available/mod-http-eas.conf"
 ENABLED = "/etc/nginx/modules-enabled/50-mod-http-eas.conf"
 EXAMPLES = "/usr/share/doc/%s/examples" % PACKAGE
+# another apt-get on the box (unattended upgrades) is waited for
+APT = ("apt-get", "-o", "DPkg::Lock::Timeout=300")
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="installs a package: needs root")
@@ -71,9 +73,9 @@ def package(repo_root):
     debs = glob.glob(str(repo_root / "build" / "deb" / (PACKAGE + "_*.deb")))
     assert len(debs) == 1, debs
     yield debs[0]
-    _run("apt-get", "purge", "-y", PACKAGE)
+    _run(*APT, "purge", "-y", PACKAGE)
     if was_installed:
-        _run("apt-get", "install", "-y", debs[0])
+        _run(*APT, "install", "-y", debs[0])
     lock.close()
 
 
@@ -99,7 +101,7 @@ def test_package_has_the_debian_module_shape(package):
 
 def test_install_load_request_remove_purge(package, nginx_factory, backend,
                                            tmp_path):
-    result = _run("apt-get", "install", "-y", package)
+    result = _run(*APT, "install", "-y", package)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert _installed()
     assert os.path.isfile(MODULE_SO)
@@ -141,13 +143,13 @@ def test_install_load_request_remove_purge(package, nginx_factory, backend,
     with open(os.path.join(nginx.dir, "eas.log")) as log:
         assert "DEB0001" in log.read()
 
-    result = _run("apt-get", "remove", "-y", PACKAGE)
+    result = _run(*APT, "remove", "-y", PACKAGE)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert not os.path.exists(MODULE_SO)
     assert not os.path.exists("/usr/bin/eas-probe")
     assert not os.path.lexists(ENABLED)
 
-    result = _run("apt-get", "purge", "-y", PACKAGE)
+    result = _run(*APT, "purge", "-y", PACKAGE)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert not os.path.lexists(ENABLED + ".removed")
     assert not os.path.exists("/usr/share/doc/" + PACKAGE)

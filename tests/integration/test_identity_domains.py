@@ -283,7 +283,7 @@ def test_an_unknown_domain_is_refused_without_asking(gateway, backend,
     assert (entry["auth"], entry["reason"]) == ("invalid",
                                                 "auth_unknown_domain")
     lines = [l for l in gateway.error_lines_since(mark) if "eas: " in l]
-    assert len(lines) == 1 and "[info]" in lines[0]
+    assert len(lines) == 1 and "[notice]" in lines[0]
     assert ('the domain of user "NORTHWIND\\jdoe" is not one of directory '
             '"multi"' in lines[0])
     assert "contoso-pw" not in lines[0]

@@ -163,7 +163,7 @@ def test_ping_outstayed_by_its_backend_is_answered_as_expired(gateway):
         "200", "2", "heartbeat_expired")
     lines = [line for line in gateway.error_lines_since(mark)
              if "answered as expired" in line]
-    assert len(lines) == 1 and "[info]" in lines[0], lines
+    assert len(lines) == 1 and "[notice]" in lines[0], lines
 
 
 def test_empty_ping_replaying_the_backends_longer_interval(gateway):
