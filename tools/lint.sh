@@ -1,6 +1,9 @@
 #!/bin/sh
-# The mechanical part of STYLE.md: 80 columns, no tabs, no trailing
-# spaces, no // comments in C, no nginx headers in the pure core.
+# The mechanical part of the code style (CONTRIBUTING.md): 80 columns,
+# no tabs, no trailing spaces, no // comments in C, no nginx headers in
+# the pure core; and the project carries its own documents: no file
+# cites notes kept outside the repository, no Markdown link points to a
+# file that is not in it.
 
 set -u
 
@@ -47,6 +50,50 @@ for f in $other; do
         report "$f: trailing spaces"
     fi
 done
+
+# the protocol notes, the design and the style are docs/protocol.md,
+# docs/design.md and CONTRIBUTING.md; the patterns are bracketed so that
+# this file does not match itself
+
+outside='EAS-PROTOCOL[.]md|DESIGN[.]md|STYLE[.]md'
+outside="$outside|(^|[^[:alnum:]_.-])share[d]/|project brie[f]"
+
+git ls-files -co --exclude-standard -z \
+    | xargs -0 grep -InE "$outside" -- 2>/dev/null | cut -c1-120 \
+    > build-lint.txt
+
+if [ -s build-lint.txt ]; then
+    sed 's|$| (cites a document outside the repository)|' build-lint.txt >&2
+    status=1
+fi
+
+rm -f build-lint.txt
+
+# relative Markdown links: [text](path) or [text](path#anchor)
+
+for f in $(git ls-files -co --exclude-standard '*.md'); do
+    [ -f "$f" ] || continue
+    dir=$(dirname "$f")
+
+    grep -o '](\([^)]*\))' "$f" | sed 's/^](//; s/)$//; s/ .*//; s/#.*//' \
+        | grep -v '^[a-z][a-z]*:' | sort -u \
+        | while read -r target; do
+            [ -n "$target" ] || continue
+            path=$(realpath -m --relative-to=. "$dir/$target")
+            if [ -z "$(git ls-files -co --exclude-standard -- "$path")" ]
+            then
+                echo "lint: $f: link to $target: no such file" \
+                     "in the repository"
+            fi
+        done
+done > build-lint.txt
+
+if [ -s build-lint.txt ]; then
+    cat build-lint.txt >&2
+    status=1
+fi
+
+rm -f build-lint.txt
 
 [ $status = 0 ] && echo "lint: ok"
 exit $status
