@@ -69,24 +69,47 @@ fi
 
 rm -f build-lint.txt
 
-# relative Markdown links: [text](path) or [text](path#anchor)
+# relative Markdown links, [text](path) or [text](path#anchor): the
+# file is in the repository and, in a Markdown file, so is the heading
+# (its GitHub anchor: lower case, punctuation dropped, spaces to "-")
 
-for f in $(git ls-files -co --exclude-standard '*.md'); do
-    [ -f "$f" ] || continue
-    dir=$(dirname "$f")
+git ls-files -co --exclude-standard | /usr/bin/python3 -c '
+import os, re, sys
 
-    grep -o '](\([^)]*\))' "$f" | sed 's/^](//; s/)$//; s/ .*//; s/#.*//' \
-        | grep -v '^[a-z][a-z]*:' | sort -u \
-        | while read -r target; do
-            [ -n "$target" ] || continue
-            path=$(realpath -m --relative-to=. "$dir/$target")
-            if [ -z "$(git ls-files -co --exclude-standard -- "$path")" ]
-            then
-                echo "lint: $f: link to $target: no such file" \
-                     "in the repository"
-            fi
-        done
-done > build-lint.txt
+files = set(sys.stdin.read().split())
+
+def anchors(path):
+    seen, out, code = {}, set(), False
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("```"):
+            code = not code
+        m = None if code else re.match(r"(#{1,6})\s+(.*?)\s*$", line)
+        if m:
+            a = re.sub(r"[^\w\- ]", "", m.group(2).lower()).replace(" ", "-")
+            n = seen.get(a, 0)
+            seen[a] = n + 1
+            out.add(a if n == 0 else "%s-%d" % (a, n))
+    return out
+
+for f in sorted(x for x in files if x.endswith(".md") and os.path.isfile(x)):
+    text = open(f, encoding="utf-8").read()
+    for target in sorted(set(re.findall(r"\]\(([^)\s]*)", text))):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        path = os.path.normpath(os.path.join(os.path.dirname(f), path)) \
+            if path else f
+        path = path.rstrip("/")
+        while path.startswith("./"):
+            path = path[2:]
+        if path not in files and not any(x.startswith(path + "/")
+                                         for x in files):
+            print("lint: %s: link to %s: no such file in the repository"
+                  % (f, target))
+        elif anchor and path.endswith(".md") and path in files \
+                and anchor not in anchors(path):
+            print("lint: %s: link to %s: no such heading" % (f, target))
+' > build-lint.txt
 
 if [ -s build-lint.txt ]; then
     cat build-lint.txt >&2
