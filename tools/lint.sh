@@ -3,7 +3,7 @@
 # no tabs, no trailing spaces, no // comments in C, no nginx headers in
 # the pure core; and the project carries its own documents: no file
 # cites notes kept outside the repository, no Markdown link points to a
-# file that is not in it.
+# file or a heading that is not in it.
 
 set -u
 
