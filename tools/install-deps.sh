@@ -37,8 +37,10 @@ packages="
 missing=""
 
 for p in $packages; do
+    # "triggers-pending": installed, with a trigger (nginx-reload after a
+    # module package is installed) not yet run
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
-         | grep -q "install ok installed"
+         | grep -Eq "install ok (installed|triggers-pending|triggers-awaited)"
     then
         missing="$missing $p"
     fi

@@ -3,6 +3,7 @@ dh_nginx, lintian clean, installed with apt-get next to Debian's nginx,
 loaded through the snippet dh_nginx enables in /etc/nginx/modules-enabled,
 a request through it, then removed and purged without a trace."""
 
+import fcntl
 import glob
 import json
 import os
@@ -59,7 +60,11 @@ def _installed():
 @pytest.fixture(scope="module")
 def package(repo_root):
     """Build the package once; purge it after the module's tests, and
-    leave the box as it was (a package installed before is put back)."""
+    leave the box as it was (a package installed before is put back).
+    The system's package is one for the whole box: a lock keeps two test
+    runs (two clones) from installing and purging it under each other."""
+    lock = open("/run/lock/ngx-eas-debian-package-test", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     was_installed = _installed()
     result = _run("make", "-C", str(repo_root), "deb")
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
@@ -69,6 +74,7 @@ def package(repo_root):
     _run("apt-get", "purge", "-y", PACKAGE)
     if was_installed:
         _run("apt-get", "install", "-y", debs[0])
+    lock.close()
 
 
 def test_package_has_the_debian_module_shape(package):
