@@ -23,8 +23,9 @@
 # beyond plain nginx.  Bounded: setup SETUP s (default 600), hold until
 # measured (at most HOLD s, default 120); every process started here is
 # stopped by its pid.  DEVICES=off runs the gateway without the device
-# zone, to tell the inventory's share from the long-poll step's.  Requires: build/ngx_http_eas_module.so (make),
-# gcc, libssl-dev, openssl, ss.
+# zone, to tell the inventory's share from the long-poll step's.
+# EAS_MODULE names another build of the module.  Requires:
+# build/ngx_http_eas_module.so (make), gcc, libssl-dev, openssl, ss.
 
 set -eu
 
@@ -32,7 +33,7 @@ cd "$(dirname "$0")/.."
 
 ROOT=$(pwd)
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
-MODULE=$ROOT/build/ngx_http_eas_module.so
+MODULE=${EAS_MODULE:-$ROOT/build/ngx_http_eas_module.so}
 WORK=$ROOT/build/bench
 SETUP=${SETUP:-600}
 HOLD=${HOLD:-120}
