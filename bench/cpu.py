@@ -22,10 +22,14 @@ shutdown cancel out.  The fronts:
                 eas_upstream_timeouts
     auth_basic  nginx's auth_basic with a {SHA} file (no module)
 
-Prints one table with the ratio of each to plain.  With --annotate NAME
-it also prints that front's per-function profile of the warm path: each
-function's instructions in the N2 run minus those in the N1 run (from
-callgrind_annotate), divided by N2 - N1.  Not a test: the figures are for comparing builds.
+Prints one table with the ratio of each to plain.  With --base MODULE
+every front that loads the module runs twice, with that build ("before")
+and with EAS_MODULE ("after"), and the table shows both side by side.
+With --annotate NAME it also prints that front's per-function profile of
+the warm path: each function's instructions in the N2 run minus those in
+the N1 run (from callgrind_annotate), divided by N2 - N1, and next to it
+the same function's count in the plain front (what is left over is the
+module's).  Not a test: the figures are for comparing builds.
 """
 
 import argparse
@@ -158,10 +162,14 @@ def prepare(work, rules):
             f.write("block device_id=BLOCKED%08d\n" % i)
 
 
-def front_conf(work, name, port, backend_port):
-    text = COMMON.format(dir=work, name=name)
-    if name != "plain" and name != "auth_basic":
-        text = "load_module %s;\n" % MODULE + text
+def uses_module(name):
+    return name != "plain" and name != "auth_basic"
+
+
+def front_conf(work, name, port, backend_port, module=MODULE, tag=""):
+    text = COMMON.format(dir=work, name=name + tag)
+    if uses_module(name):
+        text = "load_module %s;\n" % module + text
     upstream_extra = ("eas_upstream_timeouts;" if name == "everything"
                       else "")
     text += "http {\n" + HTTP_COMMON.format(
@@ -171,7 +179,7 @@ def front_conf(work, name, port, backend_port):
     text += SERVER.format(dir=work, port=port,
                           location=LOCATIONS[name].format(dir=work))
     text += "}\n"
-    path = os.path.join(work, name + ".conf")
+    path = os.path.join(work, name + tag + ".conf")
     with open(path, "w") as f:
         f.write(text)
     for sub in ("body", "proxy"):
@@ -273,11 +281,26 @@ def functions(profile):
 
 
 def per_request_profile(first, second, requests):
-    """[(function, instructions per request)], most first."""
+    """{function: instructions per request}"""
     before, after = functions(first), functions(second)
-    delta = [(name, (after[name] - before.get(name, 0)) / requests)
-             for name in after]
-    return sorted((d for d in delta if d[1] >= 1), key=lambda d: -d[1])
+    return {name: (after[name] - before.get(name, 0)) / requests
+            for name in after}
+
+
+def print_profile(title, profile, plain):
+    """the top functions of a profile, each with plain's count beside"""
+    print()
+    print("per request, %s (self instructions; plain's count; the"
+          " difference), most added first:" % title)
+    plain = plain or {}
+    rows = sorted(profile.items(),
+                  key=lambda d: -(d[1] - plain.get(d[0], 0)))
+    for function, count in rows[:40]:
+        base = plain.get(function, 0)
+        if count - base < 10:
+            break
+        print("%9.0f %9.0f %+9.0f  %s" % (count, base, count - base,
+                                           function))
 
 
 def main():
@@ -287,6 +310,8 @@ def main():
     parser.add_argument("--rules", type=int, default=100000)
     parser.add_argument("--fronts", default=",".join(FRONTS))
     parser.add_argument("--annotate", help="front whose profile to print")
+    parser.add_argument("--base", metavar="MODULE",
+                        help="another build of the module to compare with")
     args = parser.parse_args()
 
     for tool in ("valgrind", "callgrind_annotate", "openssl", "htpasswd",
@@ -295,6 +320,15 @@ def main():
             sys.exit("cpu.sh: %s not found (make deps installs it)" % tool)
     if not os.path.isfile(MODULE):
         sys.exit("cpu.sh: build the module first: make")
+    if args.base and not os.path.isfile(args.base):
+        sys.exit("cpu.sh: no module at %s" % args.base)
+    fronts = args.fronts.split(",")
+    for name in fronts:
+        if name not in FRONTS:
+            sys.exit("cpu.sh: unknown front %s" % name)
+    annotate = set()
+    if args.annotate:
+        annotate = {args.annotate, "plain"}
 
     work = tempfile.mkdtemp(prefix="eas-cpu.")
     os.chmod(work, 0o755)
@@ -307,31 +341,59 @@ def main():
         run(NGINX, "-p", work, "-c", backend_conf)
         wait_port(backend_port, None, time.monotonic() + 10)
 
-        results = {}
-        for name in args.fronts.split(","):
+        # (front, build): the base build first, then this one, alternated
+        runs = []
+        for name in fronts:
+            if args.base and uses_module(name):
+                runs.append((name, "before", args.base))
+            runs.append((name, "after", MODULE))
+
+        results, profiles = {}, {}
+        for name, build, module in runs:
+            tag = "." + build if args.base and uses_module(name) else ""
             port = free_port()
-            conf = front_conf(work, name, port, backend_port)
-            first, first_out = measure(work, name, conf, port, args.n1)
-            second, second_out = measure(work, name, conf, port, args.n2)
-            results[name] = (second - first) / (args.n2 - args.n1)
-            print("cpu: %-11s %9.0f instructions/request" % (
-                name, results[name]), file=sys.stderr)
-            if name == args.annotate:
-                results["_profile"] = per_request_profile(
+            conf = front_conf(work, name, port, backend_port, module, tag)
+            first, first_out = measure(work, name + tag, conf, port, args.n1)
+            second, second_out = measure(work, name + tag, conf, port,
+                                         args.n2)
+            results[name, build] = (second - first) / (args.n2 - args.n1)
+            print("cpu: %-11s %-6s %9.0f instructions/request" % (
+                name, build if tag else "", results[name, build]),
+                file=sys.stderr)
+            if name in annotate:
+                profiles[name, build] = per_request_profile(
                     first_out, second_out, args.n2 - args.n1)
 
-        base = results.get("plain")
-        print("| front | instructions/request | ratio to plain |")
-        print("|---|---|---|")
-        for name in args.fronts.split(","):
-            ratio = ("%.3f" % (results[name] / base)) if base else "-"
-            print("| %s | %.1fk | %s |" % (name, results[name] / 1000, ratio))
-        if "_profile" in results:
-            print()
-            print("per request, %s (self instructions, top functions):"
-                  % args.annotate)
-            for function, count in results["_profile"][:45]:
-                print("%9.0f  %s" % (count, function))
+        def cell(name, build):
+            value = results.get((name, build))
+            if value is None:
+                value = results.get((name, "after"))
+            base = results.get(("plain", "after"))
+            ratio = ("%.3f" % (value / base)) if base else "-"
+            return "%.1fk | %s" % (value / 1000, ratio)
+
+        if args.base:
+            print("| front | before: instructions/request | ratio to plain"
+                  " | after: instructions/request | ratio to plain |")
+            print("|---|---|---|---|---|")
+            for name in fronts:
+                print("| %s | %s | %s |" % (name, cell(name, "before"),
+                                             cell(name, "after")))
+        else:
+            print("| front | instructions/request | ratio to plain |")
+            print("|---|---|---|")
+            for name in fronts:
+                print("| %s | %s |" % (name, cell(name, "after")))
+
+        plain = profiles.get(("plain", "after"))
+        for build in ("before", "after"):
+            profile = profiles.get((args.annotate, build))
+            if profile and args.annotate != "plain":
+                print_profile("%s%s" % (args.annotate, (", " + build)
+                                        if args.base else ""),
+                              profile, plain)
+        if args.annotate == "plain" and plain:
+            print_profile("plain", plain, None)
     finally:
         pid_file = os.path.join(work, "backend.pid")
         if os.path.exists(pid_file):

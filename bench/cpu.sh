@@ -8,6 +8,7 @@
 #   bench/cpu.sh                                  # all fronts
 #   bench/cpu.sh --fronts plain,preauth --annotate preauth
 #   bench/cpu.sh --n1 200 --n2 2200 --rules 1000
+#   EAS_MODULE=new.so bench/cpu.sh --base old.so  # two builds, one table
 #
 # Needs valgrind (make deps installs it), nginx, openssl, htpasswd and
 # the module built (make).  Uses only 127.0.0.1 and a temporary

@@ -34,8 +34,9 @@
 # measured (at most HOLD s, default 120); every process started here is
 # stopped by its pid.  DEVICES=off runs the gateway without the device
 # zone, to tell the inventory's share from the long-poll step's; the
-# last lines give each front's cost beyond plain nginx.  Requires: build/ngx_http_eas_module.so (make),
-# gcc, libssl-dev, openssl, ss.
+# last lines give each front's cost beyond plain nginx.  EAS_MODULE names
+# another build of the module.  Requires: build/ngx_http_eas_module.so
+# (make), gcc, libssl-dev, openssl, ss.
 
 set -eu
 

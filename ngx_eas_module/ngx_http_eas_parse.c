@@ -19,16 +19,9 @@ static ngx_int_t ngx_http_eas_refuse_method(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_check_target(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx);
-static ngx_table_elt_t *ngx_http_eas_header(ngx_http_request_t *r,
-    ngx_str_t *name);
+static void ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in);
 
 
-static ngx_str_t  ngx_http_eas_version_header =
-    ngx_string("MS-ASProtocolVersion");
-static ngx_str_t  ngx_http_eas_policy_key_header =
-    ngx_string("X-MS-PolicyKey");
-static ngx_str_t  ngx_http_eas_multipart_header =
-    ngx_string("MS-ASAcceptMultiPart");
 static ngx_str_t  ngx_http_eas_method_reason =
     ngx_string("method_not_allowed");
 
@@ -44,7 +37,6 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
 {
     size_t                    size;
     u_char                   *buf;
-    ngx_table_elt_t          *h;
     eas_input_t               in;
     ngx_http_eas_ctx_t       *ctx;
     ngx_http_eas_loc_conf_t  *elcf;
@@ -80,26 +72,7 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     in.query.len = r->args.len;
     in.options = (r->method == NGX_HTTP_OPTIONS);
 
-    h = ngx_http_eas_header(r, &ngx_http_eas_version_header);
-    if (h) {
-        in.version.data = h->value.data;
-        in.version.len = h->value.len;
-        in.has_version = 1;
-    }
-
-    h = ngx_http_eas_header(r, &ngx_http_eas_policy_key_header);
-    if (h) {
-        in.policy_key.data = h->value.data;
-        in.policy_key.len = h->value.len;
-        in.has_policy_key = 1;
-    }
-
-    h = ngx_http_eas_header(r, &ngx_http_eas_multipart_header);
-    if (h) {
-        in.accept_multipart.data = h->value.data;
-        in.accept_multipart.len = h->value.len;
-        in.has_accept_multipart = 1;
-    }
+    ngx_http_eas_headers(r, &in);
 
     size = eas_request_buffer_size(r->args.len);
 
@@ -331,10 +304,14 @@ ngx_http_eas_check_target(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 }
 
 
-/* the first request header of that name, compared case-insensitively */
+/*
+ * The EAS headers, each the first of its name, in one pass over the
+ * request's headers; nginx has already lower-cased every name into
+ * lowcase_key, so a length and a memcmp() tell them apart.
+ */
 
-static ngx_table_elt_t *
-ngx_http_eas_header(ngx_http_request_t *r, ngx_str_t *name)
+static void
+ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
@@ -347,7 +324,7 @@ ngx_http_eas_header(ngx_http_request_t *r, ngx_str_t *name)
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return NULL;
+                return;
             }
 
             part = part->next;
@@ -355,10 +332,36 @@ ngx_http_eas_header(ngx_http_request_t *r, ngx_str_t *name)
             i = 0;
         }
 
-        if (h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        if (h[i].key.len == sizeof("ms-asprotocolversion") - 1) {
+
+            if (!in->has_version
+                && ngx_memcmp(h[i].lowcase_key, "ms-asprotocolversion",
+                              sizeof("ms-asprotocolversion") - 1)
+                   == 0)
+            {
+                in->version.data = h[i].value.data;
+                in->version.len = h[i].value.len;
+                in->has_version = 1;
+
+            } else if (!in->has_accept_multipart
+                       && ngx_memcmp(h[i].lowcase_key, "ms-asacceptmultipart",
+                                     sizeof("ms-asacceptmultipart") - 1)
+                          == 0)
+            {
+                in->accept_multipart.data = h[i].value.data;
+                in->accept_multipart.len = h[i].value.len;
+                in->has_accept_multipart = 1;
+            }
+
+        } else if (h[i].key.len == sizeof("x-ms-policykey") - 1
+                   && !in->has_policy_key
+                   && ngx_memcmp(h[i].lowcase_key, "x-ms-policykey",
+                                 sizeof("x-ms-policykey") - 1)
+                      == 0)
         {
-            return &h[i];
+            in->policy_key.data = h[i].value.data;
+            in->policy_key.len = h[i].value.len;
+            in->has_policy_key = 1;
         }
     }
 }

@@ -7,7 +7,25 @@
 #include "eas_proto.h"
 
 
-static int eas_base64_value(unsigned char c);
+/* the 6-bit value of each alphabet byte, 64 for any other byte */
+static const unsigned char  eas_base64_values[256] = {
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 62, 64, 64, 64, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64,
+    64, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 64,
+    64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+};
 
 
 /*
@@ -20,8 +38,8 @@ long
 eas_base64_decode(const unsigned char *src, size_t len, unsigned char *dst,
     size_t size)
 {
-    int       v;
     size_t    i, n, out, pad;
+    unsigned  v;
     uint32_t  acc;
 
     pad = 0;
@@ -46,9 +64,9 @@ eas_base64_decode(const unsigned char *src, size_t len, unsigned char *dst,
     out = 0;
 
     for (i = 0; i < len; i++) {
-        v = eas_base64_value(src[i]);
+        v = eas_base64_values[src[i]];
 
-        if (v < 0) {
+        if (v > 63) {
             return -1;
         }
 
@@ -74,29 +92,3 @@ eas_base64_decode(const unsigned char *src, size_t len, unsigned char *dst,
     return (long) out;
 }
 
-
-static int
-eas_base64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-
-    if (c == '+') {
-        return 62;
-    }
-
-    if (c == '/') {
-        return 63;
-    }
-
-    return -1;
-}

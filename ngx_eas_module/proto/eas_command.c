@@ -10,39 +10,40 @@
 typedef struct {
     eas_command_e   code;
     const char     *name;
+    size_t          len;
 } eas_command_entry_t;
 
 
-static unsigned char eas_lower(unsigned char c);
+#define eas_command(code, name)  { code, name, sizeof(name) - 1 }
 
 
 /* MS-ASHTTP 2.2.1.1.1.1.2, then the legacy plain-only names */
 static const eas_command_entry_t  eas_commands[] = {
-    { EAS_CMD_SYNC, "Sync" },
-    { EAS_CMD_SEND_MAIL, "SendMail" },
-    { EAS_CMD_SMART_FORWARD, "SmartForward" },
-    { EAS_CMD_SMART_REPLY, "SmartReply" },
-    { EAS_CMD_GET_ATTACHMENT, "GetAttachment" },
-    { EAS_CMD_FOLDER_SYNC, "FolderSync" },
-    { EAS_CMD_FOLDER_CREATE, "FolderCreate" },
-    { EAS_CMD_FOLDER_DELETE, "FolderDelete" },
-    { EAS_CMD_FOLDER_UPDATE, "FolderUpdate" },
-    { EAS_CMD_MOVE_ITEMS, "MoveItems" },
-    { EAS_CMD_GET_ITEM_ESTIMATE, "GetItemEstimate" },
-    { EAS_CMD_MEETING_RESPONSE, "MeetingResponse" },
-    { EAS_CMD_SEARCH, "Search" },
-    { EAS_CMD_SETTINGS, "Settings" },
-    { EAS_CMD_PING, "Ping" },
-    { EAS_CMD_ITEM_OPERATIONS, "ItemOperations" },
-    { EAS_CMD_PROVISION, "Provision" },
-    { EAS_CMD_RESOLVE_RECIPIENTS, "ResolveRecipients" },
-    { EAS_CMD_VALIDATE_CERT, "ValidateCert" },
-    { EAS_CMD_FIND, "Find" },
-    { EAS_CMD_GET_HIERARCHY, "GetHierarchy" },
-    { EAS_CMD_CREATE_COLLECTION, "CreateCollection" },
-    { EAS_CMD_DELETE_COLLECTION, "DeleteCollection" },
-    { EAS_CMD_MOVE_COLLECTION, "MoveCollection" },
-    { EAS_CMD_NONE, NULL }
+    eas_command(EAS_CMD_SYNC, "Sync"),
+    eas_command(EAS_CMD_SEND_MAIL, "SendMail"),
+    eas_command(EAS_CMD_SMART_FORWARD, "SmartForward"),
+    eas_command(EAS_CMD_SMART_REPLY, "SmartReply"),
+    eas_command(EAS_CMD_GET_ATTACHMENT, "GetAttachment"),
+    eas_command(EAS_CMD_FOLDER_SYNC, "FolderSync"),
+    eas_command(EAS_CMD_FOLDER_CREATE, "FolderCreate"),
+    eas_command(EAS_CMD_FOLDER_DELETE, "FolderDelete"),
+    eas_command(EAS_CMD_FOLDER_UPDATE, "FolderUpdate"),
+    eas_command(EAS_CMD_MOVE_ITEMS, "MoveItems"),
+    eas_command(EAS_CMD_GET_ITEM_ESTIMATE, "GetItemEstimate"),
+    eas_command(EAS_CMD_MEETING_RESPONSE, "MeetingResponse"),
+    eas_command(EAS_CMD_SEARCH, "Search"),
+    eas_command(EAS_CMD_SETTINGS, "Settings"),
+    eas_command(EAS_CMD_PING, "Ping"),
+    eas_command(EAS_CMD_ITEM_OPERATIONS, "ItemOperations"),
+    eas_command(EAS_CMD_PROVISION, "Provision"),
+    eas_command(EAS_CMD_RESOLVE_RECIPIENTS, "ResolveRecipients"),
+    eas_command(EAS_CMD_VALIDATE_CERT, "ValidateCert"),
+    eas_command(EAS_CMD_FIND, "Find"),
+    eas_command(EAS_CMD_GET_HIERARCHY, "GetHierarchy"),
+    eas_command(EAS_CMD_CREATE_COLLECTION, "CreateCollection"),
+    eas_command(EAS_CMD_DELETE_COLLECTION, "DeleteCollection"),
+    eas_command(EAS_CMD_MOVE_COLLECTION, "MoveCollection"),
+    { EAS_CMD_NONE, NULL, 0 }
 };
 
 
@@ -52,14 +53,21 @@ eas_command_by_name(const unsigned char *p, size_t len)
     size_t                      i;
     const eas_command_entry_t  *e;
 
+    /*
+     * Every name is letters only: "| 0x20" folds the case of a letter,
+     * and no other byte becomes a letter so.
+     */
+
     for (e = eas_commands; e->name; e++) {
 
-        if (strlen(e->name) != len) {
+        if (e->len != len
+            || (p[0] | 0x20) != (e->name[0] | 0x20))
+        {
             continue;
         }
 
-        for (i = 0; i < len; i++) {
-            if (eas_lower(p[i]) != eas_lower((unsigned char) e->name[i])) {
+        for (i = 1; i < len; i++) {
+            if ((p[i] | 0x20) != (e->name[i] | 0x20)) {
                 break;
             }
         }
@@ -85,11 +93,4 @@ eas_command_name(eas_command_e cmd)
     }
 
     return NULL;
-}
-
-
-static unsigned char
-eas_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char) (c | 0x20) : c;
 }

@@ -16,6 +16,31 @@
 /* the smallest base64 query: version, command, locale, three lengths */
 #define EAS_BASE64_MIN         7
 
+/* eas_char_class[]: what a byte is in a query name, value or target */
+#define EAS_CHAR_NAME          0x01    /* a parameter name's character */
+#define EAS_CHAR_ESCAPE        0x02    /* "%" or "+": a value to decode */
+#define EAS_CHAR_PATH          0x04    /* to look at in a target's path */
+#define EAS_CHAR_QUERY         0x08    /* refused in a target's query */
+
+/*
+ * Eight bytes at a time (SWAR): each macro is nonzero exactly when some
+ * byte of the 64-bit word w is below n (n <= 128), above n (n <= 127),
+ * or equal to c.  Whole runs of ordinary bytes are passed over so; the
+ * byte that matched is then found one byte at a time.
+ */
+#define EAS_SWAR_ONES          0x0101010101010101ULL
+#define EAS_SWAR_HIGHS         0x8080808080808080ULL
+
+#define eas_swar_below(w, n)                                                  \
+    (((w) - EAS_SWAR_ONES * (n)) & ~(w) & EAS_SWAR_HIGHS)
+#define eas_swar_above(w, n)                                                  \
+    ((((w) + EAS_SWAR_ONES * (127 - (n))) | (w)) & EAS_SWAR_HIGHS)
+#define eas_swar_has(w, c)                                                    \
+    eas_swar_below((w) ^ (EAS_SWAR_ONES * (c)), 1)
+
+#define eas_plain_name(name, field)  { name, sizeof(name) - 1, field }
+#define eas_version(text, code)      { text, sizeof(text) - 1, code }
+
 
 typedef struct {
     unsigned char  *pos;
@@ -31,12 +56,14 @@ typedef struct {
 
 typedef struct {
     const char     *name;
+    size_t          len;
     int             field;
 } eas_plain_name_t;
 
 
 typedef struct {
     const char     *text;
+    size_t          len;
     unsigned        code;
 } eas_version_t;
 
@@ -63,8 +90,14 @@ static int eas_base64_escapes(const eas_str_t *query);
 static int eas_escape_value(const unsigned char *p,
     const unsigned char *end);
 static int eas_hex_value(unsigned char c);
+static uint64_t eas_word(const unsigned char *p);
+static const unsigned char *eas_skip_path(const unsigned char *p,
+    const unsigned char *end);
+static const unsigned char *eas_skip_query(const unsigned char *p,
+    const unsigned char *end);
 static int eas_is_visible(const eas_str_t *s);
 static int eas_is_name(const eas_str_t *s);
+static int eas_needs_decoding(const eas_str_t *s);
 static int eas_is_utf8(const eas_str_t *s);
 static int eas_has_escape(const eas_str_t *s);
 static int eas_has_control(const eas_str_t *s);
@@ -78,36 +111,62 @@ static const eas_version_t *eas_version_by_code(unsigned code);
 
 /* plain-form parameter names (MS-ASHTTP 2.2.1.1.1.2), lower case */
 static const eas_plain_name_t  eas_plain_names[] = {
-    { "cmd", EAS_FIELD_CMD },
-    { "user", EAS_PARAM_USER },
-    { "deviceid", EAS_FIELD_DEVICE_ID },
-    { "devicetype", EAS_FIELD_DEVICE_TYPE },
-    { "attachmentname", EAS_PARAM_ATTACHMENT_NAME },
-    { "collectionid", EAS_PARAM_COLLECTION_ID },
-    { "itemid", EAS_PARAM_ITEM_ID },
-    { "longid", EAS_PARAM_LONG_ID },
-    { "occurrence", EAS_PARAM_OCCURRENCE },
-    { "saveinsent", EAS_PARAM_SAVE_IN_SENT },
-    { NULL, 0 }
+    eas_plain_name("cmd", EAS_FIELD_CMD),
+    eas_plain_name("user", EAS_PARAM_USER),
+    eas_plain_name("deviceid", EAS_FIELD_DEVICE_ID),
+    eas_plain_name("devicetype", EAS_FIELD_DEVICE_TYPE),
+    eas_plain_name("attachmentname", EAS_PARAM_ATTACHMENT_NAME),
+    eas_plain_name("collectionid", EAS_PARAM_COLLECTION_ID),
+    eas_plain_name("itemid", EAS_PARAM_ITEM_ID),
+    eas_plain_name("longid", EAS_PARAM_LONG_ID),
+    eas_plain_name("occurrence", EAS_PARAM_OCCURRENCE),
+    eas_plain_name("saveinsent", EAS_PARAM_SAVE_IN_SENT),
+    { NULL, 0, 0 }
 };
 
 
 /* MS-ASHTTP 2.2.1.1.2.6 header values; base64 carries code = 10 x v */
 static const eas_version_t  eas_versions[] = {
-    { "2.0", 20 },
-    { "2.1", 21 },
-    { "2.5", 25 },
-    { "12.0", 120 },
-    { "12.1", 121 },
-    { "14.0", 140 },
-    { "14.1", 141 },
-    { "16.0", 160 },
-    { "16.1", 161 },
-    { NULL, 0 }
+    eas_version("2.0", 20),
+    eas_version("2.1", 21),
+    eas_version("2.5", 25),
+    eas_version("12.0", 120),
+    eas_version("12.1", 121),
+    eas_version("14.0", 140),
+    eas_version("14.1", 141),
+    eas_version("16.0", 160),
+    eas_version("16.1", 161),
+    { NULL, 0, 0 }
 };
 
 
 static const char  eas_hex_digits[] = "0123456789ABCDEF";
+
+
+/*
+ * EAS_CHAR_* of every byte: one table lookup per byte on the paths every
+ * request takes.  NAME: letters, digits, "-", "_", ".".  ESCAPE: "%",
+ * "+".  PATH: "#", controls, space, DEL, "\\", ";", "%", ".", non-ASCII.
+ * QUERY: "#", controls, space, DEL.
+ */
+static const unsigned char  eas_char_class[256] = {
+    12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, /* 00 */
+    12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, /* 10 */
+    12, 0, 0, 12, 0, 6, 0, 0, 0, 0, 0, 2, 0, 1, 5, 0,              /* 20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 4, 0, 0, 0, 0,                /* 30 */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,                /* 40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 4, 0, 0, 1,                /* 50 */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,                /* 60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 12,               /* 70 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                /* 80 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                /* 90 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                /* a0 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                /* b0 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                /* c0 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                /* d0 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                /* e0 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                /* f0 */
+};
 
 
 int
@@ -203,6 +262,7 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
     int                   field, encoded, encoded_field;
     size_t                count;
     eas_str_t             name, value, raw;
+    unsigned char        *mark;
     const unsigned char  *p, *end, *amp, *eq;
 
     p = in->query.data;
@@ -236,15 +296,26 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
         }
 
         eq = memchr(p, '=', amp - p);
+        mark = buf->pos;
 
         raw.data = p;
         raw.len = (eq ? eq : amp) - p;
 
-        if (eas_percent_decode(raw.data, raw.len, buf, &name, 1) != EAS_OK) {
-            return eas_request_fail(req, EAS_REASON_PERCENT_ENCODING, -1);
-        }
+        /*
+         * A name or a value without "%" and "+" reads as it is sent: it
+         * is used where it lies, not copied.  A name made only of name
+         * characters has neither.
+         */
 
-        if (!eas_is_name(&name)) {
+        if (eas_is_name(&raw)) {
+            name = raw;
+
+        } else if (eas_percent_decode(raw.data, raw.len, buf, &name, 1)
+                   != EAS_OK)
+        {
+            return eas_request_fail(req, EAS_REASON_PERCENT_ENCODING, -1);
+
+        } else if (!eas_is_name(&name)) {
             return eas_request_fail(req, EAS_REASON_PARAM_NAME_INVALID, -1);
         }
 
@@ -256,16 +327,19 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
             return eas_request_fail(req, EAS_REASON_PARAM_NO_VALUE, field);
         }
 
-        if (!encoded
-            && (memchr(raw.data, '%', raw.len) != NULL
-                || memchr(raw.data, '+', raw.len) != NULL))
-        {
+        /* a name read only once decoded had "%" or "+" in it */
+
+        if (!encoded && name.data != raw.data) {
             encoded = 1;
             encoded_field = field;
         }
 
-        if (eas_percent_decode(eq + 1, amp - eq - 1, buf, &value, 1)
-            != EAS_OK)
+        value.data = eq + 1;
+        value.len = amp - eq - 1;
+
+        if (eas_needs_decoding(&value)
+            && eas_percent_decode(value.data, value.len, buf, &value, 1)
+               != EAS_OK)
         {
             return eas_request_fail(req, EAS_REASON_PERCENT_ENCODING, field);
         }
@@ -273,7 +347,7 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
         /* unknown parameters travel on untouched */
 
         if (field < 0) {
-            buf->pos = (unsigned char *) name.data;
+            buf->pos = mark;
             continue;
         }
 
@@ -285,7 +359,9 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
 
         fields->seen[field] = 1;
 
-        if (eas_has_escape(&value)) {
+        /* a value used where it lies has no "%" */
+
+        if (value.data != eq + 1 && eas_has_escape(&value)) {
             return eas_request_fail(req, EAS_REASON_DOUBLE_ENCODING, field);
         }
 
@@ -546,8 +622,9 @@ static int
 eas_request_check(const eas_input_t *in, eas_request_t *req,
     eas_fields_t *fields)
 {
-    int         i;
-    eas_str_t  *v;
+    int          i;
+    eas_str_t   *v;
+    const char  *name;
 
     /* Cmd (plain form only; base64 has checked its command code) */
 
@@ -571,9 +648,9 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
     }
 
     if (req->command != EAS_CMD_NONE) {
-        req->command_name.data = (const unsigned char *)
-                                 eas_command_name(req->command);
-        req->command_name.len = strlen(eas_command_name(req->command));
+        name = eas_command_name(req->command);
+        req->command_name.data = (const unsigned char *) name;
+        req->command_name.len = strlen(name);
     }
 
     /* DeviceId and DeviceType: required on every POST, visible ASCII */
@@ -627,7 +704,7 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
     for (i = 0; i < EAS_PARAM_COUNT; i++) {
         v = &fields->value[i];
 
-        if (eas_request_check_value(req, v, i) != EAS_OK) {
+        if (v->len != 0 && eas_request_check_value(req, v, i) != EAS_OK) {
             return EAS_ERROR;
         }
 
@@ -684,7 +761,7 @@ eas_request_check_headers(const eas_input_t *in, eas_request_t *req)
     if (req->form == EAS_FORM_BASE64) {
         ver = eas_version_by_code(req->version_code);
         req->version.data = (const unsigned char *) ver->text;
-        req->version.len = strlen(ver->text);
+        req->version.len = ver->len;
         return EAS_OK;
     }
 
@@ -716,7 +793,7 @@ eas_request_check_headers(const eas_input_t *in, eas_request_t *req)
     ver = eas_version_by_code(code);
     req->version_code = code;
     req->version.data = (const unsigned char *) ver->text;
-    req->version.len = strlen(ver->text);
+    req->version.len = ver->len;
 
 policy_key:
 
@@ -746,7 +823,7 @@ int
 eas_target_check(const eas_str_t *target, const eas_str_t *uri,
     eas_reason_e *reason)
 {
-    int                   c;
+    int                   c, dots;
     const unsigned char  *p, *end, *path_end, *seg, *next;
 
     if (target->len == 0) {
@@ -763,20 +840,24 @@ eas_target_check(const eas_str_t *target, const eas_str_t *uri,
         path_end = end;
     }
 
-    for (p = target->data; p < end; p++) {
+    /* the first byte refused, path then query, gives the reason */
+
+    dots = 0;
+
+    for (p = eas_skip_path(target->data, path_end); p < path_end; p++) {
+
+        if (!(eas_char_class[*p] & EAS_CHAR_PATH)) {
+            continue;
+        }
 
         if (*p == '#') {
             *reason = EAS_REASON_TARGET_FRAGMENT;
             return EAS_ERROR;
         }
 
-        if (*p <= 0x20 || *p == 0x7f) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == ';') {
             *reason = EAS_REASON_TARGET_CHARACTER;
             return EAS_ERROR;
-        }
-
-        if (p >= path_end) {
-            continue;
         }
 
         if (*p == '\\') {
@@ -784,10 +865,9 @@ eas_target_check(const eas_str_t *target, const eas_str_t *uri,
             return EAS_ERROR;
         }
 
-        if (*p >= 0x80 || *p == ';') {
-            *reason = EAS_REASON_TARGET_CHARACTER;
-            return EAS_ERROR;
-        }
+        /* "." or "%": a dot segment is possible */
+
+        dots = 1;
 
         if (*p == '%') {
             c = eas_escape_value(p, path_end);
@@ -799,7 +879,18 @@ eas_target_check(const eas_str_t *target, const eas_str_t *uri,
         }
     }
 
-    for (seg = target->data; seg < path_end; seg = next + 1) {
+    for (p = eas_skip_query(p, end); p < end; p++) {
+
+        if (!(eas_char_class[*p] & EAS_CHAR_QUERY)) {
+            continue;
+        }
+
+        *reason = (*p == '#') ? EAS_REASON_TARGET_FRAGMENT
+                              : EAS_REASON_TARGET_CHARACTER;
+        return EAS_ERROR;
+    }
+
+    for (seg = target->data; dots && seg < path_end; seg = next + 1) {
         next = memchr(seg, '/', path_end - seg);
         if (next == NULL) {
             next = path_end;
@@ -843,7 +934,7 @@ eas_is_dot_segment(const unsigned char *p, size_t len)
         if (*p == '.') {
             p++;
 
-        } else if (eas_escape_value(p, end) == '.') {
+        } else if (*p == '%' && eas_escape_value(p, end) == '.') {
             p += 3;
 
         } else {
@@ -865,7 +956,9 @@ eas_version_parse(const unsigned char *p, size_t len, unsigned *code)
     const eas_version_t  *v;
 
     for (v = eas_versions; v->text; v++) {
-        if (strlen(v->text) == len && memcmp(v->text, p, len) == 0) {
+        if (v->len == len && (unsigned char) v->text[0] == p[0]
+            && memcmp(v->text, p, len) == 0)
+        {
             *code = v->code;
             return EAS_OK;
         }
@@ -1037,12 +1130,78 @@ eas_hex_value(unsigned char c)
 }
 
 
+/* eight bytes of a string as one word, in memory order */
+
+static uint64_t
+eas_word(const unsigned char *p)
+{
+    uint64_t  w;
+
+    memcpy(&w, p, sizeof(uint64_t));
+
+    return w;
+}
+
+
+/* past the words of a target's path with no EAS_CHAR_PATH byte */
+
+static const unsigned char *
+eas_skip_path(const unsigned char *p, const unsigned char *end)
+{
+    uint64_t  w;
+
+    for ( /* void */ ; end - p >= 8; p += 8) {
+        w = eas_word(p);
+
+        if (eas_swar_below(w, 0x21) | eas_swar_above(w, 0x7e)
+            | eas_swar_has(w, '#') | eas_swar_has(w, '\\')
+            | eas_swar_has(w, ';') | eas_swar_has(w, '%')
+            | eas_swar_has(w, '.'))
+        {
+            break;
+        }
+    }
+
+    return p;
+}
+
+
+/* past the words of a target's query with no EAS_CHAR_QUERY byte */
+
+static const unsigned char *
+eas_skip_query(const unsigned char *p, const unsigned char *end)
+{
+    uint64_t  w;
+
+    for ( /* void */ ; end - p >= 8; p += 8) {
+        w = eas_word(p);
+
+        if (eas_swar_below(w, 0x21) | eas_swar_has(w, 0x7f)
+            | eas_swar_has(w, '#'))
+        {
+            break;
+        }
+    }
+
+    return p;
+}
+
+
 static int
 eas_is_visible(const eas_str_t *s)
 {
-    size_t  i;
+    size_t    i;
+    uint64_t  w;
 
-    for (i = 0; i < s->len; i++) {
+    for (i = 0; s->len - i >= 8; i += 8) {
+        w = eas_word(s->data + i);
+
+        if (eas_swar_below(w, 0x21) | eas_swar_above(w, 0x7e)) {
+            return 0;
+        }
+    }
+
+    for ( /* void */ ; i < s->len; i++) {
         if (s->data[i] < 0x21 || s->data[i] > 0x7e) {
             return 0;
         }
@@ -1055,9 +1214,18 @@ eas_is_visible(const eas_str_t *s)
 static int
 eas_has_control(const eas_str_t *s)
 {
-    size_t  i;
+    size_t    i;
+    uint64_t  w;
 
-    for (i = 0; i < s->len; i++) {
+    for (i = 0; s->len - i >= 8; i += 8) {
+        w = eas_word(s->data + i);
+
+        if (eas_swar_below(w, 0x20) | eas_swar_has(w, 0x7f)) {
+            return 1;
+        }
+    }
+
+    for ( /* void */ ; i < s->len; i++) {
         if (s->data[i] < 0x20 || s->data[i] == 0x7f) {
             return 1;
         }
@@ -1072,26 +1240,48 @@ eas_has_control(const eas_str_t *s)
 static int
 eas_is_name(const eas_str_t *s)
 {
-    size_t         i;
-    unsigned char  c;
+    size_t  i;
 
     if (s->len == 0) {
         return 0;
     }
 
     for (i = 0; i < s->len; i++) {
-        c = s->data[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')
-        {
-            continue;
+        if (!(eas_char_class[s->data[i]] & EAS_CHAR_NAME)) {
+            return 0;
         }
-
-        return 0;
     }
 
     return 1;
+}
+
+
+/* a "%" or a "+" */
+
+static int
+eas_needs_decoding(const eas_str_t *s)
+{
+    uint64_t              w;
+    const unsigned char  *p, *end;
+
+    p = s->data;
+    end = p + s->len;
+
+    for ( /* void */ ; end - p >= 8; p += 8) {
+        w = eas_word(p);
+
+        if (eas_swar_has(w, '%') | eas_swar_has(w, '+')) {
+            return 1;
+        }
+    }
+
+    for ( /* void */ ; p < end; p++) {
+        if (eas_char_class[*p] & EAS_CHAR_ESCAPE) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -1106,7 +1296,15 @@ eas_is_utf8(const eas_str_t *s)
     size_t    i, n, k;
     uint32_t  cp, min;
 
-    for (i = 0; i < s->len; i += n) {
+    /* ASCII words need no decoding */
+
+    for (i = 0; s->len - i >= 8; i += 8) {
+        if (eas_word(s->data + i) & EAS_SWAR_HIGHS) {
+            break;
+        }
+    }
+
+    for ( /* void */ ; i < s->len; i += n) {
         cp = s->data[i];
 
         if (cp < 0x80) {
@@ -1197,7 +1395,10 @@ eas_plain_field(const eas_str_t *name)
     const eas_plain_name_t  *n;
 
     for (n = eas_plain_names; n->name; n++) {
-        if (eas_name_equals(name->data, name->len, n->name)) {
+        if (n->len == name->len
+            && (name->data[0] | 0x20) == (unsigned char) n->name[0]
+            && eas_name_equals(name->data, name->len, n->name))
+        {
             return n->field;
         }
     }
@@ -1206,23 +1407,22 @@ eas_plain_field(const eas_str_t *name)
 }
 
 
+/*
+ * A name (eas_is_name() holds) against a table name of lower-case
+ * letters of the same length: of the name characters, "| 0x20" turns
+ * only "A"-"Z" into letters ("a"-"z"); "_" becomes DEL, the others stay.
+ */
+
 static int
 eas_name_equals(const unsigned char *p, size_t len, const char *lower)
 {
-    size_t         i;
-    unsigned char  c;
+    size_t  i;
 
     for (i = 0; i < len; i++) {
-        c = p[i];
-
-        if (c >= 'A' && c <= 'Z') {
-            c |= 0x20;
-        }
-
-        if (lower[i] == '\0' || c != (unsigned char) lower[i]) {
+        if ((p[i] | 0x20) != (unsigned char) lower[i]) {
             return 0;
         }
     }
 
-    return lower[len] == '\0';
+    return 1;
 }

@@ -218,6 +218,26 @@ def test_good_request_reaches_backend_byte_for_byte(
     expect_fields(log_entries(gateway, 1)[0], **expected)
 
 
+def test_eas_headers_any_case_first_counts(gateway, backend):
+    """The three EAS headers are found by name in any case, in one pass;
+    of a header sent twice the first counts."""
+    headers = [("ms-asprotocolversion", "14.1"),
+               ("x-ms-policykey", "1234"),
+               ("Ms-AsAcceptMultiPart", "T"),
+               ("MS-ASProtocolVersion", "12.0"),
+               ("X-MS-POLICYKEY", "999"),
+               ("MS-ASAcceptMultiPart", "F")]
+
+    response = send(gateway, "POST", EAS + "?" + PLAIN_OK, headers)
+
+    assert response.status == 200
+    backend.wait_for(1)
+    expect_fields(log_entries(gateway, 1)[0], cmd="Sync", user="jdoe",
+                  device_id="DEV1", device_type="iPhone",
+                  protocol_version="14.1", policy_key="1234",
+                  query_form="plain", accept_multipart="T")
+
+
 # Malformed requests: each is refused with 400, the reason token in
 # $eas_reason, one "notice" line with the reason's sentence, nothing sent on.
 

@@ -1662,6 +1662,11 @@ static eas_test_target_t  eas_test_target_cases[] = {
     { "/Microsoft%2DServer-ActiveSync?Cmd=Sync",
       "/Microsoft-Server-ActiveSync", "path_not_canonical" },
     { "/Microsoft-Server-ActiveSync/...", NULL, "none" },
+    /* only "%" starts an escape: "x2E" and "a2e.." are names */
+    { "/Microsoft-Server-ActiveSync/x2E", NULL, "none" },
+    { "/Microsoft-Server-ActiveSync/a2e.", "/Microsoft-Server-ActiveSync/"
+      "a2e.", "none" },
+    { "/Microsoft-Server-ActiveSync/.2E", NULL, "none" },
     { "", NULL, "none" },
     { "", "/", "path_not_canonical" }
 };
