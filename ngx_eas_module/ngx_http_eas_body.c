@@ -10,6 +10,10 @@
 
 #include "ngx_http_eas_module.h"
 
+#if (NGX_HTTP_V2)
+#include <ngx_http_v2_module.h>
+#endif
+
 
 /*
  * Reading the start of a Ping or Sync body before the long-poll step
@@ -33,7 +37,19 @@
  * long-poll step scans a decoded copy made by the same parser, so it
  * reads what the backend will be sent.
  *
- * Bodies with a Content-Length, and every HTTP/2 or HTTP/3 body, go
+ * An HTTP/2 body has no framing of its own, and the bytes a client
+ * sends before the body is read wait in the stream's preread buffer
+ * (the stream's initial window, http2_body_preread_size).  It is read
+ * with the body API unbuffered, without taking anything off its
+ * buffer: no window update is sent, so the client sends at most that
+ * window.  A body that ends within it is then whole in memory, and
+ * proxy_pass sends it as any body read before; one that goes on past
+ * the cap is put back where it came from, the stream's preread buffer,
+ * and proxy_pass reads the whole body itself.  That needs
+ * client_body_buffer_size below http2_body_preread_size (16k and 64k by
+ * default): a larger one would open the window twice.
+ *
+ * Bodies with a Content-Length over HTTP/1.x, and HTTP/3 bodies, go
  * through the body API as before (see the document for why).
  */
 
@@ -74,6 +90,15 @@ static void ngx_http_eas_body_peeked_all(ngx_http_request_t *r,
     ngx_http_eas_peek_t *peek);
 static ngx_int_t ngx_http_eas_parse_chunked(ngx_http_request_t *r,
     ngx_buf_t *b, ngx_http_chunked_t *ctx);
+#if (NGX_HTTP_V2)
+static ngx_uint_t ngx_http_eas_body_v2(ngx_http_request_t *r);
+static ngx_int_t ngx_http_eas_body_peek_v2(ngx_http_request_t *r,
+    size_t max, ngx_http_client_body_handler_pt handler);
+static void ngx_http_eas_body_v2_started(ngx_http_request_t *r);
+static void ngx_http_eas_body_v2_handler(ngx_http_request_t *r);
+static void ngx_http_eas_body_v2_done(ngx_http_request_t *r,
+    ngx_http_eas_peek_t *peek, ngx_uint_t state);
+#endif
 
 
 /*
@@ -94,6 +119,12 @@ ngx_http_eas_body_read(ngx_http_request_t *r, size_t max,
     {
         return ngx_http_eas_body_peek(r, max, handler);
     }
+
+#if (NGX_HTTP_V2)
+    if (ngx_http_eas_body_v2(r)) {
+        return ngx_http_eas_body_peek_v2(r, max, handler);
+    }
+#endif
 
     return ngx_http_read_client_request_body(r, handler);
 }
@@ -121,6 +152,11 @@ ngx_http_eas_body_peeked(ngx_http_request_t *r, ngx_str_t *body)
 
     if (peek->state != NGX_HTTP_EAS_PEEK_COMPLETE) {
         return NGX_ABORT;
+    }
+
+    if (r->request_body != NULL) {
+        /* HTTP/2: read whole by the body API */
+        return NGX_DECLINED;
     }
 
     *body = peek->body;
@@ -570,3 +606,167 @@ ngx_http_eas_parse_chunked(ngx_http_request_t *r, ngx_buf_t *b,
     return ngx_http_parse_chunked(r, b, ctx);
 #endif
 }
+
+
+#if (NGX_HTTP_V2)
+
+static ngx_uint_t
+ngx_http_eas_body_v2(ngx_http_request_t *r)
+{
+    ngx_http_v2_srv_conf_t    *h2scf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (r->stream == NULL || r != r->main || r->request_body != NULL
+        || r->discard_body)
+    {
+        return 0;
+    }
+
+    h2scf = ngx_http_get_module_srv_conf(r, ngx_http_v2_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    return clcf->client_body_buffer_size < h2scf->preread_size;
+}
+
+
+static ngx_int_t
+ngx_http_eas_body_peek_v2(ngx_http_request_t *r, size_t max,
+    ngx_http_client_body_handler_pt handler)
+{
+    ngx_http_eas_ctx_t   *ctx;
+    ngx_http_eas_peek_t  *peek;
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    peek = ngx_pcalloc(r->pool, sizeof(ngx_http_eas_peek_t));
+    if (peek == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    peek->max = max;
+    peek->handler = handler;
+
+    ctx->peek = peek;
+
+    r->request_body_no_buffering = 1;
+
+    return ngx_http_read_client_request_body(r,
+                                             ngx_http_eas_body_v2_started);
+}
+
+
+/*
+ * Called by the body API: at once with the whole body when it came
+ * with the request (or there is none), else as soon as reading has
+ * started; then on each DATA frame.
+ */
+
+static void
+ngx_http_eas_body_v2_started(ngx_http_request_t *r)
+{
+    ngx_http_eas_ctx_t  *ctx;
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (r->reading_body) {
+        r->read_event_handler = ngx_http_eas_body_v2_handler;
+        return;
+    }
+
+    ngx_http_eas_body_v2_done(r, ctx->peek, NGX_HTTP_EAS_PEEK_COMPLETE);
+}
+
+
+static void
+ngx_http_eas_body_v2_handler(ngx_http_request_t *r)
+{
+    off_t                     size;
+    ngx_int_t                 rc;
+    ngx_chain_t              *cl;
+    ngx_http_eas_ctx_t       *ctx;
+    ngx_http_request_body_t  *rb;
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    rc = ngx_http_read_unbuffered_request_body(r);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_http_eas_body_v2_done(r, ctx->peek, NGX_HTTP_EAS_PEEK_COMPLETE);
+        return;
+    }
+
+    /* nothing is taken off the buffer: it holds all that came */
+
+    rb = r->request_body;
+    size = 0;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size > (off_t) ctx->peek->max || rb->buf->last == rb->buf->end) {
+        ngx_http_eas_body_v2_done(r, ctx->peek, NGX_HTTP_EAS_PEEK_OVER);
+    }
+}
+
+
+static void
+ngx_http_eas_body_v2_done(ngx_http_request_t *r, ngx_http_eas_peek_t *peek,
+    ngx_uint_t state)
+{
+    ngx_buf_t                *buf;
+    ngx_connection_t         *fc;
+    ngx_http_request_body_t  *rb;
+
+    fc = r->connection;
+    rb = r->request_body;
+
+    peek->state = state;
+
+    if (state == NGX_HTTP_EAS_PEEK_COMPLETE) {
+
+        /* as the body API leaves a body it read whole */
+
+        if (r->headers_in.chunked) {
+            r->headers_in.content_length_n = rb->received;
+        }
+
+        r->request_body_no_buffering = 0;
+
+    } else {
+
+        /*
+         * The start of a body that goes on: back to the stream's preread
+         * buffer, unread, as it was before the body API took it; the
+         * body API, called again by proxy_pass, starts from there.
+         */
+
+        buf = rb->buf;
+        buf->pos = buf->start;
+
+        r->stream->preread = buf;
+        r->request_body = NULL;
+        r->reading_body = 0;
+        r->request_body_no_buffering = 0;
+
+        if (fc->read->timer_set) {
+            ngx_del_timer(fc->read);
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, fc->log, 0,
+                   "eas body peeked over http2: %s, %O bytes received",
+                   state == NGX_HTTP_EAS_PEEK_COMPLETE ? "whole" : "start",
+                   rb->received);
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    peek->handler(r);
+}
+
+#endif

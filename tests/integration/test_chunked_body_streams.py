@@ -9,13 +9,15 @@ for nginx's discard when the gateway answers itself): the backend gets the
 body byte for byte, a request pipelined behind it is served, and an
 answered body never becomes a request of its own."""
 
-import os
+import json
 import socket
 import time
 
 import pytest
 
 from eastest import wbxml
+from eastest.bodies import (LAST_CHUNK, chunked, dechunk, ping_body,
+                             sync_body, temp_files, wait_until)
 from eastest.backends import SilentBackend
 from eastest.client import EasClient
 from eastest.nginx import free_port
@@ -113,55 +115,6 @@ def head(cmd, path="/Microsoft-Server-ActiveSync", expect=False,
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def chunked(data, size, extension=b""):
-    out = bytearray()
-    for start in range(0, len(data), size):
-        part = data[start:start + size]
-        out += b"%x%s\r\n%s\r\n" % (len(part), extension, part)
-    return bytes(out)
-
-
-LAST = b"0\r\n\r\n"
-
-
-def dechunk(data):
-    """The body of a chunked message body; None if it is not complete."""
-    body, pos = bytearray(), 0
-    while True:
-        end = data.find(b"\r\n", pos)
-        if end < 0:
-            return None
-        size = int(data[pos:end].split(b";")[0], 16)
-        pos = end + 2
-        if size == 0:
-            return bytes(body) if data[pos:pos + 2] == b"\r\n" else None
-        if len(data) < pos + size + 2:
-            return None
-        body += data[pos:pos + size]
-        pos += size + 2
-
-
-def ping_body(heartbeat):
-    return wbxml.encode(("Ping:Ping", [
-        ("Ping:HeartbeatInterval", str(heartbeat)),
-        ("Ping:Folders", [("Ping:Folder", [("Ping:Id", "5"),
-                                           ("Ping:Class", "Email")])])]))
-
-
-def sync_body(filler=0):
-    """A Sync without Wait; filler bytes of an item's ServerId make it
-    large, marked at both ends so the recorder's bytes can be checked."""
-    items = []
-    if filler:
-        text = "FIRST-" + "x" * filler + "-LAST"
-        # Commands / Change / ServerId (MS-ASWBXML code page 0)
-        items = [("AirSync:0x16", [("AirSync:0x08", [
-            ("AirSync:0x0D", text)])])]
-    return wbxml.encode(("AirSync:Sync", [("AirSync:Collections", [
-        ("AirSync:Collection", [("AirSync:SyncKey", "1"),
-                                ("AirSync:CollectionId", "5")] + items)])]))
-
-
 class Responses:
     """HTTP/1.1 responses read one after another from one connection."""
 
@@ -207,26 +160,9 @@ class Responses:
             return status, headers, body
 
 
-def temp_files(nginx):
-    found = []
-    for root, _, files in os.walk(os.path.join(nginx.dir,
-                                               "client_body_temp")):
-        found += [os.path.join(root, name) for name in files]
-    return found
-
-
 def entries(nginx, count):
-    import json
     lines = nginx.wait_for_access_log(count, name="eas.log", timeout=10.0)
     return [json.loads(line) for line in lines]
-
-
-def wait_until(condition, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
 
 
 def test_large_chunked_sync_streams_to_the_backend(gateway, recorder):
@@ -250,7 +186,7 @@ def test_large_chunked_sync_streams_to_the_backend(gateway, recorder):
         assert b"-LAST" not in recorder.received[0]
         assert temp_files(gateway) == []
 
-        sock.sendall(data[half:] + LAST)
+        sock.sendall(data[half:] + LAST_CHUNK)
 
         def whole():
             raw = recorder.received[0]
@@ -288,9 +224,10 @@ def test_chunked_ping_out_of_range_answered_and_connection_reused(
         if expect:
             sock.sendall(head("Ping", expect=True))
             assert replies.next(interim=True)[0] == 100
-            sock.sendall(chunked(body, 7) + LAST + options)
+            sock.sendall(chunked(body, 7) + LAST_CHUNK + options)
         else:
-            sock.sendall(head("Ping") + chunked(body, 7) + LAST + options)
+            sock.sendall(head("Ping") + chunked(body, 7) + LAST_CHUNK
+                         + options)
 
         status, headers, answer = replies.next()
         assert status == 200
@@ -313,7 +250,7 @@ def test_chunked_ping_in_many_writes_is_scanned(gateway, backend):
     after 100-continue: its interval is found and the backend gets it
     byte for byte, then a pipelined request on the same connection."""
     body = ping_body(MIN)
-    data = chunked(body, 3) + LAST
+    data = chunked(body, 3) + LAST_CHUNK
     options = ("OPTIONS /Microsoft-Server-ActiveSync HTTP/1.1\r\n"
                "Host: localhost\r\n\r\n").encode()
 
@@ -355,7 +292,7 @@ def test_chunked_body_over_the_cap_with_a_pipelined_request(gateway,
         replies = Responses(sock)
         sock.sendall(head("Sync", expect=True))
         assert replies.next(interim=True)[0] == 100
-        sock.sendall(chunked(body, 100) + LAST + options)
+        sock.sendall(chunked(body, 100) + LAST_CHUNK + options)
         assert replies.next()[0] == 200
         assert replies.next()[0] == 200
     finally:
@@ -373,7 +310,7 @@ def test_framing_past_reason_is_not_scanned(gateway, backend):
     """A small Sync whose chunk framing alone is larger than twice the
     cap plus 1k is forwarded unread (held for the maximum), whole."""
     body = sync_body()
-    data = chunked(body, 1, extension=b";" + b"e" * 200) + LAST
+    data = chunked(body, 1, extension=b";" + b"e" * 200) + LAST_CHUNK
 
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
     try:
