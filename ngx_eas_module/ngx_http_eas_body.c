@@ -300,6 +300,12 @@ ngx_http_eas_body_peek_read(ngx_http_request_t *r, ngx_http_eas_peek_t *peek)
             size = (size_t) peek->chunked.length;
         }
 
+        if (size == 0) {
+            /* cannot be: the parser always wants a byte more */
+            peek->state = NGX_HTTP_EAS_PEEK_OVER;
+            return NGX_OK;
+        }
+
         n = c->recv(c, b->last, size);
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
@@ -402,14 +408,26 @@ ngx_http_eas_body_parse(ngx_http_request_t *r, ngx_http_eas_peek_t *peek)
  * The bytes read become r->header_in at once: whatever ends the request
  * from now on (a timeout, an answer made here, proxy_pass) finds the
  * body unread, from its first byte.  Grown by doubling up to the cap.
+ *
+ * The buffer is one of the connection's large header buffers, as nginx
+ * makes them (ngx_http_alloc_large_header_buffer()): r->header_in is
+ * looked at after the request's pool is gone, when the connection is
+ * kept alive, and nginx frees its large header buffers there.  Its
+ * memory is a separate allocation (ngx_pmemalign), so that freeing it
+ * frees it whatever connection_pool_size is.
  */
 
 static ngx_int_t
 ngx_http_eas_body_grow(ngx_http_request_t *r, ngx_http_eas_peek_t *peek)
 {
-    size_t      size, len, cap;
-    ngx_buf_t  *b, *old;
+    size_t                  size, len, cap;
+    u_char                 *p;
+    ngx_buf_t              *b, *old;
+    ngx_chain_t            *cl;
+    ngx_connection_t       *c;
+    ngx_http_connection_t  *hc;
 
+    c = r->connection;
     old = r->header_in;
     len = old->last - old->pos;
     cap = ngx_http_eas_peek_cap(peek->max);
@@ -422,33 +440,63 @@ ngx_http_eas_body_grow(ngx_http_request_t *r, ngx_http_eas_peek_t *peek)
         return NGX_OK;
     }
 
-    if (peek->raw == NULL && ngx_http_eas_body_continue(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     size = (peek->raw == NULL) ? len + 1024 : 2 * len;
     size = ngx_min(size, cap);
     size = ngx_max(size, len + 1);
 
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
+    p = ngx_pmemalign(c->pool, size, NGX_ALIGNMENT);
+    if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_cpymem(b->pos, old->pos, len);
+    ngx_memcpy(p, old->pos, len);
 
-    /* the bytes have moved: the old buffer holds nothing unread now */
+    if (peek->raw == NULL) {
 
-    old->pos = old->last;
+        if (ngx_http_eas_body_continue(r) != NGX_OK) {
+            ngx_pfree(c->pool, p);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
-    if (peek->raw != NULL) {
-        ngx_pfree(r->pool, old->start);
+        b = ngx_calloc_buf(c->pool);
+        if (b == NULL) {
+            ngx_pfree(c->pool, p);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cl = ngx_alloc_chain_link(c->pool);
+        if (cl == NULL) {
+            ngx_pfree(c->pool, p);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        b->temporary = 1;
+
+        hc = r->http_connection;
+
+        cl->buf = b;
+        cl->next = hc->busy;
+        hc->busy = cl;
+        hc->nbusy++;
+
+        /* the bytes have moved: the old buffer holds nothing unread now */
+
+        old->pos = old->last;
+
+        peek->raw = b;
+        r->header_in = b;
+
+    } else {
+        b = peek->raw;
+        ngx_pfree(c->pool, b->start);
     }
 
-    peek->raw = b;
-    r->header_in = b;
+    b->start = p;
+    b->pos = p;
+    b->last = p + len;
+    b->end = p + size;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "eas body peek buffer %uz, %uz bytes", size, len);
 
     return NGX_OK;
