@@ -37,20 +37,22 @@
  * long-poll step scans a decoded copy made by the same parser, so it
  * reads what the backend will be sent.
  *
- * An HTTP/2 body has no framing of its own, and the bytes a client
- * sends before the body is read wait in the stream's preread buffer
- * (the stream's initial window, http2_body_preread_size).  It is read
- * with the body API unbuffered, without taking anything off its
- * buffer: no window update is sent, so the client sends at most that
- * window.  A body that ends within it is then whole in memory, and
+ * An HTTP/2 body without a content-length has no framing of its own,
+ * and the bytes a client sends before the body is read wait in the
+ * stream's preread buffer (the stream's initial window,
+ * http2_body_preread_size).  It is read with the body API unbuffered,
+ * without taking anything off its buffer: no window update is sent, so
+ * the client sends at most that window.  A body that ends within it is
+ * then whole in memory (moved to a buffer of its own size), and
  * proxy_pass sends it as any body read before; one that goes on past
  * the cap is put back where it came from, the stream's preread buffer,
  * and proxy_pass reads the whole body itself.  That needs
  * client_body_buffer_size below http2_body_preread_size (16k and 64k by
  * default): a larger one would open the window twice.
  *
- * Bodies with a Content-Length over HTTP/1.x, and HTTP/3 bodies, go
- * through the body API as before (see the document for why).
+ * Bodies with a content-length (up to the cap: a larger one is not
+ * read at all), and HTTP/3 bodies, go through the body API as before
+ * (see the document for why).
  */
 
 
@@ -98,6 +100,7 @@ static void ngx_http_eas_body_v2_started(ngx_http_request_t *r);
 static void ngx_http_eas_body_v2_handler(ngx_http_request_t *r);
 static void ngx_http_eas_body_v2_done(ngx_http_request_t *r,
     ngx_http_eas_peek_t *peek, ngx_uint_t state);
+static ngx_int_t ngx_http_eas_body_v2_compact(ngx_http_request_t *r);
 #endif
 
 
@@ -440,7 +443,7 @@ ngx_http_eas_body_grow(ngx_http_request_t *r, ngx_http_eas_peek_t *peek)
         return NGX_OK;
     }
 
-    size = (peek->raw == NULL) ? len + 1024 : 2 * len;
+    size = (peek->raw == NULL) ? len + 256 : 2 * len;
     size = ngx_min(size, cap);
     size = ngx_max(size, len + 1);
 
@@ -664,8 +667,14 @@ ngx_http_eas_body_v2(ngx_http_request_t *r)
     ngx_http_v2_srv_conf_t    *h2scf;
     ngx_http_core_loc_conf_t  *clcf;
 
-    if (r->stream == NULL || r != r->main || r->request_body != NULL
-        || r->discard_body)
+    /*
+     * a content-length up to the cap: read whole, into a buffer of its
+     * size, as any body is (the unbuffered read would take a buffer of
+     * the whole window for the life of a held request)
+     */
+
+    if (r->stream == NULL || !r->headers_in.chunked || r != r->main
+        || r->request_body != NULL || r->discard_body)
     {
         return 0;
     }
@@ -786,6 +795,11 @@ ngx_http_eas_body_v2_done(ngx_http_request_t *r, ngx_http_eas_peek_t *peek,
 
         r->request_body_no_buffering = 0;
 
+        if (ngx_http_eas_body_v2_compact(r) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
     } else {
 
         /*
@@ -815,6 +829,89 @@ ngx_http_eas_body_v2_done(ngx_http_request_t *r, ngx_http_eas_peek_t *peek,
     r->read_event_handler = ngx_http_block_reading;
 
     peek->handler(r);
+}
+
+
+/*
+ * A whole body read unbuffered lies in a buffer the size of the
+ * stream's window (64k by default), kept as long as the request (a held
+ * Ping: up to an hour).  It is moved to one buffer of its own size, in
+ * the shape the body API leaves a body it read whole in memory: the
+ * data, then the last buffer.
+ */
+
+static ngx_int_t
+ngx_http_eas_body_v2_compact(ngx_http_request_t *r)
+{
+    off_t                     size;
+    u_char                   *p;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl, *out;
+    ngx_http_request_body_t  *rb;
+
+    rb = r->request_body;
+
+    if (rb == NULL || rb->buf == NULL || rb->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+
+        if (!ngx_buf_in_memory(cl->buf)) {
+            return NGX_OK;
+        }
+
+        size += cl->buf->last - cl->buf->pos;
+    }
+
+    if (size >= (off_t) (rb->buf->end - rb->buf->start) / 2) {
+        return NGX_OK;
+    }
+
+    out = ngx_alloc_chain_link(r->pool);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) size);
+    if (p == NULL && size != 0) {
+        return NGX_ERROR;
+    }
+
+    b->start = p;
+    b->pos = p;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    b->last = p;
+    b->end = p;
+    b->temporary = (size != 0);
+    b->last_buf = 1;
+
+    out->buf = b;
+    out->next = NULL;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "eas body of %O bytes moved out of a %uz byte buffer",
+                   size, (size_t) (rb->buf->end - rb->buf->start));
+
+    ngx_pfree(r->pool, rb->buf->start);
+
+    rb->buf = NULL;
+    rb->bufs = out;
+    rb->busy = NULL;
+    rb->free = NULL;
+
+    return NGX_OK;
 }
 
 #endif
