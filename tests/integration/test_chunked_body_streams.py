@@ -53,6 +53,7 @@ http {
         # a chunked body past 1k would go to client_body_temp if read
         client_body_buffer_size 1k;
         client_max_body_size 10m;
+        client_body_timeout 2s;
 
         proxy_http_version 1.1;
         proxy_set_header Connection "";
@@ -333,6 +334,22 @@ def test_invalid_chunked_body_is_refused(gateway, backend):
     finally:
         sock.close()
     assert entries(gateway, 1)[0]["status"] == "400"
+    assert backend.requests == []
+
+
+def test_client_stalling_in_the_chunked_start(gateway, backend):
+    """A client that stops in the middle of the part the gateway reads
+    gets client_body_timeout (408), as with nginx's own body reader,
+    and the backend sees nothing."""
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+    try:
+        replies = Responses(sock)
+        sock.sendall(head("Ping", expect=True))
+        assert replies.next(interim=True)[0] == 100
+        sock.sendall(b"20\r\n" + ping_body(MIN)[:10])
+        assert entries(gateway, 1)[0]["status"] == "408"
+    finally:
+        sock.close()
     assert backend.requests == []
 
 
