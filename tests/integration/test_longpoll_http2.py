@@ -11,7 +11,9 @@ content-length (h2's way of sending a body of unknown length) is read as
 well, and one past eas_longpoll_body_max with a content-length streams to
 the backend."""
 
+import base64
 import json
+import os
 import subprocess
 
 import pytest
@@ -35,6 +37,7 @@ http {
         '"reason":"$eas_reason","upstream":"$upstream_addr","pid":"$pid"}';
 
     eas_device_zone zone=eas_devices:1m;
+    eas_preauth_zone zone=auth:1m;
 
     upstream backend {
         server 127.0.0.1:${backend_port};
@@ -71,6 +74,11 @@ http {
         eas_longpoll_body_max 512;
 
         location /Microsoft-Server-ActiveSync {
+            # the gateway ends a superseded Ping only for a verified
+            # identity
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth;
+            eas_preauth_user_file users plain;
             proxy_pass http://backend;
         }
 
@@ -92,10 +100,13 @@ def recorder():
 
 def start_gateway(nginx_factory, certs, backend_port, recorder_port):
     ports = dict(port=free_port(), tls_port=free_port(), h2c_port=free_port())
-    nginx = nginx_factory(NGINX_CONFIG, listen=tuple(ports.values()),
+    nginx = nginx_factory(NGINX_CONFIG, start=False,
                           backend_port=backend_port,
                           recorder_port=recorder_port,
                           cert=certs.cert, key=certs.key, **ports)
+    with open(os.path.join(nginx.dir, "users"), "w") as f:
+        f.write("jdoe:{PLAIN}secret\n")
+    nginx.start(ports=tuple(ports.values()))
     nginx.ports = ports
     return nginx
 
@@ -126,7 +137,9 @@ def target(cmd, device_id, path="/Microsoft-Server-ActiveSync"):
                      device_id=device_id).target(cmd)
 
 
-HEADERS = [("MS-ASProtocolVersion", "14.1"),
+HEADERS = [("Authorization",
+            "Basic " + base64.b64encode(b"jdoe:secret").decode()),
+           ("MS-ASProtocolVersion", "14.1"),
            ("Content-Type", "application/vnd.ms-sync.wbxml"),
            ("User-Agent", "Apple-iPhone13C2/2005.2")]
 
@@ -198,7 +211,7 @@ def test_out_of_range_answered_at_the_edge(gateway, backend, certs,
 
     http1 = EasClient("http://127.0.0.1:%d/Microsoft-Server-ActiveSync"
                       % gateway.ports["port"], user="jdoe",
-                      device_id="h1edge").command(cmd, body, timeout=10)
+                      password="secret", device_id="h1edge").command(cmd, body, timeout=10)
     assert http1.body == answer
 
     assert backend.requests == []
