@@ -170,8 +170,8 @@ ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
 
     ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_READING;
 
-    rc = ngx_http_read_client_request_body(r,
-                                        ngx_http_eas_longpoll_body_handler);
+    rc = ngx_http_eas_body_read(r, elcf->longpoll_body_max,
+                                ngx_http_eas_longpoll_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
@@ -280,8 +280,9 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
 /*
  * The body as one contiguous buffer: in place when it is one memory
- * buffer, else copied into one.  NGX_DECLINED when it was written to a
- * temporary file or is larger than the cap (a chunked body).
+ * buffer, else copied into one; a chunked HTTP/1.x body is the decoded
+ * copy of its start (ngx_http_eas_body.c).  NGX_DECLINED when it was
+ * written to a temporary file or is larger than the cap.
  */
 
 static ngx_int_t
@@ -294,6 +295,18 @@ ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
     ngx_http_eas_loc_conf_t  *elcf;
 
     ngx_str_null(body);
+
+    switch (ngx_http_eas_body_peeked(r, body)) {
+
+    case NGX_OK:
+        return NGX_OK;
+
+    case NGX_ABORT:
+        return NGX_DECLINED;
+
+    default: /* NGX_DECLINED */
+        break;
+    }
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
         return NGX_OK;
@@ -394,6 +407,12 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ctx->heartbeat_source = NGX_HTTP_EAS_HB_OUT_OF_RANGE;
     ctx->reason = ngx_http_eas_out_of_range_reason;
     ctx->longpoll = 0;
+
+    /* a body only peeked at is still unread: it must not stay behind */
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
 
     out = ngx_pnalloc(r->pool, EAS_WBXML_RESPONSE_MAX);
     if (out == NULL) {

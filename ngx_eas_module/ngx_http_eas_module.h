@@ -25,6 +25,7 @@
 
 typedef struct ngx_http_eas_passwd_s  ngx_http_eas_passwd_t;
 typedef struct ngx_http_eas_ldap_s    ngx_http_eas_ldap_t;
+typedef struct ngx_http_eas_peek_s    ngx_http_eas_peek_t;
 
 
 /* pre-authentication (ngx_http_eas_preauth.c, docs/authentication.md) */
@@ -209,6 +210,7 @@ typedef struct {
     unsigned              longpoll_state:2;
     unsigned              timeouts_set:1; /* the read timeout was set */
     uint32_t              ping_generation; /* held Ping's; 0: none */
+    ngx_http_eas_peek_t  *peek;           /* start of a chunked body */
 } ngx_http_eas_ctx_t;
 
 
@@ -301,6 +303,9 @@ ngx_int_t ngx_http_eas_passwd_result(void *data);
 ngx_uint_t ngx_http_eas_passwd_unknown(void *data);
 
 ngx_int_t ngx_http_eas_longpoll_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_body_read(ngx_http_request_t *r, size_t max,
+    ngx_http_client_body_handler_pt handler);
+ngx_int_t ngx_http_eas_body_peeked(ngx_http_request_t *r, ngx_str_t *body);
 ngx_int_t ngx_http_eas_longpoll_log_check(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_upstream_wrap(ngx_conf_t *cf);
 ngx_msec_t ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r);

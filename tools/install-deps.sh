@@ -18,6 +18,8 @@ packages="
     openssl
     python3
     python3-pytest
+    python3-h2
+    nghttp2-client
     libwbxml2-utils
     apache2-utils
     whois
