@@ -5,15 +5,18 @@ Balancers {round robin, hash, ip_hash, least_conn, random} x
 keepalive {on, off} x zone {on, off}: one upstream and one location per
 combination, proxy_read_timeout 1s, and a Ping held 3 s through each;
 every one must be answered by the backend (Status 1), none cut with
-504.  One nginx, all Pings at once."""
+504.  One nginx, all Pings at once, from HTTP/1.1 clients and again as
+streams of one HTTP/2 (h2c) connection."""
 
 import itertools
 import threading
 
 import pytest
 
+from eastest import wbxml
 from eastest.backends import EasBackend
 from eastest.client import EasClient
+from eastest.h2client import H2Client
 from eastest.nginx import free_port
 
 BALANCERS = {
@@ -63,6 +66,7 @@ http {
 """ + "".join(upstream_block(*c) for c in COMBINATIONS) + """
     server {
         listen 127.0.0.1:${port};
+        listen 127.0.0.1:${h2c_port} http2;
 
         eas on;
         eas_longpoll on;
@@ -83,10 +87,11 @@ http {
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port)
+    port, h2c_port = free_port(), free_port()
+    nginx = nginx_factory(NGINX_CONFIG, listen=(port, h2c_port), port=port,
+                          h2c_port=h2c_port, backend_port=backend.port)
     nginx.port = port
+    nginx.h2c_port = h2c_port
     return nginx
 
 
@@ -125,5 +130,32 @@ def test_every_balancer_holds_the_ping(gateway, backend):
                 or response.elapsed < HELD - 0.2):
             failed[name(*combination)] = getattr(response, "status",
                                                  response)
+    assert failed == {}, failed
+    assert len(backend.requests) == len(COMBINATIONS)
+
+
+def test_every_balancer_holds_the_ping_over_h2(gateway, backend):
+    body = wbxml.encode(("Ping:Ping", [
+        ("Ping:HeartbeatInterval", str(HELD)),
+        ("Ping:Folders", [("Ping:Folder", [("Ping:Id", "5"),
+                                           ("Ping:Class", "Email")])])]))
+    headers = [("MS-ASProtocolVersion", "14.1"),
+               ("Content-Type", "application/vnd.ms-sync.wbxml")]
+    with H2Client(gateway.h2c_port, tls=False, timeout=20.0) as client:
+        streams = {}
+        for combination in COMBINATIONS:
+            target = ("/%s/Microsoft-Server-ActiveSync?Cmd=Ping&User=jdoe"
+                      "&DeviceId=h2%s&DeviceType=iPhone"
+                      % (name(*combination), name(*combination)))
+            streams[combination] = client.request("POST", target, headers,
+                                                  body)
+        failed = {}
+        for combination, sid in streams.items():
+            status, _, answer = client.response(sid, timeout=30)
+            tree = wbxml.decode(answer) if answer else None
+            eas_status = wbxml.find(tree, "Ping:Ping/Ping:Status") \
+                if tree else None
+            if (status, eas_status) != (200, "1"):
+                failed[name(*combination)] = (status, eas_status)
     assert failed == {}, failed
     assert len(backend.requests) == len(COMBINATIONS)
