@@ -61,3 +61,28 @@ def test_every_auth_value_is_in_variables_md():
                if line.startswith("| `$eas_auth` |"))
     missing = sorted(v for v in values if "`%s`" % v not in row)
     assert not missing, "not in the $eas_auth row: %s" % missing
+
+
+def test_every_directive_is_in_the_index_of_directives_md():
+    text = (ROOT / "docs" / "directives.md").read_text()
+    index = text.split("## Index by task", 1)[1].split("\n### ", 1)[0]
+    headings = re.findall(r"(?m)^### (.+)$", text)
+    names = {name.strip() for heading in headings
+             for name in heading.split(",")}
+    assert "eas_longpoll" in names and "eas_device_block" in names
+    missing = sorted(n for n in names if "[`%s`]" % n not in index
+                     and "`%s`" % n not in index)
+    assert not missing, "not in the index of directives.md: %s" % missing
+
+
+def test_every_directive_of_the_code_has_a_heading():
+    table = (CODE / "ngx_http_eas_module.c").read_text()
+    directives = set(re.findall(r'ngx_string\("(eas[a-z_]*)"\)', table))
+    # variables are named in the same file's neighbours, not this table
+    text = (ROOT / "docs" / "directives.md").read_text()
+    headings = {name.strip() for heading in re.findall(r"(?m)^### (.+)$",
+                                                        text)
+                for name in heading.split(",")}
+    assert "eas_preauth" in directives
+    missing = sorted(d for d in directives if d not in headings)
+    assert not missing, "directives without a heading: %s" % missing
