@@ -200,7 +200,8 @@ def test_too_many_devices_and_duplicates_after_a_reinstall(gateway, backend):
     assert (reply.status, reply.eas_status()) == (200, 129)
     assert quoted('eas: device "ApplTHIRD001" of user "jdoe" blocked by '
                   'eas_device_max') in gateway.error_log()
-    assert last_entry(gateway, 3)["reason"] == "eas_device_max"
+    # four lines: two FolderSyncs, the GET of the inventory, the third
+    assert last_entry(gateway, 4)["reason"] == "eas_device_max"
 
 
 def test_heartbeat_out_of_range(gateway, backend):
