@@ -68,7 +68,7 @@ if [ ! -f "$WORK/cert.pem" ]; then
         -out "$WORK/cert.pem" 2>/dev/null
 fi
 
-# W2 of EAS-PROTOCOL.md: <Ping><HeartbeatInterval>3540</...></Ping>
+# the protocol vector W2: <Ping><HeartbeatInterval>3540</...></Ping>
 printf '\003\001\152\000\000\015\105\110\003\063\065\064\060\000\001\001' \
     > "$WORK/ping.wbxml"
 {

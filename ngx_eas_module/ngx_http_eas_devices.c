@@ -676,8 +676,8 @@ ngx_http_eas_devices_node_key(ngx_rbtree_node_t *node)
 
 
 /*
- * User names and DeviceIds compare case-insensitively (EAS-PROTOCOL.md
- * 2.6): the key is lower-cased, the record keeps the first spelling.
+ * User names and DeviceIds compare case-insensitively, as Exchange
+ * does: the key is lower-cased, the record keeps the first spelling.
  */
 
 static ngx_int_t

@@ -346,7 +346,7 @@ ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
 
 
 /*
- * The range check of EAS-PROTOCOL.md 5.3 and 6.2: HeartbeatInterval in
+ * The range check of MS-ASCMD Ping and Sync: HeartbeatInterval in
  * seconds against eas_heartbeat_min/max, Sync Wait in minutes against
  * the same bounds rounded inwards to whole minutes (1..59).
  */

@@ -118,7 +118,8 @@ def expect_fields(entry, **expected):
 
 
 # Good requests: the target as a device sends it, the headers, and what
-# the variables must say.  Vectors from EAS-PROTOCOL.md 2.7.
+# the variables must say.  Vectors from MS-ASHTTP 2.2.1.1.1 and real
+# devices' captures.
 
 GOOD = [
     ("plain spec order",
