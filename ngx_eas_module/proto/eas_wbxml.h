@@ -11,8 +11,9 @@
 /*
  * The long-poll facts of a Ping or Sync request body (MS-ASCMD
  * Ping and Sync, MS-ASWBXML code pages): a streaming WBXML scanner
- * that keeps only the code page and the element path down to depth 2, and the two edge answers the
- * gateway writes itself (Ping Status 5, Sync Status 14).
+ * that keeps only the code page and the element path down to depth 2,
+ * and the two edge answers the gateway writes itself (Ping Status 5,
+ * Sync Status 14).
  */
 
 #include "eas_proto.h"
