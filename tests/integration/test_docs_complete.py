@@ -86,3 +86,13 @@ def test_every_directive_of_the_code_has_a_heading():
     assert "eas_preauth" in directives
     missing = sorted(d for d in directives if d not in headings)
     assert not missing, "directives without a heading: %s" % missing
+
+
+def test_every_auth_value_is_in_the_table_of_authentication_md():
+    values = quoted("ngx_http_eas_preauth.c",
+                    r'ngx_http_eas_auth_\w+ = ngx_string\("(\w+)"\)')
+    text = (ROOT / "docs" / "authentication.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`")
+            for line in text.split("\n") if line.startswith("| `")}
+    missing = sorted(values - rows)
+    assert not missing, "no row in authentication.md's table: %s" % missing
