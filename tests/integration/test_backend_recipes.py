@@ -5,10 +5,12 @@ eas-zpush.conf's Apache variant against PHP (php -S) reading the request
 as Z-Push does.  The recipes are used as shipped: only what an admin
 marks CHANGE (addresses, certificates, paths) is swapped."""
 
+import contextlib
 import dataclasses
 import pathlib
 import re
 import shutil
+import subprocess
 import threading
 import time
 
@@ -85,6 +87,19 @@ def no_alerts(nginx):
     assert not re.search(r"\[(alert|crit|emerg)\]", text), text
 
 
+@contextlib.contextmanager
+def serving(nginx, port, backend):
+    """Start nginx; stop it and its backend at the end, whatever
+    happened, then check both error logs."""
+    try:
+        nginx.start(ports=[port])
+        yield nginx, backend, port
+    finally:
+        nginx.stop()
+        backend.stop()
+    no_alerts(nginx)
+
+
 @pytest.fixture
 def sogo(tmp_path, module_path, certs):
     backend = SogoLikeBackend({None: {USER: PASSWORD}})
@@ -92,11 +107,8 @@ def sogo(tmp_path, module_path, certs):
     nginx, port = render(tmp_path, module_path, certs, "eas-sogo.conf",
                          [(r"server 127\.0\.0\.1:20000;",
                            "server 127.0.0.1:%d;" % backend.port)])
-    nginx.start(ports=[port])
-    yield nginx, backend, port
-    nginx.stop()
-    backend.stop()
-    no_alerts(nginx)
+    with serving(nginx, port, backend) as running:
+        yield running
 
 
 class Impostor(EasClient):
@@ -198,15 +210,11 @@ def zpush(tmp_path, module_path, certs):
         (r"(?m)^(\s*)# proxy_pass http://127\.0\.0\.1:8080;",
          r"\1proxy_pass http://127.0.0.1:%d;" % php.port),
     ])
-    nginx.start(ports=[port])
-    yield nginx, php, port
-    nginx.stop()
-    php.stop()
-    no_alerts(nginx)
+    with serving(nginx, port, php) as running:
+        yield running
 
 
 def _apr1(password):
-    import subprocess
     return subprocess.run(["openssl", "passwd", "-apr1", password],
                           check=True, stdout=subprocess.PIPE,
                           text=True).stdout.strip()
@@ -245,8 +253,7 @@ def test_exchange_recipe_over_verified_tls(tmp_path, module_path, certs):
         (r"exchange\.internal\.example\.org", "localhost"),
         (r"/etc/ssl/certs/ca-certificates\.crt", certs.ca),
     ])
-    try:
-        nginx.start(ports=[port])
+    with serving(nginx, port, backend):
         assert client(port, certs).foldersync().status == 200
         assert client(port, certs, password="wrong").foldersync().status \
             == 401
@@ -255,7 +262,3 @@ def test_exchange_recipe_over_verified_tls(tmp_path, module_path, certs):
         assert posts[0].path == "/Microsoft-Server-ActiveSync"
         # the pre-authentication asked Exchange with an OPTIONS
         assert [r.method for r in backend.requests].count("OPTIONS") == 2
-    finally:
-        nginx.stop()
-        backend.stop()
-    no_alerts(nginx)
