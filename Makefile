@@ -93,7 +93,10 @@ lint:
 deb: deps
 	tools/build-deb.sh
 
-demo: deps $(MODULE)
+# the demo installs only what it needs (tools/install-deps.sh demo)
+demo:
+	tools/install-deps.sh demo
+	$(MAKE) all
 	tools/demo.sh start
 
 demo-stop:

@@ -27,13 +27,19 @@ static size_t ngx_http_eas_inventory_string_size(u_char *data, size_t len);
 static u_char *ngx_http_eas_json_escape(u_char *dst, u_char *src,
     size_t len, size_t *size);
 static size_t ngx_http_eas_utf8_valid(u_char *p, size_t len);
+static u_char *ngx_http_eas_inventory_iso_time(u_char *p, time_t t);
+
+
+/* "2026-12-07T06:01:39Z" */
+#define NGX_HTTP_EAS_ISO_TIME_LEN  (sizeof("-2147483648-12-31T23:59:59Z") - 1)
 
 
 /* the fixed text of one record, without its values */
 #define NGX_HTTP_EAS_INVENTORY_RECORD                                         \
     "{\"user\":\"\",\"device_id\":\"\",\"device_type\":\"\","                \
     "\"user_agent\":\"\",\"protocol_version\":\"\",\"first_seen\":,"         \
-    "\"last_seen\":,\"last_command\":\"\",\"access\":\"\","                  \
+    "\"last_seen\":,\"first_seen_iso\":\"\",\"last_seen_iso\":\"\","         \
+    "\"last_command\":\"\",\"access\":\"\","                                 \
     "\"reason\":\"\",\"user_devices\":,\"heartbeat\":},\n"
 
 
@@ -135,6 +141,7 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
 
     for (i = 0; i < n; i++) {
         size += sizeof(NGX_HTTP_EAS_INVENTORY_RECORD) + 4 * NGX_TIME_T_LEN
+                + 2 * NGX_HTTP_EAS_ISO_TIME_LEN
                 + 2 * NGX_INT_T_LEN + sizeof("blocked") + sizeof("16.1")
                 + sizeof("GetItemEstimate")
                 + ngx_http_eas_inventory_string_size(devices[i].user,
@@ -236,9 +243,13 @@ ngx_http_eas_inventory_record(u_char *p, ngx_http_eas_device_t *d)
     }
 
     p = ngx_sprintf(p, "\",\"first_seen\":%T,\"last_seen\":%T,"
-                    "\"last_command\":\"%s\",\"access\":\"%s\"",
-                    d->first_seen, d->last_seen, command ? command : "",
-                    access);
+                    "\"first_seen_iso\":\"", d->first_seen, d->last_seen);
+    p = ngx_http_eas_inventory_iso_time(p, d->first_seen);
+    p = ngx_cpymem(p, "\",\"last_seen_iso\":\"",
+                   sizeof("\",\"last_seen_iso\":\"") - 1);
+    p = ngx_http_eas_inventory_iso_time(p, d->last_seen);
+    p = ngx_sprintf(p, "\",\"last_command\":\"%s\",\"access\":\"%s\"",
+                    command ? command : "", access);
 
     p = ngx_http_eas_inventory_string(p, ",\"reason\":\"", d->reason,
                                       d->reason_len);
@@ -385,4 +396,19 @@ ngx_http_eas_utf8_valid(u_char *p, size_t len)
     }
 
     return n;
+}
+
+
+/* UTC, ISO 8601 with the "Z" designator, as the epoch fields say */
+
+static u_char *
+ngx_http_eas_inventory_iso_time(u_char *p, time_t t)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime(t, &tm);
+
+    return ngx_sprintf(p, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
 }

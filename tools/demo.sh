@@ -1,6 +1,8 @@
 #!/bin/bash
 # make demo / make demo-stop: a gateway on https://127.0.0.1:$DEMO_PORT
-# in front of the EAS backend simulator, and one device session through it.
+# in front of the EAS backend simulator, and device sessions through it:
+# a refused password, a blocked device, a malformed request, a Ping held
+# until new mail arrives (DirectPush) and a lockout.
 #
 #   tools/demo.sh start|stop
 #
@@ -99,6 +101,8 @@ http {
             eas_preauth "ActiveSync";
             eas_preauth_cache zone=eas_auth valid=5m invalid=5m;
             eas_preauth_user_file $dir/users.htpasswd;
+            # 3 wrong passwords in 15 minutes lock the user for 2 minutes
+            eas_preauth_lockout user=3 address=50 window=15m time=2m;
 
             # every device recorded; conf.example's rules
             eas_devices eas_devices;
@@ -133,16 +137,50 @@ wait_port() {
     done
 }
 
+# a port some other program holds: say which, and how to pick another
+port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        echo "demo: 127.0.0.1:$1 is already in use$(port_owner "$1")." >&2
+        echo "demo: stop that program, or pick other ports:" \
+             "DEMO_PORT=9443 DEMO_BACKEND_PORT=9081 make demo" >&2
+        return 1
+    fi
+}
+
+port_owner() {
+    command -v ss >/dev/null 2>&1 || return 0
+    ss -ltnpH "sport = :$1" 2>/dev/null \
+        | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/ by \1 (pid \2)/p' \
+        | head -n 1
+}
+
+# the backend simulator's record shows a Ping held for the device
+wait_ping_held() {
+    i=0
+    while ! curl -s "http://127.0.0.1:$backend_port/_sim/requests" \
+            | grep -q 'Cmd=Ping&User=amy'; do
+        i=$((i + 1))
+        if [ $i -gt 100 ]; then
+            echo "demo: the Ping never reached the backend" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
 start() {
     stop >/dev/null
+    port_free "$port"
+    port_free "$backend_port"
     mkdir -p "$dir/tmp"
 
     step "Throwaway CA and certificate for 127.0.0.1 in demo/"
     make_certs
     echo "demo/ca.pem signs demo/server.pem (CN=localhost, IP 127.0.0.1)"
 
-    step "A password file: jdoe / demo (bcrypt, made by htpasswd)"
+    step "A password file: jdoe / demo and amy / demo (bcrypt, made by htpasswd)"
     htpasswd -b -c -B -C 8 "$dir/users.htpasswd" jdoe demo 2>&1
+    htpasswd -b -B -C 8 "$dir/users.htpasswd" amy demo 2>&1
 
     step "EAS backend simulator on 127.0.0.1:$backend_port"
     "$top/tools/eas-backend" --listen "127.0.0.1:$backend_port" \
@@ -177,7 +215,7 @@ start() {
         --device-type iPhone --protocol 16.1 foldersync || true
     grep 'eas: ' "$dir/error.log" | tail -n 1
 
-    step "An iOS 6.1 build (conf.example/eas-devices.conf) is blocked (403)"
+    step "An iOS 6.1 build (conf.example/eas-devices.conf) is blocked (Status 129)"
     "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
         --user jdoe --password demo --device-id ApplLOOP0001 \
         --device-type iPhone --user-agent Apple-iPhone4C1/1002.141 \
@@ -189,6 +227,40 @@ start() {
         -X POST -H 'MS-ASProtocolVersion: 14.1' \
         "$url?Cmd=Sync&DeviceId=AAA&DeviceId=BBB&DeviceType=iPhone"
     grep 'eas: ' "$dir/error.log" | tail -n 1
+
+    step "DirectPush: a Ping held until new mail arrives"
+    echo "amy's phone sends a Ping with a 5-minute heartbeat; the gateway"
+    echo "holds it open to the backend.  Then new mail arrives in the Inbox"
+    echo "(the simulator's notify, folder 5) and the Ping is answered at once:"
+    "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
+        --user amy --password demo --device-id ApplAMY00001 \
+        --device-type iPhone --protocol 16.1 --heartbeat 300 ping \
+        > "$dir/ping.out" 2>&1 &
+    ping_pid=$!
+    wait_ping_held
+    echo "held: $(curl -s "http://127.0.0.1:$backend_port/_sim/requests" \
+        | grep -c 'Cmd=Ping&User=amy') Ping at the backend; new mail now"
+    curl -s -o /dev/null -X POST \
+        "http://127.0.0.1:$backend_port/_sim/notify?folder=5"
+    wait "$ping_pid" || true
+    cat "$dir/ping.out"
+
+    step "A lockout: three wrong passwords lock amy out for 2 minutes"
+    for n in 1 2 3; do
+        "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
+            --user amy --password "guess$n" --device-id ApplSTALE001 \
+            --device-type iPhone --protocol 16.1 foldersync || true
+    done
+    grep 'locked out' "$dir/error.log" | tail -n 1
+    echo "the right password from a new device is refused while it lasts:"
+    "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
+        --user amy --password demo --device-id ApplNEW00001 \
+        --device-type iPhone --protocol 16.1 foldersync || true
+    grep 'eas: ' "$dir/error.log" | tail -n 1
+    echo "amy's own phone, known good, keeps syncing:"
+    "$top/tools/eas-client" --url "$url" --cafile "$dir/ca.pem" \
+        --user amy --password demo --device-id ApplAMY00001 \
+        --device-type iPhone --protocol 16.1 foldersync
 
     step "What the gateway logged (demo/access.log, format eas_text)"
     cat "$dir/access.log"

@@ -3,6 +3,7 @@
 # demo; packages already present are left alone, so it is idempotent.
 #
 #   tools/install-deps.sh          everything (build, tests, demo)
+#   tools/install-deps.sh demo     only what "make demo" needs
 
 set -eu
 
@@ -35,6 +36,12 @@ packages="
     php-cli
     python3-h2
 "
+
+# make demo: build the module, run nginx, htpasswd, curl; no test tools
+if [ "${1:-}" = demo ]; then
+    packages="nginx nginx-dev gcc make libpcre2-dev libssl-dev zlib1g-dev
+              libldap-dev openssl python3 apache2-utils curl"
+fi
 
 missing=""
 

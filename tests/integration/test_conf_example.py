@@ -226,7 +226,8 @@ def test_example_files_are_all_tested():
                        "tls-modern.conf", "tls-legacy.conf",
                        "eas-proxy.conf", "eas-legacy-server.conf",
                        "eas-devices.conf", "eas-preauth.conf",
-                       "eas-ldap-ad.conf"}
+                       "eas-ldap-ad.conf", "eas-exchange.conf",
+                       "eas-sogo.conf", "eas-zpush.conf"}
     assert shutil.which("nginx") or pathlib.Path("/usr/sbin/nginx").exists()
 
 

@@ -146,6 +146,10 @@ def test_inventory_after_a_scripted_mix_of_devices(gateway, backend):
     assert first["heartbeat"] == 0
     assert started <= first["first_seen"] <= first["last_seen"]
     assert first["last_seen"] <= int(time.time())
+    # the same instants in ISO 8601, UTC (issue 13.6)
+    for field in ("first_seen", "last_seen"):
+        assert first[field + "_iso"] == time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(first[field])), first
 
     android = entries[("jdoe", "androidc42")]
     assert (android["device_type"], android["protocol_version"],

@@ -66,6 +66,11 @@ CONF_EXAMPLE = {
     # http, then "include eas-preauth.conf; eas_preauth_ldap ad;
     # eas_device_user_lists directory;" in the location
     "eas-ldap-ad.conf": ("http", ("auth_zone", "ldap_location")),
+    # the backend recipes: a server { } each, in nginx.conf's http block
+    "eas-exchange.conf": ("http", ("log_formats", "auth_zone",
+                                   "device_zone")),
+    "eas-sogo.conf": ("http", ("log_formats", "auth_zone", "device_zone")),
+    "eas-zpush.conf": ("http", ("log_formats", "auth_zone", "device_zone")),
 }
 
 # what a snippet's text says is there already; (context, text)
