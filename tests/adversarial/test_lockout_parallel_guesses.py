@@ -1,0 +1,129 @@
+"""Guesses sent in parallel are not bounded by the lockout.
+
+docs/authentication.md, "The lockout model", promises that no user gets
+more than `user` password tries per `window`.  The lock is checked when a
+request arrives and a failure is counted when the credential source
+answers, so every guess that arrives while the first ones are still being
+verified is checked against a count that does not hold them yet: thirty
+guesses sent at once all pass the check, and the source (here nginx's own
+auth_basic in a second server, with a bcrypt cost that an Active
+Directory's round trip stands for) is asked far more than three times.
+An attacker gets as many tries per window as he can keep in flight, and
+the directory account that the lockout exists to protect is locked by
+the directory itself.
+
+The record is the directory's own access log: one line per question."""
+
+import json
+import os
+import subprocess
+import threading
+
+import pytest
+
+from eastest.nginx import free_port
+from preauth_attack import HTTP_PROLOGUE, log_entries, poll, send, write_lines
+
+NGINX_CONFIG = HTTP_PROLOGUE + """
+    log_format directory escape=json '{"status":"$status",'
+        '"user":"$remote_user"}';
+
+    eas_preauth_zone zone=auth:1m;
+
+    upstream backend {
+        server 127.0.0.1:${backend_port};
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+        access_log ${dir}/eas.log preauth;
+
+        eas_preauth "ActiveSync";
+        eas_preauth_cache zone=auth valid=5m invalid=5m;
+        eas_preauth_request /_directory;
+        eas_preauth_lockout user=3 address=50 window=10m time=10m;
+
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            proxy_pass http://backend;
+        }
+
+        location = /_directory {
+            internal;
+            proxy_pass http://127.0.0.1:${dir_port}/mailbox/;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+    }
+
+    # the "directory": each question it is asked is a line of its log
+    server {
+        listen 127.0.0.1:${dir_port};
+        access_log ${dir}/directory.log directory;
+
+        location /mailbox/ {
+            auth_basic "directory";
+            auth_basic_user_file ${dir}/directory-users;
+            alias ${dir}/www/;
+        }
+    }
+}
+"""
+
+GUESSES = 30
+USER_LIMIT = 3
+
+
+@pytest.fixture
+def gateway(nginx_factory, backend):
+    port, dir_port = free_port(), free_port()
+    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
+                          dir_port=dir_port, backend_port=backend.port)
+    # a slow hash: each question takes the directory a while, as a real
+    # directory's round trip does
+    line = subprocess.run(["htpasswd", "-nbB", "-C", "11", "jdoe", "secret"],
+                          stdout=subprocess.PIPE,
+                          check=True).stdout.decode().strip()
+    write_lines(os.path.join(nginx.dir, "directory-users"), [line])
+    os.makedirs(os.path.join(nginx.dir, "www"))
+    with open(os.path.join(nginx.dir, "www", "index.html"), "w") as f:
+        f.write("mailbox\n")
+    nginx.start(ports=(port, dir_port))
+    nginx.port = port
+    return nginx
+
+
+def in_parallel(function, count):
+    """function(i) for i in range(count), all released at once."""
+    results = [None] * count
+    barrier = threading.Barrier(count)
+
+    def worker(i):
+        barrier.wait(timeout=30)
+        results[i] = function(i)
+
+    threads = [threading.Thread(target=worker, args=(i,))
+               for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+@pytest.mark.xfail(strict=True, reason="the lockout counts a failure when "
+                   "the source answers, not when it is asked: guesses in "
+                   "flight are not bounded by eas_preauth_lockout user=")
+def test_parallel_guesses_stay_within_the_user_limit(gateway, backend):
+    statuses = in_parallel(
+        lambda i: send(gateway.port, "jdoe", "guess-%d" % i, "EVIL%d" % i,
+                       "127.0.0.%d" % (2 + i))[0], GUESSES)
+    assert statuses == [401] * GUESSES
+    poll(lambda: len(log_entries(gateway)) == GUESSES, "every log line")
+
+    asked = [json.loads(line) for line in
+             gateway.access_log("directory.log")]
+    assert [r.target for r in backend.requests] == []
+    assert len(asked) <= USER_LIMIT, (
+        "the directory was asked %d times for a user limit of %d"
+        % (len(asked), USER_LIMIT))
