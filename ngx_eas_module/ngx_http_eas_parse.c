@@ -20,7 +20,7 @@ static ngx_int_t ngx_http_eas_refuse_method(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_check_target(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx);
 static ngx_table_elt_t *ngx_http_eas_header(ngx_http_request_t *r,
-    ngx_str_t *name);
+    ngx_str_t *name, ngx_str_t **twice);
 
 
 static ngx_str_t  ngx_http_eas_version_header =
@@ -44,6 +44,7 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
 {
     size_t                    size;
     u_char                   *buf;
+    ngx_str_t                *twice;
     ngx_table_elt_t          *h;
     eas_input_t               in;
     ngx_http_eas_ctx_t       *ctx;
@@ -80,21 +81,26 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     in.query.len = r->args.len;
     in.options = (r->method == NGX_HTTP_OPTIONS);
 
-    h = ngx_http_eas_header(r, &ngx_http_eas_version_header);
+    /* a header sent twice is read by one backend as a list, by another
+     * as its last line: the edge reads no header it cannot read alone */
+
+    twice = NULL;
+
+    h = ngx_http_eas_header(r, &ngx_http_eas_version_header, &twice);
     if (h) {
         in.version.data = h->value.data;
         in.version.len = h->value.len;
         in.has_version = 1;
     }
 
-    h = ngx_http_eas_header(r, &ngx_http_eas_policy_key_header);
+    h = ngx_http_eas_header(r, &ngx_http_eas_policy_key_header, &twice);
     if (h) {
         in.policy_key.data = h->value.data;
         in.policy_key.len = h->value.len;
         in.has_policy_key = 1;
     }
 
-    h = ngx_http_eas_header(r, &ngx_http_eas_multipart_header);
+    h = ngx_http_eas_header(r, &ngx_http_eas_multipart_header, &twice);
     if (h) {
         in.accept_multipart.data = h->value.data;
         in.accept_multipart.len = h->value.len;
@@ -108,7 +114,12 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (eas_request_parse(&in, &ctx->request, buf, size) == EAS_OK) {
+    if (twice) {
+        ngx_memzero(&ctx->request, sizeof(eas_request_t));
+        ctx->request.reason = EAS_REASON_HEADER_DUPLICATE;
+        ctx->request.reason_param = (const char *) twice->data;
+
+    } else if (eas_request_parse(&in, &ctx->request, buf, size) == EAS_OK) {
         ctx->parsed = 1;
 
         /* until pre-authentication verifies one: User= as an identity */
@@ -331,15 +342,20 @@ ngx_http_eas_check_target(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 }
 
 
-/* the first request header of that name, compared case-insensitively */
+/*
+ * The first request header of that name, compared case-insensitively;
+ * if there is a second one, *twice is set to the name.
+ */
 
 static ngx_table_elt_t *
-ngx_http_eas_header(ngx_http_request_t *r, ngx_str_t *name)
+ngx_http_eas_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t **twice)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_table_elt_t  *h, *first;
 
+    first = NULL;
     part = &r->headers_in.headers.part;
     h = part->elts;
 
@@ -347,7 +363,7 @@ ngx_http_eas_header(ngx_http_request_t *r, ngx_str_t *name)
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return NULL;
+                return first;
             }
 
             part = part->next;
@@ -358,7 +374,12 @@ ngx_http_eas_header(ngx_http_request_t *r, ngx_str_t *name)
         if (h[i].key.len == name->len
             && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
         {
-            return &h[i];
+            if (first) {
+                *twice = name;
+                return first;
+            }
+
+            first = &h[i];
         }
     }
 }
