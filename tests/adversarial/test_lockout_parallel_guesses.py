@@ -265,3 +265,25 @@ def test_guesses_whose_client_hangs_up_are_counted(nginx_factory, backend,
         "the directory was asked %d times for a user limit of %d"
         % (len(held_directory.questions), USER_LIMIT))
     assert backend.requests == []
+
+
+@pytest.mark.xfail(strict=True, reason="the same credentials in flight "
+                   "side by side are each asked and counted; only a cached "
+                   "refusal is answered once")
+def test_a_stale_password_sent_side_by_side_counts_once(gateway, backend):
+    """docs/authentication.md: a repeated wrong password "does not count
+    again while that answer lives ... it is what keeps a stale phone from
+    locking its user".  A phone sends its Ping, Sync and FolderSync on
+    connections of their own; with a stale password, each one that
+    arrives before the first answer is asked and counted, so one burst
+    of a stale phone counts as many failures as it has requests."""
+    statuses = in_parallel(
+        lambda i: send(gateway.port, "jdoe", "stale", "PHONE",
+                       "127.0.0.2")[0], USER_LIMIT)
+    poll(lambda: len(log_entries(gateway)) == USER_LIMIT, "every log line")
+
+    asked = gateway.access_log("directory.log")
+    assert backend.requests == []
+    assert len(asked) == 1, (
+        "one stale password was asked and counted %d times" % len(asked))
+    assert 200 not in statuses
