@@ -641,7 +641,7 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
     ngx_http_eas_preauth_conf_t *pcf)
 {
     time_t                      now, ttl;
-    ngx_uint_t                  locked, create;
+    ngx_uint_t                  locked, create, counted;
     ngx_http_eas_cache_ctx_t   *ctx;
     ngx_http_eas_cache_node_t  *node;
 
@@ -666,11 +666,22 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
     ngx_http_eas_cache_expire(ctx, &ctx->sh->known, now,
                               NGX_HTTP_EAS_CACHE_EXPIRE);
 
+    counted = 0;
+
     if (ttl) {
         node = ngx_http_eas_cache_get(ctx, NGX_HTTP_EAS_CACHE_CREDENTIALS,
                                       q->digest, NGX_HTTP_EAS_DIGEST_LEN,
                                       now);
         if (node) {
+            /*
+             * The same credentials sent side by side (a phone's Ping and
+             * Sync with a stale password) were all asked before the first
+             * answer was cached: one try, counted once, as the cache
+             * would have answered the others.
+             */
+
+            counted = (!valid && !node->valid && node->u.fresh > now);
+
             node->valid = valid ? 1 : 0;
             node->u.fresh = now + ttl;
             node->expire = node->u.fresh + (valid ? pcf->grace : 0);
@@ -716,7 +727,9 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
         }
     }
 
-    locked = ngx_http_eas_cache_fail(ctx, q, pcf, now);
+    if (!counted) {
+        locked = ngx_http_eas_cache_fail(ctx, q, pcf, now);
+    }
 
 done:
 

@@ -268,9 +268,9 @@ def test_guesses_whose_client_hangs_up_are_counted(nginx_factory, backend,
 
 
 @pytest.mark.xfail(strict=True, reason="the same credentials in flight "
-                   "side by side are each asked and counted; only a cached "
-                   "refusal is answered once")
-def test_a_stale_password_sent_side_by_side_counts_once(gateway, backend):
+                   "side by side are each asked of the source (counted once "
+                   "since, see the next test)")
+def test_a_stale_password_sent_side_by_side_is_asked_once(gateway, backend):
     """docs/authentication.md: a repeated wrong password "does not count
     again while that answer lives ... it is what keeps a stale phone from
     locking its user".  A phone sends its Ping, Sync and FolderSync on
@@ -287,3 +287,27 @@ def test_a_stale_password_sent_side_by_side_counts_once(gateway, backend):
     assert len(asked) == 1, (
         "one stale password was asked and counted %d times" % len(asked))
     assert 200 not in statuses
+
+
+def test_a_stale_password_sent_side_by_side_counts_once(gateway, backend):
+    """The same burst: however many of its requests the source answers,
+    they are one try, counted once, so the user is not locked by it and
+    has USER_LIMIT - 1 tries left."""
+    in_parallel(lambda i: send(gateway.port, "jdoe", "stale", "PHONE",
+                               "127.0.0.2")[0], USER_LIMIT)
+    poll(lambda: len(log_entries(gateway)) == USER_LIMIT, "every log line")
+
+    for i in range(USER_LIMIT - 1):
+        assert send(gateway.port, "jdoe", "other-%d" % i, "EVIL%d" % i,
+                    "127.0.0.3")[0] == 401
+    poll(lambda: len(log_entries(gateway)) == 2 * USER_LIMIT - 1,
+         "the log lines of the guesses")
+    answers = [e["reason"] for e in log_entries(gateway)]
+    assert answers[USER_LIMIT:] == ["auth_invalid"] * (USER_LIMIT - 1), \
+        "the burst of one stale password counted more than one failure"
+    assert send(gateway.port, "jdoe", "secret", "LATE", "127.0.0.4")[0] \
+        == 401
+    poll(lambda: len(log_entries(gateway)) == 2 * USER_LIMIT,
+         "the log line of the right password")
+    assert log_entries(gateway)[-1]["reason"] == "auth_user_locked"
+    assert backend.requests == []
