@@ -86,6 +86,13 @@ static ngx_uint_t ngx_http_eas_cache_count(ngx_http_eas_cache_node_t *node,
     ngx_uint_t limit, time_t window, time_t lock_time, time_t now);
 static uint32_t ngx_http_eas_cache_hash(ngx_uint_t kind, u_char *key,
     size_t len);
+static ngx_uint_t ngx_http_eas_cache_tries(ngx_http_eas_cache_node_t *node,
+    time_t window, time_t now);
+static void ngx_http_eas_cache_unreserve(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_http_eas_cache_query_t *q);
+static ngx_uint_t ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
+    time_t now);
 static time_t ngx_http_eas_cache_locked(ngx_http_eas_cache_node_t *node,
     time_t now);
 static ngx_int_t ngx_http_eas_cache_hmac_init(ngx_http_eas_cache_ctx_t *ctx);
@@ -437,6 +444,9 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
     q->left = 0;
     q->known = 0;
     q->log_full = 0;
+    q->busy_address = 0;
+    q->pending_user = 0;
+    q->pending_address = 0;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -521,7 +531,7 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
 
         /* past "fresh", a valid answer only serves while the source is down */
 
-        if (node->fresh > now) {
+        if (node->u.fresh > now) {
             ngx_http_eas_cache_known(ctx, q, pcf, 1, now);
             rc = NGX_HTTP_EAS_CACHE_VALID;
             goto done;
@@ -543,13 +553,17 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
         goto done;
     }
 
+    user = NULL;
+    addr = NULL;
+
     if ((pcf->user_limit
-         && ngx_http_eas_cache_reserve(ctx, NGX_HTTP_EAS_CACHE_USER,
-                                       q->user, pcf->window, now)
+         && (user = ngx_http_eas_cache_reserve(ctx, NGX_HTTP_EAS_CACHE_USER,
+                                               q->user, pcf->window, now))
             == NULL)
         || (pcf->address_limit
-            && ngx_http_eas_cache_reserve(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
-                                          q->addr, pcf->window, now)
+            && (addr = ngx_http_eas_cache_reserve(ctx,
+                                                  NGX_HTTP_EAS_CACHE_ADDRESS,
+                                                  q->addr, pcf->window, now))
                == NULL))
     {
         rc = NGX_HTTP_EAS_CACHE_FULL;
@@ -558,6 +572,41 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
             ctx->sh->full_logged = now;
             q->log_full = 1;
         }
+
+        goto done;
+    }
+
+    /*
+     * A failure is counted when the source answers; until then the try
+     * is reserved on the counters, so that tries sent side by side are
+     * bounded by the limit as tries sent one after another are.
+     */
+
+    if (user
+        && ngx_http_eas_cache_tries(user, pcf->window, now)
+           >= pcf->user_limit)
+    {
+        rc = NGX_HTTP_EAS_CACHE_BUSY;
+        goto done;
+    }
+
+    if (addr
+        && ngx_http_eas_cache_tries(addr, pcf->window, now)
+           >= pcf->address_limit)
+    {
+        rc = NGX_HTTP_EAS_CACHE_BUSY;
+        q->busy_address = 1;
+        goto done;
+    }
+
+    if (user) {
+        user->u.pending++;
+        q->pending_user = 1;
+    }
+
+    if (addr) {
+        addr->u.pending++;
+        q->pending_address = 1;
     }
 
 done:
@@ -592,7 +641,7 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
     ngx_http_eas_preauth_conf_t *pcf)
 {
     time_t                      now, ttl;
-    ngx_uint_t                  locked, create;
+    ngx_uint_t                  locked, create, counted;
     ngx_http_eas_cache_ctx_t   *ctx;
     ngx_http_eas_cache_node_t  *node;
 
@@ -606,6 +655,10 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
+    /* the try reserved at lookup ends here: counted below, or not */
+
+    ngx_http_eas_cache_unreserve(ctx, q);
+
     ngx_http_eas_cache_expire(ctx, &ctx->sh->credentials, now,
                               NGX_HTTP_EAS_CACHE_EXPIRE);
     ngx_http_eas_cache_expire(ctx, &ctx->sh->counters, now,
@@ -613,14 +666,25 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
     ngx_http_eas_cache_expire(ctx, &ctx->sh->known, now,
                               NGX_HTTP_EAS_CACHE_EXPIRE);
 
+    counted = 0;
+
     if (ttl) {
         node = ngx_http_eas_cache_get(ctx, NGX_HTTP_EAS_CACHE_CREDENTIALS,
                                       q->digest, NGX_HTTP_EAS_DIGEST_LEN,
                                       now);
         if (node) {
+            /*
+             * The same credentials sent side by side (a phone's Ping and
+             * Sync with a stale password) were all asked before the first
+             * answer was cached: one try, counted once, as the cache
+             * would have answered the others.
+             */
+
+            counted = (!valid && !node->valid && node->u.fresh > now);
+
             node->valid = valid ? 1 : 0;
-            node->fresh = now + ttl;
-            node->expire = node->fresh + (valid ? pcf->grace : 0);
+            node->u.fresh = now + ttl;
+            node->expire = node->u.fresh + (valid ? pcf->grace : 0);
         }
     }
 
@@ -663,6 +727,38 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
         }
     }
 
+    if (!counted) {
+        locked = ngx_http_eas_cache_fail(ctx, q, pcf, now);
+    }
+
+done:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    if (locked) {
+        (void) ngx_atomic_fetch_add(&ctx->sh->lockouts, 1);
+    }
+
+    return locked;
+}
+
+
+/*
+ * One failure for the user and one for the address; the caller holds
+ * the mutex.  Returns the NGX_HTTP_EAS_CACHE_*_LOCKED bits of the
+ * lockouts it started.
+ */
+
+static ngx_uint_t
+ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
+    time_t now)
+{
+    ngx_uint_t                  locked;
+    ngx_http_eas_cache_node_t  *node;
+
+    locked = 0;
+
     if (pcf->user_limit) {
         node = ngx_http_eas_cache_reserve(ctx, NGX_HTTP_EAS_CACHE_USER,
                                           q->user, pcf->window, now);
@@ -704,15 +800,83 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
         }
     }
 
-done:
+    return locked;
+}
+
+
+/*
+ * The end of a try reserved at lookup that the source's answer did not
+ * end (ngx_http_eas_cache_update).  A source error is not counted: the
+ * try gives its place back.  A request that ended while the source was
+ * asked (the client hung up) counts as a failure ("failed"): the source
+ * may have counted it and the gateway cannot know its answer, and a
+ * client that hung up after each guess would otherwise have the
+ * directory count failures that no lockout here ever sees.  Called
+ * again, or without a reservation, it does nothing.
+ */
+
+void
+ngx_http_eas_cache_release(ngx_shm_zone_t *zone,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
+    ngx_uint_t failed)
+{
+    ngx_uint_t                 locked;
+    ngx_http_eas_cache_ctx_t  *ctx;
+
+    if (!q->pending_user && !q->pending_address) {
+        return;
+    }
+
+    ctx = zone->data;
+    locked = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ngx_http_eas_cache_unreserve(ctx, q);
+
+    if (failed) {
+        locked = ngx_http_eas_cache_fail(ctx, q, pcf, ngx_time());
+    }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     if (locked) {
         (void) ngx_atomic_fetch_add(&ctx->sh->lockouts, 1);
     }
+}
 
-    return locked;
+
+/* the caller holds the mutex */
+
+static void
+ngx_http_eas_cache_unreserve(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_http_eas_cache_query_t *q)
+{
+    ngx_http_eas_cache_node_t  *node;
+
+    if (q->pending_user) {
+        q->pending_user = 0;
+
+        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_USER,
+                   q->user->data, q->user->len,
+                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_USER,
+                                           q->user->data, q->user->len));
+        if (node && node->u.pending) {
+            node->u.pending--;
+        }
+    }
+
+    if (q->pending_address) {
+        q->pending_address = 0;
+
+        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_ADDRESS,
+                   q->addr->data, q->addr->len,
+                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_ADDRESS,
+                                           q->addr->data, q->addr->len));
+        if (node && node->u.pending) {
+            node->u.pending--;
+        }
+    }
 }
 
 
@@ -889,6 +1053,21 @@ ngx_http_eas_cache_count(ngx_http_eas_cache_node_t *node, ngx_uint_t limit,
     node->expire = node->locked_until;
 
     return 1;
+}
+
+
+/* failures in the window plus the tries still being verified */
+
+static ngx_uint_t
+ngx_http_eas_cache_tries(ngx_http_eas_cache_node_t *node, time_t window,
+    time_t now)
+{
+    ngx_uint_t  failures;
+
+    failures = (node->locked_until || now - node->window_start >= window)
+               ? 0 : node->failures;
+
+    return failures + node->u.pending;
 }
 
 

@@ -66,14 +66,20 @@ typedef struct {
 #define NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED  8
 #define NGX_HTTP_EAS_CACHE_STALE          16  /* valid, in the grace time */
 #define NGX_HTTP_EAS_CACHE_FULL           32  /* no room for a counter */
+#define NGX_HTTP_EAS_CACHE_BUSY           64  /* as many tries under way
+                                                 as the lockout allows */
 
 
 typedef struct {
     ngx_rbtree_node_t       rbnode;        /* key: crc32 of kind and data */
     ngx_queue_t             queue;
     time_t                  expire;        /* the node may go after it */
-    time_t                  fresh;         /* credentials: valid until,
+    union {
+        time_t              fresh;         /* credentials: valid until,
                                               then stale (grace) */
+        ngx_uint_t          pending;       /* user, address: tries being
+                                              verified, not yet counted */
+    } u;
     time_t                  window_start;  /* user, address */
     time_t                  locked_until;  /* user, address; 0: not */
     u_short                 failures;      /* user, address: < 65536 */
@@ -114,6 +120,9 @@ typedef struct {
     ngx_uint_t              failures;      /* the user's, after update */
     unsigned                known:1;       /* a known-good device */
     unsigned                log_full:1;    /* say the zone is full */
+    unsigned                busy_address:1; /* BUSY: the address's tries */
+    unsigned                pending_user:1; /* a try reserved on the user */
+    unsigned                pending_address:1; /* ... on the address */
 } ngx_http_eas_cache_query_t;
 
 
@@ -251,6 +260,9 @@ ngx_uint_t ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
 ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
     ngx_http_eas_cache_query_t *q, ngx_uint_t valid,
     ngx_http_eas_preauth_conf_t *pcf);
+void ngx_http_eas_cache_release(ngx_shm_zone_t *zone,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
+    ngx_uint_t failed);
 ngx_int_t ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key);
 ngx_int_t ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,

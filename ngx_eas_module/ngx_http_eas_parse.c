@@ -19,7 +19,8 @@ static ngx_int_t ngx_http_eas_refuse_method(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_check_target(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx);
-static void ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in);
+static const char *ngx_http_eas_headers(ngx_http_request_t *r,
+    eas_input_t *in);
 
 
 static ngx_str_t  ngx_http_eas_method_reason =
@@ -37,6 +38,7 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
 {
     size_t                    size;
     u_char                   *buf;
+    const char               *twice;
     eas_input_t               in;
     ngx_http_eas_ctx_t       *ctx;
     ngx_http_eas_loc_conf_t  *elcf;
@@ -72,7 +74,10 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     in.query.len = r->args.len;
     in.options = (r->method == NGX_HTTP_OPTIONS);
 
-    ngx_http_eas_headers(r, &in);
+    /* a header sent twice is read by one backend as a list, by another
+     * as its last line: the edge reads no header it cannot read alone */
+
+    twice = ngx_http_eas_headers(r, &in);
 
     size = eas_request_buffer_size(r->args.len);
 
@@ -81,7 +86,12 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (eas_request_parse(&in, &ctx->request, buf, size) == EAS_OK) {
+    if (twice) {
+        ngx_memzero(&ctx->request, sizeof(eas_request_t));
+        ctx->request.reason = EAS_REASON_HEADER_DUPLICATE;
+        ctx->request.reason_param = twice;
+
+    } else if (eas_request_parse(&in, &ctx->request, buf, size) == EAS_OK) {
         ctx->parsed = 1;
 
         /* until pre-authentication verifies one: User= as an identity */
@@ -307,12 +317,14 @@ ngx_http_eas_check_target(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 /*
  * The EAS headers, each the first of its name, in one pass over the
  * request's headers; nginx has already lower-cased every name into
- * lowcase_key, so a length and a memcmp() tell them apart.
+ * lowcase_key, so a length and a memcmp() tell them apart.  Returns the
+ * name of one sent twice, or NULL.
  */
 
-static void
+static const char *
 ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in)
 {
+    u_char           *key;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
@@ -324,7 +336,7 @@ ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in)
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                return;
+                return NULL;
             }
 
             part = part->next;
@@ -332,33 +344,44 @@ ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in)
             i = 0;
         }
 
+        key = h[i].lowcase_key;
+
         if (h[i].key.len == sizeof("ms-asprotocolversion") - 1) {
 
-            if (!in->has_version
-                && ngx_memcmp(h[i].lowcase_key, "ms-asprotocolversion",
-                              sizeof("ms-asprotocolversion") - 1)
-                   == 0)
+            if (ngx_memcmp(key, "ms-asprotocolversion",
+                           sizeof("ms-asprotocolversion") - 1)
+                == 0)
             {
+                if (in->has_version) {
+                    return "MS-ASProtocolVersion";
+                }
+
                 in->version.data = h[i].value.data;
                 in->version.len = h[i].value.len;
                 in->has_version = 1;
 
-            } else if (!in->has_accept_multipart
-                       && ngx_memcmp(h[i].lowcase_key, "ms-asacceptmultipart",
-                                     sizeof("ms-asacceptmultipart") - 1)
-                          == 0)
+            } else if (ngx_memcmp(key, "ms-asacceptmultipart",
+                                  sizeof("ms-asacceptmultipart") - 1)
+                       == 0)
             {
+                if (in->has_accept_multipart) {
+                    return "MS-ASAcceptMultiPart";
+                }
+
                 in->accept_multipart.data = h[i].value.data;
                 in->accept_multipart.len = h[i].value.len;
                 in->has_accept_multipart = 1;
             }
 
         } else if (h[i].key.len == sizeof("x-ms-policykey") - 1
-                   && !in->has_policy_key
-                   && ngx_memcmp(h[i].lowcase_key, "x-ms-policykey",
+                   && ngx_memcmp(key, "x-ms-policykey",
                                  sizeof("x-ms-policykey") - 1)
                       == 0)
         {
+            if (in->has_policy_key) {
+                return "X-MS-PolicyKey";
+            }
+
             in->policy_key.data = h[i].value.data;
             in->policy_key.len = h[i].value.len;
             in->has_policy_key = 1;

@@ -37,6 +37,7 @@ typedef struct {
     time_t                  logged;
     ngx_uint_t              skipped;
 } ngx_http_eas_preauth_throttle_t;
+#define NGX_HTTP_EAS_PREAUTH_BUSY_RETRY  5  /* s, Retry-After of "busy" */
 
 
 
@@ -56,6 +57,7 @@ typedef struct {
     void                   *job;           /* ngx_http_eas_preauth_job_t */
     const char             *refusal;       /* the directory's reason */
     ngx_uint_t              busy;          /* QUEUE_FULL, TIMED_OUT */
+    ngx_http_eas_preauth_conf_t  *conf;    /* of the try reserved */
     ngx_http_eas_cache_query_t  query;
     u_char                  digest[NGX_HTTP_EAS_DIGEST_LEN];
     u_char                  device[NGX_HTTP_EAS_DIGEST_LEN];
@@ -128,6 +130,9 @@ static ngx_int_t ngx_http_eas_preauth_query(ngx_http_request_t *r,
     ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *password);
 static ngx_int_t ngx_http_eas_preauth_full(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_tries_busy(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+static void ngx_http_eas_preauth_abandon(void *data);
 static ngx_int_t ngx_http_eas_preauth_retry_after(ngx_http_request_t *r,
     time_t t);
 
@@ -159,6 +164,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     ngx_uint_t                    found;
     eas_basic_t                   basic;
     ngx_table_elt_t              *h;
+    ngx_pool_cleanup_t           *cln;
     ngx_http_eas_ctx_t           *ctx;
     ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_ctx_t   *pctx;
@@ -293,6 +299,23 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 
     found = ngx_http_eas_cache_lookup(pcf->zone, &pctx->query, pcf);
 
+    /* a try reserved on the counters ends with the source's answer, or
+     * with the request: a try whose client left counts as a failure */
+
+    if (pctx->query.pending_user || pctx->query.pending_address) {
+        pctx->conf = pcf;
+
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            ngx_http_eas_cache_release(pcf->zone, &pctx->query, pcf, 0);
+            ngx_explicit_memzero(buf, sizeof(buf));
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_eas_preauth_abandon;
+        cln->data = pctx;
+    }
+
     switch (found) {
 
     case NGX_HTTP_EAS_CACHE_VALID:
@@ -353,6 +376,10 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     case NGX_HTTP_EAS_CACHE_FULL:
         ngx_explicit_memzero(buf, sizeof(buf));
         return ngx_http_eas_preauth_full(r, ctx, pctx);
+
+    case NGX_HTTP_EAS_CACHE_BUSY:
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_tries_busy(r, ctx, pctx);
 
     default: /* NGX_HTTP_EAS_CACHE_MISS */
         break;
@@ -946,6 +973,18 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
     pcf = &elcf->preauth;
 
+    if (pctx->busy || pctx->result == NGX_ERROR) {
+        /*
+         * a source error is not counted: the try reserved for it is
+         * given back now; so is one that never reached the thread pool
+         * (its queue was full); a check that ran out of time may still
+         * reach the source, so it counts
+         */
+        ngx_http_eas_cache_release(pcf->zone, &pctx->query, pcf,
+                                   pctx->busy
+                                   == NGX_HTTP_EAS_PREAUTH_TIMED_OUT);
+    }
+
     if (pctx->busy) {
         return ngx_http_eas_preauth_busy(r, ctx, pctx);
     }
@@ -1311,6 +1350,54 @@ ngx_http_eas_preauth_busy(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                        full ? "auth_queue_full"
                                             : "auth_timeout",
                                        NGX_HTTP_SERVICE_UNAVAILABLE);
+}
+
+
+/*
+ * As many tries of this user (or from this address) are being verified
+ * as its lockout allows: the source is not asked until they are
+ * answered and counted.  Nothing about the password is told.
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_tries_busy(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx)
+{
+    if (pctx->query.busy_address) {
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
+                      "eas: preauth refused: address \"%V\" has as many "
+                      "tries being verified as its lockout allows, user "
+                      "\"%V\"", &pctx->addr, &pctx->identity);
+
+    } else {
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
+                      "eas: preauth refused: user \"%V\" has as many tries "
+                      "being verified as its lockout allows",
+                      &pctx->identity);
+    }
+
+    if (ngx_http_eas_preauth_retry_after(r, NGX_HTTP_EAS_PREAUTH_BUSY_RETRY)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                       &ngx_http_eas_auth_busy,
+                                       pctx->query.busy_address
+                                       ? "auth_address_busy"
+                                       : "auth_user_busy",
+                                       NGX_HTTP_SERVICE_UNAVAILABLE);
+}
+
+
+static void
+ngx_http_eas_preauth_abandon(void *data)
+{
+    ngx_http_eas_preauth_ctx_t  *pctx = data;
+
+    ngx_http_eas_cache_release(pctx->conf->zone, &pctx->query, pctx->conf,
+                               1);
 }
 
 

@@ -53,7 +53,8 @@ static const eas_reason_entry_t  eas_reasons[] = {
     { "path_dot_segment", "\".\" or \"..\" segment in path" },
     { "path_encoded_slash", "encoded slash or backslash in path" },
     { "path_backslash", "backslash in path" },
-    { "path_not_canonical", "path differs from its normalized form" }
+    { "path_not_canonical", "path differs from its normalized form" },
+    { "header_duplicate", "EAS request header sent twice" }
 };
 
 

@@ -183,6 +183,7 @@ static const char  *eas_test_reason_tokens[EAS_REASON_LAST] = {
     [EAS_REASON_UTF8_INVALID] = "utf8_invalid",
     [EAS_REASON_TARGET_FRAGMENT] = "target_fragment",
     [EAS_REASON_TARGET_CHARACTER] = "target_character",
+    [EAS_REASON_HEADER_DUPLICATE] = "header_duplicate",
     [EAS_REASON_PATH_DOT_SEGMENT] = "path_dot_segment",
     [EAS_REASON_PATH_ENCODED_SLASH] = "path_encoded_slash",
     [EAS_REASON_PATH_BACKSLASH] = "path_backslash",

@@ -1,0 +1,139 @@
+"""One directory account, many identities: Unicode spellings of a name.
+
+The identity (docs/authentication.md, "Identity") is the name as sent
+with ASCII letters in lower case; "other bytes, UTF-8 included, are
+kept as sent".  A directory compares names its own way: OpenLDAP folds
+case and applies Unicode compatibility normalization, and Active
+Directory compares width-insensitively, so the full-width "ｊｄｏｅ"
+(U+FF4A U+FF44 U+FF4F U+FF45) binds as jdoe.  Each spelling is then an
+identity of its own at the edge:
+
+* the lockout counts each spelling apart: with user=3 the directory
+  is asked three times per spelling, and a name of n letters has 2^n
+  of them, so it counts failures for jdoe far past the gateway's
+  limit, and locks the account the lockout exists to protect;
+* device rules keyed on the user see another name: a device blocked
+  for jdoe (`eas_device_block user=jdoe ...`, a per-user list line,
+  eas_device_max) reaches the backend when jdoe's credentials are sent
+  as "ｊｄｏｅ".
+
+The directory is a real slapd with a DN template (bind=uid=%u,...);
+its stats log is the record of every bind, the recording backend the
+record of what got through."""
+
+import base64
+import json
+
+import pytest
+
+from eastest import ldap as directory
+from eastest.client import raw_http
+from eastest.nginx import free_port
+
+pytestmark = pytest.mark.skipif(not directory.available(),
+                                reason="slapd not installed: make deps")
+
+BASE = directory.SUFFIX
+USER_LIMIT = 3
+
+NGINX_CONFIG = """
+http {
+    ${temp_paths}
+    log_format ident escape=json '{"status":"$status","auth":"$eas_auth",'
+        '"user":"$eas_auth_user","reason":"$eas_reason"}';
+    eas_device_block_status 403;
+
+    eas_preauth_zone zone=auth:1m;
+    eas_ldap_server people url=${url} bind=uid=%u,ou=people,""" + BASE + """;
+
+    upstream backend {
+        server 127.0.0.1:${backend_port};
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+        access_log ${dir}/eas.log ident;
+
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth;
+            eas_preauth_ldap people;
+            eas_preauth_lockout user=""" + str(USER_LIMIT) + """ address=1000;
+            eas_device_block user=jdoe device_id=ApplLOST1;
+            proxy_pass http://backend;
+        }
+    }
+}
+"""
+
+# jdoe, a letter at a time in full width (U+FF41 is "a")
+SPELLINGS = ["jdoe"] + [
+    "".join(chr(0xFF41 + ord(c) - ord("a")) if mask & (1 << i) else c
+            for i, c in enumerate("jdoe"))
+    for mask in range(1, 8)]
+
+
+@pytest.fixture
+def slapd(tmp_path_factory, certs):
+    server = directory.Slapd(
+        str(tmp_path_factory.mktemp("slapd")), certs,
+        directory.base_entries([directory.person("jdoe", "secret")],
+                               members=["jdoe"]), stats=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway(nginx_factory, backend, slapd):
+    port = free_port()
+    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+                          url=slapd.url, backend_port=backend.port)
+    nginx.port = port
+    return nginx
+
+
+def sync(port, user, password, device):
+    token = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8"))
+    request = ("POST /Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=%s"
+               "&DeviceType=iPhone HTTP/1.1\r\nHost: mail.example.org\r\n"
+               "MS-ASProtocolVersion: 14.1\r\nAuthorization: Basic %s\r\n"
+               "Content-Length: 0\r\nConnection: close\r\n\r\n"
+               % (device, token.decode())).encode()
+    return int(raw_http("127.0.0.1", port, request, timeout=10)[9:12])
+
+
+def user_binds(slapd, mark):
+    return [op for op in slapd.operations_since(mark, "BIND")
+            if "ou=people" in op]
+
+
+@pytest.mark.xfail(strict=True, reason="the lockout counts each Unicode "
+                   "spelling of a name apart; the directory binds them all "
+                   "as one account")
+def test_spellings_share_the_lockout(gateway, backend, slapd):
+    mark = slapd.log_size()
+    for i, name in enumerate(SPELLINGS):
+        for k in range(USER_LIMIT):
+            assert sync(gateway.port, name, "guess-%d-%d" % (i, k),
+                        "EVIL%d%d" % (i, k)) == 401
+
+    binds = user_binds(slapd, mark)
+    assert backend.requests == []
+    assert len(binds) <= USER_LIMIT, (
+        "the directory tried %d passwords of jdoe for a user limit of %d"
+        % (len(binds), USER_LIMIT))
+
+
+@pytest.mark.xfail(strict=True, reason="device rules on user see the "
+                   "spelling sent, not the account")
+def test_a_device_blocked_for_the_user_stays_blocked(gateway, backend):
+    statuses = [sync(gateway.port, name, "secret", "ApplLOST1")
+                for name in ("jdoe", SPELLINGS[-1])]
+
+    entries = [json.loads(line) for line in gateway.access_log("eas.log")]
+    assert [r.target for r in backend.requests] == [], (
+        "the blocked device reached the backend as user %r"
+        % entries[-1]["user"])
+    assert statuses == [403, 403]

@@ -1,0 +1,78 @@
+"""An OPTIONS whose query hides a blocked DeviceId.
+
+An OPTIONS is never refused for its query (docs/requests.md), yet device
+rules apply to it when its query names a DeviceId: `OPTIONS
+...?DeviceId=LostPhone1` is blocked.  When the query cannot be read,
+the edge forgets every field of it and forwards it as is, so a second
+DeviceId, a raw ";" or a bad escape anywhere in it makes the blocked
+device's OPTIONS reach the backend, where PHP (Z-Push) reads the last
+DeviceId and older readers split on ";".  The record is the recording
+backend."""
+
+import pytest
+
+from eastest.client import raw_http
+from eastest.nginx import free_port
+
+EAS = "/Microsoft-Server-ActiveSync"
+LOST = "LostPhone1"
+
+NGINX_CONFIG = """
+http {
+    eas_device_block_status 403;
+    ${temp_paths}
+
+    upstream backend {
+        server 127.0.0.1:${backend_port};
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            eas_device_block device_id=""" + LOST + """;
+            proxy_pass http://backend;
+        }
+    }
+}
+"""
+
+VECTORS = [
+    ("blocked-alone", "DeviceId=%s&DeviceType=iPhone" % LOST),
+    ("blocked-first-of-two",
+     "DeviceId=%s&DeviceType=iPhone&DeviceId=GoodPhone1" % LOST),
+    ("blocked-last-of-two",
+     "DeviceId=GoodPhone1&DeviceType=iPhone&DeviceId=%s" % LOST),
+    ("blocked-after-semicolon",
+     "DeviceId=GoodPhone1&DeviceType=iPhone;DeviceId=%s" % LOST),
+    ("blocked-with-bad-escape",
+     "DeviceId=%s&DeviceType=iPhone&x=%%zz" % LOST),
+]
+
+
+@pytest.fixture
+def gateway(nginx_factory, backend):
+    port = free_port()
+    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+                          backend_port=backend.port)
+    nginx.port = port
+    return nginx
+
+
+@pytest.mark.parametrize("query", [
+    pytest.param(v[1], id=v[0], marks=() if v[0] == "blocked-alone" else
+                 pytest.mark.xfail(strict=True, reason="an unreadable "
+                                   "OPTIONS query is forwarded without "
+                                   "device rules"))
+    for v in VECTORS])
+def test_options_of_a_blocked_device_does_not_reach_the_backend(
+        gateway, backend, query):
+    request = ("OPTIONS %s?%s HTTP/1.1\r\nHost: mail.example.org\r\n"
+               "Content-Length: 0\r\nConnection: close\r\n\r\n"
+               % (EAS, query)).encode()
+    reply = raw_http("127.0.0.1", gateway.port, request)
+
+    assert [r.target for r in backend.requests] == [], \
+        "the blocked device's OPTIONS reached the backend"
+    assert reply[9:12] in (b"400", b"403")
