@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
 
 
 typedef struct {
@@ -283,6 +284,13 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       offsetof(ngx_http_eas_loc_conf_t, longpoll_body_max),
       NULL },
 
+    { ngx_string("eas_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_eas_status,
+      0,
+      0,
+      NULL },
+
     { ngx_string("eas_upstream_timeouts"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
       ngx_http_eas_upstream_timeouts,
@@ -316,7 +324,7 @@ ngx_module_t  ngx_http_eas_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_eas_metrics_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -377,6 +385,17 @@ ngx_http_eas_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_eas_longpoll_log_check;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_eas_metrics_log;
+
+    if (ngx_http_eas_metrics_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_eas_answer_init(cf);
 }

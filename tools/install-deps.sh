@@ -32,6 +32,8 @@ packages="
     valgrind
     php-cli
     python3-h2
+    prometheus
+    fail2ban
 "
 
 missing=""
