@@ -21,6 +21,7 @@
 
 #define EAS_OK         0
 #define EAS_ERROR     -1
+#define EAS_AGAIN     -2
 #define EAS_DECLINED  -5
 
 

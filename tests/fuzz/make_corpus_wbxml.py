@@ -69,6 +69,28 @@ def unit_seeds():
         yield 'unit-' + slug(name), (1 if root == 'S' else 0), body
 
 
+# the response commands of fuzz_eas_wbxml.c's eas_fuzz_commands[], in order
+FUZZ_COMMANDS = ['PING', 'SYNC', 'FOLDER_SYNC', 'PROVISION', 'SETTINGS',
+                 'SEARCH', 'ITEM_OPERATIONS', 'SEND_MAIL', 'MOVE_ITEMS',
+                 'VALIDATE_CERT', 'RESOLVE_RECIPIENTS']
+
+TOP_RE = re.compile(r'\{\s*"([^"]+)",\s*EAS_CMD_([A-Z_]+),\s*'
+                    r'((?:"[^"]*"\s*)+),')
+
+
+def top_seeds():
+    """The responses of eas_wbxml_top_tests[], byte 0 naming the command."""
+    text = open(UNIT, encoding='utf-8').read()
+    table = text.split('eas_wbxml_top_tests[] = {', 1)[1].split('{ NULL', 1)[0]
+    for name, command, hex_parts in TOP_RE.findall(table):
+        if command not in FUZZ_COMMANDS:
+            continue
+        hexstr = ''.join(re.findall(r'"([^"]*)"', hex_parts))
+        body = bytes.fromhex(hexstr.replace(' ', ''))
+        yield ('top-' + slug(name), FUZZ_COMMANDS.index(command) << 1,
+               body)
+
+
 def xml_seeds():
     with tempfile.TemporaryDirectory() as tmp:
         for name, sync, xml in XML:
@@ -85,7 +107,8 @@ def xml_seeds():
 def main():
     os.makedirs(OUT, exist_ok=True)
     wanted = {}
-    for name, sync, body in list(unit_seeds()) + list(xml_seeds()):
+    for name, sync, body in (list(unit_seeds()) + list(top_seeds())
+                             + list(xml_seeds())):
         wanted[name] = bytes([sync]) + body
     for name in os.listdir(OUT):
         if name not in wanted:
