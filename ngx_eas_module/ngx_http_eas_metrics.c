@@ -217,6 +217,8 @@ ngx_http_eas_metrics_log(ngx_http_request_t *r)
         }
     }
 
+    ngx_http_eas_verdict_count(r, ctx);
+
     status = 0;
 
     /* a held request the gateway ended may have reached the backend */

@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "eas_proto.h"
+#include "ngx_http_eas_module.h"
 
 
 /*
@@ -124,6 +125,12 @@ const char *ngx_http_eas_metrics_decision_name(ngx_uint_t i);
 const char *ngx_http_eas_metrics_class_name(ngx_uint_t i);
 const char *ngx_http_eas_metrics_command_name(ngx_uint_t i);
 char *ngx_http_eas_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* the backend's verdict (ngx_http_eas_verdict.c) */
+ngx_int_t ngx_http_eas_verdict_init(ngx_conf_t *cf);
+void ngx_http_eas_verdict_count(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx);
+ngx_uint_t ngx_http_eas_verdict_code(ngx_uint_t i);
 
 
 #endif /* _NGX_HTTP_EAS_METRICS_H_INCLUDED_ */

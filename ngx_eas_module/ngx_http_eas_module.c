@@ -393,7 +393,9 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_metrics_log;
 
-    if (ngx_http_eas_metrics_init(cf) != NGX_OK) {
+    if (ngx_http_eas_metrics_init(cf) != NGX_OK
+        || ngx_http_eas_verdict_init(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -178,6 +178,8 @@ typedef struct {
     unsigned              longpoll_state:2;
     unsigned              timeouts_set:1; /* eas_upstream_timeouts ran */
     uint32_t              ping_generation; /* held Ping's; 0: none */
+
+    void                 *verdict;        /* ngx_http_eas_verdict.c */
 } ngx_http_eas_ctx_t;
 
 
@@ -262,6 +264,8 @@ ngx_msec_t ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_heartbeat_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_eas_heartbeat_source_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_eas_backend_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 char *ngx_http_eas_upstream_timeouts(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -104,6 +104,11 @@ static ngx_http_eas_status_single_t  ngx_http_eas_status_singles[] = {
     { NULL, NULL,
       "nginx_eas_zone_evictions_total{kind=\"devices\"}",
       NGX_HTTP_EAS_M_DEVICE_EVICTED },
+    { "nginx_eas_backend_limit_outside_range_total",
+      "Backend Ping Status 5 / Sync Status 14 naming a limit outside "
+      "the gateway's heartbeat range.",
+      "nginx_eas_backend_limit_outside_range_total",
+      NGX_HTTP_EAS_M_BACKEND_LIMIT },
     { "nginx_eas_file_loads_total",
       "Password file loads at run time.",
       "nginx_eas_file_loads_total", NGX_HTTP_EAS_M_FILE_LOADS },
@@ -529,6 +534,39 @@ ngx_http_eas_status_json(u_char *p, ngx_http_eas_metrics_slot_t *m,
                                         NGX_HTTP_EAS_M_CLASSES,
                                         ngx_http_eas_metrics_class_name);
 
+    p = ngx_cpymem(p, "},\n\"backend\":{\"verdicts\":{",
+                   sizeof("},\n\"backend\":{\"verdicts\":{") - 1);
+
+    for (i = 0; i < NGX_HTTP_EAS_M_VERDICTS; i++) {
+        p = ngx_sprintf(p, "%s\"%ui\":%uA", i ? "," : "",
+                        ngx_http_eas_verdict_code(i), m->verdict[i]);
+    }
+
+    p = ngx_cpymem(p, "},\"eas_status\":{",
+                   sizeof("},\"eas_status\":{") - 1);
+
+    first = 1;
+
+    for (i = 0; i <= NGX_HTTP_EAS_M_EAS_STATUSES; i++) {
+        if (m->eas_status[i] == 0) {
+            continue;
+        }
+
+        if (i == NGX_HTTP_EAS_M_EAS_STATUSES) {
+            p = ngx_sprintf(p, "%s\"other\":%uA", first ? "" : ",",
+                            m->eas_status[i]);
+
+        } else {
+            p = ngx_sprintf(p, "%s\"%ui\":%uA", first ? "" : ",", i,
+                            m->eas_status[i]);
+        }
+
+        first = 0;
+    }
+
+    p = ngx_sprintf(p, "},\"limit_outside_range\":%uA",
+                    m->single[NGX_HTTP_EAS_M_BACKEND_LIMIT]);
+
     p = ngx_sprintf(p, "},\n\"longpoll\":{\"held\":%uA,\"completed\":%uA,"
                     "\"superseded\":%uA,\"worker_shutdown\":%uA,"
                     "\"ping_status_5\":%uA,\"sync_status_14\":%uA},\n",
@@ -724,6 +762,32 @@ ngx_http_eas_status_prometheus(u_char *p, ngx_http_eas_metrics_slot_t *m,
     p = ngx_http_eas_status_prometheus_matrix(p,
             "nginx_eas_upstream_responses_total", &m->upstream[0][0],
             NGX_HTTP_EAS_M_CLASSES, "class", ngx_http_eas_metrics_class_name);
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_backend_verdicts_total",
+            "counter", "Backend answers with an HTTP verdict status.");
+
+    for (i = 0; i < NGX_HTTP_EAS_M_VERDICTS; i++) {
+        p = ngx_sprintf(p, "nginx_eas_backend_verdicts_total{status=\"%ui\"} "
+                        "%uA\n", ngx_http_eas_verdict_code(i), m->verdict[i]);
+    }
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_backend_eas_status_total",
+            "counter", "Top-level EAS Status of backend responses.");
+
+    for (i = 0; i <= NGX_HTTP_EAS_M_EAS_STATUSES; i++) {
+        if (m->eas_status[i] == 0) {
+            continue;
+        }
+
+        if (i == NGX_HTTP_EAS_M_EAS_STATUSES) {
+            p = ngx_sprintf(p, "nginx_eas_backend_eas_status_total"
+                            "{status=\"other\"} %uA\n", m->eas_status[i]);
+
+        } else {
+            p = ngx_sprintf(p, "nginx_eas_backend_eas_status_total"
+                            "{status=\"%ui\"} %uA\n", i, m->eas_status[i]);
+        }
+    }
 
     p = ngx_http_eas_status_family(p, "nginx_eas_longpolls_held", "gauge",
             "Ping and Sync requests held now.");

@@ -737,6 +737,23 @@ eas_test_top_status(void)
         free(body);
     }
 
+    /* MS-ASCMD's common status names, and none where it has none */
+
+    eas_test_check("status name 101", "InvalidContent",
+                   eas_status_name(101) ? eas_status_name(101) : "-");
+    eas_test_check("status name 129", "DeviceIsBlockedForThisUser",
+                   eas_status_name(129) ? eas_status_name(129) : "-");
+    eas_test_check("status name 142", "DeviceNotProvisioned",
+                   eas_status_name(142) ? eas_status_name(142) : "-");
+    eas_test_check("status name 157", "-",
+                   eas_status_name(157) ? eas_status_name(157) : "-");
+    eas_test_check("status name 177", "MaximumDevicesReached",
+                   eas_status_name(177) ? eas_status_name(177) : "-");
+    eas_test_check("status name 178", "-",
+                   eas_status_name(178) ? eas_status_name(178) : "-");
+    eas_test_check("status name 100", "-",
+                   eas_status_name(100) ? eas_status_name(100) : "-");
+
     /* the gateway's own answer for every command reads back */
 
     for (c = 0; c < 256; c++) {
