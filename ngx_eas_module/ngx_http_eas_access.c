@@ -11,6 +11,9 @@
 #include "ngx_http_eas_module.h"
 
 
+static ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
+static ngx_uint_t ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
     ngx_http_eas_device_values_t *values);
@@ -28,6 +31,132 @@ static ngx_str_t  ngx_http_eas_reason_user_match =
     ngx_string("eas_device_user_match");
 static ngx_str_t  ngx_http_eas_reason_max =
     ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
+static ngx_str_t  ngx_http_eas_reason_method =
+    ngx_string("method_not_allowed");
+static ngx_str_t  ngx_http_eas_reason_full =
+    ngx_string(NGX_HTTP_EAS_REASON_ZONE_FULL);
+static ngx_str_t  ngx_http_eas_reason_unauthenticated =
+    ngx_string("eas_device_max_unauthenticated");
+
+
+/*
+ * The precontent phase, for every main request, before the long-poll
+ * handler and try_files.  Access modules can admit a request under
+ * "satisfy any", and an error_page, X-Accel-Redirect, try_files or
+ * "rewrite ... last" can take a request to another location after the
+ * edge refused it, or before its checks ran; nothing of that may let a
+ * refused request reach a content handler (proxy_pass, fastcgi_pass,
+ * grpc_pass...), which would forward it.  So, here:
+ *
+ *   - a request the edge refused (malformed, pre-authentication,
+ *     device) is refused again with the same status in any location
+ *     with a content handler; a static error page or "return" still
+ *     answers it.  A pre-authentication 401 under "satisfy any" that
+ *     another access module overrode in the same location is no
+ *     refusal (the "either" of satisfy any); a lockout always is;
+ *   - a request that an "eas on" location parsed but that left it
+ *     before its checks ran ("rewrite ... last") is refused (403) in a
+ *     location without "eas on" that has a content handler;
+ *   - in an "eas on" location, the device decision (step 3).
+ *
+ * The context survives internal redirects (ngx_http_eas_get_ctx).
+ */
+
+ngx_int_t
+ngx_http_eas_enforce_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_eas_ctx_t        *ctx;
+    ngx_http_eas_loc_conf_t   *elcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx->refused && ctx->refused_soft
+        && ctx->refused_pass == r->uri_changes)
+    {
+        /* satisfy any: another access module admitted it right here */
+        ctx->refused = 0;
+        ctx->refused_soft = 0;
+    }
+
+    if (ctx->refused == 0) {
+        ctx->refused = ngx_http_eas_parse_refusal(ctx);
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (ctx->refused) {
+        if (clcf->handler == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
+                      "eas: request refused with %ui is not passed to "
+                      "location \"%V\"", ctx->refused, &clcf->name);
+
+        return ctx->refused;
+    }
+
+    if (!elcf->enable) {
+        if (ctx->checked || clcf->handler == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
+                      "eas: request left its \"eas on\" location before "
+                      "its checks, not passed to location \"%V\"",
+                      &clcf->name);
+
+        ctx->refused = NGX_HTTP_FORBIDDEN;
+
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    rc = ngx_http_eas_device_access(r, elcf, ctx);
+
+    if (rc == NGX_DECLINED) {
+        ctx->checked = 1;
+
+    } else if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ctx->refused = rc;
+    }
+
+    return rc;
+}
+
+
+/*
+ * A request the parse step refused (in the rewrite phase) has a reason
+ * and no parsed fields; an OPTIONS with an unreadable query has neither.
+ */
+
+static ngx_uint_t
+ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx)
+{
+    if (ctx->parsed || ctx->reason.len == 0) {
+        return 0;
+    }
+
+    if (ctx->reason.len == ngx_http_eas_reason_method.len
+        && ngx_strncmp(ctx->reason.data, ngx_http_eas_reason_method.data,
+                       ctx->reason.len)
+           == 0)
+    {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    return NGX_HTTP_BAD_REQUEST;
+}
 
 
 /*
@@ -38,26 +167,27 @@ static ngx_str_t  ngx_http_eas_reason_max =
  * DeviceId are not subject to it.  NGX_DECLINED lets the request go on.
  */
 
-ngx_int_t
-ngx_http_eas_device_access(ngx_http_request_t *r)
+static ngx_int_t
+ngx_http_eas_device_access(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx)
 {
     ngx_int_t                      rc;
     ngx_str_t                      user;
     ngx_uint_t                     access;
-    ngx_http_eas_ctx_t            *ctx;
-    ngx_http_eas_loc_conf_t       *elcf;
     ngx_http_eas_device_values_t   values;
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-
-    if (!elcf->enable || !elcf->device_check) {
+    if (!elcf->device_check) {
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_eas_get_ctx(r);
+    /*
+     * decided once per location: an internal redirect to a location
+     * with other rules (an error_page, X-Accel-Redirect) decides again,
+     * with that location's rules
+     */
 
-    if (ctx == NULL || !ctx->parsed || ctx->request.device_id.len == 0
-        || ctx->access != NGX_HTTP_EAS_ACCESS_NONE)
+    if (!ctx->parsed || ctx->request.device_id.len == 0
+        || ctx->device_conf == elcf)
     {
         return NGX_DECLINED;
     }
@@ -99,6 +229,7 @@ ngx_http_eas_device_access(ngx_http_request_t *r)
     }
 
     ctx->access = access;
+    ctx->device_conf = elcf;
 
     if (elcf->devices) {
         ngx_http_eas_device_record(r, elcf, ctx, &values);
@@ -208,35 +339,58 @@ ngx_http_eas_device_lower(ngx_http_request_t *r,
 static ngx_uint_t
 ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx)
 {
-    eas_user_t  query;
+    eas_user_t  query, id;
 
     if (!ctx->authenticated || ctx->request.user.len == 0) {
         return 1;
     }
 
-    /* the identity is already the normalised name part (eas_basic.c) */
+    /*
+     * the identity is the normalised name part, "name@domain" with a
+     * directory of several domains (ngx_http_eas_user_identity())
+     */
 
     if (eas_user_split(ctx->request.user.data, ctx->request.user.len, &query)
-        != EAS_OK)
+        != EAS_OK
+        || eas_user_split(ctx->user.data, ctx->user.len, &id) != EAS_OK)
     {
         return 0;
     }
 
-    return query.name.len == ctx->user.len
-           && ngx_strncasecmp((u_char *) query.name.data, ctx->user.data,
-                              ctx->user.len)
+    return query.name.len == id.name.len
+           && ngx_strncasecmp((u_char *) query.name.data,
+                              (u_char *) id.name.data, id.name.len)
               == 0;
 }
 
 
-/* the inventory, and the max-devices rule that needs it */
+/*
+ * The inventory, and the max-devices rule that needs it.  State keyed
+ * on a user changes only for an authenticated one: where pre-
+ * authentication is configured and did not authenticate the request
+ * (another module admitted it under "satisfy any"), the zone is not
+ * written, and a device that would need a counted place is refused
+ * (the limit cannot be kept for nobody).  eas_device_max without
+ * pre-authentication is refused at nginx -t.
+ */
 
 static void
 ngx_http_eas_device_record(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_device_values_t *values)
 {
+    ngx_int_t                     rc;
     ngx_http_eas_device_update_t  u;
+
+    if (elcf->preauth.realm.len && !ctx->authenticated) {
+
+        if (elcf->device_max && ctx->access == NGX_HTTP_EAS_ACCESS_ALLOWED) {
+            ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+            ctx->reason = ngx_http_eas_reason_unauthenticated;
+        }
+
+        return;
+    }
 
     ngx_memzero(&u, sizeof(ngx_http_eas_device_update_t));
 
@@ -250,9 +404,16 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     u.access = ctx->access;
     u.max_devices = elcf->device_max;
 
-    if (ngx_http_eas_device_update(elcf->devices, &u, r->connection->log)
-        != NGX_OK)
-    {
+    rc = ngx_http_eas_device_update(elcf->devices, &u, r->connection->log);
+
+    /* no room to count the device: fail closed */
+
+    if (u.zone_full) {
+        ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        ctx->reason = ngx_http_eas_reason_full;
+    }
+
+    if (rc != NGX_OK) {
         return;
     }
 
@@ -267,10 +428,79 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
 }
 
 
+/*
+ * A security directive written in a location where "eas" is off would
+ * do nothing: no request there is parsed, authenticated or checked, and
+ * everything would be forwarded.  So it fails "nginx -t": this names
+ * the directive, or is NULL.  Called in the merge, once "eas" is merged
+ * and before the rest: the fields still say what this level set
+ * itself.  Only a location is checked: at the
+ * http and server levels the directives are defaults for the locations
+ * below, and a location without "eas" (Autodiscover, the credential
+ * check's internal location) may inherit them without effect.  An
+ * inventory location names its zone with "eas_devices" without "eas".
+ */
+
+char *
+ngx_http_eas_inert_directive(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
+{
+    char                      *name;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (conf->enable) {
+        return NULL;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->name.len == 0) {
+        return NULL;
+    }
+
+    if (conf->preauth.set) {
+        name = "eas_preauth";
+
+    } else if (conf->device_rules != NGX_CONF_UNSET_PTR
+               && conf->device_rules != NULL)
+    {
+        name = "eas_device_allow\", \"eas_device_block\" or "
+               "\"eas_device_rules";
+
+    } else if (conf->device_lists != NGX_CONF_UNSET_PTR
+               && conf->device_lists != NULL)
+    {
+        name = "eas_device_user_lists";
+
+    } else if (conf->device_default != NGX_CONF_UNSET_UINT) {
+        name = "eas_device_default";
+
+    } else if (conf->device_max != NGX_CONF_UNSET_UINT
+               && conf->device_max != 0)
+    {
+        name = "eas_device_max";
+
+    } else if (conf->device_user_match == 1) {
+        name = "eas_device_user_match";
+
+    } else if (conf->devices != NGX_CONF_UNSET_PTR && conf->devices != NULL
+               && !ngx_http_eas_inventory_location(cf))
+    {
+        name = "eas_devices";
+
+    } else {
+        name = NULL;
+    }
+
+    return name;
+}
+
+
 char *
 ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
     ngx_http_eas_loc_conf_t *conf)
 {
+    ngx_http_core_loc_conf_t  *clcf;
+
     if (ngx_http_eas_rules_merge(cf, &conf->device_rules, prev->device_rules)
         != NGX_OK)
     {
@@ -302,10 +532,33 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
         return NGX_CONF_ERROR;
     }
 
+    /* list files name identities as this level's source makes them */
+
+    if (conf->enable && ngx_http_eas_lists_check(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->device_max && conf->devices == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_device_max\" needs a zone: "
                            "add \"eas_devices\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * the query's User= is anyone's to send: nothing to count on (checked
+     * in locations, where requests are; a server-level limit may rely on
+     * each location's eas_preauth)
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->enable && conf->device_max && conf->preauth.realm.len == 0
+        && clcf->name.len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_device_max\" counts the devices of "
+                           "authenticated users: add \"eas_preauth\"");
         return NGX_CONF_ERROR;
     }
 

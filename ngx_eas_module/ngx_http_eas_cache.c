@@ -16,20 +16,39 @@
 
 /*
  * The pre-authentication zone (docs/authentication.md): one red-black
- * tree holds three kinds of node,
+ * tree holds four kinds of node,
  *
  *     credentials   keyed digest of source, user and password: valid or
  *                   invalid until "expire"; LRU queue "credentials"
  *     user          normalised identity: failures in the window, lock
- *     address       client address as text: the same counters
+ *     address       client address as text (IPv6 by /64): the same
+ *     known         keyed digest of identity and DeviceId: the digest of
+ *                   the password a real source accepted for it, so that
+ *                   the device keeps working through a lockout
  *
  * Users and addresses share the "counters" queue, most recently touched
  * first, so that a status endpoint can list every lockout by walking it
  * under the zone mutex.
+ *
+ * Budgets.  Every node takes one slab slot of at least
+ * NGX_HTTP_EAS_CACHE_SLOT bytes, so that a slot freed by one kind fits
+ * any other.  Credentials (a cache) may take a quarter of the zone's
+ * pages, known-good devices a quarter, users and addresses together
+ * half: no kind can take another's share.  Expired nodes of any kind go
+ * first; then credentials and known devices drop their own least
+ * recently used.  A live counter is never dropped: when one cannot be
+ * made the request is refused (NGX_HTTP_EAS_CACHE_FULL), never let
+ * through uncounted.
  */
 
 
 #define NGX_HTTP_EAS_CACHE_EXPIRE  2      /* stale nodes freed per insert */
+#define NGX_HTTP_EAS_CACHE_SCAN    8      /* nodes looked at for expired */
+#define NGX_HTTP_EAS_CACHE_TRIES   64     /* nodes freed for one insert */
+#define NGX_HTTP_EAS_CACHE_SLOT    128    /* the smallest slot of a node */
+#define NGX_HTTP_EAS_CACHE_KNOWN_LEN  16  /* of a known device's key and
+                                             secret: half a digest */
+#define NGX_HTTP_EAS_CACHE_FULL_LOG  60   /* s between "zone is full" */
 
 
 static ngx_int_t ngx_http_eas_cache_init_zone(ngx_shm_zone_t *shm_zone,
@@ -42,6 +61,23 @@ static ngx_http_eas_cache_node_t *ngx_http_eas_cache_find(
 static ngx_http_eas_cache_node_t *ngx_http_eas_cache_get(
     ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind, u_char *key, size_t len,
     time_t now);
+static void *ngx_http_eas_cache_alloc(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_uint_t kind, size_t size, time_t now);
+static ngx_uint_t ngx_http_eas_cache_expire_any(
+    ngx_http_eas_cache_ctx_t *ctx, time_t now);
+static ngx_uint_t ngx_http_eas_cache_evict(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_queue_t *queue);
+static size_t ngx_http_eas_cache_slot(size_t size);
+static ngx_queue_t *ngx_http_eas_cache_queue(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_uint_t kind);
+static ngx_http_eas_cache_node_t *ngx_http_eas_cache_reserve(
+    ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind, ngx_str_t *key,
+    time_t window, time_t now);
+static void ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
+    ngx_uint_t create, time_t now);
+static ngx_int_t ngx_http_eas_cache_mac(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_str_t *parts, ngx_uint_t n, u_char *mac);
 static void ngx_http_eas_cache_expire(ngx_http_eas_cache_ctx_t *ctx,
     ngx_queue_t *queue, time_t now, ngx_uint_t n);
 static void ngx_http_eas_cache_free(ngx_http_eas_cache_ctx_t *ctx,
@@ -142,6 +178,10 @@ ngx_http_eas_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_queue_init(&ctx->sh->credentials);
     ngx_queue_init(&ctx->sh->counters);
+    ngx_queue_init(&ctx->sh->known);
+
+    /* the budgets share out the pages, what the slab can hand out */
+    ctx->sh->size = ctx->shpool->end - ctx->shpool->start;
 
     /* a key no one knows: digests in the zone say nothing offline */
 
@@ -293,78 +333,231 @@ ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
 
 
 /*
- * What the zone knows before the credential source is asked: a cached
- * answer for these credentials wins (a known-good password keeps
- * working during a lockout), else a locked user or address refuses.
+ * The known-good device record's key and secret: HMAC-SHA-256 under the
+ * zone's key of the identity with the DeviceId (the key), and of the
+ * identity with the password (the secret).  Neither is a function of the
+ * credential source: a changed password file leaves a device known good
+ * and the source itself decides again (docs/authentication.md).
+ */
+
+ngx_int_t
+ngx_http_eas_cache_device(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_str_t *password, u_char *device,
+    u_char *secret)
+{
+    u_char                     len[2];
+    ngx_str_t                  parts[4];
+    ngx_http_eas_cache_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    if (user->len > 0xffff) {
+        return NGX_ERROR;
+    }
+
+    len[0] = (u_char) (user->len >> 8);
+    len[1] = (u_char) user->len;
+
+    /* a tag, the user's length and the user: no part runs into another */
+
+    ngx_str_set(&parts[0], "device");
+    parts[1].data = len;
+    parts[1].len = 2;
+    parts[2] = *user;
+    parts[3] = *device_id;
+
+    if (ngx_http_eas_cache_mac(ctx, parts, 4, device) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&parts[0], "secret");
+    parts[3] = *password;
+
+    return ngx_http_eas_cache_mac(ctx, parts, 4, secret);
+}
+
+
+static ngx_int_t
+ngx_http_eas_cache_mac(ngx_http_eas_cache_ctx_t *ctx, ngx_str_t *parts,
+    ngx_uint_t n, u_char *mac)
+{
+    ngx_uint_t   i;
+    EVP_MD_CTX  *work;
+    u_char       inner[NGX_HTTP_EAS_DIGEST_LEN];
+
+    work = ctx->work;
+
+    if (EVP_MD_CTX_copy_ex(work, ctx->inner) != 1) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (EVP_DigestUpdate(work, parts[i].data, parts[i].len) != 1) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (EVP_DigestFinal_ex(work, inner, NULL) != 1
+        || EVP_MD_CTX_copy_ex(work, ctx->outer) != 1
+        || EVP_DigestUpdate(work, inner, sizeof(inner)) != 1
+        || EVP_DigestFinal_ex(work, mac, NULL) != 1)
+    {
+        ngx_explicit_memzero(inner, sizeof(inner));
+        return NGX_ERROR;
+    }
+
+    ngx_explicit_memzero(inner, sizeof(inner));
+
+    return NGX_OK;
+}
+
+
+/*
+ * What the zone knows before the credential source is asked.  A locked
+ * user or address comes first: while it lasts, only a known-good device
+ * (identity, DeviceId and password as a real source accepted them
+ * before) goes on, and a known DeviceId with another password ends that
+ * device's exemption (it was a guess).  Then the cache: a valid answer
+ * passes, a refusal refuses.  A request that goes on to the source has
+ * its user's and address's counters in the zone first, so that a
+ * refusal is always counted: with no room for them, FULL.
  */
 
 ngx_uint_t
-ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone, u_char *digest,
-    ngx_str_t *user, ngx_str_t *addr, time_t *left)
+ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf)
 {
     time_t                      now, t;
-    uint32_t                    hash;
     ngx_uint_t                  rc;
     ngx_http_eas_cache_ctx_t   *ctx;
-    ngx_http_eas_cache_node_t  *node;
+    ngx_http_eas_cache_node_t  *node, *user, *addr, *known;
 
     ctx = zone->data;
     now = ngx_time();
-    *left = 0;
-
-    hash = ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_CREDENTIALS, digest,
-                                   NGX_HTTP_EAS_DIGEST_LEN);
+    q->left = 0;
+    q->known = 0;
+    q->log_full = 0;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
+    user = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_USER,
+               q->user->data, q->user->len,
+               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_USER,
+                                       q->user->data, q->user->len));
+
+    addr = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_ADDRESS,
+               q->addr->data, q->addr->len,
+               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_ADDRESS,
+                                       q->addr->data, q->addr->len));
+
+    known = NULL;
+
+    if (q->device) {
+        known = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_KNOWN,
+                    q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN,
+                    ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_KNOWN,
+                                            q->device,
+                                            NGX_HTTP_EAS_CACHE_KNOWN_LEN));
+
+        if (known && known->expire <= now) {
+            ngx_http_eas_cache_free(ctx, known);
+            known = NULL;
+        }
+
+        if (known
+            && eas_secret_equal(known->data + known->len, known->extra,
+                                q->secret, NGX_HTTP_EAS_CACHE_KNOWN_LEN))
+        {
+            q->known = 1;
+        }
+    }
+
+    rc = NGX_HTTP_EAS_CACHE_MISS;
+
+    t = user ? ngx_http_eas_cache_locked(user, now) : 0;
+
+    if (t) {
+        rc = NGX_HTTP_EAS_CACHE_USER_LOCKED;
+
+    } else {
+        t = addr ? ngx_http_eas_cache_locked(addr, now) : 0;
+
+        if (t) {
+            rc = NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED;
+        }
+    }
+
+    if (rc != NGX_HTTP_EAS_CACHE_MISS) {
+
+        if (q->known) {
+            /* the device keeps its place for as long as it comes back */
+            known->expire = now + pcf->known;
+            rc = NGX_HTTP_EAS_CACHE_MISS;
+
+        } else {
+            if (known) {
+                /* a known DeviceId with another password: a guess */
+                ngx_http_eas_cache_free(ctx, known);
+            }
+
+            q->left = t;
+            goto done;
+        }
+    }
+
     node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_CREDENTIALS,
-                                   digest, NGX_HTTP_EAS_DIGEST_LEN, hash);
+               q->digest, NGX_HTTP_EAS_DIGEST_LEN,
+               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                       q->digest, NGX_HTTP_EAS_DIGEST_LEN));
 
     if (node && node->expire > now) {
         ngx_queue_remove(&node->queue);
         ngx_queue_insert_head(&ctx->sh->credentials, &node->queue);
 
-        /* past "fresh", a valid answer only serves while the source is down */
-
-        if (node->valid && node->fresh <= now) {
-            rc = NGX_HTTP_EAS_CACHE_STALE;
+        if (!node->valid) {
+            rc = NGX_HTTP_EAS_CACHE_INVALID;
             goto done;
         }
 
-        rc = node->valid ? NGX_HTTP_EAS_CACHE_VALID
-                         : NGX_HTTP_EAS_CACHE_INVALID;
-        goto done;
-    }
+        /* past "fresh", a valid answer only serves while the source is down */
 
-    if (node) {
+        if (node->fresh > now) {
+            ngx_http_eas_cache_known(ctx, q, pcf, 1, now);
+            rc = NGX_HTTP_EAS_CACHE_VALID;
+            goto done;
+        }
+
+        rc = NGX_HTTP_EAS_CACHE_STALE;
+
+    } else if (node) {
         ngx_http_eas_cache_free(ctx, node);
     }
 
-    rc = NGX_HTTP_EAS_CACHE_MISS;
+    /*
+     * The source will be asked.  A known-good device's password is no
+     * guess: it needs no counter.  Everyone else's answer must be
+     * countable.
+     */
 
-    hash = ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_USER, user->data,
-                                   user->len);
-    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_USER,
-                                   user->data, user->len, hash);
-
-    t = node ? ngx_http_eas_cache_locked(node, now) : 0;
-
-    if (t) {
-        rc = NGX_HTTP_EAS_CACHE_USER_LOCKED;
-        *left = t;
+    if (q->known) {
         goto done;
     }
 
-    hash = ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_ADDRESS, addr->data,
-                                   addr->len);
-    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_ADDRESS,
-                                   addr->data, addr->len, hash);
+    if ((pcf->user_limit
+         && ngx_http_eas_cache_reserve(ctx, NGX_HTTP_EAS_CACHE_USER,
+                                       q->user, pcf->window, now)
+            == NULL)
+        || (pcf->address_limit
+            && ngx_http_eas_cache_reserve(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
+                                          q->addr, pcf->window, now)
+               == NULL))
+    {
+        rc = NGX_HTTP_EAS_CACHE_FULL;
 
-    t = node ? ngx_http_eas_cache_locked(node, now) : 0;
-
-    if (t) {
-        rc = NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED;
-        *left = t;
+        if (now >= ctx->sh->full_logged + NGX_HTTP_EAS_CACHE_FULL_LOG) {
+            ctx->sh->full_logged = now;
+            q->log_full = 1;
+        }
     }
 
 done:
@@ -383,27 +576,31 @@ done:
 
 
 /*
- * The credential source answered.  The answer is cached; a refusal
+ * The credential source answered.  The answer is cached.  A refusal
  * counts one failure for the user and one for the address (a repeated
- * wrong password is answered from the cache and never counts twice),
- * and a success clears the user's failures.  Returns the
- * NGX_HTTP_EAS_CACHE_*_LOCKED bits of the lockouts this answer started.
+ * wrong password is answered from the cache and counts once per
+ * "invalid" time) and ends a known-good device whose password it was;
+ * a success makes the device known good, unless a lockout began while
+ * the source was asked.  A success does not clear the failures: they
+ * end with their window.  Returns the NGX_HTTP_EAS_CACHE_*_LOCKED bits
+ * of the lockouts this answer started.
  */
 
 ngx_uint_t
-ngx_http_eas_cache_update(ngx_shm_zone_t *zone, u_char *digest,
-    ngx_uint_t valid, ngx_str_t *user, ngx_str_t *addr,
-    ngx_http_eas_preauth_conf_t *pcf, ngx_uint_t *failures)
+ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
+    ngx_http_eas_cache_query_t *q, ngx_uint_t valid,
+    ngx_http_eas_preauth_conf_t *pcf)
 {
     time_t                      now, ttl;
-    ngx_uint_t                  locked;
+    ngx_uint_t                  locked, create;
     ngx_http_eas_cache_ctx_t   *ctx;
     ngx_http_eas_cache_node_t  *node;
 
     ctx = zone->data;
     now = ngx_time();
     locked = 0;
-    *failures = 0;
+    q->failures = 0;
+    q->log_full = 0;
 
     ttl = valid ? pcf->valid : pcf->invalid;
 
@@ -413,10 +610,13 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone, u_char *digest,
                               NGX_HTTP_EAS_CACHE_EXPIRE);
     ngx_http_eas_cache_expire(ctx, &ctx->sh->counters, now,
                               NGX_HTTP_EAS_CACHE_EXPIRE);
+    ngx_http_eas_cache_expire(ctx, &ctx->sh->known, now,
+                              NGX_HTTP_EAS_CACHE_EXPIRE);
 
     if (ttl) {
         node = ngx_http_eas_cache_get(ctx, NGX_HTTP_EAS_CACHE_CREDENTIALS,
-                                      digest, NGX_HTTP_EAS_DIGEST_LEN, now);
+                                      q->digest, NGX_HTTP_EAS_DIGEST_LEN,
+                                      now);
         if (node) {
             node->valid = valid ? 1 : 0;
             node->fresh = now + ttl;
@@ -425,21 +625,47 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone, u_char *digest,
     }
 
     if (valid) {
-        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_USER,
-                   user->data, user->len,
-                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_USER,
-                                           user->data, user->len));
+        /* a lockout that began meanwhile makes no new known device */
 
-        if (node && node->locked_until <= now) {
-            node->failures = 0;
+        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_USER,
+                   q->user->data, q->user->len,
+                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_USER,
+                                           q->user->data, q->user->len));
+
+        create = (node == NULL || ngx_http_eas_cache_locked(node, now) == 0);
+
+        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_ADDRESS,
+                   q->addr->data, q->addr->len,
+                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_ADDRESS,
+                                           q->addr->data, q->addr->len));
+
+        if (node && ngx_http_eas_cache_locked(node, now)) {
+            create = 0;
         }
+
+        ngx_http_eas_cache_known(ctx, q, pcf, create, now);
 
         goto done;
     }
 
+    if (q->device) {
+        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_KNOWN,
+                   q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN,
+                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_KNOWN,
+                                           q->device,
+                                           NGX_HTTP_EAS_CACHE_KNOWN_LEN));
+        if (node
+            && eas_secret_equal(node->data + node->len, node->extra,
+                                q->secret, NGX_HTTP_EAS_CACHE_KNOWN_LEN))
+        {
+            /* the source no longer takes this device's password */
+            ngx_http_eas_cache_free(ctx, node);
+        }
+    }
+
     if (pcf->user_limit) {
-        node = ngx_http_eas_cache_get(ctx, NGX_HTTP_EAS_CACHE_USER,
-                                      user->data, user->len, now);
+        node = ngx_http_eas_cache_reserve(ctx, NGX_HTTP_EAS_CACHE_USER,
+                                          q->user, pcf->window, now);
         if (node) {
             if (ngx_http_eas_cache_count(node, pcf->user_limit, pcf->window,
                                          pcf->lock_time, now))
@@ -447,18 +673,34 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone, u_char *digest,
                 locked |= NGX_HTTP_EAS_CACHE_USER_LOCKED;
             }
 
-            *failures = node->failures;
+            q->failures = node->failures;
+
+        } else {
+            q->log_full = 1;
         }
     }
 
     if (pcf->address_limit) {
-        node = ngx_http_eas_cache_get(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
-                                      addr->data, addr->len, now);
-        if (node
-            && ngx_http_eas_cache_count(node, pcf->address_limit,
-                                        pcf->window, pcf->lock_time, now))
-        {
-            locked |= NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED;
+        node = ngx_http_eas_cache_reserve(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
+                                          q->addr, pcf->window, now);
+        if (node) {
+            if (ngx_http_eas_cache_count(node, pcf->address_limit,
+                                         pcf->window, pcf->lock_time, now))
+            {
+                locked |= NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED;
+            }
+
+        } else {
+            q->log_full = 1;
+        }
+    }
+
+    if (q->log_full) {
+        if (now >= ctx->sh->full_logged + NGX_HTTP_EAS_CACHE_FULL_LOG) {
+            ctx->sh->full_logged = now;
+
+        } else {
+            q->log_full = 0;
         }
     }
 
@@ -568,27 +810,44 @@ ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
 
     if (node->extra != len) {
 
-        /* another size: a new node takes the old one's place */
+        /*
+         * Another size: a new node takes the old one's place, within the
+         * credentials' budget.  The old one is out of the tree and the
+         * queue meanwhile, so that making room cannot pick it.
+         */
+
+        ngx_queue_remove(&node->queue);
+        ngx_rbtree_delete(&ctx->sh->rbtree, &node->rbnode);
 
         size = offsetof(ngx_http_eas_cache_node_t, data) + node->len + len;
 
-        copy = ngx_slab_alloc_locked(ctx->shpool, size);
+        copy = ngx_http_eas_cache_alloc(ctx, NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                        size, ngx_time());
+
+        if (copy) {
+            ngx_memcpy(copy, node, offsetof(ngx_http_eas_cache_node_t, data)
+                                   + node->len);
+            copy->extra = (u_short) len;
+
+            /* ngx_rbtree_delete() cleared the old node's key */
+            copy->rbnode.key = ngx_http_eas_cache_hash(
+                                   NGX_HTTP_EAS_CACHE_CREDENTIALS, digest,
+                                   NGX_HTTP_EAS_DIGEST_LEN);
+
+            ngx_rbtree_insert(&ctx->sh->rbtree, &copy->rbnode);
+            ngx_queue_insert_head(&ctx->sh->credentials, &copy->queue);
+        }
+
+        ctx->sh->used[NGX_HTTP_EAS_CACHE_CREDENTIALS] -=
+            ngx_http_eas_cache_slot(offsetof(ngx_http_eas_cache_node_t, data)
+                                    + node->len + node->extra);
+        ngx_slab_free_locked(ctx->shpool, node);
 
         if (copy == NULL) {
             /* the answer goes rather than be served without its data */
-            ngx_http_eas_cache_free(ctx, node);
             ngx_shmtx_unlock(&ctx->shpool->mutex);
             return NGX_DECLINED;
         }
-
-        ngx_memcpy(copy, node, offsetof(ngx_http_eas_cache_node_t, data)
-                               + node->len);
-        copy->extra = (u_short) len;
-
-        ngx_http_eas_cache_free(ctx, node);
-
-        ngx_rbtree_insert(&ctx->sh->rbtree, &copy->rbnode);
-        ngx_queue_insert_head(&ctx->sh->credentials, &copy->queue);
 
         node = copy;
     }
@@ -648,12 +907,10 @@ ngx_http_eas_cache_get(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
 {
     size_t                      size;
     uint32_t                    hash;
-    ngx_uint_t                  i;
-    ngx_queue_t                *queue, *q;
+    ngx_queue_t                *queue;
     ngx_http_eas_cache_node_t  *node;
 
-    queue = (kind == NGX_HTTP_EAS_CACHE_CREDENTIALS) ? &ctx->sh->credentials
-                                                     : &ctx->sh->counters;
+    queue = ngx_http_eas_cache_queue(ctx, kind);
 
     hash = ngx_http_eas_cache_hash(kind, key, len);
 
@@ -667,33 +924,12 @@ ngx_http_eas_cache_get(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
 
     size = offsetof(ngx_http_eas_cache_node_t, data) + len;
 
-    for (i = 0; i < 3; i++) {
-        node = ngx_slab_alloc_locked(ctx->shpool, size);
-
-        if (node) {
-            break;
-        }
-
-        /* full: the least recently used credentials go first */
-
-        q = ngx_queue_empty(&ctx->sh->credentials) ? NULL
-            : ngx_queue_last(&ctx->sh->credentials);
-
-        if (q == NULL && !ngx_queue_empty(&ctx->sh->counters)) {
-            q = ngx_queue_last(&ctx->sh->counters);
-        }
-
-        if (q == NULL) {
-            break;
-        }
-
-        ngx_http_eas_cache_free(ctx,
-            ngx_queue_data(q, ngx_http_eas_cache_node_t, queue));
-    }
+    node = ngx_http_eas_cache_alloc(ctx, kind, size, now);
 
     if (node == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "could not allocate node%s", ctx->shpool->log_ctx);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "eas cache: no room for a node of kind %ui%s",
+                       kind, ctx->shpool->log_ctx);
         return NULL;
     }
 
@@ -709,6 +945,238 @@ ngx_http_eas_cache_get(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
     ngx_queue_insert_head(queue, &node->queue);
 
     return node;
+}
+
+
+/*
+ * A slot for a node within its kind's budget: expired nodes of any kind
+ * go first, then, for credentials and known devices, their own least
+ * recently used ones (see the top of this file).  NULL: no room without
+ * dropping live state of another kind, or a live counter.
+ */
+
+static void *
+ngx_http_eas_cache_alloc(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
+    size_t size, time_t now)
+{
+    void         *p;
+    size_t        slot, cap, used;
+    ngx_uint_t    i;
+    ngx_queue_t  *own;
+
+    slot = ngx_http_eas_cache_slot(size);
+
+    switch (kind) {
+
+    case NGX_HTTP_EAS_CACHE_CREDENTIALS:
+        cap = ctx->sh->size / 4;
+        own = &ctx->sh->credentials;
+        break;
+
+    case NGX_HTTP_EAS_CACHE_KNOWN:
+        cap = ctx->sh->size / 4;
+        own = &ctx->sh->known;
+        break;
+
+    default: /* counters: never dropped alive */
+        cap = ctx->sh->size / 2;
+        own = NULL;
+        break;
+    }
+
+    for (i = 0; i < NGX_HTTP_EAS_CACHE_TRIES; i++) {
+
+        if (own) {
+            used = ctx->sh->used[kind];
+
+        } else {
+            used = ctx->sh->used[NGX_HTTP_EAS_CACHE_USER]
+                   + ctx->sh->used[NGX_HTTP_EAS_CACHE_ADDRESS];
+        }
+
+        if (used + slot <= cap) {
+            p = ngx_slab_alloc_locked(ctx->shpool, slot);
+
+            if (p) {
+                ctx->sh->used[kind] += slot;
+                return p;
+            }
+        }
+
+        if (ngx_http_eas_cache_expire_any(ctx, now)) {
+            continue;
+        }
+
+        if (own == NULL || !ngx_http_eas_cache_evict(ctx, own)) {
+            break;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* free one node whose time is over, looking a few from each tail */
+
+static ngx_uint_t
+ngx_http_eas_cache_expire_any(ngx_http_eas_cache_ctx_t *ctx, time_t now)
+{
+    ngx_uint_t                  i, n;
+    ngx_queue_t                *queue[3], *q;
+    ngx_http_eas_cache_node_t  *node;
+
+    queue[0] = &ctx->sh->credentials;
+    queue[1] = &ctx->sh->counters;
+    queue[2] = &ctx->sh->known;
+
+    for (i = 0; i < 3; i++) {
+
+        q = queue[i];
+
+        for (n = 0; n < NGX_HTTP_EAS_CACHE_SCAN; n++) {
+            q = ngx_queue_prev(q);
+
+            if (q == queue[i]) {
+                break;
+            }
+
+            node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
+
+            if (node->expire <= now) {
+                ngx_http_eas_cache_free(ctx, node);
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_eas_cache_evict(ngx_http_eas_cache_ctx_t *ctx, ngx_queue_t *queue)
+{
+    if (ngx_queue_empty(queue)) {
+        return 0;
+    }
+
+    ngx_http_eas_cache_free(ctx, ngx_queue_data(ngx_queue_last(queue),
+                                                ngx_http_eas_cache_node_t,
+                                                queue));
+    return 1;
+}
+
+
+/* the slab slot a node takes: one size class for all small nodes */
+
+static size_t
+ngx_http_eas_cache_slot(size_t size)
+{
+    size_t  slot;
+
+    if (size > ngx_pagesize / 2) {
+        return ngx_align(size, ngx_pagesize);
+    }
+
+    for (slot = NGX_HTTP_EAS_CACHE_SLOT; slot < size; slot <<= 1) {
+        /* void */
+    }
+
+    return slot;
+}
+
+
+static ngx_queue_t *
+ngx_http_eas_cache_queue(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind)
+{
+    switch (kind) {
+
+    case NGX_HTTP_EAS_CACHE_CREDENTIALS:
+        return &ctx->sh->credentials;
+
+    case NGX_HTTP_EAS_CACHE_KNOWN:
+        return &ctx->sh->known;
+
+    default:
+        return &ctx->sh->counters;
+    }
+}
+
+
+/* a user's or address's counter, there for at least a window */
+
+static ngx_http_eas_cache_node_t *
+ngx_http_eas_cache_reserve(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
+    ngx_str_t *key, time_t window, time_t now)
+{
+    ngx_http_eas_cache_node_t  *node;
+
+    node = ngx_http_eas_cache_get(ctx, kind, key->data, key->len, now);
+
+    if (node && node->expire < now + window) {
+        node->expire = now + window;
+    }
+
+    return node;
+}
+
+
+/* make or renew the known-good record of this device and password */
+
+static void
+ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
+    ngx_uint_t create, time_t now)
+{
+    uint32_t                    hash;
+    ngx_http_eas_cache_node_t  *node;
+
+    if (q->device == NULL) {
+        return;
+    }
+
+    hash = ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_KNOWN, q->device,
+                                   NGX_HTTP_EAS_CACHE_KNOWN_LEN);
+
+    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_KNOWN,
+                                   q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN,
+                                   hash);
+
+    if (node == NULL) {
+        if (!create) {
+            return;
+        }
+
+        node = ngx_http_eas_cache_alloc(ctx, NGX_HTTP_EAS_CACHE_KNOWN,
+                                        offsetof(ngx_http_eas_cache_node_t,
+                                                 data)
+                                        + 2 * NGX_HTTP_EAS_CACHE_KNOWN_LEN,
+                                        now);
+        if (node == NULL) {
+            return;
+        }
+
+        ngx_memzero(node, offsetof(ngx_http_eas_cache_node_t, data));
+
+        node->rbnode.key = hash;
+        node->kind = NGX_HTTP_EAS_CACHE_KNOWN;
+        node->len = NGX_HTTP_EAS_CACHE_KNOWN_LEN;
+        node->extra = NGX_HTTP_EAS_CACHE_KNOWN_LEN;
+        ngx_memcpy(node->data, q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN);
+
+        ngx_rbtree_insert(&ctx->sh->rbtree, &node->rbnode);
+
+    } else {
+        ngx_queue_remove(&node->queue);
+    }
+
+    ngx_queue_insert_head(&ctx->sh->known, &node->queue);
+
+    /* the password the source accepted last for this device */
+
+    ngx_memcpy(node->data + NGX_HTTP_EAS_CACHE_KNOWN_LEN, q->secret,
+               NGX_HTTP_EAS_CACHE_KNOWN_LEN);
+    node->expire = now + pcf->known;
 }
 
 
@@ -832,6 +1300,10 @@ static void
 ngx_http_eas_cache_free(ngx_http_eas_cache_ctx_t *ctx,
     ngx_http_eas_cache_node_t *node)
 {
+    ctx->sh->used[node->kind] -= ngx_http_eas_cache_slot(
+                                     offsetof(ngx_http_eas_cache_node_t, data)
+                                     + node->len + node->extra);
+
     ngx_queue_remove(&node->queue);
     ngx_rbtree_delete(&ctx->sh->rbtree, &node->rbnode);
     ngx_slab_free_locked(ctx->shpool, node);

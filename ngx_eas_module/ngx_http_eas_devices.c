@@ -14,9 +14,17 @@
 /*
  * The device zone: one rbtree holds two kinds of node, keyed by the
  * crc32 of a lower-cased key with a byte-wise tie-break.  A device node
- * (identity + DeviceId) is the device record and sits in an LRU queue;
- * a user node (identity) counts the devices admitted for that user and
- * lives as long as one of them does.
+ * (identity + DeviceId) is the device record; a user node (identity)
+ * counts the devices admitted for that user (eas_device_max) and lives
+ * as long as one of them does.
+ *
+ * Two budgets: a record counted for its user sits in the "counted"
+ * queue and is never evicted, so nothing a client sends can lower a
+ * user's count; every other record (blocked devices, devices of
+ * locations without a limit) sits in the LRU "queue" and only those are
+ * evicted to make room.  When a device needs a counted place and the
+ * zone has none left, it is refused (fail closed) and the zone logs it,
+ * once a minute.
  */
 
 #define NGX_HTTP_EAS_NODE_DEVICE  1
@@ -24,6 +32,9 @@
 
 /* how many LRU records one allocation may push out */
 #define NGX_HTTP_EAS_EVICT_MAX    16
+
+/* seconds between two "zone is full" alerts */
+#define NGX_HTTP_EAS_FULL_LOG     60
 
 /* user length (2 bytes), user, DeviceId */
 #define NGX_HTTP_EAS_KEY_MAX      (2 + EAS_USER_MAX + EAS_DEVICE_ID_MAX)
@@ -68,9 +79,11 @@ typedef struct {
 typedef struct {
     ngx_rbtree_t                  rbtree;
     ngx_rbtree_node_t             sentinel;
-    ngx_queue_t                   queue;
+    ngx_queue_t                   queue;          /* LRU, evictable */
+    ngx_queue_t                   counted;        /* never evicted */
     ngx_uint_t                    devices;
     ngx_atomic_t                  pings;          /* last generation */
+    time_t                        full_logged;    /* last "full" alert */
 } ngx_http_eas_devices_shctx_t;
 
 
@@ -119,6 +132,11 @@ static ngx_http_eas_devices_node_t *ngx_http_eas_devices_create(
 static void ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_devices_key_t *key,
     ngx_http_eas_device_update_t *u);
+static ngx_uint_t ngx_http_eas_devices_full(ngx_http_eas_devices_ctx_t *ctx);
+static void ngx_http_eas_devices_alert(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_update_t *u, ngx_log_t *log);
+static ngx_queue_t *ngx_http_eas_devices_queue(
+    ngx_http_eas_devices_ctx_t *ctx, ngx_http_eas_devices_node_t *dn);
 static void ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy);
 static size_t ngx_http_eas_devices_set(u_char *slot, size_t size,
@@ -127,14 +145,17 @@ static size_t ngx_http_eas_devices_set(u_char *slot, size_t size,
 
 static ngx_str_t  ngx_http_eas_devices_max_reason =
     ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
+static ngx_str_t  ngx_http_eas_devices_full_reason =
+    ngx_string(NGX_HTTP_EAS_REASON_ZONE_FULL);
 
 
 /*
  * Records the request in the device zone and applies the max-devices
  * rule: a device the rules allowed that is not yet counted for its user
  * is counted if the user has fewer than u->max_devices, else blocked.
- * NGX_ERROR: the zone is exhausted (one ALERT); the caller goes on as
- * if there were no zone.
+ * NGX_ERROR: the zone has no room left; u->zone_full says that the
+ * device needed a counted place and must be refused, else the caller
+ * goes on unrecorded.  The zone's alert is rate-limited.
  */
 
 ngx_int_t
@@ -143,6 +164,7 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
 {
     u_char                       *p;
     ngx_str_t                    *reason;
+    ngx_uint_t                    alert;
     ngx_rbtree_node_t            *node;
     ngx_http_eas_devices_ctx_t   *ctx;
     ngx_http_eas_devices_key_t    key;
@@ -164,17 +186,28 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
     if (node) {
         dn = (ngx_http_eas_devices_node_t *) &node->color;
         ngx_queue_remove(&dn->queue);
-        ngx_queue_insert_head(&ctx->sh->queue, &dn->queue);
+        ngx_queue_insert_head(ngx_http_eas_devices_queue(ctx, dn),
+                              &dn->queue);
 
     } else {
         dn = ngx_http_eas_devices_create(ctx, &key, u);
 
         if (dn == NULL) {
+            u->zone_full = (u->access == NGX_HTTP_EAS_ACCESS_ALLOWED
+                            && u->max_devices);
+
+            if (u->zone_full) {
+                u->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+            }
+
+            alert = ngx_http_eas_devices_full(ctx);
+
             ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-            ngx_log_error(NGX_LOG_ALERT, log, 0,
-                          "could not allocate device record in eas zone "
-                          "\"%V\"", &zone->shm.name);
+            if (alert) {
+                ngx_http_eas_devices_alert(zone, u, log);
+            }
+
             return NGX_ERROR;
         }
 
@@ -199,16 +232,35 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
 
     ngx_http_eas_devices_admit(ctx, dn, &key, u);
 
-    reason = u->over_limit ? &ngx_http_eas_devices_max_reason : &u->reason;
+    reason = u->over_limit ? &ngx_http_eas_devices_max_reason
+             : u->zone_full ? &ngx_http_eas_devices_full_reason : &u->reason;
 
     dn->access = (u_char) u->access;
     dn->reason_len = ngx_http_eas_devices_set(p,
                                             NGX_HTTP_EAS_DEVICE_REASON_LEN,
                                             reason);
 
+    alert = u->zone_full && ngx_http_eas_devices_full(ctx);
+
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
+    if (alert) {
+        ngx_http_eas_devices_alert(zone, u, log);
+    }
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_eas_devices_alert(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_update_t *u, ngx_log_t *log)
+{
+    ngx_log_error(NGX_LOG_ALERT, log, 0,
+                  "eas zone \"%V\" is full: new devices are %s",
+                  &zone->shm.name,
+                  u->max_devices ? "refused where \"eas_device_max\" applies"
+                                 : "not recorded");
 }
 
 
@@ -355,21 +407,38 @@ ngx_http_eas_device_list(ngx_shm_zone_t *zone, ngx_http_eas_device_t *out,
     ngx_uint_t n)
 {
     ngx_uint_t                    i;
-    ngx_queue_t                  *q;
+    ngx_queue_t                  *q, *c;
     ngx_http_eas_devices_ctx_t   *ctx;
-    ngx_http_eas_devices_node_t  *dn;
+    ngx_http_eas_devices_node_t  *dn, *dc;
 
     ctx = zone->data;
     i = 0;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    for (q = ngx_queue_head(&ctx->sh->queue);
-         q != ngx_queue_sentinel(&ctx->sh->queue) && i < n;
-         q = ngx_queue_next(q))
-    {
-        dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
-        ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
+    /* both queues are in the order last seen: merged */
+
+    q = ngx_queue_head(&ctx->sh->queue);
+    c = ngx_queue_head(&ctx->sh->counted);
+
+    while (i < n) {
+        dn = (q == ngx_queue_sentinel(&ctx->sh->queue)) ? NULL
+             : ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
+        dc = (c == ngx_queue_sentinel(&ctx->sh->counted)) ? NULL
+             : ngx_queue_data(c, ngx_http_eas_devices_node_t, queue);
+
+        if (dn == NULL && dc == NULL) {
+            break;
+        }
+
+        if (dn == NULL || (dc && dc->last_seen > dn->last_seen)) {
+            ngx_http_eas_devices_copy(ctx, dc, &out[i++]);
+            c = ngx_queue_next(c);
+
+        } else {
+            ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
+            q = ngx_queue_next(q);
+        }
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -514,9 +583,11 @@ ngx_http_eas_devices_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                     ngx_http_eas_devices_rbtree_insert_value);
 
     ngx_queue_init(&ctx->sh->queue);
+    ngx_queue_init(&ctx->sh->counted);
 
     ctx->sh->devices = 0;
     ctx->sh->pings = 0;
+    ctx->sh->full_logged = 0;
 
     len = sizeof(" in eas zone \"\"") + shm_zone->shm.name.len;
 
@@ -700,7 +771,8 @@ ngx_http_eas_devices_find(ngx_http_eas_devices_shctx_t *sh, ngx_uint_t kind,
 
 /*
  * Allocates under the lock; when the zone is full, evicts the least
- * recently seen devices (never "keep") and tries again.
+ * recently seen devices that are not counted for their user (never
+ * "keep") and tries again.  A counted device is never evicted.
  */
 
 static void *
@@ -727,7 +799,13 @@ ngx_http_eas_devices_alloc(ngx_http_eas_devices_ctx_t *ctx, size_t size,
         dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
 
         if (dn == keep) {
-            return NULL;
+            q = ngx_queue_prev(q);
+
+            if (q == ngx_queue_sentinel(&ctx->sh->queue)) {
+                return NULL;
+            }
+
+            dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
         }
 
         ngx_http_eas_devices_evict(ctx, dn);
@@ -735,28 +813,13 @@ ngx_http_eas_devices_alloc(ngx_http_eas_devices_ctx_t *ctx, size_t size,
 }
 
 
+/* only a record that is not counted for its user is ever evicted */
+
 static void
 ngx_http_eas_devices_evict(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn)
 {
-    ngx_rbtree_node_t            *node;
-    ngx_http_eas_devices_key_t    user;
-    ngx_http_eas_devices_user_t  *un;
-
-    if (dn->counted) {
-        ngx_http_eas_devices_user_key(&user, dn->data);
-
-        node = ngx_http_eas_devices_find(ctx->sh, NGX_HTTP_EAS_NODE_USER,
-                                         &user);
-        if (node) {
-            un = (ngx_http_eas_devices_user_t *) &node->color;
-
-            if (--un->count == 0) {
-                ngx_rbtree_delete(&ctx->sh->rbtree, node);
-                ngx_slab_free_locked(ctx->shpool, node);
-            }
-        }
-    }
+    ngx_rbtree_node_t  *node;
 
     ngx_queue_remove(&dn->queue);
 
@@ -825,7 +888,9 @@ ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
 
 /*
  * The max-devices rule: only devices the rules allow are counted, so a
- * device blocked by a rule does not use up one of the user's places.
+ * device blocked by a rule does not use up one of the user's places,
+ * and only where a limit applies (elsewhere nothing needs the count, and
+ * the record stays evictable).
  */
 
 static void
@@ -843,7 +908,9 @@ ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
     node = ngx_http_eas_devices_find(ctx->sh, NGX_HTTP_EAS_NODE_USER, &user);
     un = node ? (ngx_http_eas_devices_user_t *) &node->color : NULL;
 
-    if (dn->counted || u->access != NGX_HTTP_EAS_ACCESS_ALLOWED) {
+    if (dn->counted || u->access != NGX_HTTP_EAS_ACCESS_ALLOWED
+        || u->max_devices == 0)
+    {
         u->user_devices = un ? un->count : 0;
         return;
     }
@@ -862,7 +929,9 @@ ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
         node = ngx_http_eas_devices_alloc(ctx, size, dn);
 
         if (node == NULL) {
-            /* not counted: the limit cannot be kept, the device passes */
+            /* the limit cannot be kept: fail closed */
+            u->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+            u->zone_full = 1;
             u->user_devices = 0;
             return;
         }
@@ -881,6 +950,38 @@ ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
     un->count++;
     dn->counted = 1;
     u->user_devices = un->count;
+
+    ngx_queue_remove(&dn->queue);
+    ngx_queue_insert_head(&ctx->sh->counted, &dn->queue);
+}
+
+
+/* the queue a record belongs to */
+
+static ngx_queue_t *
+ngx_http_eas_devices_queue(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn)
+{
+    return dn->counted ? &ctx->sh->counted : &ctx->sh->queue;
+}
+
+
+/* under the lock: is it time to say again that the zone is full? */
+
+static ngx_uint_t
+ngx_http_eas_devices_full(ngx_http_eas_devices_ctx_t *ctx)
+{
+    time_t  now;
+
+    now = ngx_time();
+
+    if (now - ctx->sh->full_logged < NGX_HTTP_EAS_FULL_LOG) {
+        return 0;
+    }
+
+    ctx->sh->full_logged = now;
+
+    return 1;
 }
 
 
@@ -930,14 +1031,34 @@ ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
 }
 
 
-/* writes value into a fixed slot, truncated to its size */
+/*
+ * Writes value into a fixed slot, truncated to its size, never inside a
+ * UTF-8 sequence: a cut before a continuation byte moves back to the
+ * start of its sequence (at most 3 bytes; what is not UTF-8 anyway is
+ * escaped byte by byte when listed).
+ */
 
 static size_t
 ngx_http_eas_devices_set(u_char *slot, size_t size, ngx_str_t *value)
 {
-    size_t  len;
+    size_t  len, k;
 
     len = ngx_min(value->len, size);
+
+    if (len < value->len && (value->data[len] & 0xc0) == 0x80) {
+
+        for (k = len;
+             k > 0 && len - k < 3 && (value->data[k] & 0xc0) == 0x80;
+             k--)
+        {
+            /* void */
+        }
+
+        if (value->data[k] >= 0xc0) {
+            len = k;
+        }
+    }
+
     ngx_memcpy(slot, value->data, len);
 
     return len;

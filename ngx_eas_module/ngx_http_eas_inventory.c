@@ -24,6 +24,9 @@ static u_char *ngx_http_eas_inventory_record(u_char *p,
 static u_char *ngx_http_eas_inventory_string(u_char *p, const char *name,
     u_char *data, size_t len);
 static size_t ngx_http_eas_inventory_string_size(u_char *data, size_t len);
+static u_char *ngx_http_eas_json_escape(u_char *dst, u_char *src,
+    size_t len, size_t *size);
+static size_t ngx_http_eas_utf8_valid(u_char *p, size_t len);
 
 
 /* the fixed text of one record, without its values */
@@ -49,6 +52,19 @@ ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
     clcf->handler = ngx_http_eas_inventory_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/* is the location being configured an inventory? */
+
+ngx_uint_t
+ngx_http_eas_inventory_location(ngx_conf_t *cf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    return clcf->handler == ngx_http_eas_inventory_handler;
 }
 
 
@@ -139,8 +155,8 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
     }
 
     p = ngx_cpymem(b->last, "{\"zone\":\"", sizeof("{\"zone\":\"") - 1);
-    p = (u_char *) ngx_escape_json(p, elcf->devices->shm.name.data,
-                                   elcf->devices->shm.name.len);
+    p = ngx_http_eas_json_escape(p, elcf->devices->shm.name.data,
+                                 elcf->devices->shm.name.len, NULL);
     p = ngx_cpymem(p, "\",\"devices\":[\n",
                    sizeof("\",\"devices\":[\n") - 1);
 
@@ -238,12 +254,135 @@ ngx_http_eas_inventory_string(u_char *p, const char *name, u_char *data,
 {
     p = ngx_cpymem(p, name, ngx_strlen(name));
 
-    return (u_char *) ngx_escape_json(p, data, len);
+    return ngx_http_eas_json_escape(p, data, len, NULL);
 }
 
 
 static size_t
 ngx_http_eas_inventory_string_size(u_char *data, size_t len)
 {
-    return len + ngx_escape_json(NULL, data, len);
+    size_t  size;
+
+    (void) ngx_http_eas_json_escape(NULL, data, len, &size);
+
+    return size;
+}
+
+
+/*
+ * A JSON string body that is valid UTF-8 whatever bytes a device sent:
+ * well-formed UTF-8 sequences are copied, '"', '\\' and control bytes
+ * are escaped, and every other byte (a lone continuation byte, an
+ * overlong form, a surrogate, a truncated sequence, 0xC0, 0xFF...)
+ * becomes \u00XX, its Latin-1 reading.  With dst NULL, only *size (the
+ * length written) is computed.
+ */
+
+static u_char *
+ngx_http_eas_json_escape(u_char *dst, u_char *src, size_t len, size_t *size)
+{
+    size_t   n, total;
+    u_char  *end;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    total = 0;
+    end = src + len;
+
+    while (src < end) {
+
+        if (*src >= 0x80) {
+            n = ngx_http_eas_utf8_valid(src, end - src);
+
+            if (n) {
+                if (dst) {
+                    dst = ngx_cpymem(dst, src, n);
+                }
+
+                total += n;
+                src += n;
+                continue;
+            }
+        }
+
+        if (*src == '"' || *src == '\\') {
+            if (dst) {
+                *dst++ = '\\';
+                *dst++ = *src;
+            }
+
+            total += 2;
+
+        } else if (*src < 0x20 || *src >= 0x80) {
+            if (dst) {
+                dst = ngx_cpymem(dst, "\\u00", 4);
+                *dst++ = hex[*src >> 4];
+                *dst++ = hex[*src & 0xf];
+            }
+
+            total += 6;
+
+        } else {
+            if (dst) {
+                *dst++ = *src;
+            }
+
+            total++;
+        }
+
+        src++;
+    }
+
+    if (size) {
+        *size = total;
+    }
+
+    return dst;
+}
+
+
+/* the length of the well-formed UTF-8 sequence at p (RFC 3629), or 0 */
+
+static size_t
+ngx_http_eas_utf8_valid(u_char *p, size_t len)
+{
+    size_t    n, i;
+    uint32_t  c, min;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        c = p[0] & 0x1f;
+        min = 0x80;
+
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        c = p[0] & 0x0f;
+        min = 0x800;
+
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        c = p[0] & 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if (len < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
 }

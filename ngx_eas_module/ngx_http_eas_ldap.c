@@ -22,8 +22,9 @@
  * OpenLDAP's libldap, called only from the thread pool.
  * Each pool thread keeps its own connection to each directory in
  * thread-specific data, reused from task to task, for the life of the
- * worker; the thread function touches only its task and the
- * read-only configuration.  Whether a directory is down is kept in a
+ * worker, and unbound when the worker exits; the thread function
+ * touches only its task, its own thread data and the read-only
+ * configuration.  Whether a directory is down is kept in a
  * small zone, so that all workers log one line per change and, while
  * it is down, only one request per "retry" time waits for it.
  */
@@ -32,6 +33,7 @@
 #define NGX_HTTP_EAS_LDAP_HANDLES     16      /* directories per thread */
 #define NGX_HTTP_EAS_LDAP_EXTRA_MAX   NGX_HTTP_EAS_EXTRA_MAX
 #define NGX_HTTP_EAS_LDAP_MESSAGE     256
+#define NGX_HTTP_EAS_LDAP_GROUPS_MAX  1024    /* nested groups visited */
 
 /* what the directory said */
 #define NGX_HTTP_EAS_LDAP_OK          0
@@ -41,10 +43,12 @@
 #define NGX_HTTP_EAS_LDAP_NOT_MEMBER  4       /* not in the group */
 #define NGX_HTTP_EAS_LDAP_DOWN        5       /* no server answered */
 #define NGX_HTTP_EAS_LDAP_FAILED      6       /* an answer we cannot use */
+#define NGX_HTTP_EAS_LDAP_NO_IDENTITY 7       /* no identity= attribute */
 
 /* an entry of the encoded device lists: kind, length, DeviceId */
 #define NGX_HTTP_EAS_LDAP_ALLOWED     'a'
 #define NGX_HTTP_EAS_LDAP_BLOCKED     'b'
+#define NGX_HTTP_EAS_LDAP_IDENTITY    'i'     /* first, if any */
 
 
 /* one verification: everything the thread reads or writes */
@@ -56,6 +60,7 @@ typedef struct {
     size_t                  password_len;
     size_t                  extra_len;
     unsigned                truncated:1;   /* lists over the limit */
+    unsigned                identity:1;    /* read from the entry */
     u_char                  user[EAS_BASIC_USER_MAX + 1];
     u_char                  password[EAS_BASIC_PASSWORD_MAX + 1];
     u_char                  message[NGX_HTTP_EAS_LDAP_MESSAGE];
@@ -71,15 +76,20 @@ typedef struct {
 } ngx_http_eas_ldap_handle_t;
 
 
-typedef struct {
+typedef struct ngx_http_eas_ldap_thread_s  ngx_http_eas_ldap_thread_t;
+
+struct ngx_http_eas_ldap_thread_s {
     ngx_http_eas_ldap_handle_t  handles[NGX_HTTP_EAS_LDAP_HANDLES];
     ngx_uint_t                  next;      /* replaced when all are used */
-} ngx_http_eas_ldap_thread_t;
+    pthread_mutex_t             mutex;     /* held during a task */
+    ngx_http_eas_ldap_thread_t *link;      /* every thread's, for exit */
+};
 
 
 static void ngx_http_eas_ldap_key_create(void);
+static ngx_http_eas_ldap_thread_t *ngx_http_eas_ldap_thread(void);
 static ngx_http_eas_ldap_handle_t *ngx_http_eas_ldap_handle(
-    ngx_http_eas_ldap_t *ldap);
+    ngx_http_eas_ldap_thread_t *th, ngx_http_eas_ldap_t *ldap);
 static ngx_uint_t ngx_http_eas_ldap_connect(ngx_http_eas_ldap_handle_t *h,
     ngx_http_eas_ldap_task_t *t);
 static ngx_uint_t ngx_http_eas_ldap_check_user(LDAP *ld,
@@ -90,9 +100,15 @@ static ngx_uint_t ngx_http_eas_ldap_read(LDAP *ld,
     ngx_http_eas_ldap_task_t *t, char *dn);
 static ngx_uint_t ngx_http_eas_ldap_member(LDAP *ld,
     ngx_http_eas_ldap_task_t *t, char *dn);
+static ngx_uint_t ngx_http_eas_ldap_group_has(LDAP *ld,
+    ngx_http_eas_ldap_task_t *t, const char *rule, char **dns, ngx_uint_t n);
+static u_char *ngx_http_eas_ldap_or_filter(ngx_str_t *attr, const char *rule,
+    char **dns, ngx_uint_t n);
 static int ngx_http_eas_ldap_search(LDAP *ld, ngx_http_eas_ldap_task_t *t,
     char *base, int scope, char *filter, int limit, LDAPMessage **res);
 static void ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
+    ngx_http_eas_ldap_task_t *t);
+static void ngx_http_eas_ldap_identity_read(LDAP *ld, LDAPMessage *e,
     ngx_http_eas_ldap_task_t *t);
 static void ngx_http_eas_ldap_values(LDAP *ld, LDAPMessage *e,
     ngx_http_eas_ldap_task_t *t, ngx_str_t *attr, u_char kind);
@@ -110,6 +126,11 @@ static ngx_int_t ngx_http_eas_ldap_lists_lookup(ngx_http_request_t *r,
 static pthread_key_t   ngx_http_eas_ldap_key;
 static pthread_once_t  ngx_http_eas_ldap_once = PTHREAD_ONCE_INIT;
 static ngx_int_t       ngx_http_eas_ldap_key_error;
+
+/* the data of every pool thread, unbound when the worker exits */
+static pthread_mutex_t              ngx_http_eas_ldap_threads_mutex =
+    PTHREAD_MUTEX_INITIALIZER;
+static ngx_http_eas_ldap_thread_t  *ngx_http_eas_ldap_threads;
 
 static ngx_str_t  ngx_http_eas_ldap_reason_allowed =
     ngx_string("directory:allowed");
@@ -172,6 +193,7 @@ ngx_http_eas_ldap_prepare(ngx_http_eas_ldap_t *ldap, ngx_str_t *user,
     t->url = 0;
     t->extra_len = 0;
     t->truncated = 0;
+    t->identity = 0;
     t->message[0] = '\0';
 
     t->user_len = user->len;
@@ -201,18 +223,23 @@ ngx_http_eas_ldap_verify(void *data, ngx_log_t *log)
 
     ngx_uint_t                   tries, reused;
     ngx_http_eas_ldap_t         *ldap;
+    ngx_http_eas_ldap_thread_t  *th;
     ngx_http_eas_ldap_handle_t  *h;
 
     ldap = t->ldap;
 
-    h = ngx_http_eas_ldap_handle(ldap);
+    th = ngx_http_eas_ldap_thread();
 
-    if (h == NULL) {
+    if (th == NULL) {
         t->kind = NGX_HTTP_EAS_LDAP_FAILED;
         ngx_cpystrn(t->message, (u_char *) "no thread data",
                     NGX_HTTP_EAS_LDAP_MESSAGE);
         goto done;
     }
+
+    (void) pthread_mutex_lock(&th->mutex);
+
+    h = ngx_http_eas_ldap_handle(th, ldap);
 
     (void) ngx_atomic_fetch_add(&ldap->sh->binds, 1);
 
@@ -257,6 +284,8 @@ ngx_http_eas_ldap_verify(void *data, ngx_log_t *log)
 
         h->url = (h->url + 1) % ldap->nurls;
     }
+
+    (void) pthread_mutex_unlock(&th->mutex);
 
 done:
 
@@ -329,6 +358,9 @@ ngx_http_eas_ldap_refusal(void *data)
     case NGX_HTTP_EAS_LDAP_NOT_MEMBER:
         return "not in the required group: user";
 
+    case NGX_HTTP_EAS_LDAP_NO_IDENTITY:
+        return "no identity attribute in the directory entry of user";
+
     default:
         return "invalid password for user";
     }
@@ -344,27 +376,63 @@ ngx_http_eas_ldap_unknown(void *data)
 }
 
 
+/*
+ * Connections end with an unbind when the worker exits, from its exit
+ * hook: that runs after nginx's thread pools have stopped (the thread
+ * pool module is a core module, its exit hook comes first, and it
+ * returns once every pool thread has taken its exit task), so no pool
+ * thread is in a task any more.  A thread still in one (a pool whose
+ * exit could not be posted) holds its mutex and keeps its connections
+ * to the end of the process.  Not a thread-specific data destructor:
+ * that would run while nginx's main thread goes on to exit(), racing
+ * libldap's and the TLS library's own teardown.
+ */
+
+void
+ngx_http_eas_ldap_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                   i, n;
+    ngx_http_eas_ldap_thread_t  *th;
+
+    n = 0;
+
+    (void) pthread_mutex_lock(&ngx_http_eas_ldap_threads_mutex);
+
+    for (th = ngx_http_eas_ldap_threads; th; th = th->link) {
+
+        if (pthread_mutex_trylock(&th->mutex) != 0) {
+            continue;
+        }
+
+        for (i = 0; i < NGX_HTTP_EAS_LDAP_HANDLES; i++) {
+            if (th->handles[i].ld) {
+                ngx_http_eas_ldap_close(&th->handles[i]);
+                n++;
+            }
+        }
+
+        (void) pthread_mutex_unlock(&th->mutex);
+    }
+
+    (void) pthread_mutex_unlock(&ngx_http_eas_ldap_threads_mutex);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_CORE, cycle->log, 0,
+                   "eas ldap: %ui connections unbound at exit", n);
+}
+
+
 static void
 ngx_http_eas_ldap_key_create(void)
 {
-    /*
-     * No destructor: pool threads end only when the worker exits, and
-     * then nginx's main thread goes on to exit() while they unwind, so
-     * an unbind here would race libldap's and the TLS library's own
-     * teardown.  The connections end with the process.
-     */
-
     if (pthread_key_create(&ngx_http_eas_ldap_key, NULL) != 0) {
         ngx_http_eas_ldap_key_error = 1;
     }
 }
 
 
-static ngx_http_eas_ldap_handle_t *
-ngx_http_eas_ldap_handle(ngx_http_eas_ldap_t *ldap)
+static ngx_http_eas_ldap_thread_t *
+ngx_http_eas_ldap_thread(void)
 {
-    ngx_uint_t                   i;
-    ngx_http_eas_ldap_handle_t  *h;
     ngx_http_eas_ldap_thread_t  *th;
 
     if (pthread_once(&ngx_http_eas_ldap_once, ngx_http_eas_ldap_key_create)
@@ -376,18 +444,45 @@ ngx_http_eas_ldap_handle(ngx_http_eas_ldap_t *ldap)
 
     th = pthread_getspecific(ngx_http_eas_ldap_key);
 
-    if (th == NULL) {
-        /* thread data outlives any pool: libc, as libldap's own is */
-        th = calloc(1, sizeof(ngx_http_eas_ldap_thread_t));
-        if (th == NULL) {
-            return NULL;
-        }
-
-        if (pthread_setspecific(ngx_http_eas_ldap_key, th) != 0) {
-            free(th);
-            return NULL;
-        }
+    if (th) {
+        return th;
     }
+
+    /* thread data outlives any pool: libc, as libldap's own is */
+
+    th = calloc(1, sizeof(ngx_http_eas_ldap_thread_t));
+    if (th == NULL) {
+        return NULL;
+    }
+
+    if (pthread_mutex_init(&th->mutex, NULL) != 0) {
+        free(th);
+        return NULL;
+    }
+
+    if (pthread_setspecific(ngx_http_eas_ldap_key, th) != 0) {
+        (void) pthread_mutex_destroy(&th->mutex);
+        free(th);
+        return NULL;
+    }
+
+    (void) pthread_mutex_lock(&ngx_http_eas_ldap_threads_mutex);
+
+    th->link = ngx_http_eas_ldap_threads;
+    ngx_http_eas_ldap_threads = th;
+
+    (void) pthread_mutex_unlock(&ngx_http_eas_ldap_threads_mutex);
+
+    return th;
+}
+
+
+static ngx_http_eas_ldap_handle_t *
+ngx_http_eas_ldap_handle(ngx_http_eas_ldap_thread_t *th,
+    ngx_http_eas_ldap_t *ldap)
+{
+    ngx_uint_t                   i;
+    ngx_http_eas_ldap_handle_t  *h;
 
     for (i = 0; i < NGX_HTTP_EAS_LDAP_HANDLES; i++) {
         if (th->handles[i].ldap == ldap) {
@@ -498,6 +593,7 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
     int                   rc;
     char                 *dn;
     size_t                n;
+    ngx_str_t            *d;
     ngx_uint_t            kind;
     eas_user_t            user;
     eas_str_t             domain;
@@ -514,6 +610,22 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
 
     if (eas_user_split(t->user, t->user_len, &user) != EAS_OK) {
         return NGX_HTTP_EAS_LDAP_UNKNOWN;
+    }
+
+    /*
+     * %d: the directory's name of the domain sent (checked before the
+     * task was posted), never the client's spelling of it
+     */
+
+    if (ldap->aliases) {
+        d = ngx_http_eas_ldap_domain(ldap, (u_char *) user.domain.data,
+                                     user.domain.len);
+        if (d == NULL) {
+            return NGX_HTTP_EAS_LDAP_UNKNOWN;
+        }
+
+        user.domain.data = d->data;
+        user.domain.len = d->len;
     }
 
     domain.data = ldap->domain.data;
@@ -550,7 +662,7 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
             return ngx_http_eas_ldap_error(ld, t, rc, "bind");
         }
 
-        return NGX_HTTP_EAS_LDAP_OK;
+        goto identity;
     }
 
     /* a DN template: the user binds, then reads its own entry */
@@ -583,7 +695,7 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
     } else {
         dn = (char *) buf;
 
-        if (ldap->devices) {
+        if (ldap->devices || ldap->identity.len) {
             kind = ngx_http_eas_ldap_read(ld, t, dn);
 
             if (kind != NGX_HTTP_EAS_LDAP_OK) {
@@ -602,7 +714,19 @@ ngx_http_eas_ldap_check_user(LDAP *ld, ngx_http_eas_ldap_task_t *t)
         ldap_memfree(dn);
     }
 
-    return kind;
+    if (kind != NGX_HTTP_EAS_LDAP_OK) {
+        return kind;
+    }
+
+identity:
+
+    /* identity=: the directory names the user, or nobody passes */
+
+    if (ldap->identity.len && !t->identity) {
+        return NGX_HTTP_EAS_LDAP_NO_IDENTITY;
+    }
+
+    return NGX_HTTP_EAS_LDAP_OK;
 }
 
 
@@ -713,36 +837,170 @@ ngx_http_eas_ldap_read(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
 }
 
 
-/* the group entry has the user's DN in its member attribute */
+/*
+ * The required group: its entry lists the user's DN in its member
+ * attribute (a direct member).  With group_nested=, a member of a
+ * member group counts too: first AD's LDAP_MATCHING_RULE_IN_CHAIN
+ * (one search; other directories find nothing with it, slapd answers
+ * success with no entry), then, with "on", a search that any directory
+ * answers: the groups that list the user, then the groups that list
+ * those, level by level up to group_depth=, each group once (a cycle
+ * ends), asking at each level whether the required group lists one of
+ * them.  Anything over the bounds is "not a member": fail closed.
+ */
 
 static ngx_uint_t
 ngx_http_eas_ldap_member(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
 {
-    int                   rc, count;
+    int                   rc;
+    char                **members, *d;
     char                 *attrs[2];
-    size_t                n;
-    u_char               *p, *last;
-    LDAPMessage          *res;
+    u_char               *filter;
+    ngx_uint_t            kind, depth, i, n, first, nvisited, over;
+    LDAPMessage          *res, *e;
     struct timeval        tv;
     ngx_http_eas_ldap_t  *ldap;
-    u_char                filter[EAS_LDAP_STRING_MAX + 128];
+    char                 *visited[NGX_HTTP_EAS_LDAP_GROUPS_MAX];
 
     ldap = t->ldap;
 
-    last = filter + sizeof(filter);
+    kind = ngx_http_eas_ldap_group_has(ld, t, "", &dn, 1);
 
-    p = ngx_snprintf(filter, last - filter, "(%V=", &ldap->member);
-
-    if (eas_ldap_escape(EAS_LDAP_FILTER, (u_char *) dn, ngx_strlen(dn), p,
-                        last - p - 2, &n)
-        != EAS_OK)
+    if (kind != NGX_HTTP_EAS_LDAP_NOT_MEMBER
+        || ldap->nested == NGX_HTTP_EAS_LDAP_NESTED_OFF)
     {
-        return NGX_HTTP_EAS_LDAP_NOT_MEMBER;
+        return kind;
     }
 
-    p += n;
-    *p++ = ')';
-    *p = '\0';
+    kind = ngx_http_eas_ldap_group_has(ld, t, ":1.2.840.113556.1.4.1941:",
+                                       &dn, 1);
+
+    if (kind != NGX_HTTP_EAS_LDAP_NOT_MEMBER
+        || ldap->nested == NGX_HTTP_EAS_LDAP_NESTED_IN_CHAIN)
+    {
+        return kind;
+    }
+
+    attrs[0] = LDAP_NO_ATTRS;
+    attrs[1] = NULL;
+
+    /* visited[first .. nvisited) is the level found last */
+
+    nvisited = 0;
+    first = 0;
+    over = 0;
+
+    for (depth = 2; depth <= ldap->group_depth; depth++) {
+
+        if (depth == 2) {
+            members = &dn;
+            n = 1;
+
+        } else {
+            members = &visited[first];
+            n = nvisited - first;
+        }
+
+        filter = ngx_http_eas_ldap_or_filter(&ldap->member, "", members, n);
+        if (filter == NULL) {
+            break;
+        }
+
+        ngx_http_eas_ldap_timeval(ldap->timeout, &tv);
+
+        res = NULL;
+
+        rc = ldap_search_ext_s(ld, (char *) ldap->group_base.data,
+                               LDAP_SCOPE_SUBTREE, (char *) filter, attrs, 0,
+                               NULL, NULL, &tv, NGX_HTTP_EAS_LDAP_GROUPS_MAX,
+                               &res);
+        free(filter);
+
+        if (rc == LDAP_SIZELIMIT_EXCEEDED) {
+            ldap_msgfree(res);
+            break;
+        }
+
+        if (rc != LDAP_SUCCESS) {
+            ldap_msgfree(res);
+            kind = ngx_http_eas_ldap_error(ld, t, rc, "nested group search");
+            break;
+        }
+
+        first = nvisited;
+
+        for (e = ldap_first_entry(ld, res); e; e = ldap_next_entry(ld, e)) {
+
+            d = ldap_get_dn(ld, e);
+            if (d == NULL) {
+                continue;
+            }
+
+            /* each group once: a cycle ends here */
+
+            for (i = 0; i < nvisited; i++) {
+                if (ngx_strcasecmp((u_char *) visited[i], (u_char *) d)
+                    == 0)
+                {
+                    break;
+                }
+            }
+
+            if (i < nvisited) {
+                ldap_memfree(d);
+                continue;
+            }
+
+            if (nvisited == NGX_HTTP_EAS_LDAP_GROUPS_MAX) {
+                ldap_memfree(d);
+                over = 1;
+                break;
+            }
+
+            visited[nvisited++] = d;
+        }
+
+        ldap_msgfree(res);
+
+        if (over || nvisited == first) {
+            break;
+        }
+
+        kind = ngx_http_eas_ldap_group_has(ld, t, "", &visited[first],
+                                           nvisited - first);
+
+        if (kind != NGX_HTTP_EAS_LDAP_NOT_MEMBER) {
+            break;
+        }
+    }
+
+    for (i = 0; i < nvisited; i++) {
+        ldap_memfree(visited[i]);
+    }
+
+    return kind;
+}
+
+
+/* whether the group lists one of the DNs, with the matching rule */
+
+static ngx_uint_t
+ngx_http_eas_ldap_group_has(LDAP *ld, ngx_http_eas_ldap_task_t *t,
+    const char *rule, char **dns, ngx_uint_t n)
+{
+    int                   rc, count;
+    char                 *attrs[2];
+    u_char               *filter;
+    LDAPMessage          *res;
+    struct timeval        tv;
+    ngx_http_eas_ldap_t  *ldap;
+
+    ldap = t->ldap;
+
+    filter = ngx_http_eas_ldap_or_filter(&ldap->member, rule, dns, n);
+    if (filter == NULL) {
+        return NGX_HTTP_EAS_LDAP_NOT_MEMBER;
+    }
 
     attrs[0] = LDAP_NO_ATTRS;
     attrs[1] = NULL;
@@ -754,11 +1012,7 @@ ngx_http_eas_ldap_member(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
     rc = ldap_search_ext_s(ld, (char *) ldap->group.data, LDAP_SCOPE_BASE,
                            (char *) filter, attrs, 0, NULL, NULL, &tv, 1,
                            &res);
-
-    if (rc == LDAP_NO_SUCH_OBJECT) {
-        ldap_msgfree(res);
-        return ngx_http_eas_ldap_error(ld, t, rc, "group search");
-    }
+    free(filter);
 
     if (rc != LDAP_SUCCESS) {
         ldap_msgfree(res);
@@ -773,27 +1027,93 @@ ngx_http_eas_ldap_member(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *dn)
 }
 
 
+/*
+ * "(attr<rule>=dn)", or "(|(attr<rule>=dn1)(attr<rule>=dn2)...)", each
+ * DN escaped per RFC 4515; from libc, freed by the caller.
+ */
+
+static u_char *
+ngx_http_eas_ldap_or_filter(ngx_str_t *attr, const char *rule, char **dns,
+    ngx_uint_t n)
+{
+    size_t       size, len, rlen;
+    u_char      *filter, *p, *last;
+    ngx_uint_t   i;
+
+    rlen = ngx_strlen(rule);
+    size = sizeof("(|)");
+
+    for (i = 0; i < n; i++) {
+        size += sizeof("(=)") + attr->len + rlen + 3 * ngx_strlen(dns[i]);
+    }
+
+    filter = malloc(size);
+    if (filter == NULL) {
+        return NULL;
+    }
+
+    p = filter;
+    last = filter + size;
+
+    if (n > 1) {
+        *p++ = '(';
+        *p++ = '|';
+    }
+
+    for (i = 0; i < n; i++) {
+        p = ngx_snprintf(p, last - p, "(%V%s=", attr, rule);
+
+        if (eas_ldap_escape(EAS_LDAP_FILTER, (u_char *) dns[i],
+                            ngx_strlen(dns[i]), p, last - p, &len)
+            != EAS_OK)
+        {
+            free(filter);
+            return NULL;
+        }
+
+        p += len;
+        *p++ = ')';
+    }
+
+    if (n > 1) {
+        *p++ = ')';
+    }
+
+    *p = '\0';
+
+    return filter;
+}
+
+
 /* the device list attributes are asked for with every user entry */
 
 static int
 ngx_http_eas_ldap_search(LDAP *ld, ngx_http_eas_ldap_task_t *t, char *base,
     int scope, char *filter, int limit, LDAPMessage **res)
 {
-    char                 *attrs[3];
+    char                 *attrs[4];
+    ngx_uint_t            n;
     struct timeval        tv;
     ngx_http_eas_ldap_t  *ldap;
 
     ldap = t->ldap;
 
-    if (ldap->devices) {
-        attrs[0] = (char *) ldap->allowed.data;
-        attrs[1] = (char *) ldap->blocked.data;
-        attrs[2] = NULL;
+    n = 0;
 
-    } else {
-        attrs[0] = LDAP_NO_ATTRS;
-        attrs[1] = NULL;
+    if (ldap->devices) {
+        attrs[n++] = (char *) ldap->allowed.data;
+        attrs[n++] = (char *) ldap->blocked.data;
     }
+
+    if (ldap->identity.len) {
+        attrs[n++] = (char *) ldap->identity.data;
+    }
+
+    if (n == 0) {
+        attrs[n++] = LDAP_NO_ATTRS;
+    }
+
+    attrs[n] = NULL;
 
     ngx_http_eas_ldap_timeval(ldap->timeout, &tv);
 
@@ -812,6 +1132,10 @@ ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
 
     ldap = t->ldap;
 
+    if (ldap->identity.len) {
+        ngx_http_eas_ldap_identity_read(ld, e, t);
+    }
+
     if (!ldap->devices) {
         return;
     }
@@ -820,6 +1144,62 @@ ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
                              NGX_HTTP_EAS_LDAP_BLOCKED);
     ngx_http_eas_ldap_values(ld, e, t, &ldap->allowed,
                              NGX_HTTP_EAS_LDAP_ALLOWED);
+}
+
+
+/*
+ * identity=: the attribute's first value, ASCII in lower case, as the
+ * first record of the encoded lists; a value that is no user name
+ * (empty, too long, a control byte) is none.
+ */
+
+static void
+ngx_http_eas_ldap_identity_read(LDAP *ld, LDAPMessage *e,
+    ngx_http_eas_ldap_task_t *t)
+{
+    u_char          *p, c;
+    size_t           i, len;
+    struct berval  **vals;
+
+    if (t->identity) {
+        return;
+    }
+
+    vals = ldap_get_values_len(ld, e, (char *) t->ldap->identity.data);
+
+    if (vals == NULL) {
+        return;
+    }
+
+    len = vals[0] ? vals[0]->bv_len : 0;
+
+    if (len == 0 || len > EAS_USER_MAX || len > 255
+        || t->extra_len + 2 + len > NGX_HTTP_EAS_LDAP_EXTRA_MAX)
+    {
+        ldap_value_free_len(vals);
+        return;
+    }
+
+    p = t->extra + t->extra_len;
+
+    for (i = 0; i < len; i++) {
+        c = (u_char) vals[0]->bv_val[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            ldap_value_free_len(vals);
+            return;
+        }
+
+        p[2 + i] = ngx_tolower(c);
+    }
+
+    p[0] = NGX_HTTP_EAS_LDAP_IDENTITY;
+    p[1] = (u_char) len;
+
+    t->extra_len += 2 + len;
+    t->identity = 1;
+
+    ldap_value_free_len(vals);
 }
 
 
@@ -966,6 +1346,27 @@ ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists)
 }
 
 
+/*
+ * The identity the directory gave (identity=), from what it answered
+ * or from the cache: the first record of the encoded lists.
+ */
+
+ngx_int_t
+ngx_http_eas_ldap_identity(ngx_str_t *extra, ngx_str_t *identity)
+{
+    if (extra->len < 2 || extra->data[0] != NGX_HTTP_EAS_LDAP_IDENTITY
+        || (size_t) extra->data[1] + 2 > extra->len)
+    {
+        return NGX_DECLINED;
+    }
+
+    identity->data = extra->data + 2;
+    identity->len = extra->data[1];
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_eas_ldap_lists_lookup(ngx_http_request_t *r,
     ngx_http_eas_lists_t *lists, ngx_http_eas_device_values_t *values,
@@ -1007,7 +1408,7 @@ ngx_http_eas_ldap_lists_lookup(ngx_http_request_t *r,
                 return NGX_OK;
             }
 
-            allowed = 1;
+            allowed |= (kind == NGX_HTTP_EAS_LDAP_ALLOWED);
         }
 
         p += len;

@@ -23,6 +23,20 @@
 
 
 #define NGX_HTTP_EAS_LDAP_URLS        8
+#define NGX_HTTP_EAS_LDAP_PASSWORD_MAX  1024   /* bind_password_file */
+
+#define NGX_HTTP_EAS_LDAP_DEPTH_MAX        32
+
+#define NGX_HTTP_EAS_LDAP_NESTED_OFF       0
+#define NGX_HTTP_EAS_LDAP_NESTED_ON        1   /* in-chain, then search */
+#define NGX_HTTP_EAS_LDAP_NESTED_IN_CHAIN  2   /* AD's rule only */
+
+
+/* a domain name a user may send, and the domain it stands for */
+typedef struct {
+    ngx_str_t               name;          /* lower case */
+    ngx_str_t              *domain;        /* as %d has it */
+} ngx_http_eas_ldap_alias_t;
 
 
 typedef struct {
@@ -47,7 +61,13 @@ struct ngx_http_eas_ldap_s {
     ngx_str_t               bind_password;
     ngx_str_t               group;
     ngx_str_t               member;        /* attribute of the group */
+    ngx_uint_t              nested;        /* NGX_HTTP_EAS_LDAP_NESTED_* */
+    ngx_uint_t              group_depth;   /* levels, direct is 1 */
+    ngx_str_t               group_base;    /* where nested groups are */
     ngx_str_t               domain;        /* %d of a bare user name */
+    ngx_array_t            *aliases;       /* ngx_http_eas_ldap_alias_t */
+    ngx_str_t               identity;      /* attribute, or empty */
+    ngx_uint_t              ndomains;      /* domain= parameters */
     ngx_str_t               allowed;       /* device list attributes */
     ngx_str_t               blocked;
     ngx_flag_t              devices;       /* read them */

@@ -28,6 +28,10 @@ static ngx_int_t ngx_http_eas_ldap_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static char *ngx_http_eas_ldap_parameter(ngx_conf_t *cf,
     ngx_http_eas_ldap_t *ldap, ngx_str_t *value);
+static char *ngx_http_eas_ldap_domain_parameter(ngx_conf_t *cf,
+    ngx_http_eas_ldap_t *ldap, ngx_str_t *value);
+static char *ngx_http_eas_ldap_password_file(ngx_conf_t *cf,
+    ngx_http_eas_ldap_t *ldap, ngx_str_t *path);
 static char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_http_eas_ldap_t *ldap);
 
@@ -40,8 +44,11 @@ static ngx_str_t  ngx_http_eas_ldap_prefix = ngx_string("eas_ldap:");
 /*
  * eas_ldap_server name url=URL [url=URL] [starttls] [ca=file]
  *     [verify=on|off] [bind=template] [base=dn] [filter=template]
- *     [scope=base|one|sub] [bind_dn=dn] [bind_password=secret]
- *     [group=dn] [group_attribute=member] [domain=name]
+ *     [scope=base|one|sub] [bind_dn=dn]
+ *     [bind_password=secret | bind_password_file=file]
+ *     [group=dn] [group_attribute=member]
+ *     [group_nested=off|on|in_chain] [group_depth=n] [group_base=dn]
+ *     [domain=name[,alias...] ...] [identity=attribute]
  *     [devices=on|off] [allowed_attribute=a] [blocked_attribute=a]
  *     [connect_timeout=t] [timeout=t] [retry=t] [grace=t];
  */
@@ -50,7 +57,7 @@ char *
 ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char                 *rv;
-    ngx_str_t            *value, name;
+    ngx_str_t            *value, name, arg;
     ngx_uint_t            i;
     ngx_shm_zone_t       *zone;
     ngx_http_eas_ldap_t  *ldap;
@@ -71,6 +78,8 @@ ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ldap->timeout = NGX_CONF_UNSET_MSEC;
     ldap->grace = NGX_CONF_UNSET;
     ldap->retry = NGX_CONF_UNSET;
+    ldap->nested = NGX_CONF_UNSET_UINT;
+    ldap->group_depth = NGX_CONF_UNSET_UINT;
 
     if (value[1].len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -86,8 +95,20 @@ ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         if (rv != NGX_CONF_ERROR) {
+            arg = value[i];
+
+            /* a password is never written to a log */
+
+            if (arg.len > sizeof("bind_password=") - 1
+                && ngx_strncmp(arg.data, "bind_password=",
+                               sizeof("bind_password=") - 1)
+                   == 0)
+            {
+                arg.len = sizeof("bind_password") - 1;
+            }
+
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s \"%V\" in \"%V\"", rv, &value[i],
+                               "%s \"%V\" in \"%V\"", rv, &arg,
                                &cmd->name);
         }
 
@@ -135,6 +156,7 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
     ngx_str_t *value)
 {
     u_char          *p;
+    ngx_int_t        n;
     ngx_str_t        v, *s;
     ngx_flag_t      *flag;
     ngx_msec_t      *ms;
@@ -216,7 +238,18 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
         s = &ldap->bind_dn;
 
     } else if (ngx_http_eas_ldap_is("bind_password")) {
+        if (ldap->bind_password.data) {
+            return "duplicate bind password, or one in a file too:";
+        }
+
         s = &ldap->bind_password;
+
+    } else if (ngx_http_eas_ldap_is("bind_password_file")) {
+        if (ldap->bind_password.data) {
+            return "duplicate bind password, or one in the text too:";
+        }
+
+        return ngx_http_eas_ldap_password_file(cf, ldap, &v);
 
     } else if (ngx_http_eas_ldap_is("group")) {
         s = &ldap->group;
@@ -224,8 +257,49 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
     } else if (ngx_http_eas_ldap_is("group_attribute")) {
         s = &ldap->member;
 
+    } else if (ngx_http_eas_ldap_is("group_base")) {
+        s = &ldap->group_base;
+
+    } else if (ngx_http_eas_ldap_is("group_nested")) {
+        if (ldap->nested != NGX_CONF_UNSET_UINT) {
+            return "duplicate parameter";
+        }
+
+        if (v.len == 3 && ngx_strncmp(v.data, "off", 3) == 0) {
+            ldap->nested = NGX_HTTP_EAS_LDAP_NESTED_OFF;
+
+        } else if (v.len == 2 && ngx_strncmp(v.data, "on", 2) == 0) {
+            ldap->nested = NGX_HTTP_EAS_LDAP_NESTED_ON;
+
+        } else if (v.len == 8 && ngx_strncmp(v.data, "in_chain", 8) == 0) {
+            ldap->nested = NGX_HTTP_EAS_LDAP_NESTED_IN_CHAIN;
+
+        } else {
+            return "invalid value, use \"off\", \"on\" or \"in_chain\":";
+        }
+
+        return NGX_CONF_OK;
+
+    } else if (ngx_http_eas_ldap_is("group_depth")) {
+        if (ldap->group_depth != NGX_CONF_UNSET_UINT) {
+            return "duplicate parameter";
+        }
+
+        n = ngx_atoi(v.data, v.len);
+
+        if (n < 1 || n > NGX_HTTP_EAS_LDAP_DEPTH_MAX) {
+            return "invalid depth, use 1 to 32:";
+        }
+
+        ldap->group_depth = n;
+
+        return NGX_CONF_OK;
+
     } else if (ngx_http_eas_ldap_is("domain")) {
-        s = &ldap->domain;
+        return ngx_http_eas_ldap_domain_parameter(cf, ldap, &v);
+
+    } else if (ngx_http_eas_ldap_is("identity")) {
+        s = &ldap->identity;
 
     } else if (ngx_http_eas_ldap_is("allowed_attribute")) {
         s = &ldap->allowed;
@@ -310,6 +384,306 @@ ngx_http_eas_ldap_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
 }
 
 
+/*
+ * domain=name[,alias...]: a domain the directory serves, as %d is to
+ * have it, and the other names a user may send for it (NetBIOS name,
+ * UPN suffixes); compared without case.  The first domain= is that of
+ * a bare user name.
+ */
+
+static char *
+ngx_http_eas_ldap_domain_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
+    ngx_str_t *value)
+{
+    u_char                     *p, *last, *comma;
+    ngx_str_t                   name, *domain;
+    ngx_uint_t                  i;
+    ngx_http_eas_ldap_alias_t  *a, *alias;
+
+    if (ldap->aliases == NULL) {
+        ldap->aliases = ngx_array_create(cf->pool, 4,
+                                         sizeof(ngx_http_eas_ldap_alias_t));
+        if (ldap->aliases == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    domain = NULL;
+    p = value->data;
+    last = value->data + value->len;
+
+    for ( ;; ) {
+        comma = ngx_strlchr(p, last, ',');
+
+        name.data = p;
+        name.len = (comma ? comma : last) - p;
+
+        if (name.len == 0 || name.len > EAS_BASIC_USER_MAX
+            || ngx_strlchr(name.data, name.data + name.len, '\\')
+            || ngx_strlchr(name.data, name.data + name.len, '@'))
+        {
+            return "invalid domain";
+        }
+
+        if (domain == NULL) {
+            /* config strings are NUL-terminated, this part not */
+            domain = ngx_palloc(cf->pool, sizeof(ngx_str_t));
+            if (domain == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            domain->data = ngx_pstrdup(cf->pool, &name);
+            if (domain->data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            domain->len = name.len;
+        }
+
+        a = ldap->aliases->elts;
+
+        for (i = 0; i < ldap->aliases->nelts; i++) {
+            if (a[i].name.len == name.len
+                && ngx_strncasecmp(a[i].name.data, name.data, name.len) == 0)
+            {
+                return "domain named twice in";
+            }
+        }
+
+        alias = ngx_array_push(ldap->aliases);
+        if (alias == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        alias->name.data = ngx_pnalloc(cf->pool, name.len);
+        if (alias->name.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_strlow(alias->name.data, name.data, name.len);
+        alias->name.len = name.len;
+        alias->domain = domain;
+
+        if (comma == NULL) {
+            break;
+        }
+
+        p = comma + 1;
+    }
+
+    if (ldap->ndomains++ == 0) {
+        ldap->domain = *domain;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the domain %d stands for: of the name sent, or the first; NULL: none */
+
+ngx_str_t *
+ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name, size_t len)
+{
+    ngx_uint_t                  i;
+    ngx_http_eas_ldap_alias_t  *a;
+
+    if (ldap->aliases == NULL) {
+        return NULL;
+    }
+
+    if (len == 0) {
+        return &ldap->domain;
+    }
+
+    a = ldap->aliases->elts;
+
+    for (i = 0; i < ldap->aliases->nelts; i++) {
+        if (a[i].name.len == len
+            && ngx_strncasecmp(a[i].name.data, name, len) == 0)
+        {
+            return a[i].domain;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The identity a user name stands for (docs/authentication.md,
+ * "Identity"): the name part in lower case, as password files have it;
+ * with a directory that serves several domains, "name@domain" with the
+ * domain as its domain= declares it, in lower case, so that the same
+ * name in two domains is two identities.  NGX_DECLINED: a domain the
+ * directory does not serve; NGX_ERROR: a malformed or too long name.
+ * The one normalisation of pre-authentication and per-user list files.
+ */
+
+ngx_int_t
+ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
+    size_t len, u_char *dst, size_t size, size_t *n)
+{
+    u_char      *p;
+    ngx_str_t   *domain;
+    eas_user_t   u;
+
+    *n = eas_user_normalize(user, len, dst, size);
+
+    if (*n == 0) {
+        return NGX_ERROR;
+    }
+
+    if (ldap == NULL || ldap->aliases == NULL) {
+        return NGX_OK;
+    }
+
+    (void) eas_user_split(user, len, &u);
+
+    domain = ngx_http_eas_ldap_domain(ldap, (u_char *) u.domain.data,
+                                      u.domain.len);
+    if (domain == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ldap->ndomains == 1) {
+        return NGX_OK;
+    }
+
+    if (*n + 1 + domain->len > size) {
+        return NGX_ERROR;
+    }
+
+    p = dst + *n;
+    *p++ = '@';
+    ngx_strlow(p, domain->data, domain->len);
+
+    *n += 1 + domain->len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The service account's password from a file, so that it need not sit
+ * in nginx.conf (world-readable on Debian): read now, by the master
+ * process, which reads the configuration as root at start and at
+ * every reload, so the file may be root's alone (0600).  One line; the
+ * line end is not part of the password.  Never logged.
+ */
+
+static char *
+ngx_http_eas_ldap_password_file(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
+    ngx_str_t *path)
+{
+    char             *rv;
+    u_char           *p;
+    size_t            len;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t         name;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+    u_char            buf[NGX_HTTP_EAS_LDAP_PASSWORD_MAX + 2];
+
+    name = *path;
+
+    if (name.len == 0) {
+        return "empty file name in";
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed, "
+                           "\"bind_password_file\" of \"eas_ldap_server\" "
+                           "\"%V\"", name.data, &ldap->name);
+        return NGX_CONF_ERROR;
+    }
+
+    rv = NGX_CONF_OK;
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = name;
+    file.log = cf->log;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", name.data);
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bind_password_file\" \"%s\" of "
+                           "\"eas_ldap_server\" \"%V\" is not a file",
+                           name.data, &ldap->name);
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+
+    if (n == NGX_ERROR) {
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    len = n;
+
+    if (len && buf[len - 1] == LF) {
+        len--;
+
+        if (len && buf[len - 1] == CR) {
+            len--;
+        }
+    }
+
+    if (len == 0 || len > NGX_HTTP_EAS_LDAP_PASSWORD_MAX
+        || ngx_strlchr(buf, buf + len, LF) != NULL
+        || ngx_strlchr(buf, buf + len, '\0') != NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"bind_password_file\" \"%s\" of "
+                           "\"eas_ldap_server\" \"%V\" must hold the "
+                           "password on one line, 1 to %d bytes (an empty "
+                           "password is an anonymous bind)", name.data,
+                           &ldap->name, NGX_HTTP_EAS_LDAP_PASSWORD_MAX);
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        rv = NGX_CONF_ERROR;
+        goto done;
+    }
+
+    ngx_memcpy(p, buf, len);
+    p[len] = '\0';
+
+    ldap->bind_password.data = p;
+    ldap->bind_password.len = len;
+
+done:
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%s\" failed", name.data);
+    }
+
+    return rv;
+}
+
+
 static char *
 ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_eas_ldap_t *ldap)
@@ -368,8 +742,9 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (ldap->bind_dn.len && ldap->bind_password.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"bind_dn\" needs \"bind_password\" in \"%V\": "
-                           "an empty password is an anonymous bind",
+                           "\"bind_dn\" needs \"bind_password\" or "
+                           "\"bind_password_file\" in \"%V\": an empty "
+                           "password is an anonymous bind",
                            &cmd->name);
         return NGX_CONF_ERROR;
     }
@@ -408,6 +783,55 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
         ngx_str_set(&ldap->member, "member");
     }
 
+    if (ldap->group.len == 0
+        && (ldap->nested != NGX_CONF_UNSET_UINT
+            || ldap->group_depth != NGX_CONF_UNSET_UINT
+            || ldap->group_base.data))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"group_nested\", \"group_depth\" and "
+                           "\"group_base\" need \"group\" in \"%V\"",
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ldap->nested == NGX_CONF_UNSET_UINT) {
+        ldap->nested = NGX_HTTP_EAS_LDAP_NESTED_OFF;
+    }
+
+    if (ldap->group_depth == NGX_CONF_UNSET_UINT) {
+        ldap->group_depth = 8;
+    }
+
+    if (ldap->group_base.len == 0) {
+        if (ldap->base.len) {
+            ldap->group_base = ldap->base;
+
+        } else {
+            /* the group's parent: after the first unescaped comma */
+
+            for (i = 0; i < ldap->group.len; i++) {
+                if (ldap->group.data[i] == '\\') {
+                    i++;
+                    continue;
+                }
+
+                if (ldap->group.data[i] == ',') {
+                    break;
+                }
+            }
+
+            if (i + 1 >= ldap->group.len) {
+                ldap->group_base = ldap->group;
+
+            } else {
+                /* a suffix of a NUL-terminated config string */
+                ldap->group_base.data = ldap->group.data + i + 1;
+                ldap->group_base.len = ldap->group.len - i - 1;
+            }
+        }
+    }
+
     if (ldap->allowed.len == 0) {
         ngx_str_set(&ldap->allowed, "msExchMobileAllowedDeviceIDs");
     }
@@ -418,6 +842,21 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
 
     if (ldap->domain.data == NULL) {
         ngx_str_set(&ldap->domain, "");
+    }
+
+    /* %d is the domain the user is in, never one a client made up */
+
+    if (ldap->ndomains == 0
+        && (eas_ldap_template_has(ldap->bind.data, ldap->bind.len, 'd')
+            || eas_ldap_template_has(ldap->filter.data, ldap->filter.len,
+                                     'd')))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%%d in a template of \"%V\" \"%V\" needs "
+                           "\"domain\": the domains the directory serves, "
+                           "so that %%d is never a domain a client made up",
+                           &cmd->name, &ldap->name);
+        return NGX_CONF_ERROR;
     }
 
     if (ldap->connect_timeout == NGX_CONF_UNSET_MSEC) {
@@ -455,6 +894,14 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
         || EVP_DigestUpdate(md, ldap->filter.data, ldap->filter.len) != 1
         || EVP_DigestUpdate(md, "", 1) != 1
         || EVP_DigestUpdate(md, ldap->group.data, ldap->group.len) != 1
+        || EVP_DigestUpdate(md, ldap->domain.data, ldap->domain.len) != 1
+        || EVP_DigestUpdate(md, &ldap->ndomains, sizeof(ngx_uint_t)) != 1
+        || EVP_DigestUpdate(md, ldap->identity.data, ldap->identity.len) != 1
+        || EVP_DigestUpdate(md, "", 1) != 1
+        || EVP_DigestUpdate(md, &ldap->nested, sizeof(ngx_uint_t)) != 1
+        || EVP_DigestUpdate(md, &ldap->group_depth, sizeof(ngx_uint_t)) != 1
+        || EVP_DigestUpdate(md, ldap->group_base.data, ldap->group_base.len)
+           != 1
         || EVP_DigestFinal_ex(md, ldap->source, NULL) != 1)
     {
         EVP_MD_CTX_free(md);

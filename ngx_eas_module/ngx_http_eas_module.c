@@ -327,7 +327,7 @@ ngx_module_t  ngx_http_eas_module = {
     ngx_http_eas_metrics_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_eas_ldap_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -379,6 +379,20 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_longpoll_handler;
 
+    /*
+     * Registered after the long-poll handler, so it runs before it: the
+     * device decision, and every refusal of the edge held, where neither
+     * "satisfy any" nor an internal redirect can skip them
+     * (ngx_http_eas_access.c)
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_eas_enforce_handler;
+
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
@@ -404,26 +418,57 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
 
 /*
- * Steps 2 and 3 of the request flow (DESIGN.md), in order:
- * authentication, then device access.  Each returns NGX_DECLINED when
- * the request may go on to the next.  Subrequests are not checked.
+ * Step 2 of the request flow: pre-authentication, composed like
+ * auth_basic: NGX_OK for good credentials (under "satisfy any" that is
+ * enough), 401 for missing or wrong ones (another access module may
+ * still admit the request under "satisfy any"), NGX_DECLINED where no
+ * pre-authentication is configured.  A refusal is remembered in the
+ * context: a lockout or a source error holds whatever "satisfy" says,
+ * and no refusal is handed to a content handler after an internal
+ * redirect (ngx_http_eas_enforce_handler).  Step 3, device access, runs
+ * in the precontent phase.  Subrequests are not checked.
  */
 
 static ngx_int_t
 ngx_http_eas_access_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t                  rc;
+    ngx_http_eas_ctx_t        *ctx;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    static ngx_str_t  locked = ngx_string("locked");
 
     if (r != r->main) {
         return NGX_DECLINED;
     }
 
     rc = ngx_http_eas_preauth_handler(r);
-    if (rc != NGX_DECLINED) {
+
+    if (rc < NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }
 
-    return ngx_http_eas_device_access(r);
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL || ctx->refused) {
+        return rc;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    ctx->refused = rc;
+    ctx->refused_pass = r->uri_changes;
+
+    /* a lockout holds even where another module would admit the request */
+
+    ctx->refused_soft = (clcf->satisfy == NGX_HTTP_SATISFY_ANY
+                         && rc == NGX_HTTP_UNAUTHORIZED
+                         && !(ctx->auth.len == locked.len
+                              && ngx_strncmp(ctx->auth.data, locked.data,
+                                             locked.len)
+                                 == 0));
+
+    return rc;
 }
 
 
@@ -473,9 +518,14 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_eas_loc_conf_t *prev = parent;
     ngx_http_eas_loc_conf_t *conf = child;
 
+    char                      *inert;
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
                               NGX_LOG_NOTICE);
+
+    inert = ngx_http_eas_inert_directive(cf, conf);
 
     if (conf->methods == NGX_CONF_UNSET_UINT) {
         conf->methods = prev->methods;
@@ -507,6 +557,16 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (inert) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" has no effect in location \"%V\" "
+                           "where \"eas\" is off: add \"eas on\" to it",
+                           inert, &clcf->name);
         return NGX_CONF_ERROR;
     }
 

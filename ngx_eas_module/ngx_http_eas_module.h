@@ -42,6 +42,7 @@ typedef struct {
     ngx_uint_t              address_limit; /* 0: no address lockout */
     time_t                  window;        /* failures are counted in */
     time_t                  lock_time;
+    time_t                  known;         /* a known-good device lasts */
     ngx_http_eas_ldap_t    *ldap;          /* eas_preauth_ldap */
     time_t                  grace;         /* of the directory, 0: none */
     u_char                  source[NGX_HTTP_EAS_DIGEST_LEN]; /* of uri */
@@ -53,6 +54,7 @@ typedef struct {
 #define NGX_HTTP_EAS_CACHE_CREDENTIALS     0   /* node kinds */
 #define NGX_HTTP_EAS_CACHE_USER            1
 #define NGX_HTTP_EAS_CACHE_ADDRESS         2
+#define NGX_HTTP_EAS_CACHE_KNOWN           3   /* known-good device */
 
 #define NGX_HTTP_EAS_CACHE_MISS            0   /* lookup answers */
 #define NGX_HTTP_EAS_CACHE_VALID           1
@@ -60,6 +62,7 @@ typedef struct {
 #define NGX_HTTP_EAS_CACHE_USER_LOCKED     4
 #define NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED  8
 #define NGX_HTTP_EAS_CACHE_STALE          16  /* valid, in the grace time */
+#define NGX_HTTP_EAS_CACHE_FULL           32  /* no room for a counter */
 
 
 typedef struct {
@@ -70,14 +73,15 @@ typedef struct {
                                               then stale (grace) */
     time_t                  window_start;  /* user, address */
     time_t                  locked_until;  /* user, address; 0: not */
-    ngx_uint_t              failures;      /* user, address */
+    u_short                 failures;      /* user, address: < 65536 */
     u_char                  kind;          /* NGX_HTTP_EAS_CACHE_USER... */
     u_char                  valid;         /* credentials */
     u_short                 len;
     u_short                 extra;         /* bytes after the key */
     u_char                  data[1];       /* digest, user or address,
                                               then extra: directory data */
-} ngx_http_eas_cache_node_t;
+} ngx_http_eas_cache_node_t;            /* 96 bytes before data on LP64:
+                                           a credential fills 128 */
 
 
 typedef struct {
@@ -85,11 +89,29 @@ typedef struct {
     ngx_rbtree_node_t       sentinel;
     ngx_queue_t             credentials;   /* LRU, most recent first */
     ngx_queue_t             counters;      /* users and addresses */
+    ngx_queue_t             known;         /* known-good devices */
+    size_t                  size;          /* of the zone */
+    size_t                  used[4];       /* slab bytes, per kind */
+    time_t                  full_logged;   /* the last "zone is full" */
     u_char                  key[NGX_HTTP_EAS_DIGEST_LEN]; /* HMAC key */
     ngx_atomic_t            hits;
     ngx_atomic_t            misses;
     ngx_atomic_t            lockouts;
 } ngx_http_eas_cache_sh_t;
+
+
+/* one request's question to the zone, and what it says back */
+typedef struct {
+    u_char                 *digest;        /* source, user, password */
+    ngx_str_t              *user;          /* identity */
+    ngx_str_t              *addr;          /* address, IPv6 by /64 */
+    u_char                 *device;        /* key of identity + DeviceId */
+    u_char                 *secret;        /* of identity + password */
+    time_t                  left;          /* of the lockout */
+    ngx_uint_t              failures;      /* the user's, after update */
+    unsigned                known:1;       /* a known-good device */
+    unsigned                log_full:1;    /* say the zone is full */
+} ngx_http_eas_cache_query_t;
 
 
 typedef struct {
@@ -163,6 +185,13 @@ typedef struct {
     ngx_str_t             user;           /* authenticated identity */
     ngx_str_t             reason;         /* $eas_reason; empty if none */
     ngx_uint_t            access;         /* $eas_access: ..._ACCESS_* */
+    ngx_uint_t            refused;        /* the edge's refusal status */
+    ngx_uint_t            refused_pass;   /* r->uri_changes when refused */
+    unsigned              refused_soft:1; /* satisfy any may admit it */
+    unsigned              checked:1;      /* every check of an "eas on"
+                                             location passed */
+    void                 *device_conf;    /* the location whose device
+                                             rules decided, if any */
     unsigned              parsed:1;       /* request holds the fields */
     unsigned              authenticated:1; /* user was verified */
     ngx_str_t             auth;           /* $eas_auth: ok, cached, ... */
@@ -211,11 +240,14 @@ char *ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_shm_zone_t *ngx_http_eas_cache_add(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
     ngx_str_t *user, ngx_str_t *password, u_char *digest);
-ngx_uint_t ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone, u_char *digest,
-    ngx_str_t *user, ngx_str_t *addr, time_t *left);
-ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone, u_char *digest,
-    ngx_uint_t valid, ngx_str_t *user, ngx_str_t *addr,
-    ngx_http_eas_preauth_conf_t *pcf, ngx_uint_t *failures);
+ngx_int_t ngx_http_eas_cache_device(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_str_t *password, u_char *device,
+    u_char *secret);
+ngx_uint_t ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
+    ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf);
+ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
+    ngx_http_eas_cache_query_t *q, ngx_uint_t valid,
+    ngx_http_eas_preauth_conf_t *pcf);
 ngx_int_t ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key);
 ngx_int_t ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,
@@ -244,6 +276,14 @@ const char *ngx_http_eas_ldap_refusal(void *data);
 ngx_uint_t ngx_http_eas_ldap_unknown(void *data);
 ngx_http_eas_lists_t *ngx_http_eas_ldap_lists(ngx_conf_t *cf);
 ngx_uint_t ngx_http_eas_ldap_lists_used(ngx_http_eas_lists_t *lists);
+void ngx_http_eas_ldap_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_eas_ldap_identity(ngx_str_t *extra, ngx_str_t *identity);
+ngx_str_t *ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name,
+    size_t len);
+ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *elcf);
+ngx_int_t ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
+    size_t len, u_char *dst, size_t size, size_t *n);
 
 ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);
@@ -290,6 +330,8 @@ void *ngx_http_eas_create_srv_conf(ngx_conf_t *cf);
 
 /* $eas_reason of a device over its user's eas_device_max */
 #define NGX_HTTP_EAS_REASON_MAX_DEVICES "eas_device_max"
+/* ... of a device refused because the zone cannot count it */
+#define NGX_HTTP_EAS_REASON_ZONE_FULL   "eas_device_zone_full"
 
 
 /* a record copied out of the zone: plain arrays, safe to copy */
@@ -327,6 +369,7 @@ typedef struct {
     ngx_uint_t            max_devices;    /* 0: no limit */
     ngx_uint_t            user_devices;   /* out */
     unsigned              over_limit:1;   /* out: max_devices blocked */
+    unsigned              zone_full:1;    /* out: no room to count it */
     unsigned              created:1;      /* out: first request seen */
 } ngx_http_eas_device_update_t;
 
@@ -362,7 +405,10 @@ ngx_int_t ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data,
     size_t len);
 
 /* step 3 of the request flow (ngx_http_eas_access.c) */
-ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_enforce_handler(ngx_http_request_t *r);
+char *ngx_http_eas_inert_directive(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *conf);
+ngx_uint_t ngx_http_eas_inventory_location(ngx_conf_t *cf);
 char *ngx_http_eas_access_merge(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
 char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,

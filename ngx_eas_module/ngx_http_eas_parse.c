@@ -13,6 +13,8 @@
 
 static ngx_http_eas_ctx_t *ngx_http_eas_create_ctx(ngx_http_request_t *r);
 static void ngx_http_eas_ctx_marker(void *data);
+static ngx_int_t ngx_http_eas_query_identity(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_refuse_method(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_check_target(ngx_http_request_t *r,
@@ -109,6 +111,12 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     if (eas_request_parse(&in, &ctx->request, buf, size) == EAS_OK) {
         ctx->parsed = 1;
 
+        /* until pre-authentication verifies one: User= as an identity */
+
+        if (ngx_http_eas_query_identity(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "eas request: cmd \"%s\" device \"%*s\" version %ui",
                        ctx->request.command_name.len
@@ -185,19 +193,46 @@ ngx_http_eas_get_ctx(ngx_http_request_t *r)
 /*
  * The user that later steps (device rules, per-device state) key on:
  * the identity pre-authentication verified, else, where no
- * pre-authentication is configured, the query's User= (empty if none).
+ * pre-authentication is configured, the query's User= normalised as
+ * a verified name would be (the name part, lower case; empty if none
+ * or if it is no user name).
  */
 
 void
 ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user)
 {
-    if (ctx->authenticated) {
-        *user = ctx->user;
-        return;
+    *user = ctx->user;
+}
+
+
+static ngx_int_t
+ngx_http_eas_query_identity(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
+{
+    size_t  n;
+    u_char  id[EAS_BASIC_USER_MAX];
+
+    if (ctx->authenticated || ctx->request.user.len == 0) {
+        return NGX_OK;
     }
 
-    user->data = (u_char *) ctx->request.user.data;
-    user->len = ctx->request.user.len;
+    if (ngx_http_eas_user_identity(NULL, (u_char *) ctx->request.user.data,
+                                   ctx->request.user.len, id, sizeof(id),
+                                   &n)
+        != NGX_OK)
+    {
+        ngx_str_null(&ctx->user);
+        return NGX_OK;
+    }
+
+    ctx->user.data = ngx_pnalloc(r->pool, n);
+    if (ctx->user.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ctx->user.data, id, n);
+    ctx->user.len = n;
+
+    return NGX_OK;
 }
 
 
@@ -289,7 +324,7 @@ ngx_http_eas_check_target(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
     ctx->reason.data = (u_char *) eas_reason_name(reason);
     ctx->reason.len = ngx_strlen(ctx->reason.data);
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: malformed request: %s", eas_reason_text(reason));
 
     return NGX_ERROR;

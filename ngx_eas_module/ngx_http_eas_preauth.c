@@ -13,9 +13,10 @@
 
 /*
  * Step 2 of the request flow (docs/authentication.md): Basic
- * credentials → cache → lockout → credential source.  The source is a
- * password file checked in the thread pool, or a subrequest.  Nothing
- * refused here reaches the backend.
+ * credentials → lockout (known-good devices pass) → cache → room for
+ * the failure counters → credential source.  The source is a password
+ * file checked in the thread pool, a directory, or a subrequest.
+ * Nothing refused here reaches the backend.
  */
 
 
@@ -35,8 +36,12 @@ typedef struct {
     ngx_str_t               extra;         /* the directory's lists */
     ngx_str_t               user;          /* as sent */
     ngx_str_t               identity;      /* normalised */
+    ngx_str_t               addr;          /* counted: IPv6 by /64 */
     void                   *verify;        /* the password file's task */
+    ngx_http_eas_cache_query_t  query;
     u_char                  digest[NGX_HTTP_EAS_DIGEST_LEN];
+    u_char                  device[NGX_HTTP_EAS_DIGEST_LEN];
+    u_char                  secret[NGX_HTTP_EAS_DIGEST_LEN];
 } ngx_http_eas_preauth_ctx_t;
 
 
@@ -72,6 +77,13 @@ static ngx_int_t ngx_http_eas_preauth_extra(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx);
 static ngx_int_t ngx_http_eas_preauth_down(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_query(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_conf_t *pcf,
+    ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *password);
+static ngx_int_t ngx_http_eas_preauth_full(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_retry_after(ngx_http_request_t *r,
+    time_t t);
 
 
 static ngx_str_t  ngx_http_eas_auth_ok = ngx_string("ok");
@@ -83,13 +95,13 @@ static ngx_str_t  ngx_http_eas_auth_missing = ngx_string("missing");
 static ngx_str_t  ngx_http_eas_auth_malformed = ngx_string("malformed");
 static ngx_str_t  ngx_http_eas_auth_grace = ngx_string("grace");
 static ngx_str_t  ngx_http_eas_auth_down = ngx_string("down");
+static ngx_str_t  ngx_http_eas_auth_full = ngx_string("full");
 
 
 ngx_int_t
 ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 {
     size_t                        n;
-    time_t                        left;
     u_char                       *source;
     ngx_int_t                     rc;
     ngx_str_t                     password;
@@ -160,9 +172,25 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         return ngx_http_eas_preauth_malformed(r, ctx, pctx, basic.reason);
     }
 
-    n = eas_user_normalize(basic.user.data, basic.user.len, id, sizeof(id));
+    /* the identity, as the source knows it: ngx_http_eas_ldap_conf.c */
 
-    if (n == 0) {
+    rc = ngx_http_eas_user_identity(pcf->ldap, (u_char *) basic.user.data,
+                                    basic.user.len, id, sizeof(id), &n);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "eas: preauth refused: the domain of user \"%*s\" is "
+                      "not one of directory \"%V\"", basic.user.len,
+                      basic.user.data, ngx_http_eas_ldap_name(pcf->ldap));
+
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                           &ngx_http_eas_auth_invalid,
+                                           "auth_unknown_domain",
+                                           NGX_HTTP_UNAUTHORIZED);
+    }
+
+    if (rc != NGX_OK) {
         ngx_explicit_memzero(buf, sizeof(buf));
         return ngx_http_eas_preauth_malformed(r, ctx, pctx,
                                               EAS_BASIC_USER_INVALID);
@@ -203,9 +231,12 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    found = ngx_http_eas_cache_lookup(pcf->zone, pctx->digest,
-                                      &pctx->identity,
-                                      &r->connection->addr_text, &left);
+    if (ngx_http_eas_preauth_query(r, ctx, pcf, pctx, &password) != NGX_OK) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    found = ngx_http_eas_cache_lookup(pcf->zone, &pctx->query, pcf);
 
     switch (found) {
 
@@ -244,7 +275,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 
         ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: user \"%V\" is locked out for "
-                      "%T s more", &pctx->identity, left);
+                      "%T s more", &pctx->identity, pctx->query.left);
 
         return ngx_http_eas_preauth_refuse(r, ctx, pctx,
                                            &ngx_http_eas_auth_locked,
@@ -257,12 +288,16 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: address \"%V\" is locked out "
                       "for %T s more, user \"%V\"",
-                      &r->connection->addr_text, left, &pctx->identity);
+                      &pctx->addr, pctx->query.left, &pctx->identity);
 
         return ngx_http_eas_preauth_refuse(r, ctx, pctx,
                                            &ngx_http_eas_auth_locked,
                                            "auth_address_locked",
                                            NGX_HTTP_UNAUTHORIZED);
+
+    case NGX_HTTP_EAS_CACHE_FULL:
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return ngx_http_eas_preauth_full(r, ctx, pctx);
 
     default: /* NGX_HTTP_EAS_CACHE_MISS */
         break;
@@ -511,7 +546,7 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx)
 {
     u_char                       *p;
-    ngx_uint_t                    locked, failures, level;
+    ngx_uint_t                    locked, level;
     ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_conf_t  *pcf;
     u_char                        why[NGX_MAX_ERROR_STR];
@@ -540,11 +575,15 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                            NGX_HTTP_SERVICE_UNAVAILABLE);
     }
 
-    locked = ngx_http_eas_cache_update(pcf->zone, pctx->digest,
-                                       pctx->result == NGX_OK,
-                                       &pctx->identity,
-                                       &r->connection->addr_text, pcf,
-                                       &failures);
+    locked = ngx_http_eas_cache_update(pcf->zone, &pctx->query,
+                                       pctx->result == NGX_OK, pcf);
+
+    if (pctx->query.log_full) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "eas: zone \"%V\" is full: a failure of user \"%V\" "
+                      "from \"%V\" could not be counted",
+                      &pcf->zone->shm.name, &pctx->identity, &pctx->addr);
+    }
 
     if (pctx->result == NGX_OK) {
         if (pcf->ldap) {
@@ -564,13 +603,13 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         p = ngx_snprintf(p, why + sizeof(why) - p,
                          ", user \"%V\" locked out for %T s after %ui "
                          "failures", &pctx->identity, pcf->lock_time,
-                         failures);
+                         pctx->query.failures);
     }
 
     if (locked & NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED) {
         p = ngx_snprintf(p, why + sizeof(why) - p,
                          ", address \"%V\" locked out for %T s",
-                         &r->connection->addr_text, pcf->lock_time);
+                         &pctx->addr, pcf->lock_time);
     }
 
     /* a lockout starting is worth an operator's eye */
@@ -611,12 +650,17 @@ ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     if (elcf->preauth.ldap) {
         ctx->directory = pctx->extra;
         ctx->directory_set = 1;
+
+        /* identity=: the user as the directory names it */
+        (void) ngx_http_eas_ldap_identity(&pctx->extra, &ctx->user);
     }
 
-    pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
-    pctx->rc = NGX_DECLINED;
+    /* as auth_basic: enough on its own under "satisfy any" */
 
-    return NGX_DECLINED;
+    pctx->state = NGX_HTTP_EAS_PREAUTH_DECIDED;
+    pctx->rc = NGX_OK;
+
+    return NGX_OK;
 }
 
 
@@ -783,7 +827,6 @@ static ngx_int_t
 ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx)
 {
-    ngx_table_elt_t              *h;
     ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_conf_t  *pcf;
 
@@ -804,9 +847,28 @@ ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                   "eas: preauth refused: directory \"%V\" is down, user "
                   "\"%V\"", ngx_http_eas_ldap_name(pcf->ldap), &pctx->user);
 
+    if (ngx_http_eas_preauth_retry_after(r,
+                                         ngx_http_eas_ldap_retry(pcf->ldap))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                       &ngx_http_eas_auth_down,
+                                       "auth_directory_down",
+                                       NGX_HTTP_SERVICE_UNAVAILABLE);
+}
+
+
+static ngx_int_t
+ngx_http_eas_preauth_retry_after(ngx_http_request_t *r, time_t t)
+{
+    ngx_table_elt_t  *h;
+
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     h->hash = 1;
@@ -817,15 +879,132 @@ ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
     if (h->value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.len = ngx_sprintf(h->value.data, "%T", t) - h->value.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * What the zone is asked: the credentials' digest, the address counted
+ * (an IPv6 client by its /64, which one subscriber or host is given
+ * whole) and, with a lockout, the device's record key and the
+ * password's secret (docs/authentication.md, "The lockout model").
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_query(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *password)
+{
+    ngx_str_t                   device_id;
+    ngx_http_eas_cache_query_t *q;
+#if (NGX_HAVE_INET6)
+    u_char                     *p;
+    size_t                      n;
+    struct in6_addr             a6;
+    struct sockaddr_in6        *sin6;
+#endif
+
+    q = &pctx->query;
+
+    pctx->addr = r->connection->addr_text;
+
+#if (NGX_HAVE_INET6)
+
+    if (r->connection->sockaddr->sa_family == AF_INET6) {
+        sin6 = (struct sockaddr_in6 *) r->connection->sockaddr;
+
+        if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            a6 = sin6->sin6_addr;
+            ngx_memzero(&a6.s6_addr[8], 8);
+
+            p = ngx_pnalloc(r->pool, NGX_INET6_ADDRSTRLEN + 3);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            n = ngx_inet6_ntop(a6.s6_addr, p, NGX_INET6_ADDRSTRLEN);
+
+            pctx->addr.data = p;
+            pctx->addr.len = ngx_cpymem(p + n, "/64", 3) - p;
+        }
+    }
+
+#endif
+
+    q->digest = pctx->digest;
+    q->user = &pctx->identity;
+    q->addr = &pctx->addr;
+    q->device = NULL;
+    q->secret = NULL;
+
+    if (pcf->user_limit == 0 && pcf->address_limit == 0) {
+        return NGX_OK;
+    }
+
+    /* no DeviceId (OPTIONS) is a device of its own */
+
+    device_id.len = 0;
+    device_id.data = NULL;
+
+    if (ctx->parsed) {
+        device_id.data = (u_char *) ctx->request.device_id.data;
+        device_id.len = ctx->request.device_id.len;
+    }
+
+    if (ngx_http_eas_cache_device(pcf->zone, &pctx->identity, &device_id,
+                                  password, pctx->device, pctx->secret)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    q->device = pctx->device;
+    q->secret = pctx->secret;
+
+    return NGX_OK;
+}
+
+
+/*
+ * No room in the zone for the counters a refusal would need: the source
+ * is not asked, the request is refused (never let through uncounted).
+ * One alert per zone a minute says so; each request its info line.
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_full(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_ctx_t *pctx)
+{
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = &elcf->preauth;
+
+    if (pctx->query.log_full) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "eas: zone \"%V\" is full: no room for the failure "
+                      "counters of new users and addresses, their "
+                      "verifications are refused until counters expire",
+                      &pcf->zone->shm.name);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "eas: preauth refused: zone \"%V\" is full, user \"%V\" "
+                  "from \"%V\"", &pcf->zone->shm.name, &pctx->identity,
+                  &pctx->addr);
+
+    if (ngx_http_eas_preauth_retry_after(r, pcf->window) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->value.len = ngx_sprintf(h->value.data, "%T",
-                               ngx_http_eas_ldap_retry(pcf->ldap))
-                   - h->value.data;
-
     return ngx_http_eas_preauth_refuse(r, ctx, pctx,
-                                       &ngx_http_eas_auth_down,
-                                       "auth_directory_down",
+                                       &ngx_http_eas_auth_full,
+                                       "auth_zone_full",
                                        NGX_HTTP_SERVICE_UNAVAILABLE);
 }

@@ -25,6 +25,7 @@
 #define NGX_HTTP_EAS_PREAUTH_ADDRS    50
 #define NGX_HTTP_EAS_PREAUTH_WINDOW   (60 * 15)
 #define NGX_HTTP_EAS_PREAUTH_LOCK     (60 * 15)
+#define NGX_HTTP_EAS_PREAUTH_KNOWN    (60 * 90)  /* > the longest Ping */
 
 
 static char *ngx_http_eas_preauth_time(ngx_conf_t *cf, ngx_str_t *value,
@@ -56,6 +57,7 @@ ngx_http_eas_preauth_create_conf(ngx_http_eas_preauth_conf_t *conf)
     conf->address_limit = NGX_CONF_UNSET_UINT;
     conf->window = NGX_CONF_UNSET;
     conf->lock_time = NGX_CONF_UNSET;
+    conf->known = NGX_CONF_UNSET;
 }
 
 
@@ -110,6 +112,8 @@ ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
                          NGX_HTTP_EAS_PREAUTH_WINDOW);
     ngx_conf_merge_value(conf->lock_time, prev->lock_time,
                          NGX_HTTP_EAS_PREAUTH_LOCK);
+    ngx_conf_merge_value(conf->known, prev->known,
+                         NGX_HTTP_EAS_PREAUTH_KNOWN);
 
     if (conf->zone && conf->zone->data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -450,7 +454,10 @@ ngx_http_eas_preauth_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* eas_preauth_lockout [user=N|off] [address=N|off] [window=t] [time=t]; */
+/*
+ * eas_preauth_lockout [user=N|off] [address=N|off] [window=t] [time=t]
+ *                     [known=t];
+ */
 
 char *
 ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -508,6 +515,19 @@ ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             continue;
 
+        } else if (ngx_strncmp(value[i].data, "known=", 6) == 0) {
+            rv = ngx_http_eas_preauth_time(cf, &value[i], 6,
+                                           &elcf->preauth.known);
+            if (rv != NGX_CONF_OK) {
+                return rv;
+            }
+
+            if (elcf->preauth.known == 0) {
+                goto invalid;
+            }
+
+            continue;
+
         } else {
             goto invalid;
         }
@@ -519,7 +539,9 @@ ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         n = ngx_atoi(s.data, s.len);
 
-        if (n <= 0 || n > 1000000) {
+        /* a count the zone keeps in two bytes */
+
+        if (n <= 0 || n > 65535) {
             goto invalid;
         }
 
@@ -542,6 +564,10 @@ ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (elcf->preauth.lock_time == NGX_CONF_UNSET) {
         elcf->preauth.lock_time = NGX_HTTP_EAS_PREAUTH_LOCK;
+    }
+
+    if (elcf->preauth.known == NGX_CONF_UNSET) {
+        elcf->preauth.known = NGX_HTTP_EAS_PREAUTH_KNOWN;
     }
 
     return NGX_CONF_OK;

@@ -21,6 +21,12 @@
  */
 
 
+/* what ngx_http_eas_rule_match() finds */
+#define NGX_HTTP_EAS_RULE_NO_MATCH  0
+#define NGX_HTTP_EAS_RULE_MATCH     1
+#define NGX_HTTP_EAS_RULE_FAILED    2
+
+
 typedef struct {
     ngx_uint_t                  field;
     ngx_str_t                   value;      /* lower-cased if caseless */
@@ -630,10 +636,11 @@ ngx_http_eas_rules_decide(ngx_http_request_t *r, ngx_http_eas_rules_t *rules,
     ngx_str_t *reason)
 {
     ngx_str_t             *v;
-    ngx_uint_t             f, i;
+    ngx_uint_t             f, i, failed;
     ngx_http_eas_rule_t   *best, *hit, **scan;
 
     best = NULL;
+    failed = 0;
 
     for (f = 0; f < NGX_HTTP_EAS_FIELDS; f++) {
 
@@ -667,10 +674,29 @@ ngx_http_eas_rules_decide(ngx_http_request_t *r, ngx_http_eas_rules_t *rules,
             break;
         }
 
-        if (ngx_http_eas_rule_match(scan[i], values, r->connection->log)) {
+        switch (ngx_http_eas_rule_match(scan[i], values, r->connection->log)) {
+
+        case NGX_HTTP_EAS_RULE_MATCH:
             best = scan[i];
             break;
+
+        case NGX_HTTP_EAS_RULE_FAILED:
+
+            /* a block that cannot be evaluated blocks; an allow does not */
+
+            if (scan[i]->access != NGX_HTTP_EAS_ACCESS_BLOCKED) {
+                continue;
+            }
+
+            best = scan[i];
+            failed = 1;
+            break;
+
+        default:
+            continue;
         }
+
+        break;
     }
 
     if (best == NULL) {
@@ -679,7 +705,23 @@ ngx_http_eas_rules_decide(ngx_http_request_t *r, ngx_http_eas_rules_t *rules,
 
     *access = best->access;
 
-    return ngx_http_eas_reason(r, best->source, best->line, reason);
+    if (!failed) {
+        return ngx_http_eas_reason(r, best->source, best->line, reason);
+    }
+
+    /* the rule's "source:line" after "regex_error:" */
+
+    reason->data = ngx_pnalloc(r->pool, sizeof("regex_error::") - 1
+                                        + best->source->len + NGX_INT_T_LEN);
+    if (reason->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    reason->len = ngx_sprintf(reason->data, "regex_error:%V:%ui",
+                              best->source, best->line)
+                  - reason->data;
+
+    return NGX_OK;
 }
 
 
@@ -719,6 +761,15 @@ ngx_http_eas_rules_merge(ngx_conf_t *cf, ngx_http_eas_rules_t **conf,
 }
 
 
+/*
+ * NGX_HTTP_EAS_RULE_MATCH when every condition matches, ..._FAILED
+ * when a regular expression could not be evaluated (PCRE's match or
+ * depth limit: a subject crafted to backtrack), else ..._NO_MATCH.
+ * The caller decides what a failure means, never "no match" for a
+ * block.  A failure of an allow rule is logged here; that of a block
+ * rule is the refusal's line.
+ */
+
 static ngx_uint_t
 ngx_http_eas_rule_match(ngx_http_eas_rule_t *rule,
     ngx_http_eas_device_values_t *values, ngx_log_t *log)
@@ -726,7 +777,9 @@ ngx_http_eas_rule_match(ngx_http_eas_rule_t *rule,
     ngx_int_t             rc;
     ngx_str_t            *v;
     ngx_uint_t            i;
-    ngx_http_eas_cond_t  *cond;
+    ngx_http_eas_cond_t  *cond, *failed;
+
+    failed = NULL;
 
     for (i = 0; i < rule->nconds; i++) {
         cond = &rule->conds[i];
@@ -738,14 +791,14 @@ ngx_http_eas_rule_match(ngx_http_eas_rule_t *rule,
             rc = ngx_regex_exec(cond->regex, v, NULL, 0);
 
             if (rc == NGX_REGEX_NO_MATCHED) {
-                return 0;
+                return NGX_HTTP_EAS_RULE_NO_MATCH;
             }
 
             if (rc < 0) {
-                ngx_log_error(NGX_LOG_ALERT, log, 0,
-                              ngx_regex_exec_n " failed: %i on \"%V\" "
-                              "using \"%V\"", rc, v, &cond->value);
-                return 0;
+                /* another condition may still rule the request out */
+                failed = cond;
+                ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                               "eas rule regex failed: %i", rc);
             }
 
             continue;
@@ -758,11 +811,22 @@ ngx_http_eas_rule_match(ngx_http_eas_rule_t *rule,
         if (v->len != cond->value.len
             || ngx_strncmp(v->data, cond->value.data, v->len) != 0)
         {
-            return 0;
+            return NGX_HTTP_EAS_RULE_NO_MATCH;
         }
     }
 
-    return 1;
+    if (failed == NULL) {
+        return NGX_HTTP_EAS_RULE_MATCH;
+    }
+
+    if (rule->access != NGX_HTTP_EAS_ACCESS_BLOCKED) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "eas: device rule %V:%ui not applied: its regular "
+                      "expression \"%V\" could not be evaluated",
+                      rule->source, rule->line, &failed->value);
+    }
+
+    return NGX_HTTP_EAS_RULE_FAILED;
 }
 
 

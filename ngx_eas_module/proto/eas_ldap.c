@@ -142,6 +142,27 @@ eas_ldap_template_check(const unsigned char *tmpl, size_t len)
 }
 
 
+/* whether a checked template holds %c */
+
+int
+eas_ldap_template_has(const unsigned char *tmpl, size_t len, unsigned char c)
+{
+    size_t  i;
+
+    for (i = 0; i + 1 < len; i++) {
+        if (tmpl[i] == '%') {
+            if (tmpl[i + 1] == c) {
+                return 1;
+            }
+
+            i++;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 eas_ldap_expand(unsigned kind, const unsigned char *tmpl, size_t tlen,
     const eas_user_t *user, const eas_str_t *domain, unsigned char *dst,

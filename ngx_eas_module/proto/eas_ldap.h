@@ -13,7 +13,8 @@
  * per RFC 4515 where it goes into a search filter and per RFC 4514
  * where it goes into a DN, so no name can widen a filter or name
  * another entry.  Templates use %u (the user name without its domain),
- * %d (the domain as sent, or the configured default) and %%.
+ * %d (the domain the caller gives: the directory's name for the domain
+ * sent, or its default) and %%.
  */
 
 #include "eas_proto.h"
@@ -30,6 +31,8 @@
 int eas_ldap_escape(unsigned kind, const unsigned char *src, size_t len,
     unsigned char *dst, size_t size, size_t *out);
 int eas_ldap_template_check(const unsigned char *tmpl, size_t len);
+int eas_ldap_template_has(const unsigned char *tmpl, size_t len,
+    unsigned char c);
 int eas_ldap_expand(unsigned kind, const unsigned char *tmpl, size_t tlen,
     const eas_user_t *user, const eas_str_t *domain, unsigned char *dst,
     size_t size, size_t *out);

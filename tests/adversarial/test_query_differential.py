@@ -45,6 +45,7 @@ http {
         location /Microsoft-Server-ActiveSync {
             eas on;
             eas_device_block device_id=""" + LOST + """;
+            eas_device_block_status 403;
             proxy_pass http://php;
         }
     }
@@ -56,6 +57,7 @@ http {
         location /Microsoft-Server-ActiveSync {
             eas on;
             eas_device_block device_id=""" + LOST + """;
+            eas_device_block_status 403;
             proxy_pass http://recorder;
         }
     }

@@ -3,6 +3,7 @@ with its own configuration and database in a temporary directory, on
 127.0.0.1 high ports, plain ldap:// (StartTLS offered) and ldaps://.
 
     Slapd(dir, certs).start()   loads the entries, starts slapd -d 0
+                                (stats=True: -d 256, operations_since())
     .kill() / .restart()        SIGKILL, then start again on the same ports
     .stop()                     SIGTERM, then SIGKILL after a deadline
     .url / .ldaps_url           ldap://127.0.0.1:P, ldaps://127.0.0.1:Q
@@ -12,9 +13,11 @@ for Exchange's two device list attributes and sAMAccountName, so that
 filters and attribute names are those of an Active Directory.
 
 BlackHole() is a server that accepts TCP connections and never answers
-(a hung directory): it holds each one for at most `hold` seconds.
+(a hung directory): it holds each one for at most `hold` seconds, or
+until release().
 """
 
+import base64
 import os
 import shutil
 import signal
@@ -89,14 +92,34 @@ access to *
 """
 
 
+# search then bind as the service account: eas_ldap_server parameters
+SEARCH_PARAMS = ("base=" + SUFFIX + " filter=(sAMAccountName=%u) bind_dn="
+                 + SERVICE_DN + " bind_password=" + SERVICE_PASSWORD)
+
+
+def sync(port, prefix, user, password, device="DEV1", timeout=30):
+    """An empty Sync to /<prefix>/Microsoft-Server-ActiveSync on
+    127.0.0.1:port with Basic credentials; the Response."""
+    from .client import EasClient
+    token = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8"))
+    client = EasClient("http://127.0.0.1:%d" % port)
+    return client.raw(
+        "POST", "/%s/Microsoft-Server-ActiveSync?Cmd=Sync&User=u"
+        "&DeviceId=%s&DeviceType=iPhone" % (prefix, device),
+        [("Authorization", "Basic " + token.decode("ascii")),
+         ("MS-ASProtocolVersion", "14.1"), ("Content-Length", "0")],
+        timeout=timeout)
+
+
 def person(uid, password, cn=None, allowed=(), blocked=(), sam=None,
-           ou="people"):
+           ou="people", mail=None):
     """One user entry as LDIF lines."""
     lines = ["dn: uid=%s,ou=%s,%s" % (uid, ou, SUFFIX),
              "objectClass: inetOrgPerson", "objectClass: easMobileUser",
              "uid: %s" % uid, "cn: %s" % (cn or uid), "sn: %s" % uid,
              "userPassword: %s" % password,
              "sAMAccountName: %s" % (sam or uid)]
+    lines += ["mail: %s" % mail] if mail else []
     lines += ["msExchMobileAllowedDeviceIDs: %s" % d for d in allowed]
     lines += ["msExchMobileBlockedDeviceIDs: %s" % d for d in blocked]
     return lines
@@ -124,8 +147,9 @@ def base_entries(people, members):
 
 
 class Slapd:
-    def __init__(self, dir, certs, entries):
+    def __init__(self, dir, certs, entries, stats=False):
         self.dir = os.path.abspath(dir)
+        self.stats = stats
         self.certs = certs
         self.entries = entries
         self.port = free_port()
@@ -140,7 +164,7 @@ class Slapd:
             self._configure(conf)
         log = open(os.path.join(self.dir, "slapd.log"), "ab")
         self.process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", conf, "-h",
+            [SLAPD, "-d", "256" if self.stats else "0", "-f", conf, "-h",
              "%s/ %s/" % (self.url, self.ldaps_url)],
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -155,6 +179,19 @@ class Slapd:
                                    self._log_tail())
             time.sleep(0.05)
         return self
+
+    def log_size(self):
+        """Where slapd.log ends now: pass it to operations_since()."""
+        return os.path.getsize(os.path.join(self.dir, "slapd.log"))
+
+    def operations_since(self, mark, what="SRCH"):
+        """With stats=True: the operations logged after mark, such as
+        'SRCH base="..." scope=2 deref=0 filter="..."'."""
+        with open(os.path.join(self.dir, "slapd.log"), "rb") as f:
+            f.seek(mark)
+            text = f.read().decode("utf-8", "replace")
+        return [line.split(" " + what + " ", 1)[1]
+                for line in text.splitlines() if " %s " % what in line]
 
     def kill(self):
         if self.process and self.process.poll() is None:
@@ -226,6 +263,7 @@ class BlackHole:
         self.accepted = 0
         self.closing = threading.Event()
         self.held = []
+        self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -239,16 +277,26 @@ class BlackHole:
                 continue
             except OSError:
                 return
-            self.accepted += 1
-            self.held.append((time.monotonic() + self.hold, conn))
+            with self.lock:
+                self.accepted += 1
+                self.held.append((time.monotonic() + self.hold, conn))
             self._expire()
 
     def _expire(self):
         now = time.monotonic()
-        for item in list(self.held):
-            if item[0] <= now:
-                item[1].close()
-                self.held.remove(item)
+        with self.lock:
+            for item in list(self.held):
+                if item[0] <= now:
+                    item[1].close()
+                    self.held.remove(item)
+
+    def release(self):
+        """Close the connections held now: a waiting client sees the
+        server go away."""
+        with self.lock:
+            for _, conn in self.held:
+                conn.close()
+            self.held = []
 
     def close(self):
         self.closing.set()

@@ -135,6 +135,14 @@ class Nginx:
             stderr=subprocess.STDOUT, timeout=timeout)
         return result.returncode, result.stdout.decode("utf-8", "replace")
 
+    def config_error(self):
+        """Run nginx -t, which must fail with an [emerg]; return its
+        output.  The [emerg] line is expected in the error log."""
+        self.expected_alerts.append(r"\[emerg\]")
+        code, output = self.test_config()
+        assert code != 0 and "[emerg]" in output, output
+        return output
+
     # Process control ------------------------------------------------------
 
     def start(self, ports=(), timeout=10.0):

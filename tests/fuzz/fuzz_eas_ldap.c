@@ -65,6 +65,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
+    /* the input as a template: %d found only where a check sees it */
+
+    if (eas_ldap_template_has(in, size, 'd')) {
+        eas_fuzz_assert(size >= 2, "%d in a short template");
+    }
+
     domain.data = (const unsigned char *) "example.org";
     domain.len = 11;
 

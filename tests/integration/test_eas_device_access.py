@@ -26,6 +26,7 @@ http {
     """ + LOG_FORMAT + """
 
     eas_device_zone zone=devices:1m;
+    eas_preauth_zone zone=auth:1m;
 
     # http level: inherited by the second server, which has no rules
     eas_device_block device_id=HttpLevelBlocked;
@@ -73,6 +74,10 @@ http {
         }
 
         location /limited/Microsoft-Server-ActiveSync {
+            # the limit counts the devices of authenticated users
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth;
+            eas_preauth_user_file ${dir}/passwords plain;
             eas_devices devices;
             eas_device_max 2;
             proxy_pass http://backend/Microsoft-Server-ActiveSync;
@@ -138,6 +143,7 @@ def gateway(nginx_factory, backend):
     write(nginx, "rules.txt", RULES)
     write(nginx, "users.txt", USERS)
     write(nginx, "known.txt", KNOWN)
+    write(nginx, "passwords", "max:{PLAIN}max-pw\nother:{PLAIN}other-pw\n")
     nginx.start(ports=(port, port2))
     nginx.port, nginx.port2 = port, port2
     return nginx
@@ -158,9 +164,10 @@ def conf_line(nginx, text):
 
 def request(nginx, path=EAS, port=None, user="jane", device_id="ApplNEW",
             device_type="iPhone", user_agent="Apple-iPhone13C4/2307.71",
-            form="plain"):
+            form="plain", password=None):
     client = EasClient("http://127.0.0.1:%d%s" % (port or nginx.port, path),
                        user=user, device_id=device_id, form=form,
+                       password=password,
                        device_type=device_type, user_agent=user_agent)
     return client.foldersync()
 
@@ -265,7 +272,8 @@ def test_decision(gateway, backend, name, args, status, access, reason):
                 if "eas: device" in line]
     if access == "blocked":
         assert len(refusals) == 1, refusals
-        user = args.get("user", "jane")
+        # the identity: User= normalised as a verified name would be
+        user = args.get("user", "jane").lower()
         device = args.get("device_id", "ApplNEW")
         if isinstance(device, bytes):
             device = device.hex().upper()
@@ -354,27 +362,29 @@ def inventory(nginx):
             for d in json.loads(reply.body)["devices"]}
 
 
-def test_max_devices_blocks_a_new_device_past_the_limit(gateway, backend):
-    path = "/limited" + EAS
+def limited(gateway, user, device_id):
+    """A request to the location with eas_device_max, authenticated."""
+    return request(gateway, "/limited" + EAS, user=user, device_id=device_id,
+                   password=user.lower() + "-pw")
 
+
+def test_max_devices_blocks_a_new_device_past_the_limit(gateway, backend):
     # a device blocked by a rule takes no place
-    assert request(gateway, path, user="max",
-                   device_id="ApplLOST0001").status == 403
-    assert request(gateway, path, user="max", device_id="ApplA").status == 200
-    assert request(gateway, path, user="Max", device_id="ApplB").status == 200
+    assert limited(gateway, "max", "ApplLOST0001").status == 403
+    assert limited(gateway, "max", "ApplA").status == 200
+    assert limited(gateway, "Max", "ApplB").status == 200
 
     mark = gateway.mark()
-    assert request(gateway, path, user="max", device_id="ApplC").status == 403
+    assert limited(gateway, "max", "ApplC").status == 403
     refusal = [line for line in gateway.error_lines_since(mark)
                if "eas: device" in line]
     assert len(refusal) == 1 and ('eas: device "ApplC" of user "max" '
                                   'blocked by eas_device_max') in refusal[0]
 
     # known devices go on, another user is not counted with this one
-    assert request(gateway, path, user="max", device_id="ApplA").status == 200
-    assert request(gateway, path, user="max", device_id="ApplC").status == 403
-    assert request(gateway, path, user="other",
-                   device_id="ApplC").status == 200
+    assert limited(gateway, "max", "ApplA").status == 200
+    assert limited(gateway, "max", "ApplC").status == 403
+    assert limited(gateway, "other", "ApplC").status == 200
 
     devices = inventory(gateway)
     assert devices[("max", "ApplC")]["access"] == "blocked"

@@ -262,12 +262,12 @@ def auth(user, password):
     return ("Authorization", "Basic " + token.decode())
 
 
-def send(nginx, headers=(), prefix="", method="POST", case=""):
+def send(nginx, headers=(), prefix="", method="POST", case="", query=QUERY):
     client = EasClient("http://127.0.0.1:%d" % nginx.port)
     headers = list(headers) + V141 + [("Content-Length", "0")]
     if case:
         headers.append(("X-Case", case))
-    return client.raw(method, prefix + EAS + QUERY, headers)
+    return client.raw(method, prefix + EAS + query, headers)
 
 
 def entries(nginx, count):
@@ -596,14 +596,16 @@ def test_user_lockout_spares_known_good_credentials(gateway, backend):
     assert "[notice]" in lines[2]
     assert 'user "jdoe" locked out for 3 s after 3 failures' in lines[2]
 
-    # a new verification is refused without asking the source ...
+    # a new verification (another device) is refused without asking the
+    # source, even with the right password ...
     mark = gateway.mark()
-    locked = send(gateway, [auth("CONTOSO\\jdoe", "secret")])
+    locked = send(gateway, [auth("CONTOSO\\jdoe", "secret")],
+                  query=QUERY.replace("DEV1", "NEWDEV"))
     assert locked.status == 401
     assert locked.header("WWW-Authenticate") == 'Basic realm="ActiveSync"'
     (line,) = eas_lines(gateway, mark)
     assert 'eas: preauth refused: user "jdoe" is locked out for' in line
-    # ... while the phone whose password is known keeps working
+    # ... while the phone that verified before the lock keeps working
     assert send(gateway, [good]).status == 200
     logged = entries(gateway, 6)
     assert [e["auth"] for e in logged] == \
@@ -612,7 +614,8 @@ def test_user_lockout_spares_known_good_credentials(gateway, backend):
     assert len(backend.requests) == 2
 
     # the lockout ends by itself
-    poll(lambda: send(gateway, [auth("CONTOSO\\jdoe", "secret")]).status
+    poll(lambda: send(gateway, [auth("CONTOSO\\jdoe", "secret")],
+                      query=QUERY.replace("DEV1", "NEWDEV")).status
          == 200, "the end of the 3 s lockout")
 
 
@@ -732,6 +735,10 @@ CONFIG_ERRORS = [
      'invalid character in realm "a"b" of "eas_preauth"'),
     ("bad lockout", "eas_preauth_lockout user=many;",
      'invalid parameter "user=many" in "eas_preauth_lockout"'),
+    ("lockout count over 65535", "eas_preauth_lockout address=70000;",
+     'invalid parameter "address=70000" in "eas_preauth_lockout"'),
+    ("no known time", "eas_preauth_lockout known=0;",
+     'invalid parameter "known=0" in "eas_preauth_lockout"'),
     ("bad cache time", "eas_preauth_cache zone=auth valid=soon;",
      'invalid time "valid=soon"'),
     ("relative request uri", "eas_preauth_request auth;",

@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
     const char            *tmpl;
     int                    rc;
+    int                    domain;      /* holds %d */
 } eas_test_template_t;
 
 
@@ -78,16 +79,19 @@ static eas_test_escape_t  eas_test_escapes[] = {
 
 
 static eas_test_template_t  eas_test_templates[] = {
-    { "uid=%u,ou=people,dc=example,dc=org", EAS_OK },
-    { "%u@example.org", EAS_OK },
-    { "%d\\%u", EAS_OK },
-    { "(sAMAccountName=%u)", EAS_OK },
-    { "100%%=%u", EAS_OK },
-    { "uid=x,dc=org", EAS_ERROR },
-    { "%d", EAS_ERROR },
-    { "%u%", EAS_ERROR },
-    { "%x%u", EAS_ERROR },
-    { "", EAS_ERROR },
+    { "uid=%u,ou=people,dc=example,dc=org", EAS_OK, 0 },
+    { "%u@example.org", EAS_OK, 0 },
+    { "%d\\%u", EAS_OK, 1 },
+    { "(sAMAccountName=%u)", EAS_OK, 0 },
+    { "100%%=%u", EAS_OK, 0 },
+    { "%%d=%u", EAS_OK, 0 },
+    { "%%%d=%u", EAS_OK, 1 },
+    { "(mail=%u@%d)", EAS_OK, 1 },
+    { "uid=x,dc=org", EAS_ERROR, 0 },
+    { "%d", EAS_ERROR, 1 },
+    { "%u%", EAS_ERROR, 0 },
+    { "%x%u", EAS_ERROR, 0 },
+    { "", EAS_ERROR, 0 },
 };
 
 
@@ -178,6 +182,8 @@ main(void)
 
         eas_test_check(eas_ldap_template_check(in, len) == t->rc, name,
                        t->tmpl);
+        eas_test_check(eas_ldap_template_has(in, len, 'd') == t->domain,
+                       name, t->tmpl);
         free(in);
     }
 
