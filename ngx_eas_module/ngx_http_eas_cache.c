@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
 
 
 /*
@@ -1010,6 +1011,8 @@ ngx_http_eas_cache_alloc(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
         if (own == NULL || !ngx_http_eas_cache_evict(ctx, own)) {
             break;
         }
+
+        ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_CACHE_EVICTED);
     }
 
     return NULL;

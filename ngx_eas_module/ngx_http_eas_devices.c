@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
 
 
 /*
@@ -809,6 +810,7 @@ ngx_http_eas_devices_alloc(ngx_http_eas_devices_ctx_t *ctx, size_t size,
         }
 
         ngx_http_eas_devices_evict(ctx, dn);
+        ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_DEVICE_EVICTED);
     }
 }
 

@@ -273,6 +273,29 @@ ngx_http_eas_metrics_log(ngx_http_request_t *r)
 }
 
 
+/* a password file read again at run time, from "start" to now */
+
+void
+ngx_http_eas_metrics_file_load(ngx_uint_t ok, struct timeval *start)
+{
+    int64_t         usec;
+    struct timeval  tv;
+
+    ngx_gettimeofday(&tv);
+
+    usec = (int64_t) (tv.tv_sec - start->tv_sec) * 1000000
+           + (tv.tv_usec - start->tv_usec);
+
+    ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_FILE_LOADS);
+    ngx_http_eas_metrics_add(single[NGX_HTTP_EAS_M_FILE_LOAD_USEC],
+                             (ngx_atomic_int_t) ngx_max(usec, 0));
+
+    if (!ok) {
+        ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_FILE_ERRORS);
+    }
+}
+
+
 static ngx_uint_t
 ngx_http_eas_metrics_refusal(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 {

@@ -119,6 +119,7 @@ ngx_int_t ngx_http_eas_metrics_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_eas_metrics_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_eas_metrics_log(ngx_http_request_t *r);
 ngx_uint_t ngx_http_eas_metrics_command(ngx_uint_t command);
+void ngx_http_eas_metrics_file_load(ngx_uint_t ok, struct timeval *start);
 const char *ngx_http_eas_metrics_auth_name(ngx_uint_t i);
 const char *ngx_http_eas_metrics_refusal_name(ngx_uint_t i);
 const char *ngx_http_eas_metrics_decision_name(ngx_uint_t i);

@@ -25,6 +25,7 @@ http {
 
     eas_preauth_zone zone=auth:1m;
     eas_device_zone zone=devices:1m;
+    eas_device_zone zone=tiny:32k;
 
     upstream backend {
         server 127.0.0.1:${backend_port};
@@ -48,6 +49,12 @@ http {
             eas_preauth_user_file ${dir}/users plain;
             eas_preauth_lockout user=3 address=50 window=1m time=1m;
             proxy_pass http://backend;
+        }
+
+        location /tiny/Microsoft-Server-ActiveSync {
+            eas on;
+            eas_devices tiny;
+            proxy_pass http://backend/Microsoft-Server-ActiveSync;
         }
 
         location /held/Microsoft-Server-ActiveSync {
@@ -284,6 +291,12 @@ http {
     ${temp_paths}
     server {
         listen 127.0.0.1:${port};
+        location /tiny/Microsoft-Server-ActiveSync {
+            eas on;
+            eas_devices tiny;
+            proxy_pass http://backend/Microsoft-Server-ActiveSync;
+        }
+
         location /held/Microsoft-Server-ActiveSync {
             eas on;
             eas_devices devices;
@@ -336,3 +349,43 @@ def test_held_long_polls_are_a_gauge(gateway):
                    and d["longpoll"]["completed"] == 2, "both Pings ended")
     assert len(results) == 2
     assert doc["requests"]["Ping"]["forwarded"] == 2
+
+
+def test_evictions_of_a_full_device_zone(gateway):
+    total = 150
+    for i in range(total):
+        c = EasClient("http://127.0.0.1:%d/tiny/Microsoft-Server-ActiveSync"
+                      % gateway.port, user="user%03d" % i,
+                      device_id="device%03d" % i)
+        assert c.foldersync().status == 200
+    doc = status(gateway)
+    tiny = {z["name"]: z for z in doc["zones"]}["tiny"]
+    assert 0 < tiny["entries"] < total
+    assert doc["evictions"]["devices"] == total - tiny["entries"]
+    assert tiny["used"] <= tiny["size"] == 32 * 1024
+
+
+def test_password_file_loads_are_counted(gateway):
+    users = os.path.join(gateway.dir, "users")
+
+    def login_until(condition, what):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            client(gateway).foldersync()
+            doc = status(gateway)
+            if condition(doc["files"]):
+                return doc["files"]
+            time.sleep(0.1)
+        raise AssertionError("never: %s (%r)" % (what, doc["files"]))
+
+    assert status(gateway)["files"]["loads"] == 0
+    with open(users, "w") as f:
+        f.write("jdoe:{PLAIN}secret\namy:{PLAIN}apple\nbob:{PLAIN}b\n")
+    files = login_until(lambda f: f["loads"] >= 1, "a reload counted")
+    assert files["errors"] == 0
+
+    # a line that is not "user:hash": refused, the previous one stays
+    with open(users, "w") as f:
+        f.write("jdoe:{PLAIN}secret\nthis line has no colon\n")
+    files = login_until(lambda f: f["errors"] >= 1, "a failed load counted")
+    assert files["loads"] >= 2
