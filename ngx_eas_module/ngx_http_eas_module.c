@@ -291,6 +291,20 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eas_admin_rules"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_eas_admin_rules,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_http_eas_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("eas_upstream_timeouts"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
       ngx_http_eas_upstream_timeouts,
@@ -306,7 +320,7 @@ static ngx_http_module_t  ngx_http_eas_module_ctx = {
     ngx_http_eas_preconfiguration,         /* preconfiguration */
     ngx_http_eas_init,                     /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_eas_create_main_conf,         /* create main configuration */
     NULL,                                  /* init main configuration */
 
     ngx_http_eas_create_srv_conf,          /* create server configuration */
@@ -487,6 +501,7 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->allow = { 0, NULL };
      *     conf->device_check = 0;
+     *     conf->admin = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -556,7 +571,9 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK) {
+    if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK
+        || ngx_http_eas_admin_check(cf, conf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

@@ -37,6 +37,9 @@
 /* the common status of a device blocked for its user (MS-ASCMD 2.2.2) */
 #define EAS_STATUS_DEVICE_BLOCKED      129
 
+/* "run Provision first" (MS-ASCMD 2.2.2, MS-ASPROV) */
+#define EAS_STATUS_NOT_PROVISIONED     142
+
 /* the Ping and Sync statuses the gateway answers with */
 #define EAS_PING_STATUS_EXPIRED        1
 #define EAS_PING_STATUS_OUT_OF_RANGE   5
