@@ -112,26 +112,6 @@ static ngx_str_t  ngx_http_eas_admin_access[] = {
 };
 
 
-void *
-ngx_http_eas_create_main_conf(ngx_conf_t *cf)
-{
-    ngx_http_eas_main_conf_t  *emcf;
-
-    emcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_main_conf_t));
-    if (emcf == NULL) {
-        return NULL;
-    }
-
-    /*
-     * set by ngx_pcalloc():
-     *
-     *     emcf->admin_rules = NULL;
-     */
-
-    return emcf;
-}
-
-
 /* eas_admin_rules zone=name:size file=path; */
 
 char *

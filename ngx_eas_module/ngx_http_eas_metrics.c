@@ -132,6 +132,7 @@ ngx_http_eas_metrics_process(ngx_cycle_t *cycle)
 {
     ngx_uint_t                    i;
     ngx_atomic_int_t              pid;
+    ngx_http_eas_main_conf_t     *emcf;
     ngx_http_eas_metrics_slot_t  *slot;
 
     ngx_http_eas_metrics_own = NULL;
@@ -140,6 +141,14 @@ ngx_http_eas_metrics_process(ngx_cycle_t *cycle)
         || (ngx_process != NGX_PROCESS_WORKER
             && ngx_process != NGX_PROCESS_SINGLE))
     {
+        return NGX_OK;
+    }
+
+    /* "eas_metrics off": no slot, every count a test of a NULL pointer */
+
+    emcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_eas_module);
+
+    if (emcf == NULL || !emcf->metrics) {
         return NGX_OK;
     }
 

@@ -21,6 +21,8 @@ typedef struct {
 static ngx_int_t ngx_http_eas_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_access_handler(ngx_http_request_t *r);
+static void *ngx_http_eas_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_eas_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -291,6 +293,13 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eas_metrics"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_eas_main_conf_t, metrics),
+      NULL },
+
     { ngx_string("eas_admin_rules"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
       ngx_http_eas_admin_rules,
@@ -321,7 +330,7 @@ static ngx_http_module_t  ngx_http_eas_module_ctx = {
     ngx_http_eas_init,                     /* postconfiguration */
 
     ngx_http_eas_create_main_conf,         /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_eas_init_main_conf,           /* init main configuration */
 
     ngx_http_eas_create_srv_conf,          /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -483,6 +492,39 @@ ngx_http_eas_access_handler(ngx_http_request_t *r)
                                  == 0));
 
     return rc;
+}
+
+
+static void *
+ngx_http_eas_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_eas_main_conf_t  *emcf;
+
+    emcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_main_conf_t));
+    if (emcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     emcf->admin_rules = NULL;
+     */
+
+    emcf->metrics = NGX_CONF_UNSET;
+
+    return emcf;
+}
+
+
+static char *
+ngx_http_eas_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_eas_main_conf_t *emcf = conf;
+
+    ngx_conf_init_value(emcf->metrics, 1);
+
+    return NGX_CONF_OK;
 }
 
 

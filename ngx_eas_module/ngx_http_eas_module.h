@@ -517,6 +517,7 @@ char *ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
 
 typedef struct {
     ngx_shm_zone_t       *admin_rules;    /* eas_admin_rules */
+    ngx_flag_t            metrics;        /* eas_metrics */
 } ngx_http_eas_main_conf_t;
 
 /* a change: access NONE removes */
@@ -554,7 +555,6 @@ ngx_str_t *ngx_http_eas_admin_access_name(ngx_uint_t access);
 char *ngx_http_eas_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_eas_admin_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *conf);
-void *ngx_http_eas_create_main_conf(ngx_conf_t *cf);
 
 extern ngx_module_t  ngx_http_eas_module;
 extern void         *ngx_http_eas_cache_tag;
