@@ -9,13 +9,16 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "eas_json.h"
 
 
 /*
  * "eas_admin [preauth_zone=name] [device_zone=name]": the admin API
  * (docs/operations.md).  JSON out; the request names what it acts on
  * in the path after the location's name and its arguments in the query
- * string:
+ * string or, for POST and DELETE, in a flat JSON object as the body
+ * ({"access":"block","device_id":"ApplX"}), which is read into query
+ * arguments after those of the URI:
  *
  *     GET    lockouts                      users and addresses locked now
  *     DELETE lockouts[?user=|?address=]    lift one, or all
@@ -38,6 +41,8 @@
 #define NGX_HTTP_EAS_ADMIN_PAGE      100     /* devices per page */
 #define NGX_HTTP_EAS_ADMIN_PAGE_MAX  1000
 #define NGX_HTTP_EAS_ADMIN_LIST_MAX  4096    /* lockouts, rules listed */
+#define NGX_HTTP_EAS_ADMIN_BODY_MAX  4096    /* a JSON body */
+#define NGX_HTTP_EAS_ADMIN_PAIRS     16
 
 
 typedef struct {
@@ -47,6 +52,9 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_eas_admin_handler(ngx_http_request_t *r);
+static void ngx_http_eas_admin_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_eas_admin_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_eas_admin_dispatch(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf);
 static ngx_int_t ngx_http_eas_admin_credentials(ngx_http_request_t *r,
@@ -175,11 +183,7 @@ ngx_http_eas_admin_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
 static ngx_int_t
 ngx_http_eas_admin_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                   rc;
-    ngx_str_t                   path;
-    ngx_http_eas_loc_conf_t    *elcf;
-    ngx_http_core_loc_conf_t   *clcf;
-    ngx_http_eas_admin_conf_t  *acf;
+    ngx_int_t  rc;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST
                        |NGX_HTTP_DELETE)))
@@ -187,11 +191,139 @@ ngx_http_eas_admin_handler(ngx_http_request_t *r)
         return NGX_HTTP_NOT_ALLOWED;
     }
 
+    if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
+        && (r->headers_in.content_length_n > 0 || r->headers_in.chunked))
+    {
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r, ngx_http_eas_admin_body);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
     rc = ngx_http_discard_request_body(r);
 
     if (rc != NGX_OK) {
         return rc;
     }
+
+    return ngx_http_eas_admin_dispatch(r);
+}
+
+
+static void
+ngx_http_eas_admin_body(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_eas_admin_json(r);
+
+    if (rc == NGX_DECLINED) {
+        rc = ngx_http_eas_admin_dispatch(r);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * The JSON body read into query arguments, after those of the URI (a
+ * name given in both: the URI's wins).  NGX_DECLINED: go on; anything
+ * else is the answer already made.
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_json(ngx_http_request_t *r)
+{
+    u_char                   *args, *p;
+    size_t                    len, size, i, n, k;
+    ngx_buf_t                *b;
+    eas_json_pair_t           pairs[NGX_HTTP_EAS_ADMIN_PAIRS];
+    ngx_http_request_body_t  *rb;
+    u_char                    buf[NGX_HTTP_EAS_ADMIN_BODY_MAX];
+
+    rb = r->request_body;
+
+    if (rb == NULL || rb->bufs == NULL) {
+        return NGX_DECLINED;
+    }
+
+    b = rb->bufs->buf;
+
+    if (rb->temp_file || rb->bufs->next || !ngx_buf_in_memory(b)
+        || (size_t) (b->last - b->pos) > NGX_HTTP_EAS_ADMIN_BODY_MAX)
+    {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "the JSON body is too large");
+    }
+
+    len = b->last - b->pos;
+
+    if (len == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (eas_json_object(b->pos, len, pairs, NGX_HTTP_EAS_ADMIN_PAIRS, &n,
+                        buf, sizeof(buf))
+        != EAS_OK)
+    {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "the body is not one flat JSON "
+                                        "object of strings and numbers");
+    }
+
+    size = r->args.len;
+
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < pairs[i].name.len; k++) {
+            if (!((pairs[i].name.data[k] >= 'a'
+                   && pairs[i].name.data[k] <= 'z')
+                  || pairs[i].name.data[k] == '_'))
+            {
+                return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                "invalid name in the body");
+            }
+        }
+
+        size += 2 + pairs[i].name.len + 3 * pairs[i].value.len;
+    }
+
+    args = ngx_pnalloc(r->pool, size);
+    if (args == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(args, r->args.data, r->args.len);
+
+    for (i = 0; i < n; i++) {
+        if (p != args) {
+            *p++ = '&';
+        }
+
+        p = ngx_cpymem(p, pairs[i].name.data, pairs[i].name.len);
+        *p++ = '=';
+        p = (u_char *) ngx_escape_uri(p, (u_char *) pairs[i].value.data,
+                                      pairs[i].value.len, NGX_ESCAPE_ARGS);
+    }
+
+    r->args.data = args;
+    r->args.len = p - args;
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_eas_admin_dispatch(ngx_http_request_t *r)
+{
+    ngx_str_t                   path;
+    ngx_http_eas_loc_conf_t    *elcf;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_eas_admin_conf_t  *acf;
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);

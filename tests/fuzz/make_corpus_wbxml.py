@@ -104,19 +104,24 @@ def xml_seeds():
                 yield 'xml-' + name, sync, f.read()
 
 
+def write_seeds(out, wanted):
+    """Writes {file name: bytes} into out, removing any other file."""
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(out):
+        if name not in wanted:
+            os.unlink(os.path.join(out, name))
+    for name, data in wanted.items():
+        with open(os.path.join(out, name), 'wb') as f:
+            f.write(data)
+    print('%d seeds in %s' % (len(wanted), out))
+
+
 def main():
-    os.makedirs(OUT, exist_ok=True)
     wanted = {}
     for name, sync, body in (list(unit_seeds()) + list(top_seeds())
                              + list(xml_seeds())):
         wanted[name] = bytes([sync]) + body
-    for name in os.listdir(OUT):
-        if name not in wanted:
-            os.unlink(os.path.join(OUT, name))
-    for name, data in wanted.items():
-        with open(os.path.join(OUT, name), 'wb') as f:
-            f.write(data)
-    print('%d seeds in %s' % (len(wanted), OUT))
+    write_seeds(OUT, wanted)
     return 0
 
 

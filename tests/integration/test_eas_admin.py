@@ -93,11 +93,14 @@ def gateway(nginx_factory, backend):
     return start(nginx_factory, backend)
 
 
-def admin(nginx, method, path, expect=200):
+def admin(nginx, method, path, expect=200, body=None):
+    headers = {"Authorization": "Basic YWRtaW46YWRtaW5wdw=="}  # admin:adminpw
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        body = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(
         "http://127.0.0.1:%d/eas/admin/%s" % (nginx.port, path),
-        method=method, headers={
-            "Authorization": "Basic YWRtaW46YWRtaW5wdw=="})  # admin:adminpw
+        method=method, headers=headers, data=body)
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
             status, body = reply.status, reply.read()
@@ -340,3 +343,28 @@ def test_bad_requests(gateway):
     admin(gateway, "POST", "rules?access=block", expect=400)
     admin(gateway, "GET", "nothing", expect=404)
     admin(gateway, "DELETE", "devices?user=jdoe", expect=400)
+
+
+def test_json_input(gateway, backend):
+    assert admin(gateway, "POST", "rules",
+                 body={"access": "block", "device_id": "ApplJSON"}) == \
+        {"ok": True}
+    assert device(gateway, "ApplJSON").sync().eas_status() == 129
+    rules = admin(gateway, "GET", "rules")["rules"]
+    assert [(r["device_id"], r["access"]) for r in rules] == \
+        [("ApplJSON", "block")]
+    # a user with a backslash and a non-ASCII letter, as JSON escapes
+    assert admin(gateway, "POST", "rules",
+                 body=b'{"access":"allow","user":"CONTOSO\\\\J\\u00f6rg"}') \
+        == {"ok": True}
+    users = [r.get("user") for r in admin(gateway, "GET", "rules")["rules"]]
+    assert "CONTOSO\\J\u00f6rg" in users
+    assert admin(gateway, "DELETE", "rules",
+                 body={"device_id": "ApplJSON"}) == {"ok": True}
+    assert device(gateway, "ApplJSON").sync().status == 200
+    admin(gateway, "DELETE", "lockouts", body={"user": "nobody"},
+          expect=404)
+    admin(gateway, "POST", "rules", body=b'{"access":"block",', expect=400)
+    admin(gateway, "POST", "rules", body=b'{"access":["block"]}',
+          expect=400)
+    admin(gateway, "POST", "rules", body=b'{"Access":"block"}', expect=400)
