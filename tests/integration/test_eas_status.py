@@ -90,8 +90,9 @@ def backend():
 
 @pytest.fixture
 def slow():
-    # holds a Ping until the client goes or 30 s pass
-    with EasBackend(hold_cap=30) as server:
+    # holds a Ping until the client goes or 30 s pass; a newer Ping of a
+    # device does not end the older one here: the gateway does
+    with EasBackend(hold_cap=30, supersede=False) as server:
         yield server
 
 
@@ -414,3 +415,26 @@ http {
         assert c.foldersync().status == 200
     doc = status(nginx)
     assert doc["requests"] == {} and doc["upstream"] == {}
+
+
+def test_a_superseded_ping_is_counted(gateway):
+    def pinger(results, timeout):
+        c = EasClient("http://127.0.0.1:%d/held/Microsoft-Server-ActiveSync"
+                      % gateway.port, user="jdoe", password="secret",
+                      device_id="ApplPING9")
+        try:
+            results.append(c.ping(heartbeat=60, timeout=timeout))
+        except OSError as exc:
+            results.append(exc)
+
+    first, second = [], []
+    threading.Thread(target=pinger, args=(first, 30), daemon=True).start()
+    wait_for(gateway, lambda d: d["longpoll"]["held"] == 1, "one Ping held")
+    threading.Thread(target=pinger, args=(second, 3), daemon=True).start()
+    doc = wait_for(gateway, lambda d: d["longpoll"]["superseded"] == 1,
+                   "the older Ping superseded")
+    assert doc["requests"]["Ping"]["answered"] == 1
+    doc = wait_for(gateway, lambda d: d["longpoll"]["held"] == 0,
+                   "the newer Ping ended by its client")
+    assert doc["longpoll"]["completed"] == 2
+    assert first and first[0].eas_status() == 1
