@@ -1,11 +1,21 @@
 #!/bin/sh
-# DirectPush capacity: N phones each holding one TLS Ping through the
-# gateway (nginx + ngx_eas, eas_longpoll on, device zone, per-request
-# timeouts) versus plain nginx proxying the same load, in one run.
+# DirectPush capacity: N phones each holding one TLS Ping through five
+# fronts, side by side in one run, each proxying the same load:
+#   plain     nginx, proxy_pass only, no module loaded
+#   eas       + the module, "eas on"
+#   preauth   + "eas_preauth" from a password file, cache warm
+#   longpoll  "eas on" + "eas_longpoll on" (no pre-auth, no device zone)
+#   all       everything on: pre-auth, device zone, long-poll
 #
 #   bench/longpoll-capacity.sh [N ...]        default: 10000 50000 100000
+#   FRONTS="plain all" bench/longpoll-capacity.sh 20000
+#   EAS_MODULE=/path/to/other.so ...          another build of the module
+#   PING=empty ...                            Pings without a body
 #
-# For each N and each front (plain, gateway): a backend that holds every
+# Every request carries what a phone's does (Authorization, a policy
+# key, a long User-Agent), on every front alike.
+#
+# For each N and each front: a backend that holds every
 # request (bench/holdsrv, several processes sharing a port with
 # SO_REUSEPORT), the front nginx with enough workers that none needs more
 # than ~18,000 descriptors (each held request costs the front two; the
@@ -23,7 +33,8 @@
 # beyond plain nginx.  Bounded: setup SETUP s (default 600), hold until
 # measured (at most HOLD s, default 120); every process started here is
 # stopped by its pid.  DEVICES=off runs the gateway without the device
-# zone, to tell the inventory's share from the long-poll step's.  Requires: build/ngx_http_eas_module.so (make),
+# zone, to tell the inventory's share from the long-poll step's; the
+# last lines give each front's cost beyond plain nginx.  Requires: build/ngx_http_eas_module.so (make),
 # gcc, libssl-dev, openssl, ss.
 
 set -eu
@@ -32,14 +43,16 @@ cd "$(dirname "$0")/.."
 
 ROOT=$(pwd)
 NGINX=${NGINX_BIN:-/usr/sbin/nginx}
-MODULE=$ROOT/build/ngx_http_eas_module.so
+MODULE=${EAS_MODULE:-$ROOT/build/ngx_http_eas_module.so}
 WORK=$ROOT/build/bench
 SETUP=${SETUP:-600}
 HOLD=${HOLD:-120}
 PER_WORKER=${PER_WORKER:-9000}
 PER_CLIENT=${PER_CLIENT:-17000}
 PER_BACKEND=${PER_BACKEND:-14000}
-DEVICES=${DEVICES:-on}         # off: the gateway without the device zone
+DEVICES=${DEVICES:-on}         # off: "all" without the device zone
+FRONTS=${FRONTS:-plain eas preauth longpoll all}
+PING=${PING:-interval}          # empty: Pings without a body (remembered)
 
 SIZES=${*:-10000 50000 100000}
 
@@ -55,7 +68,7 @@ if [ ! -f "$WORK/cert.pem" ]; then
         -out "$WORK/cert.pem" 2>/dev/null
 fi
 
-# W2 of EAS-PROTOCOL.md: <Ping><HeartbeatInterval>3540</...></Ping>
+# W2 of docs/protocol.md: <Ping><HeartbeatInterval>3540</...></Ping>
 printf '\003\001\152\000\000\015\105\110\003\063\065\064\060\000\001\001' \
     > "$WORK/ping.wbxml"
 {
@@ -63,11 +76,20 @@ printf '\003\001\152\000\000\015\105\110\003\063\065\064\060\000\001\001' \
     printf '&DeviceId=devXXXXXXXX&DeviceType=iPhone HTTP/1.1\r\n'
     printf 'Host: mail.example.org\r\n'
     printf 'MS-ASProtocolVersion: 14.1\r\n'
-    printf 'User-Agent: Apple-iPhone13C4/2307.71\r\n'
+    printf 'X-MS-PolicyKey: 1307862372\r\n'
+    printf 'Authorization: Basic YmVuY2g6YmVuY2gtcGFzc3dvcmQ=\r\n'
+    printf 'User-Agent: Apple-iPhone13C4/2307.71 (iOS 17.1.2; build 21B101)\r\n'
     printf 'Content-Type: application/vnd.ms-sync.wbxml\r\n'
-    printf 'Content-Length: 16\r\n\r\n'
-    cat "$WORK/ping.wbxml"
+    if [ "$PING" = empty ]; then
+        printf 'Content-Length: 0\r\n\r\n'
+    else
+        printf 'Content-Length: 16\r\n\r\n'
+        cat "$WORK/ping.wbxml"
+    fi
 } > "$WORK/request"
+
+# bench:bench-password, the Authorization above
+echo 'bench:{PLAIN}bench-password' > "$WORK/users"
 
 pids=""
 
@@ -104,7 +126,7 @@ write_conf() {
     mode=$1 workers=$2 port=$3 backend=$4 conf=$5
 
     {
-        if [ "$mode" = gateway ]; then
+        if [ "$mode" != plain ]; then
             echo "load_module $MODULE;"
         fi
         cat <<EOF
@@ -121,16 +143,20 @@ http {
     uwsgi_temp_path $WORK/run/uwsgi;
     scgi_temp_path $WORK/run/scgi;
 EOF
-        if [ "$mode" = gateway ] && [ "$DEVICES" = on ]; then
+        if [ "$mode" = all ] && [ "$DEVICES" = on ]; then
             echo "    eas_device_zone zone=eas_devices:64m;"
         fi
+        case $mode in preauth|all)
+            echo "    eas_preauth_zone zone=auth:16m;" ;;
+        esac
         echo "    upstream backend {"
         for i in 1 2 3 4 5 6 7 8; do
             echo "        server 127.0.2.$i:$backend;"
         done
-        if [ "$mode" = gateway ]; then
-            echo "        eas_upstream_timeouts;"
-        fi
+        case $mode in longpoll|all)
+            # needed by builds before the wrapper covered every upstream
+            echo "        eas_upstream_timeouts;" ;;
+        esac
         cat <<EOF
     }
     server {
@@ -143,13 +169,20 @@ EOF
         proxy_read_timeout 3600s;
         location /Microsoft-Server-ActiveSync {
 EOF
-        if [ "$mode" = gateway ]; then
+        if [ "$mode" != plain ]; then
             echo "            eas on;"
-            if [ "$DEVICES" = on ]; then
-                echo "            eas_devices eas_devices;"
-            fi
-            echo "            eas_longpoll on;"
         fi
+        case $mode in preauth|all)
+            echo "            eas_preauth \"ActiveSync\";"
+            echo "            eas_preauth_cache zone=auth;"
+            echo "            eas_preauth_user_file $WORK/users plain;" ;;
+        esac
+        if [ "$mode" = all ] && [ "$DEVICES" = on ]; then
+            echo "            eas_devices eas_devices;"
+        fi
+        case $mode in longpoll|all)
+            echo "            eas_longpoll on;" ;;
+        esac
         cat <<EOF
             proxy_pass http://backend;
         }
@@ -182,6 +215,13 @@ run_one() {
     "$NGINX" -p "$WORK/run" -c "$WORK/run/nginx.conf" -e "$WORK/run/error.log"
     master=$(cat "$WORK/run/nginx.pid")
     sleep 1
+
+    # warm: one request first (the credential cache, every worker's
+    # lazily made state), answered or cut after 2 s
+    for i in 1 2 3 4; do
+        timeout 5 "$WORK/loadcli" 127.0.3. 8 "$port" 1 "$WORK/request" \
+            5 1 "$WORK/nostop" $((900000 + i)) > /dev/null 2>&1 || true
+    done
 
     pss0=$(workers_kb "$master" Pss)
     rss0=$(workers_kb "$master" Rss)
@@ -243,7 +283,7 @@ run_one() {
 printf '%-8s %-8s %8s %8s %8s %8s %10s %10s %8s\n' N front held backend \
     dropped failed "Pss/conn" "RSS/conn" setup_s
 for n in $SIZES; do
-    for mode in plain gateway; do
+    for mode in $FRONTS; do
         set -- $(run_one "$mode" "$n")
         pss_b=$(( $3 * 1024 / n ))
         rss_b=$(( $4 * 1024 / n ))
@@ -251,7 +291,13 @@ for n in $SIZES; do
             "$1" "$2" "$5" "$6" "$pss_b" "$rss_b" "$8"
         eval "pss_$mode=$pss_b"
     done
-    printf '%-8s gateway - plain: %s B per held connection (Pss), ratio %s\n' \
-        "$n" $((pss_gateway - pss_plain)) \
-        "$(awk -v a="$pss_gateway" -v b="$pss_plain" 'BEGIN { printf "%.3f", a / b }')"
+    case " $FRONTS " in *" plain "*)
+        for mode in $FRONTS; do
+            [ "$mode" != plain ] || continue
+            eval "pss=\$pss_$mode"
+            printf '%-8s %-8s - plain: %5s B per held connection (Pss), ratio %s\n' \
+                "$n" "$mode" $((pss - pss_plain)) \
+                "$(awk -v a="$pss" -v b="$pss_plain" 'BEGIN { printf "%.3f", a / b }')"
+        done ;;
+    esac
 done

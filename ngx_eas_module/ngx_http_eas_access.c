@@ -160,7 +160,7 @@ ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx)
 
 
 /*
- * Step 3 of the request flow, in Exchange's order (EAS-PROTOCOL.md
+ * Step 3 of the request flow, in Exchange's order (docs/protocol.md
  * 9.2): the user's block list, the user's allow list, the rules (first
  * match wins), the default; then the inventory records the device and
  * applies the user's device limit.  OPTIONS and anything without a

@@ -788,7 +788,7 @@ ngx_http_eas_devices_node_key(ngx_rbtree_node_t *node)
 
 
 /*
- * User names and DeviceIds compare case-insensitively (EAS-PROTOCOL.md
+ * User names and DeviceIds compare case-insensitively (docs/protocol.md
  * 2.6): the key is lower-cased, the record keeps the first spelling.
  */
 

@@ -34,6 +34,8 @@ static char *ngx_http_eas_ldap_password_file(ngx_conf_t *cf,
     ngx_http_eas_ldap_t *ldap, ngx_str_t *path);
 static char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_http_eas_ldap_t *ldap);
+static ngx_int_t ngx_http_eas_ldap_source_add(EVP_MD_CTX *md,
+    ngx_http_eas_ldap_t *ldap);
 
 
 static u_char     ngx_http_eas_ldap_tag_data;
@@ -902,6 +904,7 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
         || EVP_DigestUpdate(md, &ldap->group_depth, sizeof(ngx_uint_t)) != 1
         || EVP_DigestUpdate(md, ldap->group_base.data, ldap->group_base.len)
            != 1
+        || ngx_http_eas_ldap_source_add(md, ldap) != NGX_OK
         || EVP_DigestFinal_ex(md, ldap->source, NULL) != 1)
     {
         EVP_MD_CTX_free(md);
@@ -911,6 +914,47 @@ ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     EVP_MD_CTX_free(md);
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The rest of what an answer depends on: the servers asked, where the
+ * user is searched and the lists read.  Two declarations that differ in
+ * any of it do not share cached answers, even under one name across a
+ * reload.
+ */
+
+static ngx_int_t
+ngx_http_eas_ldap_source_add(EVP_MD_CTX *md, ngx_http_eas_ldap_t *ldap)
+{
+    ngx_str_t   *s[6];
+    ngx_uint_t   i;
+
+    for (i = 0; i < ldap->nurls; i++) {
+        if (EVP_DigestUpdate(md, ldap->urls[i].data, ldap->urls[i].len) != 1
+            || EVP_DigestUpdate(md, "", 1) != 1)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    s[0] = &ldap->base;
+    s[1] = &ldap->member;
+    s[2] = &ldap->domain;
+    s[3] = &ldap->allowed;
+    s[4] = &ldap->blocked;
+    s[5] = &ldap->bind_dn;
+
+    for (i = 0; i < 6; i++) {
+        if (EVP_DigestUpdate(md, "", 1) != 1
+            || (s[i]->len
+                && EVP_DigestUpdate(md, s[i]->data, s[i]->len) != 1))
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

@@ -17,9 +17,11 @@
  * Step 4 of the request flow (docs/directpush.md): a Ping or Sync body
  * is read and scanned for its interval, an out-of-range interval is
  * answered at the edge as Exchange answers it, and the upstream read
- * timeout of the request is set to what it needs (see
- * docs/longpoll-timeouts.md for why a per-request copy of the upstream
- * settings, made by a peer-init wrapper, is the mechanism).
+ * timeout of the request is set to what it needs (by the peer-init
+ * wrapper of ngx_http_eas_upstream.c, see docs/longpoll-timeouts.md).
+ * Held requests are listed per worker: a Ping is answered as expired
+ * when the worker shuts down, when a newer Ping of the device
+ * supersedes it, or when its backend outstays the time it was given.
  */
 
 
@@ -45,17 +47,20 @@ typedef struct {
 } ngx_http_eas_longpoll_worker_t;
 
 
+/*
+ * What the sweep needs of a held request is kept here, never read
+ * again from the request's location: an internal redirect (error_page,
+ * X-Accel-Redirect) moves the request to a location that may have no
+ * eas_devices, and takes it off the hold.
+ */
 typedef struct {
     ngx_queue_t                       queue;
     ngx_http_request_t               *request;
+    ngx_shm_zone_t                   *devices;    /* eas_devices, or NULL */
+    ngx_msec_t                        deadline;   /* Ping: answered as
+                                                     expired then; 0: no */
+    ngx_uint_t                        uri_changes; /* as held */
 } ngx_http_eas_held_t;
-
-
-typedef struct {
-    ngx_flag_t                        enabled;
-    ngx_http_upstream_init_pt         original_init_upstream;
-    ngx_http_upstream_init_peer_pt    original_init_peer;
-} ngx_http_eas_upstream_srv_conf_t;
 
 
 static void ngx_http_eas_longpoll_body_handler(ngx_http_request_t *r);
@@ -73,23 +78,19 @@ static void ngx_http_eas_longpoll_unknown(ngx_http_request_t *r,
     ngx_uint_t source);
 static ngx_int_t ngx_http_eas_longpoll_hold(ngx_http_request_t *r);
 static void ngx_http_eas_longpoll_unhold(void *data);
-static void ngx_http_eas_longpoll_generation(ngx_http_request_t *r);
+static void ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
+    ngx_http_eas_held_t *held);
 static void ngx_http_eas_longpoll_sweep(ngx_event_t *ev);
-static ngx_uint_t ngx_http_eas_longpoll_superseded(ngx_http_request_t *r,
+static ngx_uint_t ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held,
     ngx_uint_t sweep);
+static ngx_msec_t ngx_http_eas_longpoll_limit(ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_loc_conf_t *elcf);
 static ngx_int_t ngx_http_eas_longpoll_release(ngx_http_request_t *r,
     ngx_str_t *reason, const char *why);
 static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf);
 static void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
     ngx_str_t *user, ngx_str_t *device_id);
-static ngx_int_t ngx_http_eas_upstream_init(ngx_conf_t *cf,
-    ngx_http_upstream_srv_conf_t *us);
-static ngx_int_t ngx_http_eas_upstream_init_peer(ngx_http_request_t *r,
-    ngx_http_upstream_srv_conf_t *us);
-
-
-extern ngx_module_t  ngx_http_proxy_module;
 
 
 static ngx_str_t  ngx_http_eas_heartbeat_sources[] = {
@@ -114,6 +115,8 @@ static ngx_str_t  ngx_http_eas_shutdown_reason =
     ngx_string("worker_shutdown");
 static ngx_str_t  ngx_http_eas_superseded_reason =
     ngx_string("ping_superseded");
+static ngx_str_t  ngx_http_eas_expired_reason =
+    ngx_string("heartbeat_expired");
 
 
 /*
@@ -261,6 +264,13 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     }
 
     if (!lp.has_heartbeat && !lp.has_wait) {
+
+        if (ctx->request.command == EAS_CMD_SYNC) {
+            /* a Sync with a body and no interval is an ordinary command */
+            ctx->longpoll = 0;
+            return NGX_DECLINED;
+        }
+
         ngx_http_eas_longpoll_unknown(r, ctx, elcf, NGX_HTTP_EAS_HB_DEFAULT);
         return NGX_DECLINED;
     }
@@ -337,7 +347,7 @@ ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
 
 
 /*
- * The range check of EAS-PROTOCOL.md 5.3 and 6.2: HeartbeatInterval in
+ * The range check of docs/protocol.md 5.3 and 6.2: HeartbeatInterval in
  * seconds against eas_heartbeat_min/max, Sync Wait in minutes against
  * the same bounds rounded inwards to whole minutes (1..59).
  */
@@ -379,7 +389,9 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     bound = (value < min) ? min : max;
 
-    ctx->heartbeat = (time_t) value;
+    /* $eas_heartbeat is in seconds, a Wait in minutes */
+    ctx->heartbeat = lp->has_heartbeat ? (time_t) value
+                                       : (time_t) value * 60;
     ctx->heartbeat_source = NGX_HTTP_EAS_HB_OUT_OF_RANGE;
     ctx->reason = ngx_http_eas_out_of_range_reason;
     ctx->longpoll = 0;
@@ -427,40 +439,54 @@ ngx_http_eas_longpoll_answer(ngx_http_request_t *r, u_char *data,
  * No interval in the body: the backend replays the device's cached
  * request, so the interval is the one the device asked for last,
  * remembered in its record of the device zone (shared by every worker,
- * kept over reloads); unknown means the maximum.  A malformed or unread
- * body is never assumed to replay anything: the maximum.
+ * kept over reloads); unknown means the maximum for a Ping, and an
+ * ordinary command for an empty Sync (nothing says it waits).  A
+ * malformed or unread body is never assumed to replay anything: the
+ * maximum.  What the backend replays is its own cache, which may hold
+ * another interval than the one remembered here: the read timeout of
+ * such a request covers the maximum (ngx_http_eas_longpoll_limit()).
  */
 
 static void
 ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_loc_conf_t *elcf, ngx_uint_t source)
 {
-    ngx_str_t               user, device_id;
-    ngx_http_eas_device_t  *dev;
+    ngx_str_t              user, device_id;
+    ngx_http_eas_device_t  dev;
 
     ctx->heartbeat = elcf->heartbeat_max;
     ctx->heartbeat_source = source;
 
-    if (source == NGX_HTTP_EAS_HB_DEFAULT && elcf->devices) {
+    /* the record is copied onto the stack: nothing stays in the pool */
 
-        dev = ngx_palloc(r->pool, sizeof(ngx_http_eas_device_t));
-        if (dev == NULL) {
-            return;
-        }
+    if (source == NGX_HTTP_EAS_HB_DEFAULT && elcf->devices) {
 
         ngx_http_eas_longpoll_device(ctx, &user, &device_id);
 
-        if (ngx_http_eas_device_lookup(elcf->devices, &user, &device_id, dev)
+        if (ngx_http_eas_device_lookup(elcf->devices, &user, &device_id, &dev)
             == NGX_OK
-            && dev->heartbeat != 0)
+            && dev.heartbeat != 0)
         {
             /* remembered under other bounds: still within today's */
 
-            ctx->heartbeat = ngx_max((time_t) dev->heartbeat,
+            ctx->heartbeat = ngx_max((time_t) dev.heartbeat,
                                      elcf->heartbeat_min);
             ctx->heartbeat = ngx_min(ctx->heartbeat, elcf->heartbeat_max);
             ctx->heartbeat_source = NGX_HTTP_EAS_HB_REMEMBERED;
         }
+    }
+
+    if (ctx->heartbeat_source == NGX_HTTP_EAS_HB_DEFAULT
+        && ctx->request.command == EAS_CMD_SYNC)
+    {
+        ctx->heartbeat = 0;
+        ctx->heartbeat_source = NGX_HTTP_EAS_HB_NONE;
+        ctx->longpoll = 0;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "eas empty Sync with no remembered interval: "
+                       "an ordinary command");
+        return;
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -513,7 +539,9 @@ static ngx_int_t
 ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
 {
     ngx_pool_cleanup_t              *cln;
+    ngx_http_eas_ctx_t              *ctx;
     ngx_http_eas_held_t             *held;
+    ngx_http_eas_loc_conf_t         *elcf;
     ngx_http_eas_longpoll_worker_t  *w;
 
     w = &ngx_http_eas_longpoll_worker;
@@ -534,8 +562,23 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ctx = ngx_http_eas_get_ctx(r);
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
     held = cln->data;
     held->request = r;
+    held->devices = elcf->devices;
+    held->uri_changes = r->uri_changes;
+    held->deadline = 0;
+
+    if (ctx->request.command == EAS_CMD_PING) {
+        held->deadline = ngx_current_msec
+                         + ngx_http_eas_longpoll_limit(ctx, elcf);
+
+        if (held->deadline == 0) {
+            held->deadline = 1;
+        }
+    }
 
     cln->handler = ngx_http_eas_longpoll_unhold;
 
@@ -543,7 +586,7 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
 
     ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_HELD_STARTED);
 
-    ngx_http_eas_longpoll_generation(r);
+    ngx_http_eas_longpoll_generation(r, held);
 
     if (!w->sweep.timer_set) {
         ngx_add_timer(&w->sweep, NGX_HTTP_EAS_SWEEP_INTERVAL);
@@ -569,31 +612,41 @@ ngx_http_eas_longpoll_unhold(void *data)
  * taken from the device record, is what the sweeps compare.  A Ping
  * whose body the gateway could not read or understand is not counted:
  * the backend answers it at once and the device's held Ping stays.
+ * Nor is a Ping whose identity nobody verified (no eas_preauth: the
+ * user is the query's User=, which anyone can write): it must not end
+ * another's held Ping; the backend, which authenticates it, handles
+ * its own collisions.
  * The request keeps the low 32 bits, in what was padding of its
  * context: a held request costs not a byte more.
  */
 
 static void
-ngx_http_eas_longpoll_generation(ngx_http_request_t *r)
+ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
+    ngx_http_eas_held_t *held)
 {
-    ngx_str_t                 user, device_id;
-    ngx_uint_t                generation;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_str_t            user, device_id;
+    ngx_uint_t           generation;
+    ngx_http_eas_ctx_t  *ctx;
 
     ctx = ngx_http_eas_get_ctx(r);
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
 
-    if (ctx->request.command != EAS_CMD_PING || elcf->devices == NULL
+    if (ctx->request.command != EAS_CMD_PING || held->devices == NULL
         || ctx->heartbeat_source == NGX_HTTP_EAS_HB_UNREAD
         || ctx->heartbeat_source == NGX_HTTP_EAS_HB_MALFORMED)
     {
         return;
     }
 
+    if (!ctx->authenticated) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "eas Ping generation not counted: "
+                       "identity not verified");
+        return;
+    }
+
     ngx_http_eas_longpoll_device(ctx, &user, &device_id);
 
-    if (ngx_http_eas_device_ping(elcf->devices, &user, &device_id, 1,
+    if (ngx_http_eas_device_ping(held->devices, &user, &device_id, 1,
                                  &generation)
         != NGX_OK)
     {
@@ -617,15 +670,26 @@ ngx_http_eas_longpoll_generation(ngx_http_request_t *r)
  * worker_shutdown_timeout cut it.  A held Sync is left to the backend:
  * it may carry changes whose answer the device needs.
  *
- * Otherwise a held Ping superseded by a newer Ping of the same device,
- * on this worker or another, gets the same answer: the device has moved
- * on, and the backend may not end the older one itself.
+ * Otherwise a held Ping gets the same answer when a newer Ping of the
+ * same device, on this worker or another, superseded it (the device
+ * has moved on, and the backend may not end the older one itself), or
+ * when its backend has not answered within the time the Ping was given
+ * (a backend replaying a longer interval of its own cache): a device
+ * never sees 504 for a Ping, the upstream read timeout is set a little
+ * later than this deadline (ngx_http_eas_longpoll_read_timeout()).
+ *
+ * A request that an internal redirect took elsewhere (error_page,
+ * X-Accel-Redirect) is no longer held: it leaves the list untouched.
  */
 
 static void
 ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
 {
+    ngx_int_t                        rc;
+    ngx_str_t                       *reason;
     ngx_queue_t                     *q, *prev, *next;
+    const char                      *why;
+    ngx_http_eas_ctx_t              *ctx;
     ngx_http_eas_held_t             *held;
     ngx_http_eas_longpoll_worker_t  *w;
 
@@ -641,6 +705,10 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
 
             ngx_queue_remove(q);
             ngx_queue_init(q);
+
+            if (held->request->uri_changes != held->uri_changes) {
+                continue;
+            }
 
             ngx_http_eas_longpoll_release(held->request,
                                           &ngx_http_eas_shutdown_reason,
@@ -659,7 +727,23 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
         next = ngx_queue_next(q);
         held = ngx_queue_data(q, ngx_http_eas_held_t, queue);
 
-        if (!ngx_http_eas_longpoll_superseded(held->request, w->sweeps)) {
+        if (held->request->uri_changes != held->uri_changes) {
+            ngx_queue_remove(q);
+            ngx_queue_init(q);
+            continue;
+        }
+
+        if (held->deadline
+            && (ngx_msec_int_t) (ngx_current_msec - held->deadline) >= 0)
+        {
+            reason = &ngx_http_eas_expired_reason;
+            why = "the backend did not answer in time";
+
+        } else if (ngx_http_eas_longpoll_superseded(held, w->sweeps)) {
+            reason = &ngx_http_eas_superseded_reason;
+            why = "superseded by a newer Ping";
+
+        } else {
             continue;
         }
 
@@ -669,11 +753,9 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
         ngx_queue_remove(q);
         ngx_queue_init(q);
 
-        if (ngx_http_eas_longpoll_release(held->request,
-                                          &ngx_http_eas_superseded_reason,
-                                          "superseded by a newer Ping")
-            == NGX_OK)
-        {
+        rc = ngx_http_eas_longpoll_release(held->request, reason, why);
+
+        if (rc == NGX_OK) {
             continue;
         }
 
@@ -681,7 +763,12 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
 
         ngx_queue_insert_after(prev, q);
 
-        ngx_http_eas_get_ctx(held->request)->ping_generation = 0;
+        held->deadline = 0;
+
+        ctx = ngx_http_eas_get_ctx(held->request);
+        if (ctx) {
+            ctx->ping_generation = 0;
+        }
     }
 
     if (!ngx_queue_empty(&w->held)) {
@@ -700,28 +787,29 @@ ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
  */
 
 static ngx_uint_t
-ngx_http_eas_longpoll_superseded(ngx_http_request_t *r, ngx_uint_t sweep)
+ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held, ngx_uint_t sweep)
 {
-    ngx_str_t                 user, device_id;
-    ngx_uint_t                generation;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_str_t            user, device_id;
+    ngx_uint_t           generation;
+    ngx_http_eas_ctx_t  *ctx;
 
-    ctx = ngx_http_eas_get_ctx(r);
+    if (held->devices == NULL) {
+        return 0;
+    }
+
+    ctx = ngx_http_eas_get_ctx(held->request);
 
     if (ctx == NULL || ctx->ping_generation == 0) {
         return 0;
     }
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-
-    if (!ngx_http_eas_device_pings_changed(elcf->devices, sweep)) {
+    if (!ngx_http_eas_device_pings_changed(held->devices, sweep)) {
         return 0;
     }
 
     ngx_http_eas_longpoll_device(ctx, &user, &device_id);
 
-    if (ngx_http_eas_device_ping(elcf->devices, &user, &device_id, 0,
+    if (ngx_http_eas_device_ping(held->devices, &user, &device_id, 0,
                                  &generation)
         != NGX_OK)
     {
@@ -794,15 +882,22 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r, ngx_str_t *reason,
 /*
  * The timeout the backend may stay silent for this request: a long-poll
  * its interval plus the margin, anything else eas_command_timeout.
- * 0: not an ActiveSync request of an "eas_longpoll on" location, leave
- * it alone.
+ * A held Ping is answered as expired by the sweep at that limit; its
+ * upstream read timeout comes two sweeps later, so the sweep always
+ * answers first and the device never sees 504.  0: not an ActiveSync
+ * request of an "eas_longpoll on" location, leave it alone.
  */
 
 ngx_msec_t
 ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r)
 {
+    ngx_msec_t                timeout;
     ngx_http_eas_ctx_t       *ctx;
     ngx_http_eas_loc_conf_t  *elcf;
+
+    if (r != r->main) {
+        return 0;
+    }
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
 
@@ -816,228 +911,38 @@ ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r)
         return 0;
     }
 
-    if (ctx->longpoll) {
-        return (ngx_msec_t) ctx->heartbeat * 1000 + elcf->longpoll_margin;
+    if (!ctx->longpoll) {
+        return elcf->command_timeout;
     }
 
-    return elcf->command_timeout;
-}
+    timeout = ngx_http_eas_longpoll_limit(ctx, elcf);
 
-
-char *
-ngx_http_eas_upstream_timeouts(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_eas_upstream_srv_conf_t *escf = conf;
-
-    ngx_http_upstream_srv_conf_t  *uscf;
-
-    if (escf->enabled) {
-        return "is duplicate";
+    if (ctx->request.command == EAS_CMD_PING) {
+        timeout += 2 * NGX_HTTP_EAS_SWEEP_INTERVAL;
     }
 
-    escf->enabled = 1;
-
-    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
-
-    escf->original_init_upstream = uscf->peer.init_upstream
-                                   ? uscf->peer.init_upstream
-                                   : ngx_http_upstream_init_round_robin;
-
-    uscf->peer.init_upstream = ngx_http_eas_upstream_init;
-
-    return NGX_CONF_OK;
-}
-
-
-void *
-ngx_http_eas_create_srv_conf(ngx_conf_t *cf)
-{
-    ngx_http_eas_upstream_srv_conf_t  *conf;
-
-    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_upstream_srv_conf_t));
-    if (conf == NULL) {
-        return NULL;
-    }
-
-    /*
-     * set by ngx_pcalloc():
-     *
-     *     conf->enabled = 0;
-     *     conf->original_init_upstream = NULL;
-     *     conf->original_init_peer = NULL;
-     */
-
-    return conf;
-}
-
-
-static ngx_int_t
-ngx_http_eas_upstream_init(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
-{
-    ngx_http_eas_upstream_srv_conf_t  *escf;
-
-    escf = ngx_http_conf_upstream_srv_conf(us, ngx_http_eas_module);
-
-    if (escf->original_init_upstream(cf, us) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    escf->original_init_peer = us->peer.init;
-
-    us->peer.init = ngx_http_eas_upstream_init_peer;
-
-    return NGX_OK;
+    return timeout;
 }
 
 
 /*
- * Runs as the upstream is set up, before the connection is made and the
- * read timer armed: the request gets its own copy of the upstream
- * settings with the read timeout it needs (the configuration itself is
- * never written at run time).
+ * An interval the body states is the one the backend holds the request
+ * for.  Without one the backend replays what it cached itself, which
+ * may be another interval than the gateway remembered (SOGo refreshes
+ * its cache only when the folder list changes); every interval it can
+ * have cached went through the range check: the maximum covers it.
  */
 
-static ngx_int_t
-ngx_http_eas_upstream_init_peer(ngx_http_request_t *r,
-    ngx_http_upstream_srv_conf_t *us)
+static ngx_msec_t
+ngx_http_eas_longpoll_limit(ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_loc_conf_t *elcf)
 {
-    ngx_msec_t                         timeout;
-    ngx_http_eas_ctx_t                *ctx;
-    ngx_http_upstream_t               *u;
-    ngx_http_upstream_conf_t          *conf;
-    ngx_http_eas_upstream_srv_conf_t  *escf;
+    time_t  interval;
 
-    escf = ngx_http_conf_upstream_srv_conf(us, ngx_http_eas_module);
+    interval = (ctx->heartbeat_source == NGX_HTTP_EAS_HB_BODY)
+               ? ctx->heartbeat : elcf->heartbeat_max;
 
-    if (escf->original_init_peer(r, us) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    timeout = ngx_http_eas_longpoll_read_timeout(r);
-
-    if (timeout == 0) {
-        return NGX_OK;
-    }
-
-    ctx = ngx_http_eas_get_ctx(r);
-    ctx->timeouts_set = 1;
-
-    u = r->upstream;
-
-    if (u->conf->read_timeout == timeout) {
-        return NGX_OK;
-    }
-
-    conf = ngx_palloc(r->pool, sizeof(ngx_http_upstream_conf_t));
-    if (conf == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(conf, u->conf, sizeof(ngx_http_upstream_conf_t));
-
-    conf->read_timeout = timeout;
-    u->conf = conf;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "eas upstream read timeout %M", timeout);
-
-    return NGX_OK;
-}
-
-
-/*
- * At start-up: a long-poll location whose proxy_pass names an upstream
- * without "eas_upstream_timeouts" keeps proxy_read_timeout, which must
- * then hold the maximum interval plus the margin.  proxy_pass with
- * variables is checked at first use (ngx_http_eas_longpoll_log_check()).
- * The proxy module's location configuration starts with its
- * ngx_http_upstream_conf_t, as every nginx version has it.
- */
-
-ngx_int_t
-ngx_http_eas_longpoll_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
-{
-    ngx_msec_t                         need;
-    ngx_http_upstream_conf_t          *ucf;
-    ngx_http_core_loc_conf_t          *clcf;
-    ngx_http_upstream_srv_conf_t      *uscf;
-    ngx_http_eas_upstream_srv_conf_t  *escf;
-
-    if (!elcf->enable || !elcf->longpoll) {
-        return NGX_OK;
-    }
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    ucf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_proxy_module);
-
-    if (clcf == NULL || ucf == NULL || clcf->handler == NULL) {
-        return NGX_OK;
-    }
-
-    uscf = ucf->upstream;
-
-    if (uscf == NULL) {
-        return NGX_OK;
-    }
-
-    if (uscf->srv_conf) {
-        escf = ngx_http_conf_upstream_srv_conf(uscf, ngx_http_eas_module);
-
-        if (escf->enabled) {
-            return NGX_OK;
-        }
-    }
-
-    need = (ngx_msec_t) elcf->heartbeat_max * 1000 + elcf->longpoll_margin;
-
-    if (ucf->read_timeout < need) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "eas: \"proxy_read_timeout\" %Mms in location "
-                           "\"%V\" cannot hold \"eas_heartbeat_max\" %Ts "
-                           "plus \"eas_longpoll_margin\" %Mms: held Pings "
-                           "will be cut with 504; add "
-                           "\"eas_upstream_timeouts\" to upstream \"%V\"",
-                           ucf->read_timeout, &clcf->name,
-                           elcf->heartbeat_max, elcf->longpoll_margin,
-                           &uscf->host);
-    }
-
-    return NGX_OK;
-}
-
-
-/* at first use, for what the start-up check could not see */
-
-ngx_int_t
-ngx_http_eas_longpoll_log_check(ngx_http_request_t *r)
-{
-    ngx_msec_t                need;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
-
-    ctx = ngx_http_eas_get_ctx(r);
-
-    if (ctx == NULL || !ctx->longpoll || ctx->timeouts_set
-        || r->upstream == NULL || r->upstream->conf == NULL)
-    {
-        return NGX_OK;
-    }
-
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-
-    need = (ngx_msec_t) ctx->heartbeat * 1000 + elcf->longpoll_margin;
-
-    if (r->upstream->conf->read_timeout < need) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "eas: %s held for %T s went through an upstream "
-                      "without \"eas_upstream_timeouts\" and its read "
-                      "timeout %Mms cannot hold it",
-                      ngx_http_eas_command(ctx), ctx->heartbeat,
-                      r->upstream->conf->read_timeout);
-    }
-
-    return NGX_OK;
+    return (ngx_msec_t) interval * 1000 + elcf->longpoll_margin;
 }
 
 

@@ -23,6 +23,7 @@ static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_access_handler(ngx_http_request_t *r);
 static void *ngx_http_eas_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_eas_init_module(ngx_cycle_t *cycle);
 static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -131,10 +132,17 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       NULL },
 
     { ngx_string("eas_preauth_request"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_eas_preauth_request,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("eas_preauth_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_eas_loc_conf_t, preauth.timeout),
       NULL },
 
     { ngx_string("eas_ldap_server"),
@@ -346,7 +354,7 @@ ngx_module_t  ngx_http_eas_module = {
     ngx_http_eas_commands,                 /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_eas_init_module,              /* init module */
     ngx_http_eas_metrics_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -428,15 +436,36 @@ ngx_http_eas_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    *h = ngx_http_eas_preauth_log_check;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
     *h = ngx_http_eas_metrics_log;
 
-    if (ngx_http_eas_metrics_init(cf) != NGX_OK
+    if (ngx_http_eas_answer_init(cf) != NGX_OK
+        || ngx_http_eas_metrics_init(cf) != NGX_OK
         || ngx_http_eas_verdict_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    return ngx_http_eas_answer_init(cf);
+    /* the upstream module has set every balancer: wrap its peer.init */
+
+    return ngx_http_eas_upstream_wrap(cf);
+}
+
+
+/* run by "nginx -t" too, once the whole configuration is known */
+
+static ngx_int_t
+ngx_http_eas_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_eas_passwd_check_user(cycle);
+
+    return NGX_OK;
 }
 
 
@@ -674,10 +703,6 @@ ngx_http_eas_merge_longpoll(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
     if (conf->command_timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_command_timeout\" must not be 0");
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_eas_longpoll_check(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

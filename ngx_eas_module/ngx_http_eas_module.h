@@ -36,6 +36,8 @@ typedef struct {
     time_t                  invalid;       /* negative cache lifetime */
     ngx_http_eas_passwd_t  *file;          /* eas_preauth_user_file */
     ngx_str_t               uri;           /* eas_preauth_request */
+    ngx_flag_t              any_answer;    /* answer=status */
+    ngx_msec_t              timeout;       /* eas_preauth_timeout */
     void                   *thread_pool;   /* ngx_thread_pool_t */
     ngx_flag_t              inline_check;  /* eas_preauth_thread_pool off */
     ngx_uint_t              user_limit;    /* 0: no user lockout */
@@ -216,7 +218,7 @@ typedef struct {
     ngx_uint_t            heartbeat_source; /* NGX_HTTP_EAS_HB_* */
     unsigned              longpoll:1;     /* held: interval + margin */
     unsigned              longpoll_state:2;
-    unsigned              timeouts_set:1; /* eas_upstream_timeouts ran */
+    unsigned              timeouts_set:1; /* the read timeout was set */
     uint32_t              ping_generation; /* held Ping's; 0: none */
 
     void                 *verdict;        /* ngx_http_eas_verdict.c */
@@ -231,6 +233,7 @@ ngx_shm_zone_t *ngx_http_eas_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
     void *tag);
 
 ngx_int_t ngx_http_eas_preauth_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_preauth_log_check(ngx_http_request_t *r);
 char *ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -302,6 +305,9 @@ ngx_int_t ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
 ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);
 void ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log);
+ngx_uint_t ngx_http_eas_passwd_stale(ngx_http_eas_passwd_t *pw);
+ngx_str_t *ngx_http_eas_passwd_name(ngx_http_eas_passwd_t *pw);
+void ngx_http_eas_passwd_check_user(ngx_cycle_t *cycle);
 u_char *ngx_http_eas_passwd_source(ngx_http_eas_passwd_t *pw);
 size_t ngx_http_eas_passwd_verify_size(void);
 ngx_int_t ngx_http_eas_passwd_find(ngx_http_eas_passwd_t *pw,
@@ -312,8 +318,7 @@ ngx_uint_t ngx_http_eas_passwd_unknown(void *data);
 
 ngx_int_t ngx_http_eas_longpoll_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_longpoll_log_check(ngx_http_request_t *r);
-ngx_int_t ngx_http_eas_longpoll_check(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *elcf);
+ngx_int_t ngx_http_eas_upstream_wrap(ngx_conf_t *cf);
 ngx_msec_t ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_heartbeat_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);

@@ -11,6 +11,7 @@
 #include <ngx_sha1.h>
 
 #include <crypt.h>
+#include <grp.h>
 #include <openssl/evp.h>
 
 #include "ngx_http_eas_module.h"
@@ -40,9 +41,15 @@
 #if (NGX_LINUX)
 #define ngx_http_eas_passwd_mtime(fi)                                        \
     ((int64_t) (fi)->st_mtim.tv_sec * 1000000000 + (fi)->st_mtim.tv_nsec)
+#define ngx_http_eas_passwd_ctime(fi)                                        \
+    ((int64_t) (fi)->st_ctim.tv_sec * 1000000000 + (fi)->st_ctim.tv_nsec)
 #else
 #define ngx_http_eas_passwd_mtime(fi)  ((int64_t) ngx_file_mtime(fi))
+#define ngx_http_eas_passwd_ctime(fi)  ((int64_t) (fi)->st_ctime)
 #endif
+
+/* supplementary groups of the worker user looked at by "nginx -t" */
+#define NGX_HTTP_EAS_PASSWD_GROUPS  256
 
 
 typedef struct {
@@ -59,10 +66,15 @@ struct ngx_http_eas_passwd_s {
     ngx_pool_t             *pool;          /* holds the current table */
     ngx_http_eas_passwd_entry_t  *entries;
     ngx_uint_t              nentries;
+    ngx_uint_t              costliest;     /* entry an unknown user costs */
     ngx_file_uniq_t         uniq;
     int64_t                 mtime;         /* nanoseconds where known */
+    int64_t                 ctime;         /* chmod, chown change it */
     off_t                   size;
     time_t                  checked;
+    ngx_err_t               stat_err;      /* stat() fails now, logged */
+    ngx_uint_t              stale;         /* changed, could not re-read */
+    ngx_http_eas_passwd_t  *next;          /* of this configuration */
     u_char                  source[NGX_HTTP_EAS_DIGEST_LEN];
 };
 
@@ -85,6 +97,9 @@ static ngx_int_t ngx_http_eas_passwd_parse(ngx_http_eas_passwd_t *pw,
     ngx_pool_t *pool, u_char *text, size_t size, ngx_array_t *entries,
     ngx_conf_t *cf, ngx_log_t *log);
 static ngx_int_t ngx_http_eas_passwd_cmp(const void *one, const void *two);
+static ngx_uint_t ngx_http_eas_passwd_costliest(
+    ngx_http_eas_passwd_entry_t *e, ngx_uint_t n);
+static uint64_t ngx_http_eas_passwd_cost(ngx_http_eas_passwd_entry_t *e);
 static const char *ngx_http_eas_passwd_kind(ngx_str_t *hash,
     ngx_flag_t plain, ngx_uint_t *kind);
 static ngx_int_t ngx_http_eas_crypt64(u_char *p, size_t len);
@@ -94,6 +109,11 @@ static void ngx_http_eas_passwd_error(ngx_http_eas_passwd_t *pw,
     ngx_conf_t *cf, ngx_log_t *log, ngx_uint_t line, const char *err,
     ngx_str_t *value);
 static void ngx_http_eas_passwd_cleanup(void *data);
+static void ngx_http_eas_passwd_files_cleanup(void *data);
+static ngx_int_t ngx_http_eas_passwd_reachable(u_char *path, ngx_uid_t uid,
+    gid_t *groups, int ngroups, ngx_err_t *err);
+static ngx_uint_t ngx_http_eas_passwd_may(ngx_file_info_t *fi, ngx_uid_t uid,
+    gid_t *groups, int ngroups, ngx_uint_t bit);
 static ngx_int_t ngx_http_eas_apr1(ngx_http_eas_passwd_verify_t *v);
 static ngx_int_t ngx_http_eas_sha(ngx_http_eas_passwd_verify_t *v,
     ngx_uint_t salted);
@@ -102,6 +122,10 @@ static u_char *ngx_http_eas_to64(u_char *p, uint32_t v, ngx_uint_t n);
 
 static u_char  ngx_http_eas_itoa64[] =
     "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/* the files of the configuration being read, for the worker user check */
+static ngx_http_eas_passwd_t  *ngx_http_eas_passwd_files;
+static ngx_pool_t             *ngx_http_eas_passwd_files_pool;
 
 
 /* eas_preauth_user_file: loaded and checked now, so "nginx -t" fails */
@@ -138,7 +162,155 @@ ngx_http_eas_passwd_open(ngx_conf_t *cf, ngx_str_t *name, ngx_flag_t plain)
 
     pw->checked = ngx_time();
 
+    if (ngx_http_eas_passwd_files_pool != cf->pool) {
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+
+        cln->handler = ngx_http_eas_passwd_files_cleanup;
+        cln->data = cf->pool;
+
+        ngx_http_eas_passwd_files_pool = cf->pool;
+        ngx_http_eas_passwd_files = NULL;
+    }
+
+    pw->next = ngx_http_eas_passwd_files;
+    ngx_http_eas_passwd_files = pw;
+
     return pw;
+}
+
+
+/*
+ * From init_module, for "nginx -t" and each start: the master reads the
+ * file as root, a worker re-reads it as the "user" of nginx.conf.  A file
+ * that user cannot read keeps its first contents until the next reload,
+ * whatever is written to it: say so now.  (Mode bits only: an ACL that
+ * grants more is not seen, and the warning is then a false one.)
+ */
+
+void
+ngx_http_eas_passwd_check_user(ngx_cycle_t *cycle)
+{
+    int                     ngroups;
+    char                   *group;
+    ngx_err_t               err;
+    struct group           *gr;
+    ngx_core_conf_t        *ccf;
+    ngx_http_eas_passwd_t  *pw;
+    gid_t                   groups[NGX_HTTP_EAS_PASSWD_GROUPS];
+
+    if (ngx_http_eas_passwd_files_pool != cycle->pool
+        || ngx_http_eas_passwd_files == NULL || geteuid() != 0)
+    {
+        return;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT || ccf->user == 0) {
+        return;
+    }
+
+    ngroups = NGX_HTTP_EAS_PASSWD_GROUPS;
+
+    if (ccf->username == NULL
+        || getgrouplist(ccf->username, ccf->group, groups, &ngroups) < 0)
+    {
+        groups[0] = ccf->group;
+        ngroups = 1;
+    }
+
+    gr = getgrgid(ccf->group);
+    group = gr ? gr->gr_name : "?";
+
+    for (pw = ngx_http_eas_passwd_files; pw; pw = pw->next) {
+
+        if (ngx_http_eas_passwd_reachable(pw->name.data, ccf->user, groups,
+                                          ngroups, &err)
+            == NGX_OK)
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, cycle->log, err,
+                      "eas_preauth_user_file \"%s\" cannot be read by the "
+                      "worker user \"%s\": a change to it is not seen "
+                      "until nginx is reloaded (owner root, group \"%s\", "
+                      "mode 0640)", pw->name.data,
+                      ccf->username ? ccf->username : "?", group);
+    }
+}
+
+
+/* search permission on every directory of the path, read on the file */
+
+static ngx_int_t
+ngx_http_eas_passwd_reachable(u_char *path, ngx_uid_t uid, gid_t *groups,
+    int ngroups, ngx_err_t *err)
+{
+    u_char           *p;
+    u_char            c;
+    ngx_file_info_t   fi;
+
+    *err = 0;
+
+    for (p = path + 1; *p; p++) {
+        if (*p != '/') {
+            continue;
+        }
+
+        c = *p;
+        *p = '\0';
+
+        if (ngx_file_info(path, &fi) == NGX_FILE_ERROR) {
+            *err = ngx_errno;
+            *p = c;
+            return NGX_ERROR;
+        }
+
+        *p = c;
+
+        if (!ngx_http_eas_passwd_may(&fi, uid, groups, ngroups, 1)) {
+            *err = NGX_EACCES;
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_file_info(path, &fi) == NGX_FILE_ERROR) {
+        *err = ngx_errno;
+        return NGX_ERROR;
+    }
+
+    if (!ngx_http_eas_passwd_may(&fi, uid, groups, ngroups, 4)) {
+        *err = NGX_EACCES;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* as the kernel decides: owner, else group, else other (bit: 4 r, 1 x) */
+
+static ngx_uint_t
+ngx_http_eas_passwd_may(ngx_file_info_t *fi, ngx_uid_t uid, gid_t *groups,
+    int ngroups, ngx_uint_t bit)
+{
+    int  i;
+
+    if (fi->st_uid == uid) {
+        return (fi->st_mode >> 6) & bit;
+    }
+
+    for (i = 0; i < ngroups; i++) {
+        if (fi->st_gid == groups[i]) {
+            return (fi->st_mode >> 3) & bit;
+        }
+    }
+
+    return fi->st_mode & bit;
 }
 
 
@@ -153,6 +325,7 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 {
     time_t           now;
     ngx_int_t        rc;
+    ngx_err_t        err;
     struct timeval   tv;
     ngx_file_info_t  fi;
 
@@ -164,15 +337,28 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 
     pw->checked = now;
 
+    /* a file that cannot be seen or read is reported once per change */
+
     if (ngx_file_info(pw->name.data, &fi) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      ngx_file_info_n " \"%s\" failed, eas_preauth_user_file "
-                      "keeps the previous contents", pw->name.data);
+        err = ngx_errno;
+
+        if (err != pw->stat_err) {
+            pw->stat_err = err;
+
+            ngx_log_error(NGX_LOG_ERR, log, err,
+                          ngx_file_info_n " \"%s\" failed, "
+                          "eas_preauth_user_file keeps the previous "
+                          "contents", pw->name.data);
+        }
+
         return;
     }
 
+    pw->stat_err = 0;
+
     if (ngx_file_uniq(&fi) == pw->uniq
         && ngx_http_eas_passwd_mtime(&fi) == pw->mtime
+        && ngx_http_eas_passwd_ctime(&fi) == pw->ctime
         && ngx_file_size(&fi) == pw->size)
     {
         return;
@@ -185,6 +371,8 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
     ngx_http_eas_metrics_file_load(rc == NGX_OK, &tv);
 
     if (rc == NGX_OK) {
+        pw->stale = 0;
+
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "eas: password file \"%s\" reloaded, %ui users",
                       pw->name.data, pw->nentries);
@@ -193,9 +381,30 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 
     /* reported once: tried again when the file changes again */
 
+    pw->stale = 1;
     pw->uniq = ngx_file_uniq(&fi);
     pw->mtime = ngx_http_eas_passwd_mtime(&fi);
+    pw->ctime = ngx_http_eas_passwd_ctime(&fi);
     pw->size = ngx_file_size(&fi);
+}
+
+
+/*
+ * $eas_auth_source_state: the file changed and its new contents are not
+ * in use, or it cannot be looked at (a change would not be seen)
+ */
+
+ngx_uint_t
+ngx_http_eas_passwd_stale(ngx_http_eas_passwd_t *pw)
+{
+    return pw->stale || pw->stat_err;
+}
+
+
+ngx_str_t *
+ngx_http_eas_passwd_name(ngx_http_eas_passwd_t *pw)
+{
+    return &pw->name;
 }
 
 
@@ -258,15 +467,19 @@ ngx_http_eas_passwd_find(ngx_http_eas_passwd_t *pw, ngx_str_t *user,
     }
 
     /*
-     * An unknown user costs the same hash as a known one (that of the
-     * first entry, whose answer is then ignored): the time of a refusal
-     * does not tell which names the file holds.
+     * An unknown user costs the costliest hash of the file (whose answer
+     * is then ignored): the time of a refusal does not tell which names
+     * the file holds, whatever order its schemes come in.
      */
 
     v->unknown = (e == NULL);
 
     if (e == NULL) {
-        e = &pw->entries[0];
+        e = &pw->entries[pw->costliest];
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "eas passwd: unknown user verified against the "
+                       "costliest hash, line %ui", e->line);
     }
 
     v->kind = e->kind;
@@ -479,8 +692,11 @@ ngx_http_eas_passwd_load(ngx_http_eas_passwd_t *pw, ngx_conf_t *cf,
     pw->pool = pool;
     pw->entries = entries.elts;
     pw->nentries = entries.nelts;
+    pw->costliest = ngx_http_eas_passwd_costliest(entries.elts,
+                                                  entries.nelts);
     pw->uniq = ngx_file_uniq(&fi);
     pw->mtime = ngx_http_eas_passwd_mtime(&fi);
+    pw->ctime = ngx_http_eas_passwd_ctime(&fi);
     pw->size = ngx_file_size(&fi);
 
     return NGX_OK;
@@ -628,6 +844,109 @@ ngx_http_eas_passwd_cmp(const void *one, const void *two)
 
     return ngx_memn2cmp(a->user.data, b->user.data, a->user.len,
                         b->user.len);
+}
+
+
+static ngx_uint_t
+ngx_http_eas_passwd_costliest(ngx_http_eas_passwd_entry_t *e, ngx_uint_t n)
+{
+    uint64_t    cost, max;
+    ngx_uint_t  i, costliest;
+
+    max = 0;
+    costliest = 0;
+
+    for (i = 0; i < n; i++) {
+        cost = ngx_http_eas_passwd_cost(&e[i]);
+
+        if (cost > max) {
+            max = cost;
+            costliest = i;
+        }
+    }
+
+    return costliest;
+}
+
+
+/*
+ * The work a hash takes, in rough microseconds of one core (measured
+ * with libxcrypt): only the order matters.  $5$/$6$ cost their rounds,
+ * bcrypt 2^cost, yescrypt N * r (one crypt64 digit each after the
+ * flavor; a longer encoding is beyond any default and ranks first).
+ */
+
+static uint64_t
+ngx_http_eas_passwd_cost(ngx_http_eas_passwd_entry_t *e)
+{
+    u_char    *p, *q;
+    uint64_t   rounds;
+
+    p = e->hash.data;
+
+    switch (e->kind) {
+
+    case NGX_HTTP_EAS_HASH_PLAIN:
+        return 0;
+
+    case NGX_HTTP_EAS_HASH_SHA:
+    case NGX_HTTP_EAS_HASH_SSHA:
+        return 1;
+
+    case NGX_HTTP_EAS_HASH_APR1:
+        return 120;
+
+    default: /* NGX_HTTP_EAS_HASH_CRYPT */
+        break;
+    }
+
+    if (p[1] == '1') {
+        return 120;
+    }
+
+    if (p[1] == '2') {
+        return (uint64_t) 50 << ((p[4] - '0') * 10 + p[5] - '0');
+    }
+
+    if (p[1] == '5' || p[1] == '6') {
+        rounds = 5000;
+
+        if (ngx_strncmp(p + 3, "rounds=", 7) == 0) {
+            rounds = 0;
+
+            for (q = p + 10; *q >= '0' && *q <= '9'; q++) {
+                if (rounds < 1000000000) {
+                    rounds = rounds * 10 + *q - '0';
+                }
+            }
+
+            /* crypt clamps the rounds to 1000 .. 999999999 */
+
+            rounds = ngx_max(rounds, 1000);
+        }
+
+        return (p[1] == '5') ? rounds / 4 : rounds / 3;
+    }
+
+    /* $y$: flavor, N_log2 - 1, r - 1 */
+
+    q = (u_char *) ngx_strchr(ngx_http_eas_itoa64, p[4]);
+
+    if (q == NULL || p[4] == '\0' || p[5] == '$' || p[6] != '$'
+        || q - ngx_http_eas_itoa64 >= 47)
+    {
+        return (uint64_t) -1;
+    }
+
+    rounds = (uint64_t) 1 << (q - ngx_http_eas_itoa64 + 1);
+
+    q = (u_char *) ngx_strchr(ngx_http_eas_itoa64, p[5]);
+
+    if (q == NULL || p[5] == '\0' || q - ngx_http_eas_itoa64 >= 47) {
+        return (uint64_t) -1;
+    }
+
+    return rounds * (q - ngx_http_eas_itoa64 + 1) / 10;
 }
 
 
@@ -873,6 +1192,16 @@ ngx_http_eas_passwd_error(ngx_http_eas_passwd_t *pw, ngx_conf_t *cf,
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "eas_preauth_user_file \"%s:%ui\": %s, the previous "
                       "contents stay in use", pw->name.data, line, err);
+    }
+}
+
+
+static void
+ngx_http_eas_passwd_files_cleanup(void *data)
+{
+    if (ngx_http_eas_passwd_files_pool == data) {
+        ngx_http_eas_passwd_files_pool = NULL;
+        ngx_http_eas_passwd_files = NULL;
     }
 }
 

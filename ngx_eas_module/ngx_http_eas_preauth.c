@@ -8,6 +8,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/evp.h>
+
 #include "ngx_http_eas_module.h"
 
 
@@ -24,6 +26,18 @@
 #define NGX_HTTP_EAS_PREAUTH_DONE     2   /* the source answered */
 #define NGX_HTTP_EAS_PREAUTH_DECIDED  3   /* rc holds the answer */
 
+/* at most one warning of a kind per worker in this time */
+#define NGX_HTTP_EAS_PREAUTH_LOG_EVERY  10
+
+#define NGX_HTTP_EAS_PREAUTH_QUEUE_FULL  1
+#define NGX_HTTP_EAS_PREAUTH_TIMED_OUT   2
+
+
+typedef struct {
+    time_t                  logged;
+    ngx_uint_t              skipped;
+} ngx_http_eas_preauth_throttle_t;
+
 
 
 typedef struct {
@@ -33,11 +47,15 @@ typedef struct {
     ngx_uint_t              status;        /* of the subrequest */
     ngx_uint_t              unknown;       /* no such user in the file */
     ngx_uint_t              stale;         /* a valid answer in grace */
+    ngx_uint_t              foreign;       /* 2xx, not from ActiveSync */
     ngx_str_t               extra;         /* the directory's lists */
     ngx_str_t               user;          /* as sent */
     ngx_str_t               identity;      /* normalised */
     ngx_str_t               addr;          /* counted: IPv6 by /64 */
-    void                   *verify;        /* the password file's task */
+    void                   *verify;        /* the source's task data */
+    void                   *job;           /* ngx_http_eas_preauth_job_t */
+    const char             *refusal;       /* the directory's reason */
+    ngx_uint_t              busy;          /* QUEUE_FULL, TIMED_OUT */
     ngx_http_eas_cache_query_t  query;
     u_char                  digest[NGX_HTTP_EAS_DIGEST_LEN];
     u_char                  device[NGX_HTTP_EAS_DIGEST_LEN];
@@ -45,20 +63,48 @@ typedef struct {
 } ngx_http_eas_preauth_ctx_t;
 
 
+/*
+ * A thread task and its data live outside the request's pool: they are
+ * freed as the task completes (a password check's crypt_data is 32 KiB),
+ * and a request that moved on (answered 503 at the deadline, or closed)
+ * leaves them to the completion, which then only frees them.
+ */
+
+typedef struct {
+    ngx_thread_task_t       task;          /* ctx follows this struct */
+    ngx_event_t             timer;         /* eas_preauth_timeout */
+    ngx_http_request_t     *r;             /* NULL once detached */
+    ngx_http_eas_preauth_ctx_t  *pctx;
+    size_t                  size;          /* of the task's ctx */
+} ngx_http_eas_preauth_job_t;
+
+
 static ngx_int_t ngx_http_eas_preauth_verify(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
     ngx_str_t *password);
 #if (NGX_THREADS)
+static ngx_http_eas_preauth_job_t *ngx_http_eas_preauth_job(
+    ngx_http_request_t *r, ngx_http_eas_preauth_ctx_t *pctx, size_t size);
+static void ngx_http_eas_preauth_job_free(ngx_http_eas_preauth_job_t *job);
+static void ngx_http_eas_preauth_detach(void *data);
 static ngx_int_t ngx_http_eas_preauth_post(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
-    ngx_thread_task_t *task, size_t size);
+    ngx_http_eas_preauth_job_t *job);
 static void ngx_http_eas_preauth_thread(void *data, ngx_log_t *log);
 static void ngx_http_eas_preauth_thread_done(ngx_event_t *ev);
+static void ngx_http_eas_preauth_timeout(ngx_event_t *ev);
 #endif
+static ngx_int_t ngx_http_eas_preauth_busy(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+static ngx_int_t ngx_http_eas_preauth_throttle(
+    ngx_http_eas_preauth_throttle_t *t);
+static u_char *ngx_http_eas_preauth_request_source(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf);
 static ngx_int_t ngx_http_eas_preauth_subrequest(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx);
 static ngx_int_t ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
+static ngx_uint_t ngx_http_eas_preauth_activesync(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_preauth_finish(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
 static ngx_int_t ngx_http_eas_preauth_accept(ngx_http_request_t *r,
@@ -96,6 +142,11 @@ static ngx_str_t  ngx_http_eas_auth_malformed = ngx_string("malformed");
 static ngx_str_t  ngx_http_eas_auth_grace = ngx_string("grace");
 static ngx_str_t  ngx_http_eas_auth_down = ngx_string("down");
 static ngx_str_t  ngx_http_eas_auth_full = ngx_string("full");
+static ngx_str_t  ngx_http_eas_auth_busy = ngx_string("busy");
+
+/* per worker: when a warning of each kind was last written */
+static ngx_http_eas_preauth_throttle_t  ngx_http_eas_preauth_disagree;
+static ngx_http_eas_preauth_throttle_t  ngx_http_eas_preauth_overload;
 
 
 ngx_int_t
@@ -178,7 +229,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
                                     basic.user.len, id, sizeof(id), &n);
 
     if (rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: the domain of user \"%*s\" is "
                       "not one of directory \"%V\"", basic.user.len,
                       basic.user.data, ngx_http_eas_ldap_name(pcf->ldap));
@@ -220,7 +271,11 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         source = ngx_http_eas_ldap_source(pcf->ldap);
 
     } else {
-        source = pcf->source;
+        source = ngx_http_eas_preauth_request_source(r, pcf);
+        if (source == NULL) {
+            ngx_explicit_memzero(buf, sizeof(buf));
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     if (ngx_http_eas_cache_digest(pcf->zone, source, &pctx->user, &password,
@@ -311,6 +366,89 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The log phase: the edge accepted the credentials and the backend
+ * refused them.  The two credential stores disagree (a source answering
+ * yes to everyone, a password changed in one store only): a warning an
+ * operator sees, with the user and the source, at most one per worker
+ * every NGX_HTTP_EAS_PREAUTH_LOG_EVERY seconds.
+ */
+
+ngx_int_t
+ngx_http_eas_preauth_log_check(ngx_http_request_t *r)
+{
+    ngx_str_t                     source;
+    ngx_http_eas_ctx_t           *ctx;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
+
+    if (r != r->main || r->upstream == NULL
+        || r->upstream->headers_in.status_n != NGX_HTTP_UNAUTHORIZED)
+    {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (ctx == NULL || !ctx->authenticated) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_eas_preauth_throttle(&ngx_http_eas_preauth_disagree)
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = &elcf->preauth;
+
+    if (pcf->file) {
+        source = *ngx_http_eas_passwd_name(pcf->file);
+
+    } else if (pcf->ldap) {
+        source = *ngx_http_eas_ldap_name(pcf->ldap);
+
+    } else if (pcf->uri.len) {
+        source = pcf->uri;
+
+    } else {
+        ngx_str_set(&source, "none");
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "eas: backend answered 401 to user \"%V\" accepted at "
+                  "the edge (auth=%V, credential source \"%V\"): the "
+                  "credential stores disagree (%ui more not logged)",
+                  &ctx->user, &ctx->auth, &source,
+                  ngx_http_eas_preauth_disagree.skipped);
+
+    ngx_http_eas_preauth_disagree.skipped = 0;
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: write the warning now (t->skipped were not written before) */
+
+static ngx_int_t
+ngx_http_eas_preauth_throttle(ngx_http_eas_preauth_throttle_t *t)
+{
+    time_t  now;
+
+    now = ngx_time();
+
+    if (t->logged && now - t->logged < NGX_HTTP_EAS_PREAUTH_LOG_EVERY) {
+        t->skipped++;
+        return NGX_DECLINED;
+    }
+
+    t->logged = now;
+
+    return NGX_OK;
+}
+
+
 /* ask the credential source; the password is copied, never kept */
 
 static ngx_int_t
@@ -318,10 +456,10 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
     ngx_str_t *password)
 {
-    size_t               size;
-    ngx_http_eas_ctx_t  *ctx;
+    size_t                       size;
+    ngx_http_eas_ctx_t          *ctx;
 #if (NGX_THREADS)
-    ngx_thread_task_t   *task;
+    ngx_http_eas_preauth_job_t  *job;
 #endif
 
     ctx = ngx_http_eas_get_ctx(r);
@@ -338,21 +476,23 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
 
 #if (NGX_THREADS)
 
-    task = NULL;
+    job = NULL;
 
     if (!pcf->inline_check) {
-        task = ngx_thread_task_alloc(r->pool, size);
-        if (task == NULL) {
+        job = ngx_http_eas_preauth_job(r, pctx, size);
+        if (job == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        pctx->verify = task->ctx;
+        pctx->verify = job->task.ctx;
     }
 
 #endif
 
+    /* inline: a large allocation, given back at once (ngx_pfree) */
+
     if (pctx->verify == NULL) {
-        pctx->verify = ngx_palloc(r->pool, size);
+        pctx->verify = ngx_pcalloc(r->pool, size);
         if (pctx->verify == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -362,6 +502,17 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
                                  pctx->verify)
         != NGX_OK)
     {
+#if (NGX_THREADS)
+        if (job) {
+            ngx_http_eas_preauth_job_free(job);
+
+        } else
+#endif
+        {
+            ngx_pfree(r->pool, pctx->verify);
+        }
+
+        pctx->verify = NULL;
         pctx->unknown = 1;
         pctx->result = NGX_DECLINED;
         pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
@@ -377,14 +528,17 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
         pctx->result = ngx_http_eas_passwd_result(pctx->verify);
         pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
 
+        ngx_pfree(r->pool, pctx->verify);
+        pctx->verify = NULL;
+
         return ngx_http_eas_preauth_finish(r, ctx, pctx);
     }
 
 #if (NGX_THREADS)
 
-    task->handler = ngx_http_eas_preauth_thread;
+    job->task.handler = ngx_http_eas_preauth_thread;
 
-    return ngx_http_eas_preauth_post(r, pcf, pctx, task, size);
+    return ngx_http_eas_preauth_post(r, pcf, pctx, job);
 
 #else
 
@@ -397,24 +551,120 @@ ngx_http_eas_preauth_verify(ngx_http_request_t *r,
 
 #if (NGX_THREADS)
 
-/* the task's ctx holds a copy of the password: wiped if not posted */
+/* the job and the cleanup that detaches it when the request goes */
+
+static ngx_http_eas_preauth_job_t *
+ngx_http_eas_preauth_job(ngx_http_request_t *r,
+    ngx_http_eas_preauth_ctx_t *pctx, size_t size)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_eas_preauth_job_t  *job;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    /* zeroed: crypt_r() wants its crypt_data so on first use */
+
+    job = ngx_calloc(sizeof(ngx_http_eas_preauth_job_t) + size,
+                     r->connection->log);
+    if (job == NULL) {
+        return NULL;
+    }
+
+    job->task.ctx = job + 1;
+    job->size = size;
+    job->r = r;
+    job->pctx = pctx;
+
+    pctx->job = job;
+
+    cln->handler = ngx_http_eas_preauth_detach;
+    cln->data = pctx;
+
+    return job;
+}
+
+
+/* the task's ctx holds a copy of the password: wiped before it is freed */
+
+static void
+ngx_http_eas_preauth_job_free(ngx_http_eas_preauth_job_t *job)
+{
+    if (job->timer.timer_set) {
+        ngx_del_timer(&job->timer);
+    }
+
+    if (job->r) {
+        job->pctx->job = NULL;
+        job->pctx->verify = NULL;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP,
+                   job->r ? job->r->connection->log : ngx_cycle->log, 0,
+                   "eas preauth task data freed: %uz bytes", job->size);
+
+    ngx_explicit_memzero(job->task.ctx, job->size);
+    ngx_free(job);
+}
+
+
+/* the request's pool goes: a task still queued or running is left alone */
+
+static void
+ngx_http_eas_preauth_detach(void *data)
+{
+    ngx_http_eas_preauth_ctx_t  *pctx = data;
+
+    ngx_http_eas_preauth_job_t  *job;
+
+    job = pctx->job;
+
+    if (job == NULL) {
+        return;
+    }
+
+    if (job->timer.timer_set) {
+        ngx_del_timer(&job->timer);
+    }
+
+    job->r = NULL;
+    pctx->job = NULL;
+    pctx->verify = NULL;
+}
+
+
+/*
+ * A full queue or a task not done by eas_preauth_timeout is a 503 with
+ * Retry-After: in a login storm requests do not wait without bound.
+ */
 
 static ngx_int_t
 ngx_http_eas_preauth_post(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
-    ngx_thread_task_t *task, size_t size)
+    ngx_http_eas_preauth_job_t *job)
 {
-    task->event.handler = ngx_http_eas_preauth_thread_done;
-    task->event.data = r;
+    job->task.event.handler = ngx_http_eas_preauth_thread_done;
+    job->task.event.data = job;
 
-    if (ngx_thread_task_post(pcf->thread_pool, task) != NGX_OK) {
-        ngx_explicit_memzero(task->ctx, size);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ngx_thread_task_post(pcf->thread_pool, &job->task) != NGX_OK) {
+        ngx_http_eas_preauth_job_free(job);
+
+        pctx->busy = NGX_HTTP_EAS_PREAUTH_QUEUE_FULL;
+        pctx->result = NGX_ERROR;
+        pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
+
+        return ngx_http_eas_preauth_finish(r, ngx_http_eas_get_ctx(r), pctx);
     }
 
-    /* the request must outlive the task */
+    job->timer.handler = ngx_http_eas_preauth_timeout;
+    job->timer.data = job;
+    job->timer.log = r->connection->log;
+    job->timer.cancelable = 1;
 
-    r->main->blocked++;
+    ngx_add_timer(&job->timer, pcf->timeout);
+
     pctx->state = NGX_HTTP_EAS_PREAUTH_RUNNING;
 
     return NGX_AGAIN;
@@ -431,21 +681,28 @@ ngx_http_eas_preauth_thread(void *data, ngx_log_t *log)
 static void
 ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
 {
+    u_char                       *p;
     ngx_connection_t             *c;
     ngx_http_request_t           *r;
-    ngx_http_eas_ctx_t           *ctx;
     ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_ctx_t   *pctx;
+    ngx_http_eas_preauth_job_t   *job;
 
-    r = ev->data;
+    job = ev->data;
+    r = job->r;
+
+    if (r == NULL) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "eas preauth thread done after its request");
+
+        ngx_http_eas_preauth_job_free(job);
+        return;
+    }
+
     c = r->connection;
+    pctx = job->pctx;
 
     ngx_http_set_log_request(c->log, r);
-
-    r->main->blocked--;
-
-    ctx = ngx_http_eas_get_ctx(r);
-    pctx = ctx->preauth;
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
 
@@ -453,10 +710,28 @@ ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
         pctx->result = ngx_http_eas_ldap_result(pctx->verify, c->log,
                                                 &pctx->extra);
         pctx->unknown = ngx_http_eas_ldap_unknown(pctx->verify);
+        pctx->refusal = ngx_http_eas_ldap_refusal(pctx->verify);
+
+        /* the lists are in the task's data, which goes now */
+
+        if (pctx->extra.len) {
+            p = ngx_pnalloc(r->pool, pctx->extra.len);
+
+            if (p == NULL) {
+                pctx->result = NGX_ERROR;
+                ngx_str_null(&pctx->extra);
+
+            } else {
+                ngx_memcpy(p, pctx->extra.data, pctx->extra.len);
+                pctx->extra.data = p;
+            }
+        }
 
     } else {
         pctx->result = ngx_http_eas_passwd_result(pctx->verify);
     }
+
+    ngx_http_eas_preauth_job_free(job);
 
     pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
 
@@ -467,7 +742,75 @@ ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
     ngx_http_run_posted_requests(c);
 }
 
+
+/* the deadline passed first: the request goes on, the task is left */
+
+static void
+ngx_http_eas_preauth_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_eas_preauth_ctx_t  *pctx;
+    ngx_http_eas_preauth_job_t  *job;
+
+    job = ev->data;
+    r = job->r;
+    c = r->connection;
+    pctx = job->pctx;
+
+    ngx_http_set_log_request(c->log, r);
+
+    job->r = NULL;
+    pctx->job = NULL;
+    pctx->verify = NULL;
+
+    pctx->busy = NGX_HTTP_EAS_PREAUTH_TIMED_OUT;
+    pctx->result = NGX_ERROR;
+    pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
+
+    r->write_event_handler(r);
+    ngx_http_run_posted_requests(c);
+}
+
 #endif
+
+
+/*
+ * The subrequest forwards the request's Host (the shipped location sets
+ * it), and a backend may tell tenants by it: the server's identity
+ * (ngx_http_eas_preauth_request_source() in the configuration) and the
+ * Host name the source whose answers the cache keeps.
+ */
+
+static u_char *
+ngx_http_eas_preauth_request_source(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf)
+{
+    u_char     *p, *source;
+    ngx_str_t  *host;
+
+    host = &r->headers_in.server;
+
+    p = ngx_pnalloc(r->pool, NGX_HTTP_EAS_DIGEST_LEN + host->len
+                             + NGX_HTTP_EAS_DIGEST_LEN);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    source = p + NGX_HTTP_EAS_DIGEST_LEN + host->len;
+
+    ngx_memcpy(p, pcf->source, NGX_HTTP_EAS_DIGEST_LEN);
+    ngx_memcpy(p + NGX_HTTP_EAS_DIGEST_LEN, host->data, host->len);
+
+    if (EVP_Digest(p, NGX_HTTP_EAS_DIGEST_LEN + host->len, source, NULL,
+                   EVP_sha256(), NULL)
+        != 1)
+    {
+        return NULL;
+    }
+
+    return source;
+}
 
 
 /* as auth_request does: the location answers 2xx, 401/403 or else */
@@ -515,11 +858,23 @@ ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r, void *data,
 {
     ngx_http_eas_preauth_ctx_t  *pctx = data;
 
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    elcf = ngx_http_get_module_loc_conf(r->main, ngx_http_eas_module);
+
     pctx->status = r->headers_out.status;
     pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
 
     if (pctx->status >= NGX_HTTP_OK
-        && pctx->status < NGX_HTTP_SPECIAL_RESPONSE)
+        && pctx->status < NGX_HTTP_SPECIAL_RESPONSE
+        && !elcf->preauth.any_answer
+        && !ngx_http_eas_preauth_activesync(r))
+    {
+        pctx->foreign = 1;
+        pctx->result = NGX_ERROR;
+
+    } else if (pctx->status >= NGX_HTTP_OK
+               && pctx->status < NGX_HTTP_SPECIAL_RESPONSE)
     {
         pctx->result = NGX_OK;
 
@@ -539,6 +894,43 @@ ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r, void *data,
 }
 
 
+/* an ActiveSync server's OPTIONS answer names its protocol versions */
+
+static ngx_uint_t
+ngx_http_eas_preauth_activesync(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].value.len != 0
+            && h[i].key.len == sizeof("MS-ASProtocolVersions") - 1
+            && ngx_strncasecmp(h[i].key.data,
+                               (u_char *) "MS-ASProtocolVersions",
+                               h[i].key.len)
+               == 0)
+        {
+            return 1;
+        }
+    }
+}
+
+
 /* the source answered: remember it, count a failure, answer */
 
 static ngx_int_t
@@ -554,12 +946,24 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
     pcf = &elcf->preauth;
 
+    if (pctx->busy) {
+        return ngx_http_eas_preauth_busy(r, ctx, pctx);
+    }
+
     if (pctx->result == NGX_ERROR && pcf->ldap) {
         return ngx_http_eas_preauth_down(r, ctx, pctx);
     }
 
     if (pctx->result == NGX_ERROR) {
-        if (pctx->status) {
+        if (pctx->foreign) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "eas: preauth failed: credential source \"%V\" "
+                          "answered %ui without \"MS-ASProtocolVersions\", "
+                          "not an ActiveSync server's answer, for user "
+                          "\"%V\" (\"answer=status\" takes any 2xx)",
+                          &pcf->uri, pctx->status, &pctx->user);
+
+        } else if (pctx->status) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "eas: preauth failed: credential source answered "
                           "%ui for user \"%V\"", pctx->status, &pctx->user);
@@ -619,8 +1023,7 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     ngx_log_error(level, r->connection->log, 0,
                   "eas: preauth refused: %s \"%V\"%*s",
-                  (pcf->ldap && pctx->verify)
-                  ? ngx_http_eas_ldap_refusal(pctx->verify)
+                  pctx->refusal ? pctx->refusal
                   : pctx->unknown ? "unknown user"
                                   : "invalid password for user",
                   &pctx->user, p - why, why);
@@ -730,10 +1133,10 @@ ngx_http_eas_preauth_directory(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
     ngx_str_t *password)
 {
-    ngx_http_eas_ctx_t  *ctx;
+    ngx_http_eas_ctx_t          *ctx;
 #if (NGX_THREADS)
-    size_t               size;
-    ngx_thread_task_t   *task;
+    size_t                       size;
+    ngx_http_eas_preauth_job_t  *job;
 #endif
 
     ctx = ngx_http_eas_get_ctx(r);
@@ -756,24 +1159,24 @@ ngx_http_eas_preauth_directory(ngx_http_request_t *r,
 
     size = ngx_http_eas_ldap_verify_size();
 
-    task = ngx_thread_task_alloc(r->pool, size);
-    if (task == NULL) {
+    job = ngx_http_eas_preauth_job(r, pctx, size);
+    if (job == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    pctx->verify = task->ctx;
+    pctx->verify = job->task.ctx;
 
     if (ngx_http_eas_ldap_prepare(pcf->ldap, &pctx->user, password,
-                                  task->ctx)
+                                  job->task.ctx)
         != NGX_OK)
     {
-        ngx_explicit_memzero(task->ctx, size);
+        ngx_http_eas_preauth_job_free(job);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    task->handler = ngx_http_eas_ldap_verify;
+    job->task.handler = ngx_http_eas_ldap_verify;
 
-    return ngx_http_eas_preauth_post(r, pcf, pctx, task, size);
+    return ngx_http_eas_preauth_post(r, pcf, pctx, job);
 
 #else
 
@@ -857,6 +1260,56 @@ ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     return ngx_http_eas_preauth_refuse(r, ctx, pctx,
                                        &ngx_http_eas_auth_down,
                                        "auth_directory_down",
+                                       NGX_HTTP_SERVICE_UNAVAILABLE);
+}
+
+
+/*
+ * The thread pool's queue was full, or the check was not done by
+ * eas_preauth_timeout: 503 with Retry-After, nothing counted against
+ * the user.  Overload is logged at most once per worker every
+ * NGX_HTTP_EAS_PREAUTH_LOG_EVERY seconds; each request has its reason
+ * in $eas_reason.
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_busy(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_preauth_ctx_t *pctx)
+{
+    time_t                        retry;
+    ngx_uint_t                    full;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = &elcf->preauth;
+
+    full = (pctx->busy == NGX_HTTP_EAS_PREAUTH_QUEUE_FULL);
+
+    if (ngx_http_eas_preauth_throttle(&ngx_http_eas_preauth_overload)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "eas: preauth refused: %s, user \"%V\", answering "
+                      "503 (%ui more not logged)",
+                      full ? "the thread pool's queue is full"
+                           : "credential check not done within "
+                             "eas_preauth_timeout",
+                      &pctx->user, ngx_http_eas_preauth_overload.skipped);
+
+        ngx_http_eas_preauth_overload.skipped = 0;
+    }
+
+    retry = (time_t) ((pcf->timeout + 999) / 1000);
+
+    if (ngx_http_eas_preauth_retry_after(r, retry) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
+                                       &ngx_http_eas_auth_busy,
+                                       full ? "auth_queue_full"
+                                            : "auth_timeout",
                                        NGX_HTTP_SERVICE_UNAVAILABLE);
 }
 
@@ -994,7 +1447,7 @@ ngx_http_eas_preauth_full(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                       &pcf->zone->shm.name);
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                   "eas: preauth refused: zone \"%V\" is full, user \"%V\" "
                   "from \"%V\"", &pcf->zone->shm.name, &pctx->identity,
                   &pctx->addr);

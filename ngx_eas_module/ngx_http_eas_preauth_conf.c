@@ -26,10 +26,13 @@
 #define NGX_HTTP_EAS_PREAUTH_WINDOW   (60 * 15)
 #define NGX_HTTP_EAS_PREAUTH_LOCK     (60 * 15)
 #define NGX_HTTP_EAS_PREAUTH_KNOWN    (60 * 90)  /* > the longest Ping */
+#define NGX_HTTP_EAS_PREAUTH_TIMEOUT  30000
 
 
 static char *ngx_http_eas_preauth_time(ngx_conf_t *cf, ngx_str_t *value,
     size_t skip, time_t *t);
+static ngx_int_t ngx_http_eas_preauth_request_source(ngx_conf_t *cf,
+    ngx_http_eas_preauth_conf_t *conf);
 
 
 void
@@ -58,6 +61,7 @@ ngx_http_eas_preauth_create_conf(ngx_http_eas_preauth_conf_t *conf)
     conf->window = NGX_CONF_UNSET;
     conf->lock_time = NGX_CONF_UNSET;
     conf->known = NGX_CONF_UNSET;
+    conf->timeout = NGX_CONF_UNSET_MSEC;
 }
 
 
@@ -90,11 +94,18 @@ ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
         conf->file = prev->file;
         conf->ldap = prev->ldap;
         conf->uri = prev->uri;
+        conf->any_answer = prev->any_answer;
         ngx_memcpy(conf->source, prev->source, NGX_HTTP_EAS_DIGEST_LEN);
     }
 
     ngx_conf_merge_ptr_value(conf->file, NULL, NULL);
     ngx_conf_merge_ptr_value(conf->ldap, NULL, NULL);
+
+    if (conf->uri.len
+        && ngx_http_eas_preauth_request_source(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->thread_pool == NGX_CONF_UNSET_PTR) {
         conf->thread_pool = prev->thread_pool;
@@ -114,6 +125,14 @@ ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
                          NGX_HTTP_EAS_PREAUTH_LOCK);
     ngx_conf_merge_value(conf->known, prev->known,
                          NGX_HTTP_EAS_PREAUTH_KNOWN);
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout,
+                              NGX_HTTP_EAS_PREAUTH_TIMEOUT);
+
+    if (conf->timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_preauth_timeout\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->zone && conf->zone->data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -368,7 +387,7 @@ ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* eas_preauth_request uri; */
+/* eas_preauth_request uri [answer=activesync|status]; */
 
 char *
 ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -393,20 +412,122 @@ ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * An ActiveSync OPTIONS is answered by an ActiveSync server with its
+     * protocol versions: a 2xx without them came from something else
+     * (a web page answering any path) and proves nothing.
+     */
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "answer=status") == 0) {
+            elcf->preauth.any_answer = 1;
+
+        } else if (ngx_strcmp(value[2].data, "answer=activesync") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\", it "
+                               "must be \"answer=activesync\" or "
+                               "\"answer=status\"", &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
     elcf->preauth.uri = value[1];
     elcf->preauth.file = NULL;
     elcf->preauth.ldap = NULL;
 
-    /* the cache tells one subrequest location's answers from another's */
+    return NGX_CONF_OK;
+}
 
-    if (EVP_Digest(value[1].data, value[1].len, elcf->preauth.source, NULL,
-                   EVP_sha256(), NULL)
-        != 1)
-    {
-        return NGX_CONF_ERROR;
+
+/*
+ * The cache tells one subrequest source's answers from another's.  The
+ * URI alone does not say which source it is: the same URI resolves to
+ * another location, upstream and Host in another server.  The identity
+ * is that of the server the merge is in (its names and listen
+ * addresses, both stable across a reload) and the URI; the Host of each
+ * request is added at run time (ngx_http_eas_preauth_handler).
+ */
+
+static ngx_int_t
+ngx_http_eas_preauth_request_source(ngx_conf_t *cf,
+    ngx_http_eas_preauth_conf_t *conf)
+{
+    size_t                      len;
+    ngx_int_t                   rc;
+    ngx_uint_t                  i, j, k;
+    EVP_MD_CTX                 *md;
+    ngx_http_conf_port_t       *port;
+    ngx_http_conf_addr_t       *addr;
+    ngx_http_server_name_t     *sn;
+    ngx_http_core_srv_conf_t   *cscf, **servers;
+    ngx_http_core_main_conf_t  *cmcf;
+    u_char                      text[NGX_SOCKADDR_STRLEN];
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
     }
 
-    return NGX_CONF_OK;
+    rc = NGX_ERROR;
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1
+        || EVP_DigestUpdate(md, "request", sizeof("request")) != 1)
+    {
+        goto done;
+    }
+
+    sn = cscf->server_names.elts;
+
+    for (i = 0; i < cscf->server_names.nelts; i++) {
+        if (EVP_DigestUpdate(md, sn[i].name.data, sn[i].name.len) != 1
+            || EVP_DigestUpdate(md, "", 1) != 1)
+        {
+            goto done;
+        }
+    }
+
+    port = cmcf->ports ? cmcf->ports->elts : NULL;
+
+    for (i = 0; port && i < cmcf->ports->nelts; i++) {
+        addr = port[i].addrs.elts;
+
+        for (j = 0; j < port[i].addrs.nelts; j++) {
+            servers = addr[j].servers.elts;
+
+            for (k = 0; k < addr[j].servers.nelts; k++) {
+                if (servers[k] != cscf) {
+                    continue;
+                }
+
+                len = ngx_sock_ntop(addr[j].opt.sockaddr, addr[j].opt.socklen,
+                                    text, sizeof(text), 1);
+
+                if (EVP_DigestUpdate(md, "@", 1) != 1
+                    || EVP_DigestUpdate(md, text, len) != 1)
+                {
+                    goto done;
+                }
+            }
+        }
+    }
+
+    if (EVP_DigestUpdate(md, "", 1) != 1
+        || EVP_DigestUpdate(md, conf->uri.data, conf->uri.len) != 1
+        || EVP_DigestFinal_ex(md, conf->source, NULL) != 1)
+    {
+        goto done;
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    EVP_MD_CTX_free(md);
+
+    return rc;
 }
 
 

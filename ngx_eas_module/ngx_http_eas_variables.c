@@ -44,6 +44,8 @@ static ngx_int_t ngx_http_eas_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_eas_access_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_eas_auth_source_state_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_eas_set_value(ngx_http_variable_value_t *v,
     const u_char *data, size_t len);
 
@@ -87,6 +89,10 @@ static ngx_http_variable_t  ngx_http_eas_vars[] = {
 
     { ngx_string("eas_backend_status_name"), NULL,
       ngx_http_eas_backend_status_variable, 1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("eas_auth_source_state"), NULL,
+      ngx_http_eas_auth_source_state_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     /* ngx_http_eas_longpoll.c */
 
@@ -256,6 +262,35 @@ ngx_http_eas_auth_variable(ngx_http_request_t *r,
     }
 
     ngx_http_eas_set_value(v, s->data, s->len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The location's password file: "ok", or "stale" when it changed and
+ * could not be read again (the previous contents are still in use)
+ */
+
+static ngx_int_t
+ngx_http_eas_auth_source_state_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_eas_loc_conf_t  *elcf;
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+
+    if (elcf->preauth.realm.len == 0 || elcf->preauth.file == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ngx_http_eas_passwd_stale(elcf->preauth.file)) {
+        ngx_http_eas_set_value(v, (u_char *) "stale", sizeof("stale") - 1);
+
+    } else {
+        ngx_http_eas_set_value(v, (u_char *) "ok", sizeof("ok") - 1);
+    }
 
     return NGX_OK;
 }

@@ -39,8 +39,10 @@ packages="
 missing=""
 
 for p in $packages; do
+    # "triggers-pending": installed, with a trigger (nginx-reload after a
+    # module package is installed) not yet run
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
-         | grep -q "install ok installed"
+         | grep -Eq "install ok (installed|triggers-pending|triggers-awaited)"
     then
         missing="$missing $p"
     fi
@@ -58,6 +60,6 @@ fi
 
 echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+apt-get -o DPkg::Lock::Timeout=300 update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq $missing
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq $missing

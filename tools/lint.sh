@@ -1,6 +1,9 @@
 #!/bin/sh
-# The mechanical part of STYLE.md: 80 columns, no tabs, no trailing
-# spaces, no // comments in C, no nginx headers in the pure core.
+# The mechanical part of the code style (CONTRIBUTING.md): 80 columns,
+# no tabs, no trailing spaces, no // comments in C, no nginx headers in
+# the pure core; and the project carries its own documents: no file
+# cites notes kept outside the repository, no Markdown link points to a
+# file or a heading that is not in it.
 
 set -u
 
@@ -47,6 +50,73 @@ for f in $other; do
         report "$f: trailing spaces"
     fi
 done
+
+# the protocol notes, the design and the style are docs/protocol.md,
+# docs/design.md and CONTRIBUTING.md; the patterns are bracketed so that
+# this file does not match itself
+
+outside='EAS-PROTOCOL[.]md|DESIGN[.]md|STYLE[.]md'
+outside="$outside|(^|[^[:alnum:]_.-])share[d]/|project brie[f]"
+
+git ls-files -co --exclude-standard -z \
+    | xargs -0 grep -InE "$outside" -- 2>/dev/null | cut -c1-120 \
+    > build-lint.txt
+
+if [ -s build-lint.txt ]; then
+    sed 's|$| (cites a document outside the repository)|' build-lint.txt >&2
+    status=1
+fi
+
+rm -f build-lint.txt
+
+# relative Markdown links, [text](path) or [text](path#anchor): the
+# file is in the repository and, in a Markdown file, so is the heading
+# (its GitHub anchor: lower case, punctuation dropped, spaces to "-")
+
+git ls-files -co --exclude-standard | /usr/bin/python3 -c '
+import os, re, sys
+
+files = set(sys.stdin.read().split())
+
+def anchors(path):
+    seen, out, code = {}, set(), False
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("```"):
+            code = not code
+        m = None if code else re.match(r"(#{1,6})\s+(.*?)\s*$", line)
+        if m:
+            a = re.sub(r"[^\w\- ]", "", m.group(2).lower()).replace(" ", "-")
+            n = seen.get(a, 0)
+            seen[a] = n + 1
+            out.add(a if n == 0 else "%s-%d" % (a, n))
+    return out
+
+for f in sorted(x for x in files if x.endswith(".md") and os.path.isfile(x)):
+    text = open(f, encoding="utf-8").read()
+    for target in sorted(set(re.findall(r"\]\(([^)\s]*)", text))):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        path = os.path.normpath(os.path.join(os.path.dirname(f), path)) \
+            if path else f
+        path = path.rstrip("/")
+        while path.startswith("./"):
+            path = path[2:]
+        if path not in files and not any(x.startswith(path + "/")
+                                         for x in files):
+            print("lint: %s: link to %s: no such file in the repository"
+                  % (f, target))
+        elif anchor and path.endswith(".md") and path in files \
+                and anchor not in anchors(path):
+            print("lint: %s: link to %s: no such heading" % (f, target))
+' > build-lint.txt
+
+if [ -s build-lint.txt ]; then
+    cat build-lint.txt >&2
+    status=1
+fi
+
+rm -f build-lint.txt
 
 [ $status = 0 ] && echo "lint: ok"
 exit $status

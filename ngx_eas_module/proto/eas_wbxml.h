@@ -9,7 +9,7 @@
 
 
 /*
- * The long-poll facts of a Ping or Sync request body (EAS-PROTOCOL.md
+ * The long-poll facts of a Ping or Sync request body (docs/protocol.md
  * sections 5-7): a streaming WBXML scanner that keeps only the code page
  * and the element path down to depth 2, and the two edge answers the
  * gateway writes itself (Ping Status 5, Sync Status 14).

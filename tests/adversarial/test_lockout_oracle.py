@@ -33,7 +33,7 @@ NGINX_CONFIG = HTTP_PROLOGUE + """
 
         eas_preauth "ActiveSync";
         eas_preauth_cache zone=auth valid=1s invalid=1s;
-        eas_preauth_request /_directory;
+        eas_preauth_request /_directory answer=status;
         eas_preauth_lockout user=3 address=10 window=10m time=10m;
 
         location /Microsoft-Server-ActiveSync {

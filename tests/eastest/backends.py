@@ -37,6 +37,13 @@ Control API (for the command-line tools):
     GET  /_sim/requests             JSON list (body in base64)
     POST /_sim/clear                like clear()
 
+CredentialBackend is an EasBackend with its own password store: it
+answers 401 to every request whose Basic credentials are not in it (the
+store may depend on the Host header, as a multi-tenant backend's does);
+with sogo_like=True it answers any OPTIONS 200 with an HTML page and no
+ActiveSync headers, whatever the credentials, as SOGo does for a path
+outside /SOGo.
+
 SilentBackend accepts connections and reads forever without answering.
 """
 
@@ -634,6 +641,42 @@ class _Handler(BaseHTTPRequestHandler):
             if line in (b"\r\n", b"\n", b""):
                 break
         return bytes(body)
+
+
+class CredentialBackend(EasBackend):
+    """An EasBackend that checks Basic credentials itself.
+
+    stores      {host or None: {user: password}}; the Host header picks a
+                store, None is the store of any other host
+    sogo_like   OPTIONS answers 200 text/html whatever the credentials
+    """
+
+    def __init__(self, stores, sogo_like=False, **kwargs):
+        super().__init__(**kwargs)
+        self.stores = stores
+        self.sogo_like = sogo_like
+
+    def valid(self, request):
+        value = request.header("Authorization", "")
+        if not value.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(
+                value[6:]).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        host = (request.header("Host") or "").partition(":")[0].lower()
+        store = self.stores.get(host, self.stores.get(None, {}))
+        return user in store and store[user] == password
+
+    def _answer(self, request):
+        if request.method == "OPTIONS" and self.sogo_like:
+            return (200, [("Content-Type", "text/html")],
+                    b"<html><body>SOGo</body></html>\n")
+        if not self.valid(request):
+            return (401, [("WWW-Authenticate", 'Basic realm="backend"')],
+                    b"")
+        return super()._answer(request)
 
 
 class SilentBackend:

@@ -8,7 +8,7 @@ request uses a new connection and returns a Response; the exact target and
 header list sent are predictable so tests can compare them byte for byte
 with what the backend recorded.
 
-encode_base64_query / decode_base64_query implement EAS-PROTOCOL.md
+encode_base64_query / decode_base64_query implement docs/protocol.md
 section 2.1 (locale and policy key little-endian).  raw_http sends any
 bytes over a fresh TCP or TLS connection, for malformed-request tests.
 """
@@ -25,7 +25,7 @@ from typing import Optional
 
 from . import wbxml
 
-# Command codes of the base64 query (EAS-PROTOCOL.md section 2.3).
+# Command codes of the base64 query (docs/protocol.md section 2.3).
 COMMAND_CODES = {
     "Sync": 0, "SendMail": 1, "SmartForward": 2, "SmartReply": 3,
     "GetAttachment": 4, "FolderSync": 9, "FolderCreate": 10,
@@ -40,7 +40,7 @@ COMMANDS_BY_CODE = {code: name for name, code in COMMAND_CODES.items()}
 LEGACY_COMMANDS = ("GetHierarchy", "CreateCollection", "DeleteCollection",
                    "MoveCollection")
 
-# Parameter tags of the base64 query (EAS-PROTOCOL.md section 2.4).
+# Parameter tags of the base64 query (docs/protocol.md section 2.4).
 PARAM_TAGS = {
     "AttachmentName": 0, "CollectionId": 1, "CollectionName": 2,
     "ItemId": 3, "LongId": 4, "ParentId": 5, "Occurrence": 6,

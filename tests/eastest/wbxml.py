@@ -9,7 +9,7 @@ Documents are trees of ``(tag, content)`` tuples.  ``tag`` is
     bytes         OPAQUE data
     list          child elements, in order
 
-Example, vector W2 of EAS-PROTOCOL.md section 7.7::
+Example, vector W2 of docs/protocol.md section 7.7::
 
     encode(("Ping:Ping", [("Ping:HeartbeatInterval", "3540")]))
     == bytes.fromhex("03016a00000d45480333353430000101")
@@ -24,8 +24,8 @@ entities; the decoder refuses them except that it skips a string table.
 """
 
 # Code pages: number, namespace name (as libwbxml spells it) and tag
-# tokens.  Sources: EAS-PROTOCOL.md sections 5.2, 6.1 and 7.6 and the
-# token list of the project brief, checked against xml2wbxml output.
+# tokens.  Sources: docs/protocol.md sections 5.2, 6.1 and 7.6 and the
+# code pages of MS-ASWBXML 2.1.2.1, checked against xml2wbxml output.
 CODE_PAGES = {
     0: ("AirSync", {
         "Sync": 0x05,

@@ -4,7 +4,7 @@
 Seeds are the bodies of the eas_wbxml_tests[] table in
 tests/unit/test_eas_wbxml.c (read from the C source, so the two never
 drift apart) plus bodies that libwbxml's xml2wbxml makes from the XML
-documents below (EAS-PROTOCOL.md 7.7: `xml2wbxml -a -v 1.3 -n`).  Each
+documents below (docs/protocol.md 7.7: `xml2wbxml -a -v 1.3 -n`).  Each
 seed is byte 0 = 0x01 for a Sync body, 0x00 for a Ping body, then the
 body.  Rerunning rewrites the same files and removes stale ones.
 Standard library and libwbxml2-utils; run with /usr/bin/python3.

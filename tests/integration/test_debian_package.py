@@ -3,6 +3,7 @@ dh_nginx, lintian clean, installed with apt-get next to Debian's nginx,
 loaded through the snippet dh_nginx enables in /etc/nginx/modules-enabled,
 a request through it, then removed and purged without a trace."""
 
+import fcntl
 import glob
 import json
 import os
@@ -18,6 +19,8 @@ MODULE_SO = "/usr/lib/nginx/modules/ngx_http_eas_module.so"
 AVAILABLE = "/usr/share/nginx/modules-available/mod-http-eas.conf"
 ENABLED = "/etc/nginx/modules-enabled/50-mod-http-eas.conf"
 EXAMPLES = "/usr/share/doc/%s/examples" % PACKAGE
+# another apt-get on the box (unattended upgrades) is waited for
+APT = ("apt-get", "-o", "DPkg::Lock::Timeout=300")
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="installs a package: needs root")
@@ -59,16 +62,21 @@ def _installed():
 @pytest.fixture(scope="module")
 def package(repo_root):
     """Build the package once; purge it after the module's tests, and
-    leave the box as it was (a package installed before is put back)."""
+    leave the box as it was (a package installed before is put back).
+    The system's package is one for the whole box: a lock keeps two test
+    runs (two clones) from installing and purging it under each other."""
+    lock = open("/run/lock/ngx-eas-debian-package-test", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     was_installed = _installed()
     result = _run("make", "-C", str(repo_root), "deb")
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     debs = glob.glob(str(repo_root / "build" / "deb" / (PACKAGE + "_*.deb")))
     assert len(debs) == 1, debs
     yield debs[0]
-    _run("apt-get", "purge", "-y", PACKAGE)
+    _run(*APT, "purge", "-y", PACKAGE)
     if was_installed:
-        _run("apt-get", "install", "-y", debs[0])
+        _run(*APT, "install", "-y", debs[0])
+    lock.close()
 
 
 def test_package_has_the_debian_module_shape(package):
@@ -93,7 +101,7 @@ def test_package_has_the_debian_module_shape(package):
 
 def test_install_load_request_remove_purge(package, nginx_factory, backend,
                                            tmp_path):
-    result = _run("apt-get", "install", "-y", package)
+    result = _run(*APT, "install", "-y", package)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert _installed()
     assert os.path.isfile(MODULE_SO)
@@ -135,13 +143,13 @@ def test_install_load_request_remove_purge(package, nginx_factory, backend,
     with open(os.path.join(nginx.dir, "eas.log")) as log:
         assert "DEB0001" in log.read()
 
-    result = _run("apt-get", "remove", "-y", PACKAGE)
+    result = _run(*APT, "remove", "-y", PACKAGE)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert not os.path.exists(MODULE_SO)
     assert not os.path.exists("/usr/bin/eas-probe")
     assert not os.path.lexists(ENABLED)
 
-    result = _run("apt-get", "purge", "-y", PACKAGE)
+    result = _run(*APT, "purge", "-y", PACKAGE)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert not os.path.lexists(ENABLED + ".removed")
     assert not os.path.exists("/usr/share/doc/" + PACKAGE)

@@ -118,7 +118,7 @@ def expect_fields(entry, **expected):
 
 
 # Good requests: the target as a device sends it, the headers, and what
-# the variables must say.  Vectors from EAS-PROTOCOL.md 2.7.
+# the variables must say.  Vectors from docs/protocol.md 2.7.
 
 GOOD = [
     ("plain spec order",

@@ -88,7 +88,7 @@ http {
 
         location /dir/Microsoft-Server-ActiveSync {
             eas on;
-            eas_preauth_request /_directory;
+            eas_preauth_request /_directory answer=status;
             proxy_pass http://backend/Microsoft-Server-ActiveSync;
         }
 

@@ -59,6 +59,9 @@ http {
 
         location /held/Microsoft-Server-ActiveSync {
             eas on;
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth;
+            eas_preauth_user_file ${dir}/users plain;
             eas_devices devices;
             eas_longpoll on;
             eas_heartbeat_min 1s;
@@ -292,20 +295,6 @@ http {
     ${temp_paths}
     server {
         listen 127.0.0.1:${port};
-        location /tiny/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices tiny;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /held/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices devices;
-            eas_longpoll on;
-            eas_heartbeat_min 1s;
-            proxy_pass http://slow/Microsoft-Server-ActiveSync;
-        }
-
         location = /status { eas_status xml; }
     }
 }

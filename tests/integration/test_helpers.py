@@ -19,7 +19,7 @@ from eastest.nginx import Nginx
 
 HOLD_LIMIT = 10.0      # generous upper bound for "answered early"
 
-# EAS-PROTOCOL.md section 7.7, vectors W1 and W10.
+# docs/protocol.md section 7.7, vectors W1 and W10.
 W1 = bytes.fromhex("03016A00000D4548033438300001494A4B033500014C03456D61696C"
                    "0001014A4B03313000014C0343616C656E6461720001010101")
 W10 = bytes.fromhex("03016A00000D45494A4B033500014C03456D61696C0001010101")

@@ -58,7 +58,8 @@ CONF_EXAMPLE = {
     "tls-modern.conf": ("server", ("tls",)),
     "tls-legacy.conf": ("server", ("tls",)),
     "eas-proxy.conf": ("location", ()),
-    "eas-devices.conf": ("location", ("device_zone", "devices")),
+    "eas-devices.conf": ("location", ("device_zone", "devices", "auth_zone",
+                                      "preauth", "user_file")),
     "eas-preauth.conf": ("location", ("auth_zone", "preauth_location",
                                       "source")),
     "eas-legacy-server.conf": ("http", ("log_formats", "auth_zone",
@@ -104,6 +105,7 @@ DATA_FILES = {
     "known-devices.txt": "allow device_id=ApplC39ZH2VJJCM3\n",
     "blocked.txt": "block device_id=ApplLOST0001\n",
     "users.txt": "jdoe block ApplLOST0001\n",
+    "ldap-bind.secret": "the-service-password\n",
 }
 
 
@@ -118,6 +120,7 @@ def substitutions(env):
          env["dir"] + "/eas-users.htpasswd"),
         (r"/etc/nginx/eas/([\w.-]+\.pem)", env["ca"]),
         (r"/etc/nginx/eas/([\w.-]+\.txt)", env["dir"] + r"/\1"),
+        (r"/etc/nginx/eas/(ldap-bind\.secret)", env["dir"] + r"/\1"),
         (r"/etc/ssl/certs/example-ca\.pem", env["ca"]),
         (r"/etc/nginx/((?!mime\.types)[\w.-]+\.conf)", env["dir"] + r"/\1"),
         (r"/var/log/nginx/", env["dir"] + "/"),

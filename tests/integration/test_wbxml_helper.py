@@ -1,4 +1,4 @@
-"""Self-check of tests/eastest/wbxml.py against EAS-PROTOCOL.md section 7.7
+"""Self-check of tests/eastest/wbxml.py against docs/protocol.md section 7.7
 and, when libwbxml2-utils is installed, against xml2wbxml itself."""
 
 import shutil
@@ -28,7 +28,7 @@ W9 = ("AirSync:Sync", [("AirSync:Status", "14"), ("AirSync:Limit", "3540")])
 W10 = ("Ping:Ping", [("Ping:Folders", [
     ("Ping:Folder", [("Ping:Id", "5"), ("Ping:Class", "Email")])])])
 
-# (name, tree, hex) exactly as in EAS-PROTOCOL.md section 7.7.
+# (name, tree, hex) exactly as in docs/protocol.md section 7.7.
 VECTORS = [
     ("W1", W1, "03 01 6A 00 00 0D 45 48 03 34 38 30 00 01 49 4A 4B 03 35 00 "
                "01 4C 03 45 6D 61 69 6C 00 01 01 4A 4B 03 31 30 00 01 4C 03 "

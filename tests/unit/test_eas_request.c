@@ -6,7 +6,7 @@
 
 /*
  * Unit tests for the request parser of the protocol core
- * (docs/requests.md, EAS-PROTOCOL.md sections 1-3).
+ * (docs/requests.md, docs/protocol.md sections 1-3).
  *
  * Every case of eas_tests[] is parsed with copies of its inputs and an
  * output buffer of eas_request_buffer_size() bytes, each in a malloc()
@@ -235,7 +235,7 @@ static const eas_test_command_t  eas_test_commands_table[] = {
 
 static eas_test_t  eas_tests[] = {
 
-    /* EAS-PROTOCOL.md 2.7, vectors A-F */
+    /* docs/protocol.md 2.7, vectors A-F */
 
     /* 8c 00 09 04 0a "v140Device" 00 0a "SmartPhone" */
     { "vector A: Sync, ASCII DeviceId, no policy key",

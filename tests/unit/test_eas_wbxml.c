@@ -6,7 +6,7 @@
 
 /*
  * Unit tests for the WBXML long-poll scanner and the edge answers
- * (EAS-PROTOCOL.md sections 5-7, vectors W1-W11).
+ * (docs/protocol.md sections 5-7, vectors W1-W11).
  *
  * Every case of eas_wbxml_tests[] is a body in hex and the line the
  * scanner must produce: "ping", "sync" then "hb=N" and/or "wait=N" when
@@ -83,7 +83,7 @@ static void eas_test_top_status_prefixes(const char *name,
 
 static const eas_wbxml_test_t  eas_wbxml_tests[] = {
 
-    /* the vectors of EAS-PROTOCOL.md 7.7 */
+    /* the vectors of docs/protocol.md 7.7 */
 
     { "W1 ping with folders", P,
       "03 01 6A 00 00 0D 45 48 03 34 38 30 00 01 49 4A 4B 03 35 00 01 4C"
