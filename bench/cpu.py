@@ -21,6 +21,9 @@ shutdown cancel out.  The fronts:
     everything  preauth + device zone, RULES block rules, eas_longpoll,
                 eas_upstream_timeouts
     auth_basic  nginx's auth_basic with a {SHA} file (no module)
+    eas_nometrics, everything_nometrics
+                eas and everything with "eas_metrics off": what the
+                per-worker counters cost on the request path
 
 Prints one table with the ratio of each to plain.  With --base MODULE
 every front that loads the module runs twice, with that build ("before")
@@ -54,7 +57,8 @@ DEVICE_ID = "ApplC39ZH2VJJCM3"
 # FolderSync, SyncKey 1: the WBXML a phone sends
 BODY = bytes.fromhex("03016a000756520331000101")
 
-FRONTS = ("plain", "eas", "preauth", "everything", "auth_basic")
+FRONTS = ("plain", "eas", "preauth", "everything", "auth_basic",
+          "eas_nometrics", "everything_nometrics")
 
 COMMON = """
 daemon off;
@@ -111,11 +115,18 @@ LOCATIONS = {
             auth_basic_user_file {dir}/users.sha;""",
 }
 
+LOCATIONS["eas_nometrics"] = LOCATIONS["eas"]
+LOCATIONS["everything_nometrics"] = LOCATIONS["everything"]
+
 HTTP_EXTRA = {
     "preauth": "eas_preauth_zone zone=auth:10m;",
     "everything": "eas_preauth_zone zone=auth:10m;\n"
                   "    eas_device_zone zone=devices:10m;",
 }
+
+HTTP_EXTRA["eas_nometrics"] = "eas_metrics off;"
+HTTP_EXTRA["everything_nometrics"] = (HTTP_EXTRA["everything"]
+                                      + "\n    eas_metrics off;")
 
 BACKEND = """
 daemon on;
@@ -170,8 +181,8 @@ def front_conf(work, name, port, backend_port, module=MODULE, tag=""):
     text = COMMON.format(dir=work, name=name + tag)
     if uses_module(name):
         text = "load_module %s;\n" % module + text
-    upstream_extra = ("eas_upstream_timeouts;" if name == "everything"
-                      else "")
+    upstream_extra = ("eas_upstream_timeouts;"
+                      if name.startswith("everything") else "")
     text += "http {\n" + HTTP_COMMON.format(
         dir=work, name=name, backend_port=backend_port,
         upstream_extra=upstream_extra)

@@ -205,6 +205,14 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
         ctx->reason = ngx_http_eas_reason_user_match;
     }
 
+    if (access == NGX_HTTP_EAS_ACCESS_NONE) {
+        rc = ngx_http_eas_admin_decide(r, ctx, &values, &access);
+        if (rc != NGX_OK) {
+            ctx->device_conf = elcf;
+            return (rc == NGX_ERROR) ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
+        }
+    }
+
     if (access == NGX_HTTP_EAS_ACCESS_NONE && elcf->device_lists) {
         rc = elcf->device_lists->lookup(r, elcf->device_lists, &values,
                                         &access, &ctx->reason);
@@ -499,6 +507,7 @@ char *
 ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
     ngx_http_eas_loc_conf_t *conf)
 {
+    ngx_http_eas_main_conf_t  *emcf;
     ngx_http_core_loc_conf_t  *clcf;
 
     if (ngx_http_eas_rules_merge(cf, &conf->device_rules, prev->device_rules)
@@ -562,8 +571,10 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
         return NGX_CONF_ERROR;
     }
 
+    emcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eas_module);
+
     conf->device_check = (conf->devices || conf->device_rules
-                          || conf->device_lists
+                          || conf->device_lists || emcf->admin_rules
                           || conf->device_default != NGX_HTTP_EAS_ACCESS_NONE
                           || conf->device_user_match);
 

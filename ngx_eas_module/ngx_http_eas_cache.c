@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
 
 
 /*
@@ -910,6 +911,93 @@ ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
 
 
 /*
+ * The admin API (ngx_http_eas_admin.c).  The lockouts in force, copied
+ * out from the counters queue (up to n, most recently touched first).
+ */
+
+ngx_uint_t
+ngx_http_eas_cache_lockouts(ngx_shm_zone_t *zone,
+    ngx_http_eas_lockout_t *out, ngx_uint_t n)
+{
+    time_t                      now;
+    ngx_uint_t                  i;
+    ngx_queue_t                *q;
+    ngx_http_eas_cache_ctx_t   *ctx;
+    ngx_http_eas_cache_node_t  *node;
+
+    ctx = zone->data;
+    now = ngx_time();
+    i = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (q = ngx_queue_head(&ctx->sh->counters);
+         q != ngx_queue_sentinel(&ctx->sh->counters) && i < n;
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
+
+        if (node->locked_until <= now) {
+            continue;
+        }
+
+        out[i].kind = node->kind;
+        out[i].locked_until = node->locked_until;
+        out[i].failures = node->failures;
+        out[i].len = ngx_min(node->len, sizeof(out[i].key));
+        ngx_memcpy(out[i].key, node->data, out[i].len);
+        i++;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return i;
+}
+
+
+/*
+ * Every node of one kind freed: the lockouts in force (users and
+ * addresses locked now; their failure counts go too), or every cached
+ * credential and known-good device.  Returns how many went.
+ */
+
+ngx_uint_t
+ngx_http_eas_cache_drop(ngx_shm_zone_t *zone, ngx_uint_t kind)
+{
+    time_t                      now;
+    ngx_uint_t                  n;
+    ngx_queue_t                *q, *next, *queue;
+    ngx_http_eas_cache_ctx_t   *ctx;
+    ngx_http_eas_cache_node_t  *node;
+
+    ctx = zone->data;
+    now = ngx_time();
+    n = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    queue = ngx_http_eas_cache_queue(ctx, kind);
+
+    for (q = ngx_queue_head(queue); q != ngx_queue_sentinel(queue); q = next)
+    {
+        next = ngx_queue_next(q);
+        node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
+
+        if (kind == NGX_HTTP_EAS_CACHE_USER && node->locked_until <= now) {
+            continue;
+        }
+
+        ngx_http_eas_cache_free(ctx, node);
+        n++;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return n;
+}
+
+
+/*
  * What a credential source said about the user besides "valid" (the
  * directory's device lists), kept in the credentials node after the
  * digest.  NGX_DECLINED: no such node, it was evicted.
@@ -1189,6 +1277,8 @@ ngx_http_eas_cache_alloc(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
         if (own == NULL || !ngx_http_eas_cache_evict(ctx, own)) {
             break;
         }
+
+        ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_CACHE_EVICTED);
     }
 
     return NULL;

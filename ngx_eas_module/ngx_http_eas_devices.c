@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
 
 
 /*
@@ -137,6 +138,8 @@ static void ngx_http_eas_devices_alert(ngx_shm_zone_t *zone,
     ngx_http_eas_device_update_t *u, ngx_log_t *log);
 static ngx_queue_t *ngx_http_eas_devices_queue(
     ngx_http_eas_devices_ctx_t *ctx, ngx_http_eas_devices_node_t *dn);
+static void ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn);
 static void ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy);
 static size_t ngx_http_eas_devices_set(u_char *slot, size_t size,
@@ -444,6 +447,115 @@ ngx_http_eas_device_list(ngx_shm_zone_t *zone, ngx_http_eas_device_t *out,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return i;
+}
+
+
+/*
+ * The admin API (ngx_http_eas_admin.c): a record deleted, counted or
+ * not; a counted one gives its user's eas_device_max place back.
+ * NGX_DECLINED: no such record.
+ */
+
+ngx_int_t
+ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id)
+{
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+
+    dn = ngx_http_eas_devices_lock_record(ctx, user, device_id);
+    if (dn == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_eas_devices_remove(ctx, dn);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* every record last seen before "before": copied to out (up to n), and
+ * deleted too if "delete" */
+
+ngx_uint_t
+ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
+    ngx_uint_t delete, ngx_http_eas_device_t *out, ngx_uint_t n)
+{
+    ngx_uint_t                    i, k;
+    ngx_queue_t                  *q, *prev, *queues[2];
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+    i = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    queues[0] = &ctx->sh->queue;
+    queues[1] = &ctx->sh->counted;
+
+    /* each queue is in the order last seen: the stale ones at its tail */
+
+    for (k = 0; k < 2; k++) {
+        for (q = ngx_queue_last(queues[k]);
+             q != ngx_queue_sentinel(queues[k]) && i < n;
+             q = prev)
+        {
+            prev = ngx_queue_prev(q);
+            dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
+
+            if (dn->last_seen >= before) {
+                break;
+            }
+
+            ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
+
+            if (delete) {
+                ngx_http_eas_devices_remove(ctx, dn);
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return i;
+}
+
+
+static void
+ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn)
+{
+    ngx_rbtree_node_t            *node;
+    ngx_http_eas_devices_key_t    user;
+    ngx_http_eas_devices_user_t  *un;
+
+    if (dn->counted) {
+        ngx_http_eas_devices_user_key(&user, dn->data);
+
+        node = ngx_http_eas_devices_find(ctx->sh, NGX_HTTP_EAS_NODE_USER,
+                                         &user);
+        if (node) {
+            un = (ngx_http_eas_devices_user_t *) &node->color;
+
+            if (un->count > 1) {
+                un->count--;
+
+            } else {
+                ngx_rbtree_delete(&ctx->sh->rbtree, node);
+                ngx_slab_free_locked(ctx->shpool, node);
+            }
+        }
+
+        /* not counted any more: the LRU eviction may take it */
+        dn->counted = 0;
+    }
+
+    ngx_http_eas_devices_evict(ctx, dn);
 }
 
 
@@ -809,6 +921,7 @@ ngx_http_eas_devices_alloc(ngx_http_eas_devices_ctx_t *ctx, size_t size,
         }
 
         ngx_http_eas_devices_evict(ctx, dn);
+        ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_DEVICE_EVICTED);
     }
 }
 

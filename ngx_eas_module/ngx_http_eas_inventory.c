@@ -19,13 +19,9 @@
 
 
 static ngx_int_t ngx_http_eas_inventory_handler(ngx_http_request_t *r);
-static u_char *ngx_http_eas_inventory_record(u_char *p,
-    ngx_http_eas_device_t *d);
 static u_char *ngx_http_eas_inventory_string(u_char *p, const char *name,
     u_char *data, size_t len);
 static size_t ngx_http_eas_inventory_string_size(u_char *data, size_t len);
-static u_char *ngx_http_eas_json_escape(u_char *dst, u_char *src,
-    size_t len, size_t *size);
 static size_t ngx_http_eas_utf8_valid(u_char *p, size_t len);
 static u_char *ngx_http_eas_inventory_iso_time(u_char *p, time_t t);
 
@@ -140,20 +136,7 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
                                                 elcf->devices->shm.name.len);
 
     for (i = 0; i < n; i++) {
-        size += sizeof(NGX_HTTP_EAS_INVENTORY_RECORD) + 4 * NGX_TIME_T_LEN
-                + 2 * NGX_HTTP_EAS_ISO_TIME_LEN
-                + 2 * NGX_INT_T_LEN + sizeof("blocked") + sizeof("16.1")
-                + sizeof("GetItemEstimate")
-                + ngx_http_eas_inventory_string_size(devices[i].user,
-                                                     devices[i].user_len)
-                + ngx_http_eas_inventory_string_size(devices[i].device_id,
-                                                devices[i].device_id_len)
-                + ngx_http_eas_inventory_string_size(devices[i].device_type,
-                                                devices[i].device_type_len)
-                + ngx_http_eas_inventory_string_size(devices[i].user_agent,
-                                                devices[i].user_agent_len)
-                + ngx_http_eas_inventory_string_size(devices[i].reason,
-                                                     devices[i].reason_len);
+        size += ngx_http_eas_inventory_record_size(&devices[i]);
     }
 
     b = ngx_create_temp_buf(r->pool, size);
@@ -204,7 +187,27 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
 }
 
 
-static u_char *
+/* the longest ngx_http_eas_inventory_record() may write, with ",\n" */
+
+size_t
+ngx_http_eas_inventory_record_size(ngx_http_eas_device_t *d)
+{
+    return sizeof(NGX_HTTP_EAS_INVENTORY_RECORD) + 4 * NGX_TIME_T_LEN
+           + 2 * NGX_HTTP_EAS_ISO_TIME_LEN
+           + 2 * NGX_INT_T_LEN + sizeof("blocked") + sizeof("16.1")
+           + sizeof("GetItemEstimate")
+           + ngx_http_eas_inventory_string_size(d->user, d->user_len)
+           + ngx_http_eas_inventory_string_size(d->device_id,
+                                                d->device_id_len)
+           + ngx_http_eas_inventory_string_size(d->device_type,
+                                                d->device_type_len)
+           + ngx_http_eas_inventory_string_size(d->user_agent,
+                                                d->user_agent_len)
+           + ngx_http_eas_inventory_string_size(d->reason, d->reason_len);
+}
+
+
+u_char *
 ngx_http_eas_inventory_record(u_char *p, ngx_http_eas_device_t *d)
 {
     const char  *access, *command;
@@ -289,7 +292,7 @@ ngx_http_eas_inventory_string_size(u_char *data, size_t len)
  * length written) is computed.
  */
 
-static u_char *
+u_char *
 ngx_http_eas_json_escape(u_char *dst, u_char *src, size_t len, size_t *size)
 {
     size_t   n, total;

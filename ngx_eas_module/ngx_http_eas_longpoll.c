@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
 #include "eas_wbxml.h"
 
 
@@ -602,6 +603,8 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
 
     ngx_queue_insert_tail(&w->held, &held->queue);
 
+    ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_HELD_STARTED);
+
     ngx_http_eas_longpoll_generation(r, held);
 
     if (!w->sweep.timer_set) {
@@ -618,6 +621,8 @@ ngx_http_eas_longpoll_unhold(void *data)
     ngx_http_eas_held_t  *held = data;
 
     ngx_queue_remove(&held->queue);
+
+    ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_HELD_ENDED);
 }
 
 

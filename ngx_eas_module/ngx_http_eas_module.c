@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
 
 
 typedef struct {
@@ -20,6 +21,8 @@ typedef struct {
 static ngx_int_t ngx_http_eas_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_access_handler(ngx_http_request_t *r);
+static void *ngx_http_eas_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_eas_init_main_conf(ngx_conf_t *cf, void *conf);
 static ngx_int_t ngx_http_eas_init_module(ngx_cycle_t *cycle);
 static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -291,6 +294,34 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       offsetof(ngx_http_eas_loc_conf_t, longpoll_body_max),
       NULL },
 
+    { ngx_string("eas_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_eas_status,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("eas_metrics"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_eas_main_conf_t, metrics),
+      NULL },
+
+    { ngx_string("eas_admin_rules"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_eas_admin_rules,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_http_eas_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("eas_upstream_timeouts"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
       ngx_http_eas_upstream_timeouts,
@@ -306,8 +337,8 @@ static ngx_http_module_t  ngx_http_eas_module_ctx = {
     ngx_http_eas_preconfiguration,         /* preconfiguration */
     ngx_http_eas_init,                     /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_eas_create_main_conf,         /* create main configuration */
+    ngx_http_eas_init_main_conf,           /* init main configuration */
 
     ngx_http_eas_create_srv_conf,          /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -324,7 +355,7 @@ ngx_module_t  ngx_http_eas_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     ngx_http_eas_init_module,              /* init module */
-    NULL,                                  /* init process */
+    ngx_http_eas_metrics_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_eas_ldap_exit_process,        /* exit process */
@@ -407,7 +438,17 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_preauth_log_check;
 
-    if (ngx_http_eas_answer_init(cf) != NGX_OK) {
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_eas_metrics_log;
+
+    if (ngx_http_eas_answer_init(cf) != NGX_OK
+        || ngx_http_eas_metrics_init(cf) != NGX_OK
+        || ngx_http_eas_verdict_init(cf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -484,6 +525,39 @@ ngx_http_eas_access_handler(ngx_http_request_t *r)
 
 
 static void *
+ngx_http_eas_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_eas_main_conf_t  *emcf;
+
+    emcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_main_conf_t));
+    if (emcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     emcf->admin_rules = NULL;
+     */
+
+    emcf->metrics = NGX_CONF_UNSET;
+
+    return emcf;
+}
+
+
+static char *
+ngx_http_eas_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_eas_main_conf_t *emcf = conf;
+
+    ngx_conf_init_value(emcf->metrics, 1);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
 ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_eas_loc_conf_t  *conf;
@@ -498,6 +572,7 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->allow = { 0, NULL };
      *     conf->device_check = 0;
+     *     conf->admin = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -567,7 +642,9 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK) {
+    if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK
+        || ngx_http_eas_admin_check(cf, conf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

@@ -109,6 +109,16 @@ typedef struct {
 } ngx_http_eas_cache_sh_t;
 
 
+/* a lockout in force, copied out for the admin API */
+typedef struct {
+    ngx_uint_t              kind;          /* ..._CACHE_USER, _ADDRESS */
+    time_t                  locked_until;
+    ngx_uint_t              failures;
+    size_t                  len;
+    u_char                  key[EAS_USER_MAX];
+} ngx_http_eas_lockout_t;
+
+
 /* one request's question to the zone, and what it says back */
 typedef struct {
     u_char                 *digest;        /* source, user, password */
@@ -146,6 +156,7 @@ typedef struct ngx_http_eas_lists_s        ngx_http_eas_lists_t;
 
 typedef struct {
     ngx_flag_t            enable;
+    void                 *admin;          /* eas_admin (..._admin.c) */
     ngx_uint_t            methods;        /* NGX_HTTP_* bit mask */
     ngx_str_t             allow;          /* "OPTIONS, POST" for 405 */
     ngx_shm_zone_t       *devices;        /* eas_devices: inventory zone */
@@ -220,6 +231,8 @@ typedef struct {
     unsigned              timeouts_set:1; /* the read timeout was set */
     uint32_t              ping_generation; /* held Ping's; 0: none */
     ngx_http_eas_peek_t  *peek;           /* start of a chunked body */
+
+    void                 *verdict;        /* ngx_http_eas_verdict.c */
 } ngx_http_eas_ctx_t;
 
 
@@ -263,6 +276,9 @@ ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
 void ngx_http_eas_cache_release(ngx_shm_zone_t *zone,
     ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
     ngx_uint_t failed);
+ngx_uint_t ngx_http_eas_cache_lockouts(ngx_shm_zone_t *zone,
+    ngx_http_eas_lockout_t *out, ngx_uint_t n);
+ngx_uint_t ngx_http_eas_cache_drop(ngx_shm_zone_t *zone, ngx_uint_t kind);
 ngx_int_t ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key);
 ngx_int_t ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,
@@ -324,6 +340,8 @@ ngx_msec_t ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_heartbeat_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_eas_heartbeat_source_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_eas_backend_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 char *ngx_http_eas_upstream_timeouts(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -405,6 +423,10 @@ ngx_uint_t ngx_http_eas_device_pings_changed(ngx_shm_zone_t *zone,
 ngx_uint_t ngx_http_eas_device_list(ngx_shm_zone_t *zone,
     ngx_http_eas_device_t *out, ngx_uint_t n);
 ngx_uint_t ngx_http_eas_device_count(ngx_shm_zone_t *zone);
+ngx_int_t ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id);
+ngx_uint_t ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
+    ngx_uint_t delete, ngx_http_eas_device_t *out, ngx_uint_t n);
 char *ngx_http_eas_device_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_eas_devices(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -412,6 +434,10 @@ char *ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_eas_devices_merge(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
+size_t ngx_http_eas_inventory_record_size(ngx_http_eas_device_t *d);
+u_char *ngx_http_eas_inventory_record(u_char *p, ngx_http_eas_device_t *d);
+u_char *ngx_http_eas_json_escape(u_char *dst, u_char *src, size_t len,
+    size_t *size);
 ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *conf);
 
@@ -502,6 +528,55 @@ ngx_int_t ngx_http_eas_rules_decide(ngx_http_request_t *r,
 char *ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+
+/*
+ * Runtime device decisions and the admin API (ngx_http_eas_admin_rules.c,
+ * ngx_http_eas_admin.c, docs/operations.md)
+ */
+
+#define NGX_HTTP_EAS_ADMIN_LOST_ACCESS  3   /* beside ..._ACCESS_BLOCKED */
+#define NGX_HTTP_EAS_ADMIN_WHO_LEN      96
+
+typedef struct {
+    ngx_shm_zone_t       *admin_rules;    /* eas_admin_rules */
+    ngx_flag_t            metrics;        /* eas_metrics */
+} ngx_http_eas_main_conf_t;
+
+/* a change: access NONE removes */
+typedef struct {
+    ngx_uint_t            field;          /* 'd' DeviceId, 'u' user */
+    ngx_uint_t            access;         /* ..._ACCESS_*, ..._LOST_ACCESS */
+    ngx_str_t             value;
+    ngx_str_t             who;            /* the admin: address, user */
+} ngx_http_eas_admin_rule_t;
+
+/* a rule copied out */
+typedef struct {
+    u_char                field;
+    u_char                access;
+    time_t                since;
+    ngx_uint_t            line;
+    size_t                value_len;
+    size_t                who_len;
+    u_char                value[EAS_USER_MAX];
+    u_char                who[NGX_HTTP_EAS_ADMIN_WHO_LEN];
+} ngx_http_eas_admin_entry_t;
+
+char *ngx_http_eas_admin_rules(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_eas_admin_decide(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_device_values_t *values,
+    ngx_uint_t *access);
+ngx_int_t ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
+    ngx_http_eas_admin_rule_t *rule, ngx_log_t *log);
+ngx_uint_t ngx_http_eas_admin_list(ngx_shm_zone_t *zone,
+    ngx_http_eas_admin_entry_t *out, ngx_uint_t n);
+ngx_uint_t ngx_http_eas_admin_count(ngx_shm_zone_t *zone);
+ngx_str_t *ngx_http_eas_admin_file(ngx_shm_zone_t *zone);
+ngx_str_t *ngx_http_eas_admin_access_name(ngx_uint_t access);
+char *ngx_http_eas_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_eas_admin_check(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *conf);
 
 extern ngx_module_t  ngx_http_eas_module;
 extern void         *ngx_http_eas_cache_tag;

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
 
 
 /*
@@ -323,7 +324,9 @@ void
 ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
 {
     time_t           now;
+    ngx_int_t        rc;
     ngx_err_t        err;
+    struct timeval   tv;
     ngx_file_info_t  fi;
 
     now = ngx_time();
@@ -361,7 +364,13 @@ ngx_http_eas_passwd_refresh(ngx_http_eas_passwd_t *pw, ngx_log_t *log)
         return;
     }
 
-    if (ngx_http_eas_passwd_load(pw, NULL, log) == NGX_OK) {
+    ngx_gettimeofday(&tv);
+
+    rc = ngx_http_eas_passwd_load(pw, NULL, log);
+
+    ngx_http_eas_metrics_file_load(rc == NGX_OK, &tv);
+
+    if (rc == NGX_OK) {
         pw->stale = 0;
 
         ngx_log_error(NGX_LOG_NOTICE, log, 0,

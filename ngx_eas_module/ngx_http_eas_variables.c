@@ -82,6 +82,14 @@ static ngx_http_variable_t  ngx_http_eas_vars[] = {
     { ngx_string("eas_access"), NULL, ngx_http_eas_access_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    /* ngx_http_eas_verdict.c */
+
+    { ngx_string("eas_backend_status"), NULL,
+      ngx_http_eas_backend_status_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("eas_backend_status_name"), NULL,
+      ngx_http_eas_backend_status_variable, 1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("eas_auth_source_state"), NULL,
       ngx_http_eas_auth_source_state_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },

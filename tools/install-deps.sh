@@ -35,6 +35,8 @@ packages="
     valgrind
     php-cli
     python3-h2
+    prometheus
+    fail2ban
 "
 
 # make demo: build the module, run nginx, htpasswd, curl; no test tools

@@ -21,6 +21,7 @@
 
 #define EAS_OK         0
 #define EAS_ERROR     -1
+#define EAS_AGAIN     -2
 #define EAS_DECLINED  -5
 
 
@@ -208,6 +209,9 @@ long eas_base64_decode(const unsigned char *src, size_t len,
 
 /* stable token ("query_missing") and sentence for log lines */
 const char *eas_reason_name(eas_reason_e reason);
+
+/* MS-ASCMD's name of a common status (101 and above), or NULL */
+const char *eas_status_name(unsigned status);
 const char *eas_reason_text(eas_reason_e reason);
 const char *eas_param_name(eas_param_e param);
 

@@ -37,6 +37,9 @@
 /* the common status of a device blocked for its user (MS-ASCMD 2.2.2) */
 #define EAS_STATUS_DEVICE_BLOCKED      129
 
+/* "run Provision first" (MS-ASCMD 2.2.2, MS-ASPROV) */
+#define EAS_STATUS_NOT_PROVISIONED     142
+
 /* the Ping and Sync statuses the gateway answers with */
 #define EAS_PING_STATUS_EXPIRED        1
 #define EAS_PING_STATUS_OUT_OF_RANGE   5
@@ -116,6 +119,35 @@ size_t eas_wbxml_sync_response(unsigned status, uint32_t limit,
  */
 size_t eas_wbxml_command_status(unsigned command, unsigned status,
     unsigned char *buf, size_t size);
+
+/*
+ * The top-level Status of a command's response, read from its first
+ * bytes as they stream by: the header, the command's root element, and
+ * its first child if that is the root page's Status (the place every
+ * command whose response has one puts it).  For a Ping Status 5 and a
+ * Sync Status 14 the next child, HeartbeatInterval or Limit, is read
+ * too: the backend's own heartbeat limit.
+ */
+typedef struct {
+    uint32_t              status;
+    uint32_t              limit;         /* seconds, Ping/Sync */
+    unsigned              has_status:1;
+    unsigned              has_limit:1;
+    eas_wbxml_error_e     error;         /* set on EAS_ERROR */
+    size_t                offset;
+} eas_wbxml_status_t;
+
+/*
+ * "p, len" is the start of the response seen so far.  EAS_OK: done,
+ * st holds the status (and the limit if the status has one); EAS_AGAIN:
+ * more bytes could tell more (has_status may already be set);
+ * EAS_DECLINED: the response has no top-level Status (another root, an
+ * empty root, a first child that is not Status, a command without
+ * one); EAS_ERROR: not WBXML as EAS writes it (st->error).  Nothing is
+ * read past p + len.
+ */
+int eas_wbxml_top_status(const unsigned char *p, size_t len,
+    unsigned command, eas_wbxml_status_t *st);
 
 /* stable token ("truncated") for logs and $eas_heartbeat_source */
 const char *eas_wbxml_error_name(eas_wbxml_error_e error);

@@ -9,15 +9,21 @@
  *
  * Input layout (tests/fuzz/make_corpus_wbxml.py writes seeds in it):
  *
- *     byte 0      bit 0x01: the command is Sync (else Ping)
- *     then        the request body
+ *     byte 0      bit 0x01: the command is Sync (else Ping) for the
+ *                 request scanner; bits 1-7 pick, modulo the table
+ *                 below, the command whose response the top-level
+ *                 Status reader reads
+ *     then        the body
  *
  * The body is copied into a malloc() block of exactly its size, so
  * AddressSanitizer sees any read past the end.  Invariants: the answer
  * is EAS_OK or EAS_ERROR with a named error and an offset inside the
  * body; an accepted body has the root the command requires; scanning
  * again gives the same answer; the edge answer written for the value
- * found scans back to the same value.  Any violation aborts.
+ * found scans back to the same value.  The top-level Status reader
+ * answers one of its four codes, an error named at an offset inside the
+ * body, the same answer twice, and on every prefix "again" or the same
+ * answer.  Any violation aborts.
  */
 
 
@@ -38,6 +44,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void eas_fuzz_abort(const char *what, int line);
 static void eas_fuzz_answer(eas_wbxml_root_e root, uint32_t value);
+static void eas_fuzz_top_status(const unsigned char *body, size_t len,
+    unsigned command);
+
+
+/* the responses the top-level Status reader is tried on */
+static const unsigned  eas_fuzz_commands[] = {
+    EAS_CMD_PING, EAS_CMD_SYNC, EAS_CMD_FOLDER_SYNC, EAS_CMD_PROVISION,
+    EAS_CMD_SETTINGS, EAS_CMD_SEARCH, EAS_CMD_ITEM_OPERATIONS,
+    EAS_CMD_SEND_MAIL, EAS_CMD_MOVE_ITEMS, EAS_CMD_VALIDATE_CERT,
+    EAS_CMD_RESOLVE_RECIPIENTS
+};
 
 
 int
@@ -89,6 +106,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     && lp2.error == lp.error,
                     "second scan, other answer");
 
+    eas_fuzz_top_status(body, len,
+        eas_fuzz_commands[(data[0] >> 1)
+                          % (sizeof(eas_fuzz_commands)
+                             / sizeof(eas_fuzz_commands[0]))]);
+
     free(body);
 
     return 0;
@@ -138,4 +160,47 @@ eas_fuzz_answer(eas_wbxml_root_e root, uint32_t value)
     }
 
     free(buf);
+}
+
+
+static void
+eas_fuzz_top_status(const unsigned char *body, size_t len, unsigned command)
+{
+    int                  rc, rc2;
+    size_t               i;
+    eas_wbxml_status_t   st, st2;
+
+    rc = eas_wbxml_top_status(body, len, command, &st);
+
+    eas_fuzz_assert(rc == EAS_OK || rc == EAS_AGAIN || rc == EAS_DECLINED
+                    || rc == EAS_ERROR, "top status: unknown answer");
+
+    if (rc == EAS_ERROR) {
+        eas_fuzz_assert(st.error > EAS_WBXML_OK && st.error < EAS_WBXML_LAST
+                        && st.offset <= len, "top status: bad error");
+    }
+
+    if (st.has_limit) {
+        eas_fuzz_assert(rc == EAS_OK && st.has_status,
+                        "top status: a limit without its status");
+    }
+
+    rc2 = eas_wbxml_top_status(body, len, command, &st2);
+
+    eas_fuzz_assert(rc2 == rc && st2.status == st.status
+                    && st2.has_status == st.has_status
+                    && st2.limit == st.limit, "top status: other answer");
+
+    /* a shorter prefix never tells another status */
+
+    for (i = len; i > 0 && i + 16 > len; i--) {
+        rc2 = eas_wbxml_top_status(body, i - 1, command, &st2);
+
+        eas_fuzz_assert(!st2.has_status || !st.has_status
+                        || st2.status == st.status,
+                        "top status: a prefix tells another status");
+
+        eas_fuzz_assert(rc2 != EAS_OK || rc == EAS_OK,
+                        "top status: a prefix decided, the whole did not");
+    }
 }

@@ -69,6 +69,28 @@ def unit_seeds():
         yield 'unit-' + slug(name), (1 if root == 'S' else 0), body
 
 
+# the response commands of fuzz_eas_wbxml.c's eas_fuzz_commands[], in order
+FUZZ_COMMANDS = ['PING', 'SYNC', 'FOLDER_SYNC', 'PROVISION', 'SETTINGS',
+                 'SEARCH', 'ITEM_OPERATIONS', 'SEND_MAIL', 'MOVE_ITEMS',
+                 'VALIDATE_CERT', 'RESOLVE_RECIPIENTS']
+
+TOP_RE = re.compile(r'\{\s*"([^"]+)",\s*EAS_CMD_([A-Z_]+),\s*'
+                    r'((?:"[^"]*"\s*)+),')
+
+
+def top_seeds():
+    """The responses of eas_wbxml_top_tests[], byte 0 naming the command."""
+    text = open(UNIT, encoding='utf-8').read()
+    table = text.split('eas_wbxml_top_tests[] = {', 1)[1].split('{ NULL', 1)[0]
+    for name, command, hex_parts in TOP_RE.findall(table):
+        if command not in FUZZ_COMMANDS:
+            continue
+        hexstr = ''.join(re.findall(r'"([^"]*)"', hex_parts))
+        body = bytes.fromhex(hexstr.replace(' ', ''))
+        yield ('top-' + slug(name), FUZZ_COMMANDS.index(command) << 1,
+               body)
+
+
 def xml_seeds():
     with tempfile.TemporaryDirectory() as tmp:
         for name, sync, xml in XML:
@@ -82,18 +104,24 @@ def xml_seeds():
                 yield 'xml-' + name, sync, f.read()
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    wanted = {}
-    for name, sync, body in list(unit_seeds()) + list(xml_seeds()):
-        wanted[name] = bytes([sync]) + body
-    for name in os.listdir(OUT):
+def write_seeds(out, wanted):
+    """Writes {file name: bytes} into out, removing any other file."""
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(out):
         if name not in wanted:
-            os.unlink(os.path.join(OUT, name))
+            os.unlink(os.path.join(out, name))
     for name, data in wanted.items():
-        with open(os.path.join(OUT, name), 'wb') as f:
+        with open(os.path.join(out, name), 'wb') as f:
             f.write(data)
-    print('%d seeds in %s' % (len(wanted), OUT))
+    print('%d seeds in %s' % (len(wanted), out))
+
+
+def main():
+    wanted = {}
+    for name, sync, body in (list(unit_seeds()) + list(top_seeds())
+                             + list(xml_seeds())):
+        wanted[name] = bytes([sync]) + body
+    write_seeds(OUT, wanted)
     return 0
 
 

@@ -227,7 +227,9 @@ def test_example_files_are_all_tested():
                        "eas-proxy.conf", "eas-legacy-server.conf",
                        "eas-devices.conf", "eas-preauth.conf",
                        "eas-ldap-ad.conf", "eas-exchange.conf",
-                       "eas-sogo.conf", "eas-zpush.conf"}
+                       "eas-sogo.conf", "eas-zpush.conf",
+                       # test_operations_files.py: fail2ban, promtool
+                       "eas-fail2ban.conf", "fail2ban", "prometheus"}
     assert shutil.which("nginx") or pathlib.Path("/usr/sbin/nginx").exists()
 
 

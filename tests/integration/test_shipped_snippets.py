@@ -54,6 +54,7 @@ CONTEXTS = ("main", "http-block", "http", "server", "location", "upstream")
 CONF_EXAMPLE = {
     "nginx.conf": ("main", ()),
     "eas-log-formats.conf": ("http", ()),
+    "eas-fail2ban.conf": ("http", ()),
     "tls-modern.conf": ("server", ("tls",)),
     "tls-legacy.conf": ("server", ("tls",)),
     "eas-proxy.conf": ("location", ()),
@@ -244,7 +245,7 @@ def example_snippets():
                                           ",".join(CONF_EXAMPLE[path.name][1]))
                          if path.name in CONF_EXAMPLE else None,
                          id="conf.example/" + path.name)
-            for path in sorted(EXAMPLE.iterdir())]
+            for path in sorted(EXAMPLE.iterdir()) if path.is_file()]
 
 
 def compose(context, needs, body, env):
@@ -299,7 +300,9 @@ def compose(context, needs, body, env):
 
 @pytest.fixture
 def env(tmp_path, module_path, certs):
-    for path in EXAMPLE.iterdir():
+    # (subdirectories hold other programs' files, not nginx's)
+    nginx_files = [path for path in EXAMPLE.iterdir() if path.is_file()]
+    for path in nginx_files:
         shutil.copy(path, tmp_path / path.name)
     for name, text in DATA_FILES.items():
         (tmp_path / name).write_text(text)
@@ -307,7 +310,7 @@ def env(tmp_path, module_path, certs):
                   cert=certs.cert, key=certs.key, ca=certs.ca,
                   backend=free_port(), tls_port=free_port())
     # the copies an "include /etc/nginx/X.conf" reaches, adapted too
-    for path in EXAMPLE.iterdir():
+    for path in nginx_files:
         target = tmp_path / path.name
         target.write_text(adapt(path.read_text(), values))
     return values
@@ -339,5 +342,7 @@ def test_snippet_passes_nginx_t(env, name, body, marker):
 
 
 def test_every_example_file_says_how_it_is_used():
-    shipped = {path.name for path in EXAMPLE.iterdir()}
+    # subdirectories hold other programs' files (fail2ban, Prometheus),
+    # checked by their own tools in test_operations_files.py
+    shipped = {path.name for path in EXAMPLE.iterdir() if path.is_file()}
     assert shipped == set(CONF_EXAMPLE)

@@ -69,6 +69,12 @@ static void eas_test_prefixes(const eas_wbxml_test_t *t,
 static void eas_test_responses(void);
 static void eas_test_statuses(void);
 static void eas_test_errors(void);
+static void eas_test_top_status(void);
+static void eas_test_top_status_format(int rc, const eas_wbxml_status_t *st,
+    char *line);
+static void eas_test_top_status_prefixes(const char *name,
+    const unsigned char *body, size_t len, unsigned command, int full_rc,
+    const eas_wbxml_status_t *full);
 
 
 #define P  EAS_WBXML_ROOT_PING
@@ -301,6 +307,79 @@ static const eas_wbxml_status_test_t  eas_wbxml_status_tests[] = {
 };
 
 
+/*
+ * The top-level Status of a response as the backend sends it: a body in
+ * hex and the line eas_wbxml_top_status() must give: "status=N" (then
+ * " limit=N"), "again", "declined" or "error <token>@<offset>".  Every
+ * proper prefix of a body is read too: it must say "again" (possibly
+ * with the status already), never something else.  The encoder's own
+ * answers for every command are read back in eas_test_top_status().
+ */
+
+typedef struct {
+    const char          *name;
+    unsigned             command;
+    const char          *hex;
+    const char          *expect;
+} eas_wbxml_top_test_t;
+
+
+static const eas_wbxml_top_test_t  eas_wbxml_top_tests[] = {
+
+    { "FolderSync 1 then SyncKey", EAS_CMD_FOLDER_SYNC,
+      "03 01 6A 00 00 07 56 4C 03 31 00 01 52 03 31 00 01 01",
+      "status=1" },
+    { "Provision 142 (a backend's own)", EAS_CMD_PROVISION,
+      "03 01 6A 00 00 0E 45 4B 03 31 34 32 00 01 01", "status=142" },
+    { "Provision Status 1 then RemoteWipe", EAS_CMD_PROVISION,
+      "03 01 6A 00 00 0E 45 4B 03 31 00 01 08 01", "status=1" },
+    { "Ping 2 with folders", EAS_CMD_PING,
+      "03 01 6A 00 00 0D 45 47 03 32 00 01 49 4A 03 35 00 01 01 01",
+      "status=2" },
+    { "Ping 5 with the backend's limit", EAS_CMD_PING,
+      "03 01 6A 00 00 0D 45 47 03 35 00 01 48 03 32 30 00 01 01",
+      "status=5 limit=20" },
+    { "Ping 5 without a limit", EAS_CMD_PING,
+      "03 01 6A 00 00 0D 45 47 03 35 00 01 01", "status=5" },
+    { "Sync 14 with the backend's limit", EAS_CMD_SYNC,
+      "03 01 6A 00 45 4E 03 31 34 00 01 65 03 33 30 00 01 01",
+      "status=14 limit=30" },
+    { "Sync with collections: no top-level Status", EAS_CMD_SYNC,
+      "03 01 6A 00 45 5C 4F 4B 03 31 00 01 01 01 01", "declined" },
+    { "empty Sync root", EAS_CMD_SYNC, "03 01 6A 00 05", "declined" },
+    { "another command's root", EAS_CMD_FOLDER_SYNC,
+      "03 01 6A 00 00 0D 45 47 03 31 00 01 01", "declined" },
+    { "root ends at once", EAS_CMD_PING, "03 01 6A 00 00 0D 45 01",
+      "declined" },
+    { "page switched twice before Status", EAS_CMD_PING,
+      "03 01 6A 00 00 00 00 0D 45 00 0D 47 03 37 00 01 01", "status=7" },
+    { "string table skipped", EAS_CMD_PING,
+      "03 01 6A 02 41 00 00 0D 45 47 03 31 00 01 01", "status=1" },
+    { "status not digits", EAS_CMD_PING,
+      "03 01 6A 00 00 0D 45 47 03 31 78 00 01 01", "error value@8" },
+    { "status empty", EAS_CMD_PING,
+      "03 01 6A 00 00 0D 45 47 03 00 01 01", "error value@8" },
+    { "status of eleven digits", EAS_CMD_PING,
+      "03 01 6A 00 00 0D 45 47 03 31 32 33 34 35 36 37 38 39 30 31 00 01",
+      "error value@8" },
+    { "status as opaque", EAS_CMD_PING,
+      "03 01 6A 00 00 0D 45 47 C3 01 31 01 01", "error value@8" },
+    { "attributes on the root", EAS_CMD_PING,
+      "03 01 6A 00 00 0D C5 01", "error attributes@6" },
+    { "charset not UTF-8", EAS_CMD_PING, "03 01 04 00 00 0D 45",
+      "error charset@2" },
+    { "not WBXML (HTML error page)", EAS_CMD_FOLDER_SYNC,
+      "3C 68 74 6D 6C 3E", "error version@0" },
+    { "Status without END yet", EAS_CMD_PING,
+      "03 01 6A 00 00 0D 45 47 03 31 00", "again" },
+    { "no top-level Status for MoveItems", EAS_CMD_MOVE_ITEMS,
+      "03 01 6A 00 00 05 45 4A 03 31 00 01 01", "declined" },
+    { "nothing yet", EAS_CMD_PING, "", "again" },
+
+    { NULL, 0, NULL, NULL }
+};
+
+
 static unsigned  eas_test_passed;
 static unsigned  eas_test_failed;
 
@@ -312,6 +391,7 @@ main(void)
     eas_test_responses();
     eas_test_statuses();
     eas_test_errors();
+    eas_test_top_status();
 
     printf("test_eas_wbxml: %u passed, %u failed\n",
            eas_test_passed, eas_test_failed);
@@ -630,4 +710,155 @@ eas_test_errors(void)
 
     eas_test_check("unknown error", "unknown",
                    eas_wbxml_error_name(EAS_WBXML_LAST));
+}
+
+
+static void
+eas_test_top_status(void)
+{
+    int                           rc;
+    size_t                        n, len;
+    unsigned                      c;
+    unsigned char                *body;
+    unsigned char                 buf[EAS_WBXML_RESPONSE_MAX];
+    eas_wbxml_status_t            st;
+    const eas_wbxml_top_test_t   *t;
+    char                          line[EAS_TEST_LINE];
+
+    for (t = eas_wbxml_top_tests; t->name; t++) {
+        len = eas_test_unhex(t->hex, &body);
+
+        rc = eas_wbxml_top_status(body, len, t->command, &st);
+        eas_test_top_status_format(rc, &st, line);
+        eas_test_check(t->name, t->expect, line);
+
+        eas_test_top_status_prefixes(t->name, body, len, t->command, rc,
+                                     &st);
+        free(body);
+    }
+
+    /* MS-ASCMD's common status names, and none where it has none */
+
+    eas_test_check("status name 101", "InvalidContent",
+                   eas_status_name(101) ? eas_status_name(101) : "-");
+    eas_test_check("status name 129", "DeviceIsBlockedForThisUser",
+                   eas_status_name(129) ? eas_status_name(129) : "-");
+    eas_test_check("status name 142", "DeviceNotProvisioned",
+                   eas_status_name(142) ? eas_status_name(142) : "-");
+    eas_test_check("status name 157", "-",
+                   eas_status_name(157) ? eas_status_name(157) : "-");
+    eas_test_check("status name 177", "MaximumDevicesReached",
+                   eas_status_name(177) ? eas_status_name(177) : "-");
+    eas_test_check("status name 178", "-",
+                   eas_status_name(178) ? eas_status_name(178) : "-");
+    eas_test_check("status name 100", "-",
+                   eas_status_name(100) ? eas_status_name(100) : "-");
+
+    /* the gateway's own answer for every command reads back */
+
+    for (c = 0; c < 256; c++) {
+        n = eas_wbxml_command_status(c, 4294967295U, buf, sizeof(buf));
+        if (n == 0) {
+            continue;
+        }
+
+        body = malloc(n);
+        if (body == NULL) {
+            abort();
+        }
+
+        memcpy(body, buf, n);
+
+        rc = eas_wbxml_top_status(body, n, c, &st);
+
+        if (rc == EAS_OK && st.has_status && st.status == 4294967295U) {
+            eas_test_passed++;
+
+        } else {
+            eas_test_failed++;
+            printf("FAIL top status of command %u: rc %d status %u\n", c,
+                   rc, (unsigned) st.status);
+        }
+
+        eas_test_top_status_prefixes("command answer", body, n, c, rc, &st);
+        free(body);
+    }
+}
+
+
+static void
+eas_test_top_status_format(int rc, const eas_wbxml_status_t *st, char *line)
+{
+    switch (rc) {
+
+    case EAS_OK:
+        if (st->has_limit) {
+            snprintf(line, EAS_TEST_LINE, "status=%u limit=%u",
+                     (unsigned) st->status, (unsigned) st->limit);
+
+        } else {
+            snprintf(line, EAS_TEST_LINE, "status=%u",
+                     (unsigned) st->status);
+        }
+
+        break;
+
+    case EAS_AGAIN:
+        snprintf(line, EAS_TEST_LINE, "again");
+        break;
+
+    case EAS_DECLINED:
+        snprintf(line, EAS_TEST_LINE, "declined");
+        break;
+
+    default:
+        snprintf(line, EAS_TEST_LINE, "error %s@%zu",
+                 eas_wbxml_error_name(st->error), st->offset);
+    }
+}
+
+
+/*
+ * A prefix is read from a block of exactly its size: "again" (with the
+ * same status if it has one), or, once the full answer is decided by
+ * the bytes seen, the same answer.
+ */
+
+static void
+eas_test_top_status_prefixes(const char *name, const unsigned char *body,
+    size_t len, unsigned command, int full_rc,
+    const eas_wbxml_status_t *full)
+{
+    int                  rc;
+    size_t               i;
+    unsigned char       *copy;
+    eas_wbxml_status_t   st;
+
+    for (i = 0; i < len; i++) {
+        copy = malloc(i ? i : 1);
+        if (copy == NULL) {
+            abort();
+        }
+
+        memcpy(copy, body, i);
+
+        rc = eas_wbxml_top_status(copy, i, command, &st);
+
+        if ((rc == EAS_AGAIN
+             && (!st.has_status || st.status == full->status))
+            || (rc == full_rc && rc != EAS_OK)
+            || (rc == EAS_OK && full_rc == EAS_OK
+                && st.status == full->status
+                && st.has_limit == full->has_limit
+                && st.limit == full->limit))
+        {
+            eas_test_passed++;
+
+        } else {
+            eas_test_failed++;
+            printf("FAIL %s: prefix %zu gave %d\n", name, i, rc);
+        }
+
+        free(copy);
+    }
 }

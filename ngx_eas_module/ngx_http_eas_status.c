@@ -1,0 +1,872 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_metrics.h"
+
+
+/*
+ * "eas_status [json|prometheus]": the counters of every worker, summed,
+ * and the use of every eas zone, as JSON or in Prometheus' text
+ * exposition format 0.0.4 (docs/operations.md).  The format is the
+ * directive's, unless the request asks: "?format=json|prometheus", else
+ * an Accept naming text/plain or OpenMetrics (what Prometheus sends).
+ * The slots are read without a lock: each word is read whole, the sum
+ * is as exact as a scrape needs.  A zone's own lock is taken only to
+ * read its entry count.
+ */
+
+
+#define NGX_HTTP_EAS_STATUS_JSON        0
+#define NGX_HTTP_EAS_STATUS_PROMETHEUS  1
+
+
+/* the longest sample line, beside its zone name */
+#define NGX_HTTP_EAS_STATUS_LINE        192
+
+/* sample lines at most, beside those of the zones */
+#define NGX_HTTP_EAS_STATUS_LINES                                             \
+    (64 + NGX_HTTP_EAS_M_SINGLES + NGX_HTTP_EAS_M_REFUSALS                    \
+     + NGX_HTTP_EAS_M_AUTHS + EAS_REASON_LAST + NGX_HTTP_EAS_M_VERDICTS       \
+     + NGX_HTTP_EAS_M_EAS_STATUSES                                            \
+     + NGX_HTTP_EAS_M_COMMANDS                                                \
+       * (NGX_HTTP_EAS_M_DECISIONS + NGX_HTTP_EAS_M_CLASSES))
+
+
+typedef const char *(*ngx_http_eas_status_label_pt)(ngx_uint_t i);
+
+
+/* one eas zone, read before formatting */
+typedef struct {
+    ngx_str_t                    *name;
+    const char                   *kind;
+    ngx_uint_t                    devices;   /* else a pre-auth zone */
+    ngx_uint_t                    size;
+    ngx_uint_t                    used;
+    ngx_uint_t                    entries;   /* devices */
+    ngx_uint_t                    hits;      /* pre-auth */
+    ngx_uint_t                    misses;
+    ngx_uint_t                    lockouts;
+} ngx_http_eas_status_zone_t;
+
+
+#define NGX_HTTP_EAS_STATUS_ANY      0
+#define NGX_HTTP_EAS_STATUS_DEVICES  1
+#define NGX_HTTP_EAS_STATUS_PREAUTH  2
+
+/* the per-zone metrics: a field of ngx_http_eas_status_zone_t each */
+typedef struct {
+    const char                   *name;
+    const char                   *type;
+    const char                   *help;
+    size_t                        offset;
+    ngx_uint_t                    zones;     /* NGX_HTTP_EAS_STATUS_ANY... */
+} ngx_http_eas_status_metric_t;
+
+
+/* the counters of one value each; a NULL name: a sample of the above */
+typedef struct {
+    const char                   *name;
+    const char                   *help;
+    const char                   *sample;
+    ngx_uint_t                    index;     /* in the slot's "single" */
+} ngx_http_eas_status_single_t;
+
+
+static ngx_http_eas_status_single_t  ngx_http_eas_status_singles[] = {
+    { "nginx_eas_longpolls_completed_total",
+      "Held Ping and Sync requests that ended.",
+      "nginx_eas_longpolls_completed_total", NGX_HTTP_EAS_M_HELD_ENDED },
+    { "nginx_eas_pings_superseded_total",
+      "Held Pings ended by a newer Ping of the device.",
+      "nginx_eas_pings_superseded_total", NGX_HTTP_EAS_M_SUPERSEDED },
+    { "nginx_eas_longpolls_shutdown_total",
+      "Held requests ended by a worker shutting down.",
+      "nginx_eas_longpolls_shutdown_total", NGX_HTTP_EAS_M_SHUTDOWN },
+    { "nginx_eas_edge_status_total",
+      "Heartbeats out of range answered at the edge.",
+      "nginx_eas_edge_status_total{command=\"Ping\",status=\"5\"}",
+      NGX_HTTP_EAS_M_PING_STATUS5 },
+    { NULL, NULL,
+      "nginx_eas_edge_status_total{command=\"Sync\",status=\"14\"}",
+      NGX_HTTP_EAS_M_SYNC_STATUS14 },
+    { "nginx_eas_zone_evictions_total",
+      "Entries evicted from a full zone, by zone kind.",
+      "nginx_eas_zone_evictions_total{kind=\"preauth\"}",
+      NGX_HTTP_EAS_M_CACHE_EVICTED },
+    { NULL, NULL,
+      "nginx_eas_zone_evictions_total{kind=\"devices\"}",
+      NGX_HTTP_EAS_M_DEVICE_EVICTED },
+    { "nginx_eas_backend_limit_outside_range_total",
+      "Backend Ping Status 5 / Sync Status 14 naming a limit outside "
+      "the gateway's heartbeat range.",
+      "nginx_eas_backend_limit_outside_range_total",
+      NGX_HTTP_EAS_M_BACKEND_LIMIT },
+    { "nginx_eas_file_loads_total",
+      "Password file loads at run time.",
+      "nginx_eas_file_loads_total", NGX_HTTP_EAS_M_FILE_LOADS },
+    { "nginx_eas_file_load_errors_total",
+      "Password file loads that failed.",
+      "nginx_eas_file_load_errors_total", NGX_HTTP_EAS_M_FILE_ERRORS },
+    { NULL, NULL, NULL, 0 }
+};
+
+
+static ngx_http_eas_status_metric_t  ngx_http_eas_status_zone_metrics[] = {
+    { "nginx_eas_zone_size_bytes", "gauge",
+      "Size of a shared memory zone.",
+      offsetof(ngx_http_eas_status_zone_t, size),
+      NGX_HTTP_EAS_STATUS_ANY },
+    { "nginx_eas_zone_used_bytes", "gauge",
+      "Bytes of a shared memory zone in use (whole pages).",
+      offsetof(ngx_http_eas_status_zone_t, used),
+      NGX_HTTP_EAS_STATUS_ANY },
+    { "nginx_eas_zone_entries", "gauge",
+      "Records in a device zone.",
+      offsetof(ngx_http_eas_status_zone_t, entries),
+      NGX_HTTP_EAS_STATUS_DEVICES },
+    { "nginx_eas_cache_hits_total", "counter",
+      "Credential cache lookups that found an entry.",
+      offsetof(ngx_http_eas_status_zone_t, hits),
+      NGX_HTTP_EAS_STATUS_PREAUTH },
+    { "nginx_eas_cache_misses_total", "counter",
+      "Credential cache lookups that found none.",
+      offsetof(ngx_http_eas_status_zone_t, misses),
+      NGX_HTTP_EAS_STATUS_PREAUTH },
+    { "nginx_eas_lockouts_total", "counter",
+      "Lockouts of a user or an address that started.",
+      offsetof(ngx_http_eas_status_zone_t, lockouts),
+      NGX_HTTP_EAS_STATUS_PREAUTH },
+    { NULL, NULL, NULL, 0, 0 }
+};
+
+
+static ngx_int_t ngx_http_eas_status_json_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_eas_status_prometheus_handler(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_eas_status_handler(ngx_http_request_t *r,
+    ngx_uint_t format);
+static ngx_uint_t ngx_http_eas_status_format(ngx_http_request_t *r,
+    ngx_uint_t format);
+static void ngx_http_eas_status_sum(ngx_http_eas_metrics_slot_t *sum);
+static ngx_array_t *ngx_http_eas_status_zones(ngx_http_request_t *r,
+    size_t *names);
+static u_char *ngx_http_eas_status_json(u_char *p,
+    ngx_http_eas_metrics_slot_t *m, ngx_array_t *zones);
+static u_char *ngx_http_eas_status_json_matrix(u_char *p,
+    ngx_atomic_t *counts, ngx_uint_t columns,
+    ngx_http_eas_status_label_pt label);
+static u_char *ngx_http_eas_status_json_list(u_char *p, ngx_atomic_t *counts,
+    ngx_uint_t n, ngx_http_eas_status_label_pt label);
+static u_char *ngx_http_eas_status_prometheus_matrix(u_char *p,
+    const char *metric, ngx_atomic_t *counts, ngx_uint_t columns,
+    const char *column, ngx_http_eas_status_label_pt label);
+static u_char *ngx_http_eas_status_prometheus(u_char *p,
+    ngx_http_eas_metrics_slot_t *m, ngx_array_t *zones);
+static u_char *ngx_http_eas_status_family(u_char *p, const char *name,
+    const char *type, const char *help);
+static u_char *ngx_http_eas_status_zone_sample(u_char *p, const char *name,
+    ngx_http_eas_status_zone_t *z, ngx_uint_t value);
+
+
+/* eas_status [json|prometheus]; */
+
+char *
+ngx_http_eas_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_eas_status_json_handler
+        || clcf->handler == ngx_http_eas_status_prometheus_handler)
+    {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1 || ngx_strcmp(value[1].data, "json") == 0) {
+        clcf->handler = ngx_http_eas_status_json_handler;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[1].data, "prometheus") == 0) {
+        clcf->handler = ngx_http_eas_status_prometheus_handler;
+        return NGX_CONF_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid format \"%V\" in \"%V\": "
+                       "json or prometheus", &value[1], &cmd->name);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_eas_status_json_handler(ngx_http_request_t *r)
+{
+    return ngx_http_eas_status_handler(r, NGX_HTTP_EAS_STATUS_JSON);
+}
+
+
+static ngx_int_t
+ngx_http_eas_status_prometheus_handler(ngx_http_request_t *r)
+{
+    return ngx_http_eas_status_handler(r, NGX_HTTP_EAS_STATUS_PROMETHEUS);
+}
+
+
+static ngx_int_t
+ngx_http_eas_status_handler(ngx_http_request_t *r, ngx_uint_t format)
+{
+    size_t                        size, names;
+    ngx_int_t                     rc;
+    ngx_buf_t                    *b;
+    ngx_chain_t                   out;
+    ngx_array_t                  *zones;
+    ngx_http_eas_metrics_slot_t  *sum;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    format = ngx_http_eas_status_format(r, format);
+
+    sum = ngx_pcalloc(r->pool, sizeof(ngx_http_eas_metrics_slot_t));
+    if (sum == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_eas_status_sum(sum);
+
+    zones = ngx_http_eas_status_zones(r, &names);
+    if (zones == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    size = NGX_HTTP_EAS_STATUS_LINES * NGX_HTTP_EAS_STATUS_LINE
+           + zones->nelts * 16 * NGX_HTTP_EAS_STATUS_LINE + 16 * names;
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (format == NGX_HTTP_EAS_STATUS_PROMETHEUS) {
+        b->last = ngx_http_eas_status_prometheus(b->last, sum, zones);
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+
+    } else {
+        b->last = ngx_http_eas_status_json(b->last, sum, zones);
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * "?format=" wins; else an Accept that names the text format (or
+ * OpenMetrics, which Prometheus asks for first and takes the text
+ * format in its place) picks Prometheus; else the directive's format.
+ */
+
+static ngx_uint_t
+ngx_http_eas_status_format(ngx_http_request_t *r, ngx_uint_t format)
+{
+    ngx_str_t         arg;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK) {
+
+        if (arg.len == 10 && ngx_strncmp(arg.data, "prometheus", 10) == 0) {
+            return NGX_HTTP_EAS_STATUS_PROMETHEUS;
+        }
+
+        if (arg.len == 4 && ngx_strncmp(arg.data, "json", 4) == 0) {
+            return NGX_HTTP_EAS_STATUS_JSON;
+        }
+
+        return format;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != 6
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept", 6) != 0)
+        {
+            continue;
+        }
+
+        if (ngx_strlcasestrn(h[i].value.data,
+                             h[i].value.data + h[i].value.len,
+                             (u_char *) "text/plain", 10 - 1)
+            != NULL
+            || ngx_strlcasestrn(h[i].value.data,
+                                h[i].value.data + h[i].value.len,
+                                (u_char *) "application/openmetrics-text",
+                                28 - 1)
+               != NULL)
+        {
+            return NGX_HTTP_EAS_STATUS_PROMETHEUS;
+        }
+
+        if (ngx_strlcasestrn(h[i].value.data,
+                             h[i].value.data + h[i].value.len,
+                             (u_char *) "application/json", 16 - 1)
+            != NULL)
+        {
+            return NGX_HTTP_EAS_STATUS_JSON;
+        }
+    }
+
+    return format;
+}
+
+
+static void
+ngx_http_eas_status_sum(ngx_http_eas_metrics_slot_t *sum)
+{
+    ngx_uint_t                    i, j, n;
+    ngx_atomic_t                 *to;
+    ngx_http_eas_metrics_slot_t  *slot;
+    volatile ngx_atomic_t        *from;
+
+    if (ngx_http_eas_metrics_sh == NULL) {
+        return;
+    }
+
+    /* the slot is an array of counters after its owner's pid */
+
+    n = offsetof(ngx_http_eas_metrics_slot_t, pad) / sizeof(ngx_atomic_t);
+
+    for (i = 0; i < NGX_HTTP_EAS_M_SLOTS; i++) {
+        slot = &ngx_http_eas_metrics_sh->slot[i];
+
+        from = (volatile ngx_atomic_t *) slot;
+        to = (ngx_atomic_t *) sum;
+
+        for (j = 1; j < n; j++) {
+            to[j] += from[j];
+        }
+    }
+}
+
+
+/* every eas zone of the running configuration */
+
+static ngx_array_t *
+ngx_http_eas_status_zones(ngx_http_request_t *r, size_t *names)
+{
+    ngx_uint_t                   i;
+    ngx_array_t                 *zones;
+    ngx_list_part_t             *part;
+    ngx_shm_zone_t              *shm_zone;
+    ngx_slab_pool_t             *shpool;
+    ngx_http_eas_cache_ctx_t    *cctx;
+    ngx_http_eas_status_zone_t  *z;
+
+    *names = 0;
+
+    zones = ngx_array_create(r->pool, 4, sizeof(ngx_http_eas_status_zone_t));
+    if (zones == NULL) {
+        return NULL;
+    }
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    shm_zone = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            shm_zone = part->elts;
+            i = 0;
+        }
+
+        if (shm_zone[i].data == NULL || shm_zone[i].shm.addr == NULL
+            || (shm_zone[i].tag != ngx_http_eas_cache_tag
+                && shm_zone[i].tag != &ngx_http_eas_module))
+        {
+            continue;
+        }
+
+        z = ngx_array_push(zones);
+        if (z == NULL) {
+            return NULL;
+        }
+
+        shpool = (ngx_slab_pool_t *) shm_zone[i].shm.addr;
+
+        z->name = &shm_zone[i].shm.name;
+        z->size = shm_zone[i].shm.size;
+        z->used = z->size - shpool->pfree * ngx_pagesize;
+        z->entries = 0;
+        z->hits = 0;
+        z->misses = 0;
+        z->lockouts = 0;
+
+        *names += z->name->len;
+
+        if (shm_zone[i].tag == ngx_http_eas_cache_tag) {
+            cctx = shm_zone[i].data;
+
+            z->kind = "preauth";
+            z->devices = 0;
+
+            if (cctx->sh) {
+                z->hits = cctx->sh->hits;
+                z->misses = cctx->sh->misses;
+                z->lockouts = cctx->sh->lockouts;
+            }
+
+        } else {
+            z->kind = "devices";
+            z->devices = 1;
+            z->entries = ngx_http_eas_device_count(&shm_zone[i]);
+        }
+    }
+
+    return zones;
+}
+
+
+static u_char *
+ngx_http_eas_status_json(u_char *p, ngx_http_eas_metrics_slot_t *m,
+    ngx_array_t *zones)
+{
+    time_t                       start;
+    ngx_uint_t                   i, reloads, first;
+    ngx_http_eas_status_zone_t  *z;
+
+    start = ngx_http_eas_metrics_sh ? ngx_http_eas_metrics_sh->start : 0;
+    reloads = ngx_http_eas_metrics_sh ? ngx_http_eas_metrics_sh->reloads
+                                      : 0;
+
+    p = ngx_sprintf(p, "{\"version\":1,\"start\":%T,\"now\":%T,"
+                    "\"reloads\":%ui,\n\"requests\":{", start, ngx_time(),
+                    reloads);
+
+    p = ngx_http_eas_status_json_matrix(p, &m->requests[0][0],
+                                        NGX_HTTP_EAS_M_DECISIONS,
+                                        ngx_http_eas_metrics_decision_name);
+
+    p = ngx_cpymem(p, "},\n\"refusals\":{", sizeof("},\n\"refusals\":{") - 1);
+
+    p = ngx_http_eas_status_json_list(p, m->refused, NGX_HTTP_EAS_M_REFUSALS,
+                                      ngx_http_eas_metrics_refusal_name);
+
+    p = ngx_cpymem(p, "},\n\"malformed\":{",
+                   sizeof("},\n\"malformed\":{") - 1);
+
+    first = 1;
+
+    for (i = 1; i < EAS_REASON_LAST; i++) {
+        if (m->malformed[i]) {
+            p = ngx_sprintf(p, "%s\"%s\":%uA", first ? "" : ",",
+                            eas_reason_name((eas_reason_e) i),
+                            m->malformed[i]);
+            first = 0;
+        }
+    }
+
+    p = ngx_cpymem(p, "},\n\"auth\":{", sizeof("},\n\"auth\":{") - 1);
+
+    p = ngx_http_eas_status_json_list(p, m->auth, NGX_HTTP_EAS_M_AUTHS,
+                                      ngx_http_eas_metrics_auth_name);
+
+    p = ngx_cpymem(p, "},\n\"upstream\":{", sizeof("},\n\"upstream\":{") - 1);
+
+    p = ngx_http_eas_status_json_matrix(p, &m->upstream[0][0],
+                                        NGX_HTTP_EAS_M_CLASSES,
+                                        ngx_http_eas_metrics_class_name);
+
+    p = ngx_cpymem(p, "},\n\"backend\":{\"verdicts\":{",
+                   sizeof("},\n\"backend\":{\"verdicts\":{") - 1);
+
+    for (i = 0; i < NGX_HTTP_EAS_M_VERDICTS; i++) {
+        p = ngx_sprintf(p, "%s\"%ui\":%uA", i ? "," : "",
+                        ngx_http_eas_verdict_code(i), m->verdict[i]);
+    }
+
+    p = ngx_cpymem(p, "},\"eas_status\":{",
+                   sizeof("},\"eas_status\":{") - 1);
+
+    first = 1;
+
+    for (i = 0; i <= NGX_HTTP_EAS_M_EAS_STATUSES; i++) {
+        if (m->eas_status[i] == 0) {
+            continue;
+        }
+
+        if (i == NGX_HTTP_EAS_M_EAS_STATUSES) {
+            p = ngx_sprintf(p, "%s\"other\":%uA", first ? "" : ",",
+                            m->eas_status[i]);
+
+        } else {
+            p = ngx_sprintf(p, "%s\"%ui\":%uA", first ? "" : ",", i,
+                            m->eas_status[i]);
+        }
+
+        first = 0;
+    }
+
+    p = ngx_sprintf(p, "},\"limit_outside_range\":%uA",
+                    m->single[NGX_HTTP_EAS_M_BACKEND_LIMIT]);
+
+    p = ngx_sprintf(p, "},\n\"longpoll\":{\"held\":%uA,\"completed\":%uA,"
+                    "\"superseded\":%uA,\"worker_shutdown\":%uA,"
+                    "\"ping_status_5\":%uA,\"sync_status_14\":%uA},\n",
+                    m->single[NGX_HTTP_EAS_M_HELD_STARTED]
+                    - m->single[NGX_HTTP_EAS_M_HELD_ENDED],
+                    m->single[NGX_HTTP_EAS_M_HELD_ENDED],
+                    m->single[NGX_HTTP_EAS_M_SUPERSEDED],
+                    m->single[NGX_HTTP_EAS_M_SHUTDOWN],
+                    m->single[NGX_HTTP_EAS_M_PING_STATUS5],
+                    m->single[NGX_HTTP_EAS_M_SYNC_STATUS14]);
+
+    p = ngx_sprintf(p, "\"evictions\":{\"preauth\":%uA,\"devices\":%uA},\n",
+                    m->single[NGX_HTTP_EAS_M_CACHE_EVICTED],
+                    m->single[NGX_HTTP_EAS_M_DEVICE_EVICTED]);
+
+    p = ngx_sprintf(p, "\"files\":{\"loads\":%uA,\"errors\":%uA,"
+                    "\"load_seconds\":%uA.%06uA},\n",
+                    m->single[NGX_HTTP_EAS_M_FILE_LOADS],
+                    m->single[NGX_HTTP_EAS_M_FILE_ERRORS],
+                    m->single[NGX_HTTP_EAS_M_FILE_LOAD_USEC] / 1000000,
+                    m->single[NGX_HTTP_EAS_M_FILE_LOAD_USEC] % 1000000);
+
+    p = ngx_cpymem(p, "\"zones\":[", sizeof("\"zones\":[") - 1);
+
+    z = zones->elts;
+
+    for (i = 0; i < zones->nelts; i++) {
+        p = ngx_cpymem(p, i ? ",\n{\"name\":\"" : "\n{\"name\":\"",
+                       i ? sizeof(",\n{\"name\":\"") - 1
+                         : sizeof("\n{\"name\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, z[i].name->data, z[i].name->len);
+        p = ngx_sprintf(p, "\",\"kind\":\"%s\",\"size\":%ui,\"used\":%ui",
+                        z[i].kind, z[i].size, z[i].used);
+
+        if (z[i].devices) {
+            p = ngx_sprintf(p, ",\"entries\":%ui", z[i].entries);
+
+        } else {
+            p = ngx_sprintf(p, ",\"hits\":%ui,\"misses\":%ui,"
+                            "\"lockouts\":%ui",
+                            z[i].hits, z[i].misses, z[i].lockouts);
+        }
+
+        *p++ = '}';
+    }
+
+    return ngx_cpymem(p, "]}\n", sizeof("]}\n") - 1);
+}
+
+
+/* {"Sync":{"forwarded":1,...},...}: the commands with any count */
+
+static u_char *
+ngx_http_eas_status_json_matrix(u_char *p, ngx_atomic_t *counts,
+    ngx_uint_t columns, ngx_http_eas_status_label_pt label)
+{
+    ngx_uint_t     i, j, first, any;
+    const char    *name;
+    ngx_atomic_t  *row;
+
+    first = 1;
+
+    for (i = 0; i < NGX_HTTP_EAS_M_COMMANDS; i++) {
+        name = ngx_http_eas_metrics_command_name(i);
+        row = counts + i * columns;
+
+        any = 0;
+        for (j = 0; j < columns; j++) {
+            any |= (row[j] != 0);
+        }
+
+        if (name == NULL || !any) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%s\"%s\":{", first ? "" : ",", name);
+        first = 0;
+
+        p = ngx_http_eas_status_json_list(p, row, columns, label);
+
+        *p++ = '}';
+    }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_eas_status_json_list(u_char *p, ngx_atomic_t *counts, ngx_uint_t n,
+    ngx_http_eas_status_label_pt label)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, "%s\"%s\":%uA", i ? "," : "", label(i),
+                        counts[i]);
+    }
+
+    return p;
+}
+
+
+/* name{command="Sync",LABEL="..."} N: the non-zero ones */
+
+static u_char *
+ngx_http_eas_status_prometheus_matrix(u_char *p, const char *metric,
+    ngx_atomic_t *counts, ngx_uint_t columns, const char *column,
+    ngx_http_eas_status_label_pt label)
+{
+    ngx_uint_t     i, j;
+    const char    *name;
+    ngx_atomic_t  *row;
+
+    for (i = 0; i < NGX_HTTP_EAS_M_COMMANDS; i++) {
+        name = ngx_http_eas_metrics_command_name(i);
+        row = counts + i * columns;
+
+        if (name == NULL) {
+            continue;
+        }
+
+        for (j = 0; j < columns; j++) {
+            if (row[j]) {
+                p = ngx_sprintf(p, "%s{command=\"%s\",%s=\"%s\"} %uA\n",
+                                metric, name, column, label(j), row[j]);
+            }
+        }
+    }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_eas_status_prometheus(u_char *p, ngx_http_eas_metrics_slot_t *m,
+    ngx_array_t *zones)
+{
+    ngx_uint_t                     i;
+    ngx_http_eas_status_zone_t    *z;
+    ngx_http_eas_status_metric_t  *metric;
+    ngx_http_eas_status_single_t  *single;
+
+    if (ngx_http_eas_metrics_sh) {
+        p = ngx_http_eas_status_family(p, "nginx_eas_start_time_seconds",
+                "gauge", "Time the counters started, since the epoch.");
+        p = ngx_sprintf(p, "nginx_eas_start_time_seconds %T\n",
+                        ngx_http_eas_metrics_sh->start);
+
+        p = ngx_http_eas_status_family(p, "nginx_eas_config_reloads_total",
+                "counter", "Configuration reloads the counters survived.");
+        p = ngx_sprintf(p, "nginx_eas_config_reloads_total %uA\n",
+                        ngx_http_eas_metrics_sh->reloads);
+    }
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_requests_total", "counter",
+            "ActiveSync requests by command and what the gateway did.");
+
+    p = ngx_http_eas_status_prometheus_matrix(p, "nginx_eas_requests_total",
+            &m->requests[0][0], NGX_HTTP_EAS_M_DECISIONS, "decision",
+            ngx_http_eas_metrics_decision_name);
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_refusals_total", "counter",
+            "Requests refused by the gateway, by reason.");
+
+    for (i = 0; i < NGX_HTTP_EAS_M_REFUSALS; i++) {
+        p = ngx_sprintf(p, "nginx_eas_refusals_total{reason=\"%s\"} %uA\n",
+                        ngx_http_eas_metrics_refusal_name(i), m->refused[i]);
+    }
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_malformed_requests_total",
+            "counter", "Requests refused as malformed, by parser reason.");
+
+    for (i = 1; i < EAS_REASON_LAST; i++) {
+        if (m->malformed[i]) {
+            p = ngx_sprintf(p, "nginx_eas_malformed_requests_total"
+                            "{reason=\"%s\"} %uA\n",
+                            eas_reason_name((eas_reason_e) i),
+                            m->malformed[i]);
+        }
+    }
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_auth_total", "counter",
+            "Pre-authentication outcomes.");
+
+    for (i = 0; i < NGX_HTTP_EAS_M_AUTHS; i++) {
+        p = ngx_sprintf(p, "nginx_eas_auth_total{outcome=\"%s\"} %uA\n",
+                        ngx_http_eas_metrics_auth_name(i), m->auth[i]);
+    }
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_upstream_responses_total",
+            "counter", "Backend responses by command and status class.");
+
+    p = ngx_http_eas_status_prometheus_matrix(p,
+            "nginx_eas_upstream_responses_total", &m->upstream[0][0],
+            NGX_HTTP_EAS_M_CLASSES, "class", ngx_http_eas_metrics_class_name);
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_backend_verdicts_total",
+            "counter", "Backend answers with an HTTP verdict status.");
+
+    for (i = 0; i < NGX_HTTP_EAS_M_VERDICTS; i++) {
+        p = ngx_sprintf(p, "nginx_eas_backend_verdicts_total{status=\"%ui\"} "
+                        "%uA\n", ngx_http_eas_verdict_code(i), m->verdict[i]);
+    }
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_backend_eas_status_total",
+            "counter", "Top-level EAS Status of backend responses.");
+
+    for (i = 0; i <= NGX_HTTP_EAS_M_EAS_STATUSES; i++) {
+        if (m->eas_status[i] == 0) {
+            continue;
+        }
+
+        if (i == NGX_HTTP_EAS_M_EAS_STATUSES) {
+            p = ngx_sprintf(p, "nginx_eas_backend_eas_status_total"
+                            "{status=\"other\"} %uA\n", m->eas_status[i]);
+
+        } else {
+            p = ngx_sprintf(p, "nginx_eas_backend_eas_status_total"
+                            "{status=\"%ui\"} %uA\n", i, m->eas_status[i]);
+        }
+    }
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_longpolls_held", "gauge",
+            "Ping and Sync requests held now.");
+    p = ngx_sprintf(p, "nginx_eas_longpolls_held %uA\n",
+                    m->single[NGX_HTTP_EAS_M_HELD_STARTED]
+                    - m->single[NGX_HTTP_EAS_M_HELD_ENDED]);
+
+    for (single = ngx_http_eas_status_singles; single->sample; single++) {
+        if (single->name) {
+            p = ngx_http_eas_status_family(p, single->name, "counter",
+                                           single->help);
+        }
+
+        p = ngx_sprintf(p, "%s %uA\n", single->sample,
+                        m->single[single->index]);
+    }
+
+    p = ngx_http_eas_status_family(p, "nginx_eas_file_load_seconds_total",
+            "counter", "Time spent loading password files.");
+    p = ngx_sprintf(p, "nginx_eas_file_load_seconds_total %uA.%06uA\n",
+                    m->single[NGX_HTTP_EAS_M_FILE_LOAD_USEC] / 1000000,
+                    m->single[NGX_HTTP_EAS_M_FILE_LOAD_USEC] % 1000000);
+
+    z = zones->elts;
+
+    for (metric = ngx_http_eas_status_zone_metrics; metric->name; metric++) {
+        p = ngx_http_eas_status_family(p, metric->name, metric->type,
+                                       metric->help);
+
+        for (i = 0; i < zones->nelts; i++) {
+            if (metric->zones == NGX_HTTP_EAS_STATUS_ANY
+                || (metric->zones == NGX_HTTP_EAS_STATUS_DEVICES)
+                   == (z[i].devices != 0))
+            {
+                p = ngx_http_eas_status_zone_sample(p, metric->name, &z[i],
+                        *(ngx_uint_t *) ((u_char *) &z[i] + metric->offset));
+            }
+        }
+    }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_eas_status_family(u_char *p, const char *name, const char *type,
+    const char *help)
+{
+    return ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+                       type);
+}
+
+
+/* a zone name is [a-zA-Z0-9_.-]-ish but not checked: escape it */
+
+static u_char *
+ngx_http_eas_status_zone_sample(u_char *p, const char *name,
+    ngx_http_eas_status_zone_t *z, ngx_uint_t value)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    p = ngx_sprintf(p, "%s{zone=\"", name);
+
+    for (i = 0; i < z->name->len; i++) {
+        c = z->name->data[i];
+
+        if (c == '\\' || c == '"') {
+            *p++ = '\\';
+            *p++ = c;
+
+        } else if (c == '\n') {
+            *p++ = '\\';
+            *p++ = 'n';
+
+        } else {
+            *p++ = c;
+        }
+    }
+
+    return ngx_sprintf(p, "\",kind=\"%s\"} %ui\n", z->kind, value);
+}
