@@ -9,7 +9,6 @@ which keeps each target exactly as it came on the wire.  Raw sockets, and
 h2 frames built with python3-h2 for HTTP/2: clients would normalize these
 targets before sending."""
 
-import json
 import pathlib
 import re
 import socket
@@ -22,6 +21,7 @@ import pytest
 
 from eastest.client import raw_http
 from eastest.nginx import free_port
+from eastest.waiting import SEQ_FIELD, TAG_HEADER, logged, tag
 
 EXAMPLE = (pathlib.Path(__file__).resolve().parents[2] / "conf.example"
            / "nginx.conf")
@@ -31,7 +31,8 @@ QUERY = "Cmd=Sync&User=jdoe&DeviceId=GoodPhone1&DeviceType=iPhone"
 LOST = "LostPhone1"
 
 LOG_FORMAT = ("log_format path escape=json '{\"status\":\"$status\","
-              "\"reason\":\"$eas_reason\",\"device\":\"$eas_device_id\"}';")
+              "\"reason\":\"$eas_reason\",\"device\":\"$eas_device_id\","
+              + SEQ_FIELD + "}';")
 
 
 def shipped_autodiscover():
@@ -90,21 +91,21 @@ def gateway(nginx_factory, backend):
 
 def send(nginx, method, target):
     """Send target as raw bytes; return (status, access log entry)."""
-    before = len(nginx.access_log("path.log"))
+    seq = tag()
     request = (b"%s %s HTTP/1.1\r\nHost: mail.example.org\r\n"
                b"MS-ASProtocolVersion: 14.1\r\nContent-Length: 0\r\n"
-               b"Connection: close\r\n\r\n"
-               % (method.encode(), target.encode("latin-1")))
+               b"%s: %s\r\nConnection: close\r\n\r\n"
+               % (method.encode(), target.encode("latin-1"),
+                  TAG_HEADER.encode(), seq.encode()))
     reply = raw_http("127.0.0.1", nginx.port, request)
     assert reply.startswith(b"HTTP/1.1 "), reply[:200]
-    lines = nginx.wait_for_access_log(before + 1, name="path.log")
-    return int(reply[9:12]), json.loads(lines[-1])
+    return int(reply[9:12]), logged(nginx, "path.log", [seq])[0]
 
 
-def send_h2(nginx, method, path, timeout=5.0):
+def send_h2(nginx, method, path, timeout=30.0):
     """One request over h2c (prior knowledge) with :path exactly as given;
-    return (status or None if the stream was reset, new log entries)."""
-    before = len(nginx.access_log("path.log"))
+    return (status or None if the stream was reset, its log entries)."""
+    seq = tag()
     config = h2.config.H2Configuration(client_side=True,
                                        validate_outbound_headers=False,
                                        normalize_outbound_headers=False)
@@ -115,6 +116,7 @@ def send_h2(nginx, method, path, timeout=5.0):
                                (":authority", "mail.example.org"),
                                (":path", path),
                                ("ms-asprotocolversion", "14.1"),
+                               (TAG_HEADER.lower(), seq),
                                ("content-length", "0")], end_stream=True)
     status = None
     deadline = time.monotonic() + timeout
@@ -134,8 +136,7 @@ def send_h2(nginx, method, path, timeout=5.0):
             sock.sendall(conn.data_to_send())
     entries = []
     if status is not None:
-        lines = nginx.wait_for_access_log(before + 1, name="path.log")
-        entries = [json.loads(line) for line in lines[before:]]
+        entries = logged(nginx, "path.log", [seq])
     return status, entries
 
 
