@@ -63,7 +63,11 @@ def _port_range():
 
 
 def _bindable(port, host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """Whether a server could listen on host:port now (with SO_REUSEADDR,
+    as nginx and slapd do: a closed connection's TIME_WAIT is no bar)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
