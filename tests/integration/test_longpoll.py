@@ -126,7 +126,7 @@ def device(nginx, path="/Microsoft-Server-ActiveSync", device_id="dev1"):
 
 
 def log_entries(nginx, count):
-    lines = nginx.wait_for_access_log(count, name="eas.log", timeout=10.0)
+    lines = nginx.wait_for_access_log(count, name="eas.log")
     return [json.loads(line) for line in lines]
 
 
