@@ -51,6 +51,12 @@ def _run(*args, **kwargs):
                           timeout=kwargs.pop("timeout", 600), **kwargs)
 
 
+def _apt(*args):
+    """apt-get that waits (up to 5 min) for another apt or dpkg holding
+    the dpkg lock, rather than failing at once: the box may be busy."""
+    return _run("apt-get", "-o", "DPkg::Lock::Timeout=300", *args)
+
+
 def _installed():
     result = _run("dpkg-query", "-W", "-f=${Status}", PACKAGE)
     return b"install ok installed" in result.stdout
@@ -66,9 +72,9 @@ def package(repo_root):
     debs = glob.glob(str(repo_root / "build" / "deb" / (PACKAGE + "_*.deb")))
     assert len(debs) == 1, debs
     yield debs[0]
-    _run("apt-get", "purge", "-y", PACKAGE)
+    _apt("purge", "-y", PACKAGE)
     if was_installed:
-        _run("apt-get", "install", "-y", debs[0])
+        _apt("install", "-y", debs[0])
 
 
 def test_package_has_the_debian_module_shape(package):
@@ -93,7 +99,7 @@ def test_package_has_the_debian_module_shape(package):
 
 def test_install_load_request_remove_purge(package, nginx_factory, backend,
                                            tmp_path):
-    result = _run("apt-get", "install", "-y", package)
+    result = _apt("install", "-y", package)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert _installed()
     assert os.path.isfile(MODULE_SO)
@@ -135,13 +141,13 @@ def test_install_load_request_remove_purge(package, nginx_factory, backend,
     with open(os.path.join(nginx.dir, "eas.log")) as log:
         assert "DEB0001" in log.read()
 
-    result = _run("apt-get", "remove", "-y", PACKAGE)
+    result = _apt("remove", "-y", PACKAGE)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert not os.path.exists(MODULE_SO)
     assert not os.path.exists("/usr/bin/eas-probe")
     assert not os.path.lexists(ENABLED)
 
-    result = _run("apt-get", "purge", "-y", PACKAGE)
+    result = _apt("purge", "-y", PACKAGE)
     assert result.returncode == 0, result.stdout.decode("utf-8", "replace")
     assert not os.path.lexists(ENABLED + ".removed")
     assert not os.path.exists("/usr/share/doc/" + PACKAGE)
