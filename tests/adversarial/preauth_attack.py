@@ -8,7 +8,8 @@ import http.client
 import json
 import os
 import subprocess
-import time
+
+from eastest.waiting import poll
 
 EAS = "/Microsoft-Server-ActiveSync"
 
@@ -76,18 +77,7 @@ def last_entry(nginx, device):
     def logged():
         entries = [e for e in log_entries(nginx) if e["device"] == device]
         return entries[-1] if entries else None
-    return poll(logged, "the log line of %s" % device, 5.0)
-
-
-def poll(condition, what, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("no %s within %.0f s" % (what, timeout))
-        time.sleep(0.05)
+    return poll(logged, "the log line of %s" % device)
 
 
 def report(name, text):

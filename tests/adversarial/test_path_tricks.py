@@ -9,7 +9,6 @@ which keeps each target exactly as it came on the wire.  Raw sockets, and
 h2 frames built with python3-h2 for HTTP/2: clients would normalize these
 targets before sending."""
 
-import json
 import pathlib
 import re
 import socket
@@ -22,6 +21,7 @@ import pytest
 
 from eastest.client import raw_http
 from eastest.nginx import free_port
+from eastest.waiting import SEQ_FIELD, TAG_HEADER, logged, tag
 
 EXAMPLE = (pathlib.Path(__file__).resolve().parents[2] / "conf.example"
            / "nginx.conf")
@@ -31,7 +31,8 @@ QUERY = "Cmd=Sync&User=jdoe&DeviceId=GoodPhone1&DeviceType=iPhone"
 LOST = "LostPhone1"
 
 LOG_FORMAT = ("log_format path escape=json '{\"status\":\"$status\","
-              "\"reason\":\"$eas_reason\",\"device\":\"$eas_device_id\"}';")
+              "\"reason\":\"$eas_reason\",\"device\":\"$eas_device_id\","
+              + SEQ_FIELD + "}';")
 
 
 def shipped_autodiscover():
@@ -88,23 +89,27 @@ def gateway(nginx_factory, backend):
     return nginx
 
 
-def send(nginx, method, target):
-    """Send target as raw bytes; return (status, access log entry)."""
-    before = len(nginx.access_log("path.log"))
+def send(nginx, method, target, headers_read=True):
+    """Send target as raw bytes; return (status, access log entry).  The
+    entry is found by the tag the request carries, or, for a request
+    nginx refuses before it reads the headers (headers_read=False), as
+    the one entry without a tag."""
+    seq = tag()
     request = (b"%s %s HTTP/1.1\r\nHost: mail.example.org\r\n"
                b"MS-ASProtocolVersion: 14.1\r\nContent-Length: 0\r\n"
-               b"Connection: close\r\n\r\n"
-               % (method.encode(), target.encode("latin-1")))
+               b"%s: %s\r\nConnection: close\r\n\r\n"
+               % (method.encode(), target.encode("latin-1"),
+                  TAG_HEADER.encode(), seq.encode()))
     reply = raw_http("127.0.0.1", nginx.port, request)
     assert reply.startswith(b"HTTP/1.1 "), reply[:200]
-    lines = nginx.wait_for_access_log(before + 1, name="path.log")
-    return int(reply[9:12]), json.loads(lines[-1])
+    return int(reply[9:12]), logged(nginx, "path.log",
+                                    [seq if headers_read else ""])[0]
 
 
-def send_h2(nginx, method, path, timeout=5.0):
+def send_h2(nginx, method, path, timeout=30.0):
     """One request over h2c (prior knowledge) with :path exactly as given;
-    return (status or None if the stream was reset, new log entries)."""
-    before = len(nginx.access_log("path.log"))
+    return (status or None if the stream was reset, its log entries)."""
+    seq = tag()
     config = h2.config.H2Configuration(client_side=True,
                                        validate_outbound_headers=False,
                                        normalize_outbound_headers=False)
@@ -115,6 +120,7 @@ def send_h2(nginx, method, path, timeout=5.0):
                                (":authority", "mail.example.org"),
                                (":path", path),
                                ("ms-asprotocolversion", "14.1"),
+                               (TAG_HEADER.lower(), seq),
                                ("content-length", "0")], end_stream=True)
     status = None
     deadline = time.monotonic() + timeout
@@ -134,8 +140,7 @@ def send_h2(nginx, method, path, timeout=5.0):
             sock.sendall(conn.data_to_send())
     entries = []
     if status is not None:
-        lines = nginx.wait_for_access_log(before + 1, name="path.log")
-        entries = [json.loads(line) for line in lines[before:]]
+        entries = logged(nginx, "path.log", [seq])
     return status, entries
 
 
@@ -220,7 +225,7 @@ def test_autodiscover_still_published(gateway, backend):
 def test_refused_by_nginx_itself(gateway, backend, target):
     """nginx's own parser refuses these before any module runs (the edge
     would refuse them too: target_character, docs/requests.md)."""
-    status, entry = send(gateway, "POST", target)
+    status, entry = send(gateway, "POST", target, headers_read=False)
     assert status == 400
     assert entry["reason"] == ""
     assert backend.requests == []

@@ -271,7 +271,7 @@ class EasBackend:
             self._requests.clear()
             return count
 
-    def wait_for(self, count, timeout=5.0):
+    def wait_for(self, count, timeout=30.0):
         """Wait until at least count requests are recorded; return them.
 
         Raises TimeoutError naming what did arrive.
@@ -739,7 +739,7 @@ class SilentBackend:
         with self._cond:
             return [bytes(data) for data in self._received]
 
-    def wait_for_connections(self, count, timeout=5.0):
+    def wait_for_connections(self, count, timeout=30.0):
         with self._cond:
             if not self._cond.wait_for(lambda: len(self._received) >= count,
                                        timeout):

@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 
-from .nginx import free_port
+from .nginx import _bindable, free_port
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -158,26 +158,50 @@ class Slapd:
         self.url = "ldap://127.0.0.1:%d" % self.port
         self.ldaps_url = "ldaps://127.0.0.1:%d" % self.ldaps_port
 
-    def start(self, timeout=20.0):
+    START_TRIES = 3
+
+    def start(self, timeout=30.0):
+        """Start slapd; return once both ports accept connections.  If a
+        port was taken by another process after free_port() handed it
+        out, wait for it to be free and start again (START_TRIES in all)."""
         conf = os.path.join(self.dir, "slapd.conf")
         if not os.path.exists(conf):
             self._configure(conf)
-        log = open(os.path.join(self.dir, "slapd.log"), "ab")
-        self.process = subprocess.Popen(
-            [SLAPD, "-d", "256" if self.stats else "0", "-f", conf, "-h",
-             "%s/ %s/" % (self.url, self.ldaps_url)],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not (_accepts(self.port) and _accepts(self.ldaps_port)):
-            if self.process.poll() is not None:
+        log_path = os.path.join(self.dir, "slapd.log")
+        for attempt in range(1, self.START_TRIES + 1):
+            mark = os.path.getsize(log_path) if os.path.exists(log_path) \
+                else 0
+            log = open(log_path, "ab")
+            self.process = subprocess.Popen(
+                [SLAPD, "-d", "256" if self.stats else "0", "-f", conf,
+                 "-h", "%s/ %s/" % (self.url, self.ldaps_url)],
+                stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            deadline = time.monotonic() + timeout
+            while not (_accepts(self.port) and _accepts(self.ldaps_port)):
+                if self.process.poll() is not None:
+                    break
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("slapd did not listen: " +
+                                       self._log_tail())
+                time.sleep(0.05)
+            else:
+                return self
+            with open(log_path, "rb") as f:
+                f.seek(mark)
+                taken = (b"Address already in use" in f.read()
+                         or not _bindable(self.port)
+                         or not _bindable(self.ldaps_port))
+            if not taken or attempt == self.START_TRIES:
                 raise RuntimeError("slapd exited %s: %s" % (
                     self.process.returncode, self._log_tail()))
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("slapd did not listen: " +
-                                   self._log_tail())
-            time.sleep(0.05)
+            self.process = None
+            while not (_bindable(self.port) and _bindable(self.ldaps_port)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("slapd: ports %d, %d still taken"
+                                       % (self.port, self.ldaps_port))
+                time.sleep(0.05)
         return self
 
     def log_size(self):

@@ -28,6 +28,7 @@ $NGINX_BIN, default /usr/sbin/nginx.
 """
 
 import os
+import random
 import re
 import signal
 import socket
@@ -41,15 +42,53 @@ ALERT_RE = re.compile(r"\[(alert|crit|emerg)\]|Sanitizer|runtime error")
 POLL_INTERVAL = 0.02
 
 _ports_handed_out = set()
+_random = random.Random()
+
+# A port handed out here is bound later (by nginx, slapd, php), so the
+# kernel must not give it to anyone else meanwhile: ports are taken below
+# the range the kernel picks from for outgoing connections and bind(0),
+# where only another free_port() could pick the same one.
+PORT_RANGE_SIZE = 12000
+
+
+def _port_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            low = int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if low - PORT_RANGE_SIZE < 1024:
+        return None
+    return low - PORT_RANGE_SIZE, low
+
+
+def _bindable(port, host="127.0.0.1"):
+    """Whether a server could listen on host:port now (with SO_REUSEADDR,
+    as nginx and slapd do: a closed connection's TIME_WAIT is no bar)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port(host="127.0.0.1"):
     """A TCP port free on host right now, never the same one twice per
-    process (so two servers of one test cannot be given the same)."""
+    process (so two servers of one test cannot be given the same), and
+    outside the kernel's ephemeral range where it can."""
+    span = _port_range()
     for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = sock.getsockname()[1]
+        if span:
+            port = _random.randrange(*span)
+            if port in _ports_handed_out or not _bindable(port, host):
+                continue
+        else:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                port = sock.getsockname()[1]
         if port not in _ports_handed_out:
             _ports_handed_out.add(port)
             return port
@@ -145,23 +184,55 @@ class Nginx:
 
     # Process control ------------------------------------------------------
 
-    def start(self, ports=(), timeout=10.0):
+    def start(self, ports=(), timeout=30.0):
         """Start nginx; return once the pid file names our master and every
-        port in ports accepts connections."""
+        port in ports accepts connections.  If a listen port was taken by
+        another process after free_port() handed it out (nginx exits with
+        EADDRINUSE once its own retries are spent), wait for the port to
+        be free again and start again, START_TRIES times in all."""
         if self.process is not None:
             raise RuntimeError("nginx in %s is already running" % self.dir)
-        with open(self.stderr_path, "ab") as stderr:
-            self.process = subprocess.Popen(
-                [self.binary, "-p", self.dir, "-c", self.conf_path,
-                 "-e", self.error_log_path],
-                stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
-        deadline = time.monotonic() + timeout
-        self._poll_until(self._pid_file_is_ours, deadline, "the pid file")
-        for port in ports:
-            self._poll_until(lambda: _accepts(port), deadline,
-                             "port %d to accept connections" % port)
+        for attempt in range(1, self.START_TRIES + 1):
+            marks = (self.mark(), _size(self.stderr_path))
+            with open(self.stderr_path, "ab") as stderr:
+                self.process = subprocess.Popen(
+                    [self.binary, "-p", self.dir, "-c", self.conf_path,
+                     "-e", self.error_log_path],
+                    stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+            deadline = time.monotonic() + timeout
+            try:
+                self._poll_until(self._pid_file_is_ours, deadline,
+                                 "the pid file")
+                for port in ports:
+                    self._poll_until(lambda: _accepts(port), deadline,
+                                     "port %d to accept connections" % port)
+                return
+            except RuntimeError:
+                busy = self._ports_in_use(*marks)
+                if not busy or attempt == self.START_TRIES or self.running:
+                    raise
+            self.process = None
+            for address in busy:
+                self.expected_alerts += [
+                    r"\[emerg\] .*bind\(\) to %s failed \(98: Address "
+                    r"already in use\)" % re.escape(address),
+                    r"\[emerg\] .*still could not bind\(\)"]
+            self._poll_until(lambda: all(_bindable_address(address)
+                                         for address in busy),
+                             time.monotonic() + timeout,
+                             "free port in %s" % ", ".join(busy))
 
-    def reload(self, timeout=10.0):
+    START_TRIES = 3
+
+    def _ports_in_use(self, error_mark, stderr_mark):
+        """host:port of every listen address nginx found taken since the
+        marks."""
+        lines = self.error_lines_since(error_mark)
+        lines += _read_text(self.stderr_path)[stderr_mark:].splitlines()
+        return sorted({match.group(1) for line in lines
+                       for match in [_BIND_FAILED_RE.search(line)] if match})
+
+    def reload(self, timeout=30.0):
         """SIGHUP; return once a new generation of workers has started and
         the old one is shutting down.  Raises RuntimeError with the
         [emerg] line if nginx refused the new configuration."""
@@ -244,10 +315,12 @@ class Nginx:
                                  % (self.dir, "\n".join(bad[:50])))
 
     def access_log(self, name="access.log"):
-        """Lines of an access log in the work directory."""
-        return _read_text(os.path.join(self.dir, name)).splitlines()
+        """Complete lines of an access log in the work directory (a line
+        being written is left out)."""
+        text = _read_text(os.path.join(self.dir, name))
+        return text[:text.rfind("\n") + 1].splitlines()
 
-    def wait_for_access_log(self, count, name="access.log", timeout=5.0):
+    def wait_for_access_log(self, count, name="access.log", timeout=30.0):
         """Wait until the access log has at least count lines; return them.
 
         nginx logs after the response is sent, so a client can see the
@@ -285,6 +358,22 @@ class Nginx:
         tail = _read_text(self.stderr_path).splitlines()[-lines:]
         tail += _read_text(self.error_log_path).splitlines()[-lines:]
         return "\n".join(tail)
+
+
+_BIND_FAILED_RE = re.compile(
+    r"bind\(\) to (\S+) failed \(98: Address already in use\)")
+
+
+def _bindable_address(address):
+    host, _, port = address.rpartition(":")
+    return _bindable(int(port), host.strip("[]"))
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
 
 
 def _accepts(port, host="127.0.0.1"):

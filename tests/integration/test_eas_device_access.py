@@ -15,6 +15,7 @@ from eastest import wbxml
 from eastest.backends import EasBackend
 from eastest.client import EasClient
 from eastest.nginx import free_port
+from eastest.waiting import logged
 
 LOG_FORMAT = ("log_format dev escape=json '{\"status\":\"$status\","
               "\"access\":\"$eas_access\",\"reason\":\"$eas_reason\","
@@ -335,9 +336,12 @@ def test_files_are_read_again_on_reload(gateway, backend):
     assert request(gateway, device_id="ApplRELOAD").status == 403
     assert request(gateway, user="jdoe", device_id="ApplJDOEOLD").status \
         == 200
-    entries = [json.loads(line)
-               for line in gateway.wait_for_access_log(4, name="dev.log")]
-    assert [entry["reason"] for entry in entries[2:]] == [
+    # the lines of the last two requests, found by what they carry (two
+    # workers write the log, in either order)
+    entries = logged(gateway, "dev.log",
+                     [("ApplRELOAD", "403"), ("ApplJDOEOLD", "200")],
+                     key=lambda entry: (entry["device"], entry["status"]))
+    assert [entry["reason"] for entry in entries] == [
         "eas_device_rules:%s/rules.txt:12" % gateway.dir,
         "eas_device_user_lists:%s/users.txt:1" % gateway.dir]
     assert len(backend.requests) == 2

@@ -6,11 +6,8 @@ in user names, the empty password, the directory killed and restarted, a
 directory that never answers (timeouts), failover to a second server, the
 grace time, and the user's device lists from the directory."""
 
-import itertools
-import json
 import os
 import threading
-import time
 
 import pytest
 
@@ -18,6 +15,8 @@ from eastest import ldap as directory
 from eastest.certs import make_ca_and_cert
 from eastest.client import EasClient
 from eastest.nginx import free_port
+from eastest.waiting import SEQ_FIELD, poll, tag, tag_header
+from eastest.waiting import logged as logged_by_tag
 
 EAS = "/Microsoft-Server-ActiveSync"
 V141 = [("MS-ASProtocolVersion", "14.1")]
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.skipif(not directory.available(),
 LOG_FORMAT = ("log_format ldap escape=json '{\"status\":\"$status\","
               "\"auth\":\"$eas_auth\",\"user\":\"$eas_auth_user\","
               "\"reason\":\"$eas_reason\",\"access\":\"$eas_access\","
-              "\"uri\":\"$uri\",\"seq\":\"$http_x_test_seq\"}';")
+              "\"uri\":\"$uri\"," + SEQ_FIELD + "}';")
 
 SEARCH = ("base=" + BASE + " filter=(sAMAccountName=%u) bind_dn="
           + directory.SERVICE_DN + " bind_password="
@@ -213,17 +212,14 @@ def auth(user, password):
     return ("Authorization", "Basic " + token.decode())
 
 
-SEQUENCE = itertools.count(1)
-
-
 def send(nginx, prefix, user, password, device="DEV1", timeout=30):
     """One request, tagged with a number its access log line carries:
     two workers write the log, so lines need not be in request order."""
     client = EasClient("http://127.0.0.1:%d" % nginx.port)
     query = "?Cmd=Sync&User=u&DeviceId=%s&DeviceType=iPhone" % device
-    seq = str(next(SEQUENCE))
+    seq = tag()
     headers = ([auth(user, password)] + V141 + [("Content-Length", "0"),
-                                                ("X-Test-Seq", seq)])
+                                                tag_header(seq)])
     reply = client.raw("POST", "/" + prefix + EAS + query, headers,
                        timeout=timeout)
     reply.seq = seq
@@ -233,35 +229,12 @@ def send(nginx, prefix, user, password, device="DEV1", timeout=30):
 def logged(nginx, *replies):
     """The access log entries of these replies, in the order given,
     waiting until all are written."""
-    want = [reply.seq for reply in replies]
-
-    def found():
-        lines = nginx.access_log("eas.log")
-        by_seq = {}
-        for line in lines:
-            entry = json.loads(line)
-            by_seq[entry["seq"]] = entry
-        if all(seq in by_seq for seq in want):
-            return [by_seq[seq] for seq in want]
-        return None
-
-    return poll(found, "access log lines of requests %s" % want)
+    return logged_by_tag(nginx, "eas.log", [reply.seq for reply in replies])
 
 
 def eas_lines(nginx, mark):
     return [line for line in nginx.error_lines_since(mark)
             if "eas: " in line]
-
-
-def poll(condition, what, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("no %s within %.0f s" % (what, timeout))
-        time.sleep(0.1)
 
 
 # Binding -------------------------------------------------------------------

@@ -15,9 +15,14 @@ from eastest.backends import (OPTIONS_HEADERS, POLICY_KEY, EasBackend,
 from eastest.client import (IOS_ORDER, SPEC_ORDER, EasClient,
                             decode_base64_query, encode_base64_query,
                             policy_key_of, raw_http)
-from eastest.nginx import Nginx
+from eastest import waiting
+from eastest.nginx import Nginx, free_port
 
-HOLD_LIMIT = 10.0      # generous upper bound for "answered early"
+# Bounds a hang, not a speed: a hold these tests expect to end early (a
+# notify, a newer Ping, the hold cap, a 1 s heartbeat) would otherwise
+# last the 60 s heartbeat they ask for, or forever; where it matters the
+# answer's status says which way the hold ended.
+HOLD_LIMIT = 30.0
 
 # docs/protocol.md section 7.7, vectors W1 and W10.
 W1 = bytes.fromhex("03016A00000D4548033438300001494A4B033500014C03456D61696C"
@@ -471,3 +476,50 @@ def test_check_no_alerts_and_marks(tmp_path):
     with pytest.raises(AssertionError, match="expected one"):
         nginx.check_no_alerts()
     nginx.check_no_alerts(skip=[r"expected one"])
+
+
+# waiting, pure parts ------------------------------------------------------
+
+def test_logged_finds_each_line_whatever_the_order(tmp_path):
+    """Two workers log in either order, and the last line may be half
+    written: logged() returns the tagged entries in the order asked,
+    log_line() a line by content, only once complete."""
+    nginx = Nginx(tmp_path)
+    log = tmp_path / "eas.log"
+    log.write_text('{"seq":"2","auth":"cached"}\n{"seq":"1","auth":"ok"}\n'
+                   '{"seq":"3","au')
+    one, two = waiting.logged(nginx, "eas.log", ["1", "2"])
+    assert (one["auth"], two["auth"]) == ("ok", "cached")
+    assert waiting.logged(nginx, "eas.log", ["cached"],
+                          key=lambda entry: entry["auth"])[0]["seq"] == "2"
+    with pytest.raises(AssertionError, match=r"eas.log entries for \['3'\]"):
+        waiting.logged(nginx, "eas.log", ["3"], timeout=0.2)
+    with pytest.raises(AssertionError, match="line with seq 3"):
+        waiting.log_line(nginx, "eas.log", lambda line: '"3"' in line,
+                         "seq 3", timeout=0.2)
+    with log.open("a") as handle:
+        handle.write('th":"invalid"}\n')
+    assert waiting.logged(nginx, "eas.log", ["3"])[0]["auth"] == "invalid"
+    assert nginx.access_log("eas.log")[-1] == '{"seq":"3","auth":"invalid"}'
+
+
+def test_poll_returns_the_condition_or_names_what_is_missing():
+    calls = []
+    assert waiting.poll(lambda: calls.append(1) or len(calls) >= 3 and
+                        "done", "three calls", interval=0) == "done"
+    with pytest.raises(AssertionError, match="no never within 0 s"):
+        waiting.poll(lambda: None, "never", timeout=0.1)
+
+
+def test_tags_are_unique():
+    assert len({waiting.tag() for _ in range(100)}) == 100
+
+
+def test_free_ports_are_outside_the_ephemeral_range():
+    """A port handed out is bound later: no outgoing connection may take
+    it meanwhile, so it lies below the kernel's ephemeral range."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+        low = int(ports.read().split()[0])
+    handed = {free_port() for _ in range(50)}
+    assert len(handed) == 50
+    assert all(port < low for port in handed), sorted(handed)

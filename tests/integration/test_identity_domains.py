@@ -8,7 +8,6 @@ the way the credential source makes identities, and a name that can
 never match fails nginx -t; without pre-authentication the identity is
 the query's User= normalised the same way.  Against a real slapd."""
 
-import json
 import os
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from eastest import ldap as directory
 from eastest.client import EasClient
 from eastest.nginx import free_port
+from eastest.waiting import logged
 
 BASE = directory.SUFFIX
 
@@ -196,7 +196,6 @@ def plain(nginx_factory, backend):
 def send(nginx, prefix, user, password, device="DEV1", query_user="u"):
     """One request; returns (status, its access log entry)."""
     import base64
-    import time
     nginx.seq += 1
     headers = [("MS-ASProtocolVersion", "14.1"), ("Content-Length", "0"),
                ("X-Test-Seq", str(nginx.seq))]
@@ -207,14 +206,8 @@ def send(nginx, prefix, user, password, device="DEV1", query_user="u"):
     reply = client.raw("POST", "/%s/Microsoft-Server-ActiveSync?Cmd=Sync"
                        "&User=%s&DeviceId=%s&DeviceType=iPhone"
                        % (prefix, query_user, device), headers, timeout=30)
-    deadline = time.monotonic() + 15
-    while True:
-        for line in nginx.access_log("id.log"):
-            entry = json.loads(line)
-            if entry["seq"] == str(nginx.seq):
-                return reply.status, entry
-        assert time.monotonic() < deadline, "no log line"
-        time.sleep(0.05)
+    (entry,) = logged(nginx, "id.log", [str(nginx.seq)])
+    return reply.status, entry
 
 
 # Two domains, one name: two accounts, two identities ------------------------

@@ -5,12 +5,12 @@ start and at every reload, the line end stripped, checked at nginx -t,
 never written to a log.  Against a real slapd on loopback."""
 
 import os
-import time
 
 import pytest
 
 from eastest import ldap as directory
 from eastest.nginx import free_port
+from eastest.waiting import poll
 
 BASE = directory.SUFFIX
 
@@ -103,10 +103,8 @@ def test_a_reload_reads_the_file_again(nginx_factory, slapd, backend):
 
     # a reload keeps the directory's "down" state: it is asked again
     # after retry=1s, with the password the reload read
-    deadline = time.monotonic() + 15
-    while sync(nginx).status != 200:
-        assert time.monotonic() < deadline, "no 200 after the reload"
-        time.sleep(0.2)
+    poll(lambda: sync(nginx).status == 200, "200 after the reload",
+         interval=0.2)
     assert "not-the-password" not in nginx.error_log()
     assert directory.SERVICE_PASSWORD not in nginx.error_log()
 

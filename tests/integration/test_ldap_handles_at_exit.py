@@ -74,7 +74,7 @@ def connections(slapd, mark):
     return conns
 
 
-def wait_all_closed(slapd, mark, timeout=15.0):
+def wait_all_closed(slapd, mark, timeout=30.0):
     deadline = time.monotonic() + timeout
     while True:
         conns = connections(slapd, mark)

@@ -19,8 +19,13 @@ from eastest import wbxml
 from eastest.backends import EasBackend, SilentBackend
 from eastest.client import EasClient, raw_http
 from eastest.nginx import free_port
+from eastest.waiting import error_lines, logged
 
 MIN, MAX = 2, 120           # eas_heartbeat_min / _max of the test config
+# Bounds a hang, not a speed: below the 60 s the held Pings here ask for,
+# so one held for its interval instead of ended early fails, and far
+# above the second or so an early end takes on a busy machine.
+HANG = 45
 
 NGINX_CONFIG = """
 http {
@@ -135,7 +140,7 @@ def device(nginx, path="/Microsoft-Server-ActiveSync", device_id="dev1"):
 
 
 def log_entries(nginx, count):
-    lines = nginx.wait_for_access_log(count, name="eas.log", timeout=10.0)
+    lines = nginx.wait_for_access_log(count, name="eas.log")
     return [json.loads(line) for line in lines]
 
 
@@ -469,7 +474,8 @@ def ping_in_background(client, heartbeat, backend, then):
         backend.wait_for(1)
         other = then()
     finally:
-        thread.join(timeout=15)
+        thread.join(timeout=HANG)
+    assert "ping" in result, "the Ping was not answered in %d s" % HANG
     return result["ping"], other
 
 
@@ -481,7 +487,7 @@ def test_superseded_ping_ends_as_a_normal_answer(gateway, backend):
         device(gateway, device_id="twice"), 60, backend,
         lambda: device(gateway, device_id="twice").ping(heartbeat=MIN))
     assert old.eas_status() == 1
-    assert old.elapsed < 30
+    assert old.elapsed < HANG            # not held for its 60 s
     assert newer.eas_status() == 1
     entries = log_entries(gateway, 2)
     assert sorted((e["status"], e["heartbeat"]) for e in entries) == [
@@ -522,7 +528,7 @@ class HeldPing:
     def pending(self):
         return self.thread.is_alive()
 
-    def response(self, timeout=15):
+    def response(self, timeout=HANG):
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "no answer in %d s" % timeout
         self.answered = time.monotonic()
@@ -548,9 +554,8 @@ def test_gateway_ends_a_superseded_ping_on_any_worker(holding):
     for attempt in range(30):
         pings.append(HeldPing(holding, "chain", 60))
         older = pings[-2]
-        response = older.response(timeout=10)
+        response = older.response()          # not held for its 60 s
         assert (response.status, response.eas_status()) == (200, 1)
-        assert older.answered - pings[-1].forwarded < 3.0
         assert pings[-1].pending()
         entry = log_entries(holding, len(pings) - 1)[-1]
         assert (entry["status"], entry["reason"], entry["heartbeat"]) == (
@@ -574,7 +579,8 @@ def test_gateway_ends_a_superseded_ping_on_any_worker(holding):
     assert len(lines) == len(pings)
     assert all("[notice]" in line for line in lines), lines
     entries = log_entries(holding, len(pings) + 1)
-    assert entries[-1]["reason"] != "ping_superseded"
+    assert [e["reason"] for e in entries].count("ping_superseded") == \
+        len(pings)
     newest = HeldPing(holding, "stranger", MIN)
     assert stranger.response().eas_status() == 1
     assert newest.response().eas_status() == 1
@@ -586,8 +592,7 @@ def test_a_ping_never_ends_a_sync(holding):
     sync = HeldPing(holding, "syncing", 4, cmd="sync")
     older = HeldPing(holding, "syncing", 60)
     newer = HeldPing(holding, "syncing", MIN)
-    assert older.response().eas_status() == 1
-    assert older.answered - newer.forwarded < 3.0
+    assert older.response().eas_status() == 1      # not held for its 60 s
     assert newer.response().eas_status() == 1
     response = sync.response()
     assert response.status == 200
@@ -621,17 +626,19 @@ def test_reload_answers_held_pings_at_once(gateway, backend):
     ping, _ = ping_in_background(client, 60, backend, gateway.reload)
     assert ping.status == 200
     assert ping.eas_status() == 1
-    assert ping.elapsed < 10
+    assert ping.elapsed < HANG           # not held for its 60 s
+    # and this line says it was the reload that ended it
     lines = [line for line in gateway.error_lines_since(mark)
              if "answered as expired" in line]
     assert len(lines) == 1 and "[notice]" in lines[0], lines
 
     give_up_after_forwarding(client, backend, 2)
-    entries = log_entries(gateway, 2)
-    assert entries[0]["status"] == "200"
-    assert (entries[1]["heartbeat"], entries[1]["source"]) == (
-        "60", "remembered")
-    assert entries[1]["pid"] != entries[0]["pid"]
+    # each Ping's own line (the old and a new worker log in either order)
+    held, empty = logged(gateway, "eas.log", ["body", "remembered"],
+                         key=lambda entry: entry["source"])
+    assert held["status"] == "200"
+    assert empty["heartbeat"] == "60"
+    assert empty["pid"] != held["pid"]
 
 
 def test_reload_leaves_held_sync_to_the_backend(gateway, backend):
@@ -655,13 +662,11 @@ def test_graceful_stop_answers_held_pings(gateway, backend):
     """nginx -s quit with a Ping held for 60 s: Status 1 at once, and
     nginx exits without waiting out the interval."""
     client = device(gateway, device_id="stopping")
-    started = time.monotonic()
     ping, _ = ping_in_background(
         client, 60, backend,
         lambda: gateway.process.send_signal(signal.SIGQUIT))
     assert ping.eas_status() == 1
-    gateway.process.wait(10)
-    assert time.monotonic() - started < 15
+    gateway.process.wait(HANG)           # not after the 60 s interval
 
 
 def test_first_use_warns_when_the_read_timeout_cannot_hold(gateway,
@@ -676,14 +681,9 @@ def test_first_use_warns_when_the_read_timeout_cannot_hold(gateway,
     assert response.status == 504
 
     # the warning is written in the log phase, after the response is sent
-    def warnings():
-        return [line for line in gateway.error_lines_since(mark)
-                if "whose read timeout the module could not set" in line]
-
-    deadline = time.monotonic() + 5
-    while not warnings() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    lines = warnings()
+    lines = error_lines(
+        gateway, mark, lambda line: "whose read timeout the module could "
+        "not set" in line, "the warning")
     assert len(lines) == 1 and "[warn]" in lines[0], lines
     assert "Ping held for 2 s" in lines[0] and "1000ms" in lines[0]
 
