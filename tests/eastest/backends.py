@@ -525,6 +525,9 @@ class _Server(ThreadingHTTPServer):
     open connections are tracked so stop() can close them."""
 
     daemon_threads = True
+    # socketserver's default backlog is 5: sixty Pings opened at once
+    # would wait for SYN retries, seconds, and outlive their heartbeat
+    request_queue_size = 128
 
     def __init__(self, address, handler, backend, ssl_context):
         self.backend = backend

@@ -49,7 +49,7 @@ def render(tmp_path, module_path, certs, recipe, swaps):
     what the recipe's header says stays (log formats, zones), and the
     recipe included; returns (Nginx, public port)."""
     port = free_port()
-    for path in EXAMPLE.iterdir():
+    for path in EXAMPLE.glob("*.conf"):
         text = path.read_text()
         for pattern, replacement in swaps + [
                 (r"listen 443 ", "listen 127.0.0.1:%d " % port),
