@@ -347,28 +347,30 @@ ngx_http_eas_device_lower(ngx_http_request_t *r,
 static ngx_uint_t
 ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx)
 {
-    eas_user_t  query, id;
+    size_t      n;
+    eas_user_t  id;
+    u_char      query[EAS_BASIC_USER_MAX];
 
     if (!ctx->authenticated || ctx->request.user.len == 0) {
         return 1;
     }
 
     /*
-     * the identity is the normalised name part, "name@domain" with a
-     * directory of several domains (ngx_http_eas_user_identity())
+     * the identity is the folded name part, "name@domain" with a
+     * directory of several domains (ngx_http_eas_user_identity()):
+     * User= is folded the same way, its domain left aside
      */
 
-    if (eas_user_split(ctx->request.user.data, ctx->request.user.len, &query)
-        != EAS_OK
+    if (ngx_http_eas_user_identity(NULL, (u_char *) ctx->request.user.data,
+                                   ctx->request.user.len, query,
+                                   sizeof(query), &n)
+        != NGX_OK
         || eas_user_split(ctx->user.data, ctx->user.len, &id) != EAS_OK)
     {
         return 0;
     }
 
-    return query.name.len == id.name.len
-           && ngx_strncasecmp((u_char *) query.name.data,
-                              (u_char *) id.name.data, id.name.len)
-              == 0;
+    return n == id.name.len && ngx_memcmp(query, id.name.data, n) == 0;
 }
 
 

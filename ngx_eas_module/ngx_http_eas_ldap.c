@@ -1148,18 +1148,20 @@ ngx_http_eas_ldap_lists_read(LDAP *ld, LDAPMessage *e,
 
 
 /*
- * identity=: the attribute's first value, ASCII in lower case, as the
- * first record of the encoded lists; a value that is no user name
- * (empty, too long, a control byte) is none.
+ * identity=: the attribute's first value, folded as a user name is
+ * (ngx_http_eas_fold()), as the first record of the encoded lists; a
+ * value that is no user name (empty, too long, a control byte, not
+ * UTF-8) is none.
  */
 
 static void
 ngx_http_eas_ldap_identity_read(LDAP *ld, LDAPMessage *e,
     ngx_http_eas_ldap_task_t *t)
 {
-    u_char          *p, c;
-    size_t           i, len;
+    u_char          *p;
+    size_t           i, len, n;
     struct berval  **vals;
+    u_char           id[EAS_BASIC_USER_MAX];
 
     if (t->identity) {
         return;
@@ -1173,33 +1175,37 @@ ngx_http_eas_ldap_identity_read(LDAP *ld, LDAPMessage *e,
 
     len = vals[0] ? vals[0]->bv_len : 0;
 
-    if (len == 0 || len > EAS_USER_MAX || len > 255
-        || t->extra_len + 2 + len > NGX_HTTP_EAS_LDAP_EXTRA_MAX)
+    if (len == 0 || len > EAS_USER_MAX
+        || ngx_http_eas_fold((u_char *) vals[0]->bv_val, len, id, sizeof(id),
+                             &n)
+           != NGX_OK)
     {
         ldap_value_free_len(vals);
         return;
     }
 
-    p = t->extra + t->extra_len;
+    ldap_value_free_len(vals);
 
-    for (i = 0; i < len; i++) {
-        c = (u_char) vals[0]->bv_val[i];
-
-        if (c < 0x20 || c == 0x7f) {
-            ldap_value_free_len(vals);
-            return;
-        }
-
-        p[2 + i] = ngx_tolower(c);
+    if (n > EAS_USER_MAX || n > 255
+        || t->extra_len + 2 + n > NGX_HTTP_EAS_LDAP_EXTRA_MAX)
+    {
+        return;
     }
 
+    for (i = 0; i < n; i++) {
+        if (id[i] < 0x20 || id[i] == 0x7f) {
+            return;
+        }
+    }
+
+    p = t->extra + t->extra_len;
+
     p[0] = NGX_HTTP_EAS_LDAP_IDENTITY;
-    p[1] = (u_char) len;
+    p[1] = (u_char) n;
+    ngx_memcpy(p + 2, id, n);
 
-    t->extra_len += 2 + len;
+    t->extra_len += 2 + n;
     t->identity = 1;
-
-    ldap_value_free_len(vals);
 }
 
 

@@ -513,12 +513,15 @@ ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name, size_t len)
 
 /*
  * The identity a user name stands for (docs/authentication.md,
- * "Identity"): the name part in lower case, as password files have it;
+ * "Identity"): the name part folded as directories compare names
+ * (NFKC_Casefold, ngx_http_eas_fold()), as password files have it;
  * with a directory that serves several domains, "name@domain" with the
  * domain as its domain= declares it, in lower case, so that the same
  * name in two domains is two identities.  NGX_DECLINED: a domain the
- * directory does not serve; NGX_ERROR: a malformed or too long name.
- * The one normalisation of pre-authentication and per-user list files.
+ * directory does not serve; NGX_ERROR: a malformed or too long name,
+ * one that is not UTF-8, or one that folds into another form (a full-
+ * width "@" or "\\" in it) or into nothing.  The one normalisation of
+ * pre-authentication, password files and per-user list files.
  */
 
 ngx_int_t
@@ -526,13 +529,40 @@ ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
     size_t len, u_char *dst, size_t size, size_t *n)
 {
     u_char      *p;
+    size_t       i;
     ngx_str_t   *domain;
-    eas_user_t   u;
+    eas_user_t   u, folded;
+    u_char       name[EAS_BASIC_USER_MAX];
 
     *n = eas_user_normalize(user, len, dst, size);
 
     if (*n == 0) {
         return NGX_ERROR;
+    }
+
+    for (i = 0; i < *n; i++) {
+        if (dst[i] >= 0x80) {
+            break;
+        }
+    }
+
+    if (i < *n) {
+
+        /* not ASCII: folded by ICU, and still a bare name after that */
+
+        if (*n > sizeof(name)) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(name, dst, *n);
+
+        if (ngx_http_eas_fold(name, *n, dst, size, n) != NGX_OK
+            || eas_user_split(dst, *n, &folded) != EAS_OK
+            || folded.form != EAS_USER_FORM_BARE)
+        {
+            *n = 0;
+            return NGX_ERROR;
+        }
     }
 
     if (ldap == NULL || ldap->aliases == NULL) {

@@ -313,11 +313,10 @@ ngx_http_eas_lists_build(ngx_conf_t *cf, ngx_http_eas_lists_file_t *lf,
 
         if (ldap && ldap->identity.len) {
 
-            /* identity=: the attribute's value, written whole */
+            /* identity=: the attribute's value, written whole, folded */
 
-            n = l[i].user.len;
-            ngx_strlow(id, l[i].user.data, n);
-            rc = NGX_OK;
+            rc = ngx_http_eas_fold(l[i].user.data, l[i].user.len, id,
+                                   sizeof(id), &n);
 
         } else {
             rc = ngx_http_eas_user_identity(ldap, l[i].user.data,
@@ -333,7 +332,8 @@ ngx_http_eas_lists_build(ngx_conf_t *cf, ngx_http_eas_lists_file_t *lf,
                                rc == NGX_DECLINED
                                ? "its domain is none of the \"domain\" "
                                  "parameters of directory"
-                               : "too long with the domain of directory",
+                               : "not UTF-8, or too long once folded, for "
+                                 "directory",
                                ngx_http_eas_ldap_name(ldap));
             return NGX_ERROR;
         }

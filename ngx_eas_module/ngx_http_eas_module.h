@@ -315,6 +315,8 @@ ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *elcf);
 ngx_int_t ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
     size_t len, u_char *dst, size_t size, size_t *n);
+ngx_int_t ngx_http_eas_fold(u_char *src, size_t len, u_char *dst, size_t size,
+    size_t *n);
 
 ngx_http_eas_passwd_t *ngx_http_eas_passwd_open(ngx_conf_t *cf,
     ngx_str_t *name, ngx_flag_t plain);

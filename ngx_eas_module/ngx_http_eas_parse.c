@@ -111,16 +111,12 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    /* a device that cannot run OPTIONS loses push: never refuse it */
-
-    if (r->method == NGX_HTTP_OPTIONS) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "eas OPTIONS with unreadable query: %s",
-                       eas_reason_text(ctx->request.reason));
-
-        ngx_memzero(&ctx->request, sizeof(eas_request_t));
-        return NGX_DECLINED;
-    }
+    /*
+     * An OPTIONS is as strict as a POST about a query it cannot read
+     * alone (a duplicate, ";", a bad escape): forgetting its fields
+     * would forward it past the device rules.  The parser forgives it
+     * only what is missing or unknown (in.options).
+     */
 
     ctx->reason.data = (u_char *) eas_reason_name(ctx->request.reason);
     ctx->reason.len = ngx_strlen(ctx->reason.data);

@@ -776,10 +776,13 @@ ngx_http_eas_passwd_parse(ngx_http_eas_passwd_t *pw, ngx_pool_t *pool,
         hash.data = colon + 1;
         hash.len = p + n - hash.data;
 
-        n = (user.len <= EAS_BASIC_USER_MAX)
-            ? eas_user_normalize(user.data, user.len, id, sizeof(id)) : 0;
+        /* the name as a device's would be: ngx_http_eas_user_identity() */
 
-        if (n == 0) {
+        if (user.len > EAS_BASIC_USER_MAX
+            || ngx_http_eas_user_identity(NULL, user.data, user.len, id,
+                                          sizeof(id), &n)
+               != NGX_OK)
+        {
             ngx_http_eas_passwd_error(pw, cf, log, line, "invalid user name",
                                       NULL);
             bad++;

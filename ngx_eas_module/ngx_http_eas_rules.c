@@ -357,8 +357,10 @@ ngx_http_eas_cond_parse(ngx_conf_t *cf, ngx_str_t *token,
     ngx_http_eas_cond_t *cond, ngx_str_t *err)
 {
     u_char               *eq;
+    size_t                n;
     ngx_str_t             value;
     ngx_uint_t            i;
+    u_char                folded[EAS_BASIC_USER_MAX];
 #if (NGX_PCRE)
     u_char                errstr[NGX_MAX_CONF_ERRSTR];
     ngx_regex_compile_t   rc;
@@ -397,6 +399,27 @@ ngx_http_eas_cond_parse(ngx_conf_t *cf, ngx_str_t *token,
 
     value.data = eq + 1;
     value.len = token->data + token->len - value.data;
+
+    /* user: the identity is folded (ngx_http_eas_fold()), so is the value */
+
+    if (value.len && value.data[0] != '~'
+        && i == NGX_HTTP_EAS_FIELD_USER)
+    {
+        if (ngx_http_eas_fold(value.data, value.len, folded, sizeof(folded),
+                              &n)
+            != NGX_OK)
+        {
+            err->len = ngx_snprintf(err->data, err->len,
+                                    "\"%V\" can never match: not a user "
+                                    "name (not UTF-8, too long, or empty "
+                                    "once folded)", token)
+                       - err->data;
+            return NGX_ERROR;
+        }
+
+        value.data = folded;
+        value.len = n;
+    }
 
     /* the tokens of a rules file live in the temporary pool: copy */
 

@@ -27,6 +27,7 @@ packages="
     curl
     wrk
     libldap-dev
+    libicu-dev
     slapd
     ldap-utils
     debhelper
@@ -42,7 +43,7 @@ packages="
 # make demo: build the module, run nginx, htpasswd, curl; no test tools
 if [ "${1:-}" = demo ]; then
     packages="nginx nginx-dev gcc make libpcre2-dev libssl-dev zlib1g-dev
-              libldap-dev openssl python3 apache2-utils curl"
+              libldap-dev libicu-dev openssl python3 apache2-utils curl"
 fi
 
 missing=""

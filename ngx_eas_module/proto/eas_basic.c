@@ -216,8 +216,10 @@ eas_user_split(const unsigned char *user, size_t len, eas_user_t *out)
 
 
 /*
- * The identity: the name part of any form, ASCII letters in lower case
- * (directories compare logon names without case), other bytes as sent.
+ * The name part of any form, ASCII letters in lower case (directories
+ * compare logon names without case), other bytes as sent: the identity
+ * of an ASCII name.  A name with other bytes is folded further by the
+ * glue (Unicode NFKC_Casefold, ngx_http_eas_user_identity()).
  * Returns its length, or 0 when the name is refused or does not fit.
  */
 

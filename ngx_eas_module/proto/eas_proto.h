@@ -152,7 +152,7 @@ typedef struct {
     unsigned              has_version:1;
     unsigned              has_policy_key:1;
     unsigned              has_accept_multipart:1;
-    unsigned              options:1;     /* OPTIONS: no query needed */
+    unsigned              options:1;     /* OPTIONS: fields may be missing */
 } eas_input_t;
 
 

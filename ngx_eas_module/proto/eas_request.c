@@ -640,7 +640,9 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
         } else {
             req->command = eas_command_by_name(v->data, v->len);
 
-            if (req->command == EAS_CMD_NONE) {
+            /* capability discovery names no command it needs */
+
+            if (req->command == EAS_CMD_NONE && !in->options) {
                 return eas_request_fail(req, EAS_REASON_CMD_UNKNOWN,
                                         EAS_FIELD_CMD);
             }

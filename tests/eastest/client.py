@@ -460,3 +460,18 @@ def raw_http(host, port, data, tls=False, cafile=None, timeout=5.0,
         return bytes(received)
     finally:
         sock.close()
+
+
+def basic_sync(port, user, password, device, timeout=10.0):
+    """A Sync with Basic credentials whose user name is any bytes (str is
+    sent as UTF-8), as the Authorization header carries them; returns
+    the status."""
+    if isinstance(user, str):
+        user = user.encode("utf-8")
+    token = base64.b64encode(user + b":" + password.encode("utf-8"))
+    request = ("POST /Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=%s"
+               "&DeviceType=iPhone HTTP/1.1\r\nHost: mail.example.org\r\n"
+               "MS-ASProtocolVersion: 14.1\r\nAuthorization: Basic %s\r\n"
+               "Content-Length: 0\r\nConnection: close\r\n\r\n"
+               % (device, token.decode())).encode()
+    return int(raw_http("127.0.0.1", port, request, timeout=timeout)[9:12])

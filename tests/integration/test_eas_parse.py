@@ -379,11 +379,12 @@ def test_malformed_request_after_a_good_one_on_a_kept_alive_connection(
 def test_options_goes_to_the_backend_untouched(gateway, backend):
     headers = [("Authorization", "Basic amRvZTpzZWNyZXQ="),
                ("User-Agent", "Apple-iPhone13C4/2307.71")]
+    # what an OPTIONS does not need: no DeviceType, an unknown Cmd and
+    # parameter, no version header (each refused on a POST)
+    query = "?Cmd=Capabilities&DeviceId=A&Foo=1"
 
     plain = send(gateway, "OPTIONS", EAS, headers)
-    # a query an OPTIONS does not need, and that would be refused on a POST
-    odd = send(gateway, "OPTIONS", EAS + "?Cmd=Sync&DeviceId=A&DeviceId=B",
-               headers)
+    odd = send(gateway, "OPTIONS", EAS + query, headers)
 
     for response in (plain, odd):
         assert response.status == 200
@@ -392,14 +393,35 @@ def test_options_goes_to_the_backend_untouched(gateway, backend):
         assert "Ping" in response.header("MS-ASProtocolCommands")
     seen = backend.wait_for(2)
     assert [r.method for r in seen] == ["OPTIONS", "OPTIONS"]
-    assert [r.target for r in seen] == \
-        [EAS, EAS + "?Cmd=Sync&DeviceId=A&DeviceId=B"]
+    assert [r.target for r in seen] == [EAS, EAS + query]
     for request in seen:
         for header, value in headers:
             assert request.header(header) == value
     first, second = log_entries(gateway, 2)
     expect_fields(first)
-    expect_fields(second)
+    expect_fields(second, device_id="A", query_form="plain")
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("Cmd=Sync&DeviceId=A&DeviceId=B", "param_duplicate"),
+    ("DeviceId=A&DeviceType=b;DeviceId=B", "query_semicolon"),
+    ("DeviceId=A&x=%zz", "percent_encoding"),
+    ("DeviceId=A&Device%49d=B", "param_duplicate"),
+    ("DeviceId=A%2542", "double_encoding"),
+    ("DeviceId=A&User=%C0%AF", "utf8_invalid"),
+])
+def test_options_with_an_ambiguous_query_is_refused(gateway, backend, query,
+                                                    reason):
+    mark = gateway.mark()
+
+    response = send(gateway, "OPTIONS", EAS + "?" + query)
+
+    assert response.status == 400
+    assert backend.requests == []
+    assert log_entries(gateway, 1)[0]["eas_reason"] == reason
+    lines = [line for line in gateway.error_lines_since(mark)
+             if "eas: " in line]
+    assert len(lines) == 1 and "malformed request" in lines[0]
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PROPFIND"])

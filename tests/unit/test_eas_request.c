@@ -985,6 +985,39 @@ static eas_test_t  eas_tests[] = {
       "Cmd=Sync&DeviceId=a&DeviceType=b", NULL, NULL, EAS_TEST_OPTIONS,
       "plain cmd=Sync/0 id=a type=b" },
 
+    { "OPTIONS: an unknown Cmd is no command",
+      "Cmd=Capabilities&DeviceId=a&DeviceType=b", NULL, NULL,
+      EAS_TEST_OPTIONS, "plain id=a type=b" },
+
+    { "OPTIONS: unknown parameters and no Cmd",
+      "DeviceId=a&Foo=1", NULL, NULL, EAS_TEST_OPTIONS, "plain id=a" },
+
+    /* OPTIONS: a query read two ways is refused as on a POST */
+
+    { "bad: OPTIONS with a DeviceId twice",
+      "DeviceId=a&DeviceType=b&DeviceId=c", NULL, NULL, EAS_TEST_OPTIONS,
+      "error param_duplicate param=DeviceId" },
+
+    { "bad: OPTIONS with a semicolon",
+      "DeviceId=a&DeviceType=b;DeviceId=c", NULL, NULL, EAS_TEST_OPTIONS,
+      "error query_semicolon" },
+
+    { "bad: OPTIONS with a bad escape",
+      "DeviceId=a&DeviceType=b&x=%zz", NULL, NULL, EAS_TEST_OPTIONS,
+      "error percent_encoding" },
+
+    { "bad: OPTIONS with an encoded name",
+      "DeviceId=a&Device%49d=c", NULL, NULL, EAS_TEST_OPTIONS,
+      "error param_duplicate param=DeviceId" },
+
+    { "bad: OPTIONS with a double escape",
+      "DeviceId=a%2541", NULL, NULL, EAS_TEST_OPTIONS,
+      "error double_encoding param=DeviceId" },
+
+    { "bad: OPTIONS with invalid UTF-8",
+      "DeviceId=a&User=%C0%AF", NULL, NULL, EAS_TEST_OPTIONS,
+      "error utf8_invalid param=User" },
+
     /* malformed: the query */
 
     { "bad: POST without a query", NULL, "14.1", NULL, 0,
