@@ -23,6 +23,7 @@
  *     GET    lockouts                      users and addresses locked now
  *     DELETE lockouts[?user=|?address=]    lift one, or all
  *     DELETE credentials                   drop every cached credential
+ *     DELETE credentials?user=U            drop user U's cached credentials
  *     GET    devices[?user=&device_id=&device_type=&page=&per_page=]
  *     DELETE devices?user=&device_id=      delete a record, free its place
  *     GET    devices/stale?days=N          not seen for N days
@@ -486,10 +487,10 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
 
 
 /*
- * Cached credentials are keyed by a digest of user and password: they
- * cannot be found by user, so all of them go (and the known-good
- * devices, which remember a password); each user's next request is
- * verified by the source again.
+ * "?user=IDENTITY" drops that user's cached answers (after a password
+ * change): the user's next request of each device is verified by the
+ * source again.  Without it, every cached credential goes, and the
+ * known-good devices, which remember a password.
  */
 
 static ngx_int_t
@@ -497,7 +498,7 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf)
 {
     u_char      *buf, *p;
-    ngx_str_t    what;
+    ngx_str_t    what, user;
     ngx_uint_t   n;
 
     if (acf->preauth == NULL) {
@@ -507,6 +508,23 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
 
     if (r->method != NGX_HTTP_DELETE) {
         return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (ngx_http_eas_admin_arg(r, "user", &user) == NGX_OK) {
+
+        if (ngx_http_eas_admin_value(&user, EAS_USER_MAX) != NGX_OK) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid user");
+        }
+
+        ngx_http_eas_cache_drop_user(acf->preauth, &user);
+        ngx_http_eas_admin_audit(r, "drop cached credentials of user",
+                                 &user);
+
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                                       (u_char *) "{\"dropped\":\"user\"}\n",
+                                       sizeof("{\"dropped\":\"user\"}\n")
+                                       - 1);
     }
 
     n = ngx_http_eas_cache_drop(acf->preauth,

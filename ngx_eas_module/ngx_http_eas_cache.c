@@ -97,6 +97,9 @@ static ngx_uint_t ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
 static time_t ngx_http_eas_cache_locked(ngx_http_eas_cache_node_t *node,
     time_t now);
 static ngx_int_t ngx_http_eas_cache_hmac_init(ngx_http_eas_cache_ctx_t *ctx);
+static ngx_uint_t ngx_http_eas_cache_dropped(ngx_http_eas_cache_ctx_t *ctx,
+    ngx_str_t *user, time_t verified);
+static time_t ngx_http_eas_cache_msec(void);
 static void ngx_http_eas_cache_cleanup(void *data);
 
 
@@ -521,6 +524,15 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
                ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_CREDENTIALS,
                                        q->digest, NGX_HTTP_EAS_DIGEST_LEN));
 
+    /* an admin dropped the user's credentials after this answer */
+
+    if (node && ctx->sh->ndropped
+        && ngx_http_eas_cache_dropped(ctx, q->user, node->window_start))
+    {
+        ngx_http_eas_cache_free(ctx, node);
+        node = NULL;
+    }
+
     if (node && node->expire > now) {
         ngx_queue_remove(&node->queue);
         ngx_queue_insert_head(&ctx->sh->credentials, &node->queue);
@@ -684,6 +696,8 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
             counted = (!valid && !node->valid && node->u.fresh > now);
 
             node->valid = valid ? 1 : 0;
+            /* credentials: verified at, in ms (a drop is compared) */
+            node->window_start = ngx_http_eas_cache_msec();
             node->u.fresh = now + ttl;
             node->expire = node->u.fresh + (valid ? pcf->grace : 0);
         }
@@ -1002,6 +1016,102 @@ ngx_http_eas_cache_drop(ngx_shm_zone_t *zone, ngx_uint_t kind)
  * directory's device lists), kept in the credentials node after the
  * digest.  NGX_DECLINED: no such node, it was evicted.
  */
+
+/*
+ * Drops one user's cached answers (after a password change): every
+ * credential of that identity verified up to now is asked of the source
+ * again.  Credentials are keyed by a digest of user and password and
+ * cannot be found by user, so the drop is remembered, by the crc32 of
+ * the identity, and checked when a credential is found; a collision
+ * only costs another user one more verification.  When the table is
+ * full, every cached credential goes, as the safe answer.
+ */
+
+void
+ngx_http_eas_cache_drop_user(ngx_shm_zone_t *zone, ngx_str_t *user)
+{
+    uint32_t                       hash;
+    ngx_uint_t                     i;
+    ngx_queue_t                   *q, *next, *queue;
+    ngx_http_eas_cache_ctx_t      *ctx;
+    ngx_http_eas_cache_node_t     *node;
+    ngx_http_eas_cache_dropped_t  *d;
+
+    ctx = zone->data;
+    hash = ngx_crc32_short(user->data, user->len);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    d = ctx->sh->dropped;
+
+    for (i = 0; i < ctx->sh->ndropped; i++) {
+        if (d[i].hash == hash) {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_EAS_CACHE_DROPS) {
+        queue = &ctx->sh->credentials;
+
+        for (q = ngx_queue_head(queue);
+             q != ngx_queue_sentinel(queue);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
+            ngx_http_eas_cache_free(ctx, node);
+        }
+
+        ctx->sh->ndropped = 0;
+        i = 0;
+    }
+
+    if (i == ctx->sh->ndropped) {
+        ctx->sh->ndropped++;
+    }
+
+    d[i].hash = hash;
+    d[i].at = ngx_http_eas_cache_msec();
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* wall-clock time in ms: the same clock in every worker */
+
+static time_t
+ngx_http_eas_cache_msec(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return tp->sec * 1000 + tp->msec;
+}
+
+
+/* the caller holds the mutex */
+
+static ngx_uint_t
+ngx_http_eas_cache_dropped(ngx_http_eas_cache_ctx_t *ctx, ngx_str_t *user,
+    time_t verified)
+{
+    uint32_t                       hash;
+    ngx_uint_t                     i;
+    ngx_http_eas_cache_dropped_t  *d;
+
+    hash = ngx_crc32_short(user->data, user->len);
+    d = ctx->sh->dropped;
+
+    for (i = 0; i < ctx->sh->ndropped; i++) {
+        if (d[i].hash == hash && verified <= d[i].at) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
 
 ngx_int_t
 ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,

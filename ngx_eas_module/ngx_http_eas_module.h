@@ -80,7 +80,8 @@ typedef struct {
         ngx_uint_t          pending;       /* user, address: tries being
                                               verified, not yet counted */
     } u;
-    time_t                  window_start;  /* user, address */
+    time_t                  window_start;  /* user, address; credentials:
+                                              verified at, in ms */
     time_t                  locked_until;  /* user, address; 0: not */
     u_short                 failures;      /* user, address: < 65536 */
     u_char                  kind;          /* NGX_HTTP_EAS_CACHE_USER... */
@@ -91,6 +92,17 @@ typedef struct {
                                               then extra: directory data */
 } ngx_http_eas_cache_node_t;            /* 96 bytes before data on LP64:
                                            a credential fills 128 */
+
+
+/* how many users' cached credentials may be dropped before all go */
+#define NGX_HTTP_EAS_CACHE_DROPS  64
+
+
+typedef struct {
+    uint32_t                hash;          /* crc32 of the identity */
+    time_t                  at;            /* ms: credentials verified up
+                                              to then are dropped */
+} ngx_http_eas_cache_dropped_t;
 
 
 typedef struct {
@@ -106,6 +118,8 @@ typedef struct {
     ngx_atomic_t            hits;
     ngx_atomic_t            misses;
     ngx_atomic_t            lockouts;
+    ngx_uint_t              ndropped;
+    ngx_http_eas_cache_dropped_t  dropped[NGX_HTTP_EAS_CACHE_DROPS];
 } ngx_http_eas_cache_sh_t;
 
 
@@ -279,6 +293,7 @@ void ngx_http_eas_cache_release(ngx_shm_zone_t *zone,
 ngx_uint_t ngx_http_eas_cache_lockouts(ngx_shm_zone_t *zone,
     ngx_http_eas_lockout_t *out, ngx_uint_t n);
 ngx_uint_t ngx_http_eas_cache_drop(ngx_shm_zone_t *zone, ngx_uint_t kind);
+void ngx_http_eas_cache_drop_user(ngx_shm_zone_t *zone, ngx_str_t *user);
 ngx_int_t ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key);
 ngx_int_t ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,

@@ -39,6 +39,7 @@ http {
     server {
         listen 127.0.0.1:${port} reuseport;
         add_header X-Worker $pid always;
+        add_header X-Auth $eas_auth always;
 
         location /Microsoft-Server-ActiveSync {
             eas on;
@@ -187,6 +188,32 @@ def test_drop_cached_credentials(gateway):
         last = json.loads(gateway.access_log("eas.log")[-1])
     # verified by the password file again, not taken from the cache
     assert last["auth"] == "ok"
+
+
+def test_drop_one_users_cached_credentials(gateway):
+    """After a password change: one user's cached answers go, in every
+    worker; everyone else's stay cached."""
+    for user, password in (("jdoe", "secret"), ("amy", "apple")):
+        on_both_workers(gateway, lambda: device(
+            gateway, "ApplU", user=user, password=password).sync())
+
+    mark = gateway.mark()
+    assert admin(gateway, "DELETE", "credentials?user=jdoe") == {
+        "dropped": "user"}
+    assert any("eas admin: drop cached credentials of user: jdoe, by "
+               "127.0.0.1" in line for line in notices(gateway, mark))
+
+    def auth(user, password):
+        return [reply.header("X-Auth") for reply in on_both_workers(
+            gateway, lambda: device(gateway, "ApplU", user=user,
+                                    password=password).sync())]
+
+    # jdoe's first request is verified by the source again, wherever it
+    # lands; amy's answers still come from the cache
+    assert auth("jdoe", "secret")[0] == "ok"
+    assert set(auth("amy", "apple")) == {"cached"}
+    # and jdoe's new answer is cached again
+    assert "cached" in auth("jdoe", "secret")
 
 
 def test_deleting_a_counted_device_frees_its_place(gateway, backend):
