@@ -1180,6 +1180,7 @@ ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
 
         ngx_queue_remove(&node->queue);
         ngx_rbtree_delete(&ctx->sh->rbtree, &node->rbnode);
+        ctx->sh->nodes--;
 
         size = offsetof(ngx_http_eas_cache_node_t, data) + node->len + len;
 
@@ -1197,6 +1198,7 @@ ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
                                    NGX_HTTP_EAS_DIGEST_LEN);
 
             ngx_rbtree_insert(&ctx->sh->rbtree, &copy->rbnode);
+            ctx->sh->nodes++;
             ngx_queue_insert_head(&ctx->sh->credentials, &copy->queue);
         }
 
@@ -1319,6 +1321,7 @@ ngx_http_eas_cache_get(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
     ngx_memcpy(node->data, key, len);
 
     ngx_rbtree_insert(&ctx->sh->rbtree, &node->rbnode);
+    ctx->sh->nodes++;
     ngx_queue_insert_head(queue, &node->queue);
 
     return node;
@@ -1544,6 +1547,7 @@ ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
         ngx_memcpy(node->data, q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN);
 
         ngx_rbtree_insert(&ctx->sh->rbtree, &node->rbnode);
+        ctx->sh->nodes++;
 
     } else {
         ngx_queue_remove(&node->queue);
@@ -1685,6 +1689,7 @@ ngx_http_eas_cache_free(ngx_http_eas_cache_ctx_t *ctx,
 
     ngx_queue_remove(&node->queue);
     ngx_rbtree_delete(&ctx->sh->rbtree, &node->rbnode);
+    ctx->sh->nodes--;
     ngx_slab_free_locked(ctx->shpool, node);
 }
 

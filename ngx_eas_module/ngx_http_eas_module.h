@@ -118,6 +118,7 @@ typedef struct {
     ngx_atomic_t            hits;
     ngx_atomic_t            misses;
     ngx_atomic_t            lockouts;
+    ngx_uint_t              nodes;         /* entries of every kind */
     ngx_uint_t              ndropped;
     ngx_http_eas_cache_dropped_t  dropped[NGX_HTTP_EAS_CACHE_DROPS];
 } ngx_http_eas_cache_sh_t;

@@ -50,7 +50,7 @@ typedef struct {
     ngx_uint_t                    devices;   /* else a pre-auth zone */
     ngx_uint_t                    size;
     ngx_uint_t                    used;
-    ngx_uint_t                    entries;   /* devices */
+    ngx_uint_t                    entries;
     ngx_uint_t                    hits;      /* pre-auth */
     ngx_uint_t                    misses;
     ngx_uint_t                    lockouts;
@@ -129,9 +129,9 @@ static ngx_http_eas_status_metric_t  ngx_http_eas_status_zone_metrics[] = {
       offsetof(ngx_http_eas_status_zone_t, used),
       NGX_HTTP_EAS_STATUS_ANY },
     { "nginx_eas_zone_entries", "gauge",
-      "Records in a device zone.",
+      "Records in a zone: devices, or cached answers and counters.",
       offsetof(ngx_http_eas_status_zone_t, entries),
-      NGX_HTTP_EAS_STATUS_DEVICES },
+      NGX_HTTP_EAS_STATUS_ANY },
     { "nginx_eas_cache_hits_total", "counter",
       "Credential cache lookups that found an entry.",
       offsetof(ngx_http_eas_status_zone_t, hits),
@@ -471,6 +471,7 @@ ngx_http_eas_status_zones(ngx_http_request_t *r, size_t *names)
                 z->hits = cctx->sh->hits;
                 z->misses = cctx->sh->misses;
                 z->lockouts = cctx->sh->lockouts;
+                z->entries = cctx->sh->nodes;
             }
 
         } else {
@@ -598,13 +599,11 @@ ngx_http_eas_status_json(u_char *p, ngx_http_eas_metrics_slot_t *m,
                        i ? sizeof(",\n{\"name\":\"") - 1
                          : sizeof("\n{\"name\":\"") - 1);
         p = (u_char *) ngx_escape_json(p, z[i].name->data, z[i].name->len);
-        p = ngx_sprintf(p, "\",\"kind\":\"%s\",\"size\":%ui,\"used\":%ui",
-                        z[i].kind, z[i].size, z[i].used);
+        p = ngx_sprintf(p, "\",\"kind\":\"%s\",\"size\":%ui,\"used\":%ui,"
+                        "\"entries\":%ui", z[i].kind, z[i].size, z[i].used,
+                        z[i].entries);
 
-        if (z[i].devices) {
-            p = ngx_sprintf(p, ",\"entries\":%ui", z[i].entries);
-
-        } else {
+        if (!z[i].devices) {
             p = ngx_sprintf(p, ",\"hits\":%ui,\"misses\":%ui,"
                             "\"lockouts\":%ui",
                             z[i].hits, z[i].misses, z[i].lockouts);
