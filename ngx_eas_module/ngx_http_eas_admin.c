@@ -498,8 +498,10 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf)
 {
     u_char      *buf, *p;
+    size_t       len;
     ngx_str_t    what, user;
     ngx_uint_t   n;
+    u_char       folded[EAS_USER_MAX];
 
     if (acf->preauth == NULL) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
@@ -512,10 +514,22 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
 
     if (ngx_http_eas_admin_arg(r, "user", &user) == NGX_OK) {
 
-        if (ngx_http_eas_admin_value(&user, EAS_USER_MAX) != NGX_OK) {
+        /*
+         * folded as identities are (ngx_http_eas_fold(), idempotent): a
+         * drop of "JDoe" is one of "jdoe", never a silent no-op
+         */
+
+        if (ngx_http_eas_admin_value(&user, EAS_USER_MAX) != NGX_OK
+            || ngx_http_eas_fold(user.data, user.len, folded,
+                                 sizeof(folded), &len)
+               != NGX_OK)
+        {
             return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                             "invalid user");
         }
+
+        user.data = folded;
+        user.len = len;
 
         ngx_http_eas_cache_drop_user(acf->preauth, &user);
         ngx_http_eas_admin_audit(r, "drop cached credentials of user",

@@ -688,7 +688,12 @@ ngx_http_eas_preauth_post(ngx_http_request_t *r,
     job->timer.handler = ngx_http_eas_preauth_timeout;
     job->timer.data = job;
     job->timer.log = r->connection->log;
-    job->timer.cancelable = 1;
+
+    /*
+     * not cancelable: the request waits for the check and holds no other
+     * timer, and a worker shutting down exits once only cancelable timers
+     * are left, with the client's connection open ("open socket left")
+     */
 
     ngx_add_timer(&job->timer, pcf->timeout);
 

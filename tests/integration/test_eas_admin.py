@@ -216,6 +216,19 @@ def test_drop_one_users_cached_credentials(gateway):
     assert "cached" in auth("jdoe", "secret")
 
 
+def test_drop_one_users_cached_credentials_in_any_case(gateway):
+    """The user is named as an operator types it ("JDoe"): folded as
+    identities are, the drop is jdoe's, not a silent no-op."""
+    on_both_workers(gateway, lambda: device(gateway, "ApplU").sync())
+
+    assert admin(gateway, "DELETE", "credentials?user=JDoe") == {
+        "dropped": "user"}
+
+    replies = on_both_workers(gateway, lambda: device(gateway,
+                                                      "ApplU").sync())
+    assert replies[0].header("X-Auth") == "ok"
+
+
 def test_deleting_a_counted_device_frees_its_place(gateway, backend):
     assert device(gateway, "ApplOLD").sync().status == 200
     # eas_device_max 1: the replacement phone is refused, as Exchange

@@ -183,3 +183,32 @@ def test_the_check_data_is_freed_while_the_request_is_held(gateway,
         held.join(timeout=30)
 
     assert replies and replies[0].status == 200
+
+
+def test_a_reload_waits_for_a_check_under_way(gateway, backend):
+    """A worker shutting down (a reload) answers the check under way; it
+    does not leave its connection open and exit ("open socket left")."""
+    mark = gateway.mark()
+    replies = []
+    errors = []
+
+    def attempt():
+        try:
+            replies.append(settings(gateway, "", "slow", "slow-pw"))
+        except Exception as e:             # the connection reset
+            errors.append(e)
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    try:
+        poll_log(gateway, mark, r"task #\d+ added to thread pool",
+                 "check under way")
+        gateway.reload()
+    finally:
+        thread.join(timeout=60)
+
+    assert not errors, errors
+    assert replies and replies[0].status == 200
+    assert [r.eas.command for r in backend.requests] == ["Settings"]
+    assert not [line for line in gateway.error_lines_since(mark)
+                if "open socket" in line or "[alert]" in line]
