@@ -129,6 +129,11 @@ ngx_http_eas_enforce_handler(ngx_http_request_t *r)
 
     } else if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         ctx->refused = rc;
+
+    } else if (rc == NGX_DONE && ctx->access == NGX_HTTP_EAS_ACCESS_BLOCKED) {
+        /* answered as Exchange does (200, Status 129): should the request
+         * come back through a redirect, it is refused there */
+        ctx->refused = NGX_HTTP_FORBIDDEN;
     }
 
     return rc;

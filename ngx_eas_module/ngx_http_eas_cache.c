@@ -445,6 +445,7 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
 
     ctx = zone->data;
     now = ngx_time();
+    q->asked = ngx_http_eas_cache_msec();
     q->left = 0;
     q->known = 0;
     q->log_full = 0;
@@ -696,8 +697,12 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
             counted = (!valid && !node->valid && node->u.fresh > now);
 
             node->valid = valid ? 1 : 0;
-            /* credentials: verified at, in ms (a drop is compared) */
-            node->window_start = ngx_http_eas_cache_msec();
+            /*
+             * credentials: when the source was asked, in ms; a drop made
+             * while it was being asked drops this answer too
+             */
+            node->window_start = q->asked ? q->asked
+                                          : ngx_http_eas_cache_msec();
             node->u.fresh = now + ttl;
             node->expire = node->u.fresh + (valid ? pcf->grace : 0);
         }

@@ -142,6 +142,8 @@ typedef struct {
     u_char                 *device;        /* key of identity + DeviceId */
     u_char                 *secret;        /* of identity + password */
     time_t                  left;          /* of the lockout */
+    time_t                  asked;         /* ms: when the cache was asked,
+                                              the time an answer is of */
     ngx_uint_t              failures;      /* the user's, after update */
     unsigned                known:1;       /* a known-good device */
     unsigned                log_full:1;    /* say the zone is full */
