@@ -87,30 +87,10 @@ static ngx_int_t
 ngx_http_eas_answer_header(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0 && h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
-        {
-            return NGX_OK;
-        }
+    if (ngx_http_eas_header_find(&r->headers_out.headers, name) != NULL) {
+        return NGX_OK;
     }
 
     h = ngx_list_push(&r->headers_out.headers);
@@ -183,15 +163,36 @@ ngx_http_eas_answer_blocked(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data, size_t len)
 {
+    return ngx_http_eas_send(r, NGX_HTTP_OK, &ngx_http_eas_answer_type, data,
+                             len);
+}
+
+
+/*
+ * Every body the module makes itself (edge answers, the status, the
+ * inventory, the admin API): status, type and bytes in memory; returns
+ * what to finalize with.
+ */
+
+ngx_int_t
+ngx_http_eas_send(ngx_http_request_t *r, ngx_uint_t status, ngx_str_t *type,
+    u_char *data, size_t len)
+{
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
 
-    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.status = status;
     r->headers_out.content_length_n = len;
-    r->headers_out.content_type = ngx_http_eas_answer_type;
-    r->headers_out.content_type_len = ngx_http_eas_answer_type.len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
     r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
@@ -201,17 +202,44 @@ ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data, size_t len)
     b->pos = data;
     b->last = data + len;
     b->memory = 1;
-    b->last_buf = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     out.buf = b;
     out.next = NULL;
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* the first header of that name in a list of headers, or NULL */
+
+ngx_table_elt_t *
+ngx_http_eas_header_find(ngx_list_t *headers, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &headers->part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return &h[i];
+        }
+    }
 }

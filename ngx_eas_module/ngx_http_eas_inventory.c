@@ -100,9 +100,10 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
     ngx_int_t                 rc;
     ngx_buf_t                *b;
     ngx_uint_t                i, n;
-    ngx_chain_t               out;
     ngx_http_eas_device_t    *devices;
     ngx_http_eas_loc_conf_t  *elcf;
+
+    static ngx_str_t  json = ngx_string("application/json");
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -162,28 +163,7 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
 
     p = ngx_cpymem(p, "]}\n", sizeof("]}\n") - 1);
 
-    b->last = p;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_eas_send(r, NGX_HTTP_OK, &json, b->pos, p - b->pos);
 }
 
 

@@ -465,6 +465,10 @@ ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
 ngx_int_t ngx_http_eas_answer_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_eas_answer_blocked(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
+ngx_int_t ngx_http_eas_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *data, size_t len);
+ngx_table_elt_t *ngx_http_eas_header_find(ngx_list_t *headers,
+    ngx_str_t *name);
 ngx_int_t ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data,
     size_t len);
 

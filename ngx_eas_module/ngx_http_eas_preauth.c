@@ -931,35 +931,13 @@ ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r, void *data,
 static ngx_uint_t
 ngx_http_eas_preauth_activesync(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
+    static ngx_str_t  versions = ngx_string("MS-ASProtocolVersions");
 
-    for (i = 0; /* void */ ; i++) {
+    h = ngx_http_eas_header_find(&r->headers_out.headers, &versions);
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0 && h[i].value.len != 0
-            && h[i].key.len == sizeof("MS-ASProtocolVersions") - 1
-            && ngx_strncasecmp(h[i].key.data,
-                               (u_char *) "MS-ASProtocolVersions",
-                               h[i].key.len)
-               == 0)
-        {
-            return 1;
-        }
-    }
+    return h != NULL && h->value.len != 0;
 }
 
 

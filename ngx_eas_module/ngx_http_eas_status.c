@@ -232,9 +232,13 @@ ngx_http_eas_status_handler(ngx_http_request_t *r, ngx_uint_t format)
     size_t                        size, names;
     ngx_int_t                     rc;
     ngx_buf_t                    *b;
-    ngx_chain_t                   out;
+    ngx_str_t                    *type;
     ngx_array_t                  *zones;
     ngx_http_eas_metrics_slot_t  *sum;
+
+    static ngx_str_t  json = ngx_string("application/json");
+    static ngx_str_t  prometheus =
+        ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -270,32 +274,14 @@ ngx_http_eas_status_handler(ngx_http_request_t *r, ngx_uint_t format)
 
     if (format == NGX_HTTP_EAS_STATUS_PROMETHEUS) {
         b->last = ngx_http_eas_status_prometheus(b->last, sum, zones);
-        ngx_str_set(&r->headers_out.content_type,
-                    "text/plain; version=0.0.4; charset=utf-8");
+        type = &prometheus;
 
     } else {
         b->last = ngx_http_eas_status_json(b->last, sum, zones);
-        ngx_str_set(&r->headers_out.content_type, "application/json");
+        type = &json;
     }
 
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_eas_send(r, NGX_HTTP_OK, type, b->pos, b->last - b->pos);
 }
 
 
@@ -309,9 +295,9 @@ static ngx_uint_t
 ngx_http_eas_status_format(ngx_http_request_t *r, ngx_uint_t format)
 {
     ngx_str_t         arg;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
+
+    static ngx_str_t  accept = ngx_string("Accept");
 
     if (ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK) {
 
@@ -326,47 +312,28 @@ ngx_http_eas_status_format(ngx_http_request_t *r, ngx_uint_t format)
         return format;
     }
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    h = ngx_http_eas_header_find(&r->headers_in.headers, &accept);
 
-    for (i = 0; /* void */; i++) {
+    if (h == NULL) {
+        return format;
+    }
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
+    if (ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                         (u_char *) "text/plain", 10 - 1)
+        != NULL
+        || ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                            (u_char *) "application/openmetrics-text",
+                            28 - 1)
+           != NULL)
+    {
+        return NGX_HTTP_EAS_STATUS_PROMETHEUS;
+    }
 
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != 6
-            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept", 6) != 0)
-        {
-            continue;
-        }
-
-        if (ngx_strlcasestrn(h[i].value.data,
-                             h[i].value.data + h[i].value.len,
-                             (u_char *) "text/plain", 10 - 1)
-            != NULL
-            || ngx_strlcasestrn(h[i].value.data,
-                                h[i].value.data + h[i].value.len,
-                                (u_char *) "application/openmetrics-text",
-                                28 - 1)
-               != NULL)
-        {
-            return NGX_HTTP_EAS_STATUS_PROMETHEUS;
-        }
-
-        if (ngx_strlcasestrn(h[i].value.data,
-                             h[i].value.data + h[i].value.len,
-                             (u_char *) "application/json", 16 - 1)
-            != NULL)
-        {
-            return NGX_HTTP_EAS_STATUS_JSON;
-        }
+    if (ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                         (u_char *) "application/json", 16 - 1)
+        != NULL)
+    {
+        return NGX_HTTP_EAS_STATUS_JSON;
     }
 
     return format;
