@@ -100,6 +100,8 @@ static ngx_int_t ngx_http_eas_cache_hmac_init(ngx_http_eas_cache_ctx_t *ctx);
 static ngx_uint_t ngx_http_eas_cache_dropped(ngx_http_eas_cache_ctx_t *ctx,
     ngx_str_t *user, time_t verified);
 static time_t ngx_http_eas_cache_msec(void);
+static ngx_uint_t ngx_http_eas_cache_expired(ngx_http_eas_cache_node_t *node,
+    time_t now);
 static void ngx_http_eas_cache_cleanup(void *data);
 
 
@@ -1082,6 +1084,25 @@ ngx_http_eas_cache_drop_user(ngx_shm_zone_t *zone, ngx_str_t *user)
 }
 
 
+/*
+ * A counter with tries still being verified stays, expired or not: the
+ * answer of each must find it (ngx_http_eas_cache_release), and a new
+ * counter in its place would lose them.
+ */
+
+static ngx_uint_t
+ngx_http_eas_cache_expired(ngx_http_eas_cache_node_t *node, time_t now)
+{
+    if (node->expire > now) {
+        return 0;
+    }
+
+    return !((node->kind == NGX_HTTP_EAS_CACHE_USER
+              || node->kind == NGX_HTTP_EAS_CACHE_ADDRESS)
+             && node->u.pending);
+}
+
+
 /* wall-clock time in ms: the same clock in every worker */
 
 static time_t
@@ -1429,7 +1450,7 @@ ngx_http_eas_cache_expire_any(ngx_http_eas_cache_ctx_t *ctx, time_t now)
 
             node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
 
-            if (node->expire <= now) {
+            if (ngx_http_eas_cache_expired(node, now)) {
                 ngx_http_eas_cache_free(ctx, node);
                 return 1;
             }
@@ -1675,7 +1696,7 @@ ngx_http_eas_cache_expire(ngx_http_eas_cache_ctx_t *ctx, ngx_queue_t *queue,
         q = ngx_queue_last(queue);
         node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
 
-        if (node->expire > now) {
+        if (!ngx_http_eas_cache_expired(node, now)) {
             return;
         }
 
