@@ -12,6 +12,7 @@ MODULE      = build/ngx_http_eas_module.so
 PROTO_SRCS  = $(wildcard ngx_eas_module/proto/*.c)
 PROTO_HDRS  = $(wildcard ngx_eas_module/proto/*.h)
 GLUE_FILES  = $(wildcard ngx_eas_module/*.c ngx_eas_module/*.h)
+CONSOLE     = $(wildcard ngx_eas_module/console/*)
 UNIT_TESTS  = $(patsubst tests/unit/%.c,build/%,$(wildcard tests/unit/test_*.c))
 FUZZERS     = $(patsubst tests/fuzz/fuzz_%.c,build/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
 
@@ -24,8 +25,8 @@ UNIT_CFLAGS = -std=c99 -Wall -Wextra -Werror -g -O1 $(SANITIZE) \
 
 all: $(MODULE)
 
-$(MODULE): config $(PROTO_SRCS) $(PROTO_HDRS) $(GLUE_FILES) \
-           tools/build-module.sh
+$(MODULE): config $(PROTO_SRCS) $(PROTO_HDRS) $(GLUE_FILES) $(CONSOLE) \
+           tools/build-module.sh tools/console-embed.sh
 	tools/build-module.sh "$(NGINX_SRC)"
 
 deps:

@@ -24,13 +24,19 @@
  *     DELETE lockouts[?user=|?address=]    lift one, or all
  *     DELETE credentials                   drop every cached credential
  *     DELETE credentials?user=U            drop user U's cached credentials
- *     GET    devices[?user=&device_id=&device_type=&page=&per_page=]
+ *     GET    devices[?user=&device_id=&device_type=&decision=&sort=
+ *                    &page=&per_page=]
  *     DELETE devices?user=&device_id=      delete a record, free its place
  *     GET    devices/stale?days=N          not seen for N days
  *     DELETE devices/stale?days=N          ... deleted
  *     GET    rules                         runtime decisions
  *     POST   rules?access=allow|block|lost&device_id= (or &user=)
  *     DELETE rules?device_id= (or ?user=)
+ *     GET    console/...                   the console page, if enabled
+ *
+ * A POST or DELETE needs the header "X-EAS-Admin: 1" and, if the browser
+ * says where it comes from, this origin (ngx_http_eas_console.c): a
+ * plain form post or a page of another site cannot change anything.
  *
  * Every change works on shared zones, so every worker sees it at once,
  * and is logged as one notice line naming the action and the admin's
@@ -68,8 +74,8 @@ static ngx_int_t ngx_http_eas_admin_rules_api(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_admin_device_list(ngx_http_request_t *r,
     ngx_http_eas_device_t *devices, ngx_uint_t n, ngx_uint_t total,
     ngx_uint_t page, ngx_uint_t per_page);
-static ngx_uint_t ngx_http_eas_admin_match(ngx_http_request_t *r,
-    ngx_http_eas_device_t *d);
+static ngx_int_t ngx_http_eas_admin_filter(ngx_http_request_t *r,
+    ngx_http_eas_device_filter_t *f);
 static ngx_int_t ngx_http_eas_admin_arg(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
 static ngx_int_t ngx_http_eas_admin_number(ngx_http_request_t *r,
@@ -190,6 +196,15 @@ ngx_http_eas_admin_handler(ngx_http_request_t *r)
                        |NGX_HTTP_DELETE)))
     {
         return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    /* a change needs "X-EAS-Admin: 1" and no other origin (CSRF) */
+
+    if (ngx_http_eas_console_csrf(r) != NGX_OK) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_FORBIDDEN,
+                                        "a change needs the header "
+                                        "X-EAS-Admin: 1, from this "
+                                        "origin");
     }
 
     if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
@@ -350,6 +365,13 @@ ngx_http_eas_admin_dispatch(ngx_http_request_t *r)
         path.len--;
     }
 
+    if (elcf->console && path.len >= 7
+        && ngx_strncmp(path.data, "console", 7) == 0
+        && (path.len == 7 || path.data[7] == '/'))
+    {
+        return ngx_http_eas_console_handler(r, &path);
+    }
+
     if (path.len == 8 && ngx_strncmp(path.data, "lockouts", 8) == 0) {
         return ngx_http_eas_admin_lockouts(r, acf);
     }
@@ -374,7 +396,7 @@ ngx_http_eas_admin_dispatch(ngx_http_request_t *r)
     return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
                                     "no such resource: lockouts, "
                                     "credentials, devices, devices/stale, "
-                                    "rules");
+                                    "rules, console");
 }
 
 
@@ -565,10 +587,11 @@ static ngx_int_t
 ngx_http_eas_admin_devices(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf)
 {
-    u_char                 *p;
-    ngx_str_t               user, device_id, what;
-    ngx_uint_t              i, n, k, page, per_page;
-    ngx_http_eas_device_t  *devices;
+    u_char                        *p;
+    ngx_str_t                      user, device_id, what;
+    ngx_uint_t                     n, total, page, per_page;
+    ngx_http_eas_device_t         *devices;
+    ngx_http_eas_device_filter_t   filter;
 
     if (acf->devices == NULL) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
@@ -589,34 +612,28 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
                                             "invalid page or per_page");
         }
 
-        n = ngx_http_eas_device_count(acf->devices);
+        if (ngx_http_eas_admin_filter(r, &filter) != NGX_OK) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "decision must be allowed, "
+                                            "blocked or none; sort "
+                                            "last_seen or -last_seen");
+        }
+
+        /* filtered and paged in the zone: only the page is copied */
+
+        filter.skip = (page - 1) * per_page;
 
         devices = ngx_palloc(r->pool,
-                             (n ? n : 1) * sizeof(ngx_http_eas_device_t));
+                             per_page * sizeof(ngx_http_eas_device_t));
         if (devices == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        n = ngx_http_eas_device_list(acf->devices, devices, n);
+        n = ngx_http_eas_device_select(acf->devices, &filter, devices,
+                                       per_page, &total);
 
-        /* filtered in place, then the page cut out */
-
-        for (i = 0, k = 0; i < n; i++) {
-            if (ngx_http_eas_admin_match(r, &devices[i])) {
-                if (k != i) {
-                    devices[k] = devices[i];
-                }
-
-                k++;
-            }
-        }
-
-        i = (page - 1) * per_page;
-
-        return ngx_http_eas_admin_device_list(r, devices + ngx_min(i, k),
-                                              i < k ? ngx_min(per_page,
-                                                              k - i) : 0,
-                                              k, page, per_page);
+        return ngx_http_eas_admin_device_list(r, devices, n, total, page,
+                                              per_page);
     }
 
     if (r->method != NGX_HTTP_DELETE) {
@@ -652,35 +669,56 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
 }
 
 
-/* a filter argument given and not equal (without case): no match */
+/*
+ * The listing's filter: user=, device_id=, device_type= (equal, without
+ * case), decision=allowed|blocked|none, sort=-last_seen (newest first,
+ * the default) or last_seen (oldest first).
+ */
 
-static ngx_uint_t
-ngx_http_eas_admin_match(ngx_http_request_t *r, ngx_http_eas_device_t *d)
+static ngx_int_t
+ngx_http_eas_admin_filter(ngx_http_request_t *r,
+    ngx_http_eas_device_filter_t *f)
 {
     ngx_str_t  v;
 
-    if (ngx_http_eas_admin_arg(r, "user", &v) == NGX_OK
-        && (v.len != d->user_len
-            || ngx_strncasecmp(v.data, d->user, v.len) != 0))
-    {
-        return 0;
+    ngx_memzero(f, sizeof(ngx_http_eas_device_filter_t));
+
+    (void) ngx_http_eas_admin_arg(r, "user", &f->user);
+    (void) ngx_http_eas_admin_arg(r, "device_id", &f->device_id);
+    (void) ngx_http_eas_admin_arg(r, "device_type", &f->device_type);
+
+    f->any_access = 1;
+
+    if (ngx_http_eas_admin_arg(r, "decision", &v) == NGX_OK) {
+        f->any_access = 0;
+
+        if (v.len == 7 && ngx_strncmp(v.data, "allowed", 7) == 0) {
+            f->access = NGX_HTTP_EAS_ACCESS_ALLOWED;
+
+        } else if (v.len == 7 && ngx_strncmp(v.data, "blocked", 7) == 0) {
+            f->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+
+        } else if (v.len == 4 && ngx_strncmp(v.data, "none", 4) == 0) {
+            f->access = NGX_HTTP_EAS_ACCESS_NONE;
+
+        } else {
+            return NGX_ERROR;
+        }
     }
 
-    if (ngx_http_eas_admin_arg(r, "device_id", &v) == NGX_OK
-        && (v.len != d->device_id_len
-            || ngx_strncasecmp(v.data, d->device_id, v.len) != 0))
-    {
-        return 0;
+    if (ngx_http_eas_admin_arg(r, "sort", &v) == NGX_OK) {
+
+        if (v.len == 9 && ngx_strncmp(v.data, "last_seen", 9) == 0) {
+            f->oldest_first = 1;
+
+        } else if (!(v.len == 10
+                     && ngx_strncmp(v.data, "-last_seen", 10) == 0))
+        {
+            return NGX_ERROR;
+        }
     }
 
-    if (ngx_http_eas_admin_arg(r, "device_type", &v) == NGX_OK
-        && (v.len != d->device_type_len
-            || ngx_strncasecmp(v.data, d->device_type, v.len) != 0))
-    {
-        return 0;
-    }
-
-    return 1;
+    return NGX_OK;
 }
 
 

@@ -21,8 +21,6 @@
 
 
 static ngx_int_t ngx_http_eas_answer_header_filter(ngx_http_request_t *r);
-static ngx_int_t ngx_http_eas_answer_header(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -83,7 +81,7 @@ ngx_http_eas_answer_header_filter(ngx_http_request_t *r)
 
 /* adds "name: value" unless the answer already has a header of that name */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eas_answer_header(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {

@@ -142,6 +142,8 @@ static void ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn);
 static void ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy);
+static ngx_uint_t ngx_http_eas_devices_match(
+    ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_filter_t *f);
 static size_t ngx_http_eas_devices_set(u_char *slot, size_t size,
     ngx_str_t *value);
 
@@ -409,22 +411,52 @@ ngx_uint_t
 ngx_http_eas_device_list(ngx_shm_zone_t *zone, ngx_http_eas_device_t *out,
     ngx_uint_t n)
 {
-    ngx_uint_t                    i;
+    ngx_uint_t                    total;
+    ngx_http_eas_device_filter_t  all;
+
+    ngx_memzero(&all, sizeof(ngx_http_eas_device_filter_t));
+    all.any_access = 1;
+
+    return ngx_http_eas_device_select(zone, &all, out, n, &total);
+}
+
+
+/*
+ * The admin API's device listing (ngx_http_eas_admin.c): the records
+ * that match the filter, in the order last seen (newest or oldest
+ * first), counted in *total; only the n after the first f->skip are
+ * copied out, so a page of a large zone costs one walk under the lock
+ * and a page of copies, not a copy of the zone.
+ */
+
+ngx_uint_t
+ngx_http_eas_device_select(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_filter_t *f, ngx_http_eas_device_t *out,
+    ngx_uint_t n, ngx_uint_t *total)
+{
+    ngx_uint_t                    i, k, older;
     ngx_queue_t                  *q, *c;
     ngx_http_eas_devices_ctx_t   *ctx;
-    ngx_http_eas_devices_node_t  *dn, *dc;
+    ngx_http_eas_devices_node_t  *dn, *dc, *d;
 
     ctx = zone->data;
     i = 0;
+    k = 0;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    /* both queues are in the order last seen: merged */
+    /* both queues are in the order last seen, newest at the head */
 
-    q = ngx_queue_head(&ctx->sh->queue);
-    c = ngx_queue_head(&ctx->sh->counted);
+    if (f->oldest_first) {
+        q = ngx_queue_last(&ctx->sh->queue);
+        c = ngx_queue_last(&ctx->sh->counted);
 
-    while (i < n) {
+    } else {
+        q = ngx_queue_head(&ctx->sh->queue);
+        c = ngx_queue_head(&ctx->sh->counted);
+    }
+
+    for ( ;; ) {
         dn = (q == ngx_queue_sentinel(&ctx->sh->queue)) ? NULL
              : ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
         dc = (c == ngx_queue_sentinel(&ctx->sh->counted)) ? NULL
@@ -434,19 +466,82 @@ ngx_http_eas_device_list(ngx_shm_zone_t *zone, ngx_http_eas_device_t *out,
             break;
         }
 
-        if (dn == NULL || (dc && dc->last_seen > dn->last_seen)) {
-            ngx_http_eas_devices_copy(ctx, dc, &out[i++]);
-            c = ngx_queue_next(c);
+        /* a tie goes the other way too: oldest first is the mirror */
+
+        older = (dn && dc && dc->last_seen <= dn->last_seen);
+
+        if (dn == NULL || (dc && (f->oldest_first ? older
+                                  : dc->last_seen > dn->last_seen)))
+        {
+            d = dc;
+            c = f->oldest_first ? ngx_queue_prev(c) : ngx_queue_next(c);
 
         } else {
-            ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
-            q = ngx_queue_next(q);
+            d = dn;
+            q = f->oldest_first ? ngx_queue_prev(q) : ngx_queue_next(q);
         }
+
+        if (!ngx_http_eas_devices_match(d, f)) {
+            continue;
+        }
+
+        if (k >= f->skip && i < n) {
+            ngx_http_eas_devices_copy(ctx, d, &out[i++]);
+        }
+
+        k++;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
+    *total = k;
+
     return i;
+}
+
+
+/* a filter field given and not equal (without case): no match */
+
+static ngx_uint_t
+ngx_http_eas_devices_match(ngx_http_eas_devices_node_t *dn,
+    ngx_http_eas_device_filter_t *f)
+{
+    u_char  *p;
+
+    if (f->any_access == 0 && dn->access != f->access) {
+        return 0;
+    }
+
+    p = dn->data + dn->len;
+
+    if (f->user.len
+        && (f->user.len != dn->user_len
+            || ngx_strncasecmp(f->user.data, p, dn->user_len) != 0))
+    {
+        return 0;
+    }
+
+    p += dn->user_len;
+
+    if (f->device_id.len
+        && (f->device_id.len != dn->device_id_len
+            || ngx_strncasecmp(f->device_id.data, p, dn->device_id_len)
+               != 0))
+    {
+        return 0;
+    }
+
+    p += dn->device_id_len;
+
+    if (f->device_type.len
+        && (f->device_type.len != dn->device_type_len
+            || ngx_strncasecmp(f->device_type.data, p, dn->device_type_len)
+               != 0))
+    {
+        return 0;
+    }
+
+    return 1;
 }
 
 

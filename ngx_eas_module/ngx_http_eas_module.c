@@ -322,6 +322,13 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       0,
       NULL },
 
+    { ngx_string("eas_console"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_http_eas_console,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("eas_upstream_timeouts"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
       ngx_http_eas_upstream_timeouts,
@@ -643,7 +650,8 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK
-        || ngx_http_eas_admin_check(cf, conf) != NGX_OK)
+        || ngx_http_eas_admin_check(cf, conf) != NGX_OK
+        || ngx_http_eas_console_check(cf, conf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

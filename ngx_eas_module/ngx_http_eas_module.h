@@ -174,6 +174,7 @@ typedef struct ngx_http_eas_lists_s        ngx_http_eas_lists_t;
 typedef struct {
     ngx_flag_t            enable;
     void                 *admin;          /* eas_admin (..._admin.c) */
+    void                 *console;        /* eas_console (..._console.c) */
     ngx_uint_t            methods;        /* NGX_HTTP_* bit mask */
     ngx_str_t             allow;          /* "OPTIONS, POST" for 405 */
     ngx_shm_zone_t       *devices;        /* eas_devices: inventory zone */
@@ -412,6 +413,18 @@ typedef struct {
 } ngx_http_eas_device_t;
 
 
+/* what the admin API's device listing asks for */
+typedef struct {
+    ngx_str_t             user;           /* empty: any; else equal, */
+    ngx_str_t             device_id;      /*   without case */
+    ngx_str_t             device_type;
+    ngx_uint_t            access;         /* NGX_HTTP_EAS_ACCESS_* */
+    ngx_uint_t            any_access;     /* access not asked */
+    ngx_uint_t            oldest_first;   /* else newest first */
+    ngx_uint_t            skip;           /* matches before the page */
+} ngx_http_eas_device_filter_t;
+
+
 /* what one request tells the inventory */
 typedef struct {
     ngx_str_t             user;
@@ -443,6 +456,9 @@ ngx_uint_t ngx_http_eas_device_pings_changed(ngx_shm_zone_t *zone,
 ngx_uint_t ngx_http_eas_device_list(ngx_shm_zone_t *zone,
     ngx_http_eas_device_t *out, ngx_uint_t n);
 ngx_uint_t ngx_http_eas_device_count(ngx_shm_zone_t *zone);
+ngx_uint_t ngx_http_eas_device_select(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_filter_t *f, ngx_http_eas_device_t *out,
+    ngx_uint_t n, ngx_uint_t *total);
 ngx_int_t ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_str_t *device_id);
 ngx_uint_t ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
@@ -469,6 +485,8 @@ ngx_int_t ngx_http_eas_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *data, size_t len);
 ngx_table_elt_t *ngx_http_eas_header_find(ngx_list_t *headers,
     ngx_str_t *name);
+ngx_int_t ngx_http_eas_answer_header(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
 ngx_int_t ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data,
     size_t len);
 
@@ -601,6 +619,14 @@ ngx_str_t *ngx_http_eas_admin_access_name(ngx_uint_t access);
 char *ngx_http_eas_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_eas_admin_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *conf);
+
+/* the admin console page and the API's CSRF rule (..._console.c) */
+char *ngx_http_eas_console(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_eas_console_check(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *conf);
+ngx_int_t ngx_http_eas_console_handler(ngx_http_request_t *r,
+    ngx_str_t *path);
+ngx_int_t ngx_http_eas_console_csrf(ngx_http_request_t *r);
 
 extern ngx_module_t  ngx_http_eas_module;
 extern void         *ngx_http_eas_cache_tag;
