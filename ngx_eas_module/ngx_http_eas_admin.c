@@ -201,6 +201,12 @@ ngx_http_eas_admin_handler(ngx_http_request_t *r)
     /* a change needs "X-EAS-Admin: 1" and no other origin (CSRF) */
 
     if (ngx_http_eas_console_csrf(r) != NGX_OK) {
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         return ngx_http_eas_admin_error(r, NGX_HTTP_FORBIDDEN,
                                         "a change needs the header "
                                         "X-EAS-Admin: 1, from this "

@@ -476,3 +476,24 @@ def test_a_change_from_this_origin_passes(gateway):
 def test_no_console_unless_enabled(gateway):
     for path in ("console/", "console/console.js", "console/config.json"):
         admin(gateway, "GET", path, expect=404)
+
+
+def test_a_refused_change_with_a_body_keeps_the_connection_usable(gateway):
+    """The body of a refused POST is read and dropped, not taken for the
+    next request on the same keep-alive connection."""
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port,
+                                            timeout=10)
+    auth = {"Authorization": "Basic YWRtaW46YWRtaW5wdw=="}
+    body = b'{"access":"block","device_id":"ApplBODY"}'
+    connection.request("POST", "/eas/admin/rules", body=body,
+                       headers=dict(auth, **{"Content-Type":
+                                             "application/json"}))
+    reply = connection.getresponse()
+    assert reply.status == 403
+    reply.read()
+    connection.request("GET", "/eas/admin/rules", headers=auth)
+    reply = connection.getresponse()
+    assert reply.status == 200 and json.loads(reply.read()) == {
+        "file": os.path.join(gateway.dir, "admin.rules"), "rules": []}
+    connection.close()
