@@ -482,8 +482,9 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
         }
 
         if (known
-            && eas_secret_equal(known->data + known->len, known->extra,
-                                q->secret, NGX_HTTP_EAS_CACHE_KNOWN_LEN))
+            && ngx_http_eas_secret_equal(known->data + known->len,
+                                         known->extra, q->secret,
+                                         NGX_HTTP_EAS_CACHE_KNOWN_LEN))
         {
             q->known = 1;
         }
@@ -741,8 +742,9 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
                                            q->device,
                                            NGX_HTTP_EAS_CACHE_KNOWN_LEN));
         if (node
-            && eas_secret_equal(node->data + node->len, node->extra,
-                                q->secret, NGX_HTTP_EAS_CACHE_KNOWN_LEN))
+            && ngx_http_eas_secret_equal(node->data + node->len,
+                                         node->extra, q->secret,
+                                         NGX_HTTP_EAS_CACHE_KNOWN_LEN))
         {
             /* the source no longer takes this device's password */
             ngx_http_eas_cache_free(ctx, node);

@@ -1029,16 +1029,17 @@ ngx_http_eas_ldap_group_has(LDAP *ld, ngx_http_eas_ldap_task_t *t,
 
 /*
  * "(attr<rule>=dn)", or "(|(attr<rule>=dn1)(attr<rule>=dn2)...)", each
- * DN escaped per RFC 4515; from libc, freed by the caller.
+ * DN escaped per RFC 4515 by libldap; from libc, freed by the caller.
  */
 
 static u_char *
 ngx_http_eas_ldap_or_filter(ngx_str_t *attr, const char *rule, char **dns,
     ngx_uint_t n)
 {
-    size_t       size, len, rlen;
-    u_char      *filter, *p, *last;
-    ngx_uint_t   i;
+    size_t          size, rlen;
+    u_char         *filter, *p, *last;
+    ngx_uint_t      i;
+    struct berval   in, value;
 
     rlen = ngx_strlen(rule);
     size = sizeof("(|)");
@@ -1053,7 +1054,7 @@ ngx_http_eas_ldap_or_filter(ngx_str_t *attr, const char *rule, char **dns,
     }
 
     p = filter;
-    last = filter + size;
+    last = filter + size - 1;
 
     if (n > 1) {
         *p++ = '(';
@@ -1061,18 +1062,18 @@ ngx_http_eas_ldap_or_filter(ngx_str_t *attr, const char *rule, char **dns,
     }
 
     for (i = 0; i < n; i++) {
-        p = ngx_snprintf(p, last - p, "(%V%s=", attr, rule);
+        in.bv_val = dns[i];
+        in.bv_len = ngx_strlen(dns[i]);
 
-        if (eas_ldap_escape(EAS_LDAP_FILTER, (u_char *) dns[i],
-                            ngx_strlen(dns[i]), p, last - p, &len)
-            != EAS_OK)
-        {
+        if (ldap_bv2escaped_filter_value(&in, &value) != 0) {
             free(filter);
             return NULL;
         }
 
-        p += len;
-        *p++ = ')';
+        p = ngx_snprintf(p, last - p, "(%V%s=%*s)", attr, rule,
+                         value.bv_len, value.bv_val);
+
+        ber_memfree(value.bv_val);
     }
 
     if (n > 1) {

@@ -12,6 +12,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/crypto.h>
+
 #include "eas_proto.h"
 #include "eas_basic.h"
 
@@ -595,7 +597,6 @@ ngx_int_t ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, ngx_log_t *log);
 ngx_uint_t ngx_http_eas_admin_list(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_entry_t *out, ngx_uint_t n);
-ngx_uint_t ngx_http_eas_admin_count(ngx_shm_zone_t *zone);
 ngx_str_t *ngx_http_eas_admin_file(ngx_shm_zone_t *zone);
 ngx_str_t *ngx_http_eas_admin_access_name(ngx_uint_t access);
 char *ngx_http_eas_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -604,6 +605,20 @@ ngx_int_t ngx_http_eas_admin_check(ngx_conf_t *cf,
 
 extern ngx_module_t  ngx_http_eas_module;
 extern void         *ngx_http_eas_cache_tag;
+
+
+/*
+ * Equal secrets (passwords, hashes, device secrets) compared by
+ * OpenSSL in a time that depends on the lengths only, never on where
+ * the first difference is; different lengths are unequal.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_eas_secret_equal(const u_char *a, size_t alen, const u_char *b,
+    size_t blen)
+{
+    return alen == blen && CRYPTO_memcmp(a, b, alen) == 0;
+}
 
 
 #endif /* _NGX_HTTP_EAS_MODULE_H_INCLUDED_ */

@@ -7,8 +7,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <ngx_md5.h>
-#include <ngx_sha1.h>
 
 #include <crypt.h>
 #include <grp.h>
@@ -46,6 +44,15 @@
 #else
 #define ngx_http_eas_passwd_mtime(fi)  ((int64_t) ngx_file_mtime(fi))
 #define ngx_http_eas_passwd_ctime(fi)  ((int64_t) (fi)->st_ctime)
+#endif
+
+/* an explicit fetch where OpenSSL 3 has it, the legacy digest before */
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+#define ngx_http_eas_md_fetch(name)  EVP_MD_fetch(NULL, name, NULL)
+#define ngx_http_eas_md_free(md)     EVP_MD_free(md)
+#else
+#define ngx_http_eas_md_fetch(name)  ((EVP_MD *) EVP_get_digestbyname(name))
+#define ngx_http_eas_md_free(md)
 #endif
 
 /* supplementary groups of the worker user looked at by "nginx -t" */
@@ -516,8 +523,9 @@ ngx_http_eas_passwd_verify(void *data)
             break;
         }
 
-        v->result = eas_secret_equal((u_char *) out, ngx_strlen(out),
-                                     v->hash, v->hash_len)
+        v->result = ngx_http_eas_secret_equal((u_char *) out,
+                                              ngx_strlen(out), v->hash,
+                                              v->hash_len)
                     ? NGX_OK : NGX_DECLINED;
         break;
 
@@ -534,9 +542,9 @@ ngx_http_eas_passwd_verify(void *data)
         break;
 
     case NGX_HTTP_EAS_HASH_PLAIN:
-        v->result = eas_secret_equal(v->password, v->password_len,
-                                     v->hash + sizeof("{PLAIN}") - 1,
-                                     v->hash_len - (sizeof("{PLAIN}") - 1))
+        v->result = ngx_http_eas_secret_equal(v->password, v->password_len,
+                                    v->hash + sizeof("{PLAIN}") - 1,
+                                    v->hash_len - (sizeof("{PLAIN}") - 1))
                     ? NGX_OK : NGX_DECLINED;
         break;
 
@@ -1221,16 +1229,23 @@ ngx_http_eas_passwd_cleanup(void *data)
 }
 
 
-/* Apache's MD5-crypt ("$apr1$"), as ngx_crypt_apr1() computes it */
+/*
+ * Apache's MD5-crypt ("$apr1$"): MD5-crypt's thousand rounds with
+ * Apache's magic.  Neither libcrypt nor libcrypto's API computes it, so
+ * the rounds are composed here over OpenSSL's MD5; nginx's
+ * ngx_crypt_apr1() allocates from a pool, which a thread may not touch.
+ */
 
 static ngx_int_t
 ngx_http_eas_apr1(ngx_http_eas_passwd_verify_t *v)
 {
+    int          ok;
     u_char      *salt, *p, *last;
     size_t       saltlen, keylen;
     ngx_int_t    rc;
     ngx_uint_t   i;
-    ngx_md5_t    md5, ctx1;
+    EVP_MD_CTX  *md5, *ctx1;
+    EVP_MD      *md;
     u_char       final[16], out[NGX_HTTP_EAS_HASH_MAX + 1];
 
     salt = v->hash + sizeof("$apr1$") - 1;
@@ -1238,60 +1253,52 @@ ngx_http_eas_apr1(ngx_http_eas_passwd_verify_t *v)
     saltlen = last - salt;
     keylen = v->password_len;
 
-    ngx_md5_init(&md5);
-    ngx_md5_update(&md5, v->password, keylen);
-    ngx_md5_update(&md5, (u_char *) "$apr1$", sizeof("$apr1$") - 1);
-    ngx_md5_update(&md5, salt, saltlen);
+    rc = NGX_ERROR;
 
-    ngx_md5_init(&ctx1);
-    ngx_md5_update(&ctx1, v->password, keylen);
-    ngx_md5_update(&ctx1, salt, saltlen);
-    ngx_md5_update(&ctx1, v->password, keylen);
-    ngx_md5_final(final, &ctx1);
+    /* fetched once: an implicit fetch in each of the rounds costs */
+    md = ngx_http_eas_md_fetch("MD5");
+    md5 = EVP_MD_CTX_new();
+    ctx1 = EVP_MD_CTX_new();
 
-    for (i = keylen; i > 0; i -= (i > 16 ? 16 : i)) {
-        ngx_md5_update(&md5, final, i > 16 ? 16 : i);
+    if (md == NULL || md5 == NULL || ctx1 == NULL) {
+        goto done;
+    }
+
+    ok = EVP_DigestInit_ex(md5, md, NULL)
+         && EVP_DigestUpdate(md5, v->password, keylen)
+         && EVP_DigestUpdate(md5, "$apr1$", sizeof("$apr1$") - 1)
+         && EVP_DigestUpdate(md5, salt, saltlen)
+         && EVP_DigestInit_ex(ctx1, md, NULL)
+         && EVP_DigestUpdate(ctx1, v->password, keylen)
+         && EVP_DigestUpdate(ctx1, salt, saltlen)
+         && EVP_DigestUpdate(ctx1, v->password, keylen)
+         && EVP_DigestFinal_ex(ctx1, final, NULL);
+
+    for (i = keylen; ok && i > 0; i -= (i > 16 ? 16 : i)) {
+        ok = EVP_DigestUpdate(md5, final, i > 16 ? 16 : i);
     }
 
     ngx_memzero(final, sizeof(final));
 
-    for (i = keylen; i; i >>= 1) {
-        if (i & 1) {
-            ngx_md5_update(&md5, final, 1);
-
-        } else {
-            ngx_md5_update(&md5, v->password, 1);
-        }
+    for (i = keylen; ok && i; i >>= 1) {
+        ok = EVP_DigestUpdate(md5, (i & 1) ? final : v->password, 1);
     }
 
-    ngx_md5_final(final, &md5);
+    ok = ok && EVP_DigestFinal_ex(md5, final, NULL);
 
-    for (i = 0; i < 1000; i++) {
-        ngx_md5_init(&ctx1);
+    for (i = 0; ok && i < 1000; i++) {
+        ok = EVP_DigestInit_ex(ctx1, md, NULL)
+             && ((i & 1) ? EVP_DigestUpdate(ctx1, v->password, keylen)
+                         : EVP_DigestUpdate(ctx1, final, 16))
+             && (i % 3 == 0 || EVP_DigestUpdate(ctx1, salt, saltlen))
+             && (i % 7 == 0 || EVP_DigestUpdate(ctx1, v->password, keylen))
+             && ((i & 1) ? EVP_DigestUpdate(ctx1, final, 16)
+                         : EVP_DigestUpdate(ctx1, v->password, keylen))
+             && EVP_DigestFinal_ex(ctx1, final, NULL);
+    }
 
-        if (i & 1) {
-            ngx_md5_update(&ctx1, v->password, keylen);
-
-        } else {
-            ngx_md5_update(&ctx1, final, 16);
-        }
-
-        if (i % 3) {
-            ngx_md5_update(&ctx1, salt, saltlen);
-        }
-
-        if (i % 7) {
-            ngx_md5_update(&ctx1, v->password, keylen);
-        }
-
-        if (i & 1) {
-            ngx_md5_update(&ctx1, final, 16);
-
-        } else {
-            ngx_md5_update(&ctx1, v->password, keylen);
-        }
-
-        ngx_md5_final(final, &ctx1);
+    if (!ok) {
+        goto done;
     }
 
     p = ngx_cpymem(out, v->hash, last + 1 - v->hash);
@@ -1308,11 +1315,15 @@ ngx_http_eas_apr1(ngx_http_eas_passwd_verify_t *v)
                           4);
     p = ngx_http_eas_to64(p, final[11], 2);
 
-    rc = eas_secret_equal(out, p - out, v->hash, v->hash_len)
+    rc = ngx_http_eas_secret_equal(out, p - out, v->hash, v->hash_len)
          ? NGX_OK : NGX_DECLINED;
 
-    ngx_explicit_memzero(&md5, sizeof(ngx_md5_t));
-    ngx_explicit_memzero(&ctx1, sizeof(ngx_md5_t));
+done:
+
+    /* EVP_MD_CTX_free() wipes the digest state */
+    EVP_MD_CTX_free(md5);
+    EVP_MD_CTX_free(ctx1);
+    ngx_http_eas_md_free(md);
     ngx_explicit_memzero(final, sizeof(final));
 
     return rc;
@@ -1324,11 +1335,13 @@ ngx_http_eas_apr1(ngx_http_eas_passwd_verify_t *v)
 static ngx_int_t
 ngx_http_eas_sha(ngx_http_eas_passwd_verify_t *v, ngx_uint_t salted)
 {
-    long         n;
-    size_t       skip;
-    ngx_int_t    rc;
-    ngx_sha1_t   sha1;
-    u_char       stored[NGX_HTTP_EAS_HASH_MAX], digest[20];
+    int           ok;
+    long          n;
+    size_t        skip;
+    ngx_int_t     rc;
+    EVP_MD_CTX   *sha1;
+    u_char        stored[NGX_HTTP_EAS_HASH_MAX];
+    u_char        digest[EVP_MAX_MD_SIZE];
 
     skip = salted ? sizeof("{SSHA}") - 1 : sizeof("{SHA}") - 1;
 
@@ -1339,18 +1352,21 @@ ngx_http_eas_sha(ngx_http_eas_passwd_verify_t *v, ngx_uint_t salted)
         return NGX_ERROR;
     }
 
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, v->password, v->password_len);
-
-    if (salted) {
-        ngx_sha1_update(&sha1, stored + 20, n - 20);
+    sha1 = EVP_MD_CTX_new();
+    if (sha1 == NULL) {
+        return NGX_ERROR;
     }
 
-    ngx_sha1_final(digest, &sha1);
+    ok = EVP_DigestInit_ex(sha1, EVP_sha1(), NULL)
+         && EVP_DigestUpdate(sha1, v->password, v->password_len)
+         && (!salted || EVP_DigestUpdate(sha1, stored + 20, n - 20))
+         && EVP_DigestFinal_ex(sha1, digest, NULL);
 
-    rc = eas_secret_equal(digest, 20, stored, 20) ? NGX_OK : NGX_DECLINED;
+    rc = ok ? (ngx_http_eas_secret_equal(digest, 20, stored, 20)
+               ? NGX_OK : NGX_DECLINED)
+            : NGX_ERROR;
 
-    ngx_explicit_memzero(&sha1, sizeof(ngx_sha1_t));
+    EVP_MD_CTX_free(sha1);
     ngx_explicit_memzero(digest, sizeof(digest));
 
     return rc;
