@@ -44,33 +44,26 @@
 
 
 #define NGX_HTTP_EAS_CACHE_EXPIRE  2      /* stale nodes freed per insert */
-#define NGX_HTTP_EAS_CACHE_SCAN    8      /* nodes looked at for expired */
-#define NGX_HTTP_EAS_CACHE_TRIES   64     /* nodes freed for one insert */
-#define NGX_HTTP_EAS_CACHE_SLOT    128    /* the smallest slot of a node */
 #define NGX_HTTP_EAS_CACHE_KNOWN_LEN  16  /* of a known device's key and
                                              secret: half a digest */
-#define NGX_HTTP_EAS_CACHE_FULL_LOG  60   /* s between "zone is full" */
+
+/* the zone's queues */
+#define NGX_HTTP_EAS_CACHE_Q_CREDENTIALS  0
+#define NGX_HTTP_EAS_CACHE_Q_COUNTERS     1   /* users and addresses */
+#define NGX_HTTP_EAS_CACHE_Q_KNOWN        2
+
+#define ngx_http_eas_cache_free(ctx, node)                                   \
+    ngx_http_eas_zone_free(&(ctx)->zone, &(node)->zn)
 
 
 static ngx_int_t ngx_http_eas_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_http_eas_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_eas_cache_node_t *ngx_http_eas_cache_find(
-    ngx_http_eas_cache_sh_t *sh, ngx_uint_t kind, u_char *key, size_t len,
-    uint32_t hash);
+    ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind, u_char *key, size_t len);
 static ngx_http_eas_cache_node_t *ngx_http_eas_cache_get(
     ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind, u_char *key, size_t len,
     time_t now);
-static void *ngx_http_eas_cache_alloc(ngx_http_eas_cache_ctx_t *ctx,
-    ngx_uint_t kind, size_t size, time_t now);
-static ngx_uint_t ngx_http_eas_cache_expire_any(
-    ngx_http_eas_cache_ctx_t *ctx, time_t now);
-static ngx_uint_t ngx_http_eas_cache_evict(ngx_http_eas_cache_ctx_t *ctx,
-    ngx_queue_t *queue);
-static size_t ngx_http_eas_cache_slot(size_t size);
-static ngx_queue_t *ngx_http_eas_cache_queue(ngx_http_eas_cache_ctx_t *ctx,
-    ngx_uint_t kind);
+static ngx_uint_t ngx_http_eas_cache_queue(ngx_uint_t kind);
 static ngx_http_eas_cache_node_t *ngx_http_eas_cache_reserve(
     ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind, ngx_str_t *key,
     time_t window, time_t now);
@@ -79,10 +72,6 @@ static void ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
     ngx_uint_t create, time_t now);
 static ngx_int_t ngx_http_eas_cache_mac(ngx_http_eas_cache_ctx_t *ctx,
     ngx_str_t *parts, ngx_uint_t n, u_char *mac);
-static void ngx_http_eas_cache_expire(ngx_http_eas_cache_ctx_t *ctx,
-    ngx_queue_t *queue, time_t now, ngx_uint_t n);
-static void ngx_http_eas_cache_free(ngx_http_eas_cache_ctx_t *ctx,
-    ngx_http_eas_cache_node_t *node);
 static ngx_uint_t ngx_http_eas_cache_count(ngx_http_eas_cache_node_t *node,
     ngx_uint_t limit, time_t window, time_t lock_time, time_t now);
 static uint32_t ngx_http_eas_cache_hash(ngx_uint_t kind, u_char *key,
@@ -100,7 +89,7 @@ static ngx_int_t ngx_http_eas_cache_hmac_init(ngx_http_eas_cache_ctx_t *ctx);
 static ngx_uint_t ngx_http_eas_cache_dropped(ngx_http_eas_cache_ctx_t *ctx,
     ngx_str_t *user, time_t verified);
 static time_t ngx_http_eas_cache_msec(void);
-static ngx_uint_t ngx_http_eas_cache_expired(ngx_http_eas_cache_node_t *node,
+static ngx_uint_t ngx_http_eas_cache_expired(ngx_http_eas_zone_node_t *zn,
     time_t now);
 static void ngx_http_eas_cache_cleanup(void *data);
 
@@ -108,6 +97,30 @@ static void ngx_http_eas_cache_cleanup(void *data);
 /* any distinct address: zones of this module, told from other modules' */
 static u_char  ngx_http_eas_cache_tag_data;
 void          *ngx_http_eas_cache_tag = &ngx_http_eas_cache_tag_data;
+
+
+/* the budgets and eviction policy of the top of this file */
+static const ngx_http_eas_zone_policy_t  ngx_http_eas_cache_policy = {
+    3,                                          /* queues */
+    4,                                          /* kinds */
+    {
+        /* credentials: a quarter, their own least recently used go */
+        { offsetof(ngx_http_eas_cache_node_t, data), 0,
+          NGX_HTTP_EAS_CACHE_Q_CREDENTIALS },
+        /* users and addresses: half together, never dropped alive */
+        { offsetof(ngx_http_eas_cache_node_t, data), 1, -1 },
+        { offsetof(ngx_http_eas_cache_node_t, data), 1, -1 },
+        /* known-good devices: a quarter, their own go */
+        { offsetof(ngx_http_eas_cache_node_t, data), 2,
+          NGX_HTTP_EAS_CACHE_Q_KNOWN }
+    },
+    { 4, 2, 4, 0 },                             /* shares */
+    128,                                        /* the smallest slot */
+    64,                                         /* nodes freed for one */
+    8,                                          /* looked at for expired */
+    NGX_HTTP_EAS_M_CACHE_EVICTED,
+    ngx_http_eas_cache_expired
+};
 
 
 /* eas_preauth_zone zone=name:size; */
@@ -128,6 +141,8 @@ ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ctx == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    ctx->zone.policy = &ngx_http_eas_cache_policy;
 
     shm_zone->init = ngx_http_eas_cache_init_zone;
     shm_zone->data = ctx;
@@ -158,43 +173,25 @@ ngx_http_eas_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_eas_cache_ctx_t  *octx = data;
 
-    size_t                     len;
+    ngx_int_t                  rc;
     ngx_http_eas_cache_ctx_t  *ctx;
 
     ctx = shm_zone->data;
 
-    if (octx) {
-        /* reload: the cache, the counters and the key carry over */
-        ctx->sh = octx->sh;
-        ctx->shpool = octx->shpool;
+    /* a reload: the cache, the counters and the key carry over */
 
-        return ngx_http_eas_cache_hmac_init(ctx);
-    }
-
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-
-        return ngx_http_eas_cache_hmac_init(ctx);
-    }
-
-    ctx->sh = ngx_slab_calloc(ctx->shpool, sizeof(ngx_http_eas_cache_sh_t));
-    if (ctx->sh == NULL) {
+    rc = ngx_http_eas_zone_init(&ctx->zone, shm_zone,
+                                octx ? &octx->zone : NULL,
+                                sizeof(ngx_http_eas_cache_sh_t));
+    if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
-    ctx->shpool->data = ctx->sh;
+    ctx->sh = (ngx_http_eas_cache_sh_t *) ctx->zone.sh;
 
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
-                    ngx_http_eas_cache_rbtree_insert_value);
-
-    ngx_queue_init(&ctx->sh->credentials);
-    ngx_queue_init(&ctx->sh->counters);
-    ngx_queue_init(&ctx->sh->known);
-
-    /* the budgets share out the pages, what the slab can hand out */
-    ctx->sh->size = ctx->shpool->end - ctx->shpool->start;
+    if (rc == NGX_DECLINED) {
+        return ngx_http_eas_cache_hmac_init(ctx);
+    }
 
     /* a key no one knows: digests in the zone say nothing offline */
 
@@ -204,18 +201,6 @@ ngx_http_eas_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                       &shm_zone->shm.name);
         return NGX_ERROR;
     }
-
-    len = sizeof(" in eas zone \"\"") + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(ctx->shpool->log_ctx, " in eas zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    ctx->shpool->log_nomem = 0;
 
     return ngx_http_eas_cache_hmac_init(ctx);
 }
@@ -455,26 +440,20 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
     q->pending_user = 0;
     q->pending_address = 0;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    user = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_USER,
-               q->user->data, q->user->len,
-               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_USER,
-                                       q->user->data, q->user->len));
+    user = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_USER,
+                                   q->user->data, q->user->len);
 
-    addr = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_ADDRESS,
-               q->addr->data, q->addr->len,
-               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_ADDRESS,
-                                       q->addr->data, q->addr->len));
+    addr = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
+                                   q->addr->data, q->addr->len);
 
     known = NULL;
 
     if (q->device) {
-        known = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_KNOWN,
-                    q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN,
-                    ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_KNOWN,
-                                            q->device,
-                                            NGX_HTTP_EAS_CACHE_KNOWN_LEN));
+        known = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_KNOWN,
+                                        q->device,
+                                        NGX_HTTP_EAS_CACHE_KNOWN_LEN);
 
         if (known && known->expire <= now) {
             ngx_http_eas_cache_free(ctx, known);
@@ -482,8 +461,8 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
         }
 
         if (known
-            && ngx_http_eas_secret_equal(known->data + known->len,
-                                         known->extra, q->secret,
+            && ngx_http_eas_secret_equal(known->data + known->zn.len,
+                                         known->zn.extra, q->secret,
                                          NGX_HTTP_EAS_CACHE_KNOWN_LEN))
         {
             q->known = 1;
@@ -523,10 +502,8 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
         }
     }
 
-    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_CREDENTIALS,
-               q->digest, NGX_HTTP_EAS_DIGEST_LEN,
-               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_CREDENTIALS,
-                                       q->digest, NGX_HTTP_EAS_DIGEST_LEN));
+    node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                   q->digest, NGX_HTTP_EAS_DIGEST_LEN);
 
     /* an admin dropped the user's credentials after this answer */
 
@@ -538,10 +515,10 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
     }
 
     if (node && node->expire > now) {
-        ngx_queue_remove(&node->queue);
-        ngx_queue_insert_head(&ctx->sh->credentials, &node->queue);
+        ngx_http_eas_zone_touch(&ctx->zone, &node->zn,
+                                NGX_HTTP_EAS_CACHE_Q_CREDENTIALS);
 
-        if (!node->valid) {
+        if (!node->zn.mark) {
             rc = NGX_HTTP_EAS_CACHE_INVALID;
             goto done;
         }
@@ -585,10 +562,7 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
     {
         rc = NGX_HTTP_EAS_CACHE_FULL;
 
-        if (now >= ctx->sh->full_logged + NGX_HTTP_EAS_CACHE_FULL_LOG) {
-            ctx->sh->full_logged = now;
-            q->log_full = 1;
-        }
+        q->log_full = ngx_http_eas_zone_full(&ctx->zone, now);
 
         goto done;
     }
@@ -628,7 +602,7 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
 
 done:
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     if (rc == NGX_HTTP_EAS_CACHE_VALID || rc == NGX_HTTP_EAS_CACHE_INVALID) {
         (void) ngx_atomic_fetch_add(&ctx->sh->hits, 1);
@@ -670,18 +644,18 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
 
     ttl = valid ? pcf->valid : pcf->invalid;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
     /* the try reserved at lookup ends here: counted below, or not */
 
     ngx_http_eas_cache_unreserve(ctx, q);
 
-    ngx_http_eas_cache_expire(ctx, &ctx->sh->credentials, now,
-                              NGX_HTTP_EAS_CACHE_EXPIRE);
-    ngx_http_eas_cache_expire(ctx, &ctx->sh->counters, now,
-                              NGX_HTTP_EAS_CACHE_EXPIRE);
-    ngx_http_eas_cache_expire(ctx, &ctx->sh->known, now,
-                              NGX_HTTP_EAS_CACHE_EXPIRE);
+    ngx_http_eas_zone_expire(&ctx->zone, NGX_HTTP_EAS_CACHE_Q_CREDENTIALS,
+                             now, NGX_HTTP_EAS_CACHE_EXPIRE);
+    ngx_http_eas_zone_expire(&ctx->zone, NGX_HTTP_EAS_CACHE_Q_COUNTERS,
+                             now, NGX_HTTP_EAS_CACHE_EXPIRE);
+    ngx_http_eas_zone_expire(&ctx->zone, NGX_HTTP_EAS_CACHE_Q_KNOWN,
+                             now, NGX_HTTP_EAS_CACHE_EXPIRE);
 
     counted = 0;
 
@@ -697,9 +671,9 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
              * would have answered the others.
              */
 
-            counted = (!valid && !node->valid && node->u.fresh > now);
+            counted = (!valid && !node->zn.mark && node->u.fresh > now);
 
-            node->valid = valid ? 1 : 0;
+            node->zn.mark = valid ? 1 : 0;
             /*
              * credentials: when the source was asked, in ms; a drop made
              * while it was being asked drops this answer too
@@ -714,17 +688,13 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
     if (valid) {
         /* a lockout that began meanwhile makes no new known device */
 
-        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_USER,
-                   q->user->data, q->user->len,
-                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_USER,
-                                           q->user->data, q->user->len));
+        node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_USER,
+                                       q->user->data, q->user->len);
 
         create = (node == NULL || ngx_http_eas_cache_locked(node, now) == 0);
 
-        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_ADDRESS,
-                   q->addr->data, q->addr->len,
-                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_ADDRESS,
-                                           q->addr->data, q->addr->len));
+        node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
+                                       q->addr->data, q->addr->len);
 
         if (node && ngx_http_eas_cache_locked(node, now)) {
             create = 0;
@@ -736,14 +706,11 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
     }
 
     if (q->device) {
-        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_KNOWN,
-                   q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN,
-                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_KNOWN,
-                                           q->device,
-                                           NGX_HTTP_EAS_CACHE_KNOWN_LEN));
+        node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_KNOWN,
+                                       q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN);
         if (node
-            && ngx_http_eas_secret_equal(node->data + node->len,
-                                         node->extra, q->secret,
+            && ngx_http_eas_secret_equal(node->data + node->zn.len,
+                                         node->zn.extra, q->secret,
                                          NGX_HTTP_EAS_CACHE_KNOWN_LEN))
         {
             /* the source no longer takes this device's password */
@@ -757,7 +724,7 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
 
 done:
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     if (locked) {
         (void) ngx_atomic_fetch_add(&ctx->sh->lockouts, 1);
@@ -793,7 +760,7 @@ ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
                 locked |= NGX_HTTP_EAS_CACHE_USER_LOCKED;
             }
 
-            q->failures = node->failures;
+            q->failures = node->zn.count;
 
         } else {
             q->log_full = 1;
@@ -816,12 +783,7 @@ ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
     }
 
     if (q->log_full) {
-        if (now >= ctx->sh->full_logged + NGX_HTTP_EAS_CACHE_FULL_LOG) {
-            ctx->sh->full_logged = now;
-
-        } else {
-            q->log_full = 0;
-        }
+        q->log_full = ngx_http_eas_zone_full(&ctx->zone, now);
     }
 
     return locked;
@@ -854,7 +816,7 @@ ngx_http_eas_cache_release(ngx_shm_zone_t *zone,
     ctx = zone->data;
     locked = 0;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
     ngx_http_eas_cache_unreserve(ctx, q);
 
@@ -862,7 +824,7 @@ ngx_http_eas_cache_release(ngx_shm_zone_t *zone,
         locked = ngx_http_eas_cache_fail(ctx, q, pcf, ngx_time());
     }
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     if (locked) {
         (void) ngx_atomic_fetch_add(&ctx->sh->lockouts, 1);
@@ -881,10 +843,8 @@ ngx_http_eas_cache_unreserve(ngx_http_eas_cache_ctx_t *ctx,
     if (q->pending_user) {
         q->pending_user = 0;
 
-        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_USER,
-                   q->user->data, q->user->len,
-                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_USER,
-                                           q->user->data, q->user->len));
+        node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_USER,
+                                       q->user->data, q->user->len);
         if (node && node->u.pending) {
             node->u.pending--;
         }
@@ -893,10 +853,8 @@ ngx_http_eas_cache_unreserve(ngx_http_eas_cache_ctx_t *ctx,
     if (q->pending_address) {
         q->pending_address = 0;
 
-        node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_ADDRESS,
-                   q->addr->data, q->addr->len,
-                   ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_ADDRESS,
-                                           q->addr->data, q->addr->len));
+        node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
+                                       q->addr->data, q->addr->len);
         if (node && node->u.pending) {
             node->u.pending--;
         }
@@ -918,16 +876,14 @@ ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
 
     ctx = zone->data;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    node = ngx_http_eas_cache_find(ctx->sh, kind, key->data, key->len,
-                                   ngx_http_eas_cache_hash(kind, key->data,
-                                                           key->len));
+    node = ngx_http_eas_cache_find(ctx, kind, key->data, key->len);
     if (node) {
         ngx_http_eas_cache_free(ctx, node);
     }
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return node ? NGX_OK : NGX_DECLINED;
 }
@@ -944,7 +900,7 @@ ngx_http_eas_cache_lockouts(ngx_shm_zone_t *zone,
 {
     time_t                      now;
     ngx_uint_t                  i;
-    ngx_queue_t                *q;
+    ngx_queue_t                *q, *queue;
     ngx_http_eas_cache_ctx_t   *ctx;
     ngx_http_eas_cache_node_t  *node;
 
@@ -952,27 +908,30 @@ ngx_http_eas_cache_lockouts(ngx_shm_zone_t *zone,
     now = ngx_time();
     i = 0;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    for (q = ngx_queue_head(&ctx->sh->counters);
-         q != ngx_queue_sentinel(&ctx->sh->counters) && i < n;
+    queue = ngx_http_eas_zone_queue(&ctx->zone,
+                                    NGX_HTTP_EAS_CACHE_Q_COUNTERS);
+
+    for (q = ngx_queue_head(queue);
+         q != ngx_queue_sentinel(queue) && i < n;
          q = ngx_queue_next(q))
     {
-        node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
+        node = ngx_queue_data(q, ngx_http_eas_cache_node_t, zn.queue);
 
         if (node->locked_until <= now) {
             continue;
         }
 
-        out[i].kind = node->kind;
+        out[i].kind = ngx_http_eas_zone_kind(&node->zn);
         out[i].locked_until = node->locked_until;
-        out[i].failures = node->failures;
-        out[i].len = ngx_min(node->len, sizeof(out[i].key));
+        out[i].failures = node->zn.count;
+        out[i].len = ngx_min(node->zn.len, sizeof(out[i].key));
         ngx_memcpy(out[i].key, node->data, out[i].len);
         i++;
     }
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return i;
 }
@@ -997,14 +956,15 @@ ngx_http_eas_cache_drop(ngx_shm_zone_t *zone, ngx_uint_t kind)
     now = ngx_time();
     n = 0;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    queue = ngx_http_eas_cache_queue(ctx, kind);
+    queue = ngx_http_eas_zone_queue(&ctx->zone,
+                                    ngx_http_eas_cache_queue(kind));
 
     for (q = ngx_queue_head(queue); q != ngx_queue_sentinel(queue); q = next)
     {
         next = ngx_queue_next(q);
-        node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
+        node = ngx_queue_data(q, ngx_http_eas_cache_node_t, zn.queue);
 
         if (kind == NGX_HTTP_EAS_CACHE_USER && node->locked_until <= now) {
             continue;
@@ -1014,7 +974,7 @@ ngx_http_eas_cache_drop(ngx_shm_zone_t *zone, ngx_uint_t kind)
         n++;
     }
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return n;
 }
@@ -1049,7 +1009,7 @@ ngx_http_eas_cache_drop_user(ngx_shm_zone_t *zone, ngx_str_t *user)
     ctx = zone->data;
     hash = ngx_crc32_short(user->data, user->len);
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
     d = ctx->sh->dropped;
 
@@ -1060,14 +1020,15 @@ ngx_http_eas_cache_drop_user(ngx_shm_zone_t *zone, ngx_str_t *user)
     }
 
     if (i == NGX_HTTP_EAS_CACHE_DROPS) {
-        queue = &ctx->sh->credentials;
+        queue = ngx_http_eas_zone_queue(&ctx->zone,
+                                        NGX_HTTP_EAS_CACHE_Q_CREDENTIALS);
 
         for (q = ngx_queue_head(queue);
              q != ngx_queue_sentinel(queue);
              q = next)
         {
             next = ngx_queue_next(q);
-            node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
+            node = ngx_queue_data(q, ngx_http_eas_cache_node_t, zn.queue);
             ngx_http_eas_cache_free(ctx, node);
         }
 
@@ -1082,7 +1043,7 @@ ngx_http_eas_cache_drop_user(ngx_shm_zone_t *zone, ngx_str_t *user)
     d[i].hash = hash;
     d[i].at = ngx_http_eas_cache_msec();
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 }
 
 
@@ -1093,14 +1054,16 @@ ngx_http_eas_cache_drop_user(ngx_shm_zone_t *zone, ngx_str_t *user)
  */
 
 static ngx_uint_t
-ngx_http_eas_cache_expired(ngx_http_eas_cache_node_t *node, time_t now)
+ngx_http_eas_cache_expired(ngx_http_eas_zone_node_t *zn, time_t now)
 {
+    ngx_http_eas_cache_node_t  *node = (ngx_http_eas_cache_node_t *) zn;
+
     if (node->expire > now) {
         return 0;
     }
 
-    return !((node->kind == NGX_HTTP_EAS_CACHE_USER
-              || node->kind == NGX_HTTP_EAS_CACHE_ADDRESS)
+    return !((ngx_http_eas_zone_kind(zn) == NGX_HTTP_EAS_CACHE_USER
+              || ngx_http_eas_zone_kind(zn) == NGX_HTTP_EAS_CACHE_ADDRESS)
              && node->u.pending);
 }
 
@@ -1153,20 +1116,18 @@ ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,
     rc = NGX_DECLINED;
     *len = 0;
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_CREDENTIALS,
-               digest, NGX_HTTP_EAS_DIGEST_LEN,
-               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_CREDENTIALS,
-                                       digest, NGX_HTTP_EAS_DIGEST_LEN));
+    node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                   digest, NGX_HTTP_EAS_DIGEST_LEN);
 
-    if (node && node->valid && node->extra <= size) {
-        *len = node->extra;
-        ngx_memcpy(buf, node->data + node->len, node->extra);
+    if (node && node->zn.mark && node->zn.extra <= size) {
+        *len = node->zn.extra;
+        ngx_memcpy(buf, node->data + node->zn.len, node->zn.extra);
         rc = NGX_OK;
     }
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return rc;
 }
@@ -1186,19 +1147,17 @@ ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
         return NGX_ERROR;
     }
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_CREDENTIALS,
-               digest, NGX_HTTP_EAS_DIGEST_LEN,
-               ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_CREDENTIALS,
-                                       digest, NGX_HTTP_EAS_DIGEST_LEN));
+    node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                   digest, NGX_HTTP_EAS_DIGEST_LEN);
 
     if (node == NULL) {
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
         return NGX_DECLINED;
     }
 
-    if (node->extra != len) {
+    if (node->zn.extra != len) {
 
         /*
          * Another size: a new node takes the old one's place, within the
@@ -1206,47 +1165,41 @@ ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
          * queue meanwhile, so that making room cannot pick it.
          */
 
-        ngx_queue_remove(&node->queue);
-        ngx_rbtree_delete(&ctx->sh->rbtree, &node->rbnode);
-        ctx->sh->nodes--;
+        ngx_http_eas_zone_unlink(&ctx->zone, &node->zn);
 
-        size = offsetof(ngx_http_eas_cache_node_t, data) + node->len + len;
+        size = offsetof(ngx_http_eas_cache_node_t, data) + node->zn.len + len;
 
-        copy = ngx_http_eas_cache_alloc(ctx, NGX_HTTP_EAS_CACHE_CREDENTIALS,
-                                        size, ngx_time());
+        copy = ngx_http_eas_zone_alloc(&ctx->zone,
+                                       NGX_HTTP_EAS_CACHE_CREDENTIALS, size,
+                                       ngx_time(), NULL);
 
         if (copy) {
             ngx_memcpy(copy, node, offsetof(ngx_http_eas_cache_node_t, data)
-                                   + node->len);
-            copy->extra = (u_short) len;
+                                   + node->zn.len);
+            copy->zn.extra = (u_short) len;
 
-            /* ngx_rbtree_delete() cleared the old node's key */
-            copy->rbnode.key = ngx_http_eas_cache_hash(
-                                   NGX_HTTP_EAS_CACHE_CREDENTIALS, digest,
-                                   NGX_HTTP_EAS_DIGEST_LEN);
-
-            ngx_rbtree_insert(&ctx->sh->rbtree, &copy->rbnode);
-            ctx->sh->nodes++;
-            ngx_queue_insert_head(&ctx->sh->credentials, &copy->queue);
+            ngx_http_eas_zone_insert(&ctx->zone, &copy->zn,
+                                     NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                     ngx_http_eas_cache_hash(
+                                         NGX_HTTP_EAS_CACHE_CREDENTIALS,
+                                         digest, NGX_HTTP_EAS_DIGEST_LEN),
+                                     NGX_HTTP_EAS_CACHE_Q_CREDENTIALS);
         }
 
-        ctx->sh->used[NGX_HTTP_EAS_CACHE_CREDENTIALS] -=
-            ngx_http_eas_cache_slot(offsetof(ngx_http_eas_cache_node_t, data)
-                                    + node->len + node->extra);
-        ngx_slab_free_locked(ctx->shpool, node);
+        ngx_http_eas_zone_release(&ctx->zone, &node->zn);
 
         if (copy == NULL) {
             /* the answer goes rather than be served without its data */
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
             return NGX_DECLINED;
         }
 
         node = copy;
     }
 
-    ngx_memcpy(node->data + node->len, data, len);
+    ngx_memcpy(node->data + node->zn.len, data, len);
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return NGX_OK;
 }
@@ -1265,15 +1218,15 @@ ngx_http_eas_cache_count(ngx_http_eas_cache_node_t *node, ngx_uint_t limit,
     }
 
     if (node->locked_until || now - node->window_start >= window) {
-        node->failures = 0;
+        node->zn.count = 0;
         node->locked_until = 0;
         node->window_start = now;
     }
 
-    node->failures++;
+    node->zn.count++;
     node->expire = now + window;
 
-    if (node->failures < limit) {
+    if (node->zn.count < limit) {
         return 0;
     }
 
@@ -1293,7 +1246,7 @@ ngx_http_eas_cache_tries(ngx_http_eas_cache_node_t *node, time_t window,
     ngx_uint_t  failures;
 
     failures = (node->locked_until || now - node->window_start >= window)
-               ? 0 : node->failures;
+               ? 0 : node->zn.count;
 
     return failures + node->u.pending;
 }
@@ -1313,202 +1266,54 @@ ngx_http_eas_cache_get(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
     u_char *key, size_t len, time_t now)
 {
     size_t                      size;
-    uint32_t                    hash;
-    ngx_queue_t                *queue;
     ngx_http_eas_cache_node_t  *node;
 
-    queue = ngx_http_eas_cache_queue(ctx, kind);
-
-    hash = ngx_http_eas_cache_hash(kind, key, len);
-
-    node = ngx_http_eas_cache_find(ctx->sh, kind, key, len, hash);
+    node = ngx_http_eas_cache_find(ctx, kind, key, len);
 
     if (node) {
-        ngx_queue_remove(&node->queue);
-        ngx_queue_insert_head(queue, &node->queue);
+        ngx_http_eas_zone_touch(&ctx->zone, &node->zn,
+                                ngx_http_eas_cache_queue(kind));
         return node;
     }
 
     size = offsetof(ngx_http_eas_cache_node_t, data) + len;
 
-    node = ngx_http_eas_cache_alloc(ctx, kind, size, now);
+    node = ngx_http_eas_zone_alloc(&ctx->zone, kind, size, now, NULL);
 
     if (node == NULL) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                        "eas cache: no room for a node of kind %ui%s",
-                       kind, ctx->shpool->log_ctx);
+                       kind, ctx->zone.shpool->log_ctx);
         return NULL;
     }
 
     ngx_memzero(node, size);
 
-    node->rbnode.key = hash;
-    node->kind = (u_char) kind;
-    node->len = (u_short) len;
+    node->zn.len = (u_short) len;
     node->window_start = now;
     ngx_memcpy(node->data, key, len);
 
-    ngx_rbtree_insert(&ctx->sh->rbtree, &node->rbnode);
-    ctx->sh->nodes++;
-    ngx_queue_insert_head(queue, &node->queue);
+    ngx_http_eas_zone_insert(&ctx->zone, &node->zn, kind,
+                             ngx_http_eas_cache_hash(kind, key, len),
+                             ngx_http_eas_cache_queue(kind));
 
     return node;
 }
 
 
-/*
- * A slot for a node within its kind's budget: expired nodes of any kind
- * go first, then, for credentials and known devices, their own least
- * recently used ones (see the top of this file).  NULL: no room without
- * dropping live state of another kind, or a live counter.
- */
-
-static void *
-ngx_http_eas_cache_alloc(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
-    size_t size, time_t now)
-{
-    void         *p;
-    size_t        slot, cap, used;
-    ngx_uint_t    i;
-    ngx_queue_t  *own;
-
-    slot = ngx_http_eas_cache_slot(size);
-
-    switch (kind) {
-
-    case NGX_HTTP_EAS_CACHE_CREDENTIALS:
-        cap = ctx->sh->size / 4;
-        own = &ctx->sh->credentials;
-        break;
-
-    case NGX_HTTP_EAS_CACHE_KNOWN:
-        cap = ctx->sh->size / 4;
-        own = &ctx->sh->known;
-        break;
-
-    default: /* counters: never dropped alive */
-        cap = ctx->sh->size / 2;
-        own = NULL;
-        break;
-    }
-
-    for (i = 0; i < NGX_HTTP_EAS_CACHE_TRIES; i++) {
-
-        if (own) {
-            used = ctx->sh->used[kind];
-
-        } else {
-            used = ctx->sh->used[NGX_HTTP_EAS_CACHE_USER]
-                   + ctx->sh->used[NGX_HTTP_EAS_CACHE_ADDRESS];
-        }
-
-        if (used + slot <= cap) {
-            p = ngx_slab_alloc_locked(ctx->shpool, slot);
-
-            if (p) {
-                ctx->sh->used[kind] += slot;
-                return p;
-            }
-        }
-
-        if (ngx_http_eas_cache_expire_any(ctx, now)) {
-            continue;
-        }
-
-        if (own == NULL || !ngx_http_eas_cache_evict(ctx, own)) {
-            break;
-        }
-
-        ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_CACHE_EVICTED);
-    }
-
-    return NULL;
-}
-
-
-/* free one node whose time is over, looking a few from each tail */
-
 static ngx_uint_t
-ngx_http_eas_cache_expire_any(ngx_http_eas_cache_ctx_t *ctx, time_t now)
-{
-    ngx_uint_t                  i, n;
-    ngx_queue_t                *queue[3], *q;
-    ngx_http_eas_cache_node_t  *node;
-
-    queue[0] = &ctx->sh->credentials;
-    queue[1] = &ctx->sh->counters;
-    queue[2] = &ctx->sh->known;
-
-    for (i = 0; i < 3; i++) {
-
-        q = queue[i];
-
-        for (n = 0; n < NGX_HTTP_EAS_CACHE_SCAN; n++) {
-            q = ngx_queue_prev(q);
-
-            if (q == queue[i]) {
-                break;
-            }
-
-            node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
-
-            if (ngx_http_eas_cache_expired(node, now)) {
-                ngx_http_eas_cache_free(ctx, node);
-                return 1;
-            }
-        }
-    }
-
-    return 0;
-}
-
-
-static ngx_uint_t
-ngx_http_eas_cache_evict(ngx_http_eas_cache_ctx_t *ctx, ngx_queue_t *queue)
-{
-    if (ngx_queue_empty(queue)) {
-        return 0;
-    }
-
-    ngx_http_eas_cache_free(ctx, ngx_queue_data(ngx_queue_last(queue),
-                                                ngx_http_eas_cache_node_t,
-                                                queue));
-    return 1;
-}
-
-
-/* the slab slot a node takes: one size class for all small nodes */
-
-static size_t
-ngx_http_eas_cache_slot(size_t size)
-{
-    size_t  slot;
-
-    if (size > ngx_pagesize / 2) {
-        return ngx_align(size, ngx_pagesize);
-    }
-
-    for (slot = NGX_HTTP_EAS_CACHE_SLOT; slot < size; slot <<= 1) {
-        /* void */
-    }
-
-    return slot;
-}
-
-
-static ngx_queue_t *
-ngx_http_eas_cache_queue(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind)
+ngx_http_eas_cache_queue(ngx_uint_t kind)
 {
     switch (kind) {
 
     case NGX_HTTP_EAS_CACHE_CREDENTIALS:
-        return &ctx->sh->credentials;
+        return NGX_HTTP_EAS_CACHE_Q_CREDENTIALS;
 
     case NGX_HTTP_EAS_CACHE_KNOWN:
-        return &ctx->sh->known;
+        return NGX_HTTP_EAS_CACHE_Q_KNOWN;
 
     default:
-        return &ctx->sh->counters;
+        return NGX_HTTP_EAS_CACHE_Q_COUNTERS;
     }
 }
 
@@ -1538,50 +1343,46 @@ ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
     ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
     ngx_uint_t create, time_t now)
 {
-    uint32_t                    hash;
     ngx_http_eas_cache_node_t  *node;
 
     if (q->device == NULL) {
         return;
     }
 
-    hash = ngx_http_eas_cache_hash(NGX_HTTP_EAS_CACHE_KNOWN, q->device,
+    node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_KNOWN, q->device,
                                    NGX_HTTP_EAS_CACHE_KNOWN_LEN);
-
-    node = ngx_http_eas_cache_find(ctx->sh, NGX_HTTP_EAS_CACHE_KNOWN,
-                                   q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN,
-                                   hash);
 
     if (node == NULL) {
         if (!create) {
             return;
         }
 
-        node = ngx_http_eas_cache_alloc(ctx, NGX_HTTP_EAS_CACHE_KNOWN,
-                                        offsetof(ngx_http_eas_cache_node_t,
-                                                 data)
-                                        + 2 * NGX_HTTP_EAS_CACHE_KNOWN_LEN,
-                                        now);
+        node = ngx_http_eas_zone_alloc(&ctx->zone, NGX_HTTP_EAS_CACHE_KNOWN,
+                                       offsetof(ngx_http_eas_cache_node_t,
+                                                data)
+                                       + 2 * NGX_HTTP_EAS_CACHE_KNOWN_LEN,
+                                       now, NULL);
         if (node == NULL) {
             return;
         }
 
         ngx_memzero(node, offsetof(ngx_http_eas_cache_node_t, data));
 
-        node->rbnode.key = hash;
-        node->kind = NGX_HTTP_EAS_CACHE_KNOWN;
-        node->len = NGX_HTTP_EAS_CACHE_KNOWN_LEN;
-        node->extra = NGX_HTTP_EAS_CACHE_KNOWN_LEN;
+        node->zn.len = NGX_HTTP_EAS_CACHE_KNOWN_LEN;
+        node->zn.extra = NGX_HTTP_EAS_CACHE_KNOWN_LEN;
         ngx_memcpy(node->data, q->device, NGX_HTTP_EAS_CACHE_KNOWN_LEN);
 
-        ngx_rbtree_insert(&ctx->sh->rbtree, &node->rbnode);
-        ctx->sh->nodes++;
+        ngx_http_eas_zone_insert(&ctx->zone, &node->zn,
+                                 NGX_HTTP_EAS_CACHE_KNOWN,
+                                 ngx_http_eas_cache_hash(
+                                     NGX_HTTP_EAS_CACHE_KNOWN, q->device,
+                                     NGX_HTTP_EAS_CACHE_KNOWN_LEN),
+                                 NGX_HTTP_EAS_CACHE_Q_KNOWN);
 
     } else {
-        ngx_queue_remove(&node->queue);
+        ngx_http_eas_zone_touch(&ctx->zone, &node->zn,
+                                NGX_HTTP_EAS_CACHE_Q_KNOWN);
     }
-
-    ngx_queue_insert_head(&ctx->sh->known, &node->queue);
 
     /* the password the source accepted last for this device */
 
@@ -1592,133 +1393,15 @@ ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
 
 
 static ngx_http_eas_cache_node_t *
-ngx_http_eas_cache_find(ngx_http_eas_cache_sh_t *sh, ngx_uint_t kind,
-    u_char *key, size_t len, uint32_t hash)
+ngx_http_eas_cache_find(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
+    u_char *key, size_t len)
 {
-    ngx_int_t                   rc;
-    ngx_rbtree_node_t          *node, *sentinel;
-    ngx_http_eas_cache_node_t  *n;
+    ngx_http_eas_zone_node_t  *zn;
 
-    node = sh->rbtree.root;
-    sentinel = sh->rbtree.sentinel;
+    zn = ngx_http_eas_zone_find(&ctx->zone, kind, key, len,
+                                ngx_http_eas_cache_hash(kind, key, len));
 
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        /* hash == node->key */
-
-        n = (ngx_http_eas_cache_node_t *) node;
-
-        rc = (ngx_int_t) kind - (ngx_int_t) n->kind;
-
-        if (rc == 0) {
-            rc = ngx_memn2cmp(key, n->data, len, (size_t) n->len);
-        }
-
-        if (rc == 0) {
-            return n;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-static void
-ngx_http_eas_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_int_t                   rc;
-    ngx_rbtree_node_t         **p;
-    ngx_http_eas_cache_node_t  *n, *t;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else { /* node->key == temp->key */
-
-            n = (ngx_http_eas_cache_node_t *) node;
-            t = (ngx_http_eas_cache_node_t *) temp;
-
-            rc = (ngx_int_t) n->kind - (ngx_int_t) t->kind;
-
-            if (rc == 0) {
-                rc = ngx_memn2cmp(n->data, t->data, n->len, t->len);
-            }
-
-            p = (rc < 0) ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-/* free up to n nodes from the tail whose time is over */
-
-static void
-ngx_http_eas_cache_expire(ngx_http_eas_cache_ctx_t *ctx, ngx_queue_t *queue,
-    time_t now, ngx_uint_t n)
-{
-    ngx_queue_t                *q;
-    ngx_http_eas_cache_node_t  *node;
-
-    while (n--) {
-
-        if (ngx_queue_empty(queue)) {
-            return;
-        }
-
-        q = ngx_queue_last(queue);
-        node = ngx_queue_data(q, ngx_http_eas_cache_node_t, queue);
-
-        if (!ngx_http_eas_cache_expired(node, now)) {
-            return;
-        }
-
-        ngx_http_eas_cache_free(ctx, node);
-    }
-}
-
-
-static void
-ngx_http_eas_cache_free(ngx_http_eas_cache_ctx_t *ctx,
-    ngx_http_eas_cache_node_t *node)
-{
-    ctx->sh->used[node->kind] -= ngx_http_eas_cache_slot(
-                                     offsetof(ngx_http_eas_cache_node_t, data)
-                                     + node->len + node->extra);
-
-    ngx_queue_remove(&node->queue);
-    ngx_rbtree_delete(&ctx->sh->rbtree, &node->rbnode);
-    ctx->sh->nodes--;
-    ngx_slab_free_locked(ctx->shpool, node);
+    return (ngx_http_eas_cache_node_t *) zn;
 }
 
 

@@ -16,6 +16,7 @@
 
 #include "eas_proto.h"
 #include "eas_basic.h"
+#include "ngx_http_eas_zone.h"
 
 
 /* a SHA-256 digest: cache keys, password-file and source identities */
@@ -73,8 +74,9 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_node_t       rbnode;        /* key: crc32 of kind and data */
-    ngx_queue_t             queue;
+    ngx_http_eas_zone_node_t  zn;          /* mark: credentials valid;
+                                              count: a user's or an
+                                              address's failures */
     time_t                  expire;        /* the node may go after it */
     union {
         time_t              fresh;         /* credentials: valid until,
@@ -85,11 +87,6 @@ typedef struct {
     time_t                  window_start;  /* user, address; credentials:
                                               verified at, in ms */
     time_t                  locked_until;  /* user, address; 0: not */
-    u_short                 failures;      /* user, address: < 65536 */
-    u_char                  kind;          /* NGX_HTTP_EAS_CACHE_USER... */
-    u_char                  valid;         /* credentials */
-    u_short                 len;
-    u_short                 extra;         /* bytes after the key */
     u_char                  data[1];       /* digest, user or address,
                                               then extra: directory data */
 } ngx_http_eas_cache_node_t;            /* 96 bytes before data on LP64:
@@ -108,19 +105,11 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_t            rbtree;
-    ngx_rbtree_node_t       sentinel;
-    ngx_queue_t             credentials;   /* LRU, most recent first */
-    ngx_queue_t             counters;      /* users and addresses */
-    ngx_queue_t             known;         /* known-good devices */
-    size_t                  size;          /* of the zone */
-    size_t                  used[4];       /* slab bytes, per kind */
-    time_t                  full_logged;   /* the last "zone is full" */
+    ngx_http_eas_zone_sh_t  zone;          /* tree, queues, budgets */
     u_char                  key[NGX_HTTP_EAS_DIGEST_LEN]; /* HMAC key */
     ngx_atomic_t            hits;
     ngx_atomic_t            misses;
     ngx_atomic_t            lockouts;
-    ngx_uint_t              nodes;         /* entries of every kind */
     ngx_uint_t              ndropped;
     ngx_http_eas_cache_dropped_t  dropped[NGX_HTTP_EAS_CACHE_DROPS];
 } ngx_http_eas_cache_sh_t;
@@ -156,8 +145,8 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_eas_cache_sh_t  *sh;
-    ngx_slab_pool_t          *shpool;
+    ngx_http_eas_zone_t       zone;
+    ngx_http_eas_cache_sh_t  *sh;       /* zone.sh, with the cache's own */
     void                     *inner;    /* EVP_MD_CTX: the HMAC key */
     void                     *outer;    /* hashed in, per process */
     void                     *work;
