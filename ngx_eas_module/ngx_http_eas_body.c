@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_longpoll.h"
 
 #if (NGX_HTTP_V2)
 #include <ngx_http_v2_module.h>

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_longpoll.h"
 #include "ngx_http_eas_metrics.h"
 #include "eas_wbxml.h"
 
@@ -84,7 +85,7 @@ static void ngx_http_eas_longpoll_sweep(ngx_event_t *ev);
 static ngx_uint_t ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held,
     ngx_uint_t sweep);
 static ngx_msec_t ngx_http_eas_longpoll_limit(ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_loc_conf_t *elcf);
+    ngx_http_eas_longpoll_conf_t *lpcf);
 static ngx_int_t ngx_http_eas_longpoll_release(ngx_http_request_t *r,
     ngx_str_t *reason, const char *why);
 static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
@@ -130,13 +131,15 @@ static ngx_str_t  ngx_http_eas_expired_reason =
 ngx_int_t
 ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_int_t                      rc;
+    ngx_http_eas_ctx_t            *ctx;
+    ngx_http_eas_loc_conf_t       *elcf;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
-    if (!elcf->enable || !elcf->longpoll || r != r->main) {
+    if (!elcf->enable || !lpcf->longpoll || r != r->main) {
         return NGX_DECLINED;
     }
 
@@ -161,7 +164,7 @@ ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
 
     /* a body over the cap is never read here: proxy_pass streams it */
 
-    if (r->headers_in.content_length_n > (off_t) elcf->longpoll_body_max) {
+    if (r->headers_in.content_length_n > (off_t) lpcf->longpoll_body_max) {
         ngx_http_eas_longpoll_unknown(r, ctx, elcf,
                                       NGX_HTTP_EAS_HB_UNREAD);
         ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_DONE;
@@ -171,7 +174,7 @@ ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
 
     ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_READING;
 
-    rc = ngx_http_eas_body_read(r, elcf->longpoll_body_max,
+    rc = ngx_http_eas_body_read(r, lpcf->longpoll_body_max,
                                 ngx_http_eas_longpoll_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -289,11 +292,11 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 static ngx_int_t
 ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    size_t                    len;
-    u_char                   *p;
-    ngx_buf_t                *b;
-    ngx_chain_t              *cl;
-    ngx_http_eas_loc_conf_t  *elcf;
+    size_t                         len;
+    u_char                        *p;
+    ngx_buf_t                     *b;
+    ngx_chain_t                   *cl;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
     ngx_str_null(body);
 
@@ -317,7 +320,7 @@ ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
         return NGX_DECLINED;
     }
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
     len = 0;
 
@@ -331,7 +334,7 @@ ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
         len += b->last - b->pos;
     }
 
-    if (len > elcf->longpoll_body_max) {
+    if (len > lpcf->longpoll_body_max) {
         return NGX_DECLINED;
     }
 
@@ -369,19 +372,22 @@ static ngx_int_t
 ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_loc_conf_t *elcf, eas_longpoll_t *lp)
 {
-    size_t     len;
-    u_char    *out;
-    uint32_t   value, min, max, bound;
+    size_t                         len;
+    u_char                        *out;
+    uint32_t                       value, min, max, bound;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
+
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
     if (lp->has_heartbeat) {
         value = lp->heartbeat;
-        min = (uint32_t) elcf->heartbeat_min;
-        max = (uint32_t) elcf->heartbeat_max;
+        min = (uint32_t) lpcf->heartbeat_min;
+        max = (uint32_t) lpcf->heartbeat_max;
 
     } else {
         value = lp->wait;
-        min = (uint32_t) ((elcf->heartbeat_min + 59) / 60);
-        max = (uint32_t) (elcf->heartbeat_max / 60);
+        min = (uint32_t) ((lpcf->heartbeat_min + 59) / 60);
+        max = (uint32_t) (lpcf->heartbeat_max / 60);
         min = ngx_max(min, 1);
         max = ngx_min(ngx_max(max, 1), 59);
     }
@@ -470,10 +476,13 @@ static void
 ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_loc_conf_t *elcf, ngx_uint_t source)
 {
-    ngx_str_t              user, device_id;
-    ngx_http_eas_device_t  dev;
+    ngx_str_t                      user, device_id;
+    ngx_http_eas_device_t          dev;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
-    ctx->heartbeat = elcf->heartbeat_max;
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
+
+    ctx->heartbeat = lpcf->heartbeat_max;
     ctx->heartbeat_source = source;
 
     /* the record is copied onto the stack: nothing stays in the pool */
@@ -489,8 +498,8 @@ ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
             /* remembered under other bounds: still within today's */
 
             ctx->heartbeat = ngx_max((time_t) dev.heartbeat,
-                                     elcf->heartbeat_min);
-            ctx->heartbeat = ngx_min(ctx->heartbeat, elcf->heartbeat_max);
+                                     lpcf->heartbeat_min);
+            ctx->heartbeat = ngx_min(ctx->heartbeat, lpcf->heartbeat_max);
             ctx->heartbeat_source = NGX_HTTP_EAS_HB_REMEMBERED;
         }
     }
@@ -561,6 +570,7 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
     ngx_http_eas_ctx_t              *ctx;
     ngx_http_eas_held_t             *held;
     ngx_http_eas_loc_conf_t         *elcf;
+    ngx_http_eas_longpoll_conf_t    *lpcf;
     ngx_http_eas_longpoll_worker_t  *w;
 
     w = &ngx_http_eas_longpoll_worker;
@@ -583,6 +593,7 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
 
     ctx = ngx_http_eas_get_ctx(r);
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
     held = cln->data;
     held->request = r;
@@ -592,7 +603,7 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
 
     if (ctx->request.command == EAS_CMD_PING) {
         held->deadline = ngx_current_msec
-                         + ngx_http_eas_longpoll_limit(ctx, elcf);
+                         + ngx_http_eas_longpoll_limit(ctx, lpcf);
 
         if (held->deadline == 0) {
             held->deadline = 1;
@@ -910,17 +921,19 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r, ngx_str_t *reason,
 ngx_msec_t
 ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r)
 {
-    ngx_msec_t                timeout;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_msec_t                     timeout;
+    ngx_http_eas_ctx_t            *ctx;
+    ngx_http_eas_loc_conf_t       *elcf;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
     if (r != r->main) {
         return 0;
     }
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
-    if (!elcf->enable || !elcf->longpoll) {
+    if (!elcf->enable || !lpcf->longpoll) {
         return 0;
     }
 
@@ -931,10 +944,10 @@ ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r)
     }
 
     if (!ctx->longpoll) {
-        return elcf->command_timeout;
+        return lpcf->command_timeout;
     }
 
-    timeout = ngx_http_eas_longpoll_limit(ctx, elcf);
+    timeout = ngx_http_eas_longpoll_limit(ctx, lpcf);
 
     if (ctx->request.command == EAS_CMD_PING) {
         timeout += 2 * NGX_HTTP_EAS_SWEEP_INTERVAL;
@@ -954,14 +967,14 @@ ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r)
 
 static ngx_msec_t
 ngx_http_eas_longpoll_limit(ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_loc_conf_t *elcf)
+    ngx_http_eas_longpoll_conf_t *lpcf)
 {
     time_t  interval;
 
     interval = (ctx->heartbeat_source == NGX_HTTP_EAS_HB_BODY)
-               ? ctx->heartbeat : elcf->heartbeat_max;
+               ? ctx->heartbeat : lpcf->heartbeat_max;
 
-    return (ngx_msec_t) interval * 1000 + elcf->longpoll_margin;
+    return (ngx_msec_t) interval * 1000 + lpcf->longpoll_margin;
 }
 
 

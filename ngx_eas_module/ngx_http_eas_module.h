@@ -178,14 +178,6 @@ typedef struct {
     ngx_flag_t            device_check;   /* the device step runs */
     ngx_http_eas_preauth_conf_t  preauth;
     ngx_uint_t            log_level;      /* eas_log_level */
-
-    /* long-poll (ngx_http_eas_longpoll.c) */
-    ngx_flag_t            longpoll;
-    time_t                heartbeat_min;  /* seconds */
-    time_t                heartbeat_max;
-    ngx_msec_t            longpoll_margin;
-    ngx_msec_t            command_timeout;
-    size_t                longpoll_body_max;
 } ngx_http_eas_loc_conf_t;
 
 
@@ -341,11 +333,6 @@ void ngx_http_eas_passwd_verify(void *data);
 ngx_int_t ngx_http_eas_passwd_result(void *data);
 ngx_uint_t ngx_http_eas_passwd_unknown(void *data);
 
-ngx_int_t ngx_http_eas_longpoll_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_eas_body_read(ngx_http_request_t *r, size_t max,
-    ngx_http_client_body_handler_pt handler);
-ngx_int_t ngx_http_eas_body_peeked(ngx_http_request_t *r, ngx_str_t *body);
-ngx_int_t ngx_http_eas_longpoll_log_check(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_upstream_wrap(ngx_conf_t *cf);
 ngx_msec_t ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_heartbeat_variable(ngx_http_request_t *r,
