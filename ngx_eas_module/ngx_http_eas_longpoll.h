@@ -34,11 +34,57 @@ typedef struct {
 } ngx_http_eas_longpoll_conf_t;
 
 
+/* the parts shared by ngx_http_eas_longpoll.c and _longpoll_hold.c */
+
+/* the canonical command name is static and NUL-terminated */
+#define ngx_http_eas_command(ctx)  ((char *) (ctx)->request.command_name.data)
+
+#define NGX_HTTP_EAS_SWEEP_INTERVAL  1000    /* ms */
+
+
+/*
+ * Held long-polls of this worker, so that a worker that is shutting
+ * down (reload, SIGQUIT) can answer them at once, and a Ping superseded
+ * by a newer one of the same device (on any worker) is ended.  Per
+ * process: each worker has its own copy after fork; the timer is armed
+ * lazily.
+ */
+typedef struct {
+    ngx_queue_t                       held;
+    ngx_event_t                       sweep;
+    ngx_uint_t                        sweeps;     /* counted */
+    unsigned                          initialized:1;
+} ngx_http_eas_longpoll_worker_t;
+
+
+/*
+ * What the sweep needs of a held request is kept here, never read
+ * again from the request's location: an internal redirect (error_page,
+ * X-Accel-Redirect) moves the request to a location that may have no
+ * eas_devices, and takes it off the hold.
+ */
+typedef struct {
+    ngx_queue_t                       queue;
+    ngx_http_request_t               *request;
+    ngx_shm_zone_t                   *devices;    /* eas_devices, or NULL */
+    ngx_msec_t                        deadline;   /* Ping: answered as
+                                                     expired then; 0: no */
+    ngx_uint_t                        uri_changes; /* as held */
+} ngx_http_eas_held_t;
+
+
 ngx_int_t ngx_http_eas_longpoll_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_longpoll_log_check(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_body_read(ngx_http_request_t *r, size_t max,
     ngx_http_client_body_handler_pt handler);
 ngx_int_t ngx_http_eas_body_peeked(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_eas_longpoll_hold(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_longpoll_answer(ngx_http_request_t *r,
+    u_char *data, size_t len);
+ngx_msec_t ngx_http_eas_longpoll_limit(ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_longpoll_conf_t *lpcf);
+void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
+    ngx_str_t *user, ngx_str_t *device_id);
 
 extern ngx_module_t  ngx_http_eas_longpoll_module;
 
