@@ -136,5 +136,8 @@ ngx_uint_t ngx_http_eas_ldap_error(LDAP *ld,
     ngx_http_eas_ldap_task_t *t, int rc, const char *what);
 void ngx_http_eas_ldap_timeval(ngx_msec_t ms, struct timeval *tv);
 
+char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_http_eas_ldap_t *ldap);
+
 
 #endif /* _NGX_HTTP_EAS_LDAP_H_INCLUDED_ */
