@@ -10,6 +10,7 @@
 
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_metrics.h"
+#include "ngx_http_eas_devices.h"
 
 
 /*
@@ -28,86 +29,10 @@
  * once a minute.
  */
 
-#define NGX_HTTP_EAS_NODE_DEVICE  0
-#define NGX_HTTP_EAS_NODE_USER    1
-
-/* the zone's queues, each most recently seen first */
-#define NGX_HTTP_EAS_Q_EVICTABLE  0
-#define NGX_HTTP_EAS_Q_COUNTED    1       /* never evicted */
-#define NGX_HTTP_EAS_Q_USERS      2       /* user nodes: never evicted */
-
-/* user length (2 bytes), user, DeviceId */
-#define NGX_HTTP_EAS_KEY_MAX      (2 + EAS_USER_MAX + EAS_DEVICE_ID_MAX)
-
-
-typedef struct {
-    ngx_http_eas_zone_node_t      zn;             /* mark: counted in the
-                                                     user's count */
-    time_t                        first_seen;
-    time_t                        last_seen;
-    ngx_uint_t                    heartbeat;
-    ngx_uint_t                    ping;           /* generation, 0: none */
-    u_short                       version;
-    u_short                       user_len;
-    u_char                        command;
-    u_char                        access;
-    u_char                        device_id_len;
-    u_char                        device_type_len;
-    u_char                        user_agent_len;
-    u_char                        reason_len;
-    u_char                        data[1];
-} ngx_http_eas_devices_node_t;
-
-/*
- * data[]: key, user and DeviceId as first seen, then DeviceType,
- * User-Agent and reason in fixed slots updated in place
- */
-
-
-typedef struct {
-    ngx_http_eas_zone_node_t      zn;
-    ngx_uint_t                    count;          /* devices admitted */
-    u_char                        data[1];
-} ngx_http_eas_devices_user_t;
-
-
-typedef struct {
-    ngx_http_eas_zone_sh_t        zone;
-    ngx_atomic_t                  pings;          /* last generation */
-} ngx_http_eas_devices_shctx_t;
-
-
-typedef struct {
-    ngx_http_eas_zone_t           zone;
-    ngx_http_eas_devices_shctx_t *sh;
-
-    /* this worker's, for ngx_http_eas_device_pings_changed() */
-    ngx_uint_t                     pings_seen;
-    ngx_uint_t                     pings_sweep;
-    ngx_uint_t                     pings_changed;
-} ngx_http_eas_devices_ctx_t;
-
-
-/* a key built before the lock is taken */
-typedef struct {
-    uint32_t                      hash;
-    size_t                        len;
-    size_t                        user_len;
-    u_char                        data[NGX_HTTP_EAS_KEY_MAX];
-} ngx_http_eas_devices_key_t;
-
-
 static ngx_int_t ngx_http_eas_devices_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_eas_devices_device_key(
     ngx_http_eas_devices_key_t *key, ngx_str_t *user, ngx_str_t *device_id);
-static void ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
-    u_char *device_key);
-static ngx_http_eas_devices_node_t *ngx_http_eas_devices_lock_record(
-    ngx_http_eas_devices_ctx_t *ctx, ngx_str_t *user, ngx_str_t *device_id);
-static ngx_http_eas_zone_node_t *ngx_http_eas_devices_find(
-    ngx_http_eas_devices_ctx_t *ctx, ngx_uint_t kind,
-    ngx_http_eas_devices_key_t *key);
 static ngx_http_eas_devices_node_t *ngx_http_eas_devices_create(
     ngx_http_eas_devices_ctx_t *ctx, ngx_http_eas_devices_key_t *key,
     ngx_http_eas_device_update_t *u);
@@ -118,10 +43,6 @@ static void ngx_http_eas_devices_alert(ngx_shm_zone_t *zone,
     ngx_http_eas_device_update_t *u, ngx_log_t *log);
 static ngx_uint_t ngx_http_eas_devices_queue(
     ngx_http_eas_devices_node_t *dn);
-static void ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
-    ngx_http_eas_devices_node_t *dn);
-static void ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
-    ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy);
 static size_t ngx_http_eas_devices_set(u_char *slot, size_t size,
     ngx_str_t *value);
 
@@ -375,7 +296,7 @@ ngx_http_eas_device_pings_changed(ngx_shm_zone_t *zone, ngx_uint_t sweep)
 
 /* the record of user + DeviceId with the lock held, or NULL unlocked */
 
-static ngx_http_eas_devices_node_t *
+ngx_http_eas_devices_node_t *
 ngx_http_eas_devices_lock_record(ngx_http_eas_devices_ctx_t *ctx,
     ngx_str_t *user, ngx_str_t *device_id)
 {
@@ -396,178 +317,6 @@ ngx_http_eas_devices_lock_record(ngx_http_eas_devices_ctx_t *ctx,
     }
 
     return (ngx_http_eas_devices_node_t *) node;
-}
-
-
-/* copies up to n records out, most recently seen first */
-
-ngx_uint_t
-ngx_http_eas_device_list(ngx_shm_zone_t *zone, ngx_http_eas_device_t *out,
-    ngx_uint_t n)
-{
-    ngx_uint_t                    i;
-    ngx_queue_t                  *q, *c, *lru, *counted;
-    ngx_http_eas_devices_ctx_t   *ctx;
-    ngx_http_eas_devices_node_t  *dn, *dc;
-
-    ctx = zone->data;
-    i = 0;
-
-    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
-
-    /* both queues are in the order last seen: merged */
-
-    lru = ngx_http_eas_zone_queue(&ctx->zone, NGX_HTTP_EAS_Q_EVICTABLE);
-    counted = ngx_http_eas_zone_queue(&ctx->zone, NGX_HTTP_EAS_Q_COUNTED);
-
-    q = ngx_queue_head(lru);
-    c = ngx_queue_head(counted);
-
-    while (i < n) {
-        dn = (q == ngx_queue_sentinel(lru)) ? NULL
-             : ngx_queue_data(q, ngx_http_eas_devices_node_t, zn.queue);
-        dc = (c == ngx_queue_sentinel(counted)) ? NULL
-             : ngx_queue_data(c, ngx_http_eas_devices_node_t, zn.queue);
-
-        if (dn == NULL && dc == NULL) {
-            break;
-        }
-
-        if (dn == NULL || (dc && dc->last_seen > dn->last_seen)) {
-            ngx_http_eas_devices_copy(ctx, dc, &out[i++]);
-            c = ngx_queue_next(c);
-
-        } else {
-            ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
-            q = ngx_queue_next(q);
-        }
-    }
-
-    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
-
-    return i;
-}
-
-
-/*
- * The admin API (ngx_http_eas_admin.c): a record deleted, counted or
- * not; a counted one gives its user's eas_device_max place back.
- * NGX_DECLINED: no such record.
- */
-
-ngx_int_t
-ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
-    ngx_str_t *device_id)
-{
-    ngx_http_eas_devices_ctx_t   *ctx;
-    ngx_http_eas_devices_node_t  *dn;
-
-    ctx = zone->data;
-
-    dn = ngx_http_eas_devices_lock_record(ctx, user, device_id);
-    if (dn == NULL) {
-        return NGX_DECLINED;
-    }
-
-    ngx_http_eas_devices_remove(ctx, dn);
-
-    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
-
-    return NGX_OK;
-}
-
-
-/* every record last seen before "before": copied to out (up to n), and
- * deleted too if "delete" */
-
-ngx_uint_t
-ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
-    ngx_uint_t delete, ngx_http_eas_device_t *out, ngx_uint_t n)
-{
-    ngx_uint_t                    i, k;
-    ngx_queue_t                  *q, *prev, *queues[2];
-    ngx_http_eas_devices_ctx_t   *ctx;
-    ngx_http_eas_devices_node_t  *dn;
-
-    ctx = zone->data;
-    i = 0;
-
-    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
-
-    queues[0] = ngx_http_eas_zone_queue(&ctx->zone, NGX_HTTP_EAS_Q_EVICTABLE);
-    queues[1] = ngx_http_eas_zone_queue(&ctx->zone, NGX_HTTP_EAS_Q_COUNTED);
-
-    /* each queue is in the order last seen: the stale ones at its tail */
-
-    for (k = 0; k < 2; k++) {
-        for (q = ngx_queue_last(queues[k]);
-             q != ngx_queue_sentinel(queues[k]) && i < n;
-             q = prev)
-        {
-            prev = ngx_queue_prev(q);
-            dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, zn.queue);
-
-            if (dn->last_seen >= before) {
-                break;
-            }
-
-            ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
-
-            if (delete) {
-                ngx_http_eas_devices_remove(ctx, dn);
-            }
-        }
-    }
-
-    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
-
-    return i;
-}
-
-
-static void
-ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
-    ngx_http_eas_devices_node_t *dn)
-{
-    ngx_http_eas_devices_key_t    user;
-    ngx_http_eas_devices_user_t  *un;
-
-    if (dn->zn.mark) {
-        ngx_http_eas_devices_user_key(&user, dn->data);
-
-        un = (ngx_http_eas_devices_user_t *)
-                 ngx_http_eas_devices_find(ctx, NGX_HTTP_EAS_NODE_USER,
-                                           &user);
-        if (un) {
-            if (un->count > 1) {
-                un->count--;
-
-            } else {
-                ngx_http_eas_zone_free(&ctx->zone, &un->zn);
-            }
-        }
-
-        /* not counted any more */
-        dn->zn.mark = 0;
-    }
-
-    ngx_http_eas_zone_free(&ctx->zone, &dn->zn);
-}
-
-
-ngx_uint_t
-ngx_http_eas_device_count(ngx_shm_zone_t *zone)
-{
-    ngx_uint_t                   n;
-    ngx_http_eas_devices_ctx_t  *ctx;
-
-    ctx = zone->data;
-
-    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
-    n = ngx_http_eas_zone_nodes(&ctx->zone, NGX_HTTP_EAS_NODE_DEVICE);
-    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
-
-    return n;
 }
 
 
@@ -717,7 +466,7 @@ ngx_http_eas_devices_device_key(ngx_http_eas_devices_key_t *key,
 
 /* the user node's key: the user part of a device key */
 
-static void
+void
 ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
     u_char *device_key)
 {
@@ -728,7 +477,7 @@ ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
 }
 
 
-static ngx_http_eas_zone_node_t *
+ngx_http_eas_zone_node_t *
 ngx_http_eas_devices_find(ngx_http_eas_devices_ctx_t *ctx, ngx_uint_t kind,
     ngx_http_eas_devices_key_t *key)
 {
@@ -857,7 +606,7 @@ ngx_http_eas_devices_queue(ngx_http_eas_devices_node_t *dn)
 }
 
 
-static void
+void
 ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy)
 {
