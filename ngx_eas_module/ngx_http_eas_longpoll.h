@@ -73,6 +73,28 @@ typedef struct {
 } ngx_http_eas_held_t;
 
 
+/* the parts shared by ngx_http_eas_body.c and _body_v2.c */
+
+#define NGX_HTTP_EAS_PEEK_READING   0
+#define NGX_HTTP_EAS_PEEK_COMPLETE  1
+#define NGX_HTTP_EAS_PEEK_OVER      2
+
+/* undecoded bytes read at most: the cap twice, plus room for framing */
+#define ngx_http_eas_peek_cap(max)  (2 * (max) + 1024)
+
+
+struct ngx_http_eas_peek_s {
+    ngx_buf_t                        *raw;      /* NULL: all in header_in */
+    ngx_http_chunked_t                chunked;  /* state after "parsed" */
+    size_t                            parsed;   /* bytes of raw parsed */
+    size_t                            max;      /* decoded bytes scanned */
+    off_t                             decoded;
+    ngx_str_t                         body;     /* the decoded copy */
+    ngx_uint_t                        state;
+    ngx_http_client_body_handler_pt   handler;
+};
+
+
 ngx_int_t ngx_http_eas_longpoll_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_longpoll_log_check(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_body_read(ngx_http_request_t *r, size_t max,
@@ -87,6 +109,12 @@ void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
     ngx_str_t *user, ngx_str_t *device_id);
 
 extern ngx_module_t  ngx_http_eas_longpoll_module;
+
+#if (NGX_HTTP_V2)
+ngx_uint_t ngx_http_eas_body_v2(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_body_peek_v2(ngx_http_request_t *r,
+    size_t max, ngx_http_client_body_handler_pt handler);
+#endif
 
 
 #endif /* _NGX_HTTP_EAS_LONGPOLL_H_INCLUDED_ */
