@@ -22,10 +22,13 @@ def quoted(path, pattern):
 def reason_tokens():
     tokens = quoted("proto/eas_reason.c", r'\{\s*"([a-z0-9_]+)",')
     tokens |= quoted("proto/eas_basic.c", r'\{\s*"(auth_[a-z_]+)",')
-    tokens |= quoted("ngx_http_eas_preauth.c", r'"(auth_[a-z_]+)"')
-    for name in ("ngx_http_eas_access.c", "ngx_http_eas_longpoll.c",
-                 "ngx_http_eas_parse.c", "ngx_http_eas_ldap.c"):
-        text = (CODE / name).read_text()
+    # the glue files of the step that names them: pre-auth, device access,
+    # long-poll, parse, the directory
+    for name in ("ngx_http_eas_preauth*.c", "ngx_http_eas_access.c",
+                 "ngx_http_eas_longpoll*.c", "ngx_http_eas_parse.c",
+                 "ngx_http_eas_ldap*.c"):
+        text = "".join(f.read_text() for f in sorted(CODE.glob(name)))
+        tokens |= set(re.findall(r'"(auth_[a-z_]+)"', text))
         for block in re.findall(r"ngx_str_t\s+ngx_http_eas_\w*reason\w*\s*="
                                 r"\s*ngx_string\(([^)]*)\)", text):
             literal = re.match(r'"(.*)"', block)
