@@ -62,7 +62,6 @@ void          *ngx_http_eas_cache_tag = &ngx_http_eas_cache_tag_data;
 /* the budgets and eviction policy of the top of this file */
 static const ngx_http_eas_zone_policy_t  ngx_http_eas_cache_policy = {
     3,                                          /* queues */
-    4,                                          /* kinds */
     {
         /* credentials: a quarter, their own least recently used go */
         { offsetof(ngx_http_eas_cache_node_t, data), 0,

@@ -56,7 +56,6 @@ static ngx_str_t  ngx_http_eas_devices_full_reason =
 /* no budgets of their own, nothing expires: see the top of this file */
 static const ngx_http_eas_zone_policy_t  ngx_http_eas_devices_policy = {
     3,                                          /* queues */
-    2,                                          /* kinds */
     {
         { offsetof(ngx_http_eas_devices_node_t, data), 0,
           NGX_HTTP_EAS_Q_EVICTABLE },

@@ -83,7 +83,6 @@ typedef struct {
 /* an owner's policy, a static table */
 typedef struct {
     ngx_uint_t              nqueues;
-    ngx_uint_t              nkinds;
     ngx_http_eas_zone_kind_t  kinds[NGX_HTTP_EAS_ZONE_KINDS];
     u_char                  shares[NGX_HTTP_EAS_ZONE_KINDS]; /* a budget
                                               may take 1/n of the pages,
