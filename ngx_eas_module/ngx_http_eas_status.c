@@ -438,7 +438,8 @@ ngx_http_eas_status_zones(ngx_http_request_t *r, size_t *names)
                 z->hits = cctx->sh->hits;
                 z->misses = cctx->sh->misses;
                 z->lockouts = cctx->sh->lockouts;
-                z->entries = cctx->sh->nodes;
+                z->entries = ngx_http_eas_zone_nodes(&cctx->zone,
+                                                     NGX_HTTP_EAS_ZONE_ALL);
             }
 
         } else {
