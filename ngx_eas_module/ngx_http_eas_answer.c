@@ -167,6 +167,29 @@ ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data, size_t len)
 
 
 /*
+ * The answers of the admin API, the status and the inventory: not to be
+ * kept by a cache or a browser, nor read as another type than given.
+ */
+
+ngx_int_t
+ngx_http_eas_answer_private(ngx_http_request_t *r)
+{
+    static ngx_str_t  cc = ngx_string("Cache-Control");
+    static ngx_str_t  no_store = ngx_string("no-store");
+    static ngx_str_t  xcto = ngx_string("X-Content-Type-Options");
+    static ngx_str_t  nosniff = ngx_string("nosniff");
+
+    if (ngx_http_eas_answer_header(r, &cc, &no_store) != NGX_OK
+        || ngx_http_eas_answer_header(r, &xcto, &nosniff) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * Every body the module makes itself (edge answers, the status, the
  * inventory, the admin API): status, type and bytes in memory; returns
  * what to finalize with.

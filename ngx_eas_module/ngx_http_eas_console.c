@@ -57,7 +57,10 @@ static ngx_int_t ngx_http_eas_console_send(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_console_header(ngx_http_request_t *r,
     char *key, char *value);
 static ngx_int_t ngx_http_eas_console_origin(ngx_http_request_t *r,
-    ngx_str_t *origin);
+    ngx_str_t *origin, ngx_array_t *origins);
+static ngx_int_t ngx_http_eas_console_port(ngx_http_request_t *r);
+static ngx_int_t ngx_http_eas_console_known(ngx_http_request_t *r,
+    ngx_str_t *host, ngx_array_t *origins);
 
 
 static ngx_http_eas_console_file_t  ngx_http_eas_console_files[] = {
@@ -340,20 +343,22 @@ ngx_http_eas_console_header(ngx_http_request_t *r, char *key, char *value)
 
 
 /*
- * The API's rule against cross-site request forgery: a POST or DELETE
- * needs "X-EAS-Admin: 1", a header no form and no page of another
- * origin can send without the API's consent (a browser asks first with
- * OPTIONS, which the API refuses); and a browser's own word on where
- * the request comes from (Sec-Fetch-Site, Origin) must name this site.
- * NGX_DECLINED: refused, logged once.
+ * The API's rule against cross-site request forgery and DNS rebinding:
+ * a POST or DELETE needs "X-EAS-Admin: 1", a header no form and no page
+ * of another origin can send without the API's consent (a browser asks
+ * first with OPTIONS, which the API refuses); a Host that is a name the
+ * server is known as (a rebound name sends its own); and a browser's
+ * own word on where the request comes from (Sec-Fetch-Site, Origin)
+ * must name this server, never compared with Host, which the client
+ * writes.  NGX_DECLINED: refused, *why says why.
  */
 
 ngx_int_t
-ngx_http_eas_console_csrf(ngx_http_request_t *r)
+ngx_http_eas_console_csrf(ngx_http_request_t *r, ngx_array_t *origins,
+    const char **why)
 {
     ngx_str_t         name;
     ngx_table_elt_t  *h;
-    const char       *why;
 
     if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))) {
         return NGX_OK;
@@ -363,8 +368,8 @@ ngx_http_eas_console_csrf(ngx_http_request_t *r)
     h = ngx_http_eas_header_find(&r->headers_in.headers, &name);
 
     if (h == NULL || h->value.len != 1 || h->value.data[0] != '1') {
-        why = "without the header \"X-EAS-Admin: 1\"";
-        goto refused;
+        *why = "without the header \"X-EAS-Admin: 1\"";
+        return NGX_DECLINED;
     }
 
     ngx_str_set(&name, "Sec-Fetch-Site");
@@ -376,64 +381,326 @@ ngx_http_eas_console_csrf(ngx_http_request_t *r)
           && !(h->value.len == 4
                && ngx_strncasecmp(h->value.data, (u_char *) "none", 4) == 0))
     {
-        why = "from another site (Sec-Fetch-Site)";
-        goto refused;
+        *why = "from another site (Sec-Fetch-Site)";
+        return NGX_DECLINED;
+    }
+
+    if (r->headers_in.server.len
+        && ngx_http_eas_console_known(r, &r->headers_in.server, origins)
+           != NGX_OK)
+    {
+        *why = "for a host name the server is not known as (Host)";
+        return NGX_DECLINED;
     }
 
     ngx_str_set(&name, "Origin");
     h = ngx_http_eas_header_find(&r->headers_in.headers, &name);
 
-    if (h && ngx_http_eas_console_origin(r, &h->value) != NGX_OK) {
-        why = "from another origin (Origin)";
-        goto refused;
+    if (h && ngx_http_eas_console_origin(r, &h->value, origins) != NGX_OK) {
+        *why = "from another origin (Origin)";
+        return NGX_DECLINED;
     }
 
     return NGX_OK;
+}
 
-refused:
 
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "eas admin: refused %V %s", &r->method_name, why);
+/*
+ * An Origin the server is known as: one of "eas_admin origin=" as it is
+ * written, or the connection's scheme (https if and only if TLS), a host
+ * that is one of the server's exact server_name or the local address the
+ * connection came in on, and the local port (absent if the scheme's
+ * default).
+ */
+
+static ngx_int_t
+ngx_http_eas_console_origin(ngx_http_request_t *r, ngx_str_t *origin,
+    ngx_array_t *origins)
+{
+    u_char      *p, *last, *colon;
+    ngx_str_t    host, *o;
+    ngx_int_t    port;
+    ngx_uint_t   i, tls, dflt;
+
+    if (origins) {
+        o = origins->elts;
+
+        for (i = 0; i < origins->nelts; i++) {
+            if (o[i].len == origin->len
+                && ngx_strncasecmp(o[i].data, origin->data, origin->len) == 0)
+            {
+                return NGX_OK;
+            }
+        }
+    }
+
+    tls = 0;
+
+#if (NGX_HTTP_SSL)
+    tls = (r->connection->ssl != NULL);
+#endif
+
+    p = origin->data;
+    last = origin->data + origin->len;
+
+    if (tls && origin->len > 8
+        && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)
+    {
+        p += 8;
+        dflt = 443;
+
+    } else if (!tls && origin->len > 7
+               && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0)
+    {
+        p += 7;
+        dflt = 80;
+
+    } else {
+        return NGX_DECLINED;   /* "null", a file, the other scheme */
+    }
+
+    /* host, [v6] or name, then :port */
+
+    colon = NULL;
+
+    if (*p == '[') {
+        colon = ngx_strlchr(p, last, ']');
+        if (colon == NULL) {
+            return NGX_DECLINED;
+        }
+
+        colon++;
+
+        if (colon < last && *colon != ':') {
+            return NGX_DECLINED;
+        }
+
+        if (colon == last) {
+            colon = NULL;
+        }
+
+    } else {
+        colon = ngx_strlchr(p, last, ':');
+    }
+
+    host.data = p;
+    host.len = (colon ? colon : last) - p;
+
+    if (colon) {
+        port = ngx_atoi(colon + 1, last - colon - 1);
+
+        if (port == NGX_ERROR) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        port = dflt;
+    }
+
+    if (port != ngx_http_eas_console_port(r)) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_eas_console_known(r, &host, NULL);
+}
+
+
+/* the local port of the connection */
+
+static ngx_int_t
+ngx_http_eas_console_port(ngx_http_request_t *r)
+{
+    if (ngx_connection_local_sockaddr(r->connection, NULL, 0) != NGX_OK) {
+        return -1;
+    }
+
+    return ngx_inet_get_port(r->connection->local_sockaddr);
+}
+
+
+/*
+ * A host (as in Host, without its port) the server is known as: one of
+ * its exact server_name (no wildcard, no regular expression), the local
+ * address the connection came in on, or the host of an "origin=".
+ */
+
+static ngx_int_t
+ngx_http_eas_console_known(ngx_http_request_t *r, ngx_str_t *host,
+    ngx_array_t *origins)
+{
+    u_char                    *p, *last;
+    size_t                     len;
+    ngx_str_t                  h, *o;
+    ngx_uint_t                 i;
+    ngx_http_server_name_t    *sn;
+    ngx_http_core_srv_conf_t  *cscf;
+    u_char                     addr[NGX_SOCKADDR_STRLEN];
+
+    h = *host;
+
+    if (h.len > 2 && h.data[0] == '[' && h.data[h.len - 1] == ']') {
+        h.data++;
+        h.len -= 2;
+    }
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    sn = cscf->server_names.elts;
+
+    for (i = 0; i < cscf->server_names.nelts; i++) {
+#if (NGX_PCRE)
+        if (sn[i].regex) {
+            continue;
+        }
+#endif
+
+        if (sn[i].name.len == 0
+            || ngx_strlchr(sn[i].name.data,
+                           sn[i].name.data + sn[i].name.len, '*')
+            || sn[i].name.data[0] == '.')
+        {
+            continue;
+        }
+
+        if (sn[i].name.len == host->len
+            && ngx_strncasecmp(sn[i].name.data, host->data, host->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
+
+    if (ngx_connection_local_sockaddr(r->connection, NULL, 0) == NGX_OK) {
+        len = ngx_sock_ntop(r->connection->local_sockaddr,
+                            r->connection->local_socklen, addr,
+                            NGX_SOCKADDR_STRLEN, 0);
+
+        if (len == h.len && ngx_strncasecmp(addr, h.data, len) == 0) {
+            return NGX_OK;
+        }
+    }
+
+    if (origins == NULL) {
+        return NGX_DECLINED;
+    }
+
+    o = origins->elts;
+
+    for (i = 0; i < origins->nelts; i++) {
+
+        /* "scheme://host[:port]", checked by ..._origin_conf() */
+
+        p = ngx_strlchr(o[i].data, o[i].data + o[i].len, '/') + 2;
+        last = o[i].data + o[i].len;
+
+        if (*p == '[') {
+            last = ngx_strlchr(p, last, ']') + 1;
+
+        } else if (ngx_strlchr(p, last, ':')) {
+            last = ngx_strlchr(p, last, ':');
+        }
+
+        if ((size_t) (last - p) == host->len
+            && ngx_strncasecmp(p, host->data, host->len) == 0)
+        {
+            return NGX_OK;
+        }
+    }
 
     return NGX_DECLINED;
 }
 
 
-/* "https://host:port" of the request's own Host, the scheme aside */
+/*
+ * "origin=URL" of eas_admin: http[s]://host[:port], a trailing "/"
+ * allowed, nothing else; kept lower case, the scheme's default port
+ * dropped, as a browser writes Origin.
+ */
 
-static ngx_int_t
-ngx_http_eas_console_origin(ngx_http_request_t *r, ngx_str_t *origin)
+ngx_int_t
+ngx_http_eas_console_origin_conf(ngx_pool_t *pool, ngx_str_t *url,
+    ngx_str_t *origin)
 {
-    u_char     *p, *last;
-    ngx_str_t  *host;
+    u_char     *p, *last, *host, *colon, *out;
+    size_t      scheme;
+    ngx_int_t   port;
 
-    if (r->headers_in.host == NULL) {
-        return NGX_DECLINED;
+    p = url->data;
+    last = url->data + url->len;
+
+    if (last > p && last[-1] == '/') {
+        last--;
     }
 
-    host = &r->headers_in.host->value;
+    if (url->len > 8 && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0) {
+        scheme = 8;
 
-    p = origin->data;
-    last = origin->data + origin->len;
-
-    if (origin->len > 8 && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0)
-    {
-        p += 8;
-
-    } else if (origin->len > 7
+    } else if (url->len > 7
                && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0)
     {
-        p += 7;
+        scheme = 7;
 
     } else {
-        return NGX_DECLINED;            /* "null", a file, another scheme */
+        return NGX_ERROR;
     }
 
-    if ((size_t) (last - p) != host->len
-        || ngx_strncasecmp(p, host->data, host->len) != 0)
-    {
-        return NGX_DECLINED;
+    host = p + scheme;
+    colon = NULL;
+
+    if (host < last && *host == '[') {
+        for (p = host + 1; p < last && *p != ']'; p++) {
+            if (!((*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a'
+                  && (*p | 0x20) <= 'f') || *p == ':' || *p == '.'))
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        if (p == last || p == host + 1) {
+            return NGX_ERROR;
+        }
+
+        p++;
+
+    } else {
+        for (p = host; p < last && *p != ':'; p++) {
+            if (!((*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a'
+                  && (*p | 0x20) <= 'z') || *p == '.' || *p == '-'))
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        if (p == host) {
+            return NGX_ERROR;
+        }
     }
+
+    if (p < last) {
+        if (*p != ':') {
+            return NGX_ERROR;
+        }
+
+        colon = p;
+        port = ngx_atoi(p + 1, last - p - 1);
+
+        if (port < 1 || port > 65535) {
+            return NGX_ERROR;
+        }
+
+        if (port == (scheme == 8 ? 443 : 80)) {
+            last = colon;            /* a browser leaves it out */
+        }
+    }
+
+    out = ngx_pnalloc(pool, last - url->data);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    origin->data = out;
+    origin->len = last - url->data;
+
+    ngx_strlow(out, url->data, origin->len);
 
     return NGX_OK;
 }

@@ -272,7 +272,7 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       NULL },
 
     { ngx_string("eas_admin"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
       ngx_http_eas_admin,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

@@ -465,6 +465,7 @@ ngx_table_elt_t *ngx_http_eas_header_find(ngx_list_t *headers,
     ngx_str_t *name);
 ngx_int_t ngx_http_eas_answer_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
+ngx_int_t ngx_http_eas_answer_private(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data,
     size_t len);
 
@@ -603,7 +604,10 @@ ngx_int_t ngx_http_eas_console_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *conf);
 ngx_int_t ngx_http_eas_console_handler(ngx_http_request_t *r,
     ngx_str_t *path);
-ngx_int_t ngx_http_eas_console_csrf(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_console_csrf(ngx_http_request_t *r,
+    ngx_array_t *origins, const char **why);
+ngx_int_t ngx_http_eas_console_origin_conf(ngx_pool_t *pool,
+    ngx_str_t *url, ngx_str_t *origin);
 
 extern ngx_module_t  ngx_http_eas_module;
 extern void         *ngx_http_eas_cache_tag;

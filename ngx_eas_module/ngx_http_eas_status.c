@@ -281,6 +281,10 @@ ngx_http_eas_status_handler(ngx_http_request_t *r, ngx_uint_t format)
         type = &json;
     }
 
+    if (ngx_http_eas_answer_private(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_eas_send(r, NGX_HTTP_OK, type, b->pos, b->last - b->pos);
 }
 

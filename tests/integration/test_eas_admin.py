@@ -173,7 +173,7 @@ def test_lift_all_lockouts(gateway):
             device(gateway, "Appl" + user, user=user,
                    password="wrong%d" % i).sync()
     assert len(admin(gateway, "GET", "lockouts")["lockouts"]) == 2
-    assert admin(gateway, "DELETE", "lockouts") == {"lifted": 2}
+    assert admin(gateway, "DELETE", "lockouts?all=1") == {"lifted": 2}
     assert device(gateway, "Appljdoe").sync().status == 200
     assert device(gateway, "Applamy", user="amy",
                   password="apple").sync().status == 200
@@ -182,7 +182,7 @@ def test_lift_all_lockouts(gateway):
 def test_drop_cached_credentials(gateway):
     assert device(gateway, "ApplA").sync().status == 200
     on_both_workers(gateway, lambda: device(gateway, "ApplA").sync())
-    dropped = admin(gateway, "DELETE", "credentials")["dropped"]
+    dropped = admin(gateway, "DELETE", "credentials?all=1")["dropped"]
     assert dropped >= 1
     assert device(gateway, "ApplA").sync().status == 200
     last = json.loads(gateway.wait_for_access_log(1, name="eas.log")[-1])
