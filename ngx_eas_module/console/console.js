@@ -26,11 +26,22 @@
         return document.getElementById(id);
     }
 
+    /*
+     * Text as shown: a bidirectional control (which could make "gpj.exe"
+     * read "exe.jpg", or reorder a row) is replaced by a visible marker
+     */
+    function visible(text) {
+        return String(text).replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+                                    function (c) {
+            return "[U+" + c.charCodeAt(0).toString(16).toUpperCase() + "]";
+        });
+    }
+
     /* an element with text, never markup */
     function el(tag, text, cls) {
         var e = document.createElement(tag);
         if (text !== undefined && text !== null) {
-            e.textContent = String(text);
+            e.textContent = visible(text);
         }
         if (cls) {
             e.className = cls;
@@ -44,15 +55,25 @@
         }
     }
 
-    function api(method, path, params) {
-        var url = new URL(path, API);
+    /*
+     * params: a value undefined (or "", unless keepEmpty) is not sent;
+     * each is encoded with encodeURIComponent ("+" as %2B, a space as
+     * %20), never as a form would ("+" for a space), so that no reader
+     * of the query can take one for the other
+     */
+    function api(method, path, params, keepEmpty) {
+        var url = new URL(path, API), query = [];
         var headers = { "Accept": "application/json" };
 
         Object.keys(params || {}).forEach(function (k) {
-            if (params[k] !== "" && params[k] !== undefined) {
-                url.searchParams.set(k, params[k]);
+            var v = params[k];
+            if (v === undefined || v === null || (v === "" && !keepEmpty)) {
+                return;
             }
+            query.push(encodeURIComponent(k) + "="
+                       + encodeURIComponent(String(v)));
         });
+        url.search = query.join("&");
 
         if (method !== "GET") {
             headers["X-EAS-Admin"] = "1";
@@ -77,7 +98,7 @@
 
     function show(ok, text) {
         var r = $("result");
-        r.textContent = text;
+        r.textContent = visible(text);
         r.className = ok ? "ok" : "error";
     }
 
@@ -85,7 +106,7 @@
     function confirmThen(question, done, action) {
         var dialog = $("confirm");
 
-        $("confirm-text").textContent = question;
+        $("confirm-text").textContent = visible(question);
         dialog.returnValue = "";
 
         dialog.addEventListener("close", function onclose() {
@@ -255,9 +276,10 @@
             confirmThen("Delete the record of " + what + "? Its place under "
                         + "eas_device_max is freed.", "Deleted " + what,
                         function () {
+                            /* user "" too: a request that named none */
                             return api("DELETE", "devices",
                                        { user: d.user,
-                                         device_id: d.device_id });
+                                         device_id: d.device_id }, true);
                         });
         }));
         tr.appendChild(td);
@@ -560,7 +582,7 @@
         $("unlock-all").addEventListener("click", function () {
             confirmThen("Unlock every user and address locked now?",
                         "Unlocked all", function () {
-                            return api("DELETE", "lockouts");
+                            return api("DELETE", "lockouts", { all: "1" });
                         });
         });
 

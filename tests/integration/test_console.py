@@ -89,6 +89,14 @@ http {
     server {
         listen 127.0.0.1:${other_port};
 
+        # no pre-authentication: a request that names no user is recorded
+        # with an empty one
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            eas_devices devices;
+            proxy_pass http://backend;
+        }
+
         location = /evil.html {
             default_type text/html;
             return 200 '<!DOCTYPE html><title>evil</title>
@@ -125,7 +133,8 @@ def start(nginx_factory, backend, stale):
                           stale=stale)
     with open(os.path.join(nginx.dir, "users"), "w") as f:
         f.write("jdoe:{PLAIN}secret\namy:{PLAIN}apple\n"
-                "mallory:{PLAIN}evil\n")
+                "mallory:{PLAIN}evil\njohn smith:{PLAIN}space1\n"
+                "john+smith:{PLAIN}plus22\n")
     with open(os.path.join(nginx.dir, "admins"), "w") as f:
         f.write("admin:{PLAIN}adminpw\n")
     nginx.start(ports=(port, other))
@@ -504,3 +513,96 @@ def test_csrf_from_the_page_and_from_another_origin(gateway, browser):
     assert len(refused) == 1, refused
     assert not [l for l in gateway.error_lines_since(mark)
                 if "set rule" in l]
+
+
+def api_users(gateway, target):
+    status, _, body = get(gateway, "/eas/admin/" + target)
+    assert status == 200, body
+    reply = json.loads(body)
+    return sorted(x.get("user", x.get("key")) for x in
+                  reply.get("devices", reply.get("lockouts", [])))
+
+
+def test_space_and_plus_users_acted_on_by_the_page(gateway, backend,
+                                                   browser):
+    """The page encodes with encodeURIComponent and the API decodes as a
+    form does: "john smith" is never taken for "john+smith"."""
+    for user, password in (("john smith", "space1"),
+                           ("john+smith", "plus22")):
+        assert device(gateway, "ApplTWIN", user=user,
+                      password=password).sync().status == 200
+        for i in range(3):
+            device(gateway, "ApplLOCK", user=user,
+                   password="wrong%d" % i).sync()
+    assert api_users(gateway, "devices?device_id=ApplTWIN") == \
+        ["john smith", "john+smith"]
+    assert api_users(gateway, "lockouts") == ["john smith", "john+smith"]
+
+    open_console(browser, gateway)
+    for user, other in (("john smith", "john+smith"),
+                        ("john+smith", None)):
+        field = browser.find_element(By.CSS_SELECTOR,
+                                     "#device-filter [name=user]")
+        field.clear()
+        field.send_keys(user)
+        reload_devices(browser)
+        listed = rows(browser)
+        assert [r.find_element(By.TAG_NAME, "td").text for r in listed] == \
+            [user], user
+        _, result, kind = confirm(browser, listed[0].find_element(
+            By.CSS_SELECTOR, "button.act-delete"))
+        assert kind == "ok", result
+        assert api_users(gateway, "devices?device_id=ApplTWIN") == \
+            ([other] if other else [])
+
+    browser.find_element(By.ID, "tab-lockouts").click()
+    for user, left in (("john smith", ["john+smith"]), ("john+smith", [])):
+        row = wait(browser, lambda d: d.find_elements(
+            By.CSS_SELECTOR, "#lockout-rows tr[data-key='%s']" % user),
+            user + " listed as locked")[0]
+        _, result, kind = confirm(browser, row.find_element(
+            By.CSS_SELECTOR, "button.act-unlock"))
+        assert kind == "ok", result
+        assert api_users(gateway, "lockouts") == left
+
+    # what the page wrote: encodeURIComponent, never a form's "+"
+    with open(os.path.join(gateway.dir, "access.log")) as log:
+        asked = [l.split('"')[1] for l in log if "/eas/admin/" in l]
+    assert any("devices?user=john%20smith&" in r for r in asked), asked
+    assert any("device_id=ApplTWIN" in r and "user=john%2Bsmith" in r
+               for r in asked), asked
+    assert not [r for r in asked if "john+smith" in r], asked
+
+
+def test_record_of_no_user_deleted_from_the_page(gateway, backend, browser):
+    nobody = EasClient("http://127.0.0.1:%d/Microsoft-Server-ActiveSync"
+                       % gateway.other_port, device_id="ApplNOUSER")
+    assert nobody.sync().status == 200
+    status, _, body = get(gateway, "/eas/admin/devices?device_id=ApplNOUSER")
+    assert [d["user"] for d in json.loads(body)["devices"]] == [""]
+
+    open_console(browser, gateway)
+    row = wait(browser, lambda d: [r for r in rows(d)
+                                   if "ApplNOUSER" in r.text],
+               "the record listed")[0]
+    mark = gateway.mark()
+    _, result, kind = confirm(browser, row.find_element(
+        By.CSS_SELECTOR, "button.act-delete"))
+    assert kind == "ok", result
+    status, _, body = get(gateway, "/eas/admin/devices?device_id=ApplNOUSER")
+    assert json.loads(body)["devices"] == []
+    assert "eas admin: delete device: ApplNOUSER of , by 127.0.0.1 user " \
+        "admin" in notices(gateway, mark)[0]
+
+
+def test_bidi_controls_shown_neutralised(gateway, backend, browser):
+    ua = "Outlook\u202egpj.exe\u2066x\u2069".encode("utf-8")
+    assert device(gateway, "ApplBIDI", user_agent=ua).sync().status == 200
+    open_console(browser, gateway)
+    row = wait(browser, lambda d: [r for r in rows(d)
+                                   if "ApplBIDI" in r.text],
+               "the record listed")[0]
+    cell = row.find_element(By.CSS_SELECTOR, "td.ua")
+    text = cell.get_attribute("textContent")
+    assert text == "Outlook[U+202E]gpj.exe[U+2066]x[U+2069]", text
+    assert cell.value_of_css_property("unicode-bidi") == "isolate"
