@@ -1347,7 +1347,7 @@ ngx_http_eas_admin_arg(ngx_http_request_t *r, char *name, ngx_str_t *value)
         return NGX_DECLINED;
     }
 
-    value->data = NULL;
+    value->data = (u_char *) "";
     value->len = 0;
 
     if (raw.len == 0) {
