@@ -71,6 +71,7 @@ typedef struct {
     ngx_shm_zone_t               *preauth;
     ngx_shm_zone_t               *devices;
     ngx_array_t                  *origins;  /* of ngx_str_t, "origin=" */
+    ngx_array_t                  *names;    /* the server's exact names */
 } ngx_http_eas_admin_conf_t;
 
 
@@ -235,6 +236,13 @@ ngx_http_eas_admin_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
         return NGX_OK;
     }
 
+    if (acf->names == NULL) {
+        acf->names = ngx_http_eas_console_names(cf);
+        if (acf->names == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     if (acf->preauth && acf->preauth->data == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_admin\" preauth_zone \"%V\" is unknown",
@@ -258,13 +266,31 @@ ngx_http_eas_admin_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
     const char                 *why;
+    ngx_table_elt_t            *allow;
     ngx_http_eas_loc_conf_t    *elcf;
     ngx_http_eas_admin_conf_t  *acf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST
                        |NGX_HTTP_DELETE)))
     {
-        return NGX_HTTP_NOT_ALLOWED;
+        /* answered as every other refusal: JSON, nosniff, no-store */
+
+        allow = ngx_list_push(&r->headers_out.headers);
+        if (allow == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        allow->hash = 1;
+        ngx_str_set(&allow->key, "Allow");
+        ngx_str_set(&allow->value, "GET, HEAD, POST, DELETE");
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_ALLOWED,
+                                        "method %V not allowed",
+                                        &r->method_name);
     }
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
@@ -275,7 +301,9 @@ ngx_http_eas_admin_handler(ngx_http_request_t *r)
      * other origin (CSRF, DNS rebinding)
      */
 
-    if (ngx_http_eas_console_csrf(r, acf->origins, &why) != NGX_OK) {
+    if (ngx_http_eas_console_csrf(r, acf->names, acf->origins, &why)
+        != NGX_OK)
+    {
         rc = ngx_http_discard_request_body(r);
 
         if (rc != NGX_OK) {

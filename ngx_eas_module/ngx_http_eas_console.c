@@ -57,10 +57,10 @@ static ngx_int_t ngx_http_eas_console_send(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_console_header(ngx_http_request_t *r,
     char *key, char *value);
 static ngx_int_t ngx_http_eas_console_origin(ngx_http_request_t *r,
-    ngx_str_t *origin, ngx_array_t *origins);
+    ngx_str_t *origin, ngx_array_t *names, ngx_array_t *origins);
 static ngx_int_t ngx_http_eas_console_port(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_console_known(ngx_http_request_t *r,
-    ngx_str_t *host, ngx_array_t *origins);
+    ngx_str_t *host, ngx_array_t *names, ngx_array_t *origins);
 
 
 static ngx_http_eas_console_file_t  ngx_http_eas_console_files[] = {
@@ -343,6 +343,64 @@ ngx_http_eas_console_header(ngx_http_request_t *r, char *key, char *value)
 
 
 /*
+ * The server's exact names (no wildcard, no regular expression, not
+ * empty), copied while the configuration is read: nginx keeps a
+ * server's "server_name" list in the configuration's temporary pool,
+ * gone once the configuration is loaded, so a request must never read
+ * it.  Called from the location's merge, where the list is the one of
+ * the location's server.
+ */
+
+ngx_array_t *
+ngx_http_eas_console_names(ngx_conf_t *cf)
+{
+    ngx_str_t                 *name;
+    ngx_uint_t                 i;
+    ngx_array_t               *names;
+    ngx_http_server_name_t    *sn;
+    ngx_http_core_srv_conf_t  *cscf;
+
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+
+    names = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (names == NULL) {
+        return NULL;
+    }
+
+    sn = cscf->server_names.elts;
+
+    for (i = 0; i < cscf->server_names.nelts; i++) {
+#if (NGX_PCRE)
+        if (sn[i].regex) {
+            continue;
+        }
+#endif
+
+        if (sn[i].name.len == 0
+            || ngx_strlchr(sn[i].name.data,
+                           sn[i].name.data + sn[i].name.len, '*')
+            || sn[i].name.data[0] == '.')
+        {
+            continue;
+        }
+
+        name = ngx_array_push(names);
+        if (name == NULL) {
+            return NULL;
+        }
+
+        name->len = sn[i].name.len;
+        name->data = ngx_pstrdup(cf->pool, &sn[i].name);
+        if (name->data == NULL) {
+            return NULL;
+        }
+    }
+
+    return names;
+}
+
+
+/*
  * The API's rule against cross-site request forgery and DNS rebinding:
  * a POST or DELETE needs "X-EAS-Admin: 1", a header no form and no page
  * of another origin can send without the API's consent (a browser asks
@@ -354,8 +412,8 @@ ngx_http_eas_console_header(ngx_http_request_t *r, char *key, char *value)
  */
 
 ngx_int_t
-ngx_http_eas_console_csrf(ngx_http_request_t *r, ngx_array_t *origins,
-    const char **why)
+ngx_http_eas_console_csrf(ngx_http_request_t *r, ngx_array_t *names,
+    ngx_array_t *origins, const char **why)
 {
     ngx_str_t         name;
     ngx_table_elt_t  *h;
@@ -386,7 +444,8 @@ ngx_http_eas_console_csrf(ngx_http_request_t *r, ngx_array_t *origins,
     }
 
     if (r->headers_in.server.len
-        && ngx_http_eas_console_known(r, &r->headers_in.server, origins)
+        && ngx_http_eas_console_known(r, &r->headers_in.server, names,
+                                      origins)
            != NGX_OK)
     {
         *why = "for a host name the server is not known as (Host)";
@@ -396,7 +455,8 @@ ngx_http_eas_console_csrf(ngx_http_request_t *r, ngx_array_t *origins,
     ngx_str_set(&name, "Origin");
     h = ngx_http_eas_header_find(&r->headers_in.headers, &name);
 
-    if (h && ngx_http_eas_console_origin(r, &h->value, origins) != NGX_OK) {
+    if (h && ngx_http_eas_console_origin(r, &h->value, names, origins)
+             != NGX_OK) {
         *why = "from another origin (Origin)";
         return NGX_DECLINED;
     }
@@ -415,7 +475,7 @@ ngx_http_eas_console_csrf(ngx_http_request_t *r, ngx_array_t *origins,
 
 static ngx_int_t
 ngx_http_eas_console_origin(ngx_http_request_t *r, ngx_str_t *origin,
-    ngx_array_t *origins)
+    ngx_array_t *names, ngx_array_t *origins)
 {
     u_char      *p, *last, *colon;
     ngx_str_t    host, *o;
@@ -501,7 +561,7 @@ ngx_http_eas_console_origin(ngx_http_request_t *r, ngx_str_t *origin,
         return NGX_DECLINED;
     }
 
-    return ngx_http_eas_console_known(r, &host, NULL);
+    return ngx_http_eas_console_known(r, &host, names, NULL);
 }
 
 
@@ -526,15 +586,13 @@ ngx_http_eas_console_port(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_http_eas_console_known(ngx_http_request_t *r, ngx_str_t *host,
-    ngx_array_t *origins)
+    ngx_array_t *names, ngx_array_t *origins)
 {
-    u_char                    *p, *last;
-    size_t                     len;
-    ngx_str_t                  h, *o;
-    ngx_uint_t                 i;
-    ngx_http_server_name_t    *sn;
-    ngx_http_core_srv_conf_t  *cscf;
-    u_char                     addr[NGX_SOCKADDR_STRLEN];
+    u_char      *p, *last;
+    size_t       len;
+    ngx_str_t    h, *o, *sn;
+    ngx_uint_t   i;
+    u_char       addr[NGX_SOCKADDR_STRLEN];
 
     h = *host;
 
@@ -543,27 +601,11 @@ ngx_http_eas_console_known(ngx_http_request_t *r, ngx_str_t *host,
         h.len -= 2;
     }
 
-    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+    sn = names->elts;
 
-    sn = cscf->server_names.elts;
-
-    for (i = 0; i < cscf->server_names.nelts; i++) {
-#if (NGX_PCRE)
-        if (sn[i].regex) {
-            continue;
-        }
-#endif
-
-        if (sn[i].name.len == 0
-            || ngx_strlchr(sn[i].name.data,
-                           sn[i].name.data + sn[i].name.len, '*')
-            || sn[i].name.data[0] == '.')
-        {
-            continue;
-        }
-
-        if (sn[i].name.len == host->len
-            && ngx_strncasecmp(sn[i].name.data, host->data, host->len) == 0)
+    for (i = 0; i < names->nelts; i++) {
+        if (sn[i].len == host->len
+            && ngx_strncasecmp(sn[i].data, host->data, host->len) == 0)
         {
             return NGX_OK;
         }

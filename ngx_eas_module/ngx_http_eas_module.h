@@ -604,8 +604,9 @@ ngx_int_t ngx_http_eas_console_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *conf);
 ngx_int_t ngx_http_eas_console_handler(ngx_http_request_t *r,
     ngx_str_t *path);
+ngx_array_t *ngx_http_eas_console_names(ngx_conf_t *cf);
 ngx_int_t ngx_http_eas_console_csrf(ngx_http_request_t *r,
-    ngx_array_t *origins, const char **why);
+    ngx_array_t *names, ngx_array_t *origins, const char **why);
 ngx_int_t ngx_http_eas_console_origin_conf(ngx_pool_t *pool,
     ngx_str_t *url, ngx_str_t *origin);
 

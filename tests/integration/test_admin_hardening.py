@@ -446,8 +446,56 @@ def test_every_answer_is_json_nosniff_no_store(gateway):
                            ("GET", "/eas/admin/devices"),
                            ("GET", "/eas/admin/nothing"),
                            ("DELETE", "/eas/admin/lockouts?x=\"y\""),
-                           ("POST", "/eas/admin/rules")]:
+                           ("POST", "/eas/admin/rules"),
+                           ("PUT", "/eas/admin/rules"),
+                           ("OPTIONS", "/eas/admin/rules")]:
         status, headers, body = call(gateway, method, target)
         assert json.loads(body) and status != 500, (target, status)
         assert headers["x-content-type-options"] == "nosniff", target
         assert headers["cache-control"] == "no-store", target
+        if method in ("PUT", "OPTIONS"):
+            assert status == 405
+            assert headers["allow"] == "GET, HEAD, POST, DELETE"
+
+
+def test_server_names_hold_with_many_servers(nginx_factory):
+    """nginx keeps a server's server_name list only while it reads its
+    configuration: the names are the module's own copy, so with many
+    servers each admin location knows its server's names (not refused,
+    no worker lost: check_no_alerts at teardown) and no other's."""
+    servers = "".join("""
+    server {
+        listen 127.0.0.1:${port};
+        server_name s%d.example.test alias%d.example.test;
+        location /eas/admin/ {
+            eas_admin device_zone=devices;
+        }
+    }
+""" % (i, i) for i in range(10))
+    port = free_port()
+    gateway = nginx_factory("""
+http {
+    ${temp_paths}
+    eas_device_zone zone=devices:1m;
+    eas_admin_rules zone=admin:64k file=${dir}/admin.rules;
+%s
+}
+""" % servers, start=False, port=port)
+    gateway.start(ports=(port,))
+    gateway.port = port
+
+    for i in range(10):
+        for name in ("s%d" % i, "alias%d" % i):
+            host = "%s.example.test:%d" % (name, port)
+            target = "/eas/admin/rules?access=block&device_id=Appl%s" % name
+            status, _, body = call(gateway, "POST", target, host=host,
+                                   headers={"Origin": "http://" + host},
+                                   auth=None)
+            assert status == 200, (host, body)
+        # another server's name is not this one's
+        other = "s%d.example.test:%d" % ((i + 1) % 10, port)
+        status, _, body = call(
+            gateway, "POST", "/eas/admin/rules?access=block&device_id=X",
+            host="s%d.example.test:%d" % (i, port),
+            headers={"Origin": "http://" + other}, auth=None)
+        assert status == 403, (i, body)
