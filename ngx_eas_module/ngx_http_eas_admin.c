@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_redis.h"
 #include "eas_json.h"
 
 
@@ -449,6 +450,7 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
         kind = NGX_HTTP_EAS_CACHE_ADDRESS;
 
     } else {
+        ngx_http_eas_redis_unlock(acf->preauth, NGX_HTTP_EAS_CACHE_USER, NULL);
         n = ngx_http_eas_cache_drop(acf->preauth, NGX_HTTP_EAS_CACHE_USER);
 
         buf = ngx_pnalloc(r->pool, sizeof("{\"lifted\":}\n") + NGX_INT_T_LEN
@@ -470,6 +472,8 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
         return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                         "invalid user or address");
     }
+
+    ngx_http_eas_redis_unlock(acf->preauth, kind, &key);
 
     if (ngx_http_eas_cache_clear(acf->preauth, kind, &key) != NGX_OK) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,

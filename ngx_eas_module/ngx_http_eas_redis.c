@@ -1,0 +1,1200 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <sys/ioctl.h>
+#include <openssl/rand.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_redis_int.h"
+
+
+/*
+ * The connection layer of the shared state (docs/scale-out.md).  Each
+ * worker keeps two connections to Redis: one for commands, pipelined
+ * (hiredis queues them; the write event is posted so that every command
+ * of one pass of the event loop leaves in one write), and one that is
+ * subscribed to the gateways' channel.  hiredis's asynchronous context
+ * is attached to nginx's event loop by the small adapter below: its
+ * socket becomes an ngx_connection_t, its read and write wishes nginx
+ * events.  Nothing here ever blocks: the address is resolved when the
+ * configuration is read, connect() is non-blocking, a connection that
+ * is not ready within connect_timeout, or that leaves a command
+ * unanswered for "timeout", is dropped and made again after a backoff.
+ *
+ * Whether Redis is up is kept per gateway in a small zone, so that the
+ * workers log one line per change between them.
+ */
+
+
+#define NGX_HTTP_EAS_REDIS_RETRY_MIN  50        /* ms, first backoff */
+
+
+typedef struct {
+    ngx_atomic_t                 up;
+    ngx_atomic_t                 downs;        /* changes to down */
+    ngx_atomic_t                 fallbacks;    /* decisions without it */
+    ngx_atomic_t                 commands;
+} ngx_http_eas_redis_sh_t;
+
+
+typedef struct {
+    redisAsyncContext           *ac;
+    ngx_connection_t            *conn;
+    ngx_event_t                  retry;
+    ngx_event_t                  watch;
+    ngx_msec_t                   backoff;
+    ngx_msec_t                   busy_since;
+    ngx_uint_t                   inflight;
+    const char                  *why;          /* of the last drop */
+    unsigned                     subscriber:1;
+    unsigned                     connected:1;
+    unsigned                     ready:1;
+    unsigned                     in_write:1;
+    unsigned                     want_write:1;
+} ngx_http_eas_redis_link_t;
+
+
+typedef struct {
+    redisCallbackFn             *handler;
+    void                        *data;
+    void                        *next;
+} ngx_http_eas_redis_call_t;
+
+
+static char *ngx_http_eas_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_eas_redis_param(ngx_conf_t *cf,
+    ngx_http_eas_redis_conf_t *rcf, ngx_str_t *v);
+static char *ngx_http_eas_redis_password(ngx_conf_t *cf,
+    ngx_http_eas_redis_conf_t *rcf, ngx_str_t *file);
+static void *ngx_http_eas_redis_create_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_http_eas_redis_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_eas_redis_init_process(ngx_cycle_t *cycle);
+static void ngx_http_eas_redis_connect(ngx_http_eas_redis_link_t *link);
+static void ngx_http_eas_redis_retry(ngx_event_t *ev);
+static void ngx_http_eas_redis_watch(ngx_event_t *ev);
+static void ngx_http_eas_redis_drop(ngx_http_eas_redis_link_t *link,
+    const char *why);
+static void ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link,
+    const char *why);
+static void ngx_http_eas_redis_state(ngx_uint_t up, const char *why);
+static void ngx_http_eas_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_eas_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply,
+    void *data);
+static void ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply,
+    void *data);
+static void ngx_http_eas_redis_on_message(redisAsyncContext *ac,
+    void *reply, void *data);
+static void ngx_http_eas_redis_on_reply(redisAsyncContext *ac, void *reply,
+    void *data);
+static void ngx_http_eas_redis_add_read(void *data);
+static void ngx_http_eas_redis_del_read(void *data);
+static void ngx_http_eas_redis_add_write(void *data);
+static void ngx_http_eas_redis_del_write(void *data);
+static void ngx_http_eas_redis_cleanup(void *data);
+static void ngx_http_eas_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_eas_redis_write_handler(ngx_event_t *ev);
+
+
+static ngx_command_t  ngx_http_eas_redis_commands[] = {
+
+    { ngx_string("eas_shared_state"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_eas_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_eas_redis_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_eas_redis_create_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_eas_redis_module = {
+    NGX_MODULE_V1,
+    &ngx_http_eas_redis_module_ctx,        /* module context */
+    ngx_http_eas_redis_commands,           /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_eas_redis_init_process,       /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* this worker's: two connections, the configuration, a free list */
+
+static ngx_http_eas_redis_link_t   ngx_http_eas_redis_cmd;
+static ngx_http_eas_redis_link_t   ngx_http_eas_redis_sub;
+static ngx_http_eas_redis_conf_t  *ngx_http_eas_redis_conf;
+static ngx_http_eas_redis_sh_t    *ngx_http_eas_redis_sh;
+static ngx_http_eas_redis_call_t  *ngx_http_eas_redis_free;
+static ngx_uint_t                  ngx_http_eas_redis_worker_up;
+
+
+static void *
+ngx_http_eas_redis_create_conf(ngx_conf_t *cf)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_redis_conf_t));
+    if (rcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     rcf->enabled = 0;
+     *     rcf->db = 0;
+     *     rcf->password = { 0, NULL };
+     *     rcf->lockout_refuse = 0;
+     */
+
+    return rcf;
+}
+
+
+/*
+ * eas_shared_state "redis://host[:port]" [db=N] [prefix=TEXT]
+ *     [password_file=PATH] [connect_timeout=TIME] [timeout=TIME]
+ *     [retry=TIME] [lockout_fallback=local|refuse];
+ */
+
+static char *
+ngx_http_eas_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_eas_redis_conf_t *rcf = conf;
+
+    u_char           *p;
+    size_t            len;
+    ngx_str_t        *value, name;
+    ngx_url_t         u;
+    ngx_uint_t        i;
+    u_char            node[8];
+
+    if (rcf->enabled) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len > 9
+        && ngx_strncasecmp(value[1].data, (u_char *) "rediss://", 9) == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_shared_state\": TLS (\"rediss://\") is not "
+                           "supported: hiredis 0.14 has no TLS; reach Redis "
+                           "on a trusted network or through a TLS tunnel "
+                           "(docs/scale-out.md)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[1].len <= 8
+        || ngx_strncasecmp(value[1].data, (u_char *) "redis://", 8) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_shared_state\": \"%V\" is not a "
+                           "\"redis://host:port\" address", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url.data = value[1].data + 8;
+    u.url.len = value[1].len - 8;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_shared_state\": %s in \"%V\"",
+                           u.err ? u.err : "no address", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.addrs[0].sockaddr->sa_family != AF_INET
+#if (NGX_HAVE_INET6)
+        && u.addrs[0].sockaddr->sa_family != AF_INET6
+#endif
+       )
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_shared_state\": \"%V\" is not a TCP "
+                           "address", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* the address as text, resolved now: hiredis would resolve blocking */
+
+    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
+                        NGX_SOCKADDR_STRLEN, 0);
+    p[len] = '\0';
+
+    rcf->host = (char *) p;
+    rcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+    rcf->url = value[1];
+
+    rcf->connect_timeout = 1000;
+    rcf->timeout = 500;
+    rcf->retry = 1000;
+    ngx_str_set(&rcf->prefix, "eas:");
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_http_eas_redis_param(cf, rcf, &value[i]) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* the channel every gateway of the prefix listens to */
+
+    rcf->channel.len = rcf->prefix.len + sizeof("events") - 1;
+    rcf->channel.data = ngx_pnalloc(cf->pool, rcf->channel.len);
+    if (rcf->channel.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(rcf->channel.data, rcf->prefix.data,
+                          rcf->prefix.len),
+               "events", sizeof("events") - 1);
+
+    /* this gateway's name on the channel: its own messages come back */
+
+    if (RAND_bytes(node, sizeof(node)) != 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_shared_state\": no random bytes");
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->node.len = 2 * sizeof(node);
+    rcf->node.data = ngx_pnalloc(cf->pool, rcf->node.len);
+    if (rcf->node.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_hex_dump(rcf->node.data, node, sizeof(node));
+
+    ngx_str_set(&name, "eas_shared_state");
+
+    rcf->shm_zone = ngx_shared_memory_add(cf, &name, 8 * ngx_pagesize,
+                                          &ngx_http_eas_redis_module);
+    if (rcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->shm_zone->init = ngx_http_eas_redis_init_zone;
+    rcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_eas_redis_param(ngx_conf_t *cf, ngx_http_eas_redis_conf_t *rcf,
+    ngx_str_t *v)
+{
+    ngx_int_t    n;
+    ngx_str_t    s;
+    ngx_msec_t  *ms;
+
+    if (v->len > 3 && ngx_strncmp(v->data, "db=", 3) == 0) {
+        n = ngx_atoi(v->data + 3, v->len - 3);
+        if (n == NGX_ERROR || n > 65535) {
+            goto invalid;
+        }
+
+        rcf->db = n;
+        return NGX_CONF_OK;
+    }
+
+    if (v->len > 7 && ngx_strncmp(v->data, "prefix=", 7) == 0) {
+        rcf->prefix.data = v->data + 7;
+        rcf->prefix.len = v->len - 7;
+
+        if (rcf->prefix.len > 64) {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (v->len > 14 && ngx_strncmp(v->data, "password_file=", 14) == 0) {
+        s.data = v->data + 14;
+        s.len = v->len - 14;
+        return ngx_http_eas_redis_password(cf, rcf, &s);
+    }
+
+    if (v->len > 17 && ngx_strncmp(v->data, "lockout_fallback=", 17) == 0) {
+        s.data = v->data + 17;
+        s.len = v->len - 17;
+
+        if (s.len == 5 && ngx_strncmp(s.data, "local", 5) == 0) {
+            rcf->lockout_refuse = 0;
+
+        } else if (s.len == 6 && ngx_strncmp(s.data, "refuse", 6) == 0) {
+            rcf->lockout_refuse = 1;
+
+        } else {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (v->len > 16 && ngx_strncmp(v->data, "connect_timeout=", 16) == 0) {
+        ms = &rcf->connect_timeout;
+        s.data = v->data + 16;
+        s.len = v->len - 16;
+
+    } else if (v->len > 8 && ngx_strncmp(v->data, "timeout=", 8) == 0) {
+        ms = &rcf->timeout;
+        s.data = v->data + 8;
+        s.len = v->len - 8;
+
+    } else if (v->len > 6 && ngx_strncmp(v->data, "retry=", 6) == 0) {
+        ms = &rcf->retry;
+        s.data = v->data + 6;
+        s.len = v->len - 6;
+
+    } else {
+        goto invalid;
+    }
+
+    n = ngx_parse_time(&s, 0);
+    if (n == NGX_ERROR || n == 0) {
+        goto invalid;
+    }
+
+    *ms = (ngx_msec_t) n;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"eas_shared_state\": invalid parameter \"%V\"", v);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* the first line of the file, read once: never written in a log */
+
+static char *
+ngx_http_eas_redis_password(ngx_conf_t *cf, ngx_http_eas_redis_conf_t *rcf,
+    ngx_str_t *file)
+{
+    u_char      *p, *last;
+    ssize_t      n;
+    ngx_fd_t     fd;
+    ngx_str_t    name;
+    u_char       buf[512];
+
+    name = *file;
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"eas_shared_state\": cannot open "
+                           "password_file \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_fd(fd, buf, sizeof(buf));
+    (void) ngx_close_file(fd);
+
+    if (n == -1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"eas_shared_state\": cannot read "
+                           "password_file \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    last = buf + n;
+
+    for (p = buf; p < last && *p != CR && *p != LF; p++) { /* void */ }
+
+    if (p == buf || (p == last && n == (ssize_t) sizeof(buf))) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"eas_shared_state\": password_file \"%V\" has "
+                           "no password on its first line, or one longer "
+                           "than %uz bytes", &name, sizeof(buf) - 1);
+        return NGX_CONF_ERROR;
+    }
+
+    rcf->password.len = p - buf;
+    rcf->password.data = ngx_pnalloc(cf->pool, rcf->password.len);
+    if (rcf->password.data == NULL) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(rcf->password.data, buf, rcf->password.len);
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eas_redis_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t          *shpool;
+    ngx_http_eas_redis_sh_t  *sh;
+
+    if (data) {
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_eas_redis_sh_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* assumed up: the first failure is worth a line */
+    sh->up = 1;
+
+    shpool->data = sh;
+    shm_zone->data = sh;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eas_redis_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    rcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_eas_redis_module);
+    if (rcf == NULL || !rcf->enabled) {
+        return NGX_OK;
+    }
+
+    ngx_http_eas_redis_conf = rcf;
+    ngx_http_eas_redis_sh = rcf->shm_zone->data;
+
+    ngx_http_eas_redis_sub.subscriber = 1;
+
+    ngx_http_eas_redis_connect(&ngx_http_eas_redis_cmd);
+    ngx_http_eas_redis_connect(&ngx_http_eas_redis_sub);
+
+    return NGX_OK;
+}
+
+
+ngx_http_eas_redis_conf_t *
+ngx_http_eas_redis_get_conf(void)
+{
+    return ngx_http_eas_redis_conf;
+}
+
+
+static void
+ngx_http_eas_redis_connect(ngx_http_eas_redis_link_t *link)
+{
+    ngx_connection_t           *c;
+    redisAsyncContext          *ac;
+    ngx_http_eas_redis_conf_t  *rcf;
+    const char                 *argv[2];
+    size_t                      argvlen[2];
+    u_char                      db[NGX_INT_T_LEN];
+
+    rcf = ngx_http_eas_redis_conf;
+
+    link->retry.handler = ngx_http_eas_redis_retry;
+    link->retry.data = link;
+    link->retry.log = ngx_cycle->log;
+    link->retry.cancelable = 1;
+
+    link->watch.handler = ngx_http_eas_redis_watch;
+    link->watch.data = link;
+    link->watch.log = ngx_cycle->log;
+    link->watch.cancelable = 1;
+
+    link->connected = 0;
+    link->ready = 0;
+    link->inflight = 0;
+    link->in_write = 0;
+    link->want_write = 0;
+
+    ac = redisAsyncConnect(rcf->host, (int) rcf->port);
+
+    if (ac == NULL || ac->err) {
+        ngx_http_eas_redis_lost(link, ac ? ac->errstr : "no memory");
+
+        if (ac) {
+            redisAsyncFree(ac);
+        }
+
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, ngx_cycle->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        ngx_http_eas_redis_lost(link, "no free connection");
+        return;
+    }
+
+    c->data = link;
+    c->read->handler = ngx_http_eas_redis_read_handler;
+    c->write->handler = ngx_http_eas_redis_write_handler;
+    c->read->log = ngx_cycle->log;
+    c->write->log = ngx_cycle->log;
+
+    link->ac = ac;
+    link->conn = c;
+
+    ac->data = link;
+    ac->ev.data = link;
+    ac->ev.addRead = ngx_http_eas_redis_add_read;
+    ac->ev.delRead = ngx_http_eas_redis_del_read;
+    ac->ev.addWrite = ngx_http_eas_redis_add_write;
+    ac->ev.delWrite = ngx_http_eas_redis_del_write;
+    ac->ev.cleanup = ngx_http_eas_redis_cleanup;
+
+    /* the first write event tells that connect() is done */
+
+    (void) redisAsyncSetConnectCallback(ac, ngx_http_eas_redis_on_connect);
+    (void) redisAsyncSetDisconnectCallback(ac,
+                                           ngx_http_eas_redis_on_disconnect);
+
+    /* queued now, sent once connected: AUTH, SELECT, PING */
+
+    if (rcf->password.len) {
+        argv[0] = "AUTH";
+        argvlen[0] = 4;
+        argv[1] = (const char *) rcf->password.data;
+        argvlen[1] = rcf->password.len;
+
+        (void) redisAsyncCommandArgv(ac, ngx_http_eas_redis_on_auth, link, 2,
+                                     argv, argvlen);
+    }
+
+    if (rcf->db) {
+        argv[0] = "SELECT";
+        argvlen[0] = 6;
+        argv[1] = (const char *) db;
+        argvlen[1] = ngx_sprintf(db, "%ui", rcf->db) - db;
+
+        (void) redisAsyncCommandArgv(ac, ngx_http_eas_redis_on_auth, link, 2,
+                                     argv, argvlen);
+    }
+
+    (void) redisAsyncCommand(ac, ngx_http_eas_redis_on_ready, link, "PING");
+
+    ngx_add_timer(&link->watch, rcf->connect_timeout);
+}
+
+
+static void
+ngx_http_eas_redis_retry(ngx_event_t *ev)
+{
+    ngx_http_eas_redis_link_t  *link = ev->data;
+
+    if (ngx_exiting || ngx_terminate || link->ac) {
+        return;
+    }
+
+    ngx_http_eas_redis_connect(link);
+}
+
+
+/* not ready in connect_timeout, or a command unanswered for "timeout" */
+
+static void
+ngx_http_eas_redis_watch(ngx_event_t *ev)
+{
+    ngx_http_eas_redis_link_t  *link = ev->data;
+
+    if (link->ac == NULL) {
+        return;
+    }
+
+    if (!link->ready) {
+        ngx_http_eas_redis_drop(link, "connect timed out");
+        return;
+    }
+
+    if (link->inflight == 0) {
+        return;
+    }
+
+    if ((ngx_msec_int_t) (ngx_current_msec - link->busy_since)
+        >= (ngx_msec_int_t) ngx_http_eas_redis_conf->timeout)
+    {
+        ngx_http_eas_redis_drop(link, "a command timed out");
+        return;
+    }
+
+    ngx_add_timer(ev, ngx_http_eas_redis_conf->timeout
+                      - (ngx_current_msec - link->busy_since));
+}
+
+
+/*
+ * From nginx's side (a timer): the context is freed at once, every
+ * command waiting on it is called back without a reply.
+ */
+
+static void
+ngx_http_eas_redis_drop(ngx_http_eas_redis_link_t *link, const char *why)
+{
+    redisAsyncContext  *ac;
+
+    ac = link->ac;
+
+    ngx_http_eas_redis_lost(link, why);
+
+    if (ac) {
+        redisAsyncFree(ac);
+    }
+}
+
+
+/* the link is gone: down, and made again after a backoff */
+
+static void
+ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link, const char *why)
+{
+    ngx_msec_t  backoff;
+
+    link->ac = NULL;
+    link->connected = 0;
+    link->ready = 0;
+    link->inflight = 0;
+    link->why = why;
+
+    if (link->watch.timer_set) {
+        ngx_del_timer(&link->watch);
+    }
+
+    if (!link->subscriber) {
+        ngx_http_eas_redis_state(0, why);
+    }
+
+    if (ngx_exiting || ngx_terminate || link->retry.timer_set) {
+        return;
+    }
+
+    backoff = link->backoff ? ngx_min(2 * link->backoff,
+                                      ngx_http_eas_redis_conf->retry)
+                            : NGX_HTTP_EAS_REDIS_RETRY_MIN;
+    link->backoff = backoff;
+
+    ngx_add_timer(&link->retry, backoff);
+}
+
+
+/* one line per change, for the whole gateway */
+
+static void
+ngx_http_eas_redis_state(ngx_uint_t up, const char *why)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_conf;
+    ngx_http_eas_redis_worker_up = up;
+
+    if (up) {
+        if (ngx_atomic_cmp_set(&ngx_http_eas_redis_sh->up, 0, 1)) {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "eas: shared state \"%V\" is up again",
+                          &rcf->url);
+        }
+
+        return;
+    }
+
+    if (ngx_atomic_cmp_set(&ngx_http_eas_redis_sh->up, 1, 0)) {
+        (void) ngx_atomic_fetch_add(&ngx_http_eas_redis_sh->downs, 1);
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "eas: shared state \"%V\" is down (%s): lockouts "
+                      "counted %s, device limits and Ping supersede on "
+                      "this gateway only until it is back", &rcf->url, why,
+                      rcf->lockout_refuse ? "nowhere, tries refused"
+                                          : "on this gateway");
+    }
+}
+
+
+static void
+ngx_http_eas_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_eas_redis_link_t  *link = ac->data;
+
+    if (link->ac != ac) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this */
+        ngx_http_eas_redis_lost(link, ac->errstr);
+        return;
+    }
+
+    link->connected = 1;
+}
+
+
+static void
+ngx_http_eas_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_eas_redis_link_t  *link = ac->data;
+
+    if (link->ac != ac) {
+        return;
+    }
+
+    ngx_http_eas_redis_lost(link, status == REDIS_OK ? "disconnected"
+                                                     : ac->errstr);
+}
+
+
+/* AUTH or SELECT refused: said once per change, the link made again */
+
+static void
+ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply                 *rr = reply;
+    ngx_http_eas_redis_link_t  *link = data;
+
+    if (link->ac != ac || rr == NULL || rr->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    if (!link->subscriber && ngx_http_eas_redis_sh->up) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "eas: shared state \"%V\" refused the connection's "
+                      "setup: %*s (check \"password_file\" and \"db\")",
+                      &ngx_http_eas_redis_conf->url, (size_t) rr->len,
+                      rr->str);
+    }
+
+    link->why = "refused";
+    redisAsyncDisconnect(ac);
+}
+
+
+static void
+ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply                 *rr = reply;
+    ngx_http_eas_redis_link_t  *link = data;
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    if (link->ac != ac || rr == NULL || rr->type == REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    rcf = ngx_http_eas_redis_conf;
+
+    if (link->watch.timer_set) {
+        ngx_del_timer(&link->watch);
+    }
+
+    link->backoff = 0;
+
+    if (link->subscriber) {
+        /* called for the confirmation and for every message */
+        (void) redisAsyncCommand(ac, ngx_http_eas_redis_on_message, link,
+                                 "SUBSCRIBE %b", rcf->channel.data,
+                                 rcf->channel.len);
+        return;
+    }
+
+    link->ready = 1;
+    ngx_http_eas_redis_state(1, NULL);
+}
+
+
+static void
+ngx_http_eas_redis_on_message(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply                 *rr = reply;
+    ngx_http_eas_redis_link_t  *link = data;
+
+    if (link->ac != ac || rr == NULL || rr->type != REDIS_REPLY_ARRAY
+        || rr->elements != 3
+        || rr->element[0]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    if (rr->element[0]->len == 9
+        && ngx_strncmp(rr->element[0]->str, "subscribe", 9) == 0)
+    {
+        link->ready = 1;
+        return;
+    }
+
+    if (rr->element[0]->len != 7
+        || ngx_strncmp(rr->element[0]->str, "message", 7) != 0
+        || rr->element[2]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    ngx_http_eas_redis_event((u_char *) rr->element[2]->str,
+                             rr->element[2]->len);
+}
+
+
+/*
+ * A command of the shared state, pipelined on this worker's command
+ * connection.  NGX_DECLINED while Redis is down: the caller falls
+ * back.  "handler" (may be NULL) is called exactly once, with NULL
+ * when the link went away first.
+ */
+
+ngx_int_t
+ngx_http_eas_redis_command(redisCallbackFn *handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    ngx_http_eas_redis_call_t  *call;
+    ngx_http_eas_redis_link_t  *link;
+
+    link = &ngx_http_eas_redis_cmd;
+
+    if (ngx_http_eas_redis_conf == NULL || !link->ready) {
+        if (ngx_http_eas_redis_sh) {
+            (void) ngx_atomic_fetch_add(&ngx_http_eas_redis_sh->fallbacks,
+                                        1);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    call = ngx_http_eas_redis_free;
+
+    if (call) {
+        ngx_http_eas_redis_free = call->next;
+
+    } else {
+        call = ngx_alloc(sizeof(ngx_http_eas_redis_call_t), ngx_cycle->log);
+        if (call == NULL) {
+            return NGX_DECLINED;
+        }
+    }
+
+    call->handler = handler;
+    call->data = data;
+
+    if (redisAsyncCommandArgv(link->ac, ngx_http_eas_redis_on_reply, call,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        call->next = ngx_http_eas_redis_free;
+        ngx_http_eas_redis_free = call;
+        return NGX_DECLINED;
+    }
+
+    (void) ngx_atomic_fetch_add(&ngx_http_eas_redis_sh->commands, 1);
+
+    if (link->inflight++ == 0) {
+        link->busy_since = ngx_current_msec;
+
+        if (!link->watch.timer_set) {
+            ngx_add_timer(&link->watch, ngx_http_eas_redis_conf->timeout);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_eas_redis_on_reply(redisAsyncContext *ac, void *reply, void *data)
+{
+    ngx_http_eas_redis_call_t  *call = data;
+    ngx_http_eas_redis_link_t  *link;
+
+    link = &ngx_http_eas_redis_cmd;
+
+    if (link->ac == ac && link->inflight) {
+        link->inflight--;
+        link->busy_since = ngx_current_msec;
+    }
+
+    if (call->handler) {
+        call->handler(ac, reply, call->data);
+    }
+
+    call->next = ngx_http_eas_redis_free;
+    ngx_http_eas_redis_free = call;
+}
+
+
+ngx_int_t
+ngx_http_eas_redis_up(void)
+{
+    if (ngx_http_eas_redis_sh == NULL) {
+        return -1;
+    }
+
+    return ngx_http_eas_redis_sh->up ? 1 : 0;
+}
+
+
+void
+ngx_http_eas_redis_counters(ngx_uint_t *downs, ngx_uint_t *fallbacks,
+    ngx_uint_t *commands)
+{
+    *downs = ngx_http_eas_redis_sh ? ngx_http_eas_redis_sh->downs : 0;
+    *fallbacks = ngx_http_eas_redis_sh ? ngx_http_eas_redis_sh->fallbacks
+                                       : 0;
+    *commands = ngx_http_eas_redis_sh ? ngx_http_eas_redis_sh->commands : 0;
+}
+
+
+/*
+ * The adapter.  hiredis says when it wants to read or write; nginx
+ * calls back when the socket is ready.  Events are edge-triggered with
+ * epoll: a read drains what the socket holds, and a write wished for
+ * on a connected socket is posted, so that it runs once at the end of
+ * this pass of the event loop for every command queued meanwhile.
+ */
+
+static void
+ngx_http_eas_redis_add_read(void *data)
+{
+    ngx_http_eas_redis_link_t  *link = data;
+
+    if (link->conn && !link->conn->read->active) {
+        (void) ngx_handle_read_event(link->conn->read, 0);
+    }
+}
+
+
+static void
+ngx_http_eas_redis_del_read(void *data)
+{
+    /* an event that finds nothing to read is harmless */
+}
+
+
+static void
+ngx_http_eas_redis_add_write(void *data)
+{
+    ngx_http_eas_redis_link_t  *link = data;
+
+    ngx_event_t  *wev;
+
+    if (link->conn == NULL) {
+        return;
+    }
+
+    wev = link->conn->write;
+    link->want_write = 1;
+
+    if (link->in_write) {
+        return;
+    }
+
+    if (link->connected) {
+        if (!wev->posted) {
+            ngx_post_event(wev, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    (void) ngx_handle_write_event(wev, 0);
+}
+
+
+static void
+ngx_http_eas_redis_del_write(void *data)
+{
+    ngx_http_eas_redis_link_t  *link = data;
+
+    ngx_event_t  *wev;
+
+    if (link->conn == NULL) {
+        return;
+    }
+
+    link->want_write = 0;
+    wev = link->conn->write;
+
+    if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && wev->active) {
+        (void) ngx_del_event(wev, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* the context is being freed; hiredis closes the socket right after */
+
+static void
+ngx_http_eas_redis_cleanup(void *data)
+{
+    ngx_http_eas_redis_link_t  *link = data;
+
+    ngx_connection_t  *c;
+
+    c = link->conn;
+
+    if (c == NULL) {
+        return;
+    }
+
+    link->conn = NULL;
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (ngx_del_conn) {
+        (void) ngx_del_conn(c, NGX_CLOSE_EVENT);
+
+    } else {
+        if (c->read->active) {
+            (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active) {
+            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+    }
+
+    ngx_free_connection(c);
+
+    c->fd = (ngx_socket_t) -1;
+}
+
+
+static void
+ngx_http_eas_redis_read_handler(ngx_event_t *ev)
+{
+    int                         n;
+    ngx_connection_t           *c;
+    redisAsyncContext          *ac;
+    ngx_http_eas_redis_link_t  *link;
+
+    c = ev->data;
+    link = c->data;
+    ac = link->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    for ( ;; ) {
+        redisAsyncHandleRead(ac);
+
+        if (link->ac != ac || link->conn == NULL) {
+            /* freed by hiredis, or taken away by a callback */
+            return;
+        }
+
+        if (ioctl(ac->c.fd, FIONREAD, &n) == -1 || n <= 0) {
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_http_eas_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t           *c;
+    redisAsyncContext          *ac;
+    ngx_http_eas_redis_link_t  *link;
+
+    c = ev->data;
+    link = c->data;
+    ac = link->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    link->in_write = 1;
+    link->want_write = 0;
+
+    redisAsyncHandleWrite(ac);
+
+    if (link->ac != ac || link->conn == NULL) {
+        return;
+    }
+
+    link->in_write = 0;
+
+    if (link->want_write) {
+        /* the socket took part of it: wait for room */
+        ev->ready = 0;
+        (void) ngx_handle_write_event(ev, 0);
+    }
+}

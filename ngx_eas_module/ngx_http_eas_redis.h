@@ -1,0 +1,53 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#ifndef _NGX_HTTP_EAS_REDIS_H_INCLUDED_
+#define _NGX_HTTP_EAS_REDIS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+/*
+ * Shared state on Redis (docs/scale-out.md): the gateway's own module,
+ * ngx_http_eas_redis_module.  The rest of ngx_eas calls in through the
+ * hooks below, one line each; every hook does nothing without
+ * "eas_shared_state".
+ */
+
+
+/* a lookup answer of ngx_http_eas_redis_lookup(): Redis was asked */
+#define NGX_HTTP_EAS_CACHE_ASKED  128
+
+
+/* preauth: a try the cache reserved is reserved on Redis too */
+ngx_uint_t ngx_http_eas_redis_lookup(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_cache_query_t *q,
+    ngx_uint_t found);
+
+/* preauth: the source answered (valid or not), or gave no answer */
+void ngx_http_eas_redis_answer(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_cache_query_t *q,
+    ngx_uint_t valid);
+void ngx_http_eas_redis_release(ngx_http_request_t *r, ngx_uint_t failed);
+
+/* admin: a lockout lifted (key NULL: every lockout of the zone) */
+void ngx_http_eas_redis_unlock(ngx_shm_zone_t *zone, ngx_uint_t kind,
+    ngx_str_t *key);
+
+/* longpoll: a Ping of this device is now the newest */
+void ngx_http_eas_redis_ping(ngx_shm_zone_t *devices, ngx_str_t *user,
+    ngx_str_t *device_id);
+
+/* status: 1 up, 0 down, -1 not configured */
+ngx_int_t ngx_http_eas_redis_up(void);
+
+
+#endif /* _NGX_HTTP_EAS_REDIS_H_INCLUDED_ */

@@ -1,0 +1,344 @@
+"""Several gateways sharing one Redis (eas_shared_state, docs/scale-out.md):
+a lockout reached by failures spread over the gateways, and by tries sent
+side by side to all of them, verifies no more tries than one gateway
+would (read from the directory's own record); a lock started on one
+gateway refuses on the others; a lockout lifted on one is lifted on all
+within a second; a new Ping on one gateway ends the device's Ping held by
+another; Redis killed, restarted, made slow (DEBUG SLEEP) or asking for
+another password: no request hangs, the gateway falls back to its own
+counts, and logs one line per change.  Every gateway is a real nginx with
+two workers, Redis a real redis-server on a loopback port."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from eastest.backends import CredentialBackend, EasBackend
+from eastest.client import EasClient
+from eastest.nginx import free_port
+from eastest.redis import RedisServer
+from eastest.waiting import poll
+
+LIMIT = 3
+HANG = 45           # bounds a hang, not a speed: held Pings ask for 60 s
+
+NGINX_CONFIG = """
+http {
+    ${temp_paths}
+    log_format shared escape=json '{"status":"$status","auth":"$eas_auth",'
+        '"reason":"$eas_reason","cmd":"$eas_cmd","pid":"$pid"}';
+
+    eas_shared_state ${redis_url} prefix=t: timeout=300ms
+                     connect_timeout=300ms retry=200ms ${shared_extra};
+
+    eas_preauth_zone zone=auth:1m;
+    eas_device_zone zone=devices:1m;
+
+    upstream backend {
+        server 127.0.0.1:${backend_port};
+        eas_upstream_timeouts;
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+        access_log ${dir}/eas.log shared;
+
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            eas_devices devices;
+            eas_longpoll on;
+            eas_heartbeat_min 2s;
+            eas_heartbeat_max 120s;
+            proxy_read_timeout 1s;
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth;
+            eas_preauth_request /_directory;
+            eas_preauth_lockout user=${limit} address=100 window=1m time=1h;
+            proxy_pass http://backend;
+        }
+
+        location = /_directory {
+            internal;
+            proxy_method OPTIONS;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_pass http://127.0.0.1:${dir_port}/Microsoft-Server-ActiveSync;
+        }
+
+        location /eas/admin/ {
+            allow 127.0.0.1;
+            deny all;
+            eas_admin preauth_zone=auth device_zone=devices;
+        }
+    }
+}
+"""
+
+
+@pytest.fixture
+def redis(tmp_path):
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def directory():
+    """The credential source: every verification is one request here."""
+    with CredentialBackend({None: {"jdoe": "secret", "amy": "apple"}}) \
+            as server:
+        yield server
+
+
+@pytest.fixture
+def backend():
+    with EasBackend(supersede=False) as server:
+        yield server
+
+
+def start_gateways(nginx_factory, redis, directory, backend, count=2,
+                   shared_extra="", limit=LIMIT):
+    gateways = []
+    for _ in range(count):
+        port = free_port()
+        nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+                              redis_url=redis.url, dir_port=directory.port,
+                              backend_port=backend.port, limit=limit,
+                              shared_extra=shared_extra)
+        nginx.port = port
+        gateways.append(nginx)
+    for nginx in gateways:
+        poll(lambda: redis_clients(redis) >= 4 * len(gateways) or None,
+             "connections of every worker to Redis")
+    return gateways
+
+
+def redis_clients(redis):
+    info = redis.command("INFO", "clients").decode()
+    for line in info.splitlines():
+        if line.startswith("connected_clients:"):
+            return int(line.split(":")[1]) - 1      # less ours
+    return 0
+
+
+def device(nginx, device_id="DEV1", user="jdoe", password="secret"):
+    return EasClient("http://127.0.0.1:%d/Microsoft-Server-ActiveSync"
+                     % nginx.port, user=user, password=password,
+                     device_id=device_id, timeout=20)
+
+
+def verified(directory, user="jdoe"):
+    """Verifications the directory saw for user."""
+    import base64
+    count = 0
+    for request in directory.requests:
+        value = request.header("Authorization", "")
+        if value.startswith("Basic ") and base64.b64decode(
+                value[6:]).decode().partition(":")[0] == user:
+            count += 1
+    return count
+
+
+def admin(nginx, method, path):
+    import urllib.request
+    import urllib.error
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/%s" % (nginx.port, path),
+        method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def lines(nginx, mark, text):
+    return [line for line in nginx.error_lines_since(mark) if text in line]
+
+
+def test_lockout_spread_over_three_gateways(nginx_factory, redis,
+                                            directory, backend):
+    """Wrong passwords sent in turn to three gateways: the directory
+    verifies LIMIT of them, then the user is locked on every gateway,
+    the right password of a new device included (one gateway alone
+    would have let 3 x LIMIT through)."""
+    gateways = start_gateways(nginx_factory, redis, directory, backend, 3)
+    for i in range(3 * LIMIT + 3):
+        reply = device(gateways[i % 3], password="wrong%d" % i).options()
+        assert reply.status == 401
+    assert verified(directory) == LIMIT
+    for nginx in gateways:
+        assert device(nginx, device_id="NEW").options().status == 401
+    assert verified(directory) == LIMIT
+    notices = [line for nginx in gateways
+               for line in lines(nginx, 0, "is locked out")]
+    assert notices
+
+
+def test_tries_side_by_side_on_two_gateways(nginx_factory, redis,
+                                            directory, backend):
+    """Wrong passwords sent all at once to two gateways: no more than
+    LIMIT reach the directory."""
+    gateways = start_gateways(nginx_factory, redis, directory, backend, 2)
+    replies = []
+
+    def guess(i):
+        replies.append(device(gateways[i % 2],
+                              password="guess%d" % i).options().status)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(replies) == 16
+    assert set(replies) <= {401, 503}
+    assert verified(directory) <= LIMIT
+
+
+def test_unlock_on_one_gateway_lifts_it_on_the_others(nginx_factory, redis,
+                                                      directory, backend):
+    """A lockout lifted through the admin API of gateway A: gateway B
+    takes the right password again within a second or so (polled)."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    for i in range(LIMIT):
+        assert device(a, password="bad%d" % i).options().status == 401
+    poll(lambda: device(b, device_id="B1").options().status == 401,
+         "the lock on gateway B")
+    before = verified(directory)
+    assert device(b, device_id="B2").options().status == 401
+    assert verified(directory) == before          # refused on B itself
+    assert admin(a, "DELETE", "lockouts?user=jdoe") == 200
+    poll(lambda: device(b, device_id="B3").options().status == 200,
+         "the lock lifted on gateway B", timeout=5, interval=0.1)
+    assert not redis.keys("t:ul:*")
+
+
+def test_ping_superseded_across_gateways(nginx_factory, redis, directory,
+                                         backend):
+    """A device's Ping held by gateway A; its new Ping goes to gateway B:
+    A answers the older one at once (Status 1, ping_superseded), the
+    newer one stays held; the backend saw both."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    result = {}
+
+    def held():
+        result["reply"] = device(a, device_id="PHONE").ping(heartbeat=60)
+
+    thread = threading.Thread(target=held)
+    thread.start()
+    backend.wait_for(1)
+    newer = {}
+
+    def second():
+        newer["reply"] = device(b, device_id="PHONE").ping(heartbeat=4)
+
+    started = time.monotonic()
+    thread2 = threading.Thread(target=second)
+    thread2.start()
+    thread.join(HANG)
+    assert not thread.is_alive(), "the held Ping was not ended"
+    assert time.monotonic() - started < HANG
+    assert result["reply"].status == 200
+    assert result["reply"].eas_status() == 1
+    thread2.join(HANG)
+    assert newer["reply"].eas_status() == 1
+    pings = [r for r in backend.requests if r.eas.command == "Ping"]
+    assert len(pings) == 2
+    assert poll(lambda: lines(a, 0, "superseded by a newer Ping"),
+                "the superseded line on gateway A")
+
+
+def test_redis_killed_and_back(nginx_factory, redis, directory, backend):
+    """Redis killed: requests are still answered (counted on each
+    gateway), one "down" line per gateway; Redis back on its port: one
+    "up" line, and the shared lockout works again."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    mark_a, mark_b = a.mark(), b.mark()
+    redis.stop()
+    for i in range(2 * LIMIT):
+        nginx = (a, b)[i % 2]
+        assert device(nginx, password="x%d" % i).options().status == 401
+    # each gateway counted its own: LIMIT each
+    assert verified(directory) == 2 * LIMIT
+    for nginx, mark in ((a, mark_a), (b, mark_b)):
+        poll(lambda: lines(nginx, mark, "is down"), "a down line")
+    redis.start()
+    for nginx, mark in ((a, mark_a), (b, mark_b)):
+        poll(lambda: lines(nginx, mark, "is up again"), "an up line")
+        assert len(lines(nginx, mark, "is down")) == 1
+        assert len(lines(nginx, mark, "is up again")) == 1
+    # shared again: a new user's failures spread over both lock at LIMIT
+    before = verified(directory, "amy")
+    for i in range(2 * LIMIT):
+        device((a, b)[i % 2], user="amy", password="y%d" % i).options()
+    assert verified(directory, "amy") - before == LIMIT
+
+
+def test_slow_redis_never_hangs_a_request(nginx_factory, redis, directory,
+                                          backend):
+    """DEBUG SLEEP 3 on Redis: a verification waits at most the timeout
+    (300 ms) for it, then the gateway decides alone; one down line and
+    one up line per gateway."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    mark = a.mark()
+    sleeper = redis.sleep_in_background(3)
+    poll(lambda: lines_since_sleep(redis), "Redis asleep", timeout=10)
+    reply = device(a, device_id="S1").options()
+    assert reply.status == 200
+    assert lines(a, mark, "did not answer in time") or \
+        lines(a, mark, "is down")
+    sleeper.join(30)
+    poll(lambda: lines(a, mark, "is up again"), "an up line")
+    assert len(lines(a, mark, "is down")) == 1
+
+
+def lines_since_sleep(redis):
+    """True once Redis is inside DEBUG SLEEP (a PING goes unanswered)."""
+    try:
+        redis.command("PING", timeout=0.2)
+        return False
+    except OSError:
+        return True
+
+
+def test_wrong_redis_password(nginx_factory, tmp_path, directory, backend):
+    """Redis with requirepass, the gateway with another password: a
+    clear error line, the down line, and requests answered on the
+    gateway's own counts."""
+    with RedisServer(tmp_path / "redis", password="right") as redis:
+        port = free_port()
+        nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
+                              redis_url=redis.url, dir_port=directory.port,
+                              backend_port=backend.port, limit=LIMIT,
+                              shared_extra="password_file=redis.pw")
+        with open(os.path.join(nginx.dir, "redis.pw"), "w") as f:
+            f.write("wrong\n")
+        nginx.start(ports=(port,))
+        nginx.port = port
+        poll(lambda: lines(nginx, 0, "is down"), "a down line")
+        refused = lines(nginx, 0, "refused the connection's setup")
+        assert refused and "password" in refused[0].lower()
+        assert "wrong" not in refused[0].replace("wrongpass", "")
+        assert device(nginx).options().status == 200
+        for i in range(LIMIT + 2):
+            device(nginx, password="z%d" % i).options()
+        assert verified(directory) == 1 + LIMIT
+
+
+@pytest.mark.parametrize("directive, message", [
+    ("eas_shared_state rediss://127.0.0.1:6379;",
+     'TLS ("rediss://") is not supported'),
+    ("eas_shared_state http://127.0.0.1:6379;",
+     'is not a "redis://host:port" address'),
+    ("eas_shared_state redis://127.0.0.1:6379 db=x;",
+     'invalid parameter "db=x"'),
+    ("eas_shared_state redis://127.0.0.1:6379 password_file=/nonexistent;",
+     "cannot open password_file"),
+])
+def test_config_errors(nginx_factory, directive, message):
+    nginx = nginx_factory("http {\n    ${temp_paths}\n    " + directive
+                          + "\n}\n", start=False)
+    error = nginx.config_error()
+    assert message in error and "eas_shared_state" in error
