@@ -996,14 +996,47 @@ ngx_http_eas_redis_up(void)
 }
 
 
-void
-ngx_http_eas_redis_counters(ngx_uint_t *downs, ngx_uint_t *fallbacks,
-    ngx_uint_t *commands)
+/*
+ * Its part of eas_status: up or down (the gateway's view), the changes
+ * to down, the decisions taken without it, the commands sent.
+ */
+
+u_char *
+ngx_http_eas_redis_status(u_char *p, ngx_uint_t prometheus)
 {
-    *downs = ngx_http_eas_redis_sh ? ngx_http_eas_redis_sh->downs : 0;
-    *fallbacks = ngx_http_eas_redis_sh ? ngx_http_eas_redis_sh->fallbacks
-                                       : 0;
-    *commands = ngx_http_eas_redis_sh ? ngx_http_eas_redis_sh->commands : 0;
+    ngx_http_eas_redis_sh_t  *sh;
+
+    sh = ngx_http_eas_redis_sh;
+
+    if (sh == NULL) {
+        return p;
+    }
+
+    if (!prometheus) {
+        return ngx_sprintf(p, "\"shared_state\":{\"up\":%ui,\"downs\":%uA,"
+                           "\"fallbacks\":%uA,\"commands\":%uA},\n",
+                           sh->up ? 1 : 0, sh->downs, sh->fallbacks,
+                           sh->commands);
+    }
+
+    return ngx_sprintf(p,
+        "# HELP nginx_eas_shared_state_up Whether Redis of "
+        "eas_shared_state answers.\n"
+        "# TYPE nginx_eas_shared_state_up gauge\n"
+        "nginx_eas_shared_state_up %ui\n"
+        "# HELP nginx_eas_shared_state_down_total Changes of the shared "
+        "state to down.\n"
+        "# TYPE nginx_eas_shared_state_down_total counter\n"
+        "nginx_eas_shared_state_down_total %uA\n"
+        "# HELP nginx_eas_shared_state_fallbacks_total Commands not sent "
+        "while it was down: decided on this gateway alone.\n"
+        "# TYPE nginx_eas_shared_state_fallbacks_total counter\n"
+        "nginx_eas_shared_state_fallbacks_total %uA\n"
+        "# HELP nginx_eas_shared_state_commands_total Commands sent to "
+        "Redis.\n"
+        "# TYPE nginx_eas_shared_state_commands_total counter\n"
+        "nginx_eas_shared_state_commands_total %uA\n",
+        sh->up ? 1 : 0, sh->downs, sh->fallbacks, sh->commands);
 }
 
 

@@ -46,7 +46,8 @@ void ngx_http_eas_redis_unlock(ngx_shm_zone_t *zone, ngx_uint_t kind,
 void ngx_http_eas_redis_ping(ngx_shm_zone_t *devices, ngx_str_t *user,
     ngx_str_t *device_id);
 
-/* status: 1 up, 0 down, -1 not configured */
+/* status: its part of eas_status, JSON or Prometheus; 1 up, 0 down */
+u_char *ngx_http_eas_redis_status(u_char *p, ngx_uint_t prometheus);
 ngx_int_t ngx_http_eas_redis_up(void);
 
 

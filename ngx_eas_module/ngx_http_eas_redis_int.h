@@ -35,8 +35,6 @@ ngx_http_eas_redis_conf_t *ngx_http_eas_redis_get_conf(void);
 ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
 void ngx_http_eas_redis_event(u_char *msg, size_t len);
-void ngx_http_eas_redis_counters(ngx_uint_t *downs, ngx_uint_t *fallbacks,
-    ngx_uint_t *commands);
 
 
 extern ngx_module_t  ngx_http_eas_redis_module;

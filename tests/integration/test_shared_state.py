@@ -67,6 +67,10 @@ http {
             proxy_pass http://127.0.0.1:${dir_port}/Microsoft-Server-ActiveSync;
         }
 
+        location = /eas/status {
+            eas_status;
+        }
+
         location /eas/admin/ {
             allow 127.0.0.1;
             deny all;
@@ -151,6 +155,15 @@ def admin(nginx, method, path):
             return reply.status
     except urllib.error.HTTPError as err:
         return err.code
+
+
+def status(nginx, fmt="json"):
+    import json
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/eas/status?format=%s"
+                                % (nginx.port, fmt), timeout=10) as reply:
+        body = reply.read().decode()
+    return json.loads(body) if fmt == "json" else body
 
 
 def lines(nginx, mark, text):
@@ -264,11 +277,16 @@ def test_redis_killed_and_back(nginx_factory, redis, directory, backend):
     assert verified(directory) == 2 * LIMIT
     for nginx, mark in ((a, mark_a), (b, mark_b)):
         poll(lambda: lines(nginx, mark, "is down"), "a down line")
+    state = status(a)["shared_state"]
+    assert state["up"] == 0 and state["downs"] == 1
+    assert state["fallbacks"] >= 1
+    assert "\nnginx_eas_shared_state_up 0\n" in status(a, "prometheus")
     redis.start()
     for nginx, mark in ((a, mark_a), (b, mark_b)):
         poll(lambda: lines(nginx, mark, "is up again"), "an up line")
         assert len(lines(nginx, mark, "is down")) == 1
         assert len(lines(nginx, mark, "is up again")) == 1
+    poll(lambda: status(a)["shared_state"]["up"] == 1, "up in eas_status")
     # shared again: a new user's failures spread over both lock at LIMIT
     before = verified(directory, "amy")
     for i in range(2 * LIMIT):
