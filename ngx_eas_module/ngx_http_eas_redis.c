@@ -82,6 +82,7 @@ static void *ngx_http_eas_redis_create_conf(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_redis_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_eas_redis_init_process(ngx_cycle_t *cycle);
+static void ngx_http_eas_redis_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_eas_redis_connect(ngx_http_eas_redis_link_t *link);
 static void ngx_http_eas_redis_retry(ngx_event_t *ev);
 static void ngx_http_eas_redis_watch(ngx_event_t *ev);
@@ -149,7 +150,7 @@ ngx_module_t  ngx_http_eas_redis_module = {
     ngx_http_eas_redis_init_process,       /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_eas_redis_exit_process,       /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -163,6 +164,7 @@ static ngx_http_eas_redis_conf_t  *ngx_http_eas_redis_conf;
 static ngx_http_eas_redis_sh_t    *ngx_http_eas_redis_sh;
 static ngx_http_eas_redis_call_t  *ngx_http_eas_redis_free;
 static ngx_uint_t                  ngx_http_eas_redis_worker_up;
+static ngx_uint_t                  ngx_http_eas_redis_exiting;
 
 
 static void *
@@ -540,6 +542,38 @@ ngx_http_eas_redis_init_process(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * A worker that shut down gracefully must leave no socket open (nginx
+ * alerts about each): both connections are freed, and not made again.
+ */
+
+static void
+ngx_http_eas_redis_exit_process(ngx_cycle_t *cycle)
+{
+    redisAsyncContext  *ac;
+
+    ngx_http_eas_redis_exiting = 1;
+
+    ac = ngx_http_eas_redis_cmd.ac;
+
+    if (ac) {
+        ngx_http_eas_redis_cmd.ac = NULL;
+        ngx_http_eas_redis_cmd.ready = 0;
+        redisAsyncFree(ac);
+    }
+
+    ac = ngx_http_eas_redis_sub.ac;
+
+    if (ac) {
+        ngx_http_eas_redis_sub.ac = NULL;
+        ngx_http_eas_redis_sub.ready = 0;
+        redisAsyncFree(ac);
+    }
+
+    ngx_http_eas_redis_conf = NULL;
+}
+
+
 ngx_http_eas_redis_conf_t *
 ngx_http_eas_redis_get_conf(void)
 {
@@ -650,7 +684,9 @@ ngx_http_eas_redis_retry(ngx_event_t *ev)
 {
     ngx_http_eas_redis_link_t  *link = ev->data;
 
-    if (ngx_exiting || ngx_terminate || link->ac) {
+    if (ngx_exiting || ngx_terminate || ngx_http_eas_redis_exiting
+        || link->ac)
+    {
         return;
     }
 
@@ -725,6 +761,10 @@ ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link, const char *why)
 
     if (link->watch.timer_set) {
         ngx_del_timer(&link->watch);
+    }
+
+    if (ngx_http_eas_redis_exiting) {
+        return;
     }
 
     if (!link->subscriber) {

@@ -80,7 +80,8 @@ typedef struct {
     ngx_uint_t                   answer;
     time_t                       left;
     unsigned                     asked:1;      /* Redis holds it */
-    unsigned                     verifying:1;  /* a try is reserved */
+    unsigned                     reserved:1;   /* a try held on Redis */
+    unsigned                     verifying:1;  /* the source is asked */
 } ngx_http_eas_redis_try_t;
 
 
@@ -227,6 +228,7 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
         answer = t->answer;
 
         if (answer == NGX_HTTP_EAS_REDIS_ALLOWED) {
+            t->verifying = 1;
             return found;
         }
 
@@ -403,7 +405,7 @@ ngx_http_eas_redis_on_reserve(redisAsyncContext *ac, void *reply,
 
     t->answer = answer;
     t->left = left;
-    t->verifying = (answer == NGX_HTTP_EAS_REDIS_ALLOWED);
+    t->reserved = (answer == NGX_HTTP_EAS_REDIS_ALLOWED);
 
     ngx_http_eas_redis_resume(t);
 }
@@ -475,17 +477,23 @@ ngx_http_eas_redis_release(ngx_http_request_t *r, ngx_uint_t failed)
 
     t = ngx_http_get_module_ctx(r, ngx_http_eas_redis_module);
 
-    if (t == NULL || !t->verifying) {
+    if (t == NULL || !t->reserved) {
         return;
     }
 
+    t->reserved = 0;
     t->verifying = 0;
 
     (void) ngx_http_eas_redis_settle(t, failed);
 }
 
 
-/* the request's pool goes: a try still being verified counts */
+/*
+ * The request's pool goes: a try whose verification was under way
+ * counts as a failure (the client hung up, as the zone counts it); one
+ * that never reached the source (the zone answered on the second look)
+ * is given back.
+ */
 
 static void
 ngx_http_eas_redis_try_cleanup(void *data)
@@ -496,9 +504,9 @@ ngx_http_eas_redis_try_cleanup(void *data)
         ngx_del_timer(&t->timer);
     }
 
-    if (t->verifying) {
-        t->verifying = 0;
-        (void) ngx_http_eas_redis_settle(t, 1);
+    if (t->reserved) {
+        t->reserved = 0;
+        (void) ngx_http_eas_redis_settle(t, t->verifying);
     }
 
     t->request = NULL;
@@ -520,6 +528,10 @@ ngx_http_eas_redis_settle(ngx_http_eas_redis_try_t *t, ngx_uint_t failed)
     size_t                      argvlen[18];
 
     rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL) {
+        return NGX_DECLINED;
+    }
 
     argv[0] = "EVAL";
     argv[1] = ngx_http_eas_redis_fail_lua;

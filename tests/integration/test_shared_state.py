@@ -360,3 +360,17 @@ def test_config_errors(nginx_factory, directive, message):
                           + "\n}\n", start=False)
     error = nginx.config_error()
     assert message in error and "eas_shared_state" in error
+
+
+def test_reload_and_stop_leave_no_socket_open(nginx_factory, redis,
+                                              directory, backend):
+    """A reload: the old workers close their Redis connections as they
+    exit (nginx alerts "open socket left" otherwise: the teardown fails
+    on any alert), the new ones connect."""
+    a, = start_gateways(nginx_factory, redis, directory, backend, 1)
+    mark = a.mark()
+    a.reload()
+    poll(lambda: len(lines(a, mark, "exit")) >= 2, "the old workers' exit")
+    poll(lambda: redis_clients(redis) == 4, "4 connections of new workers")
+    assert not lines(a, mark, "open socket")
+    assert device(a).options().status == 200
