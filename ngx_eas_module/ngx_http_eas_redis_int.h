@@ -31,7 +31,27 @@ typedef struct {
 } ngx_http_eas_redis_conf_t;
 
 
+/* one of a worker's two connections */
+typedef struct {
+    redisAsyncContext           *ac;
+    ngx_connection_t            *conn;
+    ngx_event_t                  retry;
+    ngx_event_t                  watch;
+    ngx_msec_t                   backoff;
+    ngx_msec_t                   busy_since;
+    ngx_uint_t                   inflight;
+    const char                  *why;          /* of the last drop */
+    unsigned                     subscriber:1;
+    unsigned                     connected:1;
+    unsigned                     ready:1;
+    unsigned                     in_write:1;
+    unsigned                     want_write:1;
+} ngx_http_eas_redis_link_t;
+
+
 ngx_http_eas_redis_conf_t *ngx_http_eas_redis_get_conf(void);
+ngx_int_t ngx_http_eas_redis_attach(redisAsyncContext *ac,
+    ngx_http_eas_redis_link_t *link);
 ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
 void ngx_http_eas_redis_event(u_char *msg, size_t len);
