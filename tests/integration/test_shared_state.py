@@ -374,3 +374,20 @@ def test_reload_and_stop_leave_no_socket_open(nginx_factory, redis,
     poll(lambda: redis_clients(redis) == 4, "4 connections of new workers")
     assert not lines(a, mark, "open socket")
     assert device(a).options().status == 200
+
+
+def test_lockout_fallback_refuse(nginx_factory, redis, directory, backend):
+    """lockout_fallback=refuse: while Redis is down, a try that needs the
+    credential source is refused 503 (busy) and never reaches it; a
+    password the cache knows still passes."""
+    a, = start_gateways(nginx_factory, redis, directory, backend, 1,
+                        shared_extra="lockout_fallback=refuse")
+    assert device(a).options().status == 200            # cached now
+    before = verified(directory, "amy")
+    redis.stop()
+    poll(lambda: lines(a, 0, "is down"), "a down line")
+    reply = device(a, user="amy", password="apple").options()
+    assert reply.status == 503
+    assert reply.header("Retry-After")
+    assert verified(directory, "amy") == before
+    assert device(a).options().status == 200
