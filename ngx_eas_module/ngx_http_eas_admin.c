@@ -634,6 +634,8 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
                                         "give user and device_id");
     }
 
+    ngx_http_eas_redis_device_delete(acf->devices, &user, &device_id);
+
     if (ngx_http_eas_device_delete(acf->devices, &user, &device_id)
         != NGX_OK)
     {

@@ -1062,6 +1062,7 @@ ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
 
     un->count++;
     dn->counted = 1;
+    u->counted = 1;
     u->user_devices = un->count;
 
     ngx_queue_remove(&dn->queue);

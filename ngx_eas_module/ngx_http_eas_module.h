@@ -429,6 +429,7 @@ typedef struct {
     unsigned              over_limit:1;   /* out: max_devices blocked */
     unsigned              zone_full:1;    /* out: no room to count it */
     unsigned              created:1;      /* out: first request seen */
+    unsigned              counted:1;      /* out: counted by this one */
 } ngx_http_eas_device_update_t;
 
 

@@ -42,6 +42,14 @@ void ngx_http_eas_redis_release(ngx_http_request_t *r, ngx_uint_t failed);
 void ngx_http_eas_redis_unlock(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key);
 
+/* devices: a device counted here for eas_device_max; its verdict */
+void ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
+    ngx_shm_zone_t *devices, ngx_http_eas_device_update_t *u);
+ngx_int_t ngx_http_eas_redis_device(ngx_http_request_t *r,
+    ngx_shm_zone_t *devices, ngx_http_eas_device_values_t *values);
+void ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices,
+    ngx_str_t *user, ngx_str_t *device_id);
+
 /* longpoll: a Ping of this device is now the newest */
 void ngx_http_eas_redis_ping(ngx_shm_zone_t *devices, ngx_str_t *user,
     ngx_str_t *device_id);

@@ -85,6 +85,19 @@ typedef struct {
 } ngx_http_eas_redis_try_t;
 
 
+typedef struct {
+    ngx_http_eas_redis_try_t    *try;          /* preauth */
+    ngx_http_eas_redis_try_t    *device;       /* eas_device_max */
+} ngx_http_eas_redis_ctx_t;
+
+
+static ngx_http_eas_redis_ctx_t *ngx_http_eas_redis_ctx(
+    ngx_http_request_t *r, ngx_uint_t create);
+static ngx_http_eas_redis_try_t *ngx_http_eas_redis_try(
+    ngx_http_request_t *r, ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *addr);
+static void ngx_http_eas_redis_on_admit(redisAsyncContext *ac, void *reply,
+    void *data);
 static void ngx_http_eas_redis_try_cleanup(void *data);
 static void ngx_http_eas_redis_try_timeout(ngx_event_t *ev);
 static void ngx_http_eas_redis_on_reserve(redisAsyncContext *ac,
@@ -202,7 +215,7 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
 {
     size_t                      klen;
     ngx_uint_t                  answer;
-    ngx_pool_cleanup_t         *cln;
+    ngx_http_eas_redis_ctx_t   *ctx;
     ngx_http_eas_redis_try_t   *t;
     ngx_http_eas_redis_conf_t  *rcf;
     u_char                      uk[512], ukl[512], ak[512], akl[512];
@@ -221,7 +234,12 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
         return found;
     }
 
-    t = ngx_http_get_module_ctx(r, ngx_http_eas_redis_module);
+    ctx = ngx_http_eas_redis_ctx(r, 1);
+    if (ctx == NULL) {
+        return found;
+    }
+
+    t = ctx->try;
 
     if (t && t->state == NGX_HTTP_EAS_REDIS_ANSWERED) {
         t->state = NGX_HTTP_EAS_REDIS_USED;
@@ -277,39 +295,16 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
 
     ngx_http_eas_redis_zone_note(pcf->zone);
 
-    t = ngx_alloc(sizeof(ngx_http_eas_redis_try_t) + q->user->len
-                  + q->addr->len, r->connection->log);
+    t = ngx_http_eas_redis_try(r, pcf->zone, q->user, q->addr);
     if (t == NULL) {
         return found;
     }
 
-    ngx_memzero(t, sizeof(ngx_http_eas_redis_try_t));
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        ngx_free(t);
-        return found;
-    }
-
-    cln->handler = ngx_http_eas_redis_try_cleanup;
-    cln->data = t;
-
-    t->request = r;
-    t->zone = pcf->zone;
-    t->user.data = (u_char *) t + sizeof(ngx_http_eas_redis_try_t);
-    t->user.len = q->user->len;
-    ngx_memcpy(t->user.data, q->user->data, q->user->len);
-    t->addr.data = t->user.data + t->user.len;
-    t->addr.len = q->addr->len;
-    ngx_memcpy(t->addr.data, q->addr->data, q->addr->len);
     t->user_limit = pcf->user_limit;
     t->address_limit = pcf->address_limit;
     t->window = pcf->window;
     t->lock_time = pcf->lock_time;
-    t->state = NGX_HTTP_EAS_REDIS_ANSWERED;
-    t->answer = NGX_HTTP_EAS_REDIS_FALLBACK;
-
-    ngx_http_set_ctx(r, t, ngx_http_eas_redis_module);
+    ctx->try = t;
 
     argv[0] = "EVAL";
     argv[1] = ngx_http_eas_redis_reserve_lua;
@@ -417,8 +412,8 @@ ngx_http_eas_redis_try_timeout(ngx_event_t *ev)
     ngx_http_eas_redis_try_t  *t = ev->data;
 
     ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                  "eas: shared state did not answer in time: the lockout "
-                  "of user \"%V\" is decided on this gateway", &t->user);
+                  "eas: shared state did not answer in time for user "
+                  "\"%V\": decided on this gateway alone", &t->user);
 
     t->answer = NGX_HTTP_EAS_REDIS_FALLBACK;
 
@@ -469,13 +464,15 @@ ngx_http_eas_redis_answer(ngx_http_request_t *r,
 void
 ngx_http_eas_redis_release(ngx_http_request_t *r, ngx_uint_t failed)
 {
+    ngx_http_eas_redis_ctx_t  *ctx;
     ngx_http_eas_redis_try_t  *t;
 
     if (ngx_http_eas_redis_get_conf() == NULL) {
         return;
     }
 
-    t = ngx_http_get_module_ctx(r, ngx_http_eas_redis_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eas_redis_module);
+    t = ctx ? ctx->try : NULL;
 
     if (t == NULL || !t->reserved) {
         return;
@@ -485,6 +482,269 @@ ngx_http_eas_redis_release(ngx_http_request_t *r, ngx_uint_t failed)
     t->verifying = 0;
 
     (void) ngx_http_eas_redis_settle(t, failed);
+}
+
+
+static ngx_http_eas_redis_ctx_t *
+ngx_http_eas_redis_ctx(ngx_http_request_t *r, ngx_uint_t create)
+{
+    ngx_http_eas_redis_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eas_redis_module);
+
+    if (ctx || !create) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_eas_redis_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_eas_redis_module);
+
+    return ctx;
+}
+
+
+/* a place on Redis for this request, freed by the last of it and Redis */
+
+static ngx_http_eas_redis_try_t *
+ngx_http_eas_redis_try(ngx_http_request_t *r, ngx_shm_zone_t *zone,
+    ngx_str_t *user, ngx_str_t *addr)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_eas_redis_try_t  *t;
+
+    t = ngx_alloc(sizeof(ngx_http_eas_redis_try_t) + user->len + addr->len,
+                  r->connection->log);
+    if (t == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(t, sizeof(ngx_http_eas_redis_try_t));
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ngx_free(t);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_eas_redis_try_cleanup;
+    cln->data = t;
+
+    t->request = r;
+    t->zone = zone;
+    t->user.data = (u_char *) t + sizeof(ngx_http_eas_redis_try_t);
+    t->user.len = user->len;
+    ngx_memcpy(t->user.data, user->data, user->len);
+    t->addr.data = t->user.data + t->user.len;
+    t->addr.len = addr->len;
+    ngx_memcpy(t->addr.data, addr->data, addr->len);
+    t->state = NGX_HTTP_EAS_REDIS_ANSWERED;
+    t->answer = NGX_HTTP_EAS_REDIS_FALLBACK;
+
+    t->timer.handler = ngx_http_eas_redis_try_timeout;
+    t->timer.data = t;
+    t->timer.log = r->connection->log;
+
+    return t;
+}
+
+
+/*
+ * eas_device_max on several gateways: a device this gateway has just
+ * counted for its user is added to the user's set on Redis, unless the
+ * set is full (the other gateways counted the user's devices); the
+ * request waits for the answer, at most "timeout".  A device counted
+ * before (every later request) asks nothing.
+ */
+
+static const char  ngx_http_eas_redis_admit_lua[] =
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end "
+    "if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then "
+    "  return 0 "
+    "end "
+    "redis.call('SADD', KEYS[1], ARGV[1]) "
+    "return 1";
+
+
+void
+ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
+    ngx_shm_zone_t *devices, ngx_http_eas_device_update_t *u)
+{
+    ngx_str_t                   lower;
+    ngx_http_eas_redis_ctx_t   *ctx;
+    ngx_http_eas_redis_try_t   *t;
+    ngx_http_eas_redis_conf_t  *rcf;
+    u_char                      key[512], lu[256], dev[256];
+    u_char                      max[NGX_INT_T_LEN];
+    const char                 *argv[6];
+    size_t                      argvlen[6];
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || !u->counted || u->max_devices == 0
+        || u->user.len + rcf->prefix.len + devices->shm.name.len + 8
+           > sizeof(key)
+        || u->user.len > sizeof(lu) || u->device_id.len > sizeof(dev))
+    {
+        return;
+    }
+
+    ctx = ngx_http_eas_redis_ctx(r, 1);
+    if (ctx == NULL || ctx->device) {
+        return;
+    }
+
+    t = ngx_http_eas_redis_try(r, devices, &u->user, &u->device_id);
+    if (t == NULL) {
+        return;
+    }
+
+    ctx->device = t;
+
+    /* the zone keys records in lower case: so does Redis */
+
+    lower.data = lu;
+    lower.len = t->user.len;
+    ngx_strlow(lu, t->user.data, t->user.len);
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngx_http_eas_redis_admit_lua;
+    argvlen[1] = sizeof(ngx_http_eas_redis_admit_lua) - 1;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (char *) key;
+    argvlen[3] = ngx_http_eas_redis_key(key, "d:", devices, &lower) - key;
+    argv[4] = (char *) dev;
+    argvlen[4] = t->addr.len;
+    ngx_strlow(dev, t->addr.data, t->addr.len);
+    argv[5] = (char *) max;
+    argvlen[5] = ngx_sprintf(max, "%ui", u->max_devices) - max;
+
+    if (ngx_http_eas_redis_command(ngx_http_eas_redis_on_admit, t, 6, argv,
+                                   argvlen)
+        != NGX_OK)
+    {
+        /* down: counted on this gateway alone */
+        return;
+    }
+
+    t->asked = 1;
+    t->state = NGX_HTTP_EAS_REDIS_ASKING;
+
+    /* not cancelable: the request waits for it */
+    ngx_add_timer(&t->timer, rcf->timeout);
+}
+
+
+static void
+ngx_http_eas_redis_on_admit(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply                *rr = reply;
+    ngx_http_eas_redis_try_t  *t = data;
+
+    t->asked = 0;
+
+    if (t->request == NULL) {
+        ngx_free(t);
+        return;
+    }
+
+    if (t->state != NGX_HTTP_EAS_REDIS_ASKING) {
+        return;
+    }
+
+    if (rr && rr->type == REDIS_REPLY_INTEGER) {
+        t->answer = rr->integer ? NGX_HTTP_EAS_REDIS_ALLOWED
+                                : NGX_HTTP_EAS_REDIS_UBUSY;
+    }
+
+    ngx_http_eas_redis_resume(t);
+}
+
+
+/*
+ * The device step, after the device zone: NGX_AGAIN while Redis is
+ * asked (the step runs again), NGX_BUSY when the other gateways hold
+ * the user's eas_device_max places (the place counted here is given
+ * back), NGX_DECLINED otherwise.
+ */
+
+ngx_int_t
+ngx_http_eas_redis_device(ngx_http_request_t *r, ngx_shm_zone_t *devices,
+    ngx_http_eas_device_values_t *values)
+{
+    ngx_http_eas_redis_ctx_t  *ctx;
+    ngx_http_eas_redis_try_t  *t;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_eas_redis_module);
+    t = ctx ? ctx->device : NULL;
+
+    if (t == NULL || devices == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (t->state == NGX_HTTP_EAS_REDIS_ASKING) {
+        return NGX_AGAIN;
+    }
+
+    if (t->state != NGX_HTTP_EAS_REDIS_ANSWERED) {
+        return NGX_DECLINED;
+    }
+
+    t->state = NGX_HTTP_EAS_REDIS_USED;
+
+    if (t->answer != NGX_HTTP_EAS_REDIS_UBUSY) {
+        return NGX_DECLINED;
+    }
+
+    (void) ngx_http_eas_device_delete(devices,
+                                      &values->value[NGX_HTTP_EAS_FIELD_USER],
+                                      &values->value
+                                          [NGX_HTTP_EAS_FIELD_DEVICE_ID]);
+
+    return NGX_BUSY;
+}
+
+
+/* the admin API deleted a device: its place on Redis goes too */
+
+void
+ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices, ngx_str_t *user,
+    ngx_str_t *device_id)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+    u_char                      key[512], lu[256], dev[256];
+    ngx_str_t                   lower;
+    const char                 *argv[3];
+    size_t                      argvlen[3];
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || devices == NULL || user->len > sizeof(lu)
+        || device_id->len > sizeof(dev)
+        || user->len + rcf->prefix.len + devices->shm.name.len + 8
+           > sizeof(key))
+    {
+        return;
+    }
+
+    lower.data = lu;
+    lower.len = user->len;
+    ngx_strlow(lu, user->data, user->len);
+    ngx_strlow(dev, device_id->data, device_id->len);
+
+    argv[0] = "SREM";
+    argvlen[0] = 4;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_http_eas_redis_key(key, "d:", devices, &lower) - key;
+    argv[2] = (char *) dev;
+    argvlen[2] = device_id->len;
+
+    (void) ngx_http_eas_redis_command(NULL, NULL, 3, argv, argvlen);
 }
 
 

@@ -56,6 +56,7 @@ http {
             eas_preauth_cache zone=auth;
             eas_preauth_request /_directory;
             eas_preauth_lockout user=${limit} address=100 window=1m time=1h;
+            ${device_max}
             proxy_pass http://backend;
         }
 
@@ -102,14 +103,15 @@ def backend():
 
 
 def start_gateways(nginx_factory, redis, directory, backend, count=2,
-                   shared_extra="", limit=LIMIT):
+                   shared_extra="", limit=LIMIT, device_max=""):
     gateways = []
     for _ in range(count):
         port = free_port()
         nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
                               redis_url=redis.url, dir_port=directory.port,
                               backend_port=backend.port, limit=limit,
-                              shared_extra=shared_extra)
+                              shared_extra=shared_extra,
+                              device_max=device_max)
         nginx.port = port
         gateways.append(nginx)
     for nginx in gateways:
@@ -330,7 +332,8 @@ def test_wrong_redis_password(nginx_factory, tmp_path, directory, backend):
         nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
                               redis_url=redis.url, dir_port=directory.port,
                               backend_port=backend.port, limit=LIMIT,
-                              shared_extra="password_file=redis.pw")
+                              shared_extra="password_file=redis.pw",
+                              device_max="")
         with open(os.path.join(nginx.dir, "redis.pw"), "w") as f:
             f.write("wrong\n")
         nginx.start(ports=(port,))
@@ -391,3 +394,24 @@ def test_lockout_fallback_refuse(nginx_factory, redis, directory, backend):
     assert reply.header("Retry-After")
     assert verified(directory, "amy") == before
     assert device(a).options().status == 200
+
+
+def test_device_max_across_gateways(nginx_factory, redis, directory,
+                                    backend):
+    """eas_device_max 1 on two gateways: the user's phone counted on A
+    takes the place; a second phone on B is refused there (never reaches
+    the backend); the first phone is welcome on B too."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2,
+                          device_max="eas_device_max 1;")
+    assert device(a, device_id="PHONE1").foldersync().status == 200
+    mark = b.mark()
+    device(b, device_id="PHONE2").foldersync()
+    assert device(b, device_id="PHONE1").foldersync().status == 200
+    assert {r.eas.device_id for r in backend.requests} == {"PHONE1"}
+    assert poll(lambda: lines(b, mark, "blocked by eas_device_max"),
+                "the refusal line on B")
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+    # deleted through the admin API: the place on Redis goes too
+    assert admin(a, "DELETE", "devices?user=jdoe&device_id=PHONE1") == 200
+    poll(lambda: redis.command("SMEMBERS", "t:d:devices:jdoe") == [],
+         "the place given back on Redis")
