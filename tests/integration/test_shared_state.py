@@ -151,7 +151,7 @@ def admin(nginx, method, path):
     import urllib.error
     request = urllib.request.Request(
         "http://127.0.0.1:%d/eas/admin/%s" % (nginx.port, path),
-        method=method)
+        method=method, headers={"X-EAS-Admin": "1"})
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status
