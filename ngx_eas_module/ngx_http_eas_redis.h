@@ -38,9 +38,18 @@ void ngx_http_eas_redis_answer(ngx_http_request_t *r,
     ngx_uint_t valid);
 void ngx_http_eas_redis_release(ngx_http_request_t *r, ngx_uint_t failed);
 
-/* admin: a lockout lifted (key NULL: every lockout of the zone) */
-void ngx_http_eas_redis_unlock(ngx_shm_zone_t *zone, ngx_uint_t kind,
-    ngx_str_t *key);
+/*
+ * admin: a lockout lifted (key NULL: every lockout of the zone).  With
+ * a key and a request, NGX_DONE: "done" answers it once Redis did
+ * (lifted: "found", or Redis had it; NGX_ERROR: Redis refused or did
+ * not answer); otherwise the caller answers with "found".
+ */
+typedef ngx_int_t (*ngx_http_eas_redis_unlocked_pt)(ngx_http_request_t *r,
+    ngx_uint_t kind, ngx_str_t *key, ngx_int_t lifted);
+
+ngx_int_t ngx_http_eas_redis_unlock(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_uint_t kind, ngx_str_t *key, ngx_uint_t found,
+    ngx_http_eas_redis_unlocked_pt done);
 
 /* devices: a device counted here for eas_device_max; its verdict */
 void ngx_http_eas_redis_device_counted(ngx_http_request_t *r,

@@ -46,7 +46,6 @@
  */
 
 
-#define NGX_HTTP_EAS_REDIS_ZONES     16
 #define NGX_HTTP_EAS_REDIS_FIELDS    6
 
 #define NGX_HTTP_EAS_REDIS_ASKING    1
@@ -85,6 +84,16 @@ typedef struct {
 } ngx_http_eas_redis_try_t;
 
 
+/* an unlock the admin API waits for */
+typedef struct {
+    ngx_http_request_t              *request;
+    ngx_uint_t                       kind;
+    ngx_str_t                        key;
+    ngx_uint_t                       found;      /* this gateway had it */
+    ngx_http_eas_redis_unlocked_pt   done;
+} ngx_http_eas_redis_unlock_t;
+
+
 typedef struct {
     ngx_http_eas_redis_try_t    *try;          /* preauth */
     ngx_http_eas_redis_try_t    *device;       /* eas_device_max */
@@ -98,6 +107,8 @@ static ngx_http_eas_redis_try_t *ngx_http_eas_redis_try(
     ngx_str_t *addr);
 static void ngx_http_eas_redis_on_admit(redisAsyncContext *ac, void *reply,
     void *data);
+static void ngx_http_eas_redis_on_unlock(redisAsyncContext *ac,
+    void *reply, void *data);
 static void ngx_http_eas_redis_try_cleanup(void *data);
 static void ngx_http_eas_redis_try_timeout(ngx_event_t *ev);
 static void ngx_http_eas_redis_on_reserve(redisAsyncContext *ac,
@@ -109,9 +120,8 @@ static ngx_int_t ngx_http_eas_redis_settle(ngx_http_eas_redis_try_t *t,
     ngx_uint_t failed);
 static u_char *ngx_http_eas_redis_key(u_char *p, const char *kind,
     ngx_shm_zone_t *zone, ngx_str_t *key);
-static void ngx_http_eas_redis_zone_note(ngx_shm_zone_t *zone);
 static ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name,
-    size_t len);
+    size_t len, void *tag);
 static ngx_int_t ngx_http_eas_redis_publish(char type, ngx_uint_t kind,
     ngx_shm_zone_t *zone, ngx_str_t *s2, ngx_str_t *s3);
 
@@ -177,10 +187,11 @@ static const char  ngx_http_eas_redis_fail_lua[] =
 
 
 static const char  ngx_http_eas_redis_unlock_lua[] =
+    "local n = redis.call('EXISTS', KEYS[2]) "
     "redis.call('DEL', KEYS[1], KEYS[2]) "
     "redis.call('SREM', KEYS[3], KEYS[2]) "
     "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
-    "return 1";
+    "return n";
 
 
 static const char  ngx_http_eas_redis_unlock_all_lua[] =
@@ -195,8 +206,9 @@ static const char  ngx_http_eas_redis_unlock_all_lua[] =
     "return #m";
 
 
-/* the zones this worker's requests used, by name */
-static ngx_shm_zone_t  *ngx_http_eas_redis_zones[NGX_HTTP_EAS_REDIS_ZONES];
+/* when this worker last said a message was not understood */
+
+static time_t  ngx_http_eas_redis_junk_logged;
 
 
 /*
@@ -292,8 +304,6 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
     {
         return found;
     }
-
-    ngx_http_eas_redis_zone_note(pcf->zone);
 
     t = ngx_http_eas_redis_try(r, pcf->zone, q->user, q->addr);
     if (t == NULL) {
@@ -862,13 +872,15 @@ ngx_http_eas_redis_on_fail(redisAsyncContext *ac, void *reply, void *data)
  * gateway.
  */
 
-void
-ngx_http_eas_redis_unlock(ngx_shm_zone_t *zone, ngx_uint_t kind,
-    ngx_str_t *key)
+ngx_int_t
+ngx_http_eas_redis_unlock(ngx_http_request_t *r, ngx_shm_zone_t *zone,
+    ngx_uint_t kind, ngx_str_t *key, ngx_uint_t found,
+    ngx_http_eas_redis_unlocked_pt done)
 {
-    u_char                     *p;
-    ngx_str_t                   msg;
-    ngx_http_eas_redis_conf_t  *rcf;
+    u_char                      *p;
+    ngx_str_t                    msg;
+    ngx_http_eas_redis_conf_t   *rcf;
+    ngx_http_eas_redis_unlock_t *u;
     u_char                      h[512], l[512], set[512], m[1024];
     const char                 *argv[10];
     size_t                      argvlen[10];
@@ -876,20 +888,18 @@ ngx_http_eas_redis_unlock(ngx_shm_zone_t *zone, ngx_uint_t kind,
     rcf = ngx_http_eas_redis_get_conf();
 
     if (rcf == NULL || zone == NULL) {
-        return;
+        return NGX_DECLINED;
     }
-
-    ngx_http_eas_redis_zone_note(zone);
 
     if (key && (key->len + rcf->prefix.len + zone->shm.name.len + 8
                 > sizeof(h)
                 || key->len + zone->shm.name.len + 64 > sizeof(m)))
     {
-        return;
+        return NGX_DECLINED;
     }
 
     if (zone->shm.name.len + rcf->prefix.len + 8 > sizeof(set)) {
-        return;
+        return NGX_DECLINED;
     }
 
     msg.data = m;
@@ -924,8 +934,43 @@ ngx_http_eas_redis_unlock(ngx_shm_zone_t *zone, ngx_uint_t kind,
         argv[7] = (char *) msg.data;
         argvlen[7] = msg.len;
 
-        (void) ngx_http_eas_redis_command(NULL, NULL, 8, argv, argvlen);
-        return;
+        u = NULL;
+
+        if (r && done) {
+            u = ngx_palloc(r->pool, sizeof(ngx_http_eas_redis_unlock_t));
+            if (u == NULL) {
+                return NGX_DECLINED;
+            }
+
+            u->request = r;
+            u->kind = kind;
+            u->key = *key;
+            u->found = found;
+            u->done = done;
+        }
+
+        if (ngx_http_eas_redis_command(u ? ngx_http_eas_redis_on_unlock
+                                         : NULL, u, 8, argv, argvlen)
+            != NGX_OK)
+        {
+            if (u) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "eas: shared state is down: the lockout of "
+                              "\"%V\" is lifted on this gateway only",
+                              key);
+            }
+
+            return NGX_DECLINED;
+        }
+
+        if (u == NULL) {
+            return NGX_DECLINED;
+        }
+
+        /* the request waits for Redis's answer */
+        r->main->count++;
+
+        return NGX_DONE;
     }
 
     /*
@@ -947,6 +992,44 @@ ngx_http_eas_redis_unlock(ngx_shm_zone_t *zone, ngx_uint_t kind,
     argvlen[6] = rcf->prefix.len;
 
     (void) ngx_http_eas_redis_command(NULL, NULL, 7, argv, argvlen);
+
+    return NGX_DECLINED;
+}
+
+
+/* Redis answered an unlock asked by the admin API: the request ends */
+
+static void
+ngx_http_eas_redis_on_unlock(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply                   *rr = reply;
+    ngx_http_eas_redis_unlock_t  *u = data;
+
+    ngx_int_t            lifted;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = u->request;
+    c = r->connection;
+
+    if (rr && rr->type == REDIS_REPLY_INTEGER) {
+        lifted = (u->found || rr->integer > 0) ? 1 : 0;
+
+    } else {
+        lifted = NGX_ERROR;
+
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "eas: shared state: lifting the lockout of \"%V\" "
+                      "failed: %*s", &u->key,
+                      (size_t) (rr && rr->type == REDIS_REPLY_ERROR
+                                ? rr->len : sizeof("no answer") - 1),
+                      rr && rr->type == REDIS_REPLY_ERROR
+                      ? rr->str : "no answer");
+    }
+
+    ngx_http_finalize_request(r, u->done(r, u->kind, &u->key, lifted));
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -962,8 +1045,6 @@ ngx_http_eas_redis_ping(ngx_shm_zone_t *devices, ngx_str_t *user,
     if (ngx_http_eas_redis_get_conf() == NULL) {
         return;
     }
-
-    ngx_http_eas_redis_zone_note(devices);
 
     (void) ngx_http_eas_redis_publish('P', 0, devices, user, device_id);
 }
@@ -1071,7 +1152,9 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
         return;
     }
 
-    zone = ngx_http_eas_redis_zone_find(zname.data, zname.len);
+    zone = ngx_http_eas_redis_zone_find(zname.data, zname.len,
+                                        type == 'P' ? &ngx_http_eas_module
+                                                    : ngx_http_eas_cache_tag);
     if (zone == NULL) {
         return;
     }
@@ -1119,9 +1202,15 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
 
 invalid:
 
-    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                  "eas: shared state: a message on \"%V\" not understood",
-                  &rcf->channel);
+    /* junk on the channel: said once a minute per worker at most */
+
+    if (ngx_time() - ngx_http_eas_redis_junk_logged >= 60) {
+        ngx_http_eas_redis_junk_logged = ngx_time();
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "eas: shared state: a message on \"%V\" not "
+                      "understood (said once a minute)", &rcf->channel);
+    }
 }
 
 
@@ -1148,43 +1237,40 @@ ngx_http_eas_redis_key(u_char *p, const char *kind, ngx_shm_zone_t *zone,
 }
 
 
-static void
-ngx_http_eas_redis_zone_note(ngx_shm_zone_t *zone)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < NGX_HTTP_EAS_REDIS_ZONES; i++) {
-        if (ngx_http_eas_redis_zones[i] == zone) {
-            return;
-        }
-
-        if (ngx_http_eas_redis_zones[i] == NULL) {
-            ngx_http_eas_redis_zones[i] = zone;
-            return;
-        }
-    }
-}
-
+/*
+ * A zone of this gateway by its name and kind (pre-auth or devices),
+ * from the zones the configuration declared: a lock, an unlock or a
+ * Ping of another gateway reaches every zone of that name here, whether
+ * a request of this gateway used it yet or not.
+ */
 
 static ngx_shm_zone_t *
-ngx_http_eas_redis_zone_find(u_char *name, size_t len)
+ngx_http_eas_redis_zone_find(u_char *name, size_t len, void *tag)
 {
-    ngx_uint_t       i;
-    ngx_shm_zone_t  *zone;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *zone;
 
-    for (i = 0; i < NGX_HTTP_EAS_REDIS_ZONES; i++) {
-        zone = ngx_http_eas_redis_zones[i];
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    zone = part->elts;
 
-        if (zone == NULL) {
-            break;
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            zone = part->elts;
+            i = 0;
         }
 
-        if (zone->shm.name.len == len
-            && ngx_strncmp(zone->shm.name.data, name, len) == 0)
+        if (zone[i].tag == tag && zone[i].data
+            && zone[i].shm.name.len == len
+            && ngx_strncmp(zone[i].shm.name.data, name, len) == 0)
         {
-            return zone;
+            return &zone[i];
         }
     }
-
-    return NULL;
 }

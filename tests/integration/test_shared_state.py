@@ -230,6 +230,40 @@ def test_unlock_on_one_gateway_lifts_it_on_the_others(nginx_factory, redis,
     assert not redis.keys("t:ul:*")
 
 
+def test_unlock_on_a_gateway_without_the_counter(nginx_factory, redis,
+                                                directory, backend):
+    """The failures all went to gateway B; the admin of gateway A, which
+    never saw the user, lifts the lockout under another spelling of the
+    name ("JDoe"): A answers 200 from Redis's view and audits it, and B
+    takes the right password again (the keys are the folded identity)."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    for i in range(LIMIT):
+        assert device(b, password="bad%d" % i).options().status == 401
+    assert device(b, device_id="B1").options().status == 401
+    assert redis.keys("t:ul:*")
+    mark = a.mark()
+    assert admin(a, "DELETE", "lockouts?user=JDoe") == 200
+    assert lines(a, mark, "lift lockout of user")
+    poll(lambda: device(b, device_id="B2").options().status == 200,
+         "the lock lifted on gateway B", timeout=5, interval=0.1)
+    assert not redis.keys("t:ul:*")
+    # nothing locked anywhere: not found, from either gateway
+    assert admin(a, "DELETE", "lockouts?user=nobody") == 404
+
+
+def test_lift_all_on_a_gateway_reaches_the_others(nginx_factory, redis,
+                                                  directory, backend):
+    """Every lockout lifted on gateway A, which served no request: the
+    user locked on gateway B takes the right password again."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    for i in range(LIMIT):
+        assert device(b, password="bad%d" % i).options().status == 401
+    assert device(b, device_id="B1").options().status == 401
+    assert admin(a, "DELETE", "lockouts?all=1") == 200
+    poll(lambda: device(b, device_id="B2").options().status == 200,
+         "every lock lifted on gateway B", timeout=5, interval=0.1)
+
+
 def test_ping_superseded_across_gateways(nginx_factory, redis, directory,
                                          backend):
     """A device's Ping held by gateway A; its new Ping goes to gateway B:
