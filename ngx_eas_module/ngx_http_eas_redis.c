@@ -51,7 +51,17 @@ typedef struct {
     redisCallbackFn             *handler;
     void                        *data;
     void                        *next;
+    ngx_uint_t                   counted;      /* in the link's inflight */
 } ngx_http_eas_redis_call_t;
+
+
+/*
+ * What a reply from Redis may take: the socket's unread bytes past the
+ * last whole reply, and the elements of an array.  Every reply of the
+ * shared state is small; anything larger drops the connection.
+ */
+#define NGX_HTTP_EAS_REDIS_BUFFER_MAX    65536
+#define NGX_HTTP_EAS_REDIS_ELEMENTS_MAX  16
 
 
 static char *ngx_http_eas_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -81,10 +91,15 @@ static void ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply,
     void *data);
 static void ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply,
     void *data);
-static void ngx_http_eas_redis_on_message(redisAsyncContext *ac,
-    void *reply, void *data);
-static void ngx_http_eas_redis_on_reply(redisAsyncContext *ac, void *reply,
-    void *data);
+static ngx_int_t ngx_http_eas_redis_send(ngx_http_eas_redis_link_t *link,
+    redisCallbackFn *handler, void *data, int argc, const char **argv,
+    const size_t *argvlen);
+static void ngx_http_eas_redis_flush(ngx_http_eas_redis_link_t *link,
+    redisAsyncContext *ac);
+static ngx_int_t ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link,
+    redisReply *rr);
+static void *ngx_http_eas_redis_create_array(const redisReadTask *task,
+    int elements);
 
 
 static ngx_command_t  ngx_http_eas_redis_commands[] = {
@@ -140,6 +155,10 @@ static ngx_http_eas_redis_sh_t    *ngx_http_eas_redis_sh;
 static ngx_http_eas_redis_call_t  *ngx_http_eas_redis_free;
 static ngx_uint_t                  ngx_http_eas_redis_worker_up;
 static ngx_uint_t                  ngx_http_eas_redis_exiting;
+static redisReplyObjectFunctions   ngx_http_eas_redis_fns;
+static void                     *(*ngx_http_eas_redis_array)(
+                                    const redisReadTask *task, int elements);
+static time_t                      ngx_http_eas_redis_odd_logged;
 
 
 static void *
@@ -534,6 +553,7 @@ ngx_http_eas_redis_exit_process(ngx_cycle_t *cycle)
     if (ac) {
         ngx_http_eas_redis_cmd.ac = NULL;
         ngx_http_eas_redis_cmd.ready = 0;
+        ngx_http_eas_redis_flush(&ngx_http_eas_redis_cmd, ac);
         redisAsyncFree(ac);
     }
 
@@ -542,6 +562,7 @@ ngx_http_eas_redis_exit_process(ngx_cycle_t *cycle)
     if (ac) {
         ngx_http_eas_redis_sub.ac = NULL;
         ngx_http_eas_redis_sub.ready = 0;
+        ngx_http_eas_redis_flush(&ngx_http_eas_redis_sub, ac);
         redisAsyncFree(ac);
     }
 
@@ -607,7 +628,19 @@ ngx_http_eas_redis_connect(ngx_http_eas_redis_link_t *link)
     (void) redisAsyncSetDisconnectCallback(ac,
                                            ngx_http_eas_redis_on_disconnect);
 
-    /* queued now, sent once connected: AUTH, SELECT, PING */
+    /*
+     * Every reply is read here, not by hiredis's callbacks: its reader
+     * takes no array of more than a few elements, and a reply that is
+     * not what was asked for drops the connection (hiredis's own
+     * subscribe handling asserts on such replies).
+     */
+
+    ngx_http_eas_redis_fns = *ac->c.reader->fn;
+    ngx_http_eas_redis_array = ngx_http_eas_redis_fns.createArray;
+    ngx_http_eas_redis_fns.createArray = ngx_http_eas_redis_create_array;
+    ac->c.reader->fn = &ngx_http_eas_redis_fns;
+
+    /* queued now, sent once connected: AUTH, SELECT, PING or SUBSCRIBE */
 
     if (rcf->password.len) {
         argv[0] = "AUTH";
@@ -615,8 +648,8 @@ ngx_http_eas_redis_connect(ngx_http_eas_redis_link_t *link)
         argv[1] = (const char *) rcf->password.data;
         argvlen[1] = rcf->password.len;
 
-        (void) redisAsyncCommandArgv(ac, ngx_http_eas_redis_on_auth, link, 2,
-                                     argv, argvlen);
+        (void) ngx_http_eas_redis_send(link, ngx_http_eas_redis_on_auth, link,
+                                       2, argv, argvlen);
     }
 
     if (rcf->db) {
@@ -625,11 +658,26 @@ ngx_http_eas_redis_connect(ngx_http_eas_redis_link_t *link)
         argv[1] = (const char *) db;
         argvlen[1] = ngx_sprintf(db, "%ui", rcf->db) - db;
 
-        (void) redisAsyncCommandArgv(ac, ngx_http_eas_redis_on_auth, link, 2,
-                                     argv, argvlen);
+        (void) ngx_http_eas_redis_send(link, ngx_http_eas_redis_on_auth, link,
+                                       2, argv, argvlen);
     }
 
-    (void) redisAsyncCommand(ac, ngx_http_eas_redis_on_ready, link, "PING");
+    if (link->subscriber) {
+        /* its confirmation and every message: ngx_http_eas_redis_message */
+        argv[0] = "SUBSCRIBE";
+        argvlen[0] = 9;
+        argv[1] = (const char *) rcf->channel.data;
+        argvlen[1] = rcf->channel.len;
+
+        (void) ngx_http_eas_redis_send(link, NULL, NULL, 2, argv, argvlen);
+
+    } else {
+        argv[0] = "PING";
+        argvlen[0] = 4;
+
+        (void) ngx_http_eas_redis_send(link, ngx_http_eas_redis_on_ready,
+                                       link, 1, argv, argvlen);
+    }
 
     ngx_add_timer(&link->watch, rcf->connect_timeout);
 }
@@ -707,8 +755,10 @@ ngx_http_eas_redis_drop(ngx_http_eas_redis_link_t *link, const char *why)
 static void
 ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link, const char *why)
 {
-    ngx_msec_t  backoff;
+    ngx_msec_t          backoff;
+    redisAsyncContext  *ac;
 
+    ac = link->ac;
     link->ac = NULL;
     link->connected = 0;
     link->ready = 0;
@@ -718,6 +768,9 @@ ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link, const char *why)
     if (link->watch.timer_set) {
         ngx_del_timer(&link->watch);
     }
+
+    /* every command still waiting is answered: no reply */
+    ngx_http_eas_redis_flush(link, ac);
 
     if (ngx_http_eas_redis_exiting) {
         return;
@@ -826,8 +879,7 @@ ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply, void *data)
                       rr->str);
     }
 
-    link->why = "refused";
-    redisAsyncDisconnect(ac);
+    ngx_http_eas_redis_drop(link, "refused");
 }
 
 
@@ -836,63 +888,277 @@ ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
 {
     redisReply                 *rr = reply;
     ngx_http_eas_redis_link_t  *link = data;
-    ngx_http_eas_redis_conf_t  *rcf;
 
     if (link->ac != ac || rr == NULL || rr->type == REDIS_REPLY_ERROR) {
         return;
     }
-
-    rcf = ngx_http_eas_redis_conf;
 
     if (link->watch.timer_set) {
         ngx_del_timer(&link->watch);
     }
 
     link->backoff = 0;
-
-    if (link->subscriber) {
-        /* called for the confirmation and for every message */
-        (void) redisAsyncCommand(ac, ngx_http_eas_redis_on_message, link,
-                                 "SUBSCRIBE %b", rcf->channel.data,
-                                 rcf->channel.len);
-        return;
-    }
-
     link->ready = 1;
     ngx_http_eas_redis_state(1, NULL);
 }
 
 
-static void
-ngx_http_eas_redis_on_message(redisAsyncContext *ac, void *reply,
-    void *data)
+/*
+ * A reply on the subscriber connection past its setup: the
+ * confirmation of SUBSCRIBE, or a message on the channel.  Anything
+ * else, NGX_ERROR: the connection is dropped.
+ */
+
+static ngx_int_t
+ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link, redisReply *rr)
 {
-    redisReply                 *rr = reply;
-    ngx_http_eas_redis_link_t  *link = data;
+    redisReply                 **e;
+    ngx_http_eas_redis_conf_t   *rcf;
 
-    if (link->ac != ac || rr == NULL || rr->type != REDIS_REPLY_ARRAY
-        || rr->elements != 3
-        || rr->element[0]->type != REDIS_REPLY_STRING)
-    {
-        return;
+    rcf = ngx_http_eas_redis_conf;
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3) {
+        return NGX_ERROR;
     }
 
-    if (rr->element[0]->len == 9
-        && ngx_strncmp(rr->element[0]->str, "subscribe", 9) == 0)
+    e = rr->element;
+
+    if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING
+        || e[1]->len != rcf->channel.len
+        || ngx_strncmp(e[1]->str, rcf->channel.data, rcf->channel.len) != 0)
     {
+        return NGX_ERROR;
+    }
+
+    if (e[0]->len == 9 && ngx_strncmp(e[0]->str, "subscribe", 9) == 0
+        && e[2]->type == REDIS_REPLY_INTEGER)
+    {
+        if (link->watch.timer_set) {
+            ngx_del_timer(&link->watch);
+        }
+
+        link->backoff = 0;
         link->ready = 1;
-        return;
+        return NGX_OK;
     }
 
-    if (rr->element[0]->len != 7
-        || ngx_strncmp(rr->element[0]->str, "message", 7) != 0
-        || rr->element[2]->type != REDIS_REPLY_STRING)
+    if (e[0]->len == 7 && ngx_strncmp(e[0]->str, "message", 7) == 0
+        && e[2]->type == REDIS_REPLY_STRING && link->ready)
     {
+        ngx_http_eas_redis_event((u_char *) e[2]->str, e[2]->len);
+        return NGX_OK;
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* hiredis's reader: an array of more elements than asked for is refused */
+
+static void *
+ngx_http_eas_redis_create_array(const redisReadTask *task, int elements)
+{
+    if (elements < 0 || elements > NGX_HTTP_EAS_REDIS_ELEMENTS_MAX) {
+        return NULL;        /* the reader fails: the connection is dropped */
+    }
+
+    return ngx_http_eas_redis_array(task, elements);
+}
+
+
+/*
+ * The socket is readable (ngx_http_eas_redis_adapter.c): what it holds
+ * is read, and each whole reply goes to the command that asked for it,
+ * oldest first, or on the subscriber connection, to
+ * ngx_http_eas_redis_message().  A reply nothing asked for, one the
+ * reader cannot take, or more unread bytes than a reply may have drop
+ * the connection (said once a minute): it is made again after a
+ * backoff.
+ */
+
+void
+ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link)
+{
+    void                       *reply, *data;
+    const char                 *why;
+    redisReader                *reader;
+    redisCallbackFn            *handler;
+    redisAsyncContext          *ac;
+    ngx_http_eas_redis_call_t  *call;
+
+    ac = link->ac;
+
+    if (!(ac->c.flags & REDIS_CONNECTED)) {
+        /* the write event ends connect() first, then replies can come */
         return;
     }
 
-    ngx_http_eas_redis_event((u_char *) rr->element[2]->str,
-                             rr->element[2]->len);
+    if (redisBufferRead(&ac->c) != REDIS_OK) {
+        ngx_http_eas_redis_drop(link, ac->c.err == REDIS_ERR_EOF
+                                      ? "Server closed the connection"
+                                      : "read failed");
+        return;
+    }
+
+    reader = ac->c.reader;
+    why = NULL;
+
+    for ( ;; ) {
+        reply = NULL;
+
+        if (redisGetReplyFromReader(&ac->c, &reply) != REDIS_OK) {
+            why = "a reply it could not read";
+            break;
+        }
+
+        if (reply == NULL) {
+            break;
+        }
+
+        call = link->calls;
+
+        if (call) {
+            link->calls = call->next;
+
+            if (call->counted && link->inflight) {
+                link->inflight--;
+                link->busy_since = ngx_current_msec;
+            }
+
+            handler = call->handler;
+            data = call->data;
+
+            call->next = ngx_http_eas_redis_free;
+            ngx_http_eas_redis_free = call;
+
+            if (handler) {
+                handler(ac, reply, data);
+            }
+
+        } else if (!link->subscriber
+                   || ngx_http_eas_redis_message(link, reply) != NGX_OK)
+        {
+            why = "a reply nothing asked for";
+        }
+
+        freeReplyObject(reply);
+
+        if (link->ac != ac) {
+            /* dropped by a handler */
+            return;
+        }
+
+        if (why) {
+            break;
+        }
+    }
+
+    if (why == NULL && reader->len - reader->pos > NGX_HTTP_EAS_REDIS_BUFFER_MAX)
+    {
+        why = "a reply larger than the shared state's";
+    }
+
+    if (why == NULL) {
+        return;
+    }
+
+    if (ngx_time() - ngx_http_eas_redis_odd_logged >= 60) {
+        ngx_http_eas_redis_odd_logged = ngx_time();
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "eas: shared state \"%V\" sent %s: connection "
+                      "dropped (said once a minute)",
+                      &ngx_http_eas_redis_conf->url, why);
+    }
+
+    ngx_http_eas_redis_drop(link, why);
+}
+
+
+/* a command written to the link's buffer; its reply comes in order */
+
+static ngx_int_t
+ngx_http_eas_redis_send(ngx_http_eas_redis_link_t *link,
+    redisCallbackFn *handler, void *data, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    redisAsyncContext          *ac;
+    ngx_http_eas_redis_call_t  *call, *last;
+
+    ac = link->ac;
+    call = NULL;
+
+    if (handler || !link->subscriber) {
+        call = ngx_http_eas_redis_free;
+
+        if (call) {
+            ngx_http_eas_redis_free = call->next;
+
+        } else {
+            call = ngx_alloc(sizeof(ngx_http_eas_redis_call_t),
+                             ngx_cycle->log);
+            if (call == NULL) {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (redisAppendCommandArgv(&ac->c, argc, argv, argvlen) != REDIS_OK) {
+        if (call) {
+            call->next = ngx_http_eas_redis_free;
+            ngx_http_eas_redis_free = call;
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (call) {
+        call->handler = handler;
+        call->data = data;
+        call->counted = 0;
+        call->next = NULL;
+
+        if (link->calls) {
+            last = link->last;
+            last->next = call;
+
+        } else {
+            link->calls = call;
+        }
+
+        link->last = call;
+    }
+
+    if (ac->ev.addWrite) {
+        ac->ev.addWrite(ac->ev.data);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the link is gone: each command waiting is called back without a reply */
+
+static void
+ngx_http_eas_redis_flush(ngx_http_eas_redis_link_t *link,
+    redisAsyncContext *ac)
+{
+    ngx_http_eas_redis_call_t  *call, *next;
+
+    call = link->calls;
+    link->calls = NULL;
+    link->last = NULL;
+
+    for ( /* void */ ; call; call = next) {
+        next = call->next;
+
+        if (call->handler) {
+            call->handler(ac, NULL, call->data);
+        }
+
+        call->next = ngx_http_eas_redis_free;
+        ngx_http_eas_redis_free = call;
+    }
 }
 
 
@@ -921,29 +1187,14 @@ ngx_http_eas_redis_command(redisCallbackFn *handler, void *data, int argc,
         return NGX_DECLINED;
     }
 
-    call = ngx_http_eas_redis_free;
-
-    if (call) {
-        ngx_http_eas_redis_free = call->next;
-
-    } else {
-        call = ngx_alloc(sizeof(ngx_http_eas_redis_call_t), ngx_cycle->log);
-        if (call == NULL) {
-            return NGX_DECLINED;
-        }
-    }
-
-    call->handler = handler;
-    call->data = data;
-
-    if (redisAsyncCommandArgv(link->ac, ngx_http_eas_redis_on_reply, call,
-                              argc, argv, argvlen)
-        != REDIS_OK)
+    if (ngx_http_eas_redis_send(link, handler, data, argc, argv, argvlen)
+        != NGX_OK)
     {
-        call->next = ngx_http_eas_redis_free;
-        ngx_http_eas_redis_free = call;
         return NGX_DECLINED;
     }
+
+    call = link->last;
+    call->counted = 1;
 
     (void) ngx_atomic_fetch_add(&ngx_http_eas_redis_sh->commands, 1);
 
@@ -959,26 +1210,6 @@ ngx_http_eas_redis_command(redisCallbackFn *handler, void *data, int argc,
 }
 
 
-static void
-ngx_http_eas_redis_on_reply(redisAsyncContext *ac, void *reply, void *data)
-{
-    ngx_http_eas_redis_call_t  *call = data;
-    ngx_http_eas_redis_link_t  *link;
-
-    link = &ngx_http_eas_redis_cmd;
-
-    if (link->ac == ac && link->inflight) {
-        link->inflight--;
-        link->busy_since = ngx_current_msec;
-    }
-
-    if (call->handler) {
-        call->handler(ac, reply, call->data);
-    }
-
-    call->next = ngx_http_eas_redis_free;
-    ngx_http_eas_redis_free = call;
-}
 
 
 ngx_int_t

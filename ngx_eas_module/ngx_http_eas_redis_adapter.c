@@ -206,7 +206,7 @@ ngx_http_eas_redis_read_handler(ngx_event_t *ev)
     }
 
     for ( ;; ) {
-        redisAsyncHandleRead(ac);
+        ngx_http_eas_redis_read(link);
 
         if (link->ac != ac || link->conn == NULL) {
             /* freed by hiredis, or taken away by a callback */

@@ -40,6 +40,8 @@ typedef struct {
     ngx_msec_t                   backoff;
     ngx_msec_t                   busy_since;
     ngx_uint_t                   inflight;
+    void                        *calls;        /* waiting for replies, */
+    void                        *last;         /* oldest first */
     const char                  *why;          /* of the last drop */
     unsigned                     subscriber:1;
     unsigned                     connected:1;
@@ -55,6 +57,7 @@ ngx_int_t ngx_http_eas_redis_attach(redisAsyncContext *ac,
 ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
 void ngx_http_eas_redis_event(u_char *msg, size_t len);
+void ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link);
 
 
 extern ngx_module_t  ngx_http_eas_redis_module;

@@ -141,3 +141,99 @@ def _tail(path):
             return "".join(f.readlines()[-10:])
     except OSError:
         return ""
+
+
+class RogueRedis:
+    """A Redis impostor on 127.0.0.1 (a rogue server or a man in the
+    middle): it answers AUTH, SELECT, PING and commands as Redis would,
+    and on each SUBSCRIBE confirms it, then sends ``payloads[k]`` (k the
+    number of subscriptions before it, modulo their count), a raw RESP
+    byte string or an iterable of chunks.  It counts the subscriptions,
+    and per subscription the bytes it could send before the gateway
+    closed the connection (``sent``, with ``closed`` true)."""
+
+    def __init__(self, payloads):
+        self.payloads = payloads
+        self.port = free_port()
+        self.subscriptions = []           # dicts: sent, closed
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._client, args=(conn,),
+                             daemon=True).start()
+
+    def _client(self, conn):
+        conn.settimeout(10)
+        reader = conn.makefile("rb")
+        try:
+            while not self.stopping:
+                try:
+                    command = _read(reader)
+                except (OSError, ValueError):
+                    return
+                if not isinstance(command, list) or not command:
+                    return
+                name = command[0].upper()
+                if name == b"SUBSCRIBE":
+                    self._subscribed(conn, command[1])
+                    return
+                if name == b"PING":
+                    conn.sendall(b"+PONG\r\n")
+                elif name in (b"AUTH", b"SELECT"):
+                    conn.sendall(b"+OK\r\n")
+                else:
+                    conn.sendall(b"*2\r\n:0\r\n:0\r\n")
+        finally:
+            reader.close()
+            conn.close()
+
+    def _subscribed(self, conn, channel):
+        with self.lock:
+            k = len(self.subscriptions)
+            record = {"sent": 0, "closed": False}
+            self.subscriptions.append(record)
+        conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n"
+                     % (len(channel), channel))
+        payload = self.payloads[k % len(self.payloads)]
+        chunks = [payload] if isinstance(payload, bytes) else payload
+        try:
+            for chunk in chunks:
+                if self.stopping:
+                    return
+                conn.sendall(chunk)
+                record["sent"] += len(chunk)
+            # the rest of the connection: wait for the gateway to end it
+            while not self.stopping:
+                try:
+                    if not conn.recv(4096):
+                        break
+                except socket.timeout:
+                    continue
+        except OSError:
+            pass
+        record["closed"] = True

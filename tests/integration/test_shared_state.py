@@ -18,7 +18,7 @@ import pytest
 from eastest.backends import CredentialBackend, EasBackend
 from eastest.client import EasClient
 from eastest.nginx import free_port
-from eastest.redis import RedisServer
+from eastest.redis import RedisServer, RogueRedis
 from eastest.waiting import poll
 
 LIMIT = 3
@@ -449,3 +449,63 @@ def test_device_max_across_gateways(nginx_factory, redis, directory,
     assert admin(a, "DELETE", "devices?user=jdoe&device_id=PHONE1") == 200
     poll(lambda: redis.command("SMEMBERS", "t:d:devices:jdoe") == [],
          "the place given back on Redis")
+
+
+def rogue_gateway(nginx_factory, rogue, directory, backend):
+    port = free_port()
+    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+                          redis_url=rogue.url, dir_port=directory.port,
+                          backend_port=backend.port, limit=LIMIT,
+                          shared_extra="", device_max="")
+    nginx.port = port
+    return nginx
+
+
+ROGUE_SHAPES = [
+    b"*1\r\n$7\r\nmessage\r\n",
+    b"*0\r\n",
+    b"*-1\r\n",
+    b":1\r\n",
+    b"-ERR boom\r\n",
+    b"+OK\r\n",
+    b"*3\r\n:1\r\n:2\r\n:3\r\n",
+    b"*2\r\n$7\r\nmessage\r\n$8\r\nt:events\r\n",
+    b"*3\r\n$7\r\nmessage\r\n*2\r\n:1\r\n:2\r\n$3\r\nabc\r\n",
+    b"*3\r\n$7\r\nmessage\r\n$8\r\nt:events\r\n:5\r\n",
+    b"*3\r\n$7\r\nmessage\r\n$8\r\nt:events\r\n$-1\r\n",
+    b"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$8\r\nt:events\r\n$3\r\nabc\r\n",
+    b"*3\r\n$11\r\nunsubscribe\r\n$8\r\nt:events\r\n:0\r\n",
+    b"*1\r\n" * 1000 + b":1\r\n",
+]
+
+
+def test_rogue_redis_replies_kill_no_worker(nginx_factory, directory,
+                                            backend):
+    """A rogue Redis (or a man in the middle) answers the subscription
+    with replies of every wrong shape, one per connection: no worker
+    dies (the teardown reads the error log for a worker killed by a
+    signal), each such connection is dropped and made again, the gateway
+    keeps serving, and says so once a minute, not once a reply."""
+    with RogueRedis(ROGUE_SHAPES) as rogue:
+        nginx = rogue_gateway(nginx_factory, rogue, directory, backend)
+        poll(lambda: len(rogue.subscriptions) >= len(ROGUE_SHAPES) + 2
+             or None, "every shape sent", timeout=60)
+        assert device(nginx).options().status == 200
+        assert all(s["closed"] for s in rogue.subscriptions[:-2])
+        said = lines(nginx, 0, "connection dropped (said once a minute)")
+        assert 1 <= len(said) <= 2                 # one per worker
+
+
+def test_rogue_redis_huge_reply_dropped(nginx_factory, directory, backend):
+    """A bulk string announced as 2 GB and streamed: the worker drops
+    the connection after a small part of it, instead of buffering it."""
+    megabyte = b"A" * (1 << 20)
+    stream = [b"*3\r\n$7\r\nmessage\r\n$8\r\nt:events\r\n"
+              b"$2000000000\r\n"] + [megabyte] * 48
+    with RogueRedis([stream]) as rogue:
+        nginx = rogue_gateway(nginx_factory, rogue, directory, backend)
+        poll(lambda: any(s["closed"] for s in rogue.subscriptions) or None,
+             "a subscription dropped", timeout=60)
+        closed = [s for s in rogue.subscriptions if s["closed"]]
+        assert max(s["sent"] for s in closed) < 8 << 20
+        assert device(nginx).options().status == 200
