@@ -279,17 +279,22 @@ ngx_http_eas_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    /* the channel every gateway of the prefix listens to */
+    /*
+     * the channel every gateway of the prefix and database listens to,
+     * "<prefix>db<N>:events": Redis's pub/sub ignores the database, so
+     * two clusters apart by "db=" alone would hear each other's locks
+     */
 
-    rcf->channel.len = rcf->prefix.len + sizeof("events") - 1;
-    rcf->channel.data = ngx_pnalloc(cf->pool, rcf->channel.len);
+    rcf->channel.data = ngx_pnalloc(cf->pool, rcf->prefix.len
+                                              + sizeof("db:events") - 1
+                                              + NGX_INT_T_LEN);
     if (rcf->channel.data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_memcpy(ngx_cpymem(rcf->channel.data, rcf->prefix.data,
-                          rcf->prefix.len),
-               "events", sizeof("events") - 1);
+    rcf->channel.len = ngx_sprintf(rcf->channel.data, "%Vdb%ui:events",
+                                   &rcf->prefix, rcf->db)
+                       - rcf->channel.data;
 
     /* this gateway's name on the channel: its own messages come back */
 

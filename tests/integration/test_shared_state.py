@@ -159,6 +159,14 @@ def admin(nginx, method, path):
         return err.code
 
 
+def lockouts(nginx):
+    import json
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/eas/admin/lockouts"
+                                % nginx.port, timeout=10) as reply:
+        return json.loads(reply.read().decode())["lockouts"]
+
+
 def status(nginx, fmt="json"):
     import json
     import urllib.request
@@ -228,6 +236,24 @@ def test_unlock_on_one_gateway_lifts_it_on_the_others(nginx_factory, redis,
     poll(lambda: device(b, device_id="B3").options().status == 200,
          "the lock lifted on gateway B", timeout=5, interval=0.1)
     assert not redis.keys("t:ul:*")
+
+
+def test_db_apart_clusters_do_not_hear_each_other(nginx_factory, redis,
+                                                  directory, backend):
+    """Two gateways on one Redis, one with db=1 and one with db=2 (two
+    clusters): a user locked on the first is not locked on the second."""
+    a, c = start_gateways(nginx_factory, redis, directory, backend, 2,
+                          shared_extra="db=1")
+    b, = start_gateways(nginx_factory, redis, directory, backend, 1,
+                        shared_extra="db=2")
+    poll(lambda: redis_clients(redis) >= 12 or None, "both clusters")
+    for i in range(LIMIT):
+        assert device(a, password="bad%d" % i).options().status == 401
+    assert device(a, device_id="A1").options().status == 401
+    # C, of A's cluster, hears the lock; B heard the same message or none
+    poll(lambda: lockouts(c) or None, "the lock on gateway C")
+    assert not lockouts(b)
+    assert device(b, device_id="B1").options().status == 200
 
 
 def test_unlock_on_a_gateway_without_the_counter(nginx_factory, redis,
@@ -469,12 +495,12 @@ ROGUE_SHAPES = [
     b"-ERR boom\r\n",
     b"+OK\r\n",
     b"*3\r\n:1\r\n:2\r\n:3\r\n",
-    b"*2\r\n$7\r\nmessage\r\n$8\r\nt:events\r\n",
+    b"*2\r\n$7\r\nmessage\r\n$12\r\nt:db0:events\r\n",
     b"*3\r\n$7\r\nmessage\r\n*2\r\n:1\r\n:2\r\n$3\r\nabc\r\n",
-    b"*3\r\n$7\r\nmessage\r\n$8\r\nt:events\r\n:5\r\n",
-    b"*3\r\n$7\r\nmessage\r\n$8\r\nt:events\r\n$-1\r\n",
-    b"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$8\r\nt:events\r\n$3\r\nabc\r\n",
-    b"*3\r\n$11\r\nunsubscribe\r\n$8\r\nt:events\r\n:0\r\n",
+    b"*3\r\n$7\r\nmessage\r\n$12\r\nt:db0:events\r\n:5\r\n",
+    b"*3\r\n$7\r\nmessage\r\n$12\r\nt:db0:events\r\n$-1\r\n",
+    b"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$12\r\nt:db0:events\r\n$3\r\nabc\r\n",
+    b"*3\r\n$11\r\nunsubscribe\r\n$12\r\nt:db0:events\r\n:0\r\n",
     b"*1\r\n" * 1000 + b":1\r\n",
 ]
 
@@ -500,7 +526,7 @@ def test_rogue_redis_huge_reply_dropped(nginx_factory, directory, backend):
     """A bulk string announced as 2 GB and streamed: the worker drops
     the connection after a small part of it, instead of buffering it."""
     megabyte = b"A" * (1 << 20)
-    stream = [b"*3\r\n$7\r\nmessage\r\n$8\r\nt:events\r\n"
+    stream = [b"*3\r\n$7\r\nmessage\r\n$12\r\nt:db0:events\r\n"
               b"$2000000000\r\n"] + [megabyte] * 48
     with RogueRedis([stream]) as rogue:
         nginx = rogue_gateway(nginx_factory, rogue, directory, backend)
