@@ -256,6 +256,21 @@ def test_db_apart_clusters_do_not_hear_each_other(nginx_factory, redis,
     assert device(b, device_id="B1").options().status == 200
 
 
+def test_junk_on_the_channel_said_once_a_minute(nginx_factory, redis,
+                                                directory, backend):
+    """Messages on the gateways' channel that no gateway sent (junk from
+    anyone who can publish): each worker says so once a minute, not once
+    a message, and keeps serving."""
+    nginx, = start_gateways(nginx_factory, redis, directory, backend, 1)
+    for i in range(20):
+        redis.command("PUBLISH", "t:db0:events", "junk %d" % i)
+    redis.command("PUBLISH", "t:db0:events", "Z x 0 0 0 0 ")
+    poll(lambda: lines(nginx, 0, "not understood") or None,
+         "the junk noticed")
+    assert device(nginx).options().status == 200
+    assert 1 <= len(lines(nginx, 0, "not understood")) <= 2
+
+
 def test_unlock_on_a_gateway_without_the_counter(nginx_factory, redis,
                                                 directory, backend):
     """The failures all went to gateway B; the admin of gateway A, which
