@@ -550,3 +550,113 @@ def test_rogue_redis_huge_reply_dropped(nginx_factory, directory, backend):
         closed = [s for s in rogue.subscriptions if s["closed"]]
         assert max(s["sent"] for s in closed) < 8 << 20
         assert device(nginx).options().status == 200
+
+
+ORDINARY_CONFIG = """
+http {
+    ${temp_paths}
+    log_format shared escape=json '{"status":"$status","auth":"$eas_auth",'
+        '"reason":"$eas_reason","addr":"$remote_addr"}';
+
+    eas_preauth_zone zone=eas_auth:1m;
+    eas_device_zone zone=eas_devices:1m;
+    eas_shared_state ${redis_url} ${shared_extra};
+
+    upstream eas_backend {
+        server 127.0.0.1:${backend_port};
+        keepalive 8;
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+        access_log ${dir}/eas.log shared;
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Forwarded-For;
+
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=eas_auth valid=5m invalid=5m;
+            eas_preauth_user_file ${dir}/users;
+            eas_preauth_lockout user=${limit} address=50 window=60s time=60s;
+            eas_devices eas_devices;
+            eas_longpoll on;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://eas_backend;
+        }
+
+        location = /eas/status {
+            eas_status;
+        }
+    }
+}
+"""
+
+
+def ordinary_gateways(nginx_factory, redis, backend, count,
+                      shared_extra=""):
+    import subprocess
+    line = subprocess.run(["htpasswd", "-nbB", "-C", "4", "jdoe", "secret"],
+                          check=True, capture_output=True,
+                          text=True).stdout.strip()
+    gateways = []
+    for _ in range(count):
+        port = free_port()
+        nginx = nginx_factory(ORDINARY_CONFIG, listen=(port,), port=port,
+                              start=False, redis_url=redis.url,
+                              backend_port=backend.port, limit=LIMIT,
+                              shared_extra=shared_extra)
+        with open(os.path.join(nginx.dir, "users"), "w") as users:
+            users.write(line + "\n")
+        nginx.start(ports=(port,))
+        nginx.port = port
+        gateways.append(nginx)
+    return gateways
+
+
+def test_ordinary_config_refuses_while_redis_is_down(nginx_factory, redis,
+                                                     backend):
+    """The same configuration with lockout_fallback=refuse, Redis
+    stopped: wrong passwords and a first sign-in with the right one are
+    all refused 503 unverified, the refusals are counted as fallbacks,
+    and nothing reached the backend."""
+    nginx, = ordinary_gateways(nginx_factory, redis, backend, 1,
+                               shared_extra="lockout_fallback=refuse")
+    redis.stop()
+    poll(lambda: status(nginx)["shared_state"]["up"] == 0 or None,
+         "Redis seen down")
+    for i in range(2 * LIMIT):
+        assert device(nginx, password="guess-%d" % i).options().status \
+            == 503
+    assert device(nginx, device_id="NEW").options().status == 503
+    assert status(nginx)["shared_state"]["fallbacks"] >= 2 * LIMIT + 1
+    assert not backend.requests
+
+
+def test_ordinary_config_shares_the_lockout(nginx_factory, redis, backend,
+                                            tmp_path):
+    """The configuration an administrator writes from the docs: zones
+    before eas_shared_state, a bcrypt user file, cached refusals, the
+    client address from X-Forwarded-For, two workers.  Wrong passwords
+    from ever new addresses sent in turn to three gateways: LIMIT of them
+    are verified in all (read from the gateways' logs), Redis counted
+    them, and nothing reached the backend."""
+    import json
+    gateways = ordinary_gateways(nginx_factory, redis, backend, 3)
+    poll(lambda: redis_clients(redis) >= 12 or None,
+         "connections of every worker to Redis")
+    for i in range(3 * LIMIT + 3):
+        client = device(gateways[i % 3], password="guess-%d" % i)
+        headers = client._common_headers()
+        headers.append(("X-Forwarded-For", "10.1.0.%d" % (i + 1)))
+        assert client.raw("OPTIONS", client.path, headers).status == 401
+    verified = 0
+    for nginx in gateways:
+        with open(os.path.join(nginx.dir, "eas.log")) as log:
+            verified += sum(json.loads(entry)["auth"] == "invalid"
+                            for entry in log)
+    assert verified == LIMIT
+    assert sum(status(nginx)["shared_state"]["commands"]
+               for nginx in gateways) >= LIMIT
+    assert not backend.requests
