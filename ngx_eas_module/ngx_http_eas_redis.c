@@ -1058,7 +1058,8 @@ ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link)
         }
     }
 
-    if (why == NULL && reader->len - reader->pos > NGX_HTTP_EAS_REDIS_BUFFER_MAX)
+    if (why == NULL
+        && reader->len - reader->pos > NGX_HTTP_EAS_REDIS_BUFFER_MAX)
     {
         why = "a reply larger than the shared state's";
     }

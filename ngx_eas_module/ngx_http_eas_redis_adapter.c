@@ -205,6 +205,18 @@ ngx_http_eas_redis_read_handler(ngx_event_t *ev)
         return;
     }
 
+    if (!(ac->c.flags & REDIS_CONNECTED)) {
+        /* readable before the write event told connect() is done */
+
+        ngx_http_eas_redis_write_handler(c->write);
+
+        if (link->ac != ac || link->conn == NULL
+            || !(ac->c.flags & REDIS_CONNECTED))
+        {
+            return;
+        }
+    }
+
     for ( ;; ) {
         ngx_http_eas_redis_read(link);
 

@@ -152,8 +152,9 @@ class RogueRedis:
     and per subscription the bytes it could send before the gateway
     closed the connection (``sent``, with ``closed`` true)."""
 
-    def __init__(self, payloads):
+    def __init__(self, payloads, greeting=None):
         self.payloads = payloads
+        self.greeting = greeting          # sent at once, then closed
         self.port = free_port()
         self.subscriptions = []           # dicts: sent, closed
         self.lock = threading.Lock()
@@ -189,6 +190,14 @@ class RogueRedis:
 
     def _client(self, conn):
         conn.settimeout(10)
+        if self.greeting is not None:
+            with self.lock:
+                self.subscriptions.append({"sent": 0, "closed": True})
+            try:
+                conn.sendall(self.greeting)
+            finally:
+                conn.close()
+            return
         reader = conn.makefile("rb")
         try:
             while not self.stopping:

@@ -660,3 +660,18 @@ def test_ordinary_config_shares_the_lockout(nginx_factory, redis, backend,
     assert sum(status(nginx)["shared_state"]["commands"]
                for nginx in gateways) >= LIMIT
     assert not backend.requests
+
+
+def test_redis_speaking_first_is_read_once(nginx_factory, directory,
+                                           backend):
+    """A Redis that writes before it is asked and hangs up (as a full
+    Redis does: "max number of clients reached"): each connection is
+    read and dropped, the workers keep serving, none spins on it."""
+    with RogueRedis([], greeting=b"-ERR max number of clients reached\r\n"
+                    + b"+OK\r\n" * 100) as rogue:
+        nginx = rogue_gateway(nginx_factory, rogue, directory, backend)
+        poll(lambda: len(rogue.subscriptions) >= 8 or None,
+             "connections made again", timeout=60)
+        for _ in range(4):
+            assert device(nginx).options().status == 200
+        assert status(nginx)["shared_state"]["up"] == 0
