@@ -292,6 +292,20 @@ def test_unlock_on_a_gateway_without_the_counter(nginx_factory, redis,
     assert admin(a, "DELETE", "lockouts?user=nobody") == 404
 
 
+def test_unlock_refused_by_redis_is_an_error(nginx_factory, redis,
+                                            directory, backend):
+    """Redis refuses the unlock (here its set of locks holds the wrong
+    type; an out-of-memory refusal answers the same way): the admin API
+    answers 503 with the reason in the error log, not 200."""
+    a, = start_gateways(nginx_factory, redis, directory, backend, 1)
+    for i in range(LIMIT):
+        assert device(a, password="bad%d" % i).options().status == 401
+    redis.command("SET", "t:locks:auth", "not a set")
+    mark = a.mark()
+    assert admin(a, "DELETE", "lockouts?user=jdoe") == 503
+    assert lines(a, mark, "lifting the lockout of \"jdoe\" failed")
+
+
 def test_lift_all_on_a_gateway_reaches_the_others(nginx_factory, redis,
                                                   directory, backend):
     """Every lockout lifted on gateway A, which served no request: the
