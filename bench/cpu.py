@@ -24,6 +24,10 @@ shutdown cancel out.  The fronts:
     eas_nometrics, everything_nometrics
                 eas and everything with "eas_metrics off": what the
                 per-worker counters cost on the request path
+    preauth_shared, everything_shared
+                preauth and everything with "eas_shared_state" on a
+                redis-server the bench starts: the warm path must make no
+                round trip to it (docs/scale-out.md), so the same figure
 
 Prints one table with the ratio of each to plain.  With --base MODULE
 every front that loads the module runs twice, with that build ("before")
@@ -58,7 +62,11 @@ DEVICE_ID = "ApplC39ZH2VJJCM3"
 BODY = bytes.fromhex("03016a000756520331000101")
 
 FRONTS = ("plain", "eas", "preauth", "everything", "auth_basic",
-          "eas_nometrics", "everything_nometrics")
+          "eas_nometrics", "everything_nometrics", "preauth_shared",
+          "everything_shared")
+
+# the "_shared" fronts: eas_shared_state on a redis-server of the bench
+REDIS_PORT = None
 
 COMMON = """
 daemon off;
@@ -124,6 +132,9 @@ HTTP_EXTRA = {
                   "    eas_device_zone zone=devices:10m;",
 }
 
+LOCATIONS["preauth_shared"] = LOCATIONS["preauth"]
+LOCATIONS["everything_shared"] = LOCATIONS["everything"]
+
 HTTP_EXTRA["eas_nometrics"] = "eas_metrics off;"
 HTTP_EXTRA["everything_nometrics"] = (HTTP_EXTRA["everything"]
                                       + "\n    eas_metrics off;")
@@ -173,6 +184,20 @@ def prepare(work, rules):
             f.write("block device_id=BLOCKED%08d\n" % i)
 
 
+def start_redis(work):
+    """redis-server on a free port for the "_shared" fronts"""
+    global REDIS_PORT
+    if shutil.which("redis-server") is None:
+        sys.exit("cpu.sh: redis-server not found (make deps installs it)")
+    REDIS_PORT = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", work],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(REDIS_PORT, process, time.monotonic() + 10)
+    return process
+
+
 def uses_module(name):
     return name != "plain" and name != "auth_basic"
 
@@ -186,7 +211,9 @@ def front_conf(work, name, port, backend_port, module=MODULE, tag=""):
     text += "http {\n" + HTTP_COMMON.format(
         dir=work, name=name, backend_port=backend_port,
         upstream_extra=upstream_extra)
-    text += "    " + HTTP_EXTRA.get(name, "") + "\n"
+    text += "    " + HTTP_EXTRA.get(name.replace("_shared", ""), "") + "\n"
+    if name.endswith("_shared"):
+        text += "    eas_shared_state redis://127.0.0.1:%d;\n" % REDIS_PORT
     text += SERVER.format(dir=work, port=port,
                           location=LOCATIONS[name].format(dir=work))
     text += "}\n"
@@ -344,8 +371,11 @@ def main():
     work = tempfile.mkdtemp(prefix="eas-cpu.")
     os.chmod(work, 0o755)
     backend_port = free_port()
+    redis = None
     try:
         prepare(work, args.rules)
+        if any(name.endswith("_shared") for name in fronts):
+            redis = start_redis(work)
         backend_conf = os.path.join(work, "backend.conf")
         with open(backend_conf, "w") as f:
             f.write(BACKEND.format(dir=work, backend_port=backend_port))
@@ -406,6 +436,9 @@ def main():
         if args.annotate == "plain" and plain:
             print_profile("plain", plain, None)
     finally:
+        if redis is not None:
+            redis.kill()
+            redis.wait(10)
         pid_file = os.path.join(work, "backend.pid")
         if os.path.exists(pid_file):
             with open(pid_file) as f:

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_redis.h"
 
 
 static ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r,
@@ -248,6 +249,20 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
         ngx_http_eas_device_record(r, elcf, ctx, &values);
     }
 
+    /* several gateways: a device counted here is counted on Redis too */
+
+    rc = ngx_http_eas_redis_device(r, elcf->devices, &values);
+
+    if (rc == NGX_AGAIN) {
+        ctx->device_conf = NULL;
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_BUSY) {
+        ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        ctx->reason = ngx_http_eas_reason_max;
+    }
+
     if (ctx->access == NGX_HTTP_EAS_ACCESS_ALLOWED) {
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "eas device \"%V\" of \"%V\" allowed by %V",
@@ -436,6 +451,8 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
         ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
         ctx->reason = ngx_http_eas_reason_max;
     }
+
+    ngx_http_eas_redis_device_counted(r, elcf->devices, &u);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "eas device \"%V\" of \"%V\": %ui devices for the user",

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_redis.h"
 #include "eas_json.h"
 
 
@@ -96,6 +97,10 @@ static ngx_int_t ngx_http_eas_admin_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_admin_dispatch(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf);
+static ngx_int_t ngx_http_eas_admin_unlocked(ngx_http_request_t *r,
+    ngx_uint_t kind, ngx_str_t *key, ngx_int_t lifted);
+static ngx_int_t ngx_http_eas_admin_lockout_key(ngx_http_request_t *r,
+    ngx_uint_t kind, ngx_str_t *key);
 static ngx_int_t ngx_http_eas_admin_credentials(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf);
 static ngx_int_t ngx_http_eas_admin_devices(ngx_http_request_t *r,
@@ -572,7 +577,7 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
     size_t                   size;
     ngx_int_t                rc;
     ngx_str_t                key, what;
-    ngx_uint_t               i, n, kind;
+    ngx_uint_t               i, n, kind, found;
     ngx_http_eas_lockout_t  *locks;
 
     if (acf->preauth == NULL) {
@@ -650,6 +655,9 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
             return rc;
         }
 
+        (void) ngx_http_eas_redis_unlock(NULL, acf->preauth,
+                                         NGX_HTTP_EAS_CACHE_USER, NULL, 0,
+                                         NULL);
         n = ngx_http_eas_cache_drop(acf->preauth, NGX_HTTP_EAS_CACHE_USER);
 
         buf = ngx_pnalloc(r->pool, sizeof("{\"lifted\":}\n") + NGX_INT_T_LEN
@@ -676,17 +684,51 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
                                         "or all=1");
     }
 
-    if (ngx_http_eas_admin_value(&key, EAS_USER_MAX) != NGX_OK) {
+    if (ngx_http_eas_admin_value(&key, EAS_USER_MAX) != NGX_OK
+        || ngx_http_eas_admin_lockout_key(r, kind, &key) != NGX_OK)
+    {
         return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                         "invalid user or address");
     }
 
-    if (ngx_http_eas_cache_clear(acf->preauth, kind, &key) != NGX_OK) {
+    found = (ngx_http_eas_cache_clear(acf->preauth, kind, &key) == NGX_OK);
+
+    /* several gateways: lifted on every one, answered with Redis's view */
+
+    if (ngx_http_eas_redis_unlock(r, acf->preauth, kind, &key, found,
+                                  ngx_http_eas_admin_unlocked)
+        == NGX_DONE)
+    {
+        return NGX_DONE;
+    }
+
+    return ngx_http_eas_admin_unlocked(r, kind, &key, found);
+}
+
+
+/*
+ * A lockout lifted here, and on Redis with "eas_shared_state" (lifted:
+ * 1 if this gateway or Redis had it, NGX_ERROR if Redis refused).
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_unlocked(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_str_t *key, ngx_int_t lifted)
+{
+    ngx_str_t  what;
+
+    if (lifted == NGX_ERROR) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "the shared state did not lift "
+                                        "the lockout (see the error log)");
+    }
+
+    if (!lifted) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
                                         "no such counter");
     }
 
-    if (ngx_http_eas_admin_quote(r, &key, &what) != NGX_OK) {
+    if (ngx_http_eas_admin_quote(r, key, &what) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -697,6 +739,73 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
     return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
                                    (u_char *) "{\"lifted\":1}\n",
                                    sizeof("{\"lifted\":1}\n") - 1);
+}
+
+
+/*
+ * The key a zone counts under: a user as the identity it stands for
+ * (ngx_http_eas_user_identity(): case, "domain\\user", "user@domain",
+ * Unicode), an IPv6 address as its /64 (ngx_http_eas_preauth_query()).
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_lockout_key(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_str_t *key)
+{
+    u_char  *p;
+    size_t   n;
+#if (NGX_HAVE_INET6)
+    u_char   a6[16];
+#endif
+
+    if (kind == NGX_HTTP_EAS_CACHE_USER) {
+        p = ngx_pnalloc(r->pool, EAS_USER_MAX);
+        if (p == NULL
+            || ngx_http_eas_user_identity(NULL, key->data, key->len, p,
+                                          EAS_USER_MAX, &n)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        key->data = p;
+        key->len = n;
+
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+
+    if (ngx_strlchr(key->data, key->data + key->len, ':') == NULL
+        || (key->len > 3
+            && ngx_strncmp(key->data + key->len - 3, "/64", 3) == 0))
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_inet6_addr(key->data, key->len, a6) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *) a6)) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&a6[8], 8);
+
+    p = ngx_pnalloc(r->pool, NGX_INET6_ADDRSTRLEN + 3);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_inet6_ntop(a6, p, NGX_INET6_ADDRSTRLEN);
+
+    key->data = p;
+    key->len = ngx_cpymem(p + n, "/64", 3) - p;
+
+#endif
+
+    return NGX_OK;
 }
 
 
@@ -871,6 +980,8 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
         return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                         "give user and device_id");
     }
+
+    ngx_http_eas_redis_device_delete(acf->devices, &user, &device_id);
 
     if (ngx_http_eas_device_delete(acf->devices, &user, &device_id)
         != NGX_OK)

@@ -463,6 +463,37 @@ ngx_http_eas_cache_release(ngx_shm_zone_t *zone,
 }
 
 
+/*
+ * A lockout another gateway started (ngx_http_eas_redis_state.c): the
+ * user or address is locked here too for what is left of it, so that a
+ * known-good device keeps working through it and the rest is refused
+ * here, and it stays in force if the shared state goes away.
+ */
+
+void
+ngx_http_eas_cache_lock(ngx_shm_zone_t *zone, ngx_uint_t kind,
+    ngx_str_t *key, time_t left)
+{
+    time_t                      now;
+    ngx_http_eas_cache_ctx_t   *ctx;
+    ngx_http_eas_cache_node_t  *node;
+
+    ctx = zone->data;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
+
+    node = ngx_http_eas_cache_reserve(ctx, kind, key, left, now);
+
+    if (node && node->locked_until < now + left) {
+        node->locked_until = now + left;
+        node->expire = ngx_max(node->expire, node->locked_until);
+    }
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+}
+
+
 /* the caller holds the mutex */
 
 static void

@@ -590,6 +590,7 @@ ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
 
     un->count++;
     dn->zn.mark = 1;
+    u->counted = 1;
     u->user_devices = un->count;
 
     ngx_http_eas_zone_touch(&ctx->zone, &dn->zn, NGX_HTTP_EAS_Q_COUNTED);

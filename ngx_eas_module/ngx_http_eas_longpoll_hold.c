@@ -20,6 +20,7 @@
 
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_longpoll.h"
+#include "ngx_http_eas_redis.h"
 #include "ngx_http_eas_metrics.h"
 #include "eas_wbxml.h"
 
@@ -173,6 +174,7 @@ ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
     }
 
     ctx->ping_generation = (uint32_t) generation;
+    ngx_http_eas_redis_ping(held->devices, &user, &device_id);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "eas Ping generation %ui", generation);

@@ -283,6 +283,8 @@ ngx_uint_t ngx_http_eas_cache_drop(ngx_shm_zone_t *zone, ngx_uint_t kind);
 void ngx_http_eas_cache_drop_user(ngx_shm_zone_t *zone, ngx_str_t *user);
 ngx_int_t ngx_http_eas_cache_clear(ngx_shm_zone_t *zone, ngx_uint_t kind,
     ngx_str_t *key);
+void ngx_http_eas_cache_lock(ngx_shm_zone_t *zone, ngx_uint_t kind,
+    ngx_str_t *key, time_t left);
 ngx_int_t ngx_http_eas_cache_get_extra(ngx_shm_zone_t *zone, u_char *digest,
     u_char *buf, size_t size, size_t *len);
 ngx_int_t ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
@@ -418,6 +420,7 @@ typedef struct {
     unsigned              over_limit:1;   /* out: max_devices blocked */
     unsigned              zone_full:1;    /* out: no room to count it */
     unsigned              created:1;      /* out: first request seen */
+    unsigned              counted:1;      /* out: counted by this one */
 } ngx_http_eas_device_update_t;
 
 

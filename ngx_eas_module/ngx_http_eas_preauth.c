@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_redis.h"
 #include "ngx_http_eas_preauth.h"
 
 
@@ -211,6 +212,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     }
 
     found = ngx_http_eas_cache_lookup(pcf->zone, &pctx->query, pcf);
+    found = ngx_http_eas_redis_lookup(r, pcf, &pctx->query, found);
 
     /* a try reserved on the counters ends with the source's answer, or
      * with the request: a try whose client left counts as a failure */
@@ -293,6 +295,12 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     case NGX_HTTP_EAS_CACHE_BUSY:
         ngx_explicit_memzero(buf, sizeof(buf));
         return ngx_http_eas_preauth_tries_busy(r, ctx, pctx);
+
+    case NGX_HTTP_EAS_CACHE_ASKED:
+        /* the shared state is asked first: this runs again after */
+        ngx_explicit_memzero(buf, sizeof(buf));
+        ctx->preauth = NULL;
+        return NGX_AGAIN;
 
     default: /* NGX_HTTP_EAS_CACHE_MISS */
         break;
@@ -414,6 +422,8 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         ngx_http_eas_cache_release(pcf->zone, &pctx->query, pcf,
                                    pctx->busy
                                    == NGX_HTTP_EAS_PREAUTH_TIMED_OUT);
+        ngx_http_eas_redis_release(r, pctx->busy
+                                      == NGX_HTTP_EAS_PREAUTH_TIMED_OUT);
     }
 
     if (pctx->busy) {
@@ -451,6 +461,7 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     locked = ngx_http_eas_cache_update(pcf->zone, &pctx->query,
                                        pctx->result == NGX_OK, pcf);
+    ngx_http_eas_redis_answer(r, pcf, &pctx->query, pctx->result == NGX_OK);
 
     if (pctx->query.log_full) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,

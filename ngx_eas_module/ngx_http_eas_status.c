@@ -10,6 +10,7 @@
 
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_metrics.h"
+#include "ngx_http_eas_redis.h"
 
 
 /*
@@ -562,6 +563,8 @@ ngx_http_eas_status_json(u_char *p, ngx_http_eas_metrics_slot_t *m,
                     m->single[NGX_HTTP_EAS_M_FILE_LOAD_USEC] / 1000000,
                     m->single[NGX_HTTP_EAS_M_FILE_LOAD_USEC] % 1000000);
 
+    p = ngx_http_eas_redis_status(p, 0);
+
     p = ngx_cpymem(p, "\"zones\":[", sizeof("\"zones\":[") - 1);
 
     z = zones->elts;
@@ -781,6 +784,8 @@ ngx_http_eas_status_prometheus(u_char *p, ngx_http_eas_metrics_slot_t *m,
     p = ngx_sprintf(p, "nginx_eas_file_load_seconds_total %uA.%06uA\n",
                     m->single[NGX_HTTP_EAS_M_FILE_LOAD_USEC] / 1000000,
                     m->single[NGX_HTTP_EAS_M_FILE_LOAD_USEC] % 1000000);
+
+    p = ngx_http_eas_redis_status(p, 1);
 
     z = zones->elts;
 

@@ -28,6 +28,8 @@ packages="
     wrk
     libldap-dev
     libicu-dev
+    libhiredis-dev
+    redis-server
     slapd
     ldap-utils
     debhelper
@@ -46,7 +48,8 @@ packages="
 # make demo: build the module, run nginx, htpasswd, curl; no test tools
 if [ "${1:-}" = demo ]; then
     packages="nginx nginx-dev gcc make libpcre2-dev libssl-dev zlib1g-dev
-              libldap-dev libicu-dev openssl python3 apache2-utils curl"
+              libldap-dev libicu-dev libhiredis-dev openssl python3
+              apache2-utils curl"
 fi
 
 missing=""

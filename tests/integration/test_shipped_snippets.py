@@ -111,6 +111,7 @@ DATA_FILES = {
     "blocked.txt": "block device_id=ApplLOST0001\n",
     "users.txt": "jdoe block ApplLOST0001\n",
     "ldap-bind.secret": "the-service-password\n",
+    "redis-password.txt": "the-redis-password\n",
 }
 
 

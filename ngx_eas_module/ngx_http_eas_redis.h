@@ -1,0 +1,71 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#ifndef _NGX_HTTP_EAS_REDIS_H_INCLUDED_
+#define _NGX_HTTP_EAS_REDIS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+/*
+ * Shared state on Redis (docs/scale-out.md): the gateway's own module,
+ * ngx_http_eas_redis_module.  The rest of ngx_eas calls in through the
+ * hooks below, one line each; every hook does nothing without
+ * "eas_shared_state".
+ */
+
+
+/* a lookup answer of ngx_http_eas_redis_lookup(): Redis was asked */
+#define NGX_HTTP_EAS_CACHE_ASKED  128
+
+
+/* preauth: a try the cache reserved is reserved on Redis too */
+ngx_uint_t ngx_http_eas_redis_lookup(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_cache_query_t *q,
+    ngx_uint_t found);
+
+/* preauth: the source answered (valid or not), or gave no answer */
+void ngx_http_eas_redis_answer(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_cache_query_t *q,
+    ngx_uint_t valid);
+void ngx_http_eas_redis_release(ngx_http_request_t *r, ngx_uint_t failed);
+
+/*
+ * admin: a lockout lifted (key NULL: every lockout of the zone).  With
+ * a key and a request, NGX_DONE: "done" answers it once Redis did
+ * (lifted: "found", or Redis had it; NGX_ERROR: Redis refused or did
+ * not answer); otherwise the caller answers with "found".
+ */
+typedef ngx_int_t (*ngx_http_eas_redis_unlocked_pt)(ngx_http_request_t *r,
+    ngx_uint_t kind, ngx_str_t *key, ngx_int_t lifted);
+
+ngx_int_t ngx_http_eas_redis_unlock(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_uint_t kind, ngx_str_t *key, ngx_uint_t found,
+    ngx_http_eas_redis_unlocked_pt done);
+
+/* devices: a device counted here for eas_device_max; its verdict */
+void ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
+    ngx_shm_zone_t *devices, ngx_http_eas_device_update_t *u);
+ngx_int_t ngx_http_eas_redis_device(ngx_http_request_t *r,
+    ngx_shm_zone_t *devices, ngx_http_eas_device_values_t *values);
+void ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices,
+    ngx_str_t *user, ngx_str_t *device_id);
+
+/* longpoll: a Ping of this device is now the newest */
+void ngx_http_eas_redis_ping(ngx_shm_zone_t *devices, ngx_str_t *user,
+    ngx_str_t *device_id);
+
+/* status: its part of eas_status, JSON or Prometheus; 1 up, 0 down */
+u_char *ngx_http_eas_redis_status(u_char *p, ngx_uint_t prometheus);
+ngx_int_t ngx_http_eas_redis_up(void);
+
+
+#endif /* _NGX_HTTP_EAS_REDIS_H_INCLUDED_ */

@@ -1,0 +1,66 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#ifndef _NGX_HTTP_EAS_REDIS_INT_H_INCLUDED_
+#define _NGX_HTTP_EAS_REDIS_INT_H_INCLUDED_
+
+
+#include <hiredis/async.h>
+
+
+/* between ngx_http_eas_redis.c (connections) and _redis_state.c */
+
+typedef struct {
+    ngx_flag_t                   enabled;
+    ngx_str_t                    url;           /* as written, for logs */
+    char                        *host;          /* resolved, as text */
+    in_port_t                    port;
+    ngx_uint_t                   db;
+    ngx_str_t                    prefix;
+    ngx_str_t                    password;
+    ngx_str_t                    channel;       /* prefix + "events" */
+    ngx_str_t                    node;          /* this gateway, hex */
+    ngx_msec_t                   connect_timeout;
+    ngx_msec_t                   timeout;
+    ngx_msec_t                   retry;         /* longest backoff */
+    ngx_uint_t                   lockout_refuse;
+    ngx_shm_zone_t              *shm_zone;
+} ngx_http_eas_redis_conf_t;
+
+
+/* one of a worker's two connections */
+typedef struct {
+    redisAsyncContext           *ac;
+    ngx_connection_t            *conn;
+    ngx_event_t                  retry;
+    ngx_event_t                  watch;
+    ngx_msec_t                   backoff;
+    ngx_msec_t                   busy_since;
+    ngx_uint_t                   inflight;
+    void                        *calls;        /* waiting for replies, */
+    void                        *last;         /* oldest first */
+    const char                  *why;          /* of the last drop */
+    unsigned                     subscriber:1;
+    unsigned                     connected:1;
+    unsigned                     ready:1;
+    unsigned                     in_write:1;
+    unsigned                     want_write:1;
+} ngx_http_eas_redis_link_t;
+
+
+ngx_http_eas_redis_conf_t *ngx_http_eas_redis_get_conf(void);
+ngx_int_t ngx_http_eas_redis_attach(redisAsyncContext *ac,
+    ngx_http_eas_redis_link_t *link);
+ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,
+    int argc, const char **argv, const size_t *argvlen);
+void ngx_http_eas_redis_event(u_char *msg, size_t len);
+void ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link);
+
+
+extern ngx_module_t  ngx_http_eas_redis_module;
+
+
+#endif /* _NGX_HTTP_EAS_REDIS_INT_H_INCLUDED_ */
