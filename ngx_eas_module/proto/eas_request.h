@@ -85,7 +85,10 @@ int eas_request_parse_base64(const eas_input_t *in, eas_request_t *req,
 int eas_percent_decode(const unsigned char *p, size_t len, eas_buf_t *buf,
     eas_str_t *out, int plus);
 int eas_escape_value(const unsigned char *p, const unsigned char *end);
-uint64_t eas_word(const unsigned char *p);
+const unsigned char *eas_skip_path(const unsigned char *p,
+    const unsigned char *end);
+const unsigned char *eas_skip_query(const unsigned char *p,
+    const unsigned char *end);
 int eas_is_visible(const eas_str_t *s);
 int eas_has_control(const eas_str_t *s);
 int eas_is_name(const eas_str_t *s);

@@ -14,10 +14,6 @@
 
 
 static int eas_is_dot_segment(const unsigned char *p, size_t len);
-static const unsigned char *eas_skip_path(const unsigned char *p,
-    const unsigned char *end);
-static const unsigned char *eas_skip_query(const unsigned char *p,
-    const unsigned char *end);
 
 
 /*
@@ -157,46 +153,3 @@ eas_is_dot_segment(const unsigned char *p, size_t len)
     return dots > 0;
 }
 
-
-/* past the words of a target's path with no EAS_CHAR_PATH byte */
-
-static const unsigned char *
-eas_skip_path(const unsigned char *p, const unsigned char *end)
-{
-    uint64_t  w;
-
-    for ( /* void */ ; end - p >= 8; p += 8) {
-        w = eas_word(p);
-
-        if (eas_swar_below(w, 0x21) | eas_swar_above(w, 0x7e)
-            | eas_swar_has(w, '#') | eas_swar_has(w, '\\')
-            | eas_swar_has(w, ';') | eas_swar_has(w, '%')
-            | eas_swar_has(w, '.'))
-        {
-            break;
-        }
-    }
-
-    return p;
-}
-
-
-/* past the words of a target's query with no EAS_CHAR_QUERY byte */
-
-static const unsigned char *
-eas_skip_query(const unsigned char *p, const unsigned char *end)
-{
-    uint64_t  w;
-
-    for ( /* void */ ; end - p >= 8; p += 8) {
-        w = eas_word(p);
-
-        if (eas_swar_below(w, 0x21) | eas_swar_has(w, 0x7f)
-            | eas_swar_has(w, '#'))
-        {
-            break;
-        }
-    }
-
-    return p;
-}

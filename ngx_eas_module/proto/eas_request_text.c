@@ -15,6 +15,7 @@
 
 
 static int eas_hex_value(unsigned char c);
+static uint64_t eas_word(const unsigned char *p);
 
 
 /*
@@ -135,7 +136,7 @@ eas_hex_value(unsigned char c)
 
 /* eight bytes of a string as one word, in memory order */
 
-uint64_t
+static uint64_t
 eas_word(const unsigned char *p)
 {
     uint64_t  w;
@@ -345,4 +346,48 @@ eas_has_escape(const eas_str_t *s)
     }
 
     return 0;
+}
+
+
+/* past the words of a target's path with no EAS_CHAR_PATH byte */
+
+const unsigned char *
+eas_skip_path(const unsigned char *p, const unsigned char *end)
+{
+    uint64_t  w;
+
+    for ( /* void */ ; end - p >= 8; p += 8) {
+        w = eas_word(p);
+
+        if (eas_swar_below(w, 0x21) | eas_swar_above(w, 0x7e)
+            | eas_swar_has(w, '#') | eas_swar_has(w, '\\')
+            | eas_swar_has(w, ';') | eas_swar_has(w, '%')
+            | eas_swar_has(w, '.'))
+        {
+            break;
+        }
+    }
+
+    return p;
+}
+
+
+/* past the words of a target's query with no EAS_CHAR_QUERY byte */
+
+const unsigned char *
+eas_skip_query(const unsigned char *p, const unsigned char *end)
+{
+    uint64_t  w;
+
+    for ( /* void */ ; end - p >= 8; p += 8) {
+        w = eas_word(p);
+
+        if (eas_swar_below(w, 0x21) | eas_swar_has(w, 0x7f)
+            | eas_swar_has(w, '#'))
+        {
+            break;
+        }
+    }
+
+    return p;
 }
