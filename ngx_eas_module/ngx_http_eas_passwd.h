@@ -9,10 +9,11 @@
 
 
 /*
- * The password-file source's own header, shared by its two files:
- * ngx_http_eas_passwd.c (the file: read, validated, re-read) and
- * ngx_http_eas_passwd_hash.c (the hash kinds and their verification
- * in a thread).
+ * The password-file source's own header, shared by its three files:
+ * ngx_http_eas_passwd.c (the file: opened, checked for the worker
+ * user, re-read; a user looked up), ngx_http_eas_passwd_load.c (the
+ * file read into its table) and ngx_http_eas_passwd_hash.c (the hash
+ * kinds and their verification in a thread).
  */
 
 
@@ -34,6 +35,18 @@
 #define NGX_HTTP_EAS_HASH_PLAIN       5
 
 
+/* two writes within a second are two changes, where the system says */
+#if (NGX_LINUX)
+#define ngx_http_eas_passwd_mtime(fi)                                        \
+    ((int64_t) (fi)->st_mtim.tv_sec * 1000000000 + (fi)->st_mtim.tv_nsec)
+#define ngx_http_eas_passwd_ctime(fi)                                        \
+    ((int64_t) (fi)->st_ctim.tv_sec * 1000000000 + (fi)->st_ctim.tv_nsec)
+#else
+#define ngx_http_eas_passwd_mtime(fi)  ((int64_t) ngx_file_mtime(fi))
+#define ngx_http_eas_passwd_ctime(fi)  ((int64_t) (fi)->st_ctime)
+#endif
+
+
 typedef struct {
     ngx_str_t               user;          /* normalised identity */
     ngx_str_t               hash;          /* NUL-terminated */
@@ -53,6 +66,28 @@ typedef struct {
     struct crypt_data       crypt;
 } ngx_http_eas_passwd_verify_t;
 
+
+struct ngx_http_eas_passwd_s {
+    ngx_str_t               name;          /* NUL-terminated path */
+    ngx_flag_t              plain;         /* {PLAIN} lines allowed */
+    ngx_pool_t             *pool;          /* holds the current table */
+    ngx_http_eas_passwd_entry_t  *entries;
+    ngx_uint_t              nentries;
+    ngx_uint_t              costliest;     /* entry an unknown user costs */
+    ngx_file_uniq_t         uniq;
+    int64_t                 mtime;         /* nanoseconds where known */
+    int64_t                 ctime;         /* chmod, chown change it */
+    off_t                   size;
+    time_t                  checked;
+    ngx_err_t               stat_err;      /* stat() fails now, logged */
+    ngx_uint_t              stale;         /* changed, could not re-read */
+    ngx_http_eas_passwd_t  *next;          /* of this configuration */
+    u_char                  source[NGX_HTTP_EAS_DIGEST_LEN];
+};
+
+
+ngx_int_t ngx_http_eas_passwd_load(ngx_http_eas_passwd_t *pw,
+    ngx_conf_t *cf, ngx_log_t *log);
 
 uint64_t ngx_http_eas_passwd_cost(ngx_http_eas_passwd_entry_t *e);
 const char *ngx_http_eas_passwd_kind(ngx_str_t *hash,

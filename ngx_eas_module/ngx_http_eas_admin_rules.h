@@ -1,0 +1,78 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#ifndef _NGX_HTTP_EAS_ADMIN_RULES_H_INCLUDED_
+#define _NGX_HTTP_EAS_ADMIN_RULES_H_INCLUDED_
+
+
+/*
+ * The runtime device decisions' own header, shared by
+ * ngx_http_eas_admin_rules.c (the zone, the decision for one request,
+ * the changes and the listing) and ngx_http_eas_admin_rules_file.c (the
+ * file read back and rewritten).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+#define NGX_HTTP_EAS_ADMIN_DEVICE  'd'
+#define NGX_HTTP_EAS_ADMIN_USER    'u'
+
+#define NGX_HTTP_EAS_ADMIN_LOST    NGX_HTTP_EAS_ADMIN_LOST_ACCESS
+
+#define NGX_HTTP_EAS_ADMIN_KEY     (1 + EAS_USER_MAX)
+#define NGX_HTTP_EAS_ADMIN_WHO     NGX_HTTP_EAS_ADMIN_WHO_LEN
+
+
+typedef struct {
+    ngx_str_node_t                sn;             /* str: the key */
+    ngx_queue_t                   queue;          /* in file order */
+    time_t                        since;
+    ngx_uint_t                    line;           /* in the file */
+    u_char                        access;         /* ..._ACCESS_*, LOST */
+    u_char                        who_len;
+    u_short                       len;            /* of the key */
+    u_char                        who[NGX_HTTP_EAS_ADMIN_WHO];
+    u_char                        data[1];        /* key, then value */
+} ngx_http_eas_admin_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                  rbtree;
+    ngx_rbtree_node_t             sentinel;
+    ngx_queue_t                   queue;
+    ngx_atomic_t                  count;
+    ngx_atomic_t                  generation;     /* of the contents */
+} ngx_http_eas_admin_sh_t;
+
+
+/* a rule read from the file at configuration time */
+typedef struct {
+    ngx_http_eas_admin_rule_t     rule;
+    time_t                        since;
+} ngx_http_eas_admin_loaded_t;
+
+
+typedef struct {
+    ngx_http_eas_admin_sh_t      *sh;
+    ngx_slab_pool_t              *shpool;
+    ngx_str_t                     file;
+    ngx_array_t                  *loaded;         /* of ..._loaded_t */
+} ngx_http_eas_admin_ctx_t;
+
+
+ngx_int_t ngx_http_eas_admin_load(ngx_conf_t *cf,
+    ngx_http_eas_admin_ctx_t *ctx);
+ngx_int_t ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_log_t *log);
+
+
+#endif /* _NGX_HTTP_EAS_ADMIN_RULES_H_INCLUDED_ */
