@@ -285,6 +285,12 @@ ngx_int_t ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
 ngx_int_t ngx_http_eas_cache_device(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_str_t *device_id, ngx_str_t *password, u_char *device,
     u_char *secret);
+ngx_int_t ngx_http_eas_memo_digest(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, u_char *source, ngx_str_t *user,
+    ngx_str_t *password, u_char *digest);
+ngx_int_t ngx_http_eas_memo_device(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_str_t *user, ngx_str_t *device_id,
+    ngx_str_t *password, u_char *device, u_char *secret);
 ngx_uint_t ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
     ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf);
 ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone,

@@ -284,8 +284,8 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_http_eas_cache_digest(pcf->zone, source, &pctx->user, &password,
-                                  pctx->digest)
+    if (ngx_http_eas_memo_digest(r, pcf->zone, source, &pctx->user,
+                                 &password, pctx->digest)
         != NGX_OK)
     {
         ngx_explicit_memzero(buf, sizeof(buf));
@@ -1479,8 +1479,8 @@ ngx_http_eas_preauth_query(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         device_id.len = ctx->request.device_id.len;
     }
 
-    if (ngx_http_eas_cache_device(pcf->zone, &pctx->identity, &device_id,
-                                  password, pctx->device, pctx->secret)
+    if (ngx_http_eas_memo_device(r, pcf->zone, &pctx->identity, &device_id,
+                                 password, pctx->device, pctx->secret)
         != NGX_OK)
     {
         return NGX_ERROR;
