@@ -22,6 +22,8 @@
  * connection remembers, per digest, the last input and what it gave,
  * and a request whose input is byte for byte the same (compared in
  * constant time) takes the digest from the memo instead of hashing.
+ * The header itself likewise: the same bytes, read by the same location,
+ * give the same user, password and identity.
  *
  * Nothing else changes: the digest is looked up in the zone as before
  * (lock first, then the cache entry and its validity), so the memo can
@@ -39,26 +41,34 @@
 #define NGX_HTTP_EAS_MEMO_DEVICE  1
 
 
+#define NGX_HTTP_EAS_MEMO_BASIC   2
+#define NGX_HTTP_EAS_MEMO_SLOTS   3
+
+/* an Authorization header value longer than this is not remembered */
+#define NGX_HTTP_EAS_MEMO_HEADER_MAX  (EAS_BASIC_TOKEN_MAX + 64)
+
+
 typedef struct {
-    void                       *zone;     /* zone->data, NULL: empty */
+    void                       *key;      /* the zone's or the location's
+                                             configuration, NULL: empty */
     size_t                      len;      /* of the input */
-    size_t                      size;     /* allocated for the input */
-    u_char                     *input;
-    u_char                      output[2 * NGX_HTTP_EAS_DIGEST_LEN];
+    size_t                      out;      /* of the output after it */
+    size_t                      size;     /* allocated */
+    u_char                     *data;     /* input, output */
 } ngx_http_eas_memo_slot_t;
 
 
 typedef struct {
-    ngx_http_eas_memo_slot_t    slot[2];
+    ngx_http_eas_memo_slot_t    slot[NGX_HTTP_EAS_MEMO_SLOTS];
 } ngx_http_eas_memo_t;
 
 
 static ngx_http_eas_memo_slot_t *ngx_http_eas_memo_get(ngx_http_request_t *r,
     ngx_uint_t which);
 static ngx_uint_t ngx_http_eas_memo_find(ngx_http_eas_memo_slot_t *slot,
-    void *zone, u_char *input, size_t len, u_char *output, size_t n);
+    void *key, u_char *input, size_t len);
 static void ngx_http_eas_memo_store(ngx_http_eas_memo_slot_t *slot,
-    void *zone, u_char *input, size_t len, u_char *output, size_t n);
+    void *key, u_char *input, size_t len, u_char *output, size_t n);
 static void ngx_http_eas_memo_cleanup(void *data);
 
 
@@ -100,9 +110,10 @@ ngx_http_eas_memo_digest(ngx_http_request_t *r, ngx_shm_zone_t *zone,
 
     rc = NGX_OK;
 
-    if (!ngx_http_eas_memo_find(slot, zone->data, in, p - in, digest,
-                                NGX_HTTP_EAS_DIGEST_LEN))
-    {
+    if (ngx_http_eas_memo_find(slot, zone->data, in, p - in)) {
+        ngx_memcpy(digest, slot->data + slot->len, NGX_HTTP_EAS_DIGEST_LEN);
+
+    } else {
         rc = ngx_http_eas_cache_digest(zone, source, user, password, digest);
 
         if (rc == NGX_OK) {
@@ -160,11 +171,9 @@ ngx_http_eas_memo_device(ngx_http_request_t *r, ngx_shm_zone_t *zone,
 
     rc = NGX_OK;
 
-    if (ngx_http_eas_memo_find(slot, zone->data, in, p - in, out,
-                               sizeof(out)))
-    {
-        ngx_memcpy(device, out, NGX_HTTP_EAS_DIGEST_LEN);
-        ngx_memcpy(secret, out + NGX_HTTP_EAS_DIGEST_LEN,
+    if (ngx_http_eas_memo_find(slot, zone->data, in, p - in)) {
+        ngx_memcpy(device, slot->data + slot->len, NGX_HTTP_EAS_DIGEST_LEN);
+        ngx_memcpy(secret, slot->data + slot->len + NGX_HTTP_EAS_DIGEST_LEN,
                    NGX_HTTP_EAS_DIGEST_LEN);
 
     } else {
@@ -185,6 +194,99 @@ ngx_http_eas_memo_device(ngx_http_request_t *r, ngx_shm_zone_t *zone,
     ngx_explicit_memzero(out, sizeof(out));
 
     return rc;
+}
+
+
+/*
+ * The Authorization header as this location read it last on this
+ * connection: the user and password it carried (one after the other in
+ * buf, as eas_basic_parse() would point into it) and the identity
+ * (ngx_http_eas_user_identity(), of the location's directory), so that
+ * the same header again is neither decoded nor folded again.  NGX_OK:
+ * found; NGX_DECLINED: not remembered, read it.
+ */
+
+ngx_int_t
+ngx_http_eas_memo_basic(ngx_http_request_t *r, void *conf,
+    ngx_str_t *header, u_char *buf, eas_basic_t *basic, u_char *id,
+    size_t *n)
+{
+    u_char                    *p;
+    size_t                     user, password;
+    ngx_http_eas_memo_slot_t  *slot;
+
+    if (header->len > NGX_HTTP_EAS_MEMO_HEADER_MAX) {
+        return NGX_DECLINED;
+    }
+
+    slot = ngx_http_eas_memo_get(r, NGX_HTTP_EAS_MEMO_BASIC);
+
+    if (slot == NULL
+        || !ngx_http_eas_memo_find(slot, conf, header->data, header->len))
+    {
+        return NGX_DECLINED;
+    }
+
+    p = slot->data + slot->len;
+
+    user = (p[0] << 8) | p[1];
+    password = (p[2] << 8) | p[3];
+    *n = (p[4] << 8) | p[5];
+    p += 6;
+
+    basic->user.data = buf;
+    basic->user.len = user;
+    basic->password.data = buf + user;
+    basic->password.len = password;
+    basic->reason = EAS_BASIC_OK;
+
+    ngx_memcpy(buf, p, user + password);
+    ngx_memcpy(id, p + user + password, *n);
+
+    return NGX_OK;
+}
+
+
+/* remembers what ngx_http_eas_memo_basic() finds */
+
+void
+ngx_http_eas_memo_basic_keep(ngx_http_request_t *r, void *conf,
+    ngx_str_t *header, eas_basic_t *basic, u_char *id, size_t n)
+{
+    u_char                    *p;
+    ngx_http_eas_memo_slot_t  *slot;
+    u_char                     out[6 + EAS_BASIC_USER_MAX
+                                   + EAS_BASIC_PASSWORD_MAX
+                                   + EAS_BASIC_USER_MAX];
+
+    if (header->len > NGX_HTTP_EAS_MEMO_HEADER_MAX
+        || basic->user.len > EAS_BASIC_USER_MAX
+        || basic->password.len > EAS_BASIC_PASSWORD_MAX
+        || n > EAS_BASIC_USER_MAX)
+    {
+        return;
+    }
+
+    slot = ngx_http_eas_memo_get(r, NGX_HTTP_EAS_MEMO_BASIC);
+    if (slot == NULL) {
+        return;
+    }
+
+    p = out;
+    *p++ = (u_char) (basic->user.len >> 8);
+    *p++ = (u_char) basic->user.len;
+    *p++ = (u_char) (basic->password.len >> 8);
+    *p++ = (u_char) basic->password.len;
+    *p++ = (u_char) (n >> 8);
+    *p++ = (u_char) n;
+    p = ngx_cpymem(p, basic->user.data, basic->user.len);
+    p = ngx_cpymem(p, basic->password.data, basic->password.len);
+    p = ngx_cpymem(p, id, n);
+
+    ngx_http_eas_memo_store(slot, conf, header->data, header->len, out,
+                            p - out);
+
+    ngx_explicit_memzero(out, p - out);
 }
 
 
@@ -240,51 +342,47 @@ ngx_http_eas_memo_get(ngx_http_request_t *r, ngx_uint_t which)
 }
 
 
+/* the input is byte for byte the remembered one, under the same key */
+
 static ngx_uint_t
-ngx_http_eas_memo_find(ngx_http_eas_memo_slot_t *slot, void *zone,
-    u_char *input, size_t len, u_char *output, size_t n)
+ngx_http_eas_memo_find(ngx_http_eas_memo_slot_t *slot, void *key,
+    u_char *input, size_t len)
 {
-    if (slot->zone != zone
-        || slot->len != len
-        || CRYPTO_memcmp(slot->input, input, len) != 0)
-    {
-        return 0;
-    }
-
-    ngx_memcpy(output, slot->output, n);
-
-    return 1;
+    return slot->key == key
+           && slot->len == len
+           && CRYPTO_memcmp(slot->data, input, len) == 0;
 }
 
 
 static void
-ngx_http_eas_memo_store(ngx_http_eas_memo_slot_t *slot, void *zone,
+ngx_http_eas_memo_store(ngx_http_eas_memo_slot_t *slot, void *key,
     u_char *input, size_t len, u_char *output, size_t n)
 {
-    if (slot->input) {
-        ngx_explicit_memzero(slot->input, slot->size);
+    if (slot->data) {
+        ngx_explicit_memzero(slot->data, slot->size);
     }
 
-    ngx_explicit_memzero(slot->output, sizeof(slot->output));
-    slot->zone = NULL;
+    slot->key = NULL;
     slot->len = 0;
+    slot->out = 0;
 
-    if (len > slot->size) {
-        ngx_free(slot->input);
+    if (len + n > slot->size) {
+        ngx_free(slot->data);
 
         slot->size = 0;
-        slot->input = ngx_alloc(len, ngx_cycle->log);
-        if (slot->input == NULL) {
+        slot->data = ngx_alloc(len + n, ngx_cycle->log);
+        if (slot->data == NULL) {
             return;
         }
 
-        slot->size = len;
+        slot->size = len + n;
     }
 
-    ngx_memcpy(slot->input, input, len);
-    ngx_memcpy(slot->output, output, n);
+    ngx_memcpy(slot->data, input, len);
+    ngx_memcpy(slot->data + len, output, n);
     slot->len = len;
-    slot->zone = zone;
+    slot->out = n;
+    slot->key = key;
 }
 
 
@@ -295,10 +393,10 @@ ngx_http_eas_memo_cleanup(void *data)
 
     ngx_uint_t  i;
 
-    for (i = 0; i < 2; i++) {
-        if (memo->slot[i].input) {
-            ngx_explicit_memzero(memo->slot[i].input, memo->slot[i].size);
-            ngx_free(memo->slot[i].input);
+    for (i = 0; i < NGX_HTTP_EAS_MEMO_SLOTS; i++) {
+        if (memo->slot[i].data) {
+            ngx_explicit_memzero(memo->slot[i].data, memo->slot[i].size);
+            ngx_free(memo->slot[i].data);
         }
     }
 

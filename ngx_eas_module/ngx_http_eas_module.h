@@ -288,6 +288,11 @@ ngx_int_t ngx_http_eas_cache_device(ngx_shm_zone_t *zone, ngx_str_t *user,
 ngx_int_t ngx_http_eas_memo_digest(ngx_http_request_t *r,
     ngx_shm_zone_t *zone, u_char *source, ngx_str_t *user,
     ngx_str_t *password, u_char *digest);
+ngx_int_t ngx_http_eas_memo_basic(ngx_http_request_t *r, void *conf,
+    ngx_str_t *header, u_char *buf, eas_basic_t *basic, u_char *id,
+    size_t *n);
+void ngx_http_eas_memo_basic_keep(ngx_http_request_t *r, void *conf,
+    ngx_str_t *header, eas_basic_t *basic, u_char *id, size_t n);
 ngx_int_t ngx_http_eas_memo_device(ngx_http_request_t *r,
     ngx_shm_zone_t *zone, ngx_str_t *user, ngx_str_t *device_id,
     ngx_str_t *password, u_char *device, u_char *secret);

@@ -221,6 +221,14 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
                                               EAS_BASIC_MISSING);
     }
 
+    /* the same header as the connection's last: read as it was then */
+
+    if (ngx_http_eas_memo_basic(r, pcf, &h->value, buf, &basic, id, &n)
+        == NGX_OK)
+    {
+        goto identified;
+    }
+
     if (eas_basic_parse(h->value.data, h->value.len, buf, sizeof(buf),
                         &basic)
         != EAS_OK)
@@ -252,6 +260,10 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         return ngx_http_eas_preauth_malformed(r, ctx, pctx,
                                               EAS_BASIC_USER_INVALID);
     }
+
+    ngx_http_eas_memo_basic_keep(r, pcf, &h->value, &basic, id, n);
+
+identified:
 
     pctx->user.data = ngx_pnalloc(r->pool, basic.user.len + n);
     if (pctx->user.data == NULL) {

@@ -155,6 +155,38 @@ def test_keepalive_connection_verifies_every_other_credential(gateway,
     assert received(backend) == expected(STEPS)
 
 
+def test_same_credentials_spelled_otherwise_are_read_again(gateway,
+                                                          backend):
+    """The header memo keys on the header's bytes: the same user and
+    password in another spelling of the header are decoded anew, and a
+    header differing only in its scheme's case or spacing is no key to
+    another's credentials."""
+    token = basic("alice", "alice-right-1").split(" ", 1)[1]
+    wrong = basic("alice", "alice-right-2").split(" ", 1)[1]
+    sent = [("Basic " + token, 200), ("Basic " + token, 200),
+            ("basic " + token, 200), ("Basic  " + token, 200),
+            ("BASIC " + wrong, 401), ("BASIC " + token, 200),
+            ("Basic " + wrong, 401), ("Basic " + token, 200)]
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        statuses = []
+        for n, (value, _) in enumerate(sent):
+            fields = headers("alice", "x", n)
+            fields["Authorization"] = value
+            conn.request("POST", target(), b"", fields)
+            reply = conn.getresponse()
+            reply.read()
+            statuses.append(reply.status)
+    finally:
+        conn.close()
+
+    assert statuses == [status for _, status in sent]
+    passed = [(n, value) for n, (value, status) in enumerate(sent)
+              if status == 200]
+    backend.wait_for(len(passed))
+    assert received(backend) == sorted(passed)
+
+
 def test_http2_streams_with_other_credentials_are_verified(gateway,
                                                            backend):
     with H2Client(gateway.h2c_port, tls=False) as client:
