@@ -11,7 +11,9 @@ PYTEST_ARGS  ?=
 MODULE      = build/ngx_http_eas_module.so
 PROTO_SRCS  = $(wildcard ngx_eas_module/proto/*.c)
 PROTO_HDRS  = $(wildcard ngx_eas_module/proto/*.h)
+TEST_HDRS   = $(wildcard tests/common/*.h)
 GLUE_FILES  = $(wildcard ngx_eas_module/*.c ngx_eas_module/*.h)
+CONSOLE     = $(wildcard ngx_eas_module/console/*)
 UNIT_TESTS  = $(patsubst tests/unit/%.c,build/%,$(wildcard tests/unit/test_*.c))
 FUZZERS     = $(patsubst tests/fuzz/fuzz_%.c,build/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
 
@@ -24,8 +26,8 @@ UNIT_CFLAGS = -std=c99 -Wall -Wextra -Werror -g -O1 $(SANITIZE) \
 
 all: $(MODULE)
 
-$(MODULE): config $(PROTO_SRCS) $(PROTO_HDRS) $(GLUE_FILES) \
-           tools/build-module.sh
+$(MODULE): config $(PROTO_SRCS) $(PROTO_HDRS) $(GLUE_FILES) $(CONSOLE) \
+           tools/build-module.sh tools/console-embed.sh
 	tools/build-module.sh "$(NGINX_SRC)"
 
 deps:
@@ -39,14 +41,14 @@ test: deps
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 
-build/test_%: tests/unit/test_%.c $(PROTO_SRCS) $(PROTO_HDRS)
+build/test_%: tests/unit/test_%.c $(PROTO_SRCS) $(PROTO_HDRS) $(TEST_HDRS)
 	@mkdir -p build
 	$(CC) $(UNIT_CFLAGS) $< $(PROTO_SRCS) -o $@
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do echo "== $$t"; $$t || exit 1; done
 
-build/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRCS) $(PROTO_HDRS)
+build/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRCS) $(PROTO_HDRS) $(TEST_HDRS)
 	@mkdir -p build
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -I ngx_eas_module/proto $< $(PROTO_SRCS) -o $@

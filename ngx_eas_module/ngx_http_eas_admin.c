@@ -21,21 +21,41 @@
  * arguments after those of the URI:
  *
  *     GET    lockouts                      users and addresses locked now
- *     DELETE lockouts[?user=|?address=]    lift one, or all
- *     DELETE credentials                   drop every cached credential
+ *     DELETE lockouts?user=|?address=      lift one
+ *     DELETE lockouts?all=1                lift all
+ *     DELETE credentials?all=1             drop every cached credential
  *     DELETE credentials?user=U            drop user U's cached credentials
- *     GET    devices[?user=&device_id=&device_type=&page=&per_page=]
+ *     GET    devices[?user=&device_id=&device_type=&decision=&sort=
+ *                    &page=&per_page=]
  *     DELETE devices?user=&device_id=      delete a record, free its place
+ *                                          (user= may be empty: a record
+ *                                          of a request without a user)
  *     GET    devices/stale?days=N          not seen for N days
  *     DELETE devices/stale?days=N          ... deleted
  *     GET    rules                         runtime decisions
  *     POST   rules?access=allow|block|lost&device_id= (or &user=)
  *     DELETE rules?device_id= (or ?user=)
+ *     GET    console/...                   the console page, if enabled
+ *
+ * Query values are read as a form decoder reads them ("+" is a space,
+ * %XX a byte), as the edge and a browser's URLSearchParams write them.
+ * A parameter the resource does not take, one given twice, or an empty
+ * value (but user= of a device's delete) is refused with 400: a typo
+ * never widens a change, and "everything" is asked for with all=1.
+ *
+ * A POST or DELETE needs the header "X-EAS-Admin: 1", a Host that is one
+ * of the server's names, and, if the browser says where it comes from,
+ * an origin the server is known as (ngx_http_eas_console.c): a plain
+ * form post, a page of another site or a rebound DNS name cannot change
+ * anything.
  *
  * Every change works on shared zones, so every worker sees it at once,
  * and is logged as one notice line naming the action and the admin's
- * address and user.  The location is the admin's to protect (allow,
- * deny, auth_basic): this handler trusts whoever reaches it.
+ * address and user: "user X" when the location's own access phase read
+ * the name under "satisfy all" (auth_basic checked it), else "claimed
+ * user X": a name nobody verified (ngx_http_eas_admin_who()).  The
+ * location is the admin's to protect (auth_basic or a client
+ * certificate, not only allow): this handler trusts whoever reaches it.
  */
 
 
@@ -44,12 +64,29 @@
 #define NGX_HTTP_EAS_ADMIN_LIST_MAX  4096    /* lockouts, rules listed */
 #define NGX_HTTP_EAS_ADMIN_BODY_MAX  4096    /* a JSON body */
 #define NGX_HTTP_EAS_ADMIN_PAIRS     16
+#define NGX_HTTP_EAS_ADMIN_PARAMS    16      /* in one query */
 
 
 typedef struct {
     ngx_shm_zone_t               *preauth;
     ngx_shm_zone_t               *devices;
+    ngx_array_t                  *origins;  /* of ngx_str_t, "origin=" */
 } ngx_http_eas_admin_conf_t;
+
+
+/* the parameters each resource takes; NULL-terminated */
+
+static char  *ngx_http_eas_admin_none[] = { NULL };
+static char  *ngx_http_eas_admin_lockout_args[] =
+    { "user", "address", "all", NULL };
+static char  *ngx_http_eas_admin_credential_args[] = { "user", "all", NULL };
+static char  *ngx_http_eas_admin_list_args[] =
+    { "user", "device_id", "device_type", "decision", "sort", "page",
+      "per_page", NULL };
+static char  *ngx_http_eas_admin_device_args[] = { "user", "device_id", NULL };
+static char  *ngx_http_eas_admin_stale_args[] = { "days", NULL };
+static char  *ngx_http_eas_admin_rule_args[] =
+    { "access", "device_id", "user", NULL };
 
 
 static ngx_int_t ngx_http_eas_admin_handler(ngx_http_request_t *r);
@@ -68,8 +105,13 @@ static ngx_int_t ngx_http_eas_admin_rules_api(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_admin_device_list(ngx_http_request_t *r,
     ngx_http_eas_device_t *devices, ngx_uint_t n, ngx_uint_t total,
     ngx_uint_t page, ngx_uint_t per_page);
-static ngx_uint_t ngx_http_eas_admin_match(ngx_http_request_t *r,
-    ngx_http_eas_device_t *d);
+static ngx_int_t ngx_http_eas_admin_filter(ngx_http_request_t *r,
+    ngx_http_eas_device_filter_t *f);
+static ngx_int_t ngx_http_eas_admin_params(ngx_http_request_t *r,
+    char **names, char *empty);
+static ngx_int_t ngx_http_eas_admin_all(ngx_http_request_t *r);
+static ngx_int_t ngx_http_eas_admin_quote(ngx_http_request_t *r,
+    ngx_str_t *value, ngx_str_t *quoted);
 static ngx_int_t ngx_http_eas_admin_arg(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
 static ngx_int_t ngx_http_eas_admin_number(ngx_http_request_t *r,
@@ -80,7 +122,7 @@ static ngx_int_t ngx_http_eas_admin_who(ngx_http_request_t *r,
 static void ngx_http_eas_admin_audit(ngx_http_request_t *r,
     const char *action, ngx_str_t *what);
 static ngx_int_t ngx_http_eas_admin_error(ngx_http_request_t *r,
-    ngx_uint_t status, const char *text);
+    ngx_uint_t status, const char *fmt, ...);
 static ngx_int_t ngx_http_eas_admin_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *data, size_t len);
 
@@ -92,7 +134,7 @@ ngx_http_eas_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_eas_loc_conf_t *elcf = conf;
 
-    ngx_str_t                  *value, name;
+    ngx_str_t                  *value, name, *origin;
     ngx_uint_t                  i;
     ngx_http_core_loc_conf_t   *clcf;
     ngx_http_eas_admin_conf_t  *acf;
@@ -129,6 +171,36 @@ ngx_http_eas_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             acf->devices = ngx_shared_memory_add(cf, &name, 0,
                                                  &ngx_http_eas_module);
             if (acf->devices == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "origin=", 7) == 0) {
+            name.data = value[i].data + 7;
+            name.len = value[i].len - 7;
+
+            if (acf->origins == NULL) {
+                acf->origins = ngx_array_create(cf->pool, 2,
+                                                sizeof(ngx_str_t));
+                if (acf->origins == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+            }
+
+            origin = ngx_array_push(acf->origins);
+            if (origin == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_http_eas_console_origin_conf(cf->pool, &name, origin)
+                != NGX_OK)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid origin \"%V\" in \"%V\": "
+                                   "give http[s]://host[:port], no path",
+                                   &name, &cmd->name);
                 return NGX_CONF_ERROR;
             }
 
@@ -184,7 +256,10 @@ ngx_http_eas_admin_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
 static ngx_int_t
 ngx_http_eas_admin_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t                   rc;
+    const char                 *why;
+    ngx_http_eas_loc_conf_t    *elcf;
+    ngx_http_eas_admin_conf_t  *acf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST
                        |NGX_HTTP_DELETE)))
@@ -192,10 +267,44 @@ ngx_http_eas_admin_handler(ngx_http_request_t *r)
         return NGX_HTTP_NOT_ALLOWED;
     }
 
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    acf = elcf->admin;
+
+    /*
+     * a change needs "X-EAS-Admin: 1", a Host of this server and no
+     * other origin (CSRF, DNS rebinding)
+     */
+
+    if (ngx_http_eas_console_csrf(r, acf->origins, &why) != NGX_OK) {
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_eas_admin_error(r, NGX_HTTP_FORBIDDEN,
+                                        "refused %V %s: a change needs "
+                                        "the header X-EAS-Admin: 1, from "
+                                        "an origin this server is known as",
+                                        &r->method_name, why);
+    }
+
     if ((r->method & (NGX_HTTP_POST|NGX_HTTP_DELETE))
         && (r->headers_in.content_length_n > 0 || r->headers_in.chunked))
     {
-        r->request_body_in_single_buf = 1;
+        if (r->headers_in.content_length_n > NGX_HTTP_EAS_ADMIN_BODY_MAX) {
+            rc = ngx_http_discard_request_body(r);
+
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            return ngx_http_eas_admin_error(r,
+                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                         "the JSON body is larger than "
+                                         "%d bytes",
+                                         NGX_HTTP_EAS_ADMIN_BODY_MAX);
+        }
 
         rc = ngx_http_read_client_request_body(r, ngx_http_eas_admin_body);
 
@@ -233,8 +342,8 @@ ngx_http_eas_admin_body(ngx_http_request_t *r)
 
 /*
  * The JSON body read into query arguments, after those of the URI (a
- * name given in both: the URI's wins).  NGX_DECLINED: go on; anything
- * else is the answer already made.
+ * name given in both is refused as given twice).  NGX_DECLINED: go on;
+ * anything else is the answer already made.
  */
 
 static ngx_int_t
@@ -242,9 +351,12 @@ ngx_http_eas_admin_json(ngx_http_request_t *r)
 {
     u_char                   *args, *p;
     size_t                    len, size, i, n, k;
+    ssize_t                   got;
     ngx_buf_t                *b;
+    ngx_chain_t              *cl;
     eas_json_pair_t           pairs[NGX_HTTP_EAS_ADMIN_PAIRS];
     ngx_http_request_body_t  *rb;
+    u_char                    body[NGX_HTTP_EAS_ADMIN_BODY_MAX];
     u_char                    buf[NGX_HTTP_EAS_ADMIN_BODY_MAX];
 
     rb = r->request_body;
@@ -253,22 +365,54 @@ ngx_http_eas_admin_json(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    b = rb->bufs->buf;
+    /*
+     * the whole body, however it came (segments, chunks, a buffer or a
+     * temporary file), up to NGX_HTTP_EAS_ADMIN_BODY_MAX bytes
+     */
 
-    if (rb->temp_file || rb->bufs->next || !ngx_buf_in_memory(b)
-        || (size_t) (b->last - b->pos) > NGX_HTTP_EAS_ADMIN_BODY_MAX)
-    {
-        return ngx_http_eas_admin_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                        "the JSON body is too large");
+    len = 0;
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            size = b->last - b->pos;
+
+            if (size > sizeof(body) - len) {
+                goto too_large;
+            }
+
+            ngx_memcpy(body + len, b->pos, size);
+            len += size;
+
+            continue;
+        }
+
+        if (b->in_file) {
+            size = (size_t) (b->file_last - b->file_pos);
+
+            if (size > sizeof(body) - len) {
+                goto too_large;
+            }
+
+            got = ngx_read_file(b->file, body + len, size, b->file_pos);
+
+            if (got != (ssize_t) size) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "eas admin: the body's temporary file could "
+                              "not be read");
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            len += size;
+        }
     }
-
-    len = b->last - b->pos;
 
     if (len == 0) {
         return NGX_DECLINED;
     }
 
-    if (eas_json_object(b->pos, len, pairs, NGX_HTTP_EAS_ADMIN_PAIRS, &n,
+    if (eas_json_object(body, len, pairs, NGX_HTTP_EAS_ADMIN_PAIRS, &n,
                         buf, sizeof(buf))
         != EAS_OK)
     {
@@ -315,6 +459,12 @@ ngx_http_eas_admin_json(ngx_http_request_t *r)
     r->args.len = p - args;
 
     return NGX_DECLINED;
+
+too_large:
+
+    return ngx_http_eas_admin_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "the JSON body is larger than %d bytes",
+                                    NGX_HTTP_EAS_ADMIN_BODY_MAX);
 }
 
 
@@ -350,6 +500,13 @@ ngx_http_eas_admin_dispatch(ngx_http_request_t *r)
         path.len--;
     }
 
+    if (elcf->console && path.len >= 7
+        && ngx_strncmp(path.data, "console", 7) == 0
+        && (path.len == 7 || path.data[7] == '/'))
+    {
+        return ngx_http_eas_console_handler(r, &path);
+    }
+
     if (path.len == 8 && ngx_strncmp(path.data, "lockouts", 8) == 0) {
         return ngx_http_eas_admin_lockouts(r, acf);
     }
@@ -374,7 +531,7 @@ ngx_http_eas_admin_dispatch(ngx_http_request_t *r)
     return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
                                     "no such resource: lockouts, "
                                     "credentials, devices, devices/stale, "
-                                    "rules");
+                                    "rules, console");
 }
 
 
@@ -385,6 +542,7 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
     u_char                  *p, *buf;
     time_t                   now;
     size_t                   size;
+    ngx_int_t                rc;
     ngx_str_t                key, what;
     ngx_uint_t               i, n, kind;
     ngx_http_eas_lockout_t  *locks;
@@ -395,6 +553,11 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
     }
 
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_none, NULL);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
         locks = ngx_palloc(r->pool, NGX_HTTP_EAS_ADMIN_LIST_MAX
                                     * sizeof(ngx_http_eas_lockout_t));
         if (locks == NULL) {
@@ -442,6 +605,11 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
         return NGX_HTTP_NOT_ALLOWED;
     }
 
+    rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_lockout_args, NULL);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     if (ngx_http_eas_admin_arg(r, "user", &key) == NGX_OK) {
         kind = NGX_HTTP_EAS_CACHE_USER;
 
@@ -449,6 +617,11 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
         kind = NGX_HTTP_EAS_CACHE_ADDRESS;
 
     } else {
+        rc = ngx_http_eas_admin_all(r);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
         n = ngx_http_eas_cache_drop(acf->preauth, NGX_HTTP_EAS_CACHE_USER);
 
         buf = ngx_pnalloc(r->pool, sizeof("{\"lifted\":}\n") + NGX_INT_T_LEN
@@ -466,6 +639,15 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
         return ngx_http_eas_admin_send(r, NGX_HTTP_OK, buf, p - buf);
     }
 
+    if (ngx_http_eas_admin_arg(r, "all", &what) == NGX_OK
+        || (kind == NGX_HTTP_EAS_CACHE_USER
+            && ngx_http_eas_admin_arg(r, "address", &what) == NGX_OK))
+    {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "give one of user=, address= "
+                                        "or all=1");
+    }
+
     if (ngx_http_eas_admin_value(&key, EAS_USER_MAX) != NGX_OK) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                         "invalid user or address");
@@ -476,9 +658,13 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
                                         "no such counter");
     }
 
+    if (ngx_http_eas_admin_quote(r, &key, &what) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     ngx_http_eas_admin_audit(r, kind == NGX_HTTP_EAS_CACHE_USER
                                 ? "lift lockout of user"
-                                : "lift lockout of address", &key);
+                                : "lift lockout of address", &what);
 
     return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
                                    (u_char *) "{\"lifted\":1}\n",
@@ -499,6 +685,7 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
 {
     u_char      *buf, *p;
     size_t       len;
+    ngx_int_t    rc;
     ngx_str_t    what, user;
     ngx_uint_t   n;
     u_char       folded[EAS_USER_MAX];
@@ -512,7 +699,18 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
         return NGX_HTTP_NOT_ALLOWED;
     }
 
+    rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_credential_args,
+                                   NULL);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     if (ngx_http_eas_admin_arg(r, "user", &user) == NGX_OK) {
+
+        if (ngx_http_eas_admin_arg(r, "all", &what) == NGX_OK) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "give user= or all=1");
+        }
 
         /*
          * folded as identities are (ngx_http_eas_fold(), idempotent): a
@@ -532,13 +730,23 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
         user.len = len;
 
         ngx_http_eas_cache_drop_user(acf->preauth, &user);
+
+        if (ngx_http_eas_admin_quote(r, &user, &what) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         ngx_http_eas_admin_audit(r, "drop cached credentials of user",
-                                 &user);
+                                 &what);
 
         return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
                                        (u_char *) "{\"dropped\":\"user\"}\n",
                                        sizeof("{\"dropped\":\"user\"}\n")
                                        - 1);
+    }
+
+    rc = ngx_http_eas_admin_all(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     n = ngx_http_eas_cache_drop(acf->preauth,
@@ -565,10 +773,11 @@ static ngx_int_t
 ngx_http_eas_admin_devices(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf)
 {
-    u_char                 *p;
-    ngx_str_t               user, device_id, what;
-    ngx_uint_t              i, n, k, page, per_page;
-    ngx_http_eas_device_t  *devices;
+    ngx_int_t                      rc;
+    ngx_str_t                      user, device_id, what, qu, qd;
+    ngx_uint_t                     n, total, page, per_page;
+    ngx_http_eas_device_t         *devices;
+    ngx_http_eas_device_filter_t   filter;
 
     if (acf->devices == NULL) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
@@ -576,6 +785,10 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
     }
 
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_list_args, NULL);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
 
         if (ngx_http_eas_admin_number(r, "page", 1, NGX_MAX_INT32_VALUE,
                                       &page) != NGX_OK
@@ -589,38 +802,39 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
                                             "invalid page or per_page");
         }
 
-        n = ngx_http_eas_device_count(acf->devices);
+        if (ngx_http_eas_admin_filter(r, &filter) != NGX_OK) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "decision must be allowed, "
+                                            "blocked or none; sort "
+                                            "last_seen or -last_seen");
+        }
+
+        /* filtered and paged in the zone: only the page is copied */
+
+        filter.skip = (page - 1) * per_page;
 
         devices = ngx_palloc(r->pool,
-                             (n ? n : 1) * sizeof(ngx_http_eas_device_t));
+                             per_page * sizeof(ngx_http_eas_device_t));
         if (devices == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        n = ngx_http_eas_device_list(acf->devices, devices, n);
+        n = ngx_http_eas_device_select(acf->devices, &filter, devices,
+                                       per_page, &total);
 
-        /* filtered in place, then the page cut out */
-
-        for (i = 0, k = 0; i < n; i++) {
-            if (ngx_http_eas_admin_match(r, &devices[i])) {
-                if (k != i) {
-                    devices[k] = devices[i];
-                }
-
-                k++;
-            }
-        }
-
-        i = (page - 1) * per_page;
-
-        return ngx_http_eas_admin_device_list(r, devices + ngx_min(i, k),
-                                              i < k ? ngx_min(per_page,
-                                                              k - i) : 0,
-                                              k, page, per_page);
+        return ngx_http_eas_admin_device_list(r, devices, n, total, page,
+                                              per_page);
     }
 
     if (r->method != NGX_HTTP_DELETE) {
         return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    /* user= may be empty: the record of a request that named no user */
+
+    rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_device_args, "user");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (ngx_http_eas_admin_arg(r, "user", &user) != NGX_OK
@@ -637,13 +851,18 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
                                         "no such device");
     }
 
-    p = ngx_pnalloc(r->pool, user.len + device_id.len + sizeof(" of "));
-    if (p == NULL) {
+    if (ngx_http_eas_admin_quote(r, &user, &qu) != NGX_OK
+        || ngx_http_eas_admin_quote(r, &device_id, &qd) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    what.data = p;
-    what.len = ngx_sprintf(p, "%V of %V", &device_id, &user) - p;
+    what.data = ngx_pnalloc(r->pool, qu.len + qd.len + sizeof(" of "));
+    if (what.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    what.len = ngx_sprintf(what.data, "%V of %V", &qd, &qu) - what.data;
     ngx_http_eas_admin_audit(r, "delete device", &what);
 
     return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
@@ -652,35 +871,56 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
 }
 
 
-/* a filter argument given and not equal (without case): no match */
+/*
+ * The listing's filter: user=, device_id=, device_type= (equal, without
+ * case), decision=allowed|blocked|none, sort=-last_seen (newest first,
+ * the default) or last_seen (oldest first).
+ */
 
-static ngx_uint_t
-ngx_http_eas_admin_match(ngx_http_request_t *r, ngx_http_eas_device_t *d)
+static ngx_int_t
+ngx_http_eas_admin_filter(ngx_http_request_t *r,
+    ngx_http_eas_device_filter_t *f)
 {
     ngx_str_t  v;
 
-    if (ngx_http_eas_admin_arg(r, "user", &v) == NGX_OK
-        && (v.len != d->user_len
-            || ngx_strncasecmp(v.data, d->user, v.len) != 0))
-    {
-        return 0;
+    ngx_memzero(f, sizeof(ngx_http_eas_device_filter_t));
+
+    (void) ngx_http_eas_admin_arg(r, "user", &f->user);
+    (void) ngx_http_eas_admin_arg(r, "device_id", &f->device_id);
+    (void) ngx_http_eas_admin_arg(r, "device_type", &f->device_type);
+
+    f->any_access = 1;
+
+    if (ngx_http_eas_admin_arg(r, "decision", &v) == NGX_OK) {
+        f->any_access = 0;
+
+        if (v.len == 7 && ngx_strncmp(v.data, "allowed", 7) == 0) {
+            f->access = NGX_HTTP_EAS_ACCESS_ALLOWED;
+
+        } else if (v.len == 7 && ngx_strncmp(v.data, "blocked", 7) == 0) {
+            f->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+
+        } else if (v.len == 4 && ngx_strncmp(v.data, "none", 4) == 0) {
+            f->access = NGX_HTTP_EAS_ACCESS_NONE;
+
+        } else {
+            return NGX_ERROR;
+        }
     }
 
-    if (ngx_http_eas_admin_arg(r, "device_id", &v) == NGX_OK
-        && (v.len != d->device_id_len
-            || ngx_strncasecmp(v.data, d->device_id, v.len) != 0))
-    {
-        return 0;
+    if (ngx_http_eas_admin_arg(r, "sort", &v) == NGX_OK) {
+
+        if (v.len == 9 && ngx_strncmp(v.data, "last_seen", 9) == 0) {
+            f->oldest_first = 1;
+
+        } else if (!(v.len == 10
+                     && ngx_strncmp(v.data, "-last_seen", 10) == 0))
+        {
+            return NGX_ERROR;
+        }
     }
 
-    if (ngx_http_eas_admin_arg(r, "device_type", &v) == NGX_OK
-        && (v.len != d->device_type_len
-            || ngx_strncasecmp(v.data, d->device_type, v.len) != 0))
-    {
-        return 0;
-    }
-
-    return 1;
+    return NGX_OK;
 }
 
 
@@ -689,6 +929,7 @@ ngx_http_eas_admin_stale(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf)
 {
     u_char                 *p;
+    ngx_int_t               rc;
     ngx_str_t               what;
     ngx_uint_t              n, days, delete;
     ngx_http_eas_device_t  *devices;
@@ -700,6 +941,11 @@ ngx_http_eas_admin_stale(ngx_http_request_t *r,
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE))) {
         return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_stale_args, NULL);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (ngx_http_eas_admin_number(r, "days", 0, 36500, &days) != NGX_OK
@@ -785,7 +1031,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     u_char                      *buf, *p;
     size_t                       size;
     ngx_int_t                    rc;
-    ngx_str_t                    access, what;
+    ngx_str_t                    access, what, quoted;
     ngx_uint_t                   i, n;
     ngx_http_eas_main_conf_t    *emcf;
     ngx_http_eas_admin_rule_t    rule;
@@ -799,6 +1045,11 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     }
 
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_none, NULL);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
         rules = ngx_palloc(r->pool, NGX_HTTP_EAS_ADMIN_LIST_MAX
                                     * sizeof(ngx_http_eas_admin_entry_t));
         if (rules == NULL) {
@@ -853,9 +1104,27 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
         return NGX_HTTP_NOT_ALLOWED;
     }
 
+    rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_rule_args, NULL);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (r->method == NGX_HTTP_DELETE
+        && ngx_http_eas_admin_arg(r, "access", &access) == NGX_OK)
+    {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "a rule's delete takes no access=");
+    }
+
     ngx_memzero(&rule, sizeof(ngx_http_eas_admin_rule_t));
 
     if (ngx_http_eas_admin_arg(r, "device_id", &rule.value) == NGX_OK) {
+        if (ngx_http_eas_admin_arg(r, "user", &what) == NGX_OK) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "give device_id or user, not "
+                                            "both");
+        }
+
         rule.field = 'd';
 
         if (ngx_http_eas_admin_value(&rule.value, EAS_DEVICE_ID_MAX)
@@ -924,7 +1193,11 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
                                         "the eas_admin_rules zone is full");
     }
 
-    p = ngx_pnalloc(r->pool, rule.value.len + sizeof("device_id \"\" lost"));
+    if (ngx_http_eas_admin_quote(r, &rule.value, &quoted) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, quoted.len + sizeof("device_id \"\" lost"));
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -932,7 +1205,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     what.data = p;
     what.len = ngx_sprintf(p, "%s \"%V\" %V",
                            rule.field == 'd' ? "device_id" : "user",
-                           &rule.value,
+                           &quoted,
                            ngx_http_eas_admin_access_name(rule.access))
                - p;
 
@@ -953,33 +1226,152 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
 }
 
 
-/* a query argument, percent-decoded into the request's pool */
+/*
+ * Every parameter of the query (and of the JSON body, read into it) is
+ * one of "names", given once, with a value, but "empty" (if not NULL)
+ * may be empty.  NGX_DECLINED: go on; anything else is the 400 made.
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_params(ngx_http_request_t *r, char **names, char *empty)
+{
+    u_char      *p, *last, *end, *eq;
+    ngx_str_t    name[NGX_HTTP_EAS_ADMIN_PARAMS];
+    ngx_uint_t   i, k, n, known;
+
+    p = r->args.data;
+    last = p + r->args.len;
+    n = 0;
+
+    while (p < last) {
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        if (end == p) {
+            p++;                        /* "a=1&&b=2": nothing there */
+            continue;
+        }
+
+        eq = ngx_strlchr(p, end, '=');
+
+        name[n].data = p;
+        name[n].len = (eq ? eq : end) - p;
+
+        known = 0;
+
+        for (i = 0; names[i]; i++) {
+            if (name[n].len == ngx_strlen(names[i])
+                && ngx_strncmp(name[n].data, names[i], name[n].len) == 0)
+            {
+                known = 1;
+                break;
+            }
+        }
+
+        if (!known) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "unknown parameter \"%V\"",
+                                            &name[n]);
+        }
+
+        for (k = 0; k < n; k++) {
+            if (name[k].len == name[n].len
+                && ngx_strncmp(name[k].data, name[n].data, name[n].len) == 0)
+            {
+                return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                "parameter \"%V\" given "
+                                                "twice", &name[n]);
+            }
+        }
+
+        if ((eq == NULL || eq + 1 == end)
+            && !(empty && name[n].len == ngx_strlen(empty)
+                 && ngx_strncmp(name[n].data, empty, name[n].len) == 0))
+        {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "empty value of \"%V\"",
+                                            &name[n]);
+        }
+
+        if (++n == NGX_HTTP_EAS_ADMIN_PARAMS) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "too many parameters");
+        }
+
+        p = end + 1;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* "everything" is asked for explicitly: all=1.  NGX_DECLINED: go on */
+
+static ngx_int_t
+ngx_http_eas_admin_all(ngx_http_request_t *r)
+{
+    ngx_str_t  all;
+
+    if (ngx_http_eas_admin_arg(r, "all", &all) != NGX_OK) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "name what to act on, or give "
+                                        "all=1 for everything");
+    }
+
+    if (all.len != 1 || all.data[0] != '1') {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "all= takes 1 only");
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * A query argument (checked by ngx_http_eas_admin_params() first: the
+ * name is given once, as written), decoded as a form decoder does: "+"
+ * is a space, %XX a byte.  NGX_OK: given (maybe empty); NGX_DECLINED:
+ * not given.
+ */
 
 static ngx_int_t
 ngx_http_eas_admin_arg(ngx_http_request_t *r, char *name, ngx_str_t *value)
 {
-    u_char     *dst, *src;
+    u_char     *dst, *src, *plus;
+    size_t      i;
     ngx_str_t   raw;
 
-    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK
-        || raw.len == 0)
-    {
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
         return NGX_DECLINED;
     }
 
-    dst = ngx_pnalloc(r->pool, raw.len);
-    if (dst == NULL) {
-        return NGX_ERROR;
+    value->data = (u_char *) "";
+    value->len = 0;
+
+    if (raw.len == 0) {
+        return NGX_OK;
     }
 
+    plus = ngx_pnalloc(r->pool, 2 * raw.len);
+    if (plus == NULL) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < raw.len; i++) {
+        plus[i] = (raw.data[i] == '+') ? ' ' : raw.data[i];
+    }
+
+    dst = plus + raw.len;
+    src = plus;
     value->data = dst;
-    src = raw.data;
 
     ngx_unescape_uri(&dst, &src, raw.len, 0);
 
     value->len = dst - value->data;
 
-    return value->len ? NGX_OK : NGX_DECLINED;
+    return NGX_OK;
 }
 
 
@@ -1031,17 +1423,44 @@ ngx_http_eas_admin_value(ngx_str_t *value, size_t max)
 }
 
 
-/* "192.0.2.7 user admin": who made a change, as the file keeps it */
+/*
+ * "192.0.2.7 user admin": who made a change, as the file keeps it.  The
+ * user is named as verified only if this location's access phase read
+ * the Authorization header (auth_basic does, and answers 401 when it
+ * does not verify) under "satisfy all", so that nothing else could have
+ * let the request in.  A name read here for the first time, or read
+ * under "satisfy any" (allow may have let the request in, the password
+ * unchecked), is "claimed user X": nobody verified it.
+ */
 
 static ngx_int_t
 ngx_http_eas_admin_who(ngx_http_request_t *r, ngx_str_t *who)
 {
-    u_char      *p;
-    size_t       i;
-    ngx_str_t   *user;
+    u_char                    *p;
+    size_t                     i;
+    ngx_str_t                 *user, name;
+    ngx_uint_t                 verified;
+    ngx_http_core_loc_conf_t  *clcf;
 
-    user = (ngx_http_auth_basic_user(r) == NGX_OK) ? &r->headers_in.user
-                                                   : NULL;
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    verified = (r->headers_in.user.data != NULL
+                && clcf->satisfy == NGX_HTTP_SATISFY_ALL);
+
+    user = NULL;
+
+    if (ngx_http_auth_basic_user(r) == NGX_OK) {
+        name = r->headers_in.user;
+        user = &name;
+    }
+
+    if (!verified && clcf->satisfy == NGX_HTTP_SATISFY_ALL) {
+
+        /* read here, not by the access phase: left unread for the next */
+
+        ngx_str_null(&r->headers_in.user);
+        ngx_str_null(&r->headers_in.passwd);
+    }
 
     p = ngx_pnalloc(r->pool, NGX_HTTP_EAS_ADMIN_WHO_LEN);
     if (p == NULL) {
@@ -1051,8 +1470,9 @@ ngx_http_eas_admin_who(ngx_http_request_t *r, ngx_str_t *who)
     who->data = p;
 
     if (user) {
-        p = ngx_snprintf(p, NGX_HTTP_EAS_ADMIN_WHO_LEN, "%V user %V",
-                         &r->connection->addr_text, user);
+        p = ngx_snprintf(p, NGX_HTTP_EAS_ADMIN_WHO_LEN, "%V %suser %V",
+                         &r->connection->addr_text,
+                         verified ? "" : "claimed ", user);
 
     } else {
         p = ngx_snprintf(p, NGX_HTTP_EAS_ADMIN_WHO_LEN, "%V",
@@ -1075,6 +1495,48 @@ ngx_http_eas_admin_who(ngx_http_request_t *r, ngx_str_t *who)
 }
 
 
+/*
+ * A value as the audit line shows it: '"' and '\' escaped with '\', a
+ * control byte as \xNN, so that a value cannot end a quoted field or
+ * forge a line.
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_quote(ngx_http_request_t *r, ngx_str_t *value,
+    ngx_str_t *quoted)
+{
+    u_char  *p;
+    size_t   i;
+    u_char   c;
+
+    p = ngx_pnalloc(r->pool, 4 * value->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    quoted->data = p;
+
+    for (i = 0; i < value->len; i++) {
+        c = value->data[i];
+
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = c;
+
+        } else if (c < 0x20 || c == 0x7f) {
+            p = ngx_sprintf(p, "\\x%02xd", c);
+
+        } else {
+            *p++ = c;
+        }
+    }
+
+    quoted->len = p - quoted->data;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_eas_admin_audit(ngx_http_request_t *r, const char *action,
     ngx_str_t *what)
@@ -1090,21 +1552,43 @@ ngx_http_eas_admin_audit(ngx_http_request_t *r, const char *action,
 }
 
 
+/*
+ * Every error answer of the admin API: {"error":"..."}, the text made
+ * from fmt and JSON-escaped here, once; and one log line with it.
+ */
+
 static ngx_int_t
 ngx_http_eas_admin_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *text)
+    const char *fmt, ...)
 {
-    u_char  *buf, *p;
-    size_t   len;
+    u_char      *buf, *p;
+    size_t       len;
+    va_list      args;
+    ngx_uint_t   level;
+    u_char       text[NGX_MAX_ERROR_STR];
 
-    len = ngx_strlen(text);
+    va_start(args, fmt);
+    p = ngx_vslprintf(text, text + sizeof(text), fmt, args);
+    va_end(args);
 
-    buf = ngx_pnalloc(r->pool, sizeof("{\"error\":\"\"}\n") + len);
+    len = p - text;
+    /* a client's mistake is "info", as nginx logs them; a refused change
+     * "warn"; the server's own failure "error" */
+
+    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
+            : (status == NGX_HTTP_FORBIDDEN) ? NGX_LOG_WARN : NGX_LOG_INFO;
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "eas admin: %*s, answered %ui", len, text, status);
+
+    buf = ngx_pnalloc(r->pool, sizeof("{\"error\":\"\"}\n") + 6 * len);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_sprintf(buf, "{\"error\":\"%s\"}\n", text);
+    p = ngx_cpymem(buf, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
+    p = ngx_http_eas_json_escape(p, text, len, NULL);
+    p = ngx_cpymem(p, "\"}\n", sizeof("\"}\n") - 1);
 
     return ngx_http_eas_admin_send(r, status, buf, p - buf);
 }
@@ -1115,6 +1599,10 @@ ngx_http_eas_admin_send(ngx_http_request_t *r, ngx_uint_t status,
     u_char *data, size_t len)
 {
     static ngx_str_t  json = ngx_string("application/json");
+
+    if (ngx_http_eas_answer_private(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_eas_send(r, status, &json, data, len);
 }

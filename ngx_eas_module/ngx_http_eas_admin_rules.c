@@ -931,17 +931,6 @@ ngx_http_eas_admin_list(ngx_shm_zone_t *zone,
 }
 
 
-ngx_uint_t
-ngx_http_eas_admin_count(ngx_shm_zone_t *zone)
-{
-    ngx_http_eas_admin_ctx_t  *ctx;
-
-    ctx = zone->data;
-
-    return ctx->sh->count;
-}
-
-
 ngx_str_t *
 ngx_http_eas_admin_file(ngx_shm_zone_t *zone)
 {

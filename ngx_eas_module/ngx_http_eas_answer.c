@@ -21,8 +21,6 @@
 
 
 static ngx_int_t ngx_http_eas_answer_header_filter(ngx_http_request_t *r);
-static ngx_int_t ngx_http_eas_answer_header(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -83,7 +81,7 @@ ngx_http_eas_answer_header_filter(ngx_http_request_t *r)
 
 /* adds "name: value" unless the answer already has a header of that name */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eas_answer_header(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {
@@ -165,6 +163,29 @@ ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data, size_t len)
 {
     return ngx_http_eas_send(r, NGX_HTTP_OK, &ngx_http_eas_answer_type, data,
                              len);
+}
+
+
+/*
+ * The answers of the admin API, the status and the inventory: not to be
+ * kept by a cache or a browser, nor read as another type than given.
+ */
+
+ngx_int_t
+ngx_http_eas_answer_private(ngx_http_request_t *r)
+{
+    static ngx_str_t  cc = ngx_string("Cache-Control");
+    static ngx_str_t  no_store = ngx_string("no-store");
+    static ngx_str_t  xcto = ngx_string("X-Content-Type-Options");
+    static ngx_str_t  nosniff = ngx_string("nosniff");
+
+    if (ngx_http_eas_answer_header(r, &cc, &no_store) != NGX_OK
+        || ngx_http_eas_answer_header(r, &xcto, &nosniff) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -10,11 +10,12 @@
 
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_metrics.h"
+#include "ngx_http_eas_devices.h"
 
 
 /*
- * The device zone: one rbtree holds two kinds of node, keyed by the
- * crc32 of a lower-cased key with a byte-wise tie-break.  A device node
+ * The device zone, on the shared-zone layer (ngx_http_eas_zone.c):
+ * two kinds of node, keyed by the crc32 of a lower-cased key.  A device node
  * (identity + DeviceId) is the device record; a user node (identity)
  * counts the devices admitted for that user (eas_device_max) and lives
  * as long as one of them does.
@@ -28,120 +29,20 @@
  * once a minute.
  */
 
-#define NGX_HTTP_EAS_NODE_DEVICE  1
-#define NGX_HTTP_EAS_NODE_USER    2
-
-/* how many LRU records one allocation may push out */
-#define NGX_HTTP_EAS_EVICT_MAX    16
-
-/* seconds between two "zone is full" alerts */
-#define NGX_HTTP_EAS_FULL_LOG     60
-
-/* user length (2 bytes), user, DeviceId */
-#define NGX_HTTP_EAS_KEY_MAX      (2 + EAS_USER_MAX + EAS_DEVICE_ID_MAX)
-
-
-typedef struct {
-    u_char                        color;
-    u_char                        kind;
-    u_short                       len;            /* of the key */
-    ngx_queue_t                   queue;          /* LRU */
-    time_t                        first_seen;
-    time_t                        last_seen;
-    ngx_uint_t                    heartbeat;
-    ngx_uint_t                    ping;           /* generation, 0: none */
-    u_short                       version;
-    u_short                       user_len;
-    u_char                        command;
-    u_char                        access;
-    u_char                        counted;        /* in the user count */
-    u_char                        device_id_len;
-    u_char                        device_type_len;
-    u_char                        user_agent_len;
-    u_char                        reason_len;
-    u_char                        data[1];
-} ngx_http_eas_devices_node_t;
-
-/*
- * data[]: key, user and DeviceId as first seen, then DeviceType,
- * User-Agent and reason in fixed slots updated in place
- */
-
-
-typedef struct {
-    u_char                        color;
-    u_char                        kind;
-    u_short                       len;            /* of the key */
-    ngx_uint_t                    count;          /* devices admitted */
-    u_char                        data[1];
-} ngx_http_eas_devices_user_t;
-
-
-typedef struct {
-    ngx_rbtree_t                  rbtree;
-    ngx_rbtree_node_t             sentinel;
-    ngx_queue_t                   queue;          /* LRU, evictable */
-    ngx_queue_t                   counted;        /* never evicted */
-    ngx_uint_t                    devices;
-    ngx_atomic_t                  pings;          /* last generation */
-    time_t                        full_logged;    /* last "full" alert */
-} ngx_http_eas_devices_shctx_t;
-
-
-typedef struct {
-    ngx_http_eas_devices_shctx_t  *sh;
-    ngx_slab_pool_t               *shpool;
-
-    /* this worker's, for ngx_http_eas_device_pings_changed() */
-    ngx_uint_t                     pings_seen;
-    ngx_uint_t                     pings_sweep;
-    ngx_uint_t                     pings_changed;
-} ngx_http_eas_devices_ctx_t;
-
-
-/* a key built before the lock is taken */
-typedef struct {
-    uint32_t                      hash;
-    size_t                        len;
-    size_t                        user_len;
-    u_char                        data[NGX_HTTP_EAS_KEY_MAX];
-} ngx_http_eas_devices_key_t;
-
-
 static ngx_int_t ngx_http_eas_devices_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_http_eas_devices_rbtree_insert_value(
-    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel);
-static u_char *ngx_http_eas_devices_node_key(ngx_rbtree_node_t *node);
 static ngx_int_t ngx_http_eas_devices_device_key(
     ngx_http_eas_devices_key_t *key, ngx_str_t *user, ngx_str_t *device_id);
-static void ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
-    u_char *device_key);
-static ngx_http_eas_devices_node_t *ngx_http_eas_devices_lock_record(
-    ngx_http_eas_devices_ctx_t *ctx, ngx_str_t *user, ngx_str_t *device_id);
-static ngx_rbtree_node_t *ngx_http_eas_devices_find(
-    ngx_http_eas_devices_shctx_t *sh, ngx_uint_t kind,
-    ngx_http_eas_devices_key_t *key);
-static void *ngx_http_eas_devices_alloc(ngx_http_eas_devices_ctx_t *ctx,
-    size_t size, ngx_http_eas_devices_node_t *keep);
-static void ngx_http_eas_devices_evict(ngx_http_eas_devices_ctx_t *ctx,
-    ngx_http_eas_devices_node_t *dn);
 static ngx_http_eas_devices_node_t *ngx_http_eas_devices_create(
     ngx_http_eas_devices_ctx_t *ctx, ngx_http_eas_devices_key_t *key,
     ngx_http_eas_device_update_t *u);
 static void ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_devices_key_t *key,
     ngx_http_eas_device_update_t *u);
-static ngx_uint_t ngx_http_eas_devices_full(ngx_http_eas_devices_ctx_t *ctx);
 static void ngx_http_eas_devices_alert(ngx_shm_zone_t *zone,
     ngx_http_eas_device_update_t *u, ngx_log_t *log);
-static ngx_queue_t *ngx_http_eas_devices_queue(
-    ngx_http_eas_devices_ctx_t *ctx, ngx_http_eas_devices_node_t *dn);
-static void ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
+static ngx_uint_t ngx_http_eas_devices_queue(
     ngx_http_eas_devices_node_t *dn);
-static void ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
-    ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy);
 static size_t ngx_http_eas_devices_set(u_char *slot, size_t size,
     ngx_str_t *value);
 
@@ -150,6 +51,24 @@ static ngx_str_t  ngx_http_eas_devices_max_reason =
     ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
 static ngx_str_t  ngx_http_eas_devices_full_reason =
     ngx_string(NGX_HTTP_EAS_REASON_ZONE_FULL);
+
+
+/* no budgets of their own, nothing expires: see the top of this file */
+static const ngx_http_eas_zone_policy_t  ngx_http_eas_devices_policy = {
+    3,                                          /* queues */
+    {
+        { offsetof(ngx_http_eas_devices_node_t, data), 0,
+          NGX_HTTP_EAS_Q_EVICTABLE },
+        { offsetof(ngx_http_eas_devices_user_t, data), 0,
+          NGX_HTTP_EAS_Q_EVICTABLE }
+    },
+    { 0 },                                      /* the whole zone */
+    0,                                          /* slots as they are */
+    16,                                         /* records freed for one */
+    0,
+    NGX_HTTP_EAS_M_DEVICE_EVICTED,
+    NULL
+};
 
 
 /*
@@ -168,7 +87,7 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
     u_char                       *p;
     ngx_str_t                    *reason;
     ngx_uint_t                    alert;
-    ngx_rbtree_node_t            *node;
+    ngx_http_eas_zone_node_t     *node;
     ngx_http_eas_devices_ctx_t   *ctx;
     ngx_http_eas_devices_key_t    key;
     ngx_http_eas_devices_node_t  *dn;
@@ -181,16 +100,14 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
         return NGX_DECLINED;
     }
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    node = ngx_http_eas_devices_find(ctx->sh, NGX_HTTP_EAS_NODE_DEVICE,
-                                     &key);
+    node = ngx_http_eas_devices_find(ctx, NGX_HTTP_EAS_NODE_DEVICE, &key);
 
     if (node) {
-        dn = (ngx_http_eas_devices_node_t *) &node->color;
-        ngx_queue_remove(&dn->queue);
-        ngx_queue_insert_head(ngx_http_eas_devices_queue(ctx, dn),
-                              &dn->queue);
+        dn = (ngx_http_eas_devices_node_t *) node;
+        ngx_http_eas_zone_touch(&ctx->zone, node,
+                                ngx_http_eas_devices_queue(dn));
 
     } else {
         dn = ngx_http_eas_devices_create(ctx, &key, u);
@@ -203,9 +120,9 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
                 u->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
             }
 
-            alert = ngx_http_eas_devices_full(ctx);
+            alert = ngx_http_eas_zone_full(&ctx->zone, ngx_time());
 
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
             if (alert) {
                 ngx_http_eas_devices_alert(zone, u, log);
@@ -217,7 +134,7 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
         u->created = 1;
     }
 
-    p = dn->data + dn->len + dn->user_len + dn->device_id_len;
+    p = dn->data + dn->zn.len + dn->user_len + dn->device_id_len;
 
     dn->device_type_len = ngx_http_eas_devices_set(p,
                                             NGX_HTTP_EAS_DEVICE_TYPE_LEN,
@@ -243,9 +160,9 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
                                             NGX_HTTP_EAS_DEVICE_REASON_LEN,
                                             reason);
 
-    alert = u->zone_full && ngx_http_eas_devices_full(ctx);
+    alert = u->zone_full && ngx_http_eas_zone_full(&ctx->zone, ngx_time());
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     if (alert) {
         ngx_http_eas_devices_alert(zone, u, log);
@@ -285,7 +202,7 @@ ngx_http_eas_device_lookup(ngx_shm_zone_t *zone, ngx_str_t *user,
 
     ngx_http_eas_devices_copy(ctx, dn, copy);
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return NGX_OK;
 }
@@ -309,7 +226,7 @@ ngx_http_eas_device_set_heartbeat(ngx_shm_zone_t *zone, ngx_str_t *user,
 
     dn->heartbeat = seconds;
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return NGX_OK;
 }
@@ -343,7 +260,7 @@ ngx_http_eas_device_ping(ngx_shm_zone_t *zone, ngx_str_t *user,
 
     *generation = dn->ping;
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return NGX_OK;
 }
@@ -378,200 +295,27 @@ ngx_http_eas_device_pings_changed(ngx_shm_zone_t *zone, ngx_uint_t sweep)
 
 /* the record of user + DeviceId with the lock held, or NULL unlocked */
 
-static ngx_http_eas_devices_node_t *
+ngx_http_eas_devices_node_t *
 ngx_http_eas_devices_lock_record(ngx_http_eas_devices_ctx_t *ctx,
     ngx_str_t *user, ngx_str_t *device_id)
 {
-    ngx_rbtree_node_t           *node;
+    ngx_http_eas_zone_node_t    *node;
     ngx_http_eas_devices_key_t   key;
 
     if (ngx_http_eas_devices_device_key(&key, user, device_id) != NGX_OK) {
         return NULL;
     }
 
-    ngx_shmtx_lock(&ctx->shpool->mutex);
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    node = ngx_http_eas_devices_find(ctx->sh, NGX_HTTP_EAS_NODE_DEVICE,
-                                     &key);
+    node = ngx_http_eas_devices_find(ctx, NGX_HTTP_EAS_NODE_DEVICE, &key);
 
     if (node == NULL) {
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
         return NULL;
     }
 
-    return (ngx_http_eas_devices_node_t *) &node->color;
-}
-
-
-/* copies up to n records out, most recently seen first */
-
-ngx_uint_t
-ngx_http_eas_device_list(ngx_shm_zone_t *zone, ngx_http_eas_device_t *out,
-    ngx_uint_t n)
-{
-    ngx_uint_t                    i;
-    ngx_queue_t                  *q, *c;
-    ngx_http_eas_devices_ctx_t   *ctx;
-    ngx_http_eas_devices_node_t  *dn, *dc;
-
-    ctx = zone->data;
-    i = 0;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    /* both queues are in the order last seen: merged */
-
-    q = ngx_queue_head(&ctx->sh->queue);
-    c = ngx_queue_head(&ctx->sh->counted);
-
-    while (i < n) {
-        dn = (q == ngx_queue_sentinel(&ctx->sh->queue)) ? NULL
-             : ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
-        dc = (c == ngx_queue_sentinel(&ctx->sh->counted)) ? NULL
-             : ngx_queue_data(c, ngx_http_eas_devices_node_t, queue);
-
-        if (dn == NULL && dc == NULL) {
-            break;
-        }
-
-        if (dn == NULL || (dc && dc->last_seen > dn->last_seen)) {
-            ngx_http_eas_devices_copy(ctx, dc, &out[i++]);
-            c = ngx_queue_next(c);
-
-        } else {
-            ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
-            q = ngx_queue_next(q);
-        }
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return i;
-}
-
-
-/*
- * The admin API (ngx_http_eas_admin.c): a record deleted, counted or
- * not; a counted one gives its user's eas_device_max place back.
- * NGX_DECLINED: no such record.
- */
-
-ngx_int_t
-ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
-    ngx_str_t *device_id)
-{
-    ngx_http_eas_devices_ctx_t   *ctx;
-    ngx_http_eas_devices_node_t  *dn;
-
-    ctx = zone->data;
-
-    dn = ngx_http_eas_devices_lock_record(ctx, user, device_id);
-    if (dn == NULL) {
-        return NGX_DECLINED;
-    }
-
-    ngx_http_eas_devices_remove(ctx, dn);
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return NGX_OK;
-}
-
-
-/* every record last seen before "before": copied to out (up to n), and
- * deleted too if "delete" */
-
-ngx_uint_t
-ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
-    ngx_uint_t delete, ngx_http_eas_device_t *out, ngx_uint_t n)
-{
-    ngx_uint_t                    i, k;
-    ngx_queue_t                  *q, *prev, *queues[2];
-    ngx_http_eas_devices_ctx_t   *ctx;
-    ngx_http_eas_devices_node_t  *dn;
-
-    ctx = zone->data;
-    i = 0;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    queues[0] = &ctx->sh->queue;
-    queues[1] = &ctx->sh->counted;
-
-    /* each queue is in the order last seen: the stale ones at its tail */
-
-    for (k = 0; k < 2; k++) {
-        for (q = ngx_queue_last(queues[k]);
-             q != ngx_queue_sentinel(queues[k]) && i < n;
-             q = prev)
-        {
-            prev = ngx_queue_prev(q);
-            dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
-
-            if (dn->last_seen >= before) {
-                break;
-            }
-
-            ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
-
-            if (delete) {
-                ngx_http_eas_devices_remove(ctx, dn);
-            }
-        }
-    }
-
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return i;
-}
-
-
-static void
-ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
-    ngx_http_eas_devices_node_t *dn)
-{
-    ngx_rbtree_node_t            *node;
-    ngx_http_eas_devices_key_t    user;
-    ngx_http_eas_devices_user_t  *un;
-
-    if (dn->counted) {
-        ngx_http_eas_devices_user_key(&user, dn->data);
-
-        node = ngx_http_eas_devices_find(ctx->sh, NGX_HTTP_EAS_NODE_USER,
-                                         &user);
-        if (node) {
-            un = (ngx_http_eas_devices_user_t *) &node->color;
-
-            if (un->count > 1) {
-                un->count--;
-
-            } else {
-                ngx_rbtree_delete(&ctx->sh->rbtree, node);
-                ngx_slab_free_locked(ctx->shpool, node);
-            }
-        }
-
-        /* not counted any more: the LRU eviction may take it */
-        dn->counted = 0;
-    }
-
-    ngx_http_eas_devices_evict(ctx, dn);
-}
-
-
-ngx_uint_t
-ngx_http_eas_device_count(ngx_shm_zone_t *zone)
-{
-    ngx_uint_t                   n;
-    ngx_http_eas_devices_ctx_t  *ctx;
-
-    ctx = zone->data;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-    n = ctx->sh->devices;
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return n;
+    return (ngx_http_eas_devices_node_t *) node;
 }
 
 
@@ -592,6 +336,8 @@ ngx_http_eas_device_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ctx == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    ctx->zone.policy = &ngx_http_eas_devices_policy;
 
     shm_zone->init = ngx_http_eas_devices_init_zone;
     shm_zone->data = ctx;
@@ -663,127 +409,21 @@ ngx_http_eas_devices_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_eas_devices_ctx_t  *octx = data;
 
-    size_t                       len;
+    ngx_int_t                    rc;
     ngx_http_eas_devices_ctx_t  *ctx;
 
     ctx = shm_zone->data;
 
-    if (octx) {
-        ctx->sh = octx->sh;
-        ctx->shpool = octx->shpool;
-
-        return NGX_OK;
-    }
-
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-
-        return NGX_OK;
-    }
-
-    ctx->sh = ngx_slab_alloc(ctx->shpool,
-                             sizeof(ngx_http_eas_devices_shctx_t));
-    if (ctx->sh == NULL) {
+    rc = ngx_http_eas_zone_init(&ctx->zone, shm_zone,
+                                octx ? &octx->zone : NULL,
+                                sizeof(ngx_http_eas_devices_shctx_t));
+    if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
-    ctx->shpool->data = ctx->sh;
-
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
-                    ngx_http_eas_devices_rbtree_insert_value);
-
-    ngx_queue_init(&ctx->sh->queue);
-    ngx_queue_init(&ctx->sh->counted);
-
-    ctx->sh->devices = 0;
-    ctx->sh->pings = 0;
-    ctx->sh->full_logged = 0;
-
-    len = sizeof(" in eas zone \"\"") + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(ctx->shpool->log_ctx, " in eas zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    ctx->shpool->log_nomem = 0;
+    ctx->sh = (ngx_http_eas_devices_shctx_t *) ctx->zone.sh;
 
     return NGX_OK;
-}
-
-
-static void
-ngx_http_eas_devices_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    u_char                       *ka, *kb;
-    ngx_int_t                     rc;
-    ngx_rbtree_node_t           **p;
-    ngx_http_eas_devices_user_t  *a, *b;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-
-            p = &temp->right;
-
-        } else { /* node->key == temp->key */
-
-            /* the kind, length and key prefix are common to both kinds */
-
-            a = (ngx_http_eas_devices_user_t *) &node->color;
-            b = (ngx_http_eas_devices_user_t *) &temp->color;
-
-            rc = (ngx_int_t) a->kind - (ngx_int_t) b->kind;
-
-            if (rc == 0) {
-                ka = ngx_http_eas_devices_node_key(node);
-                kb = ngx_http_eas_devices_node_key(temp);
-                rc = ngx_memn2cmp(ka, kb, a->len, b->len);
-            }
-
-            p = (rc < 0) ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
-static u_char *
-ngx_http_eas_devices_node_key(ngx_rbtree_node_t *node)
-{
-    ngx_http_eas_devices_user_t  *un;
-    ngx_http_eas_devices_node_t  *dn;
-
-    un = (ngx_http_eas_devices_user_t *) &node->color;
-
-    if (un->kind == NGX_HTTP_EAS_NODE_USER) {
-        return un->data;
-    }
-
-    dn = (ngx_http_eas_devices_node_t *) &node->color;
-
-    return dn->data;
 }
 
 
@@ -825,7 +465,7 @@ ngx_http_eas_devices_device_key(ngx_http_eas_devices_key_t *key,
 
 /* the user node's key: the user part of a device key */
 
-static void
+void
 ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
     u_char *device_key)
 {
@@ -836,113 +476,12 @@ ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
 }
 
 
-static ngx_rbtree_node_t *
-ngx_http_eas_devices_find(ngx_http_eas_devices_shctx_t *sh, ngx_uint_t kind,
+ngx_http_eas_zone_node_t *
+ngx_http_eas_devices_find(ngx_http_eas_devices_ctx_t *ctx, ngx_uint_t kind,
     ngx_http_eas_devices_key_t *key)
 {
-    ngx_int_t                     rc;
-    ngx_rbtree_node_t            *node, *sentinel;
-    ngx_http_eas_devices_user_t  *un;
-
-    node = sh->rbtree.root;
-    sentinel = sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (key->hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (key->hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        /* key->hash == node->key */
-
-        un = (ngx_http_eas_devices_user_t *) &node->color;
-
-        rc = (ngx_int_t) kind - (ngx_int_t) un->kind;
-
-        if (rc == 0) {
-            rc = ngx_memn2cmp(key->data, ngx_http_eas_devices_node_key(node),
-                              key->len, un->len);
-        }
-
-        if (rc == 0) {
-            return node;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
-    }
-
-    return NULL;
-}
-
-
-/*
- * Allocates under the lock; when the zone is full, evicts the least
- * recently seen devices that are not counted for their user (never
- * "keep") and tries again.  A counted device is never evicted.
- */
-
-static void *
-ngx_http_eas_devices_alloc(ngx_http_eas_devices_ctx_t *ctx, size_t size,
-    ngx_http_eas_devices_node_t *keep)
-{
-    void                         *p;
-    ngx_uint_t                    i;
-    ngx_queue_t                  *q;
-    ngx_http_eas_devices_node_t  *dn;
-
-    for (i = 0; /* void */ ; i++) {
-
-        p = ngx_slab_alloc_locked(ctx->shpool, size);
-        if (p != NULL || i == NGX_HTTP_EAS_EVICT_MAX) {
-            return p;
-        }
-
-        if (ngx_queue_empty(&ctx->sh->queue)) {
-            return NULL;
-        }
-
-        q = ngx_queue_last(&ctx->sh->queue);
-        dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
-
-        if (dn == keep) {
-            q = ngx_queue_prev(q);
-
-            if (q == ngx_queue_sentinel(&ctx->sh->queue)) {
-                return NULL;
-            }
-
-            dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, queue);
-        }
-
-        ngx_http_eas_devices_evict(ctx, dn);
-        ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_DEVICE_EVICTED);
-    }
-}
-
-
-/* only a record that is not counted for its user is ever evicted */
-
-static void
-ngx_http_eas_devices_evict(ngx_http_eas_devices_ctx_t *ctx,
-    ngx_http_eas_devices_node_t *dn)
-{
-    ngx_rbtree_node_t  *node;
-
-    ngx_queue_remove(&dn->queue);
-
-    node = (ngx_rbtree_node_t *)
-               ((u_char *) dn - offsetof(ngx_rbtree_node_t, color));
-
-    ngx_rbtree_delete(&ctx->sh->rbtree, node);
-    ngx_slab_free_locked(ctx->shpool, node);
-
-    ctx->sh->devices--;
+    return ngx_http_eas_zone_find(&ctx->zone, kind, key->data, key->len,
+                                  key->hash);
 }
 
 
@@ -950,28 +489,24 @@ static ngx_http_eas_devices_node_t *
 ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_key_t *key, ngx_http_eas_device_update_t *u)
 {
-    size_t                        size;
+    size_t                        extra;
     u_char                       *p;
-    ngx_rbtree_node_t            *node;
     ngx_http_eas_devices_node_t  *dn;
 
-    size = offsetof(ngx_rbtree_node_t, color)
-           + offsetof(ngx_http_eas_devices_node_t, data)
-           + key->len + u->user.len + u->device_id.len
-           + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN
-           + NGX_HTTP_EAS_DEVICE_REASON_LEN;
+    extra = u->user.len + u->device_id.len
+            + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN
+            + NGX_HTTP_EAS_DEVICE_REASON_LEN;
 
-    node = ngx_http_eas_devices_alloc(ctx, size, NULL);
-    if (node == NULL) {
+    dn = ngx_http_eas_zone_alloc(&ctx->zone, NGX_HTTP_EAS_NODE_DEVICE,
+                                 offsetof(ngx_http_eas_devices_node_t, data)
+                                 + key->len + extra, ngx_time(), NULL);
+    if (dn == NULL) {
         return NULL;
     }
 
-    node->key = key->hash;
-
-    dn = (ngx_http_eas_devices_node_t *) &node->color;
-
-    dn->kind = NGX_HTTP_EAS_NODE_DEVICE;
-    dn->len = (u_short) key->len;
+    dn->zn.len = (u_short) key->len;
+    dn->zn.extra = (u_short) extra;
+    dn->zn.mark = 0;
     dn->first_seen = ngx_time();
     dn->last_seen = dn->first_seen;
     dn->heartbeat = 0;
@@ -979,7 +514,6 @@ ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     dn->version = 0;
     dn->command = EAS_CMD_NONE;
     dn->access = NGX_HTTP_EAS_ACCESS_NONE;
-    dn->counted = 0;
     dn->user_len = (u_short) u->user.len;
     dn->device_id_len = (u_char) u->device_id.len;
     dn->device_type_len = 0;
@@ -990,10 +524,8 @@ ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     p = ngx_cpymem(p, u->user.data, u->user.len);
     ngx_memcpy(p, u->device_id.data, u->device_id.len);
 
-    ngx_rbtree_insert(&ctx->sh->rbtree, node);
-    ngx_queue_insert_head(&ctx->sh->queue, &dn->queue);
-
-    ctx->sh->devices++;
+    ngx_http_eas_zone_insert(&ctx->zone, &dn->zn, NGX_HTTP_EAS_NODE_DEVICE,
+                             key->hash, NGX_HTTP_EAS_Q_EVICTABLE);
 
     return dn;
 }
@@ -1011,17 +543,15 @@ ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_devices_key_t *key,
     ngx_http_eas_device_update_t *u)
 {
-    size_t                        size;
-    ngx_rbtree_node_t            *node;
     ngx_http_eas_devices_key_t    user;
     ngx_http_eas_devices_user_t  *un;
 
     ngx_http_eas_devices_user_key(&user, key->data);
 
-    node = ngx_http_eas_devices_find(ctx->sh, NGX_HTTP_EAS_NODE_USER, &user);
-    un = node ? (ngx_http_eas_devices_user_t *) &node->color : NULL;
+    un = (ngx_http_eas_devices_user_t *)
+             ngx_http_eas_devices_find(ctx, NGX_HTTP_EAS_NODE_USER, &user);
 
-    if (dn->counted || u->access != NGX_HTTP_EAS_ACCESS_ALLOWED
+    if (dn->zn.mark || u->access != NGX_HTTP_EAS_ACCESS_ALLOWED
         || u->max_devices == 0)
     {
         u->user_devices = un ? un->count : 0;
@@ -1036,12 +566,12 @@ ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
     }
 
     if (un == NULL) {
-        size = offsetof(ngx_rbtree_node_t, color)
-               + offsetof(ngx_http_eas_devices_user_t, data) + user.len;
+        un = ngx_http_eas_zone_alloc(&ctx->zone, NGX_HTTP_EAS_NODE_USER,
+                                     offsetof(ngx_http_eas_devices_user_t,
+                                              data)
+                                     + user.len, ngx_time(), dn);
 
-        node = ngx_http_eas_devices_alloc(ctx, size, dn);
-
-        if (node == NULL) {
+        if (un == NULL) {
             /* the limit cannot be kept: fail closed */
             u->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
             u->zone_full = 1;
@@ -1049,61 +579,37 @@ ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
             return;
         }
 
-        node->key = user.hash;
-
-        un = (ngx_http_eas_devices_user_t *) &node->color;
-        un->kind = NGX_HTTP_EAS_NODE_USER;
-        un->len = (u_short) user.len;
+        un->zn.len = (u_short) user.len;
+        un->zn.extra = 0;
         un->count = 0;
         ngx_memcpy(un->data, user.data, user.len);
 
-        ngx_rbtree_insert(&ctx->sh->rbtree, node);
+        ngx_http_eas_zone_insert(&ctx->zone, &un->zn, NGX_HTTP_EAS_NODE_USER,
+                                 user.hash, NGX_HTTP_EAS_Q_USERS);
     }
 
     un->count++;
-    dn->counted = 1;
+    dn->zn.mark = 1;
     u->user_devices = un->count;
 
-    ngx_queue_remove(&dn->queue);
-    ngx_queue_insert_head(&ctx->sh->counted, &dn->queue);
+    ngx_http_eas_zone_touch(&ctx->zone, &dn->zn, NGX_HTTP_EAS_Q_COUNTED);
 }
 
 
 /* the queue a record belongs to */
 
-static ngx_queue_t *
-ngx_http_eas_devices_queue(ngx_http_eas_devices_ctx_t *ctx,
-    ngx_http_eas_devices_node_t *dn)
-{
-    return dn->counted ? &ctx->sh->counted : &ctx->sh->queue;
-}
-
-
-/* under the lock: is it time to say again that the zone is full? */
-
 static ngx_uint_t
-ngx_http_eas_devices_full(ngx_http_eas_devices_ctx_t *ctx)
+ngx_http_eas_devices_queue(ngx_http_eas_devices_node_t *dn)
 {
-    time_t  now;
-
-    now = ngx_time();
-
-    if (now - ctx->sh->full_logged < NGX_HTTP_EAS_FULL_LOG) {
-        return 0;
-    }
-
-    ctx->sh->full_logged = now;
-
-    return 1;
+    return dn->zn.mark ? NGX_HTTP_EAS_Q_COUNTED : NGX_HTTP_EAS_Q_EVICTABLE;
 }
 
 
-static void
+void
 ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy)
 {
     u_char                       *p;
-    ngx_rbtree_node_t            *node;
     ngx_http_eas_devices_key_t    user;
     ngx_http_eas_devices_user_t  *un;
 
@@ -1114,7 +620,7 @@ ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
     copy->command = dn->command;
     copy->access = dn->access;
 
-    p = dn->data + dn->len;
+    p = dn->data + dn->zn.len;
 
     copy->user_len = dn->user_len;
     ngx_memcpy(copy->user, p, dn->user_len);
@@ -1137,8 +643,8 @@ ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
 
     ngx_http_eas_devices_user_key(&user, dn->data);
 
-    node = ngx_http_eas_devices_find(ctx->sh, NGX_HTTP_EAS_NODE_USER, &user);
-    un = node ? (ngx_http_eas_devices_user_t *) &node->color : NULL;
+    un = (ngx_http_eas_devices_user_t *)
+             ngx_http_eas_devices_find(ctx, NGX_HTTP_EAS_NODE_USER, &user);
 
     copy->user_devices = un ? un->count : 0;
 }

@@ -163,6 +163,10 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
 
     p = ngx_cpymem(p, "]}\n", sizeof("]}\n") - 1);
 
+    if (ngx_http_eas_answer_private(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_eas_send(r, NGX_HTTP_OK, &json, b->pos, p - b->pos);
 }
 

@@ -81,4 +81,63 @@ struct ngx_http_eas_ldap_s {
 };
 
 
+
+/*
+ * The thread side, shared by ngx_http_eas_ldap.c (connections, the
+ * task) and ngx_http_eas_ldap_search.c (what is read from the
+ * directory for one verification).
+ */
+
+#include <ldap.h>
+
+
+#define NGX_HTTP_EAS_LDAP_HANDLES     16      /* directories per thread */
+#define NGX_HTTP_EAS_LDAP_EXTRA_MAX   NGX_HTTP_EAS_EXTRA_MAX
+#define NGX_HTTP_EAS_LDAP_MESSAGE     256
+#define NGX_HTTP_EAS_LDAP_GROUPS_MAX  1024    /* nested groups visited */
+
+/* what the directory said */
+#define NGX_HTTP_EAS_LDAP_OK          0
+#define NGX_HTTP_EAS_LDAP_INVALID     1       /* wrong password */
+#define NGX_HTTP_EAS_LDAP_UNKNOWN     2       /* no entry for the name */
+#define NGX_HTTP_EAS_LDAP_AMBIGUOUS   3       /* several entries */
+#define NGX_HTTP_EAS_LDAP_NOT_MEMBER  4       /* not in the group */
+#define NGX_HTTP_EAS_LDAP_DOWN        5       /* no server answered */
+#define NGX_HTTP_EAS_LDAP_FAILED      6       /* an answer we cannot use */
+#define NGX_HTTP_EAS_LDAP_NO_IDENTITY 7       /* no identity= attribute */
+
+/* an entry of the encoded device lists: kind, length, DeviceId */
+#define NGX_HTTP_EAS_LDAP_ALLOWED     'a'
+#define NGX_HTTP_EAS_LDAP_BLOCKED     'b'
+#define NGX_HTTP_EAS_LDAP_IDENTITY    'i'     /* first, if any */
+
+
+/* one verification: everything the thread reads or writes */
+typedef struct {
+    ngx_http_eas_ldap_t    *ldap;
+    ngx_uint_t              kind;          /* NGX_HTTP_EAS_LDAP_* */
+    ngx_uint_t              url;           /* the server that answered */
+    size_t                  user_len;
+    size_t                  password_len;
+    size_t                  extra_len;
+    unsigned                truncated:1;   /* lists over the limit */
+    unsigned                identity:1;    /* read from the entry */
+    u_char                  user[EAS_BASIC_USER_MAX + 1];
+    u_char                  password[EAS_BASIC_PASSWORD_MAX + 1];
+    u_char                  message[NGX_HTTP_EAS_LDAP_MESSAGE];
+    u_char                  extra[NGX_HTTP_EAS_LDAP_EXTRA_MAX];
+} ngx_http_eas_ldap_task_t;
+
+ngx_uint_t ngx_http_eas_ldap_check_user(LDAP *ld,
+    ngx_http_eas_ldap_task_t *t);
+int ngx_http_eas_ldap_bind(LDAP *ld, char *dn, u_char *password,
+    size_t len);
+ngx_uint_t ngx_http_eas_ldap_error(LDAP *ld,
+    ngx_http_eas_ldap_task_t *t, int rc, const char *what);
+void ngx_http_eas_ldap_timeval(ngx_msec_t ms, struct timeval *tv);
+
+char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
+    ngx_command_t *cmd, ngx_http_eas_ldap_t *ldap);
+
+
 #endif /* _NGX_HTTP_EAS_LDAP_H_INCLUDED_ */

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_longpoll.h"
 #include "ngx_http_eas_metrics.h"
 #include "eas_wbxml.h"
 
@@ -28,40 +29,6 @@
 #define NGX_HTTP_EAS_LONGPOLL_READING  1
 #define NGX_HTTP_EAS_LONGPOLL_DONE     2
 
-/* the canonical command name is static and NUL-terminated */
-#define ngx_http_eas_command(ctx)  ((char *) (ctx)->request.command_name.data)
-
-
-/*
- * Held long-polls of this worker, so that a worker that is shutting
- * down (reload, SIGQUIT) can answer them at once, and a Ping superseded
- * by a newer one of the same device (on any worker) is ended.  Per
- * process: each worker has its own copy after fork; the timer is armed
- * lazily.
- */
-typedef struct {
-    ngx_queue_t                       held;
-    ngx_event_t                       sweep;
-    ngx_uint_t                        sweeps;     /* counted */
-    unsigned                          initialized:1;
-} ngx_http_eas_longpoll_worker_t;
-
-
-/*
- * What the sweep needs of a held request is kept here, never read
- * again from the request's location: an internal redirect (error_page,
- * X-Accel-Redirect) moves the request to a location that may have no
- * eas_devices, and takes it off the hold.
- */
-typedef struct {
-    ngx_queue_t                       queue;
-    ngx_http_request_t               *request;
-    ngx_shm_zone_t                   *devices;    /* eas_devices, or NULL */
-    ngx_msec_t                        deadline;   /* Ping: answered as
-                                                     expired then; 0: no */
-    ngx_uint_t                        uri_changes; /* as held */
-} ngx_http_eas_held_t;
-
 
 static void ngx_http_eas_longpoll_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_longpoll_decide(ngx_http_request_t *r,
@@ -71,26 +38,11 @@ static ngx_int_t ngx_http_eas_longpoll_body(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_longpoll_range(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf,
     eas_longpoll_t *lp);
-static ngx_int_t ngx_http_eas_longpoll_answer(ngx_http_request_t *r,
-    u_char *data, size_t len);
 static void ngx_http_eas_longpoll_unknown(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf,
     ngx_uint_t source);
-static ngx_int_t ngx_http_eas_longpoll_hold(ngx_http_request_t *r);
-static void ngx_http_eas_longpoll_unhold(void *data);
-static void ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
-    ngx_http_eas_held_t *held);
-static void ngx_http_eas_longpoll_sweep(ngx_event_t *ev);
-static ngx_uint_t ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held,
-    ngx_uint_t sweep);
-static ngx_msec_t ngx_http_eas_longpoll_limit(ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_loc_conf_t *elcf);
-static ngx_int_t ngx_http_eas_longpoll_release(ngx_http_request_t *r,
-    ngx_str_t *reason, const char *why);
 static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf);
-static void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
-    ngx_str_t *user, ngx_str_t *device_id);
 
 
 static ngx_str_t  ngx_http_eas_heartbeat_sources[] = {
@@ -104,19 +56,8 @@ static ngx_str_t  ngx_http_eas_heartbeat_sources[] = {
 };
 
 
-#define NGX_HTTP_EAS_SWEEP_INTERVAL  1000
-
-static ngx_http_eas_longpoll_worker_t  ngx_http_eas_longpoll_worker;
-
-
 static ngx_str_t  ngx_http_eas_out_of_range_reason =
     ngx_string("heartbeat_out_of_range");
-static ngx_str_t  ngx_http_eas_shutdown_reason =
-    ngx_string("worker_shutdown");
-static ngx_str_t  ngx_http_eas_superseded_reason =
-    ngx_string("ping_superseded");
-static ngx_str_t  ngx_http_eas_expired_reason =
-    ngx_string("heartbeat_expired");
 
 
 /*
@@ -130,13 +71,15 @@ static ngx_str_t  ngx_http_eas_expired_reason =
 ngx_int_t
 ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_int_t                      rc;
+    ngx_http_eas_ctx_t            *ctx;
+    ngx_http_eas_loc_conf_t       *elcf;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
-    if (!elcf->enable || !elcf->longpoll || r != r->main) {
+    if (!elcf->enable || !lpcf->longpoll || r != r->main) {
         return NGX_DECLINED;
     }
 
@@ -161,7 +104,7 @@ ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
 
     /* a body over the cap is never read here: proxy_pass streams it */
 
-    if (r->headers_in.content_length_n > (off_t) elcf->longpoll_body_max) {
+    if (r->headers_in.content_length_n > (off_t) lpcf->longpoll_body_max) {
         ngx_http_eas_longpoll_unknown(r, ctx, elcf,
                                       NGX_HTTP_EAS_HB_UNREAD);
         ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_DONE;
@@ -171,7 +114,7 @@ ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
 
     ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_READING;
 
-    rc = ngx_http_eas_body_read(r, elcf->longpoll_body_max,
+    rc = ngx_http_eas_body_read(r, lpcf->longpoll_body_max,
                                 ngx_http_eas_longpoll_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -289,11 +232,11 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 static ngx_int_t
 ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
 {
-    size_t                    len;
-    u_char                   *p;
-    ngx_buf_t                *b;
-    ngx_chain_t              *cl;
-    ngx_http_eas_loc_conf_t  *elcf;
+    size_t                         len;
+    u_char                        *p;
+    ngx_buf_t                     *b;
+    ngx_chain_t                   *cl;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
     ngx_str_null(body);
 
@@ -317,7 +260,7 @@ ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
         return NGX_DECLINED;
     }
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
     len = 0;
 
@@ -331,7 +274,7 @@ ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
         len += b->last - b->pos;
     }
 
-    if (len > elcf->longpoll_body_max) {
+    if (len > lpcf->longpoll_body_max) {
         return NGX_DECLINED;
     }
 
@@ -369,19 +312,22 @@ static ngx_int_t
 ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_loc_conf_t *elcf, eas_longpoll_t *lp)
 {
-    size_t     len;
-    u_char    *out;
-    uint32_t   value, min, max, bound;
+    size_t                         len;
+    u_char                        *out;
+    uint32_t                       value, min, max, bound;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
+
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
     if (lp->has_heartbeat) {
         value = lp->heartbeat;
-        min = (uint32_t) elcf->heartbeat_min;
-        max = (uint32_t) elcf->heartbeat_max;
+        min = (uint32_t) lpcf->heartbeat_min;
+        max = (uint32_t) lpcf->heartbeat_max;
 
     } else {
         value = lp->wait;
-        min = (uint32_t) ((elcf->heartbeat_min + 59) / 60);
-        max = (uint32_t) (elcf->heartbeat_max / 60);
+        min = (uint32_t) ((lpcf->heartbeat_min + 59) / 60);
+        max = (uint32_t) (lpcf->heartbeat_max / 60);
         min = ngx_max(min, 1);
         max = ngx_min(ngx_max(max, 1), 59);
     }
@@ -446,7 +392,7 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
 /* 200, application/vnd.ms-sync.wbxml, the body: as Exchange answers */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eas_longpoll_answer(ngx_http_request_t *r, u_char *data,
     size_t len)
 {
@@ -470,10 +416,13 @@ static void
 ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_loc_conf_t *elcf, ngx_uint_t source)
 {
-    ngx_str_t              user, device_id;
-    ngx_http_eas_device_t  dev;
+    ngx_str_t                      user, device_id;
+    ngx_http_eas_device_t          dev;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
-    ctx->heartbeat = elcf->heartbeat_max;
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
+
+    ctx->heartbeat = lpcf->heartbeat_max;
     ctx->heartbeat_source = source;
 
     /* the record is copied onto the stack: nothing stays in the pool */
@@ -489,8 +438,8 @@ ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
             /* remembered under other bounds: still within today's */
 
             ctx->heartbeat = ngx_max((time_t) dev.heartbeat,
-                                     elcf->heartbeat_min);
-            ctx->heartbeat = ngx_min(ctx->heartbeat, elcf->heartbeat_max);
+                                     lpcf->heartbeat_min);
+            ctx->heartbeat = ngx_min(ctx->heartbeat, lpcf->heartbeat_max);
             ctx->heartbeat_source = NGX_HTTP_EAS_HB_REMEMBERED;
         }
     }
@@ -538,7 +487,7 @@ ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
 
 /* the key of the device record: identity + DeviceId */
 
-static void
+void
 ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
     ngx_str_t *device_id)
 {
@@ -546,355 +495,6 @@ ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
 
     device_id->data = (u_char *) ctx->request.device_id.data;
     device_id->len = ctx->request.device_id.len;
-}
-
-
-/*
- * A forwarded long-poll joins the worker's list until the request is
- * freed.  NGX_DECLINED: go on; else an HTTP status.
- */
-
-static ngx_int_t
-ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
-{
-    ngx_pool_cleanup_t              *cln;
-    ngx_http_eas_ctx_t              *ctx;
-    ngx_http_eas_held_t             *held;
-    ngx_http_eas_loc_conf_t         *elcf;
-    ngx_http_eas_longpoll_worker_t  *w;
-
-    w = &ngx_http_eas_longpoll_worker;
-
-    if (!w->initialized) {
-        ngx_queue_init(&w->held);
-
-        w->sweep.handler = ngx_http_eas_longpoll_sweep;
-        w->sweep.log = ngx_cycle->log;
-        w->sweep.data = w;
-        w->sweep.cancelable = 1;
-
-        w->initialized = 1;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_eas_held_t));
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx = ngx_http_eas_get_ctx(r);
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-
-    held = cln->data;
-    held->request = r;
-    held->devices = elcf->devices;
-    held->uri_changes = r->uri_changes;
-    held->deadline = 0;
-
-    if (ctx->request.command == EAS_CMD_PING) {
-        held->deadline = ngx_current_msec
-                         + ngx_http_eas_longpoll_limit(ctx, elcf);
-
-        if (held->deadline == 0) {
-            held->deadline = 1;
-        }
-    }
-
-    cln->handler = ngx_http_eas_longpoll_unhold;
-
-    ngx_queue_insert_tail(&w->held, &held->queue);
-
-    ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_HELD_STARTED);
-
-    ngx_http_eas_longpoll_generation(r, held);
-
-    if (!w->sweep.timer_set) {
-        ngx_add_timer(&w->sweep, NGX_HTTP_EAS_SWEEP_INTERVAL);
-    }
-
-    return NGX_DECLINED;
-}
-
-
-static void
-ngx_http_eas_longpoll_unhold(void *data)
-{
-    ngx_http_eas_held_t  *held = data;
-
-    ngx_queue_remove(&held->queue);
-
-    ngx_http_eas_metrics_count(NGX_HTTP_EAS_M_HELD_ENDED);
-}
-
-
-/*
- * A Ping about to be held becomes the device's newest: its generation,
- * taken from the device record, is what the sweeps compare.  A Ping
- * whose body the gateway could not read or understand is not counted:
- * the backend answers it at once and the device's held Ping stays.
- * Nor is a Ping whose identity nobody verified (no eas_preauth: the
- * user is the query's User=, which anyone can write): it must not end
- * another's held Ping; the backend, which authenticates it, handles
- * its own collisions.
- * The request keeps the low 32 bits, in what was padding of its
- * context: a held request costs not a byte more.
- */
-
-static void
-ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
-    ngx_http_eas_held_t *held)
-{
-    ngx_str_t            user, device_id;
-    ngx_uint_t           generation;
-    ngx_http_eas_ctx_t  *ctx;
-
-    ctx = ngx_http_eas_get_ctx(r);
-
-    if (ctx->request.command != EAS_CMD_PING || held->devices == NULL
-        || ctx->heartbeat_source == NGX_HTTP_EAS_HB_UNREAD
-        || ctx->heartbeat_source == NGX_HTTP_EAS_HB_MALFORMED)
-    {
-        return;
-    }
-
-    if (!ctx->authenticated) {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "eas Ping generation not counted: "
-                       "identity not verified");
-        return;
-    }
-
-    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
-
-    if (ngx_http_eas_device_ping(held->devices, &user, &device_id, 1,
-                                 &generation)
-        != NGX_OK)
-    {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "eas Ping generation not counted: no device record");
-        return;
-    }
-
-    ctx->ping_generation = (uint32_t) generation;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "eas Ping generation %ui", generation);
-}
-
-
-/*
- * Once a second while long-polls are held: when the worker is shutting
- * down (reload, graceful stop), every Ping not yet answered gets the
- * answer of an expired heartbeat, Status 1, so the device reconnects at
- * once, to a new worker, instead of waiting out its interval or seeing
- * worker_shutdown_timeout cut it.  A held Sync is left to the backend:
- * it may carry changes whose answer the device needs.
- *
- * Otherwise a held Ping gets the same answer when a newer Ping of the
- * same device, on this worker or another, superseded it (the device
- * has moved on, and the backend may not end the older one itself), or
- * when its backend has not answered within the time the Ping was given
- * (a backend replaying a longer interval of its own cache): a device
- * never sees 504 for a Ping, the upstream read timeout is set a little
- * later than this deadline (ngx_http_eas_longpoll_read_timeout()).
- *
- * A request that an internal redirect took elsewhere (error_page,
- * X-Accel-Redirect) is no longer held: it leaves the list untouched.
- */
-
-static void
-ngx_http_eas_longpoll_sweep(ngx_event_t *ev)
-{
-    ngx_int_t                        rc;
-    ngx_str_t                       *reason;
-    ngx_queue_t                     *q, *prev, *next;
-    const char                      *why;
-    ngx_http_eas_ctx_t              *ctx;
-    ngx_http_eas_held_t             *held;
-    ngx_http_eas_longpoll_worker_t  *w;
-
-    w = ev->data;
-
-    if (ngx_exiting) {
-
-        while (!ngx_queue_empty(&w->held)) {
-            q = ngx_queue_head(&w->held);
-            held = ngx_queue_data(q, ngx_http_eas_held_t, queue);
-
-            /* off the list first: released or not, it is not ours now */
-
-            ngx_queue_remove(q);
-            ngx_queue_init(q);
-
-            if (held->request->uri_changes != held->uri_changes) {
-                continue;
-            }
-
-            ngx_http_eas_longpoll_release(held->request,
-                                          &ngx_http_eas_shutdown_reason,
-                                          "worker is shutting down");
-        }
-
-        return;
-    }
-
-    w->sweeps++;
-
-    for (q = ngx_queue_head(&w->held);
-         q != ngx_queue_sentinel(&w->held);
-         q = next)
-    {
-        next = ngx_queue_next(q);
-        held = ngx_queue_data(q, ngx_http_eas_held_t, queue);
-
-        if (held->request->uri_changes != held->uri_changes) {
-            ngx_queue_remove(q);
-            ngx_queue_init(q);
-            continue;
-        }
-
-        if (held->deadline
-            && (ngx_msec_int_t) (ngx_current_msec - held->deadline) >= 0)
-        {
-            reason = &ngx_http_eas_expired_reason;
-            why = "the backend did not answer in time";
-
-        } else if (ngx_http_eas_longpoll_superseded(held, w->sweeps)) {
-            reason = &ngx_http_eas_superseded_reason;
-            why = "superseded by a newer Ping";
-
-        } else {
-            continue;
-        }
-
-        /* off the list first: once answered, the request may be freed */
-
-        prev = ngx_queue_prev(q);
-        ngx_queue_remove(q);
-        ngx_queue_init(q);
-
-        rc = ngx_http_eas_longpoll_release(held->request, reason, why);
-
-        if (rc == NGX_OK) {
-            continue;
-        }
-
-        /* kept where it was; its answer has started: left alone now */
-
-        ngx_queue_insert_after(prev, q);
-
-        held->deadline = 0;
-
-        ctx = ngx_http_eas_get_ctx(held->request);
-        if (ctx) {
-            ctx->ping_generation = 0;
-        }
-    }
-
-    if (!ngx_queue_empty(&w->held)) {
-        ngx_add_timer(ev, NGX_HTTP_EAS_SWEEP_INTERVAL);
-    }
-}
-
-
-/*
- * Has a newer Ping of the same device been held since?  The device
- * record is looked up (under the zone lock) only when the zone has
- * counted a Ping since the previous sweep: a quiet gateway costs a
- * pointer chase per held Ping and sweep.  The record keeps only the
- * newest generation, so any other one is older; 0 is none (a record
- * evicted and created again by another command).
- */
-
-static ngx_uint_t
-ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held, ngx_uint_t sweep)
-{
-    ngx_str_t            user, device_id;
-    ngx_uint_t           generation;
-    ngx_http_eas_ctx_t  *ctx;
-
-    if (held->devices == NULL) {
-        return 0;
-    }
-
-    ctx = ngx_http_eas_get_ctx(held->request);
-
-    if (ctx == NULL || ctx->ping_generation == 0) {
-        return 0;
-    }
-
-    if (!ngx_http_eas_device_pings_changed(held->devices, sweep)) {
-        return 0;
-    }
-
-    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
-
-    if (ngx_http_eas_device_ping(held->devices, &user, &device_id, 0,
-                                 &generation)
-        != NGX_OK)
-    {
-        /* record evicted: nothing tells of a newer Ping */
-        return 0;
-    }
-
-    return generation != 0 && (uint32_t) generation != ctx->ping_generation;
-}
-
-
-/*
- * Only a request still waiting for the backend's response header is
- * answered.  The upstream is finished through its own cleanup handler
- * (which closes the backend connection and finalizes the request with
- * NGX_DONE); the extra reference taken first keeps the request alive
- * for the answer that follows.
- */
-
-static ngx_int_t
-ngx_http_eas_longpoll_release(ngx_http_request_t *r, ngx_str_t *reason,
-    const char *why)
-{
-    size_t                len;
-    u_char               *out;
-    ngx_int_t             rc;
-    ngx_connection_t     *c;
-    ngx_http_eas_ctx_t   *ctx;
-    ngx_http_upstream_t  *u;
-
-    c = r->connection;
-    u = r->upstream;
-    ctx = ngx_http_eas_get_ctx(r);
-
-    if (ctx == NULL || ctx->request.command != EAS_CMD_PING
-        || u == NULL || u->cleanup == NULL || u->header_sent
-        || r->header_sent)
-    {
-        return NGX_DECLINED;
-    }
-
-    out = ngx_pnalloc(r->pool, EAS_WBXML_RESPONSE_MAX);
-    if (out == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = eas_wbxml_ping_response(EAS_PING_STATUS_EXPIRED, 0, out,
-                                  EAS_WBXML_RESPONSE_MAX);
-
-    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), c->log, 0,
-                  "eas: held %s answered as expired: %s",
-                  ngx_http_eas_command(ctx), why);
-
-    ctx->reason = *reason;
-
-    r->main->count++;
-
-    (*u->cleanup)(r);
-
-    rc = ngx_http_eas_longpoll_answer(r, out, len);
-
-    ngx_http_finalize_request(r, rc);
-
-    ngx_http_run_posted_requests(c);
-
-    return NGX_OK;
 }
 
 
@@ -910,17 +510,19 @@ ngx_http_eas_longpoll_release(ngx_http_request_t *r, ngx_str_t *reason,
 ngx_msec_t
 ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r)
 {
-    ngx_msec_t                timeout;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_msec_t                     timeout;
+    ngx_http_eas_ctx_t            *ctx;
+    ngx_http_eas_loc_conf_t       *elcf;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
     if (r != r->main) {
         return 0;
     }
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
-    if (!elcf->enable || !elcf->longpoll) {
+    if (!elcf->enable || !lpcf->longpoll) {
         return 0;
     }
 
@@ -931,10 +533,10 @@ ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r)
     }
 
     if (!ctx->longpoll) {
-        return elcf->command_timeout;
+        return lpcf->command_timeout;
     }
 
-    timeout = ngx_http_eas_longpoll_limit(ctx, elcf);
+    timeout = ngx_http_eas_longpoll_limit(ctx, lpcf);
 
     if (ctx->request.command == EAS_CMD_PING) {
         timeout += 2 * NGX_HTTP_EAS_SWEEP_INTERVAL;
@@ -952,16 +554,16 @@ ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r)
  * have cached went through the range check: the maximum covers it.
  */
 
-static ngx_msec_t
+ngx_msec_t
 ngx_http_eas_longpoll_limit(ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_loc_conf_t *elcf)
+    ngx_http_eas_longpoll_conf_t *lpcf)
 {
     time_t  interval;
 
     interval = (ctx->heartbeat_source == NGX_HTTP_EAS_HB_BODY)
-               ? ctx->heartbeat : elcf->heartbeat_max;
+               ? ctx->heartbeat : lpcf->heartbeat_max;
 
-    return (ngx_msec_t) interval * 1000 + elcf->longpoll_margin;
+    return (ngx_msec_t) interval * 1000 + lpcf->longpoll_margin;
 }
 
 

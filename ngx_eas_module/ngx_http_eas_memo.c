@@ -8,9 +8,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <openssl/crypto.h>
-
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_preauth.h"
 
 
 /*
@@ -207,9 +206,9 @@ ngx_http_eas_memo_device(ngx_http_request_t *r, ngx_shm_zone_t *zone,
  */
 
 ngx_int_t
-ngx_http_eas_memo_basic(ngx_http_request_t *r, void *conf,
-    ngx_str_t *header, u_char *buf, eas_basic_t *basic, u_char *id,
-    size_t *n)
+ngx_http_eas_memo_basic(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *buf,
+    eas_basic_t *basic, u_char *id, size_t *n)
 {
     u_char                    *p;
     size_t                     user, password;
@@ -222,7 +221,7 @@ ngx_http_eas_memo_basic(ngx_http_request_t *r, void *conf,
     slot = ngx_http_eas_memo_get(r, NGX_HTTP_EAS_MEMO_BASIC);
 
     if (slot == NULL
-        || !ngx_http_eas_memo_find(slot, conf, header->data, header->len))
+        || !ngx_http_eas_memo_find(slot, pcf, header->data, header->len))
     {
         return NGX_DECLINED;
     }
@@ -250,8 +249,9 @@ ngx_http_eas_memo_basic(ngx_http_request_t *r, void *conf,
 /* remembers what ngx_http_eas_memo_basic() finds */
 
 void
-ngx_http_eas_memo_basic_keep(ngx_http_request_t *r, void *conf,
-    ngx_str_t *header, eas_basic_t *basic, u_char *id, size_t n)
+ngx_http_eas_memo_basic_keep(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, eas_basic_t *basic,
+    u_char *id, size_t n)
 {
     u_char                    *p;
     ngx_http_eas_memo_slot_t  *slot;
@@ -283,7 +283,7 @@ ngx_http_eas_memo_basic_keep(ngx_http_request_t *r, void *conf,
     p = ngx_cpymem(p, basic->password.data, basic->password.len);
     p = ngx_cpymem(p, id, n);
 
-    ngx_http_eas_memo_store(slot, conf, header->data, header->len, out,
+    ngx_http_eas_memo_store(slot, pcf, header->data, header->len, out,
                             p - out);
 
     ngx_explicit_memzero(out, p - out);
@@ -349,8 +349,7 @@ ngx_http_eas_memo_find(ngx_http_eas_memo_slot_t *slot, void *key,
     u_char *input, size_t len)
 {
     return slot->key == key
-           && slot->len == len
-           && CRYPTO_memcmp(slot->data, input, len) == 0;
+           && ngx_http_eas_secret_equal(slot->data, slot->len, input, len);
 }
 
 

@@ -45,8 +45,6 @@ static ngx_conf_num_bounds_t  ngx_http_eas_device_max_bounds = {
 static ngx_conf_num_bounds_t  ngx_http_eas_device_status_bounds = {
     ngx_http_eas_num_bounds, 400, 599
 };
-static char *ngx_http_eas_merge_longpoll(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
 
 
 static ngx_conf_enum_t  ngx_http_eas_log_levels[] = {
@@ -252,48 +250,6 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       offsetof(ngx_http_eas_loc_conf_t, device_status),
       &ngx_http_eas_device_status_bounds },
 
-    { ngx_string("eas_longpoll"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, longpoll),
-      NULL },
-
-    { ngx_string("eas_heartbeat_min"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_sec_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, heartbeat_min),
-      NULL },
-
-    { ngx_string("eas_heartbeat_max"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_sec_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, heartbeat_max),
-      NULL },
-
-    { ngx_string("eas_longpoll_margin"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, longpoll_margin),
-      NULL },
-
-    { ngx_string("eas_command_timeout"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, command_timeout),
-      NULL },
-
-    { ngx_string("eas_longpoll_body_max"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, longpoll_body_max),
-      NULL },
-
     { ngx_string("eas_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_eas_status,
@@ -316,8 +272,15 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       NULL },
 
     { ngx_string("eas_admin"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
       ngx_http_eas_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("eas_console"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_http_eas_console,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -401,20 +364,11 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_access_handler;
 
-    /* after every access check: no body is read for a refused request */
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_eas_longpoll_handler;
-
     /*
-     * Registered after the long-poll handler, so it runs before it: the
-     * device decision, and every refusal of the edge held, where neither
-     * "satisfy any" nor an internal redirect can skip them
-     * (ngx_http_eas_access.c)
+     * The device decision, and every refusal of the edge held, where
+     * neither "satisfy any" nor an internal redirect can skip them
+     * (ngx_http_eas_access.c); the long-poll module puts its handler
+     * right after this one (ngx_http_eas_longpoll_module.c)
      */
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
@@ -423,13 +377,6 @@ ngx_http_eas_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_eas_enforce_handler;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_eas_longpoll_log_check;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
@@ -587,12 +534,6 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
     conf->log_level = NGX_CONF_UNSET_UINT;
 
     ngx_http_eas_preauth_create_conf(&conf->preauth);
-    conf->longpoll = NGX_CONF_UNSET;
-    conf->heartbeat_min = NGX_CONF_UNSET;
-    conf->heartbeat_max = NGX_CONF_UNSET;
-    conf->longpoll_margin = NGX_CONF_UNSET_MSEC;
-    conf->command_timeout = NGX_CONF_UNSET_MSEC;
-    conf->longpoll_body_max = NGX_CONF_UNSET_SIZE;
 
     return conf;
 }
@@ -643,7 +584,8 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK
-        || ngx_http_eas_admin_check(cf, conf) != NGX_OK)
+        || ngx_http_eas_admin_check(cf, conf) != NGX_OK
+        || ngx_http_eas_console_check(cf, conf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -655,54 +597,6 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"%s\" has no effect in location \"%V\" "
                            "where \"eas\" is off: add \"eas on\" to it",
                            inert, &clcf->name);
-        return NGX_CONF_ERROR;
-    }
-
-    return ngx_http_eas_merge_longpoll(cf, prev, conf);
-}
-
-
-/* Exchange's range: 60..3540 s, configurable within 1..3540 s */
-
-static char *
-ngx_http_eas_merge_longpoll(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
-    ngx_http_eas_loc_conf_t *conf)
-{
-    ngx_conf_merge_value(conf->longpoll, prev->longpoll, 0);
-    ngx_conf_merge_sec_value(conf->heartbeat_min, prev->heartbeat_min, 60);
-    ngx_conf_merge_sec_value(conf->heartbeat_max, prev->heartbeat_max, 3540);
-    ngx_conf_merge_msec_value(conf->longpoll_margin, prev->longpoll_margin,
-                              30000);
-    ngx_conf_merge_msec_value(conf->command_timeout, prev->command_timeout,
-                              120000);
-    ngx_conf_merge_size_value(conf->longpoll_body_max,
-                              prev->longpoll_body_max, 16384);
-
-    if (conf->heartbeat_min < 1 || conf->heartbeat_min > 3540) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"eas_heartbeat_min\" must be between 1s and "
-                           "3540s, not %Ts", conf->heartbeat_min);
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->heartbeat_max < 1 || conf->heartbeat_max > 3540) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"eas_heartbeat_max\" must be between 1s and "
-                           "3540s, not %Ts", conf->heartbeat_max);
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->heartbeat_min > conf->heartbeat_max) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"eas_heartbeat_min\" %Ts is above "
-                           "\"eas_heartbeat_max\" %Ts",
-                           conf->heartbeat_min, conf->heartbeat_max);
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->command_timeout == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"eas_command_timeout\" must not be 0");
         return NGX_CONF_ERROR;
     }
 

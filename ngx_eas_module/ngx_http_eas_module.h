@@ -12,8 +12,11 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/crypto.h>
+
 #include "eas_proto.h"
 #include "eas_basic.h"
+#include "ngx_http_eas_zone.h"
 
 
 /* a SHA-256 digest: cache keys, password-file and source identities */
@@ -71,8 +74,9 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_node_t       rbnode;        /* key: crc32 of kind and data */
-    ngx_queue_t             queue;
+    ngx_http_eas_zone_node_t  zn;          /* mark: credentials valid;
+                                              count: a user's or an
+                                              address's failures */
     time_t                  expire;        /* the node may go after it */
     union {
         time_t              fresh;         /* credentials: valid until,
@@ -83,11 +87,6 @@ typedef struct {
     time_t                  window_start;  /* user, address; credentials:
                                               verified at, in ms */
     time_t                  locked_until;  /* user, address; 0: not */
-    u_short                 failures;      /* user, address: < 65536 */
-    u_char                  kind;          /* NGX_HTTP_EAS_CACHE_USER... */
-    u_char                  valid;         /* credentials */
-    u_short                 len;
-    u_short                 extra;         /* bytes after the key */
     u_char                  data[1];       /* digest, user or address,
                                               then extra: directory data */
 } ngx_http_eas_cache_node_t;            /* 96 bytes before data on LP64:
@@ -106,19 +105,11 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_t            rbtree;
-    ngx_rbtree_node_t       sentinel;
-    ngx_queue_t             credentials;   /* LRU, most recent first */
-    ngx_queue_t             counters;      /* users and addresses */
-    ngx_queue_t             known;         /* known-good devices */
-    size_t                  size;          /* of the zone */
-    size_t                  used[4];       /* slab bytes, per kind */
-    time_t                  full_logged;   /* the last "zone is full" */
+    ngx_http_eas_zone_sh_t  zone;          /* tree, queues, budgets */
     u_char                  key[NGX_HTTP_EAS_DIGEST_LEN]; /* HMAC key */
     ngx_atomic_t            hits;
     ngx_atomic_t            misses;
     ngx_atomic_t            lockouts;
-    ngx_uint_t              nodes;         /* entries of every kind */
     ngx_uint_t              ndropped;
     ngx_http_eas_cache_dropped_t  dropped[NGX_HTTP_EAS_CACHE_DROPS];
 } ngx_http_eas_cache_sh_t;
@@ -154,8 +145,8 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_eas_cache_sh_t  *sh;
-    ngx_slab_pool_t          *shpool;
+    ngx_http_eas_zone_t       zone;
+    ngx_http_eas_cache_sh_t  *sh;       /* zone.sh, with the cache's own */
     void                     *inner;    /* EVP_MD_CTX: the HMAC key */
     void                     *outer;    /* hashed in, per process */
     void                     *work;
@@ -174,6 +165,7 @@ typedef struct ngx_http_eas_lists_s        ngx_http_eas_lists_t;
 typedef struct {
     ngx_flag_t            enable;
     void                 *admin;          /* eas_admin (..._admin.c) */
+    void                 *console;        /* eas_console (..._console.c) */
     ngx_uint_t            methods;        /* NGX_HTTP_* bit mask */
     ngx_str_t             allow;          /* "OPTIONS, POST" for 405 */
     ngx_shm_zone_t       *devices;        /* eas_devices: inventory zone */
@@ -187,14 +179,6 @@ typedef struct {
     ngx_flag_t            device_check;   /* the device step runs */
     ngx_http_eas_preauth_conf_t  preauth;
     ngx_uint_t            log_level;      /* eas_log_level */
-
-    /* long-poll (ngx_http_eas_longpoll.c) */
-    ngx_flag_t            longpoll;
-    time_t                heartbeat_min;  /* seconds */
-    time_t                heartbeat_max;
-    ngx_msec_t            longpoll_margin;
-    ngx_msec_t            command_timeout;
-    size_t                longpoll_body_max;
 } ngx_http_eas_loc_conf_t;
 
 
@@ -285,17 +269,6 @@ ngx_int_t ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
 ngx_int_t ngx_http_eas_cache_device(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_str_t *device_id, ngx_str_t *password, u_char *device,
     u_char *secret);
-ngx_int_t ngx_http_eas_memo_digest(ngx_http_request_t *r,
-    ngx_shm_zone_t *zone, u_char *source, ngx_str_t *user,
-    ngx_str_t *password, u_char *digest);
-ngx_int_t ngx_http_eas_memo_basic(ngx_http_request_t *r, void *conf,
-    ngx_str_t *header, u_char *buf, eas_basic_t *basic, u_char *id,
-    size_t *n);
-void ngx_http_eas_memo_basic_keep(ngx_http_request_t *r, void *conf,
-    ngx_str_t *header, eas_basic_t *basic, u_char *id, size_t n);
-ngx_int_t ngx_http_eas_memo_device(ngx_http_request_t *r,
-    ngx_shm_zone_t *zone, ngx_str_t *user, ngx_str_t *device_id,
-    ngx_str_t *password, u_char *device, u_char *secret);
 ngx_uint_t ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
     ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf);
 ngx_uint_t ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
@@ -361,11 +334,6 @@ void ngx_http_eas_passwd_verify(void *data);
 ngx_int_t ngx_http_eas_passwd_result(void *data);
 ngx_uint_t ngx_http_eas_passwd_unknown(void *data);
 
-ngx_int_t ngx_http_eas_longpoll_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_eas_body_read(ngx_http_request_t *r, size_t max,
-    ngx_http_client_body_handler_pt handler);
-ngx_int_t ngx_http_eas_body_peeked(ngx_http_request_t *r, ngx_str_t *body);
-ngx_int_t ngx_http_eas_longpoll_log_check(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_upstream_wrap(ngx_conf_t *cf);
 ngx_msec_t ngx_http_eas_longpoll_read_timeout(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_heartbeat_variable(ngx_http_request_t *r,
@@ -423,6 +391,18 @@ typedef struct {
 } ngx_http_eas_device_t;
 
 
+/* what the admin API's device listing asks for */
+typedef struct {
+    ngx_str_t             user;           /* empty: any; else equal, */
+    ngx_str_t             device_id;      /*   without case */
+    ngx_str_t             device_type;
+    ngx_uint_t            access;         /* NGX_HTTP_EAS_ACCESS_* */
+    ngx_uint_t            any_access;     /* access not asked */
+    ngx_uint_t            oldest_first;   /* else newest first */
+    ngx_uint_t            skip;           /* matches before the page */
+} ngx_http_eas_device_filter_t;
+
+
 /* what one request tells the inventory */
 typedef struct {
     ngx_str_t             user;
@@ -454,6 +434,9 @@ ngx_uint_t ngx_http_eas_device_pings_changed(ngx_shm_zone_t *zone,
 ngx_uint_t ngx_http_eas_device_list(ngx_shm_zone_t *zone,
     ngx_http_eas_device_t *out, ngx_uint_t n);
 ngx_uint_t ngx_http_eas_device_count(ngx_shm_zone_t *zone);
+ngx_uint_t ngx_http_eas_device_select(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_filter_t *f, ngx_http_eas_device_t *out,
+    ngx_uint_t n, ngx_uint_t *total);
 ngx_int_t ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_str_t *device_id);
 ngx_uint_t ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
@@ -480,6 +463,9 @@ ngx_int_t ngx_http_eas_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *data, size_t len);
 ngx_table_elt_t *ngx_http_eas_header_find(ngx_list_t *headers,
     ngx_str_t *name);
+ngx_int_t ngx_http_eas_answer_header(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
+ngx_int_t ngx_http_eas_answer_private(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data,
     size_t len);
 
@@ -606,15 +592,39 @@ ngx_int_t ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, ngx_log_t *log);
 ngx_uint_t ngx_http_eas_admin_list(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_entry_t *out, ngx_uint_t n);
-ngx_uint_t ngx_http_eas_admin_count(ngx_shm_zone_t *zone);
 ngx_str_t *ngx_http_eas_admin_file(ngx_shm_zone_t *zone);
 ngx_str_t *ngx_http_eas_admin_access_name(ngx_uint_t access);
 char *ngx_http_eas_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_eas_admin_check(ngx_conf_t *cf,
     ngx_http_eas_loc_conf_t *conf);
 
+/* the admin console page and the API's CSRF rule (..._console.c) */
+char *ngx_http_eas_console(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_eas_console_check(ngx_conf_t *cf,
+    ngx_http_eas_loc_conf_t *conf);
+ngx_int_t ngx_http_eas_console_handler(ngx_http_request_t *r,
+    ngx_str_t *path);
+ngx_int_t ngx_http_eas_console_csrf(ngx_http_request_t *r,
+    ngx_array_t *origins, const char **why);
+ngx_int_t ngx_http_eas_console_origin_conf(ngx_pool_t *pool,
+    ngx_str_t *url, ngx_str_t *origin);
+
 extern ngx_module_t  ngx_http_eas_module;
 extern void         *ngx_http_eas_cache_tag;
+
+
+/*
+ * Equal secrets (passwords, hashes, device secrets) compared by
+ * OpenSSL in a time that depends on the lengths only, never on where
+ * the first difference is; different lengths are unequal.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_eas_secret_equal(const u_char *a, size_t alen, const u_char *b,
+    size_t blen)
+{
+    return alen == blen && CRYPTO_memcmp(a, b, alen) == 0;
+}
 
 
 #endif /* _NGX_HTTP_EAS_MODULE_H_INCLUDED_ */

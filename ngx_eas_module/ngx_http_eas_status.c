@@ -281,6 +281,10 @@ ngx_http_eas_status_handler(ngx_http_request_t *r, ngx_uint_t format)
         type = &json;
     }
 
+    if (ngx_http_eas_answer_private(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_eas_send(r, NGX_HTTP_OK, type, b->pos, b->last - b->pos);
 }
 
@@ -438,7 +442,8 @@ ngx_http_eas_status_zones(ngx_http_request_t *r, size_t *names)
                 z->hits = cctx->sh->hits;
                 z->misses = cctx->sh->misses;
                 z->lockouts = cctx->sh->lockouts;
-                z->entries = cctx->sh->nodes;
+                z->entries = ngx_http_eas_zone_nodes(&cctx->zone,
+                                                     NGX_HTTP_EAS_ZONE_ALL);
             }
 
         } else {

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_longpoll.h"
 #include "ngx_http_eas_metrics.h"
 #include "eas_wbxml.h"
 
@@ -220,16 +221,16 @@ static void
 ngx_http_eas_verdict_limit(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_verdict_t *v)
 {
-    const char               *cmd;
-    ngx_http_eas_loc_conf_t  *elcf;
+    const char                    *cmd;
+    ngx_http_eas_longpoll_conf_t  *lpcf;
 
-    static time_t             warned;
-    static uint32_t           warned_limit;
+    static time_t                  warned;
+    static uint32_t                warned_limit;
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
-    if ((time_t) v->st.limit >= elcf->heartbeat_min
-        && (time_t) v->st.limit <= elcf->heartbeat_max)
+    if ((time_t) v->st.limit >= lpcf->heartbeat_min
+        && (time_t) v->st.limit <= lpcf->heartbeat_max)
     {
         return;
     }
@@ -254,7 +255,7 @@ ngx_http_eas_verdict_limit(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                   "back and forth between the two limits; set the "
                   "gateway's range to include %uD s, or the backend's "
                   "limit within it", cmd, v->st.status, v->st.limit,
-                  elcf->heartbeat_min, elcf->heartbeat_max, v->st.limit);
+                  lpcf->heartbeat_min, lpcf->heartbeat_max, v->st.limit);
 }
 
 

@@ -67,6 +67,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 cd "$tree"
+
+# the console's files may have changed since nginx was configured
+"$top/tools/console-embed.sh" objs/ngx_http_eas_console_files.h \
+    "$top/ngx_eas_module/console/index.html" \
+    "$top/ngx_eas_module/console/console.js" \
+    "$top/ngx_eas_module/console/console.css"
+
 make -f objs/Makefile modules
 
 # the Debian build is the one the tests and the demo load

@@ -38,6 +38,9 @@ packages="
     python3-h2
     prometheus
     fail2ban
+    chromium
+    chromium-driver
+    python3-selenium
 "
 
 # make demo: build the module, run nginx, htpasswd, curl; no test tools

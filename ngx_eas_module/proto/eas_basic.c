@@ -243,28 +243,6 @@ eas_user_normalize(const unsigned char *user, size_t len, unsigned char *dst,
 }
 
 
-/*
- * Equal secrets: the time depends on the lengths only, never on where
- * the first difference is.  Different lengths are unequal.
- */
-
-int
-eas_secret_equal(const unsigned char *a, size_t alen, const unsigned char *b,
-    size_t blen)
-{
-    size_t                  i;
-    volatile unsigned char  diff;
-
-    diff = (alen != blen);
-
-    for (i = 0; i < alen; i++) {
-        diff |= a[i] ^ (i < blen ? b[i] : 0);
-    }
-
-    return diff == 0;
-}
-
-
 const char *
 eas_basic_reason_name(eas_basic_reason_e reason)
 {

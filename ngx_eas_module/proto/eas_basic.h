@@ -71,8 +71,6 @@ int eas_basic_parse(const unsigned char *value, size_t len,
 int eas_user_split(const unsigned char *user, size_t len, eas_user_t *out);
 size_t eas_user_normalize(const unsigned char *user, size_t len,
     unsigned char *dst, size_t size);
-int eas_secret_equal(const unsigned char *a, size_t alen,
-    const unsigned char *b, size_t blen);
 
 const char *eas_basic_reason_name(eas_basic_reason_e reason);
 const char *eas_basic_reason_text(eas_basic_reason_e reason);

@@ -18,6 +18,7 @@ typedef struct {
 static void eas_json_blanks(eas_json_t *j);
 static int eas_json_string(eas_json_t *j, eas_str_t *s);
 static int eas_json_hex4(eas_json_t *j, uint32_t *v);
+static size_t eas_json_digits(eas_json_t *j);
 static int eas_json_scalar(eas_json_t *j, eas_str_t *s);
 static int eas_json_put(eas_json_t *j, uint32_t c);
 
@@ -270,36 +271,67 @@ eas_json_hex4(eas_json_t *j, uint32_t *v)
 }
 
 
-/* a number, true or false, kept as written: [-0-9.eE+a-z]+ */
+/*
+ * A number as JSON writes it, kept as written:
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?.  true, false and null
+ * are refused: the admin API takes strings and numbers only.
+ */
 
 static int
 eas_json_scalar(eas_json_t *j, eas_str_t *s)
 {
+    size_t                digits;
     const unsigned char  *start;
 
     start = j->p;
 
-    while (j->p < j->end
-           && ((*j->p >= '0' && *j->p <= '9') || *j->p == '-'
-               || *j->p == '+' || *j->p == '.'
-               || (*j->p >= 'a' && *j->p <= 'z')
-               || *j->p == 'E'))
-    {
+    if (j->p < j->end && *j->p == '-') {
         j->p++;
+    }
+
+    digits = eas_json_digits(j);
+
+    if (digits == 0 || (digits > 1 && j->p[-(ptrdiff_t) digits] == '0')) {
+        return EAS_ERROR;
+    }
+
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+
+        if (eas_json_digits(j) == 0) {
+            return EAS_ERROR;
+        }
+    }
+
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) {
+            j->p++;
+        }
+
+        if (eas_json_digits(j) == 0) {
+            return EAS_ERROR;
+        }
     }
 
     s->data = start;
     s->len = (size_t) (j->p - start);
 
-    if (s->len == 0
-        || (s->data[0] >= 'a' && s->data[0] <= 'z'
-            && !(s->len == 4 && memcmp(s->data, "true", 4) == 0)
-            && !(s->len == 5 && memcmp(s->data, "false", 5) == 0)))
-    {
-        return EAS_ERROR;
+    return EAS_OK;
+}
+
+
+static size_t
+eas_json_digits(eas_json_t *j)
+{
+    size_t  n;
+
+    for (n = 0; j->p < j->end && *j->p >= '0' && *j->p <= '9'; n++) {
+        j->p++;
     }
 
-    return EAS_OK;
+    return n;
 }
 
 

@@ -9,9 +9,10 @@
 
 
 /*
- * The admin API's JSON input: one flat object whose values are strings,
- * numbers, true or false, {"access":"block","device_id":"ApplX"}.
- * Nested objects, arrays and null are refused: the API takes none.
+ * The admin API's JSON input: one flat object whose values are strings
+ * or numbers (as JSON writes them), {"access":"block","device_id":"ApplX"}.
+ * true, false, null, nested objects and arrays are refused: the API
+ * takes none.
  */
 
 #include "eas_proto.h"
@@ -19,7 +20,7 @@
 
 typedef struct {
     eas_str_t             name;
-    eas_str_t             value;     /* a number or true/false as written */
+    eas_str_t             value;     /* a number as written */
 } eas_json_pair_t;
 
 

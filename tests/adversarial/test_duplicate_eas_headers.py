@@ -17,7 +17,7 @@ import json
 import pytest
 
 from eastest.client import raw_http
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 QUERY = "Cmd=Sync&User=jdoe&DeviceId=GoodPhone1&DeviceType=iPhone"
@@ -65,11 +65,8 @@ VECTORS = [
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         backend_port=backend.port)
 
 
 @pytest.mark.parametrize("headers", [v[1] for v in VECTORS],

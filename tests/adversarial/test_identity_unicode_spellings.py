@@ -27,7 +27,7 @@ import pytest
 
 from eastest import ldap as directory
 from eastest.client import basic_sync
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 pytestmark = pytest.mark.skipif(not directory.available(),
                                 reason="slapd not installed: make deps")
@@ -86,11 +86,8 @@ def slapd(tmp_path_factory, certs):
 
 @pytest.fixture
 def gateway(nginx_factory, backend, slapd):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          url=slapd.url, backend_port=backend.port)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         url=slapd.url, backend_port=backend.port)
 
 
 def sync(port, user, password, device):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 
@@ -52,11 +52,8 @@ AGENTS = [
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         backend_port=backend.port)
 
 
 def test_inventory_is_valid_utf8_whatever_devices_send(gateway):

@@ -11,7 +11,7 @@ backend."""
 import pytest
 
 from eastest.client import raw_http
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 LOST = "LostPhone1"
@@ -52,11 +52,8 @@ VECTORS = [
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         backend_port=backend.port)
 
 
 @pytest.mark.parametrize("query", [pytest.param(v[1], id=v[0])

@@ -8,7 +8,7 @@ record."""
 import pytest
 
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 
@@ -58,11 +58,8 @@ http {
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          rule=EVIL_RULE, backend_port=backend.port)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         rule=EVIL_RULE, backend_port=backend.port)
 
 
 def sync(nginx, prefix, user_agent, device_id):

@@ -75,6 +75,16 @@ def _bindable(port, host="127.0.0.1"):
     return True
 
 
+def start_gateway(nginx_factory, template, **variables):
+    """The usual gateway of a test: nginx_factory's instance of template
+    listening on a free port of its own, given to the template as
+    ${port} and kept as .port."""
+    port = free_port()
+    nginx = nginx_factory(template, listen=(port,), port=port, **variables)
+    nginx.port = port
+    return nginx
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port free on host right now, never the same one twice per
     process (so two servers of one test cannot be given the same), and

@@ -20,7 +20,7 @@ from eastest.bodies import (LAST_CHUNK, chunked, dechunk, ping_body,
                              sync_body, temp_files, wait_until)
 from eastest.backends import SilentBackend
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 MIN, MAX = 2, 120
 BODY_MAX = 512
@@ -88,12 +88,9 @@ def recorder():
 
 @pytest.fixture
 def gateway(nginx_factory, backend, recorder):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port,
-                          recorder_port=recorder.port, body_max=BODY_MAX)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         backend_port=backend.port,
+                         recorder_port=recorder.port, body_max=BODY_MAX)
 
 
 def target(cmd, path="/Microsoft-Server-ActiveSync", device_id="chunk1"):

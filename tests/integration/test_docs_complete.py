@@ -22,10 +22,13 @@ def quoted(path, pattern):
 def reason_tokens():
     tokens = quoted("proto/eas_reason.c", r'\{\s*"([a-z0-9_]+)",')
     tokens |= quoted("proto/eas_basic.c", r'\{\s*"(auth_[a-z_]+)",')
-    tokens |= quoted("ngx_http_eas_preauth.c", r'"(auth_[a-z_]+)"')
-    for name in ("ngx_http_eas_access.c", "ngx_http_eas_longpoll.c",
-                 "ngx_http_eas_parse.c", "ngx_http_eas_ldap.c"):
-        text = (CODE / name).read_text()
+    # the glue files of the step that names them: pre-auth, device access,
+    # long-poll, parse, the directory
+    for name in ("ngx_http_eas_preauth*.c", "ngx_http_eas_access.c",
+                 "ngx_http_eas_longpoll*.c", "ngx_http_eas_parse.c",
+                 "ngx_http_eas_ldap*.c"):
+        text = "".join(f.read_text() for f in sorted(CODE.glob(name)))
+        tokens |= set(re.findall(r'"(auth_[a-z_]+)"', text))
         for block in re.findall(r"ngx_str_t\s+ngx_http_eas_\w*reason\w*\s*="
                                 r"\s*ngx_string\(([^)]*)\)", text):
             literal = re.match(r'"(.*)"', block)
@@ -76,14 +79,16 @@ def test_every_directive_is_in_the_index_of_directives_md():
 
 
 def test_every_directive_of_the_code_has_a_heading():
-    table = (CODE / "ngx_http_eas_module.c").read_text()
+    # each module of the shared object has its own table
+    table = "".join(f.read_text()
+                    for f in sorted(CODE.glob("ngx_http_eas*_module.c")))
     directives = set(re.findall(r'ngx_string\("(eas[a-z_]*)"\)', table))
     # variables are named in the same file's neighbours, not this table
     text = (ROOT / "docs" / "directives.md").read_text()
     headings = {name.strip() for heading in re.findall(r"(?m)^### (.+)$",
                                                         text)
                 for name in heading.split(",")}
-    assert "eas_preauth" in directives
+    assert "eas_preauth" in directives and "eas_longpoll" in directives
     missing = sorted(d for d in directives if d not in headings)
     assert not missing, "directives without a heading: %s" % missing
 

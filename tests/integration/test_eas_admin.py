@@ -94,8 +94,12 @@ def gateway(nginx_factory, backend):
     return start(nginx_factory, backend)
 
 
-def admin(nginx, method, path, expect=200, body=None):
-    headers = {"Authorization": "Basic YWRtaW46YWRtaW5wdw=="}  # admin:adminpw
+def admin(nginx, method, path, expect=200, body=None, headers=None):
+    headers = dict({"Authorization": "Basic YWRtaW46YWRtaW5wdw=="},  # admin:
+                   **(headers or {}))                                # adminpw
+    if method in ("POST", "DELETE"):
+        headers.setdefault("X-EAS-Admin", "1")  # the API's CSRF rule
+    headers = {k: v for k, v in headers.items() if v is not None}
     if body is not None:
         headers["Content-Type"] = "application/json"
         body = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -169,7 +173,7 @@ def test_lift_all_lockouts(gateway):
             device(gateway, "Appl" + user, user=user,
                    password="wrong%d" % i).sync()
     assert len(admin(gateway, "GET", "lockouts")["lockouts"]) == 2
-    assert admin(gateway, "DELETE", "lockouts") == {"lifted": 2}
+    assert admin(gateway, "DELETE", "lockouts?all=1") == {"lifted": 2}
     assert device(gateway, "Appljdoe").sync().status == 200
     assert device(gateway, "Applamy", user="amy",
                   password="apple").sync().status == 200
@@ -178,7 +182,7 @@ def test_lift_all_lockouts(gateway):
 def test_drop_cached_credentials(gateway):
     assert device(gateway, "ApplA").sync().status == 200
     on_both_workers(gateway, lambda: device(gateway, "ApplA").sync())
-    dropped = admin(gateway, "DELETE", "credentials")["dropped"]
+    dropped = admin(gateway, "DELETE", "credentials?all=1")["dropped"]
     assert dropped >= 1
     assert device(gateway, "ApplA").sync().status == 200
     last = json.loads(gateway.wait_for_access_log(1, name="eas.log")[-1])
@@ -408,3 +412,88 @@ def test_json_input(gateway, backend):
     admin(gateway, "POST", "rules", body=b'{"access":["block"]}',
           expect=400)
     admin(gateway, "POST", "rules", body=b'{"Access":"block"}', expect=400)
+
+
+def test_devices_decision_filter_and_last_seen_order(gateway, backend):
+    for device_id in ("ApplFIRST", "ApplSECOND"):
+        assert device(gateway, device_id, user="amy",
+                      password="apple").sync().status == 200
+    assert device(gateway, "ApplSTATIC").sync().eas_status() == 129
+    newest = admin(gateway, "GET", "devices?user=amy")["devices"]
+    oldest = admin(gateway, "GET", "devices?user=amy&sort=last_seen")
+    assert [d["device_id"] for d in oldest["devices"]] == \
+        [d["device_id"] for d in reversed(newest)]
+    assert newest[0]["last_seen"] >= newest[-1]["last_seen"]
+    blocked = admin(gateway, "GET", "devices?decision=blocked")
+    assert {d["device_id"] for d in blocked["devices"]} >= {"ApplSTATIC"}
+    assert all(d["access"] == "blocked" for d in blocked["devices"])
+    assert blocked["total"] == len(blocked["devices"])
+    allowed = admin(gateway, "GET", "devices?decision=allowed&per_page=1")
+    assert allowed["total"] >= 1 and len(allowed["devices"]) == 1
+    assert allowed["devices"][0]["access"] == "allowed"
+    admin(gateway, "GET", "devices?decision=maybe", expect=400)
+    admin(gateway, "GET", "devices?sort=user", expect=400)
+    # a page past the end: empty, the total still counted
+    past = admin(gateway, "GET", "devices?per_page=1000&page=99")
+    assert past["devices"] == [] and past["total"] == \
+        admin(gateway, "GET", "devices")["total"]
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-EAS-Admin": None},                                 # a form post
+    {"X-EAS-Admin": "yes"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Origin": "http://evil.example"},
+    {"Origin": "null"},
+])
+def test_a_change_needs_the_header_and_this_origin(gateway, backend,
+                                                   headers):
+    """CSRF: a POST or DELETE without "X-EAS-Admin: 1", or that a browser
+    says comes from another site, changes nothing and is logged once."""
+    mark = gateway.mark()
+    reply = admin(gateway, "POST", "rules?access=block&device_id=ApplCSRF",
+                  expect=403, headers=headers)
+    assert "X-EAS-Admin" in reply["error"]
+    admin(gateway, "DELETE", "lockouts", expect=403, headers=headers)
+    refused = [l for l in gateway.error_lines_since(mark)
+               if "eas admin: refused" in l]
+    assert len(refused) == 2 and "[warn]" in refused[0], refused
+    assert notices(gateway, mark) == []
+    assert admin(gateway, "GET", "rules")["rules"] == []
+    before = len(backend.requests)
+    assert device(gateway, "ApplCSRF").sync().status == 200
+    assert len(backend.requests) == before + 1
+
+
+def test_a_change_from_this_origin_passes(gateway):
+    origin = "http://127.0.0.1:%d" % gateway.port
+    assert admin(gateway, "POST", "rules?access=block&device_id=ApplSAME",
+                 headers={"Origin": origin,
+                          "Sec-Fetch-Site": "same-origin"}) == {"ok": True}
+
+
+def test_no_console_unless_enabled(gateway):
+    for path in ("console/", "console/console.js", "console/config.json"):
+        admin(gateway, "GET", path, expect=404)
+
+
+def test_a_refused_change_with_a_body_keeps_the_connection_usable(gateway):
+    """The body of a refused POST is read and dropped, not taken for the
+    next request on the same keep-alive connection."""
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port,
+                                            timeout=10)
+    auth = {"Authorization": "Basic YWRtaW46YWRtaW5wdw=="}
+    body = b'{"access":"block","device_id":"ApplBODY"}'
+    connection.request("POST", "/eas/admin/rules", body=body,
+                       headers=dict(auth, **{"Content-Type":
+                                             "application/json"}))
+    reply = connection.getresponse()
+    assert reply.status == 403
+    reply.read()
+    connection.request("GET", "/eas/admin/rules", headers=auth)
+    reply = connection.getresponse()
+    assert reply.status == 200 and json.loads(reply.read()) == {
+        "file": os.path.join(gateway.dir, "admin.rules"), "rules": []}
+    connection.close()

@@ -12,7 +12,7 @@ import pytest
 
 from eastest.backends import EasBackend
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 NGINX_CONFIG = """
 http {
@@ -70,11 +70,8 @@ def backend():
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         backend_port=backend.port)
 
 
 def device(nginx, path="/Microsoft-Server-ActiveSync", **kwargs):

@@ -14,7 +14,7 @@ import pytest
 from eastest import ldap as directory
 from eastest.certs import make_ca_and_cert
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import free_port, start_gateway
 from eastest.waiting import SEQ_FIELD, poll, tag, tag_header
 from eastest.waiting import logged as logged_by_tag
 
@@ -195,15 +195,12 @@ def hole():
 @pytest.fixture
 def gateway(nginx_factory, backend, slapd, hole, certs, tmp_path_factory):
     wrong = make_ca_and_cert(str(tmp_path_factory.mktemp("wrong-ca")))
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          url=slapd.url, ldaps_url=slapd.ldaps_url,
-                          hole_url=hole.url,
-                          dead_url="ldap://127.0.0.1:%d" % free_port(),
-                          ca=certs.ca, wrong_ca=wrong.ca,
-                          backend_port=backend.port)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         url=slapd.url, ldaps_url=slapd.ldaps_url,
+                         hole_url=hole.url,
+                         dead_url="ldap://127.0.0.1:%d" % free_port(),
+                         ca=certs.ca, wrong_ca=wrong.ca,
+                         backend_port=backend.port)
 
 
 def auth(user, password):

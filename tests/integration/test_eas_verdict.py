@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 WBXML = "application/vnd.ms-sync.wbxml"
 
@@ -103,11 +103,8 @@ http {
 
 @pytest.fixture
 def gateway(nginx_factory, scripted):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=scripted.server_address[1])
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         backend_port=scripted.server_address[1])
 
 
 def send(nginx, device_id, cmd):

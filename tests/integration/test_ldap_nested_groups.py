@@ -9,7 +9,7 @@ asked once, so a cycle of groups ends."""
 import pytest
 
 from eastest import ldap as directory
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 BASE = directory.SUFFIX
 GROUPS = "ou=groups," + BASE
@@ -117,11 +117,8 @@ def slapd(tmp_path_factory, certs):
 
 @pytest.fixture
 def gateway(nginx_factory, slapd, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          url=slapd.url, backend_port=backend.port)
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         url=slapd.url, backend_port=backend.port)
 
 
 def sync(nginx, prefix, uid, password=None):

@@ -18,7 +18,7 @@ import pytest
 from eastest import wbxml
 from eastest.backends import EasBackend, SilentBackend
 from eastest.client import EasClient, raw_http
-from eastest.nginx import free_port
+from eastest.nginx import free_port, start_gateway
 from eastest.waiting import error_lines, logged
 
 MIN, MAX = 2, 120           # eas_heartbeat_min / _max of the test config
@@ -114,12 +114,9 @@ def silent():
 
 @pytest.fixture
 def gateway(nginx_factory, backend, silent):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port, silent_port=silent.port,
-                          preauth="")
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         backend_port=backend.port, silent_port=silent.port,
+                         preauth="")
 
 
 # the gateway ends a superseded Ping only for a verified identity

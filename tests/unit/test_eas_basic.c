@@ -6,8 +6,8 @@
 
 /*
  * Unit tests for the Basic credentials part of the protocol core
- * (docs/authentication.md): eas_basic_parse(), eas_user_split(),
- * eas_user_normalize() and eas_secret_equal().
+ * (docs/authentication.md): eas_basic_parse(), eas_user_split() and
+ * eas_user_normalize().
  *
  * A header case either spells the whole header value ("raw") or gives
  * a scheme prefix and the decoded credentials, which the test encodes
@@ -55,7 +55,6 @@ static size_t eas_test_b64(const unsigned char *src, size_t len,
 static void eas_test_check(int ok, const char *name, const char *what);
 static void eas_test_headers(void);
 static void eas_test_users(void);
-static void eas_test_equal(void);
 static void eas_test_reasons(void);
 
 
@@ -209,7 +208,6 @@ main(void)
 {
     eas_test_headers();
     eas_test_users();
-    eas_test_equal();
     eas_test_reasons();
 
     printf("test_eas_basic: %u passed, %u failed\n",
@@ -332,23 +330,6 @@ eas_test_users(void)
                            == 0, t->user, "identity into a small buffer");
         }
     }
-}
-
-
-static void
-eas_test_equal(void)
-{
-    static const unsigned char  a[] = "0123456789abcdef";
-    static const unsigned char  b[] = "0123456789abcdeF";
-
-    eas_test_check(eas_secret_equal(a, 16, a, 16), "equal", "same");
-    eas_test_check(!eas_secret_equal(a, 16, b, 16), "equal", "last byte");
-    eas_test_check(!eas_secret_equal(b, 1, (const unsigned char *) "1", 1),
-                   "equal", "first byte");
-    eas_test_check(!eas_secret_equal(a, 15, a, 16), "equal", "shorter");
-    eas_test_check(!eas_secret_equal(a, 16, a, 15), "equal", "longer");
-    eas_test_check(eas_secret_equal(a, 0, b, 0), "equal", "both empty");
-    eas_test_check(!eas_secret_equal(a, 0, b, 1), "equal", "one empty");
 }
 
 

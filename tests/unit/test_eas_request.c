@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "eas_proto.h"
+#include "../common/eas_request_check.h"
 
 
 #define EAS_TEST_OPTIONS   0x01    /* OPTIONS request */
@@ -128,10 +129,6 @@ static void eas_test_cat(char *out, size_t *n, const char *s);
 static void eas_test_cat_str(char *out, size_t *n, const char *key,
     const eas_str_t *s);
 static void eas_test_format(eas_test_result_t *res, const eas_request_t *req);
-static int eas_test_inside(const eas_str_t *s, const unsigned char *base,
-    size_t size);
-static const char *eas_test_invariants(const eas_request_t *req,
-    const eas_input_t *in, const unsigned char *buf, size_t size);
 static void eas_test_call(const eas_test_input_t *ti, size_t size,
     int poison, eas_test_result_t *res);
 static int eas_test_compare(const char *expect, const char *got,
@@ -1890,8 +1887,7 @@ eas_test_call(const eas_test_input_t *ti, size_t size, int poison,
 
     eas_test_format(res, &req);
 
-    res->invariant = poison ? NULL
-                            : eas_test_invariants(&req, &in, buf, size);
+    res->invariant = poison ? NULL : eas_request_check(&in, &req, buf, size);
 
     free(buf);
     free((void *) in.query.data);
@@ -2178,105 +2174,6 @@ eas_test_format(eas_test_result_t *res, const eas_request_t *req)
                              &req->params[i]);
         }
     }
-}
-
-
-static int
-eas_test_inside(const eas_str_t *s, const unsigned char *base, size_t size)
-{
-    size_t  off;
-
-    if (base == NULL || s->data < base) {
-        return 0;
-    }
-
-    off = (size_t) (s->data - base);
-
-    return off <= size && s->len <= size - off;
-}
-
-
-static const char *
-eas_test_invariants(const eas_request_t *req, const eas_input_t *in,
-    const unsigned char *buf, size_t size)
-{
-    unsigned          i, code;
-    const char       *name;
-    const eas_str_t  *s;
-
-    static const char  *names[] = {
-        "user", "device_id", "device_type", "policy_key"
-    };
-
-    if (req->form != EAS_FORM_NONE && req->form != EAS_FORM_PLAIN
-        && req->form != EAS_FORM_BASE64)
-    {
-        return "form out of range";
-    }
-
-    for (i = 0; i < 4 + EAS_PARAM_COUNT; i++) {
-        switch (i) {
-        case 0:
-            s = &req->user;
-            break;
-        case 1:
-            s = &req->device_id;
-            break;
-        case 2:
-            s = &req->device_type;
-            break;
-        case 3:
-            s = &req->policy_key;
-            break;
-        default:
-            s = &req->params[i - 4];
-        }
-
-        if (s->len == 0) {
-            continue;
-        }
-
-        if (eas_test_inside(s, in->query.data, in->query.len)
-            || eas_test_inside(s, buf, size)
-            || eas_test_inside(s, in->version.data, in->version.len)
-            || eas_test_inside(s, in->policy_key.data, in->policy_key.len))
-        {
-            continue;
-        }
-
-        /* flags derived from base64 Options may be static "T"/"F" */
-
-        if ((i == 4 + EAS_PARAM_SAVE_IN_SENT
-             || i == 4 + EAS_PARAM_ACCEPT_MULTIPART)
-            && s->len == 1 && (s->data[0] == 'T' || s->data[0] == 'F'))
-        {
-            continue;
-        }
-
-        return i < 4 ? names[i] : "a params[] entry";
-    }
-
-    if (req->command_name.len != 0) {
-        name = eas_command_name(req->command);
-
-        if (name == NULL || strlen(name) != req->command_name.len
-            || memcmp(name, req->command_name.data, req->command_name.len)
-               != 0)
-        {
-            return "command_name is not eas_command_name(command)";
-        }
-    }
-
-    if (req->version.len != 0) {
-        if (eas_version_parse(req->version.data, req->version.len, &code)
-            != EAS_OK
-            || code != req->version_code)
-        {
-            return "version does not parse back to version_code";
-        }
-    }
-
-    return NULL;
 }
 
 

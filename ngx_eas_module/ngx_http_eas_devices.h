@@ -1,0 +1,106 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#ifndef _NGX_HTTP_EAS_DEVICES_H_INCLUDED_
+#define _NGX_HTTP_EAS_DEVICES_H_INCLUDED_
+
+
+/*
+ * The device zone's own header, shared by ngx_http_eas_devices.c (the
+ * zone, its records, the max-devices rule) and
+ * ngx_http_eas_devices_admin.c (records listed and deleted for the
+ * inventory and the admin API).  Other files use the prototypes of
+ * ngx_http_eas_module.h.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+#define NGX_HTTP_EAS_NODE_DEVICE  0
+#define NGX_HTTP_EAS_NODE_USER    1
+
+/* the zone's queues, each most recently seen first */
+#define NGX_HTTP_EAS_Q_EVICTABLE  0
+#define NGX_HTTP_EAS_Q_COUNTED    1       /* never evicted */
+#define NGX_HTTP_EAS_Q_USERS      2       /* user nodes: never evicted */
+
+/* user length (2 bytes), user, DeviceId */
+#define NGX_HTTP_EAS_KEY_MAX      (2 + EAS_USER_MAX + EAS_DEVICE_ID_MAX)
+
+
+typedef struct {
+    ngx_http_eas_zone_node_t      zn;             /* mark: counted in the
+                                                     user's count */
+    time_t                        first_seen;
+    time_t                        last_seen;
+    ngx_uint_t                    heartbeat;
+    ngx_uint_t                    ping;           /* generation, 0: none */
+    u_short                       version;
+    u_short                       user_len;
+    u_char                        command;
+    u_char                        access;
+    u_char                        device_id_len;
+    u_char                        device_type_len;
+    u_char                        user_agent_len;
+    u_char                        reason_len;
+    u_char                        data[1];
+} ngx_http_eas_devices_node_t;
+
+/*
+ * data[]: key, user and DeviceId as first seen, then DeviceType,
+ * User-Agent and reason in fixed slots updated in place
+ */
+
+
+typedef struct {
+    ngx_http_eas_zone_node_t      zn;
+    ngx_uint_t                    count;          /* devices admitted */
+    u_char                        data[1];
+} ngx_http_eas_devices_user_t;
+
+
+typedef struct {
+    ngx_http_eas_zone_sh_t        zone;
+    ngx_atomic_t                  pings;          /* last generation */
+} ngx_http_eas_devices_shctx_t;
+
+
+typedef struct {
+    ngx_http_eas_zone_t           zone;
+    ngx_http_eas_devices_shctx_t *sh;
+
+    /* this worker's, for ngx_http_eas_device_pings_changed() */
+    ngx_uint_t                     pings_seen;
+    ngx_uint_t                     pings_sweep;
+    ngx_uint_t                     pings_changed;
+} ngx_http_eas_devices_ctx_t;
+
+
+/* a key built before the lock is taken */
+typedef struct {
+    uint32_t                      hash;
+    size_t                        len;
+    size_t                        user_len;
+    u_char                        data[NGX_HTTP_EAS_KEY_MAX];
+} ngx_http_eas_devices_key_t;
+
+void ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
+    u_char *device_key);
+ngx_http_eas_devices_node_t *ngx_http_eas_devices_lock_record(
+    ngx_http_eas_devices_ctx_t *ctx, ngx_str_t *user, ngx_str_t *device_id);
+ngx_http_eas_zone_node_t *ngx_http_eas_devices_find(
+    ngx_http_eas_devices_ctx_t *ctx, ngx_uint_t kind,
+    ngx_http_eas_devices_key_t *key);
+void ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy);
+
+
+#endif /* _NGX_HTTP_EAS_DEVICES_H_INCLUDED_ */

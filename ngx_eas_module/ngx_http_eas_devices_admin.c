@@ -1,0 +1,293 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+/*
+ * The device zone's records listed and deleted (docs/devices.md): for
+ * the inventory (most recently seen first), the admin API's filtered,
+ * paged listing (newest or oldest first), its delete of
+ * one record and of the records not seen since a time; a counted
+ * record gives its user's eas_device_max place back.  The zone and the
+ * max-devices rule are in ngx_http_eas_devices.c.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
+
+
+static ngx_uint_t ngx_http_eas_devices_match(
+    ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_filter_t *f);
+static void ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn);
+
+
+/* copies up to n records out, most recently seen first */
+
+ngx_uint_t
+ngx_http_eas_device_list(ngx_shm_zone_t *zone, ngx_http_eas_device_t *out,
+    ngx_uint_t n)
+{
+    ngx_uint_t                    total;
+    ngx_http_eas_device_filter_t  all;
+
+    ngx_memzero(&all, sizeof(ngx_http_eas_device_filter_t));
+    all.any_access = 1;
+
+    return ngx_http_eas_device_select(zone, &all, out, n, &total);
+}
+
+
+/*
+ * The admin API's device listing (ngx_http_eas_admin.c): the records
+ * that match the filter, in the order last seen (newest or oldest
+ * first), counted in *total; only the n after the first f->skip are
+ * copied out, so a page of a large zone costs one walk under the lock
+ * and a page of copies, not a copy of the zone.
+ */
+
+ngx_uint_t
+ngx_http_eas_device_select(ngx_shm_zone_t *zone,
+    ngx_http_eas_device_filter_t *f, ngx_http_eas_device_t *out,
+    ngx_uint_t n, ngx_uint_t *total)
+{
+    ngx_uint_t                    i, k, older;
+    ngx_queue_t                  *q, *c, *lru, *counted;
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn, *dc, *d;
+
+    ctx = zone->data;
+    i = 0;
+    k = 0;
+
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
+
+    /* both queues are in the order last seen, newest at the head */
+
+    lru = ngx_http_eas_zone_queue(&ctx->zone, NGX_HTTP_EAS_Q_EVICTABLE);
+    counted = ngx_http_eas_zone_queue(&ctx->zone, NGX_HTTP_EAS_Q_COUNTED);
+
+    if (f->oldest_first) {
+        q = ngx_queue_last(lru);
+        c = ngx_queue_last(counted);
+
+    } else {
+        q = ngx_queue_head(lru);
+        c = ngx_queue_head(counted);
+    }
+
+    for ( ;; ) {
+        dn = (q == ngx_queue_sentinel(lru)) ? NULL
+             : ngx_queue_data(q, ngx_http_eas_devices_node_t, zn.queue);
+        dc = (c == ngx_queue_sentinel(counted)) ? NULL
+             : ngx_queue_data(c, ngx_http_eas_devices_node_t, zn.queue);
+
+        if (dn == NULL && dc == NULL) {
+            break;
+        }
+
+        /* a tie goes the other way too: oldest first is the mirror */
+
+        older = (dn && dc && dc->last_seen <= dn->last_seen);
+
+        if (dn == NULL || (dc && (f->oldest_first ? older
+                                  : dc->last_seen > dn->last_seen)))
+        {
+            d = dc;
+            c = f->oldest_first ? ngx_queue_prev(c) : ngx_queue_next(c);
+
+        } else {
+            d = dn;
+            q = f->oldest_first ? ngx_queue_prev(q) : ngx_queue_next(q);
+        }
+
+        if (!ngx_http_eas_devices_match(d, f)) {
+            continue;
+        }
+
+        if (k >= f->skip && i < n) {
+            ngx_http_eas_devices_copy(ctx, d, &out[i++]);
+        }
+
+        k++;
+    }
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    *total = k;
+
+    return i;
+}
+
+
+/* a filter field given and not equal (without case): no match */
+
+static ngx_uint_t
+ngx_http_eas_devices_match(ngx_http_eas_devices_node_t *dn,
+    ngx_http_eas_device_filter_t *f)
+{
+    u_char  *p;
+
+    if (f->any_access == 0 && dn->access != f->access) {
+        return 0;
+    }
+
+    p = dn->data + dn->zn.len;
+
+    if (f->user.len
+        && (f->user.len != dn->user_len
+            || ngx_strncasecmp(f->user.data, p, dn->user_len) != 0))
+    {
+        return 0;
+    }
+
+    p += dn->user_len;
+
+    if (f->device_id.len
+        && (f->device_id.len != dn->device_id_len
+            || ngx_strncasecmp(f->device_id.data, p, dn->device_id_len)
+               != 0))
+    {
+        return 0;
+    }
+
+    p += dn->device_id_len;
+
+    if (f->device_type.len
+        && (f->device_type.len != dn->device_type_len
+            || ngx_strncasecmp(f->device_type.data, p, dn->device_type_len)
+               != 0))
+    {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * The admin API (ngx_http_eas_admin.c): a record deleted, counted or
+ * not; a counted one gives its user's eas_device_max place back.
+ * NGX_DECLINED: no such record.
+ */
+
+ngx_int_t
+ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id)
+{
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+
+    dn = ngx_http_eas_devices_lock_record(ctx, user, device_id);
+    if (dn == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_eas_devices_remove(ctx, dn);
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/* every record last seen before "before": copied to out (up to n), and
+ * deleted too if "delete" */
+
+ngx_uint_t
+ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
+    ngx_uint_t delete, ngx_http_eas_device_t *out, ngx_uint_t n)
+{
+    ngx_uint_t                    i, k;
+    ngx_queue_t                  *q, *prev, *queues[2];
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+    i = 0;
+
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
+
+    queues[0] = ngx_http_eas_zone_queue(&ctx->zone, NGX_HTTP_EAS_Q_EVICTABLE);
+    queues[1] = ngx_http_eas_zone_queue(&ctx->zone, NGX_HTTP_EAS_Q_COUNTED);
+
+    /* each queue is in the order last seen: the stale ones at its tail */
+
+    for (k = 0; k < 2; k++) {
+        for (q = ngx_queue_last(queues[k]);
+             q != ngx_queue_sentinel(queues[k]) && i < n;
+             q = prev)
+        {
+            prev = ngx_queue_prev(q);
+            dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, zn.queue);
+
+            if (dn->last_seen >= before) {
+                break;
+            }
+
+            ngx_http_eas_devices_copy(ctx, dn, &out[i++]);
+
+            if (delete) {
+                ngx_http_eas_devices_remove(ctx, dn);
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    return i;
+}
+
+
+static void
+ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn)
+{
+    ngx_http_eas_devices_key_t    user;
+    ngx_http_eas_devices_user_t  *un;
+
+    if (dn->zn.mark) {
+        ngx_http_eas_devices_user_key(&user, dn->data);
+
+        un = (ngx_http_eas_devices_user_t *)
+                 ngx_http_eas_devices_find(ctx, NGX_HTTP_EAS_NODE_USER,
+                                           &user);
+        if (un) {
+            if (un->count > 1) {
+                un->count--;
+
+            } else {
+                ngx_http_eas_zone_free(&ctx->zone, &un->zn);
+            }
+        }
+
+        /* not counted any more */
+        dn->zn.mark = 0;
+    }
+
+    ngx_http_eas_zone_free(&ctx->zone, &dn->zn);
+}
+
+
+ngx_uint_t
+ngx_http_eas_device_count(ngx_shm_zone_t *zone)
+{
+    ngx_uint_t                   n;
+    ngx_http_eas_devices_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
+    n = ngx_http_eas_zone_nodes(&ctx->zone, NGX_HTTP_EAS_NODE_DEVICE);
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    return n;
+}

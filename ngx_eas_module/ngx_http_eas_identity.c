@@ -1,0 +1,134 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+/*
+ * The identity a user name stands for (docs/authentication.md,
+ * "Identity"), the one normalisation of pre-authentication, password
+ * files and per-user list files: the name folded as directories compare
+ * names, with the domain a directory's domain= declares for it.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_ldap.h"
+
+
+/* the domain %d stands for: of the name sent, or the first; NULL: none */
+
+ngx_str_t *
+ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name, size_t len)
+{
+    ngx_uint_t                  i;
+    ngx_http_eas_ldap_alias_t  *a;
+
+    if (ldap->aliases == NULL) {
+        return NULL;
+    }
+
+    if (len == 0) {
+        return &ldap->domain;
+    }
+
+    a = ldap->aliases->elts;
+
+    for (i = 0; i < ldap->aliases->nelts; i++) {
+        if (a[i].name.len == len
+            && ngx_strncasecmp(a[i].name.data, name, len) == 0)
+        {
+            return a[i].domain;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The identity a user name stands for (docs/authentication.md,
+ * "Identity"): the name part folded as directories compare names
+ * (NFKC_Casefold, ngx_http_eas_fold()), as password files have it;
+ * with a directory that serves several domains, "name@domain" with the
+ * domain as its domain= declares it, in lower case, so that the same
+ * name in two domains is two identities.  NGX_DECLINED: a domain the
+ * directory does not serve; NGX_ERROR: a malformed or too long name,
+ * one that is not UTF-8, or one that folds into another form (a full-
+ * width "@" or "\\" in it) or into nothing.  The one normalisation of
+ * pre-authentication, password files and per-user list files.
+ */
+
+ngx_int_t
+ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
+    size_t len, u_char *dst, size_t size, size_t *n)
+{
+    u_char      *p;
+    size_t       i;
+    ngx_str_t   *domain;
+    eas_user_t   u, folded;
+    u_char       name[EAS_BASIC_USER_MAX];
+
+    *n = eas_user_normalize(user, len, dst, size);
+
+    if (*n == 0) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < *n; i++) {
+        if (dst[i] >= 0x80) {
+            break;
+        }
+    }
+
+    if (i < *n) {
+
+        /* not ASCII: folded by ICU, and still a bare name after that */
+
+        if (*n > sizeof(name)) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(name, dst, *n);
+
+        if (ngx_http_eas_fold(name, *n, dst, size, n) != NGX_OK
+            || eas_user_split(dst, *n, &folded) != EAS_OK
+            || folded.form != EAS_USER_FORM_BARE)
+        {
+            *n = 0;
+            return NGX_ERROR;
+        }
+    }
+
+    if (ldap == NULL || ldap->aliases == NULL) {
+        return NGX_OK;
+    }
+
+    (void) eas_user_split(user, len, &u);
+
+    domain = ngx_http_eas_ldap_domain(ldap, (u_char *) u.domain.data,
+                                      u.domain.len);
+    if (domain == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ldap->ndomains == 1) {
+        return NGX_OK;
+    }
+
+    if (*n + 1 + domain->len > size) {
+        return NGX_ERROR;
+    }
+
+    p = dst + *n;
+    *p++ = '@';
+    ngx_strlow(p, domain->data, domain->len);
+
+    *n += 1 + domain->len;
+
+    return NGX_OK;
+}

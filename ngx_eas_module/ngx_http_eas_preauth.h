@@ -1,0 +1,111 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#ifndef _NGX_HTTP_EAS_PREAUTH_H_INCLUDED_
+#define _NGX_HTTP_EAS_PREAUTH_H_INCLUDED_
+
+
+/*
+ * The pre-authentication step's own header, shared by its files:
+ * ngx_http_eas_preauth.c (the step: credentials, lockout, cache, the
+ * answer), ngx_http_eas_preauth_source.c (the credential sources
+ * behind one interface: a thread task for the password file and the
+ * directory, a subrequest for eas_preauth_request) and
+ * ngx_http_eas_memo.c (a connection's memo of its Authorization header
+ * and credential digests).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+
+
+#define NGX_HTTP_EAS_PREAUTH_RUNNING  1   /* thread task or subrequest */
+#define NGX_HTTP_EAS_PREAUTH_DONE     2   /* the source answered */
+#define NGX_HTTP_EAS_PREAUTH_DECIDED  3   /* rc holds the answer */
+
+/* at most one warning of a kind per worker in this time */
+#define NGX_HTTP_EAS_PREAUTH_LOG_EVERY  10
+
+#define NGX_HTTP_EAS_PREAUTH_QUEUE_FULL  1
+#define NGX_HTTP_EAS_PREAUTH_TIMED_OUT   2
+
+
+typedef struct {
+    time_t                  logged;
+    ngx_uint_t              skipped;
+} ngx_http_eas_preauth_throttle_t;
+#define NGX_HTTP_EAS_PREAUTH_BUSY_RETRY  5  /* s, Retry-After of "busy" */
+
+
+
+typedef struct {
+    ngx_uint_t              state;
+    ngx_int_t               rc;            /* once DECIDED */
+    ngx_int_t               result;        /* NGX_OK, _DECLINED, _ERROR */
+    ngx_uint_t              status;        /* of the subrequest */
+    ngx_uint_t              unknown;       /* no such user in the file */
+    ngx_uint_t              stale;         /* a valid answer in grace */
+    ngx_uint_t              foreign;       /* 2xx, not from ActiveSync */
+    ngx_str_t               extra;         /* the directory's lists */
+    ngx_str_t               user;          /* as sent */
+    ngx_str_t               identity;      /* normalised */
+    ngx_str_t               addr;          /* counted: IPv6 by /64 */
+    void                   *verify;        /* the source's task data */
+    void                   *job;           /* ngx_http_eas_preauth_job_t */
+    const char             *refusal;       /* the directory's reason */
+    ngx_uint_t              busy;          /* QUEUE_FULL, TIMED_OUT */
+    ngx_http_eas_preauth_conf_t  *conf;    /* of the try reserved */
+    ngx_http_eas_cache_query_t  query;
+    u_char                  digest[NGX_HTTP_EAS_DIGEST_LEN];
+    u_char                  device[NGX_HTTP_EAS_DIGEST_LEN];
+    u_char                  secret[NGX_HTTP_EAS_DIGEST_LEN];
+} ngx_http_eas_preauth_ctx_t;
+
+
+/*
+ * A thread task and its data live outside the request's pool: they are
+ * freed as the task completes (a password check's crypt_data is 32 KiB),
+ * and a request that moved on (answered 503 at the deadline, or closed)
+ * leaves them to the completion, which then only frees them.
+ */
+
+typedef struct {
+    ngx_thread_task_t       task;          /* ctx follows this struct */
+    ngx_event_t             timer;         /* eas_preauth_timeout */
+    ngx_http_request_t     *r;             /* NULL once detached */
+    ngx_http_eas_preauth_ctx_t  *pctx;
+    size_t                  size;          /* of the task's ctx */
+} ngx_http_eas_preauth_job_t;
+
+
+ngx_int_t ngx_http_eas_preauth_verify(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *password);
+u_char *ngx_http_eas_preauth_request_source(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf);
+ngx_int_t ngx_http_eas_preauth_extra(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx);
+ngx_int_t ngx_http_eas_preauth_finish(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+ngx_int_t ngx_http_eas_memo_digest(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, u_char *source, ngx_str_t *user,
+    ngx_str_t *password, u_char *digest);
+ngx_int_t ngx_http_eas_memo_device(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_str_t *user, ngx_str_t *device_id,
+    ngx_str_t *password, u_char *device, u_char *secret);
+ngx_int_t ngx_http_eas_memo_basic(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *buf,
+    eas_basic_t *basic, u_char *id, size_t *n);
+void ngx_http_eas_memo_basic_keep(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, eas_basic_t *basic,
+    u_char *id, size_t n);
+
+
+#endif /* _NGX_HTTP_EAS_PREAUTH_H_INCLUDED_ */
