@@ -508,19 +508,18 @@ ngx_http_eas_cache_find(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
 uint32_t
 ngx_http_eas_cache_hash(ngx_uint_t kind, u_char *key, size_t len)
 {
-    uint32_t  crc;
+    /* a digest (credentials, a known device's key) is uniformly
+     * distributed already: its first bytes do */
 
-    /* a digest is uniformly distributed already: its first bytes do */
-
-    if (kind == NGX_HTTP_EAS_CACHE_CREDENTIALS) {
+    if (kind == NGX_HTTP_EAS_CACHE_CREDENTIALS
+        || kind == NGX_HTTP_EAS_CACHE_KNOWN)
+    {
         return ((uint32_t) key[0] << 24) | ((uint32_t) key[1] << 16)
                | ((uint32_t) key[2] << 8) | key[3];
     }
 
-    ngx_crc32_init(crc);
-    ngx_crc32_update(&crc, (u_char *) &kind, sizeof(ngx_uint_t));
-    ngx_crc32_update(&crc, key, len);
-    ngx_crc32_final(crc);
+    /* names and addresses: four bytes a step; the kind tells a user from
+     * an address of the same text (the tree compares kind and key too) */
 
-    return crc;
+    return ngx_murmur_hash2(key, len) ^ (uint32_t) (kind * 0x9e3779b9);
 }

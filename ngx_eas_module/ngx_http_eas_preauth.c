@@ -135,6 +135,14 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
                                               EAS_BASIC_MISSING);
     }
 
+    /* the same header as the connection's last: read as it was then */
+
+    if (ngx_http_eas_memo_basic(r, pcf, &h->value, buf, &basic, id, &n)
+        == NGX_OK)
+    {
+        goto identified;
+    }
+
     if (eas_basic_parse(h->value.data, h->value.len, buf, sizeof(buf),
                         &basic)
         != EAS_OK)
@@ -167,6 +175,10 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
                                               EAS_BASIC_USER_INVALID);
     }
 
+    ngx_http_eas_memo_basic_keep(r, pcf, &h->value, &basic, id, n);
+
+identified:
+
     pctx->user.data = ngx_pnalloc(r->pool, basic.user.len + n);
     if (pctx->user.data == NULL) {
         ngx_explicit_memzero(buf, sizeof(buf));
@@ -198,8 +210,8 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_http_eas_cache_digest(pcf->zone, source, &pctx->user, &password,
-                                  pctx->digest)
+    if (ngx_http_eas_memo_digest(r, pcf->zone, source, &pctx->user,
+                                 &password, pctx->digest)
         != NGX_OK)
     {
         ngx_explicit_memzero(buf, sizeof(buf));
@@ -840,8 +852,8 @@ ngx_http_eas_preauth_query(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         device_id.len = ctx->request.device_id.len;
     }
 
-    if (ngx_http_eas_cache_device(pcf->zone, &pctx->identity, &device_id,
-                                  password, pctx->device, pctx->secret)
+    if (ngx_http_eas_memo_device(r, pcf->zone, &pctx->identity, &device_id,
+                                 password, pctx->device, pctx->secret)
         != NGX_OK)
     {
         return NGX_ERROR;

@@ -9,11 +9,13 @@
 
 
 /*
- * The pre-authentication step's own header, shared by its two files:
+ * The pre-authentication step's own header, shared by its files:
  * ngx_http_eas_preauth.c (the step: credentials, lockout, cache, the
- * answer) and ngx_http_eas_preauth_source.c (the credential sources
+ * answer), ngx_http_eas_preauth_source.c (the credential sources
  * behind one interface: a thread task for the password file and the
- * directory, a subrequest for eas_preauth_request).
+ * directory, a subrequest for eas_preauth_request) and
+ * ngx_http_eas_memo.c (a connection's memo of its Authorization header
+ * and credential digests).
  */
 
 
@@ -92,6 +94,18 @@ ngx_int_t ngx_http_eas_preauth_extra(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx);
 ngx_int_t ngx_http_eas_preauth_finish(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+ngx_int_t ngx_http_eas_memo_digest(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, u_char *source, ngx_str_t *user,
+    ngx_str_t *password, u_char *digest);
+ngx_int_t ngx_http_eas_memo_device(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_str_t *user, ngx_str_t *device_id,
+    ngx_str_t *password, u_char *device, u_char *secret);
+ngx_int_t ngx_http_eas_memo_basic(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *buf,
+    eas_basic_t *basic, u_char *id, size_t *n);
+void ngx_http_eas_memo_basic_keep(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, eas_basic_t *basic,
+    u_char *id, size_t n);
 
 
 #endif /* _NGX_HTTP_EAS_PREAUTH_H_INCLUDED_ */
