@@ -50,6 +50,31 @@ ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name, size_t len)
 }
 
 
+/* spaces squeezed in place: none at either end, one for a run */
+
+static size_t
+ngx_http_eas_identity_spaces(u_char *name, size_t len)
+{
+    size_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        if (name[i] == ' ' && (n == 0 || name[n - 1] == ' ')) {
+            continue;
+        }
+
+        name[n++] = name[i];
+    }
+
+    if (n && name[n - 1] == ' ') {
+        n--;
+    }
+
+    return n;
+}
+
+
 /*
  * The identity a user name stands for (docs/authentication.md,
  * "Identity"): the name part folded as directories compare names
@@ -102,6 +127,18 @@ ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
             *n = 0;
             return NGX_ERROR;
         }
+    }
+
+    /*
+     * spaces as directories compare them (RFC 4518, "insignificant
+     * space"): none at either end, a run inside counts as one, so that
+     * " jdoe" or "jdoe  " is not an identity (and a lockout) of its own
+     */
+
+    *n = ngx_http_eas_identity_spaces(dst, *n);
+
+    if (*n == 0) {
+        return NGX_ERROR;
     }
 
     if (ldap == NULL || ldap->aliases == NULL) {

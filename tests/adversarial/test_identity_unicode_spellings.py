@@ -70,7 +70,10 @@ http {
 SPELLINGS = ["jdoe"] + [
     "".join(chr(0xFF41 + ord(c) - ord("a")) if mask & (1 << i) else c
             for i, c in enumerate("jdoe"))
-    for mask in range(1, 8)]
+    for mask in range(1, 8)] + [
+    # spaces a directory does not count (RFC 4518): at the ends, a no-
+    # break space, a run; slapd binds each of them as jdoe
+    " jdoe", "jdoe ", "  jdoe  ", "jdoe\u00a0", "\u3000jdoe"]
 
 
 @pytest.fixture
