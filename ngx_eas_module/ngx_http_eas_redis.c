@@ -71,6 +71,8 @@ static char *ngx_http_eas_redis_param(ngx_conf_t *cf,
 static char *ngx_http_eas_redis_password(ngx_conf_t *cf,
     ngx_http_eas_redis_conf_t *rcf, ngx_str_t *file);
 static void *ngx_http_eas_redis_create_conf(ngx_conf_t *cf);
+static char *ngx_http_eas_redis_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static ngx_int_t ngx_http_eas_redis_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_eas_redis_init_process(ngx_cycle_t *cycle);
@@ -126,7 +128,7 @@ static ngx_http_module_t  ngx_http_eas_redis_module_ctx = {
     NULL,                                  /* merge server configuration */
 
     NULL,                                  /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_eas_redis_merge_loc_conf      /* merge location configuration */
 };
 
 
@@ -181,6 +183,87 @@ ngx_http_eas_redis_create_conf(ngx_conf_t *cf)
      */
 
     return rcf;
+}
+
+
+/*
+ * Called for every location after the pre-auth settings of the main
+ * module are merged (it comes first in the module list): the longest
+ * lockout time a location of this gateway sets in each pre-auth zone,
+ * the cap of a lock another gateway announces on the channel.
+ */
+
+static char *
+ngx_http_eas_redis_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_uint_t                       i;
+    ngx_http_eas_loc_conf_t         *elcf;
+    ngx_http_eas_redis_conf_t       *rcf;
+    ngx_http_eas_redis_lock_time_t  *lt;
+
+    elcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_eas_module);
+    rcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eas_redis_module);
+
+    if (elcf == NULL || elcf->preauth.zone == NULL
+        || elcf->preauth.lock_time == NGX_CONF_UNSET)
+    {
+        return NGX_CONF_OK;
+    }
+
+    if (rcf->lock_times == NULL) {
+        rcf->lock_times = ngx_array_create(cf->pool, 4,
+                                     sizeof(ngx_http_eas_redis_lock_time_t));
+        if (rcf->lock_times == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lt = rcf->lock_times->elts;
+
+    for (i = 0; i < rcf->lock_times->nelts; i++) {
+        if (lt[i].zone == elcf->preauth.zone) {
+            lt[i].lock_time = ngx_max(lt[i].lock_time,
+                                      elcf->preauth.lock_time);
+            return NGX_CONF_OK;
+        }
+    }
+
+    lt = ngx_array_push(rcf->lock_times);
+    if (lt == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lt->zone = elcf->preauth.zone;
+    lt->lock_time = elcf->preauth.lock_time;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the cap of a lock in the zone announced by another gateway */
+
+time_t
+ngx_http_eas_redis_lock_time(ngx_shm_zone_t *zone)
+{
+    ngx_uint_t                       i;
+    ngx_http_eas_redis_conf_t       *rcf;
+    ngx_http_eas_redis_lock_time_t  *lt;
+
+    rcf = ngx_http_eas_redis_conf;
+
+    if (rcf != NULL && rcf->lock_times != NULL) {
+        lt = rcf->lock_times->elts;
+
+        for (i = 0; i < rcf->lock_times->nelts; i++) {
+            if (lt[i].zone == zone) {
+                return lt[i].lock_time;
+            }
+        }
+    }
+
+    /* no location of this gateway checks a lockout in the zone */
+
+    return 0;
 }
 
 

@@ -1087,6 +1087,7 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
 {
     u_char                     *p, *last;
     char                        type;
+    time_t                      cap;
     ngx_str_t                   node, zname, s2, s3;
     ngx_uint_t                  i, n[4], generation;
     ngx_shm_zone_t             *zone;
@@ -1169,7 +1170,18 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
             goto invalid;
         }
 
-        ngx_http_eas_cache_lock(zone, n[0], &s2, (time_t) n[1]);
+        /*
+         * what is left of the lock, never longer than this gateway's
+         * own lockout time for the zone: a forged "L" on the channel
+         * cannot lock anyone for years
+         */
+
+        cap = ngx_http_eas_redis_lock_time(zone);
+
+        if (cap > 0) {
+            ngx_http_eas_cache_lock(zone, n[0], &s2,
+                                    ngx_min((time_t) n[1], cap));
+        }
         break;
 
     case 'U':

@@ -689,3 +689,20 @@ def test_redis_speaking_first_is_read_once(nginx_factory, directory,
         for _ in range(4):
             assert device(nginx).options().status == 200
         assert status(nginx)["shared_state"]["up"] == 0
+
+
+def test_lock_from_the_channel_capped_to_own_lockout_time(
+        nginx_factory, redis, directory, backend):
+    """A lock forged on the channel by anyone who can publish ("L" with
+    ~31 years left): each gateway keeps it no longer than its own
+    lockout time (time=1h), and a lock with no time left is junk."""
+    nginx, = start_gateways(nginx_factory, redis, directory, backend, 1)
+    redis.command("PUBLISH", "t:db0:events",
+                  "L x 1 999999999 4 4 authjdoe")
+    redis.command("PUBLISH", "t:db0:events", "L x 1 0 4 3 authamy")
+    found = poll(lambda: lockouts(nginx) or None, "the forged lock")
+    assert len(found) == 1 and found[0]["left"] <= 3600, found
+    assert device(nginx, user="amy", password="apple").options() \
+        .status == 200
+    poll(lambda: lines(nginx, 0, "not understood") or None,
+         "the lock with no time noticed")
