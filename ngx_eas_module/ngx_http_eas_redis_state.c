@@ -111,6 +111,7 @@ static void ngx_http_eas_redis_on_unlock(redisAsyncContext *ac,
     void *reply, void *data);
 static void ngx_http_eas_redis_try_cleanup(void *data);
 static void ngx_http_eas_redis_try_timeout(ngx_event_t *ev);
+static void ngx_http_eas_redis_refused(const char *what, redisReply *rr);
 static void ngx_http_eas_redis_on_reserve(redisAsyncContext *ac,
     void *reply, void *data);
 static void ngx_http_eas_redis_on_fail(redisAsyncContext *ac, void *reply,
@@ -209,6 +210,7 @@ static const char  ngx_http_eas_redis_unlock_all_lua[] =
 /* when this worker last said a message was not understood */
 
 static time_t  ngx_http_eas_redis_junk_logged;
+static time_t  ngx_http_eas_redis_refused_logged;
 
 
 /*
@@ -364,6 +366,28 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
 }
 
 
+/*
+ * Redis refused a command of a request (an error reply: out of memory
+ * with noeviction, a read-only replica): said once a minute per worker
+ * at most, not once a request; the fallback applies to every request
+ * all the same (docs/scale-out.md).
+ */
+
+static void
+ngx_http_eas_redis_refused(const char *what, redisReply *rr)
+{
+    if (ngx_time() - ngx_http_eas_redis_refused_logged < 60) {
+        return;
+    }
+
+    ngx_http_eas_redis_refused_logged = ngx_time();
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "eas: shared state: %s failed: %*s (said once a minute)",
+                  what, (size_t) rr->len, rr->str);
+}
+
+
 static void
 ngx_http_eas_redis_on_reserve(redisAsyncContext *ac, void *reply,
     void *data)
@@ -389,9 +413,7 @@ ngx_http_eas_redis_on_reserve(redisAsyncContext *ac, void *reply,
         left = (time_t) rr->element[1]->integer;
 
     } else if (rr && rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "eas: shared state: reserving a try failed: %*s",
-                      (size_t) rr->len, rr->str);
+        ngx_http_eas_redis_refused("reserving a try", rr);
     }
 
     if (t->request == NULL || t->state != NGX_HTTP_EAS_REDIS_ASKING) {
@@ -858,9 +880,7 @@ ngx_http_eas_redis_on_fail(redisAsyncContext *ac, void *reply, void *data)
     redisReply  *rr = reply;
 
     if (rr && rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "eas: shared state: counting a failure failed: %*s",
-                      (size_t) rr->len, rr->str);
+        ngx_http_eas_redis_refused("counting a failure", rr);
     }
 
     /* the lock itself comes back on the channel, to every gateway */

@@ -706,3 +706,24 @@ def test_lock_from_the_channel_capped_to_own_lockout_time(
         .status == 200
     poll(lambda: lines(nginx, 0, "not understood") or None,
          "the lock with no time noticed")
+
+
+def test_redis_out_of_memory_said_once_a_minute(nginx_factory, redis,
+                                                directory, backend):
+    """Redis full (maxmemory with noeviction) refuses every write with
+    OOM: each verification falls back to the local count (and is
+    answered), and the refusal is logged once a minute per worker, not
+    once a request."""
+    nginx, = start_gateways(nginx_factory, redis, directory, backend, 1)
+    redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    redis.command("CONFIG", "SET", "maxmemory", "1")
+    try:
+        mark = nginx.mark()
+        for i in range(12):
+            assert device(nginx, device_id="OOM%d" % i, user="u%d" % i,
+                          password="bad").options().status == 401
+        poll(lambda: lines(nginx, mark, "failed: OOM") or None,
+             "the refusal logged")
+        assert len(lines(nginx, mark, "failed: OOM")) <= 4   # 2 workers
+    finally:
+        redis.command("CONFIG", "SET", "maxmemory", "0")
