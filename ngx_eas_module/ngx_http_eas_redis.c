@@ -846,6 +846,21 @@ ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link, const char *why)
     ngx_msec_t          backoff;
     redisAsyncContext  *ac;
 
+    /*
+     * the backoff starts again from the shortest only after a link that
+     * proved healthy: set up and kept for the longest backoff.  A server
+     * that answers the setup and then says something nobody asked (a
+     * rogue one, or not Redis) is dropped each time after a longer wait,
+     * not 20 times a second.
+     */
+
+    if (link->ready
+        && ngx_current_msec - link->ready_since
+           >= ngx_http_eas_redis_conf->retry)
+    {
+        link->backoff = 0;
+    }
+
     ac = link->ac;
     link->ac = NULL;
     link->connected = 0;
@@ -955,7 +970,18 @@ ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply, void *data)
     redisReply                 *rr = reply;
     ngx_http_eas_redis_link_t  *link = data;
 
-    if (link->ac != ac || rr == NULL || rr->type != REDIS_REPLY_ERROR) {
+    if (link->ac != ac || rr == NULL) {
+        return;
+    }
+
+    if (rr->type != REDIS_REPLY_ERROR) {
+        if (rr->type != REDIS_REPLY_STATUS || rr->len != 2
+            || ngx_strncmp(rr->str, "OK", 2) != 0)
+        {
+            /* not what Redis answers AUTH or SELECT: not Redis */
+            ngx_http_eas_redis_drop(link, "an unexpected setup reply");
+        }
+
         return;
     }
 
@@ -981,12 +1007,20 @@ ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
+    if (rr->type != REDIS_REPLY_STATUS || rr->len != 4
+        || ngx_strncmp(rr->str, "PONG", 4) != 0)
+    {
+        /* not what Redis answers PING: not Redis, or it spoke first */
+        ngx_http_eas_redis_drop(link, "an unexpected setup reply");
+        return;
+    }
+
     if (link->watch.timer_set) {
         ngx_del_timer(&link->watch);
     }
 
-    link->backoff = 0;
     link->ready = 1;
+    link->ready_since = ngx_current_msec;
     ngx_http_eas_redis_state(1, NULL);
 }
 
@@ -1025,8 +1059,8 @@ ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link, redisReply *rr)
             ngx_del_timer(&link->watch);
         }
 
-        link->backoff = 0;
         link->ready = 1;
+        link->ready_since = ngx_current_msec;
         return NGX_OK;
     }
 

@@ -47,6 +47,7 @@ typedef struct {
     ngx_event_t                  watch;
     ngx_msec_t                   backoff;
     ngx_msec_t                   busy_since;
+    ngx_msec_t                   ready_since;  /* set up, answered */
     ngx_uint_t                   inflight;
     void                        *calls;        /* waiting for replies, */
     void                        *last;         /* oldest first */

@@ -727,3 +727,84 @@ def test_redis_out_of_memory_said_once_a_minute(nginx_factory, redis,
         assert len(lines(nginx, mark, "failed: OOM")) <= 4   # 2 workers
     finally:
         redis.command("CONFIG", "SET", "maxmemory", "0")
+
+
+class SpeakingFirstRedis:
+    """A Redis impostor (rogue, or a man in the middle) that writes
+    replies nobody asked for as soon as a gateway connects, then
+    answers every command as Redis would and keeps the connection."""
+
+    GREETING = (b"+OK\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$12\r\nt:db0:events"
+                b"\r\n$3\r\nabc\r\n")
+
+    def __init__(self):
+        import socket
+        self.port = free_port()
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self.connections = 0
+        self.stopping = False
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._client, args=(conn,),
+                             daemon=True).start()
+
+    def _client(self, conn):
+        from eastest.redis import _read
+        conn.settimeout(10)
+        reader = conn.makefile("rb")
+        try:
+            conn.sendall(self.GREETING)
+            while not self.stopping:
+                command = _read(reader)
+                if not isinstance(command, list) or not command:
+                    return
+                name = command[0].upper()
+                if name == b"SUBSCRIBE":
+                    conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n"
+                                 b":1\r\n" % (len(command[1]), command[1]))
+                elif name == b"PING":
+                    conn.sendall(b"+PONG\r\n")
+                else:
+                    conn.sendall(b"+OK\r\n")
+        except (OSError, ValueError):
+            pass
+        finally:
+            reader.close()
+            conn.close()
+
+
+def test_redis_speaking_first_never_counts_as_up(nginx_factory, directory,
+                                                 backend):
+    """A Redis that speaks first: its replies answer no setup command
+    as Redis would, so the link is never taken for up (no "up again"
+    line per connection, at most one "down" line), the backoff is not
+    reset by it, and the gateway keeps serving."""
+    with SpeakingFirstRedis() as rogue:
+        nginx = rogue_gateway(nginx_factory, rogue, directory, backend)
+        poll(lambda: rogue.connections >= 16 or None,
+             "connections made again", timeout=60)
+        assert device(nginx).options().status == 200
+        assert status(nginx)["shared_state"]["up"] == 0
+        assert not lines(nginx, 0, "is up again")
+        assert len(lines(nginx, 0, "is down")) <= 1
