@@ -729,7 +729,7 @@ def test_redis_out_of_memory_said_once_a_minute(nginx_factory, redis,
         redis.command("CONFIG", "SET", "maxmemory", "0")
 
 
-class SpeakingFirstRedis:
+class SpeakingFirstRedis(RogueRedis):
     """A Redis impostor (rogue, or a man in the middle) that writes
     replies nobody asked for as soon as a gateway connects, then
     answers every command as Redis would and keeps the connection."""
@@ -738,39 +738,13 @@ class SpeakingFirstRedis:
                 b"\r\n$3\r\nabc\r\n")
 
     def __init__(self):
-        import socket
-        self.port = free_port()
-        self.url = "redis://127.0.0.1:%d" % self.port
+        super().__init__([])
         self.connections = 0
-        self.stopping = False
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            threading.Thread(target=self._client, args=(conn,),
-                             daemon=True).start()
 
     def _client(self, conn):
         from eastest.redis import _read
+        with self.lock:
+            self.connections += 1
         conn.settimeout(10)
         reader = conn.makefile("rb")
         try:
