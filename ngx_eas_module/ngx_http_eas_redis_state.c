@@ -195,16 +195,36 @@ static const char  ngx_http_eas_redis_unlock_lua[] =
     "return n";
 
 
+/*
+ * The set of locks lists them, but it may be gone (evicted, deleted):
+ * the lock keys of the zone are also looked for with SCAN, in steps of
+ * a bounded COUNT, the prefix and zone name escaped from the pattern.
+ */
+
 static const char  ngx_http_eas_redis_unlock_all_lua[] =
-    "local m = redis.call('SMEMBERS', KEYS[1]) "
-    "for _, k in ipairs(m) do "
-    "  redis.call('DEL', k) "
+    "local seen, n = {}, 0 "
+    "local function lift(k) "
+    "  if seen[k] then return end "
+    "  seen[k] = true "
+    "  n = n + redis.call('DEL', k) "
     "  local s = string.sub(k, #ARGV[3] + 1) "
     "  redis.call('DEL', ARGV[3] .. string.sub(s, 1, 1) .. string.sub(s, 3)) "
     "end "
+    "for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do lift(k) end "
+    "local z = string.sub(KEYS[1], #ARGV[3] + 7) "
+    "for _, kind in ipairs({'ul:', 'al:'}) do "
+    "  local p = string.gsub(ARGV[3] .. kind .. z, '[%*%?%[%]\\]', "
+    "                        '\\%0') .. ':*' "
+    "  local c = '0' "
+    "  repeat "
+    "    local r = redis.call('SCAN', c, 'MATCH', p, 'COUNT', 1000) "
+    "    c = r[1] "
+    "    for _, k in ipairs(r[2]) do lift(k) end "
+    "  until c == '0' "
+    "end "
     "redis.call('DEL', KEYS[1]) "
     "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
-    "return #m";
+    "return n";
 
 
 /* when this worker last said a message was not understood */

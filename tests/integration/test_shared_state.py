@@ -782,3 +782,20 @@ def test_redis_speaking_first_never_counts_as_up(nginx_factory, directory,
         assert status(nginx)["shared_state"]["up"] == 0
         assert not lines(nginx, 0, "is up again")
         assert len(lines(nginx, 0, "is down")) <= 1
+
+
+def test_lift_all_without_the_set_of_locks(nginx_factory, redis, directory,
+                                           backend):
+    """The set listing a zone's locks on Redis is gone (evicted, or
+    deleted): lifting every lockout still finds the lock keys (SCAN)
+    and deletes them, so no gateway finds the user locked on Redis."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    for i in range(LIMIT):
+        assert device(b, password="bad%d" % i).options().status == 401
+    assert redis.keys("t:ul:*")
+    redis.command("DEL", "t:locks:auth")
+    assert admin(a, "DELETE", "lockouts?all=1") == 200
+    poll(lambda: not redis.keys("t:ul:*") or None, "the lock key deleted",
+         timeout=5, interval=0.1)
+    poll(lambda: device(b, device_id="B2").options().status == 200,
+         "every lock lifted on gateway B", timeout=5, interval=0.1)
