@@ -71,6 +71,8 @@ static char *ngx_http_eas_redis_param(ngx_conf_t *cf,
 static char *ngx_http_eas_redis_password(ngx_conf_t *cf,
     ngx_http_eas_redis_conf_t *rcf, ngx_str_t *file);
 static void *ngx_http_eas_redis_create_conf(ngx_conf_t *cf);
+static char *ngx_http_eas_redis_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static ngx_int_t ngx_http_eas_redis_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_eas_redis_init_process(ngx_cycle_t *cycle);
@@ -126,7 +128,7 @@ static ngx_http_module_t  ngx_http_eas_redis_module_ctx = {
     NULL,                                  /* merge server configuration */
 
     NULL,                                  /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_eas_redis_merge_loc_conf      /* merge location configuration */
 };
 
 
@@ -181,6 +183,87 @@ ngx_http_eas_redis_create_conf(ngx_conf_t *cf)
      */
 
     return rcf;
+}
+
+
+/*
+ * Called for every location after the pre-auth settings of the main
+ * module are merged (it comes first in the module list): the longest
+ * lockout time a location of this gateway sets in each pre-auth zone,
+ * the cap of a lock another gateway announces on the channel.
+ */
+
+static char *
+ngx_http_eas_redis_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_uint_t                       i;
+    ngx_http_eas_loc_conf_t         *elcf;
+    ngx_http_eas_redis_conf_t       *rcf;
+    ngx_http_eas_redis_lock_time_t  *lt;
+
+    elcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_eas_module);
+    rcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eas_redis_module);
+
+    if (elcf == NULL || elcf->preauth.zone == NULL
+        || elcf->preauth.lock_time == NGX_CONF_UNSET)
+    {
+        return NGX_CONF_OK;
+    }
+
+    if (rcf->lock_times == NULL) {
+        rcf->lock_times = ngx_array_create(cf->pool, 4,
+                                     sizeof(ngx_http_eas_redis_lock_time_t));
+        if (rcf->lock_times == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lt = rcf->lock_times->elts;
+
+    for (i = 0; i < rcf->lock_times->nelts; i++) {
+        if (lt[i].zone == elcf->preauth.zone) {
+            lt[i].lock_time = ngx_max(lt[i].lock_time,
+                                      elcf->preauth.lock_time);
+            return NGX_CONF_OK;
+        }
+    }
+
+    lt = ngx_array_push(rcf->lock_times);
+    if (lt == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lt->zone = elcf->preauth.zone;
+    lt->lock_time = elcf->preauth.lock_time;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the cap of a lock in the zone announced by another gateway */
+
+time_t
+ngx_http_eas_redis_lock_time(ngx_shm_zone_t *zone)
+{
+    ngx_uint_t                       i;
+    ngx_http_eas_redis_conf_t       *rcf;
+    ngx_http_eas_redis_lock_time_t  *lt;
+
+    rcf = ngx_http_eas_redis_conf;
+
+    if (rcf != NULL && rcf->lock_times != NULL) {
+        lt = rcf->lock_times->elts;
+
+        for (i = 0; i < rcf->lock_times->nelts; i++) {
+            if (lt[i].zone == zone) {
+                return lt[i].lock_time;
+            }
+        }
+    }
+
+    /* no location of this gateway checks a lockout in the zone */
+
+    return 0;
 }
 
 
@@ -763,6 +846,21 @@ ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link, const char *why)
     ngx_msec_t          backoff;
     redisAsyncContext  *ac;
 
+    /*
+     * the backoff starts again from the shortest only after a link that
+     * proved healthy: set up and kept for the longest backoff.  A server
+     * that answers the setup and then says something nobody asked (a
+     * rogue one, or not Redis) is dropped each time after a longer wait,
+     * not 20 times a second.
+     */
+
+    if (link->ready
+        && ngx_current_msec - link->ready_since
+           >= ngx_http_eas_redis_conf->retry)
+    {
+        link->backoff = 0;
+    }
+
     ac = link->ac;
     link->ac = NULL;
     link->connected = 0;
@@ -872,7 +970,18 @@ ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply, void *data)
     redisReply                 *rr = reply;
     ngx_http_eas_redis_link_t  *link = data;
 
-    if (link->ac != ac || rr == NULL || rr->type != REDIS_REPLY_ERROR) {
+    if (link->ac != ac || rr == NULL) {
+        return;
+    }
+
+    if (rr->type != REDIS_REPLY_ERROR) {
+        if (rr->type != REDIS_REPLY_STATUS || rr->len != 2
+            || ngx_strncmp(rr->str, "OK", 2) != 0)
+        {
+            /* not what Redis answers AUTH or SELECT: not Redis */
+            ngx_http_eas_redis_drop(link, "an unexpected setup reply");
+        }
+
         return;
     }
 
@@ -898,12 +1007,20 @@ ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
+    if (rr->type != REDIS_REPLY_STATUS || rr->len != 4
+        || ngx_strncmp(rr->str, "PONG", 4) != 0)
+    {
+        /* not what Redis answers PING: not Redis, or it spoke first */
+        ngx_http_eas_redis_drop(link, "an unexpected setup reply");
+        return;
+    }
+
     if (link->watch.timer_set) {
         ngx_del_timer(&link->watch);
     }
 
-    link->backoff = 0;
     link->ready = 1;
+    link->ready_since = ngx_current_msec;
     ngx_http_eas_redis_state(1, NULL);
 }
 
@@ -942,8 +1059,8 @@ ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link, redisReply *rr)
             ngx_del_timer(&link->watch);
         }
 
-        link->backoff = 0;
         link->ready = 1;
+        link->ready_since = ngx_current_msec;
         return NGX_OK;
     }
 

@@ -28,7 +28,15 @@ typedef struct {
     ngx_msec_t                   retry;         /* longest backoff */
     ngx_uint_t                   lockout_refuse;
     ngx_shm_zone_t              *shm_zone;
+    ngx_array_t                 *lock_times;   /* of *_lock_time_t */
 } ngx_http_eas_redis_conf_t;
+
+
+/* the longest lockout this gateway sets in a pre-auth zone */
+typedef struct {
+    ngx_shm_zone_t              *zone;
+    time_t                       lock_time;
+} ngx_http_eas_redis_lock_time_t;
 
 
 /* one of a worker's two connections */
@@ -39,6 +47,7 @@ typedef struct {
     ngx_event_t                  watch;
     ngx_msec_t                   backoff;
     ngx_msec_t                   busy_since;
+    ngx_msec_t                   ready_since;  /* set up, answered */
     ngx_uint_t                   inflight;
     void                        *calls;        /* waiting for replies, */
     void                        *last;         /* oldest first */
@@ -52,6 +61,7 @@ typedef struct {
 
 
 ngx_http_eas_redis_conf_t *ngx_http_eas_redis_get_conf(void);
+time_t ngx_http_eas_redis_lock_time(ngx_shm_zone_t *zone);
 ngx_int_t ngx_http_eas_redis_attach(redisAsyncContext *ac,
     ngx_http_eas_redis_link_t *link);
 ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,

@@ -111,6 +111,7 @@ static void ngx_http_eas_redis_on_unlock(redisAsyncContext *ac,
     void *reply, void *data);
 static void ngx_http_eas_redis_try_cleanup(void *data);
 static void ngx_http_eas_redis_try_timeout(ngx_event_t *ev);
+static void ngx_http_eas_redis_refused(const char *what, redisReply *rr);
 static void ngx_http_eas_redis_on_reserve(redisAsyncContext *ac,
     void *reply, void *data);
 static void ngx_http_eas_redis_on_fail(redisAsyncContext *ac, void *reply,
@@ -194,21 +195,42 @@ static const char  ngx_http_eas_redis_unlock_lua[] =
     "return n";
 
 
+/*
+ * The set of locks lists them, but it may be gone (evicted, deleted):
+ * the lock keys of the zone are also looked for with SCAN, in steps of
+ * a bounded COUNT, the prefix and zone name escaped from the pattern.
+ */
+
 static const char  ngx_http_eas_redis_unlock_all_lua[] =
-    "local m = redis.call('SMEMBERS', KEYS[1]) "
-    "for _, k in ipairs(m) do "
-    "  redis.call('DEL', k) "
+    "local seen, n = {}, 0 "
+    "local function lift(k) "
+    "  if seen[k] then return end "
+    "  seen[k] = true "
+    "  n = n + redis.call('DEL', k) "
     "  local s = string.sub(k, #ARGV[3] + 1) "
     "  redis.call('DEL', ARGV[3] .. string.sub(s, 1, 1) .. string.sub(s, 3)) "
     "end "
+    "for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do lift(k) end "
+    "local z = string.sub(KEYS[1], #ARGV[3] + 7) "
+    "for _, kind in ipairs({'ul:', 'al:'}) do "
+    "  local p = string.gsub(ARGV[3] .. kind .. z, '[%*%?%[%]\\]', "
+    "                        '\\%0') .. ':*' "
+    "  local c = '0' "
+    "  repeat "
+    "    local r = redis.call('SCAN', c, 'MATCH', p, 'COUNT', 1000) "
+    "    c = r[1] "
+    "    for _, k in ipairs(r[2]) do lift(k) end "
+    "  until c == '0' "
+    "end "
     "redis.call('DEL', KEYS[1]) "
     "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
-    "return #m";
+    "return n";
 
 
 /* when this worker last said a message was not understood */
 
 static time_t  ngx_http_eas_redis_junk_logged;
+static time_t  ngx_http_eas_redis_refused_logged;
 
 
 /*
@@ -364,6 +386,28 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
 }
 
 
+/*
+ * Redis refused a command of a request (an error reply: out of memory
+ * with noeviction, a read-only replica): said once a minute per worker
+ * at most, not once a request; the fallback applies to every request
+ * all the same (docs/scale-out.md).
+ */
+
+static void
+ngx_http_eas_redis_refused(const char *what, redisReply *rr)
+{
+    if (ngx_time() - ngx_http_eas_redis_refused_logged < 60) {
+        return;
+    }
+
+    ngx_http_eas_redis_refused_logged = ngx_time();
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "eas: shared state: %s failed: %*s (said once a minute)",
+                  what, (size_t) rr->len, rr->str);
+}
+
+
 static void
 ngx_http_eas_redis_on_reserve(redisAsyncContext *ac, void *reply,
     void *data)
@@ -389,9 +433,7 @@ ngx_http_eas_redis_on_reserve(redisAsyncContext *ac, void *reply,
         left = (time_t) rr->element[1]->integer;
 
     } else if (rr && rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "eas: shared state: reserving a try failed: %*s",
-                      (size_t) rr->len, rr->str);
+        ngx_http_eas_redis_refused("reserving a try", rr);
     }
 
     if (t->request == NULL || t->state != NGX_HTTP_EAS_REDIS_ASKING) {
@@ -858,9 +900,7 @@ ngx_http_eas_redis_on_fail(redisAsyncContext *ac, void *reply, void *data)
     redisReply  *rr = reply;
 
     if (rr && rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "eas: shared state: counting a failure failed: %*s",
-                      (size_t) rr->len, rr->str);
+        ngx_http_eas_redis_refused("counting a failure", rr);
     }
 
     /* the lock itself comes back on the channel, to every gateway */
@@ -1087,6 +1127,7 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
 {
     u_char                     *p, *last;
     char                        type;
+    time_t                      cap;
     ngx_str_t                   node, zname, s2, s3;
     ngx_uint_t                  i, n[4], generation;
     ngx_shm_zone_t             *zone;
@@ -1169,7 +1210,18 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
             goto invalid;
         }
 
-        ngx_http_eas_cache_lock(zone, n[0], &s2, (time_t) n[1]);
+        /*
+         * what is left of the lock, never longer than this gateway's
+         * own lockout time for the zone: a forged "L" on the channel
+         * cannot lock anyone for years
+         */
+
+        cap = ngx_http_eas_redis_lock_time(zone);
+
+        if (cap > 0) {
+            ngx_http_eas_cache_lock(zone, n[0], &s2,
+                                    ngx_min((time_t) n[1], cap));
+        }
         break;
 
     case 'U':

@@ -689,3 +689,113 @@ def test_redis_speaking_first_is_read_once(nginx_factory, directory,
         for _ in range(4):
             assert device(nginx).options().status == 200
         assert status(nginx)["shared_state"]["up"] == 0
+
+
+def test_lock_from_the_channel_capped_to_own_lockout_time(
+        nginx_factory, redis, directory, backend):
+    """A lock forged on the channel by anyone who can publish ("L" with
+    ~31 years left): each gateway keeps it no longer than its own
+    lockout time (time=1h), and a lock with no time left is junk."""
+    nginx, = start_gateways(nginx_factory, redis, directory, backend, 1)
+    redis.command("PUBLISH", "t:db0:events",
+                  "L x 1 999999999 4 4 authjdoe")
+    redis.command("PUBLISH", "t:db0:events", "L x 1 0 4 3 authamy")
+    found = poll(lambda: lockouts(nginx) or None, "the forged lock")
+    assert len(found) == 1 and found[0]["left"] <= 3600, found
+    assert device(nginx, user="amy", password="apple").options() \
+        .status == 200
+    poll(lambda: lines(nginx, 0, "not understood") or None,
+         "the lock with no time noticed")
+
+
+def test_redis_out_of_memory_said_once_a_minute(nginx_factory, redis,
+                                                directory, backend):
+    """Redis full (maxmemory with noeviction) refuses every write with
+    OOM: each verification falls back to the local count (and is
+    answered), and the refusal is logged once a minute per worker, not
+    once a request."""
+    nginx, = start_gateways(nginx_factory, redis, directory, backend, 1)
+    redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    redis.command("CONFIG", "SET", "maxmemory", "1")
+    try:
+        mark = nginx.mark()
+        for i in range(12):
+            assert device(nginx, device_id="OOM%d" % i, user="u%d" % i,
+                          password="bad").options().status == 401
+        poll(lambda: lines(nginx, mark, "failed: OOM") or None,
+             "the refusal logged")
+        assert len(lines(nginx, mark, "failed: OOM")) <= 4   # 2 workers
+    finally:
+        redis.command("CONFIG", "SET", "maxmemory", "0")
+
+
+class SpeakingFirstRedis(RogueRedis):
+    """A Redis impostor (rogue, or a man in the middle) that writes
+    replies nobody asked for as soon as a gateway connects, then
+    answers every command as Redis would and keeps the connection."""
+
+    GREETING = (b"+OK\r\n:1\r\n*3\r\n$7\r\nmessage\r\n$12\r\nt:db0:events"
+                b"\r\n$3\r\nabc\r\n")
+
+    def __init__(self):
+        super().__init__([])
+        self.connections = 0
+
+    def _client(self, conn):
+        from eastest.redis import _read
+        with self.lock:
+            self.connections += 1
+        conn.settimeout(10)
+        reader = conn.makefile("rb")
+        try:
+            conn.sendall(self.GREETING)
+            while not self.stopping:
+                command = _read(reader)
+                if not isinstance(command, list) or not command:
+                    return
+                name = command[0].upper()
+                if name == b"SUBSCRIBE":
+                    conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n"
+                                 b":1\r\n" % (len(command[1]), command[1]))
+                elif name == b"PING":
+                    conn.sendall(b"+PONG\r\n")
+                else:
+                    conn.sendall(b"+OK\r\n")
+        except (OSError, ValueError):
+            pass
+        finally:
+            reader.close()
+            conn.close()
+
+
+def test_redis_speaking_first_never_counts_as_up(nginx_factory, directory,
+                                                 backend):
+    """A Redis that speaks first: its replies answer no setup command
+    as Redis would, so the link is never taken for up (no "up again"
+    line per connection, at most one "down" line), the backoff is not
+    reset by it, and the gateway keeps serving."""
+    with SpeakingFirstRedis() as rogue:
+        nginx = rogue_gateway(nginx_factory, rogue, directory, backend)
+        poll(lambda: rogue.connections >= 16 or None,
+             "connections made again", timeout=60)
+        assert device(nginx).options().status == 200
+        assert status(nginx)["shared_state"]["up"] == 0
+        assert not lines(nginx, 0, "is up again")
+        assert len(lines(nginx, 0, "is down")) <= 1
+
+
+def test_lift_all_without_the_set_of_locks(nginx_factory, redis, directory,
+                                           backend):
+    """The set listing a zone's locks on Redis is gone (evicted, or
+    deleted): lifting every lockout still finds the lock keys (SCAN)
+    and deletes them, so no gateway finds the user locked on Redis."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    for i in range(LIMIT):
+        assert device(b, password="bad%d" % i).options().status == 401
+    assert redis.keys("t:ul:*")
+    redis.command("DEL", "t:locks:auth")
+    assert admin(a, "DELETE", "lockouts?all=1") == 200
+    poll(lambda: not redis.keys("t:ul:*") or None, "the lock key deleted",
+         timeout=5, interval=0.1)
+    poll(lambda: device(b, device_id="B2").options().status == 200,
+         "every lock lifted on gateway B", timeout=5, interval=0.1)
