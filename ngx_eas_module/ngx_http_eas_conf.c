@@ -276,3 +276,121 @@ ngx_http_eas_zone_parameter(ngx_conf_t *cf, ngx_command_t *cmd,
 
     return NGX_OK;
 }
+
+
+/*
+ * A secret kept out of nginx.conf (world-readable on Debian): a file
+ * holding it on one line, the line end not part of it, read now by the
+ * master process, which reads the configuration as root at start and at
+ * every reload, so the file may be root's alone (0600).  "what" names
+ * the parameter and its directive in the messages; the secret itself is
+ * never logged, and the read buffer is wiped.  The secret is returned
+ * NUL-terminated for libraries that want a C string.
+ */
+
+ngx_int_t
+ngx_http_eas_secret_file(ngx_conf_t *cf, ngx_str_t *path, ngx_str_t *what,
+    ngx_str_t *secret)
+{
+    u_char           *p;
+    size_t            len;
+    ssize_t           n;
+    ngx_int_t         rc;
+    ngx_str_t         name;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+    u_char            buf[NGX_HTTP_EAS_SECRET_MAX + 2];
+
+    name = *path;
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty file name in %V",
+                           what);
+        return NGX_ERROR;
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%s\" failed, %V",
+                           name.data, what);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+    n = NGX_ERROR;
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%s\" failed", name.data);
+        goto done;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%V: \"%s\" is not a file", what, name.data);
+        goto done;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+
+    if (n == NGX_ERROR) {
+        goto done;
+    }
+
+    len = n;
+
+    if (len && buf[len - 1] == LF) {
+        len--;
+
+        if (len && buf[len - 1] == CR) {
+            len--;
+        }
+    }
+
+    if (len == 0 || len > NGX_HTTP_EAS_SECRET_MAX
+        || ngx_strlchr(buf, buf + len, LF) != NULL
+        || ngx_strlchr(buf, buf + len, '\0') != NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%V: \"%s\" must hold the password on one line, "
+                           "1 to %d bytes", what, name.data,
+                           NGX_HTTP_EAS_SECRET_MAX);
+        goto done;
+    }
+
+    p = ngx_pnalloc(cf->pool, len + 1);
+    if (p == NULL) {
+        goto done;
+    }
+
+    ngx_memcpy(p, buf, len);
+    p[len] = '\0';
+
+    secret->data = p;
+    secret->len = len;
+
+    rc = NGX_OK;
+
+done:
+
+    if (n > 0) {
+        ngx_explicit_memzero(buf, n);
+    }
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%s\" failed", name.data);
+    }
+
+    return rc;
+}

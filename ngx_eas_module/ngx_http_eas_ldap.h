@@ -23,7 +23,6 @@
 
 
 #define NGX_HTTP_EAS_LDAP_URLS        8
-#define NGX_HTTP_EAS_LDAP_PASSWORD_MAX  1024   /* bind_password_file */
 
 #define NGX_HTTP_EAS_LDAP_DEPTH_MAX        32
 

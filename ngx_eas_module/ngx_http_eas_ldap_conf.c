@@ -477,123 +477,30 @@ ngx_http_eas_ldap_domain_parameter(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
 
 
 /*
- * The service account's password from a file, so that it need not sit
- * in nginx.conf (world-readable on Debian): read now, by the master
- * process, which reads the configuration as root at start and at
- * every reload, so the file may be root's alone (0600).  One line; the
- * line end is not part of the password.  Never logged.
+ * The service account's password from a file of one line, so that it
+ * need not sit in nginx.conf (ngx_http_eas_secret_file()).
  */
 
 static char *
 ngx_http_eas_ldap_password_file(ngx_conf_t *cf, ngx_http_eas_ldap_t *ldap,
     ngx_str_t *path)
 {
-    char             *rv;
-    u_char           *p;
-    size_t            len;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_str_t         name;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
-    u_char            buf[NGX_HTTP_EAS_LDAP_PASSWORD_MAX + 2];
+    ngx_str_t  what;
+    u_char     text[sizeof("\"bind_password_file\" of \"eas_ldap_server\" "
+                           "\"\"") + NGX_MAX_CONF_ERRSTR];
 
-    name = *path;
+    what.data = text;
+    what.len = ngx_snprintf(text, sizeof(text), "\"bind_password_file\" of "
+                            "\"eas_ldap_server\" \"%V\"", &ldap->name)
+               - text;
 
-    if (name.len == 0) {
-        return "empty file name in";
-    }
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%s\" failed, "
-                           "\"bind_password_file\" of \"eas_ldap_server\" "
-                           "\"%V\"", name.data, &ldap->name);
-        return NGX_CONF_ERROR;
-    }
-
-    rv = NGX_CONF_OK;
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.fd = fd;
-    file.name = name;
-    file.log = cf->log;
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%s\" failed", name.data);
-        rv = NGX_CONF_ERROR;
-        goto done;
-    }
-
-    if (!ngx_is_file(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"bind_password_file\" \"%s\" of "
-                           "\"eas_ldap_server\" \"%V\" is not a file",
-                           name.data, &ldap->name);
-        rv = NGX_CONF_ERROR;
-        goto done;
-    }
-
-    n = ngx_read_file(&file, buf, sizeof(buf), 0);
-
-    if (n == NGX_ERROR) {
-        rv = NGX_CONF_ERROR;
-        goto done;
-    }
-
-    len = n;
-
-    if (len && buf[len - 1] == LF) {
-        len--;
-
-        if (len && buf[len - 1] == CR) {
-            len--;
-        }
-    }
-
-    if (len == 0 || len > NGX_HTTP_EAS_LDAP_PASSWORD_MAX
-        || ngx_strlchr(buf, buf + len, LF) != NULL
-        || ngx_strlchr(buf, buf + len, '\0') != NULL)
+    if (ngx_http_eas_secret_file(cf, path, &what, &ldap->bind_password)
+        != NGX_OK)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"bind_password_file\" \"%s\" of "
-                           "\"eas_ldap_server\" \"%V\" must hold the "
-                           "password on one line, 1 to %d bytes (an empty "
-                           "password is an anonymous bind)", name.data,
-                           &ldap->name, NGX_HTTP_EAS_LDAP_PASSWORD_MAX);
-        rv = NGX_CONF_ERROR;
-        goto done;
+        return NGX_CONF_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, len + 1);
-    if (p == NULL) {
-        rv = NGX_CONF_ERROR;
-        goto done;
-    }
-
-    ngx_memcpy(p, buf, len);
-    p[len] = '\0';
-
-    ldap->bind_password.data = p;
-    ldap->bind_password.len = len;
-
-done:
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
-                           ngx_close_file_n " \"%s\" failed", name.data);
-    }
-
-    return rv;
+    return NGX_CONF_OK;
 }
 
 

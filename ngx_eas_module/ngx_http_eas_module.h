@@ -241,6 +241,12 @@ ngx_int_t ngx_http_eas_parse_handler(ngx_http_request_t *r);
 ngx_http_eas_ctx_t *ngx_http_eas_get_ctx(ngx_http_request_t *r);
 void ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user);
 ngx_int_t ngx_http_eas_variables_add(ngx_conf_t *cf);
+
+/* a secret read from a file of one line at nginx -t (..._conf.c) */
+#define NGX_HTTP_EAS_SECRET_MAX  1024
+ngx_int_t ngx_http_eas_secret_file(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_str_t *what, ngx_str_t *secret);
+
 ngx_shm_zone_t *ngx_http_eas_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
     void *tag);
 

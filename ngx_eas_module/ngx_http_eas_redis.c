@@ -499,64 +499,18 @@ invalid:
 }
 
 
-/* the first line of the file, read once: never written in a log */
+/* AUTH's password, from a file of one line (ngx_http_eas_secret_file) */
 
 static char *
 ngx_http_eas_redis_password(ngx_conf_t *cf, ngx_http_eas_redis_conf_t *rcf,
     ngx_str_t *file)
 {
-    u_char      *p, *last;
-    ssize_t      n;
-    ngx_fd_t     fd;
-    ngx_str_t    name;
-    u_char       buf[512];
+    static ngx_str_t  what =
+        ngx_string("\"password_file\" of \"eas_shared_state\"");
 
-    name = *file;
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+    if (ngx_http_eas_secret_file(cf, file, &what, &rcf->password) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-
-    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"eas_shared_state\": cannot open "
-                           "password_file \"%V\"", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    n = ngx_read_fd(fd, buf, sizeof(buf));
-    (void) ngx_close_file(fd);
-
-    if (n == -1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "\"eas_shared_state\": cannot read "
-                           "password_file \"%V\"", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    last = buf + n;
-
-    for (p = buf; p < last && *p != CR && *p != LF; p++) { /* void */ }
-
-    if (p == buf || (p == last && n == (ssize_t) sizeof(buf))) {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"eas_shared_state\": password_file \"%V\" has "
-                           "no password on its first line, or one longer "
-                           "than %uz bytes", &name, sizeof(buf) - 1);
-        return NGX_CONF_ERROR;
-    }
-
-    rcf->password.len = p - buf;
-    rcf->password.data = ngx_pnalloc(cf->pool, rcf->password.len);
-    if (rcf->password.data == NULL) {
-        ngx_explicit_memzero(buf, sizeof(buf));
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(rcf->password.data, buf, rcf->password.len);
-    ngx_explicit_memzero(buf, sizeof(buf));
 
     return NGX_CONF_OK;
 }

@@ -445,7 +445,9 @@ def test_wrong_redis_password(nginx_factory, tmp_path, directory, backend):
     ("eas_shared_state redis://127.0.0.1:6379 db=x;",
      'invalid parameter "db=x"'),
     ("eas_shared_state redis://127.0.0.1:6379 password_file=/nonexistent;",
-     "cannot open password_file"),
+     'open() "/nonexistent" failed, "password_file" of "eas_shared_state"'),
+    ("eas_shared_state redis://127.0.0.1:6379 password_file=/etc;",
+     '"password_file" of "eas_shared_state": "/etc" is not a file'),
 ])
 def test_config_errors(nginx_factory, directive, message):
     nginx = nginx_factory("http {\n    ${temp_paths}\n    " + directive
