@@ -281,7 +281,9 @@ def test_unlock_on_a_gateway_without_the_counter(nginx_factory, redis,
     for i in range(LIMIT):
         assert device(b, password="bad%d" % i).options().status == 401
     assert device(b, device_id="B1").options().status == 401
-    assert redis.keys("t:ul:*")
+    # the failure that locks is counted on Redis after the 401 is sent
+    poll(lambda: redis.keys("t:ul:*") or None, "the lock key written",
+         timeout=5, interval=0.1)
     mark = a.mark()
     assert admin(a, "DELETE", "lockouts?user=JDoe") == 200
     assert lines(a, mark, "lift lockout of user")
@@ -794,7 +796,9 @@ def test_lift_all_without_the_set_of_locks(nginx_factory, redis, directory,
     a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
     for i in range(LIMIT):
         assert device(b, password="bad%d" % i).options().status == 401
-    assert redis.keys("t:ul:*")
+    # the failure that locks is counted on Redis after the 401 is sent
+    poll(lambda: redis.keys("t:ul:*") or None, "the lock key written",
+         timeout=5, interval=0.1)
     redis.command("DEL", "t:locks:auth")
     assert admin(a, "DELETE", "lockouts?all=1") == 200
     poll(lambda: not redis.keys("t:ul:*") or None, "the lock key deleted",
