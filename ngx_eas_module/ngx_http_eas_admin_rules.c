@@ -42,13 +42,16 @@
 static ngx_int_t ngx_http_eas_admin_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
-    ngx_http_eas_admin_rule_t *rule, time_t since);
+    ngx_http_eas_admin_rule_t *rule, uint64_t stamp);
+static uint64_t ngx_http_eas_admin_now(void);
 static void ngx_http_eas_admin_key(u_char field, ngx_str_t *value,
     u_char *key, size_t *len);
 static ngx_http_eas_admin_node_t *ngx_http_eas_admin_find(
     ngx_http_eas_admin_sh_t *sh, u_char *key, size_t len);
 static ngx_int_t ngx_http_eas_admin_lost(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx);
+static void ngx_http_eas_admin_copy(ngx_http_eas_admin_entry_t *out,
+    ngx_http_eas_admin_node_t *node);
 
 
 /* eas_admin_rules zone=name:size file=path; */
@@ -174,7 +177,7 @@ ngx_http_eas_admin_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     l = ctx->loaded->elts;
 
     for (i = 0; i < ctx->loaded->nelts; i++) {
-        if (ngx_http_eas_admin_put(ctx, &l[i].rule, l[i].since) != NGX_OK) {
+        if (ngx_http_eas_admin_put(ctx, &l[i].rule, l[i].stamp) != NGX_OK) {
             ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                           "eas zone \"%V\" is too small for the rules of "
                           "\"%V\"", &shm_zone->shm.name, &ctx->file);
@@ -230,7 +233,9 @@ ngx_http_eas_admin_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     node = ngx_http_eas_admin_find(actx->sh, key, len);
 
-    if (node == NULL) {
+    /* a deletion kept for the other gateways decides nothing */
+
+    if (node == NULL || node->access == NGX_HTTP_EAS_ACCESS_NONE) {
         ngx_http_eas_admin_key(NGX_HTTP_EAS_ADMIN_USER,
                                &values->lower[NGX_HTTP_EAS_FIELD_USER],
                                key, &len);
@@ -339,6 +344,9 @@ ngx_http_eas_admin_lost(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
  * written again before the answer: NGX_ERROR if it could not be (the
  * zone has the change all the same, and the error log says why).
  * NGX_DECLINED: no such rule to remove; NGX_BUSY: the zone is full.
+ * With eas_shared_state a removed rule is kept as a deletion (access
+ * NONE, its time), so that a gateway that was away cannot bring it
+ * back, and every change goes to the other gateways.
  */
 
 ngx_int_t
@@ -346,16 +354,18 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, ngx_log_t *log)
 {
     size_t                      len;
+    uint64_t                    stamp;
     ngx_int_t                   rc;
     ngx_http_eas_admin_ctx_t   *ctx;
     ngx_http_eas_admin_node_t  *node;
     u_char                      key[NGX_HTTP_EAS_ADMIN_KEY];
 
     ctx = zone->data;
+    stamp = ngx_http_eas_admin_now();
 
     if (rule->access != NGX_HTTP_EAS_ACCESS_NONE) {
         ngx_shmtx_lock(&ctx->shpool->mutex);
-        rc = ngx_http_eas_admin_put(ctx, rule, ngx_time());
+        rc = ngx_http_eas_admin_put(ctx, rule, stamp);
         ngx_shmtx_unlock(&ctx->shpool->mutex);
 
         if (rc != NGX_OK) {
@@ -369,7 +379,13 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
 
         node = ngx_http_eas_admin_find(ctx->sh, key, len);
 
-        if (node) {
+        if (node && node->access == NGX_HTTP_EAS_ACCESS_NONE) {
+            node = NULL;
+
+        } else if (node && ngx_http_eas_redis_rules_shared()) {
+            (void) ngx_http_eas_admin_put(ctx, rule, stamp);
+
+        } else if (node) {
             ngx_queue_remove(&node->queue);
             ngx_rbtree_delete(&ctx->sh->rbtree, &node->sn.node);
             ngx_slab_free_locked(ctx->shpool, node);
@@ -384,15 +400,77 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
         }
     }
 
-    return ngx_http_eas_admin_save(ctx, log);
+    rc = ngx_http_eas_admin_save(ctx, log);
+
+    ngx_http_eas_redis_rules_push(zone, rule, stamp, log);
+
+    return rc;
 }
 
 
-/* called with the zone locked: a new rule, or a changed one */
+/*
+ * A rule of another gateway (ngx_http_eas_redis_rules.c): applied if it
+ * is newer than this zone's, or as new but stricter (the same time on
+ * two gateways), so that every gateway ends with the same.  NGX_OK:
+ * changed; NGX_DECLINED: this zone had it, or newer; NGX_BUSY: full.
+ */
+
+ngx_int_t
+ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
+    ngx_http_eas_admin_rule_t *rule, uint64_t stamp)
+{
+    size_t                      len;
+    ngx_int_t                   rc;
+    ngx_http_eas_admin_ctx_t   *ctx;
+    ngx_http_eas_admin_node_t  *node;
+    u_char                      key[NGX_HTTP_EAS_ADMIN_KEY];
+
+    ctx = zone->data;
+
+    ngx_http_eas_admin_key(rule->field, &rule->value, key, &len);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    node = ngx_http_eas_admin_find(ctx->sh, key, len);
+
+    if (node
+        && (node->stamp > stamp
+            || (node->stamp == stamp && node->access >= rule->access)))
+    {
+        rc = NGX_DECLINED;
+
+    } else {
+        rc = ngx_http_eas_admin_put(ctx, rule, stamp) == NGX_OK ? NGX_OK
+                                                                : NGX_BUSY;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+/* wall-clock milliseconds: the order of two changes on two gateways */
+
+static uint64_t
+ngx_http_eas_admin_now(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+/*
+ * Called with the zone locked: a new rule, or a changed one, or (access
+ * NONE) a deletion kept for the other gateways, not counted.
+ */
 
 static ngx_int_t
 ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
-    ngx_http_eas_admin_rule_t *rule, time_t since)
+    ngx_http_eas_admin_rule_t *rule, uint64_t stamp)
 {
     size_t                      len;
     ngx_http_eas_admin_node_t  *node;
@@ -419,11 +497,20 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
 
         ngx_rbtree_insert(&ctx->sh->rbtree, &node->sn.node);
         ngx_queue_insert_tail(&ctx->sh->queue, &node->queue);
-        (void) ngx_atomic_fetch_add(&ctx->sh->count, 1);
+        node->access = NGX_HTTP_EAS_ACCESS_NONE;
+    }
+
+    if ((node->access == NGX_HTTP_EAS_ACCESS_NONE)
+        != (rule->access == NGX_HTTP_EAS_ACCESS_NONE))
+    {
+        (void) ngx_atomic_fetch_add(&ctx->sh->count,
+                                    rule->access == NGX_HTTP_EAS_ACCESS_NONE
+                                    ? (ngx_atomic_int_t) -1 : 1);
     }
 
     node->access = (u_char) rule->access;
-    node->since = since;
+    node->stamp = stamp;
+    node->since = (time_t) (stamp / 1000);
     node->who_len = (u_char) ngx_min(rule->who.len, NGX_HTTP_EAS_ADMIN_WHO);
     ngx_memcpy(node->who, rule->who.data, node->who_len);
 
@@ -489,20 +576,74 @@ ngx_http_eas_admin_list(ngx_shm_zone_t *zone,
     {
         node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
 
-        out[i].field = node->data[0];
-        out[i].access = node->access;
-        out[i].since = node->since;
-        out[i].line = node->line;
-        out[i].value_len = node->len - 1;
-        ngx_memcpy(out[i].value, node->data + node->len, node->len - 1);
-        out[i].who_len = node->who_len;
-        ngx_memcpy(out[i].who, node->who, node->who_len);
+        if (node->access == NGX_HTTP_EAS_ACCESS_NONE) {
+            continue;
+        }
+
+        ngx_http_eas_admin_copy(&out[i], node);
         i++;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return i;
+}
+
+
+/*
+ * Every rule and kept deletion, copied out for the other gateways:
+ * from the "from"th in file order, up to n, with their times.
+ */
+
+ngx_uint_t
+ngx_http_eas_admin_entries(ngx_shm_zone_t *zone,
+    ngx_http_eas_admin_entry_t *out, uint64_t *stamps, ngx_uint_t from,
+    ngx_uint_t n)
+{
+    ngx_uint_t                  i, k;
+    ngx_queue_t                *q;
+    ngx_http_eas_admin_ctx_t   *ctx;
+    ngx_http_eas_admin_node_t  *node;
+
+    ctx = zone->data;
+    i = 0;
+    k = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (q = ngx_queue_head(&ctx->sh->queue);
+         q != ngx_queue_sentinel(&ctx->sh->queue) && i < n;
+         q = ngx_queue_next(q))
+    {
+        if (k++ < from) {
+            continue;
+        }
+
+        node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
+
+        ngx_http_eas_admin_copy(&out[i], node);
+        stamps[i] = node->stamp;
+        i++;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return i;
+}
+
+
+static void
+ngx_http_eas_admin_copy(ngx_http_eas_admin_entry_t *out,
+    ngx_http_eas_admin_node_t *node)
+{
+    out->field = node->data[0];
+    out->access = node->access;
+    out->since = node->since;
+    out->line = node->line;
+    out->value_len = node->len - 1;
+    ngx_memcpy(out->value, node->data + node->len, node->len - 1);
+    out->who_len = node->who_len;
+    ngx_memcpy(out->who, node->who, node->who_len);
 }
 
 

@@ -36,8 +36,11 @@ typedef struct {
     ngx_str_node_t                sn;             /* str: the key */
     ngx_queue_t                   queue;          /* in file order */
     time_t                        since;
+    uint64_t                      stamp;          /* ms: since, finer */
     ngx_uint_t                    line;           /* in the file */
-    u_char                        access;         /* ..._ACCESS_*, LOST */
+    u_char                        access;         /* ..._ACCESS_*, LOST;
+                                                     NONE: deleted, kept
+                                                     for the gateways */
     u_char                        who_len;
     u_short                       len;            /* of the key */
     u_char                        who[NGX_HTTP_EAS_ADMIN_WHO];
@@ -57,7 +60,7 @@ typedef struct {
 /* a rule read from the file at configuration time */
 typedef struct {
     ngx_http_eas_admin_rule_t     rule;
-    time_t                        since;
+    uint64_t                      stamp;          /* ms */
 } ngx_http_eas_admin_loaded_t;
 
 
@@ -73,6 +76,26 @@ ngx_int_t ngx_http_eas_admin_load(ngx_conf_t *cf,
     ngx_http_eas_admin_ctx_t *ctx);
 ngx_int_t ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx,
     ngx_log_t *log);
+
+/*
+ * Several gateways (ngx_http_eas_redis_rules.c): a rule as another
+ * gateway made it, applied if it is newer than this zone's (NGX_OK; it
+ * is not announced again), and this zone's rules and deletions copied
+ * out, from "from" on (returns how many, up to n).
+ */
+ngx_int_t ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
+    ngx_http_eas_admin_rule_t *rule, uint64_t stamp);
+ngx_uint_t ngx_http_eas_admin_entries(ngx_shm_zone_t *zone,
+    ngx_http_eas_admin_entry_t *out, uint64_t *stamps, ngx_uint_t from,
+    ngx_uint_t n);
+
+/* "allow", "block", "lost": ..._ACCESS_*, ..._LOST; else NGX_ERROR */
+ngx_uint_t ngx_http_eas_admin_access_parse(ngx_str_t *name);
+
+/* the hooks of ngx_http_eas_redis_rules.c: shared, and a change made */
+ngx_uint_t ngx_http_eas_redis_rules_shared(void);
+void ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
+    ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_log_t *log);
 
 
 #endif /* _NGX_HTTP_EAS_ADMIN_RULES_H_INCLUDED_ */

@@ -134,7 +134,11 @@ ngx_http_eas_admin_load(ngx_conf_t *cf, ngx_http_eas_admin_ctx_t *ctx)
 /*
  * One line as ngx_http_eas_admin_save() writes it:
  *   (allow|block) (device_id|user)="value"[ # eas_admin (lost|rule) T ...]
- * NGX_DECLINED: blank or comment.
+ * or a deletion kept for the other gateways (eas_shared_state), a
+ * comment to a rules file:
+ *   # deleted (device_id|user)="value"  # eas_admin none T ...
+ * T is seconds, with milliseconds after a dot.  NGX_DECLINED: blank or
+ * comment.
  */
 
 static ngx_int_t
@@ -143,6 +147,8 @@ ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p, u_char *last,
 {
     u_char                     *v;
     size_t                      n;
+    time_t                      since;
+    ngx_uint_t                  ms;
     ngx_http_eas_admin_rule_t  *rule;
 
     rule = &l->rule;
@@ -152,11 +158,14 @@ ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p, u_char *last,
         p++;
     }
 
-    if (p == last || *p == '#') {
-        return NGX_DECLINED;
-    }
+    if (last - p > 10 && ngx_strncmp(p, "# deleted ", 10) == 0) {
+        rule->access = NGX_HTTP_EAS_ACCESS_NONE;
+        p += 10 - 6;        /* as long as "allow " after this */
 
-    if (last - p > 6 && ngx_strncmp(p, "allow ", 6) == 0) {
+    } else if (p == last || *p == '#') {
+        return NGX_DECLINED;
+
+    } else if (last - p > 6 && ngx_strncmp(p, "allow ", 6) == 0) {
         rule->access = NGX_HTTP_EAS_ACCESS_ALLOWED;
 
     } else if (last - p > 6 && ngx_strncmp(p, "block ", 6) == 0) {
@@ -219,19 +228,43 @@ ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p, u_char *last,
     if (last - p > 11 && ngx_strncmp(p, "# eas_admin ", 12) == 0) {
         p += 12;
 
-        if (last - p > 5 && ngx_strncmp(p, "lost ", 5) == 0) {
+        if (last - p > 5 && ngx_strncmp(p, "lost ", 5) == 0
+            && rule->access != NGX_HTTP_EAS_ACCESS_NONE)
+        {
             rule->access = NGX_HTTP_EAS_ADMIN_LOST;
             p += 5;
 
         } else if (last - p > 5 && ngx_strncmp(p, "rule ", 5) == 0) {
             p += 5;
+
+        } else if (last - p > 5 && ngx_strncmp(p, "none ", 5) == 0
+                   && rule->access == NGX_HTTP_EAS_ACCESS_NONE)
+        {
+            p += 5;
         }
 
-        l->since = 0;
+        since = 0;
+        ms = 0;
 
         for ( /* void */ ; p < last && *p >= '0' && *p <= '9'; p++) {
-            l->since = l->since * 10 + (*p - '0');
+            if (since < NGX_MAX_TIME_T_VALUE / 1000 / 10) {
+                since = since * 10 + (*p - '0');
+            }
         }
+
+        if (p < last && *p == '.') {
+            for (p++, n = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+                if (n++ < 3) {
+                    ms = ms * 10 + (*p - '0');
+                }
+            }
+
+            for ( /* void */ ; n < 3; n++) {
+                ms *= 10;
+            }
+        }
+
+        l->stamp = (uint64_t) since * 1000 + ms;
 
         while (p < last && *p == ' ') {
             p++;
@@ -294,7 +327,7 @@ ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
              q = ngx_queue_next(q))
         {
             node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
-            size += sizeof("block device_id=\"\"  # eas_admin lost  \n")
+            size += sizeof("# deleted device_id=\"\"  # eas_admin lost .000 \n")
                     + 2 * (node->len - 1) + NGX_TIME_T_LEN + node->who_len;
         }
 
@@ -333,14 +366,27 @@ ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
                          ? NGX_HTTP_EAS_ACCESS_ALLOWED
                          : NGX_HTTP_EAS_ACCESS_BLOCKED];
 
-            p = ngx_sprintf(p, "%V %s=\"", access,
+            p = ngx_sprintf(p, "%s %s=\"",
+                            node->access == NGX_HTTP_EAS_ACCESS_NONE
+                            ? "# deleted" : (char *) access->data,
                             node->data[0] == NGX_HTTP_EAS_ADMIN_DEVICE
                             ? "device_id" : "user");
             p = ngx_http_eas_admin_quote(p, value.data, value.len);
-            p = ngx_sprintf(p, "\"  # eas_admin %s %T %*s\n",
+            p = ngx_sprintf(p, "\"  # eas_admin %s %T",
                             node->access == NGX_HTTP_EAS_ADMIN_LOST
-                            ? "lost" : "rule",
-                            node->since, (size_t) node->who_len, node->who);
+                            ? "lost"
+                            : node->access == NGX_HTTP_EAS_ACCESS_NONE
+                              ? "none" : "rule",
+                            (time_t) (node->stamp / 1000));
+
+            /* the order of changes made on two gateways: milliseconds */
+
+            if (ngx_http_eas_redis_rules_shared()) {
+                p = ngx_sprintf(p, ".%03ui",
+                                (ngx_uint_t) (node->stamp % 1000));
+            }
+
+            p = ngx_sprintf(p, " %*s\n", (size_t) node->who_len, node->who);
         }
 
         ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -403,4 +449,27 @@ ngx_str_t *
 ngx_http_eas_admin_access_name(ngx_uint_t access)
 {
     return &ngx_http_eas_admin_access[access];
+}
+
+
+/* "allow", "block" or "lost": its ..._ACCESS_*, else NGX_ERROR */
+
+ngx_uint_t
+ngx_http_eas_admin_access_parse(ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    for (i = NGX_HTTP_EAS_ACCESS_ALLOWED;
+         i <= NGX_HTTP_EAS_ADMIN_LOST_ACCESS;
+         i++)
+    {
+        if (name->len == ngx_http_eas_admin_access[i].len
+            && ngx_strncmp(name->data, ngx_http_eas_admin_access[i].data,
+                           name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return (ngx_uint_t) NGX_ERROR;
 }

@@ -1015,6 +1015,7 @@ ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link, redisReply *rr)
 
         link->ready = 1;
         link->ready_since = ngx_current_msec;
+        ngx_http_eas_redis_rules_sync();
         return NGX_OK;
     }
 

@@ -69,6 +69,11 @@ ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,
 void ngx_http_eas_redis_event(u_char *msg, size_t len);
 void ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link);
 
+/* the runtime rules (ngx_http_eas_redis_rules.c) */
+void ngx_http_eas_redis_rules_sync(void);
+void ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
+    ngx_str_t *value);
+
 
 extern ngx_module_t  ngx_http_eas_redis_module;
 

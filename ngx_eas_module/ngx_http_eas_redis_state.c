@@ -1193,6 +1193,11 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
         return;
     }
 
+    if (type == 'R') {
+        ngx_http_eas_redis_rules_event(&zname, &s2, &s3);
+        return;
+    }
+
     zone = ngx_http_eas_redis_zone_find(zname.data, zname.len,
                                         type == 'P' ? &ngx_http_eas_module
                                                     : ngx_http_eas_cache_tag);

@@ -1,0 +1,418 @@
+"""Runtime rules (eas_admin_rules) shared by gateways through Redis
+(eas_shared_state, docs/scale-out.md): a block made on one gateway's
+admin API refuses the device on the others within moments, and nothing
+of it reaches the backend through them afterwards (read from the
+backend's own record, which names the gateway); an allow overrides a
+configured block and a runtime one; a lost device gets "provision
+first" everywhere; a rule removed on another gateway is lifted; a
+gateway started later gets the rules; a change made while Redis is down
+is in force at once where it was made and reaches the others when Redis
+is back (even empty); a rule deleted while a gateway was away does not
+come back from it; junk in the hash and on the channel is refused with
+one line, and no worker dies.  Every gateway is a real nginx with two
+workers, Redis a real redis-server on a loopback port."""
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from eastest.backends import EasBackend
+from eastest.client import EasClient
+from eastest.nginx import start_gateway
+from eastest.redis import RedisServer
+from eastest.waiting import poll
+
+HASH = "t:r:rules"
+CHANNEL = "t:db0:events"
+
+NGINX_CONFIG = """
+http {
+    ${temp_paths}
+
+    eas_shared_state ${redis_url} prefix=t: timeout=300ms
+                     connect_timeout=300ms retry=200ms;
+
+    eas_preauth_zone zone=auth:1m;
+    eas_device_zone zone=devices:1m;
+    eas_admin_rules zone=rules:64k file=${dir}/admin.rules;
+
+    upstream backend {
+        server 127.0.0.1:${backend_port};
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+        add_header X-Worker $pid always;
+
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth;
+            eas_preauth_user_file ${dir}/users plain;
+            eas_devices devices;
+            eas_device_block device_id=ApplSTATIC;
+            proxy_set_header X-Gateway ${name};
+            proxy_pass http://backend;
+        }
+
+        location /eas/admin/ {
+            allow 127.0.0.1;
+            deny all;
+            eas_admin preauth_zone=auth device_zone=devices;
+        }
+    }
+}
+"""
+
+
+@pytest.fixture
+def redis(tmp_path):
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def backend():
+    with EasBackend(hold_cap=0) as server:
+        yield server
+
+
+def gateway(nginx_factory, redis, backend, name, start=True):
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG, start=False,
+                          redis_url=redis.url, backend_port=backend.port,
+                          name=name)
+    with open(os.path.join(nginx.dir, "users"), "w") as f:
+        f.write("jdoe:{PLAIN}secret\namy:{PLAIN}apple\n")
+    nginx.name = name
+    if start:
+        up(nginx, redis)
+    return nginx
+
+
+def up(nginx, redis):
+    """Started, and both its workers subscribed to the channel."""
+    before = subscribed(redis)
+    nginx.start(ports=(nginx.port,))
+    poll(lambda: subscribed(redis) >= before + 2 or None,
+         "the subscriptions of %s" % nginx.name)
+
+
+def subscribed(redis):
+    return redis.command("PUBSUB", "NUMSUB", CHANNEL)[1]
+
+
+def gateways(nginx_factory, redis, backend, count):
+    out = [gateway(nginx_factory, redis, backend, name)
+           for name in "ABC"[:count]]
+    poll(lambda: subscribed(redis) >= 2 * count or None,
+         "every worker subscribed")
+    return out
+
+
+def admin(nginx, method, path, expect=200):
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/%s" % (nginx.port, path),
+        method=method, headers={"X-EAS-Admin": "1"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            status, body = reply.status, reply.read()
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read()
+    assert status == expect, (status, body)
+    return json.loads(body)
+
+
+def device(nginx, device_id, user="jdoe", password="secret"):
+    return EasClient("http://127.0.0.1:%d/Microsoft-Server-ActiveSync"
+                     % nginx.port, user=user, password=password,
+                     device_id=device_id, timeout=20)
+
+
+def synced(nginx, device_id, **kw):
+    """The Sync's answer: 200 and its Status, as the device sees it."""
+    reply = device(nginx, device_id, **kw).sync()
+    return reply.status, reply.eas_status()
+
+
+def blocked(nginx, device_id, **kw):
+    return synced(nginx, device_id, **kw) == (200, 129)
+
+
+def passes(nginx, device_id, **kw):
+    status, eas = synced(nginx, device_id, **kw)
+    return status == 200 and eas != 129
+
+
+def on_both_workers(nginx, action):
+    """action(nginx) until both workers answered; the results."""
+    results, workers = [], set()
+    deadline = time.monotonic() + 20
+    while len(workers) < 2 and time.monotonic() < deadline \
+            and len(results) < 200:
+        reply = action()
+        results.append(reply)
+        workers.add(reply.header("X-Worker"))
+    assert len(workers) == 2, "never reached a second worker"
+    return results
+
+
+def through(backend, nginx, device_id):
+    """Requests of device_id the backend got through gateway nginx."""
+    return [r for r in backend.requests
+            if r.eas.device_id == device_id
+            and r.header("X-Gateway") == nginx.name]
+
+
+def rules(nginx):
+    return {(r.get("device_id") or r.get("user")): r
+            for r in admin(nginx, "GET", "rules")["rules"]}
+
+
+def rules_file(nginx):
+    with open(os.path.join(nginx.dir, "admin.rules")) as f:
+        return f.read()
+
+
+def lines(nginx, mark, text):
+    return [line for line in nginx.error_lines_since(mark) if text in line]
+
+
+def test_block_on_one_gateway_refused_on_the_others(nginx_factory, redis,
+                                                    backend):
+    """A block on A: B and C refuse the device within moments, on both
+    workers, and from then on the backend gets nothing of it through
+    them; their own rules file and listing have it, by A's admin."""
+    a, b, c = gateways(nginx_factory, redis, backend, 3)
+    for nginx in (a, b, c):
+        assert passes(nginx, "ApplSHARED1")
+    assert admin(a, "POST", "rules?access=block&device_id=ApplSHARED1") \
+        == {"ok": True}
+    assert blocked(a, "ApplSHARED1")
+    for nginx in (b, c):
+        poll(lambda: blocked(nginx, "ApplSHARED1"), "the block on %s"
+             % nginx.name, timeout=10, interval=0.02)
+        before = len(through(backend, nginx, "ApplSHARED1"))
+        replies = on_both_workers(
+            nginx, lambda: device(nginx, "ApplSHARED1").sync())
+        assert {(r.status, r.eas_status()) for r in replies} == {(200, 129)}
+        assert len(through(backend, nginx, "ApplSHARED1")) == before
+        rule = rules(nginx)["ApplSHARED1"]
+        assert rule["access"] == "block" and rule["by"] == "127.0.0.1"
+        assert re.search(r'^block device_id="ApplSHARED1"  # eas_admin '
+                         r'rule \d+\.\d{3} 127\.0\.0\.1$',
+                         rules_file(nginx), re.M), rules_file(nginx)
+        assert lines(nginx, 0, 'rule of device_id "ApplSHARED1" set to '
+                               'block by another gateway')
+    # another device of the user is not concerned
+    assert passes(b, "ApplOTHER")
+    # the hash on Redis holds the rule
+    value = redis.command("HGET", HASH, "dapplshared1").decode()
+    assert re.match(r"^block \d+ 9 127\.0\.0\.1ApplSHARED1$", value), value
+
+
+def test_allow_overrides_configured_and_runtime_blocks(nginx_factory,
+                                                       redis, backend):
+    """An allow made on B lets through, on A, a device the configuration
+    blocks (eas_device_block) and one a runtime block on A refused; a
+    user block on A is refused on B, and an allow of one of the user's
+    devices overrides it there."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    assert blocked(a, "ApplSTATIC")
+    admin(b, "POST", "rules?access=allow&device_id=ApplSTATIC")
+    poll(lambda: passes(a, "ApplSTATIC"), "the allow on A")
+
+    admin(a, "POST", "rules?access=block&device_id=ApplRUN")
+    poll(lambda: blocked(b, "ApplRUN"), "the block on B")
+    admin(b, "POST", "rules?access=allow&device_id=ApplRUN")
+    poll(lambda: passes(a, "ApplRUN"), "the allow overriding it on A")
+    assert rules(a)["ApplRUN"]["access"] == "allow"
+
+    admin(a, "POST", "rules?access=block&user=amy")
+    poll(lambda: blocked(b, "ApplAMY1", user="amy", password="apple"),
+         "the user's block on B")
+    admin(a, "POST", "rules?access=allow&device_id=ApplAMY2")
+    poll(lambda: passes(b, "ApplAMY2", user="amy", password="apple"),
+         "the device's allow over the user's block on B")
+    assert blocked(b, "ApplAMY1", user="amy", password="apple")
+
+
+def test_lost_mode_on_every_gateway(nginx_factory, redis, backend):
+    """"lost" set on A: on B the device's Sync is answered "provision
+    first" at the edge (nothing reaches the backend), its Provision goes
+    through (a remote wipe pending at the backend reaches it)."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    admin(a, "POST", "rules?access=lost&device_id=ApplLOSTX")
+    poll(lambda: device(b, "ApplLOSTX").sync().eas_status() == 142 or None,
+         "provision first on B")
+    before = len(through(backend, b, "ApplLOSTX"))
+    assert device(b, "ApplLOSTX").sync().eas_status() == 142
+    assert len(through(backend, b, "ApplLOSTX")) == before
+    assert device(b, "ApplLOSTX").provision().status == 200
+    assert [r.eas.command for r in through(backend, b, "ApplLOSTX")][
+        before:] == ["Provision"]
+    assert rules(b)["ApplLOSTX"]["access"] == "lost"
+    assert "# eas_admin lost " in rules_file(b)
+
+
+def test_delete_on_one_gateway_lifts_on_the_other(nginx_factory, redis,
+                                                  backend):
+    """Blocked on A, removed on B (under another case): A lets the device
+    through again, and its listing and file no longer have the rule (the
+    file keeps the deletion as a comment)."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    admin(a, "POST", "rules?access=block&device_id=ApplDEL")
+    poll(lambda: blocked(b, "ApplDEL"), "the block on B")
+    admin(b, "DELETE", "rules?device_id=appldel")
+    poll(lambda: passes(a, "ApplDEL"), "the block lifted on A")
+    assert "ApplDEL" not in rules(a)
+    text = rules_file(a)
+    assert not re.search(r"^block ", text, re.M), text
+    assert re.search(r'^# deleted device_id="ApplDEL"  # eas_admin none '
+                     r'\d+\.\d{3} 127\.0\.0\.1$', text, re.M), text
+    admin(a, "DELETE", "rules?device_id=ApplDEL", expect=404)
+    value = redis.command("HGET", HASH, "dappldel").decode()
+    assert value.startswith("none "), value
+
+
+def test_a_gateway_started_later_gets_the_rules(nginx_factory, redis,
+                                                backend):
+    """Rules made on A before B existed: B refuses from its start, and
+    writes them to its own file (so that it has them even if it is
+    restarted while Redis is down)."""
+    a, = gateways(nginx_factory, redis, backend, 1)
+    admin(a, "POST", "rules?access=block&device_id=ApplEARLY")
+    admin(a, "POST", "rules?access=block&user=amy")
+    b = gateway(nginx_factory, redis, backend, "B")
+    poll(lambda: "ApplEARLY" in rules(b) and "amy" in rules(b) or None,
+         "the rules on B")
+    assert blocked(b, "ApplEARLY")
+    assert blocked(b, "ApplAMY", user="amy", password="apple")
+    assert through(backend, b, "ApplEARLY") == []
+    poll(lambda: 'device_id="ApplEARLY"' in rules_file(b), "B's file")
+
+    # B restarted while Redis is down: its file has them
+    redis.stop()
+    b.stop()
+    b.start(ports=(b.port,))
+    assert blocked(b, "ApplEARLY")
+    assert through(backend, b, "ApplEARLY") == []
+
+
+def test_change_while_redis_is_down_reaches_the_others(nginx_factory,
+                                                       redis, backend):
+    """Redis killed; a block made on A is in force on A at once (a lost
+    phone must be blocked now), A says it goes to the others later;
+    Redis restarted empty: B converges, and the hash has the rule
+    again."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    assert passes(b, "ApplDOWN")
+    redis.stop()
+    poll(lambda: lines(a, 0, "is down") or None, "A sees Redis down")
+    mark = a.mark()
+    admin(a, "POST", "rules?access=block&device_id=ApplDOWN")
+    assert blocked(a, "ApplDOWN")
+    assert lines(a, mark, 'the rule of device_id "ApplDOWN" is in force on '
+                          'this gateway, and goes to the others when it is '
+                          'back')
+    assert passes(b, "ApplDOWN")       # B cannot know yet
+    redis.start()
+    poll(lambda: blocked(b, "ApplDOWN"), "the block on B after Redis")
+    assert redis.command("HGET", HASH, "dappldown").decode().startswith(
+        "block ")
+
+
+def test_rule_deleted_while_a_gateway_was_away_does_not_come_back(
+        nginx_factory, redis, backend):
+    """B stopped with a block in its file; the rule is removed on A; B
+    started again pushes what it has, but the deletion is newer: B drops
+    the rule, and A does not get it back.  Then the same with Redis
+    down and restarted empty meanwhile: the deletion A kept wins over
+    the rule B kept."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    admin(a, "POST", "rules?access=block&device_id=ApplAWAY")
+    poll(lambda: blocked(b, "ApplAWAY"), "the block on B")
+    poll(lambda: 'device_id="ApplAWAY"' in rules_file(b), "B's file")
+    b.stop()
+    admin(a, "DELETE", "rules?device_id=ApplAWAY")
+    assert passes(a, "ApplAWAY")
+    assert rules_file(b).startswith("# eas_admin_rules")
+    assert re.search(r'^block device_id="ApplAWAY"', rules_file(b), re.M)
+    up(b, redis)
+    poll(lambda: passes(b, "ApplAWAY"), "the rule dropped on B")
+    assert "ApplAWAY" not in rules(b)
+    assert passes(a, "ApplAWAY") and "ApplAWAY" not in rules(a)
+
+    # the deletion lost by Redis: A's kept deletion still wins
+    admin(a, "POST", "rules?access=block&device_id=ApplAWAY2")
+    poll(lambda: blocked(b, "ApplAWAY2"), "the second block on B")
+    b.stop()
+    redis.stop()
+    admin(a, "DELETE", "rules?device_id=ApplAWAY2")
+    redis.start()                      # empty: no deletion there
+    up(b, redis)                       # B pushes its block first
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker back")
+    poll(lambda: passes(b, "ApplAWAY2"), "the deletion on B")
+    assert passes(a, "ApplAWAY2")
+    assert redis.command("HGET", HASH, "dapplaway2").decode().startswith(
+        "none ")
+
+
+def publish(redis, field, value, zone="rules"):
+    """An "R" message as a gateway "other" would send it."""
+    redis.command("PUBLISH", CHANNEL, "R other 0 0 %d %d %s%s%s"
+                  % (len(zone), len(field), zone, field, value))
+
+
+JUNK_FIELDS = [
+    ("dapplj1", "maybe 1 0 ApplJ1"),                    # no such access
+    ("dapplj2", "block 99999999999999 0 ApplJ2"),        # far ahead
+    ("dapplj3", "block 1 0 ApplOTHER"),                  # not its key
+    ("dapplj4", "block 1 1 \"ApplJ4"),                   # who unquotable
+    ("d~pplj5", "block 1 0 ~pplj5"),                     # a pattern
+    ("ujdoe", "lost 1 0 jdoe"),                          # lost for a user
+    ("xapplj6", "block 1 0 ApplJ6"),                     # no such field
+    ("dapplj7", "block 1 999 ApplJ7"),                   # who too long
+    ("dapplj8", "block"),                                # cut short
+    ("dapplj9", "block 1 0 appl\x01j9"),                 # control byte
+]
+
+
+def test_junk_in_the_hash_and_on_the_channel(nginx_factory, redis,
+                                             backend):
+    """Entries in the hash and "R" messages on the channel that the admin
+    API would not take are refused, said once a minute per worker, and
+    the gateways keep serving; a good rule written the same way
+    still works (Redis is trusted, the shape is checked)."""
+    for field, value in JUNK_FIELDS:
+        redis.command("HSET", HASH, field, value)
+    now = int(time.time() * 1000)
+    redis.command("HSET", HASH, "dapplgood", "block %d 5 adminApplGOOD"
+                  % now)
+    a, = gateways(nginx_factory, redis, backend, 1)
+    poll(lambda: lines(a, 0, "the rules' hash refused") or None,
+         "the junk in the hash refused")
+    poll(lambda: blocked(a, "ApplGOOD"), "the good rule")
+    for i in range(1, 10):
+        assert passes(a, "ApplJ%d" % i)
+    assert passes(a, "ApplOTHER")
+    assert set(rules(a)) == {"ApplGOOD"}
+
+    mark = a.mark()
+    for field, value in JUNK_FIELDS:
+        publish(redis, field, value)
+    redis.command("PUBLISH", CHANNEL, "R other 0 0 5 99 rules")
+    redis.command("PUBLISH", CHANNEL, "R other 0 0 5 0 rules")
+    publish(redis, "dapplj1", "block %d 0 ApplJ1" % now, zone="other")
+    publish(redis, "dapplj2", "block %d 0 ApplJ2" % now)
+    poll(lambda: blocked(a, "ApplJ2"), "the good message")
+    for i in (1, 3, 4, 5, 6, 7, 8, 9):
+        assert passes(a, "ApplJ%d" % i)
+    assert set(rules(a)) == {"ApplGOOD", "ApplJ2"}
+    # at most one line a minute per worker (two workers), junk or not
+    assert 1 <= len(lines(a, 0, "refused")) <= 4
+    assert device(a, "ApplANY").options().status == 200
