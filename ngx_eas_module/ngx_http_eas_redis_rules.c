@@ -73,7 +73,9 @@ static ngx_int_t ngx_http_eas_redis_rules_number(u_char **pp, u_char *last,
     uint64_t max, uint64_t *n);
 static ngx_int_t ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_entry_t *e, uint64_t *stamps, ngx_uint_t n,
-    ngx_uint_t online, redisCallbackFn *handler);
+    ngx_uint_t online, redisCallbackFn *handler, void *data);
+static void ngx_http_eas_redis_rules_pending(ngx_str_t *what,
+    ngx_log_t *log);
 static void ngx_http_eas_redis_rules_start(void);
 static void ngx_http_eas_redis_rules_next(void);
 static void ngx_http_eas_redis_rules_page(void);
@@ -227,10 +229,23 @@ void
 ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_log_t *log)
 {
-    ngx_http_eas_admin_entry_t  e;
+    ngx_str_t                   *what;
+    ngx_http_eas_admin_entry_t   e;
 
     if (ngx_http_eas_redis_rules_zone() != zone) {
         return;
+    }
+
+    /* named in the log line if Redis does not take it */
+
+    what = ngx_alloc(sizeof(ngx_str_t) + sizeof("device_id \"\"")
+                     + rule->value.len, log);
+    if (what) {
+        what->data = (u_char *) &what[1];
+        what->len = ngx_sprintf(what->data, "%s \"%V\"",
+                                rule->field == NGX_HTTP_EAS_ADMIN_DEVICE
+                                ? "device_id" : "user", &rule->value)
+                    - what->data;
     }
 
     e.field = (u_char) rule->field;
@@ -241,19 +256,13 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_memcpy(e.who, rule->who.data, e.who_len);
 
     if (ngx_http_eas_redis_rules_send(zone, &e, &stamp, 1, 1,
-                                      ngx_http_eas_redis_rules_on_set)
+                                      ngx_http_eas_redis_rules_on_set, what)
         == NGX_OK)
     {
         return;
     }
 
-    ngx_log_error(NGX_LOG_WARN, log, 0,
-                  "eas: shared state is down: the rule of %s \"%V\" is in "
-                  "force on this gateway, and goes to the others when it "
-                  "is back", rule->field == NGX_HTTP_EAS_ADMIN_DEVICE
-                             ? "device_id" : "user", &rule->value);
-
-    ngx_http_eas_redis_rules_later();
+    ngx_http_eas_redis_rules_pending(what, log);
 }
 
 
@@ -264,14 +273,41 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     redisReply  *rr = reply;
 
     if (rr && rr->type == REDIS_REPLY_INTEGER) {
+        if (data) {
+            ngx_free(data);
+        }
+
         return;
     }
 
-    ngx_http_eas_redis_rules_junk("a rule's change",
-                                  rr && rr->type == REDIS_REPLY_ERROR
-                                  ? rr->str : "no answer");
+    if (rr && rr->type == REDIS_REPLY_ERROR) {
+        ngx_http_eas_redis_rules_junk("a rule's change", rr->str);
+    }
 
-    /* sent again by the reconciliation */
+    ngx_http_eas_redis_rules_pending(data, ngx_cycle->log);
+}
+
+
+/*
+ * Redis was down, dropped the connection before it answered, or refused
+ * (an error reply): the rule is in force here, and the reconciliation
+ * sends it in a second, and again until Redis takes it.
+ */
+
+static void
+ngx_http_eas_redis_rules_pending(ngx_str_t *what, ngx_log_t *log)
+{
+    ngx_str_t  any = ngx_string("a rule");
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "eas: shared state did not take the change of %V: in "
+                  "force on this gateway, sent to the others when Redis "
+                  "is back", what ? what : &any);
+
+    if (what) {
+        ngx_free(what);
+    }
+
     ngx_http_eas_redis_rules_later();
 }
 
@@ -281,7 +317,7 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
 static ngx_int_t
 ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_entry_t *e, uint64_t *stamps, ngx_uint_t n,
-    ngx_uint_t online, redisCallbackFn *handler)
+    ngx_uint_t online, redisCallbackFn *handler, void *data)
 {
     u_char                          *p;
     size_t                          *argvlen;
@@ -349,7 +385,7 @@ ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
         argvlen[k + 1] = p - buf[i].value;
     }
 
-    rc = ngx_http_eas_redis_command(handler, NULL, (int) (8 + 2 * n), argv,
+    rc = ngx_http_eas_redis_command(handler, data, (int) (8 + 2 * n), argv,
                                     argvlen);
 
     ngx_free(buf);
@@ -441,7 +477,8 @@ ngx_http_eas_redis_rules_next(void)
     ngx_http_eas_redis_rules_from += n;
 
     rc = ngx_http_eas_redis_rules_send(zone, e, stamps, n, 0,
-                                       ngx_http_eas_redis_rules_on_pushed);
+                                       ngx_http_eas_redis_rules_on_pushed,
+                                       NULL);
     ngx_free(e);
 
     if (rc != NGX_OK) {
@@ -642,9 +679,17 @@ ngx_http_eas_redis_rules_later(void)
 static void
 ngx_http_eas_redis_rules_retry(ngx_event_t *ev)
 {
-    if (ngx_http_eas_redis_rules_behind) {
-        ngx_http_eas_redis_rules_start();
+    if (!ngx_http_eas_redis_rules_behind) {
+        return;
     }
+
+    if (ngx_http_eas_redis_up() == 0) {
+        /* not counted as a fallback each second: its return syncs */
+        ngx_http_eas_redis_rules_later();
+        return;
+    }
+
+    ngx_http_eas_redis_rules_start();
 }
 
 

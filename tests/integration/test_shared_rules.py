@@ -195,7 +195,7 @@ def test_block_on_one_gateway_refused_on_the_others(nginx_factory, redis,
     assert blocked(a, "ApplSHARED1")
     for nginx in (b, c):
         poll(lambda: blocked(nginx, "ApplSHARED1"), "the block on %s"
-             % nginx.name, timeout=10, interval=0.02)
+             % nginx.name, interval=0.02)
         before = len(through(backend, nginx, "ApplSHARED1"))
         replies = on_both_workers(
             nginx, lambda: device(nginx, "ApplSHARED1").sync())
@@ -316,9 +316,10 @@ def test_change_while_redis_is_down_reaches_the_others(nginx_factory,
     mark = a.mark()
     admin(a, "POST", "rules?access=block&device_id=ApplDOWN")
     assert blocked(a, "ApplDOWN")
-    assert lines(a, mark, 'the rule of device_id "ApplDOWN" is in force on '
-                          'this gateway, and goes to the others when it is '
-                          'back')
+    poll(lambda: lines(a, mark, 'shared state did not take the change of '
+                                'device_id "ApplDOWN": in force on this '
+                                'gateway, sent to the others when Redis is '
+                                'back'), "the line saying so")
     assert passes(b, "ApplDOWN")       # B cannot know yet
     redis.start()
     poll(lambda: blocked(b, "ApplDOWN"), "the block on B after Redis")
