@@ -412,7 +412,8 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
  * A rule of another gateway (ngx_http_eas_redis_rules.c): applied if it
  * is newer than this zone's, or as new but stricter (the same time on
  * two gateways), so that every gateway ends with the same.  NGX_OK:
- * changed; NGX_DECLINED: this zone had it, or newer; NGX_BUSY: full.
+ * changed; NGX_DONE: the same rule, only newer; NGX_DECLINED: this zone
+ * had it, or newer; NGX_BUSY: full.
  */
 
 ngx_int_t
@@ -438,6 +439,10 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
             || (node->stamp == stamp && node->access >= rule->access)))
     {
         rc = NGX_DECLINED;
+
+    } else if (node && node->access == rule->access) {
+        node->stamp = stamp;
+        rc = NGX_DONE;
 
     } else {
         rc = ngx_http_eas_admin_put(ctx, rule, stamp) == NGX_OK ? NGX_OK

@@ -111,16 +111,16 @@ static const char  ngx_http_eas_redis_rules_set_lua[] =
     "    s = tonumber(s) "
     "    local take = true "
     "    local old = redis.call('HGET', KEYS[1], f) "
-    "    local oa, os "
-    "    if old then oa, os = string.match(old, '^(%l+) (%d+) ') end "
-    "    os = tonumber(os) "
-    "    if os and oa and rank[oa] then "
+    "    local oa, ot "
+    "    if old then oa, ot = string.match(old, '^(%l+) (%d+) ') end "
+    "    ot = tonumber(ot) "
+    "    if ot and oa and rank[oa] then "
     "      if ARGV[4] == '1' then "
-    "        if s <= os then "
-    "          s = os + 1 "
+    "        if s <= ot then "
+    "          s = ot + 1 "
     "          v = a .. ' ' .. string.format('%d', s) .. ' ' .. rest "
     "        end "
-    "      elseif s < os or (s == os and rank[a] <= rank[oa]) then "
+    "      elseif s < ot or (s == ot and rank[a] <= rank[oa]) then "
     "        take = false "
     "      end "
     "    end "
@@ -845,6 +845,11 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
     }
 
     rc = ngx_http_eas_admin_apply(zone, &rule, stamp);
+
+    if (rc == NGX_DONE) {
+        /* the same rule, made newer by Redis: nothing to say or write */
+        return NGX_DECLINED;
+    }
 
     if (rc == NGX_BUSY) {
         *why = "the eas_admin_rules zone is full";

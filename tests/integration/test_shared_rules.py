@@ -417,3 +417,29 @@ def test_junk_in_the_hash_and_on_the_channel(nginx_factory, redis,
     # at most one line a minute per worker (two workers), junk or not
     assert 1 <= len(lines(a, 0, "refused")) <= 4
     assert device(a, "ApplANY").options().status == 200
+
+
+def test_last_change_through_redis_wins_whatever_the_clocks(nginx_factory,
+                                                            redis, backend):
+    """A rule on Redis stamped half an hour ahead (a gateway whose clock
+    runs fast made it): a removal made afterwards on A, whose clock is
+    behind, is made newer by Redis, and wins on A and B alike."""
+    ahead = int(time.time() * 1000) + 30 * 60 * 1000
+    redis.command("HSET", HASH, "dapplfast", "block %d 4 fastApplFAST"
+                  % ahead)
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    for nginx in (a, b):
+        poll(lambda: blocked(nginx, "ApplFAST"), "the rule on %s"
+             % nginx.name)
+    admin(a, "DELETE", "rules?device_id=ApplFAST")
+    poll(lambda: passes(b, "ApplFAST"), "the removal on B")
+    value = redis.command("HGET", HASH, "dapplfast").decode()
+    assert value.startswith("none %d " % (ahead + 1)), value
+    assert passes(a, "ApplFAST")
+    # A's own zone took Redis's time silently: restarting the
+    # reconciliation changes nothing
+    mark = a.mark()
+    a.stop()
+    up(a, redis)
+    assert passes(a, "ApplFAST")
+    assert not lines(a, mark, "by another gateway")
