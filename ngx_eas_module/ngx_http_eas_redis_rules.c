@@ -137,18 +137,23 @@ static const char  ngx_http_eas_redis_rules_set_lua[] =
 
 /*
  * KEYS[1] the hash, ARGV[1] the cursor: a page of it, in one string,
- * "FLEN VLEN FIELDVALUE" each, and the next cursor ("0": the end).
- * A reply stays far below the 64 KB a reply may take.
+ * "FLEN VLEN FIELDVALUE" each, the next cursor ("0": the end), and how
+ * many entries longer than a rule can be were left out.  A reply stays
+ * far below the 64 KB a reply may take, whatever the hash holds.
  */
 
 static const char  ngx_http_eas_redis_rules_page_lua[] =
     "local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', 16) "
-    "local out = {} "
+    "local out, long = {}, 0 "
     "for i = 1, #r[2] - 1, 2 do "
     "  local f, v = r[2][i], r[2][i + 1] "
-    "  out[#out + 1] = #f .. ' ' .. #v .. ' ' .. f .. v "
+    "  if #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
+    "    long = long + 1 "
+    "  else "
+    "    out[#out + 1] = #f .. ' ' .. #v .. ' ' .. f .. v "
+    "  end "
     "end "
-    "return {r[1], table.concat(out)}";
+    "return {r[1], table.concat(out), long}";
 
 
 /* this worker's reconciliation */
@@ -510,9 +515,10 @@ static void
 ngx_http_eas_redis_rules_page(void)
 {
     ngx_shm_zone_t  *zone;
-    const char      *argv[5];
-    size_t           argvlen[5];
+    const char      *argv[7];
+    size_t           argvlen[7];
     u_char           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
+    u_char           max[2][NGX_INT_T_LEN];
 
     zone = ngx_http_eas_redis_rules_zone();
 
@@ -529,8 +535,16 @@ ngx_http_eas_redis_rules_page(void)
 
     argv[4] = (char *) ngx_http_eas_redis_rules_cursor;
     argvlen[4] = ngx_http_eas_redis_rules_cursor_len;
+    argv[5] = (char *) max[0];
+    argvlen[5] = ngx_sprintf(max[0], "%uz",
+                             (size_t) NGX_HTTP_EAS_REDIS_RULES_FIELD)
+                 - max[0];
+    argv[6] = (char *) max[1];
+    argvlen[6] = ngx_sprintf(max[1], "%uz",
+                             (size_t) NGX_HTTP_EAS_REDIS_RULES_VALUE)
+                 - max[1];
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_page, NULL, 5,
+    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_page, NULL, 7,
                                    argv, argvlen)
         != NGX_OK)
     {
@@ -561,9 +575,10 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
         return;
     }
 
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 2
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3
         || rr->element[0]->type != REDIS_REPLY_STRING
         || rr->element[1]->type != REDIS_REPLY_STRING
+        || rr->element[2]->type != REDIS_REPLY_INTEGER
         || rr->element[0]->len == 0
         || rr->element[0]->len > sizeof(ngx_http_eas_redis_rules_cursor))
     {
@@ -576,6 +591,11 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
 
     cur = rr->element[0];
     blob = rr->element[1];
+
+    if (rr->element[2]->integer != 0) {
+        ngx_http_eas_redis_rules_junk("the rules' hash",
+                                      "an entry longer than a rule");
+    }
 
     p = (u_char *) blob->str;
     last = p + blob->len;
