@@ -60,6 +60,10 @@ http {
             proxy_pass http://backend;
         }
 
+        location = /eas/status {
+            eas_status;
+        }
+
         location /eas/admin/ {
             allow 127.0.0.1;
             deny all;
@@ -448,3 +452,29 @@ def test_last_change_through_redis_wins_whatever_the_clocks(nginx_factory,
     up(a, redis)
     assert passes(a, "ApplFAST")
     assert not lines(a, mark, "by another gateway")
+
+
+def test_requests_never_ask_redis_about_rules(nginx_factory, redis,
+                                              backend):
+    """The warm path stays local: with rules in force (a user allowed, a
+    device blocked), requests decided by them, their credentials cached,
+    send no command to Redis (the gateway's own count of commands)."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    admin(a, "POST", "rules?access=allow&user=amy")
+    admin(a, "POST", "rules?access=block&device_id=ApplWARM2")
+    poll(lambda: {"amy", "ApplWARM2"} <= set(rules(b)) or None,
+         "the rules on B")
+    for device_id in ("ApplWARM1", "ApplWARM2"):     # credentials cached
+        on_both_workers(b, lambda: device(b, device_id, user="amy",
+                                          password="apple").sync())
+    before = commands(b)
+    for _ in range(10):
+        assert passes(b, "ApplWARM1", user="amy", password="apple")
+        assert blocked(b, "ApplWARM2", user="amy", password="apple")
+    assert commands(b) == before
+
+
+def commands(nginx):
+    with urllib.request.urlopen("http://127.0.0.1:%d/eas/status"
+                                % nginx.port, timeout=10) as reply:
+        return json.loads(reply.read())["shared_state"]["commands"]
