@@ -39,6 +39,8 @@
  *     U node kind 0 zlen klen ZONE KEY           lockout lifted
  *     A node 0 0 zlen 0 ZONE                     every lockout lifted
  *     P node 0 0 zlen ulen ZONE USER DEVICEID    a newer Ping
+ *     R node 0 0 zlen flen ZONE FIELD VALUE      a runtime rule, in
+ *                                                ..._redis_rules.c
  *
  * Zones are known by name: a gateway remembers the zones its own
  * requests used (a gateway that never used a zone has nothing in it to
