@@ -29,6 +29,8 @@ typedef struct {
     ngx_uint_t                   lockout_refuse;
     ngx_shm_zone_t              *shm_zone;
     ngx_array_t                 *lock_times;   /* of *_lock_time_t */
+    time_t                       device_ttl;    /* inventory on Redis */
+    ngx_msec_t                   flush;         /* last seen, batched */
 } ngx_http_eas_redis_conf_t;
 
 
@@ -68,6 +70,18 @@ ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
 void ngx_http_eas_redis_event(u_char *msg, size_t len);
 void ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link);
+ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name, size_t len,
+    void *tag);
+ngx_atomic_t *ngx_http_eas_redis_counters(void);
+
+/* the shared device inventory (ngx_http_eas_redis_inventory.c) */
+ngx_int_t ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
+    ngx_str_t *v);
+void ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zone,
+    ngx_str_t *s2, ngx_str_t *s3);
+void ngx_http_eas_redis_inventory_fill(void);
+u_char *ngx_http_eas_redis_inventory_status(u_char *p,
+    ngx_uint_t prometheus);
 
 
 extern ngx_module_t  ngx_http_eas_redis_module;
