@@ -9,6 +9,9 @@ is refused and no worker dies.  Every gateway is a real nginx with two
 workers, Redis a real redis-server on a loopback port."""
 
 import json
+import os
+import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +20,7 @@ import pytest
 
 from eastest.backends import CredentialBackend, EasBackend
 from eastest.client import EasClient
+from eastest.jsonschema import validate
 from eastest.nginx import start_gateway
 from eastest.redis import RedisServer
 from eastest.waiting import poll
@@ -147,8 +151,28 @@ def delete(nginx, user, device_id):
         return err.code
 
 
+SCHEMA = os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                      "status.schema.json")
+
+
 def inventory_status(nginx):
-    return get(nginx, "/eas/status?format=json")["shared_inventory"]
+    """Its part of eas_status, the whole document checked against the
+    schema of the docs, the Prometheus text by promtool."""
+    document = get(nginx, "/eas/status?format=json")
+    with open(SCHEMA) as f:
+        assert validate(document, json.load(f)) == []
+    with urllib.request.urlopen("http://127.0.0.1:%d/eas/status?format="
+                                "prometheus" % nginx.port,
+                                timeout=10) as reply:
+        text = reply.read()
+    assert b"\nnginx_eas_shared_inventory_refused_total %d\n" \
+        % document["shared_inventory"]["refused"] in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: install Debian's prometheus"
+    run = subprocess.run([promtool, "check", "metrics"], input=text,
+                         capture_output=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return document["shared_inventory"]
 
 
 def command_calls(redis):
