@@ -22,6 +22,7 @@ every wait bounded.  Not a test: the figures are for comparing builds.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -36,51 +37,27 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from eastest.backends import EasBackend          # noqa: E402
 from eastest.client import EasClient             # noqa: E402
-from eastest.nginx import Nginx, free_port       # noqa: E402
 from eastest.redis import RedisServer            # noqa: E402
 
-MODULE = os.environ.get("EAS_MODULE",
-                        os.path.join(ROOT, "build", "ngx_http_eas_module.so"))
+_spec = importlib.util.spec_from_file_location(
+    "shared_state_bench", os.path.join(ROOT, "bench", "shared-state.py"))
+shared = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shared)
 
-CONF = """
-http {
-    ${temp_paths}
-    eas_shared_state ${redis} prefix=b: timeout=1s;
-    eas_preauth_zone zone=auth:10m;
-    eas_device_zone zone=devices:64m;
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-        keepalive 8;
-    }
-    server {
+# shared-state.py's gateway, with a zone for the fleet and the admin API
+shared.CONF = shared.CONF.replace("zone=devices:10m", "zone=devices:64m") \
+    .replace("""    server {
         listen 127.0.0.1:${port};
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices devices;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file users plain;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass http://backend;
-        }
+""", """    server {
+        listen 127.0.0.1:${port};
         location /eas/admin/ {
             eas_admin device_zone=devices;
         }
-    }
-}
-"""
+""")
 
 
 def gateway(work, name, backend, redis):
-    nginx = Nginx(os.path.join(work, name), MODULE)
-    port = free_port()
-    nginx.render(CONF, port=port, backend_port=backend.port, redis=redis.url)
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("u0:{PLAIN}pw0\n")
-    nginx.start(ports=(port,))
-    nginx.port = port
-    return nginx
+    return shared.gateway(work, name, backend, redis, 1)
 
 
 def calls(redis):
@@ -119,10 +96,10 @@ def load_fleet(redis, count, now):
         record = "1 %d %d 0 141 0 1 %d %d 6 0 0 %s%siPhone" % (
             now - count + i, now - count + i, len(user), len(device_id),
             user, device_id)
-        key = "b:i:devices:%d:%s%s" % (len(user), user, device_id.lower())
+        key = "eas:i:devices:%d:%s%s" % (len(user), user, device_id.lower())
         chunks.append(b"*5\r\n" + arg("SET") + arg(key) + arg(record)
                       + arg("EX") + arg("86400"))
-        chunks.append(b"*4\r\n" + arg("ZADD") + arg("b:iz:devices")
+        chunks.append(b"*4\r\n" + arg("ZADD") + arg("eas:iz:devices")
                       + arg(str(now - count + i)) + arg(key))
     subprocess.run(["redis-cli", "-p", str(redis.port), "--pipe"],
                    input=b"".join(chunks), check=True,
@@ -135,7 +112,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--fleet", type=int, default=100000)
     args = parser.parse_args()
-    if not os.path.isfile(MODULE):
+    if not os.path.isfile(shared.MODULE):
         sys.exit("shared-inventory: build the module first: make")
 
     work = tempfile.mkdtemp(prefix="eas-inventory.")
