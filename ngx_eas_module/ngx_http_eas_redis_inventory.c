@@ -836,9 +836,21 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
     {
         if (rr) {
             ngx_http_eas_inv_refused(1);
+            return;
         }
 
-        /* the connection went away: its new subscription starts again */
+        /*
+         * the command connection went away: the step is asked again a
+         * little later (from the beginning after a new subscription)
+         */
+
+        if (!ngx_exiting && !ngx_terminate
+            && ngx_http_eas_redis_get_conf() != NULL
+            && ++ngx_http_eas_inv_fill_tries < 50)
+        {
+            ngx_add_timer(&ngx_http_eas_inv_fill_ev, 200);
+        }
+
         return;
     }
 
