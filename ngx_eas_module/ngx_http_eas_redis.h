@@ -64,6 +64,8 @@ void ngx_http_eas_redis_inventory_seen(ngx_shm_zone_t *devices,
     ngx_http_eas_device_update_t *u);
 void ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
     ngx_str_t *user, ngx_str_t *device_id);
+void ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
+    ngx_http_eas_device_t *deleted, ngx_uint_t n);
 
 /* longpoll: a Ping of this device is now the newest */
 void ngx_http_eas_redis_ping(ngx_shm_zone_t *devices, ngx_str_t *user,

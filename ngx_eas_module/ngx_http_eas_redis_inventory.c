@@ -596,6 +596,34 @@ ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
 }
 
 
+/*
+ * The admin API deleted the records not seen for a time
+ * (ngx_http_eas_device_stale()): each goes from Redis and every gateway,
+ * and gives its eas_device_max place back there, as one deleted alone.
+ */
+
+void
+ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
+    ngx_http_eas_device_t *deleted, ngx_uint_t n)
+{
+    ngx_str_t   user, device_id;
+    ngx_uint_t  i;
+
+    if (deleted == NULL || ngx_http_eas_redis_get_conf() == NULL) {
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        user.data = deleted[i].user;
+        user.len = deleted[i].user_len;
+        device_id.data = deleted[i].device_id;
+        device_id.len = deleted[i].device_id_len;
+
+        ngx_http_eas_redis_device_delete(devices, &user, &device_id);
+    }
+}
+
+
 void
 ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n)
 {

@@ -341,11 +341,11 @@ def frame(record):
     return b"%d:%s" % (len(data), data)
 
 
-def good_record(device_id, now):
+def good_record(device_id, now, first=None):
     user, type_ = "amy", "iPhone"
     return "1 %d %d 0 141 0 1 %d %d %d 0 0 %s%s%s" % (
-        now - 10, now, len(user), len(device_id), len(type_), user,
-        device_id, type_)
+        now - 10 if first is None else first, now, len(user),
+        len(device_id), len(type_), user, device_id, type_)
 
 
 JUNK_RECORDS = [
@@ -405,3 +405,31 @@ def test_junk_refused_and_no_worker_dies(nginx_factory, redis, directory,
     assert status["imported"] == 2
     # the gateway still works
     assert device(a, "PHONE").foldersync().status == 200
+
+
+def test_stale_deleted_on_one_gateway_gone_everywhere(nginx_factory, redis,
+                                                      directory, backend):
+    """DELETE devices/stale?days=2 on B: the records it deletes go from
+    Redis and from A too; a device seen today stays everywhere."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2)
+    old = int(time.time()) - 3 * 86400
+    record = good_record("OLDPHONE", old, first=old - 60)
+    key = "t:i:devices:3:amyoldphone"
+    redis.command("SET", key, record)
+    redis.command("ZADD", "t:iz:devices", str(old), key)
+    redis.command("PUBLISH", "t:db0:events",
+                  b"I 0000000000000000 0 0 7 0 devices" + frame(record))
+    assert device(a, "FRESH").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: {"OLDPHONE", "FRESH"} <= ids(nginx) or None,
+             "both devices listed")
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/devices/stale?days=2" % b.port,
+        method="DELETE", headers={"X-EAS-Admin": "1"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        deleted = json.loads(reply.read().decode())["devices"]
+    assert [d["device_id"] for d in deleted] == ["OLDPHONE"]
+    poll(lambda: "OLDPHONE" not in ids(a) or None, "OLDPHONE gone from A")
+    assert ids(a) == ids(b) == {"FRESH"}
+    poll(lambda: redis.keys("t:i:devices:3:amy*") == [] or None,
+         "its record gone from Redis")
