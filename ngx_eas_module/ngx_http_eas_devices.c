@@ -11,6 +11,7 @@
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_metrics.h"
 #include "ngx_http_eas_devices.h"
+#include "ngx_http_eas_redis.h"
 
 
 /*
@@ -31,11 +32,6 @@
 
 static ngx_int_t ngx_http_eas_devices_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_eas_devices_device_key(
-    ngx_http_eas_devices_key_t *key, ngx_str_t *user, ngx_str_t *device_id);
-static ngx_http_eas_devices_node_t *ngx_http_eas_devices_create(
-    ngx_http_eas_devices_ctx_t *ctx, ngx_http_eas_devices_key_t *key,
-    ngx_http_eas_device_update_t *u);
 static void ngx_http_eas_devices_admit(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_devices_key_t *key,
     ngx_http_eas_device_update_t *u);
@@ -163,6 +159,8 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
     alert = u->zone_full && ngx_http_eas_zone_full(&ctx->zone, ngx_time());
 
     ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    ngx_http_eas_redis_inventory_seen(zone, u);
 
     if (alert) {
         ngx_http_eas_devices_alert(zone, u, log);
@@ -432,7 +430,7 @@ ngx_http_eas_devices_init_zone(ngx_shm_zone_t *shm_zone, void *data)
  * 2.6): the key is lower-cased, the record keeps the first spelling.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eas_devices_device_key(ngx_http_eas_devices_key_t *key,
     ngx_str_t *user, ngx_str_t *device_id)
 {
@@ -485,7 +483,7 @@ ngx_http_eas_devices_find(ngx_http_eas_devices_ctx_t *ctx, ngx_uint_t kind,
 }
 
 
-static ngx_http_eas_devices_node_t *
+ngx_http_eas_devices_node_t *
 ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_key_t *key, ngx_http_eas_device_update_t *u)
 {

@@ -92,6 +92,11 @@ typedef struct {
     u_char                        data[NGX_HTTP_EAS_KEY_MAX];
 } ngx_http_eas_devices_key_t;
 
+ngx_int_t ngx_http_eas_devices_device_key(ngx_http_eas_devices_key_t *key,
+    ngx_str_t *user, ngx_str_t *device_id);
+ngx_http_eas_devices_node_t *ngx_http_eas_devices_create(
+    ngx_http_eas_devices_ctx_t *ctx, ngx_http_eas_devices_key_t *key,
+    ngx_http_eas_device_update_t *u);
 void ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
     u_char *device_key);
 ngx_http_eas_devices_node_t *ngx_http_eas_devices_lock_record(

@@ -20,6 +20,7 @@
 
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_devices.h"
+#include "ngx_http_eas_redis.h"
 
 
 static ngx_uint_t ngx_http_eas_devices_match(
@@ -242,6 +243,8 @@ ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
     }
 
     ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    ngx_http_eas_redis_inventory_stale(zone, delete ? out : NULL, i);
 
     return i;
 }

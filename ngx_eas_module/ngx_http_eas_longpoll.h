@@ -41,6 +41,9 @@ typedef struct {
 
 #define NGX_HTTP_EAS_SWEEP_INTERVAL  1000    /* ms */
 
+/* another gateway held a newer Ping: this worker sweeps now */
+void ngx_http_eas_longpoll_wake(void);
+
 
 /*
  * Held long-polls of this worker, so that a worker that is shutting

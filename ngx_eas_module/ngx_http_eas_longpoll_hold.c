@@ -126,6 +126,28 @@ ngx_http_eas_longpoll_unhold(void *data)
 
 
 /*
+ * Another gateway announced a newer Ping (ngx_http_eas_redis_state.c):
+ * the held requests of this worker are swept at once, not at the next
+ * tick, so that the superseded one is answered within the time the
+ * message took.
+ */
+
+void
+ngx_http_eas_longpoll_wake(void)
+{
+    ngx_http_eas_longpoll_worker_t  *w;
+
+    w = &ngx_http_eas_longpoll_worker;
+
+    if (!w->initialized || ngx_queue_empty(&w->held) || w->sweep.posted) {
+        return;
+    }
+
+    ngx_post_event(&w->sweep, &ngx_posted_events);
+}
+
+
+/*
  * A Ping about to be held becomes the device's newest: its generation,
  * taken from the device record, is what the sweeps compare.  A Ping
  * whose body the gateway could not read or understand is not counted:

@@ -44,6 +44,7 @@ typedef struct {
     ngx_atomic_t                 downs;        /* changes to down */
     ngx_atomic_t                 fallbacks;    /* decisions without it */
     ngx_atomic_t                 commands;
+    ngx_atomic_t                 inventory[4]; /* _redis_inventory.c */
 } ngx_http_eas_redis_sh_t;
 
 
@@ -355,6 +356,8 @@ ngx_http_eas_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rcf->timeout = 500;
     rcf->retry = 1000;
     ngx_str_set(&rcf->prefix, "eas:");
+    rcf->device_ttl = 30 * 86400;
+    rcf->flush = 2000;
 
     for (i = 2; i < cf->args->nelts; i++) {
         if (ngx_http_eas_redis_param(cf, rcf, &value[i]) != NGX_CONF_OK) {
@@ -436,6 +439,10 @@ ngx_http_eas_redis_param(ngx_conf_t *cf, ngx_http_eas_redis_conf_t *rcf,
             goto invalid;
         }
 
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_eas_redis_inventory_param(rcf, v) == NGX_OK) {
         return NGX_CONF_OK;
     }
 
@@ -1016,6 +1023,7 @@ ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link, redisReply *rr)
         link->ready = 1;
         link->ready_since = ngx_current_msec;
         ngx_http_eas_redis_rules_sync();
+        ngx_http_eas_redis_inventory_fill();
         return NGX_OK;
     }
 
@@ -1290,6 +1298,15 @@ ngx_http_eas_redis_command(redisCallbackFn *handler, void *data, int argc,
 
 
 
+/* the shared inventory's counters (ngx_http_eas_redis_inventory.c) */
+
+ngx_atomic_t *
+ngx_http_eas_redis_counters(void)
+{
+    return ngx_http_eas_redis_sh ? ngx_http_eas_redis_sh->inventory : NULL;
+}
+
+
 ngx_int_t
 ngx_http_eas_redis_up(void)
 {
@@ -1316,6 +1333,8 @@ ngx_http_eas_redis_status(u_char *p, ngx_uint_t prometheus)
     if (sh == NULL) {
         return p;
     }
+
+    p = ngx_http_eas_redis_inventory_status(p, prometheus);
 
     if (!prometheus) {
         return ngx_sprintf(p, "\"shared_state\":{\"up\":%ui,\"downs\":%uA,"

@@ -29,6 +29,8 @@ typedef struct {
     ngx_uint_t                   lockout_refuse;
     ngx_shm_zone_t              *shm_zone;
     ngx_array_t                 *lock_times;   /* of *_lock_time_t */
+    time_t                       device_ttl;    /* inventory on Redis */
+    ngx_msec_t                   flush;         /* last seen, batched */
 } ngx_http_eas_redis_conf_t;
 
 
@@ -68,6 +70,48 @@ ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
 void ngx_http_eas_redis_event(u_char *msg, size_t len);
 void ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link);
+ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name, size_t len,
+    void *tag);
+ngx_atomic_t *ngx_http_eas_redis_counters(void);
+
+/*
+ * The shared device inventory: written (ngx_http_eas_redis_inventory.c)
+ * and read back (ngx_http_eas_redis_import.c)
+ */
+
+#define NGX_HTTP_EAS_INV_CHUNK   32      /* records a script, a message */
+#define NGX_HTTP_EAS_INV_NUMS    11
+
+/* the longest record: numbers, the strings at their slots' length */
+#define NGX_HTTP_EAS_INV_RECORD                                               \
+    (2 + NGX_HTTP_EAS_INV_NUMS * (NGX_TIME_T_LEN + 1) + EAS_USER_MAX          \
+     + EAS_DEVICE_ID_MAX + NGX_HTTP_EAS_DEVICE_TYPE_LEN                       \
+     + NGX_HTTP_EAS_DEVICE_UA_LEN + NGX_HTTP_EAS_DEVICE_REASON_LEN)
+
+/* "<prefix>i:<zone>:<n>:" and the key, or "<prefix>d:<zone>:<user>" */
+#define NGX_HTTP_EAS_INV_KEY                                                  \
+    (64 + 8 + 256 + 8 + EAS_USER_MAX + EAS_DEVICE_ID_MAX)
+
+
+/* its counters, in the shared state's zone (ngx_http_eas_redis_counters) */
+#define NGX_HTTP_EAS_INV_WRITTEN   0       /* records sent */
+#define NGX_HTTP_EAS_INV_DROPPED   1       /* not sent: Redis down */
+#define NGX_HTTP_EAS_INV_IMPORTED  2       /* from other gateways */
+#define NGX_HTTP_EAS_INV_REFUSED   3       /* records not understood */
+
+ngx_int_t ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
+    ngx_str_t *v);
+ngx_int_t ngx_http_eas_redis_inv_start(void);
+u_char *ngx_http_eas_redis_inv_key(u_char *p,
+    ngx_http_eas_redis_conf_t *rcf, const char *kind, ngx_shm_zone_t *zone,
+    ngx_str_t *user, ngx_str_t *device_id);
+void ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n);
+void ngx_http_eas_redis_inv_refused(ngx_uint_t n);
+void ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zone,
+    ngx_str_t *s2, ngx_str_t *s3);
+void ngx_http_eas_redis_inventory_fill(void);
+u_char *ngx_http_eas_redis_inventory_status(u_char *p,
+    ngx_uint_t prometheus);
 
 /* the runtime rules (ngx_http_eas_redis_rules.c) */
 void ngx_http_eas_redis_rules_sync(void);

@@ -13,6 +13,7 @@
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_redis.h"
 #include "ngx_http_eas_redis_int.h"
+#include "ngx_http_eas_longpoll.h"
 
 
 /*
@@ -123,8 +124,6 @@ static ngx_int_t ngx_http_eas_redis_settle(ngx_http_eas_redis_try_t *t,
     ngx_uint_t failed);
 static u_char *ngx_http_eas_redis_key(u_char *p, const char *kind,
     ngx_shm_zone_t *zone, ngx_str_t *key);
-static ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name,
-    size_t len, void *tag);
 static ngx_int_t ngx_http_eas_redis_publish(char type, ngx_uint_t kind,
     ngx_shm_zone_t *zone, ngx_str_t *s2, ngx_str_t *s3);
 
@@ -615,11 +614,15 @@ ngx_http_eas_redis_try(ngx_http_request_t *r, ngx_shm_zone_t *zone,
  */
 
 static const char  ngx_http_eas_redis_admit_lua[] =
-    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end "
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then "
+    "  redis.call('EXPIRE', KEYS[1], ARGV[3]) "
+    "  return 1 "
+    "end "
     "if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then "
     "  return 0 "
     "end "
     "redis.call('SADD', KEYS[1], ARGV[1]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
     "return 1";
 
 
@@ -632,9 +635,9 @@ ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
     ngx_http_eas_redis_try_t   *t;
     ngx_http_eas_redis_conf_t  *rcf;
     u_char                      key[512], lu[256], dev[256];
-    u_char                      max[NGX_INT_T_LEN];
-    const char                 *argv[6];
-    size_t                      argvlen[6];
+    u_char                      max[NGX_INT_T_LEN], ttl[NGX_TIME_T_LEN];
+    const char                 *argv[7];
+    size_t                      argvlen[7];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -677,8 +680,10 @@ ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
     ngx_strlow(dev, t->addr.data, t->addr.len);
     argv[5] = (char *) max;
     argvlen[5] = ngx_sprintf(max, "%ui", u->max_devices) - max;
+    argv[6] = (char *) ttl;
+    argvlen[6] = ngx_sprintf(ttl, "%T", rcf->device_ttl) - ttl;
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_on_admit, t, 6, argv,
+    if (ngx_http_eas_redis_command(ngx_http_eas_redis_on_admit, t, 7, argv,
                                    argvlen)
         != NGX_OK)
     {
@@ -775,6 +780,8 @@ ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices, ngx_str_t *user,
     ngx_str_t                   lower;
     const char                 *argv[3];
     size_t                      argvlen[3];
+
+    ngx_http_eas_redis_inventory_delete(devices, user, device_id);
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -1200,6 +1207,11 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
         return;
     }
 
+    if (type == 'I' || type == 'D') {
+        ngx_http_eas_redis_inventory_event(type, &zname, &s2, &s3);
+        return;
+    }
+
     zone = ngx_http_eas_redis_zone_find(zname.data, zname.len,
                                         type == 'P' ? &ngx_http_eas_module
                                                     : ngx_http_eas_cache_tag);
@@ -1248,6 +1260,7 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
     case 'P':
         /* counted newer where the device has a record: its sweep ends it */
         (void) ngx_http_eas_device_ping(zone, &s2, &s3, 1, &generation);
+        ngx_http_eas_longpoll_wake();
         break;
 
     default:
@@ -1300,10 +1313,11 @@ ngx_http_eas_redis_key(u_char *p, const char *kind, ngx_shm_zone_t *zone,
  * A zone of this gateway by its name and kind (pre-auth or devices),
  * from the zones the configuration declared: a lock, an unlock or a
  * Ping of another gateway reaches every zone of that name here, whether
- * a request of this gateway used it yet or not.
+ * a request of this gateway used it yet or not.  With no name, the
+ * len-th zone of that kind.
  */
 
-static ngx_shm_zone_t *
+ngx_shm_zone_t *
 ngx_http_eas_redis_zone_find(u_char *name, size_t len, void *tag)
 {
     ngx_uint_t        i;
@@ -1326,8 +1340,9 @@ ngx_http_eas_redis_zone_find(u_char *name, size_t len, void *tag)
         }
 
         if (zone[i].tag == tag && zone[i].data
-            && zone[i].shm.name.len == len
-            && ngx_strncmp(zone[i].shm.name.data, name, len) == 0)
+            && (name == NULL ? len-- == 0
+                : zone[i].shm.name.len == len
+                  && ngx_strncmp(zone[i].shm.name.data, name, len) == 0))
         {
             return &zone[i];
         }

@@ -1,12 +1,12 @@
 """A JSON Schema validator for the subset of draft 2020-12 the
 repository's schemas use (stdlib only): type, enum, required,
-properties, additionalProperties, items, minimum, minLength and local
-$ref to #/$defs/...  Any other keyword is an error, so that a schema
+properties, additionalProperties, items, minimum, maximum, minLength and
+local $ref to #/$defs/...  Any other keyword is an error, so that a schema
 can never silently ask for something this validator skips."""
 
 KNOWN = {"$schema", "$id", "$defs", "$ref", "title", "description", "type",
          "enum", "required", "properties", "additionalProperties", "items",
-         "minimum", "minLength"}
+         "minimum", "maximum", "minLength"}
 
 TYPES = {
     "object": lambda v: isinstance(v, dict),
@@ -46,6 +46,9 @@ def validate(instance, schema, root=None, path="$"):
     if "minimum" in schema and instance < schema["minimum"]:
         errors.append("%s: %r below %r" % (path, instance,
                                            schema["minimum"]))
+    if "maximum" in schema and instance > schema["maximum"]:
+        errors.append("%s: %r above %r" % (path, instance,
+                                           schema["maximum"]))
     if "minLength" in schema and len(instance) < schema["minLength"]:
         errors.append("%s: %r too short" % (path, instance))
     if isinstance(instance, dict):

@@ -1,0 +1,522 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
+#include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_redis_int.h"
+
+
+/*
+ * The device records of the other gateways (docs/scale-out.md), read
+ * back into this gateway's device zones by its first worker: from the
+ * channel as they are written, and from Redis when the subscription is
+ * made (ngx_http_eas_redis_inventory.c writes them and describes the
+ * keys and the record).  Every record is checked before it is used;
+ * one not understood is refused, counted and said once a minute.
+ */
+
+
+typedef struct {
+    time_t                       first_seen;
+    time_t                       last_seen;
+    ngx_uint_t                   n[NGX_HTTP_EAS_INV_NUMS];
+    ngx_str_t                    user;
+    ngx_str_t                    device_id;
+    ngx_str_t                    device_type;
+    ngx_str_t                    user_agent;
+    ngx_str_t                    reason;
+} ngx_http_eas_inv_record_t;
+
+
+static void ngx_http_eas_inv_fill_step(ngx_event_t *ev);
+static void ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply,
+    void *data);
+static ngx_int_t ngx_http_eas_inv_records(ngx_shm_zone_t *zone, u_char *p,
+    u_char *last);
+static ngx_int_t ngx_http_eas_inv_parse(u_char *p, u_char *last,
+    ngx_http_eas_inv_record_t *rec);
+static ngx_int_t ngx_http_eas_inv_import(ngx_shm_zone_t *zone,
+    ngx_http_eas_inv_record_t *rec);
+
+
+/*
+ * One step of the fill: the records of ranks ARGV[1] on, ARGV[2] of
+ * them; an index entry whose record is gone (expired, deleted, not a
+ * string) leaves the index; a record longer than any the gateways
+ * write (ARGV[3]) too, counted as refused.
+ */
+
+static const char  ngx_http_eas_inv_fill_lua[] =
+    "local s = tonumber(ARGV[1]) "
+    "local ks = redis.call('ZRANGE', KEYS[1], s, s + tonumber(ARGV[2]) - 1) "
+    "local out, gone, long = {}, 0, 0 "
+    "if #ks > 0 then "
+    "  local vs = redis.call('MGET', unpack(ks)) "
+    "  for i = 1, #ks do "
+    "    local v = vs[i] "
+    "    if v and #v > tonumber(ARGV[3]) then "
+    "      long = long + 1 "
+    "      v = false "
+    "    end "
+    "    if v then "
+    "      out[#out + 1] = #v .. ':' .. v "
+    "    else "
+    "      redis.call('ZREM', KEYS[1], ks[i]) "
+    "      gone = gone + 1 "
+    "    end "
+    "  end "
+    "end "
+    "return {s + #ks - gone, #ks, table.concat(out), long}";
+
+
+/* this worker's fill */
+
+static ngx_event_t                ngx_http_eas_inv_fill_ev;
+static ngx_uint_t                 ngx_http_eas_inv_fill_zone;
+static ngx_uint_t                 ngx_http_eas_inv_fill_next;
+static ngx_uint_t                 ngx_http_eas_inv_fill_tries;
+static ngx_uint_t                 ngx_http_eas_inv_fill_asked;
+static ngx_uint_t                 ngx_http_eas_inv_fill_again;
+
+/* the timer's "data": nginx's debug log reads a descriptor from it */
+static ngx_connection_t           ngx_http_eas_inv_dummy;
+
+
+/*
+ * A message of another gateway about its inventory: only the first
+ * worker of a gateway writes it into the zone, every worker shares it.
+ */
+
+void
+ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zname,
+    ngx_str_t *s2, ngx_str_t *s3)
+{
+    ngx_shm_zone_t  *zone;
+
+    if (ngx_worker != 0 || ngx_http_eas_redis_inv_start() != NGX_OK) {
+        return;
+    }
+
+    zone = ngx_http_eas_redis_zone_find(zname->data, zname->len,
+                                        &ngx_http_eas_module);
+    if (zone == NULL) {
+        return;
+    }
+
+    if (type == 'D') {
+        if (s2->len > EAS_USER_MAX || s3->len == 0
+            || s3->len > EAS_DEVICE_ID_MAX)
+        {
+            ngx_http_eas_redis_inv_refused(1);
+            return;
+        }
+
+        (void) ngx_http_eas_device_delete(zone, s2, s3);
+        return;
+    }
+
+    if (s2->len != 0
+        || ngx_http_eas_inv_records(zone, s3->data, s3->data + s3->len)
+           != NGX_OK)
+    {
+        ngx_http_eas_redis_inv_refused(1);
+    }
+}
+
+
+/*
+ * The subscription is made (at start, after Redis came back): the first
+ * worker reads the inventory of every device zone from Redis, oldest
+ * first, a chunk a step.
+ */
+
+void
+ngx_http_eas_redis_inventory_fill(void)
+{
+    if (ngx_worker != 0 || ngx_http_eas_redis_inv_start() != NGX_OK) {
+        return;
+    }
+
+    if (ngx_http_eas_inv_fill_ev.handler == NULL) {
+        ngx_http_eas_inv_dummy.fd = (ngx_socket_t) -1;
+
+        ngx_http_eas_inv_fill_ev.data = &ngx_http_eas_inv_dummy;
+        ngx_http_eas_inv_fill_ev.handler = ngx_http_eas_inv_fill_step;
+        ngx_http_eas_inv_fill_ev.log = ngx_cycle->log;
+        ngx_http_eas_inv_fill_ev.cancelable = 1;
+    }
+
+    ngx_http_eas_inv_fill_zone = 0;
+    ngx_http_eas_inv_fill_next = 0;
+    ngx_http_eas_inv_fill_tries = 0;
+
+    if (ngx_http_eas_inv_fill_asked) {
+        /* a step is under way: its answer goes on from the start */
+        ngx_http_eas_inv_fill_again = 1;
+        return;
+    }
+
+    if (ngx_http_eas_inv_fill_ev.timer_set) {
+        ngx_del_timer(&ngx_http_eas_inv_fill_ev);
+    }
+
+    ngx_http_eas_inv_fill_step(&ngx_http_eas_inv_fill_ev);
+}
+
+
+static void
+ngx_http_eas_inv_fill_step(ngx_event_t *ev)
+{
+    ngx_shm_zone_t             *zone;
+    ngx_http_eas_redis_conf_t  *rcf;
+    u_char                      index[NGX_HTTP_EAS_INV_KEY];
+    u_char                      start[NGX_INT_T_LEN], count[NGX_INT_T_LEN];
+    u_char                      max[NGX_INT_T_LEN];
+    const char                 *argv[7];
+    size_t                      argvlen[7];
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    zone = ngx_http_eas_redis_zone_find(NULL, ngx_http_eas_inv_fill_zone,
+                                        &ngx_http_eas_module);
+
+    if (zone == NULL || rcf->prefix.len + zone->shm.name.len > 300) {
+        return;
+    }
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngx_http_eas_inv_fill_lua;
+    argvlen[1] = sizeof(ngx_http_eas_inv_fill_lua) - 1;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (char *) index;
+    argvlen[3] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", zone, NULL,
+                                            NULL)
+                 - index;
+    argv[4] = (char *) start;
+    argvlen[4] = ngx_sprintf(start, "%ui", ngx_http_eas_inv_fill_next)
+                 - start;
+    argv[5] = (char *) count;
+    argvlen[5] = ngx_sprintf(count, "%ui", (ngx_uint_t)
+                                           NGX_HTTP_EAS_INV_CHUNK)
+                 - count;
+    argv[6] = (char *) max;
+    argvlen[6] = ngx_sprintf(max, "%uz", (size_t) NGX_HTTP_EAS_INV_RECORD)
+                 - max;
+
+    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_fill, NULL, 7, argv,
+                                   argvlen)
+        == NGX_OK)
+    {
+        ngx_http_eas_inv_fill_asked = 1;
+        return;
+    }
+
+    /* the command connection is not up yet: a little later, a few times */
+
+    if (++ngx_http_eas_inv_fill_tries < 50) {
+        ngx_add_timer(ev, 200);
+    }
+}
+
+
+static void
+ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply      *rr = reply;
+    ngx_uint_t       restarted;
+    ngx_shm_zone_t  *zone;
+
+    ngx_http_eas_inv_fill_asked = 0;
+
+    /* a new subscription while the step was asked: from the start */
+    restarted = ngx_http_eas_inv_fill_again;
+    ngx_http_eas_inv_fill_again = 0;
+    ngx_http_eas_inv_fill_tries = 0;
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements != 4
+        || rr->element[0]->type != REDIS_REPLY_INTEGER
+        || rr->element[1]->type != REDIS_REPLY_INTEGER
+        || rr->element[2]->type != REDIS_REPLY_STRING
+        || rr->element[3]->type != REDIS_REPLY_INTEGER
+        || rr->element[0]->integer < 0 || rr->element[3]->integer < 0)
+    {
+        if (rr) {
+            ngx_http_eas_redis_inv_refused(1);
+            return;
+        }
+
+        /*
+         * the command connection went away: the step is asked again a
+         * little later (from the beginning after a new subscription)
+         */
+
+        if (!ngx_exiting && !ngx_terminate
+            && ngx_http_eas_redis_get_conf() != NULL
+            && ++ngx_http_eas_inv_fill_tries < 50)
+        {
+            ngx_add_timer(&ngx_http_eas_inv_fill_ev, 200);
+        }
+
+        return;
+    }
+
+    zone = ngx_http_eas_redis_zone_find(NULL, ngx_http_eas_inv_fill_zone,
+                                        &ngx_http_eas_module);
+
+    if (zone && !restarted) {
+        if (ngx_http_eas_inv_records(zone, (u_char *) rr->element[2]->str,
+                                     (u_char *) rr->element[2]->str
+                                     + rr->element[2]->len)
+            != NGX_OK)
+        {
+            ngx_http_eas_redis_inv_refused(1);
+        }
+
+        if (rr->element[3]->integer) {
+            ngx_http_eas_redis_inv_refused((ngx_uint_t)
+                                           rr->element[3]->integer);
+        }
+
+        if (rr->element[1]->integer < NGX_HTTP_EAS_INV_CHUNK) {
+            ngx_http_eas_inv_fill_zone++;
+            ngx_http_eas_inv_fill_next = 0;
+
+        } else {
+            ngx_http_eas_inv_fill_next = (ngx_uint_t) rr->element[0]->integer;
+        }
+    }
+
+    ngx_http_eas_inv_fill_step(&ngx_http_eas_inv_fill_ev);
+}
+
+
+/*
+ * "LEN:RECORD" after one another: a record not understood is refused
+ * (counted) and the next one read; NGX_ERROR when the framing itself is
+ * broken, the rest is left.
+ */
+
+static ngx_int_t
+ngx_http_eas_inv_records(ngx_shm_zone_t *zone, u_char *p, u_char *last)
+{
+    size_t                     len;
+    ngx_uint_t                 digits;
+    ngx_http_eas_inv_record_t  rec;
+
+    while (p < last) {
+        len = 0;
+        digits = 0;
+
+        while (p < last && *p >= '0' && *p <= '9' && digits++ < 9) {
+            len = len * 10 + (*p++ - '0');
+        }
+
+        if (digits == 0 || p == last || *p++ != ':'
+            || (size_t) (last - p) < len)
+        {
+            return NGX_ERROR;
+        }
+
+        if (len == 0 || len > NGX_HTTP_EAS_INV_RECORD
+            || ngx_http_eas_inv_parse(p, p + len, &rec) != NGX_OK)
+        {
+            ngx_http_eas_redis_inv_refused(1);
+
+        } else if (ngx_http_eas_inv_import(zone, &rec) == NGX_OK) {
+            ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_IMPORTED, 1);
+        }
+
+        p += len;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_eas_inv_parse(u_char *p, u_char *last,
+    ngx_http_eas_inv_record_t *rec)
+{
+    ngx_uint_t   i, *n;
+    static const ngx_uint_t  max[NGX_HTTP_EAS_INV_NUMS] = {
+        0x7fffffff, 0x7fffffff, 86400, 999, EAS_CMD_NONE, 2,
+        EAS_USER_MAX, EAS_DEVICE_ID_MAX, NGX_HTTP_EAS_DEVICE_TYPE_LEN,
+        NGX_HTTP_EAS_DEVICE_UA_LEN, NGX_HTTP_EAS_DEVICE_REASON_LEN
+    };
+
+    if (last - p < 2 || p[0] != '1' || p[1] != ' ') {
+        return NGX_ERROR;
+    }
+
+    p += 2;
+    n = rec->n;
+
+    for (i = 0; i < NGX_HTTP_EAS_INV_NUMS; i++) {
+        if (p == last || *p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        n[i] = 0;
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            n[i] = n[i] * 10 + (*p++ - '0');
+
+            if (n[i] > max[i]) {
+                return NGX_ERROR;
+            }
+        }
+
+        if (p == last || *p++ != ' ') {
+            return NGX_ERROR;
+        }
+    }
+
+    rec->first_seen = (time_t) n[0];
+    rec->last_seen = (time_t) n[1];
+
+    /* a time to come would stay first of every listing */
+
+    if (rec->first_seen == 0 || rec->first_seen > rec->last_seen
+        || rec->last_seen > ngx_time() + 300
+        || n[7] == 0
+        || (size_t) (last - p) != n[6] + n[7] + n[8] + n[9] + n[10])
+    {
+        return NGX_ERROR;
+    }
+
+    rec->user.data = p;
+    rec->user.len = n[6];
+    rec->device_id.data = p + n[6];
+    rec->device_id.len = n[7];
+    rec->device_type.data = rec->device_id.data + n[7];
+    rec->device_type.len = n[8];
+    rec->user_agent.data = rec->device_type.data + n[8];
+    rec->user_agent.len = n[9];
+    rec->reason.data = rec->user_agent.data + n[9];
+    rec->reason.len = n[10];
+
+    return NGX_OK;
+}
+
+
+/*
+ * A record of another gateway in this zone: created if new (never
+ * counted here), its fields taken if it is newer than what the zone
+ * holds, and put in its queue at the place of its last seen time, so
+ * that both queues stay in that order (listing, stale deletion).
+ */
+
+static ngx_int_t
+ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
+{
+    u_char                        *p;
+    ngx_queue_t                   *head, *q;
+    ngx_http_eas_zone_node_t      *node;
+    ngx_http_eas_devices_ctx_t    *ctx;
+    ngx_http_eas_devices_key_t     key;
+    ngx_http_eas_devices_node_t   *dn, *other;
+    ngx_http_eas_device_update_t   u;
+
+    ctx = zone->data;
+
+    if (ngx_http_eas_devices_device_key(&key, &rec->user, &rec->device_id)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
+
+    node = ngx_http_eas_devices_find(ctx, NGX_HTTP_EAS_NODE_DEVICE, &key);
+
+    if (node) {
+        dn = (ngx_http_eas_devices_node_t *) node;
+
+        if (rec->last_seen < dn->last_seen) {
+            /* this gateway saw it since */
+            ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+    } else {
+        ngx_memzero(&u, sizeof(ngx_http_eas_device_update_t));
+        u.user = rec->user;
+        u.device_id = rec->device_id;
+
+        dn = ngx_http_eas_devices_create(ctx, &key, &u);
+
+        if (dn == NULL) {
+            /* full of records counted here: they stay */
+            ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        dn->first_seen = rec->first_seen;
+    }
+
+    dn->first_seen = ngx_min(dn->first_seen, rec->first_seen);
+    dn->last_seen = rec->last_seen;
+
+    if (rec->n[2]) {
+        dn->heartbeat = rec->n[2];
+    }
+
+    dn->version = (u_short) rec->n[3];
+    dn->command = (u_char) rec->n[4];
+    dn->access = (u_char) rec->n[5];
+
+    p = dn->data + dn->zn.len + dn->user_len + dn->device_id_len;
+
+    dn->device_type_len = (u_char) rec->device_type.len;
+    ngx_memcpy(p, rec->device_type.data, rec->device_type.len);
+    p += NGX_HTTP_EAS_DEVICE_TYPE_LEN;
+
+    dn->user_agent_len = (u_char) rec->user_agent.len;
+    ngx_memcpy(p, rec->user_agent.data, rec->user_agent.len);
+    p += NGX_HTTP_EAS_DEVICE_UA_LEN;
+
+    dn->reason_len = (u_char) rec->reason.len;
+    ngx_memcpy(p, rec->reason.data, rec->reason.len);
+
+    /* after the records seen later: most are seen now, at the head */
+
+    head = ngx_http_eas_zone_queue(&ctx->zone, dn->zn.mark
+                                               ? NGX_HTTP_EAS_Q_COUNTED
+                                               : NGX_HTTP_EAS_Q_EVICTABLE);
+
+    ngx_queue_remove(&dn->zn.queue);
+
+    for (q = ngx_queue_head(head);
+         q != ngx_queue_sentinel(head);
+         q = ngx_queue_next(q))
+    {
+        other = ngx_queue_data(q, ngx_http_eas_devices_node_t, zn.queue);
+
+        if (other->last_seen <= dn->last_seen) {
+            break;
+        }
+    }
+
+    /* before q: "tail" of the list q would be the sentinel of */
+    ngx_queue_insert_tail(q, &dn->zn.queue);
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    return NGX_OK;
+}

@@ -1,0 +1,698 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
+#include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_redis_int.h"
+
+
+/*
+ * The device inventory shared by the gateways (docs/scale-out.md).
+ *
+ * Each gateway writes the records of its device zones to Redis, one
+ * string key a device, "<prefix>i:<zone>:<user length>:<user><DeviceId>"
+ * (lower case), that expires "device_ttl" after the device was last
+ * seen, and indexes it in a sorted set "<prefix>iz:<zone>" by the time
+ * it was last seen.  The records are not written one request at a
+ * time: a worker collects the devices its requests updated (each once,
+ * at most NGX_HTTP_EAS_INV_BATCH of them) and writes them every
+ * "flush" in one pipeline, a script of NGX_HTTP_EAS_INV_CHUNK records
+ * each, that also announces them on the gateways' channel:
+ *
+ *     I node 0 0 zlen 0 ZONE LEN:RECORD LEN:RECORD ...
+ *     D node 0 0 zlen ulen ZONE USER DEVICEID          deleted
+ *
+ * A device seen for the first time is written in the same pass of the
+ * event loop.  While Redis is down the batch is dropped (counted): the
+ * next request of each device writes it again.
+ *
+ * The first worker of every other gateway imports the records into its
+ * own zone, in the order last seen, never counted for eas_device_max
+ * there (the user's set on Redis counts the places of every gateway),
+ * so that listing a page stays a walk of the local zone.  When its
+ * subscription is made (at start, after Redis came back), it reads the
+ * index oldest first, NGX_HTTP_EAS_INV_CHUNK records a step, which also
+ * brings what was announced while it was away.
+ *
+ * The records are read back by ngx_http_eas_redis_import.c.  A record
+ * is one line of text:
+ *
+ *     1 FIRST LAST HEARTBEAT VERSION COMMAND ACCESS ULEN DLEN TLEN ALEN
+ *       RLEN USER DEVICEID TYPE USERAGENT REASON
+ *
+ * and everything read back is checked before it is used: a record
+ * that does not parse, with lengths over the zone's slots or times
+ * in the future, is refused (counted, said once a minute).
+ */
+
+
+#define NGX_HTTP_EAS_INV_BATCH   256     /* devices a worker collects */
+#define NGX_HTTP_EAS_INV_SLOTS   512     /* its index, a power of 2 */
+
+
+/* a device of the batch: its zone and key as the request gave them */
+typedef struct {
+    ngx_shm_zone_t              *zone;
+    uint32_t                     hash;
+    u_short                      user_len;
+    u_char                       device_id_len;
+    u_char                       done;
+    u_char                       data[EAS_USER_MAX + EAS_DEVICE_ID_MAX];
+} ngx_http_eas_inv_entry_t;
+
+
+/* one chunk's arguments: 8 fixed, 4 a record */
+typedef struct {
+    const char                  *argv[8 + 4 * NGX_HTTP_EAS_INV_CHUNK];
+    size_t                       argvlen[8 + 4 * NGX_HTTP_EAS_INV_CHUNK];
+    u_char                       index[NGX_HTTP_EAS_INV_KEY];
+    u_char                       header[128 + 256];
+    u_char                       ttl[NGX_TIME_T_LEN];
+    u_char                       now[NGX_TIME_T_LEN];
+    u_char                       key[NGX_HTTP_EAS_INV_CHUNK]
+                                    [NGX_HTTP_EAS_INV_KEY];
+    u_char                       set[NGX_HTTP_EAS_INV_CHUNK]
+                                    [NGX_HTTP_EAS_INV_KEY];
+    u_char                       score[NGX_HTTP_EAS_INV_CHUNK]
+                                      [NGX_TIME_T_LEN];
+    u_char                       record[NGX_HTTP_EAS_INV_CHUNK]
+                                       [NGX_HTTP_EAS_INV_RECORD];
+} ngx_http_eas_inv_chunk_t;
+
+
+static void ngx_http_eas_inv_flush(ngx_event_t *ev);
+static void ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf,
+    ngx_shm_zone_t *zone, ngx_uint_t from);
+static void ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply,
+    void *data);
+static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
+    ngx_http_eas_inv_entry_t *e, u_char *record, ngx_uint_t *counted,
+    time_t *last_seen);
+
+
+static const char  ngx_http_eas_inv_write_lua[] =
+    "local ttl = tonumber(ARGV[1]) "
+    "local out = {} "
+    "for i = 5, #ARGV, 4 do "
+    "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ttl) "
+    "  redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i]) "
+    "  if ARGV[i + 3] ~= '' then "
+    "    redis.call('EXPIRE', ARGV[i + 3], ttl) "
+    "  end "
+    "  out[#out + 1] = #ARGV[i + 2] .. ':' .. ARGV[i + 2] "
+    "end "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', "
+    "           '(' .. (tonumber(ARGV[2]) - ttl)) "
+    "redis.call('EXPIRE', KEYS[1], ttl) "
+    "redis.call('PUBLISH', ARGV[3], ARGV[4] .. table.concat(out)) "
+    "return #out";
+
+
+static const char  ngx_http_eas_inv_delete_lua[] =
+    "redis.call('DEL', KEYS[1]) "
+    "redis.call('ZREM', KEYS[2], KEYS[1]) "
+    "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
+    "return 1";
+
+
+/* this worker's */
+
+static ngx_atomic_t              *ngx_http_eas_inv_sh;
+static ngx_http_eas_inv_entry_t  *ngx_http_eas_inv_batch;
+static ngx_http_eas_inv_chunk_t  *ngx_http_eas_inv_chunk;
+static ngx_uint_t                 ngx_http_eas_inv_n;
+static uint16_t  ngx_http_eas_inv_slots[NGX_HTTP_EAS_INV_SLOTS];
+static ngx_event_t                ngx_http_eas_inv_flush_ev;
+static time_t                     ngx_http_eas_inv_refused_logged;
+
+/* the timer's "data": nginx's debug log reads a descriptor from it */
+static ngx_connection_t           ngx_http_eas_inv_dummy;
+
+
+/* eas_shared_state's device_ttl=TIME and flush=TIME; NGX_DECLINED: not
+ * ours, or not valid (the directive says so) */
+
+ngx_int_t
+ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
+    ngx_str_t *v)
+{
+    time_t     t;
+    ngx_int_t  n;
+    ngx_str_t  s;
+
+    if (v->len > 11 && ngx_strncmp(v->data, "device_ttl=", 11) == 0) {
+        s.data = v->data + 11;
+        s.len = v->len - 11;
+
+        t = ngx_parse_time(&s, 1);
+        if (t == (time_t) NGX_ERROR || t < 60) {
+            return NGX_DECLINED;
+        }
+
+        rcf->device_ttl = t;
+        return NGX_OK;
+    }
+
+    if (v->len > 6 && ngx_strncmp(v->data, "flush=", 6) == 0) {
+        s.data = v->data + 6;
+        s.len = v->len - 6;
+
+        n = ngx_parse_time(&s, 0);
+        if (n == NGX_ERROR || n < 10 || n > 60000) {
+            return NGX_DECLINED;
+        }
+
+        rcf->flush = (ngx_msec_t) n;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* this worker's batch, made at its first use */
+
+ngx_int_t
+ngx_http_eas_redis_inv_start(void)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    if (ngx_http_eas_inv_batch) {
+        return NGX_OK;
+    }
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || ngx_http_eas_redis_counters() == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_eas_inv_batch = ngx_alloc(NGX_HTTP_EAS_INV_BATCH
+                                       * sizeof(ngx_http_eas_inv_entry_t),
+                                       ngx_cycle->log);
+    if (ngx_http_eas_inv_batch == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_eas_inv_chunk = ngx_alloc(sizeof(ngx_http_eas_inv_chunk_t),
+                                       ngx_cycle->log);
+    if (ngx_http_eas_inv_chunk == NULL) {
+        ngx_free(ngx_http_eas_inv_batch);
+        ngx_http_eas_inv_batch = NULL;
+        return NGX_ERROR;
+    }
+
+    ngx_http_eas_inv_sh = ngx_http_eas_redis_counters();
+
+    ngx_http_eas_inv_dummy.fd = (ngx_socket_t) -1;
+
+    ngx_http_eas_inv_flush_ev.data = &ngx_http_eas_inv_dummy;
+    ngx_http_eas_inv_flush_ev.handler = ngx_http_eas_inv_flush;
+    ngx_http_eas_inv_flush_ev.log = ngx_cycle->log;
+    ngx_http_eas_inv_flush_ev.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The device zone updated a record (ngx_http_eas_device_update()): the
+ * device joins this worker's batch, once; a device seen for the first
+ * time is written in this pass of the event loop, the others at the
+ * next flush.  No round trip, nothing waits.
+ */
+
+void
+ngx_http_eas_redis_inventory_seen(ngx_shm_zone_t *devices,
+    ngx_http_eas_device_update_t *u)
+{
+    uint32_t                    hash;
+    ngx_uint_t                  i;
+    ngx_http_eas_inv_entry_t   *e;
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || u->user.len > EAS_USER_MAX || u->device_id.len == 0
+        || u->device_id.len > EAS_DEVICE_ID_MAX
+        || ngx_http_eas_redis_inv_start() != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_crc32_init(hash);
+    ngx_crc32_update(&hash, u->user.data, u->user.len);
+    ngx_crc32_update(&hash, u->device_id.data, u->device_id.len);
+    ngx_crc32_final(hash);
+
+    for (i = hash & (NGX_HTTP_EAS_INV_SLOTS - 1);
+         ngx_http_eas_inv_slots[i];
+         i = (i + 1) & (NGX_HTTP_EAS_INV_SLOTS - 1))
+    {
+        e = &ngx_http_eas_inv_batch[ngx_http_eas_inv_slots[i] - 1];
+
+        if (e->hash == hash && e->zone == devices
+            && e->user_len == u->user.len
+            && e->device_id_len == u->device_id.len
+            && ngx_memcmp(e->data, u->user.data, u->user.len) == 0
+            && ngx_memcmp(e->data + e->user_len, u->device_id.data,
+                          u->device_id.len) == 0)
+        {
+            goto queued;
+        }
+    }
+
+    if (ngx_http_eas_inv_n == NGX_HTTP_EAS_INV_BATCH) {
+        /* full: written now, the index starts again */
+        ngx_http_eas_inv_flush(&ngx_http_eas_inv_flush_ev);
+        i = hash & (NGX_HTTP_EAS_INV_SLOTS - 1);
+    }
+
+    e = &ngx_http_eas_inv_batch[ngx_http_eas_inv_n++];
+    ngx_http_eas_inv_slots[i] = (uint16_t) ngx_http_eas_inv_n;
+
+    e->zone = devices;
+    e->hash = hash;
+    e->user_len = (u_short) u->user.len;
+    e->device_id_len = (u_char) u->device_id.len;
+    e->done = 0;
+    ngx_memcpy(e->data, u->user.data, u->user.len);
+    ngx_memcpy(e->data + u->user.len, u->device_id.data, u->device_id.len);
+
+queued:
+
+    if (u->created && !ngx_http_eas_inv_flush_ev.posted) {
+        ngx_post_event(&ngx_http_eas_inv_flush_ev, &ngx_posted_events);
+        return;
+    }
+
+    if (!ngx_http_eas_inv_flush_ev.timer_set
+        && !ngx_http_eas_inv_flush_ev.posted)
+    {
+        ngx_add_timer(&ngx_http_eas_inv_flush_ev, rcf->flush);
+    }
+}
+
+
+/* the batch written: one script per chunk of one zone, one pipeline */
+
+static void
+ngx_http_eas_inv_flush(ngx_event_t *ev)
+{
+    ngx_uint_t                  i;
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    if (ev->posted) {
+        ngx_delete_posted_event(ev);
+    }
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf != NULL) {
+        for (i = 0; i < ngx_http_eas_inv_n; i++) {
+            if (!ngx_http_eas_inv_batch[i].done) {
+                ngx_http_eas_inv_send(rcf, ngx_http_eas_inv_batch[i].zone, i);
+            }
+        }
+    }
+
+    ngx_http_eas_inv_n = 0;
+    ngx_memzero(ngx_http_eas_inv_slots, sizeof(ngx_http_eas_inv_slots));
+}
+
+
+/* up to a chunk of the zone's records, from the batch's entry "from" */
+
+static void
+ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
+    ngx_uint_t from)
+{
+    size_t                     len;
+    time_t                     last_seen;
+    ngx_str_t                  user, device_id;
+    ngx_uint_t                 i, n, argc, counted;
+    ngx_http_eas_inv_entry_t  *e;
+    ngx_http_eas_inv_chunk_t  *c;
+
+    c = ngx_http_eas_inv_chunk;
+
+    if (rcf->prefix.len + zone->shm.name.len + 64 > sizeof(c->header)) {
+        return;
+    }
+
+    n = 0;
+    argc = 8;
+
+    for (i = from; i < ngx_http_eas_inv_n && n < NGX_HTTP_EAS_INV_CHUNK; i++)
+    {
+        e = &ngx_http_eas_inv_batch[i];
+
+        if (e->done || e->zone != zone) {
+            continue;
+        }
+
+        e->done = 1;
+
+        len = ngx_http_eas_inv_read(zone, e, c->record[n], &counted,
+                                    &last_seen);
+        if (len == 0) {
+            /* deleted, or evicted, since */
+            continue;
+        }
+
+        user.data = e->data;
+        user.len = e->user_len;
+        device_id.data = e->data + e->user_len;
+        device_id.len = e->device_id_len;
+
+        c->argv[argc] = (char *) c->key[n];
+        c->argvlen[argc] = ngx_http_eas_redis_inv_key(c->key[n], rcf, "i:",
+                                                      zone, &user, &device_id)
+                           - c->key[n];
+        argc++;
+
+        /* the index's score: when it was last seen */
+        c->argv[argc] = (char *) c->score[n];
+        c->argvlen[argc] = ngx_sprintf(c->score[n], "%T", last_seen)
+                           - c->score[n];
+        argc++;
+
+        c->argv[argc] = (char *) c->record[n];
+        c->argvlen[argc] = len;
+        argc++;
+
+        /* a device counted here keeps the user's set on Redis alive */
+
+        c->argv[argc] = (char *) c->set[n];
+        c->argvlen[argc] = counted
+                           ? (size_t) (ngx_http_eas_redis_inv_key(c->set[n],
+                                                       rcf, "d:", zone, &user,
+                                                       NULL)
+                                       - c->set[n])
+                           : 0;
+        argc++;
+
+        n++;
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    c->argv[0] = "EVAL";
+    c->argvlen[0] = 4;
+    c->argv[1] = ngx_http_eas_inv_write_lua;
+    c->argvlen[1] = sizeof(ngx_http_eas_inv_write_lua) - 1;
+    c->argv[2] = "1";
+    c->argvlen[2] = 1;
+    c->argv[3] = (char *) c->index;
+    c->argvlen[3] = ngx_http_eas_redis_inv_key(c->index, rcf, "iz:", zone,
+                                               NULL, NULL)
+                    - c->index;
+    c->argv[4] = (char *) c->ttl;
+    c->argvlen[4] = ngx_sprintf(c->ttl, "%T", rcf->device_ttl) - c->ttl;
+    c->argv[5] = (char *) c->now;
+    c->argvlen[5] = ngx_sprintf(c->now, "%T", ngx_time()) - c->now;
+
+    /* ARGV[3], ARGV[4]: the channel, the message's header; then records */
+
+    c->argv[6] = (char *) rcf->channel.data;
+    c->argvlen[6] = rcf->channel.len;
+    c->argv[7] = (char *) c->header;
+    c->argvlen[7] = ngx_sprintf(c->header, "I %V 0 0 %uz 0 %V", &rcf->node,
+                                zone->shm.name.len, &zone->shm.name)
+                    - c->header;
+
+    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_write,
+                                   (void *) (uintptr_t) n, (int) argc,
+                                   c->argv, c->argvlen)
+        != NGX_OK)
+    {
+        ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
+    }
+}
+
+
+static void
+ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply  *rr = reply;
+    ngx_uint_t   n = (ngx_uint_t) (uintptr_t) data;
+
+    if (rr && rr->type == REDIS_REPLY_INTEGER) {
+        ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_WRITTEN, n);
+        return;
+    }
+
+    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
+}
+
+
+/* the record as it is in the zone now, as text; 0: none */
+
+static size_t
+ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
+    u_char *record, ngx_uint_t *counted, time_t *last_seen)
+{
+    u_char                       *p, *s;
+    ngx_str_t                     user, device_id;
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+
+    user.data = e->data;
+    user.len = e->user_len;
+    device_id.data = e->data + e->user_len;
+    device_id.len = e->device_id_len;
+
+    dn = ngx_http_eas_devices_lock_record(ctx, &user, &device_id);
+    if (dn == NULL) {
+        return 0;
+    }
+
+    *counted = dn->zn.mark;
+    *last_seen = dn->last_seen;
+
+    p = ngx_sprintf(record, "1 %T %T %ui %ui %ui %ui %ui %ui %ui %ui %ui ",
+                    dn->first_seen, dn->last_seen, dn->heartbeat,
+                    (ngx_uint_t) dn->version, (ngx_uint_t) dn->command,
+                    (ngx_uint_t) dn->access, (ngx_uint_t) dn->user_len,
+                    (ngx_uint_t) dn->device_id_len,
+                    (ngx_uint_t) dn->device_type_len,
+                    (ngx_uint_t) dn->user_agent_len,
+                    (ngx_uint_t) dn->reason_len);
+
+    s = dn->data + dn->zn.len;
+    p = ngx_cpymem(p, s, dn->user_len + dn->device_id_len);
+    s += dn->user_len + dn->device_id_len;
+    p = ngx_cpymem(p, s, dn->device_type_len);
+    s += NGX_HTTP_EAS_DEVICE_TYPE_LEN;
+    p = ngx_cpymem(p, s, dn->user_agent_len);
+    s += NGX_HTTP_EAS_DEVICE_UA_LEN;
+    p = ngx_cpymem(p, s, dn->reason_len);
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    return p - record;
+}
+
+
+/* "<prefix><kind><zone>", then ":<user>" or ":<n>:<user><DeviceId>" */
+
+u_char *
+ngx_http_eas_redis_inv_key(u_char *p, ngx_http_eas_redis_conf_t *rcf,
+    const char *kind, ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id)
+{
+    p = ngx_cpymem(p, rcf->prefix.data, rcf->prefix.len);
+    p = ngx_cpymem(p, kind, ngx_strlen(kind));
+    p = ngx_cpymem(p, zone->shm.name.data, zone->shm.name.len);
+
+    if (user == NULL) {
+        return p;
+    }
+
+    *p++ = ':';
+
+    if (device_id) {
+        p = ngx_sprintf(p, "%uz:", user->len);
+    }
+
+    ngx_strlow(p, user->data, user->len);
+    p += user->len;
+
+    if (device_id) {
+        ngx_strlow(p, device_id->data, device_id->len);
+        p += device_id->len;
+    }
+
+    return p;
+}
+
+
+/*
+ * The admin API deleted a device (ngx_http_eas_redis_device_delete()):
+ * its record goes from Redis, and from every gateway's zone.
+ */
+
+void
+ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
+    ngx_str_t *user, ngx_str_t *device_id)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+    u_char                      key[NGX_HTTP_EAS_INV_KEY];
+    u_char                      index[NGX_HTTP_EAS_INV_KEY];
+    u_char                      m[NGX_HTTP_EAS_INV_KEY + 128];
+    const char                 *argv[7];
+    size_t                      argvlen[7];
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || devices == NULL || user->len > EAS_USER_MAX
+        || device_id->len == 0 || device_id->len > EAS_DEVICE_ID_MAX
+        || rcf->prefix.len + devices->shm.name.len > 300)
+    {
+        return;
+    }
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngx_http_eas_inv_delete_lua;
+    argvlen[1] = sizeof(ngx_http_eas_inv_delete_lua) - 1;
+    argv[2] = "2";
+    argvlen[2] = 1;
+    argv[3] = (char *) key;
+    argvlen[3] = ngx_http_eas_redis_inv_key(key, rcf, "i:", devices, user,
+                                            device_id)
+                 - key;
+    argv[4] = (char *) index;
+    argvlen[4] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", devices, NULL,
+                                            NULL)
+                 - index;
+    argv[5] = (char *) rcf->channel.data;
+    argvlen[5] = rcf->channel.len;
+    argv[6] = (char *) m;
+    argvlen[6] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
+                             devices->shm.name.len, user->len,
+                             &devices->shm.name, user, device_id)
+                 - m;
+
+    (void) ngx_http_eas_redis_command(NULL, NULL, 7, argv, argvlen);
+}
+
+
+/*
+ * The admin API deleted the records not seen for a time
+ * (ngx_http_eas_device_stale()): each goes from Redis and every gateway,
+ * and gives its eas_device_max place back there, as one deleted alone.
+ */
+
+void
+ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
+    ngx_http_eas_device_t *deleted, ngx_uint_t n)
+{
+    ngx_str_t   user, device_id;
+    ngx_uint_t  i;
+
+    if (deleted == NULL || ngx_http_eas_redis_get_conf() == NULL) {
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        user.data = deleted[i].user;
+        user.len = deleted[i].user_len;
+        device_id.data = deleted[i].device_id;
+        device_id.len = deleted[i].device_id_len;
+
+        ngx_http_eas_redis_device_delete(devices, &user, &device_id);
+    }
+}
+
+
+void
+ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n)
+{
+    if (ngx_http_eas_inv_sh) {
+        (void) ngx_atomic_fetch_add(&ngx_http_eas_inv_sh[counter], n);
+    }
+}
+
+
+void
+ngx_http_eas_redis_inv_refused(ngx_uint_t n)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_REFUSED, n);
+
+    if (ngx_time() - ngx_http_eas_inv_refused_logged < 60) {
+        return;
+    }
+
+    ngx_http_eas_inv_refused_logged = ngx_time();
+    rcf = ngx_http_eas_redis_get_conf();
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "eas: shared state \"%V\": a device record not "
+                  "understood, refused (said once a minute)", &rcf->url);
+}
+
+
+/* its part of eas_status */
+
+u_char *
+ngx_http_eas_redis_inventory_status(u_char *p, ngx_uint_t prometheus)
+{
+    ngx_atomic_t  *sh;
+
+    sh = ngx_http_eas_redis_counters();
+
+    if (sh == NULL) {
+        return p;
+    }
+
+    if (!prometheus) {
+        return ngx_sprintf(p, "\"shared_inventory\":{\"written\":%uA,"
+                           "\"dropped\":%uA,\"imported\":%uA,"
+                           "\"refused\":%uA},\n",
+                           sh[NGX_HTTP_EAS_INV_WRITTEN],
+                           sh[NGX_HTTP_EAS_INV_DROPPED],
+                           sh[NGX_HTTP_EAS_INV_IMPORTED],
+                           sh[NGX_HTTP_EAS_INV_REFUSED]);
+    }
+
+    return ngx_sprintf(p,
+        "# HELP nginx_eas_shared_inventory_written_total Device records "
+        "written to Redis, batched.\n"
+        "# TYPE nginx_eas_shared_inventory_written_total counter\n"
+        "nginx_eas_shared_inventory_written_total %uA\n"
+        "# HELP nginx_eas_shared_inventory_dropped_total Device records "
+        "not written: Redis down or refusing.\n"
+        "# TYPE nginx_eas_shared_inventory_dropped_total counter\n"
+        "nginx_eas_shared_inventory_dropped_total %uA\n"
+        "# HELP nginx_eas_shared_inventory_imported_total Device records "
+        "of other gateways taken into the zones.\n"
+        "# TYPE nginx_eas_shared_inventory_imported_total counter\n"
+        "nginx_eas_shared_inventory_imported_total %uA\n"
+        "# HELP nginx_eas_shared_inventory_refused_total Device records "
+        "from Redis not understood.\n"
+        "# TYPE nginx_eas_shared_inventory_refused_total counter\n"
+        "nginx_eas_shared_inventory_refused_total %uA\n",
+        sh[NGX_HTTP_EAS_INV_WRITTEN], sh[NGX_HTTP_EAS_INV_DROPPED],
+        sh[NGX_HTTP_EAS_INV_IMPORTED], sh[NGX_HTTP_EAS_INV_REFUSED]);
+}

@@ -1,0 +1,435 @@
+"""The device inventory shared by gateways on one Redis (eas_shared_state,
+docs/scale-out.md): a device seen on one gateway is listed by the admin
+API of every other; deleted on one, it is gone from all; a gateway
+started later lists the fleet; Redis killed and back, the gateways
+converge; last-seen moves are batched (far fewer Redis writes than
+requests, counted by Redis itself); eas_device_max stays exact with the
+records imported from other gateways; junk on the channel or in Redis
+is refused and no worker dies.  Every gateway is a real nginx with two
+workers, Redis a real redis-server on a loopback port."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from eastest.backends import CredentialBackend, EasBackend
+from eastest.client import EasClient
+from eastest.jsonschema import validate
+from eastest.nginx import start_gateway
+from eastest.redis import RedisServer
+from eastest.waiting import poll
+
+NGINX_CONFIG = """
+http {
+    ${temp_paths}
+
+    eas_shared_state ${redis_url} prefix=t: timeout=300ms
+                     connect_timeout=300ms retry=200ms flush=1s
+                     device_ttl=2h;
+
+    eas_preauth_zone zone=auth:1m;
+    eas_device_zone zone=devices:1m;
+
+    upstream backend {
+        server 127.0.0.1:${backend_port};
+    }
+
+    server {
+        listen 127.0.0.1:${port};
+
+        location /Microsoft-Server-ActiveSync {
+            eas on;
+            eas_devices devices;
+            eas_preauth "ActiveSync";
+            eas_preauth_cache zone=auth;
+            eas_preauth_request /_directory;
+            ${device_max}
+            proxy_pass http://backend;
+        }
+
+        location = /_directory {
+            internal;
+            proxy_method OPTIONS;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_pass http://127.0.0.1:${dir_port}/Microsoft-Server-ActiveSync;
+        }
+
+        location = /eas/status {
+            eas_status;
+        }
+
+        location /eas/admin/ {
+            allow 127.0.0.1;
+            deny all;
+            eas_admin preauth_zone=auth device_zone=devices;
+        }
+    }
+}
+"""
+
+
+@pytest.fixture
+def redis(tmp_path):
+    with RedisServer(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def directory():
+    users = {"jdoe": "secret", "amy": "apple"}
+    users.update({"u%02d" % i: "pw" for i in range(10)})
+    with CredentialBackend({None: users}) as server:
+        yield server
+
+
+@pytest.fixture
+def backend():
+    with EasBackend() as server:
+        yield server
+
+
+def gateway(nginx_factory, redis, directory, backend, device_max=""):
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG, redis_url=redis.url,
+                          dir_port=directory.port, backend_port=backend.port,
+                          device_max=device_max)
+    return nginx
+
+
+def gateways(nginx_factory, redis, directory, backend, count, **kw):
+    started = [gateway(nginx_factory, redis, directory, backend, **kw)
+               for _ in range(count)]
+    poll(lambda: clients(redis) >= 4 * count or None,
+         "connections of every worker to Redis")
+    return started
+
+
+def clients(redis):
+    for line in redis.command("INFO", "clients").decode().splitlines():
+        if line.startswith("connected_clients:"):
+            return int(line.split(":")[1]) - 1
+    return 0
+
+
+def device(nginx, device_id, user="jdoe", password="secret"):
+    return EasClient("http://127.0.0.1:%d/Microsoft-Server-ActiveSync"
+                     % nginx.port, user=user, password=password,
+                     device_id=device_id, timeout=20)
+
+
+def get(nginx, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (nginx.port, path),
+                                timeout=10) as reply:
+        return json.loads(reply.read().decode())
+
+
+def listed(nginx, **query):
+    query.setdefault("per_page", 1000)
+    path = "/eas/admin/devices?" + "&".join("%s=%s" % kv
+                                            for kv in query.items())
+    return get(nginx, path)["devices"]
+
+
+def ids(nginx):
+    return {d["device_id"] for d in listed(nginx)}
+
+
+def delete(nginx, user, device_id):
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/devices?user=%s&device_id=%s"
+        % (nginx.port, user, device_id),
+        method="DELETE", headers={"X-EAS-Admin": "1"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+SCHEMA = os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                      "status.schema.json")
+
+
+def inventory_status(nginx):
+    """Its part of eas_status, the whole document checked against the
+    schema of the docs, the Prometheus text by promtool."""
+    document = get(nginx, "/eas/status?format=json")
+    with open(SCHEMA) as f:
+        assert validate(document, json.load(f)) == []
+    with urllib.request.urlopen("http://127.0.0.1:%d/eas/status?format="
+                                "prometheus" % nginx.port,
+                                timeout=10) as reply:
+        text = reply.read()
+    assert b"\nnginx_eas_shared_inventory_refused_total %d\n" \
+        % document["shared_inventory"]["refused"] in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: install Debian's prometheus"
+    run = subprocess.run([promtool, "check", "metrics"], input=text,
+                         capture_output=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return document["shared_inventory"]
+
+
+def command_calls(redis):
+    """Calls per command, as Redis counts them (scripts' inner ones too)."""
+    calls = {}
+    for line in redis.command("INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, fields = line[len("cmdstat_"):].partition(":")
+            calls[name] = int(fields.split(",")[0].split("=")[1])
+    return calls
+
+
+def test_seen_on_a_listed_on_b_and_c_deleted_on_b_gone_everywhere(
+        nginx_factory, redis, directory, backend):
+    a, b, c = gateways(nginx_factory, redis, directory, backend, 3)
+    reply = device(a, "PHONE1").foldersync()
+    assert reply.status == 200
+    for nginx in (b, c):
+        poll(lambda: "PHONE1" in ids(nginx) or None,
+             "the device of A listed on another gateway")
+    record = [d for d in listed(b) if d["device_id"] == "PHONE1"][0]
+    mine = [d for d in listed(a) if d["device_id"] == "PHONE1"][0]
+    for field in ("user", "device_type", "user_agent", "protocol_version",
+                  "first_seen", "access", "last_command"):
+        assert record[field] == mine[field], field
+    assert record["user"] == "jdoe"
+    # on Redis: the record, with the inventory's expiry (device_ttl)
+    keys = redis.keys("t:i:devices:*")
+    assert len(keys) == 1
+    assert 3600 < int(redis.command("TTL", keys[0])) <= 7200
+    assert 3600 < int(redis.command("TTL", "t:iz:devices")) <= 7200
+
+    assert delete(b, "jdoe", "PHONE1") == 200
+    for nginx in (a, c):
+        poll(lambda: "PHONE1" not in ids(nginx) or None,
+             "the device deleted on B gone from the others")
+    assert redis.keys("t:i:devices:*") == []
+    assert redis.command("ZCARD", "t:iz:devices") == 0
+
+
+def test_gateway_started_later_lists_the_fleet(nginx_factory, redis,
+                                               directory, backend):
+    """More devices than one step of the fill reads (32): all listed by
+    a gateway started afterwards, in the order they were last seen."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    fleet = set()
+    for i in range(10):
+        for k in range(5):
+            device_id = "U%02dDEV%d" % (i, k)
+            assert device(a, device_id, user="u%02d" % i,
+                          password="pw").foldersync().status == 200
+            fleet.add(device_id)
+    poll(lambda: redis.command("ZCARD", "t:iz:devices") == len(fleet)
+         or None, "every record written to Redis")
+    later = gateway(nginx_factory, redis, directory, backend)
+    poll(lambda: ids(later) == fleet or None, "the fleet on the new gateway")
+    seen = [d["last_seen"] for d in listed(later)]
+    assert seen == sorted(seen, reverse=True)
+    assert get(later, "/eas/admin/devices?per_page=10&page=5")["total"] \
+        == len(fleet)
+
+
+def test_redis_killed_and_back_converges(nginx_factory, redis, directory,
+                                         backend):
+    a, b = gateways(nginx_factory, redis, directory, backend, 2)
+    assert device(a, "BEFORE").foldersync().status == 200
+    poll(lambda: "BEFORE" in ids(b) or None, "BEFORE listed on B")
+    redis.stop()
+    assert device(a, "DURING").foldersync().status == 200
+    poll(lambda: inventory_status(a)["dropped"] >= 1 or None,
+         "the record written while Redis is down counted as dropped")
+    redis.start()
+    poll(lambda: clients(redis) >= 8 or None, "the gateways back on Redis")
+    # the next request of the device writes it again
+    assert device(a, "DURING").foldersync().status == 200
+    assert device(b, "ONB").foldersync().status == 200
+    poll(lambda: {"BEFORE", "DURING", "ONB"} <= ids(b) or None,
+         "B lists every device")
+    poll(lambda: {"DURING", "ONB"} <= ids(a) or None, "A lists B's device")
+    # B's subscriptions dropped (as in a network blip): what A writes
+    # meanwhile reaches B all the same, read back when B subscribes again
+    redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+    assert device(a, "BLIP").foldersync().status == 200
+    poll(lambda: "BLIP" in ids(b) or None, "B lists the device of the blip")
+
+
+def test_last_seen_batched(nginx_factory, redis, directory, backend):
+    """Many requests of known devices: a few batched writes, not one a
+    request; the other gateway sees the last-seen time move."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2)
+    for device_id in ("P1", "P2"):
+        assert device(a, device_id).foldersync().status == 200
+    poll(lambda: {"P1", "P2"} <= ids(b) or None, "listed on B")
+    first = {d["device_id"]: d["last_seen"] for d in listed(b)}
+    before = command_calls(redis)
+    requests = 0
+    clients_ = [device(a, "P1"), device(a, "P2")]
+    started = time.monotonic()
+    for _ in range(100):
+        for client in clients_:
+            assert client.foldersync().status == 200
+            requests += 1
+    after = command_calls(redis)
+    # at most one write per device, worker and flush (1 s) that passed
+    flushes = time.monotonic() - started + 2
+
+    def delta(name):
+        return after.get(name, 0) - before.get(name, 0)
+
+    writes = delta("set")
+    trips = delta("eval") + delta("evalsha") + delta("publish")
+    assert writes <= 2 * 2 * flushes, (writes, requests, flushes)
+    assert trips <= 2 * 2 * flushes, (trips, requests, flushes)
+    assert writes < requests / 2 and trips < requests / 2
+
+    def moved():
+        # one more request each, in a later second than the first ones
+        if int(time.time()) > max(first.values()):
+            for client in clients_:
+                client.foldersync()
+        return all(d["last_seen"] > first[d["device_id"]]
+                   for d in listed(b) if d["device_id"] in first) or None
+
+    poll(moved, "the last-seen times moved on B")
+    assert inventory_status(a)["written"] >= 2
+
+
+def test_device_max_exact_with_imported_records(nginx_factory, redis,
+                                                directory, backend):
+    """eas_device_max 1: the phone of A imported by B does not count on B
+    as a second place; the user's set on Redis expires with the
+    inventory."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 1;")
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: "PHONE1" in ids(b) or None, "PHONE1 imported by B")
+    assert 3600 < int(redis.command("TTL", "t:d:devices:jdoe")) <= 7200
+    # B counts nothing of its own yet: the import is not a place
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+    assert device(b, "PHONE1").foldersync().status == 200
+    assert device(a, "PHONE1").foldersync().status == 200
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+    assert forwarded(backend) == {"PHONE1"}
+    record = [d for d in listed(b) if d["device_id"] == "PHONE1"][0]
+    assert record["user_devices"] == 1
+
+    # deleted on B: its place given back everywhere, PHONE2 now fits
+    assert delete(b, "jdoe", "PHONE1") == 200
+    poll(lambda: "PHONE1" not in ids(a) or None, "PHONE1 gone from A")
+    assert device(a, "PHONE2").foldersync().status == 200
+    poll(lambda: "PHONE2" in ids(b) or None, "PHONE2 imported by B")
+    count = len(backend.requests)
+    device(b, "PHONE1").foldersync()
+    assert [r.eas.device_id for r in backend.requests[count:]] == []
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone2"]
+
+
+def forwarded(backend):
+    return {r.eas.device_id for r in backend.requests}
+
+
+def frame(record):
+    data = record.encode() if isinstance(record, str) else record
+    return b"%d:%s" % (len(data), data)
+
+
+def good_record(device_id, now, first=None):
+    user, type_ = "amy", "iPhone"
+    return "1 %d %d 0 141 0 1 %d %d %d 0 0 %s%s%s" % (
+        now - 10 if first is None else first, now, len(user),
+        len(device_id), len(type_), user, device_id, type_)
+
+
+JUNK_RECORDS = [
+    b"",
+    b"2 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",           # another version
+    b"1 1 1 0 141 0 1 3 4 0 0 0 amyDEV",            # short
+    b"1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1X",          # long
+    b"1 1 1 0 141 0 9 3 4 0 0 0 amyDEV1",           # access
+    b"1 1 1 0 141 0 1 3 0 0 0 0 amy",               # no DeviceId
+    b"1 1 1 0 141 0 1 3 4 999 0 0 amyDEV1",         # type over its slot
+    b"1 5 1 0 141 0 1 3 4 0 0 0 amyDEV1",           # first after last
+    b"1 1 99999999999 0 141 0 1 3 4 0 0 0 amyDEV1",  # in the future
+    b"1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1 trailing",
+    b"1 x 1 0 141 0 1 3 4 0 0 0 amyDEV1",
+    b"\xff" * 2000,
+]
+
+
+def test_junk_refused_and_no_worker_dies(nginx_factory, redis, directory,
+                                         backend):
+    """Records not understood, on the channel and in Redis (read by the
+    fill of a gateway started afterwards): refused and counted, a good
+    record beside them imported, no worker dies (the fixture's
+    check_no_alerts)."""
+    now = int(time.time())
+    # in Redis before the gateway starts: junk strings, a key of another
+    # type, an index entry with no record, and one good record
+    for i, junk in enumerate(JUNK_RECORDS):
+        key = "t:i:devices:junk%d" % i
+        redis.command("SET", key, junk)
+        redis.command("ZADD", "t:iz:devices", str(now - 100 + i), key)
+    redis.command("HSET", "t:i:devices:hash", "f", "1")
+    redis.command("ZADD", "t:iz:devices", str(now), "t:i:devices:hash")
+    redis.command("ZADD", "t:iz:devices", str(now), "t:i:devices:gone")
+    redis.command("SET", "t:i:devices:good", good_record("FILLED", now))
+    redis.command("ZADD", "t:iz:devices", str(now), "t:i:devices:good")
+
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    poll(lambda: "FILLED" in ids(a) or None, "the good record of the fill")
+
+    channel = "t:db0:events"
+    header = b"I 0000000000000000 0 0 7 0 devices"
+    for junk in JUNK_RECORDS:
+        redis.command("PUBLISH", channel, header + frame(junk))
+    for junk in (b"5:ab", b"x:1", b"99999999:1", b":", b"3"):
+        redis.command("PUBLISH", channel, header + junk)
+    redis.command("PUBLISH", channel, b"D 0000000000000000 0 0 7 3 "
+                  b"devicesamy")                        # no DeviceId
+    redis.command("PUBLISH", channel, b"I 0000000000000000 0 0 5 0 "
+                  b"other" + frame(good_record("ELSEWHERE", now)))
+    redis.command("PUBLISH", channel,
+                  header + frame(good_record("PUBLISHED", now)))
+    poll(lambda: "PUBLISHED" in ids(a) or None, "the good published record")
+    assert ids(a) == {"FILLED", "PUBLISHED"}
+    status = inventory_status(a)
+    assert status["refused"] >= len(JUNK_RECORDS)
+    assert status["imported"] == 2
+    # the gateway still works
+    assert device(a, "PHONE").foldersync().status == 200
+
+
+def test_stale_deleted_on_one_gateway_gone_everywhere(nginx_factory, redis,
+                                                      directory, backend):
+    """DELETE devices/stale?days=2 on B: the records it deletes go from
+    Redis and from A too; a device seen today stays everywhere."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2)
+    old = int(time.time()) - 3 * 86400
+    record = good_record("OLDPHONE", old, first=old - 60)
+    key = "t:i:devices:3:amyoldphone"
+    redis.command("SET", key, record)
+    redis.command("ZADD", "t:iz:devices", str(old), key)
+    redis.command("PUBLISH", "t:db0:events",
+                  b"I 0000000000000000 0 0 7 0 devices" + frame(record))
+    assert device(a, "FRESH").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: {"OLDPHONE", "FRESH"} <= ids(nginx) or None,
+             "both devices listed")
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/devices/stale?days=2" % b.port,
+        method="DELETE", headers={"X-EAS-Admin": "1"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        deleted = json.loads(reply.read().decode())["devices"]
+    assert [d["device_id"] for d in deleted] == ["OLDPHONE"]
+    poll(lambda: "OLDPHONE" not in ids(a) or None, "OLDPHONE gone from A")
+    assert ids(a) == ids(b) == {"FRESH"}
+    poll(lambda: redis.keys("t:i:devices:3:amy*") == [] or None,
+         "its record gone from Redis")
