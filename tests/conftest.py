@@ -5,7 +5,10 @@
                     build/ngx_http_eas_module.so); fails if it is missing
     certs           CA + server certificate for 127.0.0.1/localhost, once
                     per session (eastest.certs.Certs)
-    backend         a started EasBackend on a free port, per test
+    backend         a started EasBackend on a free port, per test; a
+                    module or test marked backend(**options), e.g.
+                    pytestmark = pytest.mark.backend(hold_cap=0), gets
+                    EasBackend(**options)
     nginx_factory   nginx_factory(template, listen=(port,), module=True,
                     start=True, **vars) -> a running eastest.nginx.Nginx in
                     its own tmp directory; on teardown every instance is
@@ -68,9 +71,16 @@ def certs(tmp_path_factory):
     return make_ca_and_cert(traversable_tmp(tmp_path_factory, "certs"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "backend(**options): the options of the backend "
+        "fixture's EasBackend")
+
+
 @pytest.fixture
-def backend():
-    with EasBackend() as server:
+def backend(request):
+    marker = request.node.get_closest_marker("backend")
+    with EasBackend(**(marker.kwargs if marker else {})) as server:
         yield server
 
 

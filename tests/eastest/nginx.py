@@ -75,13 +75,21 @@ def _bindable(port, host="127.0.0.1"):
     return True
 
 
-def start_gateway(nginx_factory, template, **variables):
+def start_gateway(nginx_factory, template, files=None, **variables):
     """The usual gateway of a test: nginx_factory's instance of template
     listening on a free port of its own, given to the template as
-    ${port} and kept as .port."""
+    ${port} and kept as .port.  files maps a name in the instance's
+    directory (${dir}) to the text written there before nginx starts
+    (a password file, a rules file)."""
     port = free_port()
-    nginx = nginx_factory(template, listen=(port,), port=port, **variables)
+    nginx = nginx_factory(template, listen=(port,), start=not files,
+                          port=port, **variables)
     nginx.port = port
+    if files:
+        for name, text in files.items():
+            with open(os.path.join(nginx.dir, name), "w") as handle:
+                handle.write(text)
+        nginx.start(ports=(port,))
     return nginx
 
 

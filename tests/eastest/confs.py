@@ -1,0 +1,107 @@
+"""Builders of the nginx configurations the tests start.
+
+Every gateway of the tests repeats the same frame: an http block with
+the instance's temporary paths, the eas zones, the recording backend as
+upstream "backend", a server listening on ${port}, an ActiveSync location
+that ends in proxy_pass.  The frame is written here once; a test writes
+only the directives that make its configuration its own, and hands the
+text to start_gateway() (eastest.nginx) as it would a template: the
+${...} placeholders are filled there.
+
+    NGINX_CONFIG = confs.gateway(
+        confs.eas_location(confs.PREAUTH, "eas_devices devices;"),
+        http="eas_device_block_status 403;")
+
+nginx does not care how the text is indented; the builders indent each
+level by four spaces so that a rendered nginx.conf reads well.
+"""
+
+import textwrap
+
+EAS = "/Microsoft-Server-ActiveSync"
+
+# the zones most tests name: "auth" for pre-authentication, "devices"
+ZONES = """
+    eas_preauth_zone zone=auth:1m;
+    eas_device_zone zone=devices:1m;
+"""
+
+# pre-authentication against the password file ${dir}/users (plain)
+PREAUTH = """
+    eas_preauth "ActiveSync";
+    eas_preauth_cache zone=auth;
+    eas_preauth_user_file ${dir}/users plain;
+"""
+
+# a location only the admin's address and password reach
+ADMIN_ONLY = """
+    allow 127.0.0.1;
+    deny all;
+    auth_basic "eas admin";
+    auth_basic_user_file ${dir}/admins;
+"""
+
+UPSTREAM = """
+    upstream backend {
+        server 127.0.0.1:${backend_port};
+    }
+"""
+
+
+def _lines(parts):
+    """The non-empty parts, each dedented and stripped, in order."""
+    texts = []
+    for part in parts:
+        if part:
+            text = textwrap.dedent(part).strip("\n")
+            if text.strip():
+                texts.append(text)
+    return texts
+
+
+def block(head, *parts, gap="\n"):
+    """'head { parts }', each part a string of one or more lines, the
+    parts apart by gap."""
+    body = gap.join(_lines(parts))
+    return "%s {\n%s\n}" % (head, textwrap.indent(body, "    "))
+
+
+def location(path, *parts):
+    return block("location " + path, *parts)
+
+
+def eas_location(*parts, path=EAS, proxy_pass="http://backend"):
+    """An ActiveSync location: eas on, parts, then proxy_pass (None: the
+    parts say where the request goes)."""
+    tail = "proxy_pass %s;" % proxy_pass if proxy_pass else ""
+    return location(path, "eas on;", *parts, tail)
+
+
+def server(*parts, listen="127.0.0.1:${port}"):
+    """A server listening on listen (a string, or several), then parts."""
+    if isinstance(listen, str):
+        listen = (listen,)
+    return block("server", "\n".join("listen %s;" % address
+                                     for address in listen), *parts,
+                 gap="\n\n")
+
+
+def gateway(*parts, http="", zones=ZONES, upstream=UPSTREAM,
+            servers=(), listen="127.0.0.1:${port}"):
+    """The whole http block: the temporary paths, http (directives of the
+    http level), the zones, the backend's upstream, one server on
+    ${port} holding parts, then any other servers (whole blocks)."""
+    return block("http", "${temp_paths}", http, zones, upstream,
+                 server(*parts, listen=listen), *servers,
+                 gap="\n\n") + "\n"
+
+
+def password_file(users):
+    """eas_preauth_user_file / auth_basic_user_file lines of users, a dict
+    of name to password, stored in the clear ({PLAIN})."""
+    return "".join("%s:{PLAIN}%s\n" % pair for pair in users.items())
+
+
+# the admin of ADMIN_ONLY, and the Authorization header it sends
+ADMINS = password_file({"admin": "adminpw"})
+ADMIN_AUTH = "Basic YWRtaW46YWRtaW5wdw=="
