@@ -77,6 +77,13 @@ def eas_location(*parts, path=EAS, proxy_pass="http://backend"):
     return location(path, "eas on;", *parts, tail)
 
 
+def eas_under(prefix, *parts, upstream="backend"):
+    """An ActiveSync location under prefix ("/tiny"), whose requests go
+    to upstream under the usual path."""
+    return eas_location(*parts, path=prefix + EAS,
+                        proxy_pass="http://%s%s" % (upstream, EAS))
+
+
 def server(*parts, listen="127.0.0.1:${port}"):
     """A server listening on listen (a string, or several), then parts."""
     if isinstance(listen, str):
