@@ -41,6 +41,9 @@ ADMIN_ONLY = """
     auth_basic_user_file ${dir}/admins;
 """
 
+# the backend without an upstream block
+DIRECT = "http://127.0.0.1:${backend_port}"
+
 UPSTREAM = """
     upstream backend {
         server 127.0.0.1:${backend_port};
