@@ -33,6 +33,10 @@ PREAUTH = """
     eas_preauth_user_file ${dir}/users plain;
 """
 
+# refusals of a device as plain statuses (the 200 + Status 129 answer
+# of protocol 14.0+ is tested in test_edge_answers.py)
+PLAIN_REFUSALS = "eas_device_block_status 403;"
+
 # a location only the admin's address and password reach
 ADMIN_ONLY = """
     allow 127.0.0.1;
