@@ -26,12 +26,19 @@ ZONES = """
     eas_device_zone zone=devices:1m;
 """
 
-# pre-authentication against the password file ${dir}/users (plain)
-PREAUTH = """
+# pre-authentication cached in the zone "auth", its source not named
+PREAUTH_CACHED = """
     eas_preauth "ActiveSync";
     eas_preauth_cache zone=auth;
+"""
+
+# pre-authentication against the password file ${dir}/users (plain)
+PREAUTH = PREAUTH_CACHED + """
     eas_preauth_user_file ${dir}/users plain;
 """
+
+# the zone of PREAUTH_CACHED and PREAUTH alone
+AUTH_ZONE = "eas_preauth_zone zone=auth:1m;"
 
 # refusals of a device as plain statuses (the 200 + Status 129 answer
 # of protocol 14.0+ is tested in test_edge_answers.py)
