@@ -111,7 +111,11 @@ def gateway(*parts, http="", zones=ZONES, upstream=UPSTREAM,
             servers=(), listen="127.0.0.1:${port}"):
     """The whole http block: the temporary paths, http (directives of the
     http level), the zones, the backend's upstream, one server on
-    ${port} holding parts, then any other servers (whole blocks)."""
+    ${port} holding parts, then any other servers (whole blocks).  http,
+    zones and upstream are strings or lists of strings."""
+    http, zones, upstream = ("\n".join(_lines(value))
+                             if isinstance(value, (list, tuple)) else value
+                             for value in (http, zones, upstream))
     return block("http", "${temp_paths}", http, zones, upstream,
                  server(*parts, listen=listen), *servers,
                  gap="\n\n") + "\n"
@@ -126,3 +130,33 @@ def password_file(users):
 # the admin of ADMIN_ONLY, and the Authorization header it sends
 ADMINS = password_file({"admin": "adminpw"})
 ADMIN_AUTH = "Basic YWRtaW46YWRtaW5wdw=="
+
+
+# the device zone of the long-poll tests
+LONGPOLL_ZONE = "eas_device_zone zone=eas_devices:1m;"
+
+# connections to the backend kept open (an upstream's "keepalive")
+KEEPALIVE = """
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+"""
+
+
+def timed_upstream(name, port, *parts):
+    """An upstream on 127.0.0.1:${port} whose read timeout the module
+    sets per request (eas_upstream_timeouts), parts before it."""
+    return block("upstream " + name, "server 127.0.0.1:${%s};" % port,
+                 *parts, "eas_upstream_timeouts;")
+
+
+def longpoll(margin="2s", command_timeout="1s", body_max=None):
+    """Long-poll on, in LONGPOLL_ZONE, heartbeats from 2 s to 120 s."""
+    return "\n".join([
+        "eas on;",
+        "eas_devices eas_devices;",
+        "eas_longpoll on;",
+        "eas_heartbeat_min 2s;",
+        "eas_heartbeat_max 120s;",
+        "eas_longpoll_margin %s;" % margin,
+        "eas_command_timeout %s;" % command_timeout]
+        + (["eas_longpoll_body_max %s;" % body_max] if body_max else []))
