@@ -92,8 +92,9 @@ def start_gateway(nginx_factory, template, files=None, more_ports=(),
         setattr(nginx, name, port)
     if files:
         for name, text in files.items():
-            with open(os.path.join(nginx.dir, name), "w",
-                      encoding="utf-8") as handle:
+            path = os.path.join(nginx.dir, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
                 handle.write(text)
         nginx.start(ports=tuple(ports.values()))
     return nginx
