@@ -9,6 +9,7 @@
                     module or test marked backend(**options), e.g.
                     pytestmark = pytest.mark.backend(hold_cap=0), gets
                     EasBackend(**options)
+    silent          a started SilentBackend (accepts, never answers)
     nginx_factory   nginx_factory(template, listen=(port,), module=True,
                     start=True, **vars) -> a running eastest.nginx.Nginx in
                     its own tmp directory; on teardown every instance is
@@ -23,7 +24,7 @@ import stat
 
 import pytest
 
-from eastest.backends import EasBackend
+from eastest.backends import EasBackend, SilentBackend
 from eastest.certs import make_ca_and_cert
 from eastest.nginx import Nginx
 
@@ -81,6 +82,12 @@ def pytest_configure(config):
 def backend(request):
     marker = request.node.get_closest_marker("backend")
     with EasBackend(**(marker.kwargs if marker else {})) as server:
+        yield server
+
+
+@pytest.fixture
+def silent():
+    with SilentBackend() as server:
         yield server
 
 

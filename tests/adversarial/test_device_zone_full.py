@@ -8,7 +8,6 @@ a counted place the zone does not have, it is refused (fail closed) with
 one alert a minute.  Asserted from the backend's record."""
 
 import json
-import os
 
 import pytest
 

@@ -160,3 +160,16 @@ def longpoll(margin="2s", command_timeout="1s", body_max=None):
         "eas_longpoll_margin %s;" % margin,
         "eas_command_timeout %s;" % command_timeout]
         + (["eas_longpoll_body_max %s;" % body_max] if body_max else []))
+
+
+def json_log(name, **fields):
+    """log_format name writing one JSON object a request: fields maps
+    each key to the nginx variable written there."""
+    return "log_format %s escape=json '{%s}';" % (name, ",".join(
+        '"%s":"%s"' % pair for pair in fields.items()))
+
+
+# what the long-poll tests log of a request
+LONGPOLL_LOG = dict(status="$status", cmd="$eas_cmd",
+                    heartbeat="$eas_heartbeat",
+                    source="$eas_heartbeat_source", reason="$eas_reason")

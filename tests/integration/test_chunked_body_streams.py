@@ -18,7 +18,6 @@ import pytest
 from eastest import confs, wbxml
 from eastest.bodies import (LAST_CHUNK, chunked, dechunk, ping_body,
                              sync_body, temp_files, wait_until)
-from eastest.backends import SilentBackend
 from eastest.client import EasClient
 from eastest.nginx import start_gateway
 
@@ -38,21 +37,16 @@ NGINX_CONFIG = confs.gateway(
     confs.location(confs.EAS, "proxy_pass http://backend;"),
     confs.location("/recorder" + confs.EAS,
                    "proxy_pass http://recorder/Microsoft-Server-ActiveSync;"),
-    http="""
-    log_format eas_body escape=json '{"status":"$status",'
-        '"cmd":"$eas_cmd","heartbeat":"$eas_heartbeat",'
-        '"source":"$eas_heartbeat_source","reason":"$eas_reason",'
-        '"request_length":"$request_length"}';
-    """,
+    http=confs.json_log("eas_body", **confs.LONGPOLL_LOG,
+                        request_length="$request_length"),
     zones=confs.LONGPOLL_ZONE,
     upstream=[confs.timed_upstream("backend", "backend_port"),
               confs.timed_upstream("recorder", "recorder_port")])
 
 
 @pytest.fixture
-def recorder():
-    with SilentBackend() as server:
-        yield server
+def recorder(silent):
+    return silent
 
 
 @pytest.fixture

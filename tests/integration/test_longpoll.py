@@ -15,7 +15,7 @@ import time
 import pytest
 
 from eastest import confs, wbxml
-from eastest.backends import EasBackend, SilentBackend
+from eastest.backends import EasBackend
 from eastest.client import EasClient, raw_http
 from eastest.nginx import free_port, start_gateway
 from eastest.waiting import error_lines, logged
@@ -51,22 +51,12 @@ NGINX_CONFIG = confs.gateway(
         proxy_read_timeout 30s;
         proxy_pass http://backend/Microsoft-Server-ActiveSync;
     """),
-    http="""
-    log_format eas_longpoll escape=json '{"status":"$status",'
-        '"cmd":"$eas_cmd","heartbeat":"$eas_heartbeat",'
-        '"source":"$eas_heartbeat_source","reason":"$eas_reason",'
-        '"held":"$upstream_response_time","upstream":"$upstream_addr",'
-        '"pid":"$pid"}';
-    """,
+    http=confs.json_log("eas_longpoll", **confs.LONGPOLL_LOG,
+                        held="$upstream_response_time",
+                        upstream="$upstream_addr", pid="$pid"),
     zones=[confs.LONGPOLL_ZONE, confs.AUTH_ZONE],
     upstream=[confs.timed_upstream("backend", "backend_port", "keepalive 4;"),
               confs.timed_upstream("silent", "silent_port")])
-
-
-@pytest.fixture
-def silent():
-    with SilentBackend() as server:
-        yield server
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from eastest import wbxml
 from eastest.bodies import (dechunk, ping_body, sync_body, temp_files,
                              wait_until)
-from eastest.backends import EasBackend, SilentBackend
+from eastest.backends import EasBackend
 from eastest.client import EasClient
 from eastest.h2client import H2Client
 from eastest import confs
@@ -43,12 +43,9 @@ NGINX_CONFIG = confs.gateway(
                    "proxy_pass http://backend;"),
     confs.location("/recorder" + confs.EAS,
                    "proxy_pass http://recorder/Microsoft-Server-ActiveSync;"),
-    http="""
-    log_format eas_h2 escape=json '{"status":"$status",'
-        '"protocol":"$server_protocol","cmd":"$eas_cmd",'
-        '"heartbeat":"$eas_heartbeat","source":"$eas_heartbeat_source",'
-        '"reason":"$eas_reason","upstream":"$upstream_addr","pid":"$pid"}';
-    """,
+    http=confs.json_log("eas_h2", **confs.LONGPOLL_LOG,
+                        protocol="$server_protocol",
+                        upstream="$upstream_addr", pid="$pid"),
     zones=[confs.LONGPOLL_ZONE, confs.AUTH_ZONE],
     upstream=[confs.timed_upstream("backend", "backend_port", "keepalive 4;"),
               confs.timed_upstream("recorder", "recorder_port")],
@@ -59,9 +56,8 @@ PROTOCOLS = ["h2-tls", "h2c"]
 
 
 @pytest.fixture
-def recorder():
-    with SilentBackend() as server:
-        yield server
+def recorder(silent):
+    return silent
 
 
 def start(nginx_factory, certs, backend_port, recorder_port):

@@ -26,12 +26,8 @@ NGINX_CONFIG = confs.gateway(
     confs.location("/silent" + confs.EAS, "proxy_pass http://silent;"),
     confs.location("/cached" + confs.EAS, "eas_heartbeat_max 8s;",
                    "proxy_pass http://cached;"),
-    http="""
-    log_format eas_longpoll escape=json '{"status":"$status",'
-        '"cmd":"$eas_cmd","heartbeat":"$eas_heartbeat",'
-        '"source":"$eas_heartbeat_source","reason":"$eas_reason",'
-        '"upstream_status":"$upstream_status"}';
-    """,
+    http=confs.json_log("eas_longpoll", **confs.LONGPOLL_LOG,
+                        upstream_status="$upstream_status"),
     zones=confs.LONGPOLL_ZONE,
     upstream=[confs.timed_upstream("silent", "silent_port"),
               confs.timed_upstream("cached", "cached_port")])
