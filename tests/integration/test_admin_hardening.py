@@ -12,11 +12,10 @@ What changed is read from the API's own state and the error log."""
 
 import base64
 import json
-import socket
 
 import pytest
 
-from eastest.client import EasClient
+from eastest.client import EasClient, raw_http
 from eastest import confs
 from eastest.nginx import free_port, start_gateway
 
@@ -85,16 +84,7 @@ def call(nginx, method, target, body=None, headers=None, auth=ADMIN,
 
 
 def exchange(nginx, parts):
-    with socket.create_connection(("127.0.0.1", nginx.port),
-                                  timeout=10) as s:
-        for part in parts:
-            s.sendall(part)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = raw_http("127.0.0.1", nginx.port, parts, timeout=10)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
