@@ -26,11 +26,11 @@ NGINX_CONFIG = confs.gateway(
     confs.location("/silent" + confs.EAS, "proxy_pass http://silent;"),
     confs.location("/cached" + confs.EAS, "eas_heartbeat_max 8s;",
                    "proxy_pass http://cached;"),
-    http=confs.json_log("eas_longpoll", **confs.LONGPOLL_LOG,
-                        upstream_status="$upstream_status"),
-    zones=confs.LONGPOLL_ZONE,
     upstream=[confs.timed_upstream("silent", "silent_port"),
-              confs.timed_upstream("cached", "cached_port")])
+              confs.timed_upstream("cached", "cached_port")],
+    zones=confs.LONGPOLL_ZONE,
+    http=confs.json_log("eas_longpoll", **confs.LONGPOLL_LOG,
+                        upstream_status="$upstream_status"))
 
 SYNC_WITHOUT_WAIT = wbxml.encode(("AirSync:Sync", [
     ("AirSync:Collections", [("AirSync:Collection", [
