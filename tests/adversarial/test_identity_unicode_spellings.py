@@ -61,15 +61,7 @@ SPELLINGS = ["jdoe"] + [
     " jdoe", "jdoe ", "  jdoe  ", "jdoe\u00a0", "\u3000jdoe"]
 
 
-@pytest.fixture
-def slapd(tmp_path_factory, certs):
-    server = directory.Slapd(
-        str(tmp_path_factory.mktemp("slapd")), certs,
-        directory.base_entries([directory.person("jdoe", "secret")],
-                               members=["jdoe"]), stats=True)
-    server.start()
-    yield server
-    server.stop()
+slapd = directory.slapd_fixture(stats=True, scope="function")
 
 
 @pytest.fixture

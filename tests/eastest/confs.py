@@ -37,6 +37,13 @@ PREAUTH = PREAUTH_CACHED + """
     eas_preauth_user_file ${dir}/users plain;
 """
 
+# pre-authentication that asks its source every time, never locking out
+PREAUTH_UNCACHED = """
+    eas_preauth "ActiveSync";
+    eas_preauth_cache zone=auth valid=0 invalid=0;
+    eas_preauth_lockout user=off address=off;
+"""
+
 # the zone of PREAUTH_CACHED and PREAUTH alone
 AUTH_ZONE = "eas_preauth_zone zone=auth:1m;"
 

@@ -12,6 +12,8 @@ The schema is the stock core / cosine / inetorgperson plus a small one
 for Exchange's two device list attributes and sAMAccountName, so that
 filters and attribute names are those of an Active Directory.
 
+slapd_fixture() makes the pytest fixture "slapd" of a test file: a started Slapd holding base_entries(people, members).
+
 BlackHole() is a server that accepts TCP connections and never answers
 (a hung directory): it holds each one for at most `hold` seconds, or
 until release().
@@ -25,6 +27,8 @@ import socket
 import subprocess
 import threading
 import time
+
+import pytest
 
 from .nginx import _bindable, free_port
 
@@ -144,6 +148,27 @@ def base_entries(people, members):
         + ["member: uid=%s,ou=people,%s" % (uid, SUFFIX) for uid in members],
     ]
     return entries + list(people)
+
+
+def slapd_fixture(people=None, members=("jdoe",), stats=False, edit=None,
+                  scope="module"):
+    """A fixture "slapd" of that scope (it asks for certs and
+    tmp_path_factory): a started Slapd holding people (default: jdoe,
+    password secret) and the group of members; edit(entries), if given,
+    changes the entries first.  In a test file:
+
+        slapd = directory.slapd_fixture(stats=True)
+    """
+    @pytest.fixture(scope=scope)
+    def slapd(tmp_path_factory, certs):
+        entries = base_entries(people or [person("jdoe", "secret")],
+                               members=list(members))
+        if edit:
+            edit(entries)
+        with Slapd(str(tmp_path_factory.mktemp("slapd")), certs, entries,
+                   stats=stats) as server:
+            yield server
+    return slapd
 
 
 class Slapd:

@@ -154,14 +154,8 @@ MULTI_LISTS = "CONTOSO\\jdoe block ApplLOST\njdoe@fabrikam.com allow Any\n"
 FILE_LISTS = "CONTOSO\\jdoe block ApplLOST\nAmy@Example.org block Old1\n"
 
 
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory, certs):
-    work = tmp_path_factory.mktemp("slapd")
-    server = directory.Slapd(str(work), certs, directory.base_entries(
-        PEOPLE_ENTRIES, members=["amy"]), stats=True)
-    server.start()
-    yield server
-    server.stop()
+slapd = directory.slapd_fixture(PEOPLE_ENTRIES, members=["amy"],
+                                stats=True)
 
 
 def write(nginx, name, text):

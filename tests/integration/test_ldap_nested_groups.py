@@ -103,16 +103,13 @@ PEOPLE_ENTRIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory, certs):
-    work = tmp_path_factory.mktemp("slapd")
-    entries = directory.base_entries(PEOPLE_ENTRIES, members=["direct"])
+def also_team(entries):
     # the required group also lists the group "team"
     entries[6] = entries[6] + ["member: " + grp("team")]
-    server = directory.Slapd(str(work), certs, entries, stats=True)
-    server.start()
-    yield server
-    server.stop()
+
+
+slapd = directory.slapd_fixture(PEOPLE_ENTRIES, members=["direct"],
+                                stats=True, edit=also_team)
 
 
 @pytest.fixture
