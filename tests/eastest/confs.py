@@ -180,3 +180,10 @@ def json_log(name, **fields):
 LONGPOLL_LOG = dict(status="$status", cmd="$eas_cmd",
                     heartbeat="$eas_heartbeat",
                     source="$eas_heartbeat_source", reason="$eas_reason")
+
+
+def ldap_location(name, *parts):
+    """A location /name/ pre-authenticated against the eas_ldap_server
+    name, forwarding to the backend without an upstream block."""
+    return eas_location("eas_preauth_ldap %s;" % name, *parts,
+                        path="/%s/" % name, proxy_pass=DIRECT + "/")
