@@ -31,6 +31,7 @@ import time
 import pytest
 
 from .nginx import _bindable, free_port
+from .service import Service
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -171,7 +172,7 @@ def slapd_fixture(people=None, members=("jdoe",), stats=False, edit=None,
     return slapd
 
 
-class Slapd:
+class Slapd(Service):
     def __init__(self, dir, certs, entries, stats=False):
         self.dir = os.path.abspath(dir)
         self.stats = stats
@@ -262,12 +263,6 @@ class Slapd:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def _configure(self, conf):
         os.makedirs(os.path.join(self.dir, "db"), exist_ok=True)
