@@ -54,7 +54,7 @@ ngx_int_t ngx_http_eas_admin_rules_api(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_admin_params(ngx_http_request_t *r,
     char **names, char *empty);
 ngx_int_t ngx_http_eas_admin_all(ngx_http_request_t *r);
-ngx_int_t ngx_http_eas_admin_quote(ngx_http_request_t *r,
+ngx_int_t ngx_http_eas_admin_audit_value(ngx_http_request_t *r,
     ngx_str_t *value, ngx_str_t *quoted);
 ngx_int_t ngx_http_eas_admin_arg(ngx_http_request_t *r, char *name,
     ngx_str_t *value);

@@ -129,8 +129,8 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
                                         "no such device");
     }
 
-    if (ngx_http_eas_admin_quote(r, &user, &qu) != NGX_OK
-        || ngx_http_eas_admin_quote(r, &device_id, &qd) != NGX_OK)
+    if (ngx_http_eas_admin_audit_value(r, &user, &qu) != NGX_OK
+        || ngx_http_eas_admin_audit_value(r, &device_id, &qd) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -471,7 +471,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
                                         "the eas_admin_rules zone is full");
     }
 
-    if (ngx_http_eas_admin_quote(r, &rule.value, &quoted) != NGX_OK) {
+    if (ngx_http_eas_admin_audit_value(r, &rule.value, &quoted) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

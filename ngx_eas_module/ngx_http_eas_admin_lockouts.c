@@ -195,7 +195,7 @@ ngx_http_eas_admin_unlocked(ngx_http_request_t *r, ngx_uint_t kind,
                                         "no such counter");
     }
 
-    if (ngx_http_eas_admin_quote(r, key, &what) != NGX_OK) {
+    if (ngx_http_eas_admin_audit_value(r, key, &what) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -335,7 +335,7 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
 
         ngx_http_eas_cache_drop_user(acf->preauth, &user);
 
-        if (ngx_http_eas_admin_quote(r, &user, &what) != NGX_OK) {
+        if (ngx_http_eas_admin_audit_value(r, &user, &what) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 

@@ -301,7 +301,7 @@ ngx_http_eas_admin_who(ngx_http_request_t *r, ngx_str_t *who)
  */
 
 ngx_int_t
-ngx_http_eas_admin_quote(ngx_http_request_t *r, ngx_str_t *value,
+ngx_http_eas_admin_audit_value(ngx_http_request_t *r, ngx_str_t *value,
     ngx_str_t *quoted)
 {
     u_char  *p;
