@@ -5,7 +5,11 @@
                     build/ngx_http_eas_module.so); fails if it is missing
     certs           CA + server certificate for 127.0.0.1/localhost, once
                     per session (eastest.certs.Certs)
-    backend         a started EasBackend on a free port, per test
+    backend         a started EasBackend on a free port, per test; a
+                    module or test marked backend(**options), e.g.
+                    pytestmark = pytest.mark.backend(hold_cap=0), gets
+                    EasBackend(**options)
+    silent          a started SilentBackend (accepts, never answers)
     nginx_factory   nginx_factory(template, listen=(port,), module=True,
                     start=True, **vars) -> a running eastest.nginx.Nginx in
                     its own tmp directory; on teardown every instance is
@@ -20,7 +24,7 @@ import stat
 
 import pytest
 
-from eastest.backends import EasBackend
+from eastest.backends import EasBackend, SilentBackend
 from eastest.certs import make_ca_and_cert
 from eastest.nginx import Nginx
 
@@ -68,9 +72,22 @@ def certs(tmp_path_factory):
     return make_ca_and_cert(traversable_tmp(tmp_path_factory, "certs"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "backend(**options): the options of the backend "
+        "fixture's EasBackend")
+
+
 @pytest.fixture
-def backend():
-    with EasBackend() as server:
+def backend(request):
+    marker = request.node.get_closest_marker("backend")
+    with EasBackend(**(marker.kwargs if marker else {})) as server:
+        yield server
+
+
+@pytest.fixture
+def silent():
+    with SilentBackend() as server:
         yield server
 
 

@@ -9,18 +9,63 @@ import json
 import os
 import subprocess
 
+from eastest import confs
+from eastest.nginx import start_gateway
 from eastest.waiting import poll
 
 EAS = "/Microsoft-Server-ActiveSync"
 
-# the http{} block's start: the gateway's log, one JSON line a request
-HTTP_PROLOGUE = """
-http {
-    ${temp_paths}
-    log_format preauth escape=json '{"status":"$status","auth":"$eas_auth",'
-        '"user":"$eas_auth_user","reason":"$eas_reason",'
-        '"addr":"$remote_addr","device":"$arg_DeviceId"}';
+# the gateway's log, one JSON line a request
+PREAUTH_LOG = """
+log_format preauth escape=json '{"status":"$status","auth":"$eas_auth",'
+    '"user":"$eas_auth_user","reason":"$eas_reason",'
+    '"addr":"$remote_addr","device":"$arg_DeviceId"}';
 """
+
+# the "directory": each question it is asked is a line of its log
+DIRECTORY_LOG = """
+log_format directory escape=json '{"status":"$status",'
+    '"user":"$remote_user"}';
+"""
+DIRECTORY = confs.server(
+    "access_log ${dir}/directory.log directory;",
+    confs.location("/mailbox/", """
+        auth_basic "directory";
+        auth_basic_user_file ${dir}/directory-users;
+        alias ${dir}/www/;
+    """), listen="127.0.0.1:${dir_port}")
+
+# the subrequest that asks it (eas_preauth_request /_directory)
+ASK_DIRECTORY = confs.location("= /_directory", """
+    internal;
+    proxy_pass http://127.0.0.1:${dir_port}/mailbox/;
+    proxy_pass_request_body off;
+    proxy_set_header Content-Length "";
+""")
+
+
+def gateway_config(preauth, zones=confs.AUTH_ZONE, directory=True,
+                   listen="127.0.0.1:${port}"):
+    """The gateway of these attacks: preauth (the server's
+    pre-authentication directives), its log, ActiveSync forwarded to the
+    backend; with directory, the directory as its source."""
+    return confs.gateway(
+        "access_log ${dir}/eas.log preauth;", preauth,
+        confs.eas_location(), ASK_DIRECTORY if directory else "",
+        http=[PREAUTH_LOG, DIRECTORY_LOG if directory else ""],
+        zones=zones, listen=listen,
+        servers=[DIRECTORY] if directory else [])
+
+
+def start_with_directory(nginx_factory, config, directory_users,
+                         **variables):
+    """config started with the directory's users (htpasswd lines) and the
+    page it serves to those it lets in."""
+    return start_gateway(nginx_factory, config,
+                         files={"directory-users":
+                                "\n".join(directory_users) + "\n",
+                                "www/index.html": "mailbox\n"},
+                         more_ports=("dir_port",), **variables)
 
 
 def auth(user, password):

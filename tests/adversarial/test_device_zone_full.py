@@ -8,65 +8,38 @@ a counted place the zone does not have, it is refused (fail closed) with
 one alert a minute.  Asserted from the backend's record."""
 
 import json
-import os
 
 import pytest
 
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 USERS = 400
 
-NGINX_CONFIG = """
-http {
-    # decisions as plain statuses (the 200 + Status 129 answer of
-    # protocol 14.0+ is tested in test_edge_answers.py)
-    eas_device_block_status 403;
-    ${temp_paths}
-
+NGINX_CONFIG = confs.gateway(
+    confs.eas_location(confs.PREAUTH, """
+        eas_preauth_lockout user=off address=off;
+        eas_devices tiny;
+        eas_device_max 2;
+        eas_device_block device_id=~^ApplBAD;
+        """),
+    confs.location("= /inventory", "eas_devices tiny;",
+                   "eas_device_inventory;"),
+    http=confs.PLAIN_REFUSALS, zones="""
     eas_preauth_zone zone=auth:4m;
     eas_device_zone zone=tiny:32k;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users plain;
-            eas_preauth_lockout user=off address=off;
-            eas_devices tiny;
-            eas_device_max 2;
-            eas_device_block device_id=~^ApplBAD;
-            proxy_pass http://backend;
-        }
-
-        location = /inventory {
-            eas_devices tiny;
-            eas_device_inventory;
-        }
-    }
-}
-"""
+    """)
 
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
+    users = {"victim": "victim-pw", "attacker": "attacker-pw"}
+    users.update(("user%03d" % i, "pw%03d" % i) for i in range(USERS))
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG,
+                          files={"users": confs.password_file(users)},
                           backend_port=backend.port)
-    lines = ["victim:{PLAIN}victim-pw", "attacker:{PLAIN}attacker-pw"]
-    lines += ["user%03d:{PLAIN}pw%03d" % (i, i) for i in range(USERS)]
-    with open(os.path.join(nginx.dir, "users"), "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    nginx.start(ports=(port,))
-    nginx.port = port
     nginx.expected_alerts.append(r'eas zone "tiny" is full')
     return nginx
 

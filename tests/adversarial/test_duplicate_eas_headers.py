@@ -16,32 +16,17 @@ import json
 
 import pytest
 
+from eastest import confs
 from eastest.client import raw_http
 from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 QUERY = "Cmd=Sync&User=jdoe&DeviceId=GoodPhone1&DeviceType=iPhone"
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    log_format dup escape=json '{"status":"$status","reason":"$eas_reason"}';
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/dup.log dup;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            proxy_pass http://backend;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/dup.log dup;", confs.eas_location(),
+    http=confs.json_log("dup", status="$status", reason="$eas_reason"),
+    zones=None)
 
 POLICY_KEY_TOO_LONG = "9" * 65
 

@@ -27,6 +27,7 @@ import pytest
 
 from eastest import ldap as directory
 from eastest.client import basic_sync
+from eastest import confs
 from eastest.nginx import start_gateway
 
 pytestmark = pytest.mark.skipif(not directory.available(),
@@ -35,36 +36,20 @@ pytestmark = pytest.mark.skipif(not directory.available(),
 BASE = directory.SUFFIX
 USER_LIMIT = 3
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/eas.log ident;",
+    confs.eas_location(confs.PREAUTH_CACHED, """
+        eas_preauth_ldap people;
+        eas_preauth_lockout user=""" + str(USER_LIMIT) + """ address=1000;
+        eas_device_block user=jdoe device_id=ApplLOST1;
+        """),
+    http="""
     log_format ident escape=json '{"status":"$status","auth":"$eas_auth",'
         '"user":"$eas_auth_user","reason":"$eas_reason"}';
-    eas_device_block_status 403;
-
-    eas_preauth_zone zone=auth:1m;
+    """ + confs.PLAIN_REFUSALS,
+    zones=confs.AUTH_ZONE + """
     eas_ldap_server people url=${url} bind=uid=%u,ou=people,""" + BASE + """;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/eas.log ident;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_ldap people;
-            eas_preauth_lockout user=""" + str(USER_LIMIT) + """ address=1000;
-            eas_device_block user=jdoe device_id=ApplLOST1;
-            proxy_pass http://backend;
-        }
-    }
-}
-"""
+    """)
 
 # jdoe, a letter at a time in full width (U+FF41 is "a")
 SPELLINGS = ["jdoe"] + [
@@ -76,15 +61,7 @@ SPELLINGS = ["jdoe"] + [
     " jdoe", "jdoe ", "  jdoe  ", "jdoe\u00a0", "\u3000jdoe"]
 
 
-@pytest.fixture
-def slapd(tmp_path_factory, certs):
-    server = directory.Slapd(
-        str(tmp_path_factory.mktemp("slapd")), certs,
-        directory.base_entries([directory.person("jdoe", "secret")],
-                               members=["jdoe"]), stats=True)
-    server.start()
-    yield server
-    server.stop()
+slapd = directory.slapd_fixture(stats=True, scope="function")
 
 
 @pytest.fixture

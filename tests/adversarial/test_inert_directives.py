@@ -7,40 +7,19 @@ check) may inherit."""
 
 import pytest
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
+from eastest import confs
 
-    eas_preauth_zone zone=auth:1m;
-    eas_device_zone zone=devices:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-        eas_preauth_cache zone=auth;
-        eas_preauth_user_file ${dir}/users plain;
-        ${server_level}
-
-        location /Microsoft-Server-ActiveSync {
-            ${location_level}
-            proxy_pass http://127.0.0.1:1;
-        }
-
-        location /autodiscover/ {
-            proxy_pass http://127.0.0.1:1;
-        }
-
-        location = /_check {
-            internal;
-            return 204;
-        }
-
-        location = /inventory {
-            eas_devices devices;
-            eas_device_inventory;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    "eas_preauth_cache zone=auth;",
+    "eas_preauth_user_file ${dir}/users plain;",
+    "${server_level}",
+    confs.location(confs.EAS, "${location_level}",
+                   "proxy_pass http://127.0.0.1:1;"),
+    confs.location("/autodiscover/", "proxy_pass http://127.0.0.1:1;"),
+    confs.location("= /_check", "internal;", "return 204;"),
+    confs.location("= /inventory", "eas_devices devices;",
+                   "eas_device_inventory;"),
+    upstream=None)
 
 INERT = [
     ("eas_preauth", 'eas_preauth "ActiveSync";', "eas_preauth"),

@@ -7,32 +7,17 @@ import json
 
 import pytest
 
+from eastest import confs
 from eastest.client import EasClient
 from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    eas_device_zone zone=devices:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices devices;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-
-        location = /inventory {
-            eas_devices devices;
-            eas_device_inventory;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    confs.eas_location("eas_devices devices;", proxy_pass=confs.DIRECT),
+    confs.location("= /inventory", "eas_devices devices;",
+                   "eas_device_inventory;"),
+    zones="eas_device_zone zone=devices:1m;", upstream=None)
 
 # User-Agent as sent -> as the inventory must show it
 AGENTS = [

@@ -6,62 +6,20 @@ The credential source is nginx's own auth_basic in a second server (the
 "directory"), so its access log is the record of every question the
 gateway asked; the recording backend is the record of what got through."""
 
-import os
 import time
 
 import pytest
 
-from eastest.nginx import free_port
-from preauth_attack import (HTTP_PROLOGUE, auth, htpasswd_line, last_entry,
-                            log_entries, poll, report, send, wait_entries,
-                            write_lines)
+from preauth_attack import (auth, gateway_config, htpasswd_line, last_entry,
+                            log_entries, poll, report, send,
+                            start_with_directory, wait_entries)
 
-NGINX_CONFIG = HTTP_PROLOGUE + """
-    log_format directory escape=json '{"status":"$status",'
-        '"user":"$remote_user"}';
-
-    eas_preauth_zone zone=auth:1m;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        listen [::1]:${port};
-        access_log ${dir}/eas.log preauth;
-
-        eas_preauth "ActiveSync";
-        eas_preauth_cache zone=auth valid=1s invalid=1s;
-        eas_preauth_request /_directory answer=status;
-        eas_preauth_lockout user=3 address=10 window=10m time=10m;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            proxy_pass http://backend;
-        }
-
-        location = /_directory {
-            internal;
-            proxy_pass http://127.0.0.1:${dir_port}/mailbox/;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }
-    }
-
-    # the "directory": each question it is asked is a line of its log
-    server {
-        listen 127.0.0.1:${dir_port};
-        access_log ${dir}/directory.log directory;
-
-        location /mailbox/ {
-            auth_basic "directory";
-            auth_basic_user_file ${dir}/directory-users;
-            alias ${dir}/www/;
-        }
-    }
-}
-"""
+NGINX_CONFIG = gateway_config("""
+    eas_preauth "ActiveSync";
+    eas_preauth_cache zone=auth valid=1s invalid=1s;
+    eas_preauth_request /_directory answer=status;
+    eas_preauth_lockout user=3 address=10 window=10m time=10m;
+""", listen=["127.0.0.1:${port}", "[::1]:${port}"])
 
 PHONE = ("jdoe", "secret", "PHONE1", "127.0.0.2")
 
@@ -74,16 +32,8 @@ def users():
 
 @pytest.fixture
 def gateway(nginx_factory, backend, users):
-    port, dir_port = free_port(), free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          dir_port=dir_port, backend_port=backend.port)
-    write_lines(os.path.join(nginx.dir, "directory-users"), users)
-    os.makedirs(os.path.join(nginx.dir, "www"))
-    with open(os.path.join(nginx.dir, "www", "index.html"), "w") as f:
-        f.write("mailbox\n")
-    nginx.start(ports=(port, dir_port))
-    nginx.port = port
-    return nginx
+    return start_with_directory(nginx_factory, NGINX_CONFIG, users,
+                                backend_port=backend.port)
 
 
 def asked(nginx, user=None, status=None):

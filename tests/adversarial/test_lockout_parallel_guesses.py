@@ -21,61 +21,21 @@ a try whose client leaves before the answer counts as a failure."""
 import http.server
 import json
 import socket
-import os
 import subprocess
 import threading
 
 import pytest
 
 from eastest.nginx import free_port
-from preauth_attack import (EAS, HTTP_PROLOGUE, auth, log_entries, poll, send,
-                            write_lines)
+from preauth_attack import (EAS, auth, gateway_config, log_entries, poll,
+                            send, start_with_directory)
 
-NGINX_CONFIG = HTTP_PROLOGUE + """
-    log_format directory escape=json '{"status":"$status",'
-        '"user":"$remote_user"}';
-
-    eas_preauth_zone zone=auth:1m;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/eas.log preauth;
-
-        eas_preauth "ActiveSync";
-        eas_preauth_cache zone=auth valid=5m invalid=5m;
-        eas_preauth_request /_directory;
-        eas_preauth_lockout user=3 address=50 window=10m time=10m;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            proxy_pass http://backend;
-        }
-
-        location = /_directory {
-            internal;
-            proxy_pass http://127.0.0.1:${dir_port}/mailbox/;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }
-    }
-
-    # the "directory": each question it is asked is a line of its log
-    server {
-        listen 127.0.0.1:${dir_port};
-        access_log ${dir}/directory.log directory;
-
-        location /mailbox/ {
-            auth_basic "directory";
-            auth_basic_user_file ${dir}/directory-users;
-            alias ${dir}/www/;
-        }
-    }
-}
-"""
+NGINX_CONFIG = gateway_config("""
+    eas_preauth "ActiveSync";
+    eas_preauth_cache zone=auth valid=5m invalid=5m;
+    eas_preauth_request /_directory;
+    eas_preauth_lockout user=3 address=50 window=10m time=10m;
+""")
 
 GUESSES = 30
 USER_LIMIT = 3
@@ -83,21 +43,13 @@ USER_LIMIT = 3
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port, dir_port = free_port(), free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          dir_port=dir_port, backend_port=backend.port)
     # a slow hash: each question takes the directory a while, as a real
     # directory's round trip does
     line = subprocess.run(["htpasswd", "-nbB", "-C", "11", "jdoe", "secret"],
                           stdout=subprocess.PIPE,
                           check=True).stdout.decode().strip()
-    write_lines(os.path.join(nginx.dir, "directory-users"), [line])
-    os.makedirs(os.path.join(nginx.dir, "www"))
-    with open(os.path.join(nginx.dir, "www", "index.html"), "w") as f:
-        f.write("mailbox\n")
-    nginx.start(ports=(port, dir_port))
-    nginx.port = port
-    return nginx
+    return start_with_directory(nginx_factory, NGINX_CONFIG, [line],
+                                backend_port=backend.port)
 
 
 def in_parallel(function, count):
@@ -151,17 +103,14 @@ def test_parallel_guesses_stay_within_the_user_limit(gateway, backend):
 def test_source_errors_give_their_tries_back(nginx_factory, backend):
     """A try whose source fails is not counted: its reserved place is
     given back, so that errors never make a user busy."""
-    port, dir_port = free_port(), free_port()
     # the subrequest goes to a port nobody listens on: 502, a source error
     config = NGINX_CONFIG.replace(
         "proxy_pass http://127.0.0.1:${dir_port}/mailbox/;",
         "proxy_pass http://127.0.0.1:${dead_port}/mailbox/;")
-    gateway = nginx_factory(config, start=False, port=port,
-                            dir_port=dir_port, dead_port=free_port(),
-                            backend_port=backend.port)
-    os.makedirs(os.path.join(gateway.dir, "www"))
-    write_lines(os.path.join(gateway.dir, "directory-users"), ["x:x"])
-    gateway.start(ports=(port, dir_port))
+    gateway = start_with_directory(nginx_factory, config, ["x:x"],
+                                   dead_port=free_port(),
+                                   backend_port=backend.port)
+    port = gateway.port
 
     for i in range(USER_LIMIT + 2):
         status, _ = send(port, "jdoe", "pw-%d" % i, "PHONE", "127.0.0.2")
@@ -231,17 +180,13 @@ def test_guesses_whose_client_hangs_up_are_counted(nginx_factory, backend,
     which locks the directory account, the very thing the lockout is
     there to prevent.  A try that ends without its answer now counts as
     a failure."""
-    port = free_port()
     config = NGINX_CONFIG.replace(
         "proxy_pass http://127.0.0.1:${dir_port}/mailbox/;",
         "proxy_pass http://127.0.0.1:${held_port}/mailbox/;")
-    gateway = nginx_factory(config, start=False, port=port,
-                            dir_port=free_port(),
-                            held_port=held_directory.port,
-                            backend_port=backend.port)
-    os.makedirs(os.path.join(gateway.dir, "www"))
-    write_lines(os.path.join(gateway.dir, "directory-users"), ["x:x"])
-    gateway.start(ports=(port,))
+    gateway = start_with_directory(nginx_factory, config, ["x:x"],
+                                   held_port=held_directory.port,
+                                   backend_port=backend.port)
+    port = gateway.port
 
     for i in range(HANG_UPS):
         before = len(log_entries(gateway))

@@ -10,32 +10,16 @@ backend."""
 
 import pytest
 
+from eastest import confs
 from eastest.client import raw_http
 from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 LOST = "LostPhone1"
 
-NGINX_CONFIG = """
-http {
-    eas_device_block_status 403;
-    ${temp_paths}
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_block device_id=""" + LOST + """;
-            proxy_pass http://backend;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    confs.eas_location("eas_device_block device_id=%s;" % LOST),
+    http=confs.PLAIN_REFUSALS, zones=None)
 
 VECTORS = [
     ("blocked-alone", "DeviceId=%s&DeviceType=iPhone" % LOST),

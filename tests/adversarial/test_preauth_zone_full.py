@@ -14,32 +14,15 @@ import time
 import pytest
 
 from eastest.nginx import free_port
-from preauth_attack import (HTTP_PROLOGUE, auth, last_entry, report, send,
+from preauth_attack import (auth, gateway_config, last_entry, report, send,
                             write_lines)
 
-NGINX_CONFIG = HTTP_PROLOGUE + """
-    eas_preauth_zone zone=small:64k;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/eas.log preauth;
-
-        eas_preauth "ActiveSync";
-        eas_preauth_cache zone=small valid=1h invalid=1h;
-        eas_preauth_user_file ${dir}/users;
-        eas_preauth_lockout user=3 address=50 window=10m time=10m;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            proxy_pass http://backend;
-        }
-    }
-}
-"""
+NGINX_CONFIG = gateway_config("""
+    eas_preauth "ActiveSync";
+    eas_preauth_cache zone=small valid=1h invalid=1h;
+    eas_preauth_user_file ${dir}/users;
+    eas_preauth_lockout user=3 address=50 window=10m time=10m;
+""", zones="eas_preauth_zone zone=small:64k;", directory=False)
 
 SPRAY_MAX = 5000
 FULL_ALERT = r'\[alert\] .*eas: zone "small" is full'

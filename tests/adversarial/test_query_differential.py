@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from eastest import confs
 from eastest.client import raw_http
 from eastest.nginx import free_port
 from eastest.php import PhpBackend
@@ -25,44 +26,22 @@ LOG_FORMAT = ("log_format diff escape=json '{\"status\":\"$status\","
               "\"User\":\"$eas_user\",\"DeviceId\":\"$eas_device_id\","
               "\"DeviceType\":\"$eas_device_type\"}';")
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    """ + LOG_FORMAT + """
+def front(name, upstream):
+    """A server on ${name_listen} in front of upstream, logging to
+    name.log."""
+    return confs.server(
+        "access_log ${dir}/%s.log diff;" % name,
+        confs.eas_location("eas_device_block device_id=%s;" % LOST,
+                           "eas_device_block_status 403;",
+                           proxy_pass="http://" + upstream),
+        listen="127.0.0.1:${%s_listen}" % name)
 
-    upstream php {
-        server 127.0.0.1:${php_port};
-    }
 
-    upstream recorder {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${php_listen};
-        access_log ${dir}/php.log diff;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_block device_id=""" + LOST + """;
-            eas_device_block_status 403;
-            proxy_pass http://php;
-        }
-    }
-
-    server {
-        listen 127.0.0.1:${rec_listen};
-        access_log ${dir}/rec.log diff;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_block device_id=""" + LOST + """;
-            eas_device_block_status 403;
-            proxy_pass http://recorder;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.block(
+    "http", "${temp_paths}", LOG_FORMAT,
+    confs.block("upstream php", "server 127.0.0.1:${php_port};"),
+    confs.block("upstream recorder", "server 127.0.0.1:${backend_port};"),
+    front("php", "php"), front("rec", "recorder"), gap="\n\n") + "\n"
 
 BASE = "Cmd=Sync&User=jdoe&DeviceId=%s&DeviceType=iPhone" % GOOD
 

@@ -7,6 +7,7 @@ record."""
 
 import pytest
 
+from eastest import confs
 from eastest.client import EasClient
 from eastest.nginx import start_gateway
 
@@ -17,43 +18,18 @@ EAS = "/Microsoft-Server-ActiveSync"
 EVIL_RULE = r"^(a+)+$"
 CRAFTED = "a" * 40 + "!"
 
-NGINX_CONFIG = """
-http {
-    # decisions as plain statuses (the 200 + Status 129 answer of
-    # protocol 14.0+ is tested in test_edge_answers.py)
-    eas_device_block_status 403;
-    ${temp_paths}
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        add_header X-Reason $eas_reason always;
-
-        location /block/ {
-            eas on;
-            eas_device_block user_agent=~${rule};
-            proxy_pass http://backend/;
-        }
-
-        location /block-two/ {
-            eas on;
-            # the other condition rules the request out: no block
-            eas_device_block user_agent=~${rule} device_type=Never;
-            proxy_pass http://backend/;
-        }
-
-        location /allow/ {
-            eas on;
-            eas_device_allow user_agent=~${rule};
-            eas_device_default block;
-            proxy_pass http://backend/;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    "add_header X-Reason $eas_reason always;",
+    confs.eas_location("eas_device_block user_agent=~${rule};",
+                       path="/block/", proxy_pass="http://backend/"),
+    # the other condition rules the request out: no block
+    confs.eas_location(
+        "eas_device_block user_agent=~${rule} device_type=Never;",
+        path="/block-two/", proxy_pass="http://backend/"),
+    confs.eas_location("eas_device_allow user_agent=~${rule};",
+                       "eas_device_default block;",
+                       path="/allow/", proxy_pass="http://backend/"),
+    http=confs.PLAIN_REFUSALS, zones=None)
 
 
 @pytest.fixture

@@ -13,39 +13,26 @@ import re
 import pytest
 
 from eastest.backends import CredentialBackend
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import free_port, start_gateway
 from preauth_client import send_basic
 
 QUERY = "?Cmd=Settings&User=jdoe&DeviceId=DEV1&DeviceType=iPhone"
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    log_format auth '$status $eas_auth $eas_reason';
-    eas_preauth_zone zone=auth:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/auth.log auth;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_request /_eas_preauth ${answer};
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-
-        location = /_eas_preauth {
-            internal;
-            proxy_method OPTIONS;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_pass http://127.0.0.1:${backend_port}/whatever/path;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/auth.log auth;",
+    confs.eas_location(confs.PREAUTH_CACHED,
+                       "eas_preauth_request /_eas_preauth ${answer};",
+                       proxy_pass=confs.DIRECT),
+    confs.location("= /_eas_preauth", """
+        internal;
+        proxy_method OPTIONS;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_pass http://127.0.0.1:${backend_port}/whatever/path;
+    """),
+    http="log_format auth '$status $eas_auth $eas_reason';",
+    zones=confs.AUTH_ZONE, upstream=None)
 
 
 @pytest.fixture
@@ -62,9 +49,9 @@ def send(port, user, password):
 
 def test_a_2xx_without_activesync_headers_is_a_source_error(
         nginx_factory, sogo):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          answer="", backend_port=sogo.port)
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG, answer="",
+                          backend_port=sogo.port)
+    port = nginx.port
     mark = nginx.mark()
 
     for password in ("wrong-1", "wrong-2", "secret"):
@@ -86,9 +73,9 @@ def test_a_2xx_without_activesync_headers_is_a_source_error(
 
 def test_the_backend_refusing_what_the_edge_accepted_is_logged(
         nginx_factory, sogo):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          answer="answer=status", backend_port=sogo.port)
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG, answer="answer=status",
+                          backend_port=sogo.port)
+    port = nginx.port
     mark = nginx.mark()
 
     for _ in range(4):

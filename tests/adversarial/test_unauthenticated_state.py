@@ -7,96 +7,49 @@ without good credentials ("satisfy any"), the device zone is not
 written and a device that would need a counted place is refused."""
 
 import json
-import os
 
 import pytest
 
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
+VICTIM = confs.password_file({"victim": "victim-pw"})
 
-NGINX_CONFIG = """
-http {
-    # decisions as plain statuses (the 200 + Status 129 answer of
-    # protocol 14.0+ is tested in test_edge_answers.py)
-    eas_device_block_status 403;
-    ${temp_paths}
-
-    eas_preauth_zone zone=auth:1m;
-    eas_device_zone zone=devices:1m;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-
-        eas_preauth_cache zone=auth;
-        eas_preauth_user_file ${dir}/users plain;
-        eas_devices devices;
-
-        # an address exempt from pre-authentication, with a limit
-        location /any/ {
-            eas on;
-            eas_preauth "ActiveSync";
-            satisfy any;
-            allow 127.0.0.1;
-            deny all;
-            eas_device_max 2;
-            proxy_pass http://backend/;
-        }
-
-        # the same without a limit: admitted, but nothing recorded
-        location /any-open/ {
-            eas on;
-            eas_preauth "ActiveSync";
-            satisfy any;
-            allow 127.0.0.1;
-            deny all;
-            proxy_pass http://backend/;
-        }
-
-        location = /inventory {
-            eas_device_inventory;
-        }
-    }
-}
+# an address exempt from pre-authentication
+ANY = """
+    eas_preauth "ActiveSync";
+    satisfy any;
+    allow 127.0.0.1;
+    deny all;
 """
 
-MINIMAL = """
-http {
-    # decisions as plain statuses (the 200 + Status 129 answer of
-    # protocol 14.0+ is tested in test_edge_answers.py)
-    eas_device_block_status 403;
-    ${temp_paths}
-    eas_device_zone zone=devices:1m;
+NGINX_CONFIG = confs.gateway(
+    """
+    eas_preauth_cache zone=auth;
+    eas_preauth_user_file ${dir}/users plain;
+    eas_devices devices;
+    """,
+    # with a limit
+    confs.eas_location(ANY, "eas_device_max 2;", path="/any/",
+                       proxy_pass="http://backend/"),
+    # the same without a limit: admitted, but nothing recorded
+    confs.eas_location(ANY, path="/any-open/", proxy_pass="http://backend/"),
+    confs.location("= /inventory", "eas_device_inventory;"),
+    http=confs.PLAIN_REFUSALS)
 
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices devices;
-            eas_device_max 3;
-            proxy_pass http://127.0.0.1:1;
-        }
-    }
-}
-"""
+MINIMAL = confs.gateway(
+    confs.eas_location("eas_devices devices;", "eas_device_max 3;",
+                       proxy_pass="http://127.0.0.1:1"),
+    http=confs.PLAIN_REFUSALS, zones="eas_device_zone zone=devices:1m;",
+    upstream=None)
 
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          backend_port=backend.port)
-    with open(os.path.join(nginx.dir, "users"), "w") as handle:
-        handle.write("victim:{PLAIN}victim-pw\n")
-    nginx.start(ports=(port,))
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         files={"users": VICTIM}, backend_port=backend.port)
 
 
 def sync(nginx, prefix, device_id, password=None):
@@ -122,30 +75,15 @@ def test_device_max_without_preauth_fails_nginx_t(nginx_factory):
             'users: add "eas_preauth"') in output
 
 
-SERVER_LEVEL = """
-http {
-    # decisions as plain statuses (the 200 + Status 129 answer of
-    # protocol 14.0+ is tested in test_edge_answers.py)
-    eas_device_block_status 403;
-    ${temp_paths}
-    eas_device_zone zone=devices:1m;
-    eas_preauth_zone zone=auth:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-        eas on;
-        eas_devices devices;
-        eas_device_max 3;
-
-        location /Microsoft-Server-ActiveSync {
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file /dev/null;
-            proxy_pass http://127.0.0.1:1;
-        }
-    }
-}
-"""
+SERVER_LEVEL = confs.gateway(
+    "eas on;", "eas_devices devices;", "eas_device_max 3;",
+    confs.location(confs.EAS, """
+        eas_preauth "ActiveSync";
+        eas_preauth_cache zone=auth;
+        eas_preauth_user_file /dev/null;
+        proxy_pass http://127.0.0.1:1;
+    """),
+    http=confs.PLAIN_REFUSALS, upstream=None)
 
 
 def test_server_level_limit_with_location_preauth_passes(nginx_factory):

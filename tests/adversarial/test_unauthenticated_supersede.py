@@ -14,32 +14,23 @@ import pytest
 
 from eastest.backends import EasBackend
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import start_gateway
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/eas.log eas_longpoll;",
+    confs.eas_location("""
+        eas_devices eas_devices;
+        eas_longpoll on;
+        eas_heartbeat_min 2s;
+        eas_heartbeat_max 120s;
+        eas_longpoll_margin 2s;
+        """, proxy_pass=confs.DIRECT),
+    http="""
     log_format eas_longpoll escape=json '{"status":"$status",'
         '"device":"$eas_device_id","reason":"$eas_reason"}';
-
-    eas_device_zone zone=eas_devices:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/eas.log eas_longpoll;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices eas_devices;
-            eas_longpoll on;
-            eas_heartbeat_min 2s;
-            eas_heartbeat_max 120s;
-            eas_longpoll_margin 2s;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-    }
-}
-"""
+    """,
+    zones="eas_device_zone zone=eas_devices:1m;", upstream=None)
 
 HOLD = 4
 
@@ -48,10 +39,8 @@ HOLD = 4
 def gateway(nginx_factory):
     # a backend that never ends an older Ping itself
     with EasBackend(supersede=False) as backend:
-        port = free_port()
-        nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+        nginx = start_gateway(nginx_factory, NGINX_CONFIG,
                               backend_port=backend.port)
-        nginx.port = port
         nginx.backend = backend
         yield nginx
 

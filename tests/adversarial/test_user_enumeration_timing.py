@@ -13,30 +13,18 @@ import subprocess
 
 import pytest
 
+from eastest import confs
 from eastest.nginx import free_port
 from preauth_client import send_basic
 
 QUERY = "?Cmd=Sync&User=u&DeviceId=DEV1&DeviceType=iPhone"
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    eas_preauth_zone zone=auth:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users;
-            eas_preauth_lockout user=off address=off;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    confs.eas_location(confs.PREAUTH_CACHED, """
+        eas_preauth_user_file ${dir}/users;
+        eas_preauth_lockout user=off address=off;
+        """, proxy_pass=confs.DIRECT),
+    zones=confs.AUTH_ZONE, upstream=None)
 
 
 def tool(argv, password):

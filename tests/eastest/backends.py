@@ -61,6 +61,7 @@ from typing import Optional
 
 from . import wbxml
 from .client import canonical_command, decode_base64_query
+from .service import Service
 
 EAS_PATH = "/Microsoft-Server-ActiveSync"
 CONTROL_PREFIX = "/_sim/"
@@ -178,7 +179,7 @@ class RecordedRequest:
         }
 
 
-class EasBackend:
+class EasBackend(Service):
     """EAS backend simulator on 127.0.0.1 (see the module docstring).
 
     port        None picks a free port (read it back from .port)
@@ -249,12 +250,6 @@ class EasBackend:
         self._server.close_connections()
         self._thread.join(timeout=5)
         self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     # Recording ----------------------------------------------------------
 
@@ -682,7 +677,7 @@ class CredentialBackend(EasBackend):
         return super()._answer(request)
 
 
-class SilentBackend:
+class SilentBackend(Service):
     """Accepts connections on 127.0.0.1 and reads whatever arrives, but
     never answers; connections stay open until the peer or stop() closes
     them.  Use it to check that nginx gives up on a dead backend."""
@@ -723,12 +718,6 @@ class SilentBackend:
             thread.join(timeout=5)
         self._listener.close()
         self._listener = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     @property
     def connections(self):

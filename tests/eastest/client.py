@@ -429,7 +429,7 @@ def raw_http(host, port, data, tls=False, cafile=None, timeout=5.0,
              server_hostname=None, half_close=False):
     """Send raw bytes and return everything received until close or timeout.
 
-    timeout bounds the whole exchange.  half_close shuts down the sending
+    data is bytes, or a list of bytes each sent on its own.  timeout bounds the whole exchange.  half_close shuts down the sending
     side after the data (the server then sees end of input).  With tls,
     the server certificate is checked against cafile and server_hostname
     (default: host).
@@ -441,7 +441,9 @@ def raw_http(host, port, data, tls=False, cafile=None, timeout=5.0,
             context = ssl.create_default_context(cafile=cafile)
             sock = context.wrap_socket(
                 sock, server_hostname=server_hostname or host)
-        sock.sendall(data)
+        for part in ([data] if isinstance(data, (bytes, bytearray))
+                     else data):
+            sock.sendall(part)
         if half_close:
             sock.shutdown(socket.SHUT_WR)
         received = bytearray()

@@ -12,6 +12,8 @@ The schema is the stock core / cosine / inetorgperson plus a small one
 for Exchange's two device list attributes and sAMAccountName, so that
 filters and attribute names are those of an Active Directory.
 
+slapd_fixture() makes the pytest fixture "slapd" of a test file: a started Slapd holding base_entries(people, members).
+
 BlackHole() is a server that accepts TCP connections and never answers
 (a hung directory): it holds each one for at most `hold` seconds, or
 until release().
@@ -26,7 +28,10 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from .nginx import _bindable, free_port
+from .service import Service
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -146,7 +151,28 @@ def base_entries(people, members):
     return entries + list(people)
 
 
-class Slapd:
+def slapd_fixture(people=None, members=("jdoe",), stats=False, edit=None,
+                  scope="module"):
+    """A fixture "slapd" of that scope (it asks for certs and
+    tmp_path_factory): a started Slapd holding people (default: jdoe,
+    password secret) and the group of members; edit(entries), if given,
+    changes the entries first.  In a test file:
+
+        slapd = directory.slapd_fixture(stats=True)
+    """
+    @pytest.fixture(scope=scope)
+    def slapd(tmp_path_factory, certs):
+        entries = base_entries(people or [person("jdoe", "secret")],
+                               members=list(members))
+        if edit:
+            edit(entries)
+        with Slapd(str(tmp_path_factory.mktemp("slapd")), certs, entries,
+                   stats=stats) as server:
+            yield server
+    return slapd
+
+
+class Slapd(Service):
     def __init__(self, dir, certs, entries, stats=False):
         self.dir = os.path.abspath(dir)
         self.stats = stats
@@ -178,7 +204,16 @@ class Slapd:
                 stdout=log, stderr=subprocess.STDOUT)
             log.close()
             deadline = time.monotonic() + timeout
-            while not (_accepts(self.port) and _accepts(self.ldaps_port)):
+            probes = 0
+            while True:
+                up = _accepts(self.port)
+                probes += up
+                if up:
+                    up = _accepts(self.ldaps_port)
+                    probes += up
+                if up:
+                    self._wait_logged(log_path, mark, probes, deadline)
+                    return self
                 if self.process.poll() is not None:
                     break
                 if time.monotonic() > deadline:
@@ -186,8 +221,6 @@ class Slapd:
                     raise RuntimeError("slapd did not listen: " +
                                        self._log_tail())
                 time.sleep(0.05)
-            else:
-                return self
             with open(log_path, "rb") as f:
                 f.seek(mark)
                 taken = (b"Address already in use" in f.read()
@@ -203,6 +236,26 @@ class Slapd:
                                        % (self.port, self.ldaps_port))
                 time.sleep(0.05)
         return self
+
+    def _wait_logged(self, log_path, mark, probes, deadline):
+        """With stats, slapd logs the connections start() made to see its
+        ports accept (ACCEPT, then closed) a moment after they are gone:
+        wait for those lines, so that a log_size() taken after start()
+        is past them and a test counting connections sees only its own."""
+        if not self.stats:
+            return
+        while True:
+            with open(log_path, "rb") as f:
+                f.seek(mark)
+                text = f.read()
+            if (text.count(b" ACCEPT from ") >= probes
+                    and text.count(b" closed") >= probes):
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("slapd did not log its start: " +
+                                   self._log_tail())
+            time.sleep(0.05)
 
     def log_size(self):
         """Where slapd.log ends now: pass it to operations_since()."""
@@ -237,12 +290,6 @@ class Slapd:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def _configure(self, conf):
         os.makedirs(os.path.join(self.dir, "db"), exist_ok=True)

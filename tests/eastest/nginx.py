@@ -75,13 +75,28 @@ def _bindable(port, host="127.0.0.1"):
     return True
 
 
-def start_gateway(nginx_factory, template, **variables):
+def start_gateway(nginx_factory, template, files=None, more_ports=(),
+                  **variables):
     """The usual gateway of a test: nginx_factory's instance of template
     listening on a free port of its own, given to the template as
-    ${port} and kept as .port."""
-    port = free_port()
-    nginx = nginx_factory(template, listen=(port,), port=port, **variables)
-    nginx.port = port
+    ${port} and kept as .port.  files maps a name in the instance's
+    directory (${dir}) to the text written there before nginx starts
+    (a password file, a rules file).  more_ports names other ports the
+    template listens on (["other_port"]: ${other_port}, .other_port),
+    each a free port of its own."""
+    ports = {name: free_port() for name in ("port",) + tuple(more_ports)}
+    variables.update(ports)
+    nginx = nginx_factory(template, listen=tuple(ports.values()),
+                          start=not files, **variables)
+    for name, port in ports.items():
+        setattr(nginx, name, port)
+    if files:
+        for name, text in files.items():
+            path = os.path.join(nginx.dir, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        nginx.start(ports=tuple(ports.values()))
     return nginx
 
 

@@ -23,6 +23,7 @@ import subprocess
 import time
 
 from .nginx import free_port
+from .service import Service
 
 ROUTER = r"""<?php
 $fields = array();
@@ -48,7 +49,7 @@ return true;
 """
 
 
-class PhpBackend:
+class PhpBackend(Service):
     """php -S on 127.0.0.1 with the recording router (module docstring)."""
 
     def __init__(self, workdir, separators="&"):
@@ -110,12 +111,6 @@ class PhpBackend:
             self._process.kill()
             self._process.wait(timeout=5)
         self._process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
 
     def records(self):
         """What PHP read of each request so far, oldest first."""

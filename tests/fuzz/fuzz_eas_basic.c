@@ -21,16 +21,12 @@
 
 #include "eas_basic.h"
 
-
-#define eas_fuzz_assert(cond, what)                                          \
-    if (!(cond)) {                                                           \
-        eas_fuzz_abort(what, __LINE__);                                      \
-    }
+#define EAS_FUZZ_NAME  "fuzz_eas_basic"
+#include "../common/eas_fuzz.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void eas_fuzz_abort(const char *what, int line);
 static void eas_fuzz_user(const unsigned char *p, size_t len);
 
 
@@ -99,15 +95,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(buf);
 
     return 0;
-}
-
-
-static void
-eas_fuzz_abort(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_eas_basic: invariant failed at line %d: %s\n",
-            line, what);
-    abort();
 }
 
 

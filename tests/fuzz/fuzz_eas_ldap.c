@@ -19,16 +19,12 @@
 
 #include "eas_ldap.h"
 
-
-#define eas_fuzz_assert(cond, what)                                          \
-    if (!(cond)) {                                                           \
-        eas_fuzz_abort(what, __LINE__);                                      \
-    }
+#define EAS_FUZZ_NAME  "fuzz_eas_ldap"
+#include "../common/eas_fuzz.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void eas_fuzz_abort(const char *what, int line);
 static void eas_fuzz_value(unsigned kind, const unsigned char *in,
     size_t len, const unsigned char *out, size_t n);
 static int eas_fuzz_hex(unsigned char c);
@@ -144,12 +140,4 @@ eas_fuzz_hex(unsigned char c)
     }
 
     return -1;
-}
-
-
-static void
-eas_fuzz_abort(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_eas_ldap: %s (line %d)\n", what, line);
-    abort();
 }

@@ -30,6 +30,9 @@
 #include "eas_proto.h"
 #include "../common/eas_request_check.h"
 
+#define EAS_FUZZ_NAME  "fuzz_eas_request"
+#include "../common/eas_fuzz.h"
+
 
 #define EAS_FUZZ_OPTIONS           0x01
 #define EAS_FUZZ_VERSION           0x02
@@ -37,15 +40,9 @@
 #define EAS_FUZZ_ACCEPT_MULTIPART  0x08
 #define EAS_FUZZ_NO_QUERY          0x10
 
-#define eas_fuzz_assert(cond, what)                                          \
-    if (!(cond)) {                                                           \
-        eas_fuzz_abort(what, __LINE__);                                      \
-    }
-
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void eas_fuzz_abort(const char *what, int line);
 static const uint8_t *eas_fuzz_part(const uint8_t *p, const uint8_t *end,
     eas_str_t *part);
 static unsigned char *eas_fuzz_copy(const eas_str_t *src);
@@ -181,15 +178,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free((void *) in.accept_multipart.data);
 
     return 0;
-}
-
-
-static void
-eas_fuzz_abort(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_eas_request: invariant failed at line %d: %s\n",
-            line, what);
-    abort();
 }
 
 

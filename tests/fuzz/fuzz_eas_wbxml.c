@@ -33,16 +33,12 @@
 
 #include "eas_wbxml.h"
 
-
-#define eas_fuzz_assert(cond, what)                                          \
-    if (!(cond)) {                                                           \
-        eas_fuzz_abort(what, __LINE__);                                      \
-    }
+#define EAS_FUZZ_NAME  "fuzz_eas_wbxml"
+#include "../common/eas_fuzz.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void eas_fuzz_abort(const char *what, int line);
 static void eas_fuzz_answer(eas_wbxml_root_e root, uint32_t value);
 static void eas_fuzz_top_status(const unsigned char *body, size_t len,
     unsigned command);
@@ -114,15 +110,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(body);
 
     return 0;
-}
-
-
-static void
-eas_fuzz_abort(const char *what, int line)
-{
-    fprintf(stderr, "fuzz_eas_wbxml: invariant failed at line %d: %s\n",
-            line, what);
-    abort();
 }
 
 

@@ -12,113 +12,55 @@ What changed is read from the API's own state and the error log."""
 
 import base64
 import json
-import os
-import socket
 
 import pytest
 
-from eastest.backends import EasBackend
-from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.client import EasClient, raw_http
+from eastest import confs
+from eastest.nginx import free_port, start_gateway
 
-ADMIN = "Basic " + base64.b64encode(b"admin:adminpw").decode()
+ADMIN = confs.ADMIN_AUTH
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
+ADMIN_API = "eas_admin preauth_zone=auth device_zone=devices;"
 
-    eas_preauth_zone zone=auth:1m;
-    eas_device_zone zone=devices:1m;
-    eas_admin_rules zone=admin:64k file=${dir}/admin.rules;
+NGINX_CONFIG = confs.gateway(
+    "server_name gw.example.test *.wild.example.test;",
+    confs.eas_location(
+        confs.PREAUTH,
+        "eas_preauth_lockout user=3 address=100 window=1m time=1h;",
+        "eas_devices devices;"),
+    confs.location("/eas/admin/", confs.ADMIN_ONLY, ADMIN_API),
+    # what the brief warns against: an address rule only
+    confs.location("/ip/admin/", "allow 127.0.0.1;", "deny all;",
+                   ADMIN_API),
+    # "satisfy any": allow lets the request in, the password unchecked
+    confs.location("/any/admin/", "satisfy any;", confs.ADMIN_ONLY,
+                   ADMIN_API),
+    http="eas_admin_rules zone=admin:64k file=${dir}/admin.rules;")
 
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        server_name gw.example.test *.wild.example.test;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users plain;
-            eas_preauth_lockout user=3 address=100 window=1m time=1h;
-            eas_devices devices;
-            proxy_pass http://backend;
-        }
-
-        location /eas/admin/ {
-            allow 127.0.0.1;
-            deny all;
-            auth_basic "eas admin";
-            auth_basic_user_file ${dir}/admins;
-            eas_admin preauth_zone=auth device_zone=devices;
-        }
-
-        # what the brief warns against: an address rule only
-        location /ip/admin/ {
-            allow 127.0.0.1;
-            deny all;
-            eas_admin preauth_zone=auth device_zone=devices;
-        }
-
-        # "satisfy any": allow lets the request in, the password unchecked
-        location /any/admin/ {
-            satisfy any;
-            allow 127.0.0.1;
-            deny all;
-            auth_basic "eas admin";
-            auth_basic_user_file ${dir}/admins;
-            eas_admin preauth_zone=auth device_zone=devices;
-        }
-    }
-}
-"""
-
-PROXIED_CONFIG = """
-http {
-    ${temp_paths}
-
-    eas_device_zone zone=devices:1m;
-    eas_admin_rules zone=admin:64k file=${dir}/admin.rules;
-
-    server {
-        listen 127.0.0.1:${port};
-
-        # behind a reverse proxy that the browser knows by another name
-        location /proxied/admin/ {
-            auth_basic "eas admin";
-            auth_basic_user_file ${dir}/admins;
-            eas_admin device_zone=devices origin=https://admin.example.net
-                      origin=http://Console.Example.ORG:8443/;
-        }
-    }
-}
-"""
+PROXIED_CONFIG = confs.gateway(
+    # behind a reverse proxy that the browser knows by another name
+    confs.location("/proxied/admin/", """
+        auth_basic "eas admin";
+        auth_basic_user_file ${dir}/admins;
+        eas_admin device_zone=devices origin=https://admin.example.net
+                  origin=http://Console.Example.ORG:8443/;
+    """),
+    http="eas_admin_rules zone=admin:64k file=${dir}/admin.rules;",
+    zones="eas_device_zone zone=devices:1m;", upstream=None)
 
 USERS = {"john smith": "space1", "john+smith": "plus22", "jdoe": "secret"}
 
 
-@pytest.fixture
-def backend():
-    with EasBackend(hold_cap=0) as server:
-        yield server
+pytestmark = pytest.mark.backend(hold_cap=0)
 
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          backend_port=backend.port)
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("".join("%s:{PLAIN}%s\n" % kv for kv in USERS.items()))
-    with open(os.path.join(nginx.dir, "admins"), "w") as f:
-        f.write("admin:{PLAIN}adminpw\n")
-    nginx.start(ports=(port,))
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         files={"users": confs.password_file(USERS),
+                                "admins": confs.ADMINS},
+                         backend_port=backend.port)
 
 
 def call(nginx, method, target, body=None, headers=None, auth=ADMIN,
@@ -142,16 +84,7 @@ def call(nginx, method, target, body=None, headers=None, auth=ADMIN,
 
 
 def exchange(nginx, parts):
-    with socket.create_connection(("127.0.0.1", nginx.port),
-                                  timeout=10) as s:
-        for part in parts:
-            s.sendall(part)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    data = raw_http("127.0.0.1", nginx.port, parts, timeout=10)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -324,12 +257,9 @@ def test_a_change_needs_a_host_and_origin_the_server_is_known_as(gateway):
 
 
 def test_origin_named_for_a_reverse_proxy(nginx_factory):
-    port = free_port()
-    gateway = nginx_factory(PROXIED_CONFIG, start=False, port=port)
-    with open(os.path.join(gateway.dir, "admins"), "w") as f:
-        f.write("admin:{PLAIN}adminpw\n")
-    gateway.start(ports=(port,))
-    gateway.port = port
+    gateway = start_gateway(nginx_factory, PROXIED_CONFIG,
+                            files={"admins": confs.ADMINS})
+    port = gateway.port
 
     # the origins named, exactly
     proxied = "/proxied/admin/rules?access=block&device_id=ApplPROXY"
@@ -359,18 +289,11 @@ def test_origin_named_for_a_reverse_proxy(nginx_factory):
                                     "https://admin.example.net:0",
                                     "https://", "admin.example.net"])
 def test_origin_is_checked_by_nginx_t(nginx_factory, origin):
-    nginx = nginx_factory("""
-http {
-    ${temp_paths}
-    eas_device_zone zone=devices:1m;
-    server {
-        listen 127.0.0.1:${port};
-        location /eas/admin/ {
-            eas_admin device_zone=devices origin=%s;
-        }
-    }
-}
-""" % origin, start=False, port=free_port())
+    nginx = nginx_factory(confs.gateway(
+        confs.location("/eas/admin/",
+                       "eas_admin device_zone=devices origin=%s;" % origin),
+        zones="eas_device_zone zone=devices:1m;", upstream=None),
+        start=False, port=free_port())
     output = nginx.config_error()
     assert 'invalid origin "%s" in "eas_admin"' % origin in output, output
 
@@ -463,26 +386,15 @@ def test_server_names_hold_with_many_servers(nginx_factory):
     configuration: the names are the module's own copy, so with many
     servers each admin location knows its server's names (not refused,
     no worker lost: check_no_alerts at teardown) and no other's."""
-    servers = "".join("""
-    server {
-        listen 127.0.0.1:${port};
-        server_name s%d.example.test alias%d.example.test;
-        location /eas/admin/ {
-            eas_admin device_zone=devices;
-        }
-    }
-""" % (i, i) for i in range(10))
-    port = free_port()
-    gateway = nginx_factory("""
-http {
-    ${temp_paths}
-    eas_device_zone zone=devices:1m;
-    eas_admin_rules zone=admin:64k file=${dir}/admin.rules;
-%s
-}
-""" % servers, start=False, port=port)
-    gateway.start(ports=(port,))
-    gateway.port = port
+    admin = confs.location("/eas/admin/", "eas_admin device_zone=devices;")
+    gateway = start_gateway(nginx_factory, confs.gateway(
+        "server_name s0.example.test alias0.example.test;", admin,
+        servers=[confs.server("server_name s%d.example.test "
+                              "alias%d.example.test;" % (i, i), admin)
+                 for i in range(1, 10)],
+        http="eas_admin_rules zone=admin:64k file=${dir}/admin.rules;",
+        zones="eas_device_zone zone=devices:1m;", upstream=None))
+    port = gateway.port
 
     for i in range(10):
         for name in ("s%d" % i, "alias%d" % i):

@@ -15,75 +15,38 @@ import time
 
 import pytest
 
-from eastest import wbxml
+from eastest import confs, wbxml
 from eastest.bodies import (LAST_CHUNK, chunked, dechunk, ping_body,
                              sync_body, temp_files, wait_until)
-from eastest.backends import SilentBackend
 from eastest.client import EasClient
 from eastest.nginx import start_gateway
 
 MIN, MAX = 2, 120
 BODY_MAX = 512
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    log_format eas_body escape=json '{"status":"$status",'
-        '"cmd":"$eas_cmd","heartbeat":"$eas_heartbeat",'
-        '"source":"$eas_heartbeat_source","reason":"$eas_reason",'
-        '"request_length":"$request_length"}';
-
-    eas_device_zone zone=eas_devices:1m;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-        eas_upstream_timeouts;
-    }
-
-    upstream recorder {
-        server 127.0.0.1:${recorder_port};
-        eas_upstream_timeouts;
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-
-        access_log ${dir}/eas.log eas_body;
-
-        # a chunked body past 1k would go to client_body_temp if read
-        client_body_buffer_size 1k;
-        client_max_body_size 10m;
-        client_body_timeout 2s;
-
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_request_buffering off;
-
-        eas on;
-        eas_devices eas_devices;
-        eas_longpoll on;
-        eas_heartbeat_min 2s;
-        eas_heartbeat_max 120s;
-        eas_longpoll_margin 2s;
-        eas_command_timeout 5s;
-        eas_longpoll_body_max ${body_max};
-
-        location /Microsoft-Server-ActiveSync {
-            proxy_pass http://backend;
-        }
-
-        location /recorder/Microsoft-Server-ActiveSync {
-            proxy_pass http://recorder/Microsoft-Server-ActiveSync;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/eas.log eas_body;",
+    """
+    # a chunked body past 1k would go to client_body_temp if read
+    client_body_buffer_size 1k;
+    client_max_body_size 10m;
+    client_body_timeout 2s;
+    """,
+    confs.KEEPALIVE, "proxy_request_buffering off;",
+    confs.longpoll(command_timeout="5s", body_max="${body_max}"),
+    confs.location(confs.EAS, "proxy_pass http://backend;"),
+    confs.location("/recorder" + confs.EAS,
+                   "proxy_pass http://recorder/Microsoft-Server-ActiveSync;"),
+    http=confs.json_log("eas_body", **confs.LONGPOLL_LOG,
+                        request_length="$request_length"),
+    zones=confs.LONGPOLL_ZONE,
+    upstream=[confs.timed_upstream("backend", "backend_port"),
+              confs.timed_upstream("recorder", "recorder_port")])
 
 
 @pytest.fixture
-def recorder():
-    with SilentBackend() as server:
-        yield server
+def recorder(silent):
+    return silent
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ of each screen goes to the test's temporary directory.
 Nothing is skipped: tools/install-deps.sh installs chromium, so a missing
 browser fails the tests."""
 
-import base64
 import http.client
 import json
 import os
@@ -29,77 +28,25 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from eastest.backends import EasBackend
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import start_gateway
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 20                       # seconds, the bound of every wait
 
-AUTH = "Basic " + base64.b64encode(b"admin:adminpw").decode()
+AUTH = confs.ADMIN_AUTH
+
+USERS = {"jdoe": "secret", "amy": "apple", "mallory": "evil",
+         "john smith": "space1", "john+smith": "plus22"}
 
 HOSTILE_UA = ('<script>alert(1)</script><img src=x '
               'onerror="alert(2);window.pwned=1">')
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-
-    eas_preauth_zone zone=auth:1m;
-    eas_device_zone zone=devices:1m;
-    eas_admin_rules zone=admin:64k file=${dir}/admin.rules;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users plain;
-            eas_preauth_lockout user=3 address=100 window=1m time=1h;
-            eas_devices devices;
-            proxy_pass http://backend;
-        }
-
-        location = /eas/status {
-            allow 127.0.0.1;
-            deny all;
-            auth_basic "eas admin";
-            auth_basic_user_file ${dir}/admins;
-            eas_status;
-        }
-
-        location /eas/admin/ {
-            allow 127.0.0.1;
-            deny all;
-            auth_basic "eas admin";
-            auth_basic_user_file ${dir}/admins;
-            eas_admin preauth_zone=auth device_zone=devices;
-            eas_console status=/eas/status stale=${stale};
-        }
-    }
-
-    # another origin: a page that tries to change the API from there
-    server {
-        listen 127.0.0.1:${other_port};
-
-        # no pre-authentication: a request that names no user is recorded
-        # with an empty one
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices devices;
-            proxy_pass http://backend;
-        }
-
-        location = /evil.html {
-            default_type text/html;
-            return 200 '<!DOCTYPE html><title>evil</title>
+EVIL_PAGE = """
+default_type text/html;
+return 200 '<!DOCTYPE html><title>evil</title>
 <form id="f" method="post"
  action="http://127.0.0.1:${port}/eas/admin/rules?access=block&device_id=ApplFORM"></form>
 <script>
@@ -109,16 +56,29 @@ fetch("http://127.0.0.1:${port}/eas/admin/rules?access=block&device_id=ApplFETCH
         function () { document.title = "refused"; })
   .then(function () { document.getElementById("f").submit(); });
 </script>';
-        }
-    }
-}
 """
 
+NGINX_CONFIG = confs.gateway(
+    confs.eas_location(
+        confs.PREAUTH,
+        "eas_preauth_lockout user=3 address=100 window=1m time=1h;",
+        "eas_devices devices;"),
+    confs.location("= /eas/status", confs.ADMIN_ONLY, "eas_status;"),
+    confs.location("/eas/admin/", confs.ADMIN_ONLY, """
+        eas_admin preauth_zone=auth device_zone=devices;
+        eas_console status=/eas/status stale=${stale};
+    """),
+    http="eas_admin_rules zone=admin:64k file=${dir}/admin.rules;",
+    servers=[
+        # another origin: a page that tries to change the API from there
+        confs.server(
+            # no pre-authentication: a request that names no user is
+            # recorded with an empty one
+            confs.eas_location("eas_devices devices;"),
+            confs.location("= /evil.html", EVIL_PAGE),
+            listen="127.0.0.1:${other_port}")])
 
-@pytest.fixture
-def backend():
-    with EasBackend(hold_cap=0) as server:
-        yield server
+pytestmark = pytest.mark.backend(hold_cap=0)
 
 
 @pytest.fixture
@@ -127,19 +87,12 @@ def gateway(nginx_factory, backend):
 
 
 def start(nginx_factory, backend, stale):
-    port, other = free_port(), free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          other_port=other, backend_port=backend.port,
-                          stale=stale)
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("jdoe:{PLAIN}secret\namy:{PLAIN}apple\n"
-                "mallory:{PLAIN}evil\njohn smith:{PLAIN}space1\n"
-                "john+smith:{PLAIN}plus22\n")
-    with open(os.path.join(nginx.dir, "admins"), "w") as f:
-        f.write("admin:{PLAIN}adminpw\n")
-    nginx.start(ports=(port, other))
-    nginx.port, nginx.other_port = port, other
-    nginx.console = "http://127.0.0.1:%d/eas/admin/console/" % port
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG,
+                          files={"users": confs.password_file(USERS),
+                                 "admins": confs.ADMINS},
+                          more_ports=("other_port",),
+                          backend_port=backend.port, stale=stale)
+    nginx.console = "http://127.0.0.1:%d/eas/admin/console/" % nginx.port
     return nginx
 
 

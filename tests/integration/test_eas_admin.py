@@ -16,77 +16,45 @@ import urllib.request
 
 import pytest
 
-from eastest.backends import EasBackend
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import free_port, start_gateway
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-
+NGINX_CONFIG = confs.gateway(
+    """
+    add_header X-Worker $pid always;
+    add_header X-Auth $eas_auth always;
+    """,
+    confs.eas_location(
+        "access_log ${dir}/eas.log admin;",
+        confs.PREAUTH, """
+        eas_preauth_lockout user=3 address=100 window=1m time=1h;
+        eas_devices devices;
+        eas_device_max 1;
+        eas_device_block device_id=ApplSTATIC;
+        """),
+    confs.location("/eas/admin/", confs.ADMIN_ONLY,
+                   "eas_admin preauth_zone=auth device_zone=devices;"),
+    http="""
     log_format admin escape=json '{"device":"$eas_device_id",'
         '"status":"$status","access":"$eas_access","reason":"$eas_reason",'
         '"auth":"$eas_auth","pid":"$pid"}';
-
-    eas_preauth_zone zone=auth:1m;
-    eas_device_zone zone=devices:1m;
     eas_admin_rules zone=admin:64k file=${dir}/admin.rules;
+    """,
+    listen="127.0.0.1:${port} reuseport")
 
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port} reuseport;
-        add_header X-Worker $pid always;
-        add_header X-Auth $eas_auth always;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            access_log ${dir}/eas.log admin;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users plain;
-            eas_preauth_lockout user=3 address=100 window=1m time=1h;
-            eas_devices devices;
-            eas_device_max 1;
-            eas_device_block device_id=ApplSTATIC;
-            proxy_pass http://backend;
-        }
-
-        location /eas/admin/ {
-            allow 127.0.0.1;
-            deny all;
-            auth_basic "eas admin";
-            auth_basic_user_file ${dir}/admins;
-            eas_admin preauth_zone=auth device_zone=devices;
-        }
-    }
-}
-"""
-
-
-@pytest.fixture
-def backend():
-    with EasBackend(hold_cap=0) as server:
-        yield server
+pytestmark = pytest.mark.backend(hold_cap=0)
 
 
 def start(nginx_factory, backend, workdir=None):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          backend_port=backend.port)
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("jdoe:{PLAIN}secret\namy:{PLAIN}apple\n")
-    with open(os.path.join(nginx.dir, "admins"), "w") as f:
-        f.write("admin:{PLAIN}adminpw\n")
+    files = {"users": confs.password_file({"jdoe": "secret",
+                                           "amy": "apple"}),
+             "admins": confs.ADMINS}
     if workdir:
-        with open(os.path.join(workdir, "admin.rules")) as src, \
-                open(os.path.join(nginx.dir, "admin.rules"), "w") as dst:
-            dst.write(src.read())
-    nginx.start(ports=(port,))
-    nginx.port = port
-    return nginx
+        with open(os.path.join(workdir, "admin.rules")) as src:
+            files["admin.rules"] = src.read()
+    return start_gateway(nginx_factory, NGINX_CONFIG, files=files,
+                         backend_port=backend.port)
 
 
 @pytest.fixture
@@ -95,8 +63,8 @@ def gateway(nginx_factory, backend):
 
 
 def admin(nginx, method, path, expect=200, body=None, headers=None):
-    headers = dict({"Authorization": "Basic YWRtaW46YWRtaW5wdw=="},  # admin:
-                   **(headers or {}))                                # adminpw
+    headers = dict({"Authorization": confs.ADMIN_AUTH},
+                   **(headers or {}))
     if method in ("POST", "DELETE"):
         headers.setdefault("X-EAS-Admin", "1")  # the API's CSRF rule
     headers = {k: v for k, v in headers.items() if v is not None}
@@ -331,18 +299,9 @@ def test_the_state_file_is_a_valid_rules_file(gateway, nginx_factory):
     admin(gateway, "POST", "rules?access=allow&user=CONTOSO%5Camy")
     admin(gateway, "POST", "rules?access=lost&device_id=ApplLOST2")
     path = os.path.join(gateway.dir, "admin.rules")
-    check = nginx_factory("""
-http {
-    ${temp_paths}
-    server {
-        listen 127.0.0.1:${port};
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_rules %s;
-        }
-    }
-}
-""" % path, start=False, port=free_port())
+    check = nginx_factory(confs.gateway(
+        confs.eas_location("eas_device_rules %s;" % path, proxy_pass=None),
+        zones=None, upstream=None), start=False, port=free_port())
     code, output = check.test_config()
     assert code == 0, output
 

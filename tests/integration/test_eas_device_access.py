@@ -12,97 +12,66 @@ import re
 import pytest
 
 from eastest import wbxml
-from eastest.backends import EasBackend
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import free_port, start_gateway
 from eastest.waiting import logged
 
 LOG_FORMAT = ("log_format dev escape=json '{\"status\":\"$status\","
               "\"access\":\"$eas_access\",\"reason\":\"$eas_reason\","
               "\"device\":\"$eas_device_id\",\"user\":\"$eas_user\"}';")
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    """ + LOG_FORMAT + """
+NGINX_CONFIG = confs.gateway(
+    """
+    access_log ${dir}/dev.log dev;
 
-    eas_device_zone zone=devices:1m;
-    eas_preauth_zone zone=auth:1m;
+    eas on;
+    # these tests look at decisions; test_edge_answers.py at the
+    # default answer (Status 129 from protocol 14.0 on)
+    eas_device_block_status 403;
+
+    # server level: inherited by every location without rules
+    eas_device_user_lists ${dir}/users.txt;
+    eas_device_rules ${dir}/rules.txt;
+    eas_device_block device_type=~*^blackberry;
+    """,
+    confs.location(confs.EAS, "proxy_pass http://backend;"),
+    confs.location("/known" + confs.EAS, """
+        eas_device_default block;
+        eas_device_rules ${dir}/known.txt;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    """),
+    confs.location("/status" + confs.EAS, """
+        eas_device_block_status 449;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    """),
+    confs.location("/custom" + confs.EAS, """
+        error_page 403 = @blocked;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    """),
+    confs.location("@blocked", 'return 403 "device blocked: $eas_reason\\n";'),
+    # the limit counts the devices of authenticated users
+    confs.location("/limited" + confs.EAS, """
+        eas_preauth "ActiveSync";
+        eas_preauth_cache zone=auth;
+        eas_preauth_user_file ${dir}/passwords plain;
+        eas_devices devices;
+        eas_device_max 2;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    """),
+    confs.location("= /inventory", """
+        eas off;
+        eas_devices devices;
+        eas_device_inventory;
+    """),
+    http=LOG_FORMAT + """
 
     # http level: inherited by the second server, which has no rules
     eas_device_block device_id=HttpLevelBlocked;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/dev.log dev;
-
-        eas on;
-        # these tests look at decisions; test_edge_answers.py at the
-        # default answer (Status 129 from protocol 14.0 on)
-        eas_device_block_status 403;
-
-        # server level: inherited by every location without rules
-        eas_device_user_lists ${dir}/users.txt;
-        eas_device_rules ${dir}/rules.txt;
-        eas_device_block device_type=~*^blackberry;
-
-        location /Microsoft-Server-ActiveSync {
-            proxy_pass http://backend;
-        }
-
-        location /known/Microsoft-Server-ActiveSync {
-            eas_device_default block;
-            eas_device_rules ${dir}/known.txt;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /status/Microsoft-Server-ActiveSync {
-            eas_device_block_status 449;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /custom/Microsoft-Server-ActiveSync {
-            error_page 403 = @blocked;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location @blocked {
-            return 403 "device blocked: $eas_reason\n";
-        }
-
-        location /limited/Microsoft-Server-ActiveSync {
-            # the limit counts the devices of authenticated users
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/passwords plain;
-            eas_devices devices;
-            eas_device_max 2;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location = /inventory {
-            eas off;
-            eas_devices devices;
-            eas_device_inventory;
-        }
-    }
-
-    server {
-        listen 127.0.0.1:${port2};
-        access_log ${dir}/dev.log dev;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_block_status 403;
-            proxy_pass http://backend;
-        }
-    }
-}
-"""
+    """,
+    servers=[confs.server("access_log ${dir}/dev.log dev;",
+                          confs.eas_location("eas_device_block_status 403;"),
+                          listen="127.0.0.1:${port2}")])
 
 RULES = r"""# general rules, first match wins
 block device_id=ApplLOST0001
@@ -130,24 +99,17 @@ KNOWN = """allow device_id=ApplKNOWN1
 EAS = "/Microsoft-Server-ActiveSync"
 
 
-@pytest.fixture
-def backend():
-    with EasBackend(hold_cap=0) as server:
-        yield server
+pytestmark = pytest.mark.backend(hold_cap=0)
 
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port, port2 = free_port(), free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port, port2=port2,
-                          backend_port=backend.port)
-    write(nginx, "rules.txt", RULES)
-    write(nginx, "users.txt", USERS)
-    write(nginx, "known.txt", KNOWN)
-    write(nginx, "passwords", "max:{PLAIN}max-pw\nother:{PLAIN}other-pw\n")
-    nginx.start(ports=(port, port2))
-    nginx.port, nginx.port2 = port, port2
-    return nginx
+    return start_gateway(
+        nginx_factory, NGINX_CONFIG, more_ports=("port2",),
+        files={"rules.txt": RULES, "users.txt": USERS, "known.txt": KNOWN,
+               "passwords": confs.password_file({"max": "max-pw",
+                                                 "other": "other-pw"})},
+        backend_port=backend.port)
 
 
 def write(nginx, name, text):
@@ -403,24 +365,15 @@ def test_max_devices_blocks_a_new_device_past_the_limit(gateway, backend):
                          ("other", "ApplC")]
 
 
-USER_MATCH_CONFIG = """
-http {
-    ${temp_paths}
-    ${preauth_zone}
-    server {
-        listen 127.0.0.1:${port};
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_block_status 403;
-            ${preauth}
-            eas_device_user_match on;
-            add_header X-Access $eas_access always;
-            add_header X-Reason $eas_reason always;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-    }
-}
-"""
+USER_MATCH_CONFIG = confs.gateway(
+    confs.eas_location("""
+        eas_device_block_status 403;
+        ${preauth}
+        eas_device_user_match on;
+        add_header X-Access $eas_access always;
+        add_header X-Reason $eas_reason always;
+        """, proxy_pass="http://127.0.0.1:${backend_port}"),
+    zones="${preauth_zone}", upstream=None)
 
 PREAUTH = ('eas_preauth "ActiveSync"; eas_preauth_cache zone=auth; '
            'eas_preauth_user_file users plain;')
@@ -484,20 +437,10 @@ def test_user_match_with_pre_authentication(nginx_factory, backend, basic,
     assert len(backend.requests) == (1 if status == 200 else 0)
 
 
-CHECK_CONFIG = """
-http {
-    ${temp_paths}
-    server {
-        listen 127.0.0.1:${port};
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_block_status 403;
-            ${directive}
-            return 204;
-        }
-    }
-}
-"""
+CHECK_CONFIG = confs.gateway(
+    confs.eas_location("eas_device_block_status 403;", "${directive}",
+                       "return 204;", proxy_pass=None),
+    zones=None, upstream=None)
 
 # file contents that fail nginx -t, and the message naming file and line
 

@@ -10,62 +10,25 @@ import urllib.request
 
 import pytest
 
-from eastest.backends import EasBackend
 from eastest.client import EasClient
+from eastest import confs
 from eastest.nginx import start_gateway
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-
+NGINX_CONFIG = confs.gateway(
+    "eas_devices devices;",
+    confs.eas_location("add_header X-Worker $pid;"),
+    confs.eas_under("/tiny", "eas_devices tiny;"),
+    confs.eas_under("/untracked", "eas_devices off;"),
+    confs.location("= /inventory", "eas_device_inventory;"),
+    confs.location("= /tiny-inventory", "eas_devices tiny;",
+                   "eas_device_inventory;"),
+    zones="""
     eas_device_zone zone=devices:1m;
     eas_device_zone zone=tiny:32k;
+    """)
 
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-
-        eas_devices devices;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            add_header X-Worker $pid;
-            proxy_pass http://backend;
-        }
-
-        location /tiny/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices tiny;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /untracked/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices off;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location = /inventory {
-            eas_device_inventory;
-        }
-
-        location = /tiny-inventory {
-            eas_devices tiny;
-            eas_device_inventory;
-        }
-    }
-}
-"""
-
-
-@pytest.fixture
-def backend():
-    # Ping and Sync answered at once: holding them is not tested here
-    with EasBackend(hold_cap=0) as server:
-        yield server
+# Ping and Sync answered at once: holding them is not tested here
+pytestmark = pytest.mark.backend(hold_cap=0)
 
 
 @pytest.fixture

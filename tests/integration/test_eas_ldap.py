@@ -175,14 +175,7 @@ PEOPLE_ENTRIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory, certs):
-    work = tmp_path_factory.mktemp("slapd")
-    server = directory.Slapd(str(work), certs, directory.base_entries(
-        PEOPLE_ENTRIES, members=["jdoe"]))
-    server.start()
-    yield server
-    server.stop()
+slapd = directory.slapd_fixture(PEOPLE_ENTRIES)
 
 
 @pytest.fixture(scope="module")

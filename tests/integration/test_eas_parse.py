@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import re
-import socket
 
 import pytest
 
@@ -516,14 +515,7 @@ def test_chunked_body_reaches_backend_unchanged(gateway, backend):
                "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                % (EAS, PLAIN_OK)).encode() + chunked + b"0\r\n\r\n"
 
-    with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
-        sock.sendall(request)
-        reply = b""
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            reply += data
+    reply = raw_http("127.0.0.1", gateway.port, request, timeout=30)
 
     assert reply.startswith(b"HTTP/1.1 200")
     assert backend.wait_for(1)[0].body == body

@@ -12,8 +12,9 @@ import threading
 
 import pytest
 
+from eastest import confs
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import free_port, start_gateway
 from eastest.waiting import SEQ_FIELD, poll, tag, tag_header
 from eastest.waiting import logged as logged_by_tag
 
@@ -27,133 +28,124 @@ LOG_FORMAT = ("log_format preauth escape=json '{\"status\":\"$status\","
               "\"pid\":\"$pid\",\"case\":\"$http_x_case\","
               + SEQ_FIELD + "}';")
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    """ + LOG_FORMAT + """
+NGINX_CONFIG = confs.gateway(
+    """
+    access_log ${dir}/eas.log preauth;
+    add_header X-Worker $pid always;
 
-    eas_preauth_zone zone=auth:1m;
-    eas_preauth_zone zone=short:1m;
-    eas_preauth_zone zone=tiny:32k;
+    eas_preauth "ActiveSync";
+    eas_preauth_cache zone=auth;
+    eas_preauth_user_file ${dir}/users;
+    eas_preauth_lockout user=3 address=6 window=1m time=3s;
 
-    upstream backend {
-        server 127.0.0.1:${backend_port};
+    location /Microsoft-Server-ActiveSync {
+        eas on;
+        proxy_pass http://backend;
     }
 
-    server {
-        listen 127.0.0.1:${port} reuseport;
-        access_log ${dir}/eas.log preauth;
-        add_header X-Worker $pid always;
-
-        eas_preauth "ActiveSync";
-        eas_preauth_cache zone=auth;
-        eas_preauth_user_file ${dir}/users;
-        eas_preauth_lockout user=3 address=6 window=1m time=3s;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            proxy_pass http://backend;
-        }
-
-        location /plain/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_user_file ${dir}/plain-users plain;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /expiry/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_cache zone=short valid=1s invalid=1s;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /tiny/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_cache zone=tiny valid=1h;
-            eas_preauth_lockout user=off address=off;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /inline/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_thread_pool off;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /slow/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_user_file ${dir}/slow-users;
-            eas_preauth_lockout user=off address=off;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /dir/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_request /_directory answer=status;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /backend-options/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_request /_backend_options;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /broken/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_request /_broken;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /failing/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_request /_failing;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /custom/Microsoft-Server-ActiveSync {
-            eas on;
-            error_page 401 = @sign_in;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location @sign_in {
-            return 401 "sign in\n";
-        }
-
-        location /open/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth off;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location = /_directory {
-            internal;
-            proxy_pass http://127.0.0.1:${dir_port}/mailbox/;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }
-
-        location = /_backend_options {
-            internal;
-            proxy_method OPTIONS;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }
-
-        location = /_broken {
-            internal;
-            proxy_pass http://127.0.0.1:${dead_port};
-        }
-
-        location = /_failing {
-            internal;
-            proxy_pass http://127.0.0.1:${dir_port}/fail;
-        }
+    location /plain/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_user_file ${dir}/plain-users plain;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
     }
 
+    location /expiry/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_cache zone=short valid=1s invalid=1s;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location /tiny/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_cache zone=tiny valid=1h;
+        eas_preauth_lockout user=off address=off;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location /inline/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_thread_pool off;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location /slow/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_user_file ${dir}/slow-users;
+        eas_preauth_lockout user=off address=off;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location /dir/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_request /_directory answer=status;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location /backend-options/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_request /_backend_options;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location /broken/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_request /_broken;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location /failing/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth_request /_failing;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location /custom/Microsoft-Server-ActiveSync {
+        eas on;
+        error_page 401 = @sign_in;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location @sign_in {
+        return 401 "sign in\\n";
+    }
+
+    location /open/Microsoft-Server-ActiveSync {
+        eas on;
+        eas_preauth off;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    }
+
+    location = /_directory {
+        internal;
+        proxy_pass http://127.0.0.1:${dir_port}/mailbox/;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }
+
+    location = /_backend_options {
+        internal;
+        proxy_method OPTIONS;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }
+
+    location = /_broken {
+        internal;
+        proxy_pass http://127.0.0.1:${dead_port};
+    }
+
+    location = /_failing {
+        internal;
+        proxy_pass http://127.0.0.1:${dir_port}/fail;
+    }
+    """,
+    http=LOG_FORMAT,
+    zones=[confs.AUTH_ZONE, "eas_preauth_zone zone=short:1m;",
+           "eas_preauth_zone zone=tiny:32k;"],
+    listen="127.0.0.1:${port} reuseport",
     # the "directory": nginx's own auth_basic, each check in its log
+    servers=["""
     server {
         listen 127.0.0.1:${dir_port};
         access_log ${dir}/directory.log;
@@ -168,8 +160,7 @@ http {
             return 500;
         }
     }
-}
-"""
+    """])
 
 # user, password, how the hash is made (argv, or a function of the work dir)
 HASH_KINDS = [
@@ -237,25 +228,20 @@ def hash_lines():
 
 @pytest.fixture
 def gateway(nginx_factory, backend, hash_lines, tmp_path_factory):
-    port, dir_port, dead_port = free_port(), free_port(), free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          dir_port=dir_port, dead_port=dead_port,
-                          backend_port=backend.port)
-    work = nginx.dir
-    write_lines(os.path.join(work, "users"),
-                [line for user, line in hash_lines.items() if user != "slow"])
-    write_lines(os.path.join(work, "plain-users"),
-                ["# plain text, allowed by the \"plain\" parameter",
-                 "plainuser:{PLAIN}plain-pw"])
-    write_lines(os.path.join(work, "slow-users"), [hash_lines["slow"]])
-    write_lines(os.path.join(work, "directory-users"),
-                [hash_lines["jdoe"], hash_lines["amy"]])
-    os.makedirs(os.path.join(work, "www"))
-    with open(os.path.join(work, "www", "index.html"), "w") as f:
-        f.write("mailbox\n")
-    nginx.start(ports=(port, dir_port))
-    nginx.port = port
-    return nginx
+    def lines(*texts):
+        return "\n".join(texts) + "\n"
+    return start_gateway(
+        nginx_factory, NGINX_CONFIG, more_ports=("dir_port",),
+        files={"users": lines(*[line for user, line in hash_lines.items()
+                                if user != "slow"]),
+               "plain-users": lines(
+                   "# plain text, allowed by the \"plain\" parameter",
+                   "plainuser:{PLAIN}plain-pw"),
+               "slow-users": lines(hash_lines["slow"]),
+               "directory-users": lines(hash_lines["jdoe"],
+                                        hash_lines["amy"]),
+               "www/index.html": "mailbox\n"},
+        dead_port=free_port(), backend_port=backend.port)
 
 
 def auth(user, password):
@@ -777,22 +763,9 @@ CONFIG_ERRORS = [
 
 SHA_LINE = "jdoe:{SHA}qs67vlse11GdWHE+bbh7CYDxCOs=\n"
 
-CONFIG_TEMPLATE = """
-http {
-    ${temp_paths}
-    eas_preauth_zone zone=auth:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location / {
-            eas on;
-            %s
-            proxy_pass http://127.0.0.1:9;
-        }
-    }
-}
-"""
+CONFIG_TEMPLATE = confs.gateway(
+    confs.eas_location("%s", path="/", proxy_pass="http://127.0.0.1:9"),
+    zones=confs.AUTH_ZONE, upstream=None)
 
 
 def config_test(nginx_factory, body, users):

@@ -17,78 +17,41 @@ import pytest
 from eastest.backends import EasBackend
 from eastest.client import EasClient
 from eastest.jsonschema import validate
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import free_port, start_gateway
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-
-    eas_preauth_zone zone=auth:1m;
-    eas_device_zone zone=devices:1m;
-    eas_device_zone zone=tiny:32k;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
+NGINX_CONFIG = confs.gateway(
+    "add_header X-Worker $pid always;",
+    confs.eas_location("""
+        eas_devices devices;
+        eas_device_block device_id=ApplBLOCKED;
+        """, confs.PREAUTH,
+        "eas_preauth_lockout user=3 address=50 window=1m time=1m;"),
+    confs.eas_location("eas_devices tiny;",
+                       path="/tiny" + confs.EAS,
+                       proxy_pass="http://backend" + confs.EAS),
+    confs.eas_location(confs.PREAUTH, """
+        eas_devices devices;
+        eas_longpoll on;
+        eas_heartbeat_min 1s;
+        """, path="/held" + confs.EAS, proxy_pass="http://slow" + confs.EAS),
+    confs.location("= /status", "allow 127.0.0.1;", "deny all;",
+                   "eas_status;"),
+    confs.location("= /metrics", "eas_status prometheus;"),
+    zones=confs.ZONES + "eas_device_zone zone=tiny:32k;",
+    upstream=confs.UPSTREAM + """
     upstream slow {
         server 127.0.0.1:${slow_port};
         eas_upstream_timeouts;
     }
-
-    server {
-        listen 127.0.0.1:${port} reuseport;
-        add_header X-Worker $pid always;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices devices;
-            eas_device_block device_id=ApplBLOCKED;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users plain;
-            eas_preauth_lockout user=3 address=50 window=1m time=1m;
-            proxy_pass http://backend;
-        }
-
-        location /tiny/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_devices tiny;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location /held/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users plain;
-            eas_devices devices;
-            eas_longpoll on;
-            eas_heartbeat_min 1s;
-            proxy_pass http://slow/Microsoft-Server-ActiveSync;
-        }
-
-        location = /status {
-            allow 127.0.0.1;
-            deny all;
-            eas_status;
-        }
-
-        location = /metrics {
-            eas_status prometheus;
-        }
-    }
-}
-"""
+    """,
+    listen="127.0.0.1:${port} reuseport")
 
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "..", "docs",
                       "status.schema.json")
 
 
-@pytest.fixture
-def backend():
-    with EasBackend(hold_cap=0) as server:
-        yield server
+pytestmark = pytest.mark.backend(hold_cap=0)
 
 
 @pytest.fixture
@@ -101,14 +64,10 @@ def slow():
 
 @pytest.fixture
 def gateway(nginx_factory, backend, slow):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          backend_port=backend.port, slow_port=slow.port)
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("jdoe:{PLAIN}secret\namy:{PLAIN}apple\n")
-    nginx.start(ports=(port,))
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         files={"users": confs.password_file(
+                             {"jdoe": "secret", "amy": "apple"})},
+                         backend_port=backend.port, slow_port=slow.port)
 
 
 def fetch(nginx, path, headers=None):
@@ -292,15 +251,9 @@ def test_status_refuses_other_methods(gateway):
 
 
 def test_bad_format_fails_nginx_t(nginx_factory):
-    nginx = nginx_factory("""
-http {
-    ${temp_paths}
-    server {
-        listen 127.0.0.1:${port};
-        location = /status { eas_status xml; }
-    }
-}
-""", start=False, port=free_port())
+    nginx = nginx_factory(confs.gateway(
+        confs.location("= /status", "eas_status xml;"),
+        zones=None, upstream=None), start=False, port=free_port())
     nginx.expected_alerts.append(r"\[emerg\]")
     code, output = nginx.test_config()
     assert code != 0
@@ -384,22 +337,12 @@ def test_password_file_loads_are_counted(gateway):
 
 
 def test_metrics_off(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory("""
-http {
-    ${temp_paths}
-    eas_metrics off;
-    server {
-        listen 127.0.0.1:${port};
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-        location = /status { eas_status; }
-    }
-}
-""", listen=(port,), port=port, backend_port=backend.port)
-    nginx.port = port
+    nginx = start_gateway(nginx_factory, confs.gateway(
+        confs.eas_location(proxy_pass="http://127.0.0.1:${backend_port}"),
+        confs.location("= /status", "eas_status;"),
+        http="eas_metrics off;", zones=None, upstream=None),
+        backend_port=backend.port)
+    port = nginx.port
     c = EasClient("http://127.0.0.1:%d/Microsoft-Server-ActiveSync" % port,
                   user="jdoe", device_id="ApplOFF")
     for _ in range(3):

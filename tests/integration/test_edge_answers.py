@@ -4,7 +4,6 @@ headers and bodies of its answers (docs/edge-answers.md)."""
 
 import base64
 import hashlib
-import os
 import re
 import shutil
 
@@ -12,34 +11,23 @@ import pytest
 
 from eastest import wbxml
 from eastest.client import EasClient, raw_http
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import free_port, start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            ${location_level}
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    confs.eas_location("${location_level}", proxy_pass=confs.DIRECT),
+    zones=None, upstream=None)
 
 
 @pytest.mark.parametrize("level", ["info", "notice", "warn", "error"])
 def test_eas_log_level_sets_the_level_of_refusals(nginx_factory, backend,
                                                    level):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG,
                           backend_port=backend.port,
                           location_level="eas_log_level %s;" % level)
+    port = nginx.port
     mark = nginx.mark()
 
     client = EasClient("http://127.0.0.1:%d" % port, protocol="14.1")
@@ -53,9 +41,9 @@ def test_eas_log_level_sets_the_level_of_refusals(nginx_factory, backend,
 
 
 def test_eas_log_level_default_is_notice(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG,
                           backend_port=backend.port, location_level="")
+    port = nginx.port
     mark = nginx.mark()
 
     client = EasClient("http://127.0.0.1:%d" % port, protocol="14.1")
@@ -81,22 +69,10 @@ def test_eas_log_level_refuses_other_values(nginx_factory, backend):
 # ---------------------------------------------------------------------
 # A blocked device gets what Exchange's device access sends (issue 11.9)
 
-BLOCK_CONFIG = """
-http {
-    ${temp_paths}
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_device_block device_id=ApplLOST0001;
-            ${location_level}
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-    }
-}
-"""
+BLOCK_CONFIG = confs.gateway(
+    confs.eas_location("eas_device_block device_id=ApplLOST0001;",
+                       "${location_level}", proxy_pass=confs.DIRECT),
+    zones=None, upstream=None)
 
 # (command, the XML libwbxml reads back from the answer)
 BLOCKED = [
@@ -121,12 +97,9 @@ BLOCKED = [
 @pytest.fixture
 def blocking(nginx_factory, backend):
     def make(location_level=""):
-        port = free_port()
-        nginx = nginx_factory(BLOCK_CONFIG, listen=(port,), port=port,
-                              backend_port=backend.port,
-                              location_level=location_level)
-        nginx.port = port
-        return nginx
+        return start_gateway(nginx_factory, BLOCK_CONFIG,
+                             backend_port=backend.port,
+                             location_level=location_level)
     return make
 
 
@@ -207,48 +180,24 @@ def test_blocked_answer_keeps_the_connection_usable(blocking, backend):
 # Every answer made at the edge carries the ActiveSync server's headers;
 # a backend's answer passes untouched
 
-HEADERS_CONFIG = """
-http {
-    ${temp_paths}
-    eas_preauth_zone zone=auth:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_longpoll on;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-
-        location /auth/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users.htpasswd;
-            proxy_pass http://127.0.0.1:${backend_port}/Microsoft-Server-ActiveSync;
-        }
-
-        location /dead/Microsoft-Server-ActiveSync {
-            eas on;
-            proxy_pass http://127.0.0.1:${dead_port};
-        }
-    }
-}
-"""
+HEADERS_CONFIG = confs.gateway(
+    confs.eas_location("eas_longpoll on;", proxy_pass=confs.DIRECT),
+    confs.eas_location("""
+        eas_preauth "ActiveSync";
+        eas_preauth_cache zone=auth;
+        eas_preauth_user_file ${dir}/users.htpasswd;
+        """, path="/auth" + EAS, proxy_pass=confs.DIRECT + EAS),
+    confs.eas_location(path="/dead" + EAS,
+                       proxy_pass="http://127.0.0.1:${dead_port}"),
+    zones="eas_preauth_zone zone=auth:1m;", upstream=None)
 
 
 @pytest.fixture
 def edge(nginx_factory, backend):
-    port = free_port()
-    nginx = nginx_factory(HEADERS_CONFIG, listen=(port,), start=False,
-                          port=port, backend_port=backend.port,
-                          dead_port=free_port())
-    with open(os.path.join(nginx.dir, "users.htpasswd"), "w") as f:
-        f.write("jdoe:{SHA}%s\n" % base64.b64encode(
-            hashlib.sha1(b"secret").digest()).decode())
-    nginx.start(ports=(port,))
-    nginx.port = port
+    sha1 = base64.b64encode(hashlib.sha1(b"secret").digest()).decode()
+    nginx = start_gateway(nginx_factory, HEADERS_CONFIG,
+                          files={"users.htpasswd": "jdoe:{SHA}%s\n" % sha1},
+                          backend_port=backend.port, dead_port=free_port())
     nginx.expected_alerts.append(r"connect\(\) failed")
     return nginx
 

@@ -12,9 +12,10 @@ import os
 
 import pytest
 
+from eastest import confs
 from eastest import ldap as directory
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 from eastest.waiting import logged
 
 BASE = directory.SUFFIX
@@ -32,15 +33,25 @@ MULTI = ("base=" + BASE + " filter=(mail=%u@%d) bind_dn="
          + directory.SERVICE_PASSWORD
          + " domain=contoso.com,CONTOSO domain=fabrikam.com,FABRIKAM")
 
-NGINX_CONFIG = """
-http {
-    eas_device_block_status 403;
-    ${temp_paths}
-    """ + LOG_FORMAT + """
-    eas_preauth_zone zone=auth:1m;
-    eas_preauth_zone zone=locks:1m;
-    eas_device_zone zone=devices:1m;
-
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/id.log id;",
+    confs.PREAUTH_UNCACHED, "eas_preauth_ldap multi;",
+    confs.eas_location(path="/multi/", proxy_pass=confs.DIRECT + "/"),
+    confs.eas_location("""
+        eas_preauth_cache zone=locks valid=0 invalid=0;
+        eas_preauth_lockout user=2 address=off window=1h time=1h;
+        """, path="/locks/", proxy_pass=confs.DIRECT + "/"),
+    confs.eas_location("eas_devices devices;", "eas_device_max 1;",
+                       path="/max/", proxy_pass=confs.DIRECT + "/"),
+    confs.eas_location("eas_device_user_lists ${dir}/multi-lists;",
+                       path="/lists/", proxy_pass=confs.DIRECT + "/"),
+    confs.ldap_location("readback",
+                        "eas_preauth_cache zone=auth valid=1h invalid=0;",
+                        "eas_device_user_lists ${dir}/readback-lists;"),
+    confs.ldap_location("readbackdn"),
+    confs.ldap_location("pinned"),
+    http=[confs.PLAIN_REFUSALS, LOG_FORMAT],
+    zones=[confs.ZONES, "eas_preauth_zone zone=locks:1m;", """
     eas_ldap_server multi url=${url} """ + MULTI + """;
     eas_ldap_server pinned url=${url} bind=uid=%u,ou=people,""" + BASE + """
                     domain=example.org,EXAMPLE;
@@ -50,97 +61,20 @@ http {
                     identity=mail;
     eas_ldap_server readbackdn url=${url} bind=uid=%u,ou=people,""" + BASE \
     + """ identity=sAMAccountName;
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/id.log id;
-        eas_preauth "ActiveSync";
-        eas_preauth_cache zone=auth valid=0 invalid=0;
-        eas_preauth_lockout user=off address=off;
-        eas_preauth_ldap multi;
-
-        location /multi/ {
-            eas on;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /locks/ {
-            eas on;
-            eas_preauth_cache zone=locks valid=0 invalid=0;
-            eas_preauth_lockout user=2 address=off window=1h time=1h;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /max/ {
-            eas on;
-            eas_devices devices;
-            eas_device_max 1;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /lists/ {
-            eas on;
-            eas_device_user_lists ${dir}/multi-lists;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /readback/ {
-            eas on;
-            eas_preauth_cache zone=auth valid=1h invalid=0;
-            eas_preauth_ldap readback;
-            eas_device_user_lists ${dir}/readback-lists;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /readbackdn/ {
-            eas on;
-            eas_preauth_ldap readbackdn;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /pinned/ {
-            eas on;
-            eas_preauth_ldap pinned;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-    }
-}
-"""
+    """], upstream=None)
 
 # no directory with domains here: what a password file and no
 # pre-authentication make of user names
-FILE_CONFIG = """
-http {
-    eas_device_block_status 403;
-    ${temp_paths}
-    """ + LOG_FORMAT + """
-    eas_preauth_zone zone=auth:1m;
-    eas_device_zone zone=devices:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/id.log id;
-
-        location /file/ {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth valid=0 invalid=0;
-            eas_preauth_lockout user=off address=off;
-            eas_preauth_user_file ${dir}/users plain;
-            eas_device_user_lists ${dir}/file-lists;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /open/ {
-            eas on;
-            eas_devices devices;
-            eas_device_user_lists ${dir}/file-lists;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-    }
-}
-"""
+FILE_CONFIG = confs.gateway(
+    "access_log ${dir}/id.log id;",
+    confs.eas_location(confs.PREAUTH_UNCACHED, """
+        eas_preauth_user_file ${dir}/users plain;
+        eas_device_user_lists ${dir}/file-lists;
+        """, path="/file/", proxy_pass=confs.DIRECT + "/"),
+    confs.eas_location("eas_devices devices;",
+                       "eas_device_user_lists ${dir}/file-lists;",
+                       path="/open/", proxy_pass=confs.DIRECT + "/"),
+    http=[confs.PLAIN_REFUSALS, LOG_FORMAT], upstream=None)
 
 PEOPLE_ENTRIES = [
     directory.person("jdoe-c", "contoso-pw", mail="jdoe@contoso.com"),
@@ -154,14 +88,8 @@ MULTI_LISTS = "CONTOSO\\jdoe block ApplLOST\njdoe@fabrikam.com allow Any\n"
 FILE_LISTS = "CONTOSO\\jdoe block ApplLOST\nAmy@Example.org block Old1\n"
 
 
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory, certs):
-    work = tmp_path_factory.mktemp("slapd")
-    server = directory.Slapd(str(work), certs, directory.base_entries(
-        PEOPLE_ENTRIES, members=["amy"]), stats=True)
-    server.start()
-    yield server
-    server.stop()
+slapd = directory.slapd_fixture(PEOPLE_ENTRIES, members=["amy"],
+                                stats=True)
 
 
 def write(nginx, name, text):
@@ -170,15 +98,11 @@ def write(nginx, name, text):
 
 
 def start(nginx_factory, config, backend, **variables):
-    port = free_port()
-    nginx = nginx_factory(config, start=False, port=port,
-                          backend_port=backend.port, **variables)
-    write(nginx, "multi-lists", MULTI_LISTS)
-    write(nginx, "file-lists", FILE_LISTS)
-    write(nginx, "readback-lists", "John.Smith@contoso.com block ApplLOST\n")
-    write(nginx, "users", "jdoe:{PLAIN}file-pw\n")
-    nginx.start(ports=(port,))
-    nginx.port = port
+    nginx = start_gateway(
+        nginx_factory, config, backend_port=backend.port,
+        files={"multi-lists": MULTI_LISTS, "file-lists": FILE_LISTS,
+               "readback-lists": "John.Smith@contoso.com block ApplLOST\n",
+               "users": "jdoe:{PLAIN}file-pw\n"}, **variables)
     nginx.seq = 0
     return nginx
 

@@ -12,36 +12,17 @@ import os
 import pytest
 
 from eastest.client import basic_sync
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import free_port, start_gateway
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/eas.log ident;",
+    confs.eas_location(confs.PREAUTH, "eas_device_rules ${dir}/rules;"),
+    http="""
     log_format ident escape=json '{"status":"$status","auth":"$eas_auth",'
         '"user":"$eas_auth_user","reason":"$eas_reason"}';
-    eas_device_block_status 403;
-
-    eas_preauth_zone zone=auth:1m;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/eas.log ident;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file ${dir}/users plain;
-            eas_device_rules ${dir}/rules;
-            proxy_pass http://backend;
-        }
-    }
-}
-"""
+    """ + confs.PLAIN_REFUSALS,
+    zones=confs.AUTH_ZONE)
 
 # the file's own spellings: upper case, full width, a decomposed accent
 USERS = [
@@ -59,17 +40,10 @@ RULES = "block user=\uff2a\uff24\uff2f\uff25 device_id=LOST1\n"   # ＪＤＯＥ
 
 @pytest.fixture
 def gateway(nginx_factory, backend, tmp_path):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
-                          backend_port=backend.port, start=False)
-    with open(os.path.join(nginx.dir, "users"), "wb") as users:
-        users.write("".join("%s:{PLAIN}%s\n" % u
-                             for u in USERS).encode("utf-8"))
-    with open(os.path.join(nginx.dir, "rules"), "wb") as rules:
-        rules.write(RULES.encode("utf-8"))
-    nginx.start(ports=(port,))
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         files={"users": confs.password_file(dict(USERS)),
+                                "rules": RULES},
+                         backend_port=backend.port)
 
 
 def sync(nginx, user, password, device="Dev1"):

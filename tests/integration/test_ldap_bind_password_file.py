@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from eastest import confs
 from eastest import ldap as directory
 from eastest.nginx import free_port
 from eastest.waiting import poll
@@ -17,40 +18,18 @@ BASE = directory.SUFFIX
 pytestmark = pytest.mark.skipif(not directory.available(),
                                 reason="slapd not installed: make deps")
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    eas_preauth_zone zone=auth:1m;
-
+NGINX_CONFIG = confs.gateway(
+    confs.eas_location(confs.PREAUTH_UNCACHED, "eas_preauth_ldap ad;",
+                       path="/s/", proxy_pass=confs.DIRECT + "/"),
+    zones=[confs.AUTH_ZONE, """
     eas_ldap_server ad url=${url} base=""" + BASE + """
                     filter=(sAMAccountName=%u)
                     bind_dn=""" + directory.SERVICE_DN + """
                     bind_password_file=${dir}/bind.secret retry=1s;
-
-    server {
-        listen 127.0.0.1:${port};
-
-        location /s/ {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth valid=0 invalid=0;
-            eas_preauth_lockout user=off address=off;
-            eas_preauth_ldap ad;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-    }
-}
-"""
+    """], upstream=None)
 
 
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory, certs):
-    work = tmp_path_factory.mktemp("slapd")
-    server = directory.Slapd(str(work), certs, directory.base_entries(
-        [directory.person("jdoe", "secret")], members=["jdoe"]))
-    server.start()
-    yield server
-    server.stop()
+slapd = directory.slapd_fixture()
 
 
 def write_secret(nginx, data):

@@ -9,52 +9,27 @@ import time
 
 import pytest
 
+from eastest import confs
 from eastest import ldap as directory
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
 BASE = directory.SUFFIX
 
 pytestmark = pytest.mark.skipif(not directory.available(),
                                 reason="slapd not installed: make deps")
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    eas_preauth_zone zone=auth:1m;
-
+NGINX_CONFIG = confs.gateway(
+    confs.PREAUTH_UNCACHED, "eas_preauth_ldap search;",
+    confs.eas_location(path="/search/", proxy_pass=confs.DIRECT + "/"),
+    confs.eas_location("eas_preauth_ldap dn;", path="/dn/",
+                       proxy_pass=confs.DIRECT + "/"),
+    zones=[confs.AUTH_ZONE, """
     eas_ldap_server search url=${url} """ + directory.SEARCH_PARAMS + """;
     eas_ldap_server dn url=${url} bind=uid=%u,ou=people,""" + BASE + """;
-
-    server {
-        listen 127.0.0.1:${port};
-        eas_preauth "ActiveSync";
-        eas_preauth_cache zone=auth valid=0 invalid=0;
-        eas_preauth_lockout user=off address=off;
-        eas_preauth_ldap search;
-
-        location /search/ {
-            eas on;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /dn/ {
-            eas on;
-            eas_preauth_ldap dn;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-    }
-}
-"""
+    """], upstream=None)
 
 
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory, certs):
-    work = tmp_path_factory.mktemp("slapd")
-    server = directory.Slapd(str(work), certs, directory.base_entries(
-        [directory.person("jdoe", "secret")], members=["jdoe"]), stats=True)
-    server.start()
-    yield server
-    server.stop()
+slapd = directory.slapd_fixture(stats=True)
 
 
 def sync(port, prefix):
@@ -96,11 +71,10 @@ def unbound_before_closed(lines):
 
 def test_connections_are_unbound_when_the_workers_stop(nginx_factory,
                                                        backend, slapd):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          url=slapd.url, backend_port=backend.port)
     mark = slapd.log_size()
-    nginx.start(ports=(port,))
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG, url=slapd.url,
+                          backend_port=backend.port)
+    port = nginx.port
 
     # two directories, several requests: connections in both workers'
     # threads, most likely
@@ -119,10 +93,9 @@ def test_connections_are_unbound_when_the_workers_stop(nginx_factory,
 
 def test_a_reload_unbinds_the_old_workers_connections(nginx_factory,
                                                       backend, slapd):
-    port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          url=slapd.url, backend_port=backend.port)
-    nginx.start(ports=(port,))
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG, url=slapd.url,
+                          backend_port=backend.port)
+    port = nginx.port
     mark = slapd.log_size()
 
     for _ in range(4):

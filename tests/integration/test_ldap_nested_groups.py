@@ -8,6 +8,7 @@ asked once, so a cycle of groups ends."""
 
 import pytest
 
+from eastest import confs
 from eastest import ldap as directory
 from eastest.nginx import start_gateway
 
@@ -20,11 +21,11 @@ pytestmark = pytest.mark.skipif(not directory.available(),
 
 SEARCH = directory.SEARCH_PARAMS + " group=" + directory.GROUP_DN
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    eas_preauth_zone zone=auth:1m;
-
+NGINX_CONFIG = confs.gateway(
+    confs.PREAUTH_UNCACHED, "eas_preauth_ldap flat;",
+    *[confs.ldap_location(name)
+      for name in ("flat", "nested", "inchain", "shallow", "dn")],
+    zones=[confs.AUTH_ZONE, """
     eas_ldap_server flat url=${url} """ + SEARCH + """;
     eas_ldap_server nested url=${url} """ + SEARCH + """ group_nested=on;
     eas_ldap_server inchain url=${url} """ + SEARCH + """
@@ -33,46 +34,7 @@ http {
                     group_depth=2;
     eas_ldap_server dn url=${url} bind=uid=%u,""" + PEOPLE + """
                     group=""" + directory.GROUP_DN + """ group_nested=on;
-
-    server {
-        listen 127.0.0.1:${port};
-        eas_preauth "ActiveSync";
-        eas_preauth_cache zone=auth valid=0 invalid=0;
-        eas_preauth_lockout user=off address=off;
-        eas_preauth_ldap flat;
-
-        location /flat/ {
-            eas on;
-            eas_preauth_ldap flat;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /nested/ {
-            eas on;
-            eas_preauth_ldap nested;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /inchain/ {
-            eas on;
-            eas_preauth_ldap inchain;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /shallow/ {
-            eas on;
-            eas_preauth_ldap shallow;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-
-        location /dn/ {
-            eas on;
-            eas_preauth_ldap dn;
-            proxy_pass http://127.0.0.1:${backend_port}/;
-        }
-    }
-}
-"""
+    """], upstream=None)
 
 
 def group(cn, *members):
@@ -103,16 +65,13 @@ PEOPLE_ENTRIES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory, certs):
-    work = tmp_path_factory.mktemp("slapd")
-    entries = directory.base_entries(PEOPLE_ENTRIES, members=["direct"])
+def also_team(entries):
     # the required group also lists the group "team"
     entries[6] = entries[6] + ["member: " + grp("team")]
-    server = directory.Slapd(str(work), certs, entries, stats=True)
-    server.start()
-    yield server
-    server.stop()
+
+
+slapd = directory.slapd_fixture(PEOPLE_ENTRIES, members=["direct"],
+                                stats=True, edit=also_team)
 
 
 @pytest.fixture

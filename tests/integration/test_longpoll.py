@@ -7,7 +7,6 @@ commands to a silent backend fail fast; held requests survive a reload
 and a superseding Ping.  Short intervals: the configured minimum is 2 s."""
 
 import json
-import os
 import signal
 import socket
 import threading
@@ -15,8 +14,8 @@ import time
 
 import pytest
 
-from eastest import wbxml
-from eastest.backends import EasBackend, SilentBackend
+from eastest import confs, wbxml
+from eastest.backends import EasBackend
 from eastest.client import EasClient, raw_http
 from eastest.nginx import free_port, start_gateway
 from eastest.waiting import error_lines, logged
@@ -27,89 +26,37 @@ MIN, MAX = 2, 120           # eas_heartbeat_min / _max of the test config
 # above the second or so an early end takes on a busy machine.
 HANG = 45
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    log_format eas_longpoll escape=json '{"status":"$status",'
-        '"cmd":"$eas_cmd","heartbeat":"$eas_heartbeat",'
-        '"source":"$eas_heartbeat_source","reason":"$eas_reason",'
-        '"held":"$upstream_response_time","upstream":"$upstream_addr",'
-        '"pid":"$pid"}';
-
-    eas_device_zone zone=eas_devices:1m;
-    eas_preauth_zone zone=auth:1m;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-        keepalive 4;
-        eas_upstream_timeouts;
-    }
-
-    upstream silent {
-        server 127.0.0.1:${silent_port};
-        eas_upstream_timeouts;
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-
-        access_log ${dir}/eas.log eas_longpoll;
-
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-
-        eas on;
-        eas_devices eas_devices;
-        eas_longpoll on;
-        eas_heartbeat_min 2s;
-        eas_heartbeat_max 120s;
-        eas_longpoll_margin 2s;
-        eas_command_timeout 1s;
-        eas_longpoll_body_max 512;
-
-        # shorter than any hold: only the per-request timeout lets a
-        # long-poll live
-        proxy_read_timeout 1s;
-
-        location /Microsoft-Server-ActiveSync {
-            ${preauth}
-            proxy_pass http://backend;
-        }
-
-        location /silent/Microsoft-Server-ActiveSync {
-            proxy_pass http://silent/Microsoft-Server-ActiveSync;
-        }
-
-        # proxy_pass with variables: checked at first use, not start-up
-        location /variable/Microsoft-Server-ActiveSync {
-            set $backend_addr 127.0.0.1:${backend_port};
-            proxy_pass http://$backend_addr/Microsoft-Server-ActiveSync$is_args$args;
-        }
-
-        location /denied/Microsoft-Server-ActiveSync {
-            deny all;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-
-        location = /devices {
-            eas off;
-            eas_device_inventory;
-        }
-
-        location /off/Microsoft-Server-ActiveSync {
-            eas_longpoll off;
-            proxy_read_timeout 30s;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-    }
-}
-"""
-
-
-@pytest.fixture
-def silent():
-    with SilentBackend() as server:
-        yield server
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/eas.log eas_longpoll;",
+    confs.KEEPALIVE,
+    confs.longpoll(body_max=512),
+    """
+    # shorter than any hold: only the per-request timeout lets a
+    # long-poll live
+    proxy_read_timeout 1s;
+    """,
+    confs.location(confs.EAS, "${preauth}", "proxy_pass http://backend;"),
+    confs.location("/silent" + confs.EAS,
+                   "proxy_pass http://silent/Microsoft-Server-ActiveSync;"),
+    # proxy_pass with variables: checked at first use, not start-up
+    confs.location("/variable" + confs.EAS, """
+        set $backend_addr 127.0.0.1:${backend_port};
+        proxy_pass http://$backend_addr/Microsoft-Server-ActiveSync$is_args$args;
+    """),
+    confs.location("/denied" + confs.EAS, "deny all;",
+                   "proxy_pass http://backend/Microsoft-Server-ActiveSync;"),
+    confs.location("= /devices", "eas off;", "eas_device_inventory;"),
+    confs.location("/off" + confs.EAS, """
+        eas_longpoll off;
+        proxy_read_timeout 30s;
+        proxy_pass http://backend/Microsoft-Server-ActiveSync;
+    """),
+    http=confs.json_log("eas_longpoll", **confs.LONGPOLL_LOG,
+                        held="$upstream_response_time",
+                        upstream="$upstream_addr", pid="$pid"),
+    zones=[confs.LONGPOLL_ZONE, confs.AUTH_ZONE],
+    upstream=[confs.timed_upstream("backend", "backend_port", "keepalive 4;"),
+              confs.timed_upstream("silent", "silent_port")])
 
 
 @pytest.fixture
@@ -123,11 +70,6 @@ def gateway(nginx_factory, backend, silent):
 PREAUTH = """eas_preauth "ActiveSync";
             eas_preauth_cache zone=auth;
             eas_preauth_user_file users plain;"""
-
-
-def write_users(nginx):
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("jdoe:{PLAIN}secret\n")
 
 
 def device(nginx, path="/Microsoft-Server-ActiveSync", device_id="dev1"):
@@ -496,13 +438,11 @@ def holding(nginx_factory, silent):
     """A gateway in front of a backend that never ends an older Ping of
     a device itself: each is held for its own interval."""
     with EasBackend(supersede=False) as server:
-        port = free_port()
-        nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
+        nginx = start_gateway(nginx_factory, NGINX_CONFIG,
+                              files={"users": confs.password_file(
+                                  {"jdoe": "secret"})},
                               backend_port=server.port,
                               silent_port=silent.port, preauth=PREAUTH)
-        write_users(nginx)
-        nginx.start(ports=(port,))
-        nginx.port = port
         nginx.backend = server
         yield nginx
 
@@ -699,23 +639,10 @@ def test_longpoll_off_forwards_without_reading(gateway, backend):
 
 # Configuration: mistakes fail nginx -t.
 
-CONFIG_TEMPLATE = """
-http {
-    ${temp_paths}
-    upstream plain {
-        server 127.0.0.1:9;
-    }
-    server {
-        listen 127.0.0.1:${port};
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_longpoll on;
-            %s
-            proxy_pass http://plain;
-        }
-    }
-}
-"""
+CONFIG_TEMPLATE = confs.gateway(
+    confs.eas_location("eas_longpoll on;", "%s", proxy_pass="http://plain"),
+    zones=None, upstream=confs.block("upstream plain",
+                                     "server 127.0.0.1:9;"))
 
 CONFIG_ERRORS = [
     ("eas_heartbeat_min 0;",

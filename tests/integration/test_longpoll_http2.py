@@ -13,7 +13,6 @@ the backend."""
 
 import base64
 import json
-import os
 import subprocess
 
 import pytest
@@ -21,107 +20,69 @@ import pytest
 from eastest import wbxml
 from eastest.bodies import (dechunk, ping_body, sync_body, temp_files,
                              wait_until)
-from eastest.backends import EasBackend, SilentBackend
+from eastest.backends import EasBackend
 from eastest.client import EasClient
 from eastest.h2client import H2Client
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import start_gateway
 
 MIN, MAX = 2, 120
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    log_format eas_h2 escape=json '{"status":"$status",'
-        '"protocol":"$server_protocol","cmd":"$eas_cmd",'
-        '"heartbeat":"$eas_heartbeat","source":"$eas_heartbeat_source",'
-        '"reason":"$eas_reason","upstream":"$upstream_addr","pid":"$pid"}';
+NGINX_CONFIG = confs.gateway(
+    """
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};
 
-    eas_device_zone zone=eas_devices:1m;
-    eas_preauth_zone zone=auth:1m;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-        keepalive 4;
-        eas_upstream_timeouts;
-    }
-
-    upstream recorder {
-        server 127.0.0.1:${recorder_port};
-        eas_upstream_timeouts;
-    }
-
-    server {
-        listen 127.0.0.1:${tls_port} ssl http2;
-        listen 127.0.0.1:${h2c_port} http2;
-        listen 127.0.0.1:${port};
-
-        ssl_certificate ${cert};
-        ssl_certificate_key ${key};
-
-        access_log ${dir}/eas.log eas_h2;
-
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_request_buffering off;
-
-        eas on;
-        eas_devices eas_devices;
-        eas_longpoll on;
-        eas_heartbeat_min 2s;
-        eas_heartbeat_max 120s;
-        eas_longpoll_margin 2s;
-        eas_command_timeout 5s;
-        eas_longpoll_body_max 512;
-
-        location /Microsoft-Server-ActiveSync {
-            # the gateway ends a superseded Ping only for a verified
-            # identity
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth;
-            eas_preauth_user_file users plain;
-            proxy_pass http://backend;
-        }
-
-        location /recorder/Microsoft-Server-ActiveSync {
-            proxy_pass http://recorder/Microsoft-Server-ActiveSync;
-        }
-    }
-}
-"""
+    access_log ${dir}/eas.log eas_h2;
+    """,
+    confs.KEEPALIVE, "proxy_request_buffering off;",
+    confs.longpoll(command_timeout="5s", body_max=512),
+    # the gateway ends a superseded Ping only for a verified identity
+    confs.location(confs.EAS, confs.PREAUTH_CACHED,
+                   "eas_preauth_user_file users plain;",
+                   "proxy_pass http://backend;"),
+    confs.location("/recorder" + confs.EAS,
+                   "proxy_pass http://recorder/Microsoft-Server-ActiveSync;"),
+    http=confs.json_log("eas_h2", **confs.LONGPOLL_LOG,
+                        protocol="$server_protocol",
+                        upstream="$upstream_addr", pid="$pid"),
+    zones=[confs.LONGPOLL_ZONE, confs.AUTH_ZONE],
+    upstream=[confs.timed_upstream("backend", "backend_port", "keepalive 4;"),
+              confs.timed_upstream("recorder", "recorder_port")],
+    listen=["127.0.0.1:${tls_port} ssl http2", "127.0.0.1:${h2c_port} http2",
+            "127.0.0.1:${port}"])
 
 PROTOCOLS = ["h2-tls", "h2c"]
 
 
 @pytest.fixture
-def recorder():
-    with SilentBackend() as server:
-        yield server
+def recorder(silent):
+    return silent
 
 
-def start_gateway(nginx_factory, certs, backend_port, recorder_port):
-    ports = dict(port=free_port(), tls_port=free_port(), h2c_port=free_port())
-    nginx = nginx_factory(NGINX_CONFIG, start=False,
+def start(nginx_factory, certs, backend_port, recorder_port):
+    nginx = start_gateway(nginx_factory, NGINX_CONFIG,
+                          files={"users": confs.password_file(
+                              {"jdoe": "secret"})},
+                          more_ports=("tls_port", "h2c_port"),
                           backend_port=backend_port,
                           recorder_port=recorder_port,
-                          cert=certs.cert, key=certs.key, **ports)
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("jdoe:{PLAIN}secret\n")
-    nginx.start(ports=tuple(ports.values()))
-    nginx.ports = ports
+                          cert=certs.cert, key=certs.key)
+    nginx.ports = {name: getattr(nginx, name)
+                   for name in ("port", "tls_port", "h2c_port")}
     return nginx
 
 
 @pytest.fixture
 def gateway(nginx_factory, certs, backend, recorder):
-    return start_gateway(nginx_factory, certs, backend.port, recorder.port)
+    return start(nginx_factory, certs, backend.port, recorder.port)
 
 
 @pytest.fixture
 def holding(nginx_factory, certs, recorder):
     """In front of a backend that never ends an older Ping itself."""
     with EasBackend(supersede=False) as server:
-        nginx = start_gateway(nginx_factory, certs, server.port,
-                              recorder.port)
+        nginx = start(nginx_factory, certs, server.port, recorder.port)
         nginx.backend = server
         yield nginx
 

@@ -14,31 +14,21 @@ import time
 import pytest
 
 from eastest.client import EasClient
+from eastest import confs
 from eastest.nginx import free_port
 
 EAS = "/Microsoft-Server-ActiveSync"
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    log_format auth '$status $eas_auth ${state}';
-    eas_preauth_zone zone=auth:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/auth.log auth;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth valid=1s invalid=1s;
-            eas_preauth_user_file ${dir}/users;
-            eas_preauth_lockout user=off address=off;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/auth.log auth;",
+    confs.eas_location("""
+        eas_preauth "ActiveSync";
+        eas_preauth_cache zone=auth valid=1s invalid=1s;
+        eas_preauth_user_file ${dir}/users;
+        eas_preauth_lockout user=off address=off;
+        """, proxy_pass=confs.DIRECT),
+    http="log_format auth '$status $eas_auth ${state}';",
+    zones=confs.AUTH_ZONE, upstream=None)
 
 WARNING = ('eas_preauth_user_file "%s" cannot be read by the worker user '
            '"nobody"')

@@ -12,48 +12,25 @@ import subprocess
 import pytest
 
 from eastest.h2client import H2Client
-from eastest.nginx import free_port
+from eastest import confs
+from eastest.nginx import start_gateway
 
 EAS = "/Microsoft-Server-ActiveSync"
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    log_format memo escape=json '{"status":"$status","auth":"$eas_auth",'
-        '"user":"$eas_auth_user","device":"$eas_device_id"}';
-
-    eas_preauth_zone zone=auth:1m;
-    eas_preauth_zone zone=other:1m;
-
-    upstream backend {
-        server 127.0.0.1:${backend_port};
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        listen 127.0.0.1:${h2c_port} http2;
-        access_log ${dir}/eas.log memo;
-        keepalive_requests 1000;
-
-        eas_preauth "ActiveSync";
-        eas_preauth_cache zone=auth;
-        eas_preauth_user_file ${dir}/users;
-        eas_preauth_lockout user=20 address=50 window=1m time=60s;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            proxy_pass http://backend;
-        }
-
-        location /second/Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth_cache zone=other;
-            eas_preauth_user_file ${dir}/second-users;
-            proxy_pass http://backend/Microsoft-Server-ActiveSync;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/eas.log memo;",
+    "keepalive_requests 1000;",
+    confs.PREAUTH_CACHED, """
+    eas_preauth_user_file ${dir}/users;
+    eas_preauth_lockout user=20 address=50 window=1m time=60s;
+    """,
+    confs.eas_location(),
+    confs.eas_under("/second", "eas_preauth_cache zone=other;",
+                    "eas_preauth_user_file ${dir}/second-users;"),
+    http=confs.json_log("memo", status="$status", auth="$eas_auth",
+                        user="$eas_auth_user", device="$eas_device_id"),
+    zones=[confs.AUTH_ZONE, "eas_preauth_zone zone=other:1m;"],
+    listen=["127.0.0.1:${port}", "127.0.0.1:${h2c_port} http2"])
 
 USERS = {"alice": "alice-right-1", "bob": "bob-right-22"}
 
@@ -67,19 +44,13 @@ def htpasswd(user, password):
 
 @pytest.fixture
 def gateway(nginx_factory, backend):
-    port, h2c_port = free_port(), free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
-                          h2c_port=h2c_port, backend_port=backend.port)
-    with open("%s/users" % nginx.dir, "w") as f:
-        for user, password in USERS.items():
-            f.write(htpasswd(user, password) + "\n")
-    with open("%s/second-users" % nginx.dir, "w") as f:
-        # alice has another password at the second location
-        f.write(htpasswd("alice", "alice-second") + "\n")
-    nginx.start(ports=(port, h2c_port))
-    nginx.port = port
-    nginx.h2c_port = h2c_port
-    return nginx
+    users = "".join(htpasswd(user, password) + "\n"
+                    for user, password in USERS.items())
+    # alice has another password at the second location
+    second = htpasswd("alice", "alice-second") + "\n"
+    return start_gateway(nginx_factory, NGINX_CONFIG,
+                         files={"users": users, "second-users": second},
+                         more_ports=("h2c_port",), backend_port=backend.port)
 
 
 def basic(user, password):

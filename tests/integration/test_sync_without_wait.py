@@ -14,55 +14,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from eastest import wbxml
+from eastest import confs, wbxml
 from eastest.backends import SilentBackend
 from eastest.client import EasClient
-from eastest.nginx import free_port
+from eastest.nginx import start_gateway
 
-NGINX_CONFIG = """
-http {
-    ${temp_paths}
-    log_format eas_longpoll escape=json '{"status":"$status",'
-        '"cmd":"$eas_cmd","heartbeat":"$eas_heartbeat",'
-        '"source":"$eas_heartbeat_source","reason":"$eas_reason",'
-        '"upstream_status":"$upstream_status"}';
-
-    eas_device_zone zone=eas_devices:1m;
-
-    upstream silent {
-        server 127.0.0.1:${silent_port};
-        eas_upstream_timeouts;
-    }
-
-    upstream cached {
-        server 127.0.0.1:${cached_port};
-        eas_upstream_timeouts;
-    }
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/eas.log eas_longpoll;
-
-        eas on;
-        eas_devices eas_devices;
-        eas_longpoll on;
-        eas_heartbeat_min 2s;
-        eas_heartbeat_max 120s;
-        eas_longpoll_margin 1s;
-        eas_command_timeout 1s;
-        proxy_read_timeout 1s;
-
-        location /silent/Microsoft-Server-ActiveSync {
-            proxy_pass http://silent;
-        }
-
-        location /cached/Microsoft-Server-ActiveSync {
-            eas_heartbeat_max 8s;
-            proxy_pass http://cached;
-        }
-    }
-}
-"""
+NGINX_CONFIG = confs.gateway(
+    "access_log ${dir}/eas.log eas_longpoll;",
+    confs.longpoll(margin="1s"),
+    "proxy_read_timeout 1s;",
+    confs.location("/silent" + confs.EAS, "proxy_pass http://silent;"),
+    confs.location("/cached" + confs.EAS, "eas_heartbeat_max 8s;",
+                   "proxy_pass http://cached;"),
+    upstream=[confs.timed_upstream("silent", "silent_port"),
+              confs.timed_upstream("cached", "cached_port")],
+    zones=confs.LONGPOLL_ZONE,
+    http=confs.json_log("eas_longpoll", **confs.LONGPOLL_LOG,
+                        upstream_status="$upstream_status"))
 
 SYNC_WITHOUT_WAIT = wbxml.encode(("AirSync:Sync", [
     ("AirSync:Collections", [("AirSync:Collection", [
@@ -102,11 +70,9 @@ def gateway(nginx_factory):
         cached.seen, cached.stop = [], threading.Event()
         thread = threading.Thread(target=cached.serve_forever, daemon=True)
         thread.start()
-        port = free_port()
-        nginx = nginx_factory(NGINX_CONFIG, listen=(port,), port=port,
+        nginx = start_gateway(nginx_factory, NGINX_CONFIG,
                               silent_port=silent.port,
                               cached_port=cached.server_address[1])
-        nginx.port = port
         nginx.cached = cached
         try:
             yield nginx

@@ -12,7 +12,9 @@ import re
 
 import pytest
 
+from eastest import confs
 from eastest.client import EasClient
+from eastest.nginx import start_gateway
 
 DOC = (pathlib.Path(__file__).resolve().parents[2] / "docs"
        / "troubleshooting.md").read_text()
@@ -25,43 +27,28 @@ LOG_FORMAT = (
     "\"access\":\"$eas_access\",\"reason\":\"$eas_reason\","
     "\"hb\":\"$eas_heartbeat\",\"upstream_status\":\"$upstream_status\"}';")
 
-CONFIG = """
-http {
-    ${temp_paths}
-    """ + LOG_FORMAT + """
-    eas_preauth_zone zone=auth:1m;
-    eas_device_zone zone=devices:1m;
-
-    server {
-        listen 127.0.0.1:${port};
-        access_log ${dir}/trouble.log trouble;
-
-        # a load balancer in front (here: the test itself)
-        set_real_ip_from 127.0.0.1;
-        real_ip_header X-Forwarded-For;
-
-        location /Microsoft-Server-ActiveSync {
-            eas on;
-            eas_preauth "ActiveSync";
-            eas_preauth_cache zone=auth valid=5m invalid=5m;
-            eas_preauth_lockout user=3 address=4 window=15m time=15m;
-            eas_preauth_user_file ${dir}/users.htpasswd;
-            eas_devices devices;
-            eas_device_max 2;
-            eas_device_block device_id=ApplLOST0001;
-            eas_longpoll on;
-            eas_heartbeat_min 60s;
-            eas_heartbeat_max 3540s;
-            proxy_pass http://127.0.0.1:${backend_port};
-        }
-
-        location = /eas/devices {
-            eas_devices devices;
-            eas_device_inventory;
-        }
-    }
-}
-"""
+CONFIG = confs.gateway(
+    "access_log ${dir}/trouble.log trouble;",
+    """
+    # a load balancer in front (here: the test itself)
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+    """,
+    confs.eas_location("""
+        eas_preauth "ActiveSync";
+        eas_preauth_cache zone=auth valid=5m invalid=5m;
+        eas_preauth_lockout user=3 address=4 window=15m time=15m;
+        eas_preauth_user_file ${dir}/users.htpasswd;
+        eas_devices devices;
+        eas_device_max 2;
+        eas_device_block device_id=ApplLOST0001;
+        eas_longpoll on;
+        eas_heartbeat_min 60s;
+        eas_heartbeat_max 3540s;
+        """, proxy_pass=confs.DIRECT),
+    confs.location("= /eas/devices", "eas_devices devices;",
+                   "eas_device_inventory;"),
+    http=LOG_FORMAT, upstream=None)
 
 
 class Phone(EasClient):
@@ -85,17 +72,12 @@ class Phone(EasClient):
 
 @pytest.fixture
 def gateway(nginx_factory, backend, tmp_path):
-    from eastest.nginx import free_port
-    port = free_port()
     sha = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest())
     users = "".join("%s:{SHA}%s\n" % (user, sha.decode())
                     for user in ("jdoe", "amy", "bob", "eve", "max"))
-    nginx = nginx_factory(CONFIG, listen=[port], port=port,
-                          backend_port=backend.port, start=False)
-    pathlib.Path(nginx.dir, "users.htpasswd").write_text(users)
-    nginx.start(ports=[port])
-    nginx.port = port
-    return nginx
+    return start_gateway(nginx_factory, CONFIG,
+                         files={"users.htpasswd": users},
+                         backend_port=backend.port)
 
 
 def phone(gateway, user="jdoe", password=PASSWORD, **kwargs):

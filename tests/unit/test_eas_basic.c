@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "eas_basic.h"
+#include "../common/eas_test.h"
 
 
 #define EAS_TEST_HEADER_MAX  2048
@@ -52,7 +53,6 @@ typedef struct {
 
 static size_t eas_test_b64(const unsigned char *src, size_t len,
     char *dst);
-static void eas_test_check(int ok, const char *name, const char *what);
 static void eas_test_headers(void);
 static void eas_test_users(void);
 static void eas_test_reasons(void);
@@ -199,10 +199,6 @@ static const eas_test_user_t  eas_user_tests[] = {
 };
 
 
-static unsigned  eas_test_passed;
-static unsigned  eas_test_failed;
-
-
 int
 main(void)
 {
@@ -210,10 +206,7 @@ main(void)
     eas_test_users();
     eas_test_reasons();
 
-    printf("test_eas_basic: %u passed, %u failed\n",
-           eas_test_passed, eas_test_failed);
-
-    return eas_test_failed ? 1 : 0;
+    return eas_test_report("test_eas_basic");
 }
 
 
@@ -384,14 +377,3 @@ eas_test_b64(const unsigned char *src, size_t len, char *dst)
 }
 
 
-static void
-eas_test_check(int ok, const char *name, const char *what)
-{
-    if (ok) {
-        eas_test_passed++;
-        return;
-    }
-
-    eas_test_failed++;
-    fprintf(stderr, "FAIL: %s: %s\n", name, what);
-}

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "eas_ldap.h"
+#include "../common/eas_test.h"
 
 
 typedef struct {
@@ -43,13 +44,6 @@ typedef struct {
     int                    rc;
     int                    domain;      /* holds %d */
 } eas_test_template_t;
-
-
-static void eas_test_check(int ok, const char *name, const char *what);
-
-
-static int  eas_test_passed;
-static int  eas_test_failed;
 
 
 static eas_test_escape_t  eas_test_escapes[] = {
@@ -114,19 +108,6 @@ static eas_test_expand_t  eas_test_expands[] = {
     { EAS_LDAP_FILTER, "(uid=%u)", "***", 11, NULL },
     { EAS_LDAP_FILTER, "(uid=%u)", "***", 16, "(uid=\\2a\\2a\\2a)" },
 };
-
-
-static void
-eas_test_check(int ok, const char *name, const char *what)
-{
-    if (ok) {
-        eas_test_passed++;
-        return;
-    }
-
-    eas_test_failed++;
-    printf("FAIL %s: %s\n", name, what);
-}
 
 
 int
@@ -224,7 +205,5 @@ main(void)
         free(out);
     }
 
-    printf("%d passed, %d failed\n", eas_test_passed, eas_test_failed);
-
-    return eas_test_failed ? 1 : 0;
+    return eas_test_report("test_eas_ldap");
 }

@@ -1,0 +1,373 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_admin.h"
+#include "ngx_http_eas_redis.h"
+
+
+/*
+ * The admin API's resources of the pre-auth zone
+ * (ngx_http_eas_admin.c dispatches to them): "lockouts", the users
+ * and addresses locked now, listed and lifted (on Redis too with
+ * "eas_shared_state"), and "credentials", the cached credentials
+ * dropped.
+ */
+
+
+/* the parameters each resource takes; NULL-terminated */
+
+static char  *ngx_http_eas_admin_lockout_args[] =
+    { "user", "address", "all", NULL };
+static char  *ngx_http_eas_admin_credential_args[] = { "user", "all", NULL };
+
+
+static ngx_int_t ngx_http_eas_admin_unlocked(ngx_http_request_t *r,
+    ngx_uint_t kind, ngx_str_t *key, ngx_int_t lifted);
+static ngx_int_t ngx_http_eas_admin_lockout_key(ngx_http_request_t *r,
+    ngx_uint_t kind, ngx_str_t *key);
+
+
+ngx_int_t
+ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
+    ngx_http_eas_admin_conf_t *acf)
+{
+    u_char                  *p, *buf;
+    time_t                   now;
+    size_t                   size;
+    ngx_int_t                rc;
+    ngx_str_t                key, what;
+    ngx_uint_t               i, n, kind, found;
+    ngx_http_eas_lockout_t  *locks;
+
+    if (acf->preauth == NULL) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                        "no preauth_zone in \"eas_admin\"");
+    }
+
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_none, NULL);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        locks = ngx_palloc(r->pool, NGX_HTTP_EAS_ADMIN_LIST_MAX
+                                    * sizeof(ngx_http_eas_lockout_t));
+        if (locks == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        n = ngx_http_eas_cache_lockouts(acf->preauth, locks,
+                                        NGX_HTTP_EAS_ADMIN_LIST_MAX);
+
+        size = sizeof("{\"lockouts\":[\n]}\n");
+
+        for (i = 0; i < n; i++) {
+            size += sizeof("{\"kind\":\"address\",\"key\":\"\",\"failures\":"
+                           ",\"until\":,\"left\":},\n")
+                    + 2 * NGX_TIME_T_LEN + NGX_INT_T_LEN + 6 * locks[i].len;
+        }
+
+        buf = ngx_pnalloc(r->pool, size);
+        if (buf == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        now = ngx_time();
+        p = ngx_cpymem(buf, "{\"lockouts\":[\n",
+                       sizeof("{\"lockouts\":[\n") - 1);
+
+        for (i = 0; i < n; i++) {
+            p = ngx_sprintf(p, "{\"kind\":\"%s\",\"key\":\"",
+                            locks[i].kind == NGX_HTTP_EAS_CACHE_USER
+                            ? "user" : "address");
+            p = ngx_http_eas_json_escape(p, locks[i].key, locks[i].len, NULL);
+            p = ngx_sprintf(p, "\",\"failures\":%ui,\"until\":%T,"
+                            "\"left\":%T}%s\n", locks[i].failures,
+                            locks[i].locked_until,
+                            locks[i].locked_until - now,
+                            i + 1 < n ? "," : "");
+        }
+
+        p = ngx_cpymem(p, "]}\n", 3);
+
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK, buf, p - buf);
+    }
+
+    if (r->method != NGX_HTTP_DELETE) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_lockout_args, NULL);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_http_eas_admin_arg(r, "user", &key) == NGX_OK) {
+        kind = NGX_HTTP_EAS_CACHE_USER;
+
+    } else if (ngx_http_eas_admin_arg(r, "address", &key) == NGX_OK) {
+        kind = NGX_HTTP_EAS_CACHE_ADDRESS;
+
+    } else {
+        rc = ngx_http_eas_admin_all(r);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        (void) ngx_http_eas_redis_unlock(NULL, acf->preauth,
+                                         NGX_HTTP_EAS_CACHE_USER, NULL, 0,
+                                         NULL);
+        n = ngx_http_eas_cache_drop(acf->preauth, NGX_HTTP_EAS_CACHE_USER);
+
+        buf = ngx_pnalloc(r->pool, sizeof("{\"lifted\":}\n") + NGX_INT_T_LEN
+                                   + 32);
+        if (buf == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        what.data = buf;
+        what.len = ngx_sprintf(buf, "%ui lockouts", n) - buf;
+        ngx_http_eas_admin_audit(r, "lift all lockouts", &what);
+
+        p = ngx_sprintf(buf, "{\"lifted\":%ui}\n", n);
+
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK, buf, p - buf);
+    }
+
+    if (ngx_http_eas_admin_arg(r, "all", &what) == NGX_OK
+        || (kind == NGX_HTTP_EAS_CACHE_USER
+            && ngx_http_eas_admin_arg(r, "address", &what) == NGX_OK))
+    {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "give one of user=, address= "
+                                        "or all=1");
+    }
+
+    if (ngx_http_eas_admin_value(&key, EAS_USER_MAX) != NGX_OK
+        || ngx_http_eas_admin_lockout_key(r, kind, &key) != NGX_OK)
+    {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "invalid user or address");
+    }
+
+    found = (ngx_http_eas_cache_clear(acf->preauth, kind, &key) == NGX_OK);
+
+    /* several gateways: lifted on every one, answered with Redis's view */
+
+    if (ngx_http_eas_redis_unlock(r, acf->preauth, kind, &key, found,
+                                  ngx_http_eas_admin_unlocked)
+        == NGX_DONE)
+    {
+        return NGX_DONE;
+    }
+
+    return ngx_http_eas_admin_unlocked(r, kind, &key, found);
+}
+
+
+/*
+ * A lockout lifted here, and on Redis with "eas_shared_state" (lifted:
+ * 1 if this gateway or Redis had it, NGX_ERROR if Redis refused).
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_unlocked(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_str_t *key, ngx_int_t lifted)
+{
+    ngx_str_t  what;
+
+    if (lifted == NGX_ERROR) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "the shared state did not lift "
+                                        "the lockout (see the error log)");
+    }
+
+    if (!lifted) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                        "no such counter");
+    }
+
+    if (ngx_http_eas_admin_audit_value(r, key, &what) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_eas_admin_audit(r, kind == NGX_HTTP_EAS_CACHE_USER
+                                ? "lift lockout of user"
+                                : "lift lockout of address", &what);
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                                   (u_char *) "{\"lifted\":1}\n",
+                                   sizeof("{\"lifted\":1}\n") - 1);
+}
+
+
+/*
+ * The key a zone counts under: a user as the identity it stands for
+ * (ngx_http_eas_user_identity(): case, "domain\\user", "user@domain",
+ * Unicode), an IPv6 address as its /64 (ngx_http_eas_preauth_query()).
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_lockout_key(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_str_t *key)
+{
+    u_char  *p;
+    size_t   n;
+#if (NGX_HAVE_INET6)
+    u_char   a6[16];
+#endif
+
+    if (kind == NGX_HTTP_EAS_CACHE_USER) {
+        p = ngx_pnalloc(r->pool, EAS_USER_MAX);
+        if (p == NULL
+            || ngx_http_eas_user_identity(NULL, key->data, key->len, p,
+                                          EAS_USER_MAX, &n)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        key->data = p;
+        key->len = n;
+
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+
+    if (ngx_strlchr(key->data, key->data + key->len, ':') == NULL
+        || (key->len > 3
+            && ngx_strncmp(key->data + key->len - 3, "/64", 3) == 0))
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_inet6_addr(key->data, key->len, a6) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *) a6)) {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&a6[8], 8);
+
+    p = ngx_pnalloc(r->pool, NGX_INET6_ADDRSTRLEN + 3);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_inet6_ntop(a6, p, NGX_INET6_ADDRSTRLEN);
+
+    key->data = p;
+    key->len = ngx_cpymem(p + n, "/64", 3) - p;
+
+#endif
+
+    return NGX_OK;
+}
+
+
+/*
+ * "?user=IDENTITY" drops that user's cached answers (after a password
+ * change): the user's next request of each device is verified by the
+ * source again.  Without it, every cached credential goes, and the
+ * known-good devices, which remember a password.
+ */
+
+ngx_int_t
+ngx_http_eas_admin_credentials(ngx_http_request_t *r,
+    ngx_http_eas_admin_conf_t *acf)
+{
+    u_char      *buf, *p;
+    size_t       len;
+    ngx_int_t    rc;
+    ngx_str_t    what, user;
+    ngx_uint_t   n;
+    u_char       folded[EAS_USER_MAX];
+
+    if (acf->preauth == NULL) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                        "no preauth_zone in \"eas_admin\"");
+    }
+
+    if (r->method != NGX_HTTP_DELETE) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_eas_admin_params(r, ngx_http_eas_admin_credential_args,
+                                   NULL);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_http_eas_admin_arg(r, "user", &user) == NGX_OK) {
+
+        if (ngx_http_eas_admin_arg(r, "all", &what) == NGX_OK) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "give user= or all=1");
+        }
+
+        /*
+         * folded as identities are (ngx_http_eas_fold(), idempotent): a
+         * drop of "JDoe" is one of "jdoe", never a silent no-op
+         */
+
+        if (ngx_http_eas_admin_value(&user, EAS_USER_MAX) != NGX_OK
+            || ngx_http_eas_fold(user.data, user.len, folded,
+                                 sizeof(folded), &len)
+               != NGX_OK)
+        {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid user");
+        }
+
+        user.data = folded;
+        user.len = len;
+
+        ngx_http_eas_cache_drop_user(acf->preauth, &user);
+
+        if (ngx_http_eas_admin_audit_value(r, &user, &what) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_eas_admin_audit(r, "drop cached credentials of user",
+                                 &what);
+
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                                       (u_char *) "{\"dropped\":\"user\"}\n",
+                                       sizeof("{\"dropped\":\"user\"}\n")
+                                       - 1);
+    }
+
+    rc = ngx_http_eas_admin_all(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    n = ngx_http_eas_cache_drop(acf->preauth,
+                                NGX_HTTP_EAS_CACHE_CREDENTIALS);
+    n += ngx_http_eas_cache_drop(acf->preauth, NGX_HTTP_EAS_CACHE_KNOWN);
+
+    buf = ngx_pnalloc(r->pool, sizeof("{\"dropped\":}\n") + NGX_INT_T_LEN
+                               + 32);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    what.data = buf;
+    what.len = ngx_sprintf(buf, "%ui entries", n) - buf;
+    ngx_http_eas_admin_audit(r, "drop cached credentials", &what);
+
+    p = ngx_sprintf(buf, "{\"dropped\":%ui}\n", n);
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_OK, buf, p - buf);
+}
