@@ -76,18 +76,19 @@ def _bindable(port, host="127.0.0.1"):
 
 
 def start_gateway(nginx_factory, template, files=None, more_ports=(),
-                  **variables):
+                  start=True, **variables):
     """The usual gateway of a test: nginx_factory's instance of template
     listening on a free port of its own, given to the template as
     ${port} and kept as .port.  files maps a name in the instance's
     directory (${dir}) to the text written there before nginx starts
     (a password file, a rules file).  more_ports names other ports the
     template listens on (["other_port"]: ${other_port}, .other_port),
-    each a free port of its own."""
+    each a free port of its own.  start=False leaves it configured but
+    not started (the test starts it)."""
     ports = {name: free_port() for name in ("port",) + tuple(more_ports)}
     variables.update(ports)
     nginx = nginx_factory(template, listen=tuple(ports.values()),
-                          start=not files, **variables)
+                          start=start and not files, **variables)
     for name, port in ports.items():
         setattr(nginx, name, port)
     if files:
@@ -96,7 +97,8 @@ def start_gateway(nginx_factory, template, files=None, more_ports=(),
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(text)
-        nginx.start(ports=tuple(ports.values()))
+        if start:
+            nginx.start(ports=tuple(ports.values()))
     return nginx
 
 
