@@ -41,7 +41,29 @@ struct ngx_http_eas_devices_conf_s {
 };
 
 
+/* the handlers of the module's directives */
+char *ngx_http_eas_device_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_devices(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_rules(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
 ngx_int_t ngx_http_eas_devices_handler(ngx_http_request_t *r);
+char *ngx_http_eas_devices_merge(ngx_conf_t *cf,
+    ngx_http_eas_devices_conf_t *prev, ngx_http_eas_devices_conf_t *conf);
+ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
+    ngx_http_eas_devices_conf_t *conf);
+ngx_uint_t ngx_http_eas_inventory_location(ngx_conf_t *cf);
+ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,
+    ngx_http_eas_lists_t *lists, ngx_http_eas_preauth_conf_t *pcf);
 char *ngx_http_eas_access_merge(ngx_conf_t *cf,
     ngx_http_eas_devices_conf_t *prev, ngx_http_eas_devices_conf_t *conf);
 char *ngx_http_eas_devices_inert(ngx_conf_t *cf,

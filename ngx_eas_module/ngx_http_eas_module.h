@@ -222,20 +222,6 @@ ngx_int_t ngx_http_eas_secret_file(ngx_conf_t *cf, ngx_str_t *path,
 ngx_shm_zone_t *ngx_http_eas_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
     void *tag);
 
-char *ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-
-char *ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 ngx_shm_zone_t *ngx_http_eas_cache_add(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
     ngx_str_t *user, ngx_str_t *password, u_char *digest);
@@ -264,10 +250,6 @@ ngx_int_t ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
     u_char *data, size_t len);
 
 /* the directory credential source (ngx_http_eas_ldap.c) */
-char *ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 ngx_int_t ngx_http_eas_ldap_check(ngx_conf_t *cf,
     ngx_http_eas_preauth_conf_t *pcf);
 u_char *ngx_http_eas_ldap_source(ngx_http_eas_ldap_t *ldap);
@@ -288,8 +270,6 @@ void ngx_http_eas_ldap_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_eas_ldap_identity(ngx_str_t *extra, ngx_str_t *identity);
 ngx_str_t *ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name,
     size_t len);
-ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,
-    ngx_http_eas_lists_t *lists, ngx_http_eas_preauth_conf_t *pcf);
 ngx_int_t ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
     size_t len, u_char *dst, size_t size, size_t *n);
 ngx_int_t ngx_http_eas_fold(u_char *src, size_t len, u_char *dst, size_t size,
@@ -417,20 +397,11 @@ ngx_int_t ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_str_t *device_id);
 ngx_uint_t ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
     ngx_uint_t delete, ngx_http_eas_device_t *out, ngx_uint_t n);
-char *ngx_http_eas_device_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_devices(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_devices_merge(ngx_conf_t *cf,
-    ngx_http_eas_devices_conf_t *prev, ngx_http_eas_devices_conf_t *conf);
 ngx_shm_zone_t *ngx_http_eas_devices_zone(ngx_http_request_t *r);
 size_t ngx_http_eas_inventory_record_size(ngx_http_eas_device_t *d);
 u_char *ngx_http_eas_inventory_record(u_char *p, ngx_http_eas_device_t *d);
 u_char *ngx_http_eas_json_escape(u_char *dst, u_char *src, size_t len,
     size_t *size);
-ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
-    ngx_http_eas_devices_conf_t *conf);
 
 /* the gateway's own answers (ngx_http_eas_answer.c) */
 ngx_int_t ngx_http_eas_answer_init(ngx_conf_t *cf);
@@ -463,9 +434,6 @@ ngx_int_t ngx_http_eas_step_add(ngx_conf_t *cf, ngx_uint_t step,
 ngx_int_t ngx_http_eas_enforce_handler(ngx_http_request_t *r);
 char *ngx_http_eas_inert(ngx_conf_t *cf, char *name);
 ngx_uint_t ngx_http_eas_inert_location(ngx_conf_t *cf);
-ngx_uint_t ngx_http_eas_inventory_location(ngx_conf_t *cf);
-char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
 
 /* what device rules and per-user lists look at */
@@ -522,10 +490,6 @@ ngx_int_t ngx_http_eas_reason(ngx_http_request_t *r, ngx_str_t *source,
 ngx_str_t *ngx_http_eas_reason_source(ngx_conf_t *cf, ngx_str_t *directive,
     ngx_str_t *file);
 
-char *ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_device_rules(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 ngx_int_t ngx_http_eas_rules_merge(ngx_conf_t *cf,
     ngx_http_eas_rules_t **conf, ngx_http_eas_rules_t *prev);
 ngx_int_t ngx_http_eas_rules_compile(ngx_conf_t *cf,
@@ -534,8 +498,6 @@ ngx_int_t ngx_http_eas_rules_decide(ngx_http_request_t *r,
     ngx_http_eas_rules_t *rules, ngx_http_eas_device_values_t *values,
     ngx_uint_t *access, ngx_str_t *reason);
 
-char *ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
 
 /*

@@ -116,6 +116,25 @@ typedef struct {
 } ngx_http_eas_preauth_job_t;
 
 
+/* the handlers of the module's directives */
+char *ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
 ngx_int_t ngx_http_eas_preauth_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_preauth_throttle(ngx_http_eas_preauth_throttle_t *t);
 void ngx_http_eas_preauth_create_conf(ngx_http_eas_preauth_conf_t *conf);
