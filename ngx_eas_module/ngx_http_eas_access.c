@@ -9,12 +9,23 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
+#include "ngx_http_eas_preauth.h"
 #include "ngx_http_eas_redis.h"
 
 
+/*
+ * Step 3 of the request flow, the device access module's phase handler:
+ * the device decision in Exchange's order (the user's lists, the
+ * administrator's runtime decisions, the rules, the default), the
+ * inventory and the max-devices rule; the merge of the module's
+ * configuration and its checks.  The module itself is declared in
+ * ngx_http_eas_devices_module.c.
+ */
+
+
 static ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r,
-    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
-static ngx_uint_t ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx);
+    ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
     ngx_http_eas_device_values_t *values);
@@ -22,7 +33,7 @@ static ngx_int_t ngx_http_eas_device_lower(ngx_http_request_t *r,
     ngx_http_eas_device_values_t *values, ngx_str_t *value, ngx_str_t *lower);
 static ngx_uint_t ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx);
 static void ngx_http_eas_device_record(ngx_http_request_t *r,
-    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_device_values_t *values);
 
 
@@ -32,8 +43,6 @@ static ngx_str_t  ngx_http_eas_reason_user_match =
     ngx_string("eas_device_user_match");
 static ngx_str_t  ngx_http_eas_reason_max =
     ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
-static ngx_str_t  ngx_http_eas_reason_method =
-    ngx_string("method_not_allowed");
 static ngx_str_t  ngx_http_eas_reason_full =
     ngx_string(NGX_HTTP_EAS_REASON_ZONE_FULL);
 static ngx_str_t  ngx_http_eas_reason_unauthenticated =
@@ -41,35 +50,21 @@ static ngx_str_t  ngx_http_eas_reason_unauthenticated =
 
 
 /*
- * The precontent phase, for every main request, before the long-poll
- * handler and try_files.  Access modules can admit a request under
- * "satisfy any", and an error_page, X-Accel-Redirect, try_files or
- * "rewrite ... last" can take a request to another location after the
- * edge refused it, or before its checks ran; nothing of that may let a
- * refused request reach a content handler (proxy_pass, fastcgi_pass,
- * grpc_pass...), which would forward it.  So, here:
- *
- *   - a request the edge refused (malformed, pre-authentication,
- *     device) is refused again with the same status in any location
- *     with a content handler; a static error page or "return" still
- *     answers it.  A pre-authentication 401 under "satisfy any" that
- *     another access module overrode in the same location is no
- *     refusal (the "either" of satisfy any); a lockout always is;
- *   - a request that an "eas on" location parsed but that left it
- *     before its checks ran ("rewrite ... last") is refused (403) in a
- *     location without "eas on" that has a content handler;
- *   - in an "eas on" location, the device decision (step 3).
- *
- * The context survives internal redirects (ngx_http_eas_get_ctx).
+ * Step 3, the precontent phase's second step, right after the core's
+ * refusals held (ngx_http_eas_enforce_handler) and before the long-poll
+ * body: in an "eas on" location, for a request nothing refused, the
+ * device decision.  A request that passes is marked checked: should an
+ * internal redirect take it to a location without "eas on", it is
+ * passed there.
  */
 
 ngx_int_t
-ngx_http_eas_enforce_handler(ngx_http_request_t *r)
+ngx_http_eas_devices_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                  rc;
-    ngx_http_eas_ctx_t        *ctx;
-    ngx_http_eas_loc_conf_t   *elcf;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_int_t                     rc;
+    ngx_http_eas_ctx_t           *ctx;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_devices_conf_t  *dcf;
 
     if (r != r->main) {
         return NGX_DECLINED;
@@ -77,53 +72,19 @@ ngx_http_eas_enforce_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_eas_get_ctx(r);
 
-    if (ctx == NULL) {
+    if (ctx == NULL || ctx->refused) {
         return NGX_DECLINED;
     }
 
-    if (ctx->refused && ctx->refused_soft
-        && ctx->refused_pass == r->uri_changes)
-    {
-        /* satisfy any: another access module admitted it right here */
-        ctx->refused = 0;
-        ctx->refused_soft = 0;
-    }
-
-    if (ctx->refused == 0) {
-        ctx->refused = ngx_http_eas_parse_refusal(ctx);
-    }
-
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (ctx->refused) {
-        if (clcf->handler == NULL) {
-            return NGX_DECLINED;
-        }
-
-        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
-                      "eas: request refused with %ui is not passed to "
-                      "location \"%V\"", ctx->refused, &clcf->name);
-
-        return ctx->refused;
-    }
 
     if (!elcf->enable) {
-        if (ctx->checked || clcf->handler == NULL) {
-            return NGX_DECLINED;
-        }
-
-        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
-                      "eas: request left its \"eas on\" location before "
-                      "its checks, not passed to location \"%V\"",
-                      &clcf->name);
-
-        ctx->refused = NGX_HTTP_FORBIDDEN;
-
-        return NGX_HTTP_FORBIDDEN;
+        return NGX_DECLINED;
     }
 
-    rc = ngx_http_eas_device_access(r, elcf, ctx);
+    dcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_devices_module);
+
+    rc = ngx_http_eas_device_access(r, dcf, ctx);
 
     if (rc == NGX_DECLINED) {
         ctx->checked = 1;
@@ -142,30 +103,6 @@ ngx_http_eas_enforce_handler(ngx_http_request_t *r)
 
 
 /*
- * A request the parse step refused (in the rewrite phase) has a reason
- * and no parsed fields; an OPTIONS with an unreadable query has neither.
- */
-
-static ngx_uint_t
-ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx)
-{
-    if (ctx->parsed || ctx->reason.len == 0) {
-        return 0;
-    }
-
-    if (ctx->reason.len == ngx_http_eas_reason_method.len
-        && ngx_strncmp(ctx->reason.data, ngx_http_eas_reason_method.data,
-                       ctx->reason.len)
-           == 0)
-    {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    return NGX_HTTP_BAD_REQUEST;
-}
-
-
-/*
  * Step 3 of the request flow, in Exchange's order (docs/protocol.md
  * 9.2): the user's block list, the user's allow list, the rules (first
  * match wins), the default; then the inventory records the device and
@@ -175,14 +112,14 @@ ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx)
 
 static ngx_int_t
 ngx_http_eas_device_access(ngx_http_request_t *r,
-    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx)
+    ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx)
 {
     ngx_int_t                      rc;
     ngx_str_t                      user;
     ngx_uint_t                     access;
     ngx_http_eas_device_values_t   values;
 
-    if (!elcf->device_check) {
+    if (!dcf->device_check) {
         return NGX_DECLINED;
     }
 
@@ -193,7 +130,7 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
      */
 
     if (!ctx->parsed || ctx->request.device_id.len == 0
-        || ctx->device_conf == elcf)
+        || ctx->device_conf == dcf)
     {
         return NGX_DECLINED;
     }
@@ -206,7 +143,7 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
 
     access = NGX_HTTP_EAS_ACCESS_NONE;
 
-    if (elcf->device_user_match && !ngx_http_eas_user_match(ctx)) {
+    if (dcf->device_user_match && !ngx_http_eas_user_match(ctx)) {
         access = NGX_HTTP_EAS_ACCESS_BLOCKED;
         ctx->reason = ngx_http_eas_reason_user_match;
     }
@@ -214,13 +151,13 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
     if (access == NGX_HTTP_EAS_ACCESS_NONE) {
         rc = ngx_http_eas_admin_decide(r, ctx, &values, &access);
         if (rc != NGX_OK) {
-            ctx->device_conf = elcf;
+            ctx->device_conf = dcf;
             return (rc == NGX_ERROR) ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
         }
     }
 
-    if (access == NGX_HTTP_EAS_ACCESS_NONE && elcf->device_lists) {
-        rc = elcf->device_lists->lookup(r, elcf->device_lists, &values,
+    if (access == NGX_HTTP_EAS_ACCESS_NONE && dcf->device_lists) {
+        rc = dcf->device_lists->lookup(r, dcf->device_lists, &values,
                                         &access, &ctx->reason);
         if (rc != NGX_OK) {
             return (rc == NGX_AGAIN) ? NGX_AGAIN
@@ -228,8 +165,8 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
         }
     }
 
-    if (access == NGX_HTTP_EAS_ACCESS_NONE && elcf->device_rules) {
-        rc = ngx_http_eas_rules_decide(r, elcf->device_rules, &values,
+    if (access == NGX_HTTP_EAS_ACCESS_NONE && dcf->device_rules) {
+        rc = ngx_http_eas_rules_decide(r, dcf->device_rules, &values,
                                        &access, &ctx->reason);
         if (rc == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -237,21 +174,21 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
     }
 
     if (access == NGX_HTTP_EAS_ACCESS_NONE) {
-        access = (elcf->device_default == NGX_HTTP_EAS_ACCESS_BLOCKED)
+        access = (dcf->device_default == NGX_HTTP_EAS_ACCESS_BLOCKED)
                  ? NGX_HTTP_EAS_ACCESS_BLOCKED : NGX_HTTP_EAS_ACCESS_ALLOWED;
         ctx->reason = ngx_http_eas_reason_default;
     }
 
     ctx->access = access;
-    ctx->device_conf = elcf;
+    ctx->device_conf = dcf;
 
-    if (elcf->devices) {
-        ngx_http_eas_device_record(r, elcf, ctx, &values);
+    if (dcf->devices) {
+        ngx_http_eas_device_record(r, dcf, ctx, &values);
     }
 
     /* several gateways: a device counted here is counted on Redis too */
 
-    rc = ngx_http_eas_redis_device(r, elcf->devices, &values);
+    rc = ngx_http_eas_redis_device(r, dcf->devices, &values);
 
     if (rc == NGX_AGAIN) {
         ctx->device_conf = NULL;
@@ -276,7 +213,7 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
                   &values.value[NGX_HTTP_EAS_FIELD_DEVICE_ID], &user,
                   &ctx->reason);
 
-    return ngx_http_eas_answer_blocked(r, elcf, ctx);
+    return ngx_http_eas_answer_blocked(r, dcf->device_status, ctx);
 }
 
 
@@ -406,15 +343,18 @@ ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx)
 
 static void
 ngx_http_eas_device_record(ngx_http_request_t *r,
-    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
+    ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_device_values_t *values)
 {
     ngx_int_t                     rc;
     ngx_http_eas_device_update_t  u;
+    ngx_http_eas_preauth_conf_t  *pcf;
 
-    if (elcf->preauth.realm.len && !ctx->authenticated) {
+    pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
-        if (elcf->device_max && ctx->access == NGX_HTTP_EAS_ACCESS_ALLOWED) {
+    if (pcf->realm.len && !ctx->authenticated) {
+
+        if (dcf->device_max && ctx->access == NGX_HTTP_EAS_ACCESS_ALLOWED) {
             ctx->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
             ctx->reason = ngx_http_eas_reason_unauthenticated;
         }
@@ -432,9 +372,9 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     u.version = ctx->request.version_code;
     u.command = ctx->request.command;
     u.access = ctx->access;
-    u.max_devices = elcf->device_max;
+    u.max_devices = dcf->device_max;
 
-    rc = ngx_http_eas_device_update(elcf->devices, &u, r->connection->log);
+    rc = ngx_http_eas_device_update(dcf->devices, &u, r->connection->log);
 
     /* no room to count the device: fail closed */
 
@@ -452,7 +392,7 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
         ctx->reason = ngx_http_eas_reason_max;
     }
 
-    ngx_http_eas_redis_device_counted(r, elcf->devices, &u);
+    ngx_http_eas_redis_device_counted(r, dcf->devices, &u);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "eas device \"%V\" of \"%V\": %ui devices for the user",
@@ -461,78 +401,68 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
 
 
 /*
- * A security directive written in a location where "eas" is off would
- * do nothing: no request there is parsed, authenticated or checked, and
- * everything would be forwarded.  So it fails "nginx -t": this names
- * the directive, or is NULL.  Called in the merge, once "eas" is merged
- * and before the rest: the fields still say what this level set
- * itself.  Only a location is checked: at the
- * http and server levels the directives are defaults for the locations
- * below, and a location without "eas" (Autodiscover, the credential
- * check's internal location) may inherit them without effect.  An
- * inventory location names its zone with "eas_devices" without "eas".
+ * The device directives written in a location where "eas" is off
+ * (ngx_http_eas_inert()): this names one, or is NULL.  Called in the
+ * merge before anything is inherited: the fields still say what this
+ * level set itself.  An inventory location names its zone with
+ * "eas_devices" without "eas".
  */
 
 char *
-ngx_http_eas_inert_directive(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
+ngx_http_eas_devices_inert(ngx_conf_t *cf, ngx_http_eas_devices_conf_t *conf)
 {
-    char                      *name;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    if (conf->enable) {
+    if (!ngx_http_eas_inert_location(cf)) {
         return NULL;
     }
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (clcf->name.len == 0) {
-        return NULL;
-    }
-
-    if (conf->preauth.set) {
-        name = "eas_preauth";
-
-    } else if (conf->device_rules != NGX_CONF_UNSET_PTR
-               && conf->device_rules != NULL)
+    if (conf->device_rules != NGX_CONF_UNSET_PTR
+        && conf->device_rules != NULL)
     {
-        name = "eas_device_allow\", \"eas_device_block\" or "
+        return "eas_device_allow\", \"eas_device_block\" or "
                "\"eas_device_rules";
-
-    } else if (conf->device_lists != NGX_CONF_UNSET_PTR
-               && conf->device_lists != NULL)
-    {
-        name = "eas_device_user_lists";
-
-    } else if (conf->device_default != NGX_CONF_UNSET_UINT) {
-        name = "eas_device_default";
-
-    } else if (conf->device_max != NGX_CONF_UNSET_UINT
-               && conf->device_max != 0)
-    {
-        name = "eas_device_max";
-
-    } else if (conf->device_user_match == 1) {
-        name = "eas_device_user_match";
-
-    } else if (conf->devices != NGX_CONF_UNSET_PTR && conf->devices != NULL
-               && !ngx_http_eas_inventory_location(cf))
-    {
-        name = "eas_devices";
-
-    } else {
-        name = NULL;
     }
 
-    return name;
+    if (conf->device_lists != NGX_CONF_UNSET_PTR
+        && conf->device_lists != NULL)
+    {
+        return "eas_device_user_lists";
+    }
+
+    if (conf->device_default != NGX_CONF_UNSET_UINT) {
+        return "eas_device_default";
+    }
+
+    if (conf->device_max != NGX_CONF_UNSET_UINT && conf->device_max != 0) {
+        return "eas_device_max";
+    }
+
+    if (conf->device_user_match == 1) {
+        return "eas_device_user_match";
+    }
+
+    if (conf->devices != NGX_CONF_UNSET_PTR && conf->devices != NULL
+        && !ngx_http_eas_inventory_location(cf))
+    {
+        return "eas_devices";
+    }
+
+    return NULL;
 }
 
 
 char *
-ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
-    ngx_http_eas_loc_conf_t *conf)
+ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_devices_conf_t *prev,
+    ngx_http_eas_devices_conf_t *conf)
 {
-    ngx_http_eas_main_conf_t  *emcf;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_eas_loc_conf_t      *elcf;
+    ngx_http_eas_main_conf_t     *emcf;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
+
+    /* the core and pre-authentication modules merged this level first */
+
+    elcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_eas_module);
+    pcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_eas_preauth_module);
 
     if (ngx_http_eas_rules_merge(cf, &conf->device_rules, prev->device_rules)
         != NGX_OK)
@@ -556,8 +486,8 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
 
     /* the directory's lists come only with a directory's answer */
 
-    if (conf->enable && ngx_http_eas_ldap_lists_used(conf->device_lists)
-        && (conf->preauth.realm.len == 0 || conf->preauth.ldap == NULL))
+    if (elcf->enable && ngx_http_eas_ldap_lists_used(conf->device_lists)
+        && (pcf->realm.len == 0 || pcf->ldap == NULL))
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"eas_device_user_lists directory\" needs "
@@ -567,7 +497,9 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
 
     /* list files name identities as this level's source makes them */
 
-    if (conf->enable && ngx_http_eas_lists_check(cf, conf) != NGX_OK) {
+    if (elcf->enable
+        && ngx_http_eas_lists_check(cf, conf->device_lists, pcf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -586,7 +518,7 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
-    if (conf->enable && conf->device_max && conf->preauth.realm.len == 0
+    if (elcf->enable && conf->device_max && pcf->realm.len == 0
         && clcf->name.len)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -611,21 +543,21 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
 char *
 ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_devices_conf_t *dcf = conf;
 
     ngx_str_t  *value;
 
-    if (elcf->device_default != NGX_CONF_UNSET_UINT) {
+    if (dcf->device_default != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "allow") == 0) {
-        elcf->device_default = NGX_HTTP_EAS_ACCESS_ALLOWED;
+        dcf->device_default = NGX_HTTP_EAS_ACCESS_ALLOWED;
 
     } else if (ngx_strcmp(value[1].data, "block") == 0) {
-        elcf->device_default = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        dcf->device_default = NGX_HTTP_EAS_ACCESS_BLOCKED;
 
     } else {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -119,14 +119,14 @@ ngx_http_eas_answer_header(ngx_http_request_t *r, ngx_str_t *name,
 
 ngx_int_t
 ngx_http_eas_answer_blocked(ngx_http_request_t *r,
-    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx)
+    ngx_uint_t status, ngx_http_eas_ctx_t *ctx)
 {
     size_t      len;
     u_char     *out;
     ngx_int_t   rc;
 
-    if (elcf->device_status != 0) {
-        return elcf->device_status;
+    if (status != 0) {
+        return status;
     }
 
     if (r->method != NGX_HTTP_POST || ctx->request.version_code < 140) {

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_preauth.h"
 #include "ngx_http_eas_metrics.h"
 #include "ngx_http_eas_cache.h"
 

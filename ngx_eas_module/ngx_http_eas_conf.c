@@ -8,8 +8,9 @@
  * The core module's directive helpers: eas_methods and the "Allow"
  * header of its 405, the number bounds that name their directive, and
  * the zone directives' "zone=name:size" (ngx_http_eas_zone_add(), used
- * by every concern's zone).  The directive table itself is in
- * ngx_http_eas_module.c.
+ * by every concern's zone), and the check every concern's module makes
+ * of its directives written where "eas" is off.  The directive table
+ * itself is in ngx_http_eas_module.c.
  */
 
 
@@ -393,4 +394,45 @@ done:
     }
 
     return rc;
+}
+
+
+/*
+ * A security directive written in a location where "eas" is off would
+ * do nothing: no request there is parsed, authenticated or checked, and
+ * everything would be forwarded.  So it fails "nginx -t", reported by
+ * the merge of the directive's module through ngx_http_eas_inert().
+ * Only a location is checked: at the http and server levels the
+ * directives are defaults for the locations below, and a location
+ * without "eas" (Autodiscover, the credential check's internal
+ * location) may inherit them without effect.  The core module is first
+ * in "config", so its "eas" of the level is merged by then.
+ */
+
+ngx_uint_t
+ngx_http_eas_inert_location(ngx_conf_t *cf)
+{
+    ngx_http_eas_loc_conf_t   *elcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    elcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_eas_module);
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    return !elcf->enable && clcf->name.len;
+}
+
+
+char *
+ngx_http_eas_inert(ngx_conf_t *cf, char *name)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%s\" has no effect in location \"%V\" "
+                       "where \"eas\" is off: add \"eas on\" to it",
+                       name, &clcf->name);
+
+    return NGX_CONF_ERROR;
 }

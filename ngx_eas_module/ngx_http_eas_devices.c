@@ -349,24 +349,24 @@ ngx_http_eas_device_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *
 ngx_http_eas_devices(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_devices_conf_t *dcf = conf;
 
     ngx_str_t  *value;
 
-    if (elcf->devices != NGX_CONF_UNSET_PTR) {
+    if (dcf->devices != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        elcf->devices = NULL;
+        dcf->devices = NULL;
         return NGX_CONF_OK;
     }
 
-    elcf->devices = ngx_shared_memory_add(cf, &value[1], 0,
-                                          &ngx_http_eas_module);
-    if (elcf->devices == NULL) {
+    dcf->devices = ngx_shared_memory_add(cf, &value[1], 0,
+                                         &ngx_http_eas_module);
+    if (dcf->devices == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -375,8 +375,8 @@ ngx_http_eas_devices(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 char *
-ngx_http_eas_devices_merge(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *prev,
-    ngx_http_eas_loc_conf_t *conf)
+ngx_http_eas_devices_merge(ngx_conf_t *cf, ngx_http_eas_devices_conf_t *prev,
+    ngx_http_eas_devices_conf_t *conf)
 {
     ngx_conf_merge_ptr_value(conf->devices, prev->devices, NULL);
 

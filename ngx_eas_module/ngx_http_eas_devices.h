@@ -9,11 +9,14 @@
 
 
 /*
- * The device zone's own header, shared by ngx_http_eas_devices.c (the
- * zone, its records, the max-devices rule) and
- * ngx_http_eas_devices_admin.c (records listed and deleted for the
- * inventory and the admin API).  Other files use the prototypes of
- * ngx_http_eas_module.h.
+ * The device access concern, its own nginx module in the shared object
+ * (ngx_http_eas_devices_module.c: directives, configuration, phase
+ * handler; ngx_http_eas_access.c: the decision; the rules, lists and
+ * inventory files), and the device zone's own parts, shared by
+ * ngx_http_eas_devices.c (the zone, its records, the max-devices rule)
+ * and ngx_http_eas_devices_admin.c (records listed and deleted for the
+ * inventory and the admin API).  Other concerns use the prototypes of
+ * ngx_http_eas_module.h.  It includes only the core header.
  */
 
 
@@ -22,6 +25,51 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+
+
+/* the location configuration of ngx_http_eas_devices_module */
+struct ngx_http_eas_devices_conf_s {
+    ngx_shm_zone_t       *devices;        /* eas_devices: inventory zone */
+    ngx_http_eas_rules_t *device_rules;   /* eas_device_allow/block/rules */
+    ngx_http_eas_lists_t *device_lists;   /* eas_device_user_lists */
+    ngx_uint_t            device_default; /* eas_device_default */
+    ngx_uint_t            device_max;     /* eas_device_max, 0: none */
+    ngx_flag_t            device_user_match; /* eas_device_user_match */
+    ngx_uint_t            device_status;  /* eas_device_block_status,
+                                             0: as Exchange */
+    ngx_flag_t            device_check;   /* the device step runs */
+};
+
+
+/* the handlers of the module's directives */
+char *ngx_http_eas_device_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_devices(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_rules(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+ngx_int_t ngx_http_eas_devices_handler(ngx_http_request_t *r);
+char *ngx_http_eas_devices_merge(ngx_conf_t *cf,
+    ngx_http_eas_devices_conf_t *prev, ngx_http_eas_devices_conf_t *conf);
+ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
+    ngx_http_eas_devices_conf_t *conf);
+ngx_uint_t ngx_http_eas_inventory_location(ngx_conf_t *cf);
+ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,
+    ngx_http_eas_lists_t *lists, ngx_http_eas_preauth_conf_t *pcf);
+char *ngx_http_eas_access_merge(ngx_conf_t *cf,
+    ngx_http_eas_devices_conf_t *prev, ngx_http_eas_devices_conf_t *conf);
+char *ngx_http_eas_devices_inert(ngx_conf_t *cf,
+    ngx_http_eas_devices_conf_t *conf);
+
+extern ngx_module_t  ngx_http_eas_devices_module;
 
 
 #define NGX_HTTP_EAS_NODE_DEVICE  0

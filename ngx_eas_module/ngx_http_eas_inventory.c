@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
 
 
 /*
@@ -73,7 +74,8 @@ ngx_http_eas_inventory_location(ngx_conf_t *cf)
 /* the location must name a zone: checked once everything is merged */
 
 ngx_int_t
-ngx_http_eas_inventory_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
+ngx_http_eas_inventory_check(ngx_conf_t *cf,
+    ngx_http_eas_devices_conf_t *conf)
 {
     ngx_http_core_loc_conf_t  *clcf;
 
@@ -95,13 +97,13 @@ ngx_http_eas_inventory_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *conf)
 static ngx_int_t
 ngx_http_eas_inventory_handler(ngx_http_request_t *r)
 {
-    size_t                    size;
-    u_char                   *p;
-    ngx_int_t                 rc;
-    ngx_buf_t                *b;
-    ngx_uint_t                i, n;
-    ngx_http_eas_device_t    *devices;
-    ngx_http_eas_loc_conf_t  *elcf;
+    size_t                        size;
+    u_char                       *p;
+    ngx_int_t                     rc;
+    ngx_buf_t                    *b;
+    ngx_uint_t                    i, n;
+    ngx_http_eas_device_t        *devices;
+    ngx_http_eas_devices_conf_t  *dcf;
 
     static ngx_str_t  json = ngx_string("application/json");
 
@@ -115,11 +117,11 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    dcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_devices_module);
 
     /* records arriving between the two calls are left for next time */
 
-    n = ngx_http_eas_device_count(elcf->devices);
+    n = ngx_http_eas_device_count(dcf->devices);
 
     devices = NULL;
 
@@ -129,12 +131,12 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        n = ngx_http_eas_device_list(elcf->devices, devices, n);
+        n = ngx_http_eas_device_list(dcf->devices, devices, n);
     }
 
     size = sizeof("{\"zone\":\"\",\"devices\":[\n]}\n")
-           + ngx_http_eas_inventory_string_size(elcf->devices->shm.name.data,
-                                                elcf->devices->shm.name.len);
+           + ngx_http_eas_inventory_string_size(dcf->devices->shm.name.data,
+                                                dcf->devices->shm.name.len);
 
     for (i = 0; i < n; i++) {
         size += ngx_http_eas_inventory_record_size(&devices[i]);
@@ -146,8 +148,8 @@ ngx_http_eas_inventory_handler(ngx_http_request_t *r)
     }
 
     p = ngx_cpymem(b->last, "{\"zone\":\"", sizeof("{\"zone\":\"") - 1);
-    p = ngx_http_eas_json_escape(p, elcf->devices->shm.name.data,
-                                 elcf->devices->shm.name.len, NULL);
+    p = ngx_http_eas_json_escape(p, dcf->devices->shm.name.data,
+                                 dcf->devices->shm.name.len, NULL);
     p = ngx_cpymem(p, "\",\"devices\":[\n",
                    sizeof("\",\"devices\":[\n") - 1);
 

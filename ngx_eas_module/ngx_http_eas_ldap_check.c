@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_preauth.h"
 #include "ngx_http_eas_ldap.h"
 #include "eas_ldap.h"
 

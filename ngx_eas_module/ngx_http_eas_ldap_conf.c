@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_preauth.h"
 #include "ngx_http_eas_ldap.h"
 
 
@@ -542,14 +543,14 @@ ngx_http_eas_ldap_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 char *
 ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_preauth_conf_t *pcf = conf;
 
     ngx_str_t       *value, name;
     ngx_shm_zone_t  *zone;
 
-    if (elcf->preauth.ldap != NGX_CONF_UNSET_PTR
-        || elcf->preauth.file != NGX_CONF_UNSET_PTR
-        || elcf->preauth.uri.data != NULL)
+    if (pcf->ldap != NGX_CONF_UNSET_PTR
+        || pcf->file != NGX_CONF_UNSET_PTR
+        || pcf->uri.data != NULL)
     {
         return "is duplicate, or another credential source is set";
     }
@@ -579,9 +580,9 @@ ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    elcf->preauth.ldap = zone->data;
-    elcf->preauth.file = NULL;
-    ngx_str_null(&elcf->preauth.uri);
+    pcf->ldap = zone->data;
+    pcf->file = NULL;
+    ngx_str_null(&pcf->uri);
 
     return NGX_CONF_OK;
 }

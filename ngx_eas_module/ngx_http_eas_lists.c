@@ -9,6 +9,8 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
+#include "ngx_http_eas_preauth.h"
 #include "ngx_http_eas_ldap.h"
 
 
@@ -71,21 +73,21 @@ char *
 ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_devices_conf_t *dcf = conf;
 
     ngx_str_t                  *value, path;
     ngx_http_eas_lists_t       *lists;
     ngx_http_eas_lists_file_t  *lf;
 
-    if (elcf->device_lists != NGX_CONF_UNSET_PTR) {
+    if (dcf->device_lists != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "directory") == 0) {
-        elcf->device_lists = ngx_http_eas_ldap_lists(cf);
-        return elcf->device_lists ? NGX_CONF_OK : NGX_CONF_ERROR;
+        dcf->device_lists = ngx_http_eas_ldap_lists(cf);
+        return dcf->device_lists ? NGX_CONF_OK : NGX_CONF_ERROR;
     }
 
     path = value[1];
@@ -128,7 +130,7 @@ ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
     lists->lookup = ngx_http_eas_lists_file_lookup;
     lists->data = lf;
 
-    elcf->device_lists = lists;
+    dcf->device_lists = lists;
 
     return NGX_CONF_OK;
 }
@@ -246,23 +248,21 @@ ngx_http_eas_lists_file_line(ngx_conf_t *cf, void *data, ngx_str_t *file,
  */
 
 ngx_int_t
-ngx_http_eas_lists_check(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
+ngx_http_eas_lists_check(ngx_conf_t *cf, ngx_http_eas_lists_t *lists,
+    ngx_http_eas_preauth_conf_t *pcf)
 {
     ngx_http_eas_ldap_t        *ldap;
     ngx_http_eas_lists_file_t  *lf;
 
-    if (elcf->device_lists == NULL
-        || elcf->device_lists->lookup != ngx_http_eas_lists_file_lookup)
-    {
+    if (lists == NULL || lists->lookup != ngx_http_eas_lists_file_lookup) {
         return NGX_OK;
     }
 
-    lf = elcf->device_lists->data;
+    lf = lists->data;
 
-    ldap = (elcf->preauth.realm.len && elcf->preauth.ldap
-            && (elcf->preauth.ldap->aliases
-                || elcf->preauth.ldap->identity.len))
-           ? elcf->preauth.ldap : NULL;
+    ldap = (pcf->realm.len && pcf->ldap
+            && (pcf->ldap->aliases || pcf->ldap->identity.len))
+           ? pcf->ldap : NULL;
 
     if (!lf->built) {
         return ngx_http_eas_lists_build(cf, lf, ldap);

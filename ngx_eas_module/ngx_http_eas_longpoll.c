@@ -32,17 +32,15 @@
 
 static void ngx_http_eas_longpoll_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_eas_longpoll_decide(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf);
+    ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_longpoll_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_eas_longpoll_range(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf,
-    eas_longpoll_t *lp);
+    ngx_http_eas_ctx_t *ctx, eas_longpoll_t *lp);
 static void ngx_http_eas_longpoll_unknown(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf,
-    ngx_uint_t source);
+    ngx_http_eas_ctx_t *ctx, ngx_uint_t source);
 static void ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf);
+    ngx_http_eas_ctx_t *ctx);
 
 
 static ngx_str_t  ngx_http_eas_heartbeat_sources[] = {
@@ -105,8 +103,7 @@ ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
     /* a body over the cap is never read here: proxy_pass streams it */
 
     if (r->headers_in.content_length_n > (off_t) lpcf->longpoll_body_max) {
-        ngx_http_eas_longpoll_unknown(r, ctx, elcf,
-                                      NGX_HTTP_EAS_HB_UNREAD);
+        ngx_http_eas_longpoll_unknown(r, ctx, NGX_HTTP_EAS_HB_UNREAD);
         ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_DONE;
 
         return ngx_http_eas_longpoll_hold(r);
@@ -130,18 +127,16 @@ ngx_http_eas_longpoll_handler(ngx_http_request_t *r)
 static void
 ngx_http_eas_longpoll_body_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
-    ngx_http_eas_ctx_t       *ctx;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_int_t            rc;
+    ngx_http_eas_ctx_t  *ctx;
 
     ctx = ngx_http_eas_get_ctx(r);
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
 
     ctx->longpoll_state = NGX_HTTP_EAS_LONGPOLL_DONE;
 
     r->preserve_body = 1;
 
-    rc = ngx_http_eas_longpoll_decide(r, ctx, elcf);
+    rc = ngx_http_eas_longpoll_decide(r, ctx);
 
     if (rc == NGX_DECLINED && ctx->longpoll) {
         rc = ngx_http_eas_longpoll_hold(r);
@@ -160,8 +155,7 @@ ngx_http_eas_longpoll_body_handler(ngx_http_request_t *r)
 /* NGX_DECLINED: forward; anything else: the request is answered here */
 
 static ngx_int_t
-ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_loc_conf_t *elcf)
+ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 {
     ngx_int_t          rc;
     ngx_str_t          body;
@@ -175,13 +169,13 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     }
 
     if (rc == NGX_DECLINED) {
-        ngx_http_eas_longpoll_unknown(r, ctx, elcf, NGX_HTTP_EAS_HB_UNREAD);
+        ngx_http_eas_longpoll_unknown(r, ctx, NGX_HTTP_EAS_HB_UNREAD);
         return NGX_DECLINED;
     }
 
     if (body.len == 0) {
         /* an empty Ping or Sync replays the device's cached request */
-        ngx_http_eas_longpoll_unknown(r, ctx, elcf, NGX_HTTP_EAS_HB_DEFAULT);
+        ngx_http_eas_longpoll_unknown(r, ctx, NGX_HTTP_EAS_HB_DEFAULT);
         return NGX_DECLINED;
     }
 
@@ -201,8 +195,7 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                       "forwarded", ngx_http_eas_command(ctx),
                       eas_wbxml_error_name(lp.error), lp.offset);
 
-        ngx_http_eas_longpoll_unknown(r, ctx, elcf,
-                                      NGX_HTTP_EAS_HB_MALFORMED);
+        ngx_http_eas_longpoll_unknown(r, ctx, NGX_HTTP_EAS_HB_MALFORMED);
         return NGX_DECLINED;
     }
 
@@ -214,11 +207,11 @@ ngx_http_eas_longpoll_decide(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
             return NGX_DECLINED;
         }
 
-        ngx_http_eas_longpoll_unknown(r, ctx, elcf, NGX_HTTP_EAS_HB_DEFAULT);
+        ngx_http_eas_longpoll_unknown(r, ctx, NGX_HTTP_EAS_HB_DEFAULT);
         return NGX_DECLINED;
     }
 
-    return ngx_http_eas_longpoll_range(r, ctx, elcf, &lp);
+    return ngx_http_eas_longpoll_range(r, ctx, &lp);
 }
 
 
@@ -310,7 +303,7 @@ ngx_http_eas_longpoll_body(ngx_http_request_t *r, ngx_str_t *body)
 
 static ngx_int_t
 ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_loc_conf_t *elcf, eas_longpoll_t *lp)
+    eas_longpoll_t *lp)
 {
     size_t                         len;
     u_char                        *out;
@@ -337,7 +330,7 @@ ngx_http_eas_longpoll_range(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
                                            : (time_t) value * 60;
         ctx->heartbeat_source = NGX_HTTP_EAS_HB_BODY;
 
-        ngx_http_eas_longpoll_remember(r, ctx, elcf);
+        ngx_http_eas_longpoll_remember(r, ctx);
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "eas %s held for %T s (body)",
@@ -414,24 +407,26 @@ ngx_http_eas_longpoll_answer(ngx_http_request_t *r, u_char *data,
 
 static void
 ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_loc_conf_t *elcf, ngx_uint_t source)
+    ngx_uint_t source)
 {
     ngx_str_t                      user, device_id;
+    ngx_shm_zone_t                *zone;
     ngx_http_eas_device_t          dev;
     ngx_http_eas_longpoll_conf_t  *lpcf;
 
     lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
+    zone = ngx_http_eas_devices_zone(r);
 
     ctx->heartbeat = lpcf->heartbeat_max;
     ctx->heartbeat_source = source;
 
     /* the record is copied onto the stack: nothing stays in the pool */
 
-    if (source == NGX_HTTP_EAS_HB_DEFAULT && elcf->devices) {
+    if (source == NGX_HTTP_EAS_HB_DEFAULT && zone) {
 
         ngx_http_eas_longpoll_device(ctx, &user, &device_id);
 
-        if (ngx_http_eas_device_lookup(elcf->devices, &user, &device_id, &dev)
+        if (ngx_http_eas_device_lookup(zone, &user, &device_id, &dev)
             == NGX_OK
             && dev.heartbeat != 0)
         {
@@ -464,18 +459,20 @@ ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
 
 static void
-ngx_http_eas_longpoll_remember(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_loc_conf_t *elcf)
+ngx_http_eas_longpoll_remember(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 {
-    ngx_str_t  user, device_id;
+    ngx_str_t        user, device_id;
+    ngx_shm_zone_t  *zone;
 
-    if (elcf->devices == NULL) {
+    zone = ngx_http_eas_devices_zone(r);
+
+    if (zone == NULL) {
         return;
     }
 
     ngx_http_eas_longpoll_device(ctx, &user, &device_id);
 
-    if (ngx_http_eas_device_set_heartbeat(elcf->devices, &user, &device_id,
+    if (ngx_http_eas_device_set_heartbeat(zone, &user, &device_id,
                                           (ngx_uint_t) ctx->heartbeat)
         != NGX_OK)
     {

@@ -57,7 +57,6 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
     ngx_pool_cleanup_t              *cln;
     ngx_http_eas_ctx_t              *ctx;
     ngx_http_eas_held_t             *held;
-    ngx_http_eas_loc_conf_t         *elcf;
     ngx_http_eas_longpoll_conf_t    *lpcf;
     ngx_http_eas_longpoll_worker_t  *w;
 
@@ -80,12 +79,11 @@ ngx_http_eas_longpoll_hold(ngx_http_request_t *r)
     }
 
     ctx = ngx_http_eas_get_ctx(r);
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
     lpcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_longpoll_module);
 
     held = cln->data;
     held->request = r;
-    held->devices = elcf->devices;
+    held->devices = ngx_http_eas_devices_zone(r);
     held->uri_changes = r->uri_changes;
     held->deadline = 0;
 

@@ -107,41 +107,25 @@ ngx_module_t  ngx_http_eas_longpoll_module = {
 
 
 /*
- * The long-poll handler runs in the precontent phase right after the
- * device decision (ngx_http_eas_enforce_handler), after every access
- * check, so that no body is read for a refused request.  nginx runs a
- * phase's handlers last-registered first: the handler goes just before
- * the device decision's in the array, whichever of the two modules
- * registered first.
+ * The long-poll handler is the precontent phase's last step
+ * (NGX_HTTP_EAS_STEP_LONGPOLL): after every access check, the device
+ * decision included, so that no body is read for a refused request.
  */
 
 static ngx_int_t
 ngx_http_eas_longpoll_init(ngx_conf_t *cf)
 {
-    ngx_uint_t                  i, n;
-    ngx_array_t                *a;
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    a = &cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers;
-
-    if (ngx_array_push(a) == NULL) {
+    if (ngx_http_eas_step_add(cf, NGX_HTTP_EAS_STEP_LONGPOLL,
+                              ngx_http_eas_longpoll_handler)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    h = a->elts;
-    n = a->nelts - 1;
-
-    for (i = 0; i < n; i++) {
-        if (h[i] == ngx_http_eas_enforce_handler) {
-            break;
-        }
-    }
-
-    ngx_memmove(&h[i + 1], &h[i], (n - i) * sizeof(ngx_http_handler_pt));
-    h[i] = ngx_http_eas_longpoll_handler;
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {

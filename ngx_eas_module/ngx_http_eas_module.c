@@ -7,10 +7,13 @@
 /*
  * The core module, ngx_http_eas_module (docs/design.md): its definition
  * and directive table, the main and location configuration and their
- * merge, the phase handlers it registers (the parse step, the access
- * handler that runs the pre-authentication, the enforcement of step 3,
- * the log-phase checks) and the check run once the whole configuration
- * is known.  Its directive helpers are in ngx_http_eas_conf.c.
+ * merge, the phase handlers it registers (the parse step, the refusals
+ * held at the start of the precontent phase, the metrics' log step) and
+ * the order of the precontent steps the modules of the concerns add
+ * (ngx_http_eas_step_add()).  Its directive helpers are in
+ * ngx_http_eas_conf.c; pre-authentication, device access and long-poll
+ * are modules of their own (ngx_http_eas_preauth_module.c,
+ * _devices_module.c, _longpoll_module.c).
  */
 
 
@@ -25,23 +28,20 @@
 
 static ngx_int_t ngx_http_eas_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_eas_init(ngx_conf_t *cf);
-static ngx_int_t ngx_http_eas_access_handler(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx);
 static void *ngx_http_eas_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_init_main_conf(ngx_conf_t *cf, void *conf);
-static ngx_int_t ngx_http_eas_init_module(ngx_cycle_t *cycle);
 static void *ngx_http_eas_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 
 
-static ngx_conf_num_bounds_t  ngx_http_eas_device_max_bounds = {
-    ngx_http_eas_num_bounds, 0, 65535
-};
+static ngx_str_t  ngx_http_eas_reason_method =
+    ngx_string("method_not_allowed");
 
 
-static ngx_conf_num_bounds_t  ngx_http_eas_device_status_bounds = {
-    ngx_http_eas_num_bounds, 400, 599
-};
+/* the precontent steps registered in this configuration, by step */
+static ngx_http_handler_pt  ngx_http_eas_steps[NGX_HTTP_EAS_STEPS];
 
 
 static ngx_conf_enum_t  ngx_http_eas_log_levels[] = {
@@ -75,156 +75,6 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_eas_loc_conf_t, log_level),
       &ngx_http_eas_log_levels },
-
-    { ngx_string("eas_preauth_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_eas_cache_zone,
-      0,
-      0,
-      NULL },
-
-    { ngx_string("eas_preauth"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_eas_preauth,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_preauth_cache"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_eas_preauth_cache,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_preauth_user_file"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
-                        |NGX_CONF_TAKE12,
-      ngx_http_eas_preauth_user_file,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_preauth_request"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
-      ngx_http_eas_preauth_request,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_preauth_timeout"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_msec_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, preauth.timeout),
-      NULL },
-
-    { ngx_string("eas_ldap_server"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
-      ngx_http_eas_ldap_server,
-      0,
-      0,
-      NULL },
-
-    { ngx_string("eas_preauth_ldap"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_eas_preauth_ldap,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_preauth_thread_pool"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_eas_preauth_thread_pool,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_preauth_lockout"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_eas_preauth_lockout,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_device_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_eas_device_zone,
-      0,
-      0,
-      NULL },
-
-    { ngx_string("eas_devices"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_eas_devices,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_device_inventory"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_eas_device_inventory,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    /* the offset of a rule directive is the access it gives */
-
-    { ngx_string("eas_device_allow"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_eas_device_rule,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      NGX_HTTP_EAS_ACCESS_ALLOWED,
-      NULL },
-
-    { ngx_string("eas_device_block"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_eas_device_rule,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      NGX_HTTP_EAS_ACCESS_BLOCKED,
-      NULL },
-
-    { ngx_string("eas_device_rules"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_eas_device_rules,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_device_user_lists"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_eas_device_user_lists,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_device_default"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_eas_device_default,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
-
-    { ngx_string("eas_device_max"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, device_max),
-      &ngx_http_eas_device_max_bounds },
-
-    { ngx_string("eas_device_user_match"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, device_user_match),
-      NULL },
-
-    { ngx_string("eas_device_block_status"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
-      NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_eas_loc_conf_t, device_status),
-      &ngx_http_eas_device_status_bounds },
 
     { ngx_string("eas_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
@@ -293,11 +143,11 @@ ngx_module_t  ngx_http_eas_module = {
     ngx_http_eas_commands,                 /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    ngx_http_eas_init_module,              /* init module */
+    NULL,                                  /* init module */
     ngx_http_eas_metrics_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    ngx_http_eas_ldap_exit_process,        /* exit process */
+    NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -333,33 +183,21 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     *h = ngx_http_eas_parse_handler;
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_eas_access_handler;
-
     /*
-     * The device decision, and every refusal of the edge held, where
-     * neither "satisfy any" nor an internal redirect can skip them
-     * (ngx_http_eas_access.c); the long-poll module puts its handler
-     * right after this one (ngx_http_eas_longpoll_module.c)
+     * refusals held, the precontent phase's first step: the device
+     * decision and the long-poll body come after it (their modules add
+     * them), where neither "satisfy any" nor an internal redirect can
+     * skip them
      */
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-    if (h == NULL) {
+    ngx_memzero(ngx_http_eas_steps, sizeof(ngx_http_eas_steps));
+
+    if (ngx_http_eas_step_add(cf, NGX_HTTP_EAS_STEP_REFUSALS,
+                              ngx_http_eas_enforce_handler)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    *h = ngx_http_eas_enforce_handler;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_eas_preauth_log_check;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
@@ -381,69 +219,164 @@ ngx_http_eas_init(ngx_conf_t *cf)
 }
 
 
-/* run by "nginx -t" too, once the whole configuration is known */
+/*
+ * A step of the precontent phase, added by its module's
+ * postconfiguration.  nginx runs a phase's handlers last-registered
+ * first: a step goes before, in the array, the steps that run ahead of
+ * it, so they run in the order of NGX_HTTP_EAS_STEP_*, whichever module
+ * comes first in "config"; other modules' handlers keep their places.
+ */
 
-static ngx_int_t
-ngx_http_eas_init_module(ngx_cycle_t *cycle)
+ngx_int_t
+ngx_http_eas_step_add(ngx_conf_t *cf, ngx_uint_t step,
+    ngx_http_handler_pt handler)
 {
-    ngx_http_eas_passwd_check_user(cycle);
+    ngx_uint_t                  i, k, n;
+    ngx_array_t                *a;
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    a = &cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers;
+
+    if (ngx_array_push(a) == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = a->elts;
+    n = a->nelts - 1;
+
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < step; k++) {
+            if (ngx_http_eas_steps[k] != NULL
+                && h[i] == ngx_http_eas_steps[k])
+            {
+                goto found;
+            }
+        }
+    }
+
+found:
+
+    ngx_memmove(&h[i + 1], &h[i], (n - i) * sizeof(ngx_http_handler_pt));
+    h[i] = handler;
+
+    ngx_http_eas_steps[step] = handler;
 
     return NGX_OK;
 }
 
 
 /*
- * Step 2 of the request flow: pre-authentication, composed like
- * auth_basic: NGX_OK for good credentials (under "satisfy any" that is
- * enough), 401 for missing or wrong ones (another access module may
- * still admit the request under "satisfy any"), NGX_DECLINED where no
- * pre-authentication is configured.  A refusal is remembered in the
- * context: a lockout or a source error holds whatever "satisfy" says,
- * and no refusal is handed to a content handler after an internal
- * redirect (ngx_http_eas_enforce_handler).  Step 3, device access, runs
- * in the precontent phase.  Subrequests are not checked.
+ * The precontent phase's first step, for every main request, before
+ * the device decision, the long-poll handler and try_files.  Access
+ * modules can admit a request under "satisfy any", and an error_page,
+ * X-Accel-Redirect, try_files or "rewrite ... last" can take a request
+ * to another location after the edge refused it, or before its checks
+ * ran; nothing of that may let a refused request reach a content
+ * handler (proxy_pass, fastcgi_pass, grpc_pass...), which would forward
+ * it.  So, here:
+ *
+ *   - a request the edge refused (malformed, pre-authentication,
+ *     device) is refused again with the same status in any location
+ *     with a content handler; a static error page or "return" still
+ *     answers it.  A pre-authentication 401 under "satisfy any" that
+ *     another access module overrode in the same location is no
+ *     refusal (the "either" of satisfy any); a lockout always is;
+ *   - a request that an "eas on" location parsed but that left it
+ *     before its checks ran ("rewrite ... last") is refused (403) in a
+ *     location without "eas on" that has a content handler;
+ *   - in an "eas on" location, nothing: the device decision (step 3)
+ *     is the next step, ngx_http_eas_devices_module's.
+ *
+ * The context survives internal redirects (ngx_http_eas_get_ctx).
  */
 
-static ngx_int_t
-ngx_http_eas_access_handler(ngx_http_request_t *r)
+ngx_int_t
+ngx_http_eas_enforce_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                  rc;
     ngx_http_eas_ctx_t        *ctx;
+    ngx_http_eas_loc_conf_t   *elcf;
     ngx_http_core_loc_conf_t  *clcf;
-
-    static ngx_str_t  locked = ngx_string("locked");
 
     if (r != r->main) {
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_eas_preauth_handler(r);
-
-    if (rc < NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
     ctx = ngx_http_eas_get_ctx(r);
 
-    if (ctx == NULL || ctx->refused) {
-        return rc;
+    if (ctx == NULL) {
+        return NGX_DECLINED;
     }
 
+    if (ctx->refused && ctx->refused_soft
+        && ctx->refused_pass == r->uri_changes)
+    {
+        /* satisfy any: another access module admitted it right here */
+        ctx->refused = 0;
+        ctx->refused_soft = 0;
+    }
+
+    if (ctx->refused == 0) {
+        ctx->refused = ngx_http_eas_parse_refusal(ctx);
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    ctx->refused = rc;
-    ctx->refused_pass = r->uri_changes;
+    if (ctx->refused) {
+        if (clcf->handler == NULL) {
+            return NGX_DECLINED;
+        }
 
-    /* a lockout holds even where another module would admit the request */
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
+                      "eas: request refused with %ui is not passed to "
+                      "location \"%V\"", ctx->refused, &clcf->name);
 
-    ctx->refused_soft = (clcf->satisfy == NGX_HTTP_SATISFY_ANY
-                         && rc == NGX_HTTP_UNAUTHORIZED
-                         && !(ctx->auth.len == locked.len
-                              && ngx_strncmp(ctx->auth.data, locked.data,
-                                             locked.len)
-                                 == 0));
+        return ctx->refused;
+    }
 
-    return rc;
+    if (!elcf->enable) {
+        if (ctx->checked || clcf->handler == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
+                      "eas: request left its \"eas on\" location before "
+                      "its checks, not passed to location \"%V\"",
+                      &clcf->name);
+
+        ctx->refused = NGX_HTTP_FORBIDDEN;
+
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * A request the parse step refused (in the rewrite phase) has a reason
+ * and no parsed fields; an OPTIONS with an unreadable query has neither.
+ */
+
+static ngx_uint_t
+ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx)
+{
+    if (ctx->parsed || ctx->reason.len == 0) {
+        return 0;
+    }
+
+    if (ctx->reason.len == ngx_http_eas_reason_method.len
+        && ngx_strncmp(ctx->reason.data, ngx_http_eas_reason_method.data,
+                       ctx->reason.len)
+           == 0)
+    {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    return NGX_HTTP_BAD_REQUEST;
 }
 
 
@@ -494,26 +427,22 @@ ngx_http_eas_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->allow = { 0, NULL };
-     *     conf->device_check = 0;
      *     conf->admin = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
     conf->methods = NGX_CONF_UNSET_UINT;
-    conf->devices = NGX_CONF_UNSET_PTR;
-    conf->device_rules = NGX_CONF_UNSET_PTR;
-    conf->device_lists = NGX_CONF_UNSET_PTR;
-    conf->device_default = NGX_CONF_UNSET_UINT;
-    conf->device_max = NGX_CONF_UNSET_UINT;
-    conf->device_user_match = NGX_CONF_UNSET;
-    conf->device_status = NGX_CONF_UNSET_UINT;
     conf->log_level = NGX_CONF_UNSET_UINT;
-
-    ngx_http_eas_preauth_create_conf(&conf->preauth);
 
     return conf;
 }
 
+
+/*
+ * The core comes first in "config": the modules of the concerns merge
+ * each level after it, and find "eas" merged there
+ * (ngx_http_eas_inert_location()).
+ */
 
 static char *
 ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
@@ -521,14 +450,9 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_eas_loc_conf_t *prev = parent;
     ngx_http_eas_loc_conf_t *conf = child;
 
-    char                      *inert;
-    ngx_http_core_loc_conf_t  *clcf;
-
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
                               NGX_LOG_NOTICE);
-
-    inert = ngx_http_eas_inert_directive(cf, conf);
 
     if (conf->methods == NGX_CONF_UNSET_UINT) {
         conf->methods = prev->methods;
@@ -545,37 +469,11 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    if (ngx_http_eas_preauth_merge_conf(cf, &prev->preauth, &conf->preauth)
-        != NGX_CONF_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_eas_devices_merge(cf, prev, conf) != NGX_CONF_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_eas_access_merge(cf, prev, conf) != NGX_CONF_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_eas_inventory_check(cf, conf) != NGX_OK
-        || ngx_http_eas_admin_check(cf, conf) != NGX_OK
+    if (ngx_http_eas_admin_check(cf, conf) != NGX_OK
         || ngx_http_eas_console_check(cf, conf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
 
-    if (inert) {
-        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%s\" has no effect in location \"%V\" "
-                           "where \"eas\" is off: add \"eas on\" to it",
-                           inert, &clcf->name);
-        return NGX_CONF_ERROR;
-    }
-
     return NGX_CONF_OK;
 }
-

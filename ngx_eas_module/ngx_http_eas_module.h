@@ -31,29 +31,8 @@ typedef struct ngx_http_eas_ldap_s    ngx_http_eas_ldap_t;
 typedef struct ngx_http_eas_peek_s    ngx_http_eas_peek_t;
 
 
-/* pre-authentication (ngx_http_eas_preauth.c, docs/authentication.md) */
-typedef struct {
-    ngx_str_t               realm;         /* empty: off */
-    ngx_str_t               challenge;     /* Basic realm="..." */
-    ngx_shm_zone_t         *zone;          /* eas_preauth_cache zone= */
-    time_t                  valid;         /* positive cache lifetime */
-    time_t                  invalid;       /* negative cache lifetime */
-    ngx_http_eas_passwd_t  *file;          /* eas_preauth_user_file */
-    ngx_str_t               uri;           /* eas_preauth_request */
-    ngx_flag_t              any_answer;    /* answer=status */
-    ngx_msec_t              timeout;       /* eas_preauth_timeout */
-    void                   *thread_pool;   /* ngx_thread_pool_t */
-    ngx_flag_t              inline_check;  /* eas_preauth_thread_pool off */
-    ngx_uint_t              user_limit;    /* 0: no user lockout */
-    ngx_uint_t              address_limit; /* 0: no address lockout */
-    time_t                  window;        /* failures are counted in */
-    time_t                  lock_time;
-    time_t                  known;         /* a known-good device lasts */
-    ngx_http_eas_ldap_t    *ldap;          /* eas_preauth_ldap */
-    time_t                  grace;         /* of the directory, 0: none */
-    u_char                  source[NGX_HTTP_EAS_DIGEST_LEN]; /* of uri */
-    unsigned                set:1;         /* eas_preauth at this level */
-} ngx_http_eas_preauth_conf_t;
+/* pre-authentication, ngx_http_eas_preauth_module (ngx_http_eas_preauth.h) */
+typedef struct ngx_http_eas_preauth_conf_s  ngx_http_eas_preauth_conf_t;
 
 
 /* the pre-authentication zone (ngx_http_eas_cache.c) */
@@ -161,6 +140,9 @@ typedef struct {
 typedef struct ngx_http_eas_rules_s        ngx_http_eas_rules_t;
 typedef struct ngx_http_eas_lists_s        ngx_http_eas_lists_t;
 
+/* device access, ngx_http_eas_devices_module (ngx_http_eas_devices.h) */
+typedef struct ngx_http_eas_devices_conf_s  ngx_http_eas_devices_conf_t;
+
 
 typedef struct {
     ngx_flag_t            enable;
@@ -168,16 +150,6 @@ typedef struct {
     void                 *console;        /* eas_console (..._console.c) */
     ngx_uint_t            methods;        /* NGX_HTTP_* bit mask */
     ngx_str_t             allow;          /* "OPTIONS, POST" for 405 */
-    ngx_shm_zone_t       *devices;        /* eas_devices: inventory zone */
-    ngx_http_eas_rules_t *device_rules;   /* eas_device_allow/block/rules */
-    ngx_http_eas_lists_t *device_lists;   /* eas_device_user_lists */
-    ngx_uint_t            device_default; /* eas_device_default */
-    ngx_uint_t            device_max;     /* eas_device_max, 0: none */
-    ngx_flag_t            device_user_match; /* eas_device_user_match */
-    ngx_uint_t            device_status;  /* eas_device_block_status,
-                                             0: as Exchange */
-    ngx_flag_t            device_check;   /* the device step runs */
-    ngx_http_eas_preauth_conf_t  preauth;
     ngx_uint_t            log_level;      /* eas_log_level */
 } ngx_http_eas_loc_conf_t;
 
@@ -250,25 +222,6 @@ ngx_int_t ngx_http_eas_secret_file(ngx_conf_t *cf, ngx_str_t *path,
 ngx_shm_zone_t *ngx_http_eas_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
     void *tag);
 
-ngx_int_t ngx_http_eas_preauth_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_eas_preauth_log_check(ngx_http_request_t *r);
-char *ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-void ngx_http_eas_preauth_create_conf(ngx_http_eas_preauth_conf_t *conf);
-char *ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
-    ngx_http_eas_preauth_conf_t *prev, ngx_http_eas_preauth_conf_t *conf);
-
-char *ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 ngx_shm_zone_t *ngx_http_eas_cache_add(ngx_conf_t *cf, ngx_str_t *name);
 ngx_int_t ngx_http_eas_cache_digest(ngx_shm_zone_t *zone, u_char *source,
     ngx_str_t *user, ngx_str_t *password, u_char *digest);
@@ -297,10 +250,6 @@ ngx_int_t ngx_http_eas_cache_set_extra(ngx_shm_zone_t *zone, u_char *digest,
     u_char *data, size_t len);
 
 /* the directory credential source (ngx_http_eas_ldap.c) */
-char *ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 ngx_int_t ngx_http_eas_ldap_check(ngx_conf_t *cf,
     ngx_http_eas_preauth_conf_t *pcf);
 u_char *ngx_http_eas_ldap_source(ngx_http_eas_ldap_t *ldap);
@@ -321,8 +270,6 @@ void ngx_http_eas_ldap_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_eas_ldap_identity(ngx_str_t *extra, ngx_str_t *identity);
 ngx_str_t *ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name,
     size_t len);
-ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *elcf);
 ngx_int_t ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
     size_t len, u_char *dst, size_t size, size_t *n);
 ngx_int_t ngx_http_eas_fold(u_char *src, size_t len, u_char *dst, size_t size,
@@ -450,24 +397,16 @@ ngx_int_t ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_str_t *device_id);
 ngx_uint_t ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
     ngx_uint_t delete, ngx_http_eas_device_t *out, ngx_uint_t n);
-char *ngx_http_eas_device_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_devices(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_eas_device_inventory(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_devices_merge(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
+ngx_shm_zone_t *ngx_http_eas_devices_zone(ngx_http_request_t *r);
 size_t ngx_http_eas_inventory_record_size(ngx_http_eas_device_t *d);
 u_char *ngx_http_eas_inventory_record(u_char *p, ngx_http_eas_device_t *d);
 u_char *ngx_http_eas_json_escape(u_char *dst, u_char *src, size_t len,
     size_t *size);
-ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *conf);
 
 /* the gateway's own answers (ngx_http_eas_answer.c) */
 ngx_int_t ngx_http_eas_answer_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_eas_answer_blocked(ngx_http_request_t *r,
-    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
+    ngx_uint_t status, ngx_http_eas_ctx_t *ctx);
 ngx_int_t ngx_http_eas_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *data, size_t len);
 ngx_table_elt_t *ngx_http_eas_header_find(ngx_list_t *headers,
@@ -478,15 +417,23 @@ ngx_int_t ngx_http_eas_answer_private(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_answer_wbxml(ngx_http_request_t *r, u_char *data,
     size_t len);
 
-/* step 3 of the request flow (ngx_http_eas_access.c) */
+/*
+ * The precontent phase's steps, in the order they run: refusals held
+ * (the core), the device decision (ngx_http_eas_devices_module), the
+ * long-poll body (ngx_http_eas_longpoll_module).  Each module adds its
+ * own in its postconfiguration (ngx_http_eas_step_add()), whatever the
+ * order of the modules.
+ */
+#define NGX_HTTP_EAS_STEP_REFUSALS  0
+#define NGX_HTTP_EAS_STEP_DEVICES   1
+#define NGX_HTTP_EAS_STEP_LONGPOLL  2
+#define NGX_HTTP_EAS_STEPS          3
+
+ngx_int_t ngx_http_eas_step_add(ngx_conf_t *cf, ngx_uint_t step,
+    ngx_http_handler_pt handler);
 ngx_int_t ngx_http_eas_enforce_handler(ngx_http_request_t *r);
-char *ngx_http_eas_inert_directive(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *conf);
-ngx_uint_t ngx_http_eas_inventory_location(ngx_conf_t *cf);
-char *ngx_http_eas_access_merge(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *prev, ngx_http_eas_loc_conf_t *conf);
-char *ngx_http_eas_device_default(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+char *ngx_http_eas_inert(ngx_conf_t *cf, char *name);
+ngx_uint_t ngx_http_eas_inert_location(ngx_conf_t *cf);
 
 
 /* what device rules and per-user lists look at */
@@ -543,10 +490,6 @@ ngx_int_t ngx_http_eas_reason(ngx_http_request_t *r, ngx_str_t *source,
 ngx_str_t *ngx_http_eas_reason_source(ngx_conf_t *cf, ngx_str_t *directive,
     ngx_str_t *file);
 
-char *ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_eas_device_rules(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 ngx_int_t ngx_http_eas_rules_merge(ngx_conf_t *cf,
     ngx_http_eas_rules_t **conf, ngx_http_eas_rules_t *prev);
 ngx_int_t ngx_http_eas_rules_compile(ngx_conf_t *cf,
@@ -555,8 +498,6 @@ ngx_int_t ngx_http_eas_rules_decide(ngx_http_request_t *r,
     ngx_http_eas_rules_t *rules, ngx_http_eas_device_values_t *values,
     ngx_uint_t *access, ngx_str_t *reason);
 
-char *ngx_http_eas_device_user_lists(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
 
 /*

@@ -20,20 +20,14 @@
  * credentials → lockout (known-good devices pass) → cache → room for
  * the failure counters → credential source.  The source is a password
  * file checked in the thread pool, a directory, or a subrequest.
- * Nothing refused here reaches the backend.
+ * Nothing refused here reaches the backend.  The 503 answers are in
+ * ngx_http_eas_preauth_busy.c.
  */
 
 
-static ngx_int_t ngx_http_eas_preauth_busy(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
-static ngx_int_t ngx_http_eas_preauth_throttle(
-    ngx_http_eas_preauth_throttle_t *t);
 static ngx_int_t ngx_http_eas_preauth_accept(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx,
     ngx_str_t *auth);
-static ngx_int_t ngx_http_eas_preauth_refuse(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx,
-    ngx_str_t *auth, const char *reason, ngx_int_t status);
 static ngx_int_t ngx_http_eas_preauth_malformed(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx,
     eas_basic_reason_e reason);
@@ -42,13 +36,7 @@ static ngx_int_t ngx_http_eas_preauth_down(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_preauth_query(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_conf_t *pcf,
     ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *password);
-static ngx_int_t ngx_http_eas_preauth_full(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
-static ngx_int_t ngx_http_eas_preauth_tries_busy(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
 static void ngx_http_eas_preauth_abandon(void *data);
-static ngx_int_t ngx_http_eas_preauth_retry_after(ngx_http_request_t *r,
-    time_t t);
 
 
 static ngx_str_t  ngx_http_eas_auth_ok = ngx_string("ok");
@@ -60,12 +48,6 @@ static ngx_str_t  ngx_http_eas_auth_missing = ngx_string("missing");
 static ngx_str_t  ngx_http_eas_auth_malformed = ngx_string("malformed");
 static ngx_str_t  ngx_http_eas_auth_grace = ngx_string("grace");
 static ngx_str_t  ngx_http_eas_auth_down = ngx_string("down");
-static ngx_str_t  ngx_http_eas_auth_full = ngx_string("full");
-static ngx_str_t  ngx_http_eas_auth_busy = ngx_string("busy");
-
-/* per worker: when a warning of each kind was last written */
-static ngx_http_eas_preauth_throttle_t  ngx_http_eas_preauth_disagree;
-static ngx_http_eas_preauth_throttle_t  ngx_http_eas_preauth_overload;
 
 
 ngx_int_t
@@ -80,14 +62,12 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     ngx_table_elt_t              *h;
     ngx_pool_cleanup_t           *cln;
     ngx_http_eas_ctx_t           *ctx;
-    ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_ctx_t   *pctx;
     ngx_http_eas_preauth_conf_t  *pcf;
     u_char                        buf[EAS_BASIC_BUFFER_SIZE];
     u_char                        id[EAS_BASIC_USER_MAX];
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-    pcf = &elcf->preauth;
+    pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
     if (pcf->realm.len == 0) {
         return NGX_DECLINED;
@@ -326,89 +306,6 @@ identified:
 }
 
 
-/*
- * The log phase: the edge accepted the credentials and the backend
- * refused them.  The two credential stores disagree (a source answering
- * yes to everyone, a password changed in one store only): a warning an
- * operator sees, with the user and the source, at most one per worker
- * every NGX_HTTP_EAS_PREAUTH_LOG_EVERY seconds.
- */
-
-ngx_int_t
-ngx_http_eas_preauth_log_check(ngx_http_request_t *r)
-{
-    ngx_str_t                     source;
-    ngx_http_eas_ctx_t           *ctx;
-    ngx_http_eas_loc_conf_t      *elcf;
-    ngx_http_eas_preauth_conf_t  *pcf;
-
-    if (r != r->main || r->upstream == NULL
-        || r->upstream->headers_in.status_n != NGX_HTTP_UNAUTHORIZED)
-    {
-        return NGX_OK;
-    }
-
-    ctx = ngx_http_eas_get_ctx(r);
-
-    if (ctx == NULL || !ctx->authenticated) {
-        return NGX_OK;
-    }
-
-    if (ngx_http_eas_preauth_throttle(&ngx_http_eas_preauth_disagree)
-        != NGX_OK)
-    {
-        return NGX_OK;
-    }
-
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-    pcf = &elcf->preauth;
-
-    if (pcf->file) {
-        source = *ngx_http_eas_passwd_name(pcf->file);
-
-    } else if (pcf->ldap) {
-        source = *ngx_http_eas_ldap_name(pcf->ldap);
-
-    } else if (pcf->uri.len) {
-        source = pcf->uri;
-
-    } else {
-        ngx_str_set(&source, "none");
-    }
-
-    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "eas: backend answered 401 to user \"%V\" accepted at "
-                  "the edge (auth=%V, credential source \"%V\"): the "
-                  "credential stores disagree (%ui more not logged)",
-                  &ctx->user, &ctx->auth, &source,
-                  ngx_http_eas_preauth_disagree.skipped);
-
-    ngx_http_eas_preauth_disagree.skipped = 0;
-
-    return NGX_OK;
-}
-
-
-/* NGX_OK: write the warning now (t->skipped were not written before) */
-
-static ngx_int_t
-ngx_http_eas_preauth_throttle(ngx_http_eas_preauth_throttle_t *t)
-{
-    time_t  now;
-
-    now = ngx_time();
-
-    if (t->logged && now - t->logged < NGX_HTTP_EAS_PREAUTH_LOG_EVERY) {
-        t->skipped++;
-        return NGX_DECLINED;
-    }
-
-    t->logged = now;
-
-    return NGX_OK;
-}
-
-
 /* the source answered: remember it, count a failure, answer */
 
 ngx_int_t
@@ -417,12 +314,10 @@ ngx_http_eas_preauth_finish(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 {
     u_char                       *p;
     ngx_uint_t                    locked, level;
-    ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_conf_t  *pcf;
     u_char                        why[NGX_MAX_ERROR_STR];
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-    pcf = &elcf->preauth;
+    pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
     if (pctx->busy || pctx->result == NGX_ERROR) {
         /*
@@ -532,7 +427,7 @@ static ngx_int_t
 ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *auth)
 {
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "eas preauth: user \"%V\" %V", &pctx->identity, auth);
@@ -541,9 +436,9 @@ ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ctx->authenticated = 1;
     ctx->auth = *auth;
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
-    if (elcf->preauth.ldap) {
+    if (pcf->ldap) {
         ctx->directory = pctx->extra;
         ctx->directory_set = 1;
 
@@ -560,13 +455,13 @@ ngx_http_eas_preauth_accept(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eas_preauth_refuse(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *auth, const char *reason,
     ngx_int_t status)
 {
-    ngx_table_elt_t          *h;
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_table_elt_t              *h;
+    ngx_http_eas_preauth_conf_t  *pcf;
 
     ctx->auth = *auth;
     ctx->reason.data = (u_char *) reason;
@@ -579,7 +474,7 @@ ngx_http_eas_preauth_refuse(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
         return status;
     }
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -591,7 +486,7 @@ ngx_http_eas_preauth_refuse(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     h->next = NULL;
 #endif
     ngx_str_set(&h->key, "WWW-Authenticate");
-    h->value = elcf->preauth.challenge;
+    h->value = pcf->challenge;
 
     r->headers_out.www_authenticate = h;
 
@@ -625,11 +520,9 @@ static ngx_int_t
 ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_preauth_ctx_t *pctx)
 {
-    ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_conf_t  *pcf;
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-    pcf = &elcf->preauth;
+    pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
     if (pctx->stale && ngx_http_eas_preauth_extra(r, pcf, pctx) == NGX_OK) {
         ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
@@ -659,94 +552,6 @@ ngx_http_eas_preauth_down(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 }
 
 
-/*
- * The thread pool's queue was full, or the check was not done by
- * eas_preauth_timeout: 503 with Retry-After, nothing counted against
- * the user.  Overload is logged at most once per worker every
- * NGX_HTTP_EAS_PREAUTH_LOG_EVERY seconds; each request has its reason
- * in $eas_reason.
- */
-
-static ngx_int_t
-ngx_http_eas_preauth_busy(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_preauth_ctx_t *pctx)
-{
-    time_t                        retry;
-    ngx_uint_t                    full;
-    ngx_http_eas_loc_conf_t      *elcf;
-    ngx_http_eas_preauth_conf_t  *pcf;
-
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-    pcf = &elcf->preauth;
-
-    full = (pctx->busy == NGX_HTTP_EAS_PREAUTH_QUEUE_FULL);
-
-    if (ngx_http_eas_preauth_throttle(&ngx_http_eas_preauth_overload)
-        == NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "eas: preauth refused: %s, user \"%V\", answering "
-                      "503 (%ui more not logged)",
-                      full ? "the thread pool's queue is full"
-                           : "credential check not done within "
-                             "eas_preauth_timeout",
-                      &pctx->user, ngx_http_eas_preauth_overload.skipped);
-
-        ngx_http_eas_preauth_overload.skipped = 0;
-    }
-
-    retry = (time_t) ((pcf->timeout + 999) / 1000);
-
-    if (ngx_http_eas_preauth_retry_after(r, retry) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
-                                       &ngx_http_eas_auth_busy,
-                                       full ? "auth_queue_full"
-                                            : "auth_timeout",
-                                       NGX_HTTP_SERVICE_UNAVAILABLE);
-}
-
-
-/*
- * As many tries of this user (or from this address) are being verified
- * as its lockout allows: the source is not asked until they are
- * answered and counted.  Nothing about the password is told.
- */
-
-static ngx_int_t
-ngx_http_eas_preauth_tries_busy(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx)
-{
-    if (pctx->query.busy_address) {
-        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
-                      "eas: preauth refused: address \"%V\" has as many "
-                      "tries being verified as its lockout allows, user "
-                      "\"%V\"", &pctx->addr, &pctx->identity);
-
-    } else {
-        ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
-                      "eas: preauth refused: user \"%V\" has as many tries "
-                      "being verified as its lockout allows",
-                      &pctx->identity);
-    }
-
-    if (ngx_http_eas_preauth_retry_after(r, NGX_HTTP_EAS_PREAUTH_BUSY_RETRY)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
-                                       &ngx_http_eas_auth_busy,
-                                       pctx->query.busy_address
-                                       ? "auth_address_busy"
-                                       : "auth_user_busy",
-                                       NGX_HTTP_SERVICE_UNAVAILABLE);
-}
-
-
 static void
 ngx_http_eas_preauth_abandon(void *data)
 {
@@ -754,33 +559,6 @@ ngx_http_eas_preauth_abandon(void *data)
 
     ngx_http_eas_cache_release(pctx->conf->zone, &pctx->query, pctx->conf,
                                1);
-}
-
-
-static ngx_int_t
-ngx_http_eas_preauth_retry_after(ngx_http_request_t *r, time_t t)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Retry-After");
-
-    h->value.data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    if (h->value.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->value.len = ngx_sprintf(h->value.data, "%T", t) - h->value.data;
-
-    return NGX_OK;
 }
 
 
@@ -863,44 +641,4 @@ ngx_http_eas_preauth_query(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     q->secret = pctx->secret;
 
     return NGX_OK;
-}
-
-
-/*
- * No room in the zone for the counters a refusal would need: the source
- * is not asked, the request is refused (never let through uncounted).
- * One alert per zone a minute says so; each request its info line.
- */
-
-static ngx_int_t
-ngx_http_eas_preauth_full(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
-    ngx_http_eas_preauth_ctx_t *pctx)
-{
-    ngx_http_eas_loc_conf_t      *elcf;
-    ngx_http_eas_preauth_conf_t  *pcf;
-
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-    pcf = &elcf->preauth;
-
-    if (pctx->query.log_full) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "eas: zone \"%V\" is full: no room for the failure "
-                      "counters of new users and addresses, their "
-                      "verifications are refused until counters expire",
-                      &pcf->zone->shm.name);
-    }
-
-    ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
-                  "eas: preauth refused: zone \"%V\" is full, user \"%V\" "
-                  "from \"%V\"", &pcf->zone->shm.name, &pctx->identity,
-                  &pctx->addr);
-
-    if (ngx_http_eas_preauth_retry_after(r, pcf->window) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_eas_preauth_refuse(r, ctx, pctx,
-                                       &ngx_http_eas_auth_full,
-                                       "auth_zone_full",
-                                       NGX_HTTP_SERVICE_UNAVAILABLE);
 }

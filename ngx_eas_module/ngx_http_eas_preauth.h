@@ -9,13 +9,19 @@
 
 
 /*
- * The pre-authentication step's own header, shared by its files:
- * ngx_http_eas_preauth.c (the step: credentials, lockout, cache, the
- * answer), ngx_http_eas_preauth_source.c (the credential sources
- * behind one interface: a thread task for the password file and the
- * directory, a subrequest for eas_preauth_request) and
+ * The pre-authentication concern, its own nginx module in the shared
+ * object, and its header, shared by its files:
+ * ngx_http_eas_preauth_module.c (directives, configuration, phase
+ * handlers), ngx_http_eas_preauth_conf.c (the directives parsed and
+ * merged), ngx_http_eas_preauth.c (the step: credentials, lockout,
+ * cache, the answer), ngx_http_eas_preauth_busy.c (its 503 answers),
+ * ngx_http_eas_preauth_source.c (the credential
+ * sources behind one interface: a thread task for the password file and
+ * the directory, a subrequest for eas_preauth_request) and
  * ngx_http_eas_memo.c (a connection's memo of its Authorization header
- * and credential digests).
+ * and credential digests).  It includes only the core header; the
+ * credential cache, the password file and the directory are declared
+ * there and in their own headers.
  */
 
 
@@ -24,6 +30,31 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+
+
+/* the location configuration of ngx_http_eas_preauth_module */
+struct ngx_http_eas_preauth_conf_s {
+    ngx_str_t               realm;         /* empty: off */
+    ngx_str_t               challenge;     /* Basic realm="..." */
+    ngx_shm_zone_t         *zone;          /* eas_preauth_cache zone= */
+    time_t                  valid;         /* positive cache lifetime */
+    time_t                  invalid;       /* negative cache lifetime */
+    ngx_http_eas_passwd_t  *file;          /* eas_preauth_user_file */
+    ngx_str_t               uri;           /* eas_preauth_request */
+    ngx_flag_t              any_answer;    /* answer=status */
+    ngx_msec_t              timeout;       /* eas_preauth_timeout */
+    void                   *thread_pool;   /* ngx_thread_pool_t */
+    ngx_flag_t              inline_check;  /* eas_preauth_thread_pool off */
+    ngx_uint_t              user_limit;    /* 0: no user lockout */
+    ngx_uint_t              address_limit; /* 0: no address lockout */
+    time_t                  window;        /* failures are counted in */
+    time_t                  lock_time;
+    time_t                  known;         /* a known-good device lasts */
+    ngx_http_eas_ldap_t    *ldap;          /* eas_preauth_ldap */
+    time_t                  grace;         /* of the directory, 0: none */
+    u_char                  source[NGX_HTTP_EAS_DIGEST_LEN]; /* of uri */
+    unsigned                set:1;         /* eas_preauth at this level */
+};
 
 
 #define NGX_HTTP_EAS_PREAUTH_RUNNING  1   /* thread task or subrequest */
@@ -85,6 +116,40 @@ typedef struct {
 } ngx_http_eas_preauth_job_t;
 
 
+/* the handlers of the module's directives */
+char *ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_preauth_ldap(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_eas_ldap_server(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+ngx_int_t ngx_http_eas_preauth_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_preauth_throttle(ngx_http_eas_preauth_throttle_t *t);
+void ngx_http_eas_preauth_create_conf(ngx_http_eas_preauth_conf_t *conf);
+char *ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
+    ngx_http_eas_preauth_conf_t *prev, ngx_http_eas_preauth_conf_t *conf);
+ngx_int_t ngx_http_eas_preauth_refuse(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *auth, const char *reason, ngx_int_t status);
+ngx_int_t ngx_http_eas_preauth_busy(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+ngx_int_t ngx_http_eas_preauth_tries_busy(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+ngx_int_t ngx_http_eas_preauth_full(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
+ngx_int_t ngx_http_eas_preauth_retry_after(ngx_http_request_t *r, time_t t);
 ngx_int_t ngx_http_eas_preauth_verify(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
     ngx_str_t *password);
@@ -106,6 +171,9 @@ ngx_int_t ngx_http_eas_memo_basic(ngx_http_request_t *r,
 void ngx_http_eas_memo_basic_keep(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, eas_basic_t *basic,
     u_char *id, size_t n);
+
+
+extern ngx_module_t  ngx_http_eas_preauth_module;
 
 
 #endif /* _NGX_HTTP_EAS_PREAUTH_H_INCLUDED_ */

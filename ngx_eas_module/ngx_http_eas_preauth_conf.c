@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_preauth.h"
 
 
 /*
@@ -31,7 +32,7 @@
 
 static char *ngx_http_eas_preauth_time(ngx_conf_t *cf, ngx_str_t *value,
     size_t skip, time_t *t);
-static ngx_int_t ngx_http_eas_preauth_request_source(ngx_conf_t *cf,
+static ngx_int_t ngx_http_eas_preauth_uri_source(ngx_conf_t *cf,
     ngx_http_eas_preauth_conf_t *conf);
 
 
@@ -102,7 +103,7 @@ ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
     ngx_conf_merge_ptr_value(conf->ldap, NULL, NULL);
 
     if (conf->uri.len
-        && ngx_http_eas_preauth_request_source(cf, conf) != NGX_OK)
+        && ngx_http_eas_preauth_uri_source(cf, conf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -205,20 +206,20 @@ ngx_http_eas_preauth_merge_conf(ngx_conf_t *cf,
 char *
 ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_preauth_conf_t *pcf = conf;
 
     u_char     *p;
     ngx_str_t  *value;
     ngx_uint_t  i;
 
-    if (elcf->preauth.realm.data) {
+    if (pcf->realm.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        ngx_str_set(&elcf->preauth.realm, "");
+        ngx_str_set(&pcf->realm, "");
         return NGX_CONF_OK;
     }
 
@@ -239,23 +240,23 @@ ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    elcf->preauth.realm = value[1];
+    pcf->realm = value[1];
 
-    elcf->preauth.challenge.len = sizeof("Basic realm=\"\"") - 1
+    pcf->challenge.len = sizeof("Basic realm=\"\"") - 1
                                   + value[1].len;
 
-    p = ngx_pnalloc(cf->pool, elcf->preauth.challenge.len);
+    p = ngx_pnalloc(cf->pool, pcf->challenge.len);
     if (p == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    elcf->preauth.challenge.data = p;
+    pcf->challenge.data = p;
 
     p = ngx_cpymem(p, "Basic realm=\"", sizeof("Basic realm=\"") - 1);
     p = ngx_cpymem(p, value[1].data, value[1].len);
     *p = '"';
 
-    elcf->preauth.set = 1;
+    pcf->set = 1;
 
     return NGX_CONF_OK;
 }
@@ -266,24 +267,24 @@ ngx_http_eas_preauth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *
 ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_preauth_conf_t *pcf = conf;
 
     char        *rv;
     ngx_str_t   *value, s;
     ngx_uint_t   i;
 
-    if (elcf->preauth.zone != NGX_CONF_UNSET_PTR) {
+    if (pcf->zone != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
-        elcf->preauth.zone = NULL;
+        pcf->zone = NULL;
         return NGX_CONF_OK;
     }
 
-    elcf->preauth.zone = NULL;
+    pcf->zone = NULL;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
@@ -295,8 +296,8 @@ ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 goto invalid;
             }
 
-            elcf->preauth.zone = ngx_http_eas_cache_add(cf, &s);
-            if (elcf->preauth.zone == NULL) {
+            pcf->zone = ngx_http_eas_cache_add(cf, &s);
+            if (pcf->zone == NULL) {
                 return NGX_CONF_ERROR;
             }
 
@@ -305,7 +306,7 @@ ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strncmp(value[i].data, "valid=", 6) == 0) {
             rv = ngx_http_eas_preauth_time(cf, &value[i], 6,
-                                           &elcf->preauth.valid);
+                                           &pcf->valid);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
@@ -315,7 +316,7 @@ ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strncmp(value[i].data, "invalid=", 8) == 0) {
             rv = ngx_http_eas_preauth_time(cf, &value[i], 8,
-                                           &elcf->preauth.invalid);
+                                           &pcf->invalid);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
@@ -326,7 +327,7 @@ ngx_http_eas_preauth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         goto invalid;
     }
 
-    if (elcf->preauth.zone == NULL) {
+    if (pcf->zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" must have \"zone\" parameter",
                            &cmd->name);
@@ -350,14 +351,14 @@ char *
 ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_preauth_conf_t *pcf = conf;
 
     ngx_str_t   *value;
     ngx_flag_t   plain;
 
-    if (elcf->preauth.file != NGX_CONF_UNSET_PTR
-        || elcf->preauth.uri.data != NULL
-        || elcf->preauth.ldap != NGX_CONF_UNSET_PTR)
+    if (pcf->file != NGX_CONF_UNSET_PTR
+        || pcf->uri.data != NULL
+        || pcf->ldap != NGX_CONF_UNSET_PTR)
     {
         return "is duplicate, or another credential source is set";
     }
@@ -376,12 +377,12 @@ ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
         plain = 1;
     }
 
-    elcf->preauth.file = ngx_http_eas_passwd_open(cf, &value[1], plain);
-    if (elcf->preauth.file == NULL) {
+    pcf->file = ngx_http_eas_passwd_open(cf, &value[1], plain);
+    if (pcf->file == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    elcf->preauth.ldap = NULL;
+    pcf->ldap = NULL;
 
     return NGX_CONF_OK;
 }
@@ -392,13 +393,13 @@ ngx_http_eas_preauth_user_file(ngx_conf_t *cf, ngx_command_t *cmd,
 char *
 ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_preauth_conf_t *pcf = conf;
 
     ngx_str_t  *value;
 
-    if (elcf->preauth.uri.data != NULL
-        || elcf->preauth.file != NGX_CONF_UNSET_PTR
-        || elcf->preauth.ldap != NGX_CONF_UNSET_PTR)
+    if (pcf->uri.data != NULL
+        || pcf->file != NGX_CONF_UNSET_PTR
+        || pcf->ldap != NGX_CONF_UNSET_PTR)
     {
         return "is duplicate, or another credential source is set";
     }
@@ -420,7 +421,7 @@ ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (cf->args->nelts == 3) {
         if (ngx_strcmp(value[2].data, "answer=status") == 0) {
-            elcf->preauth.any_answer = 1;
+            pcf->any_answer = 1;
 
         } else if (ngx_strcmp(value[2].data, "answer=activesync") != 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -431,9 +432,9 @@ ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    elcf->preauth.uri = value[1];
-    elcf->preauth.file = NULL;
-    elcf->preauth.ldap = NULL;
+    pcf->uri = value[1];
+    pcf->file = NULL;
+    pcf->ldap = NULL;
 
     return NGX_CONF_OK;
 }
@@ -449,7 +450,7 @@ ngx_http_eas_preauth_request(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  */
 
 static ngx_int_t
-ngx_http_eas_preauth_request_source(ngx_conf_t *cf,
+ngx_http_eas_preauth_uri_source(ngx_conf_t *cf,
     ngx_http_eas_preauth_conf_t *conf)
 {
     size_t                      len;
@@ -537,30 +538,30 @@ char *
 ngx_http_eas_preauth_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_preauth_conf_t *pcf = conf;
 
     ngx_str_t  *value;
 
-    if (elcf->preauth.thread_pool != NGX_CONF_UNSET_PTR) {
+    if (pcf->thread_pool != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        elcf->preauth.thread_pool = NULL;
-        elcf->preauth.inline_check = 1;
+        pcf->thread_pool = NULL;
+        pcf->inline_check = 1;
         return NGX_CONF_OK;
     }
 
 #if (NGX_THREADS)
 
-    elcf->preauth.thread_pool = ngx_thread_pool_add(cf, &value[1]);
-    if (elcf->preauth.thread_pool == NULL) {
+    pcf->thread_pool = ngx_thread_pool_add(cf, &value[1]);
+    if (pcf->thread_pool == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    elcf->preauth.inline_check = 0;
+    pcf->inline_check = 0;
 
     return NGX_CONF_OK;
 
@@ -583,15 +584,15 @@ ngx_http_eas_preauth_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
 char *
 ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_preauth_conf_t *pcf = conf;
 
     char        *rv;
     ngx_int_t    n;
     ngx_str_t   *value, s;
     ngx_uint_t   i, *limit;
 
-    if (elcf->preauth.user_limit != NGX_CONF_UNSET_UINT
-        || elcf->preauth.window != NGX_CONF_UNSET)
+    if (pcf->user_limit != NGX_CONF_UNSET_UINT
+        || pcf->window != NGX_CONF_UNSET)
     {
         return "is duplicate";
     }
@@ -601,23 +602,23 @@ ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 1; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            limit = &elcf->preauth.user_limit;
+            limit = &pcf->user_limit;
             s.data = value[i].data + 5;
             s.len = value[i].len - 5;
 
         } else if (ngx_strncmp(value[i].data, "address=", 8) == 0) {
-            limit = &elcf->preauth.address_limit;
+            limit = &pcf->address_limit;
             s.data = value[i].data + 8;
             s.len = value[i].len - 8;
 
         } else if (ngx_strncmp(value[i].data, "window=", 7) == 0) {
             rv = ngx_http_eas_preauth_time(cf, &value[i], 7,
-                                           &elcf->preauth.window);
+                                           &pcf->window);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
 
-            if (elcf->preauth.window == 0) {
+            if (pcf->window == 0) {
                 goto invalid;
             }
 
@@ -625,12 +626,12 @@ ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         } else if (ngx_strncmp(value[i].data, "time=", 5) == 0) {
             rv = ngx_http_eas_preauth_time(cf, &value[i], 5,
-                                           &elcf->preauth.lock_time);
+                                           &pcf->lock_time);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
 
-            if (elcf->preauth.lock_time == 0) {
+            if (pcf->lock_time == 0) {
                 goto invalid;
             }
 
@@ -638,12 +639,12 @@ ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         } else if (ngx_strncmp(value[i].data, "known=", 6) == 0) {
             rv = ngx_http_eas_preauth_time(cf, &value[i], 6,
-                                           &elcf->preauth.known);
+                                           &pcf->known);
             if (rv != NGX_CONF_OK) {
                 return rv;
             }
 
-            if (elcf->preauth.known == 0) {
+            if (pcf->known == 0) {
                 goto invalid;
             }
 
@@ -671,24 +672,24 @@ ngx_http_eas_preauth_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /* what is not given takes its default in the merge, at this level */
 
-    if (elcf->preauth.user_limit == NGX_CONF_UNSET_UINT) {
-        elcf->preauth.user_limit = NGX_HTTP_EAS_PREAUTH_USERS;
+    if (pcf->user_limit == NGX_CONF_UNSET_UINT) {
+        pcf->user_limit = NGX_HTTP_EAS_PREAUTH_USERS;
     }
 
-    if (elcf->preauth.address_limit == NGX_CONF_UNSET_UINT) {
-        elcf->preauth.address_limit = NGX_HTTP_EAS_PREAUTH_ADDRS;
+    if (pcf->address_limit == NGX_CONF_UNSET_UINT) {
+        pcf->address_limit = NGX_HTTP_EAS_PREAUTH_ADDRS;
     }
 
-    if (elcf->preauth.window == NGX_CONF_UNSET) {
-        elcf->preauth.window = NGX_HTTP_EAS_PREAUTH_WINDOW;
+    if (pcf->window == NGX_CONF_UNSET) {
+        pcf->window = NGX_HTTP_EAS_PREAUTH_WINDOW;
     }
 
-    if (elcf->preauth.lock_time == NGX_CONF_UNSET) {
-        elcf->preauth.lock_time = NGX_HTTP_EAS_PREAUTH_LOCK;
+    if (pcf->lock_time == NGX_CONF_UNSET) {
+        pcf->lock_time = NGX_HTTP_EAS_PREAUTH_LOCK;
     }
 
-    if (elcf->preauth.known == NGX_CONF_UNSET) {
-        elcf->preauth.known = NGX_HTTP_EAS_PREAUTH_KNOWN;
+    if (pcf->known == NGX_CONF_UNSET) {
+        pcf->known = NGX_HTTP_EAS_PREAUTH_KNOWN;
     }
 
     return NGX_CONF_OK;

@@ -287,8 +287,8 @@ ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
     u_char                       *p;
     ngx_connection_t             *c;
     ngx_http_request_t           *r;
-    ngx_http_eas_loc_conf_t      *elcf;
     ngx_http_eas_preauth_ctx_t   *pctx;
+    ngx_http_eas_preauth_conf_t  *pcf;
     ngx_http_eas_preauth_job_t   *job;
 
     job = ev->data;
@@ -307,9 +307,9 @@ ngx_http_eas_preauth_thread_done(ngx_event_t *ev)
 
     ngx_http_set_log_request(c->log, r);
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
-    if (elcf->preauth.ldap) {
+    if (pcf->ldap) {
         pctx->result = ngx_http_eas_ldap_result(pctx->verify, c->log,
                                                 &pctx->extra);
         pctx->unknown = ngx_http_eas_ldap_unknown(pctx->verify);
@@ -461,16 +461,16 @@ ngx_http_eas_preauth_subrequest_done(ngx_http_request_t *r, void *data,
 {
     ngx_http_eas_preauth_ctx_t  *pctx = data;
 
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
 
-    elcf = ngx_http_get_module_loc_conf(r->main, ngx_http_eas_module);
+    pcf = ngx_http_get_module_loc_conf(r->main, ngx_http_eas_preauth_module);
 
     pctx->status = r->headers_out.status;
     pctx->state = NGX_HTTP_EAS_PREAUTH_DONE;
 
     if (pctx->status >= NGX_HTTP_OK
         && pctx->status < NGX_HTTP_SPECIAL_RESPONSE
-        && !elcf->preauth.any_answer
+        && !pcf->any_answer
         && !ngx_http_eas_preauth_activesync(r))
     {
         pctx->foreign = 1;

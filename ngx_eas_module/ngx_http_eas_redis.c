@@ -14,6 +14,7 @@
 #include <hiredis/async.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_preauth.h"
 #include "ngx_http_eas_redis.h"
 #include "ngx_http_eas_redis_int.h"
 
@@ -188,8 +189,8 @@ ngx_http_eas_redis_create_conf(ngx_conf_t *cf)
 
 
 /*
- * Called for every location after the pre-auth settings of the main
- * module are merged (it comes first in the module list): the longest
+ * Called for every location after the settings of the pre-auth
+ * module are merged (it comes before in the module list): the longest
  * lockout time a location of this gateway sets in each pre-auth zone,
  * the cap of a lock another gateway announces on the channel.
  */
@@ -198,15 +199,15 @@ static char *
 ngx_http_eas_redis_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_uint_t                       i;
-    ngx_http_eas_loc_conf_t         *elcf;
+    ngx_http_eas_preauth_conf_t     *pcf;
     ngx_http_eas_redis_conf_t       *rcf;
     ngx_http_eas_redis_lock_time_t  *lt;
 
-    elcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_eas_module);
+    pcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_eas_preauth_module);
     rcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_eas_redis_module);
 
-    if (elcf == NULL || elcf->preauth.zone == NULL
-        || elcf->preauth.lock_time == NGX_CONF_UNSET)
+    if (pcf == NULL || pcf->zone == NULL
+        || pcf->lock_time == NGX_CONF_UNSET)
     {
         return NGX_CONF_OK;
     }
@@ -222,9 +223,8 @@ ngx_http_eas_redis_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     lt = rcf->lock_times->elts;
 
     for (i = 0; i < rcf->lock_times->nelts; i++) {
-        if (lt[i].zone == elcf->preauth.zone) {
-            lt[i].lock_time = ngx_max(lt[i].lock_time,
-                                      elcf->preauth.lock_time);
+        if (lt[i].zone == pcf->zone) {
+            lt[i].lock_time = ngx_max(lt[i].lock_time, pcf->lock_time);
             return NGX_CONF_OK;
         }
     }
@@ -234,8 +234,8 @@ ngx_http_eas_redis_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    lt->zone = elcf->preauth.zone;
-    lt->lock_time = elcf->preauth.lock_time;
+    lt->zone = pcf->zone;
+    lt->lock_time = pcf->lock_time;
 
     return NGX_CONF_OK;
 }

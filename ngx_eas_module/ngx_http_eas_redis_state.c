@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_preauth.h"
 #include "ngx_http_eas_redis.h"
 #include "ngx_http_eas_redis_int.h"
 #include "ngx_http_eas_longpoll.h"

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
 #include "ngx_http_eas_rules.h"
 
 
@@ -30,7 +31,7 @@ typedef struct {
 
 
 static ngx_http_eas_rules_t *ngx_http_eas_rules_get(ngx_conf_t *cf,
-    ngx_http_eas_loc_conf_t *elcf);
+    ngx_http_eas_devices_conf_t *dcf);
 static ngx_int_t ngx_http_eas_rules_file_line(ngx_conf_t *cf, void *data,
     ngx_str_t *file, ngx_uint_t line, ngx_array_t *tokens);
 static ngx_int_t ngx_http_eas_rule_parse(ngx_conf_t *cf,
@@ -53,13 +54,13 @@ ngx_http_eas_field_t  ngx_http_eas_fields[] = {
 char *
 ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_devices_conf_t *dcf = conf;
 
     u_char                 errstr[NGX_MAX_CONF_ERRSTR];
     ngx_str_t             *value, *source, err;
     ngx_http_eas_rules_t  *rules;
 
-    rules = ngx_http_eas_rules_get(cf, elcf);
+    rules = ngx_http_eas_rules_get(cf, dcf);
     if (rules == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -99,12 +100,12 @@ ngx_http_eas_device_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *
 ngx_http_eas_device_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_eas_loc_conf_t *elcf = conf;
+    ngx_http_eas_devices_conf_t *dcf = conf;
 
     ngx_str_t                  *value, path;
     ngx_http_eas_rules_file_t   ctx;
 
-    ctx.rules = ngx_http_eas_rules_get(cf, elcf);
+    ctx.rules = ngx_http_eas_rules_get(cf, dcf);
     if (ctx.rules == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -164,12 +165,12 @@ ngx_http_eas_reason_source(ngx_conf_t *cf, ngx_str_t *directive,
 /* the rules of this level, created by its first rule directive */
 
 static ngx_http_eas_rules_t *
-ngx_http_eas_rules_get(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
+ngx_http_eas_rules_get(ngx_conf_t *cf, ngx_http_eas_devices_conf_t *dcf)
 {
     ngx_http_eas_rules_t  *rules;
 
-    if (elcf->device_rules != NGX_CONF_UNSET_PTR) {
-        return elcf->device_rules;
+    if (dcf->device_rules != NGX_CONF_UNSET_PTR) {
+        return dcf->device_rules;
     }
 
     rules = ngx_pcalloc(cf->pool, sizeof(ngx_http_eas_rules_t));
@@ -184,7 +185,7 @@ ngx_http_eas_rules_get(ngx_conf_t *cf, ngx_http_eas_loc_conf_t *elcf)
         return NULL;
     }
 
-    elcf->device_rules = rules;
+    dcf->device_rules = rules;
 
     return rules;
 }

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_preauth.h"
 
 
 /* which field of the parsed request a variable shows */
@@ -276,16 +277,16 @@ static ngx_int_t
 ngx_http_eas_auth_source_state_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_http_eas_loc_conf_t  *elcf;
+    ngx_http_eas_preauth_conf_t  *pcf;
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
-    if (elcf->preauth.realm.len == 0 || elcf->preauth.file == NULL) {
+    if (pcf->realm.len == 0 || pcf->file == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    if (ngx_http_eas_passwd_stale(elcf->preauth.file)) {
+    if (ngx_http_eas_passwd_stale(pcf->file)) {
         ngx_http_eas_set_value(v, (u_char *) "stale", sizeof("stale") - 1);
 
     } else {
