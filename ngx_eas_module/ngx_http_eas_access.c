@@ -10,13 +10,14 @@
 
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_rules.h"
 
 
 static ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx);
 static ngx_uint_t ngx_http_eas_parse_refusal(ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
     ngx_http_eas_device_values_t *values);
 static ngx_int_t ngx_http_eas_device_lower(ngx_http_request_t *r,
     ngx_http_eas_device_values_t *values, ngx_str_t *value, ngx_str_t *lower);
@@ -200,7 +201,8 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
 
     ngx_http_eas_identity(ctx, &user);
 
-    if (ngx_http_eas_device_values(r, ctx, &user, &values) != NGX_OK) {
+    if (ngx_http_eas_device_values(r, elcf, ctx, &user, &values) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -280,14 +282,20 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
 }
 
 
-/* the fields rules look at, and lower-cased copies for hash lookups */
+/*
+ * The fields rules look at, and lower-cased copies for hash lookups:
+ * the DeviceId and the user always (the administrator's rules and the
+ * per-user lists compare them), the others only where a configured rule
+ * names them; a copy not made is empty.
+ */
 
 static ngx_int_t
-ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
-    ngx_str_t *user, ngx_http_eas_device_values_t *values)
+ngx_http_eas_device_values(ngx_http_request_t *r,
+    ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
+    ngx_http_eas_device_values_t *values)
 {
     ngx_str_t   *v;
-    ngx_uint_t   i;
+    ngx_uint_t   i, lower;
 
     v = values->value;
 
@@ -316,7 +324,17 @@ ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     values->used = 0;
 
+    lower = ((ngx_uint_t) 1 << NGX_HTTP_EAS_FIELD_DEVICE_ID)
+            | ((ngx_uint_t) 1 << NGX_HTTP_EAS_FIELD_USER)
+            | (elcf->device_rules ? elcf->device_rules->lower : 0);
+
     for (i = 0; i < NGX_HTTP_EAS_FIELDS; i++) {
+
+        if (!(lower & ((ngx_uint_t) 1 << i))) {
+            ngx_str_set(&values->lower[i], "");
+            continue;
+        }
+
         if (ngx_http_eas_device_lower(r, values, &v[i], &values->lower[i])
             != NGX_OK)
         {
