@@ -350,6 +350,9 @@ def main():
     parser.add_argument("--annotate", help="front whose profile to print")
     parser.add_argument("--base", metavar="MODULE",
                         help="another build of the module to compare with")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (the callgrind files,"
+                        " for callgrind_annotate --auto=yes)")
     args = parser.parse_args()
 
     for tool in ("valgrind", "callgrind_annotate", "openssl", "htpasswd",
@@ -444,7 +447,10 @@ def main():
             with open(pid_file) as f:
                 os.kill(int(f.read()), signal.SIGQUIT)
         time.sleep(0.5)
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print("cpu: kept %s" % work, file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
