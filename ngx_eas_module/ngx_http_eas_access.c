@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
 #include "ngx_http_eas_redis.h"
 #include "ngx_http_eas_rules.h"
 
@@ -427,8 +428,10 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     ngx_http_eas_loc_conf_t *elcf, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_device_values_t *values)
 {
+    size_t                        len;
     ngx_int_t                     rc;
     ngx_http_eas_device_update_t  u;
+    u_char                        seen[NGX_HTTP_EAS_DEVICES_SEEN_MAX];
 
     if (elcf->preauth.realm.len && !ctx->authenticated) {
 
@@ -452,7 +455,17 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     u.access = ctx->access;
     u.max_devices = elcf->device_max;
 
+    /* written by this connection this second: last_seen stays */
+
+    if (ngx_http_eas_devices_seen(r, elcf->devices, &u, seen, &len)) {
+        return;
+    }
+
     rc = ngx_http_eas_device_update(elcf->devices, &u, r->connection->log);
+
+    if (rc == NGX_OK) {
+        ngx_http_eas_devices_seen_keep(r, elcf->devices, &u, seen, len);
+    }
 
     /* no room to count the device: fail closed */
 

@@ -619,6 +619,10 @@ ngx_int_t ngx_http_eas_console_csrf(ngx_http_request_t *r,
 ngx_int_t ngx_http_eas_console_origin_conf(ngx_pool_t *pool,
     ngx_str_t *url, ngx_str_t *origin);
 
+/* a connection's own data, from its second request (..._memo.c) */
+void *ngx_http_eas_connection_data(ngx_http_request_t *r,
+    ngx_pool_cleanup_pt handler, size_t size);
+
 extern ngx_module_t  ngx_http_eas_module;
 extern void         *ngx_http_eas_cache_tag;
 
