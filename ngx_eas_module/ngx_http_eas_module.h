@@ -648,17 +648,26 @@ ngx_http_eas_secret_equal(const u_char *a, size_t alen, const u_char *b,
 
     diff = 0;
 
-    for (i = 0; alen - i >= sizeof(uint64_t); i += sizeof(uint64_t)) {
+    if (alen < sizeof(uint64_t)) {
+        for (i = 0; i < alen; i++) {
+            diff |= (uint64_t) (a[i] ^ b[i]);
+        }
+
+        return diff == 0;
+    }
+
+    for (i = 0; alen - i > sizeof(uint64_t); i += sizeof(uint64_t)) {
         ngx_memcpy(&x, a + i, sizeof(uint64_t));
         ngx_memcpy(&y, b + i, sizeof(uint64_t));
         diff |= x ^ y;
     }
 
-    for ( /* void */ ; i < alen; i++) {
-        diff |= (uint64_t) (a[i] ^ b[i]);
-    }
+    /* the last eight bytes, over the end of the last word if need be */
 
-    return diff == 0;
+    ngx_memcpy(&x, a + alen - sizeof(uint64_t), sizeof(uint64_t));
+    ngx_memcpy(&y, b + alen - sizeof(uint64_t), sizeof(uint64_t));
+
+    return (diff | (x ^ y)) == 0;
 }
 
 
