@@ -334,16 +334,18 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
 
     req->user = *v;
 
-    /* the other parameters */
+    /* the other parameters (User, checked above, is one of them) */
+
+    memcpy(req->params, fields->value, sizeof(req->params));
 
     for (i = 0; i < EAS_PARAM_COUNT; i++) {
         v = &fields->value[i];
 
-        if (v->len != 0 && eas_request_check_value(req, v, i) != EAS_OK) {
+        if (v->len != 0 && i != EAS_PARAM_USER
+            && eas_request_check_value(req, v, i) != EAS_OK)
+        {
             return EAS_ERROR;
         }
-
-        req->params[i] = *v;
     }
 
     v = &req->params[EAS_PARAM_SAVE_IN_SENT];
