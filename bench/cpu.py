@@ -306,7 +306,9 @@ def measure(work, name, conf, port, count):
 
 def functions(profile):
     """{function: self instructions} from callgrind_annotate."""
+    # --auto=no: the annotated sources would count inlined code twice
     text = run("callgrind_annotate", "--inclusive=no", "--threshold=100",
+               "--auto=no",
                profile).decode("utf-8", "replace")
     counts = {}
     for line in text.splitlines():
