@@ -174,10 +174,14 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
         /*
          * A name or a value without "%" and "+" reads as it is sent: it
          * is used where it lies, not copied.  A name made only of name
-         * characters has neither.
+         * characters has neither, and so has one that is a known name
+         * as sent (letters only): that is the common case, looked up
+         * first.
          */
 
-        if (eas_is_name(&raw)) {
+        field = eas_plain_field(&raw);
+
+        if (field >= 0 || eas_is_name(&raw)) {
             name = raw;
 
         } else if (eas_percent_decode(raw.data, raw.len, buf, &name, 1)
@@ -187,9 +191,10 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
 
         } else if (!eas_is_name(&name)) {
             return eas_request_fail(req, EAS_REASON_PARAM_NAME_INVALID, -1);
-        }
 
-        field = eas_plain_field(&name);
+        } else {
+            field = eas_plain_field(&name);
+        }
 
         /* each reader treats a name without "=" its own way */
 
@@ -561,9 +566,10 @@ eas_plain_field(const eas_str_t *name)
 
 
 /*
- * A name (eas_is_name() holds) against a table name of lower-case
- * letters of the same length: of the name characters, "| 0x20" turns
- * only "A"-"Z" into letters ("a"-"z"); "_" becomes DEL, the others stay.
+ * Bytes as sent against a table name of lower-case letters of the same
+ * length: "| 0x20" turns only "A"-"Z" into letters ("a"-"z"), so the
+ * bytes are equal only if they are the name's letters in either case
+ * (a match is a name: eas_is_name() holds).
  */
 
 static int
