@@ -306,7 +306,9 @@ def measure(work, name, conf, port, count):
 
 def functions(profile):
     """{function: self instructions} from callgrind_annotate."""
+    # --auto=no: the annotated sources would count inlined code twice
     text = run("callgrind_annotate", "--inclusive=no", "--threshold=100",
+               "--auto=no",
                profile).decode("utf-8", "replace")
     counts = {}
     for line in text.splitlines():
@@ -350,6 +352,9 @@ def main():
     parser.add_argument("--annotate", help="front whose profile to print")
     parser.add_argument("--base", metavar="MODULE",
                         help="another build of the module to compare with")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (the callgrind files,"
+                        " for callgrind_annotate --auto=yes)")
     args = parser.parse_args()
 
     for tool in ("valgrind", "callgrind_annotate", "openssl", "htpasswd",
@@ -444,7 +449,10 @@ def main():
             with open(pid_file) as f:
                 os.kill(int(f.read()), signal.SIGQUIT)
         time.sleep(0.5)
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print("cpu: kept %s" % work, file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 #include "ngx_http_eas_devices.h"
 #include "ngx_http_eas_preauth.h"
 #include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_rules.h"
 
 
 /*
@@ -27,7 +28,7 @@
 static ngx_int_t ngx_http_eas_device_access(ngx_http_request_t *r,
     ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx);
 static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
+    ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
     ngx_http_eas_device_values_t *values);
 static ngx_int_t ngx_http_eas_device_lower(ngx_http_request_t *r,
     ngx_http_eas_device_values_t *values, ngx_str_t *value, ngx_str_t *lower);
@@ -137,7 +138,8 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
 
     ngx_http_eas_identity(ctx, &user);
 
-    if (ngx_http_eas_device_values(r, ctx, &user, &values) != NGX_OK) {
+    if (ngx_http_eas_device_values(r, dcf, ctx, &user, &values) != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -217,14 +219,20 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
 }
 
 
-/* the fields rules look at, and lower-cased copies for hash lookups */
+/*
+ * The fields rules look at, and lower-cased copies for hash lookups:
+ * the DeviceId and the user always (the administrator's rules and the
+ * per-user lists compare them), the others only where a configured rule
+ * names them; a copy not made is empty.
+ */
 
 static ngx_int_t
-ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
-    ngx_str_t *user, ngx_http_eas_device_values_t *values)
+ngx_http_eas_device_values(ngx_http_request_t *r,
+    ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
+    ngx_http_eas_device_values_t *values)
 {
     ngx_str_t   *v;
-    ngx_uint_t   i;
+    ngx_uint_t   i, lower;
 
     v = values->value;
 
@@ -253,7 +261,17 @@ ngx_http_eas_device_values(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     values->used = 0;
 
+    lower = ((ngx_uint_t) 1 << NGX_HTTP_EAS_FIELD_DEVICE_ID)
+            | ((ngx_uint_t) 1 << NGX_HTTP_EAS_FIELD_USER)
+            | (dcf->device_rules ? dcf->device_rules->lower : 0);
+
     for (i = 0; i < NGX_HTTP_EAS_FIELDS; i++) {
+
+        if (!(lower & ((ngx_uint_t) 1 << i))) {
+            ngx_str_set(&values->lower[i], "");
+            continue;
+        }
+
         if (ngx_http_eas_device_lower(r, values, &v[i], &values->lower[i])
             != NGX_OK)
         {
@@ -346,9 +364,11 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_device_values_t *values)
 {
+    size_t                        len;
     ngx_int_t                     rc;
     ngx_http_eas_device_update_t  u;
     ngx_http_eas_preauth_conf_t  *pcf;
+    u_char                        seen[NGX_HTTP_EAS_DEVICES_SEEN_MAX];
 
     pcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_preauth_module);
 
@@ -374,7 +394,17 @@ ngx_http_eas_device_record(ngx_http_request_t *r,
     u.access = ctx->access;
     u.max_devices = dcf->device_max;
 
+    /* written by this connection this second: last_seen stays */
+
+    if (ngx_http_eas_devices_seen(r, dcf->devices, &u, seen, &len)) {
+        return;
+    }
+
     rc = ngx_http_eas_device_update(dcf->devices, &u, r->connection->log);
+
+    if (rc == NGX_OK) {
+        ngx_http_eas_devices_seen_keep(r, dcf->devices, &u, seen, len);
+    }
 
     /* no room to count the device: fail closed */
 

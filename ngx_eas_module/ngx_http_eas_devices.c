@@ -16,10 +16,11 @@
 
 /*
  * The device zone, on the shared-zone layer (ngx_http_eas_zone.c):
- * two kinds of node, keyed by the crc32 of a lower-cased key.  A device node
- * (identity + DeviceId) is the device record; a user node (identity)
- * counts the devices admitted for that user (eas_device_max) and lives
- * as long as one of them does.
+ * two kinds of node, keyed by the murmur2 hash of a lower-cased key
+ * (four bytes a step, where a crc32 takes one: every request hashes
+ * one).  A device node (identity + DeviceId) is the device record; a
+ * user node (identity) counts the devices admitted for that user
+ * (eas_device_max) and lives as long as one of them does.
  *
  * Two budgets: a record counted for its user sits in the "counted"
  * queue and is never evicted, so nothing a client sends can lower a
@@ -455,7 +456,7 @@ ngx_http_eas_devices_device_key(ngx_http_eas_devices_key_t *key,
 
     key->user_len = user->len;
     key->len = p - key->data;
-    key->hash = ngx_crc32_short(key->data, key->len);
+    key->hash = ngx_murmur_hash2(key->data, key->len);
 
     return NGX_OK;
 }
@@ -470,7 +471,7 @@ ngx_http_eas_devices_user_key(ngx_http_eas_devices_key_t *key,
     key->len = ((size_t) device_key[0] << 8) | device_key[1];
     key->user_len = key->len;
     ngx_memcpy(key->data, device_key + 2, key->len);
-    key->hash = ngx_crc32_short(key->data, key->len);
+    key->hash = ngx_murmur_hash2(key->data, key->len);
 }
 
 

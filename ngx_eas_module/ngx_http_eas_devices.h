@@ -155,5 +155,15 @@ ngx_http_eas_zone_node_t *ngx_http_eas_devices_find(
 void ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_t *copy);
 
+/* ngx_http_eas_devices_seen.c: a connection's last update of a record */
+#define NGX_HTTP_EAS_DEVICES_SEEN_MAX  1024
+
+ngx_uint_t ngx_http_eas_devices_seen(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_http_eas_device_update_t *u, u_char *buf,
+    size_t *len);
+void ngx_http_eas_devices_seen_keep(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_http_eas_device_update_t *u, u_char *buf,
+    size_t len);
+
 
 #endif /* _NGX_HTTP_EAS_DEVICES_H_INCLUDED_ */

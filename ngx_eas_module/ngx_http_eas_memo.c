@@ -298,9 +298,30 @@ ngx_http_eas_memo_basic_keep(ngx_http_request_t *r,
 static ngx_http_eas_memo_slot_t *
 ngx_http_eas_memo_get(ngx_http_request_t *r, ngx_uint_t which)
 {
-    ngx_connection_t     *c;
-    ngx_pool_cleanup_t   *cln;
     ngx_http_eas_memo_t  *memo;
+
+    memo = ngx_http_eas_connection_data(r, ngx_http_eas_memo_cleanup,
+                                        sizeof(ngx_http_eas_memo_t));
+
+    return memo ? &memo->slot[which] : NULL;
+}
+
+
+/*
+ * What the cleanup entry with this handler keeps in the connection the
+ * request came on (the real one under HTTP/2 streams), made zeroed on
+ * the connection's second request, so that a connection sending one
+ * request (a held Ping) holds nothing more; NULL: none (the first
+ * request, HTTP/3, no memory).  Also the device record's
+ * (ngx_http_eas_devices_seen.c).
+ */
+
+void *
+ngx_http_eas_connection_data(ngx_http_request_t *r,
+    ngx_pool_cleanup_pt handler, size_t size)
+{
+    ngx_connection_t    *c;
+    ngx_pool_cleanup_t  *cln;
 
 #if (NGX_HTTP_V3)
     if (r->http_version == NGX_HTTP_VERSION_30) {
@@ -318,9 +339,8 @@ ngx_http_eas_memo_get(ngx_http_request_t *r, ngx_uint_t which)
 #endif
 
     for (cln = c->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_eas_memo_cleanup) {
-            memo = cln->data;
-            return &memo->slot[which];
+        if (cln->handler == handler) {
+            return cln->data;
         }
     }
 
@@ -328,17 +348,16 @@ ngx_http_eas_memo_get(ngx_http_request_t *r, ngx_uint_t which)
         return NULL;
     }
 
-    cln = ngx_pool_cleanup_add(c->pool, sizeof(ngx_http_eas_memo_t));
+    cln = ngx_pool_cleanup_add(c->pool, size);
     if (cln == NULL) {
         return NULL;
     }
 
-    memo = cln->data;
-    ngx_memzero(memo, sizeof(ngx_http_eas_memo_t));
+    ngx_memzero(cln->data, size);
 
-    cln->handler = ngx_http_eas_memo_cleanup;
+    cln->handler = handler;
 
-    return &memo->slot[which];
+    return cln->data;
 }
 
 

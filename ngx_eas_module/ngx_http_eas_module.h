@@ -560,21 +560,55 @@ ngx_int_t ngx_http_eas_console_csrf(ngx_http_request_t *r,
 ngx_int_t ngx_http_eas_console_origin_conf(ngx_pool_t *pool,
     ngx_str_t *url, ngx_str_t *origin);
 
+/* a connection's own data, from its second request (..._memo.c) */
+void *ngx_http_eas_connection_data(ngx_http_request_t *r,
+    ngx_pool_cleanup_pt handler, size_t size);
+
 extern ngx_module_t  ngx_http_eas_module;
 extern void         *ngx_http_eas_cache_tag;
 
 
 /*
- * Equal secrets (passwords, hashes, device secrets) compared by
- * OpenSSL in a time that depends on the lengths only, never on where
- * the first difference is; different lengths are unequal.
+ * Equal secrets (passwords, hashes, device secrets) compared in a time
+ * that depends on the lengths only, never on where the first difference
+ * is (as OpenSSL's CRYPTO_memcmp(), but eight bytes a step: every word's
+ * difference is or-ed in, nothing branches on the data); different
+ * lengths are unequal.
  */
 
 static ngx_inline ngx_uint_t
 ngx_http_eas_secret_equal(const u_char *a, size_t alen, const u_char *b,
     size_t blen)
 {
-    return alen == blen && CRYPTO_memcmp(a, b, alen) == 0;
+    size_t    i;
+    uint64_t  x, y, diff;
+
+    if (alen != blen) {
+        return 0;
+    }
+
+    diff = 0;
+
+    if (alen < sizeof(uint64_t)) {
+        for (i = 0; i < alen; i++) {
+            diff |= (uint64_t) (a[i] ^ b[i]);
+        }
+
+        return diff == 0;
+    }
+
+    for (i = 0; alen - i > sizeof(uint64_t); i += sizeof(uint64_t)) {
+        ngx_memcpy(&x, a + i, sizeof(uint64_t));
+        ngx_memcpy(&y, b + i, sizeof(uint64_t));
+        diff |= x ^ y;
+    }
+
+    /* the last eight bytes, over the end of the last word if need be */
+
+    ngx_memcpy(&x, a + alen - sizeof(uint64_t), sizeof(uint64_t));
+    ngx_memcpy(&y, b + alen - sizeof(uint64_t), sizeof(uint64_t));
+
+    return (diff | (x ^ y)) == 0;
 }
 
 

@@ -460,7 +460,7 @@ ngx_http_eas_rules_compile(ngx_conf_t *cf, ngx_http_eas_rules_t *rules)
     size_t                   max;
     ngx_int_t                rc;
     ngx_str_t                key;
-    ngx_uint_t               i, f, field;
+    ngx_uint_t               i, j, f, field;
     ngx_http_eas_rule_t    **rule, **rp;
     ngx_hash_keys_arrays_t   keys[NGX_HTTP_EAS_FIELDS];
 
@@ -483,6 +483,12 @@ ngx_http_eas_rules_compile(ngx_conf_t *cf, ngx_http_eas_rules_t *rules)
     max = 0;
 
     for (i = 0; i < rules->rules.nelts; i++) {
+
+        /* a field no rule names is not lower-cased for it per request */
+
+        for (j = 0; j < rule[i]->nconds; j++) {
+            rules->lower |= (ngx_uint_t) 1 << rule[i]->conds[j].field;
+        }
 
         if (rule[i]->nconds != 1
 #if (NGX_PCRE)

@@ -52,6 +52,8 @@ struct ngx_http_eas_rules_s {
     ngx_array_t                 scan;       /* ngx_http_eas_rule_t * */
     ngx_hash_t                  exact[NGX_HTTP_EAS_FIELDS];
     ngx_uint_t                  nexact[NGX_HTTP_EAS_FIELDS];
+    ngx_uint_t                  lower;      /* 1 << field: the rules read
+                                               values->lower[field] */
     unsigned                    compiled:1;
 };
 

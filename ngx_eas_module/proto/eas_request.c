@@ -36,6 +36,8 @@ static int eas_request_check_value(eas_request_t *req,
 static int eas_plain_field(const eas_str_t *name);
 static int eas_name_equals(const unsigned char *p, size_t len,
     const char *lower);
+static const eas_version_t *eas_version_find(const unsigned char *p,
+    size_t len);
 static const char *eas_field_name(int field);
 
 
@@ -172,10 +174,14 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
         /*
          * A name or a value without "%" and "+" reads as it is sent: it
          * is used where it lies, not copied.  A name made only of name
-         * characters has neither.
+         * characters has neither, and so has one that is a known name
+         * as sent (letters only): that is the common case, looked up
+         * first.
          */
 
-        if (eas_is_name(&raw)) {
+        field = eas_plain_field(&raw);
+
+        if (field >= 0 || eas_is_name(&raw)) {
             name = raw;
 
         } else if (eas_percent_decode(raw.data, raw.len, buf, &name, 1)
@@ -185,9 +191,10 @@ eas_request_parse_plain(const eas_input_t *in, eas_request_t *req,
 
         } else if (!eas_is_name(&name)) {
             return eas_request_fail(req, EAS_REASON_PARAM_NAME_INVALID, -1);
-        }
 
-        field = eas_plain_field(&name);
+        } else {
+            field = eas_plain_field(&name);
+        }
 
         /* each reader treats a name without "=" its own way */
 
@@ -332,16 +339,18 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
 
     req->user = *v;
 
-    /* the other parameters */
+    /* the other parameters (User, checked above, is one of them) */
+
+    memcpy(req->params, fields->value, sizeof(req->params));
 
     for (i = 0; i < EAS_PARAM_COUNT; i++) {
         v = &fields->value[i];
 
-        if (v->len != 0 && eas_request_check_value(req, v, i) != EAS_OK) {
+        if (v->len != 0 && i != EAS_PARAM_USER
+            && eas_request_check_value(req, v, i) != EAS_OK)
+        {
             return EAS_ERROR;
         }
-
-        req->params[i] = *v;
     }
 
     v = &req->params[EAS_PARAM_SAVE_IN_SENT];
@@ -388,7 +397,6 @@ eas_request_check_value(eas_request_t *req, const eas_str_t *v, int field)
 static int
 eas_request_check_headers(const eas_input_t *in, eas_request_t *req)
 {
-    unsigned              code;
     const eas_version_t  *ver;
 
     if (req->form == EAS_FORM_BASE64) {
@@ -413,9 +421,9 @@ eas_request_check_headers(const eas_input_t *in, eas_request_t *req)
         return eas_request_fail(req, EAS_REASON_VERSION_MISSING, -1);
     }
 
-    if (eas_version_parse(in->version.data, in->version.len, &code)
-        != EAS_OK)
-    {
+    ver = eas_version_find(in->version.data, in->version.len);
+
+    if (ver == NULL) {
         if (in->options) {
             goto policy_key;
         }
@@ -423,8 +431,7 @@ eas_request_check_headers(const eas_input_t *in, eas_request_t *req)
         return eas_request_fail(req, EAS_REASON_VERSION_INVALID, -1);
     }
 
-    ver = eas_version_by_code(code);
-    req->version_code = code;
+    req->version_code = ver->code;
     req->version.data = (const unsigned char *) ver->text;
     req->version.len = ver->len;
 
@@ -450,16 +457,48 @@ eas_version_parse(const unsigned char *p, size_t len, unsigned *code)
 {
     const eas_version_t  *v;
 
-    for (v = eas_versions; v->text; v++) {
-        if (v->len == len && (unsigned char) v->text[0] == p[0]
-            && memcmp(v->text, p, len) == 0)
-        {
-            *code = v->code;
-            return EAS_OK;
-        }
+    v = eas_version_find(p, len);
+
+    if (v == NULL) {
+        return EAS_ERROR;
     }
 
-    return EAS_ERROR;
+    *code = v->code;
+
+    return EAS_OK;
+}
+
+
+/*
+ * Every version is "M.m" or "MM.m", its code ten times it: the digits
+ * give the code, and the table's text of that code must be the text
+ * sent, byte for byte ("02.0" and "2.00" are none).
+ */
+
+static const eas_version_t *
+eas_version_find(const unsigned char *p, size_t len)
+{
+    unsigned              code;
+    const eas_version_t  *v;
+
+    if (len == 3 && p[1] == '.') {
+        code = (unsigned) (p[0] - '0') * 10 + (unsigned) (p[2] - '0');
+
+    } else if (len == 4 && p[2] == '.') {
+        code = (unsigned) (p[0] - '0') * 100 + (unsigned) (p[1] - '0') * 10
+               + (unsigned) (p[3] - '0');
+
+    } else {
+        return NULL;
+    }
+
+    v = eas_version_by_code(code);
+
+    if (v == NULL || v->len != len || memcmp(v->text, p, len) != 0) {
+        return NULL;
+    }
+
+    return v;
 }
 
 
@@ -527,9 +566,10 @@ eas_plain_field(const eas_str_t *name)
 
 
 /*
- * A name (eas_is_name() holds) against a table name of lower-case
- * letters of the same length: of the name characters, "| 0x20" turns
- * only "A"-"Z" into letters ("a"-"z"); "_" becomes DEL, the others stay.
+ * Bytes as sent against a table name of lower-case letters of the same
+ * length: "| 0x20" turns only "A"-"Z" into letters ("a"-"z"), so the
+ * bytes are equal only if they are the name's letters in either case
+ * (a match is a name: eas_is_name() holds).
  */
 
 static int
@@ -537,7 +577,17 @@ eas_name_equals(const unsigned char *p, size_t len, const char *lower)
 {
     size_t  i;
 
-    for (i = 0; i < len; i++) {
+    /* eight bytes a step while the table name has them */
+
+    for (i = 0; len - i >= 8; i += 8) {
+        if ((eas_word(p + i) | (EAS_SWAR_ONES * 0x20))
+            != eas_word((const unsigned char *) lower + i))
+        {
+            return 0;
+        }
+    }
+
+    for ( /* void */ ; i < len; i++) {
         if ((p[i] | 0x20) != (unsigned char) lower[i]) {
             return 0;
         }

@@ -85,16 +85,169 @@ int eas_request_parse_base64(const eas_input_t *in, eas_request_t *req,
 int eas_percent_decode(const unsigned char *p, size_t len, eas_buf_t *buf,
     eas_str_t *out, int plus);
 int eas_escape_value(const unsigned char *p, const unsigned char *end);
-const unsigned char *eas_skip_path(const unsigned char *p,
-    const unsigned char *end);
-const unsigned char *eas_skip_query(const unsigned char *p,
-    const unsigned char *end);
-int eas_is_visible(const eas_str_t *s);
-int eas_has_control(const eas_str_t *s);
-int eas_is_name(const eas_str_t *s);
-int eas_needs_decoding(const eas_str_t *s);
 int eas_is_utf8(const eas_str_t *s);
 int eas_has_escape(const eas_str_t *s);
+
+
+/*
+ * The byte classes every request's fields go through, a few times each:
+ * inline here (the parser's files call them, and a call costs as much
+ * as the check of a short value), the rest in eas_request_text.c.
+ */
+
+/* eight bytes of a string as one word, in memory order */
+
+static inline uint64_t
+eas_word(const unsigned char *p)
+{
+    uint64_t  w;
+
+    memcpy(&w, p, sizeof(uint64_t));
+
+    return w;
+}
+
+
+static inline int
+eas_is_visible(const eas_str_t *s)
+{
+    size_t    i;
+    uint64_t  w;
+
+    for (i = 0; s->len - i >= 8; i += 8) {
+        w = eas_word(s->data + i);
+
+        if (eas_swar_below(w, 0x21) | eas_swar_above(w, 0x7e)) {
+            return 0;
+        }
+    }
+
+    for ( /* void */ ; i < s->len; i++) {
+        if (s->data[i] < 0x21 || s->data[i] > 0x7e) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static inline int
+eas_has_control(const eas_str_t *s)
+{
+    size_t    i;
+    uint64_t  w;
+
+    for (i = 0; s->len - i >= 8; i += 8) {
+        w = eas_word(s->data + i);
+
+        if (eas_swar_below(w, 0x20) | eas_swar_has(w, 0x7f)) {
+            return 1;
+        }
+    }
+
+    for ( /* void */ ; i < s->len; i++) {
+        if (s->data[i] < 0x20 || s->data[i] == 0x7f) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* letters, digits, "-", "_", "." and at least one of them */
+
+static inline int
+eas_is_name(const eas_str_t *s)
+{
+    size_t  i;
+
+    if (s->len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        if (!(eas_char_class[s->data[i]] & EAS_CHAR_NAME)) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* a "%" or a "+" */
+
+static inline int
+eas_needs_decoding(const eas_str_t *s)
+{
+    uint64_t              w;
+    const unsigned char  *p, *end;
+
+    p = s->data;
+    end = p + s->len;
+
+    for ( /* void */ ; end - p >= 8; p += 8) {
+        w = eas_word(p);
+
+        if (eas_swar_has(w, '%') | eas_swar_has(w, '+')) {
+            return 1;
+        }
+    }
+
+    for ( /* void */ ; p < end; p++) {
+        if (eas_char_class[*p] & EAS_CHAR_ESCAPE) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* past the words of a target's path with no EAS_CHAR_PATH byte */
+
+static inline const unsigned char *
+eas_skip_path(const unsigned char *p, const unsigned char *end)
+{
+    uint64_t  w;
+
+    for ( /* void */ ; end - p >= 8; p += 8) {
+        w = eas_word(p);
+
+        if (eas_swar_below(w, 0x21) | eas_swar_above(w, 0x7e)
+            | eas_swar_has(w, '#') | eas_swar_has(w, '\\')
+            | eas_swar_has(w, ';') | eas_swar_has(w, '%')
+            | eas_swar_has(w, '.'))
+        {
+            break;
+        }
+    }
+
+    return p;
+}
+
+
+/* past the words of a target's query with no EAS_CHAR_QUERY byte */
+
+static inline const unsigned char *
+eas_skip_query(const unsigned char *p, const unsigned char *end)
+{
+    uint64_t  w;
+
+    for ( /* void */ ; end - p >= 8; p += 8) {
+        w = eas_word(p);
+
+        if (eas_swar_below(w, 0x21) | eas_swar_has(w, 0x7f)
+            | eas_swar_has(w, '#'))
+        {
+            break;
+        }
+    }
+
+    return p;
+}
 
 
 #endif /* _EAS_REQUEST_H_INCLUDED_ */

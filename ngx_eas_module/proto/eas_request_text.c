@@ -15,7 +15,6 @@
 
 
 static int eas_hex_value(unsigned char c);
-static uint64_t eas_word(const unsigned char *p);
 
 
 /*
@@ -134,117 +133,6 @@ eas_hex_value(unsigned char c)
 }
 
 
-/* eight bytes of a string as one word, in memory order */
-
-static uint64_t
-eas_word(const unsigned char *p)
-{
-    uint64_t  w;
-
-    memcpy(&w, p, sizeof(uint64_t));
-
-    return w;
-}
-
-
-int
-eas_is_visible(const eas_str_t *s)
-{
-    size_t    i;
-    uint64_t  w;
-
-    for (i = 0; s->len - i >= 8; i += 8) {
-        w = eas_word(s->data + i);
-
-        if (eas_swar_below(w, 0x21) | eas_swar_above(w, 0x7e)) {
-            return 0;
-        }
-    }
-
-    for ( /* void */ ; i < s->len; i++) {
-        if (s->data[i] < 0x21 || s->data[i] > 0x7e) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-int
-eas_has_control(const eas_str_t *s)
-{
-    size_t    i;
-    uint64_t  w;
-
-    for (i = 0; s->len - i >= 8; i += 8) {
-        w = eas_word(s->data + i);
-
-        if (eas_swar_below(w, 0x20) | eas_swar_has(w, 0x7f)) {
-            return 1;
-        }
-    }
-
-    for ( /* void */ ; i < s->len; i++) {
-        if (s->data[i] < 0x20 || s->data[i] == 0x7f) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* letters, digits, "-", "_", "." and at least one of them */
-
-int
-eas_is_name(const eas_str_t *s)
-{
-    size_t  i;
-
-    if (s->len == 0) {
-        return 0;
-    }
-
-    for (i = 0; i < s->len; i++) {
-        if (!(eas_char_class[s->data[i]] & EAS_CHAR_NAME)) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* a "%" or a "+" */
-
-int
-eas_needs_decoding(const eas_str_t *s)
-{
-    uint64_t              w;
-    const unsigned char  *p, *end;
-
-    p = s->data;
-    end = p + s->len;
-
-    for ( /* void */ ; end - p >= 8; p += 8) {
-        w = eas_word(p);
-
-        if (eas_swar_has(w, '%') | eas_swar_has(w, '+')) {
-            return 1;
-        }
-    }
-
-    for ( /* void */ ; p < end; p++) {
-        if (eas_char_class[*p] & EAS_CHAR_ESCAPE) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
 /*
  * Well-formed UTF-8 (RFC 3629): shortest form only, no surrogates,
  * nothing above U+10FFFF.
@@ -346,48 +234,4 @@ eas_has_escape(const eas_str_t *s)
     }
 
     return 0;
-}
-
-
-/* past the words of a target's path with no EAS_CHAR_PATH byte */
-
-const unsigned char *
-eas_skip_path(const unsigned char *p, const unsigned char *end)
-{
-    uint64_t  w;
-
-    for ( /* void */ ; end - p >= 8; p += 8) {
-        w = eas_word(p);
-
-        if (eas_swar_below(w, 0x21) | eas_swar_above(w, 0x7e)
-            | eas_swar_has(w, '#') | eas_swar_has(w, '\\')
-            | eas_swar_has(w, ';') | eas_swar_has(w, '%')
-            | eas_swar_has(w, '.'))
-        {
-            break;
-        }
-    }
-
-    return p;
-}
-
-
-/* past the words of a target's query with no EAS_CHAR_QUERY byte */
-
-const unsigned char *
-eas_skip_query(const unsigned char *p, const unsigned char *end)
-{
-    uint64_t  w;
-
-    for ( /* void */ ; end - p >= 8; p += 8) {
-        w = eas_word(p);
-
-        if (eas_swar_below(w, 0x21) | eas_swar_has(w, 0x7f)
-            | eas_swar_has(w, '#'))
-        {
-            break;
-        }
-    }
-
-    return p;
 }
