@@ -43,7 +43,7 @@ static ngx_int_t ngx_http_eas_admin_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
     ngx_http_eas_admin_rule_t *rule, uint64_t stamp);
-static uint64_t ngx_http_eas_admin_now(void);
+static uint64_t ngx_http_eas_admin_now(ngx_http_eas_admin_sh_t *sh);
 static void ngx_http_eas_admin_key(u_char field, ngx_str_t *value,
     u_char *key, size_t *len);
 static ngx_http_eas_admin_node_t *ngx_http_eas_admin_find(
@@ -361,10 +361,10 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
     u_char                      key[NGX_HTTP_EAS_ADMIN_KEY];
 
     ctx = zone->data;
-    stamp = ngx_http_eas_admin_now();
 
     if (rule->access != NGX_HTTP_EAS_ACCESS_NONE) {
         ngx_shmtx_lock(&ctx->shpool->mutex);
+        stamp = ngx_http_eas_admin_now(ctx->sh);
         rc = ngx_http_eas_admin_put(ctx, rule, stamp);
         ngx_shmtx_unlock(&ctx->shpool->mutex);
 
@@ -377,6 +377,7 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
 
         ngx_shmtx_lock(&ctx->shpool->mutex);
 
+        stamp = ngx_http_eas_admin_now(ctx->sh);
         node = ngx_http_eas_admin_find(ctx->sh, key, len);
 
         if (node && node->access == NGX_HTTP_EAS_ACCESS_NONE) {
@@ -434,6 +435,10 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
 
     node = ngx_http_eas_admin_find(ctx->sh, key, len);
 
+    if (stamp > ctx->sh->clock) {
+        ctx->sh->clock = stamp;
+    }
+
     if (node
         && (node->stamp > stamp
             || (node->stamp == stamp && node->access >= rule->access)))
@@ -455,16 +460,24 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
 }
 
 
-/* wall-clock milliseconds: the order of two changes on two gateways */
+/*
+ * The time of a change made here, called with the zone locked: the
+ * wall clock in milliseconds, but above every time this zone has seen
+ * (its own changes, the file's, the other gateways'), a hybrid logical
+ * clock: a change made after seeing another is newer than it, whatever
+ * the two gateways' clocks say.
+ */
 
 static uint64_t
-ngx_http_eas_admin_now(void)
+ngx_http_eas_admin_now(ngx_http_eas_admin_sh_t *sh)
 {
+    uint64_t     now;
     ngx_time_t  *tp;
 
     tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
 
-    return (uint64_t) tp->sec * 1000 + tp->msec;
+    return ngx_max(now, sh->clock + 1);
 }
 
 
@@ -515,6 +528,11 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
 
     node->access = (u_char) rule->access;
     node->stamp = stamp;
+
+    if (stamp > ctx->sh->clock) {
+        ctx->sh->clock = stamp;
+    }
+
     node->since = (time_t) (stamp / 1000);
     node->who_len = (u_char) ngx_min(rule->who.len, NGX_HTTP_EAS_ADMIN_WHO);
     ngx_memcpy(node->who, rule->who.data, node->who_len);

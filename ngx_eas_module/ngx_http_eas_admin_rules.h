@@ -54,6 +54,9 @@ typedef struct {
     ngx_queue_t                   queue;
     ngx_atomic_t                  count;
     ngx_atomic_t                  generation;     /* of the contents */
+    ngx_atomic_t                  saved;          /* the file's */
+    uint64_t                      clock;          /* ms: the highest stamp
+                                                     seen, under the lock */
 } ngx_http_eas_admin_sh_t;
 
 
@@ -76,6 +79,7 @@ ngx_int_t ngx_http_eas_admin_load(ngx_conf_t *cf,
     ngx_http_eas_admin_ctx_t *ctx);
 ngx_int_t ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx,
     ngx_log_t *log);
+void ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx);
 
 /*
  * Several gateways (ngx_http_eas_redis_rules.c): a rule as another

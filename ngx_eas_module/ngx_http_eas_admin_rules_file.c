@@ -25,6 +25,12 @@ static ngx_int_t ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p,
     u_char *last, ngx_http_eas_admin_loaded_t *l);
 static u_char *ngx_http_eas_admin_quote(u_char *p, u_char *data,
     size_t len);
+static void ngx_http_eas_admin_write(ngx_event_t *ev);
+
+
+/* this worker's timer of the file: written at most once a second */
+static ngx_event_t                ngx_http_eas_admin_timer;
+static ngx_http_eas_admin_ctx_t  *ngx_http_eas_admin_dirty_ctx;
 
 
 static ngx_str_t  ngx_http_eas_admin_access[] = {
@@ -420,11 +426,53 @@ ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
         }
 
         if (ctx->sh->generation == generation) {
+            ctx->sh->saved = generation;
             return NGX_OK;
         }
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The zone changed by the other gateways (ngx_http_eas_redis_rules.c):
+ * the file is written within a second, once for however many changes,
+ * by the first worker whose timer fires (the others find it written).
+ * A flood of changes costs one write a second, not one each.
+ */
+
+void
+ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx)
+{
+    ngx_event_t  *ev;
+
+    ev = &ngx_http_eas_admin_timer;
+    ngx_http_eas_admin_dirty_ctx = ctx;
+
+    if (ev->timer_set || ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    ev->handler = ngx_http_eas_admin_write;
+    ev->data = ev;          /* the debug log reads it as a connection */
+    ev->log = ngx_cycle->log;
+    ev->cancelable = 1;
+
+    ngx_add_timer(ev, 1000);
+}
+
+
+static void
+ngx_http_eas_admin_write(ngx_event_t *ev)
+{
+    ngx_http_eas_admin_ctx_t  *ctx = ngx_http_eas_admin_dirty_ctx;
+
+    if (ctx->sh->saved == ctx->sh->generation) {
+        return;
+    }
+
+    (void) ngx_http_eas_admin_save(ctx, ev->log);
 }
 
 

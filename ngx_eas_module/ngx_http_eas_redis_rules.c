@@ -26,15 +26,19 @@
  *
  * with ACCESS allow, block, lost or none (deleted: kept, so that a
  * gateway that was away cannot bring the rule back) and STAMP the
- * change's wall-clock time in milliseconds.  The newest change of a key
- * wins everywhere (the stricter one for the same millisecond).
+ * change's time in milliseconds, of a hybrid logical clock
+ * (ngx_http_eas_admin_now(): above every time the zone has seen).  The
+ * newest change of a key wins everywhere (the stricter one for the same
+ * millisecond).
  *
  * A change of the admin API is applied to the zone at once, then set on
  * Redis and published in one script ("R" on the gateways' channel); the
  * script makes it newer than what Redis had, so that the last change
- * sent through Redis wins whatever the gateways' clocks say.  Every
- * other gateway applies it to its zone and rewrites its rules file, as
- * for its own changes, and does not announce it again.
+ * sent through Redis wins whatever the gateways' clocks say.  The
+ * message is a notification only: every gateway reads the rule from the
+ * hash (ngx_http_eas_redis_rules_event()), applies it to its zone,
+ * writes its rules file within a second, and does not announce it
+ * again.
  *
  * Each time a worker's subscription is (re)made, and after a change
  * Redis did not take, the worker reconciles: it sends every rule and
@@ -51,7 +55,10 @@
 
 #define NGX_HTTP_EAS_REDIS_RULES_BATCH   32
 #define NGX_HTTP_EAS_REDIS_RULES_RETRY   1000     /* ms */
-#define NGX_HTTP_EAS_REDIS_RULES_AHEAD   3600000  /* ms: junk beyond */
+#define NGX_HTTP_EAS_REDIS_RULES_AHEAD   315360000000ULL  /* ms, ten years:
+                                                       junk beyond */
+#define NGX_HTTP_EAS_REDIS_RULES_PENDING 256      /* keys to read */
+#define NGX_HTTP_EAS_REDIS_RULES_READ    64       /* keys a command */
 #define NGX_HTTP_EAS_REDIS_RULES_FIELD   (1 + EAS_USER_MAX)
 #define NGX_HTTP_EAS_REDIS_RULES_KEY     256
 #define NGX_HTTP_EAS_REDIS_RULES_VALUE   (sizeof("block  ") + 2 * NGX_INT_T_LEN\
@@ -645,7 +652,7 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
     ngx_http_eas_redis_rules_behind = 0;
 
     if (ngx_http_eas_redis_rules_changed) {
-        (void) ngx_http_eas_admin_save(zone->data, ngx_cycle->log);
+        ngx_http_eas_admin_dirty(zone->data);
     }
 
     if (ngx_http_eas_redis_rules_again) {
@@ -714,16 +721,41 @@ ngx_http_eas_redis_rules_retry(ngx_event_t *ev)
 
 
 /*
- * "R" on the channel, from another gateway: FIELD and VALUE as in the
- * hash, for the rules zone named ZONE.
+ * "R" on the channel: the rule of FIELD, in the rules zone ZONE, was
+ * changed on Redis.  A notification only: the rule is read from the
+ * hash (so a message that no gateway wrote there changes nothing), and
+ * the keys named while a read is under way are read together, each
+ * once, however many messages named it.  Applying one costs a lookup
+ * among the keys waiting; the file is written at most once a second
+ * (ngx_http_eas_admin_dirty()).  More keys waiting than a worker keeps:
+ * a reconciliation reads the whole hash instead.
  */
+
+typedef struct {
+    u_short                      len;
+    u_char                       field[NGX_HTTP_EAS_REDIS_RULES_FIELD];
+} ngx_http_eas_redis_rules_key_t;
+
+
+static ngx_http_eas_redis_rules_key_t  *ngx_http_eas_redis_rules_keys;
+static ngx_uint_t    ngx_http_eas_redis_rules_nkeys;     /* waiting */
+static ngx_uint_t    ngx_http_eas_redis_rules_reading;   /* in flight:
+                                                            the first n */
+static ngx_uint_t    ngx_http_eas_redis_rules_overflow;
+
+
+static void ngx_http_eas_redis_rules_read(void);
+static void ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac,
+    void *reply, void *data);
+
 
 void
 ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
     ngx_str_t *value)
 {
-    const char      *why;
-    ngx_shm_zone_t  *zone;
+    ngx_uint_t                       i;
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_rules_key_t  *k;
 
     zone = ngx_http_eas_redis_rules_zone();
 
@@ -734,14 +766,191 @@ ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
         return;
     }
 
-    why = NULL;
-
-    if (ngx_http_eas_redis_rules_take(zone, field, value, &why) == NGX_OK) {
-        (void) ngx_http_eas_admin_save(zone->data, ngx_cycle->log);
+    if (field->len < 2 || field->len > NGX_HTTP_EAS_REDIS_RULES_FIELD
+        || (field->data[0] != NGX_HTTP_EAS_ADMIN_DEVICE
+            && field->data[0] != NGX_HTTP_EAS_ADMIN_USER))
+    {
+        ngx_http_eas_redis_rules_junk("a rule on the channel",
+                                      "not a rule's key");
+        return;
     }
 
-    if (why) {
-        ngx_http_eas_redis_rules_junk("a rule on the channel", why);
+    if (ngx_http_eas_redis_rules_keys == NULL) {
+        ngx_http_eas_redis_rules_keys = ngx_alloc(
+                                 NGX_HTTP_EAS_REDIS_RULES_PENDING
+                                 * sizeof(ngx_http_eas_redis_rules_key_t),
+                                 ngx_cycle->log);
+        if (ngx_http_eas_redis_rules_keys == NULL) {
+            ngx_http_eas_redis_rules_later();
+            return;
+        }
+    }
+
+    k = ngx_http_eas_redis_rules_keys;
+
+    /* a key being read may have been read before this change */
+
+    for (i = ngx_http_eas_redis_rules_reading;
+         i < ngx_http_eas_redis_rules_nkeys;
+         i++)
+    {
+        if (k[i].len == field->len
+            && ngx_memcmp(k[i].field, field->data, field->len) == 0)
+        {
+            return;
+        }
+    }
+
+    if (i == NGX_HTTP_EAS_REDIS_RULES_PENDING) {
+        /* read all of the hash once the keys waiting are read */
+        ngx_http_eas_redis_rules_overflow = 1;
+        return;
+    }
+
+    k[i].len = (u_short) field->len;
+    ngx_memcpy(k[i].field, field->data, field->len);
+    ngx_http_eas_redis_rules_nkeys++;
+
+    if (!ngx_http_eas_redis_rules_reading) {
+        ngx_http_eas_redis_rules_read();
+    }
+}
+
+
+/* HMGET of up to ..._READ keys waiting, the first ones */
+
+static void
+ngx_http_eas_redis_rules_read(void)
+{
+    size_t                           argvlen[2 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    ngx_uint_t                       i, n;
+    const char                      *argv[2 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_conf_t       *rcf;
+    ngx_http_eas_redis_rules_key_t  *k;
+    u_char                           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
+
+    zone = ngx_http_eas_redis_rules_zone();
+    n = ngx_min(ngx_http_eas_redis_rules_nkeys,
+                NGX_HTTP_EAS_REDIS_RULES_READ);
+
+    if (zone == NULL || n == 0) {
+        ngx_http_eas_redis_rules_nkeys = 0;
+        return;
+    }
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf->prefix.len + zone->shm.name.len + 2
+        > NGX_HTTP_EAS_REDIS_RULES_KEY)
+    {
+        ngx_http_eas_redis_rules_nkeys = 0;
+        return;
+    }
+
+    argv[0] = "HMGET";
+    argvlen[0] = 5;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_sprintf(key, "%Vr:%V", &rcf->prefix, &zone->shm.name)
+                 - key;
+
+    k = ngx_http_eas_redis_rules_keys;
+
+    for (i = 0; i < n; i++) {
+        argv[2 + i] = (char *) k[i].field;
+        argvlen[2 + i] = k[i].len;
+    }
+
+    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_read,
+                                   (void *) (uintptr_t) n, (int) (2 + n),
+                                   argv, argvlen)
+        != NGX_OK)
+    {
+        /* Redis down: its return reconciles */
+        ngx_http_eas_redis_rules_nkeys = 0;
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_later();
+        return;
+    }
+
+    ngx_http_eas_redis_rules_reading = n;
+}
+
+
+static void
+ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply  *rr = reply;
+
+    ngx_str_t                        field, value;
+    ngx_uint_t                       i, n, changed;
+    const char                      *why;
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_rules_key_t  *k;
+
+    n = (ngx_uint_t) (uintptr_t) data;
+    k = ngx_http_eas_redis_rules_keys;
+    zone = ngx_http_eas_redis_rules_zone();
+
+    ngx_http_eas_redis_rules_reading = 0;
+
+    if (rr == NULL || zone == NULL || rr->type != REDIS_REPLY_ARRAY
+        || rr->elements != n || n > ngx_http_eas_redis_rules_nkeys)
+    {
+        if (rr && rr->type == REDIS_REPLY_ERROR) {
+            ngx_http_eas_redis_rules_junk("reading a rule", rr->str);
+        }
+
+        ngx_http_eas_redis_rules_nkeys = 0;
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_later();
+        return;
+    }
+
+    changed = 0;
+
+    for (i = 0; i < n; i++) {
+        if (rr->element[i]->type != REDIS_REPLY_STRING) {
+            /* not in the hash: nothing to take */
+            continue;
+        }
+
+        field.data = k[i].field;
+        field.len = k[i].len;
+        value.data = (u_char *) rr->element[i]->str;
+        value.len = rr->element[i]->len;
+
+        why = NULL;
+
+        if (ngx_http_eas_redis_rules_take(zone, &field, &value, &why)
+            == NGX_OK)
+        {
+            changed = 1;
+        }
+
+        if (why) {
+            ngx_http_eas_redis_rules_junk("a rule on the channel", why);
+        }
+    }
+
+    if (changed) {
+        ngx_http_eas_admin_dirty(zone->data);
+    }
+
+    ngx_memmove(k, &k[n],
+                (ngx_http_eas_redis_rules_nkeys - n)
+                * sizeof(ngx_http_eas_redis_rules_key_t));
+    ngx_http_eas_redis_rules_nkeys -= n;
+
+    if (ngx_http_eas_redis_rules_nkeys) {
+        ngx_http_eas_redis_rules_read();
+        return;
+    }
+
+    if (ngx_http_eas_redis_rules_overflow) {
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_sync();
     }
 }
 
@@ -826,7 +1035,7 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         || stamp > (uint64_t) tp->sec * 1000 + tp->msec
                    + NGX_HTTP_EAS_REDIS_RULES_AHEAD)
     {
-        *why = "a time more than an hour ahead";
+        *why = "a time years ahead";
         return NGX_DECLINED;
     }
 

@@ -23,12 +23,13 @@ import pytest
 
 from eastest.backends import EasBackend
 from eastest.client import EasClient
-from eastest.nginx import start_gateway
+from eastest.nginx import free_port
 from eastest.redis import RedisServer
 from eastest.waiting import poll
 
 HASH = "t:r:rules"
 CHANNEL = "t:db0:events"
+USERS = "jdoe:{PLAIN}secret\namy:{PLAIN}apple\n"
 
 NGINX_CONFIG = """
 http {
@@ -87,11 +88,13 @@ def backend():
 
 
 def gateway(nginx_factory, redis, backend, name, start=True):
-    nginx = start_gateway(nginx_factory, NGINX_CONFIG, start=False,
+    port = free_port()
+    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
                           redis_url=redis.url, backend_port=backend.port,
                           name=name)
+    nginx.port = port
     with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("jdoe:{PLAIN}secret\namy:{PLAIN}apple\n")
+        f.write(USERS)
     nginx.name = name
     if start:
         up(nginx, redis)
@@ -178,8 +181,18 @@ def rules(nginx):
 
 
 def rules_file(nginx):
-    with open(os.path.join(nginx.dir, "admin.rules")) as f:
-        return f.read()
+    try:
+        with open(os.path.join(nginx.dir, "admin.rules")) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def file_has(nginx, pattern):
+    """The rules file matching pattern (a regex, per line): a change of
+    another gateway is written within a second."""
+    return poll(lambda: re.search(pattern, rules_file(nginx), re.M),
+                "%s in the file of %s" % (pattern, nginx.name))
 
 
 def lines(nginx, mark, text):
@@ -207,9 +220,8 @@ def test_block_on_one_gateway_refused_on_the_others(nginx_factory, redis,
         assert len(through(backend, nginx, "ApplSHARED1")) == before
         rule = rules(nginx)["ApplSHARED1"]
         assert rule["access"] == "block" and rule["by"] == "127.0.0.1"
-        assert re.search(r'^block device_id="ApplSHARED1"  # eas_admin '
-                         r'rule \d+\.\d{3} 127\.0\.0\.1$',
-                         rules_file(nginx), re.M), rules_file(nginx)
+        file_has(nginx, r'^block device_id="ApplSHARED1"  # eas_admin '
+                        r'rule \d+\.\d{3} 127\.0\.0\.1$')
         assert lines(nginx, 0, 'rule of device_id "ApplSHARED1" set to '
                                'block by another gateway')
     # another device of the user is not concerned
@@ -260,7 +272,7 @@ def test_lost_mode_on_every_gateway(nginx_factory, redis, backend):
     assert [r.eas.command for r in through(backend, b, "ApplLOSTX")][
         before:] == ["Provision"]
     assert rules(b)["ApplLOSTX"]["access"] == "lost"
-    assert "# eas_admin lost " in rules_file(b)
+    file_has(b, "# eas_admin lost ")
 
 
 def test_delete_on_one_gateway_lifts_on_the_other(nginx_factory, redis,
@@ -274,10 +286,10 @@ def test_delete_on_one_gateway_lifts_on_the_other(nginx_factory, redis,
     admin(b, "DELETE", "rules?device_id=appldel")
     poll(lambda: passes(a, "ApplDEL"), "the block lifted on A")
     assert "ApplDEL" not in rules(a)
+    file_has(a, r'^# deleted device_id="ApplDEL"  # eas_admin none '
+                r'\d+\.\d{3} 127\.0\.0\.1$')
     text = rules_file(a)
     assert not re.search(r"^block ", text, re.M), text
-    assert re.search(r'^# deleted device_id="ApplDEL"  # eas_admin none '
-                     r'\d+\.\d{3} 127\.0\.0\.1$', text, re.M), text
     admin(a, "DELETE", "rules?device_id=ApplDEL", expect=404)
     value = redis.command("HGET", HASH, "dappldel").decode()
     assert value.startswith("none "), value
@@ -418,7 +430,8 @@ def test_junk_in_the_hash_and_on_the_channel(nginx_factory, redis,
     redis.command("PUBLISH", CHANNEL, "R other 0 0 5 99 rules")
     redis.command("PUBLISH", CHANNEL, "R other 0 0 5 0 rules")
     publish(redis, "dapplj1", "block %d 0 ApplJ1" % now, zone="other")
-    publish(redis, "dapplj2", "block %d 0 ApplJ2" % now)
+    redis.command("HSET", HASH, "dapplj2", "block %d 0 ApplJ2" % now)
+    publish(redis, "dapplj2", "none 1 0 ApplJ2")     # the hash's is read
     poll(lambda: blocked(a, "ApplJ2"), "the good message")
     for i in (1, 3, 4, 5, 6, 7, 8, 9):
         assert passes(a, "ApplJ%d" % i)
@@ -478,3 +491,96 @@ def commands(nginx):
     with urllib.request.urlopen("http://127.0.0.1:%d/eas/status"
                                 % nginx.port, timeout=10) as reply:
         return json.loads(reply.read())["shared_state"]["commands"]
+
+
+def test_a_message_never_written_to_the_hash_changes_nothing(
+        nginx_factory, redis, backend):
+    """A forged "R" message removing a block, stamped far ahead, that no
+    gateway wrote to the hash: B reads the rule from the hash and keeps
+    the block; A's re-block, and every later change, reaches B; a
+    resubscription does not push any forged removal into Redis."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    admin(a, "POST", "rules?access=block&device_id=ApplFORGE")
+    poll(lambda: blocked(b, "ApplFORGE"), "the block on B")
+    ahead = int(time.time() * 1000) + 20 * 60 * 1000
+    publish(redis, "dapplforge", "none %d 0 ApplFORGE" % ahead)
+    publish(redis, "dapplnew", "block %d 0 ApplNEW" % ahead)
+    # a real change sent after them: they were handled when it is there
+    admin(a, "POST", "rules?access=block&device_id=ApplMARK")
+    poll(lambda: blocked(b, "ApplMARK"), "the later change on B")
+    assert blocked(b, "ApplFORGE")
+    assert passes(b, "ApplNEW")
+    assert "ApplNEW" not in rules(b) and "ApplNEW" not in rules(a)
+    admin(a, "POST", "rules?access=allow&device_id=ApplFORGE")
+    poll(lambda: passes(b, "ApplFORGE"), "the next change on B")
+    b.stop()
+    up(b, redis)
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker back")
+    assert redis.command("HGET", HASH, "dapplforge").decode().startswith(
+        "allow ")
+    assert redis.command("HGET", HASH, "dapplnew") is None
+
+
+def test_a_flood_of_forged_messages_changes_nothing(nginx_factory, redis,
+                                                    backend):
+    """Thousands of well-formed "R" messages for rules no gateway wrote,
+    many naming the same key: nothing is applied, the rules file and
+    listing stay as they were, a real change made after the flood
+    reaches the other gateway, and no worker dies."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    admin(a, "POST", "rules?access=block&device_id=ApplKEEP")
+    poll(lambda: blocked(b, "ApplKEEP"), "the block on B")
+    ahead = int(time.time() * 1000) + 3600 * 1000
+    script = ("for i = 1, tonumber(ARGV[2]) do "
+              "  local f = 'dapplf' .. (i % 3000) "
+              "  redis.call('PUBLISH', ARGV[1], 'R other 0 0 5 ' .. #f .. "
+              "    ' rules' .. f .. 'block ' .. ARGV[3] .. ' 0 ApplF' .. "
+              "    (i % 3000)) "
+              "  redis.call('PUBLISH', ARGV[1], 'R other 0 0 5 9 "
+              "rulesdapplkeepnone ' .. ARGV[3] .. ' 0 ApplKEEP') "
+              "end return 1")
+    redis.command("EVAL", script, "0", CHANNEL, "6000", str(ahead))
+    admin(a, "POST", "rules?access=block&device_id=ApplAFTER")
+    poll(lambda: blocked(b, "ApplAFTER"), "the change after the flood",
+         timeout=60)
+    assert blocked(b, "ApplKEEP")
+    assert passes(b, "ApplF7")
+    assert set(rules(b)) == {"ApplKEEP", "ApplAFTER"}
+    poll(lambda: 'device_id="ApplAFTER"' in rules_file(b), "B's file")
+    assert "ApplF" not in rules_file(b)
+
+
+def test_a_change_made_after_seeing_a_clock_ahead_wins(nginx_factory,
+                                                       redis, backend):
+    """A rule stamped two hours ahead (made by a gateway whose clock runs
+    fast) is taken by every gateway; Redis goes down; on A, which saw
+    that rule, "lost" for one device and a removal for another are
+    stamped above it (a hybrid logical clock); Redis comes back empty
+    and B pushes its older rules first: A's later changes win on Redis
+    and on B."""
+    ahead = int(time.time() * 1000) + 2 * 3600 * 1000
+    for key, value in (("dapplhlc1", "allow %d 1 CApplHLC1"),
+                       ("dapplhlc2", "block %d 1 CApplHLC2")):
+        redis.command("HSET", HASH, key, value % ahead)
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    for nginx in (a, b):
+        poll(lambda: blocked(nginx, "ApplHLC2"), "the rules on %s"
+             % nginx.name)
+    b.stop()
+    redis.stop()
+    admin(a, "POST", "rules?access=lost&device_id=ApplHLC1")
+    admin(a, "DELETE", "rules?device_id=ApplHLC2")
+    assert device(a, "ApplHLC1").sync().eas_status() == 142
+    assert passes(a, "ApplHLC2")
+    redis.start()                      # empty
+    up(b, redis)                       # B pushes its older rules
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker back")
+    poll(lambda: device(b, "ApplHLC1").sync().eas_status() == 142 or None,
+         "A's lost on B")
+    poll(lambda: passes(b, "ApplHLC2"), "A's removal on B")
+    lost = redis.command("HGET", HASH, "dapplhlc1").decode().split()
+    assert lost[0] == "lost" and int(lost[1]) > ahead, lost
+    assert redis.command("HGET", HASH, "dapplhlc2").decode().startswith(
+        "none ")
+    assert device(a, "ApplHLC1").sync().eas_status() == 142
+    assert passes(a, "ApplHLC2")
