@@ -415,7 +415,18 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     } else if (ngx_http_eas_admin_arg(r, "user", &rule.value) == NGX_OK) {
         rule.field = 'u';
 
-        if (ngx_http_eas_admin_value(&rule.value, EAS_USER_MAX) != NGX_OK) {
+        rc = NGX_DECLINED;
+
+        if (ngx_http_eas_admin_value(&rule.value, EAS_USER_MAX) == NGX_OK) {
+            /* the identity requests are decided by */
+            rc = ngx_http_eas_admin_fold(r->pool, &rule.value);
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc != NGX_OK) {
             return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                             "invalid user");
         }

@@ -72,7 +72,11 @@ typedef struct {
     ngx_slab_pool_t              *shpool;
     ngx_str_t                     file;
     ngx_array_t                  *loaded;         /* of ..._loaded_t */
+    uint64_t                      keep;           /* ms: removals kept */
 } ngx_http_eas_admin_ctx_t;
+
+
+#define NGX_HTTP_EAS_ADMIN_KEEP  (30 * 86400)    /* s: keep_removals= */
 
 
 ngx_int_t ngx_http_eas_admin_load(ngx_conf_t *cf,
@@ -80,6 +84,9 @@ ngx_int_t ngx_http_eas_admin_load(ngx_conf_t *cf,
 ngx_int_t ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx,
     ngx_log_t *log);
 void ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx);
+void ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx);
+ngx_uint_t ngx_http_eas_admin_expired(ngx_shm_zone_t *zone,
+    uint64_t stamp);
 
 /*
  * Several gateways (ngx_http_eas_redis_rules.c): a rule as another

@@ -223,6 +223,18 @@ ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p, u_char *last,
         return NGX_ERROR;
     }
 
+    /*
+     * a user as the identity requests are decided by; a file of an
+     * older version may hold one unfolded (one that folds into nothing
+     * stays as it is: it decides nothing)
+     */
+
+    if (rule->field == NGX_HTTP_EAS_ADMIN_USER
+        && ngx_http_eas_admin_fold(cf->pool, &rule->value) == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
     p++;
 
     /* the comment: what the rules file cannot say, and who */
@@ -317,6 +329,8 @@ ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
     }
 
     ngx_sprintf(tmp, "%V.tmp.%P%Z", &ctx->file, ngx_pid);
+
+    ngx_http_eas_admin_expire(ctx);
 
     for (tries = 0; tries < 8; tries++) {
 

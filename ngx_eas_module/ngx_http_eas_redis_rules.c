@@ -143,7 +143,9 @@ static const char  ngx_http_eas_redis_rules_set_lua[] =
 
 
 /*
- * KEYS[1] the hash, ARGV[1] the cursor: a page of it, in one string,
+ * KEYS[1] the hash, ARGV[1] the cursor, ARGV[2] and [3] the longest
+ * field and value, ARGV[4] the time before which a removal is no longer
+ * kept (deleted from the hash): a page of it, in one string,
  * "FLEN VLEN FIELDVALUE" each, the next cursor ("0": the end), and how
  * many entries longer than a rule can be were left out.  A reply stays
  * far below the 64 KB a reply may take, whatever the hash holds.
@@ -154,7 +156,10 @@ static const char  ngx_http_eas_redis_rules_page_lua[] =
     "local out, long = {}, 0 "
     "for i = 1, #r[2] - 1, 2 do "
     "  local f, v = r[2][i], r[2][i + 1] "
-    "  if #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
+    "  local gone = string.match(v, '^none (%d+) ') "
+    "  if gone and tonumber(gone) < tonumber(ARGV[4]) then "
+    "    redis.call('HDEL', KEYS[1], f) "
+    "  elseif #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
     "    long = long + 1 "
     "  else "
     "    out[#out + 1] = #f .. ' ' .. #v .. ' ' .. f .. v "
@@ -521,11 +526,14 @@ ngx_http_eas_redis_rules_on_pushed(redisAsyncContext *ac, void *reply,
 static void
 ngx_http_eas_redis_rules_page(void)
 {
-    ngx_shm_zone_t  *zone;
-    const char      *argv[7];
-    size_t           argvlen[7];
-    u_char           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
-    u_char           max[2][NGX_INT_T_LEN];
+    uint64_t                   cutoff;
+    ngx_time_t                *tp;
+    ngx_shm_zone_t            *zone;
+    const char                *argv[8];
+    size_t                     argvlen[8];
+    ngx_http_eas_admin_ctx_t  *ctx;
+    u_char                     key[NGX_HTTP_EAS_REDIS_RULES_KEY];
+    u_char                     max[3][NGX_INT64_LEN];
 
     zone = ngx_http_eas_redis_rules_zone();
 
@@ -551,7 +559,15 @@ ngx_http_eas_redis_rules_page(void)
                              (size_t) NGX_HTTP_EAS_REDIS_RULES_VALUE)
                  - max[1];
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_page, NULL, 7,
+    ctx = zone->data;
+    tp = ngx_timeofday();
+    cutoff = (uint64_t) tp->sec * 1000 + tp->msec;
+    cutoff = cutoff > ctx->keep ? cutoff - ctx->keep : 0;
+
+    argv[7] = (char *) max[2];
+    argvlen[7] = ngx_sprintf(max[2], "%uL", cutoff) - max[2];
+
+    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_page, NULL, 8,
                                    argv, argvlen)
         != NGX_OK)
     {
@@ -972,6 +988,8 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
     ngx_uint_t                  i;
     ngx_time_t                 *tp;
     ngx_http_eas_admin_rule_t   rule;
+    size_t                      n;
+    u_char                      id[EAS_USER_MAX];
 
     ngx_memzero(&rule, sizeof(ngx_http_eas_admin_rule_t));
 
@@ -1039,6 +1057,13 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         return NGX_DECLINED;
     }
 
+    if (rule.access == NGX_HTTP_EAS_ACCESS_NONE
+        && ngx_http_eas_admin_expired(zone, stamp))
+    {
+        /* a removal older than keep_removals=: no longer kept */
+        return NGX_DECLINED;
+    }
+
     /* WHO, as ngx_http_eas_admin_who() writes it */
 
     rule.who.data = p;
@@ -1071,6 +1096,19 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
             *why = "not a DeviceId or user the admin API takes";
             return NGX_DECLINED;
         }
+    }
+
+    /* a user as the admin API keeps it: the identity requests have */
+
+    if (rule.field == NGX_HTTP_EAS_ADMIN_USER
+        && (ngx_http_eas_user_identity(NULL, rule.value.data,
+                                       rule.value.len, id, sizeof(id), &n)
+            != NGX_OK
+            || n != rule.value.len
+            || ngx_memcmp(id, rule.value.data, n) != 0))
+    {
+        *why = "a user not folded as requests are";
+        return NGX_DECLINED;
     }
 
     rc = ngx_http_eas_admin_apply(zone, &rule, stamp);

@@ -22,6 +22,7 @@ import urllib.request
 import pytest
 
 from eastest.backends import EasBackend
+from eastest import confs
 from eastest.client import EasClient
 from eastest.nginx import free_port
 from eastest.redis import RedisServer
@@ -29,7 +30,8 @@ from eastest.waiting import poll
 
 HASH = "t:r:rules"
 CHANNEL = "t:db0:events"
-USERS = "jdoe:{PLAIN}secret\namy:{PLAIN}apple\n"
+USERS = "jdoe:{PLAIN}secret\namy:{PLAIN}apple\n" + "".join(
+    "%s:{PLAIN}%s\n" % (f[1], f[3]) for f in confs.FOLDED_USERS)
 
 NGINX_CONFIG = """
 http {
@@ -93,7 +95,7 @@ def gateway(nginx_factory, redis, backend, name, start=True):
                           redis_url=redis.url, backend_port=backend.port,
                           name=name)
     nginx.port = port
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
+    with open(os.path.join(nginx.dir, "users"), "w", encoding="utf-8") as f:
         f.write(USERS)
     nginx.name = name
     if start:
@@ -584,3 +586,69 @@ def test_a_change_made_after_seeing_a_clock_ahead_wins(nginx_factory,
         "none ")
     assert device(a, "ApplHLC1").sync().eas_status() == 142
     assert passes(a, "ApplHLC2")
+
+
+
+
+def test_user_rules_fold_as_requests_do(nginx_factory, redis, backend):
+    """A user block given with non-ASCII capitals, a compatibility form
+    or a domain is kept as the identity requests are folded to (the
+    listing, the file and the hash say so): every spelling of that user
+    is refused on the gateway that took it and on the other, nothing of
+    it reaches the backend; removed under another spelling, it is
+    lifted; a user that is no identity is refused."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    for given, identity, _, _ in confs.FOLDED_USERS:
+        admin(a, "POST", "rules?access=block&user=" + given)
+    poll(lambda: {f[1] for f in confs.FOLDED_USERS} <= set(rules(b)) or None,
+         "the rules on B")
+    assert {f[1] for f in confs.FOLDED_USERS} == set(rules(a)) == set(rules(b))
+    for _, identity, spellings, password in confs.FOLDED_USERS:
+        for nginx in (a, b):
+            for i, sent in enumerate(spellings):
+                device_id = "ApplFOLD%s%d" % (nginx.name, i)
+                assert blocked(nginx, device_id, user=sent,
+                               password=password), (nginx.name, sent)
+        assert redis.command("HGET", HASH, "u" + identity) is not None
+    assert not [r for r in backend.requests
+                if r.eas.device_id.startswith("ApplFOLD")]
+    file_has(b, '^block user="strasse"')
+    admin(b, "DELETE", "rules?user=%C3%B6ZiL")
+    poll(lambda: passes(a, "ApplFOLDX", user="\u00d6ZIL",
+                        password="pw-ozil"), "the removal on A")
+    admin(a, "POST", "rules?access=block&user=%FF%FE", expect=400)
+
+
+FILL = ("for i = 1, tonumber(ARGV[1]) do "
+        "  redis.call('HSET', KEYS[1], 'dapplfill' .. i, "
+        "    'none ' .. ARGV[2] .. ' 0 ApplFILL' .. i) "
+        "  redis.call('HSET', KEYS[1], 'djunk' .. i, 'junk ' .. i) "
+        "end return 1")
+
+
+def test_removals_never_take_the_place_of_a_rule(nginx_factory, redis,
+                                                 backend):
+    """A hash holding thousands of removals (more than the zone holds)
+    and as many junk entries: the gateway reads it without one line per
+    entry (no slab allocator line; the junk said once a minute), and a
+    rule made then still gets its place (the oldest removals make room);
+    a removal older than keep_removals (30 days by default) is no
+    longer kept: dropped from the hash, not taken into the zone."""
+    now = int(time.time() * 1000)
+    redis.command("EVAL", FILL, "1", HASH, "1500", str(now - 60000))
+    old = now - 31 * 86400 * 1000
+    redis.command("HSET", HASH, "dapplold", "none %d 0 ApplOLD" % old)
+    a, = gateways(nginx_factory, redis, backend, 1)
+    poll(lambda: lines(a, 0, "the rules' hash refused") or None,
+         "the junk refused")
+    poll(lambda: redis.command("HGET", HASH, "dapplold") is None or None,
+         "the old removal dropped from the hash")
+    assert admin(a, "POST", "rules?access=lost&device_id=ApplROOM") \
+        == {"ok": True}
+    assert device(a, "ApplROOM").sync().eas_status() == 142
+    assert admin(a, "POST", "rules?access=block&user=amy") == {"ok": True}
+    assert blocked(a, "ApplAMY", user="amy", password="apple")
+    assert not lines(a, 0, "ngx_slab_alloc() failed")
+    assert len(lines(a, 0, "refused")) <= 4
+    file_has(a, 'device_id="ApplROOM"')
+    assert "ApplOLD" not in rules_file(a)
