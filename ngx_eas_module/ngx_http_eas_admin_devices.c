@@ -11,6 +11,7 @@
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_admin.h"
 #include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_admin_rules.h"
 
 
 /*
@@ -509,7 +510,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
                                         "error log");
     }
 
-    return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
-                                   (u_char *) "{\"ok\":true}\n",
-                                   sizeof("{\"ok\":true}\n") - 1);
+    /* with eas_shared_state, once the other gateways have it */
+
+    return ngx_http_eas_redis_rules_answer(r);
 }

@@ -107,6 +107,7 @@ ngx_uint_t ngx_http_eas_admin_access_parse(ngx_str_t *name);
 ngx_uint_t ngx_http_eas_redis_rules_shared(void);
 void ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_log_t *log);
+ngx_int_t ngx_http_eas_redis_rules_answer(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_EAS_ADMIN_RULES_H_INCLUDED_ */

@@ -452,8 +452,9 @@ ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
 /*
  * The zone changed by the other gateways (ngx_http_eas_redis_rules.c):
  * the file is written within a second, once for however many changes,
- * by the first worker whose timer fires (the others find it written).
- * A flood of changes costs one write a second, not one each.
+ * by the first worker whose timer fires (the others find it written),
+ * and before a worker that quits gracefully exits.  A flood of changes
+ * costs one write a second, not one each.
  */
 
 void
@@ -464,14 +465,21 @@ ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx)
     ev = &ngx_http_eas_admin_timer;
     ngx_http_eas_admin_dirty_ctx = ctx;
 
-    if (ev->timer_set || ngx_exiting || ngx_terminate) {
+    if (ev->timer_set) {
         return;
     }
+
+    if (ngx_exiting || ngx_terminate) {
+        (void) ngx_http_eas_admin_save(ctx, ngx_cycle->log);
+        return;
+    }
+
+    /* not cancelable: a worker that quits writes what it took first */
 
     ev->handler = ngx_http_eas_admin_write;
     ev->data = ev;          /* the debug log reads it as a connection */
     ev->log = ngx_cycle->log;
-    ev->cancelable = 1;
+    ev->cancelable = 0;
 
     ngx_add_timer(ev, 1000);
 }

@@ -14,25 +14,29 @@
 #include "ngx_http_eas_redis.h"
 #include "ngx_http_eas_redis_int.h"
 #include "ngx_http_eas_admin_rules.h"
+#include "ngx_http_eas_admin.h"
 
 
 /*
  * The runtime rules of eas_admin_rules shared by the gateways
  * (docs/scale-out.md).  Redis keeps them in one hash per rules zone,
  * "<prefix>r:<zone>": the field is the rule's key (d or u, then the
- * DeviceId or user lower-cased), the value
+ * DeviceId lower-cased or the user's identity), the value
  *
  *     ACCESS STAMP WHOLEN WHO VALUE       (WHO and VALUE not apart)
  *
- * with ACCESS allow, block, lost or none (deleted: kept, so that a
- * gateway that was away cannot bring the rule back) and STAMP the
+ * with ACCESS allow, block, lost or none (deleted: kept for
+ * keep_removals=, so that a gateway that was away cannot bring the rule
+ * back; older ones are dropped by the reading script) and STAMP the
  * change's time in milliseconds, of a hybrid logical clock
  * (ngx_http_eas_admin_now(): above every time the zone has seen).  The
  * newest change of a key wins everywhere (the stricter one for the same
  * millisecond).
  *
  * A change of the admin API is applied to the zone at once, then set on
- * Redis and published in one script ("R" on the gateways' channel); the
+ * Redis and published in one script ("R" on the gateways' channel), and
+ * answered once Redis did so, or did not in "timeout"
+ * (ngx_http_eas_redis_rules_answer(): "shared" true or false); the
  * script makes it newer than what Redis had, so that the last change
  * sent through Redis wins whatever the gateways' clocks say.  The
  * message is a notification only: every gateway reads the rule from the
@@ -72,7 +76,19 @@ typedef struct {
 } ngx_http_eas_redis_rules_buf_t;
 
 
+/* a change of the admin API on its way to Redis */
+typedef struct {
+    ngx_str_t                    what;            /* first: freed as it */
+    ngx_http_request_t          *request;         /* waits for the answer */
+} ngx_http_eas_redis_rules_set_t;
+
+
+static ngx_http_eas_redis_rules_set_t  *ngx_http_eas_redis_rules_last;
+
+
 static ngx_shm_zone_t *ngx_http_eas_redis_rules_zone(void);
+static ngx_int_t ngx_http_eas_redis_rules_shared_answer(
+    ngx_http_request_t *r, ngx_uint_t shared);
 static ngx_int_t ngx_http_eas_redis_rules_eval(const char **argv,
     size_t *argvlen, const char *script, size_t len, u_char *key,
     ngx_shm_zone_t *zone);
@@ -246,8 +262,10 @@ void
 ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_log_t *log)
 {
-    ngx_str_t                   *what;
-    ngx_http_eas_admin_entry_t   e;
+    ngx_http_eas_admin_entry_t      e;
+    ngx_http_eas_redis_rules_set_t *set;
+
+    ngx_http_eas_redis_rules_last = NULL;
 
     if (ngx_http_eas_redis_rules_zone() != zone) {
         return;
@@ -255,14 +273,15 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
 
     /* named in the log line if Redis does not take it */
 
-    what = ngx_alloc(sizeof(ngx_str_t) + sizeof("device_id \"\"")
-                     + rule->value.len, log);
-    if (what) {
-        what->data = (u_char *) &what[1];
-        what->len = ngx_sprintf(what->data, "%s \"%V\"",
-                                rule->field == NGX_HTTP_EAS_ADMIN_DEVICE
-                                ? "device_id" : "user", &rule->value)
-                    - what->data;
+    set = ngx_alloc(sizeof(ngx_http_eas_redis_rules_set_t)
+                    + sizeof("device_id \"\"") + rule->value.len, log);
+    if (set) {
+        set->what.data = (u_char *) &set[1];
+        set->what.len = ngx_sprintf(set->what.data, "%s \"%V\"",
+                                    rule->field == NGX_HTTP_EAS_ADMIN_DEVICE
+                                    ? "device_id" : "user", &rule->value)
+                        - set->what.data;
+        set->request = NULL;
     }
 
     e.field = (u_char) rule->field;
@@ -273,13 +292,63 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_memcpy(e.who, rule->who.data, e.who_len);
 
     if (ngx_http_eas_redis_rules_send(zone, &e, &stamp, 1, 1,
-                                      ngx_http_eas_redis_rules_on_set, what)
+                                      ngx_http_eas_redis_rules_on_set, set)
         == NGX_OK)
     {
+        /* the admin API's answer may wait for Redis's */
+        ngx_http_eas_redis_rules_last = set;
         return;
     }
 
-    ngx_http_eas_redis_rules_pending(what, log);
+    ngx_http_eas_redis_rules_pending(set ? &set->what : NULL, log);
+}
+
+
+/*
+ * The admin API's answer to a change just made (and pushed): at once
+ * without eas_shared_state; else once Redis took and published it, or
+ * did not (bounded by "timeout" of eas_shared_state), saying which:
+ * {"ok":true,"shared":true} when the other gateways got it.
+ */
+
+ngx_int_t
+ngx_http_eas_redis_rules_answer(ngx_http_request_t *r)
+{
+    ngx_http_eas_redis_rules_set_t  *set;
+
+    set = ngx_http_eas_redis_rules_last;
+    ngx_http_eas_redis_rules_last = NULL;
+
+    if (ngx_http_eas_redis_rules_zone() == NULL) {
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                                       (u_char *) "{\"ok\":true}\n",
+                                       sizeof("{\"ok\":true}\n") - 1);
+    }
+
+    if (set == NULL) {
+        return ngx_http_eas_redis_rules_shared_answer(r, 0);
+    }
+
+    set->request = r;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_eas_redis_rules_shared_answer(ngx_http_request_t *r,
+    ngx_uint_t shared)
+{
+    if (shared) {
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                             (u_char *) "{\"ok\":true,\"shared\":true}\n",
+                             sizeof("{\"ok\":true,\"shared\":true}\n") - 1);
+    }
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                             (u_char *) "{\"ok\":true,\"shared\":false}\n",
+                             sizeof("{\"ok\":true,\"shared\":false}\n") - 1);
 }
 
 
@@ -287,21 +356,38 @@ static void
 ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     void *data)
 {
-    redisReply  *rr = reply;
+    redisReply                      *rr = reply;
+    ngx_http_eas_redis_rules_set_t  *set = data;
 
-    if (rr && rr->type == REDIS_REPLY_INTEGER) {
-        if (data) {
-            ngx_free(data);
+    ngx_int_t            rc;
+    ngx_uint_t           shared;
+    ngx_http_request_t  *r;
+
+    if (ngx_http_eas_redis_rules_last == set) {
+        ngx_http_eas_redis_rules_last = NULL;
+    }
+
+    r = set ? set->request : NULL;
+    shared = (rr && rr->type == REDIS_REPLY_INTEGER);
+
+    if (shared) {
+        if (set) {
+            ngx_free(set);
         }
 
-        return;
+    } else {
+        if (rr && rr->type == REDIS_REPLY_ERROR) {
+            ngx_http_eas_redis_rules_junk("a rule's change", rr->str);
+        }
+
+        ngx_http_eas_redis_rules_pending(set ? &set->what : NULL,
+                                         ngx_cycle->log);
     }
 
-    if (rr && rr->type == REDIS_REPLY_ERROR) {
-        ngx_http_eas_redis_rules_junk("a rule's change", rr->str);
+    if (r) {
+        rc = ngx_http_eas_redis_rules_shared_answer(r, shared);
+        ngx_http_finalize_request(r, rc);
     }
-
-    ngx_http_eas_redis_rules_pending(data, ngx_cycle->log);
 }
 
 

@@ -210,7 +210,7 @@ def test_block_on_one_gateway_refused_on_the_others(nginx_factory, redis,
     for nginx in (a, b, c):
         assert passes(nginx, "ApplSHARED1")
     assert admin(a, "POST", "rules?access=block&device_id=ApplSHARED1") \
-        == {"ok": True}
+        == {"ok": True, "shared": True}
     assert blocked(a, "ApplSHARED1")
     for nginx in (b, c):
         poll(lambda: blocked(nginx, "ApplSHARED1"), "the block on %s"
@@ -332,7 +332,9 @@ def test_change_while_redis_is_down_reaches_the_others(nginx_factory,
     redis.stop()
     poll(lambda: lines(a, 0, "is down") or None, "A sees Redis down")
     mark = a.mark()
-    admin(a, "POST", "rules?access=block&device_id=ApplDOWN")
+    # answered at once, saying the others do not have it yet
+    assert admin(a, "POST", "rules?access=block&device_id=ApplDOWN") == \
+        {"ok": True, "shared": False}
     assert blocked(a, "ApplDOWN")
     poll(lambda: lines(a, mark, 'shared state did not take the change of '
                                 'device_id "ApplDOWN": in force on this '
@@ -369,6 +371,7 @@ def test_rule_deleted_while_a_gateway_was_away_does_not_come_back(
     # the deletion lost by Redis: A's kept deletion still wins
     admin(a, "POST", "rules?access=block&device_id=ApplAWAY2")
     poll(lambda: blocked(b, "ApplAWAY2"), "the second block on B")
+    file_has(b, '^block device_id="ApplAWAY2"')
     b.stop()
     redis.stop()
     admin(a, "DELETE", "rules?device_id=ApplAWAY2")
@@ -502,7 +505,9 @@ def test_a_message_never_written_to_the_hash_changes_nothing(
     the block; A's re-block, and every later change, reaches B; a
     resubscription does not push any forged removal into Redis."""
     a, b = gateways(nginx_factory, redis, backend, 2)
-    admin(a, "POST", "rules?access=block&device_id=ApplFORGE")
+    # answered once Redis took and published it
+    assert admin(a, "POST", "rules?access=block&device_id=ApplFORGE") == \
+        {"ok": True, "shared": True}
     poll(lambda: blocked(b, "ApplFORGE"), "the block on B")
     ahead = int(time.time() * 1000) + 20 * 60 * 1000
     publish(redis, "dapplforge", "none %d 0 ApplFORGE" % ahead)
@@ -570,7 +575,8 @@ def test_a_change_made_after_seeing_a_clock_ahead_wins(nginx_factory,
              % nginx.name)
     b.stop()
     redis.stop()
-    admin(a, "POST", "rules?access=lost&device_id=ApplHLC1")
+    assert admin(a, "POST", "rules?access=lost&device_id=ApplHLC1") == \
+        {"ok": True, "shared": False}
     admin(a, "DELETE", "rules?device_id=ApplHLC2")
     assert device(a, "ApplHLC1").sync().eas_status() == 142
     assert passes(a, "ApplHLC2")
@@ -644,9 +650,10 @@ def test_removals_never_take_the_place_of_a_rule(nginx_factory, redis,
     poll(lambda: redis.command("HGET", HASH, "dapplold") is None or None,
          "the old removal dropped from the hash")
     assert admin(a, "POST", "rules?access=lost&device_id=ApplROOM") \
-        == {"ok": True}
+        == {"ok": True, "shared": True}
     assert device(a, "ApplROOM").sync().eas_status() == 142
-    assert admin(a, "POST", "rules?access=block&user=amy") == {"ok": True}
+    assert admin(a, "POST", "rules?access=block&user=amy") == \
+        {"ok": True, "shared": True}
     assert blocked(a, "ApplAMY", user="amy", password="apple")
     assert not lines(a, 0, "ngx_slab_alloc() failed")
     assert len(lines(a, 0, "refused")) <= 4
