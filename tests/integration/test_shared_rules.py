@@ -659,3 +659,28 @@ def test_removals_never_take_the_place_of_a_rule(nginx_factory, redis,
     assert len(lines(a, 0, "refused")) <= 4
     file_has(a, 'device_id="ApplROOM"')
     assert "ApplOLD" not in rules_file(a)
+
+
+def test_a_change_made_while_redis_is_paused_wins_over_a_clock_ahead(
+        nginx_factory, redis, backend):
+    """A rule set through B, stamped half an hour ahead (B's clock runs
+    fast), reaches A; Redis pauses its writers (CLIENT PAUSE) longer
+    than the gateways wait: "lost" set on A then is answered as not
+    shared yet, and retried; after the pause A's later change, stamped
+    above the rule it saw, is on Redis and on B."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    ahead = int(time.time() * 1000) + 30 * 60 * 1000
+    redis.command("HSET", HASH, "dapplpause", "allow %d 1 BApplPAUSE"
+                  % ahead)
+    publish(redis, "dapplpause", "")
+    for nginx in (a, b):
+        poll(lambda: "ApplPAUSE" in rules(nginx) or None,
+             "the allow on %s" % nginx.name)
+    redis.command("CLIENT", "PAUSE", "2000", "WRITE")
+    assert admin(a, "POST", "rules?access=lost&device_id=ApplPAUSE") == \
+        {"ok": True, "shared": False}
+    poll(lambda: device(b, "ApplPAUSE").sync().eas_status() == 142 or None,
+         "A's lost on B after the pause")
+    value = redis.command("HGET", HASH, "dapplpause").decode().split()
+    assert value[0] == "lost" and int(value[1]) > ahead, value
+    assert device(a, "ApplPAUSE").sync().eas_status() == 142
