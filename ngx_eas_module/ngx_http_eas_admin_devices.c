@@ -11,6 +11,7 @@
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_admin.h"
 #include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_admin_rules.h"
 
 
 /*
@@ -415,7 +416,18 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     } else if (ngx_http_eas_admin_arg(r, "user", &rule.value) == NGX_OK) {
         rule.field = 'u';
 
-        if (ngx_http_eas_admin_value(&rule.value, EAS_USER_MAX) != NGX_OK) {
+        rc = NGX_DECLINED;
+
+        if (ngx_http_eas_admin_value(&rule.value, EAS_USER_MAX) == NGX_OK) {
+            /* the identity requests are decided by */
+            rc = ngx_http_eas_admin_fold(r->pool, &rule.value);
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc != NGX_OK) {
             return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                             "invalid user");
         }
@@ -498,7 +510,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
                                         "error log");
     }
 
-    return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
-                                   (u_char *) "{\"ok\":true}\n",
-                                   sizeof("{\"ok\":true}\n") - 1);
+    /* with eas_shared_state, once the other gateways have it */
+
+    return ngx_http_eas_redis_rules_answer(r);
 }

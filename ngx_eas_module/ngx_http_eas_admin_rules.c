@@ -43,7 +43,12 @@ static ngx_int_t ngx_http_eas_admin_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
     ngx_http_eas_admin_rule_t *rule, uint64_t stamp);
-static uint64_t ngx_http_eas_admin_now(void);
+static uint64_t ngx_http_eas_admin_now(ngx_http_eas_admin_sh_t *sh);
+static ngx_http_eas_admin_node_t *ngx_http_eas_admin_alloc(
+    ngx_http_eas_admin_ctx_t *ctx, size_t size, ngx_uint_t removal,
+    uint64_t stamp);
+static void ngx_http_eas_admin_free(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_http_eas_admin_node_t *node);
 static void ngx_http_eas_admin_key(u_char field, ngx_str_t *value,
     u_char *key, size_t *len);
 static ngx_http_eas_admin_node_t *ngx_http_eas_admin_find(
@@ -59,6 +64,7 @@ static void ngx_http_eas_admin_copy(ngx_http_eas_admin_entry_t *out,
 char *
 ngx_http_eas_admin_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    time_t                      keep;
     ngx_str_t                  *value, file, tmp;
     ngx_uint_t                  i;
     ngx_shm_zone_t             *shm_zone;
@@ -73,20 +79,38 @@ ngx_http_eas_admin_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
     ngx_str_null(&file);
+    keep = NGX_HTTP_EAS_ADMIN_KEEP;
 
-    /* "file=" is ours; the rest is read as every eas zone's parameters */
+    /* "file=", "keep_removals=" are ours; the rest is read as every eas
+     * zone's parameters */
 
-    for (i = 1; i < cf->args->nelts; i++) {
+    for (i = 1; i < cf->args->nelts; /* void */ ) {
         if (ngx_strncmp(value[i].data, "file=", 5) == 0) {
             file.data = value[i].data + 5;
             file.len = value[i].len - 5;
 
-            tmp = value[i];
-            value[i] = value[cf->args->nelts - 1];
-            value[cf->args->nelts - 1] = tmp;
-            cf->args->nelts--;
-            break;
+        } else if (ngx_strncmp(value[i].data, "keep_removals=", 14) == 0) {
+            tmp.data = value[i].data + 14;
+            tmp.len = value[i].len - 14;
+
+            keep = ngx_parse_time(&tmp, 1);
+
+            if (keep == (time_t) NGX_ERROR || keep == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid keep_removals \"%V\" of \"%V\"",
+                                   &tmp, &cmd->name);
+                return NGX_CONF_ERROR;
+            }
+
+        } else {
+            i++;
+            continue;
         }
+
+        tmp = value[i];
+        value[i] = value[cf->args->nelts - 1];
+        value[cf->args->nelts - 1] = tmp;
+        cf->args->nelts--;
     }
 
     if (file.len == 0) {
@@ -107,6 +131,7 @@ ngx_http_eas_admin_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ctx->file = file;
+    ctx->keep = (uint64_t) keep * 1000;
 
     if (ngx_conf_full_name(cf->cycle, &ctx->file, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
@@ -141,6 +166,7 @@ ngx_http_eas_admin_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         /* a reload: the zone holds what is decided now */
         ctx->sh = octx->sh;
         ctx->shpool = octx->shpool;
+        ctx->shpool->log_nomem = 0;
         return NGX_OK;
     }
 
@@ -171,6 +197,9 @@ ngx_http_eas_admin_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     ngx_sprintf(ctx->shpool->log_ctx, " in eas zone \"%V\"%Z",
                 &shm_zone->shm.name);
+
+    /* full: one line of ngx_http_eas_admin_full(), not one per try */
+    ctx->shpool->log_nomem = 0;
 
     /* a new zone: what the file says */
 
@@ -361,10 +390,10 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
     u_char                      key[NGX_HTTP_EAS_ADMIN_KEY];
 
     ctx = zone->data;
-    stamp = ngx_http_eas_admin_now();
 
     if (rule->access != NGX_HTTP_EAS_ACCESS_NONE) {
         ngx_shmtx_lock(&ctx->shpool->mutex);
+        stamp = ngx_http_eas_admin_now(ctx->sh);
         rc = ngx_http_eas_admin_put(ctx, rule, stamp);
         ngx_shmtx_unlock(&ctx->shpool->mutex);
 
@@ -377,6 +406,7 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
 
         ngx_shmtx_lock(&ctx->shpool->mutex);
 
+        stamp = ngx_http_eas_admin_now(ctx->sh);
         node = ngx_http_eas_admin_find(ctx->sh, key, len);
 
         if (node && node->access == NGX_HTTP_EAS_ACCESS_NONE) {
@@ -386,11 +416,8 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
             (void) ngx_http_eas_admin_put(ctx, rule, stamp);
 
         } else if (node) {
-            ngx_queue_remove(&node->queue);
-            ngx_rbtree_delete(&ctx->sh->rbtree, &node->sn.node);
-            ngx_slab_free_locked(ctx->shpool, node);
+            ngx_http_eas_admin_free(ctx, node);
             (void) ngx_atomic_fetch_add(&ctx->sh->count, -1);
-            (void) ngx_atomic_fetch_add(&ctx->sh->generation, 1);
         }
 
         ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -434,6 +461,10 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
 
     node = ngx_http_eas_admin_find(ctx->sh, key, len);
 
+    if (stamp > ctx->sh->clock) {
+        ctx->sh->clock = stamp;
+    }
+
     if (node
         && (node->stamp > stamp
             || (node->stamp == stamp && node->access >= rule->access)))
@@ -455,16 +486,24 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
 }
 
 
-/* wall-clock milliseconds: the order of two changes on two gateways */
+/*
+ * The time of a change made here, called with the zone locked: the
+ * wall clock in milliseconds, but above every time this zone has seen
+ * (its own changes, the file's, the other gateways'), a hybrid logical
+ * clock: a change made after seeing another is newer than it, whatever
+ * the two gateways' clocks say.
+ */
 
 static uint64_t
-ngx_http_eas_admin_now(void)
+ngx_http_eas_admin_now(ngx_http_eas_admin_sh_t *sh)
 {
+    uint64_t     now;
     ngx_time_t  *tp;
 
     tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
 
-    return (uint64_t) tp->sec * 1000 + tp->msec;
+    return ngx_max(now, sh->clock + 1);
 }
 
 
@@ -486,9 +525,11 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
     node = ngx_http_eas_admin_find(ctx->sh, key, len);
 
     if (node == NULL) {
-        node = ngx_slab_alloc_locked(ctx->shpool,
-                                     offsetof(ngx_http_eas_admin_node_t, data)
-                                     + len + rule->value.len);
+        node = ngx_http_eas_admin_alloc(ctx,
+                                      offsetof(ngx_http_eas_admin_node_t, data)
+                                      + len + rule->value.len,
+                                      rule->access == NGX_HTTP_EAS_ACCESS_NONE,
+                                      stamp);
         if (node == NULL) {
             return NGX_ERROR;
         }
@@ -515,6 +556,11 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
 
     node->access = (u_char) rule->access;
     node->stamp = stamp;
+
+    if (stamp > ctx->sh->clock) {
+        ctx->sh->clock = stamp;
+    }
+
     node->since = (time_t) (stamp / 1000);
     node->who_len = (u_char) ngx_min(rule->who.len, NGX_HTTP_EAS_ADMIN_WHO);
     ngx_memcpy(node->who, rule->who.data, node->who_len);
@@ -522,6 +568,169 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
     (void) ngx_atomic_fetch_add(&ctx->sh->generation, 1);
 
     return NGX_OK;
+}
+
+
+/*
+ * A user= of a rule as the identity it stands for, folded by the one
+ * function requests are (ngx_http_eas_user_identity(): NFKC_Casefold,
+ * "DOMAIN\\user" and "user@domain" as "user"), so that a rule given as
+ * "ÖZIL", "Ｊane" or "CORP\\Maxi" decides the requests of "özil",
+ * "jane" and "maxi".  NGX_DECLINED: no user name (not UTF-8, folds to
+ * nothing or into another form).
+ */
+
+ngx_int_t
+ngx_http_eas_admin_fold(ngx_pool_t *pool, ngx_str_t *user)
+{
+    u_char  *p;
+    size_t   n;
+
+    p = ngx_pnalloc(pool, EAS_USER_MAX);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_eas_user_identity(NULL, user->data, user->len, p,
+                                   EAS_USER_MAX, &n)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    user->data = p;
+    user->len = n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Called with the zone locked: room for a node.  The zone full, the
+ * oldest removals kept for the other gateways make room: a rule (or a
+ * newer removal) never waits for the room a removal takes.  Still full:
+ * one line a minute per worker (the pool's own are off).
+ */
+
+static ngx_http_eas_admin_node_t *
+ngx_http_eas_admin_alloc(ngx_http_eas_admin_ctx_t *ctx, size_t size,
+    ngx_uint_t removal, uint64_t stamp)
+{
+    void                       *p;
+    ngx_queue_t                *q;
+    ngx_http_eas_admin_node_t  *node, *oldest;
+
+    static time_t               logged;
+
+    for ( ;; ) {
+        p = ngx_slab_alloc_locked(ctx->shpool, size);
+        if (p) {
+            return p;
+        }
+
+        oldest = NULL;
+
+        for (q = ngx_queue_head(&ctx->sh->queue);
+             q != ngx_queue_sentinel(&ctx->sh->queue);
+             q = ngx_queue_next(q))
+        {
+            node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
+
+            if (node->access == NGX_HTTP_EAS_ACCESS_NONE
+                && (oldest == NULL || node->stamp < oldest->stamp))
+            {
+                oldest = node;
+            }
+        }
+
+        if (oldest == NULL || (removal && oldest->stamp >= stamp)) {
+            break;
+        }
+
+        ngx_http_eas_admin_free(ctx, oldest);
+    }
+
+    if (ngx_time() - logged >= 60) {
+        logged = ngx_time();
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "eas: no room for a rule%s, even without the "
+                      "removals kept: make the zone larger (said once a "
+                      "minute)", ctx->shpool->log_ctx);
+    }
+
+    return NULL;
+}
+
+
+/* called with the zone locked */
+
+static void
+ngx_http_eas_admin_free(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_http_eas_admin_node_t *node)
+{
+    ngx_queue_remove(&node->queue);
+    ngx_rbtree_delete(&ctx->sh->rbtree, &node->sn.node);
+    ngx_slab_free_locked(ctx->shpool, node);
+    (void) ngx_atomic_fetch_add(&ctx->sh->generation, 1);
+}
+
+
+/*
+ * Removals kept longer than keep_removals= are dropped: a gateway away
+ * longer than that may bring the removed rule back.  Called before the
+ * file is written.
+ */
+
+void
+ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx)
+{
+    uint64_t                    cutoff;
+    ngx_time_t                 *tp;
+    ngx_queue_t                *q, *next;
+    ngx_http_eas_admin_node_t  *node;
+
+    tp = ngx_timeofday();
+    cutoff = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    if (cutoff <= ctx->keep) {
+        return;
+    }
+
+    cutoff -= ctx->keep;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    for (q = ngx_queue_head(&ctx->sh->queue);
+         q != ngx_queue_sentinel(&ctx->sh->queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
+
+        if (node->access == NGX_HTTP_EAS_ACCESS_NONE
+            && node->stamp < cutoff)
+        {
+            ngx_http_eas_admin_free(ctx, node);
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+/* a removal of that time is no longer kept (nor taken from Redis) */
+
+ngx_uint_t
+ngx_http_eas_admin_expired(ngx_shm_zone_t *zone, uint64_t stamp)
+{
+    ngx_time_t                *tp;
+    ngx_http_eas_admin_ctx_t  *ctx;
+
+    ctx = zone->data;
+    tp = ngx_timeofday();
+
+    return stamp + ctx->keep < (uint64_t) tp->sec * 1000 + tp->msec;
 }
 
 

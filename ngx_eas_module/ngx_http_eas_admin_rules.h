@@ -54,6 +54,9 @@ typedef struct {
     ngx_queue_t                   queue;
     ngx_atomic_t                  count;
     ngx_atomic_t                  generation;     /* of the contents */
+    ngx_atomic_t                  saved;          /* the file's */
+    uint64_t                      clock;          /* ms: the highest stamp
+                                                     seen, under the lock */
 } ngx_http_eas_admin_sh_t;
 
 
@@ -69,13 +72,21 @@ typedef struct {
     ngx_slab_pool_t              *shpool;
     ngx_str_t                     file;
     ngx_array_t                  *loaded;         /* of ..._loaded_t */
+    uint64_t                      keep;           /* ms: removals kept */
 } ngx_http_eas_admin_ctx_t;
+
+
+#define NGX_HTTP_EAS_ADMIN_KEEP  (30 * 86400)    /* s: keep_removals= */
 
 
 ngx_int_t ngx_http_eas_admin_load(ngx_conf_t *cf,
     ngx_http_eas_admin_ctx_t *ctx);
 ngx_int_t ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx,
     ngx_log_t *log);
+void ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx);
+void ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx);
+ngx_uint_t ngx_http_eas_admin_expired(ngx_shm_zone_t *zone,
+    uint64_t stamp);
 
 /*
  * Several gateways (ngx_http_eas_redis_rules.c): a rule as another
@@ -96,6 +107,7 @@ ngx_uint_t ngx_http_eas_admin_access_parse(ngx_str_t *name);
 ngx_uint_t ngx_http_eas_redis_rules_shared(void);
 void ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_log_t *log);
+ngx_int_t ngx_http_eas_redis_rules_answer(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_EAS_ADMIN_RULES_H_INCLUDED_ */

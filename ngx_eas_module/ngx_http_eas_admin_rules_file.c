@@ -25,6 +25,12 @@ static ngx_int_t ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p,
     u_char *last, ngx_http_eas_admin_loaded_t *l);
 static u_char *ngx_http_eas_admin_quote(u_char *p, u_char *data,
     size_t len);
+static void ngx_http_eas_admin_write(ngx_event_t *ev);
+
+
+/* this worker's timer of the file: written at most once a second */
+static ngx_event_t                ngx_http_eas_admin_timer;
+static ngx_http_eas_admin_ctx_t  *ngx_http_eas_admin_dirty_ctx;
 
 
 static ngx_str_t  ngx_http_eas_admin_access[] = {
@@ -217,6 +223,18 @@ ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p, u_char *last,
         return NGX_ERROR;
     }
 
+    /*
+     * a user as the identity requests are decided by; a file of an
+     * older version may hold one unfolded (one that folds into nothing
+     * stays as it is: it decides nothing)
+     */
+
+    if (rule->field == NGX_HTTP_EAS_ADMIN_USER
+        && ngx_http_eas_admin_fold(cf->pool, &rule->value) == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
     p++;
 
     /* the comment: what the rules file cannot say, and who */
@@ -311,6 +329,8 @@ ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
     }
 
     ngx_sprintf(tmp, "%V.tmp.%P%Z", &ctx->file, ngx_pid);
+
+    ngx_http_eas_admin_expire(ctx);
 
     for (tries = 0; tries < 8; tries++) {
 
@@ -420,11 +440,61 @@ ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
         }
 
         if (ctx->sh->generation == generation) {
+            ctx->sh->saved = generation;
             return NGX_OK;
         }
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The zone changed by the other gateways (ngx_http_eas_redis_rules.c):
+ * the file is written within a second, once for however many changes,
+ * by the first worker whose timer fires (the others find it written),
+ * and before a worker that quits gracefully exits.  A flood of changes
+ * costs one write a second, not one each.
+ */
+
+void
+ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx)
+{
+    ngx_event_t  *ev;
+
+    ev = &ngx_http_eas_admin_timer;
+    ngx_http_eas_admin_dirty_ctx = ctx;
+
+    if (ev->timer_set) {
+        return;
+    }
+
+    if (ngx_exiting || ngx_terminate) {
+        (void) ngx_http_eas_admin_save(ctx, ngx_cycle->log);
+        return;
+    }
+
+    /* not cancelable: a worker that quits writes what it took first */
+
+    ev->handler = ngx_http_eas_admin_write;
+    ev->data = ev;          /* the debug log reads it as a connection */
+    ev->log = ngx_cycle->log;
+    ev->cancelable = 0;
+
+    ngx_add_timer(ev, 1000);
+}
+
+
+static void
+ngx_http_eas_admin_write(ngx_event_t *ev)
+{
+    ngx_http_eas_admin_ctx_t  *ctx = ngx_http_eas_admin_dirty_ctx;
+
+    if (ctx->sh->saved == ctx->sh->generation) {
+        return;
+    }
+
+    (void) ngx_http_eas_admin_save(ctx, ev->log);
 }
 
 

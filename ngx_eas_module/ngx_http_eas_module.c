@@ -91,7 +91,7 @@ static ngx_command_t  ngx_http_eas_commands[] = {
       NULL },
 
     { ngx_string("eas_admin_rules"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
       ngx_http_eas_admin_rules,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,

@@ -540,6 +540,7 @@ ngx_int_t ngx_http_eas_admin_decide(ngx_http_request_t *r,
     ngx_uint_t *access);
 ngx_int_t ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, ngx_log_t *log);
+ngx_int_t ngx_http_eas_admin_fold(ngx_pool_t *pool, ngx_str_t *user);
 ngx_uint_t ngx_http_eas_admin_list(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_entry_t *out, ngx_uint_t n);
 ngx_str_t *ngx_http_eas_admin_file(ngx_shm_zone_t *zone);

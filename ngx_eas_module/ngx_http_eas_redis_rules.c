@@ -14,27 +14,35 @@
 #include "ngx_http_eas_redis.h"
 #include "ngx_http_eas_redis_int.h"
 #include "ngx_http_eas_admin_rules.h"
+#include "ngx_http_eas_admin.h"
 
 
 /*
  * The runtime rules of eas_admin_rules shared by the gateways
  * (docs/scale-out.md).  Redis keeps them in one hash per rules zone,
  * "<prefix>r:<zone>": the field is the rule's key (d or u, then the
- * DeviceId or user lower-cased), the value
+ * DeviceId lower-cased or the user's identity), the value
  *
  *     ACCESS STAMP WHOLEN WHO VALUE       (WHO and VALUE not apart)
  *
- * with ACCESS allow, block, lost or none (deleted: kept, so that a
- * gateway that was away cannot bring the rule back) and STAMP the
- * change's wall-clock time in milliseconds.  The newest change of a key
- * wins everywhere (the stricter one for the same millisecond).
+ * with ACCESS allow, block, lost or none (deleted: kept for
+ * keep_removals=, so that a gateway that was away cannot bring the rule
+ * back; older ones are dropped by the reading script) and STAMP the
+ * change's time in milliseconds, of a hybrid logical clock
+ * (ngx_http_eas_admin_now(): above every time the zone has seen).  The
+ * newest change of a key wins everywhere (the stricter one for the same
+ * millisecond).
  *
  * A change of the admin API is applied to the zone at once, then set on
- * Redis and published in one script ("R" on the gateways' channel); the
+ * Redis and published in one script ("R" on the gateways' channel), and
+ * answered once Redis did so, or did not in "timeout"
+ * (ngx_http_eas_redis_rules_answer(): "shared" true or false); the
  * script makes it newer than what Redis had, so that the last change
- * sent through Redis wins whatever the gateways' clocks say.  Every
- * other gateway applies it to its zone and rewrites its rules file, as
- * for its own changes, and does not announce it again.
+ * sent through Redis wins whatever the gateways' clocks say.  The
+ * message is a notification only: every gateway reads the rule from the
+ * hash (ngx_http_eas_redis_rules_event()), applies it to its zone,
+ * writes its rules file within a second, and does not announce it
+ * again.
  *
  * Each time a worker's subscription is (re)made, and after a change
  * Redis did not take, the worker reconciles: it sends every rule and
@@ -51,7 +59,10 @@
 
 #define NGX_HTTP_EAS_REDIS_RULES_BATCH   32
 #define NGX_HTTP_EAS_REDIS_RULES_RETRY   1000     /* ms */
-#define NGX_HTTP_EAS_REDIS_RULES_AHEAD   3600000  /* ms: junk beyond */
+#define NGX_HTTP_EAS_REDIS_RULES_AHEAD   315360000000ULL  /* ms, ten years:
+                                                       junk beyond */
+#define NGX_HTTP_EAS_REDIS_RULES_PENDING 256      /* keys to read */
+#define NGX_HTTP_EAS_REDIS_RULES_READ    64       /* keys a command */
 #define NGX_HTTP_EAS_REDIS_RULES_FIELD   (1 + EAS_USER_MAX)
 #define NGX_HTTP_EAS_REDIS_RULES_KEY     256
 #define NGX_HTTP_EAS_REDIS_RULES_VALUE   (sizeof("block  ") + 2 * NGX_INT_T_LEN\
@@ -65,7 +76,19 @@ typedef struct {
 } ngx_http_eas_redis_rules_buf_t;
 
 
+/* a change of the admin API on its way to Redis */
+typedef struct {
+    ngx_str_t                    what;            /* first: freed as it */
+    ngx_http_request_t          *request;         /* waits for the answer */
+} ngx_http_eas_redis_rules_set_t;
+
+
+static ngx_http_eas_redis_rules_set_t  *ngx_http_eas_redis_rules_last;
+
+
 static ngx_shm_zone_t *ngx_http_eas_redis_rules_zone(void);
+static ngx_int_t ngx_http_eas_redis_rules_shared_answer(
+    ngx_http_request_t *r, ngx_uint_t shared);
 static ngx_int_t ngx_http_eas_redis_rules_eval(const char **argv,
     size_t *argvlen, const char *script, size_t len, u_char *key,
     ngx_shm_zone_t *zone);
@@ -136,7 +159,9 @@ static const char  ngx_http_eas_redis_rules_set_lua[] =
 
 
 /*
- * KEYS[1] the hash, ARGV[1] the cursor: a page of it, in one string,
+ * KEYS[1] the hash, ARGV[1] the cursor, ARGV[2] and [3] the longest
+ * field and value, ARGV[4] the time before which a removal is no longer
+ * kept (deleted from the hash): a page of it, in one string,
  * "FLEN VLEN FIELDVALUE" each, the next cursor ("0": the end), and how
  * many entries longer than a rule can be were left out.  A reply stays
  * far below the 64 KB a reply may take, whatever the hash holds.
@@ -147,7 +172,10 @@ static const char  ngx_http_eas_redis_rules_page_lua[] =
     "local out, long = {}, 0 "
     "for i = 1, #r[2] - 1, 2 do "
     "  local f, v = r[2][i], r[2][i + 1] "
-    "  if #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
+    "  local gone = string.match(v, '^none (%d+) ') "
+    "  if gone and tonumber(gone) < tonumber(ARGV[4]) then "
+    "    redis.call('HDEL', KEYS[1], f) "
+    "  elseif #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
     "    long = long + 1 "
     "  else "
     "    out[#out + 1] = #f .. ' ' .. #v .. ' ' .. f .. v "
@@ -234,8 +262,10 @@ void
 ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_log_t *log)
 {
-    ngx_str_t                   *what;
-    ngx_http_eas_admin_entry_t   e;
+    ngx_http_eas_admin_entry_t      e;
+    ngx_http_eas_redis_rules_set_t *set;
+
+    ngx_http_eas_redis_rules_last = NULL;
 
     if (ngx_http_eas_redis_rules_zone() != zone) {
         return;
@@ -243,14 +273,15 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
 
     /* named in the log line if Redis does not take it */
 
-    what = ngx_alloc(sizeof(ngx_str_t) + sizeof("device_id \"\"")
-                     + rule->value.len, log);
-    if (what) {
-        what->data = (u_char *) &what[1];
-        what->len = ngx_sprintf(what->data, "%s \"%V\"",
-                                rule->field == NGX_HTTP_EAS_ADMIN_DEVICE
-                                ? "device_id" : "user", &rule->value)
-                    - what->data;
+    set = ngx_alloc(sizeof(ngx_http_eas_redis_rules_set_t)
+                    + sizeof("device_id \"\"") + rule->value.len, log);
+    if (set) {
+        set->what.data = (u_char *) &set[1];
+        set->what.len = ngx_sprintf(set->what.data, "%s \"%V\"",
+                                    rule->field == NGX_HTTP_EAS_ADMIN_DEVICE
+                                    ? "device_id" : "user", &rule->value)
+                        - set->what.data;
+        set->request = NULL;
     }
 
     e.field = (u_char) rule->field;
@@ -261,13 +292,63 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_memcpy(e.who, rule->who.data, e.who_len);
 
     if (ngx_http_eas_redis_rules_send(zone, &e, &stamp, 1, 1,
-                                      ngx_http_eas_redis_rules_on_set, what)
+                                      ngx_http_eas_redis_rules_on_set, set)
         == NGX_OK)
     {
+        /* the admin API's answer may wait for Redis's */
+        ngx_http_eas_redis_rules_last = set;
         return;
     }
 
-    ngx_http_eas_redis_rules_pending(what, log);
+    ngx_http_eas_redis_rules_pending(set ? &set->what : NULL, log);
+}
+
+
+/*
+ * The admin API's answer to a change just made (and pushed): at once
+ * without eas_shared_state; else once Redis took and published it, or
+ * did not (bounded by "timeout" of eas_shared_state), saying which:
+ * {"ok":true,"shared":true} when the other gateways got it.
+ */
+
+ngx_int_t
+ngx_http_eas_redis_rules_answer(ngx_http_request_t *r)
+{
+    ngx_http_eas_redis_rules_set_t  *set;
+
+    set = ngx_http_eas_redis_rules_last;
+    ngx_http_eas_redis_rules_last = NULL;
+
+    if (ngx_http_eas_redis_rules_zone() == NULL) {
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                                       (u_char *) "{\"ok\":true}\n",
+                                       sizeof("{\"ok\":true}\n") - 1);
+    }
+
+    if (set == NULL) {
+        return ngx_http_eas_redis_rules_shared_answer(r, 0);
+    }
+
+    set->request = r;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_eas_redis_rules_shared_answer(ngx_http_request_t *r,
+    ngx_uint_t shared)
+{
+    if (shared) {
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                             (u_char *) "{\"ok\":true,\"shared\":true}\n",
+                             sizeof("{\"ok\":true,\"shared\":true}\n") - 1);
+    }
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
+                             (u_char *) "{\"ok\":true,\"shared\":false}\n",
+                             sizeof("{\"ok\":true,\"shared\":false}\n") - 1);
 }
 
 
@@ -275,21 +356,38 @@ static void
 ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     void *data)
 {
-    redisReply  *rr = reply;
+    redisReply                      *rr = reply;
+    ngx_http_eas_redis_rules_set_t  *set = data;
 
-    if (rr && rr->type == REDIS_REPLY_INTEGER) {
-        if (data) {
-            ngx_free(data);
+    ngx_int_t            rc;
+    ngx_uint_t           shared;
+    ngx_http_request_t  *r;
+
+    if (ngx_http_eas_redis_rules_last == set) {
+        ngx_http_eas_redis_rules_last = NULL;
+    }
+
+    r = set ? set->request : NULL;
+    shared = (rr && rr->type == REDIS_REPLY_INTEGER);
+
+    if (shared) {
+        if (set) {
+            ngx_free(set);
         }
 
-        return;
+    } else {
+        if (rr && rr->type == REDIS_REPLY_ERROR) {
+            ngx_http_eas_redis_rules_junk("a rule's change", rr->str);
+        }
+
+        ngx_http_eas_redis_rules_pending(set ? &set->what : NULL,
+                                         ngx_cycle->log);
     }
 
-    if (rr && rr->type == REDIS_REPLY_ERROR) {
-        ngx_http_eas_redis_rules_junk("a rule's change", rr->str);
+    if (r) {
+        rc = ngx_http_eas_redis_rules_shared_answer(r, shared);
+        ngx_http_finalize_request(r, rc);
     }
-
-    ngx_http_eas_redis_rules_pending(data, ngx_cycle->log);
 }
 
 
@@ -514,11 +612,14 @@ ngx_http_eas_redis_rules_on_pushed(redisAsyncContext *ac, void *reply,
 static void
 ngx_http_eas_redis_rules_page(void)
 {
-    ngx_shm_zone_t  *zone;
-    const char      *argv[7];
-    size_t           argvlen[7];
-    u_char           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
-    u_char           max[2][NGX_INT_T_LEN];
+    uint64_t                   cutoff;
+    ngx_time_t                *tp;
+    ngx_shm_zone_t            *zone;
+    const char                *argv[8];
+    size_t                     argvlen[8];
+    ngx_http_eas_admin_ctx_t  *ctx;
+    u_char                     key[NGX_HTTP_EAS_REDIS_RULES_KEY];
+    u_char                     max[3][NGX_INT64_LEN];
 
     zone = ngx_http_eas_redis_rules_zone();
 
@@ -544,7 +645,15 @@ ngx_http_eas_redis_rules_page(void)
                              (size_t) NGX_HTTP_EAS_REDIS_RULES_VALUE)
                  - max[1];
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_page, NULL, 7,
+    ctx = zone->data;
+    tp = ngx_timeofday();
+    cutoff = (uint64_t) tp->sec * 1000 + tp->msec;
+    cutoff = cutoff > ctx->keep ? cutoff - ctx->keep : 0;
+
+    argv[7] = (char *) max[2];
+    argvlen[7] = ngx_sprintf(max[2], "%uL", cutoff) - max[2];
+
+    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_page, NULL, 8,
                                    argv, argvlen)
         != NGX_OK)
     {
@@ -645,7 +754,7 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
     ngx_http_eas_redis_rules_behind = 0;
 
     if (ngx_http_eas_redis_rules_changed) {
-        (void) ngx_http_eas_admin_save(zone->data, ngx_cycle->log);
+        ngx_http_eas_admin_dirty(zone->data);
     }
 
     if (ngx_http_eas_redis_rules_again) {
@@ -714,16 +823,41 @@ ngx_http_eas_redis_rules_retry(ngx_event_t *ev)
 
 
 /*
- * "R" on the channel, from another gateway: FIELD and VALUE as in the
- * hash, for the rules zone named ZONE.
+ * "R" on the channel: the rule of FIELD, in the rules zone ZONE, was
+ * changed on Redis.  A notification only: the rule is read from the
+ * hash (so a message that no gateway wrote there changes nothing), and
+ * the keys named while a read is under way are read together, each
+ * once, however many messages named it.  Applying one costs a lookup
+ * among the keys waiting; the file is written at most once a second
+ * (ngx_http_eas_admin_dirty()).  More keys waiting than a worker keeps:
+ * a reconciliation reads the whole hash instead.
  */
+
+typedef struct {
+    u_short                      len;
+    u_char                       field[NGX_HTTP_EAS_REDIS_RULES_FIELD];
+} ngx_http_eas_redis_rules_key_t;
+
+
+static ngx_http_eas_redis_rules_key_t  *ngx_http_eas_redis_rules_keys;
+static ngx_uint_t    ngx_http_eas_redis_rules_nkeys;     /* waiting */
+static ngx_uint_t    ngx_http_eas_redis_rules_reading;   /* in flight:
+                                                            the first n */
+static ngx_uint_t    ngx_http_eas_redis_rules_overflow;
+
+
+static void ngx_http_eas_redis_rules_read(void);
+static void ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac,
+    void *reply, void *data);
+
 
 void
 ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
     ngx_str_t *value)
 {
-    const char      *why;
-    ngx_shm_zone_t  *zone;
+    ngx_uint_t                       i;
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_rules_key_t  *k;
 
     zone = ngx_http_eas_redis_rules_zone();
 
@@ -734,14 +868,191 @@ ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
         return;
     }
 
-    why = NULL;
-
-    if (ngx_http_eas_redis_rules_take(zone, field, value, &why) == NGX_OK) {
-        (void) ngx_http_eas_admin_save(zone->data, ngx_cycle->log);
+    if (field->len < 2 || field->len > NGX_HTTP_EAS_REDIS_RULES_FIELD
+        || (field->data[0] != NGX_HTTP_EAS_ADMIN_DEVICE
+            && field->data[0] != NGX_HTTP_EAS_ADMIN_USER))
+    {
+        ngx_http_eas_redis_rules_junk("a rule on the channel",
+                                      "not a rule's key");
+        return;
     }
 
-    if (why) {
-        ngx_http_eas_redis_rules_junk("a rule on the channel", why);
+    if (ngx_http_eas_redis_rules_keys == NULL) {
+        ngx_http_eas_redis_rules_keys = ngx_alloc(
+                                 NGX_HTTP_EAS_REDIS_RULES_PENDING
+                                 * sizeof(ngx_http_eas_redis_rules_key_t),
+                                 ngx_cycle->log);
+        if (ngx_http_eas_redis_rules_keys == NULL) {
+            ngx_http_eas_redis_rules_later();
+            return;
+        }
+    }
+
+    k = ngx_http_eas_redis_rules_keys;
+
+    /* a key being read may have been read before this change */
+
+    for (i = ngx_http_eas_redis_rules_reading;
+         i < ngx_http_eas_redis_rules_nkeys;
+         i++)
+    {
+        if (k[i].len == field->len
+            && ngx_memcmp(k[i].field, field->data, field->len) == 0)
+        {
+            return;
+        }
+    }
+
+    if (i == NGX_HTTP_EAS_REDIS_RULES_PENDING) {
+        /* read all of the hash once the keys waiting are read */
+        ngx_http_eas_redis_rules_overflow = 1;
+        return;
+    }
+
+    k[i].len = (u_short) field->len;
+    ngx_memcpy(k[i].field, field->data, field->len);
+    ngx_http_eas_redis_rules_nkeys++;
+
+    if (!ngx_http_eas_redis_rules_reading) {
+        ngx_http_eas_redis_rules_read();
+    }
+}
+
+
+/* HMGET of up to ..._READ keys waiting, the first ones */
+
+static void
+ngx_http_eas_redis_rules_read(void)
+{
+    size_t                           argvlen[2 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    ngx_uint_t                       i, n;
+    const char                      *argv[2 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_conf_t       *rcf;
+    ngx_http_eas_redis_rules_key_t  *k;
+    u_char                           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
+
+    zone = ngx_http_eas_redis_rules_zone();
+    n = ngx_min(ngx_http_eas_redis_rules_nkeys,
+                NGX_HTTP_EAS_REDIS_RULES_READ);
+
+    if (zone == NULL || n == 0) {
+        ngx_http_eas_redis_rules_nkeys = 0;
+        return;
+    }
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf->prefix.len + zone->shm.name.len + 2
+        > NGX_HTTP_EAS_REDIS_RULES_KEY)
+    {
+        ngx_http_eas_redis_rules_nkeys = 0;
+        return;
+    }
+
+    argv[0] = "HMGET";
+    argvlen[0] = 5;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_sprintf(key, "%Vr:%V", &rcf->prefix, &zone->shm.name)
+                 - key;
+
+    k = ngx_http_eas_redis_rules_keys;
+
+    for (i = 0; i < n; i++) {
+        argv[2 + i] = (char *) k[i].field;
+        argvlen[2 + i] = k[i].len;
+    }
+
+    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_read,
+                                   (void *) (uintptr_t) n, (int) (2 + n),
+                                   argv, argvlen)
+        != NGX_OK)
+    {
+        /* Redis down: its return reconciles */
+        ngx_http_eas_redis_rules_nkeys = 0;
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_later();
+        return;
+    }
+
+    ngx_http_eas_redis_rules_reading = n;
+}
+
+
+static void
+ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply  *rr = reply;
+
+    ngx_str_t                        field, value;
+    ngx_uint_t                       i, n, changed;
+    const char                      *why;
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_rules_key_t  *k;
+
+    n = (ngx_uint_t) (uintptr_t) data;
+    k = ngx_http_eas_redis_rules_keys;
+    zone = ngx_http_eas_redis_rules_zone();
+
+    ngx_http_eas_redis_rules_reading = 0;
+
+    if (rr == NULL || zone == NULL || rr->type != REDIS_REPLY_ARRAY
+        || rr->elements != n || n > ngx_http_eas_redis_rules_nkeys)
+    {
+        if (rr && rr->type == REDIS_REPLY_ERROR) {
+            ngx_http_eas_redis_rules_junk("reading a rule", rr->str);
+        }
+
+        ngx_http_eas_redis_rules_nkeys = 0;
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_later();
+        return;
+    }
+
+    changed = 0;
+
+    for (i = 0; i < n; i++) {
+        if (rr->element[i]->type != REDIS_REPLY_STRING) {
+            /* not in the hash: nothing to take */
+            continue;
+        }
+
+        field.data = k[i].field;
+        field.len = k[i].len;
+        value.data = (u_char *) rr->element[i]->str;
+        value.len = rr->element[i]->len;
+
+        why = NULL;
+
+        if (ngx_http_eas_redis_rules_take(zone, &field, &value, &why)
+            == NGX_OK)
+        {
+            changed = 1;
+        }
+
+        if (why) {
+            ngx_http_eas_redis_rules_junk("a rule on the channel", why);
+        }
+    }
+
+    if (changed) {
+        ngx_http_eas_admin_dirty(zone->data);
+    }
+
+    ngx_memmove(k, &k[n],
+                (ngx_http_eas_redis_rules_nkeys - n)
+                * sizeof(ngx_http_eas_redis_rules_key_t));
+    ngx_http_eas_redis_rules_nkeys -= n;
+
+    if (ngx_http_eas_redis_rules_nkeys) {
+        ngx_http_eas_redis_rules_read();
+        return;
+    }
+
+    if (ngx_http_eas_redis_rules_overflow) {
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_sync();
     }
 }
 
@@ -763,6 +1074,8 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
     ngx_uint_t                  i;
     ngx_time_t                 *tp;
     ngx_http_eas_admin_rule_t   rule;
+    size_t                      n;
+    u_char                      id[EAS_USER_MAX];
 
     ngx_memzero(&rule, sizeof(ngx_http_eas_admin_rule_t));
 
@@ -826,7 +1139,14 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         || stamp > (uint64_t) tp->sec * 1000 + tp->msec
                    + NGX_HTTP_EAS_REDIS_RULES_AHEAD)
     {
-        *why = "a time more than an hour ahead";
+        *why = "a time years ahead";
+        return NGX_DECLINED;
+    }
+
+    if (rule.access == NGX_HTTP_EAS_ACCESS_NONE
+        && ngx_http_eas_admin_expired(zone, stamp))
+    {
+        /* a removal older than keep_removals=: no longer kept */
         return NGX_DECLINED;
     }
 
@@ -862,6 +1182,19 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
             *why = "not a DeviceId or user the admin API takes";
             return NGX_DECLINED;
         }
+    }
+
+    /* a user as the admin API keeps it: the identity requests have */
+
+    if (rule.field == NGX_HTTP_EAS_ADMIN_USER
+        && (ngx_http_eas_user_identity(NULL, rule.value.data,
+                                       rule.value.len, id, sizeof(id), &n)
+            != NGX_OK
+            || n != rule.value.len
+            || ngx_memcmp(id, rule.value.data, n) != 0))
+    {
+        *why = "a user not folded as requests are";
+        return NGX_DECLINED;
     }
 
     rc = ngx_http_eas_admin_apply(zone, &rule, stamp);

@@ -187,3 +187,14 @@ def ldap_location(name, *parts):
     name, forwarding to the backend without an upstream block."""
     return eas_location("eas_preauth_ldap %s;" % name, *parts,
                         path="/%s/" % name, proxy_pass=DIRECT + "/")
+
+
+# a user= given to the admin API (URL-encoded), the identity it is kept
+# as, and spellings a device may send for it, with its password
+FOLDED_USERS = [
+    ("%C3%96ZIL", "\u00f6zil", ["\u00d6ZIL", "\u00f6zil"], "pw-ozil"),
+    ("Stra%C3%9Fe", "strasse", ["Stra\u00dfe", "strasse"], "pw-strasse"),
+    ("%EF%BC%AAane", "jane", ["\uff2aane", "jane"], "pw-jane"),
+    ("CORP%5CMaxi", "maxi", ["CORP\\Maxi", "maxi"], "pw-maxi"),
+    ("sam@Corp.Example", "sam", ["sam", "SAM@corp.example"], "pw-sam"),
+]

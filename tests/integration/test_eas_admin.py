@@ -356,12 +356,13 @@ def test_json_input(gateway, backend):
     rules = admin(gateway, "GET", "rules")["rules"]
     assert [(r["device_id"], r["access"]) for r in rules] == \
         [("ApplJSON", "block")]
-    # a user with a backslash and a non-ASCII letter, as JSON escapes
+    # a user with a backslash and a non-ASCII letter, as JSON escapes:
+    # kept as the identity it stands for
     assert admin(gateway, "POST", "rules",
                  body=b'{"access":"allow","user":"CONTOSO\\\\J\\u00f6rg"}') \
         == {"ok": True}
     users = [r.get("user") for r in admin(gateway, "GET", "rules")["rules"]]
-    assert "CONTOSO\\J\u00f6rg" in users
+    assert "j\u00f6rg" in users
     assert admin(gateway, "DELETE", "rules",
                  body={"device_id": "ApplJSON"}) == {"ok": True}
     assert device(gateway, "ApplJSON").sync().status == 200
@@ -456,3 +457,51 @@ def test_a_refused_change_with_a_body_keeps_the_connection_usable(gateway):
     assert reply.status == 200 and json.loads(reply.read()) == {
         "file": os.path.join(gateway.dir, "admin.rules"), "rules": []}
     connection.close()
+
+
+
+
+def test_user_rules_fold_as_requests_do(nginx_factory, backend):
+    """A user rule given with non-ASCII capitals, a compatibility form
+    or a domain decides every spelling of that identity (nothing reaches
+    the backend), is listed and written as the identity, and is read
+    back so from a file of an older version that kept it as given."""
+    users = {identity: password for _, identity, _, password in confs.FOLDED_USERS}
+    users["jdoe"] = "secret"
+    files = {"users": confs.password_file(users), "admins": confs.ADMINS,
+             # as an older version wrote it: the name as given
+             "admin.rules": 'block user="\u00d6ZIL"  # eas_admin rule '
+                            '1796621432 127.0.0.1\n'}
+    gateway = start_gateway(nginx_factory, NGINX_CONFIG, files=files,
+                            backend_port=backend.port)
+    for given, _, _, _ in confs.FOLDED_USERS[1:]:
+        admin(gateway, "POST", "rules?access=block&user=" + given)
+    listed = [r["user"] for r in admin(gateway, "GET", "rules")["rules"]]
+    assert listed == [f[1] for f in confs.FOLDED_USERS]
+    for n, (_, identity, spellings, password) in enumerate(confs.FOLDED_USERS):
+        for sent in spellings:
+            reply = device(gateway, "ApplFOLD%d" % n, user=sent,
+                           password=password).sync()
+            assert reply.eas_status() == 129, (sent, reply.status)
+    assert not [r for r in backend.requests
+                if r.eas.device_id.startswith("ApplFOLD")]
+    with open(os.path.join(gateway.dir, "admin.rules"),
+              encoding="utf-8") as f:
+        assert 'block user="strasse"' in f.read()
+    admin(gateway, "DELETE", "rules?user=%C3%B6ZiL")
+    assert device(gateway, "ApplFOLD0", user="\u00d6ZIL",
+                  password="pw-ozil").sync().status == 200
+    admin(gateway, "POST", "rules?access=block&user=%FF%FE", expect=400)
+
+
+@pytest.mark.parametrize("keep", ["0", "forever"])
+def test_keep_removals_must_be_a_time(nginx_factory, keep):
+    check = nginx_factory(NGINX_CONFIG.replace(
+        "file=${dir}/admin.rules;",
+        "file=${dir}/admin.rules keep_removals=%s;" % keep),
+        start=False, port=free_port(), backend_port=1)
+    check.expected_alerts.append(r"\[emerg\]")
+    code, output = check.test_config()
+    assert code != 0
+    assert 'invalid keep_removals "%s" of "eas_admin_rules"' % keep \
+        in output, output

@@ -22,13 +22,16 @@ import urllib.request
 import pytest
 
 from eastest.backends import EasBackend
+from eastest import confs
 from eastest.client import EasClient
-from eastest.nginx import start_gateway
+from eastest.nginx import free_port
 from eastest.redis import RedisServer
 from eastest.waiting import poll
 
 HASH = "t:r:rules"
 CHANNEL = "t:db0:events"
+USERS = "jdoe:{PLAIN}secret\namy:{PLAIN}apple\n" + "".join(
+    "%s:{PLAIN}%s\n" % (f[1], f[3]) for f in confs.FOLDED_USERS)
 
 NGINX_CONFIG = """
 http {
@@ -87,11 +90,13 @@ def backend():
 
 
 def gateway(nginx_factory, redis, backend, name, start=True):
-    nginx = start_gateway(nginx_factory, NGINX_CONFIG, start=False,
+    port = free_port()
+    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
                           redis_url=redis.url, backend_port=backend.port,
                           name=name)
-    with open(os.path.join(nginx.dir, "users"), "w") as f:
-        f.write("jdoe:{PLAIN}secret\namy:{PLAIN}apple\n")
+    nginx.port = port
+    with open(os.path.join(nginx.dir, "users"), "w", encoding="utf-8") as f:
+        f.write(USERS)
     nginx.name = name
     if start:
         up(nginx, redis)
@@ -178,8 +183,18 @@ def rules(nginx):
 
 
 def rules_file(nginx):
-    with open(os.path.join(nginx.dir, "admin.rules")) as f:
-        return f.read()
+    try:
+        with open(os.path.join(nginx.dir, "admin.rules")) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def file_has(nginx, pattern):
+    """The rules file matching pattern (a regex, per line): a change of
+    another gateway is written within a second."""
+    return poll(lambda: re.search(pattern, rules_file(nginx), re.M),
+                "%s in the file of %s" % (pattern, nginx.name))
 
 
 def lines(nginx, mark, text):
@@ -195,7 +210,7 @@ def test_block_on_one_gateway_refused_on_the_others(nginx_factory, redis,
     for nginx in (a, b, c):
         assert passes(nginx, "ApplSHARED1")
     assert admin(a, "POST", "rules?access=block&device_id=ApplSHARED1") \
-        == {"ok": True}
+        == {"ok": True, "shared": True}
     assert blocked(a, "ApplSHARED1")
     for nginx in (b, c):
         poll(lambda: blocked(nginx, "ApplSHARED1"), "the block on %s"
@@ -207,9 +222,8 @@ def test_block_on_one_gateway_refused_on_the_others(nginx_factory, redis,
         assert len(through(backend, nginx, "ApplSHARED1")) == before
         rule = rules(nginx)["ApplSHARED1"]
         assert rule["access"] == "block" and rule["by"] == "127.0.0.1"
-        assert re.search(r'^block device_id="ApplSHARED1"  # eas_admin '
-                         r'rule \d+\.\d{3} 127\.0\.0\.1$',
-                         rules_file(nginx), re.M), rules_file(nginx)
+        file_has(nginx, r'^block device_id="ApplSHARED1"  # eas_admin '
+                        r'rule \d+\.\d{3} 127\.0\.0\.1$')
         assert lines(nginx, 0, 'rule of device_id "ApplSHARED1" set to '
                                'block by another gateway')
     # another device of the user is not concerned
@@ -260,7 +274,7 @@ def test_lost_mode_on_every_gateway(nginx_factory, redis, backend):
     assert [r.eas.command for r in through(backend, b, "ApplLOSTX")][
         before:] == ["Provision"]
     assert rules(b)["ApplLOSTX"]["access"] == "lost"
-    assert "# eas_admin lost " in rules_file(b)
+    file_has(b, "# eas_admin lost ")
 
 
 def test_delete_on_one_gateway_lifts_on_the_other(nginx_factory, redis,
@@ -274,10 +288,10 @@ def test_delete_on_one_gateway_lifts_on_the_other(nginx_factory, redis,
     admin(b, "DELETE", "rules?device_id=appldel")
     poll(lambda: passes(a, "ApplDEL"), "the block lifted on A")
     assert "ApplDEL" not in rules(a)
+    file_has(a, r'^# deleted device_id="ApplDEL"  # eas_admin none '
+                r'\d+\.\d{3} 127\.0\.0\.1$')
     text = rules_file(a)
     assert not re.search(r"^block ", text, re.M), text
-    assert re.search(r'^# deleted device_id="ApplDEL"  # eas_admin none '
-                     r'\d+\.\d{3} 127\.0\.0\.1$', text, re.M), text
     admin(a, "DELETE", "rules?device_id=ApplDEL", expect=404)
     value = redis.command("HGET", HASH, "dappldel").decode()
     assert value.startswith("none "), value
@@ -318,7 +332,9 @@ def test_change_while_redis_is_down_reaches_the_others(nginx_factory,
     redis.stop()
     poll(lambda: lines(a, 0, "is down") or None, "A sees Redis down")
     mark = a.mark()
-    admin(a, "POST", "rules?access=block&device_id=ApplDOWN")
+    # answered at once, saying the others do not have it yet
+    assert admin(a, "POST", "rules?access=block&device_id=ApplDOWN") == \
+        {"ok": True, "shared": False}
     assert blocked(a, "ApplDOWN")
     poll(lambda: lines(a, mark, 'shared state did not take the change of '
                                 'device_id "ApplDOWN": in force on this '
@@ -355,6 +371,7 @@ def test_rule_deleted_while_a_gateway_was_away_does_not_come_back(
     # the deletion lost by Redis: A's kept deletion still wins
     admin(a, "POST", "rules?access=block&device_id=ApplAWAY2")
     poll(lambda: blocked(b, "ApplAWAY2"), "the second block on B")
+    file_has(b, '^block device_id="ApplAWAY2"')
     b.stop()
     redis.stop()
     admin(a, "DELETE", "rules?device_id=ApplAWAY2")
@@ -418,7 +435,8 @@ def test_junk_in_the_hash_and_on_the_channel(nginx_factory, redis,
     redis.command("PUBLISH", CHANNEL, "R other 0 0 5 99 rules")
     redis.command("PUBLISH", CHANNEL, "R other 0 0 5 0 rules")
     publish(redis, "dapplj1", "block %d 0 ApplJ1" % now, zone="other")
-    publish(redis, "dapplj2", "block %d 0 ApplJ2" % now)
+    redis.command("HSET", HASH, "dapplj2", "block %d 0 ApplJ2" % now)
+    publish(redis, "dapplj2", "none 1 0 ApplJ2")     # the hash's is read
     poll(lambda: blocked(a, "ApplJ2"), "the good message")
     for i in (1, 3, 4, 5, 6, 7, 8, 9):
         assert passes(a, "ApplJ%d" % i)
@@ -478,3 +496,191 @@ def commands(nginx):
     with urllib.request.urlopen("http://127.0.0.1:%d/eas/status"
                                 % nginx.port, timeout=10) as reply:
         return json.loads(reply.read())["shared_state"]["commands"]
+
+
+def test_a_message_never_written_to_the_hash_changes_nothing(
+        nginx_factory, redis, backend):
+    """A forged "R" message removing a block, stamped far ahead, that no
+    gateway wrote to the hash: B reads the rule from the hash and keeps
+    the block; A's re-block, and every later change, reaches B; a
+    resubscription does not push any forged removal into Redis."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    # answered once Redis took and published it
+    assert admin(a, "POST", "rules?access=block&device_id=ApplFORGE") == \
+        {"ok": True, "shared": True}
+    poll(lambda: blocked(b, "ApplFORGE"), "the block on B")
+    ahead = int(time.time() * 1000) + 20 * 60 * 1000
+    publish(redis, "dapplforge", "none %d 0 ApplFORGE" % ahead)
+    publish(redis, "dapplnew", "block %d 0 ApplNEW" % ahead)
+    # a real change sent after them: they were handled when it is there
+    admin(a, "POST", "rules?access=block&device_id=ApplMARK")
+    poll(lambda: blocked(b, "ApplMARK"), "the later change on B")
+    assert blocked(b, "ApplFORGE")
+    assert passes(b, "ApplNEW")
+    assert "ApplNEW" not in rules(b) and "ApplNEW" not in rules(a)
+    admin(a, "POST", "rules?access=allow&device_id=ApplFORGE")
+    poll(lambda: passes(b, "ApplFORGE"), "the next change on B")
+    b.stop()
+    up(b, redis)
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker back")
+    assert redis.command("HGET", HASH, "dapplforge").decode().startswith(
+        "allow ")
+    assert redis.command("HGET", HASH, "dapplnew") is None
+
+
+def test_a_flood_of_forged_messages_changes_nothing(nginx_factory, redis,
+                                                    backend):
+    """Thousands of well-formed "R" messages for rules no gateway wrote,
+    many naming the same key: nothing is applied, the rules file and
+    listing stay as they were, a real change made after the flood
+    reaches the other gateway, and no worker dies."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    admin(a, "POST", "rules?access=block&device_id=ApplKEEP")
+    poll(lambda: blocked(b, "ApplKEEP"), "the block on B")
+    ahead = int(time.time() * 1000) + 3600 * 1000
+    script = ("for i = 1, tonumber(ARGV[2]) do "
+              "  local f = 'dapplf' .. (i % 3000) "
+              "  redis.call('PUBLISH', ARGV[1], 'R other 0 0 5 ' .. #f .. "
+              "    ' rules' .. f .. 'block ' .. ARGV[3] .. ' 0 ApplF' .. "
+              "    (i % 3000)) "
+              "  redis.call('PUBLISH', ARGV[1], 'R other 0 0 5 9 "
+              "rulesdapplkeepnone ' .. ARGV[3] .. ' 0 ApplKEEP') "
+              "end return 1")
+    redis.command("EVAL", script, "0", CHANNEL, "6000", str(ahead))
+    admin(a, "POST", "rules?access=block&device_id=ApplAFTER")
+    poll(lambda: blocked(b, "ApplAFTER"), "the change after the flood",
+         timeout=60)
+    assert blocked(b, "ApplKEEP")
+    assert passes(b, "ApplF7")
+    assert set(rules(b)) == {"ApplKEEP", "ApplAFTER"}
+    poll(lambda: 'device_id="ApplAFTER"' in rules_file(b), "B's file")
+    assert "ApplF" not in rules_file(b)
+
+
+def test_a_change_made_after_seeing_a_clock_ahead_wins(nginx_factory,
+                                                       redis, backend):
+    """A rule stamped two hours ahead (made by a gateway whose clock runs
+    fast) is taken by every gateway; Redis goes down; on A, which saw
+    that rule, "lost" for one device and a removal for another are
+    stamped above it (a hybrid logical clock); Redis comes back empty
+    and B pushes its older rules first: A's later changes win on Redis
+    and on B."""
+    ahead = int(time.time() * 1000) + 2 * 3600 * 1000
+    for key, value in (("dapplhlc1", "allow %d 1 CApplHLC1"),
+                       ("dapplhlc2", "block %d 1 CApplHLC2")):
+        redis.command("HSET", HASH, key, value % ahead)
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    for nginx in (a, b):
+        poll(lambda: blocked(nginx, "ApplHLC2"), "the rules on %s"
+             % nginx.name)
+    b.stop()
+    redis.stop()
+    assert admin(a, "POST", "rules?access=lost&device_id=ApplHLC1") == \
+        {"ok": True, "shared": False}
+    admin(a, "DELETE", "rules?device_id=ApplHLC2")
+    assert device(a, "ApplHLC1").sync().eas_status() == 142
+    assert passes(a, "ApplHLC2")
+    redis.start()                      # empty
+    up(b, redis)                       # B pushes its older rules
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker back")
+    poll(lambda: device(b, "ApplHLC1").sync().eas_status() == 142 or None,
+         "A's lost on B")
+    poll(lambda: passes(b, "ApplHLC2"), "A's removal on B")
+    lost = redis.command("HGET", HASH, "dapplhlc1").decode().split()
+    assert lost[0] == "lost" and int(lost[1]) > ahead, lost
+    assert redis.command("HGET", HASH, "dapplhlc2").decode().startswith(
+        "none ")
+    assert device(a, "ApplHLC1").sync().eas_status() == 142
+    assert passes(a, "ApplHLC2")
+
+
+
+
+def test_user_rules_fold_as_requests_do(nginx_factory, redis, backend):
+    """A user block given with non-ASCII capitals, a compatibility form
+    or a domain is kept as the identity requests are folded to (the
+    listing, the file and the hash say so): every spelling of that user
+    is refused on the gateway that took it and on the other, nothing of
+    it reaches the backend; removed under another spelling, it is
+    lifted; a user that is no identity is refused."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    for given, identity, _, _ in confs.FOLDED_USERS:
+        admin(a, "POST", "rules?access=block&user=" + given)
+    poll(lambda: {f[1] for f in confs.FOLDED_USERS} <= set(rules(b)) or None,
+         "the rules on B")
+    assert {f[1] for f in confs.FOLDED_USERS} == set(rules(a)) == set(rules(b))
+    for _, identity, spellings, password in confs.FOLDED_USERS:
+        for nginx in (a, b):
+            for i, sent in enumerate(spellings):
+                device_id = "ApplFOLD%s%d" % (nginx.name, i)
+                assert blocked(nginx, device_id, user=sent,
+                               password=password), (nginx.name, sent)
+        assert redis.command("HGET", HASH, "u" + identity) is not None
+    assert not [r for r in backend.requests
+                if r.eas.device_id.startswith("ApplFOLD")]
+    file_has(b, '^block user="strasse"')
+    admin(b, "DELETE", "rules?user=%C3%B6ZiL")
+    poll(lambda: passes(a, "ApplFOLDX", user="\u00d6ZIL",
+                        password="pw-ozil"), "the removal on A")
+    admin(a, "POST", "rules?access=block&user=%FF%FE", expect=400)
+
+
+FILL = ("for i = 1, tonumber(ARGV[1]) do "
+        "  redis.call('HSET', KEYS[1], 'dapplfill' .. i, "
+        "    'none ' .. ARGV[2] .. ' 0 ApplFILL' .. i) "
+        "  redis.call('HSET', KEYS[1], 'djunk' .. i, 'junk ' .. i) "
+        "end return 1")
+
+
+def test_removals_never_take_the_place_of_a_rule(nginx_factory, redis,
+                                                 backend):
+    """A hash holding thousands of removals (more than the zone holds)
+    and as many junk entries: the gateway reads it without one line per
+    entry (no slab allocator line; the junk said once a minute), and a
+    rule made then still gets its place (the oldest removals make room);
+    a removal older than keep_removals (30 days by default) is no
+    longer kept: dropped from the hash, not taken into the zone."""
+    now = int(time.time() * 1000)
+    redis.command("EVAL", FILL, "1", HASH, "1500", str(now - 60000))
+    old = now - 31 * 86400 * 1000
+    redis.command("HSET", HASH, "dapplold", "none %d 0 ApplOLD" % old)
+    a, = gateways(nginx_factory, redis, backend, 1)
+    poll(lambda: lines(a, 0, "the rules' hash refused") or None,
+         "the junk refused")
+    poll(lambda: redis.command("HGET", HASH, "dapplold") is None or None,
+         "the old removal dropped from the hash")
+    assert admin(a, "POST", "rules?access=lost&device_id=ApplROOM") \
+        == {"ok": True, "shared": True}
+    assert device(a, "ApplROOM").sync().eas_status() == 142
+    assert admin(a, "POST", "rules?access=block&user=amy") == \
+        {"ok": True, "shared": True}
+    assert blocked(a, "ApplAMY", user="amy", password="apple")
+    assert not lines(a, 0, "ngx_slab_alloc() failed")
+    assert len(lines(a, 0, "refused")) <= 4
+    file_has(a, 'device_id="ApplROOM"')
+    assert "ApplOLD" not in rules_file(a)
+
+
+def test_a_change_made_while_redis_is_paused_wins_over_a_clock_ahead(
+        nginx_factory, redis, backend):
+    """A rule set through B, stamped half an hour ahead (B's clock runs
+    fast), reaches A; Redis pauses its writers (CLIENT PAUSE) longer
+    than the gateways wait: "lost" set on A then is answered as not
+    shared yet, and retried; after the pause A's later change, stamped
+    above the rule it saw, is on Redis and on B."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    ahead = int(time.time() * 1000) + 30 * 60 * 1000
+    redis.command("HSET", HASH, "dapplpause", "allow %d 1 BApplPAUSE"
+                  % ahead)
+    publish(redis, "dapplpause", "")
+    for nginx in (a, b):
+        poll(lambda: "ApplPAUSE" in rules(nginx) or None,
+             "the allow on %s" % nginx.name)
+    redis.command("CLIENT", "PAUSE", "2000", "WRITE")
+    assert admin(a, "POST", "rules?access=lost&device_id=ApplPAUSE") == \
+        {"ok": True, "shared": False}
+    poll(lambda: device(b, "ApplPAUSE").sync().eas_status() == 142 or None,
+         "A's lost on B after the pause")
+    value = redis.command("HGET", HASH, "dapplpause").decode().split()
+    assert value[0] == "lost" and int(value[1]) > ahead, value
+    assert device(a, "ApplPAUSE").sync().eas_status() == 142
