@@ -11,7 +11,10 @@
 #include <hiredis/async.h>
 
 
-/* between ngx_http_eas_redis.c (connections) and _redis_state.c */
+/*
+ * between ngx_http_eas_redis.c (configuration, zone), _redis_link.c
+ * (connections) and _redis_state.c
+ */
 
 typedef struct {
     ngx_flag_t                   enabled;
@@ -41,6 +44,16 @@ typedef struct {
 } ngx_http_eas_redis_lock_time_t;
 
 
+/* the gateway's small zone: whether Redis is up, the counters */
+typedef struct {
+    ngx_atomic_t                 up;
+    ngx_atomic_t                 downs;        /* changes to down */
+    ngx_atomic_t                 fallbacks;    /* decisions without it */
+    ngx_atomic_t                 commands;
+    ngx_atomic_t                 inventory[4]; /* _redis_inventory.c */
+} ngx_http_eas_redis_sh_t;
+
+
 /* one of a worker's two connections */
 typedef struct {
     redisAsyncContext           *ac;
@@ -62,6 +75,13 @@ typedef struct {
 } ngx_http_eas_redis_link_t;
 
 
+/* this worker's configuration and zone (ngx_http_eas_redis_link.c) */
+extern ngx_http_eas_redis_conf_t  *ngx_http_eas_redis_conf;
+extern ngx_http_eas_redis_sh_t    *ngx_http_eas_redis_sh;
+
+ngx_int_t ngx_http_eas_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_eas_redis_exit_process(ngx_cycle_t *cycle);
+void ngx_http_eas_redis_state(ngx_uint_t up, const char *why);
 ngx_http_eas_redis_conf_t *ngx_http_eas_redis_get_conf(void);
 time_t ngx_http_eas_redis_lock_time(ngx_shm_zone_t *zone);
 ngx_int_t ngx_http_eas_redis_attach(redisAsyncContext *ac,
