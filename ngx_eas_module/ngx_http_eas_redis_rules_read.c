@@ -1,0 +1,481 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_redis_int.h"
+#include "ngx_http_eas_admin_rules.h"
+#include "ngx_http_eas_admin.h"
+#include "ngx_http_eas_redis_rules_int.h"
+
+
+/*
+ * The runtime rules shared by the gateways (ngx_http_eas_redis_rules.c):
+ * the notifications of the channel, the rules they name read back from
+ * the hash with HMGET, checked and applied to the zone; what Redis sent
+ * that is refused, said once a minute.
+ */
+
+
+/*
+ * "R" on the channel: the rule of FIELD, in the rules zone ZONE, was
+ * changed on Redis.  A notification only: the rule is read from the
+ * hash (so a message that no gateway wrote there changes nothing), and
+ * the keys named while a read is under way are read together, each
+ * once, however many messages named it.  Applying one costs a lookup
+ * among the keys waiting; the file is written at most once a second
+ * (ngx_http_eas_admin_dirty()).  More keys waiting than a worker keeps:
+ * a reconciliation reads the whole hash instead.
+ */
+
+typedef struct {
+    u_short                      len;
+    u_char                       field[NGX_HTTP_EAS_REDIS_RULES_FIELD];
+} ngx_http_eas_redis_rules_key_t;
+
+
+static ngx_http_eas_redis_rules_key_t  *ngx_http_eas_redis_rules_keys;
+static ngx_uint_t    ngx_http_eas_redis_rules_nkeys;     /* waiting */
+static ngx_uint_t    ngx_http_eas_redis_rules_reading;   /* in flight:
+                                                            the first n */
+static ngx_uint_t    ngx_http_eas_redis_rules_overflow;
+static time_t        ngx_http_eas_redis_rules_logged;
+
+
+static void ngx_http_eas_redis_rules_read(void);
+static void ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac,
+    void *reply, void *data);
+
+
+void
+ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
+    ngx_str_t *value)
+{
+    ngx_uint_t                       i;
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_rules_key_t  *k;
+
+    zone = ngx_http_eas_redis_rules_zone();
+
+    if (zone == NULL || zname->len != zone->shm.name.len
+        || ngx_strncmp(zname->data, zone->shm.name.data, zname->len) != 0)
+    {
+        /* no such rules zone here */
+        return;
+    }
+
+    if (field->len < 2 || field->len > NGX_HTTP_EAS_REDIS_RULES_FIELD
+        || (field->data[0] != NGX_HTTP_EAS_ADMIN_DEVICE
+            && field->data[0] != NGX_HTTP_EAS_ADMIN_USER))
+    {
+        ngx_http_eas_redis_rules_junk("a rule on the channel",
+                                      "not a rule's key");
+        return;
+    }
+
+    if (ngx_http_eas_redis_rules_keys == NULL) {
+        ngx_http_eas_redis_rules_keys = ngx_alloc(
+                                 NGX_HTTP_EAS_REDIS_RULES_PENDING
+                                 * sizeof(ngx_http_eas_redis_rules_key_t),
+                                 ngx_cycle->log);
+        if (ngx_http_eas_redis_rules_keys == NULL) {
+            ngx_http_eas_redis_rules_later();
+            return;
+        }
+    }
+
+    k = ngx_http_eas_redis_rules_keys;
+
+    /* a key being read may have been read before this change */
+
+    for (i = ngx_http_eas_redis_rules_reading;
+         i < ngx_http_eas_redis_rules_nkeys;
+         i++)
+    {
+        if (k[i].len == field->len
+            && ngx_memcmp(k[i].field, field->data, field->len) == 0)
+        {
+            return;
+        }
+    }
+
+    if (i == NGX_HTTP_EAS_REDIS_RULES_PENDING) {
+        /* read all of the hash once the keys waiting are read */
+        ngx_http_eas_redis_rules_overflow = 1;
+        return;
+    }
+
+    k[i].len = (u_short) field->len;
+    ngx_memcpy(k[i].field, field->data, field->len);
+    ngx_http_eas_redis_rules_nkeys++;
+
+    if (!ngx_http_eas_redis_rules_reading) {
+        ngx_http_eas_redis_rules_read();
+    }
+}
+
+
+/* HMGET of up to ..._READ keys waiting, the first ones */
+
+static void
+ngx_http_eas_redis_rules_read(void)
+{
+    size_t                           argvlen[2 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    ngx_uint_t                       i, n;
+    const char                      *argv[2 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_conf_t       *rcf;
+    ngx_http_eas_redis_rules_key_t  *k;
+    u_char                           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
+
+    zone = ngx_http_eas_redis_rules_zone();
+    n = ngx_min(ngx_http_eas_redis_rules_nkeys,
+                NGX_HTTP_EAS_REDIS_RULES_READ);
+
+    if (zone == NULL || n == 0) {
+        ngx_http_eas_redis_rules_nkeys = 0;
+        return;
+    }
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf->prefix.len + zone->shm.name.len + 2
+        > NGX_HTTP_EAS_REDIS_RULES_KEY)
+    {
+        ngx_http_eas_redis_rules_nkeys = 0;
+        return;
+    }
+
+    argv[0] = "HMGET";
+    argvlen[0] = 5;
+    argv[1] = (char *) key;
+    argvlen[1] = ngx_sprintf(key, "%Vr:%V", &rcf->prefix, &zone->shm.name)
+                 - key;
+
+    k = ngx_http_eas_redis_rules_keys;
+
+    for (i = 0; i < n; i++) {
+        argv[2 + i] = (char *) k[i].field;
+        argvlen[2 + i] = k[i].len;
+    }
+
+    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_read,
+                                   (void *) (uintptr_t) n, (int) (2 + n),
+                                   argv, argvlen)
+        != NGX_OK)
+    {
+        /* Redis down: its return reconciles */
+        ngx_http_eas_redis_rules_nkeys = 0;
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_later();
+        return;
+    }
+
+    ngx_http_eas_redis_rules_reading = n;
+}
+
+
+static void
+ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply  *rr = reply;
+
+    ngx_str_t                        field, value;
+    ngx_uint_t                       i, n, changed;
+    const char                      *why;
+    ngx_shm_zone_t                  *zone;
+    ngx_http_eas_redis_rules_key_t  *k;
+
+    n = (ngx_uint_t) (uintptr_t) data;
+    k = ngx_http_eas_redis_rules_keys;
+    zone = ngx_http_eas_redis_rules_zone();
+
+    ngx_http_eas_redis_rules_reading = 0;
+
+    if (rr == NULL || zone == NULL || rr->type != REDIS_REPLY_ARRAY
+        || rr->elements != n || n > ngx_http_eas_redis_rules_nkeys)
+    {
+        if (rr && rr->type == REDIS_REPLY_ERROR) {
+            ngx_http_eas_redis_rules_junk("reading a rule", rr->str);
+        }
+
+        ngx_http_eas_redis_rules_nkeys = 0;
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_later();
+        return;
+    }
+
+    changed = 0;
+
+    for (i = 0; i < n; i++) {
+        if (rr->element[i]->type != REDIS_REPLY_STRING) {
+            /* not in the hash: nothing to take */
+            continue;
+        }
+
+        field.data = k[i].field;
+        field.len = k[i].len;
+        value.data = (u_char *) rr->element[i]->str;
+        value.len = rr->element[i]->len;
+
+        why = NULL;
+
+        if (ngx_http_eas_redis_rules_take(zone, &field, &value, &why)
+            == NGX_OK)
+        {
+            changed = 1;
+        }
+
+        if (why) {
+            ngx_http_eas_redis_rules_junk("a rule on the channel", why);
+        }
+    }
+
+    if (changed) {
+        ngx_http_eas_admin_dirty(zone->data);
+    }
+
+    ngx_memmove(k, &k[n],
+                (ngx_http_eas_redis_rules_nkeys - n)
+                * sizeof(ngx_http_eas_redis_rules_key_t));
+    ngx_http_eas_redis_rules_nkeys -= n;
+
+    if (ngx_http_eas_redis_rules_nkeys) {
+        ngx_http_eas_redis_rules_read();
+        return;
+    }
+
+    if (ngx_http_eas_redis_rules_overflow) {
+        ngx_http_eas_redis_rules_overflow = 0;
+        ngx_http_eas_redis_rules_sync();
+    }
+}
+
+
+/*
+ * One rule from Redis, checked as the admin API checks its input, and
+ * applied if newer.  NGX_OK: the zone changed.  *why: refused.
+ */
+
+ngx_int_t
+ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
+    ngx_str_t *value, const char **why)
+{
+    u_char                     *p, *last;
+    size_t                      max;
+    uint64_t                    stamp, who_len;
+    ngx_int_t                   rc;
+    ngx_str_t                   access;
+    ngx_uint_t                  i;
+    ngx_time_t                 *tp;
+    ngx_http_eas_admin_rule_t   rule;
+    size_t                      n;
+    u_char                      id[EAS_USER_MAX];
+
+    ngx_memzero(&rule, sizeof(ngx_http_eas_admin_rule_t));
+
+    if (field->len < 2
+        || (field->data[0] != NGX_HTTP_EAS_ADMIN_DEVICE
+            && field->data[0] != NGX_HTTP_EAS_ADMIN_USER))
+    {
+        *why = "not a rule's key";
+        return NGX_DECLINED;
+    }
+
+    rule.field = field->data[0];
+    max = rule.field == NGX_HTTP_EAS_ADMIN_DEVICE ? EAS_DEVICE_ID_MAX
+                                                  : EAS_USER_MAX;
+
+    p = value->data;
+    last = p + value->len;
+
+    /* ACCESS */
+
+    access.data = p;
+
+    while (p < last && *p != ' ') {
+        p++;
+    }
+
+    access.len = p - access.data;
+
+    i = ngx_http_eas_admin_access_parse(&access);
+
+    if (access.len == 4 && ngx_strncmp(access.data, "none", 4) == 0) {
+        i = NGX_HTTP_EAS_ACCESS_NONE;
+
+    } else if (i == (ngx_uint_t) NGX_ERROR
+               || (i == NGX_HTTP_EAS_ADMIN_LOST_ACCESS
+                   && rule.field != NGX_HTTP_EAS_ADMIN_DEVICE))
+    {
+        *why = "not an access (allow, block, lost for a device, none)";
+        return NGX_DECLINED;
+    }
+
+    rule.access = i;
+
+    /* STAMP WHOLEN */
+
+    if (p == last || *p++ != ' '
+        || ngx_http_eas_redis_rules_number(&p, last, 999999999999999,
+                                           &stamp) != NGX_OK
+        || ngx_http_eas_redis_rules_number(&p, last,
+                                           NGX_HTTP_EAS_ADMIN_WHO_LEN,
+                                           &who_len) != NGX_OK
+        || (uint64_t) (last - p) < who_len)
+    {
+        *why = "a time or who made it missing, or too long";
+        return NGX_DECLINED;
+    }
+
+    tp = ngx_timeofday();
+
+    if (stamp == 0
+        || stamp > (uint64_t) tp->sec * 1000 + tp->msec
+                   + NGX_HTTP_EAS_REDIS_RULES_AHEAD)
+    {
+        *why = "a time years ahead";
+        return NGX_DECLINED;
+    }
+
+    if (rule.access == NGX_HTTP_EAS_ACCESS_NONE
+        && ngx_http_eas_admin_expired(zone, stamp))
+    {
+        /* a removal older than keep_removals=: no longer kept */
+        return NGX_DECLINED;
+    }
+
+    /* WHO, as ngx_http_eas_admin_who() writes it */
+
+    rule.who.data = p;
+    rule.who.len = who_len;
+
+    for (i = 0; i < who_len; i++) {
+        if (p[i] < 0x20 || p[i] >= 0x7f || p[i] == '"' || p[i] == '\\') {
+            *why = "who made it is not printable";
+            return NGX_DECLINED;
+        }
+    }
+
+    /* VALUE, as the admin API takes it, and the key it has */
+
+    rule.value.data = p + who_len;
+    rule.value.len = last - rule.value.data;
+
+    if (rule.value.len == 0 || rule.value.len > max
+        || rule.value.data[0] == '~'
+        || rule.value.len + 1 != field->len)
+    {
+        *why = "not a DeviceId or user the admin API takes";
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < rule.value.len; i++) {
+        if (rule.value.data[i] < 0x20 || rule.value.data[i] == 0x7f
+            || ngx_tolower(rule.value.data[i]) != field->data[1 + i])
+        {
+            *why = "not a DeviceId or user the admin API takes";
+            return NGX_DECLINED;
+        }
+    }
+
+    /* a user as the admin API keeps it: the identity requests have */
+
+    if (rule.field == NGX_HTTP_EAS_ADMIN_USER
+        && (ngx_http_eas_user_identity(NULL, rule.value.data,
+                                       rule.value.len, id, sizeof(id), &n)
+            != NGX_OK
+            || n != rule.value.len
+            || ngx_memcmp(id, rule.value.data, n) != 0))
+    {
+        *why = "a user not folded as requests are";
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_eas_admin_apply(zone, &rule, stamp);
+
+    if (rc == NGX_DONE) {
+        /* the same rule, made newer by Redis: nothing to say or write */
+        return NGX_DECLINED;
+    }
+
+    if (rc == NGX_BUSY) {
+        *why = "the eas_admin_rules zone is full";
+        return NGX_DECLINED;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "eas: rule of %s \"%V\" %s by another gateway "
+                      "(%V)", rule.field == NGX_HTTP_EAS_ADMIN_DEVICE
+                              ? "device_id" : "user", &rule.value,
+                      rule.access == NGX_HTTP_EAS_ACCESS_NONE
+                      ? "removed"
+                      : rule.access == NGX_HTTP_EAS_ACCESS_ALLOWED
+                        ? "set to allow"
+                        : rule.access == NGX_HTTP_EAS_ACCESS_BLOCKED
+                          ? "set to block" : "set to lost", &rule.who);
+    }
+
+    return rc;
+}
+
+
+/* "N " with N at most max: *pp moves past it */
+
+ngx_int_t
+ngx_http_eas_redis_rules_number(u_char **pp, u_char *last, uint64_t max,
+    uint64_t *n)
+{
+    u_char  *p;
+
+    p = *pp;
+    *n = 0;
+
+    if (p == last || *p < '0' || *p > '9') {
+        return NGX_ERROR;
+    }
+
+    while (p < last && *p >= '0' && *p <= '9') {
+        *n = *n * 10 + (*p++ - '0');
+
+        if (*n > max) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (p == last || *p++ != ' ') {
+        return NGX_ERROR;
+    }
+
+    *pp = p;
+
+    return NGX_OK;
+}
+
+
+/* refused, or Redis refused: said once a minute per worker at most */
+
+void
+ngx_http_eas_redis_rules_junk(const char *where, const char *why)
+{
+    if (ngx_time() - ngx_http_eas_redis_rules_logged < 60) {
+        return;
+    }
+
+    ngx_http_eas_redis_rules_logged = ngx_time();
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "eas: shared state: %s refused: %s (said once a minute)",
+                  where, why);
+}
