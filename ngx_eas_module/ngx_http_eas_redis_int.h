@@ -133,7 +133,7 @@ void ngx_http_eas_redis_inventory_fill(void);
 u_char *ngx_http_eas_redis_inventory_status(u_char *p,
     ngx_uint_t prometheus);
 
-/* the runtime rules (ngx_http_eas_redis_rules.c) */
+/* the runtime rules (ngx_http_eas_redis_rules_sync.c, _rules_read.c) */
 void ngx_http_eas_redis_rules_sync(void);
 void ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
     ngx_str_t *value);
