@@ -10,9 +10,10 @@
 
 /*
  * The runtime device decisions' own header, shared by
- * ngx_http_eas_admin_rules.c (the zone, the decision for one request,
- * the changes and the listing) and ngx_http_eas_admin_rules_file.c (the
- * file read back and rewritten).
+ * ngx_http_eas_admin_rules.c (the directive, the zone, the decision for
+ * one request), ngx_http_eas_admin_rules_change.c (the changes, the
+ * removals kept and expired, the listing) and
+ * ngx_http_eas_admin_rules_file.c (the file read back and rewritten).
  */
 
 
@@ -87,6 +88,17 @@ void ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx);
 void ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx);
 ngx_uint_t ngx_http_eas_admin_expired(ngx_shm_zone_t *zone,
     uint64_t stamp);
+
+/*
+ * Called with the zone locked: a rule put (..._change.c); a rule's key,
+ * and its node looked up (ngx_http_eas_admin_rules.c).
+ */
+ngx_int_t ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_http_eas_admin_rule_t *rule, uint64_t stamp);
+void ngx_http_eas_admin_key(u_char field, ngx_str_t *value, u_char *key,
+    size_t *len);
+ngx_http_eas_admin_node_t *ngx_http_eas_admin_find(
+    ngx_http_eas_admin_sh_t *sh, u_char *key, size_t len);
 
 /*
  * Several gateways (ngx_http_eas_redis_rules.c): a rule as another
