@@ -27,6 +27,8 @@ static ngx_uint_t ngx_http_eas_devices_match(
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_filter_t *f);
 static void ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn);
+static void ngx_http_eas_devices_uncount(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn);
 
 
 /* copies up to n records out, most recently seen first */
@@ -200,6 +202,57 @@ ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
 }
 
 
+/*
+ * The other gateways hold the user's eas_device_max places (Redis
+ * refused the device, ngx_http_eas_redis_device()): the place counted
+ * here is given back, and the record says the request's decision,
+ * blocked by eas_device_max, here and, written again at once, on Redis
+ * and every other gateway.  The device's next request asks again.
+ * NGX_DECLINED: no such record.
+ */
+
+ngx_int_t
+ngx_http_eas_device_refuse(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id)
+{
+    u_char                        *p;
+    ngx_http_eas_devices_ctx_t    *ctx;
+    ngx_http_eas_devices_node_t   *dn;
+    ngx_http_eas_device_update_t   u;
+
+    static ngx_str_t  reason = ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
+
+    ctx = zone->data;
+
+    dn = ngx_http_eas_devices_lock_record(ctx, user, device_id);
+    if (dn == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_eas_devices_uncount(ctx, dn);
+    ngx_http_eas_zone_touch(&ctx->zone, &dn->zn, NGX_HTTP_EAS_Q_EVICTABLE);
+
+    p = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
+        + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
+
+    dn->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+    dn->reason_len = (u_char) reason.len;
+    ngx_memcpy(p, reason.data, reason.len);
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    ngx_memzero(&u, sizeof(ngx_http_eas_device_update_t));
+    u.user = *user;
+    u.device_id = *device_id;
+    u.access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+    u.created = 1;
+
+    ngx_http_eas_redis_inventory_seen(zone, &u);
+
+    return NGX_OK;
+}
+
+
 /* every record last seen before "before": copied to out (up to n), and
  * deleted too if "delete" */
 
@@ -254,6 +307,17 @@ static void
 ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn)
 {
+    ngx_http_eas_devices_uncount(ctx, dn);
+    ngx_http_eas_zone_free(&ctx->zone, &dn->zn);
+}
+
+
+/* a counted record gives its user's place back */
+
+static void
+ngx_http_eas_devices_uncount(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn)
+{
     ngx_http_eas_devices_key_t    user;
     ngx_http_eas_devices_user_t  *un;
 
@@ -275,8 +339,6 @@ ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
         /* not counted any more */
         dn->zn.mark = 0;
     }
-
-    ngx_http_eas_zone_free(&ctx->zone, &dn->zn);
 }
 
 

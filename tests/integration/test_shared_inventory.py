@@ -332,6 +332,36 @@ def test_device_max_exact_with_imported_records(nginx_factory, redis,
     assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone2"]
 
 
+def test_device_refused_by_redis_listed_blocked_everywhere(
+        nginx_factory, redis, directory, backend):
+    """A device that Redis refuses for eas_device_max (the user's places
+    are held on another gateway) is listed blocked by eas_device_max on
+    every gateway, as on the one that refused it: the shared record
+    carries the request's final decision, and it gives no place."""
+    a, b, c = gateways(nginx_factory, redis, directory, backend, 3,
+                       device_max="eas_device_max 1;")
+    assert device(a, "PHONE1").foldersync().status == 200
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+
+    def refused(nginx):
+        found = [d for d in listed(nginx, decision="blocked")
+                 if d["device_id"] == "PHONE2"]
+        return found and found[0]["reason"] == "eas_device_max" or None
+
+    for nginx in (a, b, c):
+        poll(lambda: refused(nginx), "PHONE2 blocked by eas_device_max")
+        assert "PHONE2" not in {d["device_id"]
+                                for d in listed(nginx, decision="allowed")}
+    record = redis.command("GET", "t:i:devices:4:jdoephone2").decode()
+    assert record.endswith("Apple-iPhone13C4/2307.71eas_device_max")
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+    # still refused on its next request, and still no place
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+
+
 def forwarded(backend):
     return {r.eas.device_id for r in backend.requests}
 
