@@ -100,6 +100,12 @@ static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
     time_t *last_seen);
 
 
+/*
+ * Every script does bounded work, whatever Redis holds: the index's
+ * entries older than device_ttl leave it 64 at a write (at most 32
+ * records a write come in, so it shrinks back), never all at once.
+ */
+
 static const char  ngx_http_eas_inv_write_lua[] =
     "local ttl = tonumber(ARGV[1]) "
     "local out = {} "
@@ -111,8 +117,12 @@ static const char  ngx_http_eas_inv_write_lua[] =
     "  end "
     "  out[#out + 1] = #ARGV[i + 2] .. ':' .. ARGV[i + 2] "
     "end "
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', "
-    "           '(' .. (tonumber(ARGV[2]) - ttl)) "
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', "
+    "                       '(' .. (tonumber(ARGV[2]) - ttl), "
+    "                       'LIMIT', 0, 64) "
+    "if #old > 0 then "
+    "  redis.call('ZREM', KEYS[1], unpack(old)) "
+    "end "
     "redis.call('EXPIRE', KEYS[1], ttl) "
     "redis.call('PUBLISH', ARGV[3], ARGV[4] .. table.concat(out)) "
     "return #out";

@@ -362,6 +362,28 @@ def test_device_refused_by_redis_listed_blocked_everywhere(
     assert forwarded(backend) == {"PHONE1"}
 
 
+def test_index_trimmed_in_bounded_steps(nginx_factory, redis, directory,
+                                        backend):
+    """Index entries older than device_ttl (a shortened device_ttl, a
+    gateway away for long) leave the index a bounded number per write,
+    never all in one script: one write must not take Redis longer than
+    the gateways' timeout.  Writes go on trimming until none is left."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    old = int(time.time()) - 3 * 3600
+    redis.command("EVAL", "for i = 1, tonumber(ARGV[2]) do "
+                  "redis.call('ZADD', KEYS[1], ARGV[1], 'old' .. i) end",
+                  "1", "t:iz:devices", str(old), "20000")
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: redis.command("EXISTS", "t:i:devices:4:jdoephone1") == 1
+         or None, "PHONE1 written")
+    left = int(redis.command("ZCARD", "t:iz:devices"))
+    assert 20000 - 64 <= left - 1 < 20000
+    for n in range(2, 6):
+        device(a, "PHONE%d" % n).foldersync()
+    poll(lambda: int(redis.command("ZCARD", "t:iz:devices")) <= left - 64
+         or None, "more old entries trimmed by later writes")
+
+
 def forwarded(backend):
     return {r.eas.device_id for r in backend.requests}
 
