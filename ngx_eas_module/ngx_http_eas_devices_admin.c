@@ -203,19 +203,23 @@ ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
 
 
 /*
- * The other gateways hold the user's eas_device_max places (Redis
- * refused the device, ngx_http_eas_redis_device()): the place counted
- * here is given back, and the record says the request's decision,
- * blocked by eas_device_max, here and, written again at once, on Redis
- * and every other gateway.  The device's next request asks again.
- * NGX_DECLINED: no such record.
+ * The user's eas_device_max places on Redis are held by other devices:
+ * the place counted here is given back, and the device's next request
+ * is counted again, asking Redis, as a new device is.  "refused": Redis
+ * refused the request's device (ngx_http_eas_redis_device()), and the
+ * record says that decision, blocked by eas_device_max, here and,
+ * written again at once, on Redis and every other gateway; else the
+ * record's write found the set full (ngx_http_eas_redis_inventory.c)
+ * and the record stays as it is.  NGX_DECLINED: no such record, or not
+ * counted.
  */
 
 ngx_int_t
-ngx_http_eas_device_refuse(ngx_shm_zone_t *zone, ngx_str_t *user,
-    ngx_str_t *device_id)
+ngx_http_eas_device_unplace(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_uint_t refused)
 {
     u_char                        *p;
+    ngx_int_t                      rc;
     ngx_http_eas_devices_ctx_t    *ctx;
     ngx_http_eas_devices_node_t   *dn;
     ngx_http_eas_device_update_t   u;
@@ -229,27 +233,36 @@ ngx_http_eas_device_refuse(ngx_shm_zone_t *zone, ngx_str_t *user,
         return NGX_DECLINED;
     }
 
-    ngx_http_eas_devices_uncount(ctx, dn);
-    ngx_http_eas_zone_touch(&ctx->zone, &dn->zn, NGX_HTTP_EAS_Q_EVICTABLE);
+    rc = dn->zn.mark ? NGX_OK : NGX_DECLINED;
 
-    p = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
-        + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
+    if (dn->zn.mark) {
+        ngx_http_eas_devices_uncount(ctx, dn);
+        ngx_http_eas_zone_touch(&ctx->zone, &dn->zn,
+                                NGX_HTTP_EAS_Q_EVICTABLE);
+    }
 
-    dn->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
-    dn->reason_len = (u_char) reason.len;
-    ngx_memcpy(p, reason.data, reason.len);
+    if (refused) {
+        p = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
+            + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
+
+        dn->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        dn->reason_len = (u_char) reason.len;
+        ngx_memcpy(p, reason.data, reason.len);
+    }
 
     ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
-    ngx_memzero(&u, sizeof(ngx_http_eas_device_update_t));
-    u.user = *user;
-    u.device_id = *device_id;
-    u.access = NGX_HTTP_EAS_ACCESS_BLOCKED;
-    u.created = 1;
+    if (refused) {
+        ngx_memzero(&u, sizeof(ngx_http_eas_device_update_t));
+        u.user = *user;
+        u.device_id = *device_id;
+        u.access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        u.created = 1;
 
-    ngx_http_eas_redis_inventory_seen(zone, &u);
+        ngx_http_eas_redis_inventory_seen(zone, &u);
+    }
 
-    return NGX_OK;
+    return rc;
 }
 
 

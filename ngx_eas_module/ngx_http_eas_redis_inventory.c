@@ -65,16 +65,17 @@ typedef struct {
     ngx_shm_zone_t              *zone;
     uint32_t                     hash;
     u_short                      user_len;
+    u_short                      max_devices;   /* of the last update */
     u_char                       device_id_len;
     u_char                       done;
     u_char                       data[EAS_USER_MAX + EAS_DEVICE_ID_MAX];
 } ngx_http_eas_inv_entry_t;
 
 
-/* one chunk's arguments: 8 fixed, 4 a record */
+/* one chunk's arguments: 8 fixed, 6 a record */
 typedef struct {
-    const char                  *argv[8 + 4 * NGX_HTTP_EAS_INV_CHUNK];
-    size_t                       argvlen[8 + 4 * NGX_HTTP_EAS_INV_CHUNK];
+    const char                  *argv[8 + 6 * NGX_HTTP_EAS_INV_CHUNK];
+    size_t                       argvlen[8 + 6 * NGX_HTTP_EAS_INV_CHUNK];
     u_char                       index[NGX_HTTP_EAS_INV_KEY];
     u_char                       header[128 + 256];
     u_char                       ttl[NGX_TIME_T_LEN];
@@ -83,6 +84,10 @@ typedef struct {
                                     [NGX_HTTP_EAS_INV_KEY];
     u_char                       set[NGX_HTTP_EAS_INV_CHUNK]
                                     [NGX_HTTP_EAS_INV_KEY];
+    u_char                       device[NGX_HTTP_EAS_INV_CHUNK]
+                                       [EAS_DEVICE_ID_MAX];
+    u_char                       max[NGX_HTTP_EAS_INV_CHUNK]
+                                    [NGX_INT_T_LEN];
     u_char                       score[NGX_HTTP_EAS_INV_CHUNK]
                                       [NGX_TIME_T_LEN];
     u_char                       record[NGX_HTTP_EAS_INV_CHUNK]
@@ -95,6 +100,8 @@ static void ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf,
     ngx_shm_zone_t *zone, ngx_uint_t from);
 static void ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply,
     void *data);
+static void ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
+    redisReply *device);
 static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_entry_t *e, u_char *record, ngx_uint_t *counted,
     time_t *last_seen);
@@ -104,16 +111,34 @@ static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
  * Every script does bounded work, whatever Redis holds: the index's
  * entries older than device_ttl leave it 64 at a write (at most 32
  * records a write come in, so it shrinks back), never all at once.
+ *
+ * A device counted here for eas_device_max asserts its place in the
+ * user's set on Redis at each write of its record: the set may have
+ * gone (Redis restarted empty, the set expired, deleted), or missed
+ * it (a deletion this gateway did not hear).  It is added again if the
+ * set has room; if the set is full with other devices, the script
+ * names it (set, DeviceId): this gateway gives its place back and the
+ * device's next request asks Redis again, like a new one.  So the
+ * limit converges to eas_device_max, and the devices that keep
+ * syncing keep their places while there is room.
  */
 
 static const char  ngx_http_eas_inv_write_lua[] =
     "local ttl = tonumber(ARGV[1]) "
-    "local out = {} "
-    "for i = 5, #ARGV, 4 do "
+    "local out, lost = {}, {} "
+    "for i = 5, #ARGV, 6 do "
     "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ttl) "
     "  redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i]) "
-    "  if ARGV[i + 3] ~= '' then "
-    "    redis.call('EXPIRE', ARGV[i + 3], ttl) "
+    "  local set = ARGV[i + 3] "
+    "  if set ~= '' then "
+    "    if redis.call('SISMEMBER', set, ARGV[i + 4]) == 1 "
+    "       or redis.call('SCARD', set) < tonumber(ARGV[i + 5]) then "
+    "      redis.call('SADD', set, ARGV[i + 4]) "
+    "      redis.call('EXPIRE', set, ttl) "
+    "    else "
+    "      lost[#lost + 1] = set "
+    "      lost[#lost + 1] = ARGV[i + 4] "
+    "    end "
     "  end "
     "  out[#out + 1] = #ARGV[i + 2] .. ':' .. ARGV[i + 2] "
     "end "
@@ -125,7 +150,8 @@ static const char  ngx_http_eas_inv_write_lua[] =
     "end "
     "redis.call('EXPIRE', KEYS[1], ttl) "
     "redis.call('PUBLISH', ARGV[3], ARGV[4] .. table.concat(out)) "
-    "return #out";
+    "table.insert(lost, 1, #out) "
+    "return lost";
 
 
 static const char  ngx_http_eas_inv_delete_lua[] =
@@ -301,6 +327,10 @@ ngx_http_eas_redis_inventory_seen(ngx_shm_zone_t *devices,
 
 queued:
 
+    if (u->max_devices) {
+        e->max_devices = (u_short) ngx_min(u->max_devices, 0xffff);
+    }
+
     if (u->created && !ngx_http_eas_inv_flush_ev.posted) {
         ngx_post_event(&ngx_http_eas_inv_flush_ev, &ngx_posted_events);
         return;
@@ -354,7 +384,7 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
     size_t                     len;
     time_t                     last_seen;
     ngx_str_t                  user, device_id;
-    ngx_uint_t                 i, n, argc, counted;
+    ngx_uint_t                 i, k, n, argc, counted;
     ngx_http_eas_inv_entry_t  *e;
     ngx_http_eas_inv_chunk_t  *c;
 
@@ -405,16 +435,32 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
         c->argvlen[argc] = len;
         argc++;
 
-        /* a device counted here keeps the user's set on Redis alive */
+        /*
+         * a device counted here keeps the user's set on Redis alive,
+         * and asserts its place there
+         */
+
+        if (!counted || e->max_devices == 0) {
+            c->argvlen[argc] = 0;
+            c->argvlen[argc + 1] = 0;
+            c->argvlen[argc + 2] = 0;
+
+        } else {
+            c->argvlen[argc] = ngx_http_eas_redis_inv_key(c->set[n], rcf,
+                                                       "d:", zone, &user,
+                                                       NULL)
+                               - c->set[n];
+            ngx_strlow(c->device[n], device_id.data, device_id.len);
+            c->argvlen[argc + 1] = device_id.len;
+            c->argvlen[argc + 2] = ngx_sprintf(c->max[n], "%ui",
+                                               (ngx_uint_t) e->max_devices)
+                                   - c->max[n];
+        }
 
         c->argv[argc] = (char *) c->set[n];
-        c->argvlen[argc] = counted
-                           ? (size_t) (ngx_http_eas_redis_inv_key(c->set[n],
-                                                       rcf, "d:", zone, &user,
-                                                       NULL)
-                                       - c->set[n])
-                           : 0;
-        argc++;
+        c->argv[argc + 1] = (char *) c->device[n];
+        c->argv[argc + 2] = (char *) c->max[n];
+        argc += 3;
 
         n++;
     }
@@ -447,9 +493,18 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
                                 zone->shm.name.len, &zone->shm.name)
                     - c->header;
 
+    /* the answer's data: the zone's rank among the module's, and n */
+
+    for (k = 0; ngx_http_eas_redis_zone_find(NULL, k, &ngx_http_eas_module)
+                != zone;
+         k++)
+    {
+        /* void */
+    }
+
     if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_write,
-                                   (void *) (uintptr_t) n, (int) argc,
-                                   c->argv, c->argvlen)
+                                   (void *) (uintptr_t) (k << 8 | n),
+                                   (int) argc, c->argv, c->argvlen)
         != NGX_OK)
     {
         ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
@@ -460,15 +515,77 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
 static void
 ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
 {
-    redisReply  *rr = reply;
-    ngx_uint_t   n = (ngx_uint_t) (uintptr_t) data;
+    redisReply      *rr = reply;
+    ngx_uint_t       n = (ngx_uint_t) (uintptr_t) data;
 
-    if (rr && rr->type == REDIS_REPLY_INTEGER) {
-        ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_WRITTEN, n);
+    size_t           i;
+    ngx_shm_zone_t  *zone;
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
+        || rr->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n & 0xff);
         return;
     }
 
-    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
+    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_WRITTEN, n & 0xff);
+
+    zone = ngx_http_eas_redis_zone_find(NULL, n >> 8, &ngx_http_eas_module);
+
+    if (zone == NULL) {
+        return;
+    }
+
+    for (i = 1; i + 1 < rr->elements; i += 2) {
+        ngx_http_eas_inv_lost(zone, rr->element[i], rr->element[i + 1]);
+    }
+}
+
+
+/*
+ * The user's set on Redis is full with devices of other gateways: the
+ * device's place here is given back, its next request asks Redis again
+ * (ngx_http_eas_device_unplace()).
+ */
+
+static void
+ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
+    redisReply *device)
+{
+    size_t                      skip;
+    ngx_str_t                   user, device_id;
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL) {
+        return;
+    }
+
+    /* "<prefix>d:<zone>:<user>", as ngx_http_eas_redis_inv_key() made it */
+
+    skip = rcf->prefix.len + 2 + zone->shm.name.len + 1;
+
+    if (set->type != REDIS_REPLY_STRING || device->type != REDIS_REPLY_STRING
+        || set->len < skip || set->len - skip > EAS_USER_MAX
+        || device->len == 0 || device->len > EAS_DEVICE_ID_MAX)
+    {
+        ngx_http_eas_redis_inv_refused(1);
+        return;
+    }
+
+    user.data = (u_char *) set->str + skip;
+    user.len = set->len - skip;
+    device_id.data = (u_char *) device->str;
+    device_id.len = device->len;
+
+    if (ngx_http_eas_device_unplace(zone, &user, &device_id, 0) == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "eas: device \"%V\" of user \"%V\" lost its "
+                      "\"eas_device_max\" place: the other gateways hold "
+                      "the user's places on Redis, its next request asks "
+                      "again", &device_id, &user);
+    }
 }
 
 

@@ -762,10 +762,10 @@ ngx_http_eas_redis_device(ngx_http_request_t *r, ngx_shm_zone_t *devices,
         return NGX_DECLINED;
     }
 
-    (void) ngx_http_eas_device_refuse(devices,
-                                      &values->value[NGX_HTTP_EAS_FIELD_USER],
-                                      &values->value
-                                          [NGX_HTTP_EAS_FIELD_DEVICE_ID]);
+    (void) ngx_http_eas_device_unplace(devices,
+                                       &values->value[NGX_HTTP_EAS_FIELD_USER],
+                                       &values->value
+                                           [NGX_HTTP_EAS_FIELD_DEVICE_ID], 1);
 
     return NGX_BUSY;
 }

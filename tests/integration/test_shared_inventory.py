@@ -384,6 +384,52 @@ def test_index_trimmed_in_bounded_steps(nginx_factory, redis, directory,
          or None, "more old entries trimmed by later writes")
 
 
+def test_user_set_rebuilt_and_limit_converges(nginx_factory, redis,
+                                              directory, backend):
+    """The user's set on Redis gone (Redis restarted empty, expired,
+    deleted): a device counted on A puts its place back with the next
+    write of its record, so B cannot admit another.  If B admitted one
+    meanwhile (the set is full with others), A gives its place back and
+    the device's next request is refused: the limit converges to
+    eas_device_max, never max x gateways."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 1;")
+    assert device(a, "PHONE1").foldersync().status == 200
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+
+    # the set goes; PHONE1 keeps syncing on A and puts its place back
+    redis.command("DEL", "t:d:devices:jdoe")
+    device(a, "PHONE1").foldersync()
+    poll(lambda: redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+         or None, "PHONE1's place back on Redis")
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+
+    # the set goes, B admits PHONE3 before PHONE1 comes back: PHONE1
+    # loses its place at its next write and is refused after that
+    redis.command("DEL", "t:d:devices:jdoe")
+    device(b, "PHONE3").foldersync()
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone3"]
+    assert forwarded(backend) == {"PHONE1", "PHONE3"}
+
+    def refused():
+        count = len(backend.requests)
+        device(a, "PHONE1").foldersync()
+        return len(backend.requests) == count or None
+
+    poll(refused, "PHONE1 refused on A")
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone3"]
+    record = [d for d in listed(a) if d["device_id"] == "PHONE1"][0]
+    assert (record["access"], record["reason"]) == ("blocked",
+                                                    "eas_device_max")
+    # two devices admitted in all at no time after the last refusal
+    count = len(backend.requests)
+    device(a, "PHONE1").foldersync()
+    device(b, "PHONE3").foldersync()
+    assert [r.eas.device_id for r in backend.requests[count:]] == ["PHONE3"]
+    assert "lost its \"eas_device_max\" place" in a.error_log()
+
+
 def forwarded(backend):
     return {r.eas.device_id for r in backend.requests}
 
