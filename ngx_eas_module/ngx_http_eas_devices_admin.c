@@ -266,6 +266,52 @@ ngx_http_eas_device_unplace(ngx_shm_zone_t *zone, ngx_str_t *user,
 }
 
 
+/*
+ * A fill of the zone from Redis has read every record there
+ * (ngx_http_eas_redis_import.c): a record it did not find ("filled"
+ * not this fill's) and not seen since "before" is gone from Redis,
+ * deleted while this gateway was not listening or expired there, and
+ * goes from the zone too; a counted one gives its place back, so the
+ * device's next request asks Redis again.  Returns how many went.
+ */
+
+ngx_uint_t
+ngx_http_eas_device_unfilled(ngx_shm_zone_t *zone, ngx_uint_t filled,
+    time_t before)
+{
+    ngx_uint_t                    k, n;
+    ngx_queue_t                  *q, *next, *head;
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+    n = 0;
+
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
+
+    for (k = NGX_HTTP_EAS_Q_EVICTABLE; k <= NGX_HTTP_EAS_Q_COUNTED; k++) {
+        head = ngx_http_eas_zone_queue(&ctx->zone, k);
+
+        for (q = ngx_queue_head(head);
+             q != ngx_queue_sentinel(head);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, zn.queue);
+
+            if (dn->filled != filled && dn->last_seen < before) {
+                ngx_http_eas_devices_remove(ctx, dn);
+                n++;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    return n;
+}
+
+
 /* every record last seen before "before": copied to out (up to n), and
  * deleted too if "delete" */
 

@@ -430,6 +430,36 @@ def test_user_set_rebuilt_and_limit_converges(nginx_factory, redis,
     assert "lost its \"eas_device_max\" place" in a.error_log()
 
 
+def test_deletion_missed_during_resubscription(nginx_factory, redis,
+                                              directory, backend):
+    """A device deleted on A while B's subscription is being made again
+    (B never hears the deletion): B's fill finds its record gone from
+    Redis and removes it, so B neither lists it nor counts it, and its
+    next request through B asks Redis like a new device's, refused when
+    the place it had was taken meanwhile."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 1;")
+    assert device(b, "AMYB0", user="amy", password="apple") \
+        .foldersync().status == 200
+    poll(lambda: "AMYB0" in ids(a) or None, "AMYB0 imported by A")
+    # "not seen since the fill began" is to the second, as last_seen
+    seen = int(time.time())
+    poll(lambda: int(time.time()) > seen or None, "the next second")
+    redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+    assert delete(a, "amy", "AMYB0") == 200
+    poll(lambda: "AMYB0" not in ids(b) or None, "AMYB0 gone from B")
+    assert "AMYB0" not in ids(a)
+    assert "gone from Redis" in b.error_log()
+
+    # the freed place taken on A: AMYB0 through B is refused at once
+    assert device(a, "AMYA1", user="amy", password="apple") \
+        .foldersync().status == 200
+    count = len(backend.requests)
+    device(b, "AMYB0", user="amy", password="apple").foldersync()
+    assert [r.eas.device_id for r in backend.requests[count:]] == []
+    assert redis.command("SMEMBERS", "t:d:devices:amy") == [b"amya1"]
+
+
 def forwarded(backend):
     return {r.eas.device_id for r in backend.requests}
 
