@@ -48,6 +48,8 @@ static ngx_int_t ngx_http_eas_inv_parse(u_char *p, u_char *last,
 static ngx_int_t ngx_http_eas_inv_import(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_record_t *rec);
 static void ngx_http_eas_inv_fill_done(ngx_shm_zone_t *zone);
+static ngx_uint_t ngx_http_eas_inv_refused_record(
+    ngx_http_eas_inv_record_t *rec);
 
 
 /*
@@ -364,6 +366,19 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
+/* a record of a device refused for eas_device_max, never admitted */
+
+static ngx_uint_t
+ngx_http_eas_inv_refused_record(ngx_http_eas_inv_record_t *rec)
+{
+    return rec->n[5] == NGX_HTTP_EAS_ACCESS_BLOCKED
+           && rec->reason.len == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
+           && ngx_strncmp(rec->reason.data, NGX_HTTP_EAS_REASON_MAX_DEVICES,
+                          rec->reason.len)
+              == 0;
+}
+
+
 /* a zone's fill read its last step: the records gone from Redis go */
 
 static void
@@ -544,7 +559,17 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
         u.user = rec->user;
         u.device_id = rec->device_id;
 
+        /*
+         * a device refused for eas_device_max (a spray of DeviceIds)
+         * takes free room only: it never evicts the record of a device
+         * another gateway admitted
+         */
+
+        ctx->zone.no_evict = ngx_http_eas_inv_refused_record(rec);
+
         dn = ngx_http_eas_devices_create(ctx, &key, &u);
+
+        ctx->zone.no_evict = 0;
 
         if (dn == NULL) {
             /* full of records counted here: they stay */

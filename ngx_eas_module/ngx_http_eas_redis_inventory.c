@@ -58,6 +58,7 @@
 
 #define NGX_HTTP_EAS_INV_BATCH   256     /* devices a worker collects */
 #define NGX_HTTP_EAS_INV_SLOTS   512     /* its index, a power of 2 */
+#define NGX_HTTP_EAS_INV_REFUSED_TTL  3600  /* a refused device's record */
 
 
 /* a device of the batch: its zone and key as the request gave them */
@@ -72,10 +73,10 @@ typedef struct {
 } ngx_http_eas_inv_entry_t;
 
 
-/* one chunk's arguments: 8 fixed, 6 a record */
+/* one chunk's arguments: 8 fixed, 7 a record */
 typedef struct {
-    const char                  *argv[8 + 6 * NGX_HTTP_EAS_INV_CHUNK];
-    size_t                       argvlen[8 + 6 * NGX_HTTP_EAS_INV_CHUNK];
+    const char                  *argv[8 + 7 * NGX_HTTP_EAS_INV_CHUNK];
+    size_t                       argvlen[8 + 7 * NGX_HTTP_EAS_INV_CHUNK];
     u_char                       index[NGX_HTTP_EAS_INV_KEY];
     u_char                       header[128 + 256];
     u_char                       ttl[NGX_TIME_T_LEN];
@@ -88,6 +89,8 @@ typedef struct {
                                        [EAS_DEVICE_ID_MAX];
     u_char                       max[NGX_HTTP_EAS_INV_CHUNK]
                                     [NGX_INT_T_LEN];
+    u_char                       life[NGX_HTTP_EAS_INV_CHUNK]
+                                     [NGX_TIME_T_LEN];
     u_char                       score[NGX_HTTP_EAS_INV_CHUNK]
                                       [NGX_TIME_T_LEN];
     u_char                       record[NGX_HTTP_EAS_INV_CHUNK]
@@ -104,7 +107,7 @@ static void ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
     redisReply *device);
 static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_entry_t *e, u_char *record, ngx_uint_t *counted,
-    time_t *last_seen);
+    ngx_uint_t *refused, time_t *last_seen);
 
 
 /*
@@ -121,13 +124,19 @@ static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
  * device's next request asks Redis again, like a new one.  So the
  * limit converges to eas_device_max, and the devices that keep
  * syncing keep their places while there is room.
+ *
+ * The record of a device refused for eas_device_max and never admitted
+ * lives NGX_HTTP_EAS_INV_REFUSED_TTL at most (ARGV[i + 6]), and its
+ * index entry is scored as if it were that much from device_ttl, so
+ * that the trimming takes it then: a spray of DeviceIds does not stay
+ * on Redis for device_ttl.
  */
 
 static const char  ngx_http_eas_inv_write_lua[] =
     "local ttl = tonumber(ARGV[1]) "
     "local out, lost = {}, {} "
-    "for i = 5, #ARGV, 6 do "
-    "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ttl) "
+    "for i = 5, #ARGV, 7 do "
+    "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ARGV[i + 6]) "
     "  redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i]) "
     "  local set = ARGV[i + 3] "
     "  if set ~= '' then "
@@ -382,9 +391,9 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
     ngx_uint_t from)
 {
     size_t                     len;
-    time_t                     last_seen;
+    time_t                     last_seen, life;
     ngx_str_t                  user, device_id;
-    ngx_uint_t                 i, k, n, argc, counted;
+    ngx_uint_t                 i, k, n, argc, counted, refused;
     ngx_http_eas_inv_entry_t  *e;
     ngx_http_eas_inv_chunk_t  *c;
 
@@ -408,7 +417,7 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
         e->done = 1;
 
         len = ngx_http_eas_inv_read(zone, e, c->record[n], &counted,
-                                    &last_seen);
+                                    &refused, &last_seen);
         if (len == 0) {
             /* deleted, or evicted, since */
             continue;
@@ -425,7 +434,15 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
                            - c->key[n];
         argc++;
 
-        /* the index's score: when it was last seen */
+        /* the index's score: when it was last seen (above: refused) */
+
+        life = rcf->device_ttl;
+
+        if (refused && life > NGX_HTTP_EAS_INV_REFUSED_TTL) {
+            last_seen -= life - NGX_HTTP_EAS_INV_REFUSED_TTL;
+            life = NGX_HTTP_EAS_INV_REFUSED_TTL;
+        }
+
         c->argv[argc] = (char *) c->score[n];
         c->argvlen[argc] = ngx_sprintf(c->score[n], "%T", last_seen)
                            - c->score[n];
@@ -460,7 +477,10 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
         c->argv[argc] = (char *) c->set[n];
         c->argv[argc + 1] = (char *) c->device[n];
         c->argv[argc + 2] = (char *) c->max[n];
-        argc += 3;
+        c->argv[argc + 3] = (char *) c->life[n];
+        c->argvlen[argc + 3] = ngx_sprintf(c->life[n], "%T", life)
+                               - c->life[n];
+        argc += 4;
 
         n++;
     }
@@ -593,7 +613,8 @@ ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
 
 static size_t
 ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
-    u_char *record, ngx_uint_t *counted, time_t *last_seen)
+    u_char *record, ngx_uint_t *counted, ngx_uint_t *refused,
+    time_t *last_seen)
 {
     u_char                       *p, *s;
     ngx_str_t                     user, device_id;
@@ -614,6 +635,18 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
 
     *counted = dn->zn.mark;
     *last_seen = dn->last_seen;
+
+    /* refused for eas_device_max, never admitted */
+
+    s = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
+        + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
+
+    *refused = !dn->zn.mark && dn->access == NGX_HTTP_EAS_ACCESS_BLOCKED
+               && dn->reason_len
+                  == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
+               && ngx_strncmp(s, NGX_HTTP_EAS_REASON_MAX_DEVICES,
+                              dn->reason_len)
+                  == 0;
 
     p = ngx_sprintf(record, "1 %T %T %ui %ui %ui %ui %ui %ui %ui %ui %ui ",
                     dn->first_seen, dn->last_seen, dn->heartbeat,

@@ -356,6 +356,12 @@ def test_device_refused_by_redis_listed_blocked_everywhere(
                                 for d in listed(nginx, decision="allowed")}
     record = redis.command("GET", "t:i:devices:4:jdoephone2").decode()
     assert record.endswith("Apple-iPhone13C4/2307.71eas_device_max")
+    # never admitted: an hour on Redis at most, not device_ttl (2h)
+    assert 0 < int(redis.command("TTL", "t:i:devices:4:jdoephone2")) <= 3600
+    assert int(redis.command("TTL", "t:i:devices:4:jdoephone1")) > 3600
+    assert float(redis.command("ZSCORE", "t:iz:devices",
+                               "t:i:devices:4:jdoephone2")) \
+        <= time.time() - 3600 + 5
     assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
     # still refused on its next request, and still no place
     device(b, "PHONE2").foldersync()
@@ -490,6 +496,42 @@ JUNK_RECORDS = [
     b"1 x 1 0 141 0 1 3 4 0 0 0 amyDEV1",
     b"\xff" * 2000,
 ]
+
+
+def refused_record(device_id, now):
+    user, reason = "amy", "eas_device_max"
+    return "1 %d %d 0 141 0 2 %d %d 0 0 %d %s%s%s" % (
+        now, now, len(user), len(device_id), len(reason), user, device_id,
+        reason)
+
+
+def test_refused_spray_evicts_no_admitted_record(nginx_factory, redis,
+                                                 directory, backend):
+    """Records of devices refused for eas_device_max, imported from
+    another gateway (a spray of DeviceIds, more than the zone holds),
+    take free room only: the records of admitted devices of the other
+    gateways stay in the zone, however long ago they were seen."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    now = int(time.time())
+    channel = "t:db0:events"
+    header = b"I 0000000000000000 0 0 7 0 devices"
+    real = ["REAL%02d" % i for i in range(20)]
+    redis.command("PUBLISH", channel, header + b"".join(
+        frame(good_record(d, now - 3000)) for d in real))
+    poll(lambda: set(real) <= ids(a) or None, "the admitted devices")
+    for m in range(100):
+        redis.command("PUBLISH", channel, header + b"".join(
+            frame(refused_record("SPRAY%04d" % (32 * m + i), now - 10))
+            for i in range(32)))
+    # the channel is read in order: REAL19 deleted, the spray was read
+    redis.command("PUBLISH", channel,
+                  b"D 0000000000000000 0 0 7 3 devicesamyREAL19")
+    poll(lambda: not listed(a, device_id="REAL19") or None,
+         "the spray read")
+    assert inventory_status(a)["imported"] >= 1000
+    assert all(listed(a, device_id=d) for d in real[:19])
+    # the gateway's own new device still gets a record
+    assert device(a, "PHONE").foldersync().status == 200
 
 
 def test_junk_refused_and_no_worker_dies(nginx_factory, redis, directory,
