@@ -330,6 +330,7 @@ ngx_http_eas_redis_inventory_seen(ngx_shm_zone_t *devices,
     e->hash = hash;
     e->user_len = (u_short) u->user.len;
     e->device_id_len = (u_char) u->device_id.len;
+    e->max_devices = 0;
     e->done = 0;
     ngx_memcpy(e->data, u->user.data, u->user.len);
     ngx_memcpy(e->data + u->user.len, u->device_id.data, u->device_id.len);
