@@ -436,6 +436,26 @@ def test_user_set_rebuilt_and_limit_converges(nginx_factory, redis,
     assert "lost its \"eas_device_max\" place" in a.error_log()
 
 
+def test_redis_restarted_empty_limit_holds(nginx_factory, redis,
+                                          directory, backend):
+    """Redis restarted empty: the phone counted on A syncs on and puts
+    its place back, so B admits no second device for the user, and A
+    keeps listing its own device."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 1;")
+    assert device(a, "PHONE1").foldersync().status == 200
+    redis.stop()
+    redis.start()
+    poll(lambda: clients(redis) >= 8 or None, "the gateways back on Redis")
+    assert redis.command("EXISTS", "t:d:devices:jdoe") == 0
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+         or None, "PHONE1's place back on Redis")
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+    assert "PHONE1" in ids(a)
+
+
 def test_deletion_missed_during_resubscription(nginx_factory, redis,
                                               directory, backend):
     """A device deleted on A while B's subscription is being made again
