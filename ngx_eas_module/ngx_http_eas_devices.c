@@ -518,6 +518,7 @@ ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     dn->device_type_len = 0;
     dn->user_agent_len = 0;
     dn->reason_len = 0;
+    dn->filled = 0;
 
     p = ngx_cpymem(dn->data, key->data, key->len);
     p = ngx_cpymem(p, u->user.data, u->user.len);

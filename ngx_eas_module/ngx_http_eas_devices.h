@@ -99,6 +99,8 @@ typedef struct {
     u_char                        device_type_len;
     u_char                        user_agent_len;
     u_char                        reason_len;
+    u_char                        filled;         /* the fill that read it
+                                                     on Redis last */
     u_char                        data[1];
 } ngx_http_eas_devices_node_t;
 

@@ -27,6 +27,8 @@ static ngx_uint_t ngx_http_eas_devices_match(
     ngx_http_eas_devices_node_t *dn, ngx_http_eas_device_filter_t *f);
 static void ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn);
+static void ngx_http_eas_devices_uncount(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn);
 
 
 /* copies up to n records out, most recently seen first */
@@ -200,6 +202,116 @@ ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
 }
 
 
+/*
+ * The user's eas_device_max places on Redis are held by other devices:
+ * the place counted here is given back, and the device's next request
+ * is counted again, asking Redis, as a new device is.  "refused": Redis
+ * refused the request's device (ngx_http_eas_redis_device()), and the
+ * record says that decision, blocked by eas_device_max, here and,
+ * written again at once, on Redis and every other gateway; else the
+ * record's write found the set full (ngx_http_eas_redis_inventory.c)
+ * and the record stays as it is.  NGX_DECLINED: no such record, or not
+ * counted.
+ */
+
+ngx_int_t
+ngx_http_eas_device_unplace(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_uint_t refused)
+{
+    u_char                        *p;
+    ngx_int_t                      rc;
+    ngx_http_eas_devices_ctx_t    *ctx;
+    ngx_http_eas_devices_node_t   *dn;
+    ngx_http_eas_device_update_t   u;
+
+    static ngx_str_t  reason = ngx_string(NGX_HTTP_EAS_REASON_MAX_DEVICES);
+
+    ctx = zone->data;
+
+    dn = ngx_http_eas_devices_lock_record(ctx, user, device_id);
+    if (dn == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = dn->zn.mark ? NGX_OK : NGX_DECLINED;
+
+    if (dn->zn.mark) {
+        ngx_http_eas_devices_uncount(ctx, dn);
+        ngx_http_eas_zone_touch(&ctx->zone, &dn->zn,
+                                NGX_HTTP_EAS_Q_EVICTABLE);
+    }
+
+    if (refused) {
+        p = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
+            + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
+
+        dn->access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        dn->reason_len = (u_char) reason.len;
+        ngx_memcpy(p, reason.data, reason.len);
+    }
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    if (refused) {
+        ngx_memzero(&u, sizeof(ngx_http_eas_device_update_t));
+        u.user = *user;
+        u.device_id = *device_id;
+        u.access = NGX_HTTP_EAS_ACCESS_BLOCKED;
+        u.created = 1;
+
+        ngx_http_eas_redis_inventory_seen(zone, &u);
+    }
+
+    return rc;
+}
+
+
+/*
+ * A fill of the zone from Redis has read every record there
+ * (ngx_http_eas_redis_import.c): a record it did not find ("filled"
+ * not this fill's) and not seen since "before" is gone from Redis,
+ * deleted while this gateway was not listening or expired there, and
+ * goes from the zone too; a counted one gives its place back, so the
+ * device's next request asks Redis again.  Returns how many went.
+ */
+
+ngx_uint_t
+ngx_http_eas_device_unfilled(ngx_shm_zone_t *zone, ngx_uint_t filled,
+    time_t before)
+{
+    ngx_uint_t                    k, n;
+    ngx_queue_t                  *q, *next, *head;
+    ngx_http_eas_devices_ctx_t   *ctx;
+    ngx_http_eas_devices_node_t  *dn;
+
+    ctx = zone->data;
+    n = 0;
+
+    ngx_shmtx_lock(&ctx->zone.shpool->mutex);
+
+    for (k = NGX_HTTP_EAS_Q_EVICTABLE; k <= NGX_HTTP_EAS_Q_COUNTED; k++) {
+        head = ngx_http_eas_zone_queue(&ctx->zone, k);
+
+        for (q = ngx_queue_head(head);
+             q != ngx_queue_sentinel(head);
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            dn = ngx_queue_data(q, ngx_http_eas_devices_node_t, zn.queue);
+
+            if (dn->filled != filled && dn->last_seen < before) {
+                ngx_http_eas_devices_remove(ctx, dn);
+                n++;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
+
+    return n;
+}
+
+
 /* every record last seen before "before": copied to out (up to n), and
  * deleted too if "delete" */
 
@@ -254,6 +366,17 @@ static void
 ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
     ngx_http_eas_devices_node_t *dn)
 {
+    ngx_http_eas_devices_uncount(ctx, dn);
+    ngx_http_eas_zone_free(&ctx->zone, &dn->zn);
+}
+
+
+/* a counted record gives its user's place back */
+
+static void
+ngx_http_eas_devices_uncount(ngx_http_eas_devices_ctx_t *ctx,
+    ngx_http_eas_devices_node_t *dn)
+{
     ngx_http_eas_devices_key_t    user;
     ngx_http_eas_devices_user_t  *un;
 
@@ -275,8 +398,6 @@ ngx_http_eas_devices_remove(ngx_http_eas_devices_ctx_t *ctx,
         /* not counted any more */
         dn->zn.mark = 0;
     }
-
-    ngx_http_eas_zone_free(&ctx->zone, &dn->zn);
 }
 
 

@@ -24,6 +24,7 @@ static u_char *ngx_http_eas_inventory_string(u_char *p, const char *name,
     u_char *data, size_t len);
 static size_t ngx_http_eas_inventory_string_size(u_char *data, size_t len);
 static size_t ngx_http_eas_utf8_valid(u_char *p, size_t len);
+static uint32_t ngx_http_eas_utf8_shown(u_char *p, size_t n);
 static u_char *ngx_http_eas_inventory_iso_time(u_char *p, time_t t);
 
 
@@ -272,17 +273,21 @@ ngx_http_eas_inventory_string_size(u_char *data, size_t len)
 /*
  * A JSON string body that is valid UTF-8 whatever bytes a device sent:
  * well-formed UTF-8 sequences are copied, '"', '\\' and control bytes
- * are escaped, and every other byte (a lone continuation byte, an
- * overlong form, a surrogate, a truncated sequence, 0xC0, 0xFF...)
- * becomes \u00XX, its Latin-1 reading.  With dst NULL, only *size (the
- * length written) is computed.
+ * (below 0x20, and DEL) are escaped, and every other byte (a lone
+ * continuation byte, an overlong form, a surrogate, a truncated
+ * sequence, 0xC0, 0xFF...) becomes \u00XX, its Latin-1 reading.  The
+ * characters that are invisible or reorder the text around them (C1
+ * controls, the bidirectional controls U+061C, U+200E/F, U+202A-E,
+ * U+2066-9, and U+2028/9) are written \uXXXX, never raw.  With dst
+ * NULL, only *size (the length written) is computed.
  */
 
 u_char *
 ngx_http_eas_json_escape(u_char *dst, u_char *src, size_t len, size_t *size)
 {
-    size_t   n, total;
-    u_char  *end;
+    size_t     n, total;
+    u_char    *end;
+    uint32_t   c;
 
     static u_char  hex[] = "0123456789abcdef";
 
@@ -293,6 +298,22 @@ ngx_http_eas_json_escape(u_char *dst, u_char *src, size_t len, size_t *size)
 
         if (*src >= 0x80) {
             n = ngx_http_eas_utf8_valid(src, end - src);
+            c = ngx_http_eas_utf8_shown(src, n);
+
+            if (c) {
+                /* a C1 control, a bidirectional control, U+2028/9 */
+                if (dst) {
+                    dst = ngx_cpymem(dst, "\\u", 2);
+                    *dst++ = hex[(c >> 12) & 0xf];
+                    *dst++ = hex[(c >> 8) & 0xf];
+                    *dst++ = hex[(c >> 4) & 0xf];
+                    *dst++ = hex[c & 0xf];
+                }
+
+                total += 6;
+                src += n;
+                continue;
+            }
 
             if (n) {
                 if (dst) {
@@ -313,7 +334,7 @@ ngx_http_eas_json_escape(u_char *dst, u_char *src, size_t len, size_t *size)
 
             total += 2;
 
-        } else if (*src < 0x20 || *src >= 0x80) {
+        } else if (*src < 0x20 || *src >= 0x7f) {
             if (dst) {
                 dst = ngx_cpymem(dst, "\\u00", 4);
                 *dst++ = hex[*src >> 4];
@@ -385,6 +406,40 @@ ngx_http_eas_utf8_valid(u_char *p, size_t len)
     }
 
     return n;
+}
+
+
+/*
+ * The code point of the valid sequence of n bytes at p if it must be
+ * shown escaped (ngx_http_eas_json_escape()), else 0: C1 controls,
+ * U+061C, U+200E/F, U+2028-U+202E and U+2066-U+2069.
+ */
+
+static uint32_t
+ngx_http_eas_utf8_shown(u_char *p, size_t n)
+{
+    uint32_t  c;
+
+    if (n == 2) {
+        c = ((uint32_t) (p[0] & 0x1f) << 6) | (p[1] & 0x3f);
+
+        return (c <= 0x9f || c == 0x61c) ? c : 0;
+    }
+
+    if (n != 3 || p[0] != 0xe2) {
+        return 0;
+    }
+
+    c = ((uint32_t) (p[0] & 0x0f) << 12) | ((uint32_t) (p[1] & 0x3f) << 6)
+        | (p[2] & 0x3f);
+
+    if (c == 0x200e || c == 0x200f || (c >= 0x2028 && c <= 0x202e)
+        || (c >= 0x2066 && c <= 0x2069))
+    {
+        return c;
+    }
+
+    return 0;
 }
 
 

@@ -395,6 +395,10 @@ ngx_uint_t ngx_http_eas_device_select(ngx_shm_zone_t *zone,
     ngx_uint_t n, ngx_uint_t *total);
 ngx_int_t ngx_http_eas_device_delete(ngx_shm_zone_t *zone, ngx_str_t *user,
     ngx_str_t *device_id);
+ngx_int_t ngx_http_eas_device_unplace(ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *device_id, ngx_uint_t refused);
+ngx_uint_t ngx_http_eas_device_unfilled(ngx_shm_zone_t *zone,
+    ngx_uint_t filled, time_t before);
 ngx_uint_t ngx_http_eas_device_stale(ngx_shm_zone_t *zone, time_t before,
     ngx_uint_t delete, ngx_http_eas_device_t *out, ngx_uint_t n);
 ngx_shm_zone_t *ngx_http_eas_devices_zone(ngx_http_request_t *r);

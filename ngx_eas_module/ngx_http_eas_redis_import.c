@@ -47,17 +47,31 @@ static ngx_int_t ngx_http_eas_inv_parse(u_char *p, u_char *last,
     ngx_http_eas_inv_record_t *rec);
 static ngx_int_t ngx_http_eas_inv_import(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_record_t *rec);
+static void ngx_http_eas_inv_fill_done(ngx_shm_zone_t *zone);
+static ngx_uint_t ngx_http_eas_inv_refused_record(
+    ngx_http_eas_inv_record_t *rec);
 
 
 /*
  * One step of the fill: the records of ranks ARGV[1] on, ARGV[2] of
  * them; an index entry whose record is gone (expired, deleted, not a
  * string) leaves the index; a record longer than any the gateways
- * write (ARGV[3]) too, counted as refused.
+ * write (ARGV[3]) too, counted as refused.  The first step says whether
+ * this gateway's key KEYS[2] was missing (made now, for ARGV[4]):
+ * Redis lost its data since this gateway's last fill, and missing
+ * records are not deletions.
  */
 
 static const char  ngx_http_eas_inv_fill_lua[] =
     "local s = tonumber(ARGV[1]) "
+    "local fresh = 0 "
+    "if s == 0 then "
+    "  if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then "
+    "    fresh = 1 "
+    "  else "
+    "    redis.call('EXPIRE', KEYS[2], ARGV[4]) "
+    "  end "
+    "end "
     "local ks = redis.call('ZRANGE', KEYS[1], s, s + tonumber(ARGV[2]) - 1) "
     "local out, gone, long = {}, 0, 0 "
     "if #ks > 0 then "
@@ -76,7 +90,7 @@ static const char  ngx_http_eas_inv_fill_lua[] =
     "    end "
     "  end "
     "end "
-    "return {s + #ks - gone, #ks, table.concat(out), long}";
+    "return {s + #ks - gone, #ks, table.concat(out), long, fresh}";
 
 
 /* this worker's fill */
@@ -87,6 +101,27 @@ static ngx_uint_t                 ngx_http_eas_inv_fill_next;
 static ngx_uint_t                 ngx_http_eas_inv_fill_tries;
 static ngx_uint_t                 ngx_http_eas_inv_fill_asked;
 static ngx_uint_t                 ngx_http_eas_inv_fill_again;
+
+/*
+ * Deletions missed: a fill reads every record of a zone on Redis, so a
+ * record of the zone that it did not read, and not seen since the fill
+ * began, is gone from Redis (deleted while this gateway's subscription
+ * was being made again, expired there) and goes from the zone too
+ * (ngx_http_eas_device_unfilled()).  Not when Redis lost its data (a
+ * Redis that restarted empty is filled again as the devices come back:
+ * this gateway's mark "<prefix>filled:<node>" was missing), nor when
+ * records of this gateway could not be written since the previous fill
+ * began (they are missing from Redis for that reason), nor on the
+ * first fill of the worker.  A record of a device idle since Redis lost
+ * its data, and not written since, is removed by the next fill that
+ * sweeps: its device's next request writes (and counts) it again.
+ */
+
+static u_char                     ngx_http_eas_inv_filled;
+static time_t                     ngx_http_eas_inv_fill_start;
+static ngx_atomic_uint_t          ngx_http_eas_inv_fill_dropped;
+static ngx_uint_t                 ngx_http_eas_inv_fill_known;
+static ngx_uint_t                 ngx_http_eas_inv_fill_sweep;
 
 /* the timer's "data": nginx's debug log reads a descriptor from it */
 static ngx_connection_t           ngx_http_eas_inv_dummy;
@@ -160,6 +195,17 @@ ngx_http_eas_redis_inventory_fill(void)
     ngx_http_eas_inv_fill_next = 0;
     ngx_http_eas_inv_fill_tries = 0;
 
+    /* 1..255: a new record's is 0 */
+    ngx_http_eas_inv_filled = (u_char) (ngx_http_eas_inv_filled % 255 + 1);
+    ngx_http_eas_inv_fill_start = ngx_time();
+
+    ngx_http_eas_inv_fill_sweep = ngx_http_eas_inv_fill_known
+        && ngx_http_eas_redis_counters()[NGX_HTTP_EAS_INV_DROPPED]
+           == ngx_http_eas_inv_fill_dropped;
+    ngx_http_eas_inv_fill_dropped =
+        ngx_http_eas_redis_counters()[NGX_HTTP_EAS_INV_DROPPED];
+    ngx_http_eas_inv_fill_known = 1;
+
     if (ngx_http_eas_inv_fill_asked) {
         /* a step is under way: its answer goes on from the start */
         ngx_http_eas_inv_fill_again = 1;
@@ -180,10 +226,12 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
     ngx_shm_zone_t             *zone;
     ngx_http_eas_redis_conf_t  *rcf;
     u_char                      index[NGX_HTTP_EAS_INV_KEY];
+    u_char                      mark[NGX_HTTP_EAS_INV_KEY];
     u_char                      start[NGX_INT_T_LEN], count[NGX_INT_T_LEN];
     u_char                      max[NGX_INT_T_LEN];
-    const char                 *argv[7];
-    size_t                      argvlen[7];
+    u_char                      ttl[NGX_TIME_T_LEN];
+    const char                 *argv[9];
+    size_t                      argvlen[9];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -202,24 +250,29 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
     argvlen[0] = 4;
     argv[1] = ngx_http_eas_inv_fill_lua;
     argvlen[1] = sizeof(ngx_http_eas_inv_fill_lua) - 1;
-    argv[2] = "1";
+    argv[2] = "2";
     argvlen[2] = 1;
     argv[3] = (char *) index;
     argvlen[3] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", zone, NULL,
                                             NULL)
                  - index;
-    argv[4] = (char *) start;
-    argvlen[4] = ngx_sprintf(start, "%ui", ngx_http_eas_inv_fill_next)
+    argv[4] = (char *) mark;
+    argvlen[4] = ngx_sprintf(mark, "%Vfilled:%V", &rcf->prefix, &rcf->node)
+                 - mark;
+    argv[5] = (char *) start;
+    argvlen[5] = ngx_sprintf(start, "%ui", ngx_http_eas_inv_fill_next)
                  - start;
-    argv[5] = (char *) count;
-    argvlen[5] = ngx_sprintf(count, "%ui", (ngx_uint_t)
+    argv[6] = (char *) count;
+    argvlen[6] = ngx_sprintf(count, "%ui", (ngx_uint_t)
                                            NGX_HTTP_EAS_INV_CHUNK)
                  - count;
-    argv[6] = (char *) max;
-    argvlen[6] = ngx_sprintf(max, "%uz", (size_t) NGX_HTTP_EAS_INV_RECORD)
+    argv[7] = (char *) max;
+    argvlen[7] = ngx_sprintf(max, "%uz", (size_t) NGX_HTTP_EAS_INV_RECORD)
                  - max;
+    argv[8] = (char *) ttl;
+    argvlen[8] = ngx_sprintf(ttl, "%T", rcf->device_ttl) - ttl;
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_fill, NULL, 7, argv,
+    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_fill, NULL, 9, argv,
                                    argvlen)
         == NGX_OK)
     {
@@ -249,11 +302,12 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
     ngx_http_eas_inv_fill_again = 0;
     ngx_http_eas_inv_fill_tries = 0;
 
-    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements != 4
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements != 5
         || rr->element[0]->type != REDIS_REPLY_INTEGER
         || rr->element[1]->type != REDIS_REPLY_INTEGER
         || rr->element[2]->type != REDIS_REPLY_STRING
         || rr->element[3]->type != REDIS_REPLY_INTEGER
+        || rr->element[4]->type != REDIS_REPLY_INTEGER
         || rr->element[0]->integer < 0 || rr->element[3]->integer < 0)
     {
         if (rr) {
@@ -293,7 +347,13 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
                                            rr->element[3]->integer);
         }
 
+        if (rr->element[4]->integer) {
+            /* Redis lost its data: what it lacks was not deleted */
+            ngx_http_eas_inv_fill_sweep = 0;
+        }
+
         if (rr->element[1]->integer < NGX_HTTP_EAS_INV_CHUNK) {
+            ngx_http_eas_inv_fill_done(zone);
             ngx_http_eas_inv_fill_zone++;
             ngx_http_eas_inv_fill_next = 0;
 
@@ -303,6 +363,43 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
     }
 
     ngx_http_eas_inv_fill_step(&ngx_http_eas_inv_fill_ev);
+}
+
+
+/* a record of a device refused for eas_device_max, never admitted */
+
+static ngx_uint_t
+ngx_http_eas_inv_refused_record(ngx_http_eas_inv_record_t *rec)
+{
+    return rec->n[5] == NGX_HTTP_EAS_ACCESS_BLOCKED
+           && rec->reason.len == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
+           && ngx_strncmp(rec->reason.data, NGX_HTTP_EAS_REASON_MAX_DEVICES,
+                          rec->reason.len)
+              == 0;
+}
+
+
+/* a zone's fill read its last step: the records gone from Redis go */
+
+static void
+ngx_http_eas_inv_fill_done(ngx_shm_zone_t *zone)
+{
+    ngx_uint_t  n;
+
+    if (!ngx_http_eas_inv_fill_sweep) {
+        return;
+    }
+
+    n = ngx_http_eas_device_unfilled(zone, ngx_http_eas_inv_filled,
+                                     ngx_http_eas_inv_fill_start);
+
+    if (n) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "eas: shared state: %ui device records of zone "
+                      "\"%V\" gone from Redis (deleted or expired while "
+                      "the subscription was made again) removed here",
+                      n, &zone->shm.name);
+    }
 }
 
 
@@ -448,6 +545,9 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
     if (node) {
         dn = (ngx_http_eas_devices_node_t *) node;
 
+        /* on Redis: a fill does not take it for gone */
+        dn->filled = ngx_http_eas_inv_filled;
+
         if (rec->last_seen < dn->last_seen) {
             /* this gateway saw it since */
             ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
@@ -459,7 +559,17 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
         u.user = rec->user;
         u.device_id = rec->device_id;
 
+        /*
+         * a device refused for eas_device_max (a spray of DeviceIds)
+         * takes free room only: it never evicts the record of a device
+         * another gateway admitted
+         */
+
+        ctx->zone.no_evict = ngx_http_eas_inv_refused_record(rec);
+
         dn = ngx_http_eas_devices_create(ctx, &key, &u);
+
+        ctx->zone.no_evict = 0;
 
         if (dn == NULL) {
             /* full of records counted here: they stay */
@@ -468,6 +578,7 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
         }
 
         dn->first_seen = rec->first_seen;
+        dn->filled = ngx_http_eas_inv_filled;
     }
 
     dn->first_seen = ngx_min(dn->first_seen, rec->first_seen);

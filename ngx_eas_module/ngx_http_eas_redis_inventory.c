@@ -58,6 +58,7 @@
 
 #define NGX_HTTP_EAS_INV_BATCH   256     /* devices a worker collects */
 #define NGX_HTTP_EAS_INV_SLOTS   512     /* its index, a power of 2 */
+#define NGX_HTTP_EAS_INV_REFUSED_TTL  3600  /* a refused device's record */
 
 
 /* a device of the batch: its zone and key as the request gave them */
@@ -65,16 +66,17 @@ typedef struct {
     ngx_shm_zone_t              *zone;
     uint32_t                     hash;
     u_short                      user_len;
+    u_short                      max_devices;   /* of the last update */
     u_char                       device_id_len;
     u_char                       done;
     u_char                       data[EAS_USER_MAX + EAS_DEVICE_ID_MAX];
 } ngx_http_eas_inv_entry_t;
 
 
-/* one chunk's arguments: 8 fixed, 4 a record */
+/* one chunk's arguments: 8 fixed, 7 a record */
 typedef struct {
-    const char                  *argv[8 + 4 * NGX_HTTP_EAS_INV_CHUNK];
-    size_t                       argvlen[8 + 4 * NGX_HTTP_EAS_INV_CHUNK];
+    const char                  *argv[8 + 7 * NGX_HTTP_EAS_INV_CHUNK];
+    size_t                       argvlen[8 + 7 * NGX_HTTP_EAS_INV_CHUNK];
     u_char                       index[NGX_HTTP_EAS_INV_KEY];
     u_char                       header[128 + 256];
     u_char                       ttl[NGX_TIME_T_LEN];
@@ -83,6 +85,12 @@ typedef struct {
                                     [NGX_HTTP_EAS_INV_KEY];
     u_char                       set[NGX_HTTP_EAS_INV_CHUNK]
                                     [NGX_HTTP_EAS_INV_KEY];
+    u_char                       device[NGX_HTTP_EAS_INV_CHUNK]
+                                       [EAS_DEVICE_ID_MAX];
+    u_char                       max[NGX_HTTP_EAS_INV_CHUNK]
+                                    [NGX_INT_T_LEN];
+    u_char                       life[NGX_HTTP_EAS_INV_CHUNK]
+                                     [NGX_TIME_T_LEN];
     u_char                       score[NGX_HTTP_EAS_INV_CHUNK]
                                       [NGX_TIME_T_LEN];
     u_char                       record[NGX_HTTP_EAS_INV_CHUNK]
@@ -95,27 +103,64 @@ static void ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf,
     ngx_shm_zone_t *zone, ngx_uint_t from);
 static void ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply,
     void *data);
+static void ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
+    redisReply *device);
 static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_entry_t *e, u_char *record, ngx_uint_t *counted,
-    time_t *last_seen);
+    ngx_uint_t *refused, time_t *last_seen);
 
+
+/*
+ * Every script does bounded work, whatever Redis holds: the index's
+ * entries older than device_ttl leave it 64 at a write (at most 32
+ * records a write come in, so it shrinks back), never all at once.
+ *
+ * A device counted here for eas_device_max asserts its place in the
+ * user's set on Redis at each write of its record: the set may have
+ * gone (Redis restarted empty, the set expired, deleted), or missed
+ * it (a deletion this gateway did not hear).  It is added again if the
+ * set has room; if the set is full with other devices, the script
+ * names it (set, DeviceId): this gateway gives its place back and the
+ * device's next request asks Redis again, like a new one.  So the
+ * limit converges to eas_device_max, and the devices that keep
+ * syncing keep their places while there is room.
+ *
+ * The record of a device refused for eas_device_max and never admitted
+ * lives NGX_HTTP_EAS_INV_REFUSED_TTL at most (ARGV[i + 6]), and its
+ * index entry is scored as if it were that much from device_ttl, so
+ * that the trimming takes it then: a spray of DeviceIds does not stay
+ * on Redis for device_ttl.
+ */
 
 static const char  ngx_http_eas_inv_write_lua[] =
     "local ttl = tonumber(ARGV[1]) "
-    "local out = {} "
-    "for i = 5, #ARGV, 4 do "
-    "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ttl) "
+    "local out, lost = {}, {} "
+    "for i = 5, #ARGV, 7 do "
+    "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ARGV[i + 6]) "
     "  redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i]) "
-    "  if ARGV[i + 3] ~= '' then "
-    "    redis.call('EXPIRE', ARGV[i + 3], ttl) "
+    "  local set = ARGV[i + 3] "
+    "  if set ~= '' then "
+    "    if redis.call('SISMEMBER', set, ARGV[i + 4]) == 1 "
+    "       or redis.call('SCARD', set) < tonumber(ARGV[i + 5]) then "
+    "      redis.call('SADD', set, ARGV[i + 4]) "
+    "      redis.call('EXPIRE', set, ttl) "
+    "    else "
+    "      lost[#lost + 1] = set "
+    "      lost[#lost + 1] = ARGV[i + 4] "
+    "    end "
     "  end "
     "  out[#out + 1] = #ARGV[i + 2] .. ':' .. ARGV[i + 2] "
     "end "
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', "
-    "           '(' .. (tonumber(ARGV[2]) - ttl)) "
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', "
+    "                       '(' .. (tonumber(ARGV[2]) - ttl), "
+    "                       'LIMIT', 0, 64) "
+    "if #old > 0 then "
+    "  redis.call('ZREM', KEYS[1], unpack(old)) "
+    "end "
     "redis.call('EXPIRE', KEYS[1], ttl) "
     "redis.call('PUBLISH', ARGV[3], ARGV[4] .. table.concat(out)) "
-    "return #out";
+    "table.insert(lost, 1, #out) "
+    "return lost";
 
 
 static const char  ngx_http_eas_inv_delete_lua[] =
@@ -285,11 +330,16 @@ ngx_http_eas_redis_inventory_seen(ngx_shm_zone_t *devices,
     e->hash = hash;
     e->user_len = (u_short) u->user.len;
     e->device_id_len = (u_char) u->device_id.len;
+    e->max_devices = 0;
     e->done = 0;
     ngx_memcpy(e->data, u->user.data, u->user.len);
     ngx_memcpy(e->data + u->user.len, u->device_id.data, u->device_id.len);
 
 queued:
+
+    if (u->max_devices) {
+        e->max_devices = (u_short) ngx_min(u->max_devices, 0xffff);
+    }
 
     if (u->created && !ngx_http_eas_inv_flush_ev.posted) {
         ngx_post_event(&ngx_http_eas_inv_flush_ev, &ngx_posted_events);
@@ -342,9 +392,9 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
     ngx_uint_t from)
 {
     size_t                     len;
-    time_t                     last_seen;
+    time_t                     last_seen, life;
     ngx_str_t                  user, device_id;
-    ngx_uint_t                 i, n, argc, counted;
+    ngx_uint_t                 i, k, n, argc, counted, refused;
     ngx_http_eas_inv_entry_t  *e;
     ngx_http_eas_inv_chunk_t  *c;
 
@@ -368,7 +418,7 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
         e->done = 1;
 
         len = ngx_http_eas_inv_read(zone, e, c->record[n], &counted,
-                                    &last_seen);
+                                    &refused, &last_seen);
         if (len == 0) {
             /* deleted, or evicted, since */
             continue;
@@ -385,7 +435,15 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
                            - c->key[n];
         argc++;
 
-        /* the index's score: when it was last seen */
+        /* the index's score: when it was last seen (above: refused) */
+
+        life = rcf->device_ttl;
+
+        if (refused && life > NGX_HTTP_EAS_INV_REFUSED_TTL) {
+            last_seen -= life - NGX_HTTP_EAS_INV_REFUSED_TTL;
+            life = NGX_HTTP_EAS_INV_REFUSED_TTL;
+        }
+
         c->argv[argc] = (char *) c->score[n];
         c->argvlen[argc] = ngx_sprintf(c->score[n], "%T", last_seen)
                            - c->score[n];
@@ -395,16 +453,35 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
         c->argvlen[argc] = len;
         argc++;
 
-        /* a device counted here keeps the user's set on Redis alive */
+        /*
+         * a device counted here keeps the user's set on Redis alive,
+         * and asserts its place there
+         */
+
+        if (!counted || e->max_devices == 0) {
+            c->argvlen[argc] = 0;
+            c->argvlen[argc + 1] = 0;
+            c->argvlen[argc + 2] = 0;
+
+        } else {
+            c->argvlen[argc] = ngx_http_eas_redis_inv_key(c->set[n], rcf,
+                                                       "d:", zone, &user,
+                                                       NULL)
+                               - c->set[n];
+            ngx_strlow(c->device[n], device_id.data, device_id.len);
+            c->argvlen[argc + 1] = device_id.len;
+            c->argvlen[argc + 2] = ngx_sprintf(c->max[n], "%ui",
+                                               (ngx_uint_t) e->max_devices)
+                                   - c->max[n];
+        }
 
         c->argv[argc] = (char *) c->set[n];
-        c->argvlen[argc] = counted
-                           ? (size_t) (ngx_http_eas_redis_inv_key(c->set[n],
-                                                       rcf, "d:", zone, &user,
-                                                       NULL)
-                                       - c->set[n])
-                           : 0;
-        argc++;
+        c->argv[argc + 1] = (char *) c->device[n];
+        c->argv[argc + 2] = (char *) c->max[n];
+        c->argv[argc + 3] = (char *) c->life[n];
+        c->argvlen[argc + 3] = ngx_sprintf(c->life[n], "%T", life)
+                               - c->life[n];
+        argc += 4;
 
         n++;
     }
@@ -437,9 +514,18 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
                                 zone->shm.name.len, &zone->shm.name)
                     - c->header;
 
+    /* the answer's data: the zone's rank among the module's, and n */
+
+    for (k = 0; ngx_http_eas_redis_zone_find(NULL, k, &ngx_http_eas_module)
+                != zone;
+         k++)
+    {
+        /* void */
+    }
+
     if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_write,
-                                   (void *) (uintptr_t) n, (int) argc,
-                                   c->argv, c->argvlen)
+                                   (void *) (uintptr_t) (k << 8 | n),
+                                   (int) argc, c->argv, c->argvlen)
         != NGX_OK)
     {
         ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
@@ -450,15 +536,77 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
 static void
 ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
 {
-    redisReply  *rr = reply;
-    ngx_uint_t   n = (ngx_uint_t) (uintptr_t) data;
+    redisReply      *rr = reply;
+    ngx_uint_t       n = (ngx_uint_t) (uintptr_t) data;
 
-    if (rr && rr->type == REDIS_REPLY_INTEGER) {
-        ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_WRITTEN, n);
+    size_t           i;
+    ngx_shm_zone_t  *zone;
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
+        || rr->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n & 0xff);
         return;
     }
 
-    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
+    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_WRITTEN, n & 0xff);
+
+    zone = ngx_http_eas_redis_zone_find(NULL, n >> 8, &ngx_http_eas_module);
+
+    if (zone == NULL) {
+        return;
+    }
+
+    for (i = 1; i + 1 < rr->elements; i += 2) {
+        ngx_http_eas_inv_lost(zone, rr->element[i], rr->element[i + 1]);
+    }
+}
+
+
+/*
+ * The user's set on Redis is full with devices of other gateways: the
+ * device's place here is given back, its next request asks Redis again
+ * (ngx_http_eas_device_unplace()).
+ */
+
+static void
+ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
+    redisReply *device)
+{
+    size_t                      skip;
+    ngx_str_t                   user, device_id;
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL) {
+        return;
+    }
+
+    /* "<prefix>d:<zone>:<user>", as ngx_http_eas_redis_inv_key() made it */
+
+    skip = rcf->prefix.len + 2 + zone->shm.name.len + 1;
+
+    if (set->type != REDIS_REPLY_STRING || device->type != REDIS_REPLY_STRING
+        || set->len < skip || set->len - skip > EAS_USER_MAX
+        || device->len == 0 || device->len > EAS_DEVICE_ID_MAX)
+    {
+        ngx_http_eas_redis_inv_refused(1);
+        return;
+    }
+
+    user.data = (u_char *) set->str + skip;
+    user.len = set->len - skip;
+    device_id.data = (u_char *) device->str;
+    device_id.len = device->len;
+
+    if (ngx_http_eas_device_unplace(zone, &user, &device_id, 0) == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "eas: device \"%V\" of user \"%V\" lost its "
+                      "\"eas_device_max\" place: the other gateways hold "
+                      "the user's places on Redis, its next request asks "
+                      "again", &device_id, &user);
+    }
 }
 
 
@@ -466,7 +614,8 @@ ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
 
 static size_t
 ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
-    u_char *record, ngx_uint_t *counted, time_t *last_seen)
+    u_char *record, ngx_uint_t *counted, ngx_uint_t *refused,
+    time_t *last_seen)
 {
     u_char                       *p, *s;
     ngx_str_t                     user, device_id;
@@ -487,6 +636,18 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
 
     *counted = dn->zn.mark;
     *last_seen = dn->last_seen;
+
+    /* refused for eas_device_max, never admitted */
+
+    s = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
+        + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
+
+    *refused = !dn->zn.mark && dn->access == NGX_HTTP_EAS_ACCESS_BLOCKED
+               && dn->reason_len
+                  == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
+               && ngx_strncmp(s, NGX_HTTP_EAS_REASON_MAX_DEVICES,
+                              dn->reason_len)
+                  == 0;
 
     p = ngx_sprintf(record, "1 %T %T %ui %ui %ui %ui %ui %ui %ui %ui %ui ",
                     dn->first_seen, dn->last_seen, dn->heartbeat,

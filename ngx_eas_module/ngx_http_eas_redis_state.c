@@ -730,7 +730,8 @@ ngx_http_eas_redis_on_admit(redisAsyncContext *ac, void *reply, void *data)
  * The device step, after the device zone: NGX_AGAIN while Redis is
  * asked (the step runs again), NGX_BUSY when the other gateways hold
  * the user's eas_device_max places (the place counted here is given
- * back), NGX_DECLINED otherwise.
+ * back, the record says the refusal everywhere), NGX_DECLINED
+ * otherwise.
  */
 
 ngx_int_t
@@ -761,10 +762,10 @@ ngx_http_eas_redis_device(ngx_http_request_t *r, ngx_shm_zone_t *devices,
         return NGX_DECLINED;
     }
 
-    (void) ngx_http_eas_device_delete(devices,
-                                      &values->value[NGX_HTTP_EAS_FIELD_USER],
-                                      &values->value
-                                          [NGX_HTTP_EAS_FIELD_DEVICE_ID]);
+    (void) ngx_http_eas_device_unplace(devices,
+                                       &values->value[NGX_HTTP_EAS_FIELD_USER],
+                                       &values->value
+                                           [NGX_HTTP_EAS_FIELD_DEVICE_ID], 1);
 
     return NGX_BUSY;
 }

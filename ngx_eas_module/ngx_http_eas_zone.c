@@ -181,7 +181,7 @@ ngx_http_eas_zone_alloc(ngx_http_eas_zone_t *z, ngx_uint_t kind, size_t size,
             continue;
         }
 
-        if (!ngx_http_eas_zone_evict(z, kind, keep)) {
+        if (z->no_evict || !ngx_http_eas_zone_evict(z, kind, keep)) {
             return NULL;
         }
 

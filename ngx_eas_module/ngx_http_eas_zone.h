@@ -103,6 +103,8 @@ typedef struct {
     ngx_http_eas_zone_sh_t            *sh;
     ngx_slab_pool_t                   *shpool;
     const ngx_http_eas_zone_policy_t  *policy;
+    ngx_uint_t                         no_evict;  /* this allocation
+                                                     takes free room only */
 } ngx_http_eas_zone_t;
 
 

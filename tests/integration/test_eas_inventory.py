@@ -200,3 +200,24 @@ def test_a_full_zone_evicts_the_least_recently_seen(gateway):
                     for i in range(total - 1, total - 1 - len(kept), -1)]
     # the other zone is untouched
     assert inventory(gateway)["devices"] == []
+
+
+def test_invisible_and_reordering_characters_escaped(gateway):
+    """DEL, C1 controls and the bidirectional controls of a User-Agent
+    are written \\uXXXX in the listing, never raw: a terminal or a page
+    showing the JSON text cannot be made to hide or reorder what
+    follows them.  Other UTF-8 stays as sent."""
+    agent = ("Apple\x7fiPhone\u202eevil\u2066x\u2069\u200f\x85"
+             "\u2028J\u00f6rg")
+    device(gateway, user="jdoe", device_id="BIDI1",
+           user_agent=agent.encode("utf-8")).foldersync()
+    with urllib.request.urlopen("http://127.0.0.1:%d/inventory"
+                                % gateway.port, timeout=10) as reply:
+        raw = reply.read()
+    for char in ("\x7f", "\u202e", "\u2066", "\u2069", "\u200f", "\x85",
+                 "\u2028"):
+        assert char.encode("utf-8") not in raw
+    assert (b'"Apple\\u007fiPhone\\u202eevil\\u2066x\\u2069\\u200f\\u0085'
+            b'\\u2028J\xc3\xb6rg"') in raw
+    entry = by_device(json.loads(raw))[("jdoe", "BIDI1")]
+    assert entry["user_agent"] == agent

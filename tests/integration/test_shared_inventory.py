@@ -332,6 +332,160 @@ def test_device_max_exact_with_imported_records(nginx_factory, redis,
     assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone2"]
 
 
+def test_device_refused_by_redis_listed_blocked_everywhere(
+        nginx_factory, redis, directory, backend):
+    """A device that Redis refuses for eas_device_max (the user's places
+    are held on another gateway) is listed blocked by eas_device_max on
+    every gateway, as on the one that refused it: the shared record
+    carries the request's final decision, and it gives no place."""
+    a, b, c = gateways(nginx_factory, redis, directory, backend, 3,
+                       device_max="eas_device_max 1;")
+    assert device(a, "PHONE1").foldersync().status == 200
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+
+    def refused(nginx):
+        found = [d for d in listed(nginx, decision="blocked")
+                 if d["device_id"] == "PHONE2"]
+        return found and found[0]["reason"] == "eas_device_max" or None
+
+    for nginx in (a, b, c):
+        poll(lambda: refused(nginx), "PHONE2 blocked by eas_device_max")
+        assert "PHONE2" not in {d["device_id"]
+                                for d in listed(nginx, decision="allowed")}
+    record = redis.command("GET", "t:i:devices:4:jdoephone2").decode()
+    assert record.endswith("Apple-iPhone13C4/2307.71eas_device_max")
+    # never admitted: an hour on Redis at most, not device_ttl (2h)
+    assert 0 < int(redis.command("TTL", "t:i:devices:4:jdoephone2")) <= 3600
+    assert int(redis.command("TTL", "t:i:devices:4:jdoephone1")) > 3600
+    assert float(redis.command("ZSCORE", "t:iz:devices",
+                               "t:i:devices:4:jdoephone2")) \
+        <= time.time() - 3600 + 5
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+    # still refused on its next request, and still no place
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+
+
+def test_index_trimmed_in_bounded_steps(nginx_factory, redis, directory,
+                                        backend):
+    """Index entries older than device_ttl (a shortened device_ttl, a
+    gateway away for long) leave the index a bounded number per write,
+    never all in one script: one write must not take Redis longer than
+    the gateways' timeout.  Writes go on trimming until none is left."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    old = int(time.time()) - 3 * 3600
+    redis.command("EVAL", "for i = 1, tonumber(ARGV[2]) do "
+                  "redis.call('ZADD', KEYS[1], ARGV[1], 'old' .. i) end",
+                  "1", "t:iz:devices", str(old), "20000")
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: redis.command("EXISTS", "t:i:devices:4:jdoephone1") == 1
+         or None, "PHONE1 written")
+    left = int(redis.command("ZCARD", "t:iz:devices"))
+    assert 20000 - 64 <= left - 1 < 20000
+    for n in range(2, 6):
+        device(a, "PHONE%d" % n).foldersync()
+    poll(lambda: int(redis.command("ZCARD", "t:iz:devices")) <= left - 64
+         or None, "more old entries trimmed by later writes")
+
+
+def test_user_set_rebuilt_and_limit_converges(nginx_factory, redis,
+                                              directory, backend):
+    """The user's set on Redis gone (Redis restarted empty, expired,
+    deleted): a device counted on A puts its place back with the next
+    write of its record, so B cannot admit another.  If B admitted one
+    meanwhile (the set is full with others), A gives its place back and
+    the device's next request is refused: the limit converges to
+    eas_device_max, never max x gateways."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 1;")
+    assert device(a, "PHONE1").foldersync().status == 200
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+
+    # the set goes; PHONE1 keeps syncing on A and puts its place back
+    redis.command("DEL", "t:d:devices:jdoe")
+    device(a, "PHONE1").foldersync()
+    poll(lambda: redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+         or None, "PHONE1's place back on Redis")
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+
+    # the set goes, B admits PHONE3 before PHONE1 comes back: PHONE1
+    # loses its place at its next write and is refused after that
+    redis.command("DEL", "t:d:devices:jdoe")
+    device(b, "PHONE3").foldersync()
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone3"]
+    assert forwarded(backend) == {"PHONE1", "PHONE3"}
+
+    def refused():
+        count = len(backend.requests)
+        device(a, "PHONE1").foldersync()
+        return len(backend.requests) == count or None
+
+    poll(refused, "PHONE1 refused on A")
+    assert redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone3"]
+    record = [d for d in listed(a) if d["device_id"] == "PHONE1"][0]
+    assert (record["access"], record["reason"]) == ("blocked",
+                                                    "eas_device_max")
+    # two devices admitted in all at no time after the last refusal
+    count = len(backend.requests)
+    device(a, "PHONE1").foldersync()
+    device(b, "PHONE3").foldersync()
+    assert [r.eas.device_id for r in backend.requests[count:]] == ["PHONE3"]
+    assert "lost its \"eas_device_max\" place" in a.error_log()
+
+
+def test_redis_restarted_empty_limit_holds(nginx_factory, redis,
+                                          directory, backend):
+    """Redis restarted empty: the phone counted on A syncs on and puts
+    its place back, so B admits no second device for the user, and A
+    keeps listing its own device."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 1;")
+    assert device(a, "PHONE1").foldersync().status == 200
+    redis.stop()
+    redis.start()
+    poll(lambda: clients(redis) >= 8 or None, "the gateways back on Redis")
+    assert redis.command("EXISTS", "t:d:devices:jdoe") == 0
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
+         or None, "PHONE1's place back on Redis")
+    device(b, "PHONE2").foldersync()
+    assert forwarded(backend) == {"PHONE1"}
+    assert "PHONE1" in ids(a)
+
+
+def test_deletion_missed_during_resubscription(nginx_factory, redis,
+                                              directory, backend):
+    """A device deleted on A while B's subscription is being made again
+    (B never hears the deletion): B's fill finds its record gone from
+    Redis and removes it, so B neither lists it nor counts it, and its
+    next request through B asks Redis like a new device's, refused when
+    the place it had was taken meanwhile."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 1;")
+    assert device(b, "AMYB0", user="amy", password="apple") \
+        .foldersync().status == 200
+    poll(lambda: "AMYB0" in ids(a) or None, "AMYB0 imported by A")
+    # "not seen since the fill began" is to the second, as last_seen
+    seen = int(time.time())
+    poll(lambda: int(time.time()) > seen or None, "the next second")
+    redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+    assert delete(a, "amy", "AMYB0") == 200
+    poll(lambda: "AMYB0" not in ids(b) or None, "AMYB0 gone from B")
+    assert "AMYB0" not in ids(a)
+    assert "gone from Redis" in b.error_log()
+
+    # the freed place taken on A: AMYB0 through B is refused at once
+    assert device(a, "AMYA1", user="amy", password="apple") \
+        .foldersync().status == 200
+    count = len(backend.requests)
+    device(b, "AMYB0", user="amy", password="apple").foldersync()
+    assert [r.eas.device_id for r in backend.requests[count:]] == []
+    assert redis.command("SMEMBERS", "t:d:devices:amy") == [b"amya1"]
+
+
 def forwarded(backend):
     return {r.eas.device_id for r in backend.requests}
 
@@ -362,6 +516,42 @@ JUNK_RECORDS = [
     b"1 x 1 0 141 0 1 3 4 0 0 0 amyDEV1",
     b"\xff" * 2000,
 ]
+
+
+def refused_record(device_id, now):
+    user, reason = "amy", "eas_device_max"
+    return "1 %d %d 0 141 0 2 %d %d 0 0 %d %s%s%s" % (
+        now, now, len(user), len(device_id), len(reason), user, device_id,
+        reason)
+
+
+def test_refused_spray_evicts_no_admitted_record(nginx_factory, redis,
+                                                 directory, backend):
+    """Records of devices refused for eas_device_max, imported from
+    another gateway (a spray of DeviceIds, more than the zone holds),
+    take free room only: the records of admitted devices of the other
+    gateways stay in the zone, however long ago they were seen."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    now = int(time.time())
+    channel = "t:db0:events"
+    header = b"I 0000000000000000 0 0 7 0 devices"
+    real = ["REAL%02d" % i for i in range(20)]
+    redis.command("PUBLISH", channel, header + b"".join(
+        frame(good_record(d, now - 3000)) for d in real))
+    poll(lambda: set(real) <= ids(a) or None, "the admitted devices")
+    for m in range(100):
+        redis.command("PUBLISH", channel, header + b"".join(
+            frame(refused_record("SPRAY%04d" % (32 * m + i), now - 10))
+            for i in range(32)))
+    # the channel is read in order: REAL19 deleted, the spray was read
+    redis.command("PUBLISH", channel,
+                  b"D 0000000000000000 0 0 7 3 devicesamyREAL19")
+    poll(lambda: not listed(a, device_id="REAL19") or None,
+         "the spray read")
+    assert inventory_status(a)["imported"] >= 1000
+    assert all(listed(a, device_id=d) for d in real[:19])
+    # the gateway's own new device still gets a record
+    assert device(a, "PHONE").foldersync().status == 200
 
 
 def test_junk_refused_and_no_worker_dies(nginx_factory, redis, directory,
