@@ -95,6 +95,64 @@ ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name, size_t len,
 ngx_atomic_t *ngx_http_eas_redis_counters(void);
 
 /*
+ * between ngx_http_eas_redis_state.c (lockouts), _redis_unlock.c and
+ * _redis_events.c (eas_device_max, Ping, the channel)
+ */
+
+#define NGX_HTTP_EAS_REDIS_FIELDS    6
+
+#define NGX_HTTP_EAS_REDIS_ASKING    1
+#define NGX_HTTP_EAS_REDIS_ANSWERED  2
+#define NGX_HTTP_EAS_REDIS_USED      3
+
+#define NGX_HTTP_EAS_REDIS_ALLOWED   0
+#define NGX_HTTP_EAS_REDIS_ULOCKED   1
+#define NGX_HTTP_EAS_REDIS_ALOCKED   2
+#define NGX_HTTP_EAS_REDIS_UBUSY     3
+#define NGX_HTTP_EAS_REDIS_ABUSY     4
+#define NGX_HTTP_EAS_REDIS_FALLBACK  5
+
+
+/*
+ * One verification's place on Redis.  Held by the request until its
+ * pool goes, and by Redis while a reservation is asked: freed by the
+ * last of the two.
+ */
+typedef struct {
+    ngx_http_request_t          *request;
+    ngx_event_t                  timer;
+    ngx_shm_zone_t              *zone;
+    ngx_str_t                    user;
+    ngx_str_t                    addr;
+    ngx_uint_t                   user_limit;
+    ngx_uint_t                   address_limit;
+    time_t                       window;
+    time_t                       lock_time;
+    ngx_uint_t                   state;
+    ngx_uint_t                   answer;
+    time_t                       left;
+    unsigned                     asked:1;      /* Redis holds it */
+    unsigned                     reserved:1;   /* a try held on Redis */
+    unsigned                     verifying:1;  /* the source is asked */
+} ngx_http_eas_redis_try_t;
+
+
+typedef struct {
+    ngx_http_eas_redis_try_t    *try;          /* preauth */
+    ngx_http_eas_redis_try_t    *device;       /* eas_device_max */
+} ngx_http_eas_redis_ctx_t;
+
+
+ngx_http_eas_redis_ctx_t *ngx_http_eas_redis_ctx(
+    ngx_http_request_t *r, ngx_uint_t create);
+ngx_http_eas_redis_try_t *ngx_http_eas_redis_try(
+    ngx_http_request_t *r, ngx_shm_zone_t *zone, ngx_str_t *user,
+    ngx_str_t *addr);
+void ngx_http_eas_redis_resume(ngx_http_eas_redis_try_t *t);
+u_char *ngx_http_eas_redis_key(u_char *p, const char *kind,
+    ngx_shm_zone_t *zone, ngx_str_t *key);
+
+/*
  * The shared device inventory: written (ngx_http_eas_redis_inventory.c)
  * and read back (ngx_http_eas_redis_import.c)
  */
