@@ -163,13 +163,6 @@ static const char  ngx_http_eas_inv_write_lua[] =
     "return lost";
 
 
-static const char  ngx_http_eas_inv_delete_lua[] =
-    "redis.call('DEL', KEYS[1]) "
-    "redis.call('ZREM', KEYS[2], KEYS[1]) "
-    "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
-    "return 1";
-
-
 /* this worker's */
 
 static ngx_atomic_t              *ngx_http_eas_inv_sh;
@@ -182,47 +175,6 @@ static time_t                     ngx_http_eas_inv_refused_logged;
 
 /* the timer's "data": nginx's debug log reads a descriptor from it */
 static ngx_connection_t           ngx_http_eas_inv_dummy;
-
-
-/* eas_shared_state's device_ttl=TIME and flush=TIME; NGX_DECLINED: not
- * ours, or not valid (the directive says so) */
-
-ngx_int_t
-ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
-    ngx_str_t *v)
-{
-    time_t     t;
-    ngx_int_t  n;
-    ngx_str_t  s;
-
-    if (v->len > 11 && ngx_strncmp(v->data, "device_ttl=", 11) == 0) {
-        s.data = v->data + 11;
-        s.len = v->len - 11;
-
-        t = ngx_parse_time(&s, 1);
-        if (t == (time_t) NGX_ERROR || t < 60) {
-            return NGX_DECLINED;
-        }
-
-        rcf->device_ttl = t;
-        return NGX_OK;
-    }
-
-    if (v->len > 6 && ngx_strncmp(v->data, "flush=", 6) == 0) {
-        s.data = v->data + 6;
-        s.len = v->len - 6;
-
-        n = ngx_parse_time(&s, 0);
-        if (n == NGX_ERROR || n < 10 || n > 60000) {
-            return NGX_DECLINED;
-        }
-
-        rcf->flush = (ngx_msec_t) n;
-        return NGX_OK;
-    }
-
-    return NGX_DECLINED;
-}
 
 
 /* this worker's batch, made at its first use */
@@ -673,118 +625,6 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
 }
 
 
-/* "<prefix><kind><zone>", then ":<user>" or ":<n>:<user><DeviceId>" */
-
-u_char *
-ngx_http_eas_redis_inv_key(u_char *p, ngx_http_eas_redis_conf_t *rcf,
-    const char *kind, ngx_shm_zone_t *zone, ngx_str_t *user,
-    ngx_str_t *device_id)
-{
-    p = ngx_cpymem(p, rcf->prefix.data, rcf->prefix.len);
-    p = ngx_cpymem(p, kind, ngx_strlen(kind));
-    p = ngx_cpymem(p, zone->shm.name.data, zone->shm.name.len);
-
-    if (user == NULL) {
-        return p;
-    }
-
-    *p++ = ':';
-
-    if (device_id) {
-        p = ngx_sprintf(p, "%uz:", user->len);
-    }
-
-    ngx_strlow(p, user->data, user->len);
-    p += user->len;
-
-    if (device_id) {
-        ngx_strlow(p, device_id->data, device_id->len);
-        p += device_id->len;
-    }
-
-    return p;
-}
-
-
-/*
- * The admin API deleted a device (ngx_http_eas_redis_device_delete()):
- * its record goes from Redis, and from every gateway's zone.
- */
-
-void
-ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
-    ngx_str_t *user, ngx_str_t *device_id)
-{
-    ngx_http_eas_redis_conf_t  *rcf;
-    u_char                      key[NGX_HTTP_EAS_INV_KEY];
-    u_char                      index[NGX_HTTP_EAS_INV_KEY];
-    u_char                      m[NGX_HTTP_EAS_INV_KEY + 128];
-    const char                 *argv[7];
-    size_t                      argvlen[7];
-
-    rcf = ngx_http_eas_redis_get_conf();
-
-    if (rcf == NULL || devices == NULL || user->len > EAS_USER_MAX
-        || device_id->len == 0 || device_id->len > EAS_DEVICE_ID_MAX
-        || rcf->prefix.len + devices->shm.name.len > 300)
-    {
-        return;
-    }
-
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_http_eas_inv_delete_lua;
-    argvlen[1] = sizeof(ngx_http_eas_inv_delete_lua) - 1;
-    argv[2] = "2";
-    argvlen[2] = 1;
-    argv[3] = (char *) key;
-    argvlen[3] = ngx_http_eas_redis_inv_key(key, rcf, "i:", devices, user,
-                                            device_id)
-                 - key;
-    argv[4] = (char *) index;
-    argvlen[4] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", devices, NULL,
-                                            NULL)
-                 - index;
-    argv[5] = (char *) rcf->channel.data;
-    argvlen[5] = rcf->channel.len;
-    argv[6] = (char *) m;
-    argvlen[6] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
-                             devices->shm.name.len, user->len,
-                             &devices->shm.name, user, device_id)
-                 - m;
-
-    (void) ngx_http_eas_redis_command(NULL, NULL, 7, argv, argvlen);
-}
-
-
-/*
- * The admin API deleted the records not seen for a time
- * (ngx_http_eas_device_stale()): each goes from Redis and every gateway,
- * and gives its eas_device_max place back there, as one deleted alone.
- */
-
-void
-ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
-    ngx_http_eas_device_t *deleted, ngx_uint_t n)
-{
-    ngx_str_t   user, device_id;
-    ngx_uint_t  i;
-
-    if (deleted == NULL || ngx_http_eas_redis_get_conf() == NULL) {
-        return;
-    }
-
-    for (i = 0; i < n; i++) {
-        user.data = deleted[i].user;
-        user.len = deleted[i].user_len;
-        device_id.data = deleted[i].device_id;
-        device_id.len = deleted[i].device_id_len;
-
-        ngx_http_eas_redis_device_delete(devices, &user, &device_id);
-    }
-}
-
-
 void
 ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n)
 {
@@ -811,49 +651,4 @@ ngx_http_eas_redis_inv_refused(ngx_uint_t n)
     ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                   "eas: shared state \"%V\": a device record not "
                   "understood, refused (said once a minute)", &rcf->url);
-}
-
-
-/* its part of eas_status */
-
-u_char *
-ngx_http_eas_redis_inventory_status(u_char *p, ngx_uint_t prometheus)
-{
-    ngx_atomic_t  *sh;
-
-    sh = ngx_http_eas_redis_counters();
-
-    if (sh == NULL) {
-        return p;
-    }
-
-    if (!prometheus) {
-        return ngx_sprintf(p, "\"shared_inventory\":{\"written\":%uA,"
-                           "\"dropped\":%uA,\"imported\":%uA,"
-                           "\"refused\":%uA},\n",
-                           sh[NGX_HTTP_EAS_INV_WRITTEN],
-                           sh[NGX_HTTP_EAS_INV_DROPPED],
-                           sh[NGX_HTTP_EAS_INV_IMPORTED],
-                           sh[NGX_HTTP_EAS_INV_REFUSED]);
-    }
-
-    return ngx_sprintf(p,
-        "# HELP nginx_eas_shared_inventory_written_total Device records "
-        "written to Redis, batched.\n"
-        "# TYPE nginx_eas_shared_inventory_written_total counter\n"
-        "nginx_eas_shared_inventory_written_total %uA\n"
-        "# HELP nginx_eas_shared_inventory_dropped_total Device records "
-        "not written: Redis down or refusing.\n"
-        "# TYPE nginx_eas_shared_inventory_dropped_total counter\n"
-        "nginx_eas_shared_inventory_dropped_total %uA\n"
-        "# HELP nginx_eas_shared_inventory_imported_total Device records "
-        "of other gateways taken into the zones.\n"
-        "# TYPE nginx_eas_shared_inventory_imported_total counter\n"
-        "nginx_eas_shared_inventory_imported_total %uA\n"
-        "# HELP nginx_eas_shared_inventory_refused_total Device records "
-        "from Redis not understood.\n"
-        "# TYPE nginx_eas_shared_inventory_refused_total counter\n"
-        "nginx_eas_shared_inventory_refused_total %uA\n",
-        sh[NGX_HTTP_EAS_INV_WRITTEN], sh[NGX_HTTP_EAS_INV_DROPPED],
-        sh[NGX_HTTP_EAS_INV_IMPORTED], sh[NGX_HTTP_EAS_INV_REFUSED]);
 }
