@@ -124,7 +124,7 @@ ngx_http_eas_longpoll_unhold(void *data)
 
 
 /*
- * Another gateway announced a newer Ping (ngx_http_eas_redis_state.c):
+ * Another gateway announced a newer Ping (ngx_http_eas_redis_events.c):
  * the held requests of this worker are swept at once, not at the next
  * tick, so that the superseded one is answered within the time the
  * message took.
