@@ -27,6 +27,7 @@ import pytest
 from eastest.backends import EasBackend, SilentBackend
 from eastest.certs import make_ca_and_cert
 from eastest.nginx import Nginx
+from eastest.redis import RedisServer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -88,6 +89,14 @@ def backend(request):
 @pytest.fixture
 def silent():
     with SilentBackend() as server:
+        yield server
+
+
+@pytest.fixture
+def redis(tmp_path):
+    """A redis-server of the test's own on a loopback port (the shared
+    state's tests)."""
+    with RedisServer(tmp_path / "redis") as server:
         yield server
 
 

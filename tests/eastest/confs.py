@@ -198,3 +198,26 @@ FOLDED_USERS = [
     ("CORP%5CMaxi", "maxi", ["CORP\\Maxi", "maxi"], "pw-maxi"),
     ("sam@Corp.Example", "sam", ["sam", "SAM@corp.example"], "pw-sam"),
 ]
+
+
+# the gateways sharing state on Redis: status and admin from 127.0.0.1
+SHARED_STATUS_ADMIN = """        location = /eas/status {
+            eas_status;
+        }
+
+        location /eas/admin/ {
+            allow 127.0.0.1;
+            deny all;
+            eas_admin preauth_zone=auth device_zone=devices;
+        }
+"""
+
+# their credential source: a subrequest to ${dir_port}, one per verification
+SHARED_DIRECTORY = """        location = /_directory {
+            internal;
+            proxy_method OPTIONS;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_pass http://127.0.0.1:${dir_port}/Microsoft-Server-ActiveSync;
+        }
+"""

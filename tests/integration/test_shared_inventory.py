@@ -19,10 +19,10 @@ import urllib.request
 import pytest
 
 from eastest.backends import CredentialBackend, EasBackend
+from eastest import confs
 from eastest.client import EasClient
 from eastest.jsonschema import validate
 from eastest.nginx import start_gateway
-from eastest.redis import RedisServer
 from eastest.waiting import poll
 
 NGINX_CONFIG = """
@@ -53,32 +53,10 @@ http {
             proxy_pass http://backend;
         }
 
-        location = /_directory {
-            internal;
-            proxy_method OPTIONS;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_pass http://127.0.0.1:${dir_port}/Microsoft-Server-ActiveSync;
-        }
-
-        location = /eas/status {
-            eas_status;
-        }
-
-        location /eas/admin/ {
-            allow 127.0.0.1;
-            deny all;
-            eas_admin preauth_zone=auth device_zone=devices;
-        }
-    }
+""" + confs.SHARED_DIRECTORY + """
+""" + confs.SHARED_STATUS_ADMIN + """    }
 }
 """
-
-
-@pytest.fixture
-def redis(tmp_path):
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
 
 
 @pytest.fixture

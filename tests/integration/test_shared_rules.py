@@ -25,7 +25,6 @@ from eastest.backends import EasBackend
 from eastest import confs
 from eastest.client import EasClient
 from eastest.nginx import free_port
-from eastest.redis import RedisServer
 from eastest.waiting import poll
 
 HASH = "t:r:rules"
@@ -63,24 +62,9 @@ http {
             proxy_pass http://backend;
         }
 
-        location = /eas/status {
-            eas_status;
-        }
-
-        location /eas/admin/ {
-            allow 127.0.0.1;
-            deny all;
-            eas_admin preauth_zone=auth device_zone=devices;
-        }
-    }
+""" + confs.SHARED_STATUS_ADMIN + """    }
 }
 """
-
-
-@pytest.fixture
-def redis(tmp_path):
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
 
 
 @pytest.fixture

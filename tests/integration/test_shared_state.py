@@ -16,6 +16,7 @@ import time
 import pytest
 
 from eastest.backends import CredentialBackend, EasBackend
+from eastest import confs
 from eastest.client import EasClient
 from eastest.nginx import free_port
 from eastest.redis import RedisServer, RogueRedis
@@ -60,32 +61,10 @@ http {
             proxy_pass http://backend;
         }
 
-        location = /_directory {
-            internal;
-            proxy_method OPTIONS;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_pass http://127.0.0.1:${dir_port}/Microsoft-Server-ActiveSync;
-        }
-
-        location = /eas/status {
-            eas_status;
-        }
-
-        location /eas/admin/ {
-            allow 127.0.0.1;
-            deny all;
-            eas_admin preauth_zone=auth device_zone=devices;
-        }
-    }
+""" + confs.SHARED_DIRECTORY + """
+""" + confs.SHARED_STATUS_ADMIN + """    }
 }
 """
-
-
-@pytest.fixture
-def redis(tmp_path):
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
 
 
 @pytest.fixture
