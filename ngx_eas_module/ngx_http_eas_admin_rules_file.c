@@ -30,6 +30,8 @@ static void ngx_http_eas_admin_write(ngx_event_t *ev);
 
 /* this worker's timer of the file: written at most once a second */
 static ngx_event_t                ngx_http_eas_admin_timer;
+/* its data: the debug log of a timer reads the data as a connection */
+static ngx_connection_t           ngx_http_eas_admin_dummy;
 static ngx_http_eas_admin_ctx_t  *ngx_http_eas_admin_dirty_ctx;
 
 
@@ -477,7 +479,8 @@ ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx)
     /* not cancelable: a worker that quits writes what it took first */
 
     ev->handler = ngx_http_eas_admin_write;
-    ev->data = ev;          /* the debug log reads it as a connection */
+    ngx_http_eas_admin_dummy.fd = (ngx_socket_t) -1;
+    ev->data = &ngx_http_eas_admin_dummy;
     ev->log = ngx_cycle->log;
     ev->cancelable = 0;
 

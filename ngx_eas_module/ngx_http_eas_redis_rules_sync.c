@@ -67,6 +67,7 @@ static const char  ngx_http_eas_redis_rules_page_lua[] =
 /* this worker's reconciliation */
 
 static ngx_event_t   ngx_http_eas_redis_rules_timer;
+static ngx_connection_t  ngx_http_eas_redis_rules_dummy;    /* its data */
 static ngx_uint_t    ngx_http_eas_redis_rules_behind;   /* one to do */
 static ngx_uint_t    ngx_http_eas_redis_rules_busy;     /* under way */
 static ngx_uint_t    ngx_http_eas_redis_rules_again;    /* asked since */
@@ -376,7 +377,9 @@ ngx_http_eas_redis_rules_later(void)
     }
 
     ev->handler = ngx_http_eas_redis_rules_retry;
-    ev->data = ev;          /* the debug log reads it as a connection */
+    /* the debug log of a timer reads its data as a connection */
+    ngx_http_eas_redis_rules_dummy.fd = (ngx_socket_t) -1;
+    ev->data = &ngx_http_eas_redis_rules_dummy;
     ev->log = ngx_cycle->log;
     ev->cancelable = 1;
 

@@ -29,10 +29,24 @@ else
 fi
 
 # our own files compile with -Wextra on top of nginx's -Wall -Werror;
-# EAS_CC_OPT / EAS_LD_OPT add flags (the Debian package passes
-# dpkg-buildflags' hardening flags through them)
-cc_opt="-Wextra -Wno-unused-parameter ${EAS_CC_OPT:-}"
-ld_opt="${EAS_LD_OPT:-}"
+# EAS_CC_OPT / EAS_LD_OPT add flags.  Unset, they are what Debian builds
+# packages with (dpkg-buildflags, hardening=+all as debian/rules asks):
+# -O2 after nginx's own -O, the stack protector and _FORTIFY_SOURCE, so
+# that "make" builds, tests and measures the code the .deb ships; -O2
+# alone where dpkg-buildflags is missing
+if command -v dpkg-buildflags > /dev/null 2>&1; then
+    deb_cc=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all \
+             dpkg-buildflags --get CFLAGS | sed 's/ -ffile-prefix-map=[^ ]*//')
+    deb_cc="$deb_cc $(DEB_BUILD_MAINT_OPTIONS=hardening=+all \
+             dpkg-buildflags --get CPPFLAGS)"
+    deb_ld=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all \
+             dpkg-buildflags --get LDFLAGS)
+else
+    deb_cc="-O2"
+    deb_ld=""
+fi
+cc_opt="-Wextra -Wno-unused-parameter ${EAS_CC_OPT-$deb_cc}"
+ld_opt="${EAS_LD_OPT-$deb_ld}"
 
 if [ -f "$src/conf_flags" ]; then
     tree="$build/nginx-debian"

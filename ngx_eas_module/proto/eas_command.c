@@ -7,14 +7,20 @@
 #include "eas_proto.h"
 
 
+/* the longest name, "ResolveRecipients", and its NUL fit in three words */
+#define EAS_COMMAND_WORDS  3
+#define EAS_COMMAND_FOLD   0x2020202020202020ULL
+
+
 typedef struct {
     eas_command_e   code;
-    const char     *name;
     size_t          len;
+    /* NUL padded: read as words by eas_command_by_name() */
+    char            name[EAS_COMMAND_WORDS * sizeof(uint64_t)];
 } eas_command_entry_t;
 
 
-#define eas_command(code, name)  { code, name, sizeof(name) - 1 }
+#define eas_command(code, name)  { code, sizeof(name) - 1, name }
 
 
 /* MS-ASHTTP 2.2.1.1.1.1.2, then the legacy plain-only names */
@@ -43,36 +49,42 @@ static const eas_command_entry_t  eas_commands[] = {
     eas_command(EAS_CMD_CREATE_COLLECTION, "CreateCollection"),
     eas_command(EAS_CMD_DELETE_COLLECTION, "DeleteCollection"),
     eas_command(EAS_CMD_MOVE_COLLECTION, "MoveCollection"),
-    { EAS_CMD_NONE, NULL, 0 }
+    { EAS_CMD_NONE, 0, "" }
 };
 
 
 eas_command_e
 eas_command_by_name(const unsigned char *p, size_t len)
 {
-    size_t                      i;
+    uint64_t                    w[EAS_COMMAND_WORDS], k[EAS_COMMAND_WORDS];
     const eas_command_entry_t  *e;
 
     /*
+     * Word by word: the name sent, NUL padded as the table's are, and
+     * each name of its length differ in no bit but 0x20 of a byte.
      * Every name is letters only: "| 0x20" folds the case of a letter,
-     * and no other byte becomes a letter so.
+     * and no other byte becomes a letter so (nor a NUL of the padding).
      */
 
-    for (e = eas_commands; e->name; e++) {
+    if (len == 0 || len >= sizeof(w)) {
+        return EAS_CMD_NONE;
+    }
 
-        if (e->len != len
-            || (p[0] | 0x20) != (e->name[0] | 0x20))
-        {
+    memset(w, 0, sizeof(w));
+    memcpy(w, p, len);
+
+    for (e = eas_commands; e->len; e++) {
+
+        if (e->len != len) {
             continue;
         }
 
-        for (i = 1; i < len; i++) {
-            if ((p[i] | 0x20) != (e->name[i] | 0x20)) {
-                break;
-            }
-        }
+        memcpy(k, e->name, sizeof(k));
 
-        if (i == len) {
+        if ((((w[0] ^ k[0]) | (w[1] ^ k[1]) | (w[2] ^ k[2]))
+             & ~EAS_COMMAND_FOLD)
+            == 0)
+        {
             return e->code;
         }
     }
@@ -86,7 +98,7 @@ eas_command_name(eas_command_e cmd)
 {
     const eas_command_entry_t  *e;
 
-    for (e = eas_commands; e->name; e++) {
+    for (e = eas_commands; e->len; e++) {
         if (e->code == cmd) {
             return e->name;
         }

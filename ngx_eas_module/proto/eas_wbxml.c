@@ -245,6 +245,9 @@ eas_wbxml_skip_string(eas_wbxml_scan_t *s, const unsigned char **str,
 
     nul = memchr(s->p, '\0', (size_t) (s->end - s->p));
     if (nul == NULL) {
+        /* the outputs set on every path (gcc -O2 checks the callers) */
+        *str = s->p;
+        *len = 0;
         s->p = s->end;
         return eas_wbxml_fail(s, EAS_WBXML_TRUNCATED);
     }

@@ -2389,7 +2389,13 @@ eas_test_commands(void)
         { "", 0 }, { "Foo", 3 }, { "Syn", 3 }, { "Syncx", 5 },
         { "Sync ", 5 }, { " Sync", 5 }, { "Autodiscover", 12 },
         { "GetHierarch", 11 }, { "Pings", 5 }, { "0", 1 }, { "18", 2 },
-        { "Sync\0", 5 }, { "S\xc3\xbfnc", 5 }
+        { "Sync\0", 5 }, { "S\xc3\xbfnc", 5 },
+        /* compared word by word: a byte of the third word, a name past
+         * the words, a NUL or "@" ("`" folded) where a letter is */
+        { "ResolveRecipientz", 17 }, { "ResolveRecipients", 16 },
+        { "ResolveRecipientsResolveRecipients", 34 },
+        { "ResolveRecipientsXXXXXXX", 24 }, { "Fold\0rSync", 10 },
+        { "@ing", 4 }, { "Pin\x07", 4 }
     };
 
     for (i = 0;
