@@ -29,7 +29,7 @@ NGINX_CONFIG = """
 http {
     ${temp_paths}
 
-    eas_shared_state ${redis_url} prefix=t: timeout=300ms
+    eas_shared_state ${redis_url} prefix=t: timeout=${timeout}
                      connect_timeout=300ms retry=200ms flush=1s
                      device_ttl=2h;
 
@@ -73,10 +73,11 @@ def backend():
         yield server
 
 
-def gateway(nginx_factory, redis, directory, backend, device_max=""):
+def gateway(nginx_factory, redis, directory, backend, device_max="",
+            timeout="300ms"):
     nginx = start_gateway(nginx_factory, NGINX_CONFIG, redis_url=redis.url,
                           dir_port=directory.port, backend_port=backend.port,
-                          device_max=device_max)
+                          device_max=device_max, timeout=timeout)
     return nginx
 
 
@@ -440,20 +441,35 @@ def test_deletion_missed_during_resubscription(nginx_factory, redis,
     (B never hears the deletion): B's fill finds its record gone from
     Redis and removes it, so B neither lists it nor counts it, and its
     next request through B asks Redis like a new device's, refused when
-    the place it had was taken meanwhile."""
+    the place it had was taken meanwhile.
+
+    The fill sweeps only when none of B's writes was dropped since its
+    previous fill (docs/scale-out.md): a write whose answer is later
+    than "timeout" counts as dropped, so on a busy machine 300ms made
+    B rightly keep the record; this test's gateways wait 5s.  And B
+    must not be subscribed when A deletes: SUBSCRIBE is refused (ACL)
+    until the deletion is made, or on a slow machine B could hear it."""
     a, b = gateways(nginx_factory, redis, directory, backend, 2,
-                    device_max="eas_device_max 1;")
+                    device_max="eas_device_max 1;", timeout="5s")
     assert device(b, "AMYB0", user="amy", password="apple") \
         .foldersync().status == 200
     poll(lambda: "AMYB0" in ids(a) or None, "AMYB0 imported by A")
     # "not seen since the fill began" is to the second, as last_seen
     seen = int(time.time())
     poll(lambda: int(time.time()) > seen or None, "the next second")
-    redis.command("CLIENT", "KILL", "TYPE", "pubsub")
-    assert delete(a, "amy", "AMYB0") == 200
+    assert inventory_status(b)["dropped"] == 0
+    redis.command("ACL", "SETUSER", "default", "-subscribe")
+    try:
+        redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+        assert delete(a, "amy", "AMYB0") == 200
+        poll(lambda: redis.command("EXISTS", "t:i:devices:3:amyamyb0") == 0
+             or None, "AMYB0 deleted on Redis")
+    finally:
+        redis.command("ACL", "SETUSER", "default", "+subscribe")
     poll(lambda: "AMYB0" not in ids(b) or None, "AMYB0 gone from B")
     assert "AMYB0" not in ids(a)
     assert "gone from Redis" in b.error_log()
+    assert inventory_status(b)["dropped"] == 0
 
     # the freed place taken on A: AMYB0 through B is refused at once
     assert device(a, "AMYA1", user="amy", password="apple") \
