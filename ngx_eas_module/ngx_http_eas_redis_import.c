@@ -103,6 +103,20 @@ static ngx_uint_t                 ngx_http_eas_inv_fill_asked;
 static ngx_uint_t                 ngx_http_eas_inv_fill_again;
 
 /*
+ * A deletion came on the channel while a step was asked: the step's
+ * answer comes on the command connection, the deletion on the
+ * subscriber's, and this worker may read them in either order, so the
+ * answer may hold the record as it was before Redis deleted it.  The
+ * step is asked again (its answer is then read after the deletion),
+ * NGX_HTTP_EAS_INV_FILL_REDO times at most in a row.
+ */
+
+#define NGX_HTTP_EAS_INV_FILL_REDO  16
+
+static ngx_uint_t                 ngx_http_eas_inv_fill_deleted;
+static ngx_uint_t                 ngx_http_eas_inv_fill_redone;
+
+/*
  * Deletions missed: a fill reads every record of a zone on Redis, so a
  * record of the zone that it did not read, and not seen since the fill
  * began, is gone from Redis (deleted while this gateway's subscription
@@ -154,6 +168,10 @@ ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zname,
         {
             ngx_http_eas_redis_inv_refused(1);
             return;
+        }
+
+        if (ngx_http_eas_inv_fill_asked) {
+            ngx_http_eas_inv_fill_deleted = 1;
         }
 
         (void) ngx_http_eas_device_delete(zone, s2, s3);
@@ -292,10 +310,17 @@ static void
 ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
 {
     redisReply      *rr = reply;
-    ngx_uint_t       restarted;
+    ngx_uint_t       restarted, deleted;
     ngx_shm_zone_t  *zone;
 
     ngx_http_eas_inv_fill_asked = 0;
+
+    /* a deletion read while the step was asked: the step again */
+    deleted = ngx_http_eas_inv_fill_deleted
+              && ngx_http_eas_inv_fill_redone < NGX_HTTP_EAS_INV_FILL_REDO;
+    ngx_http_eas_inv_fill_deleted = 0;
+    ngx_http_eas_inv_fill_redone = deleted ? ngx_http_eas_inv_fill_redone + 1
+                                           : 0;
 
     /* a new subscription while the step was asked: from the start */
     restarted = ngx_http_eas_inv_fill_again;
@@ -333,7 +358,7 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
     zone = ngx_http_eas_redis_zone_find(NULL, ngx_http_eas_inv_fill_zone,
                                         &ngx_http_eas_module);
 
-    if (zone && !restarted) {
+    if (zone && !restarted && !deleted) {
         if (ngx_http_eas_inv_records(zone, (u_char *) rr->element[2]->str,
                                      (u_char *) rr->element[2]->str
                                      + rr->element[2]->len)
