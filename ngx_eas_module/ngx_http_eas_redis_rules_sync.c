@@ -249,11 +249,7 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
 {
     redisReply  *rr = reply;
 
-    u_char          *p, *last;
-    uint64_t         n[2];
-    ngx_str_t        field, value;
     redisReply      *cur, *blob;
-    const char      *why;
     ngx_shm_zone_t  *zone;
 
     zone = ngx_http_eas_redis_rules_zone();
@@ -285,39 +281,11 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
                                       "an entry longer than a rule");
     }
 
-    p = (u_char *) blob->str;
-    last = p + blob->len;
-
-    while (p < last) {
-
-        /* "FLEN VLEN FIELDVALUE" */
-
-        if (ngx_http_eas_redis_rules_number(&p, last, 65536, &n[0])
-            != NGX_OK
-            || ngx_http_eas_redis_rules_number(&p, last, 65536, &n[1])
-               != NGX_OK
-            || (uint64_t) (last - p) < n[0] + n[1])
-        {
-            goto junk;
-        }
-
-        field.data = p;
-        field.len = n[0];
-        value.data = p + n[0];
-        value.len = n[1];
-        p += n[0] + n[1];
-
-        why = NULL;
-
-        if (ngx_http_eas_redis_rules_take(zone, &field, &value, &why)
-            == NGX_OK)
-        {
-            ngx_http_eas_redis_rules_changed = 1;
-        }
-
-        if (why) {
-            ngx_http_eas_redis_rules_junk("the rules' hash", why);
-        }
+    if (ngx_http_eas_redis_rules_entries(zone, blob, "the rules' hash",
+                                         &ngx_http_eas_redis_rules_changed)
+        != NGX_OK)
+    {
+        goto junk;
     }
 
     if (cur->len != 1 || cur->str[0] != '0') {

@@ -684,3 +684,37 @@ def test_a_change_made_while_redis_is_paused_wins_over_a_clock_ahead(
     value = redis.command("HGET", HASH, "dapplpause").decode().split()
     assert value[0] == "lost" and int(value[1]) > ahead, value
     assert device(a, "ApplPAUSE").sync().eas_status() == 142
+
+
+BURST = ("for i = 1, tonumber(ARGV[2]) do "
+         "  local f = 'dapplburst' .. i "
+         "  redis.call('PUBLISH', ARGV[1], 'R other 0 0 5 ' .. #f .. "
+         "    ' rules' .. f .. 'block 1 0 ApplBURST' .. i) "
+         "end return 1")
+
+
+def test_a_burst_of_forged_messages_and_a_huge_entry_keep_redis_up(
+        nginx_factory, redis, backend):
+    """Hundreds of forged "R" messages for keys not in the hash (read
+    together, many keys a command), and one naming an entry of 1 MiB:
+    the reads' replies stay within what the reader takes, so no worker
+    drops its connection, the admin API's changes are shared, and a
+    change made after them reaches the other gateway."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    redis.command("HSET", HASH, "dapplmib", "block 1 0 " + "x" * (1 << 20))
+    marks = [a.mark(), b.mark()]
+    for _ in range(3):
+        redis.command("EVAL", BURST, "0", CHANNEL, "400")
+        publish(redis, "dapplmib", "")
+        assert admin(a, "POST", "rules?access=block&device_id=ApplBURST") \
+            == {"ok": True, "shared": True}
+        poll(lambda: blocked(b, "ApplBURST"), "the change after the burst")
+        assert admin(b, "DELETE", "rules?device_id=ApplBURST") \
+            == {"ok": True, "shared": True}
+        poll(lambda: passes(a, "ApplBURST"), "the removal on A")
+    for nginx, mark in zip((a, b), marks):
+        assert not lines(nginx, mark, "is down"), nginx.name
+        assert not lines(nginx, mark, "connection dropped"), nginx.name
+        assert not lines(nginx, mark, "ApplBURST1")
+    assert passes(b, "ApplBURST7")
+    assert passes(b, "ApplMIB")
