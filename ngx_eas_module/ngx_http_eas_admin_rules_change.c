@@ -226,7 +226,14 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
         ctx->sh->clock = stamp;
     }
 
-    node->since = (time_t) (stamp / 1000);
+    /*
+     * when it was made by the wall clock, or stored here if its time is
+     * ahead of this clock: what the listing shows, and what a removal
+     * is kept for keep_removals= from (a time far ahead, forged or of a
+     * clock run wild, keeps nothing longer)
+     */
+
+    node->since = ngx_min((time_t) (stamp / 1000), ngx_time());
     node->who_len = (u_char) ngx_min(rule->who.len, NGX_HTTP_EAS_ADMIN_WHO);
     ngx_memcpy(node->who, rule->who.data, node->who_len);
 
@@ -362,7 +369,7 @@ ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx)
         return;
     }
 
-    cutoff -= ctx->keep;
+    cutoff -= ctx->keep;         /* by the time kept here, not the stamp */
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -374,7 +381,7 @@ ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx)
         node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
 
         if (node->access == NGX_HTTP_EAS_ACCESS_NONE
-            && node->stamp < cutoff)
+            && (uint64_t) node->since * 1000 < cutoff)
         {
             ngx_http_eas_admin_free(ctx, node);
         }

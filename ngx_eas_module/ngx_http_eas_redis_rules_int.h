@@ -19,8 +19,6 @@
 
 #define NGX_HTTP_EAS_REDIS_RULES_BATCH   32
 #define NGX_HTTP_EAS_REDIS_RULES_RETRY   1000     /* ms */
-#define NGX_HTTP_EAS_REDIS_RULES_AHEAD   315360000000ULL  /* ms, ten years:
-                                                       junk beyond */
 #define NGX_HTTP_EAS_REDIS_RULES_PENDING 256      /* keys to read */
 #define NGX_HTTP_EAS_REDIS_RULES_READ    64       /* keys a command */
 #define NGX_HTTP_EAS_REDIS_RULES_FIELD   (1 + EAS_USER_MAX)

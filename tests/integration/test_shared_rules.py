@@ -89,9 +89,10 @@ def backend():
         yield server
 
 
-def gateway(nginx_factory, redis, backend, name, start=True):
+def gateway(nginx_factory, redis, backend, name, start=True,
+            config=NGINX_CONFIG):
     port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
+    nginx = nginx_factory(config, start=False, port=port,
                           redis_url=redis.url, backend_port=backend.port,
                           name=name)
     nginx.port = port
@@ -392,7 +393,7 @@ def publish(redis, field, value, zone="rules"):
 
 JUNK_FIELDS = [
     ("dapplj1", "maybe 1 0 ApplJ1"),                    # no such access
-    ("dapplj2", "block 99999999999999 0 ApplJ2"),        # far ahead
+    ("dapplj2", "block 9999999999999999 0 ApplJ2"),      # past any clock
     ("dapplj3", "block 1 0 ApplOTHER"),                  # not its key
     ("dapplj4", "block 1 1 \"ApplJ4"),                   # who unquotable
     ("d~pplj5", "block 1 0 ~pplj5"),                     # a pattern
@@ -718,3 +719,47 @@ def test_a_burst_of_forged_messages_and_a_huge_entry_keep_redis_up(
         assert not lines(nginx, mark, "ApplBURST1")
     assert passes(b, "ApplBURST7")
     assert passes(b, "ApplMIB")
+
+
+KEEP_2S = NGINX_CONFIG.replace("zone=rules:64k",
+                               "zone=rules:64k keep_removals=2s")
+
+
+def test_a_stamp_years_ahead_pins_nothing(nginx_factory, redis, backend):
+    """A rule on Redis stamped eleven years ahead (forged, or a clock run
+    wild) is taken like any other: the admin API still overrides it on
+    every gateway; a removal made after it (stamped above it) is kept
+    for keep_removals by the gateway's own clock, then expires from the
+    zone and file; the listing's since is the wall clock's."""
+    ahead = int(time.time() * 1000) + 11 * 366 * 86400 * 1000
+    redis.command("HSET", HASH, "dapplyears", "block %d 5 adminApplYEARS"
+                  % ahead)
+    a, b = [gateway(nginx_factory, redis, backend, name, config=KEEP_2S)
+            for name in "AB"]
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker")
+    for nginx in (a, b):
+        poll(lambda: blocked(nginx, "ApplYEARS"), "the forged rule on %s"
+             % nginx.name)
+        since = rules(nginx)["ApplYEARS"]["since"]
+        assert abs(since - time.time()) < 3600, since
+    assert admin(a, "DELETE", "rules?device_id=ApplYEARS") == \
+        {"ok": True, "shared": True}
+    poll(lambda: passes(b, "ApplYEARS"), "the removal on B")
+    value = redis.command("HGET", HASH, "dapplyears").decode()
+    assert value.startswith("none ") and int(value.split()[1]) > ahead
+    for nginx in (a, b):
+        file_has(nginx, r'^# deleted device_id="ApplYEARS"')
+    # a later change makes each gateway write its file: the removal,
+    # kept 2 s by the gateways' clocks, is gone from it then
+    n = [0]
+
+    def expired(nginx):
+        n[0] += 1
+        admin(a, "POST", "rules?access=block&device_id=ApplTICK%d" % n[0])
+        return "ApplYEARS" not in rules_file(nginx)
+
+    for nginx in (a, b):
+        poll(lambda: expired(nginx), "the removal expired on %s"
+             % nginx.name, timeout=30, interval=1)
+    assert passes(a, "ApplYEARS") and passes(b, "ApplYEARS")
+    poll(lambda: blocked(b, "ApplTICK%d" % n[0]), "a later change on B")
