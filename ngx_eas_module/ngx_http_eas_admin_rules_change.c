@@ -104,8 +104,9 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
  * A rule of another gateway (ngx_http_eas_redis_rules.c): applied if it
  * is newer than this zone's, or as new but stricter (the same time on
  * two gateways), so that every gateway ends with the same.  NGX_OK:
- * changed; NGX_DONE: the same rule, only newer; NGX_DECLINED: this zone
- * had it, or newer; NGX_BUSY: full.
+ * changed; NGX_AGAIN: a removal kept of a rule this zone did not hold
+ * (nothing in force changed); NGX_DONE: the same rule, only newer;
+ * NGX_DECLINED: this zone had it, or newer; NGX_BUSY: full.
  */
 
 ngx_int_t
@@ -114,6 +115,7 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
 {
     size_t                      len;
     ngx_int_t                   rc;
+    ngx_uint_t                  held;
     ngx_http_eas_admin_ctx_t   *ctx;
     ngx_http_eas_admin_node_t  *node;
     u_char                      key[NGX_HTTP_EAS_ADMIN_KEY];
@@ -125,6 +127,7 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
     node = ngx_http_eas_admin_find(ctx->sh, key, len);
+    held = node && node->access != NGX_HTTP_EAS_ACCESS_NONE;
 
     if (stamp > ctx->sh->clock) {
         ctx->sh->clock = stamp;
@@ -140,9 +143,14 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
         node->stamp = stamp;
         rc = NGX_DONE;
 
+    } else if (ngx_http_eas_admin_put(ctx, rule, stamp) != NGX_OK) {
+        rc = NGX_BUSY;
+
+    } else if (!held && rule->access == NGX_HTTP_EAS_ACCESS_NONE) {
+        rc = NGX_AGAIN;
+
     } else {
-        rc = ngx_http_eas_admin_put(ctx, rule, stamp) == NGX_OK ? NGX_OK
-                                                                : NGX_BUSY;
+        rc = NGX_OK;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -325,10 +333,19 @@ ngx_http_eas_admin_alloc(ngx_http_eas_admin_ctx_t *ctx, size_t size,
     if (ngx_time() - logged >= 60) {
         logged = ngx_time();
 
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "eas: no room for a rule%s, even without the "
-                      "removals kept: make the zone larger (said once a "
-                      "minute)", ctx->shpool->log_ctx);
+        if (removal) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "eas: no room to keep a removal%s: the zone is "
+                          "full of rules and newer removals, make it "
+                          "larger (said once a minute)",
+                          ctx->shpool->log_ctx);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "eas: no room for a rule%s, even without the "
+                          "removals kept: make the zone larger (said once "
+                          "a minute)", ctx->shpool->log_ctx);
+        }
     }
 
     return NULL;

@@ -476,6 +476,11 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         return NGX_DECLINED;
     }
 
+    if (rc == NGX_AGAIN) {
+        /* the removal of a rule not held here: kept, nothing to say */
+        return NGX_OK;
+    }
+
     if (rc == NGX_OK) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                       "eas: rule of %s \"%V\" %s by another gateway "

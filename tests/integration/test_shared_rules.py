@@ -763,3 +763,41 @@ def test_a_stamp_years_ahead_pins_nothing(nginx_factory, redis, backend):
              % nginx.name, timeout=30, interval=1)
     assert passes(a, "ApplYEARS") and passes(b, "ApplYEARS")
     poll(lambda: blocked(b, "ApplTICK%d" % n[0]), "a later change on B")
+
+
+GONE = ("for i = 1, tonumber(ARGV[2]) do "
+        "  local f = 'dapplgone' .. i "
+        "  redis.call('HSET', KEYS[1], f, 'none ' .. ARGV[3] .. ' 0 ApplGONE'"
+        "    .. i) "
+        "  redis.call('PUBLISH', ARGV[1], 'R other 0 0 5 ' .. #f .. "
+        "    ' rules' .. f) "
+        "end return 1")
+
+
+def test_removals_of_rules_not_held_say_nothing(nginx_factory, redis,
+                                                backend):
+    """A hundred removals, on Redis and announced, of rules the
+    gateway never had: kept (a late block of the same key stays older),
+    but not one line each; the removal of a rule it held is still said
+    once.  More removals than the zone holds: the line says the zone is
+    full of removals, and a rule still gets its place."""
+    a, = gateways(nginx_factory, redis, backend, 1)
+    admin(a, "POST", "rules?access=block&device_id=ApplHELD")
+    mark = a.mark()
+    now = int(time.time() * 1000)
+    redis.command("EVAL", GONE, "1", HASH, CHANNEL, "100", str(now))
+    redis.command("HSET", HASH, "dapplheld", "none %d 1 BApplHELD"
+                  % (now + 1000))
+    publish(redis, "dapplheld", "")
+    poll(lambda: passes(a, "ApplHELD"), "the removal of a rule held")
+    file_has(a, r'^# deleted device_id="ApplGONE100"')
+    assert len(lines(a, mark, "removed by another gateway")) == 1
+    publish(redis, "dapplgone7", "block %d 0 ApplGONE7" % (now - 1000))
+    assert passes(a, "ApplGONE7")
+    # more removals than the zone holds: what is full is said
+    redis.command("EVAL", GONE, "1", HASH, CHANNEL, "400", str(now))
+    poll(lambda: lines(a, mark, "no room to keep a removal"),
+         "the zone full of removals said")
+    assert not lines(a, mark, "even without the removals kept")
+    assert admin(a, "POST", "rules?access=block&device_id=ApplROOM2") == \
+        {"ok": True, "shared": True}
