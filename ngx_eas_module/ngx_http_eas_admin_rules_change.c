@@ -29,6 +29,8 @@ static ngx_http_eas_admin_node_t *ngx_http_eas_admin_alloc(
     uint64_t stamp);
 static void ngx_http_eas_admin_free(ngx_http_eas_admin_ctx_t *ctx,
     ngx_http_eas_admin_node_t *node);
+static ngx_uint_t ngx_http_eas_admin_gone(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_http_eas_admin_node_t *node);
 static void ngx_http_eas_admin_copy(ngx_http_eas_admin_entry_t *out,
     ngx_http_eas_admin_node_t *node);
 
@@ -104,9 +106,10 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
  * A rule of another gateway (ngx_http_eas_redis_rules.c): applied if it
  * is newer than this zone's, or as new but stricter (the same time on
  * two gateways), so that every gateway ends with the same.  NGX_OK:
- * changed; NGX_AGAIN: a removal kept of a rule this zone did not hold
- * (nothing in force changed); NGX_DONE: the same rule, only newer;
- * NGX_DECLINED: this zone had it, or newer; NGX_BUSY: full.
+ * changed; NGX_AGAIN: a removal kept (or, older than keep_removals=,
+ * dropped) of a rule this zone did not hold (nothing in force changed);
+ * NGX_DONE: the same rule, only newer; NGX_DECLINED: this zone had it,
+ * or newer; NGX_BUSY: full.
  */
 
 ngx_int_t
@@ -128,6 +131,37 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
 
     node = ngx_http_eas_admin_find(ctx->sh, key, len);
     held = node && node->access != NGX_HTTP_EAS_ACCESS_NONE;
+
+    if (node && !held && ngx_http_eas_admin_gone(ctx, node)) {
+        /* a removal kept here past keep_removals=: as if absent */
+        node->stamp = 0;
+    }
+
+    if (rule->access == NGX_HTTP_EAS_ACCESS_NONE
+        && ngx_http_eas_admin_expired(zone, stamp))
+    {
+        /*
+         * a removal older than keep_removals=, no longer kept: the rule
+         * held here, if older (a gateway away longer than that), is
+         * dropped as it was everywhere else, and so is an older removal
+         */
+
+        rc = NGX_DECLINED;
+
+        if (node && node->stamp < stamp) {
+            rc = held ? NGX_OK : NGX_AGAIN;
+
+            if (held) {
+                (void) ngx_atomic_fetch_add(&ctx->sh->count, -1);
+            }
+
+            ngx_http_eas_admin_free(ctx, node);
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        return rc;
+    }
 
     if (stamp > ctx->sh->clock) {
         ctx->sh->clock = stamp;
@@ -156,6 +190,21 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return rc;
+}
+
+
+/* called with the zone locked: a removal kept past keep_removals= */
+
+static ngx_uint_t
+ngx_http_eas_admin_gone(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_http_eas_admin_node_t *node)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) node->since * 1000 + ctx->keep
+           < (uint64_t) tp->sec * 1000 + tp->msec;
 }
 
 

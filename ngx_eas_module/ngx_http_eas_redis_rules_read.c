@@ -410,12 +410,6 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         return NGX_DECLINED;
     }
 
-    if (rule.access == NGX_HTTP_EAS_ACCESS_NONE
-        && ngx_http_eas_admin_expired(zone, stamp))
-    {
-        /* a removal older than keep_removals=: no longer kept */
-        return NGX_DECLINED;
-    }
 
     /* WHO, as ngx_http_eas_admin_who() writes it */
 
@@ -463,6 +457,8 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         *why = "a user not folded as requests are";
         return NGX_DECLINED;
     }
+
+    /* a removal older than keep_removals= drops an older rule only */
 
     rc = ngx_http_eas_admin_apply(zone, &rule, stamp);
 

@@ -41,7 +41,8 @@ static void ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac,
 /*
  * KEYS[1] the hash, ARGV[1] the cursor, ARGV[2] and [3] the longest
  * field and value, ARGV[4] the time before which a removal is no longer
- * kept (deleted from the hash): a page of it, in one string,
+ * kept (deleted from the hash, but still in the page: a gateway that
+ * was away holding the rule drops it): a page of it, in one string,
  * "FLEN VLEN FIELDVALUE" each, the next cursor ("0": the end), and how
  * many entries longer than a rule can be were left out.  A reply stays
  * far below the 64 KB a reply may take, whatever the hash holds.
@@ -55,7 +56,8 @@ static const char  ngx_http_eas_redis_rules_page_lua[] =
     "  local gone = string.match(v, '^none (%d+) ') "
     "  if gone and tonumber(gone) < tonumber(ARGV[4]) then "
     "    redis.call('HDEL', KEYS[1], f) "
-    "  elseif #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
+    "  end "
+    "  if #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
     "    long = long + 1 "
     "  else "
     "    out[#out + 1] = #f .. ' ' .. #v .. ' ' .. f .. v "

@@ -801,3 +801,45 @@ def test_removals_of_rules_not_held_say_nothing(nginx_factory, redis,
     assert not lines(a, mark, "even without the removals kept")
     assert admin(a, "POST", "rules?access=block&device_id=ApplROOM2") == \
         {"ok": True, "shared": True}
+
+
+def test_a_gateway_away_past_keep_removals_agrees_with_the_others(
+        nginx_factory, redis, backend):
+    """keep_removals=2s: a block reaches B; B stops; the block is removed
+    on A; B comes back after the removal expired.  The fleet agrees:
+    the removal still on Redis (expired, dropped from the hash as it is
+    read) makes B drop its older block, as A and the hash did.  Then the
+    removal already gone from the hash and from A's file: B's block
+    comes back everywhere, and is removable anywhere."""
+    a, b = [gateway(nginx_factory, redis, backend, name, config=KEEP_2S)
+            for name in "AB"]
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker")
+    for device_id, field in (("ApplPAST", "dapplpast"),
+                             ("ApplPAST2", "dapplpast2")):
+        admin(a, "POST", "rules?access=block&device_id=%s" % device_id)
+        poll(lambda: blocked(b, device_id), "the block on B")
+        file_has(b, '^block device_id="%s"' % device_id)
+        b.stop()
+        admin(a, "DELETE", "rules?device_id=%s" % device_id)
+        gone = time.time() + 2.5
+        poll(lambda: time.time() > gone, "keep_removals past")
+        if device_id == "ApplPAST2":
+            # the hash dropped the removal (A reconciled), A's file too
+            redis.command("HDEL", HASH, field)
+            admin(a, "POST", "rules?access=block&device_id=ApplTOUCH")
+            poll(lambda: device_id not in rules_file(a), "A's file")
+        up(b, redis)
+        poll(lambda: subscribed(redis) >= 4 or None, "every worker back")
+        if device_id == "ApplPAST":
+            poll(lambda: passes(b, device_id), "the rule dropped on B")
+            assert device_id not in rules(b)
+            assert redis.command("HGET", HASH, field) is None
+            assert passes(a, device_id) and device_id not in rules(a)
+        else:
+            poll(lambda: blocked(a, device_id), "the rule back on A")
+            assert device_id in rules(a) and device_id in rules(b)
+            assert redis.command("HGET", HASH, field).decode() \
+                .startswith("block ")
+            assert admin(a, "DELETE", "rules?device_id=%s" % device_id) \
+                == {"ok": True, "shared": True}
+            poll(lambda: passes(b, device_id), "the removal on B")
