@@ -843,3 +843,32 @@ def test_a_gateway_away_past_keep_removals_agrees_with_the_others(
             assert admin(a, "DELETE", "rules?device_id=%s" % device_id) \
                 == {"ok": True, "shared": True}
             poll(lambda: passes(b, device_id), "the removal on B")
+
+
+def test_a_change_made_newer_by_redis_lists_alike_everywhere(
+        nginx_factory, redis, backend):
+    """An entry on Redis stamped half an hour ahead that A never heard
+    of: A's block of the same device is made newer than it by Redis, and
+    A's zone takes that time too; every gateway lists the block since
+    the same wall-clock time (when it was made), not the stamp."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    ahead = int(time.time() * 1000) + 30 * 60 * 1000
+    redis.command("HSET", HASH, "dapplstamp", "allow %d 1 BApplSTAMP"
+                  % ahead)
+    assert admin(a, "POST", "rules?access=block&device_id=ApplSTAMP") == \
+        {"ok": True, "shared": True}
+    value = redis.command("HGET", HASH, "dapplstamp").decode().split()
+    assert value[0] == "block" and int(value[1]) == ahead + 1, value
+    poll(lambda: blocked(b, "ApplSTAMP"), "the block on B")
+    since = [rules(nginx)["ApplSTAMP"]["since"] for nginx in (a, b)]
+    assert abs(since[0] - since[1]) <= 2, since
+    assert abs(since[1] - time.time()) < 60, since
+    stamp = "%d.%03d" % divmod(ahead + 1, 1000)
+    n = [0]
+
+    def written():
+        n[0] += 1
+        admin(a, "POST", "rules?access=block&device_id=ApplNEXT%d" % n[0])
+        return stamp in rules_file(a)
+
+    poll(written, "Redis's time in A's file", interval=0.5)
