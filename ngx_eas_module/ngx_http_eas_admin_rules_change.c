@@ -29,6 +29,8 @@ static ngx_http_eas_admin_node_t *ngx_http_eas_admin_alloc(
     uint64_t stamp);
 static void ngx_http_eas_admin_free(ngx_http_eas_admin_ctx_t *ctx,
     ngx_http_eas_admin_node_t *node);
+static ngx_uint_t ngx_http_eas_admin_gone(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_http_eas_admin_node_t *node);
 static void ngx_http_eas_admin_copy(ngx_http_eas_admin_entry_t *out,
     ngx_http_eas_admin_node_t *node);
 
@@ -104,8 +106,10 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
  * A rule of another gateway (ngx_http_eas_redis_rules.c): applied if it
  * is newer than this zone's, or as new but stricter (the same time on
  * two gateways), so that every gateway ends with the same.  NGX_OK:
- * changed; NGX_DONE: the same rule, only newer; NGX_DECLINED: this zone
- * had it, or newer; NGX_BUSY: full.
+ * changed; NGX_AGAIN: a removal kept (or, older than keep_removals=,
+ * dropped) of a rule this zone did not hold (nothing in force changed);
+ * NGX_DONE: the same rule, only newer; NGX_DECLINED: this zone had it,
+ * or newer; NGX_BUSY: full.
  */
 
 ngx_int_t
@@ -114,6 +118,7 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
 {
     size_t                      len;
     ngx_int_t                   rc;
+    ngx_uint_t                  held;
     ngx_http_eas_admin_ctx_t   *ctx;
     ngx_http_eas_admin_node_t  *node;
     u_char                      key[NGX_HTTP_EAS_ADMIN_KEY];
@@ -125,6 +130,38 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
     node = ngx_http_eas_admin_find(ctx->sh, key, len);
+    held = node && node->access != NGX_HTTP_EAS_ACCESS_NONE;
+
+    if (node && !held && ngx_http_eas_admin_gone(ctx, node)) {
+        /* a removal kept here past keep_removals=: as if absent */
+        node->stamp = 0;
+    }
+
+    if (rule->access == NGX_HTTP_EAS_ACCESS_NONE
+        && ngx_http_eas_admin_expired(zone, stamp))
+    {
+        /*
+         * a removal older than keep_removals=, no longer kept: the rule
+         * held here, if older (a gateway away longer than that), is
+         * dropped as it was everywhere else, and so is an older removal
+         */
+
+        rc = NGX_DECLINED;
+
+        if (node && node->stamp < stamp) {
+            rc = held ? NGX_OK : NGX_AGAIN;
+
+            if (held) {
+                (void) ngx_atomic_fetch_add(&ctx->sh->count, -1);
+            }
+
+            ngx_http_eas_admin_free(ctx, node);
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+        return rc;
+    }
 
     if (stamp > ctx->sh->clock) {
         ctx->sh->clock = stamp;
@@ -140,14 +177,34 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
         node->stamp = stamp;
         rc = NGX_DONE;
 
+    } else if (ngx_http_eas_admin_put(ctx, rule, stamp) != NGX_OK) {
+        rc = NGX_BUSY;
+
+    } else if (!held && rule->access == NGX_HTTP_EAS_ACCESS_NONE) {
+        rc = NGX_AGAIN;
+
     } else {
-        rc = ngx_http_eas_admin_put(ctx, rule, stamp) == NGX_OK ? NGX_OK
-                                                                : NGX_BUSY;
+        rc = NGX_OK;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return rc;
+}
+
+
+/* called with the zone locked: a removal kept past keep_removals= */
+
+static ngx_uint_t
+ngx_http_eas_admin_gone(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_http_eas_admin_node_t *node)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) node->since * 1000 + ctx->keep
+           < (uint64_t) tp->sec * 1000 + tp->msec;
 }
 
 
@@ -226,7 +283,14 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
         ctx->sh->clock = stamp;
     }
 
-    node->since = (time_t) (stamp / 1000);
+    /*
+     * when it was made by the wall clock, or stored here if its time is
+     * ahead of this clock: what the listing shows, and what a removal
+     * is kept for keep_removals= from (a time far ahead, forged or of a
+     * clock run wild, keeps nothing longer)
+     */
+
+    node->since = ngx_min((time_t) (stamp / 1000), ngx_time());
     node->who_len = (u_char) ngx_min(rule->who.len, NGX_HTTP_EAS_ADMIN_WHO);
     ngx_memcpy(node->who, rule->who.data, node->who_len);
 
@@ -318,10 +382,19 @@ ngx_http_eas_admin_alloc(ngx_http_eas_admin_ctx_t *ctx, size_t size,
     if (ngx_time() - logged >= 60) {
         logged = ngx_time();
 
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "eas: no room for a rule%s, even without the "
-                      "removals kept: make the zone larger (said once a "
-                      "minute)", ctx->shpool->log_ctx);
+        if (removal) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "eas: no room to keep a removal%s: the zone is "
+                          "full of rules and newer removals, make it "
+                          "larger (said once a minute)",
+                          ctx->shpool->log_ctx);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "eas: no room for a rule%s, even without the "
+                          "removals kept: make the zone larger (said once "
+                          "a minute)", ctx->shpool->log_ctx);
+        }
     }
 
     return NULL;
@@ -362,7 +435,7 @@ ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx)
         return;
     }
 
-    cutoff -= ctx->keep;
+    cutoff -= ctx->keep;         /* by the time kept here, not the stamp */
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -374,7 +447,7 @@ ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx)
         node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
 
         if (node->access == NGX_HTTP_EAS_ACCESS_NONE
-            && node->stamp < cutoff)
+            && (uint64_t) node->since * 1000 < cutoff)
         {
             ngx_http_eas_admin_free(ctx, node);
         }

@@ -73,6 +73,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                    what;            /* first: freed as it */
     ngx_http_request_t          *request;         /* waits for the answer */
+    ngx_str_t                    field;           /* in the hash */
 } ngx_http_eas_redis_rules_set_t;
 
 
@@ -205,7 +206,8 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     /* named in the log line if Redis does not take it */
 
     set = ngx_alloc(sizeof(ngx_http_eas_redis_rules_set_t)
-                    + sizeof("device_id \"\"") + rule->value.len, log);
+                    + sizeof("device_id \"\"") + 2 * rule->value.len + 1,
+                    log);
     if (set) {
         set->what.data = (u_char *) &set[1];
         set->what.len = ngx_sprintf(set->what.data, "%s \"%V\"",
@@ -213,6 +215,10 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
                                     ? "device_id" : "user", &rule->value)
                         - set->what.data;
         set->request = NULL;
+        set->field.data = set->what.data + set->what.len;
+        set->field.len = 1 + rule->value.len;
+        set->field.data[0] = (u_char) rule->field;
+        ngx_strlow(&set->field.data[1], rule->value.data, rule->value.len);
     }
 
     e.field = (u_char) rule->field;
@@ -292,6 +298,7 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
 
     ngx_int_t            rc;
     ngx_uint_t           shared;
+    ngx_shm_zone_t      *zone;
     ngx_http_request_t  *r;
 
     if (ngx_http_eas_redis_rules_last == set) {
@@ -301,7 +308,20 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     r = set ? set->request : NULL;
     shared = (rr && rr->type == REDIS_REPLY_INTEGER);
 
+    zone = ngx_http_eas_redis_rules_zone();
+
     if (shared) {
+        if (set && zone) {
+            /*
+             * Redis may have made it newer than it was here (above a
+             * change this gateway had not seen): read back, so that
+             * this zone has the time the others have
+             */
+
+            ngx_http_eas_redis_rules_event(&zone->shm.name, &set->field,
+                                           &set->what);
+        }
+
         if (set) {
             ngx_free(set);
         }

@@ -12,15 +12,13 @@
  * between the three files of the runtime rules shared through Redis:
  * ngx_http_eas_redis_rules.c (a change sent, the admin API's answer),
  * _redis_rules_sync.c (reconciliation, retries) and _redis_rules_read.c
- * (notifications, HMGET reads, applying); included after
+ * (notifications, reads of the keys named, applying); included after
  * ngx_http_eas_redis_int.h and ngx_http_eas_admin_rules.h
  */
 
 
 #define NGX_HTTP_EAS_REDIS_RULES_BATCH   32
 #define NGX_HTTP_EAS_REDIS_RULES_RETRY   1000     /* ms */
-#define NGX_HTTP_EAS_REDIS_RULES_AHEAD   315360000000ULL  /* ms, ten years:
-                                                       junk beyond */
 #define NGX_HTTP_EAS_REDIS_RULES_PENDING 256      /* keys to read */
 #define NGX_HTTP_EAS_REDIS_RULES_READ    64       /* keys a command */
 #define NGX_HTTP_EAS_REDIS_RULES_FIELD   (1 + EAS_USER_MAX)
@@ -40,6 +38,8 @@ ngx_int_t ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
 void ngx_http_eas_redis_rules_later(void);
 ngx_int_t ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone,
     ngx_str_t *field, ngx_str_t *value, const char **why);
+ngx_int_t ngx_http_eas_redis_rules_entries(ngx_shm_zone_t *zone,
+    redisReply *blob, const char *where, ngx_uint_t *changed);
 ngx_int_t ngx_http_eas_redis_rules_number(u_char **pp, u_char *last,
     uint64_t max, uint64_t *n);
 void ngx_http_eas_redis_rules_junk(const char *where, const char *why);

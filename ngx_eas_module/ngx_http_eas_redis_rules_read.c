@@ -21,7 +21,7 @@
 /*
  * The runtime rules shared by the gateways (ngx_http_eas_redis_rules.c):
  * the notifications of the channel, the rules they name read back from
- * the hash with HMGET, checked and applied to the zone; what Redis sent
+ * the hash by a script, checked and applied to the zone; what Redis sent
  * that is refused, said once a minute.
  */
 
@@ -31,10 +31,13 @@
  * changed on Redis.  A notification only: the rule is read from the
  * hash (so a message that no gateway wrote there changes nothing), and
  * the keys named while a read is under way are read together, each
- * once, however many messages named it.  Applying one costs a lookup
- * among the keys waiting; the file is written at most once a second
- * (ngx_http_eas_admin_dirty()).  More keys waiting than a worker keeps:
- * a reconciliation reads the whole hash instead.
+ * once, however many messages named it, by a script whose reply stays
+ * within what the reader takes whatever the hash holds (one string of
+ * the entries there no longer than a rule, and how many were longer).
+ * Applying one costs a lookup among the keys waiting; the file is
+ * written at most once a second (ngx_http_eas_admin_dirty()).  More
+ * keys waiting than a worker keeps: a reconciliation reads the whole
+ * hash instead.
  */
 
 typedef struct {
@@ -49,6 +52,27 @@ static ngx_uint_t    ngx_http_eas_redis_rules_reading;   /* in flight:
                                                             the first n */
 static ngx_uint_t    ngx_http_eas_redis_rules_overflow;
 static time_t        ngx_http_eas_redis_rules_logged;
+
+
+/*
+ * KEYS[1] the hash, ARGV[1] the longest value, ARGV[2..] the fields:
+ * "FLEN VLEN FIELDVALUE" of each one there and no longer than a rule,
+ * in one string, and how many longer were left out
+ */
+
+static const char  ngx_http_eas_redis_rules_read_lua[] =
+    "local out, long, max = {}, 0, tonumber(ARGV[1]) "
+    "for i = 2, #ARGV do "
+    "  local f = ARGV[i] "
+    "  local n = redis.call('HSTRLEN', KEYS[1], f) "
+    "  if n > max then "
+    "    long = long + 1 "
+    "  elseif n > 0 then "
+    "    local v = redis.call('HGET', KEYS[1], f) "
+    "    out[#out + 1] = #f .. ' ' .. #v .. ' ' .. f .. v "
+    "  end "
+    "end "
+    "return {table.concat(out), long}";
 
 
 static void ngx_http_eas_redis_rules_read(void);
@@ -124,52 +148,48 @@ ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
 }
 
 
-/* HMGET of up to ..._READ keys waiting, the first ones */
+/* the script above on up to ..._READ keys waiting, the first ones */
 
 static void
 ngx_http_eas_redis_rules_read(void)
 {
-    size_t                           argvlen[2 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    size_t                           argvlen[5 + NGX_HTTP_EAS_REDIS_RULES_READ];
     ngx_uint_t                       i, n;
-    const char                      *argv[2 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    const char                      *argv[5 + NGX_HTTP_EAS_REDIS_RULES_READ];
     ngx_shm_zone_t                  *zone;
-    ngx_http_eas_redis_conf_t       *rcf;
     ngx_http_eas_redis_rules_key_t  *k;
     u_char                           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
+    u_char                           max[NGX_INT64_LEN];
 
     zone = ngx_http_eas_redis_rules_zone();
     n = ngx_min(ngx_http_eas_redis_rules_nkeys,
                 NGX_HTTP_EAS_REDIS_RULES_READ);
 
-    if (zone == NULL || n == 0) {
-        ngx_http_eas_redis_rules_nkeys = 0;
-        return;
-    }
-
-    rcf = ngx_http_eas_redis_get_conf();
-
-    if (rcf->prefix.len + zone->shm.name.len + 2
-        > NGX_HTTP_EAS_REDIS_RULES_KEY)
+    if (zone == NULL || n == 0
+        || ngx_http_eas_redis_rules_eval(argv, argvlen,
+                                   ngx_http_eas_redis_rules_read_lua,
+                                   sizeof(ngx_http_eas_redis_rules_read_lua)
+                                   - 1, key, zone)
+           != NGX_OK)
     {
         ngx_http_eas_redis_rules_nkeys = 0;
         return;
     }
 
-    argv[0] = "HMGET";
-    argvlen[0] = 5;
-    argv[1] = (char *) key;
-    argvlen[1] = ngx_sprintf(key, "%Vr:%V", &rcf->prefix, &zone->shm.name)
-                 - key;
+    argv[4] = (char *) max;
+    argvlen[4] = ngx_sprintf(max, "%uz",
+                             (size_t) NGX_HTTP_EAS_REDIS_RULES_VALUE)
+                 - max;
 
     k = ngx_http_eas_redis_rules_keys;
 
     for (i = 0; i < n; i++) {
-        argv[2 + i] = (char *) k[i].field;
-        argvlen[2 + i] = k[i].len;
+        argv[5 + i] = (char *) k[i].field;
+        argvlen[5 + i] = k[i].len;
     }
 
     if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_read,
-                                   (void *) (uintptr_t) n, (int) (2 + n),
+                                   (void *) (uintptr_t) n, (int) (5 + n),
                                    argv, argvlen)
         != NGX_OK)
     {
@@ -190,9 +210,7 @@ ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
 {
     redisReply  *rr = reply;
 
-    ngx_str_t                        field, value;
-    ngx_uint_t                       i, n, changed;
-    const char                      *why;
+    ngx_uint_t                       n, changed;
     ngx_shm_zone_t                  *zone;
     ngx_http_eas_redis_rules_key_t  *k;
 
@@ -203,7 +221,10 @@ ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
     ngx_http_eas_redis_rules_reading = 0;
 
     if (rr == NULL || zone == NULL || rr->type != REDIS_REPLY_ARRAY
-        || rr->elements != n || n > ngx_http_eas_redis_rules_nkeys)
+        || rr->elements != 2
+        || rr->element[0]->type != REDIS_REPLY_STRING
+        || rr->element[1]->type != REDIS_REPLY_INTEGER
+        || n > ngx_http_eas_redis_rules_nkeys)
     {
         if (rr && rr->type == REDIS_REPLY_ERROR) {
             ngx_http_eas_redis_rules_junk("reading a rule", rr->str);
@@ -215,30 +236,19 @@ ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
         return;
     }
 
+    if (rr->element[1]->integer != 0) {
+        ngx_http_eas_redis_rules_junk("a rule on the channel",
+                                      "an entry longer than a rule");
+    }
+
     changed = 0;
 
-    for (i = 0; i < n; i++) {
-        if (rr->element[i]->type != REDIS_REPLY_STRING) {
-            /* not in the hash: nothing to take */
-            continue;
-        }
-
-        field.data = k[i].field;
-        field.len = k[i].len;
-        value.data = (u_char *) rr->element[i]->str;
-        value.len = rr->element[i]->len;
-
-        why = NULL;
-
-        if (ngx_http_eas_redis_rules_take(zone, &field, &value, &why)
-            == NGX_OK)
-        {
-            changed = 1;
-        }
-
-        if (why) {
-            ngx_http_eas_redis_rules_junk("a rule on the channel", why);
-        }
+    if (ngx_http_eas_redis_rules_entries(zone, rr->element[0],
+                                         "a rule on the channel", &changed)
+        != NGX_OK)
+    {
+        ngx_http_eas_redis_rules_junk("a rule on the channel",
+                                      "a reply not understood");
     }
 
     if (changed) {
@@ -263,6 +273,58 @@ ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
 
 
 /*
+ * "FLEN VLEN FIELDVALUE" entries in one string (the scripts' replies),
+ * each taken; *changed set if the zone changed.  NGX_ERROR: not
+ * understood from there on.
+ */
+
+ngx_int_t
+ngx_http_eas_redis_rules_entries(ngx_shm_zone_t *zone, redisReply *blob,
+    const char *where, ngx_uint_t *changed)
+{
+    u_char       *p, *last;
+    uint64_t      n[2];
+    ngx_str_t     field, value;
+    const char   *why;
+
+    p = (u_char *) blob->str;
+    last = p + blob->len;
+
+    while (p < last) {
+
+        if (ngx_http_eas_redis_rules_number(&p, last, 65536, &n[0])
+            != NGX_OK
+            || ngx_http_eas_redis_rules_number(&p, last, 65536, &n[1])
+               != NGX_OK
+            || (uint64_t) (last - p) < n[0] + n[1])
+        {
+            return NGX_ERROR;
+        }
+
+        field.data = p;
+        field.len = n[0];
+        value.data = p + n[0];
+        value.len = n[1];
+        p += n[0] + n[1];
+
+        why = NULL;
+
+        if (ngx_http_eas_redis_rules_take(zone, &field, &value, &why)
+            == NGX_OK)
+        {
+            *changed = 1;
+        }
+
+        if (why) {
+            ngx_http_eas_redis_rules_junk(where, why);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * One rule from Redis, checked as the admin API checks its input, and
  * applied if newer.  NGX_OK: the zone changed.  *why: refused.
  */
@@ -277,7 +339,6 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
     ngx_int_t                   rc;
     ngx_str_t                   access;
     ngx_uint_t                  i;
-    ngx_time_t                 *tp;
     ngx_http_eas_admin_rule_t   rule;
     size_t                      n;
     u_char                      id[EAS_USER_MAX];
@@ -338,22 +399,17 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         return NGX_DECLINED;
     }
 
-    tp = ngx_timeofday();
+    /*
+     * a time only orders the changes: one ahead of this gateway's clock
+     * is taken (refusing it would refuse every change made after it);
+     * the bound of the number above keeps it far from overflowing
+     */
 
-    if (stamp == 0
-        || stamp > (uint64_t) tp->sec * 1000 + tp->msec
-                   + NGX_HTTP_EAS_REDIS_RULES_AHEAD)
-    {
-        *why = "a time years ahead";
+    if (stamp == 0) {
+        *why = "a time of zero";
         return NGX_DECLINED;
     }
 
-    if (rule.access == NGX_HTTP_EAS_ACCESS_NONE
-        && ngx_http_eas_admin_expired(zone, stamp))
-    {
-        /* a removal older than keep_removals=: no longer kept */
-        return NGX_DECLINED;
-    }
 
     /* WHO, as ngx_http_eas_admin_who() writes it */
 
@@ -402,6 +458,8 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         return NGX_DECLINED;
     }
 
+    /* a removal older than keep_removals= drops an older rule only */
+
     rc = ngx_http_eas_admin_apply(zone, &rule, stamp);
 
     if (rc == NGX_DONE) {
@@ -412,6 +470,11 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
     if (rc == NGX_BUSY) {
         *why = "the eas_admin_rules zone is full";
         return NGX_DECLINED;
+    }
+
+    if (rc == NGX_AGAIN) {
+        /* the removal of a rule not held here: kept, nothing to say */
+        return NGX_OK;
     }
 
     if (rc == NGX_OK) {

@@ -41,7 +41,8 @@ static void ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac,
 /*
  * KEYS[1] the hash, ARGV[1] the cursor, ARGV[2] and [3] the longest
  * field and value, ARGV[4] the time before which a removal is no longer
- * kept (deleted from the hash): a page of it, in one string,
+ * kept (deleted from the hash, but still in the page: a gateway that
+ * was away holding the rule drops it): a page of it, in one string,
  * "FLEN VLEN FIELDVALUE" each, the next cursor ("0": the end), and how
  * many entries longer than a rule can be were left out.  A reply stays
  * far below the 64 KB a reply may take, whatever the hash holds.
@@ -55,7 +56,8 @@ static const char  ngx_http_eas_redis_rules_page_lua[] =
     "  local gone = string.match(v, '^none (%d+) ') "
     "  if gone and tonumber(gone) < tonumber(ARGV[4]) then "
     "    redis.call('HDEL', KEYS[1], f) "
-    "  elseif #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
+    "  end "
+    "  if #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
     "    long = long + 1 "
     "  else "
     "    out[#out + 1] = #f .. ' ' .. #v .. ' ' .. f .. v "
@@ -250,11 +252,7 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
 {
     redisReply  *rr = reply;
 
-    u_char          *p, *last;
-    uint64_t         n[2];
-    ngx_str_t        field, value;
     redisReply      *cur, *blob;
-    const char      *why;
     ngx_shm_zone_t  *zone;
 
     zone = ngx_http_eas_redis_rules_zone();
@@ -286,39 +284,11 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
                                       "an entry longer than a rule");
     }
 
-    p = (u_char *) blob->str;
-    last = p + blob->len;
-
-    while (p < last) {
-
-        /* "FLEN VLEN FIELDVALUE" */
-
-        if (ngx_http_eas_redis_rules_number(&p, last, 65536, &n[0])
-            != NGX_OK
-            || ngx_http_eas_redis_rules_number(&p, last, 65536, &n[1])
-               != NGX_OK
-            || (uint64_t) (last - p) < n[0] + n[1])
-        {
-            goto junk;
-        }
-
-        field.data = p;
-        field.len = n[0];
-        value.data = p + n[0];
-        value.len = n[1];
-        p += n[0] + n[1];
-
-        why = NULL;
-
-        if (ngx_http_eas_redis_rules_take(zone, &field, &value, &why)
-            == NGX_OK)
-        {
-            ngx_http_eas_redis_rules_changed = 1;
-        }
-
-        if (why) {
-            ngx_http_eas_redis_rules_junk("the rules' hash", why);
-        }
+    if (ngx_http_eas_redis_rules_entries(zone, blob, "the rules' hash",
+                                         &ngx_http_eas_redis_rules_changed)
+        != NGX_OK)
+    {
+        goto junk;
     }
 
     if (cur->len != 1 || cur->str[0] != '0') {

@@ -73,9 +73,10 @@ def backend():
         yield server
 
 
-def gateway(nginx_factory, redis, backend, name, start=True):
+def gateway(nginx_factory, redis, backend, name, start=True,
+            config=NGINX_CONFIG):
     port = free_port()
-    nginx = nginx_factory(NGINX_CONFIG, start=False, port=port,
+    nginx = nginx_factory(config, start=False, port=port,
                           redis_url=redis.url, backend_port=backend.port,
                           name=name)
     nginx.port = port
@@ -376,7 +377,7 @@ def publish(redis, field, value, zone="rules"):
 
 JUNK_FIELDS = [
     ("dapplj1", "maybe 1 0 ApplJ1"),                    # no such access
-    ("dapplj2", "block 99999999999999 0 ApplJ2"),        # far ahead
+    ("dapplj2", "block 9999999999999999 0 ApplJ2"),      # past any clock
     ("dapplj3", "block 1 0 ApplOTHER"),                  # not its key
     ("dapplj4", "block 1 1 \"ApplJ4"),                   # who unquotable
     ("d~pplj5", "block 1 0 ~pplj5"),                     # a pattern
@@ -668,3 +669,205 @@ def test_a_change_made_while_redis_is_paused_wins_over_a_clock_ahead(
     value = redis.command("HGET", HASH, "dapplpause").decode().split()
     assert value[0] == "lost" and int(value[1]) > ahead, value
     assert device(a, "ApplPAUSE").sync().eas_status() == 142
+
+
+BURST = ("for i = 1, tonumber(ARGV[2]) do "
+         "  local f = 'dapplburst' .. i "
+         "  redis.call('PUBLISH', ARGV[1], 'R other 0 0 5 ' .. #f .. "
+         "    ' rules' .. f .. 'block 1 0 ApplBURST' .. i) "
+         "end return 1")
+
+
+def test_a_burst_of_forged_messages_and_a_huge_entry_keep_redis_up(
+        nginx_factory, redis, backend):
+    """Hundreds of forged "R" messages for keys not in the hash (read
+    together, many keys a command), and one naming an entry of 1 MiB:
+    the reads' replies stay within what the reader takes, so no worker
+    drops its connection, the admin API's changes are shared, and a
+    change made after them reaches the other gateway."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    redis.command("HSET", HASH, "dapplmib", "block 1 0 " + "x" * (1 << 20))
+    marks = [a.mark(), b.mark()]
+    for _ in range(3):
+        redis.command("EVAL", BURST, "0", CHANNEL, "400")
+        publish(redis, "dapplmib", "")
+        assert admin(a, "POST", "rules?access=block&device_id=ApplBURST") \
+            == {"ok": True, "shared": True}
+        poll(lambda: blocked(b, "ApplBURST"), "the change after the burst")
+        assert admin(b, "DELETE", "rules?device_id=ApplBURST") \
+            == {"ok": True, "shared": True}
+        poll(lambda: passes(a, "ApplBURST"), "the removal on A")
+    for nginx, mark in zip((a, b), marks):
+        assert not lines(nginx, mark, "is down"), nginx.name
+        assert not lines(nginx, mark, "connection dropped"), nginx.name
+        assert not lines(nginx, mark, "ApplBURST1")
+    assert passes(b, "ApplBURST7")
+    assert passes(b, "ApplMIB")
+
+
+KEEP_2S = NGINX_CONFIG.replace("zone=rules:64k",
+                               "zone=rules:64k keep_removals=2s")
+
+
+def test_a_stamp_years_ahead_pins_nothing(nginx_factory, redis, backend):
+    """A rule on Redis stamped eleven years ahead (forged, or a clock run
+    wild) is taken like any other: the admin API still overrides it on
+    every gateway; a removal made after it (stamped above it) is kept
+    for keep_removals by the gateway's own clock, then expires from the
+    zone and file; the listing's since is the wall clock's."""
+    ahead = int(time.time() * 1000) + 11 * 366 * 86400 * 1000
+    redis.command("HSET", HASH, "dapplyears", "block %d 5 adminApplYEARS"
+                  % ahead)
+    a, b = [gateway(nginx_factory, redis, backend, name, config=KEEP_2S)
+            for name in "AB"]
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker")
+    for nginx in (a, b):
+        poll(lambda: blocked(nginx, "ApplYEARS"), "the forged rule on %s"
+             % nginx.name)
+        since = rules(nginx)["ApplYEARS"]["since"]
+        assert abs(since - time.time()) < 3600, since
+    assert admin(a, "DELETE", "rules?device_id=ApplYEARS") == \
+        {"ok": True, "shared": True}
+    poll(lambda: passes(b, "ApplYEARS"), "the removal on B")
+    value = redis.command("HGET", HASH, "dapplyears").decode()
+    assert value.startswith("none ") and int(value.split()[1]) > ahead
+    for nginx in (a, b):
+        file_has(nginx, r'^# deleted device_id="ApplYEARS"')
+    # a later change makes each gateway write its file: the removal,
+    # kept 2 s by the gateways' clocks, is gone from it then
+    n = [0]
+
+    def expired(nginx):
+        n[0] += 1
+        admin(a, "POST", "rules?access=block&device_id=ApplTICK%d" % n[0])
+        return "ApplYEARS" not in rules_file(nginx)
+
+    for nginx in (a, b):
+        poll(lambda: expired(nginx), "the removal expired on %s"
+             % nginx.name, timeout=30, interval=1)
+    assert passes(a, "ApplYEARS") and passes(b, "ApplYEARS")
+    poll(lambda: blocked(b, "ApplTICK%d" % n[0]), "a later change on B")
+
+
+GONE = ("for i = 1, tonumber(ARGV[2]) do "
+        "  local f = 'dapplgone' .. i "
+        "  redis.call('HSET', KEYS[1], f, 'none ' .. ARGV[3] .. ' 0 ApplGONE'"
+        "    .. i) "
+        "  redis.call('PUBLISH', ARGV[1], 'R other 0 0 5 ' .. #f .. "
+        "    ' rules' .. f) "
+        "end return 1")
+
+
+def test_removals_of_rules_not_held_say_nothing(nginx_factory, redis,
+                                                backend):
+    """A hundred removals, on Redis and announced, of rules the
+    gateway never had: kept (a late block of the same key stays older),
+    but not one line each; the removal of a rule it held is still said
+    once.  More removals than the zone holds: the line says the zone is
+    full of removals, and a rule still gets its place."""
+    a, = gateways(nginx_factory, redis, backend, 1)
+    admin(a, "POST", "rules?access=block&device_id=ApplHELD")
+    mark = a.mark()
+    now = int(time.time() * 1000)
+    redis.command("EVAL", GONE, "1", HASH, CHANNEL, "100", str(now))
+    redis.command("HSET", HASH, "dapplheld", "none %d 1 BApplHELD"
+                  % (now + 1000))
+    publish(redis, "dapplheld", "")
+    poll(lambda: passes(a, "ApplHELD"), "the removal of a rule held")
+    file_has(a, r'^# deleted device_id="ApplGONE100"')
+    assert len(lines(a, mark, "removed by another gateway")) == 1
+    publish(redis, "dapplgone7", "block %d 0 ApplGONE7" % (now - 1000))
+    assert passes(a, "ApplGONE7")
+    # more removals than the zone holds: what is full is said
+    redis.command("EVAL", GONE, "1", HASH, CHANNEL, "400", str(now))
+    poll(lambda: lines(a, mark, "no room to keep a removal"),
+         "the zone full of removals said")
+    assert not lines(a, mark, "even without the removals kept")
+    assert admin(a, "POST", "rules?access=block&device_id=ApplROOM2") == \
+        {"ok": True, "shared": True}
+
+
+def test_a_gateway_away_past_keep_removals_agrees_with_the_others(
+        nginx_factory, redis, backend):
+    """keep_removals=2s: a block reaches B; B stops; the block is removed
+    on A; B comes back after the removal expired.  The fleet agrees:
+    the removal still on Redis (expired, dropped from the hash as it is
+    read) makes B drop its older block, as A and the hash did.  Then the
+    removal already gone from the hash and from A's file: B's block
+    comes back everywhere, and is removable anywhere.  (B's two workers
+    reconcile each: the second may push the block after the first read
+    the expired removal; then it is back everywhere, as consistent.)"""
+    a, b = [gateway(nginx_factory, redis, backend, name, config=KEEP_2S)
+            for name in "AB"]
+    poll(lambda: subscribed(redis) >= 4 or None, "every worker")
+    for device_id, field in (("ApplPAST", "dapplpast"),
+                             ("ApplPAST2", "dapplpast2")):
+        admin(a, "POST", "rules?access=block&device_id=%s" % device_id)
+        poll(lambda: blocked(b, device_id), "the block on B")
+        file_has(b, '^block device_id="%s"' % device_id)
+        b.stop()
+        admin(a, "DELETE", "rules?device_id=%s" % device_id)
+        gone = time.time() + 2.5
+        poll(lambda: time.time() > gone, "keep_removals past")
+        if device_id == "ApplPAST2":
+            # the hash dropped the removal (A reconciled), A's file too
+            redis.command("HDEL", HASH, field)
+            admin(a, "POST", "rules?access=block&device_id=ApplTOUCH")
+            poll(lambda: device_id not in rules_file(a), "A's file")
+        up(b, redis)
+        poll(lambda: subscribed(redis) >= 4 or None, "every worker back")
+        if device_id == "ApplPAST":
+            # dropped by B as the removal is read; or, if B's other
+            # worker pushed the rule after the hash dropped the removal,
+            # back everywhere: the fleet agrees either way
+            def agreed():
+                held = [device_id in rules(n) for n in (a, b)]
+                entry = redis.command("HGET", HASH, field)
+                on_redis = entry is not None \
+                    and entry.decode().startswith("block ")
+                return held[0] == held[1] == on_redis and [on_redis]
+
+            back, = poll(agreed, "the fleet agreeing")
+            if not back:
+                assert passes(b, device_id) and passes(a, device_id)
+            else:
+                assert blocked(a, device_id)
+                admin(a, "DELETE", "rules?device_id=%s" % device_id)
+                poll(lambda: passes(b, device_id), "the removal on B")
+        else:
+            poll(lambda: blocked(a, device_id), "the rule back on A")
+            assert device_id in rules(a) and device_id in rules(b)
+            assert redis.command("HGET", HASH, field).decode() \
+                .startswith("block ")
+            assert admin(a, "DELETE", "rules?device_id=%s" % device_id) \
+                == {"ok": True, "shared": True}
+            poll(lambda: passes(b, device_id), "the removal on B")
+
+
+def test_a_change_made_newer_by_redis_lists_alike_everywhere(
+        nginx_factory, redis, backend):
+    """An entry on Redis stamped half an hour ahead that A never heard
+    of: A's block of the same device is made newer than it by Redis, and
+    A's zone takes that time too; every gateway lists the block since
+    the same wall-clock time (when it was made), not the stamp."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    ahead = int(time.time() * 1000) + 30 * 60 * 1000
+    redis.command("HSET", HASH, "dapplstamp", "allow %d 1 BApplSTAMP"
+                  % ahead)
+    assert admin(a, "POST", "rules?access=block&device_id=ApplSTAMP") == \
+        {"ok": True, "shared": True}
+    value = redis.command("HGET", HASH, "dapplstamp").decode().split()
+    assert value[0] == "block" and int(value[1]) == ahead + 1, value
+    poll(lambda: blocked(b, "ApplSTAMP"), "the block on B")
+    since = [rules(nginx)["ApplSTAMP"]["since"] for nginx in (a, b)]
+    assert abs(since[0] - since[1]) <= 2, since
+    assert abs(since[1] - time.time()) < 60, since
+    stamp = "%d.%03d" % divmod(ahead + 1, 1000)
+    n = [0]
+
+    def written():
+        n[0] += 1
+        admin(a, "POST", "rules?access=block&device_id=ApplNEXT%d" % n[0])
+        return stamp in rules_file(a)
+
+    poll(written, "Redis's time in A's file", interval=0.5)
