@@ -29,6 +29,9 @@
 
 #define NGX_HTTP_EAS_ADMIN_LOST    NGX_HTTP_EAS_ADMIN_LOST_ACCESS
 
+/* the largest time of a change, in ms (15 digits): larger is junk */
+#define NGX_HTTP_EAS_ADMIN_STAMP_MAX  999999999999999ULL
+
 #define NGX_HTTP_EAS_ADMIN_KEY     (1 + EAS_USER_MAX)
 #define NGX_HTTP_EAS_ADMIN_WHO     NGX_HTTP_EAS_ADMIN_WHO_LEN
 
@@ -56,8 +59,6 @@ typedef struct {
     ngx_atomic_t                  count;
     ngx_atomic_t                  generation;     /* of the contents */
     ngx_atomic_t                  saved;          /* the file's */
-    uint64_t                      clock;          /* ms: the highest stamp
-                                                     seen, under the lock */
 } ngx_http_eas_admin_sh_t;
 
 

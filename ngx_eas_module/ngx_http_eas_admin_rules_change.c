@@ -7,7 +7,7 @@
 /*
  * The changes of the runtime device decisions (eas_admin_rules): the
  * admin API's, and the other gateways' applied (ngx_http_eas_redis_rules*.c),
- * each under the zone's lock with a hybrid logical clock; the room
+ * each under the zone's lock with a hybrid logical clock per rule; the room
  * for a rule, made by dropping the oldest removals kept; the removals
  * kept longer than keep_removals= expired; and the rules copied out
  * for the listing and the other gateways.  The directive, the zone and
@@ -23,7 +23,7 @@
 #include "ngx_http_eas_admin_rules.h"
 
 
-static uint64_t ngx_http_eas_admin_now(ngx_http_eas_admin_sh_t *sh);
+static uint64_t ngx_http_eas_admin_now(ngx_http_eas_admin_node_t *node);
 static ngx_http_eas_admin_node_t *ngx_http_eas_admin_alloc(
     ngx_http_eas_admin_ctx_t *ctx, size_t size, ngx_uint_t removal,
     uint64_t stamp);
@@ -58,9 +58,12 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
 
     ctx = zone->data;
 
+    ngx_http_eas_admin_key(rule->field, &rule->value, key, &len);
+
     if (rule->access != NGX_HTTP_EAS_ACCESS_NONE) {
         ngx_shmtx_lock(&ctx->shpool->mutex);
-        stamp = ngx_http_eas_admin_now(ctx->sh);
+        node = ngx_http_eas_admin_find(ctx->sh, key, len);
+        stamp = ngx_http_eas_admin_now(node);
         rc = ngx_http_eas_admin_put(ctx, rule, stamp);
         ngx_shmtx_unlock(&ctx->shpool->mutex);
 
@@ -69,12 +72,10 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
         }
 
     } else {
-        ngx_http_eas_admin_key(rule->field, &rule->value, key, &len);
-
         ngx_shmtx_lock(&ctx->shpool->mutex);
 
-        stamp = ngx_http_eas_admin_now(ctx->sh);
         node = ngx_http_eas_admin_find(ctx->sh, key, len);
+        stamp = ngx_http_eas_admin_now(node);
 
         if (node && node->access == NGX_HTTP_EAS_ACCESS_NONE) {
             node = NULL;
@@ -163,10 +164,6 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
         return rc;
     }
 
-    if (stamp > ctx->sh->clock) {
-        ctx->sh->clock = stamp;
-    }
-
     if (node
         && (node->stamp > stamp
             || (node->stamp == stamp && node->access >= rule->access)))
@@ -209,15 +206,18 @@ ngx_http_eas_admin_gone(ngx_http_eas_admin_ctx_t *ctx,
 
 
 /*
- * The time of a change made here, called with the zone locked: the
- * wall clock in milliseconds, but above every time this zone has seen
- * (its own changes, the file's, the other gateways'), a hybrid logical
- * clock: a change made after seeing another is newer than it, whatever
- * the two gateways' clocks say.
+ * The time of a change made here to the rule of node (NULL: none held
+ * or kept), called with the zone locked: the wall clock in
+ * milliseconds, but above the time of the rule's present entry (its
+ * own, the file's or another gateway's), a hybrid logical clock per
+ * rule: a change made after seeing another of the same rule is newer
+ * than it, whatever the two gateways' clocks say.  Per rule, so that a
+ * time far ahead (forged on Redis, or of a clock run wild) moves that
+ * rule's times only; never above the largest time a gateway takes.
  */
 
 static uint64_t
-ngx_http_eas_admin_now(ngx_http_eas_admin_sh_t *sh)
+ngx_http_eas_admin_now(ngx_http_eas_admin_node_t *node)
 {
     uint64_t     now;
     ngx_time_t  *tp;
@@ -225,7 +225,11 @@ ngx_http_eas_admin_now(ngx_http_eas_admin_sh_t *sh)
     tp = ngx_timeofday();
     now = (uint64_t) tp->sec * 1000 + tp->msec;
 
-    return ngx_max(now, sh->clock + 1);
+    if (node && node->stamp >= now) {
+        now = node->stamp + 1;
+    }
+
+    return ngx_min(now, NGX_HTTP_EAS_ADMIN_STAMP_MAX);
 }
 
 
@@ -278,10 +282,6 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
 
     node->access = (u_char) rule->access;
     node->stamp = stamp;
-
-    if (stamp > ctx->sh->clock) {
-        ctx->sh->clock = stamp;
-    }
 
     /*
      * when it was made by the wall clock, or stored here if its time is

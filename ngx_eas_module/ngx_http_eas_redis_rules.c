@@ -30,7 +30,7 @@
  * keep_removals=, so that a gateway that was away cannot bring the rule
  * back; older ones are dropped by the reading script) and STAMP the
  * change's time in milliseconds, of a hybrid logical clock
- * (ngx_http_eas_admin_now(): above every time the zone has seen).  The
+ * (ngx_http_eas_admin_now(): above the rule's present time).  The
  * newest change of a key wins everywhere (the stricter one for the same
  * millisecond).
  *
@@ -90,8 +90,9 @@ static void ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac,
 
 /*
  * KEYS[1] the hash; ARGV: channel, node, zone, online ("1": a change of
- * the admin API, made newer than Redis's; "0": a reconciliation, kept
- * only if newer), then field and value pairs.  Whatever is taken is
+ * the admin API, made newer than Redis's, never above the largest time
+ * NGX_HTTP_EAS_ADMIN_STAMP_MAX; "0": a reconciliation, kept only if
+ * newer), then field and value pairs.  Whatever is taken is
  * published.  Returns how many were taken.
  */
 
@@ -111,7 +112,7 @@ static const char  ngx_http_eas_redis_rules_set_lua[] =
     "    if ot and oa and rank[oa] then "
     "      if ARGV[4] == '1' then "
     "        if s <= ot then "
-    "          s = ot + 1 "
+    "          s = math.min(ot + 1, 999999999999999) "
     "          v = a .. ' ' .. string.format('%d', s) .. ' ' .. rest "
     "        end "
     "      elseif s < ot or (s == ot and rank[a] <= rank[oa]) then "

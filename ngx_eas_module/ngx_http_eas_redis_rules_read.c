@@ -388,7 +388,8 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
     /* STAMP WHOLEN */
 
     if (p == last || *p++ != ' '
-        || ngx_http_eas_redis_rules_number(&p, last, 999999999999999,
+        || ngx_http_eas_redis_rules_number(&p, last,
+                                           NGX_HTTP_EAS_ADMIN_STAMP_MAX,
                                            &stamp) != NGX_OK
         || ngx_http_eas_redis_rules_number(&p, last,
                                            NGX_HTTP_EAS_ADMIN_WHO_LEN,

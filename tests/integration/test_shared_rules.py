@@ -871,3 +871,35 @@ def test_a_change_made_newer_by_redis_lists_alike_everywhere(
         return stamp in rules_file(a)
 
     poll(written, "Redis's time in A's file", interval=0.5)
+
+
+def test_a_rule_forged_at_the_largest_time_moves_no_other_rule(
+        nginx_factory, redis, backend):
+    """A rule forged on Redis at the largest time a gateway takes (15
+    digits): every later change of every other rule is still stamped by
+    the clock and shared, both ways (a clock per rule: the forged time
+    moves that rule's times only), and no change is ever stamped beyond
+    what the others take."""
+    top = 999999999999999
+    redis.command("HSET", HASH, "dapplpin", "block %d 5 adminApplPIN" % top)
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    for nginx in (a, b):
+        poll(lambda: blocked(nginx, "ApplPIN"), "the forged rule on %s"
+             % nginx.name)
+    assert admin(a, "POST", "rules?access=block&device_id=ApplAFTER") == \
+        {"ok": True, "shared": True}
+    poll(lambda: blocked(b, "ApplAFTER"), "a later rule on B")
+    value = redis.command("HGET", HASH, "dapplafter").decode()
+    assert int(value.split()[1]) < top
+    assert admin(b, "DELETE", "rules?device_id=ApplAFTER") == \
+        {"ok": True, "shared": True}
+    poll(lambda: passes(a, "ApplAFTER"), "its removal on A")
+    # the forged rule itself: a change of it stays within the largest
+    # time, so no gateway refuses it as junk
+    assert admin(a, "POST", "rules?access=lost&device_id=ApplPIN")["ok"]
+    value = redis.command("HGET", HASH, "dapplpin").decode()
+    assert value.startswith("lost ") and int(value.split()[1]) == top
+    poll(lambda: rules(b)["ApplPIN"]["access"] == "lost" or None,
+         "the stricter change of the forged rule on B")
+    for nginx in (a, b):
+        assert not lines(nginx, 0, "refused"), nginx.name
