@@ -21,9 +21,9 @@ comparing builds.
 """
 
 import argparse
+import importlib.util
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -35,8 +35,13 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from eastest.nginx import Nginx, free_port       # noqa: E402
 from eastest.redis import RedisServer            # noqa: E402
 
-MODULE = os.environ.get("EAS_MODULE",
-                        os.path.join(ROOT, "build", "ngx_http_eas_module.so"))
+# the module, and the percentiles, as the shared state's bench has them
+_spec = importlib.util.spec_from_file_location(
+    "shared_state_bench", os.path.join(ROOT, "bench", "shared-state.py"))
+shared = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shared)
+MODULE = shared.MODULE
+percentiles = shared.percentiles
 
 CONF = """
 http {
@@ -83,12 +88,6 @@ def wait(condition, what):
     while not condition():
         if time.monotonic() > deadline:
             sys.exit("shared-rules: no %s within %.0f s" % (what, DEADLINE))
-
-
-def percentiles(samples):
-    samples = sorted(samples)
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return statistics.median(samples) * 1000, p99 * 1000
 
 
 def changes(a, b, n):
