@@ -435,6 +435,11 @@ def test_redis_restarted_empty_limit_holds(nginx_factory, redis,
     assert "PHONE1" in ids(a)
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "known defect (issue 16, open): now and then the fill after the "
+    "resubscription keeps a record deleted on another gateway while the "
+    "subscription was away (1 clean-clone run in 3 at 4173770); the "
+    "assertions stay as they are"))
 def test_deletion_missed_during_resubscription(nginx_factory, redis,
                                               directory, backend):
     """A device deleted on A while B's subscription is being made again
