@@ -178,7 +178,7 @@ ngx_http_eas_redis_rules_on_pushed(redisAsyncContext *ac, void *reply,
 {
     redisReply  *rr = reply;
 
-    if (rr == NULL || rr->type != REDIS_REPLY_INTEGER) {
+    if (ngx_http_eas_redis_rules_taken(rr) != NGX_OK) {
         if (rr && rr->type == REDIS_REPLY_ERROR) {
             ngx_http_eas_redis_rules_junk("sending the rules", rr->str);
         }
@@ -285,7 +285,8 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
     }
 
     if (ngx_http_eas_redis_rules_entries(zone, blob, "the rules' hash",
-                                         &ngx_http_eas_redis_rules_changed)
+                                         &ngx_http_eas_redis_rules_changed,
+                                         0)
         != NGX_OK)
     {
         goto junk;

@@ -544,13 +544,13 @@ def test_a_flood_of_forged_messages_changes_nothing(nginx_factory, redis,
 
 def test_a_change_made_after_seeing_a_clock_ahead_wins(nginx_factory,
                                                        redis, backend):
-    """A rule stamped two hours ahead (made by a gateway whose clock runs
-    fast) is taken by every gateway; Redis goes down; on A, which saw
-    that rule, "lost" for one device and a removal for another are
-    stamped above it (a hybrid logical clock); Redis comes back empty
-    and B pushes its older rules first: A's later changes win on Redis
-    and on B."""
-    ahead = int(time.time() * 1000) + 2 * 3600 * 1000
+    """A rule stamped half an hour ahead (made by a gateway whose clock
+    runs fast, within the hour allowed) is taken by every gateway; Redis
+    goes down; on A, which saw that rule, "lost" for one device and a
+    removal for another are stamped above it (a hybrid logical clock);
+    Redis comes back empty and B pushes its older rules first: A's later
+    changes win on Redis and on B."""
+    ahead = int(time.time() * 1000) + 30 * 60 * 1000
     for key, value in (("dapplhlc1", "allow %d 1 CApplHLC1"),
                        ("dapplhlc2", "block %d 1 CApplHLC2")):
         redis.command("HSET", HASH, key, value % ahead)
@@ -729,8 +729,10 @@ def test_a_stamp_years_ahead_pins_nothing(nginx_factory, redis, backend):
     assert admin(a, "DELETE", "rules?device_id=ApplYEARS") == \
         {"ok": True, "shared": True}
     poll(lambda: passes(b, "ApplYEARS"), "the removal on B")
+    # a time far ahead is no real change: the removal has the clock's
     value = redis.command("HGET", HASH, "dapplyears").decode()
-    assert value.startswith("none ") and int(value.split()[1]) > ahead
+    assert value.startswith("none ")
+    assert abs(int(value.split()[1]) - time.time() * 1000) < 3600 * 1000
     for nginx in (a, b):
         file_has(nginx, r'^# deleted device_id="ApplYEARS"')
     # a later change makes each gateway write its file: the removal,
@@ -873,13 +875,17 @@ def test_a_change_made_newer_by_redis_lists_alike_everywhere(
     poll(written, "Redis's time in A's file", interval=0.5)
 
 
-def test_a_rule_forged_at_the_largest_time_moves_no_other_rule(
+def test_a_rule_forged_at_the_largest_time_is_lifted_anywhere(
         nginx_factory, redis, backend):
     """A rule forged on Redis at the largest time a gateway takes (15
     digits): every later change of every other rule is still stamped by
     the clock and shared, both ways (a clock per rule: the forged time
-    moves that rule's times only), and no change is ever stamped beyond
-    what the others take."""
+    moves that rule's times only).  The forged rule itself is no real
+    change (more than an hour ahead of Redis's clock and of the
+    gateways'): in force on A and B, said once as a time far ahead, and
+    lifted from A's admin API, answered as shared: the device goes
+    through A and B again (the backend's own record), Redis holds the
+    removal at a real time, and a later block of it is shared too."""
     top = 999999999999999
     redis.command("HSET", HASH, "dapplpin", "block %d 5 adminApplPIN" % top)
     a, b = gateways(nginx_factory, redis, backend, 2)
@@ -894,12 +900,76 @@ def test_a_rule_forged_at_the_largest_time_moves_no_other_rule(
     assert admin(b, "DELETE", "rules?device_id=ApplAFTER") == \
         {"ok": True, "shared": True}
     poll(lambda: passes(a, "ApplAFTER"), "its removal on A")
-    # the forged rule itself: a change of it stays within the largest
-    # time, so no gateway refuses it as junk
-    assert admin(a, "POST", "rules?access=lost&device_id=ApplPIN")["ok"]
-    value = redis.command("HGET", HASH, "dapplpin").decode()
-    assert value.startswith("lost ") and int(value.split()[1]) == top
-    poll(lambda: rules(b)["ApplPIN"]["access"] == "lost" or None,
-         "the stricter change of the forged rule on B")
+    assert admin(a, "DELETE", "rules?device_id=ApplPIN") == \
+        {"ok": True, "shared": True}
+    for nginx in (a, b):
+        poll(lambda: passes(nginx, "ApplPIN"), "the lift on %s" % nginx.name)
+        assert "ApplPIN" not in rules(nginx)
+        assert through(backend, nginx, "ApplPIN"), nginx.name
+    value = redis.command("HGET", HASH, "dapplpin").decode().split()
+    assert value[0] == "none", value
+    assert abs(int(value[1]) - time.time() * 1000) < 3600 * 1000, value
+    for nginx in (a, b):
+        assert lines(nginx, 0, 'the rule of device_id "ApplPIN" on Redis '
+                               'has a time'), nginx.name
+    # and it is the rule's time from now on, both ways
+    assert admin(b, "POST", "rules?access=block&device_id=ApplPIN") == \
+        {"ok": True, "shared": True}
+    poll(lambda: blocked(a, "ApplPIN"), "the block again on A")
+    before = len(through(backend, a, "ApplPIN"))
+    assert blocked(a, "ApplPIN")
+    assert len(through(backend, a, "ApplPIN")) == before
+    assert admin(a, "DELETE", "rules?device_id=ApplPIN") == \
+        {"ok": True, "shared": True}
+    poll(lambda: passes(b, "ApplPIN"), "the lift again on B")
     for nginx in (a, b):
         assert not lines(nginx, 0, "refused"), nginx.name
+
+
+def test_every_answer_of_a_change_says_if_redis_took_it(nginx_factory,
+                                                        redis, backend):
+    """A's rules file cannot be written (a directory in its place): a
+    change is still in force, and answered 500 saying so and whether
+    Redis took it: "shared" true with Redis up (B refuses the device),
+    false with Redis down.  A change refused for a full zone (507) says
+    "shared" false: nothing went to Redis."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    path = os.path.join(a.dir, "admin.rules")
+    if os.path.exists(path):
+        os.remove(path)
+    os.mkdir(path)
+    reply = admin(a, "POST", "rules?access=block&device_id=ApplNOFILE",
+                  expect=500)
+    assert reply["shared"] is True, reply
+    assert "could not be written" in reply["error"], reply
+    assert blocked(a, "ApplNOFILE")
+    poll(lambda: blocked(b, "ApplNOFILE"), "the block on B")
+    assert lines(a, 0, "could not be written: see the error log, shared: "
+                       "true, answered 500")
+
+    redis.stop()
+    poll(lambda: lines(a, 0, "is down") or None, "A sees Redis down")
+    reply = admin(a, "DELETE", "rules?device_id=ApplNOFILE", expect=500)
+    assert reply["shared"] is False, reply
+    assert passes(a, "ApplNOFILE")
+    redis.start()
+    poll(lambda: passes(b, "ApplNOFILE"), "the removal on B after Redis")
+
+    os.rmdir(path)
+    for i in range(3000):
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d/eas/admin/rules?access=block&device_id="
+            "ApplFULL%d" % (a.port, i), method="POST",
+            headers={"X-EAS-Admin": "1"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                assert json.loads(reply.read())["ok"]
+        except urllib.error.HTTPError as err:
+            assert err.code == 507, err.code
+            assert json.loads(err.read()) == {
+                "error": "the eas_admin_rules zone is full",
+                "shared": False}
+            break
+    else:
+        pytest.fail("the zone never full")
+
