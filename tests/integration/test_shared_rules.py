@@ -973,3 +973,29 @@ def test_every_answer_of_a_change_says_if_redis_took_it(nginx_factory,
     else:
         pytest.fail("the zone never full")
 
+
+def test_a_removal_stamped_far_ahead_is_not_kept_longer(nginx_factory,
+                                                        redis, backend):
+    """Removals on the hash are dropped by Redis's clock: one stamped more
+    than an hour ahead of it (forged, or of a clock run wild) is no real
+    change and goes with the first page read, as one past keep_removals;
+    one up to an hour ahead, and a recent one, stay; a gateway does not
+    keep the far one either, and a late block of its key is taken."""
+    now = int(time.time() * 1000)
+    redis.command("HSET", HASH, "dapplfar", "none %d 0 ApplFAR"
+                  % (now + 3 * 3600 * 1000))
+    redis.command("HSET", HASH, "dapplnear", "none %d 0 ApplNEAR"
+                  % (now + 1800 * 1000))
+    redis.command("HSET", HASH, "dapplnow", "none %d 0 ApplNOW" % now)
+    a, = gateways(nginx_factory, redis, backend, 1)
+    poll(lambda: redis.command("HGET", HASH, "dapplfar") is None or None,
+         "the far removal dropped from the hash")
+    assert redis.command("HGET", HASH, "dapplnear") is not None
+    assert redis.command("HGET", HASH, "dapplnow") is not None
+    file_has(a, r'^# deleted device_id="ApplNOW"')
+    assert "ApplFAR" not in rules_file(a)
+    publish_at = int(time.time() * 1000) - 60000
+    redis.command("HSET", HASH, "dapplfar", "block %d 0 ApplFAR"
+                  % publish_at)
+    publish(redis, "dapplfar", "")
+    poll(lambda: blocked(a, "ApplFAR"), "a block older than the far time")
