@@ -130,12 +130,6 @@ ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
         return;
     }
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_http_eas_inv_delete_lua;
-    argvlen[1] = sizeof(ngx_http_eas_inv_delete_lua) - 1;
-    argv[2] = "2";
-    argvlen[2] = 1;
     argv[3] = (char *) key;
     argvlen[3] = ngx_http_eas_redis_inv_key(key, rcf, "i:", devices, user,
                                             device_id)
@@ -152,7 +146,9 @@ ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
                              &devices->shm.name, user, device_id)
                  - m;
 
-    (void) ngx_http_eas_redis_command(NULL, NULL, 7, argv, argvlen);
+    (void) ngx_http_eas_redis_eval(NULL, NULL, ngx_http_eas_inv_delete_lua,
+                                   sizeof(ngx_http_eas_inv_delete_lua) - 1,
+                                   2, 7, argv, argvlen);
 }
 
 

@@ -175,13 +175,19 @@ ngx_http_eas_redis_rules_zone(void)
 }
 
 
-/* EVAL script 1 "<prefix>r:<zone>": the hash of the zone's rules */
+/*
+ * A script on the hash of the zone's rules, "<prefix>r:<zone>" its one
+ * key (argv[3]), its arguments in argv[4..argc): NGX_ERROR if the name
+ * is too long, else as ngx_http_eas_redis_command()
+ */
 
 ngx_int_t
-ngx_http_eas_redis_rules_eval(const char **argv, size_t *argvlen,
-    const char *script, size_t len, u_char *key, ngx_shm_zone_t *zone)
+ngx_http_eas_redis_rules_eval(redisCallbackFn *handler, void *data,
+    const char *script, size_t len, ngx_shm_zone_t *zone, int argc,
+    const char **argv, size_t *argvlen)
 {
     ngx_http_eas_redis_conf_t  *rcf;
+    u_char                      key[NGX_HTTP_EAS_REDIS_RULES_KEY];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -191,17 +197,12 @@ ngx_http_eas_redis_rules_eval(const char **argv, size_t *argvlen,
         return NGX_ERROR;
     }
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = script;
-    argvlen[1] = len;
-    argv[2] = "1";
-    argvlen[2] = 1;
     argv[3] = (char *) key;
     argvlen[3] = ngx_sprintf(key, "%Vr:%V", &rcf->prefix, &zone->shm.name)
                  - key;
 
-    return NGX_OK;
+    return ngx_http_eas_redis_eval(handler, data, script, len, 1, argc,
+                                   argv, argvlen);
 }
 
 
@@ -511,7 +512,6 @@ ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
     const char                     **argv;
     ngx_http_eas_redis_conf_t       *rcf;
     ngx_http_eas_redis_rules_buf_t  *buf;
-    u_char                           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -524,16 +524,6 @@ ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
 
     argv = (const char **) &buf[n];
     argvlen = (size_t *) &argv[8 + 2 * n];
-
-    if (ngx_http_eas_redis_rules_eval(argv, argvlen,
-                                      ngx_http_eas_redis_rules_set_lua,
-                                      sizeof(ngx_http_eas_redis_rules_set_lua)
-                                      - 1, key, zone)
-        != NGX_OK)
-    {
-        ngx_free(buf);
-        return NGX_DECLINED;
-    }
 
     argv[4] = (char *) rcf->channel.data;
     argvlen[4] = rcf->channel.len;
@@ -569,10 +559,13 @@ ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
         argvlen[k + 1] = p - buf[i].value;
     }
 
-    rc = ngx_http_eas_redis_command(handler, data, (int) (8 + 2 * n), argv,
-                                    argvlen);
+    rc = ngx_http_eas_redis_rules_eval(handler, data,
+                                       ngx_http_eas_redis_rules_set_lua,
+                                       sizeof(ngx_http_eas_redis_rules_set_lua)
+                                       - 1, zone, (int) (8 + 2 * n), argv,
+                                       argvlen);
 
     ngx_free(buf);
 
-    return rc;
+    return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
 }

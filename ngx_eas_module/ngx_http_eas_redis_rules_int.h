@@ -35,9 +35,9 @@
 
 
 ngx_shm_zone_t *ngx_http_eas_redis_rules_zone(void);
-ngx_int_t ngx_http_eas_redis_rules_eval(const char **argv,
-    size_t *argvlen, const char *script, size_t len, u_char *key,
-    ngx_shm_zone_t *zone);
+ngx_int_t ngx_http_eas_redis_rules_eval(redisCallbackFn *handler,
+    void *data, const char *script, size_t len, ngx_shm_zone_t *zone,
+    int argc, const char **argv, size_t *argvlen);
 ngx_int_t ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_entry_t *e, uint64_t *stamps, ngx_uint_t n,
     ngx_uint_t online, redisCallbackFn *handler, void *data);

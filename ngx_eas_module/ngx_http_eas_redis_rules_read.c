@@ -182,24 +182,18 @@ static void
 ngx_http_eas_redis_rules_read(void)
 {
     size_t                           argvlen[5 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    ngx_int_t                        rc;
     ngx_uint_t                       i, n;
     const char                      *argv[5 + NGX_HTTP_EAS_REDIS_RULES_READ];
     ngx_shm_zone_t                  *zone;
     ngx_http_eas_redis_rules_key_t  *k;
-    u_char                           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
     u_char                           max[NGX_INT64_LEN];
 
     zone = ngx_http_eas_redis_rules_zone();
     n = ngx_min(ngx_http_eas_redis_rules_nkeys,
                 NGX_HTTP_EAS_REDIS_RULES_READ);
 
-    if (zone == NULL || n == 0
-        || ngx_http_eas_redis_rules_eval(argv, argvlen,
-                                   ngx_http_eas_redis_rules_read_lua,
-                                   sizeof(ngx_http_eas_redis_rules_read_lua)
-                                   - 1, key, zone)
-           != NGX_OK)
-    {
+    if (zone == NULL || n == 0) {
         ngx_http_eas_redis_rules_nkeys = 0;
         return;
     }
@@ -216,15 +210,21 @@ ngx_http_eas_redis_rules_read(void)
         argvlen[5 + i] = k[i].len;
     }
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_read,
-                                   (void *) (uintptr_t) n, (int) (5 + n),
-                                   argv, argvlen)
-        != NGX_OK)
-    {
-        /* Redis down: its return reconciles */
+    rc = ngx_http_eas_redis_rules_eval(ngx_http_eas_redis_rules_on_read,
+                                   (void *) (uintptr_t) n,
+                                   ngx_http_eas_redis_rules_read_lua,
+                                   sizeof(ngx_http_eas_redis_rules_read_lua)
+                                   - 1, zone, (int) (5 + n), argv, argvlen);
+
+    if (rc != NGX_OK) {
+        /* Redis down: its return reconciles (a name too long: never) */
         ngx_http_eas_redis_rules_nkeys = 0;
         ngx_http_eas_redis_rules_overflow = 0;
-        ngx_http_eas_redis_rules_later();
+
+        if (rc == NGX_DECLINED) {
+            ngx_http_eas_redis_rules_later();
+        }
+
         return;
     }
 

@@ -203,22 +203,16 @@ ngx_http_eas_redis_rules_on_pushed(redisAsyncContext *ac, void *reply,
 static void
 ngx_http_eas_redis_rules_page(void)
 {
+    ngx_int_t                  rc;
     ngx_shm_zone_t            *zone;
     const char                *argv[8];
     size_t                     argvlen[8];
     ngx_http_eas_admin_ctx_t  *ctx;
-    u_char                     key[NGX_HTTP_EAS_REDIS_RULES_KEY];
     u_char                     max[3][NGX_INT64_LEN];
 
     zone = ngx_http_eas_redis_rules_zone();
 
-    if (zone == NULL
-        || ngx_http_eas_redis_rules_eval(argv, argvlen,
-                                   ngx_http_eas_redis_rules_page_lua,
-                                   sizeof(ngx_http_eas_redis_rules_page_lua)
-                                   - 1, key, zone)
-           != NGX_OK)
-    {
+    if (zone == NULL) {
         ngx_http_eas_redis_rules_busy = 0;
         return;
     }
@@ -239,10 +233,16 @@ ngx_http_eas_redis_rules_page(void)
     argv[7] = (char *) max[2];
     argvlen[7] = ngx_sprintf(max[2], "%uL", ctx->keep) - max[2];
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_page, NULL, 8,
-                                   argv, argvlen)
-        != NGX_OK)
-    {
+    rc = ngx_http_eas_redis_rules_eval(ngx_http_eas_redis_rules_on_page, NULL,
+                                   ngx_http_eas_redis_rules_page_lua,
+                                   sizeof(ngx_http_eas_redis_rules_page_lua)
+                                   - 1, zone, 8, argv, argvlen);
+
+    if (rc == NGX_ERROR) {
+        /* a name too long for a key: never */
+        ngx_http_eas_redis_rules_busy = 0;
+
+    } else if (rc != NGX_OK) {
         ngx_http_eas_redis_rules_failed();
     }
 }

@@ -155,14 +155,7 @@ ngx_http_eas_redis_unlock(ngx_http_request_t *r, ngx_shm_zone_t *zone,
 
     msg.len = p - m;
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-
     if (key) {
-        argv[1] = ngx_http_eas_redis_unlock_lua;
-        argvlen[1] = sizeof(ngx_http_eas_redis_unlock_lua) - 1;
-        argv[2] = "3";
-        argvlen[2] = 1;
         argv[3] = (char *) h;
         argvlen[3] = ngx_http_eas_redis_key(h, kind == NGX_HTTP_EAS_CACHE_USER
                                                ? "u:" : "a:", zone, key) - h;
@@ -192,8 +185,10 @@ ngx_http_eas_redis_unlock(ngx_http_request_t *r, ngx_shm_zone_t *zone,
             u->done = done;
         }
 
-        if (ngx_http_eas_redis_command(u ? ngx_http_eas_redis_on_unlock
-                                         : NULL, u, 8, argv, argvlen)
+        if (ngx_http_eas_redis_eval(u ? ngx_http_eas_redis_on_unlock : NULL,
+                                    u, ngx_http_eas_redis_unlock_lua,
+                                    sizeof(ngx_http_eas_redis_unlock_lua)
+                                    - 1, 3, 8, argv, argvlen)
             != NGX_OK)
         {
             if (u) {
