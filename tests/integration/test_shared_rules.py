@@ -999,3 +999,36 @@ def test_a_removal_stamped_far_ahead_is_not_kept_longer(nginx_factory,
                   % publish_at)
     publish(redis, "dapplfar", "")
     poll(lambda: blocked(a, "ApplFAR"), "a block older than the far time")
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME),
+                    reason="libfaketime (Debian package libfaketime)")
+def test_a_gateway_whose_clock_runs_far_ahead_still_takes_later_changes(
+        nginx_factory, redis, backend, monkeypatch):
+    """Gateway A's clock runs two hours ahead of Redis's (libfaketime):
+    its block is stamped by Redis's clock instead, A takes that time
+    back and says its clock is off; a removal made later on B, whose
+    clock is right, is then newer on A too, and lifts the block there
+    (the backend's own record shows the device through A again)."""
+    b, = gateways(nginx_factory, redis, backend, 1)
+    a = gateway(nginx_factory, redis, backend, "A", start=False)
+    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
+    monkeypatch.setenv("FAKETIME", "+2h")
+    monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    up(a, redis)
+    monkeypatch.delenv("LD_PRELOAD")
+    assert admin(a, "POST", "rules?access=block&device_id=ApplSKEW") == \
+        {"ok": True, "shared": True}
+    value = redis.command("HGET", HASH, "dapplskew").decode().split()
+    assert abs(int(value[1]) - time.time() * 1000) < 600 * 1000, value
+    poll(lambda: blocked(b, "ApplSKEW"), "the block on B")
+    assert lines(a, 0, "this gateway's time of a rule more than 3600s "
+                       "ahead of Redis's clock")
+    assert blocked(a, "ApplSKEW")
+    assert admin(b, "DELETE", "rules?device_id=ApplSKEW") == \
+        {"ok": True, "shared": True}
+    poll(lambda: passes(a, "ApplSKEW"), "the removal on A")
+    assert through(backend, a, "ApplSKEW")
