@@ -84,6 +84,7 @@ typedef struct {
     ngx_str_t                     file;
     ngx_array_t                  *loaded;         /* of ..._loaded_t */
     uint64_t                      keep;           /* ms: removals kept */
+    void                         *thread_pool;    /* ngx_thread_pool_t */
 } ngx_http_eas_admin_ctx_t;
 
 
@@ -93,6 +94,18 @@ typedef struct {
 ngx_int_t ngx_http_eas_admin_load(ngx_conf_t *cf,
     ngx_http_eas_admin_ctx_t *ctx);
 ngx_int_t ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_log_t *log);
+
+/* the file's steps (..._file.c), and its write in a thread (_thread.c) */
+ngx_int_t ngx_http_eas_admin_tmp(ngx_http_eas_admin_ctx_t *ctx, u_char *tmp,
+    ngx_log_t *log);
+ngx_int_t ngx_http_eas_admin_snapshot(ngx_http_eas_admin_ctx_t *ctx,
+    u_char **out, size_t *len, ngx_uint_t *generation, ngx_log_t *log);
+ngx_int_t ngx_http_eas_admin_put_file(ngx_str_t *file, u_char *tmp,
+    u_char *buf, size_t len, ngx_err_t *err, const char **step);
+void ngx_http_eas_admin_put_failed(ngx_http_eas_admin_ctx_t *ctx,
+    u_char *tmp, const char *step, ngx_err_t err, ngx_log_t *log);
+void ngx_http_eas_admin_save_later(ngx_http_eas_admin_ctx_t *ctx,
     ngx_log_t *log);
 void ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx);
 void ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx);

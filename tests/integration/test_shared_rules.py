@@ -15,6 +15,7 @@ workers, Redis a real redis-server on a loopback port."""
 import json
 import os
 import re
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -1032,3 +1033,86 @@ def test_a_gateway_whose_clock_runs_far_ahead_still_takes_later_changes(
         {"ok": True, "shared": True}
     poll(lambda: passes(a, "ApplSKEW"), "the removal on A")
     assert through(backend, a, "ApplSKEW")
+
+
+def release(fifos, deadline=20.0):
+    """Each FIFO opened for reading (a writer blocked opening it goes on)
+    and read until its writer closes it, or until the deadline."""
+    end = time.monotonic() + deadline
+    for path in fifos:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        try:
+            while time.monotonic() < end:
+                try:
+                    if os.read(fd, 65536) == b"" and not os.path.exists(
+                            path):
+                        break
+                except BlockingIOError:
+                    time.sleep(0.02)
+        finally:
+            os.close(fd)
+
+
+def opening_fifo(pids):
+    """Some thread of these processes waits to open a FIFO."""
+    for pid in pids:
+        try:
+            tids = os.listdir("/proc/%s/task" % pid)
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%s/task/%s/wchan" % (pid, tid)) as f:
+                    if f.read().strip() in ("fifo_open",
+                                            "wait_for_partner"):
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def test_the_file_is_written_out_of_the_event_loop(nginx_factory, redis,
+                                                   backend):
+    """Gateway B's rules file is written for A's changes without holding
+    B's workers: its temporary files are FIFOs nobody reads (a disk that
+    does not answer), yet both of B's workers keep deciding requests by
+    the rules A makes (nothing of the blocked device reaches the
+    backend); once the disk answers, B's file has every rule."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    pids = {r.header("X-Worker") for r in on_both_workers(
+        b, lambda: device(b, "ApplFIFO0").options())}
+    fifos = [os.path.join(b.dir, "admin.rules.tmp.%s" % pid) for pid in pids]
+    for path in fifos:
+        os.mkfifo(path)
+    try:
+        admin(a, "POST", "rules?access=block&device_id=ApplFIFO1")
+        poll(lambda: blocked(b, "ApplFIFO1"), "the block on B")
+        poll(lambda: opening_fifo(pids) or None,
+             "B's write waiting on the FIFO")
+        admin(a, "POST", "rules?access=block&device_id=ApplFIFO2")
+        poll(lambda: blocked(b, "ApplFIFO2"), "the second block on B")
+        before = len(through(backend, b, "ApplFIFO1"))
+        replies = on_both_workers(
+            b, lambda: device(b, "ApplFIFO1").sync())
+        assert {(r.status, r.eas_status()) for r in replies} == {(200, 129)}
+        assert len(through(backend, b, "ApplFIFO1")) == before
+    finally:
+        release(fifos)
+    path = os.path.join(b.dir, "admin.rules")
+
+    def written():
+        admin(a, "POST", "rules?access=block&device_id=ApplFIFO3")
+        return os.path.exists(path) \
+            and stat.S_ISREG(os.stat(path).st_mode) \
+            and "ApplFIFO3" in rules_file(b)
+
+    poll(written, "B's file written again", interval=0.5)
+    for device_id in ("ApplFIFO1", "ApplFIFO2"):
+        assert 'block device_id="%s"' % device_id in rules_file(b)
