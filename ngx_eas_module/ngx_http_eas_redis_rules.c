@@ -456,17 +456,24 @@ ngx_http_eas_redis_rules_taken(redisReply *rr)
     {
         logged = ngx_time();
 
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "eas: shared state: %s of a rule more than %ds "
-                      "ahead of Redis's clock (forged, or of a clock run "
-                      "wild): older than any real change%s (said once a "
-                      "minute)",
-                      rr->element[1]->integer ? "a time on Redis"
-                                              : "this gateway's time",
-                      NGX_HTTP_EAS_ADMIN_SKEW / 1000,
-                      rr->element[1]->integer
-                      ? ", overwritten"
-                      : ": keep the gateways' clocks in time (NTP)");
+        if (rr->element[1]->integer) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "eas: shared state: a time on Redis of a rule "
+                          "more than %ds ahead of Redis's clock (forged, "
+                          "or of a clock run wild): older than any real "
+                          "change, overwritten (said once a minute)",
+                          NGX_HTTP_EAS_ADMIN_SKEW / 1000);
+
+        } else {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "eas: shared state: this gateway's time of a "
+                          "rule is more than %ds ahead of Redis's clock: "
+                          "a change of the admin API takes Redis's time, "
+                          "one sent after Redis was away is older than "
+                          "any; keep the gateways' clocks in time (NTP) "
+                          "(said once a minute)",
+                          NGX_HTTP_EAS_ADMIN_SKEW / 1000);
+        }
     }
 
     return NGX_OK;

@@ -913,6 +913,7 @@ def test_a_rule_forged_at_the_largest_time_is_lifted_anywhere(
     for nginx in (a, b):
         assert lines(nginx, 0, 'the rule of device_id "ApplPIN" on Redis '
                                'has a time'), nginx.name
+    assert lines(a, 0, "older than any real change, overwritten")
     # and it is the rule's time from now on, both ways
     assert admin(b, "POST", "rules?access=block&device_id=ApplPIN") == \
         {"ok": True, "shared": True}
@@ -1026,7 +1027,7 @@ def test_a_gateway_whose_clock_runs_far_ahead_still_takes_later_changes(
     value = redis.command("HGET", HASH, "dapplskew").decode().split()
     assert abs(int(value[1]) - time.time() * 1000) < 600 * 1000, value
     poll(lambda: blocked(b, "ApplSKEW"), "the block on B")
-    assert lines(a, 0, "this gateway's time of a rule more than 3600s "
+    assert lines(a, 0, "this gateway's time of a rule is more than 3600s "
                        "ahead of Redis's clock")
     assert blocked(a, "ApplSKEW")
     assert admin(b, "DELETE", "rules?device_id=ApplSKEW") == \
