@@ -661,6 +661,64 @@ def test_refused_spray_evicts_no_admitted_record(nginx_factory, redis,
     assert device(a, "PHONE").foldersync().status == 200
 
 
+def blocked(redis):
+    for line in redis.command("INFO", "clients").decode().splitlines():
+        if line.startswith("blocked_clients:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def test_fill_skips_nothing_moved_between_steps(nginx_factory, redis,
+                                                directory, backend):
+    """The fill reads the index 32 records a step, each step after the
+    last record the previous one read (its time and key), not after a
+    rank: a record written again between two steps (it moves to the end
+    of the index, those after it one rank down) makes no record
+    skipped, so the fill that sweeps removes none that is on Redis.
+
+    Made certain: Redis holds the second fill's first step (CLIENT PAUSE
+    WRITE), B's first worker is stopped (SIGSTOP) once it is held, Redis
+    lets it run (its answer waits in B's socket), the oldest record is
+    written again, and B goes on to its second step."""
+    now = int(time.time())
+    names = ["MOVE%02d" % i for i in range(40)]
+    for i, name in enumerate(names):
+        key = "t:i:devices:3:amy" + name.lower()
+        redis.command("SET", key, good_record(name, now - 1000 + i))
+        redis.command("ZADD", "t:iz:devices", str(now - 1000 + i), key)
+    b, = gateways(nginx_factory, redis, directory, backend, 1)
+    first = filled(b)
+    assert names[32] in ids(b) and len(ids(b)) == 40, first
+    line = [x for x in b.error_log().splitlines() if FILLED in x][0]
+    worker0 = int(line.split("] ", 1)[1].split("#")[0])
+    mark, = redis.command("KEYS", "t:filled:*")
+    redis.command("EXPIRE", mark, "1000")
+    redis.command("CLIENT", "PAUSE", "30000", "WRITE")
+    try:
+        redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+        poll(lambda: blocked(redis) >= 1 or None, "the first step held")
+        os.kill(worker0, signal.SIGSTOP)
+        try:
+            redis.command("CLIENT", "UNPAUSE")
+            poll(lambda: blocked(redis) == 0 or None, "the first step run")
+            # it ran: it renewed this gateway's mark
+            assert redis.command("TTL", mark) > 1000
+            key = "t:i:devices:3:amy" + names[0].lower()
+            redis.command("SET", key, good_record(names[0], now - 5,
+                                                  first=now - 1000))
+            redis.command("ZADD", "t:iz:devices", str(now - 5), key)
+        finally:
+            os.kill(worker0, signal.SIGCONT)
+    finally:
+        redis.command("CLIENT", "UNPAUSE")
+    done = filled(b, len(first) + 1)[len(first):]
+    # MOVE00 read twice: in the first step, and at its new place
+    assert done == ["41 records; 0 device records gone from Redis "
+                    "(deleted or expired while the subscription was made "
+                    "again) removed here"], done
+    assert ids(b) == set(names)
+
+
 def test_junk_refused_and_no_worker_dies(nginx_factory, redis, directory,
                                          backend):
     """Records not understood, on the channel and in Redis (read by the
