@@ -25,11 +25,12 @@
 
 
 /*
- * A deletion is remembered NGX_HTTP_EAS_INV_DELETED_TTL in the zone's
- * set of deletions KEYS[3], scored by its time (ARGV[3]), so that a
- * write of the record seen before it, landing after it, does not bring
- * it back (ngx_http_eas_redis_inventory.c): every such write lands
- * within "flush" and "timeout" of the request.  Entries past that leave
+ * A deletion is remembered in the zone's set of deletions KEYS[3],
+ * scored by its time (ARGV[3]), so that a write of the record seen
+ * before it, landing after it, does not bring it back
+ * (ngx_http_eas_redis_inventory.c): every such write lands within
+ * "flush" and "timeout" of the request.  It is kept ARGV[4]: twice
+ * that, NGX_HTTP_EAS_INV_DELETED_TTL at least.  Entries past it leave
  * the set 64 at a deletion; the set goes with the last of them.
  */
 
@@ -179,7 +180,10 @@ ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
     argv[8] = (char *) now;
     argvlen[8] = ngx_sprintf(now, "%T", ngx_time()) - now;
     argv[9] = (char *) ttl;
-    argvlen[9] = ngx_sprintf(ttl, "%T", (time_t) NGX_HTTP_EAS_INV_DELETED_TTL)
+    argvlen[9] = ngx_sprintf(ttl, "%T",
+                             ngx_max((time_t) NGX_HTTP_EAS_INV_DELETED_TTL,
+                                     (time_t) ((rcf->flush + rcf->timeout)
+                                               / 500)))
                  - ttl;
 
     (void) ngx_http_eas_redis_command(NULL, NULL, 10, argv, argvlen);
