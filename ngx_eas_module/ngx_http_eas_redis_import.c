@@ -405,6 +405,12 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
         || e[5]->type != REDIS_REPLY_INTEGER
         || e[2]->integer < 0 || e[4]->integer < 0)
     {
+        if (rr && restarted) {
+            /* an answer for the fill before: this one starts */
+            ngx_http_eas_inv_fill_step(&ngx_http_eas_inv_fill_ev);
+            return;
+        }
+
         if (rr) {
             /* the next subscription fills again */
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
