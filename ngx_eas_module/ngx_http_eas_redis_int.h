@@ -191,6 +191,7 @@ void ngx_http_eas_redis_inv_refused(ngx_uint_t n);
 void ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zone,
     ngx_str_t *s2, ngx_str_t *s3);
 void ngx_http_eas_redis_inventory_fill(void);
+u_char *ngx_http_eas_redis_inv_frame(u_char *p, u_char *last, size_t *len);
 u_char *ngx_http_eas_redis_inventory_status(u_char *p,
     ngx_uint_t prometheus);
 

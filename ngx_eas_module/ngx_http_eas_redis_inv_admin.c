@@ -24,9 +24,29 @@
  */
 
 
+/*
+ * A deletion is remembered in the zone's set of deletions KEYS[3],
+ * scored by its time (ARGV[3]), so that a write of the record seen
+ * before it, landing after it, does not bring it back
+ * (ngx_http_eas_redis_inventory.c): every such write lands within
+ * "flush" and "timeout" of the request.  It is kept ARGV[4]: twice
+ * that, NGX_HTTP_EAS_INV_DELETED_TTL at least.  Entries past it leave
+ * the set 64 at a deletion; the set goes with the last of them.
+ */
+
+#define NGX_HTTP_EAS_INV_DELETED_TTL  600
+
 static const char  ngx_http_eas_inv_delete_lua[] =
     "redis.call('DEL', KEYS[1]) "
     "redis.call('ZREM', KEYS[2], KEYS[1]) "
+    "redis.call('ZADD', KEYS[3], ARGV[3], KEYS[1]) "
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', "
+    "                       '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[4])), "
+    "                       'LIMIT', 0, 64) "
+    "if #old > 0 then "
+    "  redis.call('ZREM', KEYS[3], unpack(old)) "
+    "end "
+    "redis.call('EXPIRE', KEYS[3], ARGV[4]) "
     "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
     "return 1";
 
@@ -117,9 +137,11 @@ ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
     ngx_http_eas_redis_conf_t  *rcf;
     u_char                      key[NGX_HTTP_EAS_INV_KEY];
     u_char                      index[NGX_HTTP_EAS_INV_KEY];
+    u_char                      deleted[NGX_HTTP_EAS_INV_KEY];
     u_char                      m[NGX_HTTP_EAS_INV_KEY + 128];
-    const char                 *argv[7];
-    size_t                      argvlen[7];
+    u_char                      now[NGX_TIME_T_LEN], ttl[NGX_TIME_T_LEN];
+    const char                 *argv[10];
+    size_t                      argvlen[10];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -138,17 +160,29 @@ ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
     argvlen[4] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", devices, NULL,
                                             NULL)
                  - index;
-    argv[5] = (char *) rcf->channel.data;
-    argvlen[5] = rcf->channel.len;
-    argv[6] = (char *) m;
-    argvlen[6] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
+    argv[5] = (char *) deleted;
+    argvlen[5] = ngx_http_eas_redis_inv_key(deleted, rcf, "ix:", devices,
+                                            NULL, NULL)
+                 - deleted;
+    argv[6] = (char *) rcf->channel.data;
+    argvlen[6] = rcf->channel.len;
+    argv[7] = (char *) m;
+    argvlen[7] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
                              devices->shm.name.len, user->len,
                              &devices->shm.name, user, device_id)
                  - m;
+    argv[8] = (char *) now;
+    argvlen[8] = ngx_sprintf(now, "%T", ngx_time()) - now;
+    argv[9] = (char *) ttl;
+    argvlen[9] = ngx_sprintf(ttl, "%T",
+                             ngx_max((time_t) NGX_HTTP_EAS_INV_DELETED_TTL,
+                                     (time_t) ((rcf->flush + rcf->timeout)
+                                               / 500)))
+                 - ttl;
 
     (void) ngx_http_eas_redis_eval(NULL, NULL, ngx_http_eas_inv_delete_lua,
                                    sizeof(ngx_http_eas_inv_delete_lua) - 1,
-                                   2, 7, argv, argvlen);
+                                   3, 10, argv, argvlen);
 }
 
 
