@@ -56,6 +56,15 @@ static const eas_command_entry_t  eas_commands[] = {
 eas_command_e
 eas_command_by_name(const unsigned char *p, size_t len)
 {
+    eas_str_t  name;
+
+    return eas_command_lookup(p, len, &name);
+}
+
+
+eas_command_e
+eas_command_lookup(const unsigned char *p, size_t len, eas_str_t *name)
+{
     uint64_t                    w[EAS_COMMAND_WORDS], k[EAS_COMMAND_WORDS];
     const eas_command_entry_t  *e;
 
@@ -85,6 +94,8 @@ eas_command_by_name(const unsigned char *p, size_t len)
              & ~EAS_COMMAND_FOLD)
             == 0)
         {
+            name->data = (const unsigned char *) e->name;
+            name->len = e->len;
             return e->code;
         }
     }

@@ -33,7 +33,6 @@ static int eas_request_check_headers(const eas_input_t *in,
     eas_request_t *req);
 static int eas_request_check_value(eas_request_t *req,
     const eas_str_t *v, int field);
-static int eas_plain_field(const eas_str_t *name);
 static int eas_name_equals(const unsigned char *p, size_t len,
     const char *lower);
 static const eas_version_t *eas_version_find(const unsigned char *p,
@@ -85,13 +84,6 @@ eas_request_parse(const eas_input_t *in, eas_request_t *req,
 
     req->command = EAS_CMD_NONE;
 
-    if (size < eas_request_buffer_size(in->query.len)) {
-        return eas_request_fail(req, EAS_REASON_BUFFER_TOO_SMALL, -1);
-    }
-
-    scratch.pos = buf;
-    scratch.end = buf + size;
-
     if (in->query.len == 0) {
         if (!in->options) {
             return eas_request_fail(req, EAS_REASON_QUERY_MISSING, -1);
@@ -102,11 +94,34 @@ eas_request_parse(const eas_input_t *in, eas_request_t *req,
 
     } else if (eas_request_form_is_base64(&in->query)) {
         req->form = EAS_FORM_BASE64;
-        rc = eas_request_parse_base64(in, req, &fields, &scratch);
+        rc = EAS_DECLINED;
 
     } else {
         req->form = EAS_FORM_PLAIN;
-        rc = eas_request_parse_plain(in, req, &fields, &scratch);
+        rc = eas_request_parse_clean(in, req, &fields);
+
+        if (rc == EAS_DECLINED) {
+            memset(&fields, 0, sizeof(eas_fields_t));
+        }
+    }
+
+    /* only the general readings write to the buffer */
+
+    if (rc == EAS_DECLINED) {
+
+        if (size < eas_request_buffer_size(in->query.len)) {
+            return eas_request_fail(req, EAS_REASON_BUFFER_TOO_SMALL, -1);
+        }
+
+        scratch.pos = buf;
+        scratch.end = buf + size;
+
+        if (req->form == EAS_FORM_BASE64) {
+            rc = eas_request_parse_base64(in, req, &fields, &scratch);
+
+        } else {
+            rc = eas_request_parse_plain(in, req, &fields, &scratch);
+        }
     }
 
     if (rc != EAS_OK) {
@@ -276,7 +291,8 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
             }
 
         } else {
-            req->command = eas_command_by_name(v->data, v->len);
+            req->command = eas_command_lookup(v->data, v->len,
+                                              &req->command_name);
 
             /* capability discovery names no command it needs */
 
@@ -285,9 +301,8 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
                                         EAS_FIELD_CMD);
             }
         }
-    }
 
-    if (req->command != EAS_CMD_NONE) {
+    } else if (req->command != EAS_CMD_NONE) {
         name = eas_command_name(req->command);
         req->command_name.data = (const unsigned char *) name;
         req->command_name.len = strlen(name);
@@ -302,7 +317,9 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
             return eas_request_fail(req, EAS_REASON_DEVICE_ID_MISSING, -1);
         }
 
-    } else if (v->len > EAS_DEVICE_ID_MAX || !eas_is_visible(v)) {
+    } else if (v->len > EAS_DEVICE_ID_MAX
+               || (!fields->clean && !eas_is_visible(v)))
+    {
         return eas_request_fail(req, EAS_REASON_DEVICE_ID_INVALID,
                                 EAS_FIELD_DEVICE_ID);
     }
@@ -316,23 +333,28 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
             return eas_request_fail(req, EAS_REASON_DEVICE_TYPE_MISSING, -1);
         }
 
-    } else if (v->len > EAS_DEVICE_TYPE_MAX || !eas_is_visible(v)) {
+    } else if (v->len > EAS_DEVICE_TYPE_MAX
+               || (!fields->clean && !eas_is_visible(v)))
+    {
         return eas_request_fail(req, EAS_REASON_DEVICE_TYPE_INVALID,
                                 EAS_FIELD_DEVICE_TYPE);
     }
 
     req->device_type = *v;
 
-    /* User: for logs only, UTF-8 allowed, no control characters */
+    /*
+     * User: for logs only, UTF-8 allowed, no control characters; the
+     * values of a clean query (eas_request_clean.c) are visible ASCII
+     */
 
     v = &fields->value[EAS_PARAM_USER];
 
-    if (v->len > EAS_USER_MAX || eas_has_control(v)) {
+    if (v->len > EAS_USER_MAX || (!fields->clean && eas_has_control(v))) {
         return eas_request_fail(req, EAS_REASON_USER_INVALID,
                                 EAS_PARAM_USER);
     }
 
-    if (!eas_is_utf8(v)) {
+    if (!fields->clean && !eas_is_utf8(v)) {
         return eas_request_fail(req, EAS_REASON_UTF8_INVALID,
                                 EAS_PARAM_USER);
     }
@@ -346,9 +368,22 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
     for (i = 0; i < EAS_PARAM_COUNT; i++) {
         v = &fields->value[i];
 
-        if (v->len != 0 && i != EAS_PARAM_USER
-            && eas_request_check_value(req, v, i) != EAS_OK)
-        {
+        /* a clean query's values are shorter than the query */
+
+        if (fields->clean && in->query.len <= EAS_PARAM_MAX) {
+            break;
+        }
+
+        if (v->len == 0 || i == EAS_PARAM_USER) {
+            continue;
+        }
+
+        if (fields->clean) {
+            if (v->len > EAS_PARAM_MAX) {
+                return eas_request_fail(req, EAS_REASON_PARAM_INVALID, i);
+            }
+
+        } else if (eas_request_check_value(req, v, i) != EAS_OK) {
             return EAS_ERROR;
         }
     }
@@ -494,7 +529,12 @@ eas_version_find(const unsigned char *p, size_t len)
 
     v = eas_version_by_code(code);
 
-    if (v == NULL || v->len != len || memcmp(v->text, p, len) != 0) {
+    /* "M.m" and "MM.m" differ from the table's text in a digit or in
+     * length only: the digits gave the code, "." is in place */
+
+    if (v == NULL || v->len != len || v->text[0] != (char) p[0]
+        || v->text[len - 1] != (char) p[len - 1])
+    {
         return NULL;
     }
 
@@ -505,15 +545,40 @@ eas_version_find(const unsigned char *p, size_t len)
 const eas_version_t *
 eas_version_by_code(unsigned code)
 {
-    const eas_version_t  *v;
+    /* the order of eas_versions[] */
 
-    for (v = eas_versions; v->text; v++) {
-        if (v->code == code) {
-            return v;
-        }
+    switch (code) {
+
+    case 20:
+        return &eas_versions[0];
+
+    case 21:
+        return &eas_versions[1];
+
+    case 25:
+        return &eas_versions[2];
+
+    case 120:
+        return &eas_versions[3];
+
+    case 121:
+        return &eas_versions[4];
+
+    case 140:
+        return &eas_versions[5];
+
+    case 141:
+        return &eas_versions[6];
+
+    case 160:
+        return &eas_versions[7];
+
+    case 161:
+        return &eas_versions[8];
+
+    default:
+        return NULL;
     }
-
-    return NULL;
 }
 
 
@@ -547,7 +612,7 @@ eas_field_name(int field)
 }
 
 
-static int
+int
 eas_plain_field(const eas_str_t *name)
 {
     const eas_plain_name_t  *n;
@@ -575,20 +640,45 @@ eas_plain_field(const eas_str_t *name)
 static int
 eas_name_equals(const unsigned char *p, size_t len, const char *lower)
 {
-    size_t  i;
+    size_t                i;
+    uint32_t              a, b;
+    const unsigned char  *l;
 
-    /* eight bytes a step while the table name has them */
+    l = (const unsigned char *) lower;
 
-    for (i = 0; len - i >= 8; i += 8) {
-        if ((eas_word(p + i) | (EAS_SWAR_ONES * 0x20))
-            != eas_word((const unsigned char *) lower + i))
-        {
-            return 0;
+    /* eight bytes a step, the last eight overlapping the step before */
+
+    if (len >= 8) {
+        for (i = 0; len - i > 8; i += 8) {
+            if ((eas_word(p + i) | (EAS_SWAR_ONES * 0x20))
+                != eas_word(l + i))
+            {
+                return 0;
+            }
         }
+
+        return (eas_word(p + len - 8) | (EAS_SWAR_ONES * 0x20))
+               == eas_word(l + len - 8);
     }
 
-    for ( /* void */ ; i < len; i++) {
-        if ((p[i] | 0x20) != (unsigned char) lower[i]) {
+    /* four and four, overlapping */
+
+    if (len >= 4) {
+        memcpy(&a, p, sizeof(uint32_t));
+        memcpy(&b, l, sizeof(uint32_t));
+
+        if ((a | 0x20202020) != b) {
+            return 0;
+        }
+
+        memcpy(&a, p + len - 4, sizeof(uint32_t));
+        memcpy(&b, l + len - 4, sizeof(uint32_t));
+
+        return (a | 0x20202020) == b;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((p[i] | 0x20) != l[i]) {
             return 0;
         }
     }
