@@ -177,7 +177,9 @@ typedef struct {
 
 /* what every step leaves for the later ones and for the log phase */
 typedef struct {
-    eas_request_t         request;
+    eas_request_t         request;        /* first, then user: what
+                                             ngx_http_eas_create_ctx()
+                                             zeroes starts at user */
     ngx_str_t             user;           /* authenticated identity */
     ngx_str_t             reason;         /* $eas_reason; empty if none */
     ngx_uint_t            access;         /* $eas_access: ..._ACCESS_* */
@@ -207,6 +209,13 @@ typedef struct {
 
     void                 *verdict;        /* ngx_http_eas_verdict.c */
 } ngx_http_eas_ctx_t;
+
+
+/* the context and the pool cleanup entry that finds it, one allocation */
+typedef struct {
+    ngx_http_eas_ctx_t    ctx;
+    ngx_pool_cleanup_t    cln;
+} ngx_http_eas_ctx_block_t;
 
 
 ngx_int_t ngx_http_eas_parse_handler(ngx_http_request_t *r);
