@@ -115,12 +115,6 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     } else if (rc == EAS_OK) {
         ctx->parsed = 1;
 
-        /* until pre-authentication verifies one: User= as an identity */
-
-        if (ngx_http_eas_query_identity(r, ctx) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
         ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "eas request: cmd \"%s\" device \"%*s\" version %ui",
                        ctx->request.command_name.len
@@ -198,10 +192,25 @@ ngx_http_eas_get_ctx(ngx_http_request_t *r)
  * or if it is no user name).
  */
 
-void
-ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user)
+ngx_int_t
+ngx_http_eas_identity(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_str_t *user)
 {
+    /* made on first use: most requests are pre-authenticated or need
+     * no identity at all */
+
+    if (!ctx->authenticated && !ctx->identity) {
+
+        if (ngx_http_eas_query_identity(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->identity = 1;
+    }
+
     *user = ctx->user;
+
+    return NGX_OK;
 }
 
 
@@ -212,7 +221,8 @@ ngx_http_eas_query_identity(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
     u_char      id[EAS_BASIC_USER_MAX];
     eas_user_t  u;
 
-    if (ctx->authenticated || ctx->request.user.len == 0) {
+    if (!ctx->parsed || ctx->request.user.len == 0) {
+        ngx_str_null(&ctx->user);
         return NGX_OK;
     }
 
