@@ -40,19 +40,27 @@ static const eas_version_t *eas_version_find(const unsigned char *p,
 static const char *eas_field_name(int field);
 
 
-/* plain-form parameter names (MS-ASHTTP 2.2.1.1.1.2), lower case */
+/*
+ * plain-form parameter names (MS-ASHTTP 2.2.1.1.1.2), lower case, by
+ * length: eas_plain_field() starts at the first of the length sent
+ */
 static const eas_plain_name_t  eas_plain_names[] = {
-    eas_plain_name("cmd", EAS_FIELD_CMD),
-    eas_plain_name("user", EAS_PARAM_USER),
-    eas_plain_name("deviceid", EAS_FIELD_DEVICE_ID),
-    eas_plain_name("devicetype", EAS_FIELD_DEVICE_TYPE),
-    eas_plain_name("attachmentname", EAS_PARAM_ATTACHMENT_NAME),
-    eas_plain_name("collectionid", EAS_PARAM_COLLECTION_ID),
-    eas_plain_name("itemid", EAS_PARAM_ITEM_ID),
+    eas_plain_name("cmd", EAS_FIELD_CMD),                       /* 0 */
+    eas_plain_name("user", EAS_PARAM_USER),                     /* 1 */
+    eas_plain_name("itemid", EAS_PARAM_ITEM_ID),                /* 2 */
     eas_plain_name("longid", EAS_PARAM_LONG_ID),
+    eas_plain_name("deviceid", EAS_FIELD_DEVICE_ID),            /* 4 */
+    eas_plain_name("devicetype", EAS_FIELD_DEVICE_TYPE),        /* 5 */
     eas_plain_name("occurrence", EAS_PARAM_OCCURRENCE),
     eas_plain_name("saveinsent", EAS_PARAM_SAVE_IN_SENT),
-    { NULL, 0, 0 }
+    eas_plain_name("collectionid", EAS_PARAM_COLLECTION_ID),    /* 8 */
+    eas_plain_name("attachmentname", EAS_PARAM_ATTACHMENT_NAME), /* 9 */
+    { NULL, 0, 0 }                                              /* 10 */
+};
+
+/* the first name of each length in eas_plain_names[]; 10: none */
+static const unsigned char  eas_plain_first[15] = {
+    10, 10, 10, 0, 1, 10, 2, 10, 4, 10, 5, 10, 8, 10, 9
 };
 
 
@@ -617,11 +625,15 @@ eas_plain_field(const eas_str_t *name)
 {
     const eas_plain_name_t  *n;
 
-    for (n = eas_plain_names; n->name; n++) {
-        if (n->len == name->len
-            && (name->data[0] | 0x20) == (unsigned char) n->name[0]
-            && eas_name_equals(name->data, name->len, n->name))
-        {
+    if (name->len >= sizeof(eas_plain_first)) {
+        return -1;
+    }
+
+    for (n = &eas_plain_names[eas_plain_first[name->len]];
+         n->name && n->len == name->len;
+         n++)
+    {
+        if (eas_name_equals(name->data, name->len, n->name)) {
             return n->field;
         }
     }
