@@ -87,8 +87,11 @@ eas_request_parse(const eas_input_t *in, eas_request_t *req,
     eas_buf_t     scratch;
     eas_fields_t  fields;
 
+    /* the fields are zeroed by the reading that fills them */
+
     memset(req, 0, sizeof(eas_request_t));
-    memset(&fields, 0, sizeof(eas_fields_t));
+    memset(fields.seen, 0, sizeof(fields.seen));
+    fields.clean = 0;
 
     req->command = EAS_CMD_NONE;
 
@@ -96,6 +99,8 @@ eas_request_parse(const eas_input_t *in, eas_request_t *req,
         if (!in->options) {
             return eas_request_fail(req, EAS_REASON_QUERY_MISSING, -1);
         }
+
+        memset(&fields, 0, sizeof(eas_fields_t));
 
         req->form = EAS_FORM_NONE;
         rc = EAS_OK;
@@ -107,15 +112,13 @@ eas_request_parse(const eas_input_t *in, eas_request_t *req,
     } else {
         req->form = EAS_FORM_PLAIN;
         rc = eas_request_parse_clean(in, req, &fields);
-
-        if (rc == EAS_DECLINED) {
-            memset(&fields, 0, sizeof(eas_fields_t));
-        }
     }
 
     /* only the general readings write to the buffer */
 
     if (rc == EAS_DECLINED) {
+
+        memset(&fields, 0, sizeof(eas_fields_t));
 
         if (size < eas_request_buffer_size(in->query.len)) {
             return eas_request_fail(req, EAS_REASON_BUFFER_TOO_SMALL, -1);
@@ -287,6 +290,12 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
     eas_str_t   *v;
     const char  *name;
 
+    /* a clean query's parameters are in place already */
+
+    if (!fields->clean) {
+        memcpy(req->params, fields->value, sizeof(req->params));
+    }
+
     /* Cmd (plain form only; base64 has checked its command code) */
 
     v = &fields->value[EAS_FIELD_CMD];
@@ -355,7 +364,7 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
      * values of a clean query (eas_request_clean.c) are visible ASCII
      */
 
-    v = &fields->value[EAS_PARAM_USER];
+    v = &req->params[EAS_PARAM_USER];
 
     if (v->len > EAS_USER_MAX || (!fields->clean && eas_has_control(v))) {
         return eas_request_fail(req, EAS_REASON_USER_INVALID,
@@ -371,10 +380,8 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
 
     /* the other parameters (User, checked above, is one of them) */
 
-    memcpy(req->params, fields->value, sizeof(req->params));
-
     for (i = 0; i < EAS_PARAM_COUNT; i++) {
-        v = &fields->value[i];
+        v = &req->params[i];
 
         /* a clean query's values are shorter than the query */
 

@@ -57,7 +57,8 @@ typedef struct {
 
 
 static uint64_t eas_clean_block(const unsigned char *p, uint64_t *sep);
-static void eas_clean_param(eas_clean_t *st, eas_fields_t *fields,
+static void eas_clean_param(eas_clean_t *st, eas_request_t *req,
+    eas_fields_t *fields,
     const unsigned char *p, const unsigned char *eq,
     const unsigned char *amp);
 
@@ -87,6 +88,11 @@ eas_request_parse_clean(const eas_input_t *in, eas_request_t *req,
     st.reason = EAS_REASON_NONE;
     st.field = -1;
     st.count = 0;
+
+    /* the fields beyond the request's parameters, read if not sent */
+
+    memset(&fields->value[EAS_PARAM_COUNT], 0,
+           (EAS_FIELD_COUNT - EAS_PARAM_COUNT) * sizeof(eas_str_t));
 
     start = p;
     eq = NULL;
@@ -124,7 +130,7 @@ eas_request_parse_clean(const eas_input_t *in, eas_request_t *req,
             }
 
             if (st.reason == EAS_REASON_NONE) {
-                eas_clean_param(&st, fields, start, eq, s);
+                eas_clean_param(&st, req, fields, start, eq, s);
             }
 
             start = s + 1;
@@ -133,7 +139,7 @@ eas_request_parse_clean(const eas_input_t *in, eas_request_t *req,
     }
 
     if (st.reason == EAS_REASON_NONE) {
-        eas_clean_param(&st, fields, start, eq, end);
+        eas_clean_param(&st, req, fields, start, eq, end);
     }
 
     if (st.reason != EAS_REASON_NONE) {
@@ -149,11 +155,11 @@ eas_request_parse_clean(const eas_input_t *in, eas_request_t *req,
 /* one "name=value" between p and amp, as eas_request_parse_plain() */
 
 static inline void
-eas_clean_param(eas_clean_t *st, eas_fields_t *fields,
+eas_clean_param(eas_clean_t *st, eas_request_t *req, eas_fields_t *fields,
     const unsigned char *p, const unsigned char *eq, const unsigned char *amp)
 {
-    int        field;
-    eas_str_t  name;
+    int         field;
+    eas_str_t   name, *v;
 
     if (amp == p) {
         return;
@@ -193,8 +199,15 @@ eas_clean_param(eas_clean_t *st, eas_fields_t *fields,
     }
 
     fields->seen[field] = 1;
-    fields->value[field].data = eq + 1;
-    fields->value[field].len = amp - eq - 1;
+
+    /* the parameters straight into the request (zeroed), the rest into
+     * the fields eas_request_check() reads */
+
+    v = (field < EAS_PARAM_COUNT) ? &req->params[field]
+                                  : &fields->value[field];
+
+    v->data = eq + 1;
+    v->len = amp - eq - 1;
 }
 
 
