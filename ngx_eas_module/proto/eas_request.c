@@ -544,8 +544,12 @@ eas_version_find(const unsigned char *p, size_t len)
 
     v = eas_version_by_code(code);
 
-    /* "M.m" and "MM.m" differ from the table's text in a digit or in
-     * length only: the digits gave the code, "." is in place */
+    /*
+     * The text sent is the table's when the lengths and the first and
+     * last bytes agree: "." is in place, and for "MM.m" the code leaves
+     * one value for the byte between them (ten times a byte's value is
+     * a different number for each byte)
+     */
 
     if (v == NULL || v->len != len || v->text[0] != (char) p[0]
         || v->text[len - 1] != (char) p[len - 1])
