@@ -59,8 +59,6 @@ typedef struct {
 static void ngx_http_eas_redis_connect(ngx_http_eas_redis_link_t *link);
 static void ngx_http_eas_redis_retry(ngx_event_t *ev);
 static void ngx_http_eas_redis_watch(ngx_event_t *ev);
-static void ngx_http_eas_redis_drop(ngx_http_eas_redis_link_t *link,
-    const char *why);
 static void ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link,
     const char *why);
 static void ngx_http_eas_redis_on_connect(const redisAsyncContext *ac,
@@ -71,13 +69,8 @@ static void ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply,
     void *data);
 static void ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply,
     void *data);
-static ngx_int_t ngx_http_eas_redis_send(ngx_http_eas_redis_link_t *link,
-    redisCallbackFn *handler, void *data, int argc, const char **argv,
-    const size_t *argvlen);
 static void ngx_http_eas_redis_flush(ngx_http_eas_redis_link_t *link,
     redisAsyncContext *ac);
-static ngx_int_t ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link,
-    redisReply *rr);
 static void *ngx_http_eas_redis_create_array(const redisReadTask *task,
     int elements);
 
@@ -145,6 +138,8 @@ ngx_http_eas_redis_exit_process(ngx_cycle_t *cycle)
         ngx_http_eas_redis_flush(&ngx_http_eas_redis_cmd, ac);
         redisAsyncFree(ac);
     }
+
+    ngx_http_eas_redis_sub_lost();
 
     ac = ngx_http_eas_redis_sub.ac;
 
@@ -317,7 +312,7 @@ ngx_http_eas_redis_watch(ngx_event_t *ev)
  * command waiting on it is called back without a reply.
  */
 
-static void
+void
 ngx_http_eas_redis_drop(ngx_http_eas_redis_link_t *link, const char *why)
 {
     redisAsyncContext  *ac;
@@ -368,6 +363,10 @@ ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link, const char *why)
 
     /* every command still waiting is answered: no reply */
     ngx_http_eas_redis_flush(link, ac);
+
+    if (link->subscriber) {
+        ngx_http_eas_redis_sub_lost();
+    }
 
     if (ngx_http_eas_redis_exiting) {
         return;
@@ -486,58 +485,6 @@ ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-/*
- * A reply on the subscriber connection past its setup: the
- * confirmation of SUBSCRIBE, or a message on the channel.  Anything
- * else, NGX_ERROR: the connection is dropped.
- */
-
-static ngx_int_t
-ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link, redisReply *rr)
-{
-    redisReply                 **e;
-    ngx_http_eas_redis_conf_t   *rcf;
-
-    rcf = ngx_http_eas_redis_conf;
-
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3) {
-        return NGX_ERROR;
-    }
-
-    e = rr->element;
-
-    if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING
-        || e[1]->len != rcf->channel.len
-        || ngx_strncmp(e[1]->str, rcf->channel.data, rcf->channel.len) != 0)
-    {
-        return NGX_ERROR;
-    }
-
-    if (e[0]->len == 9 && ngx_strncmp(e[0]->str, "subscribe", 9) == 0
-        && e[2]->type == REDIS_REPLY_INTEGER)
-    {
-        if (link->watch.timer_set) {
-            ngx_del_timer(&link->watch);
-        }
-
-        link->ready = 1;
-        link->ready_since = ngx_current_msec;
-        ngx_http_eas_redis_rules_sync();
-        ngx_http_eas_redis_inventory_fill();
-        return NGX_OK;
-    }
-
-    if (e[0]->len == 7 && ngx_strncmp(e[0]->str, "message", 7) == 0
-        && e[2]->type == REDIS_REPLY_STRING && link->ready)
-    {
-        ngx_http_eas_redis_event((u_char *) e[2]->str, e[2]->len);
-        return NGX_OK;
-    }
-
-    return NGX_ERROR;
-}
-
-
 /* hiredis's reader: an array of more elements than asked for is refused */
 
 static void *
@@ -621,7 +568,7 @@ ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link)
             }
 
         } else if (!link->subscriber
-                   || ngx_http_eas_redis_message(link, reply) != NGX_OK)
+                   || ngx_http_eas_redis_sub_message(link, reply) != NGX_OK)
         {
             why = "a reply nothing asked for";
         }
@@ -663,7 +610,7 @@ ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link)
 
 /* a command written to the link's buffer; its reply comes in order */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eas_redis_send(ngx_http_eas_redis_link_t *link,
     redisCallbackFn *handler, void *data, int argc, const char **argv,
     const size_t *argvlen)
