@@ -69,6 +69,8 @@ static void ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply,
     void *data);
 static void ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply,
     void *data);
+static void ngx_http_eas_redis_refused(ngx_http_eas_redis_link_t *link,
+    redisReply *rr);
 static void ngx_http_eas_redis_flush(ngx_http_eas_redis_link_t *link,
     redisAsyncContext *ac);
 static void *ngx_http_eas_redis_create_array(const redisReadTask *task,
@@ -87,6 +89,7 @@ static redisReplyObjectFunctions   ngx_http_eas_redis_fns;
 static void                     *(*ngx_http_eas_redis_array)(
                                     const redisReadTask *task, int elements);
 static time_t                      ngx_http_eas_redis_odd_logged;
+static ngx_uint_t                  ngx_http_eas_redis_refused_logged;
 
 
 ngx_int_t
@@ -445,12 +448,29 @@ ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    if (!link->subscriber && ngx_http_eas_redis_sh->up) {
+    ngx_http_eas_redis_refused(link, rr);
+}
+
+
+/*
+ * An error reply to the setup: AUTH or SELECT refused, or a PING or
+ * SUBSCRIBE refused before any AUTH (NOAUTH).  Said once per worker
+ * until its command connection is set up again, however often it is
+ * tried (each worker of a reload says it once), then the link is made
+ * again.  The reply is Redis's text: it never holds the password.
+ */
+
+static void
+ngx_http_eas_redis_refused(ngx_http_eas_redis_link_t *link, redisReply *rr)
+{
+    if (!ngx_http_eas_redis_refused_logged) {
+        ngx_http_eas_redis_refused_logged = 1;
+
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "eas: shared state \"%V\" refused the connection's "
                       "setup: %*s (check \"password_file\" and \"db\")",
-                      &ngx_http_eas_redis_conf->url, (size_t) rr->len,
-                      rr->str);
+                      &ngx_http_eas_redis_conf->url,
+                      (size_t) ngx_min(rr->len, 200), rr->str);
     }
 
     ngx_http_eas_redis_drop(link, "refused");
@@ -463,7 +483,12 @@ ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
     redisReply                 *rr = reply;
     ngx_http_eas_redis_link_t  *link = data;
 
-    if (link->ac != ac || rr == NULL || rr->type == REDIS_REPLY_ERROR) {
+    if (link->ac != ac || rr == NULL) {
+        return;
+    }
+
+    if (rr->type == REDIS_REPLY_ERROR) {
+        ngx_http_eas_redis_refused(link, rr);
         return;
     }
 
@@ -481,6 +506,7 @@ ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
 
     link->ready = 1;
     link->ready_since = ngx_current_msec;
+    ngx_http_eas_redis_refused_logged = 0;
     ngx_http_eas_redis_state(1, NULL);
 }
 
@@ -566,6 +592,12 @@ ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link)
             if (handler) {
                 handler(ac, reply, data);
             }
+
+        } else if (link->subscriber
+                   && ((redisReply *) reply)->type == REDIS_REPLY_ERROR)
+        {
+            /* SUBSCRIBE refused: NOAUTH, a channel the ACL denies */
+            ngx_http_eas_redis_refused(link, reply);
 
         } else if (!link->subscriber
                    || ngx_http_eas_redis_sub_message(link, reply) != NGX_OK)

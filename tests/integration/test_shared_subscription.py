@@ -6,8 +6,10 @@ backend's own record shows nothing got through B); a reply and the end
 of the connection read in one event are both seen (the cause of the
 deaf worker: its socket stayed in CLOSE-WAIT); a subscription that stops
 answering is found by its PING, dropped, made again, and logged;
-eas_status tells how many workers are subscribed.  Real nginx (two
-workers), real redis-server."""
+eas_status tells how many workers are subscribed.  Redis refusing the
+setup (NOAUTH, WRONGPASS) is named as such, once per worker, even after
+a reload while the gateway was down.  Real nginx (two workers), real
+redis-server."""
 
 import os
 import random
@@ -18,7 +20,8 @@ import time
 import pytest
 
 from eastest.backends import EasBackend
-from eastest.redis import RogueRedis
+from eastest.nginx import free_port
+from eastest.redis import RedisServer, RogueRedis
 from eastest.waiting import poll
 
 # the gateways of the shared rules' tests: config, requests, records
@@ -225,3 +228,56 @@ def test_status_tells_subscribed_workers(nginx_factory, redis, backend):
     poll(lambda: status(a)["subscribed"] == 0, "no subscribed worker")
     redis.start()
     poll(lambda: status(a)["subscribed"] == WORKERS, "subscribed again")
+
+
+def auth_failures(redis):
+    """Failed AUTHs Redis counted (its ACL log)."""
+    total = 0
+    for entry in redis.command("ACL", "LOG") or []:
+        fields = dict(zip(entry[::2], entry[1::2]))
+        if fields.get(b"reason") == b"auth":
+            total += int(fields.get(b"count", 1))
+    return total
+
+
+def test_wrong_password_after_reload_said_by_each_worker(nginx_factory,
+                                                         tmp_path,
+                                                         backend):
+    """Redis asks for a password the gateway does not have: each worker
+    names the refusal (NOAUTH), never "a reply nothing asked for".  A
+    reload with a wrong password_file while the gateway is down: each
+    new worker says WRONGPASS once, however often it tries again."""
+    port = free_port()
+    with RedisServer(tmp_path / "r1", port=port) as redis:
+        a = gateway(nginx_factory, redis, backend, "A")
+        mark = a.mark()
+    with RedisServer(tmp_path / "r2", port=port, password="right") as redis:
+        poll(lambda: len(lines(a, mark, "NOAUTH")) >= WORKERS,
+             "a NOAUTH line of each worker")
+        assert not lines(a, mark, "nothing asked for")
+        said = lines(a, mark, "refused the connection's setup: NOAUTH")
+        assert len(said) == WORKERS, said
+        assert "password_file" in said[0]
+        # the gateway is down; its configuration gets a wrong password
+        with open(os.path.join(a.dir, "redis.pw"), "w") as f:
+            f.write("wrong\n")
+        os.chmod(os.path.join(a.dir, "redis.pw"), 0o600)
+        with open(a.conf_path) as f:
+            text = f.read()
+        with open(a.conf_path, "w") as f:
+            f.write(text.replace("retry=200ms;", "retry=200ms "
+                                 "password_file=redis.pw;"))
+        mark = a.mark()
+        a.reload()
+        poll(lambda: len(lines(a, mark, "WRONGPASS")) >= WORKERS,
+             "a WRONGPASS line of each new worker")
+        # many more tries, still one line per worker
+        tried = auth_failures(redis)
+        poll(lambda: auth_failures(redis) >= tried + 10 or None,
+             "ten more refused tries")
+        said = lines(a, mark, "refused the connection's setup: WRONGPASS")
+        assert len(said) == WORKERS, said
+        assert "wrong" not in said[0].replace("WRONGPASS", "").lower() \
+            .replace("wrongpass", "")
+        assert not lines(a, mark, "nothing asked for")
+        assert device(a, "ApplPW").options().status == 200
