@@ -190,7 +190,8 @@ def test_reply_and_end_of_stream_in_one_read(nginx_factory, redis,
     # made again because the close was read, not by the health check
     # (it would run only after retry=30s)
     assert not lines(a, mark, "did not answer PING")
-    assert status(a)["subscribed"] == WORKERS
+    # Redis counts a subscription before the worker reads its confirmation
+    poll(lambda: status(a)["subscribed"] == WORKERS, "subscribed workers")
 
 
 def test_subscription_that_stops_answering_is_made_again(nginx_factory,
