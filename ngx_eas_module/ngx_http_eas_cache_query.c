@@ -74,11 +74,21 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
 
     ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    user = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_USER,
-                                   q->user->data, q->user->len);
+    /*
+     * No lockout of the zone lasts past now (every one started moved
+     * locked_until): no user or address is locked, they need no look
+     */
 
-    addr = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
-                                   q->addr->data, q->addr->len);
+    user = NULL;
+    addr = NULL;
+
+    if (ctx->sh->locked_until > now) {
+        user = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_USER,
+                                       q->user->data, q->user->len);
+
+        addr = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
+                                       q->addr->data, q->addr->len);
+    }
 
     known = NULL;
 
@@ -391,6 +401,8 @@ ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
                                          pcf->lock_time, now))
             {
                 locked |= NGX_HTTP_EAS_CACHE_USER_LOCKED;
+                ctx->sh->locked_until = ngx_max(ctx->sh->locked_until,
+                                                node->locked_until);
             }
 
             q->failures = node->zn.count;
@@ -408,6 +420,8 @@ ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
                                          pcf->window, pcf->lock_time, now))
             {
                 locked |= NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED;
+                ctx->sh->locked_until = ngx_max(ctx->sh->locked_until,
+                                                node->locked_until);
             }
 
         } else {
@@ -490,6 +504,8 @@ ngx_http_eas_cache_lock(ngx_shm_zone_t *zone, ngx_uint_t kind,
     if (node && node->locked_until < now + left) {
         node->locked_until = now + left;
         node->expire = ngx_max(node->expire, node->locked_until);
+        ctx->sh->locked_until = ngx_max(ctx->sh->locked_until,
+                                        node->locked_until);
     }
 
     ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
