@@ -217,13 +217,14 @@ ngx_http_eas_memo_device(ngx_http_request_t *r, ngx_shm_zone_t *zone,
  * buf, as eas_basic_parse() would point into it) and the identity
  * (ngx_http_eas_user_identity(), of the location's directory), so that
  * the same header again is neither decoded nor folded again.  NGX_OK:
- * found; NGX_DECLINED: not remembered, read it.
+ * found, and *found is the entry for ngx_http_eas_memo_digests();
+ * NGX_DECLINED: not remembered, read it.
  */
 
 ngx_int_t
 ngx_http_eas_memo_basic(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *buf,
-    eas_basic_t *basic, u_char *id, size_t *n)
+    eas_basic_t *basic, u_char *id, size_t *n, void **found)
 {
     u_char                    *p;
     size_t                     user, password;
@@ -256,6 +257,8 @@ ngx_http_eas_memo_basic(ngx_http_request_t *r,
 
     ngx_memcpy(buf, p, user + password);
     ngx_memcpy(id, p + user + password, *n);
+
+    *found = slot;
 
     return NGX_OK;
 }
@@ -322,24 +325,19 @@ ngx_http_eas_memo_basic_keep(ngx_http_request_t *r,
  */
 
 ngx_int_t
-ngx_http_eas_memo_digests(ngx_http_request_t *r,
-    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *source,
-    ngx_str_t *device_id, u_char *digest, u_char *device, u_char *secret)
+ngx_http_eas_memo_digests(void *found, u_char *source, ngx_str_t *device_id,
+    u_char *digest, u_char *device, u_char *secret)
 {
     u_char                    *p;
     size_t                     n;
     ngx_uint_t                 equal;
     ngx_http_eas_memo_slot_t  *slot;
 
-    if (header->len > NGX_HTTP_EAS_MEMO_HEADER_MAX) {
-        return NGX_DECLINED;
-    }
+    /* the header's entry ngx_http_eas_memo_basic() has just matched */
 
-    slot = ngx_http_eas_memo_get(r, NGX_HTTP_EAS_MEMO_BASIC);
+    slot = found;
 
-    if (slot == NULL || slot->ext == 0
-        || !ngx_http_eas_memo_find(slot, pcf, header->data, header->len))
-    {
+    if (slot->ext == 0) {
         return NGX_DECLINED;
     }
 

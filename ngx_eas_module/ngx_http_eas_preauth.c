@@ -57,6 +57,7 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
     u_char                       *source;
     ngx_int_t                     rc;
     ngx_str_t                     password, device_id, *did;
+    void                         *memo;
     ngx_uint_t                    found, remembered;
     eas_basic_t                   basic;
     ngx_table_elt_t              *h;
@@ -119,7 +120,8 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 
     remembered = 0;
 
-    if (ngx_http_eas_memo_basic(r, pcf, &h->value, buf, &basic, id, &n)
+    if (ngx_http_eas_memo_basic(r, pcf, &h->value, buf, &basic, id, &n,
+                                &memo)
         == NGX_OK)
     {
         remembered = 1;
@@ -219,9 +221,8 @@ identified:
     /* the header's digests as this connection made them last, or made */
 
     if (remembered
-        && ngx_http_eas_memo_digests(r, pcf, &h->value, source, did,
-                                     pctx->digest, pctx->device,
-                                     pctx->secret)
+        && ngx_http_eas_memo_digests(memo, source, did, pctx->digest,
+                                     pctx->device, pctx->secret)
            != NGX_OK)
     {
         remembered = 0;
