@@ -53,11 +53,11 @@ static ngx_str_t  ngx_http_eas_auth_down = ngx_string("down");
 ngx_int_t
 ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 {
+    void                         *memo;
     size_t                        n, used;
     u_char                       *source;
     ngx_int_t                     rc;
     ngx_str_t                     password, device_id, *did;
-    void                         *memo;
     ngx_uint_t                    found, remembered;
     eas_basic_t                   basic;
     ngx_table_elt_t              *h;
