@@ -56,13 +56,14 @@ void ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
     ngx_shm_zone_t *devices, ngx_http_eas_device_update_t *u);
 ngx_int_t ngx_http_eas_redis_device(ngx_http_request_t *r,
     ngx_shm_zone_t *devices, ngx_http_eas_device_values_t *values);
-void ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices,
+ngx_int_t ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices,
     ngx_str_t *user, ngx_str_t *device_id);
+ngx_uint_t ngx_http_eas_redis_inv_room(ngx_uint_t n);
 
 /* devices: a record updated here; one deleted by the admin API */
 void ngx_http_eas_redis_inventory_seen(ngx_shm_zone_t *devices,
     ngx_http_eas_device_update_t *u);
-void ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
+ngx_int_t ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
     ngx_str_t *user, ngx_str_t *device_id);
 void ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
     ngx_http_eas_device_t *deleted, ngx_uint_t n);

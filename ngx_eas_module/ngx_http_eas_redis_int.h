@@ -93,6 +93,7 @@ void ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link);
 ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name, size_t len,
     void *tag);
 ngx_atomic_t *ngx_http_eas_redis_counters(void);
+ngx_uint_t ngx_http_eas_redis_ready(void);
 
 /*
  * between ngx_http_eas_redis_state.c (lockouts), _redis_unlock.c and
@@ -188,6 +189,7 @@ void ngx_http_eas_redis_inv_refused(ngx_uint_t n);
 void ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zone,
     ngx_str_t *s2, ngx_str_t *s3);
 void ngx_http_eas_redis_inventory_fill(void);
+void ngx_http_eas_redis_inv_replay(void);
 u_char *ngx_http_eas_redis_inventory_status(u_char *p,
     ngx_uint_t prometheus);
 

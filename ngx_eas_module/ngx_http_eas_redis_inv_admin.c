@@ -18,17 +18,11 @@
 
 /*
  * The shared device inventory's configuration (eas_shared_state's
- * device_ttl= and flush=), its keys on Redis, the records the admin API
- * deletes there, and its part of eas_status.  The batch and its writes
- * are in ngx_http_eas_redis_inventory.c.
+ * device_ttl= and flush=), its keys on Redis, the stale records the
+ * admin API deletes there, and its part of eas_status.  The batch and
+ * its writes are in ngx_http_eas_redis_inventory.c, the deletions of
+ * the admin API in ngx_http_eas_redis_inv_pending.c.
  */
-
-
-static const char  ngx_http_eas_inv_delete_lua[] =
-    "redis.call('DEL', KEYS[1]) "
-    "redis.call('ZREM', KEYS[2], KEYS[1]) "
-    "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
-    "return 1";
 
 
 /* eas_shared_state's device_ttl=TIME and flush=TIME; NGX_DECLINED: not
@@ -106,57 +100,6 @@ ngx_http_eas_redis_inv_key(u_char *p, ngx_http_eas_redis_conf_t *rcf,
 
 
 /*
- * The admin API deleted a device (ngx_http_eas_redis_device_delete()):
- * its record goes from Redis, and from every gateway's zone.
- */
-
-void
-ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
-    ngx_str_t *user, ngx_str_t *device_id)
-{
-    ngx_http_eas_redis_conf_t  *rcf;
-    u_char                      key[NGX_HTTP_EAS_INV_KEY];
-    u_char                      index[NGX_HTTP_EAS_INV_KEY];
-    u_char                      m[NGX_HTTP_EAS_INV_KEY + 128];
-    const char                 *argv[7];
-    size_t                      argvlen[7];
-
-    rcf = ngx_http_eas_redis_get_conf();
-
-    if (rcf == NULL || devices == NULL || user->len > EAS_USER_MAX
-        || device_id->len == 0 || device_id->len > EAS_DEVICE_ID_MAX
-        || rcf->prefix.len + devices->shm.name.len > 300)
-    {
-        return;
-    }
-
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_http_eas_inv_delete_lua;
-    argvlen[1] = sizeof(ngx_http_eas_inv_delete_lua) - 1;
-    argv[2] = "2";
-    argvlen[2] = 1;
-    argv[3] = (char *) key;
-    argvlen[3] = ngx_http_eas_redis_inv_key(key, rcf, "i:", devices, user,
-                                            device_id)
-                 - key;
-    argv[4] = (char *) index;
-    argvlen[4] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", devices, NULL,
-                                            NULL)
-                 - index;
-    argv[5] = (char *) rcf->channel.data;
-    argvlen[5] = rcf->channel.len;
-    argv[6] = (char *) m;
-    argvlen[6] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
-                             devices->shm.name.len, user->len,
-                             &devices->shm.name, user, device_id)
-                 - m;
-
-    (void) ngx_http_eas_redis_command(NULL, NULL, 7, argv, argvlen);
-}
-
-
-/*
  * The admin API deleted the records not seen for a time
  * (ngx_http_eas_device_stale()): each goes from Redis and every gateway,
  * and gives its eas_device_max place back there, as one deleted alone.
@@ -179,7 +122,8 @@ ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
         device_id.data = deleted[i].device_id;
         device_id.len = deleted[i].device_id_len;
 
-        ngx_http_eas_redis_device_delete(devices, &user, &device_id);
+        (void) ngx_http_eas_redis_device_delete(devices, &user,
+                                                &device_id);
     }
 }
 

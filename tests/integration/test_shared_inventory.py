@@ -11,6 +11,7 @@ workers, Redis a real redis-server on a loopback port."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -120,15 +121,7 @@ def ids(nginx):
 
 
 def delete(nginx, user, device_id):
-    request = urllib.request.Request(
-        "http://127.0.0.1:%d/eas/admin/devices?user=%s&device_id=%s"
-        % (nginx.port, user, device_id),
-        method="DELETE", headers={"X-EAS-Admin": "1"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status
-    except urllib.error.HTTPError as err:
-        return err.code
+    return delete_answer(nginx, user, device_id)[0]
 
 
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "..", "docs",
@@ -483,6 +476,107 @@ def test_deletion_missed_during_resubscription(nginx_factory, redis,
     device(b, "AMYB0", user="amy", password="apple").foldersync()
     assert [r.eas.device_id for r in backend.requests[count:]] == []
     assert redis.command("SMEMBERS", "t:d:devices:amy") == [b"amya1"]
+
+
+def delete_answer(nginx, user, device_id):
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/devices?user=%s&device_id=%s"
+        % (nginx.port, user, device_id),
+        method="DELETE", headers={"X-EAS-Admin": "1"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.loads(reply.read().decode())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read().decode())
+
+
+def workers(nginx):
+    """The pids of the gateway's worker processes."""
+    master = nginx.process.pid
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:
+            found.append(int(name))
+    return found
+
+
+def test_deleted_while_redis_down_deleted_everywhere_once_back(
+        nginx_factory, redis, directory, backend):
+    """Deleted on B while Redis is down: B answers shared:false, keeps
+    the deletion and sends it when Redis is back, so A drops the device
+    too.  A device seen again on A after its deletion (its record on
+    Redis newer than the deletion) is kept: B's deletion, sent late,
+    does not undo what A saw since."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2)
+    for device_id in ("PHONE1", "LATER"):
+        assert device(a, device_id).foldersync().status == 200
+    poll(lambda: {"PHONE1", "LATER"} <= ids(b) or None, "listed on B")
+    status, answer = delete_answer(b, "jdoe", "PHONE1")
+    assert (status, answer) == (200, {"deleted": 1, "shared": True})
+    poll(lambda: "PHONE1" not in ids(a) or None, "PHONE1 gone from A")
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: "PHONE1" in ids(b) or None, "PHONE1 back on B")
+
+    redis.stop()
+    poll(lambda: get(b, "/eas/status?format=json")["shared_state"]["up"] == 0
+         or None, "B sees Redis down")
+    for device_id in ("PHONE1", "LATER"):
+        status, answer = delete_answer(b, "jdoe", device_id)
+        assert (status, answer) == (200, {"deleted": 1, "shared": False})
+    assert "PHONE1" not in ids(b)
+    deleted = int(time.time())
+    # B frozen while Redis comes back and A sees LATER again, later than
+    # the deletion: B's deletion reaches Redis after A's record
+    frozen = workers(b)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        redis.start()
+        poll(lambda: int(time.time()) > deleted or None, "the next second")
+        assert device(a, "LATER").foldersync().status == 200
+        poll(lambda: redis.command("EXISTS", "t:i:devices:4:jdoelater") == 1
+             or None, "LATER written again by A")
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    poll(lambda: "PHONE1" not in ids(a) or None,
+         "the deletion made on B while Redis was down reaches A")
+    assert redis.command("SISMEMBER", "t:d:devices:jdoe", "phone1") == 0
+    assert "while it was away sent to it" in b.error_log()
+    poll(lambda: "LATER" in ids(b) or None, "LATER, seen since, back on B")
+    assert "LATER" in ids(a)
+    assert redis.command("EXISTS", "t:i:devices:4:jdoelater") == 1
+
+
+def test_deletions_while_redis_down_bounded(nginx_factory, redis,
+                                            directory, backend):
+    """A worker keeps 256 deletions for a Redis that is down: past them
+    the admin API refuses (503, saying why) and the record stays."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    assert device(a, "KEEP").foldersync().status == 200
+    redis.stop()
+    poll(lambda: get(a, "/eas/status?format=json")["shared_state"]["up"] == 0
+         or None, "A sees Redis down")
+    refused = None
+    # two workers: at most 2 x 256 kept, each on one connection
+    for i in range(600):
+        status, answer = delete_answer(a, "jdoe", "GONE%03d" % i)
+        if status == 503:
+            refused = answer
+            break
+        assert status == 404, answer
+    assert refused is not None
+    assert "queue of deletions" in refused["error"]
+    status, answer = delete_answer(a, "jdoe", "KEEP")
+    if status == 503:
+        assert "KEEP" in ids(a)
 
 
 def forwarded(backend):

@@ -1,0 +1,320 @@
+
+/*
+ * Copyright (C) ngx_eas developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_http_eas_module.h"
+#include "ngx_http_eas_devices.h"
+#include "ngx_http_eas_redis.h"
+#include "ngx_http_eas_redis_int.h"
+
+
+/*
+ * A device deleted through the admin API, on Redis (docs/scale-out.md):
+ * its record, its index entry and its place in the user's set go in
+ * one script, which announces the deletion to the other gateways.
+ *
+ * Each deletion is kept by the worker that made it until Redis answered
+ * it: one made while Redis is down, or whose answer the connection did
+ * not bring, waits in this worker's queue of NGX_HTTP_EAS_INV_PENDING
+ * and is sent again when the worker's connection is set up again
+ * (ngx_http_eas_redis_inv_replay()), before the records it writes
+ * afterwards.  Full while Redis is down, the admin API refuses the
+ * deletion (503) rather than make one the other gateways never hear.
+ *
+ * Sent again, the deletion keeps a record that was seen after it was
+ * made (the device came back through another gateway meanwhile): the
+ * script compares the record's last seen time with the deletion's.
+ */
+
+
+#define NGX_HTTP_EAS_INV_PENDING  256
+
+
+typedef struct {
+    ngx_shm_zone_t              *zone;
+    time_t                       at;           /* deleted, here */
+    ngx_uint_t                   id;           /* 0: a free entry */
+    u_short                      user_len;
+    u_char                       device_id_len;
+    u_char                       sent;         /* the answer awaited */
+    u_char                       data[EAS_USER_MAX + EAS_DEVICE_ID_MAX];
+} ngx_http_eas_inv_pending_t;
+
+
+static ngx_int_t ngx_http_eas_inv_delete_send(ngx_http_eas_inv_pending_t *d,
+    time_t at);
+static void ngx_http_eas_inv_on_delete(redisAsyncContext *ac, void *reply,
+    void *data);
+
+
+/*
+ * KEYS: the record, the index, the user's set; ARGV: the channel, the
+ * message, the DeviceId (lower case), the time the deletion was made
+ * (0: now, whatever the record says).  A record's last seen time is its
+ * third field, after the version (ngx_http_eas_redis_inventory.c).
+ */
+
+static const char  ngx_http_eas_inv_delete_lua[] =
+    "local at = tonumber(ARGV[4]) "
+    "if at > 0 and redis.call('TYPE', KEYS[1]).ok == 'string' then "
+    "  local v = redis.call('GET', KEYS[1]) "
+    "  local seen = tonumber(string.match(v, '^1 %d+ (%d+) ')) "
+    "  if seen and seen > at then "
+    "    return 0 "
+    "  end "
+    "end "
+    "redis.call('DEL', KEYS[1]) "
+    "redis.call('ZREM', KEYS[2], KEYS[1]) "
+    "redis.call('SREM', KEYS[3], ARGV[3]) "
+    "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
+    "return 1";
+
+
+/* this worker's */
+
+static ngx_http_eas_inv_pending_t  *ngx_http_eas_inv_pending;
+static ngx_uint_t                   ngx_http_eas_inv_pending_n;
+static ngx_uint_t                   ngx_http_eas_inv_pending_id;
+static time_t                       ngx_http_eas_inv_full_logged;
+
+
+/*
+ * The admin API deleted a device (ngx_http_eas_redis_device_delete()):
+ * NGX_OK sent to Redis, NGX_AGAIN kept for when Redis is back, NGX_BUSY
+ * Redis is down and the queue full (the caller refuses the deletion),
+ * NGX_DECLINED no shared state (or a name Redis cannot be given).
+ */
+
+ngx_int_t
+ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
+    ngx_str_t *user, ngx_str_t *device_id)
+{
+    ngx_uint_t                   i;
+    ngx_http_eas_inv_pending_t  *d, one;
+    ngx_http_eas_redis_conf_t   *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || devices == NULL || user->len > EAS_USER_MAX
+        || device_id->len == 0 || device_id->len > EAS_DEVICE_ID_MAX
+        || rcf->prefix.len + devices->shm.name.len > 300)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_eas_inv_pending == NULL) {
+        ngx_http_eas_inv_pending = ngx_calloc(NGX_HTTP_EAS_INV_PENDING
+                                              * sizeof(
+                                                  ngx_http_eas_inv_pending_t),
+                                              ngx_cycle->log);
+    }
+
+    d = NULL;
+
+    if (ngx_http_eas_inv_pending
+        && ngx_http_eas_inv_pending_n < NGX_HTTP_EAS_INV_PENDING)
+    {
+        for (i = 0; ngx_http_eas_inv_pending[i].id; i++) {
+            /* void */
+        }
+
+        d = &ngx_http_eas_inv_pending[i];
+        d->id = ++ngx_http_eas_inv_pending_id;
+        ngx_http_eas_inv_pending_n++;
+
+    } else {
+        /* sent untracked if Redis is up, refused otherwise */
+        d = &one;
+        d->id = 0;
+    }
+
+    d->zone = devices;
+    d->at = ngx_time();
+    d->user_len = (u_short) user->len;
+    d->device_id_len = (u_char) device_id->len;
+    d->sent = 0;
+    ngx_memcpy(d->data, user->data, user->len);
+    ngx_memcpy(d->data + user->len, device_id->data, device_id->len);
+
+    if (ngx_http_eas_inv_delete_send(d, 0) == NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (d->id) {
+        return NGX_AGAIN;
+    }
+
+    if (ngx_time() - ngx_http_eas_inv_full_logged >= 60) {
+        ngx_http_eas_inv_full_logged = ngx_time();
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "eas: shared state \"%V\" is down and this worker "
+                      "keeps %ui device deletions for it already: "
+                      "deletions refused until it is back (said once a "
+                      "minute)", &rcf->url,
+                      (ngx_uint_t) NGX_HTTP_EAS_INV_PENDING);
+    }
+
+    return NGX_BUSY;
+}
+
+
+/* how many deletions this worker can make now, up to n */
+
+ngx_uint_t
+ngx_http_eas_redis_inv_room(ngx_uint_t n)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || ngx_http_eas_redis_ready()) {
+        return n;
+    }
+
+    return ngx_min(n, NGX_HTTP_EAS_INV_PENDING - ngx_http_eas_inv_pending_n);
+}
+
+
+/*
+ * This worker's connection is set up again: the deletions it keeps are
+ * sent, each kept until Redis answered it.
+ */
+
+void
+ngx_http_eas_redis_inv_replay(void)
+{
+    ngx_uint_t                   i, n;
+    ngx_http_eas_inv_pending_t  *d;
+
+    if (ngx_http_eas_inv_pending_n == 0) {
+        return;
+    }
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_EAS_INV_PENDING; i++) {
+        d = &ngx_http_eas_inv_pending[i];
+
+        if (d->id && !d->sent
+            && ngx_http_eas_inv_delete_send(d, d->at) == NGX_OK)
+        {
+            n++;
+        }
+    }
+
+    if (n) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "eas: shared state: %ui device deletions made while "
+                      "it was away sent to it", n);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_eas_inv_delete_send(ngx_http_eas_inv_pending_t *d, time_t at)
+{
+    ngx_str_t                   user, device_id;
+    ngx_http_eas_redis_conf_t  *rcf;
+    u_char                      key[NGX_HTTP_EAS_INV_KEY];
+    u_char                      index[NGX_HTTP_EAS_INV_KEY];
+    u_char                      set[NGX_HTTP_EAS_INV_KEY];
+    u_char                      dev[EAS_DEVICE_ID_MAX];
+    u_char                      m[NGX_HTTP_EAS_INV_KEY + 128];
+    u_char                      t[NGX_TIME_T_LEN];
+    const char                 *argv[11];
+    size_t                      argvlen[11];
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL || !ngx_http_eas_redis_ready()) {
+        return NGX_DECLINED;
+    }
+
+    user.data = d->data;
+    user.len = d->user_len;
+    device_id.data = d->data + d->user_len;
+    device_id.len = d->device_id_len;
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngx_http_eas_inv_delete_lua;
+    argvlen[1] = sizeof(ngx_http_eas_inv_delete_lua) - 1;
+    argv[2] = "3";
+    argvlen[2] = 1;
+    argv[3] = (char *) key;
+    argvlen[3] = ngx_http_eas_redis_inv_key(key, rcf, "i:", d->zone, &user,
+                                            &device_id)
+                 - key;
+    argv[4] = (char *) index;
+    argvlen[4] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", d->zone, NULL,
+                                            NULL)
+                 - index;
+    argv[5] = (char *) set;
+    argvlen[5] = ngx_http_eas_redis_inv_key(set, rcf, "d:", d->zone, &user,
+                                            NULL)
+                 - set;
+    argv[6] = (char *) rcf->channel.data;
+    argvlen[6] = rcf->channel.len;
+    argv[7] = (char *) m;
+    argvlen[7] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
+                             d->zone->shm.name.len, user.len,
+                             &d->zone->shm.name, &user, &device_id)
+                 - m;
+    ngx_strlow(dev, device_id.data, device_id.len);
+    argv[8] = (char *) dev;
+    argvlen[8] = device_id.len;
+    argv[9] = (char *) t;
+    argvlen[9] = ngx_sprintf(t, "%T", at) - t;
+
+    if (ngx_http_eas_redis_command(d->id ? ngx_http_eas_inv_on_delete : NULL,
+                                   (void *) (uintptr_t) d->id, 10, argv,
+                                   argvlen)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    d->sent = 1;
+
+    return NGX_OK;
+}
+
+
+/* Redis answered a deletion: it leaves the queue; no answer, it stays */
+
+static void
+ngx_http_eas_inv_on_delete(redisAsyncContext *ac, void *reply, void *data)
+{
+    redisReply  *rr = reply;
+    ngx_uint_t   id = (ngx_uint_t) (uintptr_t) data;
+
+    ngx_uint_t                   i;
+    ngx_http_eas_inv_pending_t  *d;
+
+    for (i = 0; i < NGX_HTTP_EAS_INV_PENDING; i++) {
+        d = &ngx_http_eas_inv_pending[i];
+
+        if (d->id != id) {
+            continue;
+        }
+
+        if (rr == NULL || rr->type != REDIS_REPLY_INTEGER) {
+            /* sent again when the connection is set up again */
+            d->sent = 0;
+            return;
+        }
+
+        d->id = 0;
+        ngx_http_eas_inv_pending_n--;
+        return;
+    }
+}
