@@ -190,6 +190,8 @@ void ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zone,
     ngx_str_t *s2, ngx_str_t *s3);
 void ngx_http_eas_redis_inventory_fill(void);
 void ngx_http_eas_redis_inv_replay(void);
+void ngx_http_eas_redis_inv_exiting(void);
+void ngx_http_eas_redis_inv_pending_exit(void);
 u_char *ngx_http_eas_redis_inventory_status(u_char *p,
     ngx_uint_t prometheus);
 

@@ -29,6 +29,10 @@
  * afterwards.  Full while Redis is down, the admin API refuses the
  * deletion (503) rather than make one the other gateways never hear.
  *
+ * A worker that exits while Redis is down loses the deletions it keeps,
+ * and says how many (the other gateways keep those devices until they
+ * are deleted again, or idle for device_ttl).
+ *
  * Sent again, the deletion keeps a record that was seen after it was
  * made (the device came back through another gateway meanwhile): the
  * script compares the record's last seen time with the deletion's.
@@ -316,5 +320,32 @@ ngx_http_eas_inv_on_delete(redisAsyncContext *ac, void *reply, void *data)
         d->id = 0;
         ngx_http_eas_inv_pending_n--;
         return;
+    }
+}
+
+
+/* the worker shuts down: what it still keeps for Redis is said lost */
+
+void
+ngx_http_eas_redis_inv_pending_exit(void)
+{
+    ngx_uint_t  i, n;
+
+    n = 0;
+
+    for (i = 0; ngx_http_eas_inv_pending && i < NGX_HTTP_EAS_INV_PENDING;
+         i++)
+    {
+        if (ngx_http_eas_inv_pending[i].id) {
+            n++;
+        }
+    }
+
+    if (n) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "eas: shared state: %ui device deletions made here "
+                      "while it was down, not answered by it, are lost as "
+                      "this worker exits: the other gateways may keep "
+                      "those devices", n);
     }
 }

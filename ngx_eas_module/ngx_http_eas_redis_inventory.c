@@ -36,6 +36,15 @@
  * event loop.  While Redis is down the batch is dropped (counted): the
  * next request of each device writes it again.
  *
+ * A worker that shuts down gracefully (reload, quit) writes the batch it
+ * holds at once (nginx tells the command connection, marked idle, see
+ * ngx_http_eas_redis_inv_exiting()), and what the requests it still
+ * serves add later when the flush timer fires: that timer is not
+ * cancelable, so nginx keeps the worker for it.  Once it wrote, a timer
+ * of "timeout", not cancelable either, waits for Redis's answers and is
+ * removed by the last.  A worker told to stop at once (SIGTERM), or
+ * beyond worker_shutdown_timeout, drops the batch.
+ *
  * The first worker of every other gateway imports the records into its
  * own zone, in the order last seen, never counted for eas_device_max
  * there (the user's set on Redis counts the places of every gateway),
@@ -59,6 +68,7 @@
 #define NGX_HTTP_EAS_INV_BATCH   256     /* devices a worker collects */
 #define NGX_HTTP_EAS_INV_SLOTS   512     /* its index, a power of 2 */
 #define NGX_HTTP_EAS_INV_REFUSED_TTL  3600  /* a refused device's record */
+#define NGX_HTTP_EAS_INV_EXIT    0x100000  /* a write of an exiting worker */
 
 
 /* a device of the batch: its zone and key as the request gave them */
@@ -99,6 +109,7 @@ typedef struct {
 
 
 static void ngx_http_eas_inv_flush(ngx_event_t *ev);
+static void ngx_http_eas_inv_exit_wait(ngx_event_t *ev);
 static void ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf,
     ngx_shm_zone_t *zone, ngx_uint_t from);
 static void ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply,
@@ -171,6 +182,8 @@ static ngx_http_eas_inv_chunk_t  *ngx_http_eas_inv_chunk;
 static ngx_uint_t                 ngx_http_eas_inv_n;
 static uint16_t  ngx_http_eas_inv_slots[NGX_HTTP_EAS_INV_SLOTS];
 static ngx_event_t                ngx_http_eas_inv_flush_ev;
+static ngx_event_t                ngx_http_eas_inv_exit_ev;
+static ngx_uint_t                 ngx_http_eas_inv_exit_writes;
 static time_t                     ngx_http_eas_inv_refused_logged;
 
 /* the timer's "data": nginx's debug log reads a descriptor from it */
@@ -216,7 +229,11 @@ ngx_http_eas_redis_inv_start(void)
     ngx_http_eas_inv_flush_ev.data = &ngx_http_eas_inv_dummy;
     ngx_http_eas_inv_flush_ev.handler = ngx_http_eas_inv_flush;
     ngx_http_eas_inv_flush_ev.log = ngx_cycle->log;
-    ngx_http_eas_inv_flush_ev.cancelable = 1;
+
+    /* a graceful exit waits for them: not cancelable (above) */
+    ngx_http_eas_inv_exit_ev.data = &ngx_http_eas_inv_dummy;
+    ngx_http_eas_inv_exit_ev.handler = ngx_http_eas_inv_exit_wait;
+    ngx_http_eas_inv_exit_ev.log = ngx_cycle->log;
 
     return NGX_OK;
 }
@@ -302,6 +319,17 @@ queued:
         && !ngx_http_eas_inv_flush_ev.posted)
     {
         ngx_add_timer(&ngx_http_eas_inv_flush_ev, rcf->flush);
+    }
+}
+
+
+/* the worker starts to shut down gracefully: its batch is written now */
+
+void
+ngx_http_eas_redis_inv_exiting(void)
+{
+    if (ngx_http_eas_inv_n) {
+        ngx_http_eas_inv_flush(&ngx_http_eas_inv_flush_ev);
     }
 }
 
@@ -476,12 +504,31 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
     }
 
     if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_write,
-                                   (void *) (uintptr_t) (k << 8 | n),
+                                   (void *) (uintptr_t)
+                                       (k << 8 | n
+                                        | (ngx_exiting ? NGX_HTTP_EAS_INV_EXIT
+                                                       : 0)),
                                    (int) argc, c->argv, c->argvlen)
         != NGX_OK)
     {
         ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
+        return;
     }
+
+    if (ngx_exiting) {
+        /* the worker waits for the answer, "timeout" at most */
+        ngx_http_eas_inv_exit_writes++;
+        ngx_add_timer(&ngx_http_eas_inv_exit_ev, rcf->timeout);
+    }
+}
+
+
+/* exiting: Redis did not answer the last writes in time, they are left */
+
+static void
+ngx_http_eas_inv_exit_wait(ngx_event_t *ev)
+{
+    ngx_http_eas_inv_exit_writes = 0;
 }
 
 
@@ -494,6 +541,13 @@ ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
     size_t           i;
     ngx_shm_zone_t  *zone;
 
+    if ((n & NGX_HTTP_EAS_INV_EXIT) && ngx_http_eas_inv_exit_writes
+        && --ngx_http_eas_inv_exit_writes == 0
+        && ngx_http_eas_inv_exit_ev.timer_set)
+    {
+        ngx_del_timer(&ngx_http_eas_inv_exit_ev);
+    }
+
     if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
         || rr->element[0]->type != REDIS_REPLY_INTEGER)
     {
@@ -503,7 +557,8 @@ ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
 
     ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_WRITTEN, n & 0xff);
 
-    zone = ngx_http_eas_redis_zone_find(NULL, n >> 8, &ngx_http_eas_module);
+    zone = ngx_http_eas_redis_zone_find(NULL, (n >> 8) & 0xfff,
+                                        &ngx_http_eas_module);
 
     if (zone == NULL) {
         return;

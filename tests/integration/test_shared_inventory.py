@@ -31,7 +31,7 @@ http {
     ${temp_paths}
 
     eas_shared_state ${redis_url} prefix=t: timeout=${timeout}
-                     connect_timeout=300ms retry=200ms flush=1s
+                     connect_timeout=300ms retry=200ms flush=${flush}
                      device_ttl=2h;
 
     eas_preauth_zone zone=auth:1m;
@@ -75,10 +75,11 @@ def backend():
 
 
 def gateway(nginx_factory, redis, directory, backend, device_max="",
-            timeout="300ms"):
+            timeout="300ms", flush="1s"):
     nginx = start_gateway(nginx_factory, NGINX_CONFIG, redis_url=redis.url,
                           dir_port=directory.port, backend_port=backend.port,
-                          device_max=device_max, timeout=timeout)
+                          device_max=device_max, timeout=timeout,
+                          flush=flush)
     return nginx
 
 
@@ -577,6 +578,24 @@ def test_deletions_while_redis_down_bounded(nginx_factory, redis,
     status, answer = delete_answer(a, "jdoe", "KEEP")
     if status == 503:
         assert "KEEP" in ids(a)
+
+
+def test_batch_written_when_the_worker_exits(nginx_factory, redis,
+                                             directory, backend):
+    """The last-seen moves a worker holds when it shuts down gracefully
+    (a reload) reach Redis: with flush=60s nothing else writes them."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1, flush="60s")
+    key = "t:i:devices:4:jdoephone1"
+    # a new device is written at once
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: redis.command("EXISTS", key) == 1 or None, "PHONE1 written")
+    first = int(redis.command("GET", key).split()[2])
+    poll(lambda: int(time.time()) > first or None, "the next second")
+    assert device(a, "PHONE1").foldersync().status == 200
+    assert int(redis.command("GET", key).split()[2]) == first
+    a.reload()
+    poll(lambda: int(redis.command("GET", key).split()[2]) > first or None,
+         "the last seen time the exiting worker held, on Redis")
 
 
 def forwarded(backend):
