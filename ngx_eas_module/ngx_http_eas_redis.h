@@ -76,5 +76,8 @@ void ngx_http_eas_redis_ping(ngx_shm_zone_t *devices, ngx_str_t *user,
 u_char *ngx_http_eas_redis_status(u_char *p, ngx_uint_t prometheus);
 ngx_int_t ngx_http_eas_redis_up(void);
 
+/* inventory: the name of this gateway in the records it writes */
+void ngx_http_eas_redis_gateway(ngx_str_t *name);
+
 
 #endif /* _NGX_HTTP_EAS_REDIS_H_INCLUDED_ */

@@ -482,6 +482,8 @@ ngx_http_eas_inv_parse(u_char *p, u_char *last,
         NGX_HTTP_EAS_DEVICE_UA_LEN, NGX_HTTP_EAS_DEVICE_REASON_LEN
     };
 
+    p = ngx_http_eas_redis_inv_unwrap(p, last);
+
     if (last - p < 2 || p[0] != '1' || p[1] != ' ') {
         return NGX_ERROR;
     }
@@ -629,6 +631,7 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
 
     dn->reason_len = (u_char) rec->reason.len;
     ngx_memcpy(p, rec->reason.data, rec->reason.len);
+    ngx_http_eas_redis_inv_gateway_set(ctx, dn);
 
     /* after the records seen later: most are seen now, at the head */
 

@@ -34,6 +34,7 @@ typedef struct {
     ngx_array_t                 *lock_times;   /* of *_lock_time_t */
     time_t                       device_ttl;    /* inventory on Redis */
     ngx_msec_t                   flush;         /* last seen, batched */
+    ngx_str_t                    gateway;       /* its name in records */
 } ngx_http_eas_redis_conf_t;
 
 
@@ -161,9 +162,11 @@ u_char *ngx_http_eas_redis_key(u_char *p, const char *kind,
 #define NGX_HTTP_EAS_INV_CHUNK   32      /* records a script, a message */
 #define NGX_HTTP_EAS_INV_NUMS    11
 
-/* the longest record: numbers, the strings at their slots' length */
+/* the longest record: the gateway's name, numbers, the strings at their
+ * slots' length */
 #define NGX_HTTP_EAS_INV_RECORD                                               \
-    (2 + NGX_HTTP_EAS_INV_NUMS * (NGX_TIME_T_LEN + 1) + EAS_USER_MAX          \
+    (6 + NGX_HTTP_EAS_DEVICE_GATEWAY_LEN                                      \
+     + 2 + NGX_HTTP_EAS_INV_NUMS * (NGX_TIME_T_LEN + 1) + EAS_USER_MAX        \
      + EAS_DEVICE_ID_MAX + NGX_HTTP_EAS_DEVICE_TYPE_LEN                       \
      + NGX_HTTP_EAS_DEVICE_UA_LEN + NGX_HTTP_EAS_DEVICE_REASON_LEN)
 
@@ -186,6 +189,8 @@ u_char *ngx_http_eas_redis_inv_key(u_char *p,
     ngx_str_t *user, ngx_str_t *device_id);
 void ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n);
 void ngx_http_eas_redis_inv_refused(ngx_uint_t n);
+u_char *ngx_http_eas_redis_inv_unwrap(u_char *p, u_char *last);
+void ngx_http_eas_redis_inv_gateway_set(void *ctx, void *node);
 void ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zone,
     ngx_str_t *s2, ngx_str_t *s3);
 void ngx_http_eas_redis_inventory_fill(void);

@@ -49,6 +49,26 @@ ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
         return NGX_OK;
     }
 
+    if (v->len > 8 && ngx_strncmp(v->data, "gateway=", 8) == 0) {
+        s.data = v->data + 8;
+        s.len = v->len - 8;
+
+        if (s.len > NGX_HTTP_EAS_DEVICE_GATEWAY_LEN) {
+            return NGX_DECLINED;
+        }
+
+        for (n = 0; n < (ngx_int_t) s.len; n++) {
+            if (!(isalnum(s.data[n]) || s.data[n] == '.' || s.data[n] == '-'
+                  || s.data[n] == '_'))
+            {
+                return NGX_DECLINED;
+            }
+        }
+
+        rcf->gateway = s;
+        return NGX_OK;
+    }
+
     if (v->len > 6 && ngx_strncmp(v->data, "flush=", 6) == 0) {
         s.data = v->data + 6;
         s.len = v->len - 6;
@@ -63,6 +83,118 @@ ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * The name of this gateway in the records it writes, and in the listing
+ * of its own: "gateway=", by default its host name (the first
+ * NGX_HTTP_EAS_DEVICE_GATEWAY_LEN bytes).
+ */
+
+void
+ngx_http_eas_redis_gateway(ngx_str_t *name)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf && rcf->gateway.len) {
+        *name = rcf->gateway;
+        return;
+    }
+
+    name->data = ngx_cycle->hostname.data;
+    name->len = ngx_min(ngx_cycle->hostname.len,
+                        NGX_HTTP_EAS_DEVICE_GATEWAY_LEN);
+}
+
+
+/*
+ * A record read from Redis or the channel: "2 LEN:NAME " before it says
+ * the gateway that wrote it, kept for ngx_http_eas_redis_inv_gateway_set()
+ * and skipped.  A record without it is of an older gateway; one whose
+ * name is not right is left as it is, and refused by the parser.
+ */
+
+static u_char  ngx_http_eas_inv_gateway[NGX_HTTP_EAS_DEVICE_GATEWAY_LEN];
+static size_t  ngx_http_eas_inv_gateway_len;
+
+u_char *
+ngx_http_eas_redis_inv_unwrap(u_char *p, u_char *last)
+{
+    u_char  *q;
+    size_t   len;
+
+    ngx_http_eas_inv_gateway_len = 255;
+
+    if (last - p < 4 || p[0] != '2' || p[1] != ' ') {
+        return p;
+    }
+
+    len = 0;
+
+    for (q = p + 2;
+         q < last && *q >= '0' && *q <= '9'
+         && len <= NGX_HTTP_EAS_DEVICE_GATEWAY_LEN;
+         q++)
+    {
+        len = len * 10 + (*q - '0');
+    }
+
+    if (q == p + 2 || len == 0 || len > NGX_HTTP_EAS_DEVICE_GATEWAY_LEN
+        || q == last || *q != ':' || (size_t) (last - q) < len + 2
+        || q[1 + len] != ' ')
+    {
+        return p;
+    }
+
+    ngx_memcpy(ngx_http_eas_inv_gateway, q + 1, len);
+    ngx_http_eas_inv_gateway_len = len;
+
+    return q + 2 + len;
+}
+
+
+/*
+ * The record just parsed is taken into the zone (its lock held): its
+ * gateway too, as its rank in the zone's names, the name added if new;
+ * with NGX_HTTP_EAS_GATEWAYS names there, a new one is not said.
+ */
+
+void
+ngx_http_eas_redis_inv_gateway_set(void *zone_ctx, void *node)
+{
+    size_t                         len;
+    ngx_uint_t                     i;
+    ngx_http_eas_devices_ctx_t    *ctx = zone_ctx;
+    ngx_http_eas_devices_node_t   *dn = node;
+    ngx_http_eas_devices_shctx_t  *sh;
+
+    sh = ctx->sh;
+    len = ngx_http_eas_inv_gateway_len;
+    dn->gateway = 255;
+
+    if (len > NGX_HTTP_EAS_DEVICE_GATEWAY_LEN) {
+        return;
+    }
+
+    for (i = 0; i < sh->ngateways; i++) {
+        if (sh->gateways[i][0] == len
+            && ngx_memcmp(sh->gateways[i] + 1, ngx_http_eas_inv_gateway, len)
+               == 0)
+        {
+            dn->gateway = (u_char) (i + 1);
+            return;
+        }
+    }
+
+    if (i < NGX_HTTP_EAS_GATEWAYS) {
+        sh->gateways[i][0] = (u_char) len;
+        ngx_memcpy(sh->gateways[i] + 1, ngx_http_eas_inv_gateway, len);
+        sh->ngateways++;
+        dn->gateway = (u_char) (i + 1);
+    }
 }
 
 

@@ -63,13 +63,18 @@ static void ngx_http_eas_inv_on_delete(redisAsyncContext *ac, void *reply,
  * KEYS: the record, the index, the user's set; ARGV: the channel, the
  * message, the DeviceId (lower case), the time the deletion was made
  * (0: now, whatever the record says).  A record's last seen time is its
- * third field, after the version (ngx_http_eas_redis_inventory.c).
+ * third field, after the version and past the name of its gateway
+ * (ngx_http_eas_redis_inventory.c).
  */
 
 static const char  ngx_http_eas_inv_delete_lua[] =
     "local at = tonumber(ARGV[4]) "
     "if at > 0 and redis.call('TYPE', KEYS[1]).ok == 'string' then "
     "  local v = redis.call('GET', KEYS[1]) "
+    "  local g = string.match(v, '^2 (%d+):') "
+    "  if g then "
+    "    v = string.sub(v, #g + tonumber(g) + 5) "
+    "  end "
     "  local seen = tonumber(string.match(v, '^1 %d+ (%d+) ')) "
     "  if seen and seen > at then "
     "    return 0 "

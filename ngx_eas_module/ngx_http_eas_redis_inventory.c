@@ -54,10 +54,14 @@
  * brings what was announced while it was away.
  *
  * The records are read back by ngx_http_eas_redis_import.c.  A record
- * is one line of text:
+ * is one line of text, the name of the gateway that wrote it (its
+ * "gateway=", its host name by default) before one of version 1:
  *
- *     1 FIRST LAST HEARTBEAT VERSION COMMAND ACCESS ULEN DLEN TLEN ALEN
- *       RLEN USER DEVICEID TYPE USERAGENT REASON
+ *     2 GLEN:GATEWAY 1 FIRST LAST HEARTBEAT VERSION COMMAND ACCESS ULEN
+ *       DLEN TLEN ALEN RLEN USER DEVICEID TYPE USERAGENT REASON
+ *
+ * (a record of version 1 alone, from an older gateway, is read too: its
+ * gateway is not said).
  *
  * and everything read back is checked before it is used: a record
  * that does not parse, with lengths over the zone's slots or times
@@ -625,7 +629,7 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
     time_t *last_seen)
 {
     u_char                       *p, *s;
-    ngx_str_t                     user, device_id;
+    ngx_str_t                     user, device_id, gateway;
     ngx_http_eas_devices_ctx_t   *ctx;
     ngx_http_eas_devices_node_t  *dn;
 
@@ -656,7 +660,25 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
                               dn->reason_len)
                   == 0;
 
-    p = ngx_sprintf(record, "1 %T %T %ui %ui %ui %ui %ui %ui %ui %ui %ui ",
+    /* the gateway that saw it, "2 LEN:NAME " before the record */
+
+    ngx_str_null(&gateway);
+
+    if (dn->gateway == 0) {
+        ngx_http_eas_redis_gateway(&gateway);
+
+    } else if (dn->gateway <= ctx->sh->ngateways) {
+        gateway.len = ctx->sh->gateways[dn->gateway - 1][0];
+        gateway.data = ctx->sh->gateways[dn->gateway - 1] + 1;
+    }
+
+    p = record;
+
+    if (gateway.len && gateway.len <= NGX_HTTP_EAS_DEVICE_GATEWAY_LEN) {
+        p = ngx_sprintf(p, "2 %uz:%V ", gateway.len, &gateway);
+    }
+
+    p = ngx_sprintf(p, "1 %T %T %ui %ui %ui %ui %ui %ui %ui %ui %ui ",
                     dn->first_seen, dn->last_seen, dn->heartbeat,
                     (ngx_uint_t) dn->version, (ngx_uint_t) dn->command,
                     (ngx_uint_t) dn->access, (ngx_uint_t) dn->user_len,

@@ -31,7 +31,7 @@ http {
     ${temp_paths}
 
     eas_shared_state ${redis_url} prefix=t: timeout=${timeout}
-                     connect_timeout=300ms retry=200ms flush=${flush}
+                     connect_timeout=300ms retry=200ms flush=${flush} ${gateway_name}
                      device_ttl=2h;
 
     eas_preauth_zone zone=auth:1m;
@@ -75,11 +75,12 @@ def backend():
 
 
 def gateway(nginx_factory, redis, directory, backend, device_max="",
-            timeout="300ms", flush="1s"):
+            timeout="300ms", flush="1s", name=None):
     nginx = start_gateway(nginx_factory, NGINX_CONFIG, redis_url=redis.url,
                           dir_port=directory.port, backend_port=backend.port,
                           device_max=device_max, timeout=timeout,
-                          flush=flush)
+                          flush=flush,
+                          gateway_name="gateway=%s" % name if name else "")
     return nginx
 
 
@@ -580,6 +581,15 @@ def test_deletions_while_redis_down_bounded(nginx_factory, redis,
         assert "KEEP" in ids(a)
 
 
+def last_seen_on_redis(redis, key):
+    """The last seen time of a record on Redis, past its gateway's name
+    ("2 LEN:NAME 1 FIRST LAST ...")."""
+    fields = redis.command("GET", key).split()
+    if fields[0] == b"2":
+        fields = fields[2:]
+    return int(fields[2])
+
+
 def test_batch_written_when_the_worker_exits(nginx_factory, redis,
                                              directory, backend):
     """The last-seen moves a worker holds when it shuts down gracefully
@@ -589,13 +599,45 @@ def test_batch_written_when_the_worker_exits(nginx_factory, redis,
     # a new device is written at once
     assert device(a, "PHONE1").foldersync().status == 200
     poll(lambda: redis.command("EXISTS", key) == 1 or None, "PHONE1 written")
-    first = int(redis.command("GET", key).split()[2])
+    first = last_seen_on_redis(redis, key)
     poll(lambda: int(time.time()) > first or None, "the next second")
     assert device(a, "PHONE1").foldersync().status == 200
-    assert int(redis.command("GET", key).split()[2]) == first
+    assert last_seen_on_redis(redis, key) == first
     a.reload()
-    poll(lambda: int(redis.command("GET", key).split()[2]) > first or None,
+    poll(lambda: last_seen_on_redis(redis, key) > first or None,
          "the last seen time the exiting worker held, on Redis")
+
+
+def test_listing_says_which_gateway_saw_the_device(nginx_factory, redis,
+                                                   directory, backend):
+    """Every record says the gateway that wrote it last ("gateway=",
+    the host name by default), on every gateway; a record of an older
+    gateway (version 1, no name) is listed with an empty one."""
+    a = gateway(nginx_factory, redis, directory, backend, name="gw-a")
+    b = gateway(nginx_factory, redis, directory, backend, name="gw-b")
+    poll(lambda: clients(redis) >= 8 or None, "the gateways on Redis")
+    assert device(a, "PHONEA").foldersync().status == 200
+    assert device(b, "PHONEB").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: {"PHONEA", "PHONEB"} <= ids(nginx) or None,
+             "both devices listed")
+        assert {d["device_id"]: d["gateway"] for d in listed(nginx)} \
+            == {"PHONEA": "gw-a", "PHONEB": "gw-b"}
+    assert redis.command("GET", "t:i:devices:4:jdoephonea") \
+        .startswith(b"2 4:gw-a 1 ")
+    # PHONEA syncs through B: every gateway says B saw it last
+    seen = [d["last_seen"] for d in listed(a) if d["device_id"] == "PHONEA"]
+    poll(lambda: int(time.time()) > seen[0] or None, "the next second")
+    assert device(b, "PHONEA").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: listed(nginx, device_id="PHONEA")[0]["gateway"]
+             == "gw-b" or None, "PHONEA seen last by B")
+    # a record of version 1, as an older gateway writes it
+    redis.command("PUBLISH", "t:db0:events",
+                  b"I 0000000000000000 0 0 7 0 devices"
+                  + frame(good_record("OLDGW", int(time.time()))))
+    poll(lambda: listed(a, device_id="OLDGW") or None, "OLDGW listed")
+    assert listed(a, device_id="OLDGW")[0]["gateway"] == ""
 
 
 def forwarded(backend):
@@ -627,6 +669,11 @@ JUNK_RECORDS = [
     b"1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1 trailing",
     b"1 x 1 0 141 0 1 3 4 0 0 0 amyDEV1",
     b"\xff" * 2000,
+    b"2 3:gwa1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",    # name not as long
+    b"2 0: 1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",      # no name
+    b"2 65:" + b"g" * 65 + b" 1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",
+    b"2 3:gwa 2 3:gwb 1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",
+    b"2 3:gwa",
 ]
 
 
