@@ -158,6 +158,10 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
                                             reason);
     dn->gateway = 0;
 
+    if (u->max_devices) {
+        dn->max_devices = (u_short) ngx_min(u->max_devices, 0xffff);
+    }
+
     alert = u->zone_full && ngx_http_eas_zone_full(&ctx->zone, ngx_time());
 
     ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
@@ -521,6 +525,7 @@ ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     dn->reason_len = 0;
     dn->filled = 0;
     dn->gateway = 0;
+    dn->max_devices = 0;
 
     p = ngx_cpymem(dn->data, key->data, key->len);
     p = ngx_cpymem(p, u->user.data, u->user.len);

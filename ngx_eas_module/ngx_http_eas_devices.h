@@ -105,6 +105,8 @@ typedef struct {
                                                      it last: 0 this one,
                                                      n the zone's n-th,
                                                      255 not said */
+    u_short                       max_devices;    /* eas_device_max of the
+                                                     last update, 0 none */
     u_char                        data[1];
 } ngx_http_eas_devices_node_t;
 

@@ -375,6 +375,7 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
         if (rr->element[4]->integer) {
             /* Redis lost its data: what it lacks was not deleted */
             ngx_http_eas_inv_fill_sweep = 0;
+            ngx_http_eas_redis_inv_rewrite();
         }
 
         if (rr->element[1]->integer < NGX_HTTP_EAS_INV_CHUNK) {

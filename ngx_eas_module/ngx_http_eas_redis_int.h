@@ -197,6 +197,9 @@ void ngx_http_eas_redis_inventory_fill(void);
 void ngx_http_eas_redis_inv_replay(void);
 void ngx_http_eas_redis_inv_exiting(void);
 void ngx_http_eas_redis_inv_pending_exit(void);
+void ngx_http_eas_redis_inv_flush_now(void);
+void ngx_http_eas_redis_inv_rewrite(void);
+extern ngx_uint_t  ngx_http_eas_redis_inv_ups;
 u_char *ngx_http_eas_redis_inventory_status(u_char *p,
     ngx_uint_t prometheus);
 

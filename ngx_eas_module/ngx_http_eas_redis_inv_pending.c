@@ -94,6 +94,9 @@ static ngx_uint_t                   ngx_http_eas_inv_pending_n;
 static ngx_uint_t                   ngx_http_eas_inv_pending_id;
 static time_t                       ngx_http_eas_inv_full_logged;
 
+/* how many times this worker's command connection was set up */
+ngx_uint_t                          ngx_http_eas_redis_inv_ups;
+
 
 /*
  * The admin API deleted a device (ngx_http_eas_redis_device_delete()):
@@ -203,6 +206,8 @@ ngx_http_eas_redis_inv_replay(void)
 {
     ngx_uint_t                   i, n;
     ngx_http_eas_inv_pending_t  *d;
+
+    ngx_http_eas_redis_inv_ups++;
 
     if (ngx_http_eas_inv_pending_n == 0) {
         return;

@@ -327,6 +327,17 @@ queued:
 }
 
 
+/* the batch written now (ngx_http_eas_redis_inv_rewrite.c) */
+
+void
+ngx_http_eas_redis_inv_flush_now(void)
+{
+    if (ngx_http_eas_inv_n) {
+        ngx_http_eas_inv_flush(&ngx_http_eas_inv_flush_ev);
+    }
+}
+
+
 /* the worker starts to shut down gracefully: its batch is written now */
 
 void

@@ -412,16 +412,15 @@ def test_user_set_rebuilt_and_limit_converges(nginx_factory, redis,
 
 def test_redis_restarted_empty_limit_holds(nginx_factory, redis,
                                           directory, backend):
-    """Redis restarted empty: the phone counted on A syncs on and puts
-    its place back, so B admits no second device for the user, and A
-    keeps listing its own device."""
+    """Redis restarted empty: A puts the place of the phone it counts
+    back (and its next request would too), so B admits no second device
+    for the user, and A keeps listing its own device."""
     a, b = gateways(nginx_factory, redis, directory, backend, 2,
                     device_max="eas_device_max 1;")
     assert device(a, "PHONE1").foldersync().status == 200
     redis.stop()
     redis.start()
     poll(lambda: clients(redis) >= 8 or None, "the gateways back on Redis")
-    assert redis.command("EXISTS", "t:d:devices:jdoe") == 0
     assert device(a, "PHONE1").foldersync().status == 200
     poll(lambda: redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
          or None, "PHONE1's place back on Redis")
@@ -544,7 +543,8 @@ def test_deleted_while_redis_down_deleted_everywhere_once_back(
         poll(lambda: int(time.time()) > deleted or None, "the next second")
         assert device(a, "LATER").foldersync().status == 200
         poll(lambda: redis.command("EXISTS", "t:i:devices:4:jdoelater") == 1
-             or None, "LATER written again by A")
+             and last_seen_on_redis(redis, "t:i:devices:4:jdoelater")
+             > deleted or None, "LATER written again by A, seen since")
     finally:
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
@@ -638,6 +638,43 @@ def test_listing_says_which_gateway_saw_the_device(nginx_factory, redis,
                   + frame(good_record("OLDGW", int(time.time()))))
     poll(lambda: listed(a, device_id="OLDGW") or None, "OLDGW listed")
     assert listed(a, device_id="OLDGW")[0]["gateway"] == ""
+
+
+def test_redis_restarted_empty_refilled_by_idle_gateways(
+        nginx_factory, redis, directory, backend):
+    """Redis restarted empty: each gateway writes the records it wrote
+    last again, idle devices too, so the fleet's inventory and the
+    users' sets of counted devices come back with no request at all; a
+    gateway started afterwards lists the fleet."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 2;")
+    assert device(a, "IDLEA").foldersync().status == 200
+    assert device(b, "IDLEB").foldersync().status == 200
+    assert device(a, "OTHER", user="amy",
+                  password="apple").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: ids(nginx) == {"IDLEA", "IDLEB", "OTHER"} or None,
+             "the fleet listed")
+    mark = a.mark()
+    redis.stop()
+    redis.start()
+    poll(lambda: redis.command("ZCARD", "t:iz:devices") == 3 or None,
+         "the records written again")
+    poll(lambda: sorted(redis.command("SMEMBERS", "t:d:devices:jdoe"))
+         == [b"idlea", b"idleb"] or None, "jdoe's set of devices back")
+    assert redis.command("SMEMBERS", "t:d:devices:amy") == [b"other"]
+    assert redis.command("GET", "t:i:devices:4:jdoeidleb") \
+        .startswith(b"2 ")
+    assert any("written to it again" in line
+               for line in a.error_lines_since(mark))
+    c = gateway(nginx_factory, redis, directory, backend,
+                device_max="eas_device_max 2;")
+    poll(lambda: ids(c) == {"IDLEA", "IDLEB", "OTHER"} or None,
+         "the fleet on a gateway started afterwards")
+    # the limit holds across the gateways
+    count = len(backend.requests)
+    device(c, "THIRD").foldersync()
+    assert [r.eas.device_id for r in backend.requests[count:]] == []
 
 
 def forwarded(backend):
