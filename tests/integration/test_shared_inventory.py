@@ -646,8 +646,9 @@ def test_redis_restarted_empty_refilled_by_idle_gateways(
     last again, idle devices too, so the fleet's inventory and the
     users' sets of counted devices come back with no request at all; a
     gateway started afterwards lists the fleet."""
+    # flush=60s: no batch of last-seen times writes the records meanwhile
     a, b = gateways(nginx_factory, redis, directory, backend, 2,
-                    device_max="eas_device_max 2;")
+                    device_max="eas_device_max 2;", flush="60s")
     assert device(a, "IDLEA").foldersync().status == 200
     assert device(b, "IDLEB").foldersync().status == 200
     assert device(a, "OTHER", user="amy",
