@@ -827,3 +827,32 @@ def test_stale_deleted_on_one_gateway_gone_everywhere(nginx_factory, redis,
     assert ids(a) == ids(b) == {"FRESH"}
     poll(lambda: redis.keys("t:i:devices:3:amy*") == [] or None,
          "its record gone from Redis")
+
+
+def test_stale_deleted_while_redis_down_gone_everywhere_once_back(
+        nginx_factory, redis, directory, backend):
+    """DELETE devices/stale on B while Redis is down: B deletes them at
+    once and sends the deletions when Redis is back, so A drops them
+    too; a device seen today stays everywhere."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2)
+    old = int(time.time()) - 3 * 86400
+    record = good_record("OLDPHONE", old, first=old - 60)
+    redis.command("PUBLISH", "t:db0:events",
+                  b"I 0000000000000000 0 0 7 0 devices" + frame(record))
+    assert device(a, "FRESH").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: {"OLDPHONE", "FRESH"} <= ids(nginx) or None,
+             "both devices listed")
+    redis.stop()
+    poll(lambda: get(b, "/eas/status?format=json")["shared_state"]["up"] == 0
+         or None, "B sees Redis down")
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/devices/stale?days=2" % b.port,
+        method="DELETE", headers={"X-EAS-Admin": "1"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        deleted = json.loads(reply.read().decode())["devices"]
+    assert [d["device_id"] for d in deleted] == ["OLDPHONE"]
+    assert "OLDPHONE" in ids(a)
+    redis.start()
+    poll(lambda: "OLDPHONE" not in ids(a) or None, "OLDPHONE gone from A")
+    assert ids(a) == ids(b) == {"FRESH"}
