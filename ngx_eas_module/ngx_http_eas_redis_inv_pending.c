@@ -110,8 +110,8 @@ ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
     ngx_str_t *user, ngx_str_t *device_id)
 {
     ngx_uint_t                   i;
-    ngx_http_eas_inv_pending_t  *d, one;
     ngx_http_eas_redis_conf_t   *rcf;
+    ngx_http_eas_inv_pending_t  *d, one;
 
     rcf = ngx_http_eas_redis_get_conf();
 
