@@ -36,10 +36,15 @@
  * Sent again, the deletion keeps a record that was seen after it was
  * made (the device came back through another gateway meanwhile): the
  * script compares the record's last seen time with the deletion's.
+ * The other gateways were away from Redis too, and may subscribe again
+ * after it announced the deletion: once answered, a deletion sent again
+ * is sent NGX_HTTP_EAS_INV_ECHOES times more, 1, 4 and 16 seconds after
+ * the previous answer, each time with the same comparison.
  */
 
 
 #define NGX_HTTP_EAS_INV_PENDING  256
+#define NGX_HTTP_EAS_INV_ECHOES   3
 
 
 typedef struct {
@@ -49,6 +54,9 @@ typedef struct {
     u_short                      user_len;
     u_char                       device_id_len;
     u_char                       sent;         /* the answer awaited */
+    u_char                       answered;     /* once at least */
+    u_char                       echoes;       /* sendings left */
+    ngx_msec_t                   due;          /* of the next one */
     u_char                       data[EAS_USER_MAX + EAS_DEVICE_ID_MAX];
 } ngx_http_eas_inv_pending_t;
 
@@ -57,6 +65,7 @@ static ngx_int_t ngx_http_eas_inv_delete_send(ngx_http_eas_inv_pending_t *d,
     time_t at);
 static void ngx_http_eas_inv_on_delete(redisAsyncContext *ac, void *reply,
     void *data);
+static void ngx_http_eas_inv_echo(ngx_event_t *ev);
 
 
 /*
@@ -93,6 +102,8 @@ static ngx_http_eas_inv_pending_t  *ngx_http_eas_inv_pending;
 static ngx_uint_t                   ngx_http_eas_inv_pending_n;
 static ngx_uint_t                   ngx_http_eas_inv_pending_id;
 static time_t                       ngx_http_eas_inv_full_logged;
+static ngx_event_t                  ngx_http_eas_inv_echo_ev;
+static ngx_connection_t             ngx_http_eas_inv_echo_dummy;
 
 /* how many times this worker's command connection was set up */
 ngx_uint_t                          ngx_http_eas_redis_inv_ups;
@@ -153,6 +164,8 @@ ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
     d->user_len = (u_short) user->len;
     d->device_id_len = (u_char) device_id->len;
     d->sent = 0;
+    d->answered = 0;
+    d->echoes = 0;
     ngx_memcpy(d->data, user->data, user->len);
     ngx_memcpy(d->data + user->len, device_id->data, device_id->len);
 
@@ -221,6 +234,7 @@ ngx_http_eas_redis_inv_replay(void)
         if (d->id && !d->sent
             && ngx_http_eas_inv_delete_send(d, d->at) == NGX_OK)
         {
+            d->echoes = NGX_HTTP_EAS_INV_ECHOES;
             n++;
         }
     }
@@ -321,15 +335,71 @@ ngx_http_eas_inv_on_delete(redisAsyncContext *ac, void *reply, void *data)
             continue;
         }
 
+        d->sent = 0;
+
         if (rr == NULL || rr->type != REDIS_REPLY_INTEGER) {
             /* sent again when the connection is set up again */
-            d->sent = 0;
             return;
         }
 
-        d->id = 0;
-        ngx_http_eas_inv_pending_n--;
+        d->answered = 1;
+
+        if (d->echoes == 0) {
+            d->id = 0;
+            ngx_http_eas_inv_pending_n--;
+            return;
+        }
+
+        /* 1, 4, 16 seconds */
+        d->due = ngx_current_msec
+                 + (1000 << (2 * (NGX_HTTP_EAS_INV_ECHOES - d->echoes)));
+        d->echoes--;
+
+        if (ngx_http_eas_inv_echo_ev.handler == NULL) {
+            ngx_http_eas_inv_echo_dummy.fd = (ngx_socket_t) -1;
+
+            ngx_http_eas_inv_echo_ev.data = &ngx_http_eas_inv_echo_dummy;
+            ngx_http_eas_inv_echo_ev.handler = ngx_http_eas_inv_echo;
+            ngx_http_eas_inv_echo_ev.log = ngx_cycle->log;
+            ngx_http_eas_inv_echo_ev.cancelable = 1;
+        }
+
+        if (!ngx_http_eas_inv_echo_ev.timer_set) {
+            ngx_add_timer(&ngx_http_eas_inv_echo_ev, 1000);
+        }
+
         return;
+    }
+}
+
+
+/* the deletions sent again whose time came; the timer again if any left */
+
+static void
+ngx_http_eas_inv_echo(ngx_event_t *ev)
+{
+    ngx_uint_t                   i, left;
+    ngx_http_eas_inv_pending_t  *d;
+
+    left = 0;
+
+    for (i = 0; i < NGX_HTTP_EAS_INV_PENDING; i++) {
+        d = &ngx_http_eas_inv_pending[i];
+
+        if (d->id == 0 || !d->answered || d->sent) {
+            continue;
+        }
+
+        if ((ngx_msec_int_t) (d->due - ngx_current_msec) <= 0) {
+            /* Redis down: sent again when it is back */
+            (void) ngx_http_eas_inv_delete_send(d, d->at);
+        }
+
+        left = 1;
+    }
+
+    if (left && !ngx_exiting && !ngx_terminate) {
+        ngx_add_timer(ev, 1000);
     }
 }
 
@@ -346,7 +416,9 @@ ngx_http_eas_redis_inv_pending_exit(void)
     for (i = 0; ngx_http_eas_inv_pending && i < NGX_HTTP_EAS_INV_PENDING;
          i++)
     {
-        if (ngx_http_eas_inv_pending[i].id) {
+        if (ngx_http_eas_inv_pending[i].id
+            && !ngx_http_eas_inv_pending[i].answered)
+        {
             n++;
         }
     }
