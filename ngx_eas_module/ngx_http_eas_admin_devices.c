@@ -513,8 +513,10 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     }
 
     if (rc == NGX_BUSY) {
-        return ngx_http_eas_admin_error(r, NGX_HTTP_INSUFFICIENT_STORAGE,
-                                        "the eas_admin_rules zone is full");
+        return ngx_http_eas_redis_rules_refused(r,
+                                             NGX_HTTP_INSUFFICIENT_STORAGE,
+                                             "the eas_admin_rules zone is "
+                                             "full");
     }
 
     if (ngx_http_eas_admin_audit_value(r, &rule.value, &quoted) != NGX_OK) {
@@ -537,14 +539,10 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
                                                            : "remove rule",
                              &what);
 
-    if (rc == NGX_ERROR) {
-        return ngx_http_eas_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                        "in force in every worker, but the "
-                                        "file could not be written: see the "
-                                        "error log");
-    }
-
     /* with eas_shared_state, once the other gateways have it */
 
-    return ngx_http_eas_redis_rules_answer(r);
+    return ngx_http_eas_redis_rules_answer(r, rc == NGX_ERROR
+                                 ? "in force in every worker, but the file "
+                                   "could not be written: see the error log"
+                                 : NULL);
 }

@@ -124,6 +124,14 @@ ngx_http_eas_admin_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ctx->file = file;
     ctx->keep = (uint64_t) keep * 1000;
 
+#if (NGX_THREADS)
+    /* the other gateways' changes written out of the event loop */
+    ctx->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (ctx->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+#endif
+
     if (ngx_conf_full_name(cf->cycle, &ctx->file, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
     }

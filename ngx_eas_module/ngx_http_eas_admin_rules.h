@@ -32,6 +32,15 @@
 /* the largest time of a change, in ms (15 digits): larger is junk */
 #define NGX_HTTP_EAS_ADMIN_STAMP_MAX  999999999999999ULL
 
+/*
+ * A time more than NGX_HTTP_EAS_ADMIN_SKEW ms ahead of the clock that
+ * reads it (a gateway's, or Redis's in its scripts) is no real change
+ * (forged, or of a clock run wild): it counts as ..._STAMP_FUTURE,
+ * older than any real change (docs/scale-out.md, "Clocks")
+ */
+#define NGX_HTTP_EAS_ADMIN_SKEW          3600000
+#define NGX_HTTP_EAS_ADMIN_STAMP_FUTURE  1
+
 #define NGX_HTTP_EAS_ADMIN_KEY     (1 + EAS_USER_MAX)
 #define NGX_HTTP_EAS_ADMIN_WHO     NGX_HTTP_EAS_ADMIN_WHO_LEN
 
@@ -75,6 +84,7 @@ typedef struct {
     ngx_str_t                     file;
     ngx_array_t                  *loaded;         /* of ..._loaded_t */
     uint64_t                      keep;           /* ms: removals kept */
+    void                         *thread_pool;    /* ngx_thread_pool_t */
 } ngx_http_eas_admin_ctx_t;
 
 
@@ -85,10 +95,23 @@ ngx_int_t ngx_http_eas_admin_load(ngx_conf_t *cf,
     ngx_http_eas_admin_ctx_t *ctx);
 ngx_int_t ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx,
     ngx_log_t *log);
+
+/* the file's steps (..._file.c), and its write in a thread (_thread.c) */
+ngx_int_t ngx_http_eas_admin_tmp(ngx_http_eas_admin_ctx_t *ctx, u_char *tmp,
+    ngx_log_t *log);
+ngx_int_t ngx_http_eas_admin_snapshot(ngx_http_eas_admin_ctx_t *ctx,
+    u_char **out, size_t *len, ngx_uint_t *generation, ngx_log_t *log);
+ngx_int_t ngx_http_eas_admin_put_file(ngx_str_t *file, u_char *tmp,
+    u_char *buf, size_t len, ngx_err_t *err, const char **step);
+void ngx_http_eas_admin_put_failed(ngx_http_eas_admin_ctx_t *ctx,
+    u_char *tmp, const char *step, ngx_err_t err, ngx_log_t *log);
+void ngx_http_eas_admin_save_later(ngx_http_eas_admin_ctx_t *ctx,
+    ngx_log_t *log);
 void ngx_http_eas_admin_dirty(ngx_http_eas_admin_ctx_t *ctx);
 void ngx_http_eas_admin_expire(ngx_http_eas_admin_ctx_t *ctx);
 ngx_uint_t ngx_http_eas_admin_expired(ngx_shm_zone_t *zone,
     uint64_t stamp);
+uint64_t ngx_http_eas_admin_real(uint64_t stamp);
 
 /*
  * Called with the zone locked: a rule put (..._change.c); a rule's key,
@@ -104,11 +127,12 @@ ngx_http_eas_admin_node_t *ngx_http_eas_admin_find(
 /*
  * Several gateways (ngx_http_eas_redis_rules.c): a rule as another
  * gateway made it, applied if it is newer than this zone's (NGX_OK; it
- * is not announced again), and this zone's rules and deletions copied
+ * is not announced again; own: this gateway's change as Redis keeps
+ * it, whose time is taken), and this zone's rules and deletions copied
  * out, from "from" on (returns how many, up to n).
  */
 ngx_int_t ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
-    ngx_http_eas_admin_rule_t *rule, uint64_t stamp);
+    ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_uint_t own);
 ngx_uint_t ngx_http_eas_admin_entries(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_entry_t *out, uint64_t *stamps, ngx_uint_t from,
     ngx_uint_t n);
@@ -120,7 +144,10 @@ ngx_uint_t ngx_http_eas_admin_access_parse(ngx_str_t *name);
 ngx_uint_t ngx_http_eas_redis_rules_shared(void);
 void ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_log_t *log);
-ngx_int_t ngx_http_eas_redis_rules_answer(ngx_http_request_t *r);
+ngx_int_t ngx_http_eas_redis_rules_answer(ngx_http_request_t *r,
+    const char *error);
+ngx_int_t ngx_http_eas_redis_rules_refused(ngx_http_request_t *r,
+    ngx_uint_t status, const char *error);
 
 
 #endif /* _NGX_HTTP_EAS_ADMIN_RULES_H_INCLUDED_ */

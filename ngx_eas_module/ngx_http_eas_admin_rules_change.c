@@ -106,18 +106,23 @@ ngx_http_eas_admin_change(ngx_shm_zone_t *zone,
 /*
  * A rule of another gateway (ngx_http_eas_redis_rules.c): applied if it
  * is newer than this zone's, or as new but stricter (the same time on
- * two gateways), so that every gateway ends with the same.  NGX_OK:
- * changed; NGX_AGAIN: a removal kept (or, older than keep_removals=,
- * dropped) of a rule this zone did not hold (nothing in force changed);
- * NGX_DONE: the same rule, only newer; NGX_DECLINED: this zone had it,
- * or newer; NGX_BUSY: full.
+ * two gateways), so that every gateway ends with the same; a time far
+ * ahead, here or there, counts as older than any real change
+ * (ngx_http_eas_admin_real()).  own: this gateway's own change read
+ * back from Redis, which may have given it its own time (a change
+ * stamped by a clock run ahead of Redis's): the zone takes that time
+ * even if lower.  NGX_OK: changed; NGX_AGAIN: a removal kept (or,
+ * older than keep_removals=, dropped) of a rule this zone did not hold
+ * (nothing in force changed); NGX_DONE: the same rule, only another
+ * time; NGX_DECLINED: this zone had it, or newer; NGX_BUSY: full.
  */
 
 ngx_int_t
 ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
-    ngx_http_eas_admin_rule_t *rule, uint64_t stamp)
+    ngx_http_eas_admin_rule_t *rule, uint64_t stamp, ngx_uint_t own)
 {
     size_t                      len;
+    uint64_t                    here;
     ngx_int_t                   rc;
     ngx_uint_t                  held;
     ngx_http_eas_admin_ctx_t   *ctx;
@@ -138,6 +143,9 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
         node->stamp = 0;
     }
 
+    stamp = ngx_http_eas_admin_real(stamp);
+    here = node ? ngx_http_eas_admin_real(node->stamp) : 0;
+
     if (rule->access == NGX_HTTP_EAS_ACCESS_NONE
         && ngx_http_eas_admin_expired(zone, stamp))
     {
@@ -149,7 +157,7 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
 
         rc = NGX_DECLINED;
 
-        if (node && node->stamp < stamp) {
+        if (node && here < stamp) {
             rc = held ? NGX_OK : NGX_AGAIN;
 
             if (held) {
@@ -164,9 +172,13 @@ ngx_http_eas_admin_apply(ngx_shm_zone_t *zone,
         return rc;
     }
 
-    if (node
-        && (node->stamp > stamp
-            || (node->stamp == stamp && node->access >= rule->access)))
+    if (own && node && node->access == rule->access) {
+        node->stamp = stamp;
+        rc = NGX_DONE;
+
+    } else if (node
+               && (here > stamp
+                   || (here == stamp && node->access >= rule->access)))
     {
         rc = NGX_DECLINED;
 
@@ -211,9 +223,10 @@ ngx_http_eas_admin_gone(ngx_http_eas_admin_ctx_t *ctx,
  * milliseconds, but above the time of the rule's present entry (its
  * own, the file's or another gateway's), a hybrid logical clock per
  * rule: a change made after seeing another of the same rule is newer
- * than it, whatever the two gateways' clocks say.  Per rule, so that a
- * time far ahead (forged on Redis, or of a clock run wild) moves that
- * rule's times only; never above the largest time a gateway takes.
+ * than it, whatever the two gateways' clocks say (within
+ * NGX_HTTP_EAS_ADMIN_SKEW).  A time further ahead (forged on Redis, or
+ * of a clock run wild) is no real change: the clock alone stamps the
+ * change, which is then newer than it everywhere.
  */
 
 static uint64_t
@@ -225,11 +238,36 @@ ngx_http_eas_admin_now(ngx_http_eas_admin_node_t *node)
     tp = ngx_timeofday();
     now = (uint64_t) tp->sec * 1000 + tp->msec;
 
-    if (node && node->stamp >= now) {
+    if (node && ngx_http_eas_admin_real(node->stamp) >= now) {
         now = node->stamp + 1;
     }
 
     return ngx_min(now, NGX_HTTP_EAS_ADMIN_STAMP_MAX);
+}
+
+
+/*
+ * A time as the changes are ordered: one more than
+ * NGX_HTTP_EAS_ADMIN_SKEW ahead of this clock counts as
+ * NGX_HTTP_EAS_ADMIN_STAMP_FUTURE, older than any real change, as the
+ * scripts on Redis count it by Redis's clock
+ * (ngx_http_eas_redis_rules.c).
+ */
+
+uint64_t
+ngx_http_eas_admin_real(uint64_t stamp)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    if (stamp > (uint64_t) tp->sec * 1000 + tp->msec
+                + NGX_HTTP_EAS_ADMIN_SKEW)
+    {
+        return NGX_HTTP_EAS_ADMIN_STAMP_FUTURE;
+    }
+
+    return stamp;
 }
 
 
@@ -285,12 +323,15 @@ ngx_http_eas_admin_put(ngx_http_eas_admin_ctx_t *ctx,
 
     /*
      * when it was made by the wall clock, or stored here if its time is
-     * ahead of this clock: what the listing shows, and what a removal
-     * is kept for keep_removals= from (a time far ahead, forged or of a
-     * clock run wild, keeps nothing longer)
+     * ahead of this clock (or was far ahead, ..._STAMP_FUTURE): what the
+     * listing shows, and what a removal is kept for keep_removals= from
+     * (a time far ahead, forged or of a clock run wild, keeps nothing
+     * longer)
      */
 
-    node->since = ngx_min((time_t) (stamp / 1000), ngx_time());
+    node->since = (stamp == NGX_HTTP_EAS_ADMIN_STAMP_FUTURE)
+                  ? ngx_time()
+                  : ngx_min((time_t) (stamp / 1000), ngx_time());
     node->who_len = (u_char) ngx_min(rule->who.len, NGX_HTTP_EAS_ADMIN_WHO);
     ngx_memcpy(node->who, rule->who.data, node->who_len);
 

@@ -309,135 +309,44 @@ ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p, u_char *last,
  * temporary file and renamed over the old one: a reader never sees half
  * a file.  Two workers saving at once: the one whose copy is older sees
  * the generation moved on after its rename and writes again.  Done in
- * the worker's event loop: an admin action is rare and the file small.
+ * the worker's event loop for a change of the admin API (its answer
+ * says if it failed); the others' changes are written in a thread
+ * where nginx has them (ngx_http_eas_admin_rules_thread.c).
  */
 
 ngx_int_t
 ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
 {
-    u_char                     *buf, *p;
-    size_t                      size;
-    ngx_fd_t                    fd;
-    ngx_str_t                   value, *access;
-    ngx_uint_t                  line, tries, generation;
-    ngx_queue_t                *q;
-    ngx_http_eas_admin_node_t  *node;
-    u_char                      tmp[NGX_MAX_PATH];
+    u_char      *buf;
+    size_t       len;
+    ngx_err_t    err;
+    ngx_int_t    rc;
+    ngx_uint_t   tries, generation;
+    const char  *step;
+    u_char       tmp[NGX_MAX_PATH];
 
-    if (ctx->file.len + sizeof(".tmp.") + NGX_INT_T_LEN > NGX_MAX_PATH) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "eas: \"%V\" is too long",
-                      &ctx->file);
+    if (ngx_http_eas_admin_tmp(ctx, tmp, log) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(tmp, "%V.tmp.%P%Z", &ctx->file, ngx_pid);
-
-    ngx_http_eas_admin_expire(ctx);
-
     for (tries = 0; tries < 8; tries++) {
 
-        /* sized under the lock, allocated without it, filled under it
-         * if nothing changed in between */
+        rc = ngx_http_eas_admin_snapshot(ctx, &buf, &len, &generation, log);
 
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-
-        generation = ctx->sh->generation;
-        size = sizeof("# eas_admin_rules: written by the admin API\n");
-
-        for (q = ngx_queue_head(&ctx->sh->queue);
-             q != ngx_queue_sentinel(&ctx->sh->queue);
-             q = ngx_queue_next(q))
-        {
-            node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
-            size += sizeof("# deleted device_id=\"\"  # eas_admin lost .000 \n")
-                    + 2 * (node->len - 1) + NGX_TIME_T_LEN + node->who_len;
-        }
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-        buf = ngx_alloc(size, log);
-        if (buf == NULL) {
+        if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
 
-        ngx_shmtx_lock(&ctx->shpool->mutex);
-
-        if (ctx->sh->generation != generation) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            ngx_free(buf);
+        if (rc == NGX_DECLINED) {
             continue;
         }
 
-        p = ngx_cpymem(buf, "# eas_admin_rules: written by the admin API\n",
-                       sizeof("# eas_admin_rules: written by the admin API\n")
-                       - 1);
-        line = 1;
-
-        for (q = ngx_queue_head(&ctx->sh->queue);
-             q != ngx_queue_sentinel(&ctx->sh->queue);
-             q = ngx_queue_next(q))
-        {
-            node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
-            node->line = ++line;
-
-            value.data = node->data + node->len;
-            value.len = node->len - 1;
-
-            access = &ngx_http_eas_admin_access[
-                         node->access == NGX_HTTP_EAS_ACCESS_ALLOWED
-                         ? NGX_HTTP_EAS_ACCESS_ALLOWED
-                         : NGX_HTTP_EAS_ACCESS_BLOCKED];
-
-            p = ngx_sprintf(p, "%s %s=\"",
-                            node->access == NGX_HTTP_EAS_ACCESS_NONE
-                            ? "# deleted" : (char *) access->data,
-                            node->data[0] == NGX_HTTP_EAS_ADMIN_DEVICE
-                            ? "device_id" : "user");
-            p = ngx_http_eas_admin_quote(p, value.data, value.len);
-            p = ngx_sprintf(p, "\"  # eas_admin %s %T",
-                            node->access == NGX_HTTP_EAS_ADMIN_LOST
-                            ? "lost"
-                            : node->access == NGX_HTTP_EAS_ACCESS_NONE
-                              ? "none" : "rule",
-                            (time_t) (node->stamp / 1000));
-
-            /* the order of changes made on two gateways: milliseconds */
-
-            if (ngx_http_eas_redis_rules_shared()) {
-                p = ngx_sprintf(p, ".%03ui",
-                                (ngx_uint_t) (node->stamp % 1000));
-            }
-
-            p = ngx_sprintf(p, " %*s\n", (size_t) node->who_len, node->who);
-        }
-
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-        fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
-                           NGX_FILE_DEFAULT_ACCESS);
-
-        if (fd == NGX_INVALID_FILE) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          ngx_open_file_n " \"%s\" failed", tmp);
-            ngx_free(buf);
-            return NGX_ERROR;
-        }
-
-        if (ngx_write_fd(fd, buf, p - buf) != p - buf) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          ngx_write_fd_n " \"%s\" failed", tmp);
-            ngx_close_file(fd);
-            ngx_free(buf);
-            return NGX_ERROR;
-        }
-
+        rc = ngx_http_eas_admin_put_file(&ctx->file, tmp, buf, len, &err,
+                                         &step);
         ngx_free(buf);
 
-        if (ngx_close_file(fd) == NGX_FILE_ERROR
-            || ngx_rename_file(tmp, ctx->file.data) == NGX_FILE_ERROR)
-        {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "eas: cannot write \"%V\"", &ctx->file);
+        if (rc != NGX_OK) {
+            ngx_http_eas_admin_put_failed(ctx, tmp, step, err, log);
             return NGX_ERROR;
         }
 
@@ -448,6 +357,179 @@ ngx_http_eas_admin_save(ngx_http_eas_admin_ctx_t *ctx, ngx_log_t *log)
     }
 
     return NGX_OK;
+}
+
+
+/* the temporary file's name, this worker's; expired removals dropped */
+
+ngx_int_t
+ngx_http_eas_admin_tmp(ngx_http_eas_admin_ctx_t *ctx, u_char *tmp,
+    ngx_log_t *log)
+{
+    if (ctx->file.len + sizeof(".tmp.") + NGX_INT_T_LEN > NGX_MAX_PATH) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "eas: \"%V\" is too long",
+                      &ctx->file);
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(tmp, "%V.tmp.%P%Z", &ctx->file, ngx_pid);
+
+    ngx_http_eas_admin_expire(ctx);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The file's text, from a copy of the zone: sized under the lock,
+ * allocated without it, filled under it if nothing changed in between
+ * (NGX_DECLINED: something did, try again).  *buf is the caller's to
+ * free; *generation the zone's it is of.
+ */
+
+ngx_int_t
+ngx_http_eas_admin_snapshot(ngx_http_eas_admin_ctx_t *ctx, u_char **out,
+    size_t *len, ngx_uint_t *generation, ngx_log_t *log)
+{
+    u_char                     *buf, *p;
+    size_t                      size;
+    ngx_str_t                   value, *access;
+    ngx_uint_t                  line;
+    ngx_queue_t                *q;
+    ngx_http_eas_admin_node_t  *node;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    *generation = ctx->sh->generation;
+    size = sizeof("# eas_admin_rules: written by the admin API\n");
+
+    for (q = ngx_queue_head(&ctx->sh->queue);
+         q != ngx_queue_sentinel(&ctx->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
+        size += sizeof("# deleted device_id=\"\"  # eas_admin lost .000 \n")
+                + 2 * (node->len - 1) + NGX_TIME_T_LEN + node->who_len;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    buf = ngx_alloc(size, log);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ctx->sh->generation != *generation) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        ngx_free(buf);
+        return NGX_DECLINED;
+    }
+
+    p = ngx_cpymem(buf, "# eas_admin_rules: written by the admin API\n",
+                   sizeof("# eas_admin_rules: written by the admin API\n")
+                   - 1);
+    line = 1;
+
+    for (q = ngx_queue_head(&ctx->sh->queue);
+         q != ngx_queue_sentinel(&ctx->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_eas_admin_node_t, queue);
+        node->line = ++line;
+
+        value.data = node->data + node->len;
+        value.len = node->len - 1;
+
+        access = &ngx_http_eas_admin_access[
+                     node->access == NGX_HTTP_EAS_ACCESS_ALLOWED
+                     ? NGX_HTTP_EAS_ACCESS_ALLOWED
+                     : NGX_HTTP_EAS_ACCESS_BLOCKED];
+
+        p = ngx_sprintf(p, "%s %s=\"",
+                        node->access == NGX_HTTP_EAS_ACCESS_NONE
+                        ? "# deleted" : (char *) access->data,
+                        node->data[0] == NGX_HTTP_EAS_ADMIN_DEVICE
+                        ? "device_id" : "user");
+        p = ngx_http_eas_admin_quote(p, value.data, value.len);
+        p = ngx_sprintf(p, "\"  # eas_admin %s %T",
+                        node->access == NGX_HTTP_EAS_ADMIN_LOST
+                        ? "lost"
+                        : node->access == NGX_HTTP_EAS_ACCESS_NONE
+                          ? "none" : "rule",
+                        (time_t) (node->stamp / 1000));
+
+        /* the order of changes made on two gateways: milliseconds */
+
+        if (ngx_http_eas_redis_rules_shared()) {
+            p = ngx_sprintf(p, ".%03ui",
+                            (ngx_uint_t) (node->stamp % 1000));
+        }
+
+        p = ngx_sprintf(p, " %*s\n", (size_t) node->who_len, node->who);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    *out = buf;
+    *len = p - buf;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The text written to tmp and renamed over file; nothing logged (it may
+ * run in a thread): NGX_ERROR with *step and *err for
+ * ngx_http_eas_admin_put_failed()
+ */
+
+ngx_int_t
+ngx_http_eas_admin_put_file(ngx_str_t *file, u_char *tmp, u_char *buf,
+    size_t len, ngx_err_t *err, const char **step)
+{
+    ngx_fd_t  fd;
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+                       NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE) {
+        *err = ngx_errno;
+        *step = ngx_open_file_n;
+        return NGX_ERROR;
+    }
+
+    if (ngx_write_fd(fd, buf, len) != (ssize_t) len) {
+        *err = ngx_errno;
+        *step = ngx_write_fd_n;
+        ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR
+        || ngx_rename_file(tmp, file->data) == NGX_FILE_ERROR)
+    {
+        *err = ngx_errno;
+        *step = NULL;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_eas_admin_put_failed(ngx_http_eas_admin_ctx_t *ctx, u_char *tmp,
+    const char *step, ngx_err_t err, ngx_log_t *log)
+{
+    if (step) {
+        ngx_log_error(NGX_LOG_ERR, log, err, "%s \"%s\" failed", step, tmp);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, log, err, "eas: cannot write \"%V\"",
+                  &ctx->file);
 }
 
 
@@ -493,11 +575,7 @@ ngx_http_eas_admin_write(ngx_event_t *ev)
 {
     ngx_http_eas_admin_ctx_t  *ctx = ngx_http_eas_admin_dirty_ctx;
 
-    if (ctx->sh->saved == ctx->sh->generation) {
-        return;
-    }
-
-    (void) ngx_http_eas_admin_save(ctx, ev->log);
+    ngx_http_eas_admin_save_later(ctx, ev->log);
 }
 
 

@@ -99,12 +99,6 @@ ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
     lower.len = t->user.len;
     ngx_strlow(lu, t->user.data, t->user.len);
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_http_eas_redis_admit_lua;
-    argvlen[1] = sizeof(ngx_http_eas_redis_admit_lua) - 1;
-    argv[2] = "1";
-    argvlen[2] = 1;
     argv[3] = (char *) key;
     argvlen[3] = ngx_http_eas_redis_key(key, "d:", devices, &lower) - key;
     argv[4] = (char *) dev;
@@ -115,8 +109,10 @@ ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
     argv[6] = (char *) ttl;
     argvlen[6] = ngx_sprintf(ttl, "%T", rcf->device_ttl) - ttl;
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_on_admit, t, 7, argv,
-                                   argvlen)
+    if (ngx_http_eas_redis_eval(ngx_http_eas_redis_on_admit, t,
+                                ngx_http_eas_redis_admit_lua,
+                                sizeof(ngx_http_eas_redis_admit_lua) - 1, 1,
+                                7, argv, argvlen)
         != NGX_OK)
     {
         /* down: counted on this gateway alone */

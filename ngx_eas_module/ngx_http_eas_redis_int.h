@@ -89,6 +89,9 @@ ngx_int_t ngx_http_eas_redis_attach(redisAsyncContext *ac,
     ngx_http_eas_redis_link_t *link);
 ngx_int_t ngx_http_eas_redis_command(redisCallbackFn *handler, void *data,
     int argc, const char **argv, const size_t *argvlen);
+ngx_int_t ngx_http_eas_redis_eval(redisCallbackFn *handler, void *data,
+    const char *script, size_t len, ngx_uint_t nkeys, int argc,
+    const char **argv, size_t *argvlen);
 void ngx_http_eas_redis_event(u_char *msg, size_t len);
 void ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link);
 ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name, size_t len,

@@ -272,12 +272,6 @@ ngx_http_eas_inv_delete_send(ngx_http_eas_inv_pending_t *d, time_t at)
     device_id.data = d->data + d->user_len;
     device_id.len = d->device_id_len;
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_http_eas_inv_delete_lua;
-    argvlen[1] = sizeof(ngx_http_eas_inv_delete_lua) - 1;
-    argv[2] = "3";
-    argvlen[2] = 1;
     argv[3] = (char *) key;
     argvlen[3] = ngx_http_eas_redis_inv_key(key, rcf, "i:", d->zone, &user,
                                             &device_id)
@@ -303,9 +297,11 @@ ngx_http_eas_inv_delete_send(ngx_http_eas_inv_pending_t *d, time_t at)
     argv[9] = (char *) t;
     argvlen[9] = ngx_sprintf(t, "%T", at) - t;
 
-    if (ngx_http_eas_redis_command(d->id ? ngx_http_eas_inv_on_delete : NULL,
-                                   (void *) (uintptr_t) d->id, 10, argv,
-                                   argvlen)
+    if (ngx_http_eas_redis_eval(d->id ? ngx_http_eas_inv_on_delete : NULL,
+                                (void *) (uintptr_t) d->id,
+                                ngx_http_eas_inv_delete_lua,
+                                sizeof(ngx_http_eas_inv_delete_lua) - 1, 3,
+                                10, argv, argvlen)
         != NGX_OK)
     {
         return NGX_DECLINED;

@@ -39,7 +39,10 @@
  * answered once Redis did so, or did not in "timeout"
  * (ngx_http_eas_redis_rules_answer(): "shared" true or false); the
  * script makes it newer than what Redis had, so that the last change
- * sent through Redis wins whatever the gateways' clocks say.  The
+ * sent through Redis wins whatever the gateways' clocks say; a time
+ * more than NGX_HTTP_EAS_ADMIN_SKEW ahead of the clock reading it
+ * (Redis's in the script, a gateway's in its zone) is no real change and
+ * counts as older than any, so that a forged one never pins a rule.  The
  * message is a notification only: every gateway reads the rule from the
  * hash (ngx_http_eas_redis_rules_event()), applies it to its zone,
  * writes its rules file within a second, and does not announce it
@@ -73,6 +76,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                    what;            /* first: freed as it */
     ngx_http_request_t          *request;         /* waits for the answer */
+    const char                  *error;           /* its error, or NULL */
     ngx_str_t                    field;           /* in the hash */
 } ngx_http_eas_redis_rules_set_t;
 
@@ -81,7 +85,9 @@ static ngx_http_eas_redis_rules_set_t  *ngx_http_eas_redis_rules_last;
 
 
 static ngx_int_t ngx_http_eas_redis_rules_shared_answer(
-    ngx_http_request_t *r, ngx_uint_t shared);
+    ngx_http_request_t *r, const char *error, ngx_uint_t shared);
+static ngx_int_t ngx_http_eas_redis_rules_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *error, ngx_uint_t shared);
 static void ngx_http_eas_redis_rules_pending(ngx_str_t *what,
     ngx_log_t *log);
 static void ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac,
@@ -90,36 +96,50 @@ static void ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac,
 
 /*
  * KEYS[1] the hash; ARGV: channel, node, zone, online ("1": a change of
- * the admin API, made newer than Redis's, never above the largest time
- * NGX_HTTP_EAS_ADMIN_STAMP_MAX; "0": a reconciliation, kept only if
- * newer), then field and value pairs.  Whatever is taken is
- * published.  Returns how many were taken.
+ * the admin API, made newer than Redis's; "0": a reconciliation, kept
+ * only if newer), then field and value pairs.  A time more than
+ * NGX_HTTP_EAS_ADMIN_SKEW ahead of Redis's own clock (one clock for
+ * every gateway) is no real change: stored, it counts as older than any
+ * (..._STAMP_FUTURE), so that a change overwrites it; sent, a change of
+ * the admin API gets Redis's time instead, a reconciled one
+ * ..._STAMP_FUTURE.  Whatever is taken is published.  Returns how many
+ * were taken, how many stored times were far ahead, and how many sent.
  */
 
 static const char  ngx_http_eas_redis_rules_set_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end "
     "local rank = {none = 0, allow = 1, block = 2, lost = 3} "
-    "local n = 0 "
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local ahead = now + " NGX_HTTP_EAS_REDIS_RULES_SKEW " "
+    "local n, stored, sent = 0, 0, 0 "
     "for i = 5, #ARGV - 1, 2 do "
     "  local f, v = ARGV[i], ARGV[i + 1] "
     "  local a, s, rest = string.match(v, '^(%l+) (%d+) (.*)$') "
     "  if a and rank[a] then "
     "    s = tonumber(s) "
+    "    if s > ahead then "
+    "      sent = sent + 1 "
+    "      if ARGV[4] == '1' then s = now else s = 1 end "
+    "    end "
     "    local take = true "
     "    local old = redis.call('HGET', KEYS[1], f) "
     "    local oa, ot "
     "    if old then oa, ot = string.match(old, '^(%l+) (%d+) ') end "
     "    ot = tonumber(ot) "
     "    if ot and oa and rank[oa] then "
+    "      if ot > ahead then "
+    "        stored = stored + 1 "
+    "        ot = 1 "
+    "      end "
     "      if ARGV[4] == '1' then "
-    "        if s <= ot then "
-    "          s = math.min(ot + 1, 999999999999999) "
-    "          v = a .. ' ' .. string.format('%d', s) .. ' ' .. rest "
-    "        end "
+    "        if s <= ot then s = ot + 1 end "
     "      elseif s < ot or (s == ot and rank[a] <= rank[oa]) then "
     "        take = false "
     "      end "
     "    end "
     "    if take then "
+    "      v = a .. ' ' .. string.format('%d', s) .. ' ' .. rest "
     "      redis.call('HSET', KEYS[1], f, v) "
     "      redis.call('PUBLISH', ARGV[1], 'R ' .. ARGV[2] .. ' 0 0 ' "
     "        .. #ARGV[3] .. ' ' .. #f .. ' ' .. ARGV[3] .. f .. v) "
@@ -127,7 +147,7 @@ static const char  ngx_http_eas_redis_rules_set_lua[] =
     "    end "
     "  end "
     "end "
-    "return n";
+    "return {n, stored, sent}";
 
 
 /* with eas_shared_state a deleted rule is kept, as a deletion */
@@ -155,13 +175,19 @@ ngx_http_eas_redis_rules_zone(void)
 }
 
 
-/* EVAL script 1 "<prefix>r:<zone>": the hash of the zone's rules */
+/*
+ * A script on the hash of the zone's rules, "<prefix>r:<zone>" its one
+ * key (argv[3]), its arguments in argv[4..argc): NGX_ERROR if the name
+ * is too long, else as ngx_http_eas_redis_command()
+ */
 
 ngx_int_t
-ngx_http_eas_redis_rules_eval(const char **argv, size_t *argvlen,
-    const char *script, size_t len, u_char *key, ngx_shm_zone_t *zone)
+ngx_http_eas_redis_rules_eval(redisCallbackFn *handler, void *data,
+    const char *script, size_t len, ngx_shm_zone_t *zone, int argc,
+    const char **argv, size_t *argvlen)
 {
     ngx_http_eas_redis_conf_t  *rcf;
+    u_char                      key[NGX_HTTP_EAS_REDIS_RULES_KEY];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -171,17 +197,12 @@ ngx_http_eas_redis_rules_eval(const char **argv, size_t *argvlen,
         return NGX_ERROR;
     }
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = script;
-    argvlen[1] = len;
-    argv[2] = "1";
-    argvlen[2] = 1;
     argv[3] = (char *) key;
     argvlen[3] = ngx_sprintf(key, "%Vr:%V", &rcf->prefix, &zone->shm.name)
                  - key;
 
-    return NGX_OK;
+    return ngx_http_eas_redis_eval(handler, data, script, len, 1, argc,
+                                   argv, argvlen);
 }
 
 
@@ -216,6 +237,7 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
                                     ? "device_id" : "user", &rule->value)
                         - set->what.data;
         set->request = NULL;
+        set->error = NULL;
         set->field.data = set->what.data + set->what.len;
         set->field.len = 1 + rule->value.len;
         set->field.data[0] = (u_char) rule->field;
@@ -246,11 +268,13 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
  * The admin API's answer to a change just made (and pushed): at once
  * without eas_shared_state; else once Redis took and published it, or
  * did not (bounded by "timeout" of eas_shared_state), saying which:
- * {"ok":true,"shared":true} when the other gateways got it.
+ * {"ok":true,"shared":true} when the other gateways got it.  error: the
+ * change is in force, but the file could not be written: a 500 with
+ * the error, and with eas_shared_state "shared" all the same.
  */
 
 ngx_int_t
-ngx_http_eas_redis_rules_answer(ngx_http_request_t *r)
+ngx_http_eas_redis_rules_answer(ngx_http_request_t *r, const char *error)
 {
     ngx_http_eas_redis_rules_set_t  *set;
 
@@ -258,26 +282,55 @@ ngx_http_eas_redis_rules_answer(ngx_http_request_t *r)
     ngx_http_eas_redis_rules_last = NULL;
 
     if (ngx_http_eas_redis_rules_zone() == NULL) {
+        if (error) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                            "%s", error);
+        }
+
         return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
                                        (u_char *) "{\"ok\":true}\n",
                                        sizeof("{\"ok\":true}\n") - 1);
     }
 
     if (set == NULL) {
-        return ngx_http_eas_redis_rules_shared_answer(r, 0);
+        return ngx_http_eas_redis_rules_shared_answer(r, error, 0);
     }
 
     set->request = r;
+    set->error = error;
     r->main->count++;
 
     return NGX_DONE;
 }
 
 
+/*
+ * A change refused (the zone full: status 507), answered: with
+ * eas_shared_state with "shared":false, as nothing went to Redis
+ */
+
+ngx_int_t
+ngx_http_eas_redis_rules_refused(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error)
+{
+    if (ngx_http_eas_redis_rules_zone() == NULL) {
+        return ngx_http_eas_admin_error(r, status, "%s", error);
+    }
+
+    return ngx_http_eas_redis_rules_error(r, status, error, 0);
+}
+
+
 static ngx_int_t
 ngx_http_eas_redis_rules_shared_answer(ngx_http_request_t *r,
-    ngx_uint_t shared)
+    const char *error, ngx_uint_t shared)
 {
+    if (error) {
+        return ngx_http_eas_redis_rules_error(r,
+                                              NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                              error, shared);
+    }
+
     if (shared) {
         return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
                              (u_char *) "{\"ok\":true,\"shared\":true}\n",
@@ -290,6 +343,39 @@ ngx_http_eas_redis_rules_shared_answer(ngx_http_request_t *r,
 }
 
 
+/* {"error":"...","shared":...}, logged as ngx_http_eas_admin_error() */
+
+static ngx_int_t
+ngx_http_eas_redis_rules_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, ngx_uint_t shared)
+{
+    u_char      *p, *buf;
+    ngx_uint_t   level;
+
+    /* as ngx_http_eas_admin_error() says it */
+
+    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR) ? NGX_LOG_ERR
+                                                       : NGX_LOG_INFO;
+
+    ngx_log_error(level, r->connection->log, 0,
+                  "eas admin: %s, shared: %s, answered %ui", error,
+                  shared ? "true" : "false", status);
+
+    buf = ngx_pnalloc(r->pool, sizeof("{\"error\":\"\",\"shared\":false}\n")
+                               + ngx_strlen(error));
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the errors given here have nothing JSON would escape */
+
+    p = ngx_sprintf(buf, "{\"error\":\"%s\",\"shared\":%s}\n", error,
+                    shared ? "true" : "false");
+
+    return ngx_http_eas_admin_send(r, status, buf, p - buf);
+}
+
+
 static void
 ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     void *data)
@@ -299,6 +385,7 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
 
     ngx_int_t            rc;
     ngx_uint_t           shared;
+    const char          *error;
     ngx_shm_zone_t      *zone;
     ngx_http_request_t  *r;
 
@@ -307,7 +394,8 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     }
 
     r = set ? set->request : NULL;
-    shared = (rr && rr->type == REDIS_REPLY_INTEGER);
+    error = set ? set->error : NULL;
+    shared = (ngx_http_eas_redis_rules_taken(rr) == NGX_OK);
 
     zone = ngx_http_eas_redis_rules_zone();
 
@@ -315,12 +403,13 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
         if (set && zone) {
             /*
              * Redis may have made it newer than it was here (above a
-             * change this gateway had not seen): read back, so that
-             * this zone has the time the others have
+             * change this gateway had not seen), or given it its own
+             * time (this clock far ahead of Redis's): read back, so
+             * that this zone has the time the others have
              */
 
-            ngx_http_eas_redis_rules_event(&zone->shm.name, &set->field,
-                                           &set->what);
+            ngx_http_eas_redis_rules_read_back(&zone->shm.name,
+                                               &set->field);
         }
 
         if (set) {
@@ -337,9 +426,57 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     }
 
     if (r) {
-        rc = ngx_http_eas_redis_rules_shared_answer(r, shared);
+        rc = ngx_http_eas_redis_rules_shared_answer(r, error, shared);
         ngx_http_finalize_request(r, rc);
     }
+}
+
+
+/*
+ * The set script's reply ({taken, stored far ahead, sent far ahead}):
+ * NGX_OK if it ran.  A time far ahead that it met is said once a minute
+ * per worker at most.
+ */
+
+ngx_int_t
+ngx_http_eas_redis_rules_taken(redisReply *rr)
+{
+    static time_t  logged;
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements != 3
+        || rr->element[0]->type != REDIS_REPLY_INTEGER
+        || rr->element[1]->type != REDIS_REPLY_INTEGER
+        || rr->element[2]->type != REDIS_REPLY_INTEGER)
+    {
+        return NGX_ERROR;
+    }
+
+    if ((rr->element[1]->integer || rr->element[2]->integer)
+        && ngx_time() - logged >= 60)
+    {
+        logged = ngx_time();
+
+        if (rr->element[1]->integer) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "eas: shared state: a time on Redis of a rule "
+                          "more than %ds ahead of Redis's clock (forged, "
+                          "or of a clock run wild): older than any real "
+                          "change, overwritten (said once a minute)",
+                          NGX_HTTP_EAS_ADMIN_SKEW / 1000);
+
+        } else {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "eas: shared state: this gateway's time of a "
+                          "rule is more than %ds ahead of Redis's clock: "
+                          "a change of the admin API takes Redis's time, "
+                          "one sent after Redis was away is older than "
+                          "any; keep the gateways' clocks in time (NTP) "
+                          "(said once a minute)",
+                          NGX_HTTP_EAS_ADMIN_SKEW / 1000);
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -382,7 +519,6 @@ ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
     const char                     **argv;
     ngx_http_eas_redis_conf_t       *rcf;
     ngx_http_eas_redis_rules_buf_t  *buf;
-    u_char                           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -395,16 +531,6 @@ ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
 
     argv = (const char **) &buf[n];
     argvlen = (size_t *) &argv[8 + 2 * n];
-
-    if (ngx_http_eas_redis_rules_eval(argv, argvlen,
-                                      ngx_http_eas_redis_rules_set_lua,
-                                      sizeof(ngx_http_eas_redis_rules_set_lua)
-                                      - 1, key, zone)
-        != NGX_OK)
-    {
-        ngx_free(buf);
-        return NGX_DECLINED;
-    }
 
     argv[4] = (char *) rcf->channel.data;
     argvlen[4] = rcf->channel.len;
@@ -440,10 +566,13 @@ ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
         argvlen[k + 1] = p - buf[i].value;
     }
 
-    rc = ngx_http_eas_redis_command(handler, data, (int) (8 + 2 * n), argv,
-                                    argvlen);
+    rc = ngx_http_eas_redis_rules_eval(handler, data,
+                                       ngx_http_eas_redis_rules_set_lua,
+                                       sizeof(ngx_http_eas_redis_rules_set_lua)
+                                       - 1, zone, (int) (8 + 2 * n), argv,
+                                       argvlen);
 
     ngx_free(buf);
 
-    return rc;
+    return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
 }

@@ -27,19 +27,28 @@
                                           + NGX_HTTP_EAS_ADMIN_WHO_LEN     \
                                           + EAS_USER_MAX)
 
+/* NGX_HTTP_EAS_ADMIN_SKEW in the scripts' text */
+#define NGX_HTTP_EAS_REDIS_RULES_STR(x)  #x
+#define NGX_HTTP_EAS_REDIS_RULES_XSTR(x) NGX_HTTP_EAS_REDIS_RULES_STR(x)
+#define NGX_HTTP_EAS_REDIS_RULES_SKEW                                     \
+    NGX_HTTP_EAS_REDIS_RULES_XSTR(NGX_HTTP_EAS_ADMIN_SKEW)
+
 
 ngx_shm_zone_t *ngx_http_eas_redis_rules_zone(void);
-ngx_int_t ngx_http_eas_redis_rules_eval(const char **argv,
-    size_t *argvlen, const char *script, size_t len, u_char *key,
-    ngx_shm_zone_t *zone);
+ngx_int_t ngx_http_eas_redis_rules_eval(redisCallbackFn *handler,
+    void *data, const char *script, size_t len, ngx_shm_zone_t *zone,
+    int argc, const char **argv, size_t *argvlen);
 ngx_int_t ngx_http_eas_redis_rules_send(ngx_shm_zone_t *zone,
     ngx_http_eas_admin_entry_t *e, uint64_t *stamps, ngx_uint_t n,
     ngx_uint_t online, redisCallbackFn *handler, void *data);
 void ngx_http_eas_redis_rules_later(void);
+ngx_int_t ngx_http_eas_redis_rules_taken(redisReply *rr);
 ngx_int_t ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone,
-    ngx_str_t *field, ngx_str_t *value, const char **why);
+    ngx_str_t *field, ngx_str_t *value, ngx_uint_t own, const char **why);
 ngx_int_t ngx_http_eas_redis_rules_entries(ngx_shm_zone_t *zone,
-    redisReply *blob, const char *where, ngx_uint_t *changed);
+    redisReply *blob, const char *where, ngx_uint_t *changed,
+    ngx_uint_t own);
+void ngx_http_eas_redis_rules_read_back(ngx_str_t *zname, ngx_str_t *field);
 ngx_int_t ngx_http_eas_redis_rules_number(u_char **pp, u_char *last,
     uint64_t max, uint64_t *n);
 void ngx_http_eas_redis_rules_junk(const char *where, const char *why);

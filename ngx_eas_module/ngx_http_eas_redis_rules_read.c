@@ -42,6 +42,7 @@
 
 typedef struct {
     u_short                      len;
+    u_char                       own;      /* this gateway's change */
     u_char                       field[NGX_HTTP_EAS_REDIS_RULES_FIELD];
 } ngx_http_eas_redis_rules_key_t;
 
@@ -51,7 +52,9 @@ static ngx_uint_t    ngx_http_eas_redis_rules_nkeys;     /* waiting */
 static ngx_uint_t    ngx_http_eas_redis_rules_reading;   /* in flight:
                                                             the first n */
 static ngx_uint_t    ngx_http_eas_redis_rules_overflow;
+static ngx_uint_t    ngx_http_eas_redis_rules_own;       /* the next key */
 static time_t        ngx_http_eas_redis_rules_logged;
+static time_t        ngx_http_eas_redis_rules_ahead_logged;
 
 
 /*
@@ -78,6 +81,29 @@ static const char  ngx_http_eas_redis_rules_read_lua[] =
 static void ngx_http_eas_redis_rules_read(void);
 static void ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac,
     void *reply, void *data);
+static ngx_uint_t ngx_http_eas_redis_rules_is_own(ngx_str_t *field,
+    ngx_uint_t n);
+static void ngx_http_eas_redis_rules_ahead(ngx_http_eas_admin_rule_t *rule,
+    uint64_t stamp);
+
+
+/*
+ * This gateway's own change, taken by Redis (ngx_http_eas_redis_rules.c):
+ * read back as another gateway's would be, but its time is taken even
+ * if Redis gave it a lower one than this gateway's (a clock run ahead
+ * of Redis's by more than NGX_HTTP_EAS_ADMIN_SKEW), so that this zone
+ * has the time the others have.
+ */
+
+void
+ngx_http_eas_redis_rules_read_back(ngx_str_t *zname, ngx_str_t *field)
+{
+    ngx_str_t  none = ngx_null_string;
+
+    ngx_http_eas_redis_rules_own = 1;
+    ngx_http_eas_redis_rules_event(zname, field, &none);
+    ngx_http_eas_redis_rules_own = 0;
+}
 
 
 void
@@ -128,6 +154,7 @@ ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
         if (k[i].len == field->len
             && ngx_memcmp(k[i].field, field->data, field->len) == 0)
         {
+            k[i].own |= ngx_http_eas_redis_rules_own;
             return;
         }
     }
@@ -139,6 +166,7 @@ ngx_http_eas_redis_rules_event(ngx_str_t *zname, ngx_str_t *field,
     }
 
     k[i].len = (u_short) field->len;
+    k[i].own = (u_char) ngx_http_eas_redis_rules_own;
     ngx_memcpy(k[i].field, field->data, field->len);
     ngx_http_eas_redis_rules_nkeys++;
 
@@ -154,24 +182,18 @@ static void
 ngx_http_eas_redis_rules_read(void)
 {
     size_t                           argvlen[5 + NGX_HTTP_EAS_REDIS_RULES_READ];
+    ngx_int_t                        rc;
     ngx_uint_t                       i, n;
     const char                      *argv[5 + NGX_HTTP_EAS_REDIS_RULES_READ];
     ngx_shm_zone_t                  *zone;
     ngx_http_eas_redis_rules_key_t  *k;
-    u_char                           key[NGX_HTTP_EAS_REDIS_RULES_KEY];
     u_char                           max[NGX_INT64_LEN];
 
     zone = ngx_http_eas_redis_rules_zone();
     n = ngx_min(ngx_http_eas_redis_rules_nkeys,
                 NGX_HTTP_EAS_REDIS_RULES_READ);
 
-    if (zone == NULL || n == 0
-        || ngx_http_eas_redis_rules_eval(argv, argvlen,
-                                   ngx_http_eas_redis_rules_read_lua,
-                                   sizeof(ngx_http_eas_redis_rules_read_lua)
-                                   - 1, key, zone)
-           != NGX_OK)
-    {
+    if (zone == NULL || n == 0) {
         ngx_http_eas_redis_rules_nkeys = 0;
         return;
     }
@@ -188,15 +210,21 @@ ngx_http_eas_redis_rules_read(void)
         argvlen[5 + i] = k[i].len;
     }
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_read,
-                                   (void *) (uintptr_t) n, (int) (5 + n),
-                                   argv, argvlen)
-        != NGX_OK)
-    {
-        /* Redis down: its return reconciles */
+    rc = ngx_http_eas_redis_rules_eval(ngx_http_eas_redis_rules_on_read,
+                                   (void *) (uintptr_t) n,
+                                   ngx_http_eas_redis_rules_read_lua,
+                                   sizeof(ngx_http_eas_redis_rules_read_lua)
+                                   - 1, zone, (int) (5 + n), argv, argvlen);
+
+    if (rc != NGX_OK) {
+        /* Redis down: its return reconciles (a name too long: never) */
         ngx_http_eas_redis_rules_nkeys = 0;
         ngx_http_eas_redis_rules_overflow = 0;
-        ngx_http_eas_redis_rules_later();
+
+        if (rc == NGX_DECLINED) {
+            ngx_http_eas_redis_rules_later();
+        }
+
         return;
     }
 
@@ -244,7 +272,8 @@ ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
     changed = 0;
 
     if (ngx_http_eas_redis_rules_entries(zone, rr->element[0],
-                                         "a rule on the channel", &changed)
+                                         "a rule on the channel", &changed,
+                                         n)
         != NGX_OK)
     {
         ngx_http_eas_redis_rules_junk("a rule on the channel",
@@ -274,13 +303,14 @@ ngx_http_eas_redis_rules_on_read(redisAsyncContext *ac, void *reply,
 
 /*
  * "FLEN VLEN FIELDVALUE" entries in one string (the scripts' replies),
- * each taken; *changed set if the zone changed.  NGX_ERROR: not
- * understood from there on.
+ * each taken; *changed set if the zone changed; "own": of the first own
+ * keys waiting, those this gateway changed (0: a page of the hash).
+ * NGX_ERROR: not understood from there on.
  */
 
 ngx_int_t
 ngx_http_eas_redis_rules_entries(ngx_shm_zone_t *zone, redisReply *blob,
-    const char *where, ngx_uint_t *changed)
+    const char *where, ngx_uint_t *changed, ngx_uint_t own)
 {
     u_char       *p, *last;
     uint64_t      n[2];
@@ -309,7 +339,9 @@ ngx_http_eas_redis_rules_entries(ngx_shm_zone_t *zone, redisReply *blob,
 
         why = NULL;
 
-        if (ngx_http_eas_redis_rules_take(zone, &field, &value, &why)
+        if (ngx_http_eas_redis_rules_take(zone, &field, &value,
+                               ngx_http_eas_redis_rules_is_own(&field, own),
+                               &why)
             == NGX_OK)
         {
             *changed = 1;
@@ -324,14 +356,37 @@ ngx_http_eas_redis_rules_entries(ngx_shm_zone_t *zone, redisReply *blob,
 }
 
 
+/* a key of the first n waiting, read back after this gateway's change */
+
+static ngx_uint_t
+ngx_http_eas_redis_rules_is_own(ngx_str_t *field, ngx_uint_t n)
+{
+    ngx_uint_t                       i;
+    ngx_http_eas_redis_rules_key_t  *k;
+
+    k = ngx_http_eas_redis_rules_keys;
+
+    for (i = 0; i < n; i++) {
+        if (k[i].own && k[i].len == field->len
+            && ngx_memcmp(k[i].field, field->data, field->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /*
  * One rule from Redis, checked as the admin API checks its input, and
- * applied if newer.  NGX_OK: the zone changed.  *why: refused.
+ * applied if newer (own: this gateway's change read back).  NGX_OK: the
+ * zone changed.  *why: refused.
  */
 
 ngx_int_t
 ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
-    ngx_str_t *value, const char **why)
+    ngx_str_t *value, ngx_uint_t own, const char **why)
 {
     u_char                     *p, *last;
     size_t                      max;
@@ -411,7 +466,6 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         return NGX_DECLINED;
     }
 
-
     /* WHO, as ngx_http_eas_admin_who() writes it */
 
     rule.who.data = p;
@@ -459,9 +513,19 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
         return NGX_DECLINED;
     }
 
+    /*
+     * one further ahead than NGX_HTTP_EAS_ADMIN_SKEW is no real change:
+     * older than any, so that the admin API overrides it everywhere
+     */
+
+    if (ngx_http_eas_admin_real(stamp) != stamp) {
+        ngx_http_eas_redis_rules_ahead(&rule, stamp);
+        stamp = NGX_HTTP_EAS_ADMIN_STAMP_FUTURE;
+    }
+
     /* a removal older than keep_removals= drops an older rule only */
 
-    rc = ngx_http_eas_admin_apply(zone, &rule, stamp);
+    rc = ngx_http_eas_admin_apply(zone, &rule, stamp, own);
 
     if (rc == NGX_DONE) {
         /* the same rule, made newer by Redis: nothing to say or write */
@@ -525,6 +589,35 @@ ngx_http_eas_redis_rules_number(u_char **pp, u_char *last, uint64_t max,
     *pp = p;
 
     return NGX_OK;
+}
+
+
+/*
+ * A rule on Redis stamped far ahead of this gateway's clock: said once a
+ * minute per worker at most
+ */
+
+static void
+ngx_http_eas_redis_rules_ahead(ngx_http_eas_admin_rule_t *rule,
+    uint64_t stamp)
+{
+    ngx_time_t  *tp;
+
+    if (ngx_time() - ngx_http_eas_redis_rules_ahead_logged < 60) {
+        return;
+    }
+
+    ngx_http_eas_redis_rules_ahead_logged = ngx_time();
+    tp = ngx_timeofday();
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "eas: shared state: the rule of %s \"%V\" on Redis has "
+                  "a time %uLs ahead of this gateway's clock (forged, or "
+                  "of a clock run wild): taken as older than any real "
+                  "change (said once a minute)",
+                  rule->field == NGX_HTTP_EAS_ADMIN_DEVICE
+                  ? "device_id" : "user", &rule->value,
+                  (stamp - ((uint64_t) tp->sec * 1000 + tp->msec)) / 1000);
 }
 
 

@@ -40,21 +40,30 @@ static void ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac,
 
 /*
  * KEYS[1] the hash, ARGV[1] the cursor, ARGV[2] and [3] the longest
- * field and value, ARGV[4] the time before which a removal is no longer
- * kept (deleted from the hash, but still in the page: a gateway that
- * was away holding the rule drops it): a page of it, in one string,
- * "FLEN VLEN FIELDVALUE" each, the next cursor ("0": the end), and how
- * many entries longer than a rule can be were left out.  A reply stays
- * far below the 64 KB a reply may take, whatever the hash holds.
+ * field and value, ARGV[4] keep_removals= in ms: a removal older than
+ * that by Redis's clock is no longer kept (deleted from the hash, but
+ * still in the page: a gateway that was away holding the rule drops
+ * it); one more than NGX_HTTP_EAS_ADMIN_SKEW ahead of it is no real
+ * change, as old as any (..._STAMP_FUTURE): dropped.  A page of it, in
+ * one string, "FLEN VLEN FIELDVALUE" each, the next cursor ("0": the
+ * end), and how many entries longer than a rule can be were left out.
+ * A reply stays far below the 64 KB a reply may take, whatever the
+ * hash holds.
  */
 
 static const char  ngx_http_eas_redis_rules_page_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end "
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
     "local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', 16) "
     "local out, long = {}, 0 "
     "for i = 1, #r[2] - 1, 2 do "
     "  local f, v = r[2][i], r[2][i + 1] "
-    "  local gone = string.match(v, '^none (%d+) ') "
-    "  if gone and tonumber(gone) < tonumber(ARGV[4]) then "
+    "  local gone = tonumber(string.match(v, '^none (%d+) ')) "
+    "  if gone and gone > now + " NGX_HTTP_EAS_REDIS_RULES_SKEW " then "
+    "    gone = 1 "
+    "  end "
+    "  if gone and gone + tonumber(ARGV[4]) < now then "
     "    redis.call('HDEL', KEYS[1], f) "
     "  end "
     "  if #f > tonumber(ARGV[2]) or #v > tonumber(ARGV[3]) then "
@@ -178,7 +187,7 @@ ngx_http_eas_redis_rules_on_pushed(redisAsyncContext *ac, void *reply,
 {
     redisReply  *rr = reply;
 
-    if (rr == NULL || rr->type != REDIS_REPLY_INTEGER) {
+    if (ngx_http_eas_redis_rules_taken(rr) != NGX_OK) {
         if (rr && rr->type == REDIS_REPLY_ERROR) {
             ngx_http_eas_redis_rules_junk("sending the rules", rr->str);
         }
@@ -194,24 +203,16 @@ ngx_http_eas_redis_rules_on_pushed(redisAsyncContext *ac, void *reply,
 static void
 ngx_http_eas_redis_rules_page(void)
 {
-    uint64_t                   cutoff;
-    ngx_time_t                *tp;
+    ngx_int_t                  rc;
     ngx_shm_zone_t            *zone;
     const char                *argv[8];
     size_t                     argvlen[8];
     ngx_http_eas_admin_ctx_t  *ctx;
-    u_char                     key[NGX_HTTP_EAS_REDIS_RULES_KEY];
     u_char                     max[3][NGX_INT64_LEN];
 
     zone = ngx_http_eas_redis_rules_zone();
 
-    if (zone == NULL
-        || ngx_http_eas_redis_rules_eval(argv, argvlen,
-                                   ngx_http_eas_redis_rules_page_lua,
-                                   sizeof(ngx_http_eas_redis_rules_page_lua)
-                                   - 1, key, zone)
-           != NGX_OK)
-    {
+    if (zone == NULL) {
         ngx_http_eas_redis_rules_busy = 0;
         return;
     }
@@ -228,17 +229,20 @@ ngx_http_eas_redis_rules_page(void)
                  - max[1];
 
     ctx = zone->data;
-    tp = ngx_timeofday();
-    cutoff = (uint64_t) tp->sec * 1000 + tp->msec;
-    cutoff = cutoff > ctx->keep ? cutoff - ctx->keep : 0;
 
     argv[7] = (char *) max[2];
-    argvlen[7] = ngx_sprintf(max[2], "%uL", cutoff) - max[2];
+    argvlen[7] = ngx_sprintf(max[2], "%uL", ctx->keep) - max[2];
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_rules_on_page, NULL, 8,
-                                   argv, argvlen)
-        != NGX_OK)
-    {
+    rc = ngx_http_eas_redis_rules_eval(ngx_http_eas_redis_rules_on_page, NULL,
+                                   ngx_http_eas_redis_rules_page_lua,
+                                   sizeof(ngx_http_eas_redis_rules_page_lua)
+                                   - 1, zone, 8, argv, argvlen);
+
+    if (rc == NGX_ERROR) {
+        /* a name too long for a key: never */
+        ngx_http_eas_redis_rules_busy = 0;
+
+    } else if (rc != NGX_OK) {
         ngx_http_eas_redis_rules_failed();
     }
 }
@@ -285,7 +289,8 @@ ngx_http_eas_redis_rules_on_page(redisAsyncContext *ac, void *reply,
     }
 
     if (ngx_http_eas_redis_rules_entries(zone, blob, "the rules' hash",
-                                         &ngx_http_eas_redis_rules_changed)
+                                         &ngx_http_eas_redis_rules_changed,
+                                         0)
         != NGX_OK)
     {
         goto junk;

@@ -232,9 +232,6 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
     t->lock_time = pcf->lock_time;
     ctx->try = t;
 
-    argv[0] = "EVAL";
-    argv[1] = ngx_http_eas_redis_reserve_lua;
-    argv[2] = "4";
     argv[3] = (char *) uk;
     argv[4] = (char *) ukl;
     argv[5] = (char *) ak;
@@ -243,9 +240,6 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
     argv[8] = (char *) lim[1];
     argv[9] = (char *) win;
 
-    argvlen[0] = 4;
-    argvlen[1] = sizeof(ngx_http_eas_redis_reserve_lua) - 1;
-    argvlen[2] = 1;
     argvlen[3] = ngx_http_eas_redis_key(uk, "u:", t->zone, &t->user) - uk;
     argvlen[4] = ngx_http_eas_redis_key(ukl, "ul:", t->zone, &t->user) - ukl;
     argvlen[5] = ngx_http_eas_redis_key(ak, "a:", t->zone, &t->addr) - ak;
@@ -256,8 +250,10 @@ ngx_http_eas_redis_lookup(ngx_http_request_t *r,
                                             ? t->address_limit : 0) - lim[1];
     argvlen[9] = ngx_sprintf(win, "%T", t->window) - win;
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_redis_on_reserve, t, 10,
-                                   argv, argvlen)
+    if (ngx_http_eas_redis_eval(ngx_http_eas_redis_on_reserve, t,
+                                ngx_http_eas_redis_reserve_lua,
+                                sizeof(ngx_http_eas_redis_reserve_lua) - 1,
+                                4, 10, argv, argvlen)
         != NGX_OK)
     {
         /* down: the zone alone decides, or the try waits (refuse) */
@@ -545,9 +541,6 @@ ngx_http_eas_redis_settle(ngx_http_eas_redis_try_t *t, ngx_uint_t failed)
         return NGX_DECLINED;
     }
 
-    argv[0] = "EVAL";
-    argv[1] = ngx_http_eas_redis_fail_lua;
-    argv[2] = "5";
     argv[3] = (char *) uk;
     argv[4] = (char *) ukl;
     argv[5] = (char *) ak;
@@ -562,9 +555,6 @@ ngx_http_eas_redis_settle(ngx_http_eas_redis_try_t *t, ngx_uint_t failed)
     argv[14] = (char *) t->zone->shm.name.data;
     argv[15] = (char *) t->user.data;
 
-    argvlen[0] = 4;
-    argvlen[1] = sizeof(ngx_http_eas_redis_fail_lua) - 1;
-    argvlen[2] = 1;
     argvlen[3] = ngx_http_eas_redis_key(uk, "u:", t->zone, &t->user) - uk;
     argvlen[4] = ngx_http_eas_redis_key(ukl, "ul:", t->zone, &t->user) - ukl;
     argvlen[5] = ngx_http_eas_redis_key(ak, "a:", t->zone, &t->addr) - ak;
@@ -586,9 +576,10 @@ ngx_http_eas_redis_settle(ngx_http_eas_redis_try_t *t, ngx_uint_t failed)
     argv[17] = failed ? "1" : "0";
     argvlen[17] = 1;
 
-    return ngx_http_eas_redis_command(failed ? ngx_http_eas_redis_on_fail
-                                             : NULL,
-                                      NULL, 18, argv, argvlen);
+    return ngx_http_eas_redis_eval(failed ? ngx_http_eas_redis_on_fail : NULL,
+                                   NULL, ngx_http_eas_redis_fail_lua,
+                                   sizeof(ngx_http_eas_redis_fail_lua) - 1,
+                                   5, 18, argv, argvlen);
 }
 
 

@@ -30,6 +30,7 @@ packages="
     libicu-dev
     libhiredis-dev
     redis-server
+    libfaketime
     slapd
     ldap-utils
     debhelper

@@ -15,6 +15,7 @@ workers, Redis a real redis-server on a loopback port."""
 import json
 import os
 import re
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -544,13 +545,13 @@ def test_a_flood_of_forged_messages_changes_nothing(nginx_factory, redis,
 
 def test_a_change_made_after_seeing_a_clock_ahead_wins(nginx_factory,
                                                        redis, backend):
-    """A rule stamped two hours ahead (made by a gateway whose clock runs
-    fast) is taken by every gateway; Redis goes down; on A, which saw
-    that rule, "lost" for one device and a removal for another are
-    stamped above it (a hybrid logical clock); Redis comes back empty
-    and B pushes its older rules first: A's later changes win on Redis
-    and on B."""
-    ahead = int(time.time() * 1000) + 2 * 3600 * 1000
+    """A rule stamped half an hour ahead (made by a gateway whose clock
+    runs fast, within the hour allowed) is taken by every gateway; Redis
+    goes down; on A, which saw that rule, "lost" for one device and a
+    removal for another are stamped above it (a hybrid logical clock);
+    Redis comes back empty and B pushes its older rules first: A's later
+    changes win on Redis and on B."""
+    ahead = int(time.time() * 1000) + 30 * 60 * 1000
     for key, value in (("dapplhlc1", "allow %d 1 CApplHLC1"),
                        ("dapplhlc2", "block %d 1 CApplHLC2")):
         redis.command("HSET", HASH, key, value % ahead)
@@ -729,8 +730,10 @@ def test_a_stamp_years_ahead_pins_nothing(nginx_factory, redis, backend):
     assert admin(a, "DELETE", "rules?device_id=ApplYEARS") == \
         {"ok": True, "shared": True}
     poll(lambda: passes(b, "ApplYEARS"), "the removal on B")
+    # a time far ahead is no real change: the removal has the clock's
     value = redis.command("HGET", HASH, "dapplyears").decode()
-    assert value.startswith("none ") and int(value.split()[1]) > ahead
+    assert value.startswith("none ")
+    assert abs(int(value.split()[1]) - time.time() * 1000) < 3600 * 1000
     for nginx in (a, b):
         file_has(nginx, r'^# deleted device_id="ApplYEARS"')
     # a later change makes each gateway write its file: the removal,
@@ -873,13 +876,17 @@ def test_a_change_made_newer_by_redis_lists_alike_everywhere(
     poll(written, "Redis's time in A's file", interval=0.5)
 
 
-def test_a_rule_forged_at_the_largest_time_moves_no_other_rule(
+def test_a_rule_forged_at_the_largest_time_is_lifted_anywhere(
         nginx_factory, redis, backend):
     """A rule forged on Redis at the largest time a gateway takes (15
     digits): every later change of every other rule is still stamped by
     the clock and shared, both ways (a clock per rule: the forged time
-    moves that rule's times only), and no change is ever stamped beyond
-    what the others take."""
+    moves that rule's times only).  The forged rule itself is no real
+    change (more than an hour ahead of Redis's clock and of the
+    gateways'): in force on A and B, said once as a time far ahead, and
+    lifted from A's admin API, answered as shared: the device goes
+    through A and B again (the backend's own record), Redis holds the
+    removal at a real time, and a later block of it is shared too."""
     top = 999999999999999
     redis.command("HSET", HASH, "dapplpin", "block %d 5 adminApplPIN" % top)
     a, b = gateways(nginx_factory, redis, backend, 2)
@@ -894,12 +901,219 @@ def test_a_rule_forged_at_the_largest_time_moves_no_other_rule(
     assert admin(b, "DELETE", "rules?device_id=ApplAFTER") == \
         {"ok": True, "shared": True}
     poll(lambda: passes(a, "ApplAFTER"), "its removal on A")
-    # the forged rule itself: a change of it stays within the largest
-    # time, so no gateway refuses it as junk
-    assert admin(a, "POST", "rules?access=lost&device_id=ApplPIN")["ok"]
-    value = redis.command("HGET", HASH, "dapplpin").decode()
-    assert value.startswith("lost ") and int(value.split()[1]) == top
-    poll(lambda: rules(b)["ApplPIN"]["access"] == "lost" or None,
-         "the stricter change of the forged rule on B")
+    assert admin(a, "DELETE", "rules?device_id=ApplPIN") == \
+        {"ok": True, "shared": True}
+    for nginx in (a, b):
+        poll(lambda: passes(nginx, "ApplPIN"), "the lift on %s" % nginx.name)
+        assert "ApplPIN" not in rules(nginx)
+        assert through(backend, nginx, "ApplPIN"), nginx.name
+    value = redis.command("HGET", HASH, "dapplpin").decode().split()
+    assert value[0] == "none", value
+    assert abs(int(value[1]) - time.time() * 1000) < 3600 * 1000, value
+    for nginx in (a, b):
+        assert lines(nginx, 0, 'the rule of device_id "ApplPIN" on Redis '
+                               'has a time'), nginx.name
+    assert lines(a, 0, "older than any real change, overwritten")
+    # and it is the rule's time from now on, both ways
+    assert admin(b, "POST", "rules?access=block&device_id=ApplPIN") == \
+        {"ok": True, "shared": True}
+    poll(lambda: blocked(a, "ApplPIN"), "the block again on A")
+    before = len(through(backend, a, "ApplPIN"))
+    assert blocked(a, "ApplPIN")
+    assert len(through(backend, a, "ApplPIN")) == before
+    assert admin(a, "DELETE", "rules?device_id=ApplPIN") == \
+        {"ok": True, "shared": True}
+    poll(lambda: passes(b, "ApplPIN"), "the lift again on B")
     for nginx in (a, b):
         assert not lines(nginx, 0, "refused"), nginx.name
+
+
+def test_every_answer_of_a_change_says_if_redis_took_it(nginx_factory,
+                                                        redis, backend):
+    """A's rules file cannot be written (a directory in its place): a
+    change is still in force, and answered 500 saying so and whether
+    Redis took it: "shared" true with Redis up (B refuses the device),
+    false with Redis down.  A change refused for a full zone (507) says
+    "shared" false: nothing went to Redis."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    path = os.path.join(a.dir, "admin.rules")
+    if os.path.exists(path):
+        os.remove(path)
+    os.mkdir(path)
+    reply = admin(a, "POST", "rules?access=block&device_id=ApplNOFILE",
+                  expect=500)
+    assert reply["shared"] is True, reply
+    assert "could not be written" in reply["error"], reply
+    assert blocked(a, "ApplNOFILE")
+    poll(lambda: blocked(b, "ApplNOFILE"), "the block on B")
+    assert lines(a, 0, "could not be written: see the error log, shared: "
+                       "true, answered 500")
+
+    redis.stop()
+    poll(lambda: lines(a, 0, "is down") or None, "A sees Redis down")
+    reply = admin(a, "DELETE", "rules?device_id=ApplNOFILE", expect=500)
+    assert reply["shared"] is False, reply
+    assert passes(a, "ApplNOFILE")
+    redis.start()
+    poll(lambda: passes(b, "ApplNOFILE"), "the removal on B after Redis")
+
+    os.rmdir(path)
+    for i in range(3000):
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d/eas/admin/rules?access=block&device_id="
+            "ApplFULL%d" % (a.port, i), method="POST",
+            headers={"X-EAS-Admin": "1"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                assert json.loads(reply.read())["ok"]
+        except urllib.error.HTTPError as err:
+            assert err.code == 507, err.code
+            assert json.loads(err.read()) == {
+                "error": "the eas_admin_rules zone is full",
+                "shared": False}
+            break
+    else:
+        pytest.fail("the zone never full")
+
+
+def test_a_removal_stamped_far_ahead_is_not_kept_longer(nginx_factory,
+                                                        redis, backend):
+    """Removals on the hash are dropped by Redis's clock: one stamped more
+    than an hour ahead of it (forged, or of a clock run wild) is no real
+    change and goes with the first page read, as one past keep_removals;
+    one up to an hour ahead, and a recent one, stay; a gateway does not
+    keep the far one either, and a late block of its key is taken."""
+    now = int(time.time() * 1000)
+    redis.command("HSET", HASH, "dapplfar", "none %d 0 ApplFAR"
+                  % (now + 3 * 3600 * 1000))
+    redis.command("HSET", HASH, "dapplnear", "none %d 0 ApplNEAR"
+                  % (now + 1800 * 1000))
+    redis.command("HSET", HASH, "dapplnow", "none %d 0 ApplNOW" % now)
+    a, = gateways(nginx_factory, redis, backend, 1)
+    poll(lambda: redis.command("HGET", HASH, "dapplfar") is None or None,
+         "the far removal dropped from the hash")
+    assert redis.command("HGET", HASH, "dapplnear") is not None
+    assert redis.command("HGET", HASH, "dapplnow") is not None
+    file_has(a, r'^# deleted device_id="ApplNOW"')
+    assert "ApplFAR" not in rules_file(a)
+    publish_at = int(time.time() * 1000) - 60000
+    redis.command("HSET", HASH, "dapplfar", "block %d 0 ApplFAR"
+                  % publish_at)
+    publish(redis, "dapplfar", "")
+    poll(lambda: blocked(a, "ApplFAR"), "a block older than the far time")
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME),
+                    reason="libfaketime (Debian package libfaketime)")
+def test_a_gateway_whose_clock_runs_far_ahead_still_takes_later_changes(
+        nginx_factory, redis, backend, monkeypatch):
+    """Gateway A's clock runs two hours ahead of Redis's (libfaketime):
+    its block is stamped by Redis's clock instead, A takes that time
+    back and says its clock is off; a removal made later on B, whose
+    clock is right, is then newer on A too, and lifts the block there
+    (the backend's own record shows the device through A again)."""
+    b, = gateways(nginx_factory, redis, backend, 1)
+    a = gateway(nginx_factory, redis, backend, "A", start=False)
+    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
+    monkeypatch.setenv("FAKETIME", "+2h")
+    monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    up(a, redis)
+    monkeypatch.delenv("LD_PRELOAD")
+    assert admin(a, "POST", "rules?access=block&device_id=ApplSKEW") == \
+        {"ok": True, "shared": True}
+    value = redis.command("HGET", HASH, "dapplskew").decode().split()
+    assert abs(int(value[1]) - time.time() * 1000) < 600 * 1000, value
+    poll(lambda: blocked(b, "ApplSKEW"), "the block on B")
+    assert lines(a, 0, "this gateway's time of a rule is more than 3600s "
+                       "ahead of Redis's clock")
+    assert blocked(a, "ApplSKEW")
+    assert admin(b, "DELETE", "rules?device_id=ApplSKEW") == \
+        {"ok": True, "shared": True}
+    poll(lambda: passes(a, "ApplSKEW"), "the removal on A")
+    assert through(backend, a, "ApplSKEW")
+
+
+def release(fifos, deadline=20.0):
+    """Each FIFO opened for reading (a writer blocked opening it goes on)
+    and read until its writer closes it, or until the deadline."""
+    end = time.monotonic() + deadline
+    for path in fifos:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        try:
+            while time.monotonic() < end:
+                try:
+                    if os.read(fd, 65536) == b"" and not os.path.exists(
+                            path):
+                        break
+                except BlockingIOError:
+                    time.sleep(0.02)
+        finally:
+            os.close(fd)
+
+
+def opening_fifo(pids):
+    """Some thread of these processes waits to open a FIFO."""
+    for pid in pids:
+        try:
+            tids = os.listdir("/proc/%s/task" % pid)
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%s/task/%s/wchan" % (pid, tid)) as f:
+                    if f.read().strip() in ("fifo_open",
+                                            "wait_for_partner"):
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def test_the_file_is_written_out_of_the_event_loop(nginx_factory, redis,
+                                                   backend):
+    """Gateway B's rules file is written for A's changes without holding
+    B's workers: its temporary files are FIFOs nobody reads (a disk that
+    does not answer), yet both of B's workers keep deciding requests by
+    the rules A makes (nothing of the blocked device reaches the
+    backend); once the disk answers, B's file has every rule."""
+    a, b = gateways(nginx_factory, redis, backend, 2)
+    pids = {r.header("X-Worker") for r in on_both_workers(
+        b, lambda: device(b, "ApplFIFO0").options())}
+    fifos = [os.path.join(b.dir, "admin.rules.tmp.%s" % pid) for pid in pids]
+    for path in fifos:
+        os.mkfifo(path)
+    try:
+        admin(a, "POST", "rules?access=block&device_id=ApplFIFO1")
+        poll(lambda: blocked(b, "ApplFIFO1"), "the block on B")
+        poll(lambda: opening_fifo(pids) or None,
+             "B's write waiting on the FIFO")
+        admin(a, "POST", "rules?access=block&device_id=ApplFIFO2")
+        poll(lambda: blocked(b, "ApplFIFO2"), "the second block on B")
+        before = len(through(backend, b, "ApplFIFO1"))
+        replies = on_both_workers(
+            b, lambda: device(b, "ApplFIFO1").sync())
+        assert {(r.status, r.eas_status()) for r in replies} == {(200, 129)}
+        assert len(through(backend, b, "ApplFIFO1")) == before
+    finally:
+        release(fifos)
+    path = os.path.join(b.dir, "admin.rules")
+
+    def written():
+        admin(a, "POST", "rules?access=block&device_id=ApplFIFO3")
+        return os.path.exists(path) \
+            and stat.S_ISREG(os.stat(path).st_mode) \
+            and "ApplFIFO3" in rules_file(b)
+
+    poll(written, "B's file written again", interval=0.5)
+    for device_id in ("ApplFIFO1", "ApplFIFO2"):
+        assert 'block device_id="%s"' % device_id in rules_file(b)
