@@ -136,7 +136,9 @@ ngx_http_eas_device_access(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    ngx_http_eas_identity(ctx, &user);
+    if (ngx_http_eas_identity(r, ctx, &user) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (ngx_http_eas_device_values(r, dcf, ctx, &user, &values) != NGX_OK)
     {

@@ -422,10 +422,9 @@ ngx_http_eas_longpoll_unknown(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
 
     /* the record is copied onto the stack: nothing stays in the pool */
 
-    if (source == NGX_HTTP_EAS_HB_DEFAULT && zone) {
-
-        ngx_http_eas_longpoll_device(ctx, &user, &device_id);
-
+    if (source == NGX_HTTP_EAS_HB_DEFAULT && zone
+        && ngx_http_eas_longpoll_device(r, ctx, &user, &device_id) == NGX_OK)
+    {
         if (ngx_http_eas_device_lookup(zone, &user, &device_id, &dev)
             == NGX_OK
             && dev.heartbeat != 0)
@@ -470,7 +469,9 @@ ngx_http_eas_longpoll_remember(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
         return;
     }
 
-    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+    if (ngx_http_eas_longpoll_device(r, ctx, &user, &device_id) != NGX_OK) {
+        return;
+    }
 
     if (ngx_http_eas_device_set_heartbeat(zone, &user, &device_id,
                                           (ngx_uint_t) ctx->heartbeat)
@@ -484,14 +485,14 @@ ngx_http_eas_longpoll_remember(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 
 /* the key of the device record: identity + DeviceId */
 
-void
-ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx, ngx_str_t *user,
-    ngx_str_t *device_id)
+ngx_int_t
+ngx_http_eas_longpoll_device(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_str_t *user, ngx_str_t *device_id)
 {
-    ngx_http_eas_identity(ctx, user);
-
     device_id->data = (u_char *) ctx->request.device_id.data;
     device_id->len = ctx->request.device_id.len;
+
+    return ngx_http_eas_identity(r, ctx, user);
 }
 
 

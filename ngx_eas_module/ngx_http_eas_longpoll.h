@@ -108,8 +108,8 @@ ngx_int_t ngx_http_eas_longpoll_answer(ngx_http_request_t *r,
     u_char *data, size_t len);
 ngx_msec_t ngx_http_eas_longpoll_limit(ngx_http_eas_ctx_t *ctx,
     ngx_http_eas_longpoll_conf_t *lpcf);
-void ngx_http_eas_longpoll_device(ngx_http_eas_ctx_t *ctx,
-    ngx_str_t *user, ngx_str_t *device_id);
+ngx_int_t ngx_http_eas_longpoll_device(ngx_http_request_t *r,
+    ngx_http_eas_ctx_t *ctx, ngx_str_t *user, ngx_str_t *device_id);
 
 extern ngx_module_t  ngx_http_eas_longpoll_module;
 

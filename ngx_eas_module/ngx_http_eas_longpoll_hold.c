@@ -182,7 +182,9 @@ ngx_http_eas_longpoll_generation(ngx_http_request_t *r,
         return;
     }
 
-    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+    if (ngx_http_eas_longpoll_device(r, ctx, &user, &device_id) != NGX_OK) {
+        return;
+    }
 
     if (ngx_http_eas_device_ping(held->devices, &user, &device_id, 1,
                                  &generation)
@@ -346,7 +348,11 @@ ngx_http_eas_longpoll_superseded(ngx_http_eas_held_t *held, ngx_uint_t sweep)
         return 0;
     }
 
-    ngx_http_eas_longpoll_device(ctx, &user, &device_id);
+    if (ngx_http_eas_longpoll_device(held->request, ctx, &user, &device_id)
+        != NGX_OK)
+    {
+        return 0;
+    }
 
     if (ngx_http_eas_device_ping(held->devices, &user, &device_id, 0,
                                  &generation)

@@ -177,7 +177,9 @@ typedef struct {
 
 /* what every step leaves for the later ones and for the log phase */
 typedef struct {
-    eas_request_t         request;
+    eas_request_t         request;        /* first, then user: what
+                                             ngx_http_eas_create_ctx()
+                                             zeroes starts at user */
     ngx_str_t             user;           /* authenticated identity */
     ngx_str_t             reason;         /* $eas_reason; empty if none */
     ngx_uint_t            access;         /* $eas_access: ..._ACCESS_* */
@@ -190,6 +192,8 @@ typedef struct {
                                              rules decided, if any */
     unsigned              parsed:1;       /* request holds the fields */
     unsigned              authenticated:1; /* user was verified */
+    unsigned              identity:1;     /* user is User='s identity
+                                             (ngx_http_eas_identity()) */
     ngx_str_t             auth;           /* $eas_auth: ok, cached, ... */
     void                 *preauth;        /* state of the pre-auth step */
     ngx_str_t             directory;      /* device lists of the user's
@@ -209,9 +213,17 @@ typedef struct {
 } ngx_http_eas_ctx_t;
 
 
+/* the context and the pool cleanup entry that finds it, one allocation */
+typedef struct {
+    ngx_http_eas_ctx_t    ctx;
+    ngx_pool_cleanup_t    cln;
+} ngx_http_eas_ctx_block_t;
+
+
 ngx_int_t ngx_http_eas_parse_handler(ngx_http_request_t *r);
 ngx_http_eas_ctx_t *ngx_http_eas_get_ctx(ngx_http_request_t *r);
-void ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user);
+ngx_int_t ngx_http_eas_identity(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_str_t *user);
 ngx_int_t ngx_http_eas_variables_add(ngx_conf_t *cf);
 
 /* a secret read from a file of one line at nginx -t (..._conf.c) */

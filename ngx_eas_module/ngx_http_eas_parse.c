@@ -21,6 +21,8 @@ static ngx_int_t ngx_http_eas_check_target(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx);
 static const char *ngx_http_eas_headers(ngx_http_request_t *r,
     eas_input_t *in);
+static ngx_inline ngx_uint_t ngx_http_eas_key_is(u_char *key,
+    const char *name, size_t len);
 
 
 static ngx_str_t  ngx_http_eas_method_reason =
@@ -36,6 +38,7 @@ static ngx_str_t  ngx_http_eas_method_reason =
 ngx_int_t
 ngx_http_eas_parse_handler(ngx_http_request_t *r)
 {
+    int                       rc;
     size_t                    size;
     u_char                   *buf;
     const char               *twice;
@@ -61,6 +64,7 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & elcf->methods)) {
+        ngx_memzero(&ctx->request, sizeof(eas_request_t));
         return ngx_http_eas_refuse_method(r, elcf, ctx);
     }
 
@@ -79,11 +83,28 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
 
     twice = ngx_http_eas_headers(r, &in);
 
-    size = eas_request_buffer_size(r->args.len);
+    /*
+     * the query phones send needs no scratch buffer: it is parsed
+     * without one first, and one is allocated only when asked for
+     */
 
-    buf = ngx_pnalloc(r->pool, size);
-    if (buf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = EAS_ERROR;
+
+    if (!twice) {
+        rc = eas_request_parse(&in, &ctx->request, NULL, 0);
+    }
+
+    if (rc != EAS_OK && !twice
+        && ctx->request.reason == EAS_REASON_BUFFER_TOO_SMALL)
+    {
+        size = eas_request_buffer_size(r->args.len);
+
+        buf = ngx_pnalloc(r->pool, size);
+        if (buf == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = eas_request_parse(&in, &ctx->request, buf, size);
     }
 
     if (twice) {
@@ -91,14 +112,8 @@ ngx_http_eas_parse_handler(ngx_http_request_t *r)
         ctx->request.reason = EAS_REASON_HEADER_DUPLICATE;
         ctx->request.reason_param = twice;
 
-    } else if (eas_request_parse(&in, &ctx->request, buf, size) == EAS_OK) {
+    } else if (rc == EAS_OK) {
         ctx->parsed = 1;
-
-        /* until pre-authentication verifies one: User= as an identity */
-
-        if (ngx_http_eas_query_identity(r, ctx) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
 
         ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "eas request: cmd \"%s\" device \"%*s\" version %ui",
@@ -177,21 +192,62 @@ ngx_http_eas_get_ctx(ngx_http_request_t *r)
  * or if it is no user name).
  */
 
-void
-ngx_http_eas_identity(ngx_http_eas_ctx_t *ctx, ngx_str_t *user)
+ngx_int_t
+ngx_http_eas_identity(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+    ngx_str_t *user)
 {
+    /* made on first use: most requests are pre-authenticated or need
+     * no identity at all */
+
+    if (!ctx->authenticated && !ctx->identity) {
+
+        if (ngx_http_eas_query_identity(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->identity = 1;
+    }
+
     *user = ctx->user;
+
+    return NGX_OK;
 }
 
 
 static ngx_int_t
 ngx_http_eas_query_identity(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 {
-    size_t  n;
-    u_char  id[EAS_BASIC_USER_MAX];
+    size_t      i, n;
+    u_char      id[EAS_BASIC_USER_MAX];
+    eas_user_t  u;
 
-    if (ctx->authenticated || ctx->request.user.len == 0) {
+    if (!ctx->parsed || ctx->request.user.len == 0) {
+        ngx_str_null(&ctx->user);
         return NGX_OK;
+    }
+
+    /*
+     * A name part of visible ASCII with no capital letter is its own
+     * identity (nothing to fold, no space to squeeze): used where it
+     * lies, as phones send it
+     */
+
+    if (eas_user_split(ctx->request.user.data, ctx->request.user.len, &u)
+        == EAS_OK)
+    {
+        for (i = 0; i < u.name.len; i++) {
+            if (u.name.data[i] < 0x21 || u.name.data[i] > 0x7e
+                || (u.name.data[i] >= 'A' && u.name.data[i] <= 'Z'))
+            {
+                break;
+            }
+        }
+
+        if (i == u.name.len) {
+            ctx->user.data = (u_char *) u.name.data;
+            ctx->user.len = u.name.len;
+            return NGX_OK;
+        }
     }
 
     if (ngx_http_eas_user_identity(NULL, (u_char *) ctx->request.user.data,
@@ -215,21 +271,35 @@ ngx_http_eas_query_identity(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
 }
 
 
+/*
+ * The context and its cleanup entry in one allocation, linked as
+ * ngx_pool_cleanup_add() links one.  The request's fields are left to
+ * whoever fills them (eas_request_parse() sets every one, a refusal
+ * before it zeroes them): only the rest is zeroed here.
+ */
+
 static ngx_http_eas_ctx_t *
 ngx_http_eas_create_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t  *cln;
-    ngx_http_eas_ctx_t  *ctx;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_eas_ctx_t         *ctx;
+    ngx_http_eas_ctx_block_t   *b;
 
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_eas_ctx_t));
-    if (cln == NULL) {
+    b = ngx_palloc(r->pool, sizeof(ngx_http_eas_ctx_block_t));
+    if (b == NULL) {
         return NULL;
     }
 
-    ctx = cln->data;
-    ngx_memzero(ctx, sizeof(ngx_http_eas_ctx_t));
+    ctx = &b->ctx;
+    ngx_memzero(&ctx->user, sizeof(ngx_http_eas_ctx_t)
+                            - offsetof(ngx_http_eas_ctx_t, user));
 
+    cln = &b->cln;
     cln->handler = ngx_http_eas_ctx_marker;
+    cln->data = ctx;
+    cln->next = r->pool->cleanup;
+
+    r->pool->cleanup = cln;
 
     ngx_http_set_ctx(r, ctx, ngx_http_eas_module);
 
@@ -299,6 +369,8 @@ ngx_http_eas_check_target(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx)
         return NGX_OK;
     }
 
+    ngx_memzero(&ctx->request, sizeof(eas_request_t));
+
     ctx->request.reason = reason;
     ctx->reason.data = (u_char *) eas_reason_name(reason);
     ctx->reason.len = ngx_strlen(ctx->reason.data);
@@ -344,9 +416,8 @@ ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in)
 
         if (h[i].key.len == sizeof("ms-asprotocolversion") - 1) {
 
-            if (ngx_memcmp(key, "ms-asprotocolversion",
-                           sizeof("ms-asprotocolversion") - 1)
-                == 0)
+            if (ngx_http_eas_key_is(key, "ms-asprotocolversion",
+                                    sizeof("ms-asprotocolversion") - 1))
             {
                 if (in->has_version) {
                     return "MS-ASProtocolVersion";
@@ -356,9 +427,9 @@ ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in)
                 in->version.len = h[i].value.len;
                 in->has_version = 1;
 
-            } else if (ngx_memcmp(key, "ms-asacceptmultipart",
-                                  sizeof("ms-asacceptmultipart") - 1)
-                       == 0)
+            } else if (ngx_http_eas_key_is(key, "ms-asacceptmultipart",
+                                           sizeof("ms-asacceptmultipart")
+                                           - 1))
             {
                 if (in->has_accept_multipart) {
                     return "MS-ASAcceptMultiPart";
@@ -370,9 +441,8 @@ ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in)
             }
 
         } else if (h[i].key.len == sizeof("x-ms-policykey") - 1
-                   && ngx_memcmp(key, "x-ms-policykey",
-                                 sizeof("x-ms-policykey") - 1)
-                      == 0)
+                   && ngx_http_eas_key_is(key, "x-ms-policykey",
+                                          sizeof("x-ms-policykey") - 1))
         {
             if (in->has_policy_key) {
                 return "X-MS-PolicyKey";
@@ -383,4 +453,32 @@ ngx_http_eas_headers(ngx_http_request_t *r, eas_input_t *in)
             in->has_policy_key = 1;
         }
     }
+}
+
+
+/*
+ * A lower-cased header name against one of at least eight bytes: eight
+ * bytes a step, the last eight overlapping the step before (inline, the
+ * length a constant: a few loads instead of a call to memcmp())
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_eas_key_is(u_char *key, const char *name, size_t len)
+{
+    size_t    i;
+    uint64_t  a, b;
+
+    for (i = 0; len - i > 8; i += 8) {
+        ngx_memcpy(&a, key + i, sizeof(uint64_t));
+        ngx_memcpy(&b, name + i, sizeof(uint64_t));
+
+        if (a != b) {
+            return 0;
+        }
+    }
+
+    ngx_memcpy(&a, key + len - 8, sizeof(uint64_t));
+    ngx_memcpy(&b, name + len - 8, sizeof(uint64_t));
+
+    return a == b;
 }

@@ -48,35 +48,55 @@ static ngx_int_t ngx_http_eas_inv_parse(u_char *p, u_char *last,
 static ngx_int_t ngx_http_eas_inv_import(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_record_t *rec);
 static void ngx_http_eas_inv_fill_done(ngx_shm_zone_t *zone);
-static ngx_uint_t ngx_http_eas_inv_refused_record(
-    ngx_http_eas_inv_record_t *rec);
 
 
 /*
- * One step of the fill: the records of ranks ARGV[1] on, ARGV[2] of
- * them; an index entry whose record is gone (expired, deleted, not a
- * string) leaves the index; a record longer than any the gateways
- * write (ARGV[3]) too, counted as refused.  The first step says whether
- * this gateway's key KEYS[2] was missing (made now, for ARGV[4]):
- * Redis lost its data since this gateway's last fill, and missing
- * records are not deletions.
+ * One step of the fill: ARGV[2] records of the index from the one
+ * after the cursor, ARGV[1] the score and ARGV[5] the key of the last
+ * record the previous step kept (ARGV[1] empty: from the oldest).  The
+ * cursor is a place in the index's order, not a rank: a record deleted,
+ * trimmed or written again (moved to the end) between two steps moves
+ * the ranks of those after it, and a rank would then skip one.  When
+ * the cursor's key is still in the index with its score, the step
+ * starts right after it; else (deleted, written again) at the first
+ * record of its score, so that none is skipped (a few of that second
+ * are read twice, which imports them twice, harmlessly).  An index
+ * entry whose record is gone (expired, deleted, not a string) leaves
+ * the index; a record longer than any the gateways write (ARGV[3]) too,
+ * counted as refused.  The first step says whether this gateway's key
+ * KEYS[2] was missing (made now, for ARGV[4]): Redis lost its data since
+ * this gateway's last fill, and missing records are not deletions.
+ * Answer: the new cursor (score, key), the entries read, the records,
+ * the refused, whether KEYS[2] was missing.
  */
 
 static const char  ngx_http_eas_inv_fill_lua[] =
-    "local s = tonumber(ARGV[1]) "
-    "local fresh = 0 "
-    "if s == 0 then "
+    "local n = tonumber(ARGV[2]) "
+    "local fresh, r = 0, 0 "
+    "if ARGV[1] == '' then "
     "  if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then "
     "    fresh = 1 "
     "  else "
     "    redis.call('EXPIRE', KEYS[2], ARGV[4]) "
     "  end "
+    "else "
+    "  local s = redis.call('ZSCORE', KEYS[1], ARGV[5]) "
+    "  if s and tonumber(s) == tonumber(ARGV[1]) then "
+    "    r = redis.call('ZRANK', KEYS[1], ARGV[5]) + 1 "
+    "  else "
+    "    r = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1]) "
+    "  end "
     "end "
-    "local ks = redis.call('ZRANGE', KEYS[1], s, s + tonumber(ARGV[2]) - 1) "
-    "local out, gone, long = {}, 0, 0 "
+    "local ks = redis.call('ZRANGE', KEYS[1], r, r + n - 1, 'WITHSCORES') "
+    "local out, long = {}, 0 "
+    "local score, key = ARGV[1], ARGV[5] "
     "if #ks > 0 then "
-    "  local vs = redis.call('MGET', unpack(ks)) "
-    "  for i = 1, #ks do "
+    "  local names = {} "
+    "  for i = 1, #ks, 2 do "
+    "    names[#names + 1] = ks[i] "
+    "  end "
+    "  local vs = redis.call('MGET', unpack(names)) "
+    "  for i = 1, #names do "
     "    local v = vs[i] "
     "    if v and #v > tonumber(ARGV[3]) then "
     "      long = long + 1 "
@@ -84,23 +104,29 @@ static const char  ngx_http_eas_inv_fill_lua[] =
     "    end "
     "    if v then "
     "      out[#out + 1] = #v .. ':' .. v "
+    "      score, key = ks[2 * i], names[i] "
     "    else "
-    "      redis.call('ZREM', KEYS[1], ks[i]) "
-    "      gone = gone + 1 "
+    "      redis.call('ZREM', KEYS[1], names[i]) "
     "    end "
     "  end "
     "end "
-    "return {s + #ks - gone, #ks, table.concat(out), long, fresh}";
+    "return {score, key, #ks / 2, table.concat(out), long, fresh}";
 
 
 /* this worker's fill */
 
 static ngx_event_t                ngx_http_eas_inv_fill_ev;
 static ngx_uint_t                 ngx_http_eas_inv_fill_zone;
-static ngx_uint_t                 ngx_http_eas_inv_fill_next;
 static ngx_uint_t                 ngx_http_eas_inv_fill_tries;
 static ngx_uint_t                 ngx_http_eas_inv_fill_asked;
 static ngx_uint_t                 ngx_http_eas_inv_fill_again;
+
+/* the cursor: the score and the key of the last record read */
+static u_char                     ngx_http_eas_inv_fill_score[32];
+static size_t                     ngx_http_eas_inv_fill_score_len;
+static u_char                     ngx_http_eas_inv_fill_key[
+                                      NGX_HTTP_EAS_INV_KEY];
+static size_t                     ngx_http_eas_inv_fill_key_len;
 
 /*
  * A deletion came on the channel while a step was asked: the step's
@@ -129,6 +155,8 @@ static ngx_uint_t                 ngx_http_eas_inv_fill_redone;
  * first fill of the worker.  A record of a device idle since Redis lost
  * its data, and not written since, is removed by the next fill that
  * sweeps: its device's next request writes (and counts) it again.
+ * Each zone's fill ends with one line saying what it did and why
+ * (ngx_http_eas_inv_fill_done()).
  */
 
 static u_char                     ngx_http_eas_inv_filled;
@@ -136,9 +164,14 @@ static time_t                     ngx_http_eas_inv_fill_start;
 static ngx_atomic_uint_t          ngx_http_eas_inv_fill_dropped;
 static ngx_uint_t                 ngx_http_eas_inv_fill_known;
 static ngx_uint_t                 ngx_http_eas_inv_fill_sweep;
+static const char                *ngx_http_eas_inv_fill_keep;
+static ngx_uint_t                 ngx_http_eas_inv_fill_lost;
+static ngx_uint_t                 ngx_http_eas_inv_fill_read;
 
 /* the timer's "data": nginx's debug log reads a descriptor from it */
 static ngx_connection_t           ngx_http_eas_inv_dummy;
+
+static ngx_str_t                  ngx_http_eas_inv_none = ngx_string("?");
 
 
 /*
@@ -196,7 +229,11 @@ ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zname,
 void
 ngx_http_eas_redis_inventory_fill(void)
 {
+    ngx_atomic_uint_t  dropped;
+
     if (ngx_worker != 0 || ngx_http_eas_redis_inv_start() != NGX_OK) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "eas shared state: no fill, not the first worker");
         return;
     }
 
@@ -210,22 +247,31 @@ ngx_http_eas_redis_inventory_fill(void)
     }
 
     ngx_http_eas_inv_fill_zone = 0;
-    ngx_http_eas_inv_fill_next = 0;
+    ngx_http_eas_inv_fill_score_len = 0;
+    ngx_http_eas_inv_fill_key_len = 0;
+    ngx_http_eas_inv_fill_read = 0;
     ngx_http_eas_inv_fill_tries = 0;
 
     /* 1..255: a new record's is 0 */
     ngx_http_eas_inv_filled = (u_char) (ngx_http_eas_inv_filled % 255 + 1);
     ngx_http_eas_inv_fill_start = ngx_time();
 
+    dropped = ngx_http_eas_redis_counters()[NGX_HTTP_EAS_INV_DROPPED];
+
+    ngx_http_eas_inv_fill_lost = dropped - ngx_http_eas_inv_fill_dropped;
     ngx_http_eas_inv_fill_sweep = ngx_http_eas_inv_fill_known
-        && ngx_http_eas_redis_counters()[NGX_HTTP_EAS_INV_DROPPED]
-           == ngx_http_eas_inv_fill_dropped;
-    ngx_http_eas_inv_fill_dropped =
-        ngx_http_eas_redis_counters()[NGX_HTTP_EAS_INV_DROPPED];
+                                  && ngx_http_eas_inv_fill_lost == 0;
+    ngx_http_eas_inv_fill_keep = ngx_http_eas_inv_fill_known
+                                 ? NULL : "the first fill of this worker";
+    ngx_http_eas_inv_fill_dropped = dropped;
     ngx_http_eas_inv_fill_known = 1;
 
     if (ngx_http_eas_inv_fill_asked) {
         /* a step is under way: its answer goes on from the start */
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "eas: shared state: the fill starts again from the "
+                      "oldest record: the subscription was made again "
+                      "during it");
         ngx_http_eas_inv_fill_again = 1;
         return;
     }
@@ -245,11 +291,11 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
     ngx_http_eas_redis_conf_t  *rcf;
     u_char                      index[NGX_HTTP_EAS_INV_KEY];
     u_char                      mark[NGX_HTTP_EAS_INV_KEY];
-    u_char                      start[NGX_INT_T_LEN], count[NGX_INT_T_LEN];
+    u_char                      count[NGX_INT_T_LEN];
     u_char                      max[NGX_INT_T_LEN];
     u_char                      ttl[NGX_TIME_T_LEN];
-    const char                 *argv[9];
-    size_t                      argvlen[9];
+    const char                 *argv[10];
+    size_t                      argvlen[10];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -260,7 +306,14 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
     zone = ngx_http_eas_redis_zone_find(NULL, ngx_http_eas_inv_fill_zone,
                                         &ngx_http_eas_module);
 
-    if (zone == NULL || rcf->prefix.len + zone->shm.name.len > 300) {
+    if (zone == NULL) {
+        return;
+    }
+
+    if (rcf->prefix.len + zone->shm.name.len > 300) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "eas: shared state: no fill of zone \"%V\": its "
+                      "keys would be too long", &zone->shm.name);
         return;
     }
 
@@ -277,9 +330,8 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
     argv[4] = (char *) mark;
     argvlen[4] = ngx_sprintf(mark, "%Vfilled:%V", &rcf->prefix, &rcf->node)
                  - mark;
-    argv[5] = (char *) start;
-    argvlen[5] = ngx_sprintf(start, "%ui", ngx_http_eas_inv_fill_next)
-                 - start;
+    argv[5] = (char *) ngx_http_eas_inv_fill_score;
+    argvlen[5] = ngx_http_eas_inv_fill_score_len;
     argv[6] = (char *) count;
     argvlen[6] = ngx_sprintf(count, "%ui", (ngx_uint_t)
                                            NGX_HTTP_EAS_INV_CHUNK)
@@ -289,8 +341,10 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
                  - max;
     argv[8] = (char *) ttl;
     argvlen[8] = ngx_sprintf(ttl, "%T", rcf->device_ttl) - ttl;
+    argv[9] = (char *) ngx_http_eas_inv_fill_key;
+    argvlen[9] = ngx_http_eas_inv_fill_key_len;
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_fill, NULL, 9, argv,
+    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_fill, NULL, 10, argv,
                                    argvlen)
         == NGX_OK)
     {
@@ -302,7 +356,13 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
 
     if (++ngx_http_eas_inv_fill_tries < 50) {
         ngx_add_timer(ev, 200);
+        return;
     }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "eas: shared state: the fill of zone \"%V\" stopped: "
+                  "no command connection to Redis for 10s (the next "
+                  "subscription fills again)", &zone->shm.name);
 }
 
 
@@ -310,6 +370,7 @@ static void
 ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
 {
     redisReply      *rr = reply;
+    redisReply     **e;
     ngx_uint_t       restarted, deleted;
     ngx_shm_zone_t  *zone;
 
@@ -327,15 +388,37 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
     ngx_http_eas_inv_fill_again = 0;
     ngx_http_eas_inv_fill_tries = 0;
 
-    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements != 5
-        || rr->element[0]->type != REDIS_REPLY_INTEGER
-        || rr->element[1]->type != REDIS_REPLY_INTEGER
-        || rr->element[2]->type != REDIS_REPLY_STRING
-        || rr->element[3]->type != REDIS_REPLY_INTEGER
-        || rr->element[4]->type != REDIS_REPLY_INTEGER
-        || rr->element[0]->integer < 0 || rr->element[3]->integer < 0)
+    zone = ngx_http_eas_redis_zone_find(NULL, ngx_http_eas_inv_fill_zone,
+                                        &ngx_http_eas_module);
+    e = rr ? rr->element : NULL;
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements != 6
+        || e[0]->type != REDIS_REPLY_STRING
+        || e[0]->len >= sizeof(ngx_http_eas_inv_fill_score)
+        || e[1]->type != REDIS_REPLY_STRING
+        || e[1]->len > sizeof(ngx_http_eas_inv_fill_key)
+        || e[2]->type != REDIS_REPLY_INTEGER
+        || e[3]->type != REDIS_REPLY_STRING
+        || e[4]->type != REDIS_REPLY_INTEGER
+        || e[5]->type != REDIS_REPLY_INTEGER
+        || e[2]->integer < 0 || e[4]->integer < 0)
     {
+        if (rr && restarted) {
+            /* an answer for the fill before: this one starts */
+            ngx_http_eas_inv_fill_step(&ngx_http_eas_inv_fill_ev);
+            return;
+        }
+
         if (rr) {
+            /* the next subscription fills again */
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "eas: shared state: the fill of zone \"%V\" "
+                          "stopped: Redis answered \"%*s\"",
+                          zone ? &zone->shm.name : &ngx_http_eas_inv_none,
+                          rr->type == REDIS_REPLY_ERROR
+                          ? ngx_min(rr->len, (size_t) 200) : (size_t) 20,
+                          rr->type == REDIS_REPLY_ERROR
+                          ? rr->str : "something else (odd)");
             ngx_http_eas_redis_inv_refused(1);
             return;
         }
@@ -345,87 +428,114 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
          * little later (from the beginning after a new subscription)
          */
 
-        if (!ngx_exiting && !ngx_terminate
-            && ngx_http_eas_redis_get_conf() != NULL
-            && ++ngx_http_eas_inv_fill_tries < 50)
+        if (ngx_exiting || ngx_terminate
+            || ngx_http_eas_redis_get_conf() == NULL)
         {
-            ngx_add_timer(&ngx_http_eas_inv_fill_ev, 200);
+            return;
         }
 
+        if (++ngx_http_eas_inv_fill_tries < 50) {
+            ngx_add_timer(&ngx_http_eas_inv_fill_ev, 200);
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "eas: shared state: the fill of zone \"%V\" "
+                      "stopped: its steps got no answer 50 times (the "
+                      "next subscription fills again)",
+                      zone ? &zone->shm.name : &ngx_http_eas_inv_none);
         return;
     }
 
-    zone = ngx_http_eas_redis_zone_find(NULL, ngx_http_eas_inv_fill_zone,
-                                        &ngx_http_eas_module);
-
     if (zone && !restarted && !deleted) {
-        if (ngx_http_eas_inv_records(zone, (u_char *) rr->element[2]->str,
-                                     (u_char *) rr->element[2]->str
-                                     + rr->element[2]->len)
+        ngx_http_eas_inv_fill_read += (ngx_uint_t) e[2]->integer;
+
+        if (ngx_http_eas_inv_records(zone, (u_char *) e[3]->str,
+                                     (u_char *) e[3]->str + e[3]->len)
             != NGX_OK)
         {
             ngx_http_eas_redis_inv_refused(1);
         }
 
-        if (rr->element[3]->integer) {
-            ngx_http_eas_redis_inv_refused((ngx_uint_t)
-                                           rr->element[3]->integer);
+        if (e[4]->integer) {
+            ngx_http_eas_redis_inv_refused((ngx_uint_t) e[4]->integer);
         }
 
-        if (rr->element[4]->integer) {
+        if (e[5]->integer) {
             /* Redis lost its data: what it lacks was not deleted */
             ngx_http_eas_inv_fill_sweep = 0;
             ngx_http_eas_redis_inv_rewrite();
+
+            if (ngx_http_eas_inv_fill_keep == NULL) {
+                ngx_http_eas_inv_fill_keep = "Redis lost its data (this "
+                                             "gateway's mark was missing)";
+            }
         }
 
-        if (rr->element[1]->integer < NGX_HTTP_EAS_INV_CHUNK) {
+        if (e[2]->integer < NGX_HTTP_EAS_INV_CHUNK) {
             ngx_http_eas_inv_fill_done(zone);
             ngx_http_eas_inv_fill_zone++;
-            ngx_http_eas_inv_fill_next = 0;
+            ngx_http_eas_inv_fill_read = 0;
+            ngx_http_eas_inv_fill_score_len = 0;
+            ngx_http_eas_inv_fill_key_len = 0;
 
         } else {
-            ngx_http_eas_inv_fill_next = (ngx_uint_t) rr->element[0]->integer;
+            ngx_memcpy(ngx_http_eas_inv_fill_score, e[0]->str, e[0]->len);
+            ngx_http_eas_inv_fill_score_len = e[0]->len;
+            ngx_memcpy(ngx_http_eas_inv_fill_key, e[1]->str, e[1]->len);
+            ngx_http_eas_inv_fill_key_len = e[1]->len;
         }
+
+    } else if (restarted) {
+        ngx_http_eas_inv_fill_score_len = 0;
+        ngx_http_eas_inv_fill_key_len = 0;
+        ngx_http_eas_inv_fill_read = 0;
     }
 
     ngx_http_eas_inv_fill_step(&ngx_http_eas_inv_fill_ev);
 }
 
 
-/* a record of a device refused for eas_device_max, never admitted */
-
-static ngx_uint_t
-ngx_http_eas_inv_refused_record(ngx_http_eas_inv_record_t *rec)
-{
-    return rec->n[5] == NGX_HTTP_EAS_ACCESS_BLOCKED
-           && rec->reason.len == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
-           && ngx_strncmp(rec->reason.data, NGX_HTTP_EAS_REASON_MAX_DEVICES,
-                          rec->reason.len)
-              == 0;
-}
-
-
-/* a zone's fill read its last step: the records gone from Redis go */
+/*
+ * A zone's fill read its last step: the records gone from Redis go,
+ * unless the fill cannot tell them from records Redis lacks for another
+ * reason.  One line a zone's fill says which.
+ */
 
 static void
 ngx_http_eas_inv_fill_done(ngx_shm_zone_t *zone)
 {
     ngx_uint_t  n;
 
-    if (!ngx_http_eas_inv_fill_sweep) {
+    if (ngx_http_eas_inv_fill_sweep) {
+        n = ngx_http_eas_device_unfilled(zone, ngx_http_eas_inv_filled,
+                                         ngx_http_eas_inv_fill_start);
+
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "eas: shared state: the fill of zone \"%V\" read "
+                      "%ui records; %ui device records gone from Redis "
+                      "(deleted or expired while the subscription was made "
+                      "again) removed here",
+                      &zone->shm.name, ngx_http_eas_inv_fill_read, n);
         return;
     }
 
-    n = ngx_http_eas_device_unfilled(zone, ngx_http_eas_inv_filled,
-                                     ngx_http_eas_inv_fill_start);
-
-    if (n) {
+    if (ngx_http_eas_inv_fill_keep) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                      "eas: shared state: %ui device records of zone "
-                      "\"%V\" gone from Redis (deleted or expired while "
-                      "the subscription was made again) removed here",
-                      n, &zone->shm.name);
+                      "eas: shared state: the fill of zone \"%V\" read "
+                      "%ui records; those it did not find are kept: %s",
+                      &zone->shm.name, ngx_http_eas_inv_fill_read,
+                      ngx_http_eas_inv_fill_keep);
+        return;
     }
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "eas: shared state: the fill of zone \"%V\" read %ui "
+                  "records; those it did not find are kept: %ui device "
+                  "records of this gateway could not be written since the "
+                  "previous fill",
+                  &zone->shm.name, ngx_http_eas_inv_fill_read,
+                  ngx_http_eas_inv_fill_lost);
 }
 
 
@@ -439,20 +549,12 @@ static ngx_int_t
 ngx_http_eas_inv_records(ngx_shm_zone_t *zone, u_char *p, u_char *last)
 {
     size_t                     len;
-    ngx_uint_t                 digits;
     ngx_http_eas_inv_record_t  rec;
 
     while (p < last) {
-        len = 0;
-        digits = 0;
+        p = ngx_http_eas_redis_inv_frame(p, last, &len);
 
-        while (p < last && *p >= '0' && *p <= '9' && digits++ < 9) {
-            len = len * 10 + (*p++ - '0');
-        }
-
-        if (digits == 0 || p == last || *p++ != ':'
-            || (size_t) (last - p) < len)
-        {
+        if (p == NULL) {
             return NGX_ERROR;
         }
 
@@ -469,6 +571,30 @@ ngx_http_eas_inv_records(ngx_shm_zone_t *zone, u_char *p, u_char *last)
     }
 
     return NGX_OK;
+}
+
+
+/* "LEN:DATA" at p: DATA, and LEN in *len; NULL if it is not one */
+
+u_char *
+ngx_http_eas_redis_inv_frame(u_char *p, u_char *last, size_t *len)
+{
+    ngx_uint_t  digits;
+
+    *len = 0;
+    digits = 0;
+
+    while (p < last && *p >= '0' && *p <= '9' && digits++ < 9) {
+        *len = *len * 10 + (*p++ - '0');
+    }
+
+    if (digits == 0 || p == last || *p++ != ':'
+        || (size_t) (last - p) < *len)
+    {
+        return NULL;
+    }
+
+    return p;
 }
 
 
@@ -593,7 +719,9 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
          * another gateway admitted
          */
 
-        ctx->zone.no_evict = ngx_http_eas_inv_refused_record(rec);
+        ctx->zone.no_evict =
+            ngx_http_eas_redis_inv_refused_max(rec->n[5], rec->reason.data,
+                                               rec->reason.len);
 
         dn = ngx_http_eas_devices_create(ctx, &key, &u);
 

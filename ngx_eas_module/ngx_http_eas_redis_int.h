@@ -192,6 +192,10 @@ u_char *ngx_http_eas_redis_inv_key(u_char *p,
     ngx_str_t *user, ngx_str_t *device_id);
 void ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n);
 void ngx_http_eas_redis_inv_refused(ngx_uint_t n);
+ngx_uint_t ngx_http_eas_redis_inv_refused_max(ngx_uint_t access,
+    u_char *reason, size_t len);
+void ngx_http_eas_redis_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
+    redisReply *device);
 u_char *ngx_http_eas_redis_inv_unwrap(u_char *p, u_char *last);
 void ngx_http_eas_redis_inv_gateway_set(void *ctx, void *node);
 void ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zone,
@@ -203,6 +207,7 @@ void ngx_http_eas_redis_inv_pending_exit(void);
 void ngx_http_eas_redis_inv_flush_now(void);
 void ngx_http_eas_redis_inv_rewrite(void);
 extern ngx_uint_t  ngx_http_eas_redis_inv_ups;
+u_char *ngx_http_eas_redis_inv_frame(u_char *p, u_char *last, size_t *len);
 u_char *ngx_http_eas_redis_inventory_status(u_char *p,
     ngx_uint_t prometheus);
 

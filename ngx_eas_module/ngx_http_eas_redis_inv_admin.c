@@ -260,6 +260,100 @@ ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
 }
 
 
+/*
+ * The user's set on Redis is full with devices of other gateways: the
+ * device's place here is given back, its next request asks Redis again
+ * (ngx_http_eas_device_unplace()).
+ */
+
+void
+ngx_http_eas_redis_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
+    redisReply *device)
+{
+    size_t                      skip;
+    ngx_str_t                   user, device_id;
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL) {
+        return;
+    }
+
+    /* "<prefix>d:<zone>:<user>", as ngx_http_eas_redis_inv_key() made it */
+
+    skip = rcf->prefix.len + 2 + zone->shm.name.len + 1;
+
+    if (set->type != REDIS_REPLY_STRING || device->type != REDIS_REPLY_STRING
+        || set->len < skip || set->len - skip > EAS_USER_MAX
+        || device->len == 0 || device->len > EAS_DEVICE_ID_MAX)
+    {
+        ngx_http_eas_redis_inv_refused(1);
+        return;
+    }
+
+    user.data = (u_char *) set->str + skip;
+    user.len = set->len - skip;
+    device_id.data = (u_char *) device->str;
+    device_id.len = device->len;
+
+    if (ngx_http_eas_device_unplace(zone, &user, &device_id, 0) == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "eas: device \"%V\" of user \"%V\" lost its "
+                      "\"eas_device_max\" place: the other gateways hold "
+                      "the user's places on Redis, its next request asks "
+                      "again", &device_id, &user);
+    }
+}
+
+
+/* a record of a device refused for eas_device_max, never admitted */
+
+ngx_uint_t
+ngx_http_eas_redis_inv_refused_max(ngx_uint_t access, u_char *reason,
+    size_t len)
+{
+    return access == NGX_HTTP_EAS_ACCESS_BLOCKED
+           && len == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
+           && ngx_strncmp(reason, NGX_HTTP_EAS_REASON_MAX_DEVICES, len) == 0;
+}
+
+
+void
+ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n)
+{
+    ngx_atomic_t  *sh;
+
+    sh = ngx_http_eas_redis_counters();
+
+    if (sh) {
+        (void) ngx_atomic_fetch_add(&sh[counter], n);
+    }
+}
+
+
+void
+ngx_http_eas_redis_inv_refused(ngx_uint_t n)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    static time_t               ngx_http_eas_inv_refused_logged;
+
+    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_REFUSED, n);
+
+    if (ngx_time() - ngx_http_eas_inv_refused_logged < 60) {
+        return;
+    }
+
+    ngx_http_eas_inv_refused_logged = ngx_time();
+    rcf = ngx_http_eas_redis_get_conf();
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "eas: shared state \"%V\": a device record not "
+                  "understood, refused (said once a minute)", &rcf->url);
+}
+
+
 /* its part of eas_status */
 
 u_char *

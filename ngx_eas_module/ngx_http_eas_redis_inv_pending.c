@@ -69,12 +69,22 @@ static void ngx_http_eas_inv_echo(ngx_event_t *ev);
 
 
 /*
- * KEYS: the record, the index, the user's set; ARGV: the channel, the
- * message, the DeviceId (lower case), the time the deletion was made
- * (0: now, whatever the record says).  A record's last seen time is its
- * third field, after the version and past the name of its gateway
- * (ngx_http_eas_redis_inventory.c).
+ * KEYS: the record, the index, the user's set, the zone's set of
+ * deletions; ARGV: the channel, the message, the DeviceId (lower case),
+ * the time the deletion was made if it is sent again (0: now, whatever
+ * the record says), the time it was made, how long it is remembered.  A
+ * record's last seen time is its third field, after the version and
+ * past the name of its gateway (ngx_http_eas_redis_inventory.c).
+ *
+ * A deletion is remembered in the zone's set of deletions, scored by
+ * its time, so that a write of the record seen before it, landing after
+ * it, does not bring it back (ngx_http_eas_redis_inventory.c): every
+ * such write lands within "flush" and "timeout" of the request.  It is
+ * kept twice that, NGX_HTTP_EAS_INV_DELETED_TTL at least.  Entries past
+ * it leave the set 64 at a deletion; the set goes with the last of them.
  */
+
+#define NGX_HTTP_EAS_INV_DELETED_TTL  600
 
 static const char  ngx_http_eas_inv_delete_lua[] =
     "local at = tonumber(ARGV[4]) "
@@ -92,6 +102,14 @@ static const char  ngx_http_eas_inv_delete_lua[] =
     "redis.call('DEL', KEYS[1]) "
     "redis.call('ZREM', KEYS[2], KEYS[1]) "
     "redis.call('SREM', KEYS[3], ARGV[3]) "
+    "redis.call('ZADD', KEYS[4], ARGV[5], KEYS[1]) "
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', "
+    "                       '(' .. (tonumber(ARGV[5]) - tonumber(ARGV[6])), "
+    "                       'LIMIT', 0, 64) "
+    "if #old > 0 then "
+    "  redis.call('ZREM', KEYS[4], unpack(old)) "
+    "end "
+    "redis.call('EXPIRE', KEYS[4], ARGV[6]) "
     "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
     "return 1";
 
@@ -255,11 +273,13 @@ ngx_http_eas_inv_delete_send(ngx_http_eas_inv_pending_t *d, time_t at)
     u_char                      key[NGX_HTTP_EAS_INV_KEY];
     u_char                      index[NGX_HTTP_EAS_INV_KEY];
     u_char                      set[NGX_HTTP_EAS_INV_KEY];
+    u_char                      deleted[NGX_HTTP_EAS_INV_KEY];
     u_char                      dev[EAS_DEVICE_ID_MAX];
     u_char                      m[NGX_HTTP_EAS_INV_KEY + 128];
-    u_char                      t[NGX_TIME_T_LEN];
-    const char                 *argv[11];
-    size_t                      argvlen[11];
+    u_char                      t[NGX_TIME_T_LEN], made[NGX_TIME_T_LEN];
+    u_char                      ttl[NGX_TIME_T_LEN];
+    const char                 *argv[13];
+    size_t                      argvlen[13];
 
     rcf = ngx_http_eas_redis_get_conf();
 
@@ -284,24 +304,36 @@ ngx_http_eas_inv_delete_send(ngx_http_eas_inv_pending_t *d, time_t at)
     argvlen[5] = ngx_http_eas_redis_inv_key(set, rcf, "d:", d->zone, &user,
                                             NULL)
                  - set;
-    argv[6] = (char *) rcf->channel.data;
-    argvlen[6] = rcf->channel.len;
-    argv[7] = (char *) m;
-    argvlen[7] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
+    argv[6] = (char *) deleted;
+    argvlen[6] = ngx_http_eas_redis_inv_key(deleted, rcf, "ix:", d->zone,
+                                            NULL, NULL)
+                 - deleted;
+    argv[7] = (char *) rcf->channel.data;
+    argvlen[7] = rcf->channel.len;
+    argv[8] = (char *) m;
+    argvlen[8] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
                              d->zone->shm.name.len, user.len,
                              &d->zone->shm.name, &user, &device_id)
                  - m;
     ngx_strlow(dev, device_id.data, device_id.len);
-    argv[8] = (char *) dev;
-    argvlen[8] = device_id.len;
-    argv[9] = (char *) t;
-    argvlen[9] = ngx_sprintf(t, "%T", at) - t;
+    argv[9] = (char *) dev;
+    argvlen[9] = device_id.len;
+    argv[10] = (char *) t;
+    argvlen[10] = ngx_sprintf(t, "%T", at) - t;
+    argv[11] = (char *) made;
+    argvlen[11] = ngx_sprintf(made, "%T", d->at) - made;
+    argv[12] = (char *) ttl;
+    argvlen[12] = ngx_sprintf(ttl, "%T",
+                              ngx_max((time_t) NGX_HTTP_EAS_INV_DELETED_TTL,
+                                      (time_t) ((rcf->flush + rcf->timeout)
+                                                / 500)))
+                  - ttl;
 
     if (ngx_http_eas_redis_eval(d->id ? ngx_http_eas_inv_on_delete : NULL,
                                 (void *) (uintptr_t) d->id,
                                 ngx_http_eas_inv_delete_lua,
-                                sizeof(ngx_http_eas_inv_delete_lua) - 1, 3,
-                                10, argv, argvlen)
+                                sizeof(ngx_http_eas_inv_delete_lua) - 1, 4,
+                                13, argv, argvlen)
         != NGX_OK)
     {
         return NGX_DECLINED;

@@ -184,12 +184,9 @@ ngx_http_eas_inv_rewrite_copy(ngx_shm_zone_t *zone, u_char *p, u_char *last,
             s = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
                 + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
 
-            if (!dn->zn.mark && dn->access == NGX_HTTP_EAS_ACCESS_BLOCKED
-                && dn->reason_len
-                   == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
-                && ngx_strncmp(s, NGX_HTTP_EAS_REASON_MAX_DEVICES,
-                               dn->reason_len)
-                   == 0)
+            if (!dn->zn.mark
+                && ngx_http_eas_redis_inv_refused_max(dn->access, s,
+                                                      dn->reason_len))
             {
                 continue;
             }

@@ -87,11 +87,12 @@ typedef struct {
 } ngx_http_eas_inv_entry_t;
 
 
-/* one chunk's arguments: 8 fixed, 7 a record */
+/* one chunk's arguments: 9 fixed, 7 a record */
 typedef struct {
-    const char                  *argv[8 + 7 * NGX_HTTP_EAS_INV_CHUNK];
-    size_t                       argvlen[8 + 7 * NGX_HTTP_EAS_INV_CHUNK];
+    const char                  *argv[9 + 7 * NGX_HTTP_EAS_INV_CHUNK];
+    size_t                       argvlen[9 + 7 * NGX_HTTP_EAS_INV_CHUNK];
     u_char                       index[NGX_HTTP_EAS_INV_KEY];
+    u_char                       deleted[NGX_HTTP_EAS_INV_KEY];
     u_char                       header[128 + 256];
     u_char                       ttl[NGX_TIME_T_LEN];
     u_char                       now[NGX_TIME_T_LEN];
@@ -118,8 +119,8 @@ static void ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf,
     ngx_shm_zone_t *zone, ngx_uint_t from);
 static void ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply,
     void *data);
-static void ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
-    redisReply *device);
+static void ngx_http_eas_inv_deleted(ngx_shm_zone_t *zone, u_char *p,
+    u_char *last);
 static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_entry_t *e, u_char *record, ngx_uint_t *counted,
     ngx_uint_t *refused, time_t *last_seen);
@@ -145,12 +146,32 @@ static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
  * index entry is scored as if it were that much from device_ttl, so
  * that the trimming takes it then: a spray of DeviceIds does not stay
  * on Redis for device_ttl.
+ *
+ * A record deleted on Redis (the admin API of any gateway) is named in
+ * the zone's set of deletions KEYS[2] with the time of its deletion
+ * (ngx_http_eas_redis_inv_pending.c): a write of it that was seen no later
+ * than that is of a request made before the deletion (queued for the
+ * next flush, or on its way while the deletion was made) and does not
+ * bring it back: it is not written, and the answer names it (after the
+ * count, in one string, "LEN:KEY" after one another) so that this
+ * gateway removes it too, even when it did not hear the deletion on the
+ * channel (its subscription was being made again).
  */
 
 static const char  ngx_http_eas_inv_write_lua[] =
     "local ttl = tonumber(ARGV[1]) "
-    "local out, lost = {}, {} "
+    "local out, lost, gone = {}, {}, {} "
     "for i = 5, #ARGV, 7 do "
+    "  local d = redis.call('ZSCORE', KEYS[2], ARGV[i]) "
+    "  local r = ARGV[i + 2] "
+    "  local g = string.match(r, '^2 (%d+):') "
+    "  if g then "
+    "    r = string.sub(r, #g + tonumber(g) + 5) "
+    "  end "
+    "  if d and tonumber(d) >= (tonumber(string.match(r, "
+    "                                    '^%d+ %d+ (%d+)')) or 0) then "
+    "    gone[#gone + 1] = #ARGV[i] .. ':' .. ARGV[i] "
+    "  else "
     "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ARGV[i + 6]) "
     "  redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i]) "
     "  local set = ARGV[i + 3] "
@@ -165,6 +186,7 @@ static const char  ngx_http_eas_inv_write_lua[] =
     "    end "
     "  end "
     "  out[#out + 1] = #ARGV[i + 2] .. ':' .. ARGV[i + 2] "
+    "  end "
     "end "
     "local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', "
     "                       '(' .. (tonumber(ARGV[2]) - ttl), "
@@ -173,14 +195,16 @@ static const char  ngx_http_eas_inv_write_lua[] =
     "  redis.call('ZREM', KEYS[1], unpack(old)) "
     "end "
     "redis.call('EXPIRE', KEYS[1], ttl) "
-    "redis.call('PUBLISH', ARGV[3], ARGV[4] .. table.concat(out)) "
+    "if #out > 0 then "
+    "  redis.call('PUBLISH', ARGV[3], ARGV[4] .. table.concat(out)) "
+    "end "
+    "table.insert(lost, 1, table.concat(gone)) "
     "table.insert(lost, 1, #out) "
     "return lost";
 
 
 /* this worker's */
 
-static ngx_atomic_t              *ngx_http_eas_inv_sh;
 static ngx_http_eas_inv_entry_t  *ngx_http_eas_inv_batch;
 static ngx_http_eas_inv_chunk_t  *ngx_http_eas_inv_chunk;
 static ngx_uint_t                 ngx_http_eas_inv_n;
@@ -188,7 +212,6 @@ static uint16_t  ngx_http_eas_inv_slots[NGX_HTTP_EAS_INV_SLOTS];
 static ngx_event_t                ngx_http_eas_inv_flush_ev;
 static ngx_event_t                ngx_http_eas_inv_exit_ev;
 static ngx_uint_t                 ngx_http_eas_inv_exit_writes;
-static time_t                     ngx_http_eas_inv_refused_logged;
 
 /* the timer's "data": nginx's debug log reads a descriptor from it */
 static ngx_connection_t           ngx_http_eas_inv_dummy;
@@ -225,8 +248,6 @@ ngx_http_eas_redis_inv_start(void)
         ngx_http_eas_inv_batch = NULL;
         return NGX_ERROR;
     }
-
-    ngx_http_eas_inv_sh = ngx_http_eas_redis_counters();
 
     ngx_http_eas_inv_dummy.fd = (ngx_socket_t) -1;
 
@@ -400,7 +421,7 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
     }
 
     n = 0;
-    argc = 8;
+    argc = 9;
 
     for (i = from; i < ngx_http_eas_inv_n && n < NGX_HTTP_EAS_INV_CHUNK; i++)
     {
@@ -489,23 +510,27 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
     c->argvlen[0] = 4;
     c->argv[1] = ngx_http_eas_inv_write_lua;
     c->argvlen[1] = sizeof(ngx_http_eas_inv_write_lua) - 1;
-    c->argv[2] = "1";
+    c->argv[2] = "2";
     c->argvlen[2] = 1;
     c->argv[3] = (char *) c->index;
     c->argvlen[3] = ngx_http_eas_redis_inv_key(c->index, rcf, "iz:", zone,
                                                NULL, NULL)
                     - c->index;
-    c->argv[4] = (char *) c->ttl;
-    c->argvlen[4] = ngx_sprintf(c->ttl, "%T", rcf->device_ttl) - c->ttl;
-    c->argv[5] = (char *) c->now;
-    c->argvlen[5] = ngx_sprintf(c->now, "%T", ngx_time()) - c->now;
+    c->argv[4] = (char *) c->deleted;
+    c->argvlen[4] = ngx_http_eas_redis_inv_key(c->deleted, rcf, "ix:", zone,
+                                               NULL, NULL)
+                    - c->deleted;
+    c->argv[5] = (char *) c->ttl;
+    c->argvlen[5] = ngx_sprintf(c->ttl, "%T", rcf->device_ttl) - c->ttl;
+    c->argv[6] = (char *) c->now;
+    c->argvlen[6] = ngx_sprintf(c->now, "%T", ngx_time()) - c->now;
 
     /* ARGV[3], ARGV[4]: the channel, the message's header; then records */
 
-    c->argv[6] = (char *) rcf->channel.data;
-    c->argvlen[6] = rcf->channel.len;
-    c->argv[7] = (char *) c->header;
-    c->argvlen[7] = ngx_sprintf(c->header, "I %V 0 0 %uz 0 %V", &rcf->node,
+    c->argv[7] = (char *) rcf->channel.data;
+    c->argvlen[7] = rcf->channel.len;
+    c->argv[8] = (char *) c->header;
+    c->argvlen[8] = ngx_sprintf(c->header, "I %V 0 0 %uz 0 %V", &rcf->node,
                                 zone->shm.name.len, &zone->shm.name)
                     - c->header;
 
@@ -563,8 +588,9 @@ ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
         ngx_del_timer(&ngx_http_eas_inv_exit_ev);
     }
 
-    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements == 0
-        || rr->element[0]->type != REDIS_REPLY_INTEGER)
+    if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements < 2
+        || rr->element[0]->type != REDIS_REPLY_INTEGER
+        || rr->element[1]->type != REDIS_REPLY_STRING)
     {
         ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n & 0xff);
         return;
@@ -579,24 +605,31 @@ ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    for (i = 1; i + 1 < rr->elements; i += 2) {
-        ngx_http_eas_inv_lost(zone, rr->element[i], rr->element[i + 1]);
+    if (rr->element[1]->len) {
+        ngx_http_eas_inv_deleted(zone, (u_char *) rr->element[1]->str,
+                                 (u_char *) rr->element[1]->str
+                                 + rr->element[1]->len);
+    }
+
+    for (i = 2; i + 1 < rr->elements; i += 2) {
+        ngx_http_eas_redis_inv_lost(zone, rr->element[i], rr->element[i + 1]);
     }
 }
 
 
 /*
- * The user's set on Redis is full with devices of other gateways: the
- * device's place here is given back, its next request asks Redis again
- * (ngx_http_eas_device_unplace()).
+ * Records the write found deleted on Redis since they were seen here
+ * ("LEN:KEY" after one another, the keys as ngx_http_eas_redis_inv_key()
+ * made them): removed here too, one line an answer.
  */
 
 static void
-ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
-    redisReply *device)
+ngx_http_eas_inv_deleted(ngx_shm_zone_t *zone, u_char *p, u_char *last)
 {
-    size_t                      skip;
+    size_t                      len, ulen, skip;
+    u_char                     *key, *end;
     ngx_str_t                   user, device_id;
+    ngx_uint_t                  n;
     ngx_http_eas_redis_conf_t  *rcf;
 
     rcf = ngx_http_eas_redis_get_conf();
@@ -605,29 +638,47 @@ ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
         return;
     }
 
-    /* "<prefix>d:<zone>:<user>", as ngx_http_eas_redis_inv_key() made it */
+    n = 0;
 
-    skip = rcf->prefix.len + 2 + zone->shm.name.len + 1;
+    while (p < last) {
+        key = ngx_http_eas_redis_inv_frame(p, last, &len);
 
-    if (set->type != REDIS_REPLY_STRING || device->type != REDIS_REPLY_STRING
-        || set->len < skip || set->len - skip > EAS_USER_MAX
-        || device->len == 0 || device->len > EAS_DEVICE_ID_MAX)
-    {
-        ngx_http_eas_redis_inv_refused(1);
-        return;
+        if (key == NULL) {
+            ngx_http_eas_redis_inv_refused(1);
+            break;
+        }
+
+        p = key + len;
+
+        /* "<prefix>i:<zone>:" then "<user length>:<user>", the DeviceId */
+
+        skip = rcf->prefix.len + 2 + zone->shm.name.len + 1;
+        key = len > skip ? ngx_http_eas_redis_inv_frame(key + skip, p, &ulen)
+                         : NULL;
+
+        if (key == NULL || ulen > EAS_USER_MAX || key + ulen == p
+            || (size_t) (p - key) - ulen > EAS_DEVICE_ID_MAX)
+        {
+            ngx_http_eas_redis_inv_refused(1);
+            continue;
+        }
+
+        end = key + ulen;
+        user.data = key;
+        user.len = ulen;
+        device_id.data = end;
+        device_id.len = p - end;
+
+        if (ngx_http_eas_device_delete(zone, &user, &device_id) == NGX_OK) {
+            n++;
+        }
     }
 
-    user.data = (u_char *) set->str + skip;
-    user.len = set->len - skip;
-    device_id.data = (u_char *) device->str;
-    device_id.len = device->len;
-
-    if (ngx_http_eas_device_unplace(zone, &user, &device_id, 0) == NGX_OK) {
+    if (n) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                      "eas: device \"%V\" of user \"%V\" lost its "
-                      "\"eas_device_max\" place: the other gateways hold "
-                      "the user's places on Redis, its next request asks "
-                      "again", &device_id, &user);
+                      "eas: shared state: %ui device records of zone \"%V\" "
+                      "deleted on Redis after this gateway last saw them "
+                      "removed here, not written back", n, &zone->shm.name);
     }
 }
 
@@ -664,12 +715,9 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
     s = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
         + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
 
-    *refused = !dn->zn.mark && dn->access == NGX_HTTP_EAS_ACCESS_BLOCKED
-               && dn->reason_len
-                  == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
-               && ngx_strncmp(s, NGX_HTTP_EAS_REASON_MAX_DEVICES,
-                              dn->reason_len)
-                  == 0;
+    *refused = !dn->zn.mark
+               && ngx_http_eas_redis_inv_refused_max(dn->access, s,
+                                                     dn->reason_len);
 
     /* the gateway that saw it, "2 LEN:NAME " before the record */
 
@@ -710,33 +758,4 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
     ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return p - record;
-}
-
-
-void
-ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n)
-{
-    if (ngx_http_eas_inv_sh) {
-        (void) ngx_atomic_fetch_add(&ngx_http_eas_inv_sh[counter], n);
-    }
-}
-
-
-void
-ngx_http_eas_redis_inv_refused(ngx_uint_t n)
-{
-    ngx_http_eas_redis_conf_t  *rcf;
-
-    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_REFUSED, n);
-
-    if (ngx_time() - ngx_http_eas_inv_refused_logged < 60) {
-        return;
-    }
-
-    ngx_http_eas_inv_refused_logged = ngx_time();
-    rcf = ngx_http_eas_redis_get_conf();
-
-    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                  "eas: shared state \"%V\": a device record not "
-                  "understood, refused (said once a minute)", &rcf->url);
 }

@@ -23,38 +23,57 @@ typedef struct {
 #define eas_command(code, name)  { code, sizeof(name) - 1, name }
 
 
-/* MS-ASHTTP 2.2.1.1.1.1.2, then the legacy plain-only names */
+/*
+ * MS-ASHTTP 2.2.1.1.1.1.2 and the legacy plain-only names, by length:
+ * eas_command_lookup() starts at the first of the length sent
+ * (eas_command_first[])
+ */
 static const eas_command_entry_t  eas_commands[] = {
     eas_command(EAS_CMD_SYNC, "Sync"),
+    eas_command(EAS_CMD_PING, "Ping"),
+    eas_command(EAS_CMD_FIND, "Find"),
+    eas_command(EAS_CMD_SEARCH, "Search"),
     eas_command(EAS_CMD_SEND_MAIL, "SendMail"),
-    eas_command(EAS_CMD_SMART_FORWARD, "SmartForward"),
+    eas_command(EAS_CMD_SETTINGS, "Settings"),
+    eas_command(EAS_CMD_MOVE_ITEMS, "MoveItems"),
+    eas_command(EAS_CMD_PROVISION, "Provision"),
     eas_command(EAS_CMD_SMART_REPLY, "SmartReply"),
-    eas_command(EAS_CMD_GET_ATTACHMENT, "GetAttachment"),
     eas_command(EAS_CMD_FOLDER_SYNC, "FolderSync"),
+    eas_command(EAS_CMD_SMART_FORWARD, "SmartForward"),
     eas_command(EAS_CMD_FOLDER_CREATE, "FolderCreate"),
     eas_command(EAS_CMD_FOLDER_DELETE, "FolderDelete"),
     eas_command(EAS_CMD_FOLDER_UPDATE, "FolderUpdate"),
-    eas_command(EAS_CMD_MOVE_ITEMS, "MoveItems"),
+    eas_command(EAS_CMD_VALIDATE_CERT, "ValidateCert"),
+    eas_command(EAS_CMD_GET_HIERARCHY, "GetHierarchy"),
+    eas_command(EAS_CMD_GET_ATTACHMENT, "GetAttachment"),
+    eas_command(EAS_CMD_ITEM_OPERATIONS, "ItemOperations"),
+    eas_command(EAS_CMD_MOVE_COLLECTION, "MoveCollection"),
     eas_command(EAS_CMD_GET_ITEM_ESTIMATE, "GetItemEstimate"),
     eas_command(EAS_CMD_MEETING_RESPONSE, "MeetingResponse"),
-    eas_command(EAS_CMD_SEARCH, "Search"),
-    eas_command(EAS_CMD_SETTINGS, "Settings"),
-    eas_command(EAS_CMD_PING, "Ping"),
-    eas_command(EAS_CMD_ITEM_OPERATIONS, "ItemOperations"),
-    eas_command(EAS_CMD_PROVISION, "Provision"),
-    eas_command(EAS_CMD_RESOLVE_RECIPIENTS, "ResolveRecipients"),
-    eas_command(EAS_CMD_VALIDATE_CERT, "ValidateCert"),
-    eas_command(EAS_CMD_FIND, "Find"),
-    eas_command(EAS_CMD_GET_HIERARCHY, "GetHierarchy"),
     eas_command(EAS_CMD_CREATE_COLLECTION, "CreateCollection"),
     eas_command(EAS_CMD_DELETE_COLLECTION, "DeleteCollection"),
-    eas_command(EAS_CMD_MOVE_COLLECTION, "MoveCollection"),
+    eas_command(EAS_CMD_RESOLVE_RECIPIENTS, "ResolveRecipients"),
     { EAS_CMD_NONE, 0, "" }
+};
+
+
+/* the first name of each length in eas_commands[]; 24: none */
+static const unsigned char  eas_command_first[18] = {
+    24, 24, 24, 24, 0, 24, 3, 24, 4, 6, 8, 24, 10, 16, 17, 19, 21, 23
 };
 
 
 eas_command_e
 eas_command_by_name(const unsigned char *p, size_t len)
+{
+    eas_str_t  name;
+
+    return eas_command_lookup(p, len, &name);
+}
+
+
+eas_command_e
+eas_command_lookup(const unsigned char *p, size_t len, eas_str_t *name)
 {
     uint64_t                    w[EAS_COMMAND_WORDS], k[EAS_COMMAND_WORDS];
     const eas_command_entry_t  *e;
@@ -66,18 +85,14 @@ eas_command_by_name(const unsigned char *p, size_t len)
      * and no other byte becomes a letter so (nor a NUL of the padding).
      */
 
-    if (len == 0 || len >= sizeof(w)) {
+    if (len == 0 || len >= sizeof(eas_command_first)) {
         return EAS_CMD_NONE;
     }
 
     memset(w, 0, sizeof(w));
     memcpy(w, p, len);
 
-    for (e = eas_commands; e->len; e++) {
-
-        if (e->len != len) {
-            continue;
-        }
+    for (e = &eas_commands[eas_command_first[len]]; e->len == len; e++) {
 
         memcpy(k, e->name, sizeof(k));
 
@@ -85,6 +100,8 @@ eas_command_by_name(const unsigned char *p, size_t len)
              & ~EAS_COMMAND_FOLD)
             == 0)
         {
+            name->data = (const unsigned char *) e->name;
+            name->len = e->len;
             return e->code;
         }
     }

@@ -180,7 +180,11 @@ typedef struct {
 
 /*
  * Scratch space needed for a query of "len" bytes: decoded values,
- * hex device ids and the decimal policy key are written there.
+ * hex device ids and the decimal policy key are written there.  A query
+ * with nothing to write (a plain one of visible ASCII with no "%", "+"
+ * or ";", or none) is parsed with any buffer, even none (NULL, 0); with
+ * a smaller buffer than it needs a query fails with
+ * EAS_REASON_BUFFER_TOO_SMALL and nothing else.
  */
 #define eas_request_buffer_size(len)  (3 * (len) + 64)
 
@@ -201,6 +205,9 @@ int eas_version_parse(const unsigned char *p, size_t len, unsigned *code);
 
 /* command table */
 eas_command_e eas_command_by_name(const unsigned char *p, size_t len);
+/* the same, and the table's spelling of the name (static storage) */
+eas_command_e eas_command_lookup(const unsigned char *p, size_t len,
+    eas_str_t *name);
 const char *eas_command_name(eas_command_e cmd);
 
 /* RFC 4648 base64, padding optional; returns decoded length or -1 */

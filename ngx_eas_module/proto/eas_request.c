@@ -33,7 +33,6 @@ static int eas_request_check_headers(const eas_input_t *in,
     eas_request_t *req);
 static int eas_request_check_value(eas_request_t *req,
     const eas_str_t *v, int field);
-static int eas_plain_field(const eas_str_t *name);
 static int eas_name_equals(const unsigned char *p, size_t len,
     const char *lower);
 static const eas_version_t *eas_version_find(const unsigned char *p,
@@ -41,19 +40,27 @@ static const eas_version_t *eas_version_find(const unsigned char *p,
 static const char *eas_field_name(int field);
 
 
-/* plain-form parameter names (MS-ASHTTP 2.2.1.1.1.2), lower case */
+/*
+ * plain-form parameter names (MS-ASHTTP 2.2.1.1.1.2), lower case, by
+ * length: eas_plain_field() starts at the first of the length sent
+ */
 static const eas_plain_name_t  eas_plain_names[] = {
-    eas_plain_name("cmd", EAS_FIELD_CMD),
-    eas_plain_name("user", EAS_PARAM_USER),
-    eas_plain_name("deviceid", EAS_FIELD_DEVICE_ID),
-    eas_plain_name("devicetype", EAS_FIELD_DEVICE_TYPE),
-    eas_plain_name("attachmentname", EAS_PARAM_ATTACHMENT_NAME),
-    eas_plain_name("collectionid", EAS_PARAM_COLLECTION_ID),
-    eas_plain_name("itemid", EAS_PARAM_ITEM_ID),
+    eas_plain_name("cmd", EAS_FIELD_CMD),                       /* 0 */
+    eas_plain_name("user", EAS_PARAM_USER),                     /* 1 */
+    eas_plain_name("itemid", EAS_PARAM_ITEM_ID),                /* 2 */
     eas_plain_name("longid", EAS_PARAM_LONG_ID),
+    eas_plain_name("deviceid", EAS_FIELD_DEVICE_ID),            /* 4 */
+    eas_plain_name("devicetype", EAS_FIELD_DEVICE_TYPE),        /* 5 */
     eas_plain_name("occurrence", EAS_PARAM_OCCURRENCE),
     eas_plain_name("saveinsent", EAS_PARAM_SAVE_IN_SENT),
-    { NULL, 0, 0 }
+    eas_plain_name("collectionid", EAS_PARAM_COLLECTION_ID),    /* 8 */
+    eas_plain_name("attachmentname", EAS_PARAM_ATTACHMENT_NAME), /* 9 */
+    { NULL, 0, 0 }                                              /* 10 */
+};
+
+/* the first name of each length in eas_plain_names[]; 10: none */
+static const unsigned char  eas_plain_first[15] = {
+    10, 10, 10, 0, 1, 10, 2, 10, 4, 10, 5, 10, 8, 10, 9
 };
 
 
@@ -80,33 +87,52 @@ eas_request_parse(const eas_input_t *in, eas_request_t *req,
     eas_buf_t     scratch;
     eas_fields_t  fields;
 
+    /* the fields are zeroed by the reading that fills them */
+
     memset(req, 0, sizeof(eas_request_t));
-    memset(&fields, 0, sizeof(eas_fields_t));
+    memset(fields.seen, 0, sizeof(fields.seen));
+    fields.clean = 0;
 
     req->command = EAS_CMD_NONE;
-
-    if (size < eas_request_buffer_size(in->query.len)) {
-        return eas_request_fail(req, EAS_REASON_BUFFER_TOO_SMALL, -1);
-    }
-
-    scratch.pos = buf;
-    scratch.end = buf + size;
 
     if (in->query.len == 0) {
         if (!in->options) {
             return eas_request_fail(req, EAS_REASON_QUERY_MISSING, -1);
         }
 
+        memset(&fields, 0, sizeof(eas_fields_t));
+
         req->form = EAS_FORM_NONE;
         rc = EAS_OK;
 
     } else if (eas_request_form_is_base64(&in->query)) {
         req->form = EAS_FORM_BASE64;
-        rc = eas_request_parse_base64(in, req, &fields, &scratch);
+        rc = EAS_DECLINED;
 
     } else {
         req->form = EAS_FORM_PLAIN;
-        rc = eas_request_parse_plain(in, req, &fields, &scratch);
+        rc = eas_request_parse_clean(in, req, &fields);
+    }
+
+    /* only the general readings write to the buffer */
+
+    if (rc == EAS_DECLINED) {
+
+        memset(&fields, 0, sizeof(eas_fields_t));
+
+        if (size < eas_request_buffer_size(in->query.len)) {
+            return eas_request_fail(req, EAS_REASON_BUFFER_TOO_SMALL, -1);
+        }
+
+        scratch.pos = buf;
+        scratch.end = buf + size;
+
+        if (req->form == EAS_FORM_BASE64) {
+            rc = eas_request_parse_base64(in, req, &fields, &scratch);
+
+        } else {
+            rc = eas_request_parse_plain(in, req, &fields, &scratch);
+        }
     }
 
     if (rc != EAS_OK) {
@@ -264,6 +290,12 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
     eas_str_t   *v;
     const char  *name;
 
+    /* a clean query's parameters are in place already */
+
+    if (!fields->clean) {
+        memcpy(req->params, fields->value, sizeof(req->params));
+    }
+
     /* Cmd (plain form only; base64 has checked its command code) */
 
     v = &fields->value[EAS_FIELD_CMD];
@@ -276,7 +308,8 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
             }
 
         } else {
-            req->command = eas_command_by_name(v->data, v->len);
+            req->command = eas_command_lookup(v->data, v->len,
+                                              &req->command_name);
 
             /* capability discovery names no command it needs */
 
@@ -285,9 +318,8 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
                                         EAS_FIELD_CMD);
             }
         }
-    }
 
-    if (req->command != EAS_CMD_NONE) {
+    } else if (req->command != EAS_CMD_NONE) {
         name = eas_command_name(req->command);
         req->command_name.data = (const unsigned char *) name;
         req->command_name.len = strlen(name);
@@ -302,7 +334,9 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
             return eas_request_fail(req, EAS_REASON_DEVICE_ID_MISSING, -1);
         }
 
-    } else if (v->len > EAS_DEVICE_ID_MAX || !eas_is_visible(v)) {
+    } else if (v->len > EAS_DEVICE_ID_MAX
+               || (!fields->clean && !eas_is_visible(v)))
+    {
         return eas_request_fail(req, EAS_REASON_DEVICE_ID_INVALID,
                                 EAS_FIELD_DEVICE_ID);
     }
@@ -316,23 +350,28 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
             return eas_request_fail(req, EAS_REASON_DEVICE_TYPE_MISSING, -1);
         }
 
-    } else if (v->len > EAS_DEVICE_TYPE_MAX || !eas_is_visible(v)) {
+    } else if (v->len > EAS_DEVICE_TYPE_MAX
+               || (!fields->clean && !eas_is_visible(v)))
+    {
         return eas_request_fail(req, EAS_REASON_DEVICE_TYPE_INVALID,
                                 EAS_FIELD_DEVICE_TYPE);
     }
 
     req->device_type = *v;
 
-    /* User: for logs only, UTF-8 allowed, no control characters */
+    /*
+     * User: for logs only, UTF-8 allowed, no control characters; the
+     * values of a clean query (eas_request_clean.c) are visible ASCII
+     */
 
-    v = &fields->value[EAS_PARAM_USER];
+    v = &req->params[EAS_PARAM_USER];
 
-    if (v->len > EAS_USER_MAX || eas_has_control(v)) {
+    if (v->len > EAS_USER_MAX || (!fields->clean && eas_has_control(v))) {
         return eas_request_fail(req, EAS_REASON_USER_INVALID,
                                 EAS_PARAM_USER);
     }
 
-    if (!eas_is_utf8(v)) {
+    if (!fields->clean && !eas_is_utf8(v)) {
         return eas_request_fail(req, EAS_REASON_UTF8_INVALID,
                                 EAS_PARAM_USER);
     }
@@ -341,14 +380,25 @@ eas_request_check(const eas_input_t *in, eas_request_t *req,
 
     /* the other parameters (User, checked above, is one of them) */
 
-    memcpy(req->params, fields->value, sizeof(req->params));
-
     for (i = 0; i < EAS_PARAM_COUNT; i++) {
-        v = &fields->value[i];
+        v = &req->params[i];
 
-        if (v->len != 0 && i != EAS_PARAM_USER
-            && eas_request_check_value(req, v, i) != EAS_OK)
-        {
+        /* a clean query's values are shorter than the query */
+
+        if (fields->clean && in->query.len <= EAS_PARAM_MAX) {
+            break;
+        }
+
+        if (v->len == 0 || i == EAS_PARAM_USER) {
+            continue;
+        }
+
+        if (fields->clean) {
+            if (v->len > EAS_PARAM_MAX) {
+                return eas_request_fail(req, EAS_REASON_PARAM_INVALID, i);
+            }
+
+        } else if (eas_request_check_value(req, v, i) != EAS_OK) {
             return EAS_ERROR;
         }
     }
@@ -494,7 +544,16 @@ eas_version_find(const unsigned char *p, size_t len)
 
     v = eas_version_by_code(code);
 
-    if (v == NULL || v->len != len || memcmp(v->text, p, len) != 0) {
+    /*
+     * The text sent is the table's when the lengths and the first and
+     * last bytes agree: "." is in place, and for "MM.m" the code leaves
+     * one value for the byte between them (ten times a byte's value is
+     * a different number for each byte)
+     */
+
+    if (v == NULL || v->len != len || v->text[0] != (char) p[0]
+        || v->text[len - 1] != (char) p[len - 1])
+    {
         return NULL;
     }
 
@@ -505,15 +564,40 @@ eas_version_find(const unsigned char *p, size_t len)
 const eas_version_t *
 eas_version_by_code(unsigned code)
 {
-    const eas_version_t  *v;
+    /* the order of eas_versions[] */
 
-    for (v = eas_versions; v->text; v++) {
-        if (v->code == code) {
-            return v;
-        }
+    switch (code) {
+
+    case 20:
+        return &eas_versions[0];
+
+    case 21:
+        return &eas_versions[1];
+
+    case 25:
+        return &eas_versions[2];
+
+    case 120:
+        return &eas_versions[3];
+
+    case 121:
+        return &eas_versions[4];
+
+    case 140:
+        return &eas_versions[5];
+
+    case 141:
+        return &eas_versions[6];
+
+    case 160:
+        return &eas_versions[7];
+
+    case 161:
+        return &eas_versions[8];
+
+    default:
+        return NULL;
     }
-
-    return NULL;
 }
 
 
@@ -547,16 +631,20 @@ eas_field_name(int field)
 }
 
 
-static int
+int
 eas_plain_field(const eas_str_t *name)
 {
     const eas_plain_name_t  *n;
 
-    for (n = eas_plain_names; n->name; n++) {
-        if (n->len == name->len
-            && (name->data[0] | 0x20) == (unsigned char) n->name[0]
-            && eas_name_equals(name->data, name->len, n->name))
-        {
+    if (name->len >= sizeof(eas_plain_first)) {
+        return -1;
+    }
+
+    for (n = &eas_plain_names[eas_plain_first[name->len]];
+         n->name && n->len == name->len;
+         n++)
+    {
+        if (eas_name_equals(name->data, name->len, n->name)) {
             return n->field;
         }
     }
@@ -575,20 +663,45 @@ eas_plain_field(const eas_str_t *name)
 static int
 eas_name_equals(const unsigned char *p, size_t len, const char *lower)
 {
-    size_t  i;
+    size_t                i;
+    uint32_t              a, b;
+    const unsigned char  *l;
 
-    /* eight bytes a step while the table name has them */
+    l = (const unsigned char *) lower;
 
-    for (i = 0; len - i >= 8; i += 8) {
-        if ((eas_word(p + i) | (EAS_SWAR_ONES * 0x20))
-            != eas_word((const unsigned char *) lower + i))
-        {
-            return 0;
+    /* eight bytes a step, the last eight overlapping the step before */
+
+    if (len >= 8) {
+        for (i = 0; len - i > 8; i += 8) {
+            if ((eas_word(p + i) | (EAS_SWAR_ONES * 0x20))
+                != eas_word(l + i))
+            {
+                return 0;
+            }
         }
+
+        return (eas_word(p + len - 8) | (EAS_SWAR_ONES * 0x20))
+               == eas_word(l + len - 8);
     }
 
-    for ( /* void */ ; i < len; i++) {
-        if ((p[i] | 0x20) != (unsigned char) lower[i]) {
+    /* four and four, overlapping */
+
+    if (len >= 4) {
+        memcpy(&a, p, sizeof(uint32_t));
+        memcpy(&b, l, sizeof(uint32_t));
+
+        if ((a | 0x20202020) != b) {
+            return 0;
+        }
+
+        memcpy(&a, p + len - 4, sizeof(uint32_t));
+        memcpy(&b, l + len - 4, sizeof(uint32_t));
+
+        return (a | 0x20202020) == b;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((p[i] | 0x20) != l[i]) {
             return 0;
         }
     }

@@ -58,6 +58,9 @@ typedef struct {
 typedef struct {
     eas_str_t       value[EAS_FIELD_COUNT];
     unsigned char   seen[EAS_FIELD_COUNT];
+    unsigned char   clean;      /* a query of visible ASCII only, with no
+                                   "%", "+" or ";": its values need no
+                                   character check (eas_request_clean) */
 } eas_fields_t;
 
 
@@ -80,6 +83,11 @@ const eas_version_t *eas_version_by_code(unsigned code);
 int eas_request_form_is_base64(const eas_str_t *query);
 int eas_request_parse_base64(const eas_input_t *in, eas_request_t *req,
     eas_fields_t *fields, eas_buf_t *buf);
+
+/* eas_request_clean.c */
+int eas_request_parse_clean(const eas_input_t *in, eas_request_t *req,
+    eas_fields_t *fields);
+int eas_plain_field(const eas_str_t *name);
 
 /* eas_request_text.c */
 int eas_percent_decode(const unsigned char *p, size_t len, eas_buf_t *buf,
@@ -206,7 +214,90 @@ eas_needs_decoding(const eas_str_t *s)
 }
 
 
-/* past the words of a target's path with no EAS_CHAR_PATH byte */
+/*
+ * Past a run of a target's path with no EAS_CHAR_PATH byte, and of its
+ * query with no EAS_CHAR_QUERY byte: any run the byte loop after it
+ * would pass over too.  With SSE2 (every x86-64) sixteen bytes a step,
+ * the last sixteen overlapping the step before; else eight (SWAR).
+ */
+
+#if defined(__SSE2__) && !defined(EAS_NO_SIMD)
+
+#include <emmintrin.h>
+
+
+static inline int
+eas_path_block(const unsigned char *p)
+{
+    __m128i  x, m;
+
+    x = _mm_loadu_si128((const __m128i *) (const void *) p);
+
+    /* signed: below 0x21 is also every byte from 0x80 */
+
+    m = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x21)),
+                     _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('#')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8(';')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('%')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('.')));
+
+    return _mm_movemask_epi8(m);
+}
+
+
+static inline int
+eas_query_block(const unsigned char *p)
+{
+    __m128i  x, m;
+
+    x = _mm_loadu_si128((const __m128i *) (const void *) p);
+
+    /* unsigned: up to 0x20; bytes from 0x80 may stand in a query */
+
+    m = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x20)), x);
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('#')));
+
+    return _mm_movemask_epi8(m);
+}
+
+
+static inline const unsigned char *
+eas_skip_path(const unsigned char *p, const unsigned char *end)
+{
+    if (end - p < 16) {
+        return p;
+    }
+
+    for ( /* void */ ; end - p > 16; p += 16) {
+        if (eas_path_block(p)) {
+            return p;
+        }
+    }
+
+    return eas_path_block(end - 16) ? p : end;
+}
+
+
+static inline const unsigned char *
+eas_skip_query(const unsigned char *p, const unsigned char *end)
+{
+    if (end - p < 16) {
+        return p;
+    }
+
+    for ( /* void */ ; end - p > 16; p += 16) {
+        if (eas_query_block(p)) {
+            return p;
+        }
+    }
+
+    return eas_query_block(end - 16) ? p : end;
+}
+
+#else
 
 static inline const unsigned char *
 eas_skip_path(const unsigned char *p, const unsigned char *end)
@@ -229,8 +320,6 @@ eas_skip_path(const unsigned char *p, const unsigned char *end)
 }
 
 
-/* past the words of a target's query with no EAS_CHAR_QUERY byte */
-
 static inline const unsigned char *
 eas_skip_query(const unsigned char *p, const unsigned char *end)
 {
@@ -248,6 +337,8 @@ eas_skip_query(const unsigned char *p, const unsigned char *end)
 
     return p;
 }
+
+#endif
 
 
 #endif /* _EAS_REQUEST_H_INCLUDED_ */

@@ -55,6 +55,9 @@ static void eas_fuzz_target(const eas_str_t *target);
 static void eas_fuzz_check(const eas_input_t *in, const eas_request_t *req,
     const unsigned char *buf, size_t size);
 static void eas_fuzz_helpers(const eas_input_t *in);
+static void eas_fuzz_general(const eas_input_t *in, int rc,
+    const eas_request_t *req);
+static int eas_fuzz_same(const eas_str_t *a, const eas_str_t *b);
 
 
 static const unsigned  eas_fuzz_versions[] = {
@@ -131,6 +134,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         "no reason text");
     }
 
+    eas_fuzz_general(&in, rc, &req);
+
     /* the same input gives the same answer */
 
     memset(&req2, 0, sizeof(eas_request_t));
@@ -178,6 +183,97 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free((void *) in.accept_multipart.data);
 
     return 0;
+}
+
+
+/*
+ * The fast reading of a clean plain query (eas_request_clean.c) against
+ * the general one: the same query with "&x=%41" after it (an unknown
+ * parameter, escaped, so the general reading takes it) gives the same
+ * answer, field for field, or the same refusal.
+ */
+
+static void
+eas_fuzz_general(const eas_input_t *in, int rc, const eas_request_t *req)
+{
+    int             rc2;
+    size_t          i, amps, bsize;
+    eas_input_t     in2;
+    eas_request_t   req2;
+    unsigned char  *query, *buf;
+
+    static const char  tail[] = "&x=%41";
+
+    if (req->form != EAS_FORM_PLAIN) {
+        return;
+    }
+
+    for (i = 0, amps = 0; i < in->query.len; i++) {
+        amps += (in->query.data[i] == '&');
+    }
+
+    if (amps >= EAS_QUERY_PARAMS_MAX - 2) {
+        return;
+    }
+
+    query = malloc(in->query.len + sizeof(tail) - 1);
+    eas_fuzz_assert(query != NULL, "out of memory");
+
+    memcpy(query, in->query.data, in->query.len);
+    memcpy(query + in->query.len, tail, sizeof(tail) - 1);
+
+    in2 = *in;
+    in2.query.data = query;
+    in2.query.len = in->query.len + sizeof(tail) - 1;
+
+    bsize = eas_request_buffer_size(in2.query.len);
+    buf = malloc(bsize);
+    eas_fuzz_assert(buf != NULL, "out of memory");
+
+    memset(&req2, 0xA5, sizeof(eas_request_t));
+    rc2 = eas_request_parse(&in2, &req2, buf, bsize);
+
+    eas_fuzz_assert(rc2 == rc, "general reading, other rc");
+
+    if (rc == EAS_OK) {
+        eas_fuzz_assert(req2.form == req->form
+                        && req2.command == req->command
+                        && req2.version_code == req->version_code
+                        && eas_fuzz_same(&req2.command_name,
+                                         &req->command_name)
+                        && eas_fuzz_same(&req2.user, &req->user)
+                        && eas_fuzz_same(&req2.device_id, &req->device_id)
+                        && eas_fuzz_same(&req2.device_type,
+                                         &req->device_type)
+                        && eas_fuzz_same(&req2.policy_key,
+                                         &req->policy_key)
+                        && eas_fuzz_same(&req2.version, &req->version),
+                        "general reading, other fields");
+
+        for (i = 0; i < EAS_PARAM_COUNT; i++) {
+            eas_fuzz_assert(eas_fuzz_same(&req2.params[i], &req->params[i]),
+                            "general reading, other parameter");
+        }
+
+    } else {
+        eas_fuzz_assert(req2.reason == req->reason
+                        && (req2.reason_param == req->reason_param
+                            || (req2.reason_param && req->reason_param
+                                && strcmp(req2.reason_param,
+                                          req->reason_param) == 0)),
+                        "general reading, other reason");
+    }
+
+    free(buf);
+    free(query);
+}
+
+
+static int
+eas_fuzz_same(const eas_str_t *a, const eas_str_t *b)
+{
+    return a->len == b->len
+           && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
 }
 
 

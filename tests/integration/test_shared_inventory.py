@@ -429,11 +429,49 @@ def test_redis_restarted_empty_limit_holds(nginx_factory, redis,
     assert "PHONE1" in ids(a)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect (issue 16, open): now and then the fill after the "
-    "resubscription keeps a record deleted on another gateway while the "
-    "subscription was away (1 clean-clone run in 3 at 4173770); the "
-    "assertions stay as they are"))
+FILLED = 'eas: shared state: the fill of zone "devices" read '
+
+
+def fills(nginx):
+    """The lines of the gateway's fills, one a zone's fill, oldest
+    first (said by its first worker, which imports)."""
+    return [line[line.index(FILLED) + len(FILLED):]
+            for line in nginx.error_log().splitlines() if FILLED in line]
+
+
+def filled(nginx, count=1):
+    """Waits for the gateway's first worker to have ended (at least)
+    count fills: its subscription was made that many times."""
+    def done():
+        lines = fills(nginx)
+        return lines if len(lines) >= count else None
+    return poll(done, "fill %d of the gateway" % count)
+
+
+def last_seen(nginx, device_id):
+    return listed(nginx, device_id=device_id)[0]["last_seen"]
+
+
+def next_second(after):
+    poll(lambda: int(time.time()) > after or None, "the next second")
+
+
+def workers(nginx):
+    """The pids of the gateway's workers (the children of its master)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        if pid.isdigit() and \
+                int(stat.rsplit(")", 1)[1].split()[1]) == nginx.process.pid:
+            out.append(int(pid))
+    assert len(out) == 2, out
+    return out
+
+
 def test_deletion_missed_during_resubscription(nginx_factory, redis,
                                               directory, backend):
     """A device deleted on A while B's subscription is being made again
@@ -442,21 +480,28 @@ def test_deletion_missed_during_resubscription(nginx_factory, redis,
     next request through B asks Redis like a new device's, refused when
     the place it had was taken meanwhile.
 
-    The fill sweeps only when none of B's writes was dropped since its
-    previous fill (docs/scale-out.md): a write whose answer is later
-    than "timeout" counts as dropped, so on a busy machine 300ms made
-    B rightly keep the record; this test's gateways wait 5s.  And B
-    must not be subscribed when A deletes: SUBSCRIBE is refused (ACL)
-    until the deletion is made, or on a slow machine B could hear it."""
+    Nothing here is left to timing.  B's first fill is over before its
+    subscription goes (the first fill of a worker never sweeps: it
+    cannot know what was dropped before it), the fill sweeps only when
+    none of B's writes was dropped since its previous fill (a write whose
+    answer is later than "timeout" counts as dropped: these gateways
+    wait 5s), "not seen since the fill began" is to the second, as
+    last_seen, and B must not be subscribed when A deletes: SUBSCRIBE is
+    refused (ACL) until the deletion is made, or B could hear it.  B's
+    last write of AMYB0 (the "flush" after its request) may land before
+    the deletion or after it: after, Redis does not take it back (the
+    deletion is remembered) and the answer makes B remove AMYB0 at once;
+    either way the fill sweeps, and AMYB0 is gone."""
     a, b = gateways(nginx_factory, redis, directory, backend, 2,
                     device_max="eas_device_max 1;", timeout="5s")
+    assert filled(b)[0] == ('0 records; those it did not find are kept: '
+                            'the first fill of this worker')
     assert device(b, "AMYB0", user="amy", password="apple") \
         .foldersync().status == 200
     poll(lambda: "AMYB0" in ids(a) or None, "AMYB0 imported by A")
-    # "not seen since the fill began" is to the second, as last_seen
-    seen = int(time.time())
-    poll(lambda: int(time.time()) > seen or None, "the next second")
+    next_second(last_seen(b, "AMYB0"))
     assert inventory_status(b)["dropped"] == 0
+    before = len(fills(b))
     redis.command("ACL", "SETUSER", "default", "-subscribe")
     try:
         redis.command("CLIENT", "KILL", "TYPE", "pubsub")
@@ -465,10 +510,14 @@ def test_deletion_missed_during_resubscription(nginx_factory, redis,
              or None, "AMYB0 deleted on Redis")
     finally:
         redis.command("ACL", "SETUSER", "default", "+subscribe")
-    poll(lambda: "AMYB0" not in ids(b) or None, "AMYB0 gone from B")
+    done = filled(b, before + 1)[before:]
+    assert "AMYB0" not in ids(b)
     assert "AMYB0" not in ids(a)
-    assert "gone from Redis" in b.error_log()
+    # it swept: 1 removed, or 0 when B's late write removed it already
+    assert "device records gone from Redis" in done[0] and \
+        "kept" not in "".join(done), done
     assert inventory_status(b)["dropped"] == 0
+    assert redis.command("EXISTS", "t:i:devices:3:amyamyb0") == 0
 
     # the freed place taken on A: AMYB0 through B is refused at once
     assert device(a, "AMYA1", user="amy", password="apple") \
@@ -491,23 +540,6 @@ def delete_answer(nginx, user, device_id):
         return err.code, json.loads(err.read().decode())
 
 
-def workers(nginx):
-    """The pids of the gateway's worker processes."""
-    master = nginx.process.pid
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:
-            found.append(int(name))
-    return found
-
-
 def test_deleted_while_redis_down_deleted_everywhere_once_back(
         nginx_factory, redis, directory, backend):
     """Deleted on B while Redis is down: B answers shared:false, keeps
@@ -522,6 +554,9 @@ def test_deleted_while_redis_down_deleted_everywhere_once_back(
     status, answer = delete_answer(b, "jdoe", "PHONE1")
     assert (status, answer) == (200, {"deleted": 1, "shared": True})
     poll(lambda: "PHONE1" not in ids(a) or None, "PHONE1 gone from A")
+    # back in a later second than its deletion: a new device
+    deleted = int(time.time())
+    poll(lambda: int(time.time()) > deleted or None, "the next second")
     assert device(a, "PHONE1").foldersync().status == 200
     poll(lambda: "PHONE1" in ids(b) or None, "PHONE1 back on B")
 
@@ -685,6 +720,64 @@ def test_redis_restarted_empty_refilled_by_idle_gateways(
     assert [r.eas.device_id for r in backend.requests[count:]] == []
 
 
+def test_write_after_deletion_brings_nothing_back(nginx_factory, redis,
+                                                  directory, backend):
+    """A write of a device seen before its deletion, landing after it
+    (B's batch of last-seen moves, flushed while B did not hear the
+    deletion), does not bring the device back: not on Redis, not on A,
+    and B removes it too, from the write's answer, one line.
+
+    Made certain: B's workers are stopped (SIGSTOP) with the write still
+    in B's batch (the index on Redis still has the first write's time),
+    A deletes, B goes on; its subscription refused meanwhile (ACL)."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    flush="2s")
+    filled(b)
+    for attempt in range(5):
+        name = "AMYB%d" % (attempt + 1)
+        key = "t:i:devices:3:amy" + name.lower()
+        phone = device(b, name, user="amy", password="apple")
+        assert phone.foldersync().status == 200
+        poll(lambda: name in ids(a) or None, name + " imported by A")
+        first = last_seen(b, name)
+        next_second(first)
+        # a later request: its last seen time waits in B's batch
+        assert phone.foldersync().status == 200
+        pids = workers(b)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        if int(redis.command("ZSCORE", "t:iz:devices", key)) == first:
+            break
+        # the machine took longer than "flush": again, with another
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    else:
+        pytest.fail("B's write always left before B's workers stopped")
+    before = len(fills(a))
+    redis.command("ACL", "SETUSER", "default", "-subscribe")
+    try:
+        redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+        assert delete(a, "amy", name) == 200
+        poll(lambda: redis.command("EXISTS", key) == 0 or None,
+             name + " deleted on Redis")
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        # the write landed: the record back (before), or B removed it
+        poll(lambda: redis.command("EXISTS", key)
+             or "removed here, not written back" in b.error_log() or None,
+             "B's write of %s answered" % name)
+        assert redis.command("EXISTS", key) == 0
+        assert name not in ids(b)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        redis.command("ACL", "SETUSER", "default", "+subscribe")
+    assert redis.command("ZSCORE", "t:iz:devices", key) is None
+    filled(a, before + 1)
+    assert name not in ids(a)
+    assert inventory_status(b)["dropped"] == 0
+
+
 def forwarded(backend):
     return {r.eas.device_id for r in backend.requests}
 
@@ -756,6 +849,64 @@ def test_refused_spray_evicts_no_admitted_record(nginx_factory, redis,
     assert all(listed(a, device_id=d) for d in real[:19])
     # the gateway's own new device still gets a record
     assert device(a, "PHONE").foldersync().status == 200
+
+
+def blocked(redis):
+    for line in redis.command("INFO", "clients").decode().splitlines():
+        if line.startswith("blocked_clients:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def test_fill_skips_nothing_moved_between_steps(nginx_factory, redis,
+                                                directory, backend):
+    """The fill reads the index 32 records a step, each step after the
+    last record the previous one read (its time and key), not after a
+    rank: a record written again between two steps (it moves to the end
+    of the index, those after it one rank down) makes no record
+    skipped, so the fill that sweeps removes none that is on Redis.
+
+    Made certain: Redis holds the second fill's first step (CLIENT PAUSE
+    WRITE), B's first worker is stopped (SIGSTOP) once it is held, Redis
+    lets it run (its answer waits in B's socket), the oldest record is
+    written again, and B goes on to its second step."""
+    now = int(time.time())
+    names = ["MOVE%02d" % i for i in range(40)]
+    for i, name in enumerate(names):
+        key = "t:i:devices:3:amy" + name.lower()
+        redis.command("SET", key, good_record(name, now - 1000 + i))
+        redis.command("ZADD", "t:iz:devices", str(now - 1000 + i), key)
+    b, = gateways(nginx_factory, redis, directory, backend, 1)
+    first = filled(b)
+    assert names[32] in ids(b) and len(ids(b)) == 40, first
+    line = [x for x in b.error_log().splitlines() if FILLED in x][0]
+    worker0 = int(line.split("] ", 1)[1].split("#")[0])
+    mark, = redis.command("KEYS", "t:filled:*")
+    redis.command("EXPIRE", mark, "1000")
+    redis.command("CLIENT", "PAUSE", "30000", "WRITE")
+    try:
+        redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+        poll(lambda: blocked(redis) >= 1 or None, "the first step held")
+        os.kill(worker0, signal.SIGSTOP)
+        try:
+            redis.command("CLIENT", "UNPAUSE")
+            poll(lambda: blocked(redis) == 0 or None, "the first step run")
+            # it ran: it renewed this gateway's mark
+            assert redis.command("TTL", mark) > 1000
+            key = "t:i:devices:3:amy" + names[0].lower()
+            redis.command("SET", key, good_record(names[0], now - 5,
+                                                  first=now - 1000))
+            redis.command("ZADD", "t:iz:devices", str(now - 5), key)
+        finally:
+            os.kill(worker0, signal.SIGCONT)
+    finally:
+        redis.command("CLIENT", "UNPAUSE")
+    done = filled(b, len(first) + 1)[len(first):]
+    # MOVE00 read twice: in the first step, and at its new place
+    assert done == ["41 records; 0 device records gone from Redis "
+                    "(deleted or expired while the subscription was made "
+                    "again) removed here"], done
+    assert ids(b) == set(names)
 
 
 def test_junk_refused_and_no_worker_dies(nginx_factory, redis, directory,

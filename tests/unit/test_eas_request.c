@@ -146,6 +146,7 @@ static void eas_test_commands(void);
 static void eas_test_reasons(void);
 static void eas_test_params(void);
 static void eas_test_targets(void);
+static void eas_test_no_buffer(void);
 
 
 static const char  *eas_test_reason_tokens[EAS_REASON_LAST] = {
@@ -1717,6 +1718,7 @@ main(void)
     eas_test_reasons();
     eas_test_params();
     eas_test_targets();
+    eas_test_no_buffer();
 
     printf("test_eas_request: %u passed, %u failed\n",
            eas_test_passed, eas_test_failed);
@@ -2671,5 +2673,60 @@ eas_test_targets(void)
 
         free(t);
         free(u);
+    }
+}
+
+
+/*
+ * A query with nothing to decode (eas_request_clean.c) needs no buffer:
+ * the glue parses the common request so and allocates one only when
+ * the parser asks for it (buffer_too_small); any other query asks.
+ */
+
+static void
+eas_test_no_buffer(void)
+{
+    size_t          i;
+    eas_input_t     in;
+    eas_request_t   req;
+
+    static const struct {
+        const char  *query;
+        int          rc;
+        int          reason;
+    } cases[] = {
+        { "Cmd=FolderSync&User=jdoe&DeviceId=ApplC39ZH2VJJCM3"
+          "&DeviceType=iPhone", EAS_OK, EAS_REASON_NONE },
+        { "Cmd=Sync&DeviceId=dev1&DeviceType=Android&Cmd=Ping",
+          EAS_ERROR, EAS_REASON_PARAM_DUPLICATE },
+        { "Cmd=Sync&DeviceId=dev%31&DeviceType=Android",
+          EAS_ERROR, EAS_REASON_BUFFER_TOO_SMALL },
+        { "Cmd=Sync&DeviceId=dev1&DeviceType=Android&User=j+doe",
+          EAS_ERROR, EAS_REASON_BUFFER_TOO_SMALL },
+        { "Cmd=Sync&DeviceId=dev1;DeviceType=Android",
+          EAS_ERROR, EAS_REASON_BUFFER_TOO_SMALL },
+        { "jAAJBAp2MTQwU0VDMDAwMTIzNDU2BAAAAAALU21hcnRQaG9uZQ==",
+          EAS_ERROR, EAS_REASON_BUFFER_TOO_SMALL },
+    };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&in, 0, sizeof(eas_input_t));
+
+        in.query.data = (const unsigned char *) cases[i].query;
+        in.query.len = strlen(cases[i].query);
+        in.version.data = (const unsigned char *) "14.1";
+        in.version.len = 4;
+        in.has_version = 1;
+
+        if (eas_request_parse(&in, &req, NULL, 0) != cases[i].rc
+            || (int) req.reason != cases[i].reason)
+        {
+            eas_test_fail("no buffer", cases[i].query,
+                          eas_reason_name((eas_reason_e) cases[i].reason),
+                          eas_reason_name(req.reason));
+            continue;
+        }
+
+        eas_test_pass();
     }
 }
