@@ -31,8 +31,12 @@ static char  *ngx_http_eas_admin_credential_args[] = { "user", "all", NULL };
 
 static ngx_int_t ngx_http_eas_admin_unlocked(ngx_http_request_t *r,
     ngx_uint_t kind, ngx_str_t *key, ngx_int_t lifted);
+static ngx_int_t ngx_http_eas_admin_lifted(ngx_http_request_t *r,
+    ngx_uint_t n, ngx_int_t shared);
 static ngx_int_t ngx_http_eas_admin_lockout_key(ngx_http_request_t *r,
     ngx_uint_t kind, ngx_str_t *key);
+static u_char *ngx_http_eas_admin_lockout_raw(u_char *p, u_char *key,
+    size_t len);
 
 
 ngx_int_t
@@ -43,7 +47,7 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
     time_t                   now;
     size_t                   size;
     ngx_int_t                rc;
-    ngx_str_t                key, what;
+    ngx_str_t                key, raw, what;
     ngx_uint_t               i, n, kind, found;
     ngx_http_eas_lockout_t  *locks;
 
@@ -72,7 +76,8 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
         for (i = 0; i < n; i++) {
             size += sizeof("{\"kind\":\"address\",\"key\":\"\",\"failures\":"
                            ",\"until\":,\"left\":},\n")
-                    + 2 * NGX_TIME_T_LEN + NGX_INT_T_LEN + 6 * locks[i].len;
+                    + 2 * NGX_TIME_T_LEN + NGX_INT_T_LEN + 9 * locks[i].len
+                    + sizeof(",\"raw\":\"\"");
         }
 
         buf = ngx_pnalloc(r->pool, size);
@@ -89,6 +94,7 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
                             locks[i].kind == NGX_HTTP_EAS_CACHE_USER
                             ? "user" : "address");
             p = ngx_http_eas_json_escape(p, locks[i].key, locks[i].len, NULL);
+            p = ngx_http_eas_admin_lockout_raw(p, locks[i].key, locks[i].len);
             p = ngx_sprintf(p, "\",\"failures\":%ui,\"until\":%T,"
                             "\"left\":%T}%s\n", locks[i].failures,
                             locks[i].locked_until,
@@ -122,13 +128,9 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
             return rc;
         }
 
-        (void) ngx_http_eas_redis_unlock(NULL, acf->preauth,
-                                         NGX_HTTP_EAS_CACHE_USER, NULL, 0,
-                                         NULL);
         n = ngx_http_eas_cache_drop(acf->preauth, NGX_HTTP_EAS_CACHE_USER);
 
-        buf = ngx_pnalloc(r->pool, sizeof("{\"lifted\":}\n") + NGX_INT_T_LEN
-                                   + 32);
+        buf = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 32);
         if (buf == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -137,9 +139,15 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
         what.len = ngx_sprintf(buf, "%ui lockouts", n) - buf;
         ngx_http_eas_admin_audit(r, "lift all lockouts", &what);
 
-        p = ngx_sprintf(buf, "{\"lifted\":%ui}\n", n);
+        /* several gateways: answered once the walk on Redis ended */
 
-        return ngx_http_eas_admin_send(r, NGX_HTTP_OK, buf, p - buf);
+        rc = ngx_http_eas_redis_unlock_every(r, acf->preauth, n,
+                                             ngx_http_eas_admin_lifted);
+        if (rc == NGX_DONE) {
+            return NGX_DONE;
+        }
+
+        return ngx_http_eas_admin_lifted(r, n, rc);
     }
 
     if (ngx_http_eas_admin_arg(r, "all", &what) == NGX_OK
@@ -151,11 +159,21 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
                                         "or all=1");
     }
 
-    if (ngx_http_eas_admin_value(&key, EAS_USER_MAX) != NGX_OK
-        || ngx_http_eas_admin_lockout_key(r, kind, &key) != NGX_OK)
-    {
+    if (ngx_http_eas_admin_value(&key, EAS_USER_MAX) != NGX_OK) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                         "invalid user or address");
+    }
+
+    raw = key;
+
+    if (ngx_http_eas_admin_lockout_key(r, kind, &key) != NGX_OK) {
+        if (kind != NGX_HTTP_EAS_CACHE_USER) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid user or address");
+        }
+
+        /* no identity: a name listed with "raw", lifted as it is */
+        key = raw;
     }
 
     found = (ngx_http_eas_cache_clear(acf->preauth, kind, &key) == NGX_OK);
@@ -206,6 +224,122 @@ ngx_http_eas_admin_unlocked(ngx_http_request_t *r, ngx_uint_t kind,
     return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
                                    (u_char *) "{\"lifted\":1}\n",
                                    sizeof("{\"lifted\":1}\n") - 1);
+}
+
+
+/*
+ * Every lockout lifted here (n of them); "shared" says what became of
+ * it on Redis and the other gateways (ngx_http_eas_redis_unlock_every()):
+ * NGX_OK lifted everywhere, NGX_AGAIN under way after "timeout" (202),
+ * NGX_ERROR Redis refused or did not answer (503), NGX_DECLINED Redis
+ * down (this gateway alone), NGX_ABORT no eas_shared_state.
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_lifted(ngx_http_request_t *r, ngx_uint_t n,
+    ngx_int_t shared)
+{
+    u_char      *p, *buf;
+    ngx_uint_t   status;
+
+    buf = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 256);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    status = NGX_HTTP_OK;
+
+    switch (shared) {
+
+    case NGX_OK:
+        p = ngx_sprintf(buf, "{\"lifted\":%ui,\"shared\":true}\n", n);
+        break;
+
+    case NGX_AGAIN:
+        status = NGX_HTTP_ACCEPTED;
+        p = ngx_sprintf(buf, "{\"lifted\":%ui,\"shared\":\"in progress\"}\n",
+                        n);
+        break;
+
+    case NGX_ERROR:
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        p = ngx_sprintf(buf, "{\"error\":\"every lockout is lifted on "
+                        "this gateway; Redis refused or did not answer in "
+                        "time, the other gateways may keep theirs (see the "
+                        "error log)\",\"lifted\":%ui,\"shared\":false}\n",
+                        n);
+        break;
+
+    case NGX_DECLINED:
+        p = ngx_sprintf(buf, "{\"lifted\":%ui,\"shared\":false}\n", n);
+        break;
+
+    default: /* NGX_ABORT */
+        p = ngx_sprintf(buf, "{\"lifted\":%ui}\n", n);
+        break;
+    }
+
+    return ngx_http_eas_admin_send(r, status, buf, p - buf);
+}
+
+
+/*
+ * A key that is not UTF-8, or has a control byte (never one this
+ * gateway locks, nor one it takes from another: one an older gateway
+ * sent, or forged on the channel), is listed also as "raw": its bytes
+ * percent-encoded, which "DELETE lockouts?user=RAW" lifts as they are
+ * (the "key" shows such a byte as \u00XX, which is another name).
+ */
+
+static u_char *
+ngx_http_eas_admin_lockout_raw(u_char *p, u_char *key, size_t len)
+{
+    u_char    *s, *end;
+    uint32_t   c;
+
+    static u_char  hex[] = "0123456789ABCDEF";
+
+    s = key;
+    end = key + len;
+
+    while (s < end) {
+        if (*s < 0x20 || *s == 0x7f) {
+            break;
+        }
+
+        if (*s < 0x80) {
+            s++;
+            continue;
+        }
+
+        c = ngx_utf8_decode(&s, end - s);
+
+        if (c > 0x10ffff) {
+            break;
+        }
+    }
+
+    if (s == end) {
+        return p;
+    }
+
+    p = ngx_cpymem(p, "\",\"raw\":\"", sizeof("\",\"raw\":\"") - 1);
+
+    for (s = key; s < end; s++) {
+        if ((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z')
+            || (*s >= 'A' && *s <= 'Z') || *s == '.' || *s == '-'
+            || *s == '_')
+        {
+            *p++ = *s;
+            continue;
+        }
+
+        *p++ = '%';
+        *p++ = hex[*s >> 4];
+        *p++ = hex[*s & 0xf];
+    }
+
+    return p;
 }
 
 

@@ -552,12 +552,16 @@ ngx_http_eas_redis_up(void)
 
 /*
  * Its part of eas_status: up or down (the gateway's view), the changes
- * to down, the decisions taken without it, the commands sent.
+ * to down, the decisions taken without it, the commands sent, and how
+ * many of the workers are subscribed to the channel (each worker's
+ * subscription is a connection of its own: up while the command
+ * connection may be up too).
  */
 
 u_char *
 ngx_http_eas_redis_status(u_char *p, ngx_uint_t prometheus)
 {
+    ngx_uint_t                n, workers;
     ngx_http_eas_redis_sh_t  *sh;
 
     sh = ngx_http_eas_redis_sh;
@@ -568,12 +572,25 @@ ngx_http_eas_redis_status(u_char *p, ngx_uint_t prometheus)
 
     p = ngx_http_eas_redis_inventory_status(p, prometheus);
 
+    n = ngx_http_eas_redis_sub_count(&workers);
+
     if (!prometheus) {
         return ngx_sprintf(p, "\"shared_state\":{\"up\":%ui,\"downs\":%uA,"
-                           "\"fallbacks\":%uA,\"commands\":%uA},\n",
+                           "\"fallbacks\":%uA,\"commands\":%uA,"
+                           "\"subscribed\":%ui,\"workers\":%ui},\n",
                            sh->up ? 1 : 0, sh->downs, sh->fallbacks,
-                           sh->commands);
+                           sh->commands, n, workers);
     }
+
+    p = ngx_sprintf(p,
+        "# HELP nginx_eas_shared_state_subscribed Workers whose "
+        "subscription to the gateways' channel is up.\n"
+        "# TYPE nginx_eas_shared_state_subscribed gauge\n"
+        "nginx_eas_shared_state_subscribed %ui\n"
+        "# HELP nginx_eas_shared_state_workers Workers of this gateway "
+        "(each subscribes).\n"
+        "# TYPE nginx_eas_shared_state_workers gauge\n"
+        "nginx_eas_shared_state_workers %ui\n", n, workers);
 
     return ngx_sprintf(p,
         "# HELP nginx_eas_shared_state_up Whether Redis of "

@@ -51,6 +51,20 @@ ngx_int_t ngx_http_eas_redis_unlock(ngx_http_request_t *r,
     ngx_shm_zone_t *zone, ngx_uint_t kind, ngx_str_t *key, ngx_uint_t found,
     ngx_http_eas_redis_unlocked_pt done);
 
+/*
+ * admin: every lockout of the zone lifted on Redis and the other
+ * gateways ("n" lifted here).  NGX_DONE: "done" answers the request
+ * once the walk ended (shared NGX_OK), once "timeout" passed with the
+ * walk under way (NGX_AGAIN: it goes on), or when Redis refused or did
+ * not answer (NGX_ERROR); NGX_DECLINED: Redis is down (or not
+ * configured: NGX_ABORT), the caller answers.
+ */
+typedef ngx_int_t (*ngx_http_eas_redis_lifted_pt)(ngx_http_request_t *r,
+    ngx_uint_t n, ngx_int_t shared);
+
+ngx_int_t ngx_http_eas_redis_unlock_every(ngx_http_request_t *r,
+    ngx_shm_zone_t *zone, ngx_uint_t n, ngx_http_eas_redis_lifted_pt done);
+
 /* devices: a device counted here for eas_device_max; its verdict */
 void ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
     ngx_shm_zone_t *devices, ngx_http_eas_device_update_t *u);

@@ -8,7 +8,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -30,9 +30,10 @@ static void ngx_http_eas_redis_write_handler(ngx_event_t *ev);
 /*
  * The adapter.  hiredis says when it wants to read or write; nginx
  * calls back when the socket is ready.  Events are edge-triggered with
- * epoll: a read drains what the socket holds, and a write wished for
- * on a connected socket is posted, so that it runs once at the end of
- * this pass of the event loop for every command queued meanwhile.
+ * epoll: a read goes on until the socket says EAGAIN, its end of stream
+ * included, and a write wished for on a connected socket is posted, so
+ * that it runs once at the end of this pass of the event loop for every
+ * command queued meanwhile.
  */
 
 
@@ -192,10 +193,22 @@ ngx_http_eas_redis_cleanup(void *data)
 }
 
 
+/*
+ * Edge-triggered: the event fires once for what arrived, so the socket
+ * is read until it says EAGAIN.  Each read takes up to what hiredis
+ * reads at once; then a peek tells whether more is there.  It must see
+ * the end of the stream too: Redis that sends a reply and closes at
+ * once (CLIENT KILL, a restart) delivers both in one event, and a loop
+ * that stopped when no byte was left (FIONREAD) never read the FIN:
+ * the socket stayed in CLOSE-WAIT, the subscription deaf for good.
+ */
+
 static void
 ngx_http_eas_redis_read_handler(ngx_event_t *ev)
 {
-    int                         n;
+    u_char                      byte;
+    ssize_t                     n;
+    ngx_err_t                   err;
     ngx_connection_t           *c;
     redisAsyncContext          *ac;
     ngx_http_eas_redis_link_t  *link;
@@ -235,8 +248,24 @@ ngx_http_eas_redis_read_handler(ngx_event_t *ev)
             return;
         }
 
-        if (ioctl(ac->c.fd, FIONREAD, &n) == -1 || n <= 0) {
-            return;
+        /*
+         * more bytes (n > 0), the end of the stream (0) or an error:
+         * read again, and hiredis's read says which; EAGAIN: all read
+         */
+
+        n = recv(ac->c.fd, &byte, 1, MSG_PEEK|MSG_DONTWAIT);
+
+        if (n == -1) {
+            err = ngx_socket_errno;
+
+            if (err == NGX_EAGAIN) {
+                ev->ready = 0;
+                return;
+            }
+
+            if (err == NGX_EINTR) {
+                continue;
+            }
         }
     }
 }

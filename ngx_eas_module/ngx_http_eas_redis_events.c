@@ -30,11 +30,14 @@ static void ngx_http_eas_redis_on_admit(redisAsyncContext *ac, void *reply,
     void *data);
 static ngx_int_t ngx_http_eas_redis_publish(char type, ngx_uint_t kind,
     ngx_shm_zone_t *zone, ngx_str_t *s2, ngx_str_t *s3);
+static ngx_int_t ngx_http_eas_redis_lock_key(ngx_uint_t kind,
+    ngx_str_t *key);
 
 
 /* when this worker last said a message was not understood */
 
 static time_t  ngx_http_eas_redis_junk_logged;
+static time_t  ngx_http_eas_redis_name_logged;
 
 
 /*
@@ -348,6 +351,28 @@ ngx_http_eas_redis_event(u_char *msg, size_t len)
         return;
     }
 
+    if ((type == 'L' || type == 'U')
+        && (n[0] == NGX_HTTP_EAS_CACHE_USER
+            || n[0] == NGX_HTTP_EAS_CACHE_ADDRESS)
+        && ngx_http_eas_redis_lock_key(n[0], &s2) != NGX_OK)
+    {
+        /* a key no gateway counts under: never taken into the zone */
+
+        if (ngx_time() - ngx_http_eas_redis_name_logged >= 60) {
+            ngx_http_eas_redis_name_logged = ngx_time();
+
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "eas: shared state: a %s on \"%V\" of a %s that "
+                          "is no identity or address a gateway locks, "
+                          "refused (said once a minute)",
+                          type == 'L' ? "lock" : "unlock", &rcf->channel,
+                          n[0] == NGX_HTTP_EAS_CACHE_USER ? "user"
+                                                          : "address");
+        }
+
+        return;
+    }
+
     switch (type) {
 
     case 'L':
@@ -412,4 +437,105 @@ invalid:
                       "eas: shared state: a message on \"%V\" not "
                       "understood (said once a minute)", &rcf->channel);
     }
+}
+
+
+/*
+ * The key of a lock or unlock read on the channel, as a gateway counts
+ * under it: a user's identity, folded as requests and the runtime rules
+ * are (UTF-8, no control byte, at most EAS_USER_MAX, the identity of
+ * itself; with a directory of several domains "identity@domain", the
+ * domain in lower case), an address as text (IPv4, IPv6, an IPv6 /64,
+ * "unix:").  Anything else is no lock any gateway set.
+ */
+
+static ngx_int_t
+ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key)
+{
+    u_char  *at;
+    size_t   i, n, len;
+    u_char   id[EAS_USER_MAX];
+#if (NGX_HAVE_INET6)
+    u_char   a6[16];
+#endif
+
+    if (key->len == 0 || key->len > EAS_USER_MAX) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < key->len; i++) {
+        if (key->data[i] < 0x20 || key->data[i] == 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (kind == NGX_HTTP_EAS_CACHE_ADDRESS) {
+        for (i = 0; i < key->len; i++) {
+            if (key->data[i] <= 0x20 || key->data[i] >= 0x7f) {
+                return NGX_DECLINED;
+            }
+        }
+
+        if (ngx_inet_addr(key->data, key->len) != INADDR_NONE
+            || (key->len == 5 && ngx_strncmp(key->data, "unix:", 5) == 0))
+        {
+            return NGX_OK;
+        }
+
+#if (NGX_HAVE_INET6)
+        len = key->len;
+
+        if (len > 3 && ngx_strncmp(key->data + len - 3, "/64", 3) == 0) {
+            len -= 3;
+        }
+
+        if (ngx_inet6_addr(key->data, len, a6) == NGX_OK) {
+            return NGX_OK;
+        }
+#endif
+
+        return NGX_DECLINED;
+    }
+
+    /* the identity of itself, or of its name part before "@domain" */
+
+    len = key->len;
+    at = NULL;
+
+    for ( ;; ) {
+        if (ngx_http_eas_user_identity(NULL, key->data, len, id, sizeof(id),
+                                       &n)
+            == NGX_OK
+            && n == len && ngx_memcmp(id, key->data, n) == 0)
+        {
+            break;
+        }
+
+        if (at != NULL) {
+            return NGX_DECLINED;
+        }
+
+        at = ngx_strlchr(key->data, key->data + key->len, '@');
+
+        if (at == NULL || at == key->data || at == key->data + key->len - 1) {
+            return NGX_DECLINED;
+        }
+
+        len = at - key->data;
+    }
+
+    if (at == NULL) {
+        return NGX_OK;
+    }
+
+    for (i = len + 1; i < key->len; i++) {
+        if (key->data[i] <= 0x20 || key->data[i] >= 0x7f
+            || key->data[i] == '@' || key->data[i] == '\\'
+            || (key->data[i] >= 'A' && key->data[i] <= 'Z'))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
 }

@@ -45,6 +45,9 @@ typedef struct {
 } ngx_http_eas_redis_lock_time_t;
 
 
+/* workers whose subscription eas_status tells, each its slot */
+#define NGX_HTTP_EAS_REDIS_SLOTS  64
+
 /* the gateway's small zone: whether Redis is up, the counters */
 typedef struct {
     ngx_atomic_t                 up;
@@ -52,6 +55,8 @@ typedef struct {
     ngx_atomic_t                 fallbacks;    /* decisions without it */
     ngx_atomic_t                 commands;
     ngx_atomic_t                 inventory[4]; /* _redis_inventory.c */
+    ngx_atomic_t                 subscribed[NGX_HTTP_EAS_REDIS_SLOTS];
+                                              /* pids, _redis_sub.c */
 } ngx_http_eas_redis_sh_t;
 
 
@@ -94,6 +99,17 @@ ngx_int_t ngx_http_eas_redis_eval(redisCallbackFn *handler, void *data,
     const char **argv, size_t *argvlen);
 void ngx_http_eas_redis_event(u_char *msg, size_t len);
 void ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link);
+ngx_int_t ngx_http_eas_redis_send(ngx_http_eas_redis_link_t *link,
+    redisCallbackFn *handler, void *data, int argc, const char **argv,
+    const size_t *argvlen);
+void ngx_http_eas_redis_drop(ngx_http_eas_redis_link_t *link,
+    const char *why);
+
+/* the subscribed connection past its setup (ngx_http_eas_redis_sub.c) */
+ngx_int_t ngx_http_eas_redis_sub_message(ngx_http_eas_redis_link_t *link,
+    redisReply *rr);
+void ngx_http_eas_redis_sub_lost(void);
+ngx_uint_t ngx_http_eas_redis_sub_count(ngx_uint_t *workers);
 ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name, size_t len,
     void *tag);
 ngx_atomic_t *ngx_http_eas_redis_counters(void);

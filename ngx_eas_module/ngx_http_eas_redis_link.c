@@ -59,8 +59,6 @@ typedef struct {
 static void ngx_http_eas_redis_connect(ngx_http_eas_redis_link_t *link);
 static void ngx_http_eas_redis_retry(ngx_event_t *ev);
 static void ngx_http_eas_redis_watch(ngx_event_t *ev);
-static void ngx_http_eas_redis_drop(ngx_http_eas_redis_link_t *link,
-    const char *why);
 static void ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link,
     const char *why);
 static void ngx_http_eas_redis_on_connect(const redisAsyncContext *ac,
@@ -71,13 +69,10 @@ static void ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply,
     void *data);
 static void ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply,
     void *data);
-static ngx_int_t ngx_http_eas_redis_send(ngx_http_eas_redis_link_t *link,
-    redisCallbackFn *handler, void *data, int argc, const char **argv,
-    const size_t *argvlen);
+static void ngx_http_eas_redis_refused(ngx_http_eas_redis_link_t *link,
+    redisReply *rr);
 static void ngx_http_eas_redis_flush(ngx_http_eas_redis_link_t *link,
     redisAsyncContext *ac);
-static ngx_int_t ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link,
-    redisReply *rr);
 static void *ngx_http_eas_redis_create_array(const redisReadTask *task,
     int elements);
 
@@ -94,6 +89,7 @@ static redisReplyObjectFunctions   ngx_http_eas_redis_fns;
 static void                     *(*ngx_http_eas_redis_array)(
                                     const redisReadTask *task, int elements);
 static time_t                      ngx_http_eas_redis_odd_logged;
+static ngx_uint_t                  ngx_http_eas_redis_refused_logged;
 
 
 ngx_int_t
@@ -145,6 +141,8 @@ ngx_http_eas_redis_exit_process(ngx_cycle_t *cycle)
         ngx_http_eas_redis_flush(&ngx_http_eas_redis_cmd, ac);
         redisAsyncFree(ac);
     }
+
+    ngx_http_eas_redis_sub_lost();
 
     ac = ngx_http_eas_redis_sub.ac;
 
@@ -318,7 +316,7 @@ ngx_http_eas_redis_watch(ngx_event_t *ev)
  * command waiting on it is called back without a reply.
  */
 
-static void
+void
 ngx_http_eas_redis_drop(ngx_http_eas_redis_link_t *link, const char *why)
 {
     redisAsyncContext  *ac;
@@ -369,6 +367,10 @@ ngx_http_eas_redis_lost(ngx_http_eas_redis_link_t *link, const char *why)
 
     /* every command still waiting is answered: no reply */
     ngx_http_eas_redis_flush(link, ac);
+
+    if (link->subscriber) {
+        ngx_http_eas_redis_sub_lost();
+    }
 
     if (ngx_http_eas_redis_exiting) {
         return;
@@ -447,12 +449,29 @@ ngx_http_eas_redis_on_auth(redisAsyncContext *ac, void *reply, void *data)
         return;
     }
 
-    if (!link->subscriber && ngx_http_eas_redis_sh->up) {
+    ngx_http_eas_redis_refused(link, rr);
+}
+
+
+/*
+ * An error reply to the setup: AUTH or SELECT refused, or a PING or
+ * SUBSCRIBE refused before any AUTH (NOAUTH).  Said once per worker
+ * until its command connection is set up again, however often it is
+ * tried (each worker of a reload says it once), then the link is made
+ * again.  The reply is Redis's text: it never holds the password.
+ */
+
+static void
+ngx_http_eas_redis_refused(ngx_http_eas_redis_link_t *link, redisReply *rr)
+{
+    if (!ngx_http_eas_redis_refused_logged) {
+        ngx_http_eas_redis_refused_logged = 1;
+
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "eas: shared state \"%V\" refused the connection's "
                       "setup: %*s (check \"password_file\" and \"db\")",
-                      &ngx_http_eas_redis_conf->url, (size_t) rr->len,
-                      rr->str);
+                      &ngx_http_eas_redis_conf->url,
+                      (size_t) ngx_min(rr->len, 200), rr->str);
     }
 
     ngx_http_eas_redis_drop(link, "refused");
@@ -465,7 +484,12 @@ ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
     redisReply                 *rr = reply;
     ngx_http_eas_redis_link_t  *link = data;
 
-    if (link->ac != ac || rr == NULL || rr->type == REDIS_REPLY_ERROR) {
+    if (link->ac != ac || rr == NULL) {
+        return;
+    }
+
+    if (rr->type == REDIS_REPLY_ERROR) {
+        ngx_http_eas_redis_refused(link, rr);
         return;
     }
 
@@ -483,59 +507,8 @@ ngx_http_eas_redis_on_ready(redisAsyncContext *ac, void *reply, void *data)
 
     link->ready = 1;
     link->ready_since = ngx_current_msec;
+    ngx_http_eas_redis_refused_logged = 0;
     ngx_http_eas_redis_state(1, NULL);
-}
-
-
-/*
- * A reply on the subscriber connection past its setup: the
- * confirmation of SUBSCRIBE, or a message on the channel.  Anything
- * else, NGX_ERROR: the connection is dropped.
- */
-
-static ngx_int_t
-ngx_http_eas_redis_message(ngx_http_eas_redis_link_t *link, redisReply *rr)
-{
-    redisReply                 **e;
-    ngx_http_eas_redis_conf_t   *rcf;
-
-    rcf = ngx_http_eas_redis_conf;
-
-    if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3) {
-        return NGX_ERROR;
-    }
-
-    e = rr->element;
-
-    if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING
-        || e[1]->len != rcf->channel.len
-        || ngx_strncmp(e[1]->str, rcf->channel.data, rcf->channel.len) != 0)
-    {
-        return NGX_ERROR;
-    }
-
-    if (e[0]->len == 9 && ngx_strncmp(e[0]->str, "subscribe", 9) == 0
-        && e[2]->type == REDIS_REPLY_INTEGER)
-    {
-        if (link->watch.timer_set) {
-            ngx_del_timer(&link->watch);
-        }
-
-        link->ready = 1;
-        link->ready_since = ngx_current_msec;
-        ngx_http_eas_redis_rules_sync();
-        ngx_http_eas_redis_inventory_fill();
-        return NGX_OK;
-    }
-
-    if (e[0]->len == 7 && ngx_strncmp(e[0]->str, "message", 7) == 0
-        && e[2]->type == REDIS_REPLY_STRING && link->ready)
-    {
-        ngx_http_eas_redis_event((u_char *) e[2]->str, e[2]->len);
-        return NGX_OK;
-    }
-
-    return NGX_ERROR;
 }
 
 
@@ -621,8 +594,14 @@ ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link)
                 handler(ac, reply, data);
             }
 
+        } else if (link->subscriber
+                   && ((redisReply *) reply)->type == REDIS_REPLY_ERROR)
+        {
+            /* SUBSCRIBE refused: NOAUTH, a channel the ACL denies */
+            ngx_http_eas_redis_refused(link, reply);
+
         } else if (!link->subscriber
-                   || ngx_http_eas_redis_message(link, reply) != NGX_OK)
+                   || ngx_http_eas_redis_sub_message(link, reply) != NGX_OK)
         {
             why = "a reply nothing asked for";
         }
@@ -664,7 +643,7 @@ ngx_http_eas_redis_read(ngx_http_eas_redis_link_t *link)
 
 /* a command written to the link's buffer; its reply comes in order */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eas_redis_send(ngx_http_eas_redis_link_t *link,
     redisCallbackFn *handler, void *data, int argc, const char **argv,
     const size_t *argvlen)

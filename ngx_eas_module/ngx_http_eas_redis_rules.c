@@ -76,6 +76,7 @@ typedef struct {
 typedef struct {
     ngx_str_t                    what;            /* first: freed as it */
     ngx_http_request_t          *request;         /* waits for the answer */
+    ngx_pool_cleanup_t          *cleanup;         /* in the request's pool */
     const char                  *error;           /* its error, or NULL */
     ngx_str_t                    field;           /* in the hash */
 } ngx_http_eas_redis_rules_set_t;
@@ -92,6 +93,7 @@ static void ngx_http_eas_redis_rules_pending(ngx_str_t *what,
     ngx_log_t *log);
 static void ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac,
     void *reply, void *data);
+static void ngx_http_eas_redis_rules_gone(void *data);
 
 
 /*
@@ -237,6 +239,7 @@ ngx_http_eas_redis_rules_push(ngx_shm_zone_t *zone,
                                     ? "device_id" : "user", &rule->value)
                         - set->what.data;
         set->request = NULL;
+        set->cleanup = NULL;
         set->error = NULL;
         set->field.data = set->what.data + set->what.len;
         set->field.len = 1 + rule->value.len;
@@ -296,11 +299,33 @@ ngx_http_eas_redis_rules_answer(ngx_http_request_t *r, const char *error)
         return ngx_http_eas_redis_rules_shared_answer(r, error, 0);
     }
 
+    /*
+     * should the request be freed before Redis answers (its connection
+     * torn down), the answer finds no request to finalize
+     */
+
+    set->cleanup = ngx_pool_cleanup_add(r->pool, 0);
+    if (set->cleanup == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    set->cleanup->handler = ngx_http_eas_redis_rules_gone;
+    set->cleanup->data = set;
     set->request = r;
     set->error = error;
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+static void
+ngx_http_eas_redis_rules_gone(void *data)
+{
+    ngx_http_eas_redis_rules_set_t  *set = data;
+
+    set->request = NULL;
+    set->cleanup = NULL;
 }
 
 
@@ -395,6 +420,11 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
 
     r = set ? set->request : NULL;
     error = set ? set->error : NULL;
+
+    if (set && set->cleanup) {
+        set->cleanup->handler = NULL;    /* set may be freed below */
+        set->cleanup = NULL;
+    }
     shared = (ngx_http_eas_redis_rules_taken(rr) == NGX_OK);
 
     zone = ngx_http_eas_redis_rules_zone();

@@ -26,7 +26,8 @@
 
 /* an unlock the admin API waits for */
 typedef struct {
-    ngx_http_request_t              *request;
+    ngx_http_request_t              *request;    /* NULL: it went */
+    ngx_pool_cleanup_t              *cleanup;
     ngx_uint_t                       kind;
     ngx_str_t                        key;
     ngx_uint_t                       found;      /* this gateway had it */
@@ -36,8 +37,7 @@ typedef struct {
 
 static void ngx_http_eas_redis_on_unlock(redisAsyncContext *ac,
     void *reply, void *data);
-static void ngx_http_eas_redis_unlock_all(u_char *set, size_t len,
-    ngx_str_t *msg);
+static void ngx_http_eas_redis_unlock_gone(void *data);
 
 
 static const char  ngx_http_eas_redis_unlock_lua[] =
@@ -94,9 +94,17 @@ static const char  ngx_http_eas_redis_unlock_all_lua[] =
     "return {c, 0}";
 
 
-/* a walk of lift-all under way: its arguments, kept between steps */
+/*
+ * a walk of lift-all under way: its arguments, kept between steps, and
+ * the admin request waiting for it (NULL: none, or it went)
+ */
 typedef struct {
-    ngx_uint_t                       steps;
+    ngx_uint_t                       steps;      /* answered, not last */
+    ngx_uint_t                       lifted;     /* on this gateway */
+    ngx_http_request_t              *request;
+    ngx_pool_cleanup_t              *cleanup;
+    ngx_http_eas_redis_lifted_pt     done;
+    ngx_event_t                      timer;
     size_t                           len[4];
     u_char                           cursor[NGX_INT64_LEN];
     u_char                           data[1];    /* set, channel,
@@ -104,10 +112,14 @@ typedef struct {
 } ngx_http_eas_redis_unlock_all_t;
 
 
-static void ngx_http_eas_redis_unlock_step(
+static ngx_int_t ngx_http_eas_redis_unlock_step(
     ngx_http_eas_redis_unlock_all_t *all);
 static void ngx_http_eas_redis_on_unlock_step(redisAsyncContext *ac,
     void *reply, void *data);
+static void ngx_http_eas_redis_unlock_answer(
+    ngx_http_eas_redis_unlock_all_t *all, ngx_int_t shared);
+static void ngx_http_eas_redis_unlock_late(ngx_event_t *ev);
+static void ngx_http_eas_redis_unlock_left(void *data);
 
 
 /*
@@ -173,8 +185,21 @@ ngx_http_eas_redis_unlock(ngx_http_request_t *r, ngx_shm_zone_t *zone,
         u = NULL;
 
         if (r && done) {
-            u = ngx_palloc(r->pool, sizeof(ngx_http_eas_redis_unlock_t));
+            /*
+             * held by Redis until it answers, which may be after the
+             * request went (its client closed): the request's cleanup
+             * tells it so
+             */
+
+            u = ngx_alloc(sizeof(ngx_http_eas_redis_unlock_t),
+                          r->connection->log);
             if (u == NULL) {
+                return NGX_DECLINED;
+            }
+
+            u->cleanup = ngx_pool_cleanup_add(r->pool, 0);
+            if (u->cleanup == NULL) {
+                ngx_free(u);
                 return NGX_DECLINED;
             }
 
@@ -196,6 +221,7 @@ ngx_http_eas_redis_unlock(ngx_http_request_t *r, ngx_shm_zone_t *zone,
                               "eas: shared state is down: the lockout of "
                               "\"%V\" is lifted on this gateway only",
                               key);
+                ngx_free(u);
             }
 
             return NGX_DECLINED;
@@ -205,21 +231,19 @@ ngx_http_eas_redis_unlock(ngx_http_request_t *r, ngx_shm_zone_t *zone,
             return NGX_DECLINED;
         }
 
-        /* the request waits for Redis's answer */
+        u->cleanup->handler = ngx_http_eas_redis_unlock_gone;
+        u->cleanup->data = u;
+
+        /* the request waits for Redis's answer; a client gone ends it */
         r->main->count++;
+        r->read_event_handler = ngx_http_test_reading;
 
         return NGX_DONE;
     }
 
-    /*
-     * every lockout: the set lists the lock keys ("...ul:Z:KEY"); the
-     * hash of each is the same key with "u:" for "ul:" ("a:", "al:")
-     */
+    /* every lockout: the admin API waits with ..._unlock_every() */
 
-    ngx_http_eas_redis_unlock_all(set,
-                                  ngx_http_eas_redis_key(set, "locks:", zone,
-                                                         NULL) - set,
-                                  &msg);
+    (void) ngx_http_eas_redis_unlock_every(NULL, zone, 0, NULL);
 
     return NGX_DECLINED;
 }
@@ -227,45 +251,110 @@ ngx_http_eas_redis_unlock(ngx_http_request_t *r, ngx_shm_zone_t *zone,
 
 /*
  * Lift-all on Redis: a walk of steps, each sent when the one before is
- * answered, so that Redis serves the others in between; the admin API
- * does not wait for it (this gateway's locks are lifted at once, the
- * other gateways' when the walk ends).
+ * answered, so that Redis serves the others in between (this gateway's
+ * locks are lifted already, the other gateways' when the walk ends).
+ * The admin request waits for the end of the walk, at most "timeout":
+ * then it is answered that the walk goes on (or that Redis did not
+ * answer the first step), and the walk goes on without it.  A request
+ * that goes first (its client closed) leaves the walk alone.
  */
 
-static void
-ngx_http_eas_redis_unlock_all(u_char *set, size_t len, ngx_str_t *msg)
+ngx_int_t
+ngx_http_eas_redis_unlock_every(ngx_http_request_t *r, ngx_shm_zone_t *zone,
+    ngx_uint_t n, ngx_http_eas_redis_lifted_pt done)
 {
     u_char                           *p;
+    size_t                            len;
+    ngx_int_t                         rc;
     ngx_http_eas_redis_conf_t        *rcf;
     ngx_http_eas_redis_unlock_all_t  *all;
+    u_char                            set[512], m[1024];
 
     rcf = ngx_http_eas_redis_get_conf();
 
-    all = ngx_alloc(sizeof(ngx_http_eas_redis_unlock_all_t) + len
-                    + rcf->channel.len + msg->len + rcf->prefix.len,
-                    ngx_cycle->log);
-    if (all == NULL) {
-        return;
+    if (rcf == NULL || zone == NULL) {
+        return NGX_ABORT;
     }
 
-    all->steps = 0;
+    if (zone->shm.name.len + rcf->prefix.len + 8 > sizeof(set)
+        || zone->shm.name.len + rcf->node.len + 64 > sizeof(m))
+    {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * the set lists the lock keys ("...ul:Z:KEY"); the hash of each is
+     * the same key with "u:" for "ul:" ("a:", "al:")
+     */
+
+    len = ngx_http_eas_redis_key(set, "locks:", zone, NULL) - set;
+
+    p = ngx_sprintf(m, "A %V 0 0 %uz 0 %V", &rcf->node, zone->shm.name.len,
+                    &zone->shm.name);
+
+    all = ngx_alloc(sizeof(ngx_http_eas_redis_unlock_all_t) + len
+                    + rcf->channel.len + (p - m) + rcf->prefix.len,
+                    ngx_cycle->log);
+    if (all == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(all, sizeof(ngx_http_eas_redis_unlock_all_t));
+
+    all->lifted = n;
     all->cursor[0] = '0';
+    all->cursor[1] = '\0';
     all->len[0] = len;
     all->len[1] = rcf->channel.len;
-    all->len[2] = msg->len;
+    all->len[2] = p - m;
     all->len[3] = rcf->prefix.len;
-    all->cursor[1] = '\0';
 
-    p = ngx_cpymem(all->data, set, len);
+    all->timer.handler = ngx_http_eas_redis_unlock_late;
+    all->timer.data = all;
+    all->timer.log = ngx_cycle->log;
+
+    len = p - m;
+    p = ngx_cpymem(all->data, set, all->len[0]);
     p = ngx_cpymem(p, rcf->channel.data, rcf->channel.len);
-    p = ngx_cpymem(p, msg->data, msg->len);
+    p = ngx_cpymem(p, m, len);
     ngx_memcpy(p, rcf->prefix.data, rcf->prefix.len);
 
-    ngx_http_eas_redis_unlock_step(all);
+    if (r && done) {
+        all->cleanup = ngx_pool_cleanup_add(r->pool, 0);
+        if (all->cleanup == NULL) {
+            ngx_free(all);
+            return NGX_DECLINED;
+        }
+    }
+
+    rc = ngx_http_eas_redis_unlock_step(all);
+
+    if (rc != NGX_OK) {
+        ngx_free(all);
+        return NGX_DECLINED;
+    }
+
+    if (all->cleanup == NULL) {
+        return NGX_DECLINED;
+    }
+
+    all->request = r;
+    all->done = done;
+    all->cleanup->handler = ngx_http_eas_redis_unlock_left;
+    all->cleanup->data = all;
+
+    /* not cancelable: the request waits for it */
+    ngx_add_timer(&all->timer, rcf->timeout);
+
+    /* the request waits for the walk; a client gone ends it */
+    r->main->count++;
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_DONE;
 }
 
 
-static void
+static ngx_int_t
 ngx_http_eas_redis_unlock_step(ngx_http_eas_redis_unlock_all_t *all)
 {
     u_char       *p;
@@ -294,8 +383,10 @@ ngx_http_eas_redis_unlock_step(ngx_http_eas_redis_unlock_all_t *all)
                       "eas: shared state is down: every lockout is lifted "
                       "on this gateway; on Redis and the others %s",
                       all->steps ? "in part" : "not");
-        ngx_free(all);
+        return NGX_ERROR;
     }
+
+    return NGX_OK;
 }
 
 
@@ -321,13 +412,14 @@ ngx_http_eas_redis_on_unlock_step(redisAsyncContext *ac, void *reply,
                                 ? rr->len : sizeof("no answer") - 1),
                       rr && rr->type == REDIS_REPLY_ERROR
                       ? rr->str : "no answer");
-        ngx_free(all);
-        return;
+        goto failed;
     }
 
     c = rr->element[0];
 
     if (rr->element[1]->integer) {
+        /* the walk ended, the gateways were told */
+        ngx_http_eas_redis_unlock_answer(all, NGX_OK);
         ngx_free(all);
         return;
     }
@@ -337,14 +429,86 @@ ngx_http_eas_redis_on_unlock_step(redisAsyncContext *ac, void *reply,
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "eas: shared state: lifting every lockout stopped "
                       "after %ui steps", all->steps);
-        ngx_free(all);
-        return;
+        goto failed;
     }
 
     ngx_memcpy(all->cursor, c->str, c->len);
     all->cursor[c->len] = '\0';
 
-    ngx_http_eas_redis_unlock_step(all);
+    if (ngx_http_eas_redis_unlock_step(all) == NGX_OK) {
+        return;
+    }
+
+failed:
+
+    ngx_http_eas_redis_unlock_answer(all, NGX_ERROR);
+    ngx_free(all);
+}
+
+
+/* the request waiting for the walk answered, if it is still there */
+
+static void
+ngx_http_eas_redis_unlock_answer(ngx_http_eas_redis_unlock_all_t *all,
+    ngx_int_t shared)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = all->request;
+
+    if (r == NULL) {
+        return;
+    }
+
+    all->request = NULL;
+    all->cleanup->handler = NULL;
+
+    if (all->timer.timer_set) {
+        ngx_del_timer(&all->timer);
+    }
+
+    c = r->connection;
+
+    ngx_http_finalize_request(r, all->done(r, all->lifted, shared));
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * "timeout" passed: the walk goes on without the request, unless Redis
+ * did not answer its first step (then the link is dropped at about the
+ * same time, and the walk with it)
+ */
+
+static void
+ngx_http_eas_redis_unlock_late(ngx_event_t *ev)
+{
+    ngx_http_eas_redis_unlock_all_t  *all = ev->data;
+
+    if (all->steps == 0) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "eas: shared state: lifting every lockout: Redis "
+                      "did not answer in time");
+    }
+
+    ngx_http_eas_redis_unlock_answer(all, all->steps ? NGX_AGAIN
+                                                     : NGX_ERROR);
+}
+
+
+/* the request waiting for the walk went (its client closed) */
+
+static void
+ngx_http_eas_redis_unlock_left(void *data)
+{
+    ngx_http_eas_redis_unlock_all_t  *all = data;
+
+    all->request = NULL;
+
+    if (all->timer.timer_set) {
+        ngx_del_timer(&all->timer);
+    }
 }
 
 
@@ -362,6 +526,14 @@ ngx_http_eas_redis_on_unlock(redisAsyncContext *ac, void *reply,
     ngx_http_request_t  *r;
 
     r = u->request;
+
+    if (r == NULL) {
+        /* the client went: nobody to answer */
+        ngx_free(u);
+        return;
+    }
+
+    u->cleanup->handler = NULL;
     c = r->connection;
 
     if (rr && rr->type == REDIS_REPLY_INTEGER) {
@@ -381,4 +553,17 @@ ngx_http_eas_redis_on_unlock(redisAsyncContext *ac, void *reply,
 
     ngx_http_finalize_request(r, u->done(r, u->kind, &u->key, lifted));
     ngx_http_run_posted_requests(c);
+
+    ngx_free(u);
+}
+
+
+/* the request waiting for an unlock went (its client closed) */
+
+static void
+ngx_http_eas_redis_unlock_gone(void *data)
+{
+    ngx_http_eas_redis_unlock_t  *u = data;
+
+    u->request = NULL;
 }
