@@ -32,6 +32,7 @@ static ngx_int_t ngx_http_eas_device_values(ngx_http_request_t *r,
     ngx_http_eas_device_values_t *values);
 static ngx_int_t ngx_http_eas_device_lower(ngx_http_request_t *r,
     ngx_http_eas_device_values_t *values, ngx_str_t *value, ngx_str_t *lower);
+static void ngx_http_eas_device_strlow(u_char *dst, u_char *src, size_t n);
 static ngx_uint_t ngx_http_eas_user_match(ngx_http_eas_ctx_t *ctx);
 static void ngx_http_eas_device_record(ngx_http_request_t *r,
     ngx_http_eas_devices_conf_t *dcf, ngx_http_eas_ctx_t *ctx,
@@ -307,9 +308,49 @@ ngx_http_eas_device_lower(ngx_http_request_t *r,
         }
     }
 
-    ngx_strlow(lower->data, value->data, value->len);
+    ngx_http_eas_device_strlow(lower->data, value->data, value->len);
 
     return NGX_OK;
+}
+
+
+/*
+ * ngx_strlow() eight bytes a step (every request lower-cases its
+ * DeviceId and user): a byte from 'A' to 'Z' gets 0x20 added, any other
+ * byte (bytes of 0x80 and above included) stays as it is.
+ */
+
+static void
+ngx_http_eas_device_strlow(u_char *dst, u_char *src, size_t n)
+{
+    uint64_t  x, low, ge, gt, upper;
+
+    static const uint64_t  ones = 0x0101010101010101ULL;
+
+    while (n >= sizeof(uint64_t)) {
+        ngx_memcpy(&x, src, sizeof(uint64_t));
+
+        /* each byte's low seven bits plus a bias sets its high bit when
+         * the byte is at least 'A', or above 'Z' */
+
+        low = x & (0x7f * ones);
+        ge = low + (0x80 - 'A') * ones;
+        gt = low + (0x80 - 'Z' - 1) * ones;
+        upper = ge & ~gt & ~x & (0x80 * ones);
+
+        x |= upper >> 2;
+
+        ngx_memcpy(dst, &x, sizeof(uint64_t));
+
+        src += sizeof(uint64_t);
+        dst += sizeof(uint64_t);
+        n -= sizeof(uint64_t);
+    }
+
+    while (n--) {
+        *dst++ = ngx_tolower(*src);
+        src++;
+    }
 }
 
 

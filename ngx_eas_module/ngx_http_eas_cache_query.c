@@ -36,7 +36,7 @@ static time_t ngx_http_eas_cache_locked(ngx_http_eas_cache_node_t *node,
     time_t now);
 static void ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
     ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
-    ngx_uint_t create, time_t now);
+    ngx_uint_t create, ngx_http_eas_cache_node_t **found, time_t now);
 static ngx_http_eas_cache_node_t *ngx_http_eas_cache_reserve(
     ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind, ngx_str_t *key,
     time_t window, time_t now);
@@ -74,11 +74,21 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
 
     ngx_shmtx_lock(&ctx->zone.shpool->mutex);
 
-    user = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_USER,
-                                   q->user->data, q->user->len);
+    /*
+     * No lockout of the zone lasts past now (every one started moved
+     * locked_until): no user or address is locked, they need no look
+     */
 
-    addr = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
-                                   q->addr->data, q->addr->len);
+    user = NULL;
+    addr = NULL;
+
+    if (ctx->sh->locked_until > now) {
+        user = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_USER,
+                                       q->user->data, q->user->len);
+
+        addr = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_ADDRESS,
+                                       q->addr->data, q->addr->len);
+    }
 
     known = NULL;
 
@@ -158,7 +168,8 @@ ngx_http_eas_cache_lookup(ngx_shm_zone_t *zone,
         /* past "fresh", a valid answer only serves while the source is down */
 
         if (node->u.fresh > now) {
-            ngx_http_eas_cache_known(ctx, q, pcf, 1, now);
+            /* the device's node was looked up above, under this lock */
+            ngx_http_eas_cache_known(ctx, q, pcf, 1, &known, now);
             rc = NGX_HTTP_EAS_CACHE_VALID;
             goto done;
         }
@@ -332,7 +343,7 @@ ngx_http_eas_cache_update(ngx_shm_zone_t *zone,
             create = 0;
         }
 
-        ngx_http_eas_cache_known(ctx, q, pcf, create, now);
+        ngx_http_eas_cache_known(ctx, q, pcf, create, NULL, now);
 
         goto done;
     }
@@ -390,6 +401,8 @@ ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
                                          pcf->lock_time, now))
             {
                 locked |= NGX_HTTP_EAS_CACHE_USER_LOCKED;
+                ctx->sh->locked_until = ngx_max(ctx->sh->locked_until,
+                                                node->locked_until);
             }
 
             q->failures = node->zn.count;
@@ -407,6 +420,8 @@ ngx_http_eas_cache_fail(ngx_http_eas_cache_ctx_t *ctx,
                                          pcf->window, pcf->lock_time, now))
             {
                 locked |= NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED;
+                ctx->sh->locked_until = ngx_max(ctx->sh->locked_until,
+                                                node->locked_until);
             }
 
         } else {
@@ -489,6 +504,8 @@ ngx_http_eas_cache_lock(ngx_shm_zone_t *zone, ngx_uint_t kind,
     if (node && node->locked_until < now + left) {
         node->locked_until = now + left;
         node->expire = ngx_max(node->expire, node->locked_until);
+        ctx->sh->locked_until = ngx_max(ctx->sh->locked_until,
+                                        node->locked_until);
     }
 
     ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
@@ -602,7 +619,7 @@ ngx_http_eas_cache_reserve(ngx_http_eas_cache_ctx_t *ctx, ngx_uint_t kind,
 static void
 ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
     ngx_http_eas_cache_query_t *q, ngx_http_eas_preauth_conf_t *pcf,
-    ngx_uint_t create, time_t now)
+    ngx_uint_t create, ngx_http_eas_cache_node_t **found, time_t now)
 {
     ngx_http_eas_cache_node_t  *node;
 
@@ -610,8 +627,17 @@ ngx_http_eas_cache_known(ngx_http_eas_cache_ctx_t *ctx,
         return;
     }
 
-    node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_KNOWN, q->device,
-                                   NGX_HTTP_EAS_CACHE_KNOWN_LEN);
+    /* found: what a find of the device's key under the same lock gave
+     * (NULL in it: no live node), so it is not looked up twice */
+
+    if (found) {
+        node = *found;
+
+    } else {
+        node = ngx_http_eas_cache_find(ctx, NGX_HTTP_EAS_CACHE_KNOWN,
+                                       q->device,
+                                       NGX_HTTP_EAS_CACHE_KNOWN_LEN);
+    }
 
     if (node == NULL) {
         if (!create) {

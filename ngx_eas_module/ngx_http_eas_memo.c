@@ -46,12 +46,26 @@
 /* an Authorization header value longer than this is not remembered */
 #define NGX_HTTP_EAS_MEMO_HEADER_MAX  (EAS_BASIC_TOKEN_MAX + 64)
 
+/*
+ * The digests kept after the header's output (ngx_http_eas_memo_digests):
+ * what they are of besides the header (the source, whether a device
+ * key was made and of which DeviceId), then the credentials' digest,
+ * the device's key and secret.
+ */
+#define NGX_HTTP_EAS_MEMO_EXT_IN   (NGX_HTTP_EAS_DIGEST_LEN + 3)
+#define NGX_HTTP_EAS_MEMO_EXT_OUT  (3 * NGX_HTTP_EAS_DIGEST_LEN)
+#define NGX_HTTP_EAS_MEMO_EXT_MAX  (NGX_HTTP_EAS_MEMO_EXT_IN               \
+                                    + EAS_DEVICE_ID_MAX                    \
+                                    + NGX_HTTP_EAS_MEMO_EXT_OUT)
+
 
 typedef struct {
     void                       *key;      /* the zone's or the location's
                                              configuration, NULL: empty */
     size_t                      len;      /* of the input */
     size_t                      out;      /* of the output after it */
+    size_t                      ext;      /* of the digests after that
+                                             (the header's slot), 0: none */
     size_t                      size;     /* allocated */
     u_char                     *data;     /* input, output */
 } ngx_http_eas_memo_slot_t;
@@ -67,7 +81,8 @@ static ngx_http_eas_memo_slot_t *ngx_http_eas_memo_get(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_eas_memo_find(ngx_http_eas_memo_slot_t *slot,
     void *key, u_char *input, size_t len);
 static void ngx_http_eas_memo_store(ngx_http_eas_memo_slot_t *slot,
-    void *key, u_char *input, size_t len, u_char *output, size_t n);
+    void *key, u_char *input, size_t len, u_char *output, size_t n,
+    size_t room);
 static void ngx_http_eas_memo_cleanup(void *data);
 
 
@@ -117,7 +132,7 @@ ngx_http_eas_memo_digest(ngx_http_request_t *r, ngx_shm_zone_t *zone,
 
         if (rc == NGX_OK) {
             ngx_http_eas_memo_store(slot, zone->data, in, p - in, digest,
-                                    NGX_HTTP_EAS_DIGEST_LEN);
+                                    NGX_HTTP_EAS_DIGEST_LEN, 0);
         }
     }
 
@@ -185,7 +200,7 @@ ngx_http_eas_memo_device(ngx_http_request_t *r, ngx_shm_zone_t *zone,
                        NGX_HTTP_EAS_DIGEST_LEN);
 
             ngx_http_eas_memo_store(slot, zone->data, in, p - in, out,
-                                    sizeof(out));
+                                    sizeof(out), 0);
         }
     }
 
@@ -202,13 +217,14 @@ ngx_http_eas_memo_device(ngx_http_request_t *r, ngx_shm_zone_t *zone,
  * buf, as eas_basic_parse() would point into it) and the identity
  * (ngx_http_eas_user_identity(), of the location's directory), so that
  * the same header again is neither decoded nor folded again.  NGX_OK:
- * found; NGX_DECLINED: not remembered, read it.
+ * found, and *found is the entry for ngx_http_eas_memo_digests();
+ * NGX_DECLINED: not remembered, read it.
  */
 
 ngx_int_t
 ngx_http_eas_memo_basic(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *buf,
-    eas_basic_t *basic, u_char *id, size_t *n)
+    eas_basic_t *basic, u_char *id, size_t *n, void **found)
 {
     u_char                    *p;
     size_t                     user, password;
@@ -241,6 +257,8 @@ ngx_http_eas_memo_basic(ngx_http_request_t *r,
 
     ngx_memcpy(buf, p, user + password);
     ngx_memcpy(id, p + user + password, *n);
+
+    *found = slot;
 
     return NGX_OK;
 }
@@ -283,10 +301,134 @@ ngx_http_eas_memo_basic_keep(ngx_http_request_t *r,
     p = ngx_cpymem(p, basic->password.data, basic->password.len);
     p = ngx_cpymem(p, id, n);
 
+    /* room for the digests the same header leads to */
+
     ngx_http_eas_memo_store(slot, pcf, header->data, header->len, out,
-                            p - out);
+                            p - out, NGX_HTTP_EAS_MEMO_EXT_MAX);
 
     ngx_explicit_memzero(out, p - out);
+}
+
+
+/*
+ * The digests the header remembered by ngx_http_eas_memo_basic() led to
+ * on this connection last: the credentials' digest of this source and,
+ * where the lockout made them (device_id not NULL), the device's key and
+ * secret of this DeviceId.  They are a function of the zone's key (the
+ * location's zone) and of the user, password, identity (the header's,
+ * under this location) and the source and DeviceId compared here, so
+ * that a request repeating all of them takes its three digests from one
+ * look instead of two memos each rebuilding and comparing its input.
+ * NGX_OK: found, written to digest, device and secret; NGX_DECLINED:
+ * go through ngx_http_eas_memo_digest() and ngx_http_eas_memo_device(),
+ * then ngx_http_eas_memo_digests_keep().
+ */
+
+ngx_int_t
+ngx_http_eas_memo_digests(void *found, u_char *source, ngx_str_t *device_id,
+    u_char *digest, u_char *device, u_char *secret)
+{
+    u_char                    *p;
+    size_t                     n;
+    ngx_uint_t                 equal;
+    ngx_http_eas_memo_slot_t  *slot;
+
+    /* the header's entry ngx_http_eas_memo_basic() has just matched */
+
+    slot = found;
+
+    if (slot->ext == 0) {
+        return NGX_DECLINED;
+    }
+
+    p = slot->data + slot->len + slot->out;
+    n = device_id ? device_id->len : 0;
+
+    if (slot->ext != NGX_HTTP_EAS_MEMO_EXT_IN + n + NGX_HTTP_EAS_MEMO_EXT_OUT
+        || p[NGX_HTTP_EAS_DIGEST_LEN] != (device_id != NULL)
+        || p[NGX_HTTP_EAS_DIGEST_LEN + 1] != (u_char) (n >> 8)
+        || p[NGX_HTTP_EAS_DIGEST_LEN + 2] != (u_char) n)
+    {
+        return NGX_DECLINED;
+    }
+
+    equal = ngx_http_eas_secret_equal(p, NGX_HTTP_EAS_DIGEST_LEN, source,
+                                      NGX_HTTP_EAS_DIGEST_LEN);
+
+    if (n) {
+        equal &= ngx_http_eas_secret_equal(p + NGX_HTTP_EAS_MEMO_EXT_IN, n,
+                                           device_id->data, n);
+    }
+
+    if (!equal) {
+        return NGX_DECLINED;
+    }
+
+    p += NGX_HTTP_EAS_MEMO_EXT_IN + n;
+
+    ngx_memcpy(digest, p, NGX_HTTP_EAS_DIGEST_LEN);
+
+    if (device_id) {
+        ngx_memcpy(device, p + NGX_HTTP_EAS_DIGEST_LEN,
+                   NGX_HTTP_EAS_DIGEST_LEN);
+        ngx_memcpy(secret, p + 2 * NGX_HTTP_EAS_DIGEST_LEN,
+                   NGX_HTTP_EAS_DIGEST_LEN);
+    }
+
+    return NGX_OK;
+}
+
+
+/* remembers what ngx_http_eas_memo_digests() finds, with the header's
+ * slot holding this header */
+
+void
+ngx_http_eas_memo_digests_keep(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *source,
+    ngx_str_t *device_id, u_char *digest, u_char *device, u_char *secret)
+{
+    u_char                    *p;
+    size_t                     n;
+    ngx_http_eas_memo_slot_t  *slot;
+
+    n = device_id ? device_id->len : 0;
+
+    if (header->len > NGX_HTTP_EAS_MEMO_HEADER_MAX || n > EAS_DEVICE_ID_MAX) {
+        return;
+    }
+
+    slot = ngx_http_eas_memo_get(r, NGX_HTTP_EAS_MEMO_BASIC);
+
+    if (slot == NULL
+        || slot->len + slot->out + NGX_HTTP_EAS_MEMO_EXT_MAX > slot->size
+        || !ngx_http_eas_memo_find(slot, pcf, header->data, header->len))
+    {
+        return;
+    }
+
+    p = slot->data + slot->len + slot->out;
+
+    p = ngx_cpymem(p, source, NGX_HTTP_EAS_DIGEST_LEN);
+    *p++ = (u_char) (device_id != NULL);
+    *p++ = (u_char) (n >> 8);
+    *p++ = (u_char) n;
+
+    if (n) {
+        p = ngx_cpymem(p, device_id->data, n);
+    }
+
+    p = ngx_cpymem(p, digest, NGX_HTTP_EAS_DIGEST_LEN);
+
+    if (device_id) {
+        p = ngx_cpymem(p, device, NGX_HTTP_EAS_DIGEST_LEN);
+        p = ngx_cpymem(p, secret, NGX_HTTP_EAS_DIGEST_LEN);
+
+    } else {
+        ngx_memzero(p, 2 * NGX_HTTP_EAS_DIGEST_LEN);
+        p += 2 * NGX_HTTP_EAS_DIGEST_LEN;
+    }
+
+    slot->ext = p - (slot->data + slot->len + slot->out);
 }
 
 
@@ -372,9 +514,11 @@ ngx_http_eas_memo_find(ngx_http_eas_memo_slot_t *slot, void *key,
 }
 
 
+/* room: bytes kept free after the output (the header's digests) */
+
 static void
 ngx_http_eas_memo_store(ngx_http_eas_memo_slot_t *slot, void *key,
-    u_char *input, size_t len, u_char *output, size_t n)
+    u_char *input, size_t len, u_char *output, size_t n, size_t room)
 {
     if (slot->data) {
         ngx_explicit_memzero(slot->data, slot->size);
@@ -383,17 +527,18 @@ ngx_http_eas_memo_store(ngx_http_eas_memo_slot_t *slot, void *key,
     slot->key = NULL;
     slot->len = 0;
     slot->out = 0;
+    slot->ext = 0;
 
-    if (len + n > slot->size) {
+    if (len + n + room > slot->size) {
         ngx_free(slot->data);
 
         slot->size = 0;
-        slot->data = ngx_alloc(len + n, ngx_cycle->log);
+        slot->data = ngx_alloc(len + n + room, ngx_cycle->log);
         if (slot->data == NULL) {
             return;
         }
 
-        slot->size = len + n;
+        slot->size = len + n + room;
     }
 
     ngx_memcpy(slot->data, input, len);

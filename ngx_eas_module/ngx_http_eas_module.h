@@ -91,6 +91,8 @@ typedef struct {
     ngx_atomic_t            lockouts;
     ngx_uint_t              ndropped;
     ngx_http_eas_cache_dropped_t  dropped[NGX_HTTP_EAS_CACHE_DROPS];
+    time_t                  locked_until;  /* the latest end of a lockout
+                                              started, 0: none yet */
 } ngx_http_eas_cache_sh_t;
 
 

@@ -34,8 +34,8 @@ static ngx_int_t ngx_http_eas_preauth_malformed(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_preauth_down(ngx_http_request_t *r,
     ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_ctx_t *pctx);
 static ngx_int_t ngx_http_eas_preauth_query(ngx_http_request_t *r,
-    ngx_http_eas_ctx_t *ctx, ngx_http_eas_preauth_conf_t *pcf,
-    ngx_http_eas_preauth_ctx_t *pctx, ngx_str_t *password);
+    ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
+    ngx_str_t *password, ngx_str_t *device_id, ngx_uint_t remembered);
 static void ngx_http_eas_preauth_abandon(void *data);
 
 
@@ -53,11 +53,12 @@ static ngx_str_t  ngx_http_eas_auth_down = ngx_string("down");
 ngx_int_t
 ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 {
-    size_t                        n;
+    void                         *memo;
+    size_t                        n, used;
     u_char                       *source;
     ngx_int_t                     rc;
-    ngx_str_t                     password;
-    ngx_uint_t                    found;
+    ngx_str_t                     password, device_id, *did;
+    ngx_uint_t                    found, remembered;
     eas_basic_t                   basic;
     ngx_table_elt_t              *h;
     ngx_pool_cleanup_t           *cln;
@@ -117,9 +118,13 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 
     /* the same header as the connection's last: read as it was then */
 
-    if (ngx_http_eas_memo_basic(r, pcf, &h->value, buf, &basic, id, &n)
+    remembered = 0;
+
+    if (ngx_http_eas_memo_basic(r, pcf, &h->value, buf, &basic, id, &n,
+                                &memo)
         == NGX_OK)
     {
+        remembered = 1;
         goto identified;
     }
 
@@ -159,9 +164,13 @@ ngx_http_eas_preauth_handler(ngx_http_request_t *r)
 
 identified:
 
+    /* what buf holds: the header's user and password, or its decoding */
+
+    used = remembered ? basic.user.len + basic.password.len : sizeof(buf);
+
     pctx->user.data = ngx_pnalloc(r->pool, basic.user.len + n);
     if (pctx->user.data == NULL) {
-        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_explicit_memzero(buf, used);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -185,22 +194,60 @@ identified:
     } else {
         source = ngx_http_eas_preauth_request_source(r, pcf);
         if (source == NULL) {
-            ngx_explicit_memzero(buf, sizeof(buf));
+            ngx_explicit_memzero(buf, used);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
-    if (ngx_http_eas_memo_digest(r, pcf->zone, source, &pctx->user,
-                                 &password, pctx->digest)
-        != NGX_OK)
+    /*
+     * With a lockout, the device's key and secret are asked too: of the
+     * DeviceId, none (OPTIONS) being a device of its own
+     */
+
+    did = NULL;
+
+    if (pcf->user_limit || pcf->address_limit) {
+        device_id.len = 0;
+        device_id.data = NULL;
+
+        if (ctx->parsed) {
+            device_id.data = (u_char *) ctx->request.device_id.data;
+            device_id.len = ctx->request.device_id.len;
+        }
+
+        did = &device_id;
+    }
+
+    /* the header's digests as this connection made them last, or made */
+
+    if (remembered
+        && ngx_http_eas_memo_digests(memo, source, did, pctx->digest,
+                                     pctx->device, pctx->secret)
+           != NGX_OK)
     {
-        ngx_explicit_memzero(buf, sizeof(buf));
+        remembered = 0;
+    }
+
+    if (!remembered
+        && ngx_http_eas_memo_digest(r, pcf->zone, source, &pctx->user,
+                                    &password, pctx->digest)
+           != NGX_OK)
+    {
+        ngx_explicit_memzero(buf, used);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_eas_preauth_query(r, ctx, pcf, pctx, &password) != NGX_OK) {
-        ngx_explicit_memzero(buf, sizeof(buf));
+    if (ngx_http_eas_preauth_query(r, pcf, pctx, &password, did, remembered)
+        != NGX_OK)
+    {
+        ngx_explicit_memzero(buf, used);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!remembered) {
+        ngx_http_eas_memo_digests_keep(r, pcf, &h->value, source, did,
+                                       pctx->digest, pctx->device,
+                                       pctx->secret);
     }
 
     found = ngx_http_eas_cache_lookup(pcf->zone, &pctx->query, pcf);
@@ -215,7 +262,7 @@ identified:
         cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == NULL) {
             ngx_http_eas_cache_release(pcf->zone, &pctx->query, pcf, 0);
-            ngx_explicit_memzero(buf, sizeof(buf));
+            ngx_explicit_memzero(buf, used);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -232,7 +279,7 @@ identified:
         if (pcf->ldap == NULL
             || ngx_http_eas_preauth_extra(r, pcf, pctx) == NGX_OK)
         {
-            ngx_explicit_memzero(buf, sizeof(buf));
+            ngx_explicit_memzero(buf, used);
             return ngx_http_eas_preauth_accept(r, ctx, pctx,
                                                &ngx_http_eas_auth_cached);
         }
@@ -244,7 +291,7 @@ identified:
         break;
 
     case NGX_HTTP_EAS_CACHE_INVALID:
-        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_explicit_memzero(buf, used);
 
         ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: invalid password for user "
@@ -256,7 +303,7 @@ identified:
                                            NGX_HTTP_UNAUTHORIZED);
 
     case NGX_HTTP_EAS_CACHE_USER_LOCKED:
-        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_explicit_memzero(buf, used);
 
         ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: user \"%V\" is locked out for "
@@ -268,7 +315,7 @@ identified:
                                            NGX_HTTP_UNAUTHORIZED);
 
     case NGX_HTTP_EAS_CACHE_ADDRESS_LOCKED:
-        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_explicit_memzero(buf, used);
 
         ngx_log_error(NGX_HTTP_EAS_LOG_LEVEL(r), r->connection->log, 0,
                       "eas: preauth refused: address \"%V\" is locked out "
@@ -281,16 +328,16 @@ identified:
                                            NGX_HTTP_UNAUTHORIZED);
 
     case NGX_HTTP_EAS_CACHE_FULL:
-        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_explicit_memzero(buf, used);
         return ngx_http_eas_preauth_full(r, ctx, pctx);
 
     case NGX_HTTP_EAS_CACHE_BUSY:
-        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_explicit_memzero(buf, used);
         return ngx_http_eas_preauth_tries_busy(r, ctx, pctx);
 
     case NGX_HTTP_EAS_CACHE_ASKED:
         /* the shared state is asked first: this runs again after */
-        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_explicit_memzero(buf, used);
         ctx->preauth = NULL;
         return NGX_AGAIN;
 
@@ -300,7 +347,7 @@ identified:
 
     rc = ngx_http_eas_preauth_verify(r, pcf, pctx, &password);
 
-    ngx_explicit_memzero(buf, sizeof(buf));
+    ngx_explicit_memzero(buf, used);
 
     return rc;
 }
@@ -565,16 +612,16 @@ ngx_http_eas_preauth_abandon(void *data)
 /*
  * What the zone is asked: the credentials' digest, the address counted
  * (an IPv6 client by its /64, which one subscriber or host is given
- * whole) and, with a lockout, the device's record key and the
- * password's secret (docs/authentication.md, "The lockout model").
+ * whole) and, with a lockout (device_id not NULL), the device's record
+ * key and the password's secret (docs/authentication.md, "The lockout
+ * model"); remembered: those two are in pctx already (the memo).
  */
 
 static ngx_int_t
-ngx_http_eas_preauth_query(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
+ngx_http_eas_preauth_query(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_http_eas_preauth_ctx_t *pctx,
-    ngx_str_t *password)
+    ngx_str_t *password, ngx_str_t *device_id, ngx_uint_t remembered)
 {
-    ngx_str_t                   device_id;
     ngx_http_eas_cache_query_t *q;
 #if (NGX_HAVE_INET6)
     u_char                     *p;
@@ -616,23 +663,14 @@ ngx_http_eas_preauth_query(ngx_http_request_t *r, ngx_http_eas_ctx_t *ctx,
     q->device = NULL;
     q->secret = NULL;
 
-    if (pcf->user_limit == 0 && pcf->address_limit == 0) {
+    if (device_id == NULL) {
         return NGX_OK;
     }
 
-    /* no DeviceId (OPTIONS) is a device of its own */
-
-    device_id.len = 0;
-    device_id.data = NULL;
-
-    if (ctx->parsed) {
-        device_id.data = (u_char *) ctx->request.device_id.data;
-        device_id.len = ctx->request.device_id.len;
-    }
-
-    if (ngx_http_eas_memo_device(r, pcf->zone, &pctx->identity, &device_id,
-                                 password, pctx->device, pctx->secret)
-        != NGX_OK)
+    if (!remembered
+        && ngx_http_eas_memo_device(r, pcf->zone, &pctx->identity, device_id,
+                                    password, pctx->device, pctx->secret)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -167,10 +167,15 @@ ngx_int_t ngx_http_eas_memo_device(ngx_http_request_t *r,
     ngx_str_t *password, u_char *device, u_char *secret);
 ngx_int_t ngx_http_eas_memo_basic(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *buf,
-    eas_basic_t *basic, u_char *id, size_t *n);
+    eas_basic_t *basic, u_char *id, size_t *n, void **found);
 void ngx_http_eas_memo_basic_keep(ngx_http_request_t *r,
     ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, eas_basic_t *basic,
     u_char *id, size_t n);
+ngx_int_t ngx_http_eas_memo_digests(void *found, u_char *source,
+    ngx_str_t *device_id, u_char *digest, u_char *device, u_char *secret);
+void ngx_http_eas_memo_digests_keep(ngx_http_request_t *r,
+    ngx_http_eas_preauth_conf_t *pcf, ngx_str_t *header, u_char *source,
+    ngx_str_t *device_id, u_char *digest, u_char *device, u_char *secret);
 
 
 extern ngx_module_t  ngx_http_eas_preauth_module;

@@ -21,8 +21,36 @@
 #include "ngx_http_eas_rules.h"
 
 
+/*
+ * The connection's memo of its last decision (docs/devices.md): the
+ * rules are fixed for the configuration's life and decide from the
+ * request's four fields alone, so a phone sending the same fields again
+ * on its keep-alive (or HTTP/2) connection gets the rule that decided
+ * last, without the hashing and the lookups.  Like the digest memo
+ * (ngx_http_eas_memo.c) it lives in the connection from its second
+ * request on and is freed with it; a decision in which a regular
+ * expression could not be evaluated is never remembered (its log line
+ * is written every time).
+ */
+
+typedef struct {
+    ngx_http_eas_rules_t       *rules;    /* NULL: empty */
+    ngx_http_eas_rule_t        *best;     /* NULL: no rule matched */
+    size_t                      len;
+    size_t                      size;     /* allocated */
+    u_char                     *data;     /* the fields, each after its
+                                             length */
+} ngx_http_eas_rules_memo_t;
+
+
 static ngx_uint_t ngx_http_eas_rule_match(ngx_http_eas_rule_t *rule,
     ngx_http_eas_device_values_t *values, ngx_log_t *log);
+static ngx_uint_t ngx_http_eas_rules_memo_same(ngx_http_eas_rules_memo_t *memo,
+    ngx_http_eas_device_values_t *values);
+static void ngx_http_eas_rules_memo_keep(ngx_http_eas_rules_memo_t *memo,
+    ngx_http_eas_rules_t *rules, ngx_http_eas_device_values_t *values,
+    ngx_http_eas_rule_t *best);
+static void ngx_http_eas_rules_memo_cleanup(void *data);
 
 
 /*
@@ -36,12 +64,24 @@ ngx_http_eas_rules_decide(ngx_http_request_t *r, ngx_http_eas_rules_t *rules,
     ngx_http_eas_device_values_t *values, ngx_uint_t *access,
     ngx_str_t *reason)
 {
-    ngx_str_t             *v;
-    ngx_uint_t             f, i, failed;
-    ngx_http_eas_rule_t   *best, *hit, **scan;
+    ngx_str_t                  *v;
+    ngx_uint_t                  f, i, failed, unsure;
+    ngx_http_eas_rule_t        *best, *hit, **scan;
+    ngx_http_eas_rules_memo_t  *memo;
 
     best = NULL;
     failed = 0;
+    unsure = 0;
+
+    memo = ngx_http_eas_connection_data(r, ngx_http_eas_rules_memo_cleanup,
+                                        sizeof(ngx_http_eas_rules_memo_t));
+
+    if (memo && memo->rules == rules
+        && ngx_http_eas_rules_memo_same(memo, values))
+    {
+        best = memo->best;
+        goto decided;
+    }
 
     for (f = 0; f < NGX_HTTP_EAS_FIELDS; f++) {
 
@@ -83,6 +123,8 @@ ngx_http_eas_rules_decide(ngx_http_request_t *r, ngx_http_eas_rules_t *rules,
 
         case NGX_HTTP_EAS_RULE_FAILED:
 
+            unsure = 1;
+
             /* a block that cannot be evaluated blocks; an allow does not */
 
             if (scan[i]->access != NGX_HTTP_EAS_ACCESS_BLOCKED) {
@@ -99,6 +141,12 @@ ngx_http_eas_rules_decide(ngx_http_request_t *r, ngx_http_eas_rules_t *rules,
 
         break;
     }
+
+    if (memo && !unsure) {
+        ngx_http_eas_rules_memo_keep(memo, rules, values, best);
+    }
+
+decided:
 
     if (best == NULL) {
         return NGX_DECLINED;
@@ -210,4 +258,92 @@ ngx_http_eas_rule_match(ngx_http_eas_rule_t *rule,
     }
 
     return NGX_HTTP_EAS_RULE_FAILED;
+}
+
+
+/* the fields are those the memo was made of */
+
+static ngx_uint_t
+ngx_http_eas_rules_memo_same(ngx_http_eas_rules_memo_t *memo,
+    ngx_http_eas_device_values_t *values)
+{
+    u_char      *p, *last;
+    size_t       len;
+    ngx_uint_t   f;
+
+    p = memo->data;
+    last = p + memo->len;
+
+    for (f = 0; f < NGX_HTTP_EAS_FIELDS; f++) {
+        if ((size_t) (last - p) < sizeof(size_t)) {
+            return 0;
+        }
+
+        ngx_memcpy(&len, p, sizeof(size_t));
+        p += sizeof(size_t);
+
+        if (len != values->value[f].len || (size_t) (last - p) < len
+            || (len && ngx_memcmp(p, values->value[f].data, len) != 0))
+        {
+            return 0;
+        }
+
+        p += len;
+    }
+
+    return p == last;
+}
+
+
+static void
+ngx_http_eas_rules_memo_keep(ngx_http_eas_rules_memo_t *memo,
+    ngx_http_eas_rules_t *rules, ngx_http_eas_device_values_t *values,
+    ngx_http_eas_rule_t *best)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   f;
+
+    memo->rules = NULL;
+
+    len = 0;
+
+    for (f = 0; f < NGX_HTTP_EAS_FIELDS; f++) {
+        len += sizeof(size_t) + values->value[f].len;
+    }
+
+    if (len > memo->size) {
+        ngx_free(memo->data);
+
+        memo->size = 0;
+        memo->data = ngx_alloc(len, ngx_cycle->log);
+        if (memo->data == NULL) {
+            return;
+        }
+
+        memo->size = len;
+    }
+
+    p = memo->data;
+
+    for (f = 0; f < NGX_HTTP_EAS_FIELDS; f++) {
+        p = ngx_cpymem(p, &values->value[f].len, sizeof(size_t));
+
+        if (values->value[f].len) {
+            p = ngx_cpymem(p, values->value[f].data, values->value[f].len);
+        }
+    }
+
+    memo->len = len;
+    memo->best = best;
+    memo->rules = rules;
+}
+
+
+static void
+ngx_http_eas_rules_memo_cleanup(void *data)
+{
+    ngx_http_eas_rules_memo_t  *memo = data;
+
+    ngx_free(memo->data);
 }

@@ -5,6 +5,7 @@ match wins), default; the max-devices limit; a blocked request gets 403
 $eas_access / $eas_reason, and never reaches the backend."""
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -514,3 +515,69 @@ def test_a_large_rules_file_loads(nginx_factory, backend):
     assert request(nginx, device_id="Dev000000").status == 403
     assert request(nginx, device_id="Dev100000").status == 200
     assert len(backend.requests) == 1
+
+
+# one keep-alive connection: each request differs from the one before in
+# one field, or repeats it (the connection's memo of the rules' decision)
+SAME_CONNECTION = [
+    ("jane", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_default"),
+    ("jane", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_default"),
+    ("jane", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_default"),
+    ("jane", "ApplLOST0001", "iPhone", "Apple-iPhone13C4/2307.71", 403,
+     "eas_device_rules:{dir}/rules.txt:2"),
+    ("jane", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_default"),
+    ("jane", "ApplNEW", "iPhone", "Apple-iPhone5C2/1002.329", 403,
+     "eas_device_rules:{dir}/rules.txt:4"),
+    ("jane", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_default"),
+    ("jane", "ApplNEW", "WindowsMail", "Apple-iPhone13C4/2307.71", 403,
+     "eas_device_rules:{dir}/rules.txt:6"),
+    ("mallory", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 403,
+     "eas_device_rules:{dir}/rules.txt:7"),
+    ("jane", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_default"),
+    ("jane", "applLOST0001", "iPhone", "Apple-iPhone13C4/2307.71", 403,
+     "eas_device_rules:{dir}/rules.txt:2"),
+    ("ceo", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_rules:{dir}/rules.txt:8"),
+    ("ceo", "ApplNEW", "iPad", "Apple-iPhone13C4/2307.71", 403,
+     "eas_device_rules:{dir}/rules.txt:9"),
+    ("ceo", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_rules:{dir}/rules.txt:8"),
+    ("jane", "ApplNEW", "iPhone", "Apple-iPhone13C4/2307.71", 200,
+     "eas_device_default"),
+]
+
+
+def test_same_connection_decides_each_request(gateway, backend):
+    """A phone's connection sends request after request: each is decided
+    on its own fields, whichever came before on the connection (read from
+    $eas_reason and the backend's own record)."""
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        statuses = []
+        for n, (user, device, kind, agent, _, _) in \
+                enumerate(SAME_CONNECTION):
+            conn.request("POST", "%s?Cmd=Sync&User=%s&DeviceId=%s"
+                         "&DeviceType=%s" % (EAS, user, device, kind), b"",
+                         {"User-Agent": agent, "MS-ASProtocolVersion": "14.1",
+                          "Content-Length": "0", "X-Seq": str(n)})
+            reply = conn.getresponse()
+            reply.read()
+            statuses.append(reply.status)
+            assert not reply.will_close
+    finally:
+        conn.close()
+
+    assert statuses == [step[4] for step in SAME_CONNECTION]
+    logged = [json.loads(line) for line in gateway.wait_for_access_log(
+        len(SAME_CONNECTION), name="dev.log")]
+    assert [entry["reason"] for entry in logged] == \
+        [expand(step[5], gateway) for step in SAME_CONNECTION]
+    passed = [n for n, step in enumerate(SAME_CONNECTION) if step[4] == 200]
+    backend.wait_for(len(passed))
+    assert sorted(int(r.header("X-Seq")) for r in backend.requests) == passed

@@ -188,3 +188,51 @@ def test_http2_streams_with_other_credentials_are_verified(gateway,
     steps = STEPS + [(u, p, "MEMO1", "", s) for u, p, s in mixed]
     backend.wait_for(len(expected(steps)))
     assert received(backend) == expected(steps)
+
+
+def test_the_devices_key_follows_the_deviceid_through_a_lockout(gateway,
+                                                               backend):
+    """One header, its three digests taken from the connection at once:
+    the known-good device's key is of the DeviceId sent, so that the same
+    header naming another device on that connection is no known-good
+    device and stays locked out, while the device that verified before
+    the lockout keeps working, before and after the other."""
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        def send(device, n, user="alice", password="alice-right-1"):
+            conn.request("POST", target(device), b"",
+                         headers(user, password, n))
+            reply = conn.getresponse()
+            reply.read()
+            return reply.status
+
+        # MEMO1 known good, and remembered whole from the third request
+        assert [send("MEMO1", n) for n in range(3)] == [200] * 3
+
+        # twenty wrong passwords lock alice out (user=20), from another
+        # connection
+        other = http.client.HTTPConnection("127.0.0.1", gateway.port,
+                                           timeout=30)
+        try:
+            for i in range(20):
+                other.request("POST", target("GUESS"), b"",
+                              headers("alice", "wrong-%d" % i, 100 + i))
+                reply = other.getresponse()
+                reply.read()
+                assert reply.status == 401
+        finally:
+            other.close()
+
+        assert send("MEMO1", 3) == 200
+        assert send("MEMO1", 4) == 200
+        assert send("MEMO2", 5) == 401
+        assert send("MEMO1", 6) == 200
+        assert send("MEMO3", 7) == 401
+        assert send("MEMO1", 8) == 200
+    finally:
+        conn.close()
+
+    passed = [0, 1, 2, 3, 4, 6, 8]
+    backend.wait_for(len(passed))
+    assert received(backend) == [(n, basic("alice", "alice-right-1"))
+                                 for n in passed]

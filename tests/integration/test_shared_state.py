@@ -217,6 +217,25 @@ def test_unlock_on_one_gateway_lifts_it_on_the_others(nginx_factory, redis,
     assert not redis.keys("t:ul:*")
 
 
+def test_lock_from_another_gateway_refuses_cached_credentials(
+        nginx_factory, redis, directory, backend):
+    """A lock heard from the channel is a lock of this gateway's zone too:
+    credentials this gateway has cached as valid are refused from a new
+    device without asking anyone, while the device that verified here
+    before the lock keeps working (read from the directory's record)."""
+    a, b = start_gateways(nginx_factory, redis, directory, backend, 2)
+    assert device(b, device_id="B0").foldersync().status == 200
+    assert device(b, device_id="B0").foldersync().status == 200
+    for i in range(LIMIT):
+        assert device(a, password="bad%d" % i).options().status == 401
+    poll(lambda: device(b, device_id="B1").foldersync().status == 401,
+         "the lock on gateway B", timeout=10)
+    before = verified(directory)
+    assert device(b, device_id="B2").foldersync().status == 401
+    assert device(b, device_id="B0").foldersync().status == 200
+    assert verified(directory) == before          # decided on B itself
+
+
 def test_db_apart_clusters_do_not_hear_each_other(nginx_factory, redis,
                                                   directory, backend):
     """Two gateways on one Redis, one with db=1 and one with db=2 (two
