@@ -50,7 +50,7 @@ ngx_int_t
 ngx_http_eas_admin_devices(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf)
 {
-    ngx_int_t                      rc;
+    ngx_int_t                      rc, shared;
     ngx_str_t                      user, device_id, what, qu, qd;
     ngx_uint_t                     n, total, page, per_page;
     ngx_http_eas_device_t         *devices;
@@ -121,7 +121,17 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
                                         "give user and device_id");
     }
 
-    ngx_http_eas_redis_device_delete(acf->devices, &user, &device_id);
+    /* on Redis first: refused there, it is not made here either */
+
+    shared = ngx_http_eas_redis_device_delete(acf->devices, &user,
+                                              &device_id);
+    if (shared == NGX_BUSY) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "shared state down and this "
+                                        "worker's queue of deletions for "
+                                        "it full: try again once it is "
+                                        "back");
+    }
 
     if (ngx_http_eas_device_delete(acf->devices, &user, &device_id)
         != NGX_OK)
@@ -144,9 +154,19 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
     what.len = ngx_sprintf(what.data, "%V of %V", &qd, &qu) - what.data;
     ngx_http_eas_admin_audit(r, "delete device", &what);
 
-    return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
-                                   (u_char *) "{\"deleted\":1}\n",
-                                   sizeof("{\"deleted\":1}\n") - 1);
+    /* with eas_shared_state: sent to Redis, or kept until it is back */
+
+    if (shared == NGX_OK) {
+        ngx_str_set(&what, "{\"deleted\":1,\"shared\":true}\n");
+
+    } else if (shared == NGX_AGAIN) {
+        ngx_str_set(&what, "{\"deleted\":1,\"shared\":false}\n");
+
+    } else {
+        ngx_str_set(&what, "{\"deleted\":1}\n");
+    }
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_OK, what.data, what.len);
 }
 
 
@@ -237,6 +257,20 @@ ngx_http_eas_admin_stale(ngx_http_request_t *r,
     delete = (r->method == NGX_HTTP_DELETE);
 
     n = ngx_http_eas_device_count(acf->devices);
+
+    /* Redis down: no more deletions than this worker can keep for it */
+
+    if (delete) {
+        n = ngx_http_eas_redis_inv_room(n);
+
+        if (n == 0) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "shared state down and this "
+                                            "worker's queue of deletions "
+                                            "for it full: try again once "
+                                            "it is back");
+        }
+    }
 
     devices = ngx_palloc(r->pool, (n ? n : 1) * sizeof(ngx_http_eas_device_t));
     if (devices == NULL) {

@@ -156,6 +156,11 @@ ngx_http_eas_device_update(ngx_shm_zone_t *zone,
     dn->reason_len = ngx_http_eas_devices_set(p,
                                             NGX_HTTP_EAS_DEVICE_REASON_LEN,
                                             reason);
+    dn->gateway = 0;
+
+    if (u->max_devices) {
+        dn->max_devices = (u_short) ngx_min(u->max_devices, 0xffff);
+    }
 
     alert = u->zone_full && ngx_http_eas_zone_full(&ctx->zone, ngx_time());
 
@@ -519,6 +524,8 @@ ngx_http_eas_devices_create(ngx_http_eas_devices_ctx_t *ctx,
     dn->user_agent_len = 0;
     dn->reason_len = 0;
     dn->filled = 0;
+    dn->gateway = 0;
+    dn->max_devices = 0;
 
     p = ngx_cpymem(dn->data, key->data, key->len);
     p = ngx_cpymem(p, u->user.data, u->user.len);
@@ -641,6 +648,16 @@ ngx_http_eas_devices_copy(ngx_http_eas_devices_ctx_t *ctx,
 
     copy->reason_len = dn->reason_len;
     ngx_memcpy(copy->reason, p, dn->reason_len);
+
+    /* 0: this gateway; over NGX_HTTP_EAS_DEVICE_GATEWAY_LEN: not said */
+
+    copy->gateway_len = dn->gateway ? 255 : 0;
+
+    if (dn->gateway && dn->gateway <= ctx->sh->ngateways) {
+        p = ctx->sh->gateways[dn->gateway - 1];
+        copy->gateway_len = p[0];
+        ngx_memcpy(copy->gateway, p + 1, p[0]);
+    }
 
     ngx_http_eas_devices_user_key(&user, dn->data);
 

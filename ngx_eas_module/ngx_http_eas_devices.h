@@ -101,6 +101,12 @@ typedef struct {
     u_char                        reason_len;
     u_char                        filled;         /* the fill that read it
                                                      on Redis last */
+    u_char                        gateway;        /* the gateway that wrote
+                                                     it last: 0 this one,
+                                                     n the zone's n-th,
+                                                     255 not said */
+    u_short                       max_devices;    /* eas_device_max of the
+                                                     last update, 0 none */
     u_char                        data[1];
 } ngx_http_eas_devices_node_t;
 
@@ -117,9 +123,15 @@ typedef struct {
 } ngx_http_eas_devices_user_t;
 
 
+/* the names of the gateways whose records the zone holds, as they came */
+#define NGX_HTTP_EAS_GATEWAYS     64
+
 typedef struct {
     ngx_http_eas_zone_sh_t        zone;
     ngx_atomic_t                  pings;          /* last generation */
+    ngx_uint_t                    ngateways;
+    u_char                        gateways[NGX_HTTP_EAS_GATEWAYS]
+                                      [1 + NGX_HTTP_EAS_DEVICE_GATEWAY_LEN];
 } ngx_http_eas_devices_shctx_t;
 
 

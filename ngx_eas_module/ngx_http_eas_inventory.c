@@ -10,6 +10,7 @@
 
 #include "ngx_http_eas_module.h"
 #include "ngx_http_eas_devices.h"
+#include "ngx_http_eas_redis.h"
 
 
 /*
@@ -38,7 +39,7 @@ static u_char *ngx_http_eas_inventory_iso_time(u_char *p, time_t t);
     "\"user_agent\":\"\",\"protocol_version\":\"\",\"first_seen\":,"         \
     "\"last_seen\":,\"first_seen_iso\":\"\",\"last_seen_iso\":\"\","         \
     "\"last_command\":\"\",\"access\":\"\","                                 \
-    "\"reason\":\"\",\"user_devices\":,\"heartbeat\":},\n"
+    "\"reason\":\"\",\"gateway\":\"\",\"user_devices\":,\"heartbeat\":},\n"
 
 
 char *
@@ -190,13 +191,15 @@ ngx_http_eas_inventory_record_size(ngx_http_eas_device_t *d)
                                                 d->device_type_len)
            + ngx_http_eas_inventory_string_size(d->user_agent,
                                                 d->user_agent_len)
-           + ngx_http_eas_inventory_string_size(d->reason, d->reason_len);
+           + ngx_http_eas_inventory_string_size(d->reason, d->reason_len)
+           + 6 * NGX_HTTP_EAS_DEVICE_GATEWAY_LEN;
 }
 
 
 u_char *
 ngx_http_eas_inventory_record(u_char *p, ngx_http_eas_device_t *d)
 {
+    ngx_str_t    gateway;
     const char  *access, *command;
 
     p = ngx_http_eas_inventory_string(p, "{\"user\":\"", d->user,
@@ -243,6 +246,23 @@ ngx_http_eas_inventory_record(u_char *p, ngx_http_eas_device_t *d)
 
     p = ngx_http_eas_inventory_string(p, ",\"reason\":\"", d->reason,
                                       d->reason_len);
+
+    /* the gateway that wrote the record last (eas_shared_state) */
+
+    if (d->gateway_len == 0) {
+        ngx_http_eas_redis_gateway(&gateway);
+
+    } else if (d->gateway_len > NGX_HTTP_EAS_DEVICE_GATEWAY_LEN) {
+        /* a record of a gateway that did not say its name */
+        ngx_str_null(&gateway);
+
+    } else {
+        gateway.data = d->gateway;
+        gateway.len = d->gateway_len;
+    }
+
+    p = ngx_http_eas_inventory_string(p, "\",\"gateway\":\"", gateway.data,
+                                      gateway.len);
 
     return ngx_sprintf(p, "\",\"user_devices\":%ui,\"heartbeat\":%ui}",
                        d->user_devices, d->heartbeat);

@@ -327,6 +327,7 @@ void *ngx_http_eas_create_srv_conf(ngx_conf_t *cf);
 #define NGX_HTTP_EAS_DEVICE_TYPE_LEN    64
 #define NGX_HTTP_EAS_DEVICE_UA_LEN      128
 #define NGX_HTTP_EAS_DEVICE_REASON_LEN  128
+#define NGX_HTTP_EAS_DEVICE_GATEWAY_LEN 64     /* eas_shared_state gateway= */
 
 #define NGX_HTTP_EAS_ACCESS_NONE        0
 #define NGX_HTTP_EAS_ACCESS_ALLOWED     1
@@ -357,6 +358,8 @@ typedef struct {
     u_char                device_type[NGX_HTTP_EAS_DEVICE_TYPE_LEN];
     u_char                user_agent[NGX_HTTP_EAS_DEVICE_UA_LEN];
     u_char                reason[NGX_HTTP_EAS_DEVICE_REASON_LEN];
+    size_t                gateway_len;    /* 0: this one's */
+    u_char                gateway[NGX_HTTP_EAS_DEVICE_GATEWAY_LEN];
 } ngx_http_eas_device_t;
 
 

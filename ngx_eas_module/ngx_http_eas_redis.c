@@ -504,6 +504,7 @@ ngx_http_eas_redis_state(ngx_uint_t up, const char *why)
                           &rcf->url);
         }
 
+        ngx_http_eas_redis_inv_replay();
         return;
     }
 
@@ -526,6 +527,15 @@ ngx_atomic_t *
 ngx_http_eas_redis_counters(void)
 {
     return ngx_http_eas_redis_sh ? ngx_http_eas_redis_sh->inventory : NULL;
+}
+
+
+/* whether this worker's command connection is set up */
+
+ngx_uint_t
+ngx_http_eas_redis_ready(void)
+{
+    return ngx_http_eas_redis_worker_up;
 }
 
 

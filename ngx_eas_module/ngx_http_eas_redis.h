@@ -70,13 +70,14 @@ void ngx_http_eas_redis_device_counted(ngx_http_request_t *r,
     ngx_shm_zone_t *devices, ngx_http_eas_device_update_t *u);
 ngx_int_t ngx_http_eas_redis_device(ngx_http_request_t *r,
     ngx_shm_zone_t *devices, ngx_http_eas_device_values_t *values);
-void ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices,
+ngx_int_t ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices,
     ngx_str_t *user, ngx_str_t *device_id);
+ngx_uint_t ngx_http_eas_redis_inv_room(ngx_uint_t n);
 
 /* devices: a record updated here; one deleted by the admin API */
 void ngx_http_eas_redis_inventory_seen(ngx_shm_zone_t *devices,
     ngx_http_eas_device_update_t *u);
-void ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
+ngx_int_t ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
     ngx_str_t *user, ngx_str_t *device_id);
 void ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
     ngx_http_eas_device_t *deleted, ngx_uint_t n);
@@ -88,6 +89,9 @@ void ngx_http_eas_redis_ping(ngx_shm_zone_t *devices, ngx_str_t *user,
 /* status: its part of eas_status, JSON or Prometheus; 1 up, 0 down */
 u_char *ngx_http_eas_redis_status(u_char *p, ngx_uint_t prometheus);
 ngx_int_t ngx_http_eas_redis_up(void);
+
+/* inventory: the name of this gateway in the records it writes */
+void ngx_http_eas_redis_gateway(ngx_str_t *name);
 
 
 #endif /* _NGX_HTTP_EAS_REDIS_H_INCLUDED_ */

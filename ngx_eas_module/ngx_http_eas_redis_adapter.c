@@ -56,6 +56,9 @@ ngx_http_eas_redis_attach(redisAsyncContext *ac,
     c->read->log = ngx_cycle->log;
     c->write->log = ngx_cycle->log;
 
+    /* told when the worker starts to shut down gracefully (below) */
+    c->idle = !link->subscriber;
+
     link->ac = ac;
     link->conn = c;
 
@@ -216,6 +219,13 @@ ngx_http_eas_redis_read_handler(ngx_event_t *ev)
 
     if (ac == NULL) {
         return;
+    }
+
+    if (c->close) {
+        /* ngx_close_idle_connections(): the worker exits, the link stays */
+        c->close = 0;
+        c->idle = 0;
+        ngx_http_eas_redis_inv_exiting();
     }
 
     if (!(ac->c.flags & REDIS_CONNECTED)) {

@@ -201,43 +201,16 @@ ngx_http_eas_redis_device(ngx_http_request_t *r, ngx_shm_zone_t *devices,
 }
 
 
-/* the admin API deleted a device: its place on Redis goes too */
+/*
+ * the admin API deleted a device: its record and its place on Redis go
+ * too (ngx_http_eas_redis_inv_pending.c)
+ */
 
-void
+ngx_int_t
 ngx_http_eas_redis_device_delete(ngx_shm_zone_t *devices, ngx_str_t *user,
     ngx_str_t *device_id)
 {
-    ngx_http_eas_redis_conf_t  *rcf;
-    u_char                      key[512], lu[256], dev[256];
-    ngx_str_t                   lower;
-    const char                 *argv[3];
-    size_t                      argvlen[3];
-
-    ngx_http_eas_redis_inventory_delete(devices, user, device_id);
-
-    rcf = ngx_http_eas_redis_get_conf();
-
-    if (rcf == NULL || devices == NULL || user->len > sizeof(lu)
-        || device_id->len > sizeof(dev)
-        || user->len + rcf->prefix.len + devices->shm.name.len + 8
-           > sizeof(key))
-    {
-        return;
-    }
-
-    lower.data = lu;
-    lower.len = user->len;
-    ngx_strlow(lu, user->data, user->len);
-    ngx_strlow(dev, device_id->data, device_id->len);
-
-    argv[0] = "SREM";
-    argvlen[0] = 4;
-    argv[1] = (char *) key;
-    argvlen[1] = ngx_http_eas_redis_key(key, "d:", devices, &lower) - key;
-    argv[2] = (char *) dev;
-    argvlen[2] = device_id->len;
-
-    (void) ngx_http_eas_redis_command(NULL, NULL, 3, argv, argvlen);
+    return ngx_http_eas_redis_inventory_delete(devices, user, device_id);
 }
 
 

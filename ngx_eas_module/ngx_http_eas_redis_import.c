@@ -48,8 +48,6 @@ static ngx_int_t ngx_http_eas_inv_parse(u_char *p, u_char *last,
 static ngx_int_t ngx_http_eas_inv_import(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_record_t *rec);
 static void ngx_http_eas_inv_fill_done(ngx_shm_zone_t *zone);
-static ngx_uint_t ngx_http_eas_inv_refused_record(
-    ngx_http_eas_inv_record_t *rec);
 
 
 /*
@@ -466,6 +464,7 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
         if (e[5]->integer) {
             /* Redis lost its data: what it lacks was not deleted */
             ngx_http_eas_inv_fill_sweep = 0;
+            ngx_http_eas_redis_inv_rewrite();
 
             if (ngx_http_eas_inv_fill_keep == NULL) {
                 ngx_http_eas_inv_fill_keep = "Redis lost its data (this "
@@ -494,19 +493,6 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
     }
 
     ngx_http_eas_inv_fill_step(&ngx_http_eas_inv_fill_ev);
-}
-
-
-/* a record of a device refused for eas_device_max, never admitted */
-
-static ngx_uint_t
-ngx_http_eas_inv_refused_record(ngx_http_eas_inv_record_t *rec)
-{
-    return rec->n[5] == NGX_HTTP_EAS_ACCESS_BLOCKED
-           && rec->reason.len == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
-           && ngx_strncmp(rec->reason.data, NGX_HTTP_EAS_REASON_MAX_DEVICES,
-                          rec->reason.len)
-              == 0;
 }
 
 
@@ -623,6 +609,8 @@ ngx_http_eas_inv_parse(u_char *p, u_char *last,
         NGX_HTTP_EAS_DEVICE_UA_LEN, NGX_HTTP_EAS_DEVICE_REASON_LEN
     };
 
+    p = ngx_http_eas_redis_inv_unwrap(p, last);
+
     if (last - p < 2 || p[0] != '1' || p[1] != ' ') {
         return NGX_ERROR;
     }
@@ -731,7 +719,9 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
          * another gateway admitted
          */
 
-        ctx->zone.no_evict = ngx_http_eas_inv_refused_record(rec);
+        ctx->zone.no_evict =
+            ngx_http_eas_redis_inv_refused_max(rec->n[5], rec->reason.data,
+                                               rec->reason.len);
 
         dn = ngx_http_eas_devices_create(ctx, &key, &u);
 
@@ -770,6 +760,7 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
 
     dn->reason_len = (u_char) rec->reason.len;
     ngx_memcpy(p, rec->reason.data, rec->reason.len);
+    ngx_http_eas_redis_inv_gateway_set(ctx, dn);
 
     /* after the records seen later: most are seen now, at the head */
 

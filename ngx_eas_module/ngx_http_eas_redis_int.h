@@ -34,6 +34,7 @@ typedef struct {
     ngx_array_t                 *lock_times;   /* of *_lock_time_t */
     time_t                       device_ttl;    /* inventory on Redis */
     ngx_msec_t                   flush;         /* last seen, batched */
+    ngx_str_t                    gateway;       /* its name in records */
 } ngx_http_eas_redis_conf_t;
 
 
@@ -112,6 +113,7 @@ ngx_uint_t ngx_http_eas_redis_sub_count(ngx_uint_t *workers);
 ngx_shm_zone_t *ngx_http_eas_redis_zone_find(u_char *name, size_t len,
     void *tag);
 ngx_atomic_t *ngx_http_eas_redis_counters(void);
+ngx_uint_t ngx_http_eas_redis_ready(void);
 
 /*
  * between ngx_http_eas_redis_state.c (lockouts), _redis_unlock.c and
@@ -179,9 +181,11 @@ u_char *ngx_http_eas_redis_key(u_char *p, const char *kind,
 #define NGX_HTTP_EAS_INV_CHUNK   32      /* records a script, a message */
 #define NGX_HTTP_EAS_INV_NUMS    11
 
-/* the longest record: numbers, the strings at their slots' length */
+/* the longest record: the gateway's name, numbers, the strings at their
+ * slots' length */
 #define NGX_HTTP_EAS_INV_RECORD                                               \
-    (2 + NGX_HTTP_EAS_INV_NUMS * (NGX_TIME_T_LEN + 1) + EAS_USER_MAX          \
+    (6 + NGX_HTTP_EAS_DEVICE_GATEWAY_LEN                                      \
+     + 2 + NGX_HTTP_EAS_INV_NUMS * (NGX_TIME_T_LEN + 1) + EAS_USER_MAX        \
      + EAS_DEVICE_ID_MAX + NGX_HTTP_EAS_DEVICE_TYPE_LEN                       \
      + NGX_HTTP_EAS_DEVICE_UA_LEN + NGX_HTTP_EAS_DEVICE_REASON_LEN)
 
@@ -204,9 +208,21 @@ u_char *ngx_http_eas_redis_inv_key(u_char *p,
     ngx_str_t *user, ngx_str_t *device_id);
 void ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n);
 void ngx_http_eas_redis_inv_refused(ngx_uint_t n);
+ngx_uint_t ngx_http_eas_redis_inv_refused_max(ngx_uint_t access,
+    u_char *reason, size_t len);
+void ngx_http_eas_redis_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
+    redisReply *device);
+u_char *ngx_http_eas_redis_inv_unwrap(u_char *p, u_char *last);
+void ngx_http_eas_redis_inv_gateway_set(void *ctx, void *node);
 void ngx_http_eas_redis_inventory_event(char type, ngx_str_t *zone,
     ngx_str_t *s2, ngx_str_t *s3);
 void ngx_http_eas_redis_inventory_fill(void);
+void ngx_http_eas_redis_inv_replay(void);
+void ngx_http_eas_redis_inv_exiting(void);
+void ngx_http_eas_redis_inv_pending_exit(void);
+void ngx_http_eas_redis_inv_flush_now(void);
+void ngx_http_eas_redis_inv_rewrite(void);
+extern ngx_uint_t  ngx_http_eas_redis_inv_ups;
 u_char *ngx_http_eas_redis_inv_frame(u_char *p, u_char *last, size_t *len);
 u_char *ngx_http_eas_redis_inventory_status(u_char *p,
     ngx_uint_t prometheus);

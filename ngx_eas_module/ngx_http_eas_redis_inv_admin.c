@@ -18,37 +18,11 @@
 
 /*
  * The shared device inventory's configuration (eas_shared_state's
- * device_ttl= and flush=), its keys on Redis, the records the admin API
- * deletes there, and its part of eas_status.  The batch and its writes
- * are in ngx_http_eas_redis_inventory.c.
+ * device_ttl= and flush=), its keys on Redis, the stale records the
+ * admin API deletes there, and its part of eas_status.  The batch and
+ * its writes are in ngx_http_eas_redis_inventory.c, the deletions of
+ * the admin API in ngx_http_eas_redis_inv_pending.c.
  */
-
-
-/*
- * A deletion is remembered in the zone's set of deletions KEYS[3],
- * scored by its time (ARGV[3]), so that a write of the record seen
- * before it, landing after it, does not bring it back
- * (ngx_http_eas_redis_inventory.c): every such write lands within
- * "flush" and "timeout" of the request.  It is kept ARGV[4]: twice
- * that, NGX_HTTP_EAS_INV_DELETED_TTL at least.  Entries past it leave
- * the set 64 at a deletion; the set goes with the last of them.
- */
-
-#define NGX_HTTP_EAS_INV_DELETED_TTL  600
-
-static const char  ngx_http_eas_inv_delete_lua[] =
-    "redis.call('DEL', KEYS[1]) "
-    "redis.call('ZREM', KEYS[2], KEYS[1]) "
-    "redis.call('ZADD', KEYS[3], ARGV[3], KEYS[1]) "
-    "local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', "
-    "                       '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[4])), "
-    "                       'LIMIT', 0, 64) "
-    "if #old > 0 then "
-    "  redis.call('ZREM', KEYS[3], unpack(old)) "
-    "end "
-    "redis.call('EXPIRE', KEYS[3], ARGV[4]) "
-    "redis.call('PUBLISH', ARGV[1], ARGV[2]) "
-    "return 1";
 
 
 /* eas_shared_state's device_ttl=TIME and flush=TIME; NGX_DECLINED: not
@@ -75,6 +49,26 @@ ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
         return NGX_OK;
     }
 
+    if (v->len > 8 && ngx_strncmp(v->data, "gateway=", 8) == 0) {
+        s.data = v->data + 8;
+        s.len = v->len - 8;
+
+        if (s.len > NGX_HTTP_EAS_DEVICE_GATEWAY_LEN) {
+            return NGX_DECLINED;
+        }
+
+        for (n = 0; n < (ngx_int_t) s.len; n++) {
+            if (!(isalnum(s.data[n]) || s.data[n] == '.' || s.data[n] == '-'
+                  || s.data[n] == '_'))
+            {
+                return NGX_DECLINED;
+            }
+        }
+
+        rcf->gateway = s;
+        return NGX_OK;
+    }
+
     if (v->len > 6 && ngx_strncmp(v->data, "flush=", 6) == 0) {
         s.data = v->data + 6;
         s.len = v->len - 6;
@@ -89,6 +83,118 @@ ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * The name of this gateway in the records it writes, and in the listing
+ * of its own: "gateway=", by default its host name (the first
+ * NGX_HTTP_EAS_DEVICE_GATEWAY_LEN bytes).
+ */
+
+void
+ngx_http_eas_redis_gateway(ngx_str_t *name)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf && rcf->gateway.len) {
+        *name = rcf->gateway;
+        return;
+    }
+
+    name->data = ngx_cycle->hostname.data;
+    name->len = ngx_min(ngx_cycle->hostname.len,
+                        NGX_HTTP_EAS_DEVICE_GATEWAY_LEN);
+}
+
+
+/*
+ * A record read from Redis or the channel: "2 LEN:NAME " before it says
+ * the gateway that wrote it, kept for ngx_http_eas_redis_inv_gateway_set()
+ * and skipped.  A record without it is of an older gateway; one whose
+ * name is not right is left as it is, and refused by the parser.
+ */
+
+static u_char  ngx_http_eas_inv_gateway[NGX_HTTP_EAS_DEVICE_GATEWAY_LEN];
+static size_t  ngx_http_eas_inv_gateway_len;
+
+u_char *
+ngx_http_eas_redis_inv_unwrap(u_char *p, u_char *last)
+{
+    u_char  *q;
+    size_t   len;
+
+    ngx_http_eas_inv_gateway_len = 255;
+
+    if (last - p < 4 || p[0] != '2' || p[1] != ' ') {
+        return p;
+    }
+
+    len = 0;
+
+    for (q = p + 2;
+         q < last && *q >= '0' && *q <= '9'
+         && len <= NGX_HTTP_EAS_DEVICE_GATEWAY_LEN;
+         q++)
+    {
+        len = len * 10 + (*q - '0');
+    }
+
+    if (q == p + 2 || len == 0 || len > NGX_HTTP_EAS_DEVICE_GATEWAY_LEN
+        || q == last || *q != ':' || (size_t) (last - q) < len + 2
+        || q[1 + len] != ' ')
+    {
+        return p;
+    }
+
+    ngx_memcpy(ngx_http_eas_inv_gateway, q + 1, len);
+    ngx_http_eas_inv_gateway_len = len;
+
+    return q + 2 + len;
+}
+
+
+/*
+ * The record just parsed is taken into the zone (its lock held): its
+ * gateway too, as its rank in the zone's names, the name added if new;
+ * with NGX_HTTP_EAS_GATEWAYS names there, a new one is not said.
+ */
+
+void
+ngx_http_eas_redis_inv_gateway_set(void *zone_ctx, void *node)
+{
+    size_t                         len;
+    ngx_uint_t                     i;
+    ngx_http_eas_devices_ctx_t    *ctx = zone_ctx;
+    ngx_http_eas_devices_node_t   *dn = node;
+    ngx_http_eas_devices_shctx_t  *sh;
+
+    sh = ctx->sh;
+    len = ngx_http_eas_inv_gateway_len;
+    dn->gateway = 255;
+
+    if (len > NGX_HTTP_EAS_DEVICE_GATEWAY_LEN) {
+        return;
+    }
+
+    for (i = 0; i < sh->ngateways; i++) {
+        if (sh->gateways[i][0] == len
+            && ngx_memcmp(sh->gateways[i] + 1, ngx_http_eas_inv_gateway, len)
+               == 0)
+        {
+            dn->gateway = (u_char) (i + 1);
+            return;
+        }
+    }
+
+    if (i < NGX_HTTP_EAS_GATEWAYS) {
+        sh->gateways[i][0] = (u_char) len;
+        ngx_memcpy(sh->gateways[i] + 1, ngx_http_eas_inv_gateway, len);
+        sh->ngateways++;
+        dn->gateway = (u_char) (i + 1);
+    }
 }
 
 
@@ -126,67 +232,6 @@ ngx_http_eas_redis_inv_key(u_char *p, ngx_http_eas_redis_conf_t *rcf,
 
 
 /*
- * The admin API deleted a device (ngx_http_eas_redis_device_delete()):
- * its record goes from Redis, and from every gateway's zone.
- */
-
-void
-ngx_http_eas_redis_inventory_delete(ngx_shm_zone_t *devices,
-    ngx_str_t *user, ngx_str_t *device_id)
-{
-    ngx_http_eas_redis_conf_t  *rcf;
-    u_char                      key[NGX_HTTP_EAS_INV_KEY];
-    u_char                      index[NGX_HTTP_EAS_INV_KEY];
-    u_char                      deleted[NGX_HTTP_EAS_INV_KEY];
-    u_char                      m[NGX_HTTP_EAS_INV_KEY + 128];
-    u_char                      now[NGX_TIME_T_LEN], ttl[NGX_TIME_T_LEN];
-    const char                 *argv[10];
-    size_t                      argvlen[10];
-
-    rcf = ngx_http_eas_redis_get_conf();
-
-    if (rcf == NULL || devices == NULL || user->len > EAS_USER_MAX
-        || device_id->len == 0 || device_id->len > EAS_DEVICE_ID_MAX
-        || rcf->prefix.len + devices->shm.name.len > 300)
-    {
-        return;
-    }
-
-    argv[3] = (char *) key;
-    argvlen[3] = ngx_http_eas_redis_inv_key(key, rcf, "i:", devices, user,
-                                            device_id)
-                 - key;
-    argv[4] = (char *) index;
-    argvlen[4] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", devices, NULL,
-                                            NULL)
-                 - index;
-    argv[5] = (char *) deleted;
-    argvlen[5] = ngx_http_eas_redis_inv_key(deleted, rcf, "ix:", devices,
-                                            NULL, NULL)
-                 - deleted;
-    argv[6] = (char *) rcf->channel.data;
-    argvlen[6] = rcf->channel.len;
-    argv[7] = (char *) m;
-    argvlen[7] = ngx_sprintf(m, "D %V 0 0 %uz %uz %V%V%V", &rcf->node,
-                             devices->shm.name.len, user->len,
-                             &devices->shm.name, user, device_id)
-                 - m;
-    argv[8] = (char *) now;
-    argvlen[8] = ngx_sprintf(now, "%T", ngx_time()) - now;
-    argv[9] = (char *) ttl;
-    argvlen[9] = ngx_sprintf(ttl, "%T",
-                             ngx_max((time_t) NGX_HTTP_EAS_INV_DELETED_TTL,
-                                     (time_t) ((rcf->flush + rcf->timeout)
-                                               / 500)))
-                 - ttl;
-
-    (void) ngx_http_eas_redis_eval(NULL, NULL, ngx_http_eas_inv_delete_lua,
-                                   sizeof(ngx_http_eas_inv_delete_lua) - 1,
-                                   3, 10, argv, argvlen);
-}
-
-
-/*
  * The admin API deleted the records not seen for a time
  * (ngx_http_eas_device_stale()): each goes from Redis and every gateway,
  * and gives its eas_device_max place back there, as one deleted alone.
@@ -209,8 +254,103 @@ ngx_http_eas_redis_inventory_stale(ngx_shm_zone_t *devices,
         device_id.data = deleted[i].device_id;
         device_id.len = deleted[i].device_id_len;
 
-        ngx_http_eas_redis_device_delete(devices, &user, &device_id);
+        (void) ngx_http_eas_redis_device_delete(devices, &user,
+                                                &device_id);
     }
+}
+
+
+/*
+ * The user's set on Redis is full with devices of other gateways: the
+ * device's place here is given back, its next request asks Redis again
+ * (ngx_http_eas_device_unplace()).
+ */
+
+void
+ngx_http_eas_redis_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
+    redisReply *device)
+{
+    size_t                      skip;
+    ngx_str_t                   user, device_id;
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    rcf = ngx_http_eas_redis_get_conf();
+
+    if (rcf == NULL) {
+        return;
+    }
+
+    /* "<prefix>d:<zone>:<user>", as ngx_http_eas_redis_inv_key() made it */
+
+    skip = rcf->prefix.len + 2 + zone->shm.name.len + 1;
+
+    if (set->type != REDIS_REPLY_STRING || device->type != REDIS_REPLY_STRING
+        || set->len < skip || set->len - skip > EAS_USER_MAX
+        || device->len == 0 || device->len > EAS_DEVICE_ID_MAX)
+    {
+        ngx_http_eas_redis_inv_refused(1);
+        return;
+    }
+
+    user.data = (u_char *) set->str + skip;
+    user.len = set->len - skip;
+    device_id.data = (u_char *) device->str;
+    device_id.len = device->len;
+
+    if (ngx_http_eas_device_unplace(zone, &user, &device_id, 0) == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                      "eas: device \"%V\" of user \"%V\" lost its "
+                      "\"eas_device_max\" place: the other gateways hold "
+                      "the user's places on Redis, its next request asks "
+                      "again", &device_id, &user);
+    }
+}
+
+
+/* a record of a device refused for eas_device_max, never admitted */
+
+ngx_uint_t
+ngx_http_eas_redis_inv_refused_max(ngx_uint_t access, u_char *reason,
+    size_t len)
+{
+    return access == NGX_HTTP_EAS_ACCESS_BLOCKED
+           && len == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
+           && ngx_strncmp(reason, NGX_HTTP_EAS_REASON_MAX_DEVICES, len) == 0;
+}
+
+
+void
+ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n)
+{
+    ngx_atomic_t  *sh;
+
+    sh = ngx_http_eas_redis_counters();
+
+    if (sh) {
+        (void) ngx_atomic_fetch_add(&sh[counter], n);
+    }
+}
+
+
+void
+ngx_http_eas_redis_inv_refused(ngx_uint_t n)
+{
+    ngx_http_eas_redis_conf_t  *rcf;
+
+    static time_t               ngx_http_eas_inv_refused_logged;
+
+    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_REFUSED, n);
+
+    if (ngx_time() - ngx_http_eas_inv_refused_logged < 60) {
+        return;
+    }
+
+    ngx_http_eas_inv_refused_logged = ngx_time();
+    rcf = ngx_http_eas_redis_get_conf();
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "eas: shared state \"%V\": a device record not "
+                  "understood, refused (said once a minute)", &rcf->url);
 }
 
 

@@ -36,6 +36,15 @@
  * event loop.  While Redis is down the batch is dropped (counted): the
  * next request of each device writes it again.
  *
+ * A worker that shuts down gracefully (reload, quit) writes the batch it
+ * holds at once (nginx tells the command connection, marked idle, see
+ * ngx_http_eas_redis_inv_exiting()), and what the requests it still
+ * serves add later when the flush timer fires: that timer is not
+ * cancelable, so nginx keeps the worker for it.  Once it wrote, a timer
+ * of "timeout", not cancelable either, waits for Redis's answers and is
+ * removed by the last.  A worker told to stop at once (SIGTERM), or
+ * beyond worker_shutdown_timeout, drops the batch.
+ *
  * The first worker of every other gateway imports the records into its
  * own zone, in the order last seen, never counted for eas_device_max
  * there (the user's set on Redis counts the places of every gateway),
@@ -45,10 +54,14 @@
  * brings what was announced while it was away.
  *
  * The records are read back by ngx_http_eas_redis_import.c.  A record
- * is one line of text:
+ * is one line of text, the name of the gateway that wrote it (its
+ * "gateway=", its host name by default) before one of version 1:
  *
- *     1 FIRST LAST HEARTBEAT VERSION COMMAND ACCESS ULEN DLEN TLEN ALEN
- *       RLEN USER DEVICEID TYPE USERAGENT REASON
+ *     2 GLEN:GATEWAY 1 FIRST LAST HEARTBEAT VERSION COMMAND ACCESS ULEN
+ *       DLEN TLEN ALEN RLEN USER DEVICEID TYPE USERAGENT REASON
+ *
+ * (a record of version 1 alone, from an older gateway, is read too: its
+ * gateway is not said).
  *
  * and everything read back is checked before it is used: a record
  * that does not parse, with lengths over the zone's slots or times
@@ -59,6 +72,7 @@
 #define NGX_HTTP_EAS_INV_BATCH   256     /* devices a worker collects */
 #define NGX_HTTP_EAS_INV_SLOTS   512     /* its index, a power of 2 */
 #define NGX_HTTP_EAS_INV_REFUSED_TTL  3600  /* a refused device's record */
+#define NGX_HTTP_EAS_INV_EXIT    0x100000  /* a write of an exiting worker */
 
 
 /* a device of the batch: its zone and key as the request gave them */
@@ -100,12 +114,11 @@ typedef struct {
 
 
 static void ngx_http_eas_inv_flush(ngx_event_t *ev);
+static void ngx_http_eas_inv_exit_wait(ngx_event_t *ev);
 static void ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf,
     ngx_shm_zone_t *zone, ngx_uint_t from);
 static void ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply,
     void *data);
-static void ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
-    redisReply *device);
 static void ngx_http_eas_inv_deleted(ngx_shm_zone_t *zone, u_char *p,
     u_char *last);
 static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
@@ -136,7 +149,7 @@ static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
  *
  * A record deleted on Redis (the admin API of any gateway) is named in
  * the zone's set of deletions KEYS[2] with the time of its deletion
- * (ngx_http_eas_redis_inv_admin.c): a write of it that was seen no later
+ * (ngx_http_eas_redis_inv_pending.c): a write of it that was seen no later
  * than that is of a request made before the deletion (queued for the
  * next flush, or on its way while the deletion was made) and does not
  * bring it back: it is not written, and the answer names it (after the
@@ -150,7 +163,12 @@ static const char  ngx_http_eas_inv_write_lua[] =
     "local out, lost, gone = {}, {}, {} "
     "for i = 5, #ARGV, 7 do "
     "  local d = redis.call('ZSCORE', KEYS[2], ARGV[i]) "
-    "  if d and tonumber(d) >= (tonumber(string.match(ARGV[i + 2], "
+    "  local r = ARGV[i + 2] "
+    "  local g = string.match(r, '^2 (%d+):') "
+    "  if g then "
+    "    r = string.sub(r, #g + tonumber(g) + 5) "
+    "  end "
+    "  if d and tonumber(d) >= (tonumber(string.match(r, "
     "                                    '^%d+ %d+ (%d+)')) or 0) then "
     "    gone[#gone + 1] = #ARGV[i] .. ':' .. ARGV[i] "
     "  else "
@@ -187,13 +205,13 @@ static const char  ngx_http_eas_inv_write_lua[] =
 
 /* this worker's */
 
-static ngx_atomic_t              *ngx_http_eas_inv_sh;
 static ngx_http_eas_inv_entry_t  *ngx_http_eas_inv_batch;
 static ngx_http_eas_inv_chunk_t  *ngx_http_eas_inv_chunk;
 static ngx_uint_t                 ngx_http_eas_inv_n;
 static uint16_t  ngx_http_eas_inv_slots[NGX_HTTP_EAS_INV_SLOTS];
 static ngx_event_t                ngx_http_eas_inv_flush_ev;
-static time_t                     ngx_http_eas_inv_refused_logged;
+static ngx_event_t                ngx_http_eas_inv_exit_ev;
+static ngx_uint_t                 ngx_http_eas_inv_exit_writes;
 
 /* the timer's "data": nginx's debug log reads a descriptor from it */
 static ngx_connection_t           ngx_http_eas_inv_dummy;
@@ -231,14 +249,16 @@ ngx_http_eas_redis_inv_start(void)
         return NGX_ERROR;
     }
 
-    ngx_http_eas_inv_sh = ngx_http_eas_redis_counters();
-
     ngx_http_eas_inv_dummy.fd = (ngx_socket_t) -1;
 
     ngx_http_eas_inv_flush_ev.data = &ngx_http_eas_inv_dummy;
     ngx_http_eas_inv_flush_ev.handler = ngx_http_eas_inv_flush;
     ngx_http_eas_inv_flush_ev.log = ngx_cycle->log;
-    ngx_http_eas_inv_flush_ev.cancelable = 1;
+
+    /* a graceful exit waits for them: not cancelable (above) */
+    ngx_http_eas_inv_exit_ev.data = &ngx_http_eas_inv_dummy;
+    ngx_http_eas_inv_exit_ev.handler = ngx_http_eas_inv_exit_wait;
+    ngx_http_eas_inv_exit_ev.log = ngx_cycle->log;
 
     return NGX_OK;
 }
@@ -324,6 +344,28 @@ queued:
         && !ngx_http_eas_inv_flush_ev.posted)
     {
         ngx_add_timer(&ngx_http_eas_inv_flush_ev, rcf->flush);
+    }
+}
+
+
+/* the batch written now (ngx_http_eas_redis_inv_rewrite.c) */
+
+void
+ngx_http_eas_redis_inv_flush_now(void)
+{
+    if (ngx_http_eas_inv_n) {
+        ngx_http_eas_inv_flush(&ngx_http_eas_inv_flush_ev);
+    }
+}
+
+
+/* the worker starts to shut down gracefully: its batch is written now */
+
+void
+ngx_http_eas_redis_inv_exiting(void)
+{
+    if (ngx_http_eas_inv_n) {
+        ngx_http_eas_inv_flush(&ngx_http_eas_inv_flush_ev);
     }
 }
 
@@ -502,12 +544,31 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
     }
 
     if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_write,
-                                   (void *) (uintptr_t) (k << 8 | n),
+                                   (void *) (uintptr_t)
+                                       (k << 8 | n
+                                        | (ngx_exiting ? NGX_HTTP_EAS_INV_EXIT
+                                                       : 0)),
                                    (int) argc, c->argv, c->argvlen)
         != NGX_OK)
     {
         ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
+        return;
     }
+
+    if (ngx_exiting) {
+        /* the worker waits for the answer, "timeout" at most */
+        ngx_http_eas_inv_exit_writes++;
+        ngx_add_timer(&ngx_http_eas_inv_exit_ev, rcf->timeout);
+    }
+}
+
+
+/* exiting: Redis did not answer the last writes in time, they are left */
+
+static void
+ngx_http_eas_inv_exit_wait(ngx_event_t *ev)
+{
+    ngx_http_eas_inv_exit_writes = 0;
 }
 
 
@@ -520,6 +581,13 @@ ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
     size_t           i;
     ngx_shm_zone_t  *zone;
 
+    if ((n & NGX_HTTP_EAS_INV_EXIT) && ngx_http_eas_inv_exit_writes
+        && --ngx_http_eas_inv_exit_writes == 0
+        && ngx_http_eas_inv_exit_ev.timer_set)
+    {
+        ngx_del_timer(&ngx_http_eas_inv_exit_ev);
+    }
+
     if (rr == NULL || rr->type != REDIS_REPLY_ARRAY || rr->elements < 2
         || rr->element[0]->type != REDIS_REPLY_INTEGER
         || rr->element[1]->type != REDIS_REPLY_STRING)
@@ -530,7 +598,8 @@ ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
 
     ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_WRITTEN, n & 0xff);
 
-    zone = ngx_http_eas_redis_zone_find(NULL, n >> 8, &ngx_http_eas_module);
+    zone = ngx_http_eas_redis_zone_find(NULL, (n >> 8) & 0xfff,
+                                        &ngx_http_eas_module);
 
     if (zone == NULL) {
         return;
@@ -543,54 +612,7 @@ ngx_http_eas_inv_on_write(redisAsyncContext *ac, void *reply, void *data)
     }
 
     for (i = 2; i + 1 < rr->elements; i += 2) {
-        ngx_http_eas_inv_lost(zone, rr->element[i], rr->element[i + 1]);
-    }
-}
-
-
-/*
- * The user's set on Redis is full with devices of other gateways: the
- * device's place here is given back, its next request asks Redis again
- * (ngx_http_eas_device_unplace()).
- */
-
-static void
-ngx_http_eas_inv_lost(ngx_shm_zone_t *zone, redisReply *set,
-    redisReply *device)
-{
-    size_t                      skip;
-    ngx_str_t                   user, device_id;
-    ngx_http_eas_redis_conf_t  *rcf;
-
-    rcf = ngx_http_eas_redis_get_conf();
-
-    if (rcf == NULL) {
-        return;
-    }
-
-    /* "<prefix>d:<zone>:<user>", as ngx_http_eas_redis_inv_key() made it */
-
-    skip = rcf->prefix.len + 2 + zone->shm.name.len + 1;
-
-    if (set->type != REDIS_REPLY_STRING || device->type != REDIS_REPLY_STRING
-        || set->len < skip || set->len - skip > EAS_USER_MAX
-        || device->len == 0 || device->len > EAS_DEVICE_ID_MAX)
-    {
-        ngx_http_eas_redis_inv_refused(1);
-        return;
-    }
-
-    user.data = (u_char *) set->str + skip;
-    user.len = set->len - skip;
-    device_id.data = (u_char *) device->str;
-    device_id.len = device->len;
-
-    if (ngx_http_eas_device_unplace(zone, &user, &device_id, 0) == NGX_OK) {
-        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                      "eas: device \"%V\" of user \"%V\" lost its "
-                      "\"eas_device_max\" place: the other gateways hold "
-                      "the user's places on Redis, its next request asks "
-                      "again", &device_id, &user);
+        ngx_http_eas_redis_inv_lost(zone, rr->element[i], rr->element[i + 1]);
     }
 }
 
@@ -669,7 +691,7 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
     time_t *last_seen)
 {
     u_char                       *p, *s;
-    ngx_str_t                     user, device_id;
+    ngx_str_t                     user, device_id, gateway;
     ngx_http_eas_devices_ctx_t   *ctx;
     ngx_http_eas_devices_node_t  *dn;
 
@@ -693,14 +715,29 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
     s = dn->data + dn->zn.len + dn->user_len + dn->device_id_len
         + NGX_HTTP_EAS_DEVICE_TYPE_LEN + NGX_HTTP_EAS_DEVICE_UA_LEN;
 
-    *refused = !dn->zn.mark && dn->access == NGX_HTTP_EAS_ACCESS_BLOCKED
-               && dn->reason_len
-                  == sizeof(NGX_HTTP_EAS_REASON_MAX_DEVICES) - 1
-               && ngx_strncmp(s, NGX_HTTP_EAS_REASON_MAX_DEVICES,
-                              dn->reason_len)
-                  == 0;
+    *refused = !dn->zn.mark
+               && ngx_http_eas_redis_inv_refused_max(dn->access, s,
+                                                     dn->reason_len);
 
-    p = ngx_sprintf(record, "1 %T %T %ui %ui %ui %ui %ui %ui %ui %ui %ui ",
+    /* the gateway that saw it, "2 LEN:NAME " before the record */
+
+    ngx_str_null(&gateway);
+
+    if (dn->gateway == 0) {
+        ngx_http_eas_redis_gateway(&gateway);
+
+    } else if (dn->gateway <= ctx->sh->ngateways) {
+        gateway.len = ctx->sh->gateways[dn->gateway - 1][0];
+        gateway.data = ctx->sh->gateways[dn->gateway - 1] + 1;
+    }
+
+    p = record;
+
+    if (gateway.len && gateway.len <= NGX_HTTP_EAS_DEVICE_GATEWAY_LEN) {
+        p = ngx_sprintf(p, "2 %uz:%V ", gateway.len, &gateway);
+    }
+
+    p = ngx_sprintf(p, "1 %T %T %ui %ui %ui %ui %ui %ui %ui %ui %ui ",
                     dn->first_seen, dn->last_seen, dn->heartbeat,
                     (ngx_uint_t) dn->version, (ngx_uint_t) dn->command,
                     (ngx_uint_t) dn->access, (ngx_uint_t) dn->user_len,
@@ -721,33 +758,4 @@ ngx_http_eas_inv_read(ngx_shm_zone_t *zone, ngx_http_eas_inv_entry_t *e,
     ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
 
     return p - record;
-}
-
-
-void
-ngx_http_eas_redis_inv_count(ngx_uint_t counter, ngx_uint_t n)
-{
-    if (ngx_http_eas_inv_sh) {
-        (void) ngx_atomic_fetch_add(&ngx_http_eas_inv_sh[counter], n);
-    }
-}
-
-
-void
-ngx_http_eas_redis_inv_refused(ngx_uint_t n)
-{
-    ngx_http_eas_redis_conf_t  *rcf;
-
-    ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_REFUSED, n);
-
-    if (ngx_time() - ngx_http_eas_inv_refused_logged < 60) {
-        return;
-    }
-
-    ngx_http_eas_inv_refused_logged = ngx_time();
-    rcf = ngx_http_eas_redis_get_conf();
-
-    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                  "eas: shared state \"%V\": a device record not "
-                  "understood, refused (said once a minute)", &rcf->url);
 }

@@ -153,6 +153,7 @@ ngx_http_eas_redis_exit_process(ngx_cycle_t *cycle)
         redisAsyncFree(ac);
     }
 
+    ngx_http_eas_redis_inv_pending_exit();
     ngx_http_eas_redis_conf = NULL;
 }
 

@@ -250,6 +250,7 @@
         tr.appendChild(td);
 
         tr.appendChild(el("td", d.reason));
+        tr.appendChild(el("td", d.gateway || ""));
 
         td = el("td", null, "actions");
         td.appendChild(button("Block", "danger act-block", function () {

@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import shutil
 import tempfile
 import urllib.error
@@ -325,6 +326,8 @@ def test_lost_phone_and_delete_from_the_page(gateway, backend, browser):
     assert device(gateway, "ApplLOST").sync().status == 200
     open_console(browser, gateway)
     wait(browser, lambda d: len(rows(d)) == 1, "one device listed")
+    # the gateway that saw it: this one, by its host name
+    assert socket.gethostname().lower()[:64] in rows(browser)[0].text
     mark = gateway.mark()
     _, result, kind = confirm(browser, rows(browser)[0].find_element(
         By.CSS_SELECTOR, "button.act-lost"))

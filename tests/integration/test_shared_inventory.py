@@ -31,7 +31,7 @@ http {
     ${temp_paths}
 
     eas_shared_state ${redis_url} prefix=t: timeout=${timeout}
-                     connect_timeout=300ms retry=200ms flush=${flush}
+                     connect_timeout=300ms retry=200ms flush=${flush} ${gateway_name}
                      device_ttl=2h;
 
     eas_preauth_zone zone=auth:1m;
@@ -75,10 +75,12 @@ def backend():
 
 
 def gateway(nginx_factory, redis, directory, backend, device_max="",
-            timeout="300ms", flush="1s"):
+            timeout="300ms", flush="1s", name=None):
     nginx = start_gateway(nginx_factory, NGINX_CONFIG, redis_url=redis.url,
                           dir_port=directory.port, backend_port=backend.port,
-                          device_max=device_max, timeout=timeout, flush=flush)
+                          device_max=device_max, timeout=timeout,
+                          flush=flush,
+                          gateway_name="gateway=%s" % name if name else "")
     return nginx
 
 
@@ -121,15 +123,7 @@ def ids(nginx):
 
 
 def delete(nginx, user, device_id):
-    request = urllib.request.Request(
-        "http://127.0.0.1:%d/eas/admin/devices?user=%s&device_id=%s"
-        % (nginx.port, user, device_id),
-        method="DELETE", headers={"X-EAS-Admin": "1"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status
-    except urllib.error.HTTPError as err:
-        return err.code
+    return delete_answer(nginx, user, device_id)[0]
 
 
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "..", "docs",
@@ -418,16 +412,15 @@ def test_user_set_rebuilt_and_limit_converges(nginx_factory, redis,
 
 def test_redis_restarted_empty_limit_holds(nginx_factory, redis,
                                           directory, backend):
-    """Redis restarted empty: the phone counted on A syncs on and puts
-    its place back, so B admits no second device for the user, and A
-    keeps listing its own device."""
+    """Redis restarted empty: A puts the place of the phone it counts
+    back (and its next request would too), so B admits no second device
+    for the user, and A keeps listing its own device."""
     a, b = gateways(nginx_factory, redis, directory, backend, 2,
                     device_max="eas_device_max 1;")
     assert device(a, "PHONE1").foldersync().status == 200
     redis.stop()
     redis.start()
     poll(lambda: clients(redis) >= 8 or None, "the gateways back on Redis")
-    assert redis.command("EXISTS", "t:d:devices:jdoe") == 0
     assert device(a, "PHONE1").foldersync().status == 200
     poll(lambda: redis.command("SMEMBERS", "t:d:devices:jdoe") == [b"phone1"]
          or None, "PHONE1's place back on Redis")
@@ -535,6 +528,198 @@ def test_deletion_missed_during_resubscription(nginx_factory, redis,
     assert redis.command("SMEMBERS", "t:d:devices:amy") == [b"amya1"]
 
 
+def delete_answer(nginx, user, device_id):
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/devices?user=%s&device_id=%s"
+        % (nginx.port, user, device_id),
+        method="DELETE", headers={"X-EAS-Admin": "1"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.loads(reply.read().decode())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read().decode())
+
+
+def test_deleted_while_redis_down_deleted_everywhere_once_back(
+        nginx_factory, redis, directory, backend):
+    """Deleted on B while Redis is down: B answers shared:false, keeps
+    the deletion and sends it when Redis is back, so A drops the device
+    too.  A device seen again on A after its deletion (its record on
+    Redis newer than the deletion) is kept: B's deletion, sent late,
+    does not undo what A saw since."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2)
+    for device_id in ("PHONE1", "LATER"):
+        assert device(a, device_id).foldersync().status == 200
+    poll(lambda: {"PHONE1", "LATER"} <= ids(b) or None, "listed on B")
+    status, answer = delete_answer(b, "jdoe", "PHONE1")
+    assert (status, answer) == (200, {"deleted": 1, "shared": True})
+    poll(lambda: "PHONE1" not in ids(a) or None, "PHONE1 gone from A")
+    # back in a later second than its deletion: a new device
+    deleted = int(time.time())
+    poll(lambda: int(time.time()) > deleted or None, "the next second")
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: "PHONE1" in ids(b) or None, "PHONE1 back on B")
+
+    redis.stop()
+    poll(lambda: get(b, "/eas/status?format=json")["shared_state"]["up"] == 0
+         or None, "B sees Redis down")
+    for device_id in ("PHONE1", "LATER"):
+        status, answer = delete_answer(b, "jdoe", device_id)
+        assert (status, answer) == (200, {"deleted": 1, "shared": False})
+    assert "PHONE1" not in ids(b)
+    deleted = int(time.time())
+    # B frozen while Redis comes back and A sees LATER again, later than
+    # the deletion: B's deletion reaches Redis after A's record
+    frozen = workers(b)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        redis.start()
+        poll(lambda: int(time.time()) > deleted or None, "the next second")
+        assert device(a, "LATER").foldersync().status == 200
+        poll(lambda: redis.command("EXISTS", "t:i:devices:4:jdoelater") == 1
+             and last_seen_on_redis(redis, "t:i:devices:4:jdoelater")
+             > deleted or None, "LATER written again by A, seen since")
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    poll(lambda: "PHONE1" not in ids(a) or None,
+         "the deletion made on B while Redis was down reaches A")
+    assert redis.command("SISMEMBER", "t:d:devices:jdoe", "phone1") == 0
+    assert "while it was away sent to it" in b.error_log()
+    poll(lambda: "LATER" in ids(b) or None, "LATER, seen since, back on B")
+    assert "LATER" in ids(a)
+    assert redis.command("EXISTS", "t:i:devices:4:jdoelater") == 1
+
+
+def test_deletions_while_redis_down_bounded(nginx_factory, redis,
+                                            directory, backend):
+    """A worker keeps 256 deletions for a Redis that is down: past them
+    the admin API refuses (503, saying why) and the record stays."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    assert device(a, "KEEP").foldersync().status == 200
+    redis.stop()
+    poll(lambda: get(a, "/eas/status?format=json")["shared_state"]["up"] == 0
+         or None, "A sees Redis down")
+    refused = None
+    # two workers: at most 2 x 256 kept, each on one connection
+    for i in range(600):
+        status, answer = delete_answer(a, "jdoe", "GONE%03d" % i)
+        if status == 503:
+            refused = answer
+            break
+        assert status == 404, answer
+    assert refused is not None
+    assert "queue of deletions" in refused["error"]
+    # a refused deletion is not made here either (the other worker, with
+    # room left, deletes and keeps: the device comes back, asked again)
+    for _ in range(100):
+        status, answer = delete_answer(a, "jdoe", "KEEP")
+        if status == 503:
+            break
+        assert (status, answer) == (200, {"deleted": 1, "shared": False})
+        assert device(a, "KEEP").foldersync().status == 200
+    assert status == 503
+    assert "KEEP" in ids(a)
+
+
+def last_seen_on_redis(redis, key):
+    """The last seen time of a record on Redis, past its gateway's name
+    ("2 LEN:NAME 1 FIRST LAST ...")."""
+    fields = redis.command("GET", key).split()
+    if fields[0] == b"2":
+        fields = fields[2:]
+    return int(fields[2])
+
+
+def test_batch_written_when_the_worker_exits(nginx_factory, redis,
+                                             directory, backend):
+    """The last-seen moves a worker holds when it shuts down gracefully
+    (a reload) reach Redis: with flush=60s nothing else writes them."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1, flush="60s")
+    key = "t:i:devices:4:jdoephone1"
+    # a new device is written at once
+    assert device(a, "PHONE1").foldersync().status == 200
+    poll(lambda: redis.command("EXISTS", key) == 1 or None, "PHONE1 written")
+    first = last_seen_on_redis(redis, key)
+    poll(lambda: int(time.time()) > first or None, "the next second")
+    assert device(a, "PHONE1").foldersync().status == 200
+    assert last_seen_on_redis(redis, key) == first
+    a.reload()
+    poll(lambda: last_seen_on_redis(redis, key) > first or None,
+         "the last seen time the exiting worker held, on Redis")
+
+
+def test_listing_says_which_gateway_saw_the_device(nginx_factory, redis,
+                                                   directory, backend):
+    """Every record says the gateway that wrote it last ("gateway=",
+    the host name by default), on every gateway; a record of an older
+    gateway (version 1, no name) is listed with an empty one."""
+    a = gateway(nginx_factory, redis, directory, backend, name="gw-a")
+    b = gateway(nginx_factory, redis, directory, backend, name="gw-b")
+    poll(lambda: clients(redis) >= 8 or None, "the gateways on Redis")
+    assert device(a, "PHONEA").foldersync().status == 200
+    assert device(b, "PHONEB").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: {"PHONEA", "PHONEB"} <= ids(nginx) or None,
+             "both devices listed")
+        assert {d["device_id"]: d["gateway"] for d in listed(nginx)} \
+            == {"PHONEA": "gw-a", "PHONEB": "gw-b"}
+    assert redis.command("GET", "t:i:devices:4:jdoephonea") \
+        .startswith(b"2 4:gw-a 1 ")
+    # PHONEA syncs through B: every gateway says B saw it last
+    seen = [d["last_seen"] for d in listed(a) if d["device_id"] == "PHONEA"]
+    poll(lambda: int(time.time()) > seen[0] or None, "the next second")
+    assert device(b, "PHONEA").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: listed(nginx, device_id="PHONEA")[0]["gateway"]
+             == "gw-b" or None, "PHONEA seen last by B")
+    # a record of version 1, as an older gateway writes it
+    redis.command("PUBLISH", "t:db0:events",
+                  b"I 0000000000000000 0 0 7 0 devices"
+                  + frame(good_record("OLDGW", int(time.time()))))
+    poll(lambda: listed(a, device_id="OLDGW") or None, "OLDGW listed")
+    assert listed(a, device_id="OLDGW")[0]["gateway"] == ""
+
+
+def test_redis_restarted_empty_refilled_by_idle_gateways(
+        nginx_factory, redis, directory, backend):
+    """Redis restarted empty: each gateway writes the records it wrote
+    last again, idle devices too, so the fleet's inventory and the
+    users' sets of counted devices come back with no request at all; a
+    gateway started afterwards lists the fleet."""
+    # flush=60s: no batch of last-seen times writes the records meanwhile
+    a, b = gateways(nginx_factory, redis, directory, backend, 2,
+                    device_max="eas_device_max 2;", flush="60s")
+    assert device(a, "IDLEA").foldersync().status == 200
+    assert device(b, "IDLEB").foldersync().status == 200
+    assert device(a, "OTHER", user="amy",
+                  password="apple").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: ids(nginx) == {"IDLEA", "IDLEB", "OTHER"} or None,
+             "the fleet listed")
+    mark = a.mark()
+    redis.stop()
+    redis.start()
+    poll(lambda: redis.command("ZCARD", "t:iz:devices") == 3 or None,
+         "the records written again")
+    poll(lambda: sorted(redis.command("SMEMBERS", "t:d:devices:jdoe"))
+         == [b"idlea", b"idleb"] or None, "jdoe's set of devices back")
+    assert redis.command("SMEMBERS", "t:d:devices:amy") == [b"other"]
+    assert redis.command("GET", "t:i:devices:4:jdoeidleb") \
+        .startswith(b"2 ")
+    assert any("written to it again" in line
+               for line in a.error_lines_since(mark))
+    c = gateway(nginx_factory, redis, directory, backend,
+                device_max="eas_device_max 2;")
+    poll(lambda: ids(c) == {"IDLEA", "IDLEB", "OTHER"} or None,
+         "the fleet on a gateway started afterwards")
+    # the limit holds across the gateways
+    count = len(backend.requests)
+    device(c, "THIRD").foldersync()
+    assert [r.eas.device_id for r in backend.requests[count:]] == []
+
+
 def test_write_after_deletion_brings_nothing_back(nginx_factory, redis,
                                                   directory, backend):
     """A write of a device seen before its deletion, landing after it
@@ -622,6 +807,11 @@ JUNK_RECORDS = [
     b"1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1 trailing",
     b"1 x 1 0 141 0 1 3 4 0 0 0 amyDEV1",
     b"\xff" * 2000,
+    b"2 3:gwa1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",    # name not as long
+    b"2 0: 1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",      # no name
+    b"2 65:" + b"g" * 65 + b" 1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",
+    b"2 3:gwa 2 3:gwb 1 1 1 0 141 0 1 3 4 0 0 0 amyDEV1",
+    b"2 3:gwa",
 ]
 
 
@@ -788,3 +978,32 @@ def test_stale_deleted_on_one_gateway_gone_everywhere(nginx_factory, redis,
     assert ids(a) == ids(b) == {"FRESH"}
     poll(lambda: redis.keys("t:i:devices:3:amy*") == [] or None,
          "its record gone from Redis")
+
+
+def test_stale_deleted_while_redis_down_gone_everywhere_once_back(
+        nginx_factory, redis, directory, backend):
+    """DELETE devices/stale on B while Redis is down: B deletes them at
+    once and sends the deletions when Redis is back, so A drops them
+    too; a device seen today stays everywhere."""
+    a, b = gateways(nginx_factory, redis, directory, backend, 2)
+    old = int(time.time()) - 3 * 86400
+    record = good_record("OLDPHONE", old, first=old - 60)
+    redis.command("PUBLISH", "t:db0:events",
+                  b"I 0000000000000000 0 0 7 0 devices" + frame(record))
+    assert device(a, "FRESH").foldersync().status == 200
+    for nginx in (a, b):
+        poll(lambda: {"OLDPHONE", "FRESH"} <= ids(nginx) or None,
+             "both devices listed")
+    redis.stop()
+    poll(lambda: get(b, "/eas/status?format=json")["shared_state"]["up"] == 0
+         or None, "B sees Redis down")
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d/eas/admin/devices/stale?days=2" % b.port,
+        method="DELETE", headers={"X-EAS-Admin": "1"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        deleted = json.loads(reply.read().decode())["devices"]
+    assert [d["device_id"] for d in deleted] == ["OLDPHONE"]
+    assert "OLDPHONE" in ids(a)
+    redis.start()
+    poll(lambda: "OLDPHONE" not in ids(a) or None, "OLDPHONE gone from A")
+    assert ids(a) == ids(b) == {"FRESH"}
