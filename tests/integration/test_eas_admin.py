@@ -121,7 +121,8 @@ def test_lockout_listed_lifted_in_every_worker(gateway, backend):
     assert locks[0]["failures"] == 3 and locks[0]["left"] > 3000
 
     mark = gateway.mark()
-    assert admin(gateway, "DELETE", "lockouts?user=jdoe") == {"lifted": 1}
+    assert admin(gateway, "DELETE", "lockouts?user=jdoe") == {"lifted": 1,
+                                                              "key": "jdoe"}
     lines = notices(gateway, mark)
     assert len(lines) == 1 and ("eas admin: lift lockout of user: jdoe, by "
                                 "127.0.0.1 user admin") in lines[0], lines
