@@ -40,6 +40,8 @@ typedef struct {
 } ngx_http_eas_admin_candidates_t;
 
 
+static ngx_int_t ngx_http_eas_admin_user_candidates(ngx_http_request_t *r,
+    ngx_str_t *value, ngx_http_eas_admin_candidates_t *c);
 static ngx_int_t ngx_http_eas_admin_candidate(ngx_http_request_t *r,
     ngx_http_eas_admin_candidates_t *c, u_char *data, size_t len);
 static ngx_int_t ngx_http_eas_admin_candidate_domains(ngx_http_request_t *r,
@@ -64,12 +66,9 @@ ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
     ngx_str_t *value, ngx_str_t *key, ngx_str_t *json)
 {
     size_t                            n;
-    ngx_str_t                         name, *found;
+    ngx_int_t                         rc;
+    ngx_str_t                        *found;
     ngx_uint_t                        i, nfound;
-    eas_user_t                        u;
-    ngx_list_part_t                  *part;
-    ngx_shm_zone_t                   *shm;
-    ngx_http_eas_ldap_t              *ldap;
     ngx_http_eas_admin_candidates_t  *c;
     u_char                            id[EAS_USER_MAX];
 
@@ -108,7 +107,52 @@ ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
         return NGX_OK;
     }
 
-    /* the name as each source makes it an identity */
+    rc = ngx_http_eas_admin_user_candidates(r, value, c);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    found = NULL;
+    nfound = 0;
+
+    for (i = 0; i < c->n; i++) {
+        if (ngx_http_eas_admin_locked(c, c->key[i].data, c->key[i].len)) {
+            found = &c->key[i];
+            nfound++;
+        }
+    }
+
+    if (nfound > 1) {
+        return ngx_http_eas_admin_candidates_json(r, c, json) == NGX_OK
+               ? NGX_BUSY : NGX_ERROR;
+    }
+
+    *key = found ? *found : *c->primary;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The identities a name typed stands for, the one requests are keyed
+ * by first: of every directory of several domains (a bare name: the
+ * name in each of their domains), and of a password file or a
+ * directory of one domain (the name alone).  NGX_DECLINED: no user
+ * name.
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_user_candidates(ngx_http_request_t *r, ngx_str_t *value,
+    ngx_http_eas_admin_candidates_t *c)
+{
+    size_t                n;
+    ngx_str_t             name;
+    ngx_uint_t            i;
+    eas_user_t            u;
+    ngx_list_part_t      *part;
+    ngx_shm_zone_t       *shm;
+    ngx_http_eas_ldap_t  *ldap;
+    u_char                id[EAS_USER_MAX];
 
     if (ngx_http_eas_user_identity(NULL, value->data, value->len, id,
                                    sizeof(id), &n)
@@ -169,24 +213,47 @@ ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
         return NGX_ERROR;
     }
 
-    found = NULL;
-    nfound = 0;
-
-    for (i = 0; i < c->n; i++) {
-        if (ngx_http_eas_admin_locked(c, c->key[i].data, c->key[i].len)) {
-            found = &c->key[i];
-            nfound++;
-        }
-    }
-
-    if (nfound > 1) {
-        return ngx_http_eas_admin_candidates_json(r, c, json) == NGX_OK
-               ? NGX_BUSY : NGX_ERROR;
-    }
-
-    *key = found ? *found : *c->primary;
-
     return NGX_OK;
+}
+
+
+/*
+ * "DELETE credentials?user=" (ngx_http_eas_admin_lockouts.c): the
+ * name as $eas_auth_user shows it, in any case or width, and every
+ * identity it stands for (a dropped credential only costs one more
+ * verification; the answer lists them).  NGX_DECLINED: no user name.
+ */
+
+ngx_int_t
+ngx_http_eas_admin_user_identities(ngx_http_request_t *r, ngx_str_t *value,
+    ngx_str_t **keys, ngx_uint_t *n)
+{
+    size_t                            len;
+    ngx_int_t                         rc;
+    ngx_http_eas_admin_candidates_t  *c;
+    u_char                            id[EAS_USER_MAX];
+
+    c = ngx_pcalloc(r->pool, sizeof(ngx_http_eas_admin_candidates_t));
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_eas_admin_user_candidates(r, value, c);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_eas_fold(value->data, value->len, id, sizeof(id), &len)
+        == NGX_OK
+        && ngx_http_eas_admin_candidate(r, c, id, len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *keys = c->key;
+    *n = c->n;
+
+    return c->n ? NGX_OK : NGX_DECLINED;
 }
 
 

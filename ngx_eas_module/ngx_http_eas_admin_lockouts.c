@@ -459,9 +459,8 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
     u_char      *buf, *p;
     size_t       len;
     ngx_int_t    rc;
-    ngx_str_t    what, user;
-    ngx_uint_t   n;
-    u_char       folded[EAS_USER_MAX];
+    ngx_str_t    what, user, *ids;
+    ngx_uint_t   i, n;
 
     if (acf->preauth == NULL) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
@@ -486,35 +485,63 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
         }
 
         /*
-         * folded as identities are (ngx_http_eas_fold(), idempotent): a
-         * drop of "JDoe" is one of "jdoe", never a silent no-op
+         * the name as listed, folded ("JDoe" is "jdoe"), and every
+         * identity it stands for ("CORP\\jdoe" is "jdoe", or
+         * "jdoe@corp.example" in a forest): never a silent no-op
          */
 
-        if (ngx_http_eas_admin_value(&user, EAS_USER_MAX) != NGX_OK
-            || ngx_http_eas_fold(user.data, user.len, folded,
-                                 sizeof(folded), &len)
-               != NGX_OK)
-        {
+        if (ngx_http_eas_admin_value(&user, EAS_USER_MAX) != NGX_OK) {
             return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                             "invalid user");
         }
 
-        user.data = folded;
-        user.len = len;
+        rc = ngx_http_eas_admin_user_identities(r, &user, &ids, &n);
 
-        ngx_http_eas_cache_drop_user(acf->preauth, &user);
+        if (rc == NGX_DECLINED) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid user");
+        }
 
-        if (ngx_http_eas_admin_audit_value(r, &user, &what) != NGX_OK) {
+        if (rc != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_http_eas_admin_audit(r, "drop cached credentials of user",
-                                 &what);
+        len = sizeof("{\"dropped\":\"user\",\"identities\":[]}\n");
 
-        return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
-                                       (u_char *) "{\"dropped\":\"user\"}\n",
-                                       sizeof("{\"dropped\":\"user\"}\n")
-                                       - 1);
+        for (i = 0; i < n; i++) {
+            len += 9 * ids[i].len + sizeof("\"\",");
+        }
+
+        buf = ngx_pnalloc(r->pool, len);
+        if (buf == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_cpymem(buf, "{\"dropped\":\"user\",\"identities\":[",
+                       sizeof("{\"dropped\":\"user\",\"identities\":[") - 1);
+
+        for (i = 0; i < n; i++) {
+            ngx_http_eas_cache_drop_user(acf->preauth, &ids[i]);
+
+            if (ngx_http_eas_admin_audit_value(r, &ids[i], &what) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_http_eas_admin_audit(r, "drop cached credentials of user",
+                                     &what);
+
+            *p++ = '"';
+            p = ngx_http_eas_json_escape(p, ids[i].data, ids[i].len, NULL);
+            *p++ = '"';
+
+            if (i + 1 < n) {
+                *p++ = ',';
+            }
+        }
+
+        p = ngx_cpymem(p, "]}\n", 3);
+
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK, buf, p - buf);
     }
 
     rc = ngx_http_eas_admin_all(r);

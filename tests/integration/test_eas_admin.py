@@ -172,7 +172,7 @@ def test_drop_one_users_cached_credentials(gateway):
 
     mark = gateway.mark()
     assert admin(gateway, "DELETE", "credentials?user=jdoe") == {
-        "dropped": "user"}
+        "dropped": "user", "identities": ["jdoe"]}
     assert any("eas admin: drop cached credentials of user: jdoe, by "
                "127.0.0.1" in line for line in notices(gateway, mark))
 
@@ -195,7 +195,7 @@ def test_drop_one_users_cached_credentials_in_any_case(gateway):
     on_both_workers(gateway, lambda: device(gateway, "ApplU").sync())
 
     assert admin(gateway, "DELETE", "credentials?user=JDoe") == {
-        "dropped": "user"}
+        "dropped": "user", "identities": ["jdoe"]}
 
     replies = on_both_workers(gateway, lambda: device(gateway,
                                                       "ApplU").sync())

@@ -4,7 +4,9 @@ with a directory that serves several domains the lockout key is
 and any form a user types for it (DOMAIN\\name, name@alias, another
 case or width), a bare name the one domain whose lock it matches, and
 answers 409 with the keys to choose from when it matches several; with
-eas_shared_state the lift reaches the other gateways.  Against a real
+eas_shared_state the lift reaches the other gateways.  And the drop of
+cached credentials ("DELETE credentials?user=CONTOSO\\jdoe") reaches the
+identity "jdoe@contoso.com".  Against a real
 slapd, real nginx gateways and a real redis-server; that the user's
 right password gets through again is read from slapd's own log."""
 
@@ -56,6 +58,15 @@ http {
             proxy_pass http://127.0.0.1:${backend_port};
         }
 
+        location /cached/ {
+            eas on;
+            eas_preauth "ActiveSync";
+            eas_preauth_ldap forest;
+            eas_preauth_cache zone=auth valid=1h invalid=0;
+            eas_preauth_lockout user=off address=off;
+            proxy_pass http://127.0.0.1:${backend_port}/;
+        }
+
 """ + confs.SHARED_STATUS_ADMIN + """    }
 }
 """
@@ -88,9 +99,9 @@ def gateway(nginx_factory, slapd, backend):
     return start(nginx_factory, slapd, backend)
 
 
-def send(nginx, user, password, device="DEV1"):
-    client = EasClient("http://127.0.0.1:%d/Microsoft-Server-ActiveSync"
-                       % nginx.port, user=user, password=password,
+def send(nginx, user, password, device="DEV1", prefix=""):
+    client = EasClient("http://127.0.0.1:%d%s/Microsoft-Server-ActiveSync"
+                       % (nginx.port, prefix), user=user, password=password,
                        device_id=device, timeout=20)
     return client.options().status
 
@@ -217,3 +228,25 @@ def test_the_lift_of_a_domain_user_reaches_the_other_gateway(
     assert redis.keys("t:ul:auth:jdoe@fabrikam.com") == []
     poll(lambda: passes(b, slapd, backend, "fabrikam") or None,
          "the lock lifted on gateway B", timeout=10, interval=0.1)
+
+
+def test_cached_credentials_of_a_domain_user_are_dropped_by_its_name(
+        gateway, slapd, backend):
+    """After a password change, "DELETE credentials?user=CONTOSO\\jdoe"
+    drops the answers cached for the identity jdoe@contoso.com: its next
+    request binds to slapd again."""
+    def binds_of(user, password):
+        mark = slapd.log_size()
+        assert send(gateway, user, password, prefix="/cached") == 200
+        return len(binds(slapd, mark, "jdoe-c"))
+
+    assert binds_of("CONTOSO\\jdoe", "contoso-pw") > 0
+    poll(lambda: binds_of("CONTOSO\\jdoe", "contoso-pw") == 0 or None,
+         "the answer cached", timeout=10, interval=0.1)
+
+    status, answer = admin(gateway, "DELETE",
+                           "credentials?user=CONTOSO%5Cjdoe")
+    assert status == 200
+    assert binds_of("CONTOSO\\jdoe", "contoso-pw") > 0
+    assert answer["dropped"] == "user"
+    assert "jdoe@contoso.com" in answer["identities"]
