@@ -33,8 +33,10 @@ static ngx_int_t ngx_http_eas_admin_unlocked(ngx_http_request_t *r,
     ngx_uint_t kind, ngx_str_t *key, ngx_int_t lifted);
 static ngx_int_t ngx_http_eas_admin_lifted(ngx_http_request_t *r,
     ngx_uint_t n, ngx_int_t shared);
+static ngx_int_t ngx_http_eas_admin_ambiguous(ngx_http_request_t *r,
+    ngx_str_t *keys);
 static ngx_int_t ngx_http_eas_admin_lockout_key(ngx_http_request_t *r,
-    ngx_uint_t kind, ngx_str_t *key);
+    ngx_str_t *key);
 static u_char *ngx_http_eas_admin_lockout_raw(u_char *p, u_char *key,
     size_t len);
 
@@ -164,16 +166,26 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
                                         "invalid user or address");
     }
 
-    raw = key;
+    if (kind == NGX_HTTP_EAS_CACHE_USER) {
 
-    if (ngx_http_eas_admin_lockout_key(r, kind, &key) != NGX_OK) {
-        if (kind != NGX_HTTP_EAS_CACHE_USER) {
-            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "invalid user or address");
+        /* the key listed, or the identity of a name as typed */
+
+        raw = key;
+        rc = ngx_http_eas_admin_lockout_user(r, acf->preauth, &raw, &key,
+                                             &what);
+        if (rc == NGX_BUSY) {
+            return ngx_http_eas_admin_ambiguous(r, &what);
         }
 
-        /* no identity: a name listed with "raw", lifted as it is */
-        key = raw;
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* NGX_DECLINED, no identity: a name listed with "raw", as it is */
+
+    } else if (ngx_http_eas_admin_lockout_key(r, &key) != NGX_OK) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "invalid user or address");
     }
 
     found = (ngx_http_eas_cache_clear(acf->preauth, kind, &key) == NGX_OK);
@@ -200,7 +212,8 @@ static ngx_int_t
 ngx_http_eas_admin_unlocked(ngx_http_request_t *r, ngx_uint_t kind,
     ngx_str_t *key, ngx_int_t lifted)
 {
-    ngx_str_t  what;
+    u_char     *p, *buf;
+    ngx_str_t   what;
 
     if (lifted == NGX_ERROR) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -221,9 +234,20 @@ ngx_http_eas_admin_unlocked(ngx_http_request_t *r, ngx_uint_t kind,
                                 ? "lift lockout of user"
                                 : "lift lockout of address", &what);
 
-    return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
-                                   (u_char *) "{\"lifted\":1}\n",
-                                   sizeof("{\"lifted\":1}\n") - 1);
+    /* the key lifted: the name typed may have been another */
+
+    buf = ngx_pnalloc(r->pool, sizeof("{\"lifted\":1,\"key\":\"\"}\n")
+                               + 9 * key->len);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(buf, "{\"lifted\":1,\"key\":\"",
+                   sizeof("{\"lifted\":1,\"key\":\"") - 1);
+    p = ngx_http_eas_json_escape(p, key->data, key->len, NULL);
+    p = ngx_cpymem(p, "\"}\n", 3);
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_OK, buf, p - buf);
 }
 
 
@@ -344,36 +368,47 @@ ngx_http_eas_admin_lockout_raw(u_char *p, u_char *key, size_t len)
 
 
 /*
- * The key a zone counts under: a user as the identity it stands for
- * (ngx_http_eas_user_identity(): case, "domain\\user", "user@domain",
- * Unicode), an IPv6 address as its /64 (ngx_http_eas_preauth_query()).
+ * A bare name that matches the locks of several domains: 409 and the
+ * keys to choose from, nothing lifted.
  */
 
 static ngx_int_t
-ngx_http_eas_admin_lockout_key(ngx_http_request_t *r, ngx_uint_t kind,
-    ngx_str_t *key)
+ngx_http_eas_admin_ambiguous(ngx_http_request_t *r, ngx_str_t *keys)
 {
+    u_char  *buf, *p;
+
+    static u_char  text[] = "{\"error\":\"the name matches the lockouts of "
+                            "several users: lift one by its key\","
+                            "\"candidates\":";
+
+    buf = ngx_pnalloc(r->pool, sizeof(text) + keys->len + 2);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(buf, text, sizeof(text) - 1);
+    p = ngx_cpymem(p, keys->data, keys->len);
+    *p++ = '}';
+    *p++ = '\n';
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_CONFLICT, buf, p - buf);
+}
+
+
+/*
+ * The key a zone counts an address under: an IPv6 address as its /64
+ * (ngx_http_eas_preauth_query()); a user's is
+ * ngx_http_eas_admin_lockout_user()'s.
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_lockout_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+#if (NGX_HAVE_INET6)
     u_char  *p;
     size_t   n;
-#if (NGX_HAVE_INET6)
     u_char   a6[16];
 #endif
-
-    if (kind == NGX_HTTP_EAS_CACHE_USER) {
-        p = ngx_pnalloc(r->pool, EAS_USER_MAX);
-        if (p == NULL
-            || ngx_http_eas_user_identity(NULL, key->data, key->len, p,
-                                          EAS_USER_MAX, &n)
-               != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        key->data = p;
-        key->len = n;
-
-        return NGX_OK;
-    }
 
 #if (NGX_HAVE_INET6)
 
@@ -424,9 +459,8 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
     u_char      *buf, *p;
     size_t       len;
     ngx_int_t    rc;
-    ngx_str_t    what, user;
-    ngx_uint_t   n;
-    u_char       folded[EAS_USER_MAX];
+    ngx_str_t    what, user, *ids;
+    ngx_uint_t   i, n;
 
     if (acf->preauth == NULL) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
@@ -451,35 +485,63 @@ ngx_http_eas_admin_credentials(ngx_http_request_t *r,
         }
 
         /*
-         * folded as identities are (ngx_http_eas_fold(), idempotent): a
-         * drop of "JDoe" is one of "jdoe", never a silent no-op
+         * the name as listed, folded ("JDoe" is "jdoe"), and every
+         * identity it stands for ("CORP\\jdoe" is "jdoe", or
+         * "jdoe@corp.example" in a forest): never a silent no-op
          */
 
-        if (ngx_http_eas_admin_value(&user, EAS_USER_MAX) != NGX_OK
-            || ngx_http_eas_fold(user.data, user.len, folded,
-                                 sizeof(folded), &len)
-               != NGX_OK)
-        {
+        if (ngx_http_eas_admin_value(&user, EAS_USER_MAX) != NGX_OK) {
             return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
                                             "invalid user");
         }
 
-        user.data = folded;
-        user.len = len;
+        rc = ngx_http_eas_admin_user_identities(r, &user, &ids, &n);
 
-        ngx_http_eas_cache_drop_user(acf->preauth, &user);
+        if (rc == NGX_DECLINED) {
+            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "invalid user");
+        }
 
-        if (ngx_http_eas_admin_audit_value(r, &user, &what) != NGX_OK) {
+        if (rc != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_http_eas_admin_audit(r, "drop cached credentials of user",
-                                 &what);
+        len = sizeof("{\"dropped\":\"user\",\"identities\":[]}\n");
 
-        return ngx_http_eas_admin_send(r, NGX_HTTP_OK,
-                                       (u_char *) "{\"dropped\":\"user\"}\n",
-                                       sizeof("{\"dropped\":\"user\"}\n")
-                                       - 1);
+        for (i = 0; i < n; i++) {
+            len += 9 * ids[i].len + sizeof("\"\",");
+        }
+
+        buf = ngx_pnalloc(r->pool, len);
+        if (buf == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_cpymem(buf, "{\"dropped\":\"user\",\"identities\":[",
+                       sizeof("{\"dropped\":\"user\",\"identities\":[") - 1);
+
+        for (i = 0; i < n; i++) {
+            ngx_http_eas_cache_drop_user(acf->preauth, &ids[i]);
+
+            if (ngx_http_eas_admin_audit_value(r, &ids[i], &what) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_http_eas_admin_audit(r, "drop cached credentials of user",
+                                     &what);
+
+            *p++ = '"';
+            p = ngx_http_eas_json_escape(p, ids[i].data, ids[i].len, NULL);
+            *p++ = '"';
+
+            if (i + 1 < n) {
+                *p++ = ',';
+            }
+        }
+
+        p = ngx_cpymem(p, "]}\n", 3);
+
+        return ngx_http_eas_admin_send(r, NGX_HTTP_OK, buf, p - buf);
     }
 
     rc = ngx_http_eas_admin_all(r);

@@ -139,4 +139,8 @@ char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
     ngx_command_t *cmd, ngx_http_eas_ldap_t *ldap);
 
 
+/* the directory a shared zone belongs to (ngx_http_eas_ldap_conf.c) */
+ngx_http_eas_ldap_t *ngx_http_eas_ldap_of_zone(ngx_shm_zone_t *zone);
+
+
 #endif /* _NGX_HTTP_EAS_LDAP_H_INCLUDED_ */

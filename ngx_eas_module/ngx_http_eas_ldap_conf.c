@@ -614,6 +614,15 @@ ngx_http_eas_ldap_source(ngx_http_eas_ldap_t *ldap)
 }
 
 
+/* the directory of a shared zone; NULL: a zone of something else */
+
+ngx_http_eas_ldap_t *
+ngx_http_eas_ldap_of_zone(ngx_shm_zone_t *zone)
+{
+    return zone->tag == &ngx_http_eas_ldap_tag_data ? zone->data : NULL;
+}
+
+
 ngx_str_t *
 ngx_http_eas_ldap_name(ngx_http_eas_ldap_t *ldap)
 {

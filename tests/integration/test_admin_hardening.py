@@ -152,7 +152,7 @@ def test_plus_is_a_space_and_2b_a_plus_for_every_parameter(gateway):
     assert locked(gateway) == ["john smith", "john+smith"]
     mark = gateway.mark()
     assert api(gateway, "DELETE", "lockouts?user=john+smith") == \
-        {"lifted": 1}
+        {"lifted": 1, "key": "john smith"}
     assert locked(gateway) == ["john+smith"]
     assert len(lines(gateway, mark,
                      "lift lockout of user: john smith, by")) == 1

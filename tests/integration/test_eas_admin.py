@@ -121,7 +121,8 @@ def test_lockout_listed_lifted_in_every_worker(gateway, backend):
     assert locks[0]["failures"] == 3 and locks[0]["left"] > 3000
 
     mark = gateway.mark()
-    assert admin(gateway, "DELETE", "lockouts?user=jdoe") == {"lifted": 1}
+    assert admin(gateway, "DELETE", "lockouts?user=jdoe") == {"lifted": 1,
+                                                              "key": "jdoe"}
     lines = notices(gateway, mark)
     assert len(lines) == 1 and ("eas admin: lift lockout of user: jdoe, by "
                                 "127.0.0.1 user admin") in lines[0], lines
@@ -171,7 +172,7 @@ def test_drop_one_users_cached_credentials(gateway):
 
     mark = gateway.mark()
     assert admin(gateway, "DELETE", "credentials?user=jdoe") == {
-        "dropped": "user"}
+        "dropped": "user", "identities": ["jdoe"]}
     assert any("eas admin: drop cached credentials of user: jdoe, by "
                "127.0.0.1" in line for line in notices(gateway, mark))
 
@@ -194,7 +195,7 @@ def test_drop_one_users_cached_credentials_in_any_case(gateway):
     on_both_workers(gateway, lambda: device(gateway, "ApplU").sync())
 
     assert admin(gateway, "DELETE", "credentials?user=JDoe") == {
-        "dropped": "user"}
+        "dropped": "user", "identities": ["jdoe"]}
 
     replies = on_both_workers(gateway, lambda: device(gateway,
                                                       "ApplU").sync())
