@@ -306,12 +306,6 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
         return;
     }
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_http_eas_inv_fill_lua;
-    argvlen[1] = sizeof(ngx_http_eas_inv_fill_lua) - 1;
-    argv[2] = "2";
-    argvlen[2] = 1;
     argv[3] = (char *) index;
     argvlen[3] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", zone, NULL,
                                             NULL)
@@ -333,8 +327,10 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
     argv[9] = (char *) ngx_http_eas_inv_fill_key;
     argvlen[9] = ngx_http_eas_inv_fill_key_len;
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_fill, NULL, 10, argv,
-                                   argvlen)
+    if (ngx_http_eas_redis_eval(ngx_http_eas_inv_on_fill, NULL,
+                                ngx_http_eas_inv_fill_lua,
+                                sizeof(ngx_http_eas_inv_fill_lua) - 1, 2, 10,
+                                argv, argvlen)
         == NGX_OK)
     {
         ngx_http_eas_inv_fill_asked = 1;
