@@ -30,8 +30,6 @@ static void ngx_http_eas_redis_on_admit(redisAsyncContext *ac, void *reply,
     void *data);
 static ngx_int_t ngx_http_eas_redis_publish(char type, ngx_uint_t kind,
     ngx_shm_zone_t *zone, ngx_str_t *s2, ngx_str_t *s3);
-static ngx_int_t ngx_http_eas_redis_lock_key(ngx_uint_t kind,
-    ngx_str_t *key);
 
 
 /* when this worker last said a message was not understood */
@@ -449,7 +447,7 @@ invalid:
  * "unix:").  Anything else is no lock any gateway set.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key)
 {
     u_char  *at;

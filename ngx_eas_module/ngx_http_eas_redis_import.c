@@ -21,21 +21,10 @@
  * back into this gateway's device zones by its first worker: from the
  * channel as they are written, and from Redis when the subscription is
  * made (ngx_http_eas_redis_inventory.c writes them and describes the
- * keys and the record).  Every record is checked before it is used;
+ * keys and the record).  Every record is checked before it is used
+ * (ngx_http_eas_redis_inv_record.c): as a request would have it;
  * one not understood is refused, counted and said once a minute.
  */
-
-
-typedef struct {
-    time_t                       first_seen;
-    time_t                       last_seen;
-    ngx_uint_t                   n[NGX_HTTP_EAS_INV_NUMS];
-    ngx_str_t                    user;
-    ngx_str_t                    device_id;
-    ngx_str_t                    device_type;
-    ngx_str_t                    user_agent;
-    ngx_str_t                    reason;
-} ngx_http_eas_inv_record_t;
 
 
 static void ngx_http_eas_inv_fill_step(ngx_event_t *ev);
@@ -43,8 +32,6 @@ static void ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply,
     void *data);
 static ngx_int_t ngx_http_eas_inv_records(ngx_shm_zone_t *zone, u_char *p,
     u_char *last);
-static ngx_int_t ngx_http_eas_inv_parse(u_char *p, u_char *last,
-    ngx_http_eas_inv_record_t *rec);
 static ngx_int_t ngx_http_eas_inv_import(ngx_shm_zone_t *zone,
     ngx_http_eas_inv_record_t *rec);
 static void ngx_http_eas_inv_fill_done(ngx_shm_zone_t *zone);
@@ -317,12 +304,6 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
         return;
     }
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = ngx_http_eas_inv_fill_lua;
-    argvlen[1] = sizeof(ngx_http_eas_inv_fill_lua) - 1;
-    argv[2] = "2";
-    argvlen[2] = 1;
     argv[3] = (char *) index;
     argvlen[3] = ngx_http_eas_redis_inv_key(index, rcf, "iz:", zone, NULL,
                                             NULL)
@@ -344,8 +325,10 @@ ngx_http_eas_inv_fill_step(ngx_event_t *ev)
     argv[9] = (char *) ngx_http_eas_inv_fill_key;
     argvlen[9] = ngx_http_eas_inv_fill_key_len;
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_fill, NULL, 10, argv,
-                                   argvlen)
+    if (ngx_http_eas_redis_eval(ngx_http_eas_inv_on_fill, NULL,
+                                ngx_http_eas_inv_fill_lua,
+                                sizeof(ngx_http_eas_inv_fill_lua) - 1, 2, 10,
+                                argv, argvlen)
         == NGX_OK)
     {
         ngx_http_eas_inv_fill_asked = 1;
@@ -559,7 +542,7 @@ ngx_http_eas_inv_records(ngx_shm_zone_t *zone, u_char *p, u_char *last)
         }
 
         if (len == 0 || len > NGX_HTTP_EAS_INV_RECORD
-            || ngx_http_eas_inv_parse(p, p + len, &rec) != NGX_OK)
+            || ngx_http_eas_redis_inv_parse(p, p + len, &rec) != NGX_OK)
         {
             ngx_http_eas_redis_inv_refused(1);
 
@@ -569,98 +552,6 @@ ngx_http_eas_inv_records(ngx_shm_zone_t *zone, u_char *p, u_char *last)
 
         p += len;
     }
-
-    return NGX_OK;
-}
-
-
-/* "LEN:DATA" at p: DATA, and LEN in *len; NULL if it is not one */
-
-u_char *
-ngx_http_eas_redis_inv_frame(u_char *p, u_char *last, size_t *len)
-{
-    ngx_uint_t  digits;
-
-    *len = 0;
-    digits = 0;
-
-    while (p < last && *p >= '0' && *p <= '9' && digits++ < 9) {
-        *len = *len * 10 + (*p++ - '0');
-    }
-
-    if (digits == 0 || p == last || *p++ != ':'
-        || (size_t) (last - p) < *len)
-    {
-        return NULL;
-    }
-
-    return p;
-}
-
-
-static ngx_int_t
-ngx_http_eas_inv_parse(u_char *p, u_char *last,
-    ngx_http_eas_inv_record_t *rec)
-{
-    ngx_uint_t   i, *n;
-    static const ngx_uint_t  max[NGX_HTTP_EAS_INV_NUMS] = {
-        0x7fffffff, 0x7fffffff, 86400, 999, EAS_CMD_NONE, 2,
-        EAS_USER_MAX, EAS_DEVICE_ID_MAX, NGX_HTTP_EAS_DEVICE_TYPE_LEN,
-        NGX_HTTP_EAS_DEVICE_UA_LEN, NGX_HTTP_EAS_DEVICE_REASON_LEN
-    };
-
-    p = ngx_http_eas_redis_inv_unwrap(p, last);
-
-    if (last - p < 2 || p[0] != '1' || p[1] != ' ') {
-        return NGX_ERROR;
-    }
-
-    p += 2;
-    n = rec->n;
-
-    for (i = 0; i < NGX_HTTP_EAS_INV_NUMS; i++) {
-        if (p == last || *p < '0' || *p > '9') {
-            return NGX_ERROR;
-        }
-
-        n[i] = 0;
-
-        while (p < last && *p >= '0' && *p <= '9') {
-            n[i] = n[i] * 10 + (*p++ - '0');
-
-            if (n[i] > max[i]) {
-                return NGX_ERROR;
-            }
-        }
-
-        if (p == last || *p++ != ' ') {
-            return NGX_ERROR;
-        }
-    }
-
-    rec->first_seen = (time_t) n[0];
-    rec->last_seen = (time_t) n[1];
-
-    /* a time to come would stay first of every listing */
-
-    if (rec->first_seen == 0 || rec->first_seen > rec->last_seen
-        || rec->last_seen > ngx_time() + 300
-        || n[7] == 0
-        || (size_t) (last - p) != n[6] + n[7] + n[8] + n[9] + n[10])
-    {
-        return NGX_ERROR;
-    }
-
-    rec->user.data = p;
-    rec->user.len = n[6];
-    rec->device_id.data = p + n[6];
-    rec->device_id.len = n[7];
-    rec->device_type.data = rec->device_id.data + n[7];
-    rec->device_type.len = n[8];
-    rec->user_agent.data = rec->device_type.data + n[8];
-    rec->user_agent.len = n[9];
-    rec->reason.data = rec->user_agent.data + n[9];
-    rec->reason.len = n[10];
 
     return NGX_OK;
 }

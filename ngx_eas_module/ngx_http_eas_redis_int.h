@@ -223,7 +223,23 @@ void ngx_http_eas_redis_inv_pending_exit(void);
 void ngx_http_eas_redis_inv_flush_now(void);
 void ngx_http_eas_redis_inv_rewrite(void);
 extern ngx_uint_t  ngx_http_eas_redis_inv_ups;
+
+/* a record read back (ngx_http_eas_redis_inv_record.c) */
+typedef struct {
+    time_t                       first_seen;
+    time_t                       last_seen;
+    ngx_uint_t                   n[NGX_HTTP_EAS_INV_NUMS];
+    ngx_str_t                    user;
+    ngx_str_t                    device_id;
+    ngx_str_t                    device_type;
+    ngx_str_t                    user_agent;
+    ngx_str_t                    reason;
+} ngx_http_eas_inv_record_t;
+
 u_char *ngx_http_eas_redis_inv_frame(u_char *p, u_char *last, size_t *len);
+ngx_int_t ngx_http_eas_redis_inv_parse(u_char *p, u_char *last,
+    ngx_http_eas_inv_record_t *rec);
+ngx_int_t ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key);
 u_char *ngx_http_eas_redis_inventory_status(u_char *p,
     ngx_uint_t prometheus);
 

@@ -16,6 +16,10 @@
 #include "ngx_http_eas_redis_int.h"
 
 
+static ngx_uint_t ngx_http_eas_redis_gateway_name_ok(u_char *name,
+    size_t len);
+
+
 /*
  * The shared device inventory's configuration (eas_shared_state's
  * device_ttl= and flush=), its keys on Redis, the stale records the
@@ -57,12 +61,8 @@ ngx_http_eas_redis_inventory_param(ngx_http_eas_redis_conf_t *rcf,
             return NGX_DECLINED;
         }
 
-        for (n = 0; n < (ngx_int_t) s.len; n++) {
-            if (!(isalnum(s.data[n]) || s.data[n] == '.' || s.data[n] == '-'
-                  || s.data[n] == '_'))
-            {
-                return NGX_DECLINED;
-            }
+        if (!ngx_http_eas_redis_gateway_name_ok(s.data, s.len)) {
+            return NGX_DECLINED;
         }
 
         rcf->gateway = s;
@@ -107,6 +107,33 @@ ngx_http_eas_redis_gateway(ngx_str_t *name)
     name->data = ngx_cycle->hostname.data;
     name->len = ngx_min(ngx_cycle->hostname.len,
                         NGX_HTTP_EAS_DEVICE_GATEWAY_LEN);
+
+    /* a host name the others would refuse: no name (record version 1) */
+
+    if (!ngx_http_eas_redis_gateway_name_ok(name->data, name->len)) {
+        name->len = 0;
+    }
+}
+
+
+/* a gateway's name: letters, digits, '.', '-', '_' (as gateway= takes) */
+
+static ngx_uint_t
+ngx_http_eas_redis_gateway_name_ok(u_char *name, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (!((name[i] >= 'a' && name[i] <= 'z')
+              || (name[i] >= 'A' && name[i] <= 'Z')
+              || (name[i] >= '0' && name[i] <= '9')
+              || name[i] == '.' || name[i] == '-' || name[i] == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -144,7 +171,8 @@ ngx_http_eas_redis_inv_unwrap(u_char *p, u_char *last)
 
     if (q == p + 2 || len == 0 || len > NGX_HTTP_EAS_DEVICE_GATEWAY_LEN
         || q == last || *q != ':' || (size_t) (last - q) < len + 2
-        || q[1 + len] != ' ')
+        || q[1 + len] != ' '
+        || !ngx_http_eas_redis_gateway_name_ok(q + 1, len))
     {
         return p;
     }

@@ -200,6 +200,10 @@ int eas_request_parse(const eas_input_t *in, eas_request_t *req,
 int eas_target_check(const eas_str_t *target, const eas_str_t *uri,
     eas_reason_e *reason);
 
+/* the device fields a request could carry (eas_request_fields.c) */
+int eas_device_fields_check(const eas_str_t *device_id,
+    const eas_str_t *device_type, const eas_str_t *user);
+
 /* a ProtocolVersion string ("14.1") → 141; EAS_ERROR if unknown */
 int eas_version_parse(const unsigned char *p, size_t len, unsigned *code);
 

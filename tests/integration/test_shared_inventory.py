@@ -952,6 +952,95 @@ def test_junk_refused_and_no_worker_dies(nginx_factory, redis, directory,
     assert device(a, "PHONE").foldersync().status == 200
 
 
+def field_record(now, user=b"amy", device_id=b"DEV", type_=b"iPhone",
+                 agent=b"", reason=b"", version=141, command=0):
+    """A record well framed, its numbers in bounds, the fields as given."""
+    return b"1 %d %d 0 %d %d 1 %d %d %d %d %d %s%s%s%s%s" % (
+        now - 10, now, version, command, len(user), len(device_id),
+        len(type_), len(agent), len(reason), user, device_id, type_, agent,
+        reason)
+
+
+# fields no request could carry (the parser's rules, the zone's identity):
+# each record with its own DeviceId, none of them may be listed
+FORGED_FIELDS = [
+    dict(device_id=b"F01\x01"),                  # control byte
+    dict(device_id=b"F02 X"),                     # space
+    dict(device_id=b"F03\x7f"),                  # DEL
+    dict(device_id=b"F04\xc3\xa9"),              # not ASCII (valid UTF-8)
+    dict(device_id=b"F05", type_=b"iPh\x01ne"),   # DeviceType control byte
+    dict(device_id=b"F06", type_=b"iPh one"),     # DeviceType space
+    dict(device_id=b"F07", type_=b"iPh\xc3\xa9"),  # DeviceType not ASCII
+    dict(device_id=b"F08", user=b"amy\xff"),      # invalid UTF-8
+    dict(device_id=b"F09", user=b"am\xc3"),       # cut mid-sequence
+    dict(device_id=b"F10", user=b"\xc0\xa1my"),   # overlong
+    dict(device_id=b"F11", user=b"a\x01my"),      # control byte
+    dict(device_id=b"F12", user=b"a\x7fmy"),      # DEL
+    dict(device_id=b"F13", user=b"Amy"),          # folds to "amy"
+    dict(device_id=b"F14", user=b"amy "),         # folds to "amy"
+    dict(device_id=b"F15", user=b"a  my"),        # folds to "a my"
+    dict(device_id=b"F16", user="ＡＭＹ".encode()),  # full width: "amy"
+    dict(device_id=b"F17", user=b"DOMAIN\\amy"),  # not an identity
+    dict(device_id=b"F18", user=b"amy@Example.COM"),  # domain in capitals
+    dict(device_id=b"F19", agent=b"Phone\x00/1"),  # NUL in a header
+    dict(device_id=b"F20", agent=b"Phone\r\nX: 1"),
+    dict(device_id=b"F21", reason=b"rule\x1b[31m"),
+    dict(device_id=b"F22", version=142),          # no such version
+    dict(device_id=b"F23", version=999),
+    dict(device_id=b"F24", command=200),          # no such command
+    dict(device_id=b"F" * 129),                   # DeviceId over 128
+    dict(device_id=b"F26", type_=b"T" * 65),      # DeviceType over its slot
+    dict(device_id=b"F27", user=b"u" * 257),      # user over 256
+]
+
+
+def test_forged_fields_refused_on_channel_and_in_redis(
+        nginx_factory, redis, directory, backend):
+    """A record whose fields no request could carry (a DeviceId with a
+    control byte, a user not UTF-8 or not folded to itself, a version the
+    parser does not know, fields over their length), published on the
+    channel or left in Redis for the fill: refused and counted, never in
+    the zone, never listed; good records beside them are, with fields a
+    request does carry (an identity, UTF-8 in a User-Agent)."""
+    now = int(time.time())
+    started = time.monotonic()
+    forged = [field_record(now, **f) for f in FORGED_FIELDS]
+    for i, record in enumerate(forged):
+        key = "t:i:devices:forged%d" % i
+        redis.command("SET", key, record)
+        redis.command("ZADD", "t:iz:devices", str(now - 100 + i), key)
+    good = field_record(now, device_id=b"FILLED",
+                        agent="Téléphone/1.0".encode(), reason=b"default")
+    redis.command("SET", "t:i:devices:good", good)
+    redis.command("ZADD", "t:iz:devices", str(now), "t:i:devices:good")
+
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    poll(lambda: "FILLED" in ids(a) or None, "the good record of the fill")
+    assert ids(a) == {"FILLED"}
+    assert inventory_status(a)["refused"] == len(forged)
+
+    channel = "t:db0:events"
+    header = b"I 0000000000000000 0 0 7 0 devices"
+    # one message each, and all of them in one
+    for record in forged:
+        redis.command("PUBLISH", channel, header + frame(record))
+    redis.command("PUBLISH", channel, header + b"".join(
+        frame(r) for r in forged))
+    redis.command("PUBLISH", channel, header + frame(field_record(
+        now, user="zoë".encode(), device_id=b"PUBLISHED", type_=b"")))
+    poll(lambda: "PUBLISHED" in ids(a) or None, "the good published record")
+    assert ids(a) == {"FILLED", "PUBLISHED"}
+    assert listed(a, device_id="PUBLISHED")[0]["user"] == "zoë"
+    status = inventory_status(a)
+    assert status["refused"] == 3 * len(forged)
+    assert status["imported"] == 2
+    # said once a minute per worker (the first worker imports): not
+    # once a record
+    lines = [x for x in a.error_log().splitlines()
+             if "a device record not understood, refused" in x]
+    assert 1 <= len(lines) <= 1 + (time.monotonic() - started) // 60, lines
+
+
 def test_stale_deleted_on_one_gateway_gone_everywhere(nginx_factory, redis,
                                                       directory, backend):
     """DELETE devices/stale?days=2 on B: the records it deletes go from
@@ -1007,3 +1096,27 @@ def test_stale_deleted_while_redis_down_gone_everywhere_once_back(
     redis.start()
     poll(lambda: "OLDPHONE" not in ids(a) or None, "OLDPHONE gone from A")
     assert ids(a) == ids(b) == {"FRESH"}
+
+
+def test_gateway_names_outside_what_gateway_takes_refused(
+        nginx_factory, redis, directory, backend):
+    """The name of the gateway before a record ("2 LEN:NAME ") is one
+    "gateway=" would take (letters, digits, '.', '-', '_'): a record
+    named otherwise (a control byte, a space, a quote, UTF-8) is refused
+    whole, so no forged name reaches the listing or the zone's table of
+    names; a record named rightly is listed with its name."""
+    now = int(time.time())
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    channel = "t:db0:events"
+    header = b"I 0000000000000000 0 0 7 0 devices"
+    bad = [b"g\x01w", b"g w", b'g"w', "gé".encode(), b"g\x7fw", b"g\nw"]
+    for i, name in enumerate(bad):
+        record = b"2 %d:%s " % (len(name), name) + field_record(
+            now, device_id=b"BAD%d" % i)
+        redis.command("PUBLISH", channel, header + frame(record))
+    redis.command("PUBLISH", channel, header + frame(
+        b"2 9:edge-2.lb " + field_record(now, device_id=b"NAMED")))
+    poll(lambda: "NAMED" in ids(a) or None, "the rightly named record")
+    assert ids(a) == {"NAMED"}
+    assert listed(a, device_id="NAMED")[0]["gateway"] == "edge-2.lb"
+    assert inventory_status(a)["refused"] == len(bad)
