@@ -506,12 +506,8 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
         return;
     }
 
-    c->argv[0] = "EVAL";
-    c->argvlen[0] = 4;
-    c->argv[1] = ngx_http_eas_inv_write_lua;
-    c->argvlen[1] = sizeof(ngx_http_eas_inv_write_lua) - 1;
-    c->argv[2] = "2";
-    c->argvlen[2] = 1;
+    /* argv[0..2] by ngx_http_eas_redis_eval() */
+
     c->argv[3] = (char *) c->index;
     c->argvlen[3] = ngx_http_eas_redis_inv_key(c->index, rcf, "iz:", zone,
                                                NULL, NULL)
@@ -543,12 +539,14 @@ ngx_http_eas_inv_send(ngx_http_eas_redis_conf_t *rcf, ngx_shm_zone_t *zone,
         /* void */
     }
 
-    if (ngx_http_eas_redis_command(ngx_http_eas_inv_on_write,
-                                   (void *) (uintptr_t)
-                                       (k << 8 | n
-                                        | (ngx_exiting ? NGX_HTTP_EAS_INV_EXIT
-                                                       : 0)),
-                                   (int) argc, c->argv, c->argvlen)
+    if (ngx_http_eas_redis_eval(ngx_http_eas_inv_on_write,
+                                (void *) (uintptr_t)
+                                    (k << 8 | n
+                                     | (ngx_exiting ? NGX_HTTP_EAS_INV_EXIT
+                                                    : 0)),
+                                ngx_http_eas_inv_write_lua,
+                                sizeof(ngx_http_eas_inv_write_lua) - 1, 2,
+                                (int) argc, c->argv, c->argvlen)
         != NGX_OK)
     {
         ngx_http_eas_redis_inv_count(NGX_HTTP_EAS_INV_DROPPED, n);
