@@ -98,13 +98,6 @@ ngx_http_eas_verdict_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
-    ctx = ngx_http_eas_get_ctx(r);
-
-    if (!elcf->enable || ctx == NULL || !ctx->parsed) {
-        return ngx_http_next_header_filter(r);
-    }
-
     status = r->upstream->headers_in.status_n;
 
     /* a compressed body cannot be read on the fly: not peeked at */
@@ -124,6 +117,12 @@ ngx_http_eas_verdict_header_filter(ngx_http_request_t *r)
      */
 
     if (!peeking) {
+        /* every verdict is 401 or above */
+
+        if (status < NGX_HTTP_UNAUTHORIZED) {
+            return ngx_http_next_header_filter(r);
+        }
+
         for (i = 0; i < NGX_HTTP_EAS_M_VERDICTS; i++) {
             if (status == ngx_http_eas_verdict_codes[i]) {
                 break;
@@ -133,6 +132,13 @@ ngx_http_eas_verdict_header_filter(ngx_http_request_t *r)
         if (i == NGX_HTTP_EAS_M_VERDICTS) {
             return ngx_http_next_header_filter(r);
         }
+    }
+
+    elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
+    ctx = ngx_http_eas_get_ctx(r);
+
+    if (!elcf->enable || ctx == NULL || !ctx->parsed) {
+        return ngx_http_next_header_filter(r);
     }
 
     v = ngx_pcalloc(r->pool, sizeof(ngx_http_eas_verdict_t));
