@@ -165,6 +165,10 @@ ngx_module_t  ngx_http_eas_devices_module = {
 static ngx_int_t
 ngx_http_eas_devices_init(ngx_conf_t *cf)
 {
+    if (!ngx_http_eas_uses(cf, NGX_HTTP_EAS_USES_DEVICES)) {
+        return NGX_OK;
+    }
+
     return ngx_http_eas_step_add(cf, NGX_HTTP_EAS_STEP_DEVICES,
                                  ngx_http_eas_devices_handler);
 }

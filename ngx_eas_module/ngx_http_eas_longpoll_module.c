@@ -118,6 +118,10 @@ ngx_http_eas_longpoll_init(ngx_conf_t *cf)
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
+    if (!ngx_http_eas_uses(cf, NGX_HTTP_EAS_USES_LONGPOLL)) {
+        return NGX_OK;
+    }
+
     if (ngx_http_eas_step_add(cf, NGX_HTTP_EAS_STEP_LONGPOLL,
                               ngx_http_eas_longpoll_handler)
         != NGX_OK)

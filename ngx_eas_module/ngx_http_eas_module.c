@@ -176,6 +176,10 @@ ngx_http_eas_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
+    /* before the concerns' modules ask which ones are used */
+
+    ngx_http_eas_uses_find(cf);
+
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
@@ -199,12 +203,14 @@ ngx_http_eas_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
+    if (ngx_http_eas_uses(cf, NGX_HTTP_EAS_USES_METRICS)) {
+        h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
 
-    *h = ngx_http_eas_metrics_log;
+        *h = ngx_http_eas_metrics_log;
+    }
 
     if (ngx_http_eas_answer_init(cf) != NGX_OK
         || ngx_http_eas_metrics_init(cf) != NGX_OK
@@ -213,7 +219,14 @@ ngx_http_eas_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    /* the upstream module has set every balancer: wrap its peer.init */
+    /*
+     * the upstream module has set every balancer: wrap its peer.init,
+     * for the read timeout of long-polls only
+     */
+
+    if (!ngx_http_eas_uses(cf, NGX_HTTP_EAS_USES_LONGPOLL)) {
+        return NGX_OK;
+    }
 
     return ngx_http_eas_upstream_wrap(cf);
 }
@@ -299,6 +312,7 @@ ngx_http_eas_enforce_handler(ngx_http_request_t *r)
     ngx_http_eas_ctx_t        *ctx;
     ngx_http_eas_loc_conf_t   *elcf;
     ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_eas_main_conf_t  *emcf;
 
     if (r != r->main) {
         return NGX_DECLINED;
@@ -352,6 +366,14 @@ ngx_http_eas_enforce_handler(ngx_http_request_t *r)
         return NGX_HTTP_FORBIDDEN;
     }
 
+    /* no device step anywhere: its decision, "go on", is made here */
+
+    emcf = ngx_http_get_module_main_conf(r, ngx_http_eas_module);
+
+    if (!(emcf->uses & NGX_HTTP_EAS_USES_DEVICES)) {
+        ctx->checked = 1;
+    }
+
     return NGX_DECLINED;
 }
 
@@ -394,7 +416,14 @@ ngx_http_eas_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     emcf->admin_rules = NULL;
+     *     emcf->uses = 0;
      */
+
+    if (ngx_array_init(&emcf->levels, cf->pool, 16, sizeof(void **))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     emcf->metrics = NGX_CONF_UNSET;
 
@@ -470,7 +499,8 @@ ngx_http_eas_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (ngx_http_eas_admin_check(cf, conf) != NGX_OK
-        || ngx_http_eas_console_check(cf, conf) != NGX_OK)
+        || ngx_http_eas_console_check(cf, conf) != NGX_OK
+        || ngx_http_eas_uses_level(cf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

@@ -532,7 +532,21 @@ ngx_int_t ngx_http_eas_rules_decide(ngx_http_request_t *r,
 typedef struct {
     ngx_shm_zone_t       *admin_rules;    /* eas_admin_rules */
     ngx_flag_t            metrics;        /* eas_metrics */
+    ngx_array_t           levels;         /* of void **: every server and
+                                             location merged */
+    ngx_uint_t            uses;           /* NGX_HTTP_EAS_USES_* */
 } ngx_http_eas_main_conf_t;
+
+
+/* the concerns some level uses (ngx_http_eas_uses.c) */
+#define NGX_HTTP_EAS_USES_PREAUTH   0x01
+#define NGX_HTTP_EAS_USES_DEVICES   0x02
+#define NGX_HTTP_EAS_USES_LONGPOLL  0x04
+#define NGX_HTTP_EAS_USES_METRICS   0x08
+
+ngx_int_t ngx_http_eas_uses_level(ngx_conf_t *cf);
+void ngx_http_eas_uses_find(ngx_conf_t *cf);
+ngx_uint_t ngx_http_eas_uses(ngx_conf_t *cf, ngx_uint_t concern);
 
 /* a change: access NONE removes */
 typedef struct {

@@ -155,6 +155,10 @@ ngx_http_eas_preauth_init(ngx_conf_t *cf)
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
+    if (!ngx_http_eas_uses(cf, NGX_HTTP_EAS_USES_PREAUTH)) {
+        return NGX_OK;
+    }
+
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);

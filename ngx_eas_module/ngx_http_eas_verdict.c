@@ -87,6 +87,7 @@ ngx_http_eas_verdict_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_eas_verdict_header_filter(ngx_http_request_t *r)
 {
+    ngx_uint_t                i, status, peeking;
     ngx_http_eas_ctx_t       *ctx;
     ngx_http_eas_verdict_t   *v;
     ngx_http_eas_loc_conf_t  *elcf;
@@ -95,6 +96,42 @@ ngx_http_eas_verdict_header_filter(ngx_http_request_t *r)
         || r->upstream->headers_in.status_n == 0)
     {
         return ngx_http_next_header_filter(r);
+    }
+
+    status = r->upstream->headers_in.status_n;
+
+    /* a compressed body cannot be read on the fly: not peeked at */
+
+    peeking = (status == NGX_HTTP_OK && !r->header_only
+               && r->headers_out.content_encoding == NULL
+               && r->headers_out.content_type.len
+                  >= sizeof("application/vnd.ms-sync.wbxml") - 1
+               && ngx_strncasecmp(r->headers_out.content_type.data,
+                                  (u_char *) "application/vnd.ms-sync.wbxml",
+                                  sizeof("application/vnd.ms-sync.wbxml") - 1)
+                  == 0);
+
+    /*
+     * a record only for what it can tell: a body to read or one of the
+     * verdicts; any other answer has no backend status to show or count
+     */
+
+    if (!peeking) {
+        /* every verdict is 401 or above */
+
+        if (status < NGX_HTTP_UNAUTHORIZED) {
+            return ngx_http_next_header_filter(r);
+        }
+
+        for (i = 0; i < NGX_HTTP_EAS_M_VERDICTS; i++) {
+            if (status == ngx_http_eas_verdict_codes[i]) {
+                break;
+            }
+        }
+
+        if (i == NGX_HTTP_EAS_M_VERDICTS) {
+            return ngx_http_next_header_filter(r);
+        }
     }
 
     elcf = ngx_http_get_module_loc_conf(r, ngx_http_eas_module);
@@ -109,22 +146,9 @@ ngx_http_eas_verdict_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    v->http = r->upstream->headers_in.status_n;
+    v->http = status;
+    v->peeking = peeking;
     ctx->verdict = v;
-
-    /* a compressed body cannot be read on the fly: not peeked at */
-
-    if (v->http == NGX_HTTP_OK && !r->header_only
-        && r->headers_out.content_encoding == NULL
-        && r->headers_out.content_type.len
-           >= sizeof("application/vnd.ms-sync.wbxml") - 1
-        && ngx_strncasecmp(r->headers_out.content_type.data,
-                           (u_char *) "application/vnd.ms-sync.wbxml",
-                           sizeof("application/vnd.ms-sync.wbxml") - 1)
-           == 0)
-    {
-        v->peeking = 1;
-    }
 
     return ngx_http_next_header_filter(r);
 }
