@@ -223,3 +223,38 @@ def test_devices_are_listed_and_deleted_by_a_typed_form(
     status, answer = admin(a, "GET", "devices")
     assert [(d["user"], d["device_id"]) for d in answer["devices"]] \
         == [("jdoe@contoso.com", "ConPhone")]
+
+
+# configured rules: an exact user= is the identity, else nginx -t fails
+RULE_USERS = [
+    ("CONTOSO\\\\jdoe", 'write the identity, "user=jdoe@contoso.com"'),
+    ("jdoe", 'write the identity, "user=jdoe@contoso.com"'),
+    ("JDoe@Fabrikam.Local", 'write the identity, "user=jdoe@fabrikam.com"'),
+    ("jdoe@northwind.com", 'its domain is none of the "domain" parameters'),
+]
+
+
+@pytest.mark.parametrize("value,message", RULE_USERS,
+                         ids=["down-level", "bare", "alias", "unknown"])
+def test_a_configured_user_rule_names_the_identity_or_fails_nginx_t(
+        nginx_factory, slapd, backend, value, message):
+    """In a forest, "eas_device_block user=CONTOSO\\jdoe" would match no
+    request (they are "jdoe@contoso.com"): nginx -t fails with the
+    identity to write; written so, it refuses that user only."""
+    config = NGINX_CONFIG.replace("${shared}", "").replace(
+        "eas_device_block device_id=ApplSTATIC;",
+        "eas_device_block user=${rule_user};")
+    nginx = nginx_factory(config.replace("${rule_user}", value), start=False, port=free_port(),
+                          url=slapd.url, backend_port=backend.port, name="A")
+    output = nginx.config_error()
+    assert "eas_device_block" in output
+    assert message in output
+
+    port = free_port()
+    good = nginx_factory(config.replace("${rule_user}", "jdoe@fabrikam.com"), start=False,
+                         port=port, url=slapd.url, backend_port=backend.port,
+                         name="A")
+    good.port, good.name = port, "A"
+    up(good, None)
+    assert refused(good, backend, "fabrikam", "FabPhone")
+    assert passes(good, backend, "contoso", "ConPhone")
