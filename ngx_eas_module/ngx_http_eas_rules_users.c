@@ -74,24 +74,19 @@ ngx_http_eas_rules_users_check(ngx_conf_t *cf, ngx_http_eas_rules_t *rules,
                 continue;
             }
 
-            if (rc == NGX_OK) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"user=%V\" of %V:%ui can never match "
-                                   "with directory \"%V\" of several "
-                                   "domains: write the identity, "
-                                   "\"user=%*s\"", &cond->value,
-                                   rule[i]->source, rule[i]->line,
-                                   ngx_http_eas_ldap_name(ldap), n, id);
-
-            } else {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"user=%V\" of %V:%ui can never match "
-                                   "with directory \"%V\" of several "
-                                   "domains: its domain is none of the "
-                                   "\"domain\" parameters", &cond->value,
-                                   rule[i]->source, rule[i]->line,
-                                   ngx_http_eas_ldap_name(ldap));
+            if (rc != NGX_OK) {
+                n = 0;
             }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"user=%V\" of %V:%ui can never match with "
+                               "directory \"%V\" of several domains: %s%*s%s",
+                               &cond->value, rule[i]->source, rule[i]->line,
+                               ngx_http_eas_ldap_name(ldap),
+                               n ? "write the identity, \"user="
+                                 : "its domain is none of the \"domain\" "
+                                   "parameters",
+                               n, id, n ? "\"" : "");
 
             return NGX_ERROR;
         }
