@@ -198,7 +198,8 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
  * A device's user= made the key its record has
  * (ngx_http_eas_admin_user_key()); one it makes no key of stays as it
  * is (an empty one, a record keyed by another form).  NGX_BUSY: a bare
- * name in a forest, *json its candidates, *user left as typed.
+ * name in a forest, *json its candidates, *user the name alone (the
+ * record of a request no directory authenticated).
  */
 
 static ngx_int_t
@@ -216,7 +217,7 @@ ngx_http_eas_admin_device_user(ngx_http_request_t *r, ngx_str_t *user,
 
     rc = ngx_http_eas_admin_user_key(r, user, &key, json);
 
-    if (rc == NGX_OK) {
+    if (rc == NGX_OK || rc == NGX_BUSY) {
         *user = key;
     }
 
@@ -399,7 +400,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     size_t                       size;
     ngx_int_t                    rc;
     ngx_str_t                    access, what, quoted;
-    ngx_uint_t                   i, n;
+    ngx_uint_t                   i, n, ambiguous;
     ngx_http_eas_main_conf_t    *emcf;
     ngx_http_eas_admin_rule_t    rule;
     ngx_http_eas_admin_entry_t  *rules;
@@ -484,6 +485,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     }
 
     ngx_memzero(&rule, sizeof(ngx_http_eas_admin_rule_t));
+    ambiguous = 0;
 
     if (ngx_http_eas_admin_arg(r, "device_id", &rule.value) == NGX_OK) {
         if (ngx_http_eas_admin_arg(r, "user", &what) == NGX_OK) {
@@ -512,7 +514,12 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
                                              &what);
         }
 
-        if (rc != NGX_OK) {
+        /* a bare name in a forest removes a rule an older version kept */
+
+        if (rc == NGX_BUSY && r->method == NGX_HTTP_DELETE) {
+            ambiguous = 1;
+
+        } else if (rc != NGX_OK) {
             return ngx_http_eas_admin_user_refused(r, rc, &what);
         }
 
@@ -558,8 +565,9 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
                                    r->connection->log);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                        "no such rule");
+        return ambiguous ? ngx_http_eas_admin_user_refused(r, NGX_BUSY, &what)
+                         : ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                                    "no such rule");
     }
 
     if (rc == NGX_BUSY) {

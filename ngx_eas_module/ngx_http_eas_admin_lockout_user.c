@@ -143,7 +143,8 @@ ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
  * several domains, "CONTOSO\\jdoe", "jdoe@contoso.local" (an alias) or
  * the name in full width is "jdoe@contoso.com"; a bare "jdoe" there is
  * the name in each domain, so nothing is decided and *json lists the
- * keys to choose from (NGX_BUSY), as Exchange answers a name that
+ * keys to choose from (NGX_BUSY, *key the name alone: what may remove
+ * a rule or record kept so before), as Exchange answers a name that
  * matches several mailboxes; a domain none of those directories serves
  * is NGX_ABORT (it would decide nobody).  Without such a directory:
  * the name alone.  NGX_DECLINED: no user name.
@@ -172,8 +173,16 @@ ngx_http_eas_admin_user_key(ngx_http_request_t *r, ngx_str_t *value,
     }
 
     if (c->bare) {
-        /* the last candidate is the name alone, no key of a forest */
-        c->n--;
+        /*
+         * the last candidate is the name alone, no key of a forest: *key,
+         * for a rule or a record an older version keyed so
+         */
+
+        *key = c->key[c->n - 1];
+
+        if (ngx_strlchr(key->data, key->data + key->len, '@') == NULL) {
+            c->n--;
+        }
 
         return ngx_http_eas_admin_candidates_json(r, c, json) == NGX_OK
                ? NGX_BUSY : NGX_ERROR;

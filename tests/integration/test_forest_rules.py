@@ -69,7 +69,7 @@ TYPED = [
 KEY = "jdoe@fabrikam.com"
 
 
-def start(nginx_factory, slapd, backend, name, redis=None):
+def start(nginx_factory, slapd, backend, name, redis=None, rules=None):
     port = free_port()
     nginx = nginx_factory(NGINX_CONFIG.replace(
         "${shared}", SHARED if redis else ""), start=False, port=port,
@@ -77,6 +77,10 @@ def start(nginx_factory, slapd, backend, name, redis=None):
         redis_url=redis.url if redis else "")
     nginx.port = port
     nginx.name = name
+    if rules is not None:
+        with open(os.path.join(nginx.dir, "admin.rules"), "w",
+                  encoding="utf-8") as f:
+            f.write(rules)
     up(nginx, redis)
     return nginx
 
@@ -186,6 +190,24 @@ def test_a_bare_name_in_a_forest_is_refused_with_its_candidates(
                            "rules?access=block&user=jdoe@elsewhere.com")
     assert status == 400, answer
     assert user_rules(a) == {}
+
+
+def test_a_bare_rule_of_an_older_version_is_removed_by_its_name(
+        nginx_factory, slapd, backend):
+    """A file an older version wrote keeps a user rule as the bare name:
+    it decides nobody in a forest, and "DELETE rules?user=jdoe" removes
+    it; once gone, the bare name is 409 with its candidates again."""
+    a = start(nginx_factory, slapd, backend, "A",
+              rules='block user="jdoe"  # eas_admin rule 1796621432 '
+                    '127.0.0.1\n')
+    assert user_rules(a) == {"jdoe": "block"}
+    status, answer = admin(a, "DELETE", "rules?user=jdoe")
+    assert status == 200, answer
+    assert user_rules(a) == {}
+    status, answer = admin(a, "DELETE", "rules?user=jdoe")
+    assert status == 409, answer
+    assert sorted(answer["candidates"]) == ["jdoe@contoso.com",
+                                            "jdoe@fabrikam.com"]
 
 
 def test_the_rules_file_keeps_the_key_across_a_restart(
