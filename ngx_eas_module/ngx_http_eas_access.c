@@ -571,7 +571,9 @@ ngx_http_eas_access_merge(ngx_conf_t *cf, ngx_http_eas_devices_conf_t *prev,
     /* list files name identities as this level's source makes them */
 
     if (elcf->enable
-        && ngx_http_eas_lists_check(cf, conf->device_lists, pcf) != NGX_OK)
+        && (ngx_http_eas_lists_check(cf, conf->device_lists, pcf) != NGX_OK
+            || ngx_http_eas_rules_users_check(cf, conf->device_rules, pcf)
+               != NGX_OK))
     {
         return NGX_CONF_ERROR;
     }

@@ -51,6 +51,12 @@ ngx_int_t ngx_http_eas_admin_stale(ngx_http_request_t *r,
 ngx_int_t ngx_http_eas_admin_rules_api(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_admin_lockout_user(ngx_http_request_t *r,
     ngx_shm_zone_t *zone, ngx_str_t *value, ngx_str_t *key, ngx_str_t *json);
+ngx_int_t ngx_http_eas_admin_user_key(ngx_http_request_t *r,
+    ngx_str_t *value, ngx_str_t *key, ngx_str_t *json);
+ngx_int_t ngx_http_eas_admin_user_refused(ngx_http_request_t *r,
+    ngx_int_t rc, ngx_str_t *json);
+ngx_int_t ngx_http_eas_admin_conflict(ngx_http_request_t *r,
+    ngx_str_t *error, ngx_str_t *keys);
 ngx_int_t ngx_http_eas_admin_user_identities(ngx_http_request_t *r,
     ngx_str_t *value, ngx_str_t **keys, ngx_uint_t *n);
 

@@ -42,6 +42,8 @@ static char  *ngx_http_eas_admin_rule_args[] =
 static ngx_int_t ngx_http_eas_admin_device_list(ngx_http_request_t *r,
     ngx_http_eas_device_t *devices, ngx_uint_t n, ngx_uint_t total,
     ngx_uint_t page, ngx_uint_t per_page);
+static ngx_int_t ngx_http_eas_admin_device_user(ngx_http_request_t *r,
+    ngx_str_t *user, ngx_str_t *json);
 static ngx_int_t ngx_http_eas_admin_filter(ngx_http_request_t *r,
     ngx_http_eas_device_filter_t *f);
 
@@ -86,6 +88,14 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
                                             "last_seen or -last_seen");
         }
 
+        /* user= as requests are keyed: "CORP\\jdoe" is jdoe@corp.example */
+
+        rc = ngx_http_eas_admin_device_user(r, &filter.user, &what);
+
+        if (rc == NGX_BUSY || rc == NGX_ERROR) {
+            return ngx_http_eas_admin_user_refused(r, rc, &what);
+        }
+
         /* filtered and paged in the zone: only the page is copied */
 
         filter.skip = (page - 1) * per_page;
@@ -121,6 +131,14 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
                                         "give user and device_id");
     }
 
+    /* the key as listed, or as requests of that name are keyed */
+
+    rc = ngx_http_eas_admin_device_user(r, &user, &what);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     /* on Redis first: refused there, it is not made here either */
 
     shared = ngx_http_eas_redis_device_delete(acf->devices, &user,
@@ -136,6 +154,12 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
     if (ngx_http_eas_device_delete(acf->devices, &user, &device_id)
         != NGX_OK)
     {
+        /* a bare name in a forest, of no record: the keys it may be */
+
+        if (rc == NGX_BUSY) {
+            return ngx_http_eas_admin_user_refused(r, rc, &what);
+        }
+
         return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
                                         "no such device");
     }
@@ -167,6 +191,37 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
     }
 
     return ngx_http_eas_admin_send(r, NGX_HTTP_OK, what.data, what.len);
+}
+
+
+/*
+ * A device's user= made the key its record has
+ * (ngx_http_eas_admin_user_key()); one it makes no key of stays as it
+ * is (an empty one, a record keyed by another form).  NGX_BUSY: a bare
+ * name in a forest, *json its candidates, *user the name alone (the
+ * record of a request no directory authenticated).
+ */
+
+static ngx_int_t
+ngx_http_eas_admin_device_user(ngx_http_request_t *r, ngx_str_t *user,
+    ngx_str_t *json)
+{
+    ngx_int_t  rc;
+    ngx_str_t  key;
+
+    if (user->len == 0 || ngx_http_eas_admin_value(user, EAS_USER_MAX)
+                          != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_eas_admin_user_key(r, user, &key, json);
+
+    if (rc == NGX_OK || rc == NGX_BUSY) {
+        *user = key;
+    }
+
+    return rc;
 }
 
 
@@ -345,7 +400,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     size_t                       size;
     ngx_int_t                    rc;
     ngx_str_t                    access, what, quoted;
-    ngx_uint_t                   i, n;
+    ngx_uint_t                   i, n, ambiguous;
     ngx_http_eas_main_conf_t    *emcf;
     ngx_http_eas_admin_rule_t    rule;
     ngx_http_eas_admin_entry_t  *rules;
@@ -430,6 +485,7 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
     }
 
     ngx_memzero(&rule, sizeof(ngx_http_eas_admin_rule_t));
+    ambiguous = 0;
 
     if (ngx_http_eas_admin_arg(r, "device_id", &rule.value) == NGX_OK) {
         if (ngx_http_eas_admin_arg(r, "user", &what) == NGX_OK) {
@@ -453,17 +509,18 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
         rc = NGX_DECLINED;
 
         if (ngx_http_eas_admin_value(&rule.value, EAS_USER_MAX) == NGX_OK) {
-            /* the identity requests are decided by */
-            rc = ngx_http_eas_admin_fold(r->pool, &rule.value);
+            /* the key requests are decided by, "name@domain" in a forest */
+            rc = ngx_http_eas_admin_user_key(r, &rule.value, &rule.value,
+                                             &what);
         }
 
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        /* a bare name in a forest removes a rule an older version kept */
 
-        if (rc != NGX_OK) {
-            return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "invalid user");
+        if (rc == NGX_BUSY && r->method == NGX_HTTP_DELETE) {
+            ambiguous = 1;
+
+        } else if (rc != NGX_OK) {
+            return ngx_http_eas_admin_user_refused(r, rc, &what);
         }
 
     } else {
@@ -508,8 +565,9 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
                                    r->connection->log);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
-                                        "no such rule");
+        return ambiguous ? ngx_http_eas_admin_user_refused(r, NGX_BUSY, &what)
+                         : ngx_http_eas_admin_error(r, NGX_HTTP_NOT_FOUND,
+                                                    "no such rule");
     }
 
     if (rc == NGX_BUSY) {

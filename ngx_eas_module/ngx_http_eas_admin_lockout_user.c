@@ -37,6 +37,9 @@ typedef struct {
     ngx_str_t               *primary;     /* as a request would be keyed */
     ngx_http_eas_lockout_t  *locks;
     ngx_uint_t               nlocks;
+    ngx_uint_t               forests;     /* directories of several domains */
+    ngx_uint_t               resolved;    /* of them, serve the name's */
+    ngx_uint_t               bare;        /* no domain typed */
 } ngx_http_eas_admin_candidates_t;
 
 
@@ -134,6 +137,116 @@ ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
 
 
 /*
+ * A user= of a rule ("POST rules", ngx_http_eas_admin_devices.c) or of
+ * a device ("GET/DELETE devices"): the key requests of that name are
+ * keyed by, and the admin API stores and lists.  With a directory of
+ * several domains, "CONTOSO\\jdoe", "jdoe@contoso.local" (an alias) or
+ * the name in full width is "jdoe@contoso.com"; a bare "jdoe" there is
+ * the name in each domain, so nothing is decided and *json lists the
+ * keys to choose from (NGX_BUSY, *key the name alone: what may remove
+ * a rule or record kept so before), as Exchange answers a name that
+ * matches several mailboxes; a domain none of those directories serves
+ * is NGX_ABORT (it would decide nobody).  Without such a directory:
+ * the name alone.  NGX_DECLINED: no user name.
+ */
+
+ngx_int_t
+ngx_http_eas_admin_user_key(ngx_http_request_t *r, ngx_str_t *value,
+    ngx_str_t *key, ngx_str_t *json)
+{
+    ngx_int_t                         rc;
+    ngx_http_eas_admin_candidates_t  *c;
+
+    c = ngx_pcalloc(r->pool, sizeof(ngx_http_eas_admin_candidates_t));
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_eas_admin_user_candidates(r, value, c);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (c->forests == 0) {
+        *key = *c->primary;
+        return NGX_OK;
+    }
+
+    if (c->bare) {
+        /*
+         * the last candidate is the name alone, no key of a forest: *key,
+         * for a rule or a record an older version keyed so
+         */
+
+        *key = c->key[c->n - 1];
+
+        if (ngx_strlchr(key->data, key->data + key->len, '@') == NULL) {
+            c->n--;
+        }
+
+        return ngx_http_eas_admin_candidates_json(r, c, json) == NGX_OK
+               ? NGX_BUSY : NGX_ERROR;
+    }
+
+    if (c->resolved == 0) {
+        return NGX_ABORT;
+    }
+
+    *key = *c->primary;
+
+    return NGX_OK;
+}
+
+
+/* the answer to a user= ngx_http_eas_admin_user_key() made no key of */
+
+ngx_int_t
+ngx_http_eas_admin_user_refused(ngx_http_request_t *r, ngx_int_t rc,
+    ngx_str_t *json)
+{
+    static ngx_str_t  text = ngx_string("the name is a user in several "
+                                        "domains: give it with its domain, "
+                                        "as one of the candidates");
+
+    if (rc == NGX_ABORT) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "invalid user: its domain is none "
+                                        "of the domain= of a directory of "
+                                        "several domains");
+    }
+
+    if (rc == NGX_BUSY) {
+        return ngx_http_eas_admin_conflict(r, &text, json);
+    }
+
+    return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                           : ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                                      "invalid user");
+}
+
+
+/* 409: {"error":"...","candidates":["jdoe@a","jdoe@b"]} */
+
+ngx_int_t
+ngx_http_eas_admin_conflict(ngx_http_request_t *r, ngx_str_t *error,
+    ngx_str_t *keys)
+{
+    u_char  *buf, *p;
+
+    buf = ngx_pnalloc(r->pool, sizeof("{\"error\":\"\",\"candidates\":}\n")
+                               + error->len + keys->len);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(buf, "{\"error\":\"%V\",\"candidates\":%V}\n", error,
+                    keys);
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_CONFLICT, buf, p - buf);
+}
+
+
+/*
  * The identities a name typed stands for, the one requests are keyed
  * by first: of every directory of several domains (a bare name: the
  * name in each of their domains), and of a password file or a
@@ -169,6 +282,7 @@ ngx_http_eas_admin_user_candidates(ngx_http_request_t *r, ngx_str_t *value,
     name.len = ngx_cpymem(name.data, id, n) - name.data;
 
     (void) eas_user_split(value->data, value->len, &u);
+    c->bare = (u.form == EAS_USER_FORM_BARE);
 
     part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
     shm = part->elts;
@@ -191,12 +305,17 @@ ngx_http_eas_admin_user_candidates(ngx_http_request_t *r, ngx_str_t *value,
             continue;
         }
 
+        c->forests++;
+
         if (ngx_http_eas_user_identity(ldap, value->data, value->len, id,
                                        sizeof(id), &n)
-            == NGX_OK
-            && ngx_http_eas_admin_candidate(r, c, id, n) != NGX_OK)
+            == NGX_OK)
         {
-            return NGX_ERROR;
+            c->resolved++;
+
+            if (ngx_http_eas_admin_candidate(r, c, id, n) != NGX_OK) {
+                return NGX_ERROR;
+            }
         }
 
         if (u.form == EAS_USER_FORM_BARE
@@ -348,7 +467,10 @@ ngx_http_eas_admin_locked(ngx_http_eas_admin_candidates_t *c, u_char *data,
 }
 
 
-/* the keys locked among the candidates: ["jdoe@a","jdoe@b"] */
+/*
+ * The keys locked among the candidates, or all of them for a rule:
+ * ["jdoe@a","jdoe@b"]
+ */
 
 static ngx_int_t
 ngx_http_eas_admin_candidates_json(ngx_http_request_t *r,
@@ -374,7 +496,9 @@ ngx_http_eas_admin_candidates_json(ngx_http_request_t *r,
     first = 1;
 
     for (i = 0; i < c->n; i++) {
-        if (!ngx_http_eas_admin_locked(c, c->key[i].data, c->key[i].len)) {
+        if (c->locks != NULL
+            && !ngx_http_eas_admin_locked(c, c->key[i].data, c->key[i].len))
+        {
             continue;
         }
 

@@ -375,23 +375,11 @@ ngx_http_eas_admin_lockout_raw(u_char *p, u_char *key, size_t len)
 static ngx_int_t
 ngx_http_eas_admin_ambiguous(ngx_http_request_t *r, ngx_str_t *keys)
 {
-    u_char  *buf, *p;
+    static ngx_str_t  text = ngx_string("the name matches the lockouts of "
+                                        "several users: lift one by its "
+                                        "key");
 
-    static u_char  text[] = "{\"error\":\"the name matches the lockouts of "
-                            "several users: lift one by its key\","
-                            "\"candidates\":";
-
-    buf = ngx_pnalloc(r->pool, sizeof(text) + keys->len + 2);
-    if (buf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_cpymem(buf, text, sizeof(text) - 1);
-    p = ngx_cpymem(p, keys->data, keys->len);
-    *p++ = '}';
-    *p++ = '\n';
-
-    return ngx_http_eas_admin_send(r, NGX_HTTP_CONFLICT, buf, p - buf);
+    return ngx_http_eas_admin_conflict(r, &text, keys);
 }
 
 

@@ -226,12 +226,15 @@ ngx_http_eas_admin_line(ngx_conf_t *cf, u_char *p, u_char *last,
     }
 
     /*
-     * a user as the identity requests are decided by; a file of an
-     * older version may hold one unfolded (one that folds into nothing
-     * stays as it is: it decides nothing)
+     * a user as the identity requests are decided by, as the admin API
+     * wrote it ("name@domain" in a forest); a file of an older version
+     * may hold one unfolded (one that folds into nothing stays as it
+     * is: it decides nothing)
      */
 
     if (rule->field == NGX_HTTP_EAS_ADMIN_USER
+        && ngx_http_eas_user_key(rule->value.data, rule->value.len)
+           != NGX_OK
         && ngx_http_eas_admin_fold(cf->pool, &rule->value) == NGX_ERROR)
     {
         return NGX_ERROR;

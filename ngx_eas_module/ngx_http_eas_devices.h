@@ -64,6 +64,8 @@ ngx_int_t ngx_http_eas_inventory_check(ngx_conf_t *cf,
 ngx_uint_t ngx_http_eas_inventory_location(ngx_conf_t *cf);
 ngx_int_t ngx_http_eas_lists_check(ngx_conf_t *cf,
     ngx_http_eas_lists_t *lists, ngx_http_eas_preauth_conf_t *pcf);
+ngx_int_t ngx_http_eas_rules_users_check(ngx_conf_t *cf,
+    ngx_http_eas_rules_t *rules, ngx_http_eas_preauth_conf_t *pcf);
 char *ngx_http_eas_access_merge(ngx_conf_t *cf,
     ngx_http_eas_devices_conf_t *prev, ngx_http_eas_devices_conf_t *conf);
 char *ngx_http_eas_devices_inert(ngx_conf_t *cf,

@@ -169,3 +169,69 @@ ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
 
     return NGX_OK;
 }
+
+
+/*
+ * Whether a user key is one requests can be keyed by, as it is: the
+ * identity of itself (ngx_http_eas_user_identity() without a
+ * directory), or of its name part followed by "@" and a domain in
+ * lower case (a directory of several domains).  The one check of keys
+ * that come from elsewhere: Redis locks and rules, the rules file.
+ */
+
+ngx_int_t
+ngx_http_eas_user_key(u_char *data, size_t size)
+{
+    u_char  *at;
+    size_t   i, n, len;
+    u_char   id[EAS_USER_MAX];
+
+    if (size == 0 || size > EAS_USER_MAX) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < size; i++) {
+        if (data[i] < 0x20 || data[i] == 0x7f) {
+            return NGX_DECLINED;
+        }
+    }
+
+    len = size;
+    at = NULL;
+
+    for ( ;; ) {
+        if (ngx_http_eas_user_identity(NULL, data, len, id, sizeof(id), &n)
+            == NGX_OK
+            && n == len && ngx_memcmp(id, data, n) == 0)
+        {
+            break;
+        }
+
+        if (at != NULL) {
+            return NGX_DECLINED;
+        }
+
+        at = ngx_strlchr(data, data + size, '@');
+
+        if (at == NULL || at == data || at == data + size - 1) {
+            return NGX_DECLINED;
+        }
+
+        len = at - data;
+    }
+
+    if (at == NULL) {
+        return NGX_OK;
+    }
+
+    for (i = len + 1; i < size; i++) {
+        if (data[i] <= 0x20 || data[i] >= 0x7f
+            || data[i] == '@' || data[i] == '\\'
+            || (data[i] >= 'A' && data[i] <= 'Z'))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}

@@ -286,6 +286,7 @@ ngx_str_t *ngx_http_eas_ldap_domain(ngx_http_eas_ldap_t *ldap, u_char *name,
     size_t len);
 ngx_int_t ngx_http_eas_user_identity(ngx_http_eas_ldap_t *ldap, u_char *user,
     size_t len, u_char *dst, size_t size, size_t *n);
+ngx_int_t ngx_http_eas_user_key(u_char *data, size_t size);
 ngx_int_t ngx_http_eas_fold(u_char *src, size_t len, u_char *dst, size_t size,
     size_t *n);
 

@@ -450,10 +450,9 @@ invalid:
 ngx_int_t
 ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key)
 {
-    u_char  *at;
-    size_t   i, n, len;
-    u_char   id[EAS_USER_MAX];
+    size_t   i;
 #if (NGX_HAVE_INET6)
+    size_t   len;
     u_char   a6[16];
 #endif
 
@@ -497,43 +496,5 @@ ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key)
 
     /* the identity of itself, or of its name part before "@domain" */
 
-    len = key->len;
-    at = NULL;
-
-    for ( ;; ) {
-        if (ngx_http_eas_user_identity(NULL, key->data, len, id, sizeof(id),
-                                       &n)
-            == NGX_OK
-            && n == len && ngx_memcmp(id, key->data, n) == 0)
-        {
-            break;
-        }
-
-        if (at != NULL) {
-            return NGX_DECLINED;
-        }
-
-        at = ngx_strlchr(key->data, key->data + key->len, '@');
-
-        if (at == NULL || at == key->data || at == key->data + key->len - 1) {
-            return NGX_DECLINED;
-        }
-
-        len = at - key->data;
-    }
-
-    if (at == NULL) {
-        return NGX_OK;
-    }
-
-    for (i = len + 1; i < key->len; i++) {
-        if (key->data[i] <= 0x20 || key->data[i] >= 0x7f
-            || key->data[i] == '@' || key->data[i] == '\\'
-            || (key->data[i] >= 'A' && key->data[i] <= 'Z'))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_http_eas_user_key(key->data, key->len);
 }

@@ -395,8 +395,6 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
     ngx_str_t                   access;
     ngx_uint_t                  i;
     ngx_http_eas_admin_rule_t   rule;
-    size_t                      n;
-    u_char                      id[EAS_USER_MAX];
 
     ngx_memzero(&rule, sizeof(ngx_http_eas_admin_rule_t));
 
@@ -503,11 +501,7 @@ ngx_http_eas_redis_rules_take(ngx_shm_zone_t *zone, ngx_str_t *field,
     /* a user as the admin API keeps it: the identity requests have */
 
     if (rule.field == NGX_HTTP_EAS_ADMIN_USER
-        && (ngx_http_eas_user_identity(NULL, rule.value.data,
-                                       rule.value.len, id, sizeof(id), &n)
-            != NGX_OK
-            || n != rule.value.len
-            || ngx_memcmp(id, rule.value.data, n) != 0))
+        && ngx_http_eas_user_key(rule.value.data, rule.value.len) != NGX_OK)
     {
         *why = "a user not folded as requests are";
         return NGX_DECLINED;
