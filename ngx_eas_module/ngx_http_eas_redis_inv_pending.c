@@ -82,11 +82,18 @@ static void ngx_http_eas_inv_echo(ngx_event_t *ev);
  * such write lands within "flush" and "timeout" of the request.  It is
  * kept twice that, NGX_HTTP_EAS_INV_DELETED_TTL at least.  Entries past
  * it leave the set 64 at a deletion; the set goes with the last of them.
+ * The time it is scored by is never later than Redis's own clock, and
+ * the set is trimmed by that clock: a deleting gateway whose clock runs
+ * ahead would else keep the device's later writes out (and the device
+ * out of every listing) for as long as its clock is ahead.
  */
 
 #define NGX_HTTP_EAS_INV_DELETED_TTL  600
 
 static const char  ngx_http_eas_inv_delete_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end "
+    "local now = tonumber(redis.call('TIME')[1]) "
+    "local made = math.min(tonumber(ARGV[5]), now) "
     "local at = tonumber(ARGV[4]) "
     "if at > 0 and redis.call('TYPE', KEYS[1]).ok == 'string' then "
     "  local v = redis.call('GET', KEYS[1]) "
@@ -102,9 +109,9 @@ static const char  ngx_http_eas_inv_delete_lua[] =
     "redis.call('DEL', KEYS[1]) "
     "redis.call('ZREM', KEYS[2], KEYS[1]) "
     "redis.call('SREM', KEYS[3], ARGV[3]) "
-    "redis.call('ZADD', KEYS[4], ARGV[5], KEYS[1]) "
+    "redis.call('ZADD', KEYS[4], made, KEYS[1]) "
     "local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', "
-    "                       '(' .. (tonumber(ARGV[5]) - tonumber(ARGV[6])), "
+    "                       '(' .. (now - tonumber(ARGV[6])), "
     "                       'LIMIT', 0, 64) "
     "if #old > 0 then "
     "  redis.call('ZREM', KEYS[4], unpack(old)) "

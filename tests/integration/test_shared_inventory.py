@@ -1120,3 +1120,39 @@ def test_gateway_names_outside_what_gateway_takes_refused(
     assert ids(a) == {"NAMED"}
     assert listed(a, device_id="NAMED")[0]["gateway"] == "edge-2.lb"
     assert inventory_status(a)["refused"] == len(bad)
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME),
+                    reason="libfaketime (Debian package libfaketime)")
+def test_deletion_on_a_gateway_ahead_keeps_no_device_out(
+        nginx_factory, redis, directory, backend, monkeypatch):
+    """Gateway A's clock runs three hours ahead (libfaketime): a device
+    deleted through A is remembered on Redis at Redis's time, not A's,
+    so when the device syncs again through B (a later second) B writes
+    it again and every gateway lists it; it is not kept out of the
+    listing for three hours while the backend sees it."""
+    b, = gateways(nginx_factory, redis, directory, backend, 1)
+    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
+    monkeypatch.setenv("FAKETIME", "+3h")
+    monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    a = gateway(nginx_factory, redis, directory, backend)
+    monkeypatch.delenv("LD_PRELOAD")
+    poll(lambda: clients(redis) >= 8 or None, "A's workers on Redis")
+    assert device(b, "SKEWDEV").foldersync().status == 200
+    poll(lambda: "SKEWDEV" in ids(a) or None, "SKEWDEV imported by A")
+    assert delete(a, "jdoe", "SKEWDEV") == 200
+    poll(lambda: "SKEWDEV" not in ids(b) or None, "SKEWDEV gone from B")
+    score = redis.command("ZSCORE", "t:ix:devices",
+                          "t:i:devices:4:jdoeskewdev")
+    assert score is not None and float(score) <= time.time() + 5, score
+    seen = int(time.time())
+    poll(lambda: int(time.time()) > seen or None, "the next second")
+    count = len(backend.requests)
+    assert device(b, "SKEWDEV").foldersync().status == 200
+    assert len(backend.requests) == count + 1
+    poll(lambda: "SKEWDEV" in ids(b) or None, "SKEWDEV listed on B again")
+    poll(lambda: redis.command("EXISTS", "t:i:devices:4:jdoeskewdev") == 1
+         or None, "SKEWDEV's record on Redis again")
