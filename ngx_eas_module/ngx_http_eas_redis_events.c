@@ -450,10 +450,12 @@ invalid:
 ngx_int_t
 ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key)
 {
-    size_t   i;
+    size_t     i;
+    in_addr_t  a4;
+    u_char     text[NGX_SOCKADDR_STRLEN];
 #if (NGX_HAVE_INET6)
-    size_t   len;
-    u_char   a6[16];
+    size_t     len;
+    u_char     a6[16];
 #endif
 
     if (key->len == 0 || key->len > EAS_USER_MAX) {
@@ -473,10 +475,19 @@ ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key)
             }
         }
 
-        if (ngx_inet_addr(key->data, key->len) != INADDR_NONE
-            || (key->len == 5 && ngx_strncmp(key->data, "unix:", 5) == 0))
-        {
+        if (key->len == 5 && ngx_strncmp(key->data, "unix:", 5) == 0) {
             return NGX_OK;
+        }
+
+        /* as a gateway writes it: "01.2.3.4" or "::1/64" never */
+
+        a4 = ngx_inet_addr(key->data, key->len);
+
+        if (a4 != INADDR_NONE) {
+            return (ngx_inet_ntop(AF_INET, &a4, text, sizeof(text))
+                    == key->len
+                    && ngx_strncmp(text, key->data, key->len) == 0)
+                   ? NGX_OK : NGX_DECLINED;
         }
 
 #if (NGX_HAVE_INET6)
@@ -484,6 +495,22 @@ ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key)
 
         if (len > 3 && ngx_strncmp(key->data + len - 3, "/64", 3) == 0) {
             len -= 3;
+
+            /* a /64: the network, its host half zero, as ntop writes it */
+
+            if (ngx_inet6_addr(key->data, len, a6) != NGX_OK) {
+                return NGX_DECLINED;
+            }
+
+            for (i = 8; i < 16; i++) {
+                if (a6[i]) {
+                    return NGX_DECLINED;
+                }
+            }
+
+            return (ngx_inet6_ntop(a6, text, sizeof(text)) == len
+                    && ngx_strncmp(text, key->data, len) == 0)
+                   ? NGX_OK : NGX_DECLINED;
         }
 
         if (ngx_inet6_addr(key->data, len, a6) == NGX_OK) {

@@ -127,6 +127,10 @@ MALFORMED = [
     b"L x 2 600 4 5 authhello",                  # no address
     b"L x 2 600 4 9 auth10.0.0.1\xff",           # no address
     b"U x 1 0 4 4 auth\xef\xbc\xb6\xef",         # unlock of no identity
+    b"L x 2 600 4 6 auth::1/64",                 # a /64 with host bits
+    b"L x 2 600 4 13 auth2001:DB8::/64",         # not as a gateway writes
+    b"L x 2 600 4 17 auth2001:db8:0:0::/64",     # not as a gateway writes
+    b"L x 2 600 4 8 auth01.2.3.4",               # not as a gateway writes
 ]
 
 
@@ -145,13 +149,16 @@ def test_lock_of_a_malformed_name_on_the_channel_refused(
     redis.command("PUBLISH", "t:db0:events",
                   "L x 1 600 4 16 authamy@corp.example")
     redis.command("PUBLISH", "t:db0:events", "L x 2 600 4 8 auth10.9.8.7")
-    poll(lambda: len(lockouts(b)) >= 3 or None, "the well-formed locks")
+    redis.command("PUBLISH", "t:db0:events",
+                  "L x 2 600 4 13 auth2001:db8::/64")
+    poll(lambda: len(lockouts(b)) >= 4 or None, "the well-formed locks")
     # each of B's two workers read every message, in order
     poll(lambda: len(lines(b, mark, "refused (said once a minute)")) >= 2
          or None, "the refusals said")
     assert len(lines(b, mark, "refused (said once a minute)")) == 2
     keys = sorted(lock["key"] for lock in lockouts(b))
-    assert keys == ["10.9.8.7", "amy", "amy@corp.example"], keys
+    assert keys == ["10.9.8.7", "2001:db8::/64", "amy",
+                    "amy@corp.example"], keys
     assert not [lock for lock in lockouts(b) if "raw" in lock]
     before = verified(directory)
     assert device(b, device_id="B3").options().status == 200
