@@ -50,7 +50,8 @@ ngx_int_t ngx_http_eas_admin_stale(ngx_http_request_t *r,
     ngx_http_eas_admin_conf_t *acf);
 ngx_int_t ngx_http_eas_admin_rules_api(ngx_http_request_t *r);
 ngx_int_t ngx_http_eas_admin_lockout_user(ngx_http_request_t *r,
-    ngx_shm_zone_t *zone, ngx_str_t *value, ngx_str_t *key, ngx_str_t *json);
+    ngx_shm_zone_t *zone, ngx_str_t *value, ngx_str_t *key, ngx_str_t *json,
+    ngx_str_t *here);
 ngx_int_t ngx_http_eas_admin_user_key(ngx_http_request_t *r,
     ngx_str_t *value, ngx_str_t *key, ngx_str_t *json);
 ngx_int_t ngx_http_eas_admin_user_refused(ngx_http_request_t *r,

@@ -21,10 +21,14 @@
  * that is "name@domain" (ngx_http_eas_user_identity()), which only the
  * directory's domain= parameters make of "CORP\\jdoe": the directories
  * of the configuration are asked, as the admin location has none of
- * its own.  A bare name stands for the name in any of their domains;
- * when it matches the locks of several, nothing is lifted and the
- * admin is told which keys to choose from (as Exchange answers a name
- * that matches several mailboxes).
+ * its own.  A bare name stands for the name in each of their
+ * domains: nothing is lifted and the admin is told which keys to
+ * choose from (as Exchange answers a name that matches several
+ * mailboxes), whatever this gateway holds, as a user rule is
+ * (ngx_http_eas_admin_user_key()): which of them are locked is known
+ * for the whole fleet only to Redis, and a gateway just restarted
+ * holds none, so a lift of the one lock found here could be another
+ * person's than the one meant.
  */
 
 
@@ -53,20 +57,24 @@ static ngx_int_t ngx_http_eas_admin_candidate_domains(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_admin_locked(
     ngx_http_eas_admin_candidates_t *c, u_char *data, size_t len);
 static ngx_int_t ngx_http_eas_admin_candidates_json(ngx_http_request_t *r,
-    ngx_http_eas_admin_candidates_t *c, ngx_str_t *json);
+    ngx_http_eas_admin_candidates_t *c, ngx_uint_t locked, ngx_str_t *json);
+static void ngx_http_eas_admin_candidates_named(
+    ngx_http_eas_admin_candidates_t *c, ngx_str_t *key);
 
 
 /*
  * NGX_OK: *key is the lockout to lift (locked here, or the key a request
  * of that name has, for Redis and the other gateways to lift);
- * NGX_BUSY: several locks match, *json lists their keys, none is
- * lifted; NGX_DECLINED: the value is no user name (lifted as it is: a
- * key listed with "raw"); NGX_ERROR: no memory.
+ * NGX_BUSY: a bare name with a directory of several domains, or several
+ * locks match: *json lists the keys to choose from, *here those of them
+ * locked on this gateway, none is lifted; NGX_DECLINED: the value is no
+ * user name (lifted as it is: a key listed with "raw"); NGX_ERROR: no
+ * memory.
  */
 
 ngx_int_t
 ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
-    ngx_str_t *value, ngx_str_t *key, ngx_str_t *json)
+    ngx_str_t *value, ngx_str_t *key, ngx_str_t *json, ngx_str_t *here)
 {
     size_t                            n;
     ngx_int_t                         rc;
@@ -115,6 +123,14 @@ ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
         return rc;
     }
 
+    if (c->forests && c->bare) {
+        ngx_http_eas_admin_candidates_named(c, key);
+
+        return ngx_http_eas_admin_candidates_json(r, c, 0, json) == NGX_OK
+               && ngx_http_eas_admin_candidates_json(r, c, 1, here) == NGX_OK
+               ? NGX_BUSY : NGX_ERROR;
+    }
+
     found = NULL;
     nfound = 0;
 
@@ -126,8 +142,13 @@ ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
     }
 
     if (nfound > 1) {
-        return ngx_http_eas_admin_candidates_json(r, c, json) == NGX_OK
-               ? NGX_BUSY : NGX_ERROR;
+        if (ngx_http_eas_admin_candidates_json(r, c, 1, json) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        *here = *json;
+
+        return NGX_BUSY;
     }
 
     *key = found ? *found : *c->primary;
@@ -173,18 +194,9 @@ ngx_http_eas_admin_user_key(ngx_http_request_t *r, ngx_str_t *value,
     }
 
     if (c->bare) {
-        /*
-         * the last candidate is the name alone, no key of a forest: *key,
-         * for a rule or a record an older version keyed so
-         */
+        ngx_http_eas_admin_candidates_named(c, key);
 
-        *key = c->key[c->n - 1];
-
-        if (ngx_strlchr(key->data, key->data + key->len, '@') == NULL) {
-            c->n--;
-        }
-
-        return ngx_http_eas_admin_candidates_json(r, c, json) == NGX_OK
+        return ngx_http_eas_admin_candidates_json(r, c, 0, json) == NGX_OK
                ? NGX_BUSY : NGX_ERROR;
     }
 
@@ -468,13 +480,30 @@ ngx_http_eas_admin_locked(ngx_http_eas_admin_candidates_t *c, u_char *data,
 
 
 /*
- * The keys locked among the candidates, or all of them for a rule:
- * ["jdoe@a","jdoe@b"]
+ * A bare name in a forest: the last candidate is the name alone, no key
+ * of a forest: *key, for a rule or a record an older version keyed so;
+ * the others are the keys to choose from.
+ */
+
+static void
+ngx_http_eas_admin_candidates_named(ngx_http_eas_admin_candidates_t *c,
+    ngx_str_t *key)
+{
+    *key = c->key[c->n - 1];
+
+    if (ngx_strlchr(key->data, key->data + key->len, '@') == NULL) {
+        c->n--;
+    }
+}
+
+
+/*
+ * The candidates, or those of them locked here: ["jdoe@a","jdoe@b"]
  */
 
 static ngx_int_t
 ngx_http_eas_admin_candidates_json(ngx_http_request_t *r,
-    ngx_http_eas_admin_candidates_t *c, ngx_str_t *json)
+    ngx_http_eas_admin_candidates_t *c, ngx_uint_t locked, ngx_str_t *json)
 {
     u_char      *p;
     size_t       size;
@@ -496,7 +525,7 @@ ngx_http_eas_admin_candidates_json(ngx_http_request_t *r,
     first = 1;
 
     for (i = 0; i < c->n; i++) {
-        if (c->locks != NULL
+        if (locked
             && !ngx_http_eas_admin_locked(c, c->key[i].data, c->key[i].len))
         {
             continue;

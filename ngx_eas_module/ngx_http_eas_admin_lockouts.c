@@ -34,7 +34,7 @@ static ngx_int_t ngx_http_eas_admin_unlocked(ngx_http_request_t *r,
 static ngx_int_t ngx_http_eas_admin_lifted(ngx_http_request_t *r,
     ngx_uint_t n, ngx_int_t shared);
 static ngx_int_t ngx_http_eas_admin_ambiguous(ngx_http_request_t *r,
-    ngx_str_t *keys);
+    ngx_str_t *keys, ngx_str_t *here);
 static ngx_int_t ngx_http_eas_admin_lockout_key(ngx_http_request_t *r,
     ngx_str_t *key);
 static u_char *ngx_http_eas_admin_lockout_raw(u_char *p, u_char *key,
@@ -49,7 +49,7 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
     time_t                   now;
     size_t                   size;
     ngx_int_t                rc;
-    ngx_str_t                key, raw, what;
+    ngx_str_t                key, raw, what, here;
     ngx_uint_t               i, n, kind, found;
     ngx_http_eas_lockout_t  *locks;
 
@@ -172,9 +172,9 @@ ngx_http_eas_admin_lockouts(ngx_http_request_t *r,
 
         raw = key;
         rc = ngx_http_eas_admin_lockout_user(r, acf->preauth, &raw, &key,
-                                             &what);
+                                             &what, &here);
         if (rc == NGX_BUSY) {
-            return ngx_http_eas_admin_ambiguous(r, &what);
+            return ngx_http_eas_admin_ambiguous(r, &what, &here);
         }
 
         if (rc == NGX_ERROR) {
@@ -368,18 +368,30 @@ ngx_http_eas_admin_lockout_raw(u_char *p, u_char *key, size_t len)
 
 
 /*
- * A bare name that matches the locks of several domains: 409 and the
- * keys to choose from, nothing lifted.
+ * A bare name with a directory of several domains (a user in each), or
+ * a name that matches the locks of several: 409, the keys to choose
+ * from and those of them locked on this gateway (Redis and the other
+ * gateways may hold others), nothing lifted.
  */
 
 static ngx_int_t
-ngx_http_eas_admin_ambiguous(ngx_http_request_t *r, ngx_str_t *keys)
+ngx_http_eas_admin_ambiguous(ngx_http_request_t *r, ngx_str_t *keys,
+    ngx_str_t *here)
 {
-    static ngx_str_t  text = ngx_string("the name matches the lockouts of "
-                                        "several users: lift one by its "
-                                        "key");
+    u_char  *buf, *p;
 
-    return ngx_http_eas_admin_conflict(r, &text, keys);
+    static char  text[] = "{\"error\":\"the name is a user in several "
+                          "domains: lift the lockout of one by its key\","
+                          "\"candidates\":%V,\"locked_here\":%V}\n";
+
+    buf = ngx_pnalloc(r->pool, sizeof(text) + keys->len + here->len);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(buf, text, keys, here);
+
+    return ngx_http_eas_admin_send(r, NGX_HTTP_CONFLICT, buf, p - buf);
 }
 
 

@@ -2,9 +2,11 @@
 with a directory that serves several domains the lockout key is
 "name@domain"; "DELETE lockouts?user=" lifts the key the listing shows
 and any form a user types for it (DOMAIN\\name, name@alias, another
-case or width), a bare name the one domain whose lock it matches, and
-answers 409 with the keys to choose from when it matches several; with
-eas_shared_state the lift reaches the other gateways.  And the drop of
+case or width); a bare name is a user in each domain, so it lifts
+nothing and answers 409 with the keys to choose from, whatever this
+gateway holds (a gateway just restarted holds nothing, a lock may be on
+Redis only); with eas_shared_state the lift reaches the other
+gateways.  And the drop of
 cached credentials ("DELETE credentials?user=CONTOSO\\jdoe") reaches the
 identity "jdoe@contoso.com".  Against a real
 slapd, real nginx gateways and a real redis-server; that the user's
@@ -22,6 +24,7 @@ from eastest import ldap as directory
 from eastest.client import EasClient
 from eastest.nginx import free_port
 from eastest.waiting import poll
+from test_shared_rules import subscribed
 
 BASE = directory.SUFFIX
 
@@ -163,8 +166,9 @@ TYPED = [
     "FABRIKAM%5Cjdoe",                          # down-level
     "JDoe@Fabrikam.Local",                      # a UPN suffix alias
     "%EF%BD%8A%EF%BD%84%EF%BD%8F%EF%BD%85@FABRIKAM.com",   # full width
-    "jdoe",                                     # bare: the one locked
 ]
+
+CANDIDATES = ["jdoe@contoso.com", "jdoe@fabrikam.com"]
 
 
 @pytest.mark.parametrize("typed", TYPED)
@@ -180,6 +184,26 @@ def test_a_lock_in_a_domain_is_lifted_by_each_form(gateway, slapd, backend,
     assert passes(gateway, slapd, backend, "fabrikam")
 
 
+def ambiguous(nginx, typed, here):
+    """A bare name lifts nothing: 409, both domains' keys to choose
+    from, here those this gateway holds."""
+    status, answer = admin(nginx, "DELETE", "lockouts?user=" + typed)
+    assert status == 409, answer
+    assert sorted(answer["candidates"]) == CANDIDATES
+    assert sorted(answer["locked_here"]) == here
+
+
+def test_a_bare_name_locked_in_one_domain_lifts_nothing(gateway, slapd,
+                                                        backend):
+    """FABRIKAM\\jdoe alone locked here: "user=jdoe" still names no
+    one (the other domain's jdoe may be locked elsewhere), 409."""
+    lock(gateway, "fabrikam")
+
+    ambiguous(gateway, "jdoe", ["jdoe@fabrikam.com"])
+    assert locked_keys(gateway) == ["jdoe@fabrikam.com"]
+    assert refused_unasked(gateway, slapd, "fabrikam")
+
+
 def test_a_bare_name_locked_in_two_domains_lifts_nothing(gateway, slapd,
                                                          backend):
     """jdoe locked in both domains: "user=jdoe" answers 409 with both
@@ -187,10 +211,7 @@ def test_a_bare_name_locked_in_two_domains_lifts_nothing(gateway, slapd,
     lock(gateway, "contoso")
     lock(gateway, "fabrikam")
 
-    status, answer = admin(gateway, "DELETE", "lockouts?user=JDOE")
-    assert status == 409, answer
-    assert sorted(answer["candidates"]) == ["jdoe@contoso.com",
-                                            "jdoe@fabrikam.com"]
+    ambiguous(gateway, "JDOE", CANDIDATES)
     assert locked_keys(gateway) == ["jdoe@contoso.com", "jdoe@fabrikam.com"]
     assert refused_unasked(gateway, slapd, "contoso")
     assert refused_unasked(gateway, slapd, "fabrikam")
@@ -228,6 +249,108 @@ def test_the_lift_of_a_domain_user_reaches_the_other_gateway(
     assert redis.keys("t:ul:auth:jdoe@fabrikam.com") == []
     poll(lambda: passes(b, slapd, backend, "fabrikam") or None,
          "the lock lifted on gateway B", timeout=10, interval=0.1)
+
+
+def shared_pair(nginx_factory, slapd, backend, redis):
+    """Gateways A and B of one Redis, every worker subscribed."""
+    before = subscribed(redis)
+    a = start(nginx_factory, slapd, backend, redis)
+    b = start(nginx_factory, slapd, backend, redis)
+    poll(lambda: subscribed(redis) >= before + 4 or None,
+         "the subscriptions of both gateways")
+    return a, b
+
+
+def restarted(a, redis):
+    """Gateway A stopped and started: it holds no lock."""
+    before = subscribed(redis)
+    a.stop()
+    poll(lambda: subscribed(redis) <= before - 2 or None,
+         "gateway A unsubscribed")
+    a.start(ports=(a.port,))
+    poll(lambda: subscribed(redis) >= before or None,
+         "gateway A subscribed again")
+    assert locked_keys(a) == []
+
+
+def lock_on_b(b, a, redis, domain, told=True):
+    """DOMAIN\\jdoe locked through gateway B, on Redis (and on A when
+    told, A running)."""
+    key = "jdoe@%s.com" % domain
+    lock(b, domain)
+    poll(lambda: redis.keys("t:ul:auth:" + key) or None,
+         "the lock of %s on Redis" % key, timeout=10, interval=0.1)
+    if told:
+        poll(lambda: key in locked_keys(a) or None,
+             "the lock of %s told to A" % key, timeout=10, interval=0.1)
+
+
+def nothing_lifted(a, b, redis, slapd):
+    """Both locks still on Redis, and each domain's right password
+    refused by both gateways without a bind at slapd."""
+    assert sorted(redis.keys("t:ul:auth:*")) == ["t:ul:auth:" + key
+                                                 for key in CANDIDATES]
+    for nginx in (a, b):
+        for domain in ("contoso", "fabrikam"):
+            assert refused_unasked(nginx, slapd, domain), (nginx.port,
+                                                           domain)
+
+
+def test_a_bare_name_on_a_restarted_gateway_lifts_nothing(
+        nginx_factory, slapd, backend, redis):
+    """Both domains' jdoe locked everywhere, then gateway A restarted
+    (it lists nothing): "user=jdoe" on A answers 409 and lifts neither
+    lock, on Redis nor on B; a fully qualified name then lifts exactly
+    its key everywhere."""
+    a, b = shared_pair(nginx_factory, slapd, backend, redis)
+    lock_on_b(b, a, redis, "contoso")
+    lock_on_b(b, a, redis, "fabrikam")
+    restarted(a, redis)
+
+    ambiguous(a, "jdoe", [])
+    nothing_lifted(a, b, redis, slapd)
+    assert locked_keys(b) == CANDIDATES
+
+    status, answer = admin(a, "DELETE", "lockouts?user=jdoe@contoso.com")
+    assert (status, answer) == (200, {"lifted": 1,
+                                      "key": "jdoe@contoso.com"})
+    assert redis.keys("t:ul:auth:*") == ["t:ul:auth:jdoe@fabrikam.com"]
+    poll(lambda: locked_keys(b) == ["jdoe@fabrikam.com"] or None,
+         "the lift told to B", timeout=10, interval=0.1)
+    assert passes(b, slapd, backend, "contoso")
+    assert refused_unasked(b, slapd, "fabrikam")
+    assert refused_unasked(a, slapd, "fabrikam")
+
+
+def test_a_bare_name_with_one_lock_here_and_one_on_redis_lifts_nothing(
+        nginx_factory, slapd, backend, redis):
+    """CONTOSO\\jdoe locked while gateway A was away (on Redis only for
+    A), FABRIKAM\\jdoe locked after (A holds it): "user=jdoe" on A
+    answers 409, neither is lifted anywhere."""
+    a, b = shared_pair(nginx_factory, slapd, backend, redis)
+    lock_on_b(b, a, redis, "contoso")
+    restarted(a, redis)
+    lock_on_b(b, a, redis, "fabrikam")
+    assert locked_keys(a) == ["jdoe@fabrikam.com"]
+
+    ambiguous(a, "jdoe", ["jdoe@fabrikam.com"])
+    nothing_lifted(a, b, redis, slapd)
+
+
+def test_a_bare_name_with_both_locks_on_redis_only_lifts_nothing(
+        nginx_factory, slapd, backend, redis):
+    """Both locks made while gateway A was away: "user=jdoe" on A
+    answers 409, neither is lifted anywhere."""
+    a, b = shared_pair(nginx_factory, slapd, backend, redis)
+    a.stop()
+    lock_on_b(b, a, redis, "contoso", told=False)
+    lock_on_b(b, a, redis, "fabrikam", told=False)
+    a.start(ports=(a.port,))
+    poll(lambda: subscribed(redis) >= 4 or None, "gateway A subscribed")
+    assert locked_keys(a) == []
+
+    ambiguous(a, "jdoe", [])
+    nothing_lifted(a, b, redis, slapd)
 
 
 def test_cached_credentials_of_a_domain_user_are_dropped_by_its_name(
