@@ -313,7 +313,15 @@ ngx_http_eas_redis_rules_answer(ngx_http_request_t *r, const char *error)
     set->cleanup->data = set;
     set->request = r;
     set->error = error;
+
+    /*
+     * the request waits for Redis's answer; a client gone (a closed
+     * connection, an HTTP/2 stream reset) ends it at once (499), and
+     * the answer, when it comes, goes to nobody
+     */
+
     r->main->count++;
+    r->read_event_handler = ngx_http_test_reading;
 
     return NGX_DONE;
 }
@@ -412,6 +420,7 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     ngx_uint_t           shared;
     const char          *error;
     ngx_shm_zone_t      *zone;
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     if (ngx_http_eas_redis_rules_last == set) {
@@ -456,8 +465,14 @@ ngx_http_eas_redis_rules_on_set(redisAsyncContext *ac, void *reply,
     }
 
     if (r) {
+        /* what the finalization posted runs too (an HTTP/2 stream's end) */
+
+        c = r->connection;
+        ngx_http_set_log_request(c->log, r);
+
         rc = ngx_http_eas_redis_rules_shared_answer(r, error, shared);
         ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(c);
     }
 }
 
