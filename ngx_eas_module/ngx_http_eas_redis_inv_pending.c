@@ -360,6 +360,7 @@ ngx_http_eas_inv_on_delete(redisAsyncContext *ac, void *reply, void *data)
     redisReply  *rr = reply;
     ngx_uint_t   id = (ngx_uint_t) (uintptr_t) data;
 
+    ngx_str_t                    user, device_id;
     ngx_uint_t                   i;
     ngx_http_eas_inv_pending_t  *d;
 
@@ -375,6 +376,22 @@ ngx_http_eas_inv_on_delete(redisAsyncContext *ac, void *reply, void *data)
         if (rr == NULL || rr->type != REDIS_REPLY_INTEGER) {
             /* sent again when the connection is set up again */
             return;
+        }
+
+        if (!d->answered && rr->integer == 1) {
+            /*
+             * deleted on Redis: and here again, as a fill of this
+             * gateway may have read the record back from Redis before
+             * the deletion was made there (this gateway does not hear
+             * its own message on the channel)
+             */
+
+            user.data = d->data;
+            user.len = d->user_len;
+            device_id.data = d->data + d->user_len;
+            device_id.len = d->device_id_len;
+
+            (void) ngx_http_eas_device_delete(d->zone, &user, &device_id);
         }
 
         d->answered = 1;

@@ -155,11 +155,19 @@ static size_t ngx_http_eas_inv_read(ngx_shm_zone_t *zone,
  * bring it back: it is not written, and the answer names it (after the
  * count, in one string, "LEN:KEY" after one another) so that this
  * gateway removes it too, even when it did not hear the deletion on the
- * channel (its subscription was being made again).
+ * channel (its subscription was being made again).  The deletion's time
+ * is by Redis's clock (never later); the record's last seen is by the
+ * writing gateway's, moved by how far that clock is from Redis's
+ * (ARGV[2], its time now) when that is more than two seconds: a gateway
+ * running hours behind would else find every record of the device older
+ * than the deletion, and keep it out of every listing for those hours.
  */
 
 static const char  ngx_http_eas_inv_write_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end "
     "local ttl = tonumber(ARGV[1]) "
+    "local off = tonumber(redis.call('TIME')[1]) - tonumber(ARGV[2]) "
+    "if math.abs(off) <= 2 then off = 0 end "
     "local out, lost, gone = {}, {}, {} "
     "for i = 5, #ARGV, 7 do "
     "  local d = redis.call('ZSCORE', KEYS[2], ARGV[i]) "
@@ -169,7 +177,7 @@ static const char  ngx_http_eas_inv_write_lua[] =
     "    r = string.sub(r, #g + tonumber(g) + 5) "
     "  end "
     "  if d and tonumber(d) >= (tonumber(string.match(r, "
-    "                                    '^%d+ %d+ (%d+)')) or 0) then "
+    "                                    '^%d+ %d+ (%d+)')) or 0) + off then "
     "    gone[#gone + 1] = #ARGV[i] .. ':' .. ARGV[i] "
     "  else "
     "  redis.call('SET', ARGV[i], ARGV[i + 2], 'EX', ARGV[i + 6]) "

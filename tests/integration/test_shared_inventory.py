@@ -1138,6 +1138,8 @@ def test_deletion_on_a_gateway_ahead_keeps_no_device_out(
     monkeypatch.setenv("LD_PRELOAD", FAKETIME)
     monkeypatch.setenv("FAKETIME", "+3h")
     monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    # read once: nginx's workers have no FAKETIME to read again
+    monkeypatch.setenv("FAKETIME_CACHE_DURATION", "100000")
     a = gateway(nginx_factory, redis, directory, backend)
     monkeypatch.delenv("LD_PRELOAD")
     poll(lambda: clients(redis) >= 8 or None, "A's workers on Redis")
@@ -1156,3 +1158,34 @@ def test_deletion_on_a_gateway_ahead_keeps_no_device_out(
     poll(lambda: "SKEWDEV" in ids(b) or None, "SKEWDEV listed on B again")
     poll(lambda: redis.command("EXISTS", "t:i:devices:4:jdoeskewdev") == 1
          or None, "SKEWDEV's record on Redis again")
+
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME),
+                    reason="libfaketime (Debian package libfaketime)")
+def test_a_gateway_behind_writes_a_device_back_after_its_deletion(
+        nginx_factory, redis, directory, backend, monkeypatch):
+    """Gateway B's clock runs three hours behind (libfaketime): a device
+    seen on B and deleted through A (the deletion at Redis's time) syncs
+    again through B a second later; B's record of that request is seen
+    after the deletion once B's clock is moved by how far it is from
+    Redis's, so it is written back and A lists the device again, and it
+    is not kept out of every listing for three hours while the backend
+    sees it."""
+    a, = gateways(nginx_factory, redis, directory, backend, 1)
+    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
+    monkeypatch.setenv("FAKETIME", "-3h")
+    monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    monkeypatch.setenv("FAKETIME_CACHE_DURATION", "100000")
+    b = gateway(nginx_factory, redis, directory, backend)
+    monkeypatch.delenv("LD_PRELOAD")
+    poll(lambda: clients(redis) >= 8 or None, "B's workers on Redis")
+    assert device(b, "BEHINDDEV").foldersync().status == 200
+    poll(lambda: "BEHINDDEV" in ids(a) or None, "BEHINDDEV imported by A")
+    assert delete(a, "jdoe", "BEHINDDEV") == 200
+    poll(lambda: "BEHINDDEV" not in ids(b) or None, "BEHINDDEV gone from B")
+    seen = int(time.time())
+    poll(lambda: int(time.time()) > seen + 1 or None, "a later second")
+    assert device(b, "BEHINDDEV").foldersync().status == 200
+    poll(lambda: "BEHINDDEV" in ids(a) or None, "BEHINDDEV listed on A again")
+    assert "BEHINDDEV" in ids(b)
+    assert redis.command("EXISTS", "t:i:devices:4:jdoebehinddev") == 1
