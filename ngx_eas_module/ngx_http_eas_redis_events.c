@@ -513,8 +513,17 @@ ngx_http_eas_redis_lock_key(ngx_uint_t kind, ngx_str_t *key)
                    ? NGX_OK : NGX_DECLINED;
         }
 
-        if (ngx_inet6_addr(key->data, len, a6) == NGX_OK) {
-            return NGX_OK;
+        /*
+         * a whole IPv6 address only as a dual-stack listener gives an
+         * IPv4 client ("::ffff:192.0.2.1"): any other is keyed by its /64
+         */
+
+        if (ngx_inet6_addr(key->data, len, a6) == NGX_OK
+            && ngx_memcmp(a6, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
+        {
+            return (ngx_inet6_ntop(a6, text, sizeof(text)) == len
+                    && ngx_strncmp(text, key->data, len) == 0)
+                   ? NGX_OK : NGX_DECLINED;
         }
 #endif
 

@@ -131,6 +131,8 @@ MALFORMED = [
     b"L x 2 600 4 13 auth2001:DB8::/64",         # not as a gateway writes
     b"L x 2 600 4 17 auth2001:db8:0:0::/64",     # not as a gateway writes
     b"L x 2 600 4 8 auth01.2.3.4",               # not as a gateway writes
+    b"L x 2 600 4 3 auth::1",                    # keyed by its /64
+    b"L x 2 600 4 16 auth::FFFF:127.0.0.1",      # not as a gateway writes
 ]
 
 
@@ -151,13 +153,15 @@ def test_lock_of_a_malformed_name_on_the_channel_refused(
     redis.command("PUBLISH", "t:db0:events", "L x 2 600 4 8 auth10.9.8.7")
     redis.command("PUBLISH", "t:db0:events",
                   "L x 2 600 4 13 auth2001:db8::/64")
-    poll(lambda: len(lockouts(b)) >= 4 or None, "the well-formed locks")
+    redis.command("PUBLISH", "t:db0:events",
+                  "L x 2 600 4 15 auth::ffff:10.9.8.6")
+    poll(lambda: len(lockouts(b)) >= 5 or None, "the well-formed locks")
     # each of B's two workers read every message, in order
     poll(lambda: len(lines(b, mark, "refused (said once a minute)")) >= 2
          or None, "the refusals said")
     assert len(lines(b, mark, "refused (said once a minute)")) == 2
     keys = sorted(lock["key"] for lock in lockouts(b))
-    assert keys == ["10.9.8.7", "2001:db8::/64", "amy",
+    assert keys == ["10.9.8.7", "2001:db8::/64", "::ffff:10.9.8.6", "amy",
                     "amy@corp.example"], keys
     assert not [lock for lock in lockouts(b) if "raw" in lock]
     before = verified(directory)
