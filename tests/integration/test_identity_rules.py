@@ -9,6 +9,7 @@ keyed by is refused 400 instead of storing a rule that matches nobody;
 slapd, real nginx gateways and a real redis-server; what got through is
 read from the backend's own record."""
 
+import os
 import urllib.parse
 
 import pytest
@@ -144,3 +145,24 @@ def test_configured_rule_by_identity_blocks(nginx_factory, slapd, backend):
     assert through(backend, nginx, "IDRK1") == []
     status, eas = synced(nginx, "fabrikam", "IDRK2")
     assert status == 200 and eas != 129
+
+
+@pytest.mark.parametrize("user,fails", [("jdoe-c@contoso.com", True),
+                                        ("CONTOSO\\jdoe-c", True),
+                                        ("JDoe-C", False)])
+def test_list_file_name_never_matching_fails(nginx_factory, slapd, backend,
+                                             user, fails):
+    config = IDENTITY_CONFIG.replace(
+        "eas_device_block device_id=ApplSTATIC;",
+        "eas_device_user_lists ${dir}/lists;")
+    nginx = start(nginx_factory, slapd, backend, "A", config=config)
+    with open(os.path.join(nginx.dir, "lists"), "w", encoding="utf-8") as f:
+        f.write(user + " block IDRL1\n")
+    if not fails:
+        assert nginx.test_config()[0] == 0
+        return
+    out = nginx.config_error()
+    assert ('user "%s" in "%s" at line 1 can never match: the "identity" '
+            'attribute never holds it' % (user, os.path.join(nginx.dir,
+                                                            "lists"))) in out
+    assert "$eas_auth_user" in out, out
