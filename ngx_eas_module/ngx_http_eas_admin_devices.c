@@ -92,7 +92,7 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
 
         rc = ngx_http_eas_admin_device_user(r, &filter.user, &what);
 
-        if (rc == NGX_BUSY || rc == NGX_ERROR) {
+        if (rc == NGX_BUSY || rc == NGX_ERROR || rc == NGX_DONE) {
             return ngx_http_eas_admin_user_refused(r, rc, &what);
         }
 
@@ -137,6 +137,10 @@ ngx_http_eas_admin_devices(ngx_http_request_t *r,
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DONE) {
+        return ngx_http_eas_admin_user_refused(r, rc, &what);
     }
 
     /* on Redis first: refused there, it is not made here either */
@@ -518,6 +522,9 @@ ngx_http_eas_admin_rules_api(ngx_http_request_t *r)
 
         if (rc == NGX_BUSY && r->method == NGX_HTTP_DELETE) {
             ambiguous = 1;
+
+        } else if (rc == NGX_DONE && r->method == NGX_HTTP_DELETE) {
+            /* identity=: a rule an older version stored "name@domain" */
 
         } else if (rc != NGX_OK) {
             return ngx_http_eas_admin_user_refused(r, rc, &what);

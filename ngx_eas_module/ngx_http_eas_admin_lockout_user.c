@@ -44,6 +44,9 @@ typedef struct {
     ngx_uint_t               forests;     /* directories of several domains */
     ngx_uint_t               resolved;    /* of them, serve the name's */
     ngx_uint_t               bare;        /* no domain typed */
+    ngx_uint_t               keyed;       /* identity= names the user */
+    ngx_uint_t               identities;  /* directories with identity= */
+    ngx_uint_t               refused;     /* of them, never so named */
 } ngx_http_eas_admin_candidates_t;
 
 
@@ -167,8 +170,12 @@ ngx_http_eas_admin_lockout_user(ngx_http_request_t *r, ngx_shm_zone_t *zone,
  * keys to choose from (NGX_BUSY, *key the name alone: what may remove
  * a rule or record kept so before), as Exchange answers a name that
  * matches several mailboxes; a domain none of those directories serves
- * is NGX_ABORT (it would decide nobody).  Without such a directory:
- * the name alone.  NGX_DECLINED: no user name.
+ * is NGX_ABORT (it would decide nobody).  With identity= a request is
+ * keyed by the attribute's value (ngx_http_eas_identity_value()): the
+ * name typed is that value, folded, and no domain is offered for it;
+ * one the attribute never holds, and no other directory keys so, is
+ * NGX_DONE.  Without such directories: the name alone.  NGX_DECLINED:
+ * no user name.
  */
 
 ngx_int_t
@@ -183,9 +190,15 @@ ngx_http_eas_admin_user_key(ngx_http_request_t *r, ngx_str_t *value,
         return NGX_ERROR;
     }
 
+    c->keyed = 1;
+
     rc = ngx_http_eas_admin_user_candidates(r, value, c);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (c->refused && c->refused == c->identities && c->resolved == 0) {
+        return NGX_DONE;
     }
 
     if (c->forests == 0) {
@@ -219,6 +232,15 @@ ngx_http_eas_admin_user_refused(ngx_http_request_t *r, ngx_int_t rc,
     static ngx_str_t  text = ngx_string("the name is a user in several "
                                         "domains: give it with its domain, "
                                         "as one of the candidates");
+
+    if (rc == NGX_DONE) {
+        return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "invalid user: the directory names "
+                                        "users by its identity= attribute, "
+                                        "which never holds this: give the "
+                                        "identity as $eas_auth_user and "
+                                        "GET devices show it");
+    }
 
     if (rc == NGX_ABORT) {
         return ngx_http_eas_admin_error(r, NGX_HTTP_BAD_REQUEST,
@@ -271,6 +293,7 @@ ngx_http_eas_admin_user_candidates(ngx_http_request_t *r, ngx_str_t *value,
     ngx_http_eas_admin_candidates_t *c)
 {
     size_t                n;
+    ngx_int_t             rc;
     ngx_str_t             name;
     ngx_uint_t            i;
     eas_user_t            u;
@@ -312,6 +335,26 @@ ngx_http_eas_admin_user_candidates(ngx_http_request_t *r, ngx_str_t *value,
         }
 
         ldap = ngx_http_eas_ldap_of_zone(&shm[i]);
+
+        /* a rule's or device's user with identity=: the value, whole */
+
+        if (ldap != NULL && ldap->identity.len && c->keyed) {
+            c->identities++;
+
+            rc = ngx_http_eas_identity_value(ldap, value->data, value->len,
+                                             id, sizeof(id), &n);
+
+            if (rc == NGX_DECLINED) {
+                c->refused++;
+
+            } else if (rc == NGX_OK
+                       && ngx_http_eas_admin_candidate(r, c, id, n) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
 
         if (ldap == NULL || ldap->aliases == NULL || ldap->ndomains < 2) {
             continue;

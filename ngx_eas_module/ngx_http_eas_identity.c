@@ -235,3 +235,54 @@ ngx_http_eas_user_key(u_char *data, size_t size)
 
     return NGX_OK;
 }
+
+
+/*
+ * With identity= a request is keyed by the attribute's value of the
+ * entry that bound, folded whole (ngx_http_eas_ldap_identity_read()),
+ * with no domain added: so is a user= an admin or a rule gives, as
+ * $eas_auth_user and "GET devices" show it.  NGX_DECLINED: a value the
+ * attribute never holds, an "@" or "\\" in an account name ("uid",
+ * "userid", "sAMAccountName": "jdoe@contoso.com" is no uid, and no
+ * request there is keyed so); NGX_ERROR: no user name once folded.
+ */
+
+ngx_int_t
+ngx_http_eas_identity_value(ngx_http_eas_ldap_t *ldap, u_char *value,
+    size_t len, u_char *dst, size_t size, size_t *n)
+{
+    size_t      i;
+    ngx_str_t  *a;
+
+    if (len == 0 || len > EAS_USER_MAX
+        || ngx_http_eas_fold(value, len, dst, size, n) != NGX_OK
+        || *n == 0 || *n > EAS_USER_MAX)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < *n; i++) {
+        if (dst[i] < 0x20 || dst[i] == 0x7f) {
+            return NGX_ERROR;
+        }
+    }
+
+    a = &ldap->identity;
+
+    if ((a->len == sizeof("uid") - 1
+         && ngx_strncasecmp(a->data, (u_char *) "uid", a->len) == 0)
+        || (a->len == sizeof("userid") - 1
+            && ngx_strncasecmp(a->data, (u_char *) "userid", a->len) == 0)
+        || (a->len == sizeof("sAMAccountName") - 1
+            && ngx_strncasecmp(a->data, (u_char *) "sAMAccountName", a->len)
+               == 0))
+    {
+        for (i = 0; i < *n; i++) {
+            if (dst[i] == '@' || dst[i] == '\\') {
+                return NGX_DECLINED;
+            }
+        }
+    }
+
+    return NGX_OK;
+}

@@ -141,6 +141,8 @@ char *ngx_http_eas_ldap_finish_conf(ngx_conf_t *cf,
 
 /* the directory a shared zone belongs to (ngx_http_eas_ldap_conf.c) */
 ngx_http_eas_ldap_t *ngx_http_eas_ldap_of_zone(ngx_shm_zone_t *zone);
+ngx_int_t ngx_http_eas_identity_value(ngx_http_eas_ldap_t *ldap, u_char *value,
+    size_t len, u_char *dst, size_t size, size_t *n);
 
 
 #endif /* _NGX_HTTP_EAS_LDAP_H_INCLUDED_ */

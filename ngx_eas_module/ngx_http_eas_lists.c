@@ -315,8 +315,9 @@ ngx_http_eas_lists_build(ngx_conf_t *cf, ngx_http_eas_lists_file_t *lf,
 
             /* identity=: the attribute's value, written whole, folded */
 
-            rc = ngx_http_eas_fold(l[i].user.data, l[i].user.len, id,
-                                   sizeof(id), &n);
+            rc = ngx_http_eas_identity_value(ldap, l[i].user.data,
+                                             l[i].user.len, id, sizeof(id),
+                                             &n);
 
         } else {
             rc = ngx_http_eas_user_identity(ldap, l[i].user.data,
@@ -329,7 +330,11 @@ ngx_http_eas_lists_build(ngx_conf_t *cf, ngx_http_eas_lists_file_t *lf,
                                "user \"%V\" in \"%V\" at line %ui can "
                                "never match: %s \"%V\"", &l[i].user,
                                &lf->path, l[i].entry->line,
-                               rc == NGX_DECLINED
+                               rc == NGX_DECLINED && ldap->identity.len
+                               ? "the \"identity\" attribute never holds "
+                                 "it (write the identity as $eas_auth_user "
+                                 "shows it) of directory"
+                               : rc == NGX_DECLINED
                                ? "its domain is none of the \"domain\" "
                                  "parameters of directory"
                                : "not UTF-8, or too long once folded, for "

@@ -23,8 +23,11 @@
  * match nobody, and a block written so would let the user through.
  * Checked at the merge of each level with "eas on", as the list files
  * are (ngx_http_eas_lists_check()): such a value fails "nginx -t" with
- * the identity to write.  A regular expression sees the identity and
- * is the writer's to make.
+ * the identity to write.  With identity= a request is the attribute's
+ * value, folded, with no domain (ngx_http_eas_identity_value()): a
+ * user= in another case is the value folded, one the attribute never
+ * holds ("jdoe@contoso.com" with identity=uid) fails the same way.  A
+ * regular expression sees the identity and is the writer's to make.
  */
 
 ngx_int_t
@@ -42,8 +45,8 @@ ngx_http_eas_rules_users_check(ngx_conf_t *cf, ngx_http_eas_rules_t *rules,
     ldap = pcf->ldap;
 
     if (rules == NULL || pcf->realm.len == 0 || ldap == NULL
-        || ldap->aliases == NULL || ldap->ndomains < 2
-        || ldap->identity.len)
+        || (ldap->identity.len == 0
+            && (ldap->aliases == NULL || ldap->ndomains < 2)))
     {
         return NGX_OK;
     }
@@ -64,9 +67,13 @@ ngx_http_eas_rules_users_check(ngx_conf_t *cf, ngx_http_eas_rules_t *rules,
                 continue;
             }
 
-            rc = ngx_http_eas_user_identity(ldap, cond->value.data,
-                                            cond->value.len, id, sizeof(id),
-                                            &n);
+            rc = ldap->identity.len
+                 ? ngx_http_eas_identity_value(ldap, cond->value.data,
+                                               cond->value.len, id,
+                                               sizeof(id), &n)
+                 : ngx_http_eas_user_identity(ldap, cond->value.data,
+                                              cond->value.len, id,
+                                              sizeof(id), &n);
 
             if (rc == NGX_OK && n == cond->value.len
                 && ngx_memcmp(id, cond->value.data, n) == 0)
@@ -76,6 +83,20 @@ ngx_http_eas_rules_users_check(ngx_conf_t *cf, ngx_http_eas_rules_t *rules,
 
             if (rc != NGX_OK) {
                 n = 0;
+            }
+
+            if (ldap->identity.len) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"user=%V\" of %V:%ui can never match "
+                                   "with directory \"%V\", whose "
+                                   "\"identity=%V\" names users: write the "
+                                   "identity as $eas_auth_user shows it%s"
+                                   "%*s%s", &cond->value, rule[i]->source,
+                                   rule[i]->line,
+                                   ngx_http_eas_ldap_name(ldap),
+                                   &ldap->identity, n ? ", \"user=" : "",
+                                   n, id, n ? "\"" : "");
+                return NGX_ERROR;
             }
 
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
