@@ -593,8 +593,14 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
         /* on Redis: a fill does not take it for gone */
         dn->filled = ngx_http_eas_inv_filled;
 
-        if (rec->last_seen < dn->last_seen) {
-            /* this gateway saw it since */
+        if (rec->last_seen < dn->last_seen
+            || (rec->last_seen == dn->last_seen && dn->gateway == 0))
+        {
+            /*
+             * this gateway saw it since, or in that second: most often
+             * its own record read back by a fill, which stays its own
+             * (written again if Redis loses its data)
+             */
             ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
             return NGX_DECLINED;
         }
