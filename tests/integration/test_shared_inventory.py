@@ -682,13 +682,17 @@ def test_listing_says_which_gateway_saw_the_device(nginx_factory, redis,
     assert listed(a, device_id="OLDGW")[0]["gateway"] == ""
 
 
-def restarted_empty_refilled(redis, nginx, records):
-    """Redis restarted empty: the records and jdoe's set of devices
-    (IDLEA, IDLEB) come back without a request, and the gateway says
-    it wrote its own again."""
+def restarted_empty_refilled(redis, nginx, records, flush=False):
+    """Redis restarted empty (or flushed, its subscriptions made again):
+    the records and jdoe's set of devices (IDLEA, IDLEB) come back
+    without a request, and the gateway says it wrote its own again."""
     mark = nginx.mark()
-    redis.stop()
-    redis.start()
+    if flush:
+        redis.command("FLUSHALL")
+        redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+    else:
+        redis.stop()
+        redis.start()
     poll(lambda: redis.command("ZCARD", "t:iz:devices") == records or None,
          "the records written again")
     poll(lambda: sorted(redis.command("SMEMBERS", "t:d:devices:jdoe"))
@@ -1165,13 +1169,16 @@ def test_deletion_on_a_gateway_ahead_keeps_no_device_out(
          or None, "SKEWDEV's record on Redis again")
 
 
-@pytest.mark.parametrize("blip", ["kill", "pause", "reload"])
+@pytest.mark.parametrize("blip", ["kill", "pause", "reload", "flushall"])
 def test_redis_restarted_empty_after_a_blip_refilled(
         nginx_factory, redis, directory, backend, blip):
     """A fill that read this gateway's own records back (its
     subscription made again after a blip, or a reload), then Redis
     restarted empty: the records stay this gateway's, and it writes
-    them again, idle devices and their places in the user's set too."""
+    them again, idle devices and their places in the user's set too.
+    So it does when Redis lost its data with no connection of the
+    gateway's workers dropped (FLUSHALL, then its subscription made
+    again): only its first fill is not taken for a loss."""
     # flush=60s: no batch of last-seen times writes the records meanwhile
     a, = gateways(nginx_factory, redis, directory, backend, 1,
                   device_max="eas_device_max 2;", flush="60s")
@@ -1187,7 +1194,7 @@ def test_redis_restarted_empty_after_a_blip_refilled(
         redis.command("CLIENT", "KILL", "TYPE", "pubsub")
     elif blip == "reload":
         a.reload()
-    else:
+    elif blip == "pause":
         redis.command("CLIENT", "PAUSE", "3000", "ALL")
-    filled(a, before + 1)
-    restarted_empty_refilled(redis, a, 2)
+    filled(a, before + (blip != "flushall"))
+    restarted_empty_refilled(redis, a, 2, flush=blip == "flushall")
