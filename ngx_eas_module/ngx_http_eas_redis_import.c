@@ -444,15 +444,15 @@ ngx_http_eas_inv_on_fill(redisAsyncContext *ac, void *reply, void *data)
             ngx_http_eas_redis_inv_refused((ngx_uint_t) e[4]->integer);
         }
 
-        if (e[5]->integer) {
-            /* Redis lost its data: what it lacks was not deleted */
+        if (e[5]->integer && ngx_http_eas_inv_fill_keep == NULL) {
+            /*
+             * Redis lost its data since a fill of this worker made the
+             * mark: what it lacks was not deleted
+             */
             ngx_http_eas_inv_fill_sweep = 0;
             ngx_http_eas_redis_inv_rewrite();
-
-            if (ngx_http_eas_inv_fill_keep == NULL) {
-                ngx_http_eas_inv_fill_keep = "Redis lost its data (this "
-                                             "gateway's mark was missing)";
-            }
+            ngx_http_eas_inv_fill_keep = "Redis lost its data (this "
+                                         "gateway's mark was missing)";
         }
 
         if (e[2]->integer < NGX_HTTP_EAS_INV_CHUNK) {
@@ -593,8 +593,14 @@ ngx_http_eas_inv_import(ngx_shm_zone_t *zone, ngx_http_eas_inv_record_t *rec)
         /* on Redis: a fill does not take it for gone */
         dn->filled = ngx_http_eas_inv_filled;
 
-        if (rec->last_seen < dn->last_seen) {
-            /* this gateway saw it since */
+        if (rec->last_seen < dn->last_seen
+            || (rec->last_seen == dn->last_seen && dn->gateway == 0))
+        {
+            /*
+             * this gateway saw it since, or in that second: most often
+             * its own record read back by a fill, which stays its own
+             * (written again if Redis loses its data)
+             */
             ngx_shmtx_unlock(&ctx->zone.shpool->mutex);
             return NGX_DECLINED;
         }

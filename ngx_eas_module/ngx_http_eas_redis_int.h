@@ -222,7 +222,6 @@ void ngx_http_eas_redis_inv_exiting(void);
 void ngx_http_eas_redis_inv_pending_exit(void);
 void ngx_http_eas_redis_inv_flush_now(void);
 void ngx_http_eas_redis_inv_rewrite(void);
-extern ngx_uint_t  ngx_http_eas_redis_inv_ups;
 
 /* a record read back (ngx_http_eas_redis_inv_record.c) */
 typedef struct {

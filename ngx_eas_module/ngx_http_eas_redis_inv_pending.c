@@ -130,9 +130,6 @@ static time_t                       ngx_http_eas_inv_full_logged;
 static ngx_event_t                  ngx_http_eas_inv_echo_ev;
 static ngx_connection_t             ngx_http_eas_inv_echo_dummy;
 
-/* how many times this worker's command connection was set up */
-ngx_uint_t                          ngx_http_eas_redis_inv_ups;
-
 
 /*
  * The admin API deleted a device (ngx_http_eas_redis_device_delete()):
@@ -244,8 +241,6 @@ ngx_http_eas_redis_inv_replay(void)
 {
     ngx_uint_t                   i, n;
     ngx_http_eas_inv_pending_t  *d;
-
-    ngx_http_eas_redis_inv_ups++;
 
     if (ngx_http_eas_inv_pending_n == 0) {
         return;

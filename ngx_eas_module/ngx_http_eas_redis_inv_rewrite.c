@@ -18,8 +18,8 @@
 
 /*
  * Redis lost its data (docs/scale-out.md): the fill of the first worker
- * found this gateway's mark "<prefix>filled:<node>" missing after the
- * connection was set up again (ngx_http_eas_redis_import.c).  The
+ * found this gateway's mark "<prefix>filled:<node>" missing, made by
+ * a fill of the worker before (ngx_http_eas_redis_import.c).  The
  * records this gateway wrote last, and still holds, are written again,
  * without waiting for their devices to come back: a device idle since
  * would be missing from the other gateways' fills and, counted for
@@ -32,7 +32,7 @@
  * step, each step written at once in its pipeline, a step every
  * NGX_HTTP_EAS_INV_STEP_MS.  The first fill of a worker always finds
  * the mark missing (the node is new at each start and reload): only a
- * fill after the connection was set up again is taken as a loss.
+ * later fill of the worker, once one made the mark, is taken as a loss.
  */
 
 
@@ -71,8 +71,7 @@ ngx_http_eas_redis_inv_rewrite(void)
     ngx_uint_t       k, n;
     ngx_shm_zone_t  *zone;
 
-    if (ngx_http_eas_redis_inv_ups < 2 || ngx_exiting || ngx_terminate) {
-        /* the worker's first connection: the mark is new, nothing lost */
+    if (ngx_exiting || ngx_terminate) {
         return;
     }
 

@@ -682,6 +682,25 @@ def test_listing_says_which_gateway_saw_the_device(nginx_factory, redis,
     assert listed(a, device_id="OLDGW")[0]["gateway"] == ""
 
 
+def restarted_empty_refilled(redis, nginx, records, flush=False):
+    """Redis restarted empty (or flushed, its subscriptions made again):
+    the records and jdoe's set of devices (IDLEA, IDLEB) come back
+    without a request, and the gateway says it wrote its own again."""
+    mark = nginx.mark()
+    if flush:
+        redis.command("FLUSHALL")
+        redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+    else:
+        redis.stop()
+        redis.start()
+    poll(lambda: redis.command("ZCARD", "t:iz:devices") == records or None,
+         "the records written again")
+    poll(lambda: sorted(redis.command("SMEMBERS", "t:d:devices:jdoe"))
+         == [b"idlea", b"idleb"] or None, "jdoe's set of devices back")
+    assert any("written to it again" in line
+               for line in nginx.error_lines_since(mark))
+
+
 def test_redis_restarted_empty_refilled_by_idle_gateways(
         nginx_factory, redis, directory, backend):
     """Redis restarted empty: each gateway writes the records it wrote
@@ -698,18 +717,10 @@ def test_redis_restarted_empty_refilled_by_idle_gateways(
     for nginx in (a, b):
         poll(lambda: ids(nginx) == {"IDLEA", "IDLEB", "OTHER"} or None,
              "the fleet listed")
-    mark = a.mark()
-    redis.stop()
-    redis.start()
-    poll(lambda: redis.command("ZCARD", "t:iz:devices") == 3 or None,
-         "the records written again")
-    poll(lambda: sorted(redis.command("SMEMBERS", "t:d:devices:jdoe"))
-         == [b"idlea", b"idleb"] or None, "jdoe's set of devices back")
+    restarted_empty_refilled(redis, a, 3)
     assert redis.command("SMEMBERS", "t:d:devices:amy") == [b"other"]
     assert redis.command("GET", "t:i:devices:4:jdoeidleb") \
         .startswith(b"2 ")
-    assert any("written to it again" in line
-               for line in a.error_lines_since(mark))
     c = gateway(nginx_factory, redis, directory, backend,
                 device_max="eas_device_max 2;")
     poll(lambda: ids(c) == {"IDLEA", "IDLEB", "OTHER"} or None,
@@ -1189,3 +1200,34 @@ def test_a_gateway_behind_writes_a_device_back_after_its_deletion(
     poll(lambda: "BEHINDDEV" in ids(a) or None, "BEHINDDEV listed on A again")
     assert "BEHINDDEV" in ids(b)
     assert redis.command("EXISTS", "t:i:devices:4:jdoebehinddev") == 1
+
+
+@pytest.mark.parametrize("blip", ["kill", "pause", "reload", "flushall"])
+def test_redis_restarted_empty_after_a_blip_refilled(
+        nginx_factory, redis, directory, backend, blip):
+    """A fill that read this gateway's own records back (its
+    subscription made again after a blip, or a reload), then Redis
+    restarted empty: the records stay this gateway's, and it writes
+    them again, idle devices and their places in the user's set too.
+    So it does when Redis lost its data with no connection of the
+    gateway's workers dropped (FLUSHALL, then its subscription made
+    again): only its first fill is not taken for a loss."""
+    # flush=60s: no batch of last-seen times writes the records meanwhile
+    a, = gateways(nginx_factory, redis, directory, backend, 1,
+                  device_max="eas_device_max 2;", flush="60s")
+    filled(a)
+    assert device(a, "IDLEA").foldersync().status == 200
+    assert device(a, "IDLEB").foldersync().status == 200
+    poll(lambda: redis.command("ZCARD", "t:iz:devices") == 2 or None,
+         "the records on Redis")
+    assert sorted(redis.command("SMEMBERS", "t:d:devices:jdoe")) \
+        == [b"idlea", b"idleb"]
+    before = len(fills(a))
+    if blip == "kill":
+        redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+    elif blip == "reload":
+        a.reload()
+    elif blip == "pause":
+        redis.command("CLIENT", "PAUSE", "3000", "ALL")
+    filled(a, before + (blip != "flushall"))
+    restarted_empty_refilled(redis, a, 2, flush=blip == "flushall")
