@@ -1136,6 +1136,22 @@ def test_gateway_names_outside_what_gateway_takes_refused(
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
+def skewed_gateway(nginx_factory, redis, directory, backend, monkeypatch,
+                   offset):
+    """A second gateway whose clock is OFFSET ("+3h", "-3h") off the
+    real one (libfaketime, preloaded into its master only), once its
+    workers are on Redis beside the first gateway's."""
+    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
+    monkeypatch.setenv("FAKETIME", offset)
+    monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+    # read once: nginx's workers have no FAKETIME to read again
+    monkeypatch.setenv("FAKETIME_CACHE_DURATION", "100000")
+    nginx = gateway(nginx_factory, redis, directory, backend)
+    monkeypatch.delenv("LD_PRELOAD")
+    poll(lambda: clients(redis) >= 8 or None, "the skewed gateway on Redis")
+    return nginx
+
+
 @pytest.mark.skipif(not os.path.exists(FAKETIME),
                     reason="libfaketime (Debian package libfaketime)")
 def test_deletion_on_a_gateway_ahead_keeps_no_device_out(
@@ -1146,14 +1162,8 @@ def test_deletion_on_a_gateway_ahead_keeps_no_device_out(
     it again and every gateway lists it; it is not kept out of the
     listing for three hours while the backend sees it."""
     b, = gateways(nginx_factory, redis, directory, backend, 1)
-    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
-    monkeypatch.setenv("FAKETIME", "+3h")
-    monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-    # read once: nginx's workers have no FAKETIME to read again
-    monkeypatch.setenv("FAKETIME_CACHE_DURATION", "100000")
-    a = gateway(nginx_factory, redis, directory, backend)
-    monkeypatch.delenv("LD_PRELOAD")
-    poll(lambda: clients(redis) >= 8 or None, "A's workers on Redis")
+    a = skewed_gateway(nginx_factory, redis, directory, backend, monkeypatch,
+                       "+3h")
     assert device(b, "SKEWDEV").foldersync().status == 200
     poll(lambda: "SKEWDEV" in ids(a) or None, "SKEWDEV imported by A")
     assert delete(a, "jdoe", "SKEWDEV") == 200
@@ -1183,13 +1193,8 @@ def test_a_gateway_behind_writes_a_device_back_after_its_deletion(
     is not kept out of every listing for three hours while the backend
     sees it."""
     a, = gateways(nginx_factory, redis, directory, backend, 1)
-    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
-    monkeypatch.setenv("FAKETIME", "-3h")
-    monkeypatch.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-    monkeypatch.setenv("FAKETIME_CACHE_DURATION", "100000")
-    b = gateway(nginx_factory, redis, directory, backend)
-    monkeypatch.delenv("LD_PRELOAD")
-    poll(lambda: clients(redis) >= 8 or None, "B's workers on Redis")
+    b = skewed_gateway(nginx_factory, redis, directory, backend, monkeypatch,
+                       "-3h")
     assert device(b, "BEHINDDEV").foldersync().status == 200
     poll(lambda: "BEHINDDEV" in ids(a) or None, "BEHINDDEV imported by A")
     assert delete(a, "jdoe", "BEHINDDEV") == 200
